@@ -1,0 +1,44 @@
+//! The entry points, one per tracepoint. Each hands its context to the
+//! module that owns the concern.
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+
+use crate::{registry, signal};
+
+/// `sched/sched_process_exec`: exec resets the handlers, so the registration
+/// is gone.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn suspend_exec(ctx: TracePointContext) -> u32 {
+    registry::on_exec(&ctx);
+    0
+}
+
+/// `sched/sched_process_exit`: the last thread of a registered process left.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn suspend_exit(ctx: TracePointContext) -> u32 {
+    registry::on_exit(&ctx);
+    0
+}
+
+/// `syscalls/sys_enter_rt_sigaction`: a registered process changes the
+/// handler of its suspend or resume signal.
+#[tracepoint(category = "syscalls", name = "sys_enter_rt_sigaction")]
+pub fn suspend_sigaction(ctx: TracePointContext) -> u32 {
+    registry::on_sigaction(&ctx);
+    0
+}
+
+/// `signal/signal_generate`: a signal is queued for a process.
+#[tracepoint(category = "signal", name = "signal_generate")]
+pub fn suspend_signal_generate(ctx: TracePointContext) -> u32 {
+    signal::on_generate(&ctx);
+    0
+}
+
+/// `signal/signal_deliver`: a signal reaches a thread's handler (or its
+/// default action).
+#[tracepoint(category = "signal", name = "signal_deliver")]
+pub fn suspend_signal_deliver(ctx: TracePointContext) -> u32 {
+    signal::on_deliver(&ctx);
+    0
+}
