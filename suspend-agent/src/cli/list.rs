@@ -1,0 +1,105 @@
+//! `suspend-agent list`.
+
+use std::fs;
+
+use serde::Serialize;
+use suspend_common::registry::{Registration, context_name, state_name};
+
+use crate::{exit, registry::Registry, sys};
+
+/// List the processes that opted in
+///
+/// Reads the pinned registry map (root); works while the daemon is stopped,
+/// too.
+///
+/// Columns: PID, UID, STATE (registered, unusable: handler reset or
+/// replaced, suspending: a handshake is running), SIGNALS (suspend/resume),
+/// CONTEXT (where callbacks run: thread or signal), AGE (since it
+/// registered), SENT/DELIVERED (suspend signals the kernel generated for it /
+/// delivered to its handler, counted by eBPF), COMMAND.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    pid: u32,
+    uid: u32,
+    state: &'static str,
+    suspend_signal: u32,
+    resume_signal: u32,
+    context: &'static str,
+    registered_seconds_ago: f64,
+    suspend_sent: u32,
+    suspend_delivered: u32,
+    resume_sent: u32,
+    resume_delivered: u32,
+    handler_resets: u32,
+    command: String,
+}
+
+fn row(reg: &Registration, now_ns: u64) -> Row {
+    let command = fs::read_to_string(format!("/proc/{}/comm", reg.pid))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    Row {
+        pid: reg.pid,
+        uid: reg.uid,
+        state: state_name(reg.state),
+        suspend_signal: reg.suspend_signal,
+        resume_signal: reg.resume_signal,
+        context: context_name(reg.context),
+        registered_seconds_ago: now_ns.saturating_sub(reg.registered_ns) as f64 / 1e9,
+        suspend_sent: reg.suspend_sent,
+        suspend_delivered: reg.suspend_delivered,
+        resume_sent: reg.resume_sent,
+        resume_delivered: reg.resume_delivered,
+        handler_resets: reg.handler_resets,
+        command,
+    }
+}
+
+fn age(seconds: f64) -> String {
+    let s = seconds as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let registry = Registry::open_pinned()?;
+    let now = sys::boottime_ns();
+    let rows: Vec<Row> = registry.all()?.iter().map(|reg| row(reg, now)).collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(exit::OK);
+    }
+    if rows.is_empty() {
+        eprintln!("no process has opted in");
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:>7} {:>6} {:<11} {:>7} {:<7} {:>7} {:>14} COMMAND",
+        "PID", "UID", "STATE", "SIGNALS", "CONTEXT", "AGE", "SENT/DELIVERED"
+    );
+    for r in rows {
+        println!(
+            "{:>7} {:>6} {:<11} {:>7} {:<7} {:>7} {:>14} {}",
+            r.pid,
+            r.uid,
+            r.state,
+            format!("{}/{}", r.suspend_signal, r.resume_signal),
+            r.context,
+            age(r.registered_seconds_ago),
+            format!("{}/{}", r.suspend_sent, r.suspend_delivered),
+            r.command
+        );
+    }
+    Ok(exit::OK)
+}

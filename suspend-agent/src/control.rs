@@ -1,0 +1,157 @@
+//! The control protocol between the CLI and the daemon, on the root-only
+//! [`CONTROL_SOCKET`]: one JSON request line, then JSON event lines, the last
+//! of which is a `result`.
+
+use std::{
+    io::{self, BufRead as _, BufReader, Write as _},
+    os::unix::net::UnixStream,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use suspend_common::paths::CONTROL_SOCKET;
+
+use crate::exit;
+
+/// A request from the CLI.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Ask `pid` to suspend.
+    Suspend {
+        pid: u32,
+        /// How long the whole handshake may take.
+        timeout_ms: u64,
+        /// Wait for critical sections to end instead of reporting `busy`.
+        wait: bool,
+        /// Run the handshake to `ready`, then let the process go.
+        dry_run: bool,
+    },
+    /// Is the daemon there?
+    Ping,
+}
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Did what was asked.
+    Done,
+    /// The process did not opt in (or cannot be asked): nothing was sent.
+    NotOptedIn,
+    /// The process said "not now".
+    Busy,
+    /// The process refused.
+    Refused,
+    /// No answer in time.
+    Timeout,
+    /// Anything else went wrong.
+    Error,
+}
+
+impl Outcome {
+    /// The CLI's exit code for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Done => exit::OK,
+            Self::NotOptedIn => exit::NOT_OPTED_IN,
+            Self::Busy => exit::BUSY,
+            Self::Refused => exit::REFUSED,
+            Self::Timeout => exit::TIMEOUT,
+            Self::Error => exit::ERROR,
+        }
+    }
+}
+
+/// What the daemon sends back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Something happened; more follows.
+    Progress { message: String },
+    /// The end.
+    Result { outcome: Outcome, message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "no agent daemon at {CONTROL_SOCKET}: {0} (start it with `suspend-agent daemon`, \
+         or `systemctl start suspend-agent`)"
+    )]
+    NoDaemon(#[source] io::Error),
+    #[error("talking to the agent daemon: {0}")]
+    Io(#[from] io::Error),
+    #[error("the agent daemon sent something unreadable: {0}")]
+    Protocol(#[from] serde_json::Error),
+    #[error("the agent daemon closed the connection without a result")]
+    NoResult,
+}
+
+/// Sends `request` and calls `on_progress` for each progress message;
+/// returns the result.
+pub fn call(
+    request: &Request,
+    read_timeout: Duration,
+    mut on_progress: impl FnMut(&str),
+) -> Result<(Outcome, String), ControlError> {
+    let mut stream = UnixStream::connect(CONTROL_SOCKET).map_err(ControlError::NoDaemon)?;
+    stream.set_read_timeout(Some(read_timeout))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    for line in BufReader::new(stream).lines() {
+        match serde_json::from_str(&line?)? {
+            Event::Progress { message } => on_progress(&message),
+            Event::Result { outcome, message } => return Ok((outcome, message)),
+        }
+    }
+    Err(ControlError::NoResult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format_is_stable() {
+        let req = Request::Suspend {
+            pid: 7,
+            timeout_ms: 5000,
+            wait: true,
+            dry_run: true,
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            text,
+            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":true}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
+        let ev = Event::Result {
+            outcome: Outcome::NotOptedIn,
+            message: "x".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"event":"result","outcome":"not_opted_in","message":"x"}"#
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let all = [
+            Outcome::Done,
+            Outcome::NotOptedIn,
+            Outcome::Busy,
+            Outcome::Refused,
+            Outcome::Timeout,
+            Outcome::Error,
+        ];
+        let mut codes: Vec<u8> = all.iter().map(|o| o.exit_code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        assert!(!codes.contains(&exit::USAGE));
+        assert!(!codes.contains(&exit::NO_DAEMON));
+    }
+}

@@ -1,0 +1,150 @@
+//! The client socket (`/run/suspend/client.sock`, mode 0666): clients
+//! register, unregister, and answer suspend signals here. Who is talking is
+//! taken from `SO_PEERCRED`, never from the message.
+
+use std::{io, sync::Arc, time::Duration};
+
+use log::{debug, info, warn};
+use suspend_common::{
+    ABI_VERSION,
+    registry::context_name,
+    wire::{
+        ERROR_ABI, ERROR_BAD_BLOCK, ERROR_INTERNAL, ERROR_NO_REQUEST, ERROR_PROTOCOL, MSG_ERROR,
+        MSG_HELLO, MSG_OK, MSG_REGISTER, MSG_REGISTERED, MSG_UNREGISTER, Message,
+    },
+};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{UnixListener, UnixStream},
+    time::timeout,
+};
+
+use super::{
+    Hello, State,
+    register::{self, RegisterError},
+};
+
+/// How long a client has to send its first message.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads one message; `None` at end of file.
+pub async fn read_message(stream: &mut UnixStream) -> io::Result<Option<Message>> {
+    let mut buf = [0u8; size_of::<Message>()];
+    match stream.read_exact(&mut buf).await {
+        Ok(_) => Ok(Message::from_bytes(&buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes one message.
+pub async fn write_message(stream: &mut UnixStream, message: &Message) -> io::Result<()> {
+    stream.write_all(message.as_bytes()).await
+}
+
+fn error_message(code: u32) -> Message {
+    Message {
+        code,
+        ..Message::new(MSG_ERROR)
+    }
+}
+
+pub async fn serve(listener: UnixListener, state: Arc<State>) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, state).await {
+                debug!("client connection: {e}");
+            }
+        });
+    }
+}
+
+async fn handle(mut stream: UnixStream, state: Arc<State>) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let Some(pid) = cred.pid().and_then(|p| u32::try_from(p).ok()) else {
+        return Err(io::Error::other("peer has no pid (another pid namespace?)"));
+    };
+    let message = match timeout(FIRST_MESSAGE_TIMEOUT, read_message(&mut stream)).await {
+        Ok(Ok(Some(message))) => message,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(io::Error::other(format!(
+                "pid {pid}: no message in {FIRST_MESSAGE_TIMEOUT:?}"
+            )));
+        }
+    };
+    if message.abi_version != ABI_VERSION {
+        warn!(
+            "pid {pid}: client ABI version {} (agent has {ABI_VERSION}); refused",
+            message.abi_version
+        );
+        return write_message(&mut stream, &error_message(ERROR_ABI)).await;
+    }
+    match message.kind {
+        MSG_REGISTER => {
+            let reply = match register::entry_for(pid, message.block_addr)
+                .and_then(|reg| Ok(state.registry(|r| r.insert(&reg)).map(|()| reg)?))
+            {
+                Ok(reg) => {
+                    info!(
+                        "pid {pid} (uid {}) registered: signals {}/{}, {} context",
+                        reg.uid,
+                        reg.suspend_signal,
+                        reg.resume_signal,
+                        context_name(reg.context)
+                    );
+                    Message::new(MSG_REGISTERED)
+                }
+                Err(e) => {
+                    warn!("registration refused: {e}");
+                    error_message(match e {
+                        RegisterError::Registry(_) => ERROR_INTERNAL,
+                        RegisterError::Abi { .. } => ERROR_ABI,
+                        _ => ERROR_BAD_BLOCK,
+                    })
+                }
+            };
+            write_message(&mut stream, &reply).await
+        }
+        MSG_UNREGISTER => {
+            let reply = match state.registry(|r| r.remove(pid)) {
+                Ok(()) => {
+                    info!("pid {pid} unregistered");
+                    Message::new(MSG_OK)
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    error_message(ERROR_INTERNAL)
+                }
+            };
+            write_message(&mut stream, &reply).await
+        }
+        MSG_HELLO => {
+            let waiting = state
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
+            match waiting {
+                Some(tx) => {
+                    if let Err(Hello { mut stream, .. }) = tx.send(Hello { stream, message }) {
+                        // The handshake gave up (timeout) just now.
+                        write_message(&mut stream, &error_message(ERROR_NO_REQUEST)).await?;
+                    }
+                    Ok(())
+                }
+                None => {
+                    debug!("pid {pid}: HELLO with no request waiting");
+                    write_message(&mut stream, &error_message(ERROR_NO_REQUEST)).await
+                }
+            }
+        }
+        kind => {
+            warn!("pid {pid}: unexpected first message kind {kind}");
+            write_message(&mut stream, &error_message(ERROR_PROTOCOL)).await
+        }
+    }
+}

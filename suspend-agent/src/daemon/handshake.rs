@@ -1,0 +1,391 @@
+//! The suspend handshake (steps 1–3 of the "Suspend" flow): check that the
+//! process opted in and can be asked, send it the suspend signal with its
+//! token, and take its answer.
+//!
+//! Nothing is sent to a process that is not registered, whose registration
+//! is stale or unusable, or that has no handler for the signal: those are
+//! `NotOptedIn`, and the process is left untouched.
+
+use std::{sync::Arc, time::Duration};
+
+use log::{info, warn};
+use suspend_common::{
+    registry::{Registration, STATE_REGISTERED, STATE_SUSPENDING, STATE_UNUSABLE},
+    wire::{
+        DECISION_BUSY, DECISION_HELD, DECISION_READY, DECISION_REFUSE, DETAIL_CRITICAL_SECTION,
+        MSG_ANSWER, MSG_OK, MSG_OUTCOME, MSG_REQUEST, Message, REASON_CONTINUED, REQUEST_DRY_RUN,
+        REQUEST_WAIT,
+    },
+};
+use tokio::{
+    net::UnixStream,
+    sync::{mpsc, oneshot},
+    time::{Instant, timeout_at},
+};
+
+use super::{
+    State,
+    clients::{read_message, write_message},
+    register,
+};
+use crate::{
+    control::Outcome,
+    procfs::{self, ProcError},
+    sys::{PidFd, SigQueueInfo},
+};
+
+/// What the CLI asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct SuspendArgs {
+    pub pid: u32,
+    pub timeout: Duration,
+    pub wait: bool,
+    pub dry_run: bool,
+}
+
+type Progress = mpsc::UnboundedSender<String>;
+
+/// Runs the handshake; returns the outcome and a one-line message.
+pub async fn suspend(
+    state: &Arc<State>,
+    args: SuspendArgs,
+    progress: &Progress,
+) -> (Outcome, String) {
+    let result = run(state, args, progress).await;
+    let (outcome, message) = match result {
+        Ok(done) => done,
+        Err(done) => done,
+    };
+    info!("suspend pid {}: {outcome:?}: {message}", args.pid);
+    (outcome, message)
+}
+
+type Step<T> = Result<T, (Outcome, String)>;
+
+fn not_opted_in(pid: u32, why: impl std::fmt::Display) -> (Outcome, String) {
+    (
+        Outcome::NotOptedIn,
+        format!("pid {pid} cannot be asked to suspend: {why}; nothing was sent"),
+    )
+}
+
+/// Checks everything that must hold before a signal may be sent.
+fn check(state: &State, pid: u32) -> Step<(Registration, u64)> {
+    let entry = state
+        .registry(|r| r.get(pid))
+        .map_err(|e| (Outcome::Error, e.to_string()))?
+        .ok_or_else(|| not_opted_in(pid, "it has not opted in (not in the registry)"))?;
+    let start_time = procfs::start_time(pid).map_err(|e| match e {
+        ProcError::Gone { .. } => (Outcome::Error, format!("pid {pid}: no such process")),
+        e => (Outcome::Error, e.to_string()),
+    })?;
+    if start_time != entry.start_time {
+        let _ = state.registry(|r| r.remove(pid));
+        return Err(not_opted_in(
+            pid,
+            "the registered process is gone and its pid was reused",
+        ));
+    }
+    match entry.state {
+        STATE_REGISTERED => {}
+        STATE_UNUSABLE => {
+            return Err(not_opted_in(
+                pid,
+                "its suspend or resume handler was reset or replaced",
+            ));
+        }
+        STATE_SUSPENDING => {
+            return Err((
+                Outcome::Error,
+                format!("pid {pid} is already being suspended"),
+            ));
+        }
+        other => {
+            return Err((
+                Outcome::Error,
+                format!("pid {pid}: unknown registry state {other}"),
+            ));
+        }
+    }
+    let status = procfs::status(pid).map_err(|e| (Outcome::Error, e.to_string()))?;
+    if !status.catches(entry.suspend_signal) {
+        let _ = state.registry(|r| r.set_state(pid, None, STATE_UNUSABLE));
+        return Err(not_opted_in(
+            pid,
+            format_args!(
+                "no handler is installed for signal {}",
+                entry.suspend_signal
+            ),
+        ));
+    }
+    let block = register::read_block(pid, entry.block_addr).map_err(|e| {
+        let _ = state.registry(|r| r.remove(pid));
+        not_opted_in(pid, format_args!("its registration is gone ({e})"))
+    })?;
+    Ok((entry, block.token))
+}
+
+/// Removes the pending entry and puts the registration back to
+/// `REGISTERED`, however the handshake ends.
+struct Cleanup<'a> {
+    state: &'a State,
+    pid: u32,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        self.state
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.pid);
+        if let Err(e) = self
+            .state
+            .registry(|r| r.set_state(self.pid, Some(STATE_SUSPENDING), STATE_REGISTERED))
+        {
+            warn!("{e}");
+        }
+    }
+}
+
+async fn run(
+    state: &Arc<State>,
+    args: SuspendArgs,
+    progress: &Progress,
+) -> Step<(Outcome, String)> {
+    let pid = args.pid;
+    let deadline = Instant::now() + args.timeout;
+    let (entry, token) = check(state, pid)?;
+    if !args.dry_run {
+        return Err((
+            Outcome::Error,
+            format!(
+                "pid {pid}: writing an image is not available in this version; \
+                 --dry-run runs the handshake only (nothing was sent)"
+            ),
+        ));
+    }
+    let pidfd =
+        PidFd::open(pid).map_err(|e| (Outcome::Error, format!("pid {pid}: pidfd_open: {e}")))?;
+
+    let (tx, rx) = oneshot::channel();
+    {
+        let mut pending = state.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.contains_key(&pid) {
+            return Err((
+                Outcome::Error,
+                format!("pid {pid} is already being suspended"),
+            ));
+        }
+        pending.insert(pid, tx);
+    }
+    let changed = state.registry(|r| r.set_state(pid, Some(STATE_REGISTERED), STATE_SUSPENDING));
+    let _cleanup = Cleanup { state, pid };
+    if !matches!(changed, Ok(true)) {
+        return Err((
+            Outcome::Error,
+            format!("pid {pid}: its registration changed while checking it"),
+        ));
+    }
+
+    pidfd
+        .send_queued(SigQueueInfo {
+            signal: entry.suspend_signal,
+            value: token,
+        })
+        .map_err(|e| {
+            (
+                Outcome::Error,
+                format!(
+                    "pid {pid}: pidfd_send_signal({}): {e}",
+                    entry.suspend_signal
+                ),
+            )
+        })?;
+    let _ = progress.send(format!(
+        "sent signal {} to pid {pid}; waiting for its answer",
+        entry.suspend_signal
+    ));
+
+    let hello = match timeout_at(deadline, rx).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(_)) => return Err((Outcome::Error, format!("pid {pid}: handshake cancelled"))),
+        Err(_) => return Err(no_hello(state, pid, &entry, args.timeout, &pidfd)),
+    };
+    let mut stream = hello.stream;
+    if hello.message.token != token {
+        return Err((
+            Outcome::Error,
+            format!("pid {pid}: answered with the wrong token"),
+        ));
+    }
+
+    let request_id = state
+        .next_request_id
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut flags = 0;
+    if args.wait {
+        flags |= REQUEST_WAIT;
+    }
+    if args.dry_run {
+        flags |= REQUEST_DRY_RUN;
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let request = Message {
+        request_id,
+        flags,
+        timeout_ms: u32::try_from(remaining.as_millis()).unwrap_or(u32::MAX),
+        ..Message::new(MSG_REQUEST)
+    };
+    write_message(&mut stream, &request).await.map_err(|e| {
+        (
+            Outcome::Error,
+            format!("pid {pid}: sending the request: {e}"),
+        )
+    })?;
+
+    let mut held = false;
+    loop {
+        let answer = match timeout_at(deadline, read_message(&mut stream)).await {
+            Err(_) if held => {
+                return Err((
+                    Outcome::Timeout,
+                    format!(
+                        "pid {pid} was still inside a critical section after {}",
+                        fmt(args.timeout)
+                    ),
+                ));
+            }
+            Err(_) => {
+                return Err((
+                    Outcome::Timeout,
+                    format!(
+                        "pid {pid} did not decide within {} (on_suspend still running?)",
+                        fmt(args.timeout)
+                    ),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err((
+                    Outcome::Error,
+                    format!("pid {pid}: reading its answer: {e}"),
+                ));
+            }
+            Ok(Ok(None)) => {
+                return Err((
+                    Outcome::Error,
+                    format!("pid {pid} closed the connection without answering"),
+                ));
+            }
+            Ok(Ok(Some(answer))) => answer,
+        };
+        if answer.kind != MSG_ANSWER || answer.request_id != request_id {
+            return Err((
+                Outcome::Error,
+                format!("pid {pid}: unexpected message kind {}", answer.kind),
+            ));
+        }
+        match answer.code {
+            DECISION_READY => break,
+            DECISION_BUSY if answer.flags == DETAIL_CRITICAL_SECTION => {
+                return Err((
+                    Outcome::Busy,
+                    format!(
+                        "pid {pid} is busy: inside a critical section (--wait waits for it to end)"
+                    ),
+                ));
+            }
+            DECISION_BUSY => {
+                return Err((
+                    Outcome::Busy,
+                    format!("pid {pid} is busy: on_suspend said not now"),
+                ));
+            }
+            DECISION_REFUSE => {
+                return Err((
+                    Outcome::Refused,
+                    format!("pid {pid} refused to be suspended"),
+                ));
+            }
+            DECISION_HELD => {
+                held = true;
+                let _ = progress.send(format!(
+                    "pid {pid} is inside a critical section; waiting for it to end"
+                ));
+            }
+            other => {
+                return Err((
+                    Outcome::Error,
+                    format!("pid {pid}: unknown decision {other}"),
+                ));
+            }
+        }
+    }
+    let _ = progress.send(format!("pid {pid} is ready"));
+    // Dry run: nothing is frozen or written; let the process go.
+    Ok(let_go(&mut stream, pid, request_id, deadline).await)
+}
+
+/// Tells a ready client to carry on (`CONTINUED`) and waits until its
+/// `on_resume` has run.
+async fn let_go(
+    stream: &mut UnixStream,
+    pid: u32,
+    request_id: u64,
+    deadline: Instant,
+) -> (Outcome, String) {
+    let outcome = Message {
+        request_id,
+        code: REASON_CONTINUED,
+        ..Message::new(MSG_OUTCOME)
+    };
+    if let Err(e) = write_message(stream, &outcome).await {
+        return (
+            Outcome::Error,
+            format!("pid {pid}: sending the outcome: {e}"),
+        );
+    }
+    match timeout_at(deadline, read_message(stream)).await {
+        Ok(Ok(Some(m))) if m.kind == MSG_OK => (
+            Outcome::Done,
+            format!("pid {pid} was ready; dry run: let go, on_resume(continued) ran"),
+        ),
+        _ => (
+            Outcome::Done,
+            format!("pid {pid} was ready; dry run: let go (on_resume did not report back)"),
+        ),
+    }
+}
+
+/// The timeout message when the client never connected, with what eBPF saw
+/// of the signal.
+fn no_hello(
+    state: &State,
+    pid: u32,
+    before: &Registration,
+    timeout: Duration,
+    pidfd: &PidFd,
+) -> (Outcome, String) {
+    if !pidfd.is_alive() {
+        return (
+            Outcome::Error,
+            format!("pid {pid} exited during the handshake"),
+        );
+    }
+    let after = state.registry(|r| r.get(pid)).ok().flatten();
+    let why = match after {
+        Some(after) if after.suspend_delivered > before.suspend_delivered => {
+            "its handler ran but the client did not connect back"
+        }
+        Some(_) => "the signal was not delivered (blocked in every thread?)",
+        None => "its registration disappeared",
+    };
+    (
+        Outcome::Timeout,
+        format!("pid {pid} did not answer within {}: {why}", fmt(timeout)),
+    )
+}
+
+fn fmt(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}

@@ -1,0 +1,176 @@
+//! The agent daemon: loads the eBPF programs, serves the client socket
+//! (registrations, handshakes) and the root-only control socket (the CLI).
+
+mod clients;
+mod control_server;
+pub mod ebpf;
+mod handshake;
+mod register;
+mod scan;
+
+use std::{
+    collections::HashMap,
+    fs, io,
+    os::unix::fs::{DirBuilderExt as _, PermissionsExt as _},
+    path::Path,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+};
+
+use anyhow::{Context as _, bail};
+use log::{info, warn};
+use nix::fcntl::{Flock, FlockArg};
+use suspend_common::paths::{CLIENT_SOCKET, CONTROL_SOCKET, LOCK_FILE, RUN_DIR};
+use tokio::{
+    io::unix::AsyncFd,
+    net::UnixListener,
+    signal::unix::{SignalKind, signal},
+    sync::oneshot,
+};
+
+use crate::{mounts, registry::Registry};
+
+/// A client's connection after it said `HELLO`, handed to the handshake
+/// waiting for it.
+pub struct Hello {
+    pub stream: tokio::net::UnixStream,
+    pub message: suspend_common::wire::Message,
+}
+
+/// State shared by the daemon's tasks.
+pub struct State {
+    pub registry: Mutex<Registry>,
+    /// Handshakes waiting for their client's `HELLO`, by pid.
+    pub pending: Mutex<HashMap<u32, oneshot::Sender<Hello>>>,
+    pub next_request_id: AtomicU64,
+}
+
+impl State {
+    /// Runs `f` on the registry. A poisoned lock only means another task
+    /// panicked mid-call; the map itself is in the kernel and stays whole.
+    pub fn registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        let mut guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub fn run() -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the agent daemon must run as root (it loads eBPF programs and signals other users' processes)"
+        );
+    }
+    for target in mounts::ensure().context("mounting the filesystems the agent needs")? {
+        info!("mounted {target}");
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(RUN_DIR)
+        .with_context(|| format!("creating {RUN_DIR}"))?;
+    let _lock = lock()?;
+
+    let (loaded, registry) = ebpf::load()?;
+    let state = Arc::new(State {
+        registry: Mutex::new(registry),
+        pending: Mutex::new(HashMap::new()),
+        next_request_id: AtomicU64::new(1),
+    });
+    let report = scan::run(&state);
+    info!(
+        "registry: {} registered, {} picked up from processes that registered while no agent ran, {} stale removed",
+        report.kept, report.picked_up, report.removed
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(serve(state, loaded))
+}
+
+/// Takes the daemon lock (`/run/suspend/agent.pid`) and writes our pid.
+fn lock() -> anyhow::Result<Flock<fs::File>> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(LOCK_FILE)
+        .with_context(|| format!("opening {LOCK_FILE}"))?;
+    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => lock,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            let pid = fs::read_to_string(LOCK_FILE).unwrap_or_default();
+            bail!(
+                "another agent daemon is running (pid {}; lock {LOCK_FILE})",
+                pid.trim()
+            );
+        }
+        Err((_, e)) => return Err(e).with_context(|| format!("locking {LOCK_FILE}")),
+    };
+    use std::io::{Seek as _, Write as _};
+    lock.set_len(0)?;
+    lock.seek(io::SeekFrom::Start(0))?;
+    writeln!(lock, "{}", std::process::id())?;
+    Ok(lock)
+}
+
+/// Binds a listening socket at `path` with `mode`, replacing a stale one
+/// (we hold the lock, so nobody else serves it).
+fn bind(path: &str, mode: u32) -> anyhow::Result<UnixListener> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing stale {path}")),
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("binding {path}"))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {mode:o} {path}"))?;
+    Ok(listener)
+}
+
+async fn serve(state: Arc<State>, mut loaded: ebpf::Loaded) -> anyhow::Result<()> {
+    let clients = bind(CLIENT_SOCKET, 0o666)?;
+    let control = bind(CONTROL_SOCKET, 0o600)?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    info!("listening on {CLIENT_SOCKET} (clients) and {CONTROL_SOCKET} (control)");
+
+    let logs = loaded.logger.take().map(|logger| {
+        tokio::spawn(async move {
+            // SAFETY: the logger owns its ring buffer's fd and keeps it open
+            // and unchanged for as long as it lives inside the AsyncFd.
+            let Ok(mut fd) = (unsafe { AsyncFd::register(logger) }) else {
+                return;
+            };
+            loop {
+                let Ok(mut guard) = fd.readable_mut().await else {
+                    return;
+                };
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+        })
+    });
+
+    let result = tokio::select! {
+        r = clients::serve(clients, state.clone()) => r.context("client socket"),
+        r = control_server::serve(control, state.clone()) => r.context("control socket"),
+        _ = sigterm.recv() => { info!("SIGTERM: stopping"); Ok(()) }
+        _ = sigint.recv() => { info!("SIGINT: stopping"); Ok(()) }
+    };
+    if let Some(logs) = logs {
+        logs.abort();
+    }
+    for path in [CLIENT_SOCKET, CONTROL_SOCKET] {
+        if let Err(e) = fs::remove_file(Path::new(path)) {
+            warn!("removing {path}: {e}");
+        }
+    }
+    // The maps and links stay pinned: registrations stay true while no
+    // agent runs, and the next one picks them up.
+    drop(loaded);
+    result
+}

@@ -1,0 +1,33 @@
+//! Exit codes of `suspend-agent`. Each outcome has its own, so scripts can
+//! tell them apart; they are listed in `--help` and in the README.
+
+/// Done.
+pub const OK: u8 = 0;
+/// An error (the message says which pid, file or syscall).
+pub const ERROR: u8 = 1;
+/// Bad command line (clap's own code).
+#[cfg_attr(not(test), expect(dead_code, reason = "clap exits with it itself"))]
+pub const USAGE: u8 = 2;
+/// The process has not opted in (or cannot be asked now): cancelled,
+/// nothing was sent.
+pub const NOT_OPTED_IN: u8 = 3;
+/// The process answered "busy" (not now; maybe inside a critical section).
+pub const BUSY: u8 = 4;
+/// The process refused.
+pub const REFUSED: u8 = 5;
+/// No answer within the timeout.
+pub const TIMEOUT: u8 = 6;
+/// No agent daemon is running.
+pub const NO_DAEMON: u8 = 7;
+
+/// The table printed at the end of `--help`.
+pub const HELP: &str = "\
+Exit status:
+  0  done
+  1  error (the message names the pid, file or syscall)
+  2  bad command line
+  3  not opted in: the process did not register, or its handler is gone; nothing was sent
+  4  busy: the process said \"not now\" (or is inside a critical section)
+  5  refused: the process said no
+  6  timeout: no answer in time
+  7  no agent daemon is running";

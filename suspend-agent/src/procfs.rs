@@ -1,0 +1,185 @@
+//! Reading `/proc`: pure parsers (unit-tested on captured text) and thin
+//! readers that name the pid and file in every error.
+
+use std::{fs, io, path::PathBuf};
+
+use suspend_common::paths::CLIENT_MEMFD_NAME;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("pid {pid}: no such process")]
+    Gone { pid: u32 },
+    #[error("reading {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: cannot parse {what}")]
+    Parse { path: PathBuf, what: &'static str },
+}
+
+/// What the agent uses from `/proc/PID/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    pub tgid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Signals with a handler installed (`SigCgt`), bit `n - 1` for signal `n`.
+    pub caught: u64,
+    /// Signals ignored (`SigIgn`).
+    pub ignored: u64,
+}
+
+impl Status {
+    /// Whether `signal` has a handler installed.
+    pub fn catches(&self, signal: u32) -> bool {
+        (1..=64).contains(&signal) && self.caught & (1 << (signal - 1)) != 0
+    }
+}
+
+/// Parses the text of `/proc/PID/status`.
+pub fn parse_status(text: &str) -> Option<Status> {
+    let mut status = Status::default();
+    let (mut tgid, mut uid, mut caught) = (false, false, false);
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Name" => status.name = value.to_owned(),
+            "Tgid" => {
+                status.tgid = value.parse().ok()?;
+                tgid = true;
+            }
+            "Uid" => {
+                status.uid = value.split_whitespace().next()?.parse().ok()?;
+                uid = true;
+            }
+            "SigCgt" => {
+                status.caught = u64::from_str_radix(value, 16).ok()?;
+                caught = true;
+            }
+            "SigIgn" => status.ignored = u64::from_str_radix(value, 16).ok()?,
+            _ => {}
+        }
+    }
+    (tgid && uid && caught).then_some(status)
+}
+
+/// Start time (field 22 of `/proc/PID/stat`, clock ticks since boot). The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+pub fn parse_stat_start_time(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    // After the `)`: field 3 (state) is the first; field 22 is the 20th.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Start address of the client block mapping in `/proc/PID/maps` text: the
+/// line of the memfd named [`CLIENT_MEMFD_NAME`].
+pub fn find_client_block(maps: &str) -> Option<u64> {
+    let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
+    maps.lines()
+        .find(|line| {
+            line.split_whitespace()
+                .nth(5)
+                .is_some_and(|path| path == needle)
+        })
+        .and_then(|line| line.split('-').next())
+        .and_then(|start| u64::from_str_radix(start, 16).ok())
+}
+
+fn read(pid: u32, file: &str) -> Result<String, ProcError> {
+    let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+    fs::read_to_string(&path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound || source.raw_os_error() == Some(libc::ESRCH) {
+            ProcError::Gone { pid }
+        } else {
+            ProcError::Io { path, source }
+        }
+    })
+}
+
+/// Reads and parses `/proc/PID/status`.
+pub fn status(pid: u32) -> Result<Status, ProcError> {
+    parse_status(&read(pid, "status")?).ok_or_else(|| ProcError::Parse {
+        path: format!("/proc/{pid}/status").into(),
+        what: "Tgid/Uid/SigCgt",
+    })
+}
+
+/// Reads the start time of `pid` from `/proc/PID/stat`.
+pub fn start_time(pid: u32) -> Result<u64, ProcError> {
+    parse_stat_start_time(&read(pid, "stat")?).ok_or_else(|| ProcError::Parse {
+        path: format!("/proc/{pid}/stat").into(),
+        what: "start time (field 22)",
+    })
+}
+
+/// The address of the client block of `pid`, if it has one.
+pub fn client_block_addr(pid: u32) -> Result<Option<u64>, ProcError> {
+    Ok(find_client_block(&read(pid, "maps")?))
+}
+
+/// Every process (thread-group) id in `/proc`.
+pub fn pids() -> io::Result<Vec<u32>> {
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        if let Some(pid) = entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUS: &str = "Name:\tworkload\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
+        Ngid:\t0\nPid:\t4242\nPPid:\t1\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\n\
+        SigQ:\t0/95542\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
+        SigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t3000000000000002\n";
+
+    #[test]
+    fn status_fields() {
+        let s = parse_status(STATUS).unwrap();
+        assert_eq!(s.name, "workload");
+        assert_eq!(s.tgid, 4242);
+        assert_eq!(s.uid, 1000);
+        assert!(s.catches(2)); // SIGINT
+        assert!(s.catches(62)); // bit 61
+        assert!(s.catches(61)); // bit 60
+        assert!(!s.catches(60));
+        assert!(!s.catches(0));
+        assert!(!s.catches(65));
+        assert_eq!(s.ignored, 0x1000);
+    }
+
+    #[test]
+    fn status_missing_fields_is_none() {
+        assert_eq!(parse_status("Name:\tx\nTgid:\t1\n"), None);
+        assert_eq!(
+            parse_status("Name:\tx\nTgid:\tnope\nUid:\t0\nSigCgt:\t0\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn stat_start_time_with_hostile_comm() {
+        let stat = "4242 (a) b) c (d) S 1 4242 4242 0 -1 4194560 139 0 0 0 0 0 0 0 20 0 1 0 \
+                    987654 2318336 219 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0";
+        assert_eq!(parse_stat_start_time(stat), Some(987654));
+        assert_eq!(parse_stat_start_time("4242 (x) S 1"), None);
+        assert_eq!(parse_stat_start_time("no parens"), None);
+    }
+
+    #[test]
+    fn client_block_in_maps() {
+        let maps = "55d0c0a00000-55d0c0a02000 r--p 00000000 fd:00 1234 /usr/bin/workload\n\
+            7f1c2e400000-7f1c2e401000 rw-s 00000000 00:01 5678 /memfd:suspend-client (deleted)\n\
+            7f1c2e500000-7f1c2e501000 rw-s 00000000 00:01 5679 /memfd:suspend-client-other (deleted)\n\
+            7ffd6a9e0000-7ffd6aa01000 rw-p 00000000 00:00 0 [stack]\n";
+        assert_eq!(find_client_block(maps), Some(0x7f1c2e400000));
+        assert_eq!(find_client_block("7f00-7f01 rw-p 0 00:00 0 [heap]\n"), None);
+    }
+}

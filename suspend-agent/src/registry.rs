@@ -1,0 +1,115 @@
+//! Typed access to the pinned registry map. The agent finds maps only
+//! through the names in `suspend_common`.
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap, Map, MapData, MapError};
+use suspend_common::{
+    paths::BPF_PIN_DIR,
+    registry::{REGISTRY_MAP, Registration},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "no pinned map at {path} (is the agent daemon running? start it with `suspend-agent daemon`): {source}"
+    )]
+    NotPinned { path: PathBuf, source: MapError },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: MapError,
+    },
+    #[error("registry: pid {pid}: {source}")]
+    Entry { pid: u32, source: MapError },
+}
+
+fn pin_path(name: &str) -> PathBuf {
+    Path::new(BPF_PIN_DIR).join(name)
+}
+
+/// The registry map (`/sys/fs/bpf/suspend/registry`).
+pub struct Registry {
+    map: HashMap<MapData, u32, Registration>,
+}
+
+impl Registry {
+    /// Opens the pinned registry (the daemon need not run).
+    pub fn open_pinned() -> Result<Self, RegistryError> {
+        let path = pin_path(REGISTRY_MAP);
+        let data = MapData::from_pin(&path).map_err(|source| RegistryError::NotPinned {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_map(Map::HashMap(data))
+    }
+
+    /// Wraps the map a loaded `Ebpf` gave up.
+    pub fn from_map(map: Map) -> Result<Self, RegistryError> {
+        let map = HashMap::try_from(map).map_err(|source| RegistryError::Map {
+            name: REGISTRY_MAP,
+            source,
+        })?;
+        Ok(Self { map })
+    }
+
+    /// The entry of `pid`, if it has one.
+    pub fn get(&self, pid: u32) -> Result<Option<Registration>, RegistryError> {
+        match self.map.get(&pid, 0) {
+            Ok(reg) => Ok(Some(reg)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(RegistryError::Entry { pid, source }),
+        }
+    }
+
+    /// Writes the entry of `reg.pid`.
+    pub fn insert(&mut self, reg: &Registration) -> Result<(), RegistryError> {
+        self.map
+            .insert(&reg.pid, reg, 0)
+            .map_err(|source| RegistryError::Entry {
+                pid: reg.pid,
+                source,
+            })
+    }
+
+    /// Removes the entry of `pid`; an absent entry is not an error.
+    pub fn remove(&mut self, pid: u32) -> Result<(), RegistryError> {
+        match self.map.remove(&pid) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(RegistryError::Entry { pid, source }),
+        }
+    }
+
+    /// Sets the state of `pid` if its entry exists and is in `from` state
+    /// (or any state when `from` is `None`). Returns whether it was changed.
+    pub fn set_state(
+        &mut self,
+        pid: u32,
+        from: Option<u32>,
+        to: u32,
+    ) -> Result<bool, RegistryError> {
+        let Some(mut reg) = self.get(pid)? else {
+            return Ok(false);
+        };
+        if from.is_some_and(|from| reg.state != from) {
+            return Ok(false);
+        }
+        reg.state = to;
+        self.insert(&reg)?;
+        Ok(true)
+    }
+
+    /// Every entry, sorted by pid.
+    pub fn all(&self) -> Result<Vec<Registration>, RegistryError> {
+        let mut all = Vec::new();
+        for item in self.map.iter() {
+            let (_, reg) = item.map_err(|source| RegistryError::Map {
+                name: REGISTRY_MAP,
+                source,
+            })?;
+            all.push(reg);
+        }
+        all.sort_by_key(|reg| reg.pid);
+        Ok(all)
+    }
+}
