@@ -1,0 +1,56 @@
+//! The preload shim: `suspend-agent run -- PROGRAM` execs PROGRAM with this
+//! library in `LD_PRELOAD` and `SUSPEND_PRELOAD=<its pid>`. In that process
+//! the constructor below registers with the default handlers (always ready).
+//! The variables stay while the pid stays, so a wrapper that execs the real
+//! program (a pyenv shim, a shell script) hands the opt-in on to it: exec
+//! drops the wrapper's registration and the program registers anew. Any
+//! other process (a child) takes the variables out of its environment and is
+//! not opted in.
+
+use suspend_common::paths::PRELOAD_ENV;
+
+use crate::{api::Options, registration};
+
+/// The library's own name, to drop from `LD_PRELOAD`.
+const SHIM: &str = "libsuspend_client.so";
+
+extern "C" fn preload_init() {
+    let Some(target) = std::env::var_os(PRELOAD_ENV) else {
+        return;
+    };
+    if target.to_str().and_then(|t| t.parse::<u32>().ok()) != Some(std::process::id()) {
+        scrub_environment();
+        return;
+    }
+    if let Err(e) = registration::register_callbacks(
+        registration::Callbacks::Rust(crate::Handlers::default()),
+        Options::default(),
+        true,
+    ) {
+        eprintln!("suspend preload shim: could not register: {e}");
+    }
+}
+
+/// Removes `SUSPEND_PRELOAD` and this library from `LD_PRELOAD`.
+fn scrub_environment() {
+    let rest: Vec<String> = std::env::var("LD_PRELOAD")
+        .unwrap_or_default()
+        .split([' ', ':'])
+        .filter(|entry| !entry.is_empty() && !entry.ends_with(SHIM))
+        .map(str::to_owned)
+        .collect();
+    // SAFETY: runs in the constructor, before main and before any thread
+    // the program starts, so nothing reads the environment concurrently.
+    unsafe {
+        std::env::remove_var(PRELOAD_ENV);
+        if rest.is_empty() {
+            std::env::remove_var("LD_PRELOAD");
+        } else {
+            std::env::set_var("LD_PRELOAD", rest.join(" "));
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static PRELOAD_INIT: extern "C" fn() = preload_init;

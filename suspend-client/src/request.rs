@@ -1,0 +1,180 @@
+//! Serving one suspend request, from the agent's signal to `on_resume`.
+//! Runs on the helper thread ([`Context::Thread`](crate::Context)) or inside
+//! the signal handler ([`Context::Signal`](crate::Context)); everything here
+//! is async-signal-safe except the application's own callbacks.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use suspend_common::wire::{
+    DECISION_BUSY, DECISION_HELD, DETAIL_CRITICAL_SECTION, MSG_ANSWER, MSG_HELLO, MSG_OK,
+    MSG_OUTCOME, MSG_REQUEST, Message, REASON_ABORTED, REASON_CONTINUED, REQUEST_WAIT,
+};
+
+use crate::{
+    api::{Decision, Reason, ResumeInfo, SuspendRequest},
+    protocol::Conn,
+    state::STATE,
+    sys,
+};
+
+/// How long the agent may take to send the request after `HELLO`.
+const AGENT_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ends the "serving" state however serving ends.
+struct Serving;
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        STATE.suspending_tid.store(0, Ordering::SeqCst);
+        sys::futex_wake_all(&STATE.suspending_tid);
+        STATE.serving.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A valid suspend signal arrived: fetch the request and answer it.
+pub fn serve() {
+    if STATE.serving.swap(true, Ordering::SeqCst) {
+        return; // one request at a time; the agent serialises them too
+    }
+    let serving = Serving;
+    let Ok(conn) = Conn::connect() else { return };
+    conn.set_timeout(Some(AGENT_REPLY_TIMEOUT));
+    let hello = Message {
+        token: STATE.token.load(Ordering::Acquire),
+        ..Message::new(MSG_HELLO)
+    };
+    if conn.send(&hello).is_err() {
+        return;
+    }
+    let request = match conn.recv(false) {
+        Ok(Some(m)) if m.kind == MSG_REQUEST => m,
+        _ => return, // the agent gave up, or this was a stale signal
+    };
+    let request = SuspendRequest {
+        id: request.request_id,
+        flags: request.flags,
+        timeout_ms: request.timeout_ms,
+    };
+
+    // Dekker with `critical::enter`: publish that we are deciding, then look
+    // at the critical-section count (both sequentially consistent).
+    STATE.suspending_tid.store(sys::gettid(), Ordering::SeqCst);
+    if STATE.critical_depth.load(Ordering::SeqCst) > 0 {
+        if request.flags & REQUEST_WAIT == 0 {
+            let busy = Message {
+                request_id: request.id,
+                code: DECISION_BUSY,
+                flags: DETAIL_CRITICAL_SECTION,
+                ..Message::new(MSG_ANSWER)
+            };
+            let _ = conn.send(&busy);
+            return;
+        }
+        let held = Message {
+            request_id: request.id,
+            code: DECISION_HELD,
+            ..Message::new(MSG_ANSWER)
+        };
+        if conn.send(&held).is_err() {
+            return;
+        }
+        // Let sections end (and new ones start) while held; the last one to
+        // end finishes the request (`critical::leave`).
+        STATE.suspending_tid.store(0, Ordering::SeqCst);
+        STATE.held_id.store(request.id, Ordering::SeqCst);
+        STATE.held_flags.store(request.flags, Ordering::SeqCst);
+        STATE
+            .held_timeout_ms
+            .store(request.timeout_ms, Ordering::SeqCst);
+        STATE.held_fd.store(conn.into_raw(), Ordering::SeqCst);
+        std::mem::forget(serving); // still serving
+        // The last section may have ended before `held_fd` was visible.
+        if STATE.critical_depth.load(Ordering::SeqCst) == 0 {
+            crate::critical::release_held();
+        }
+        return;
+    }
+    finish(conn, request, serving);
+}
+
+/// Finishes a request that was held until the last critical section ended.
+pub fn finish_held(fd: libc::c_int) {
+    let request = SuspendRequest {
+        id: STATE.held_id.load(Ordering::SeqCst),
+        flags: STATE.held_flags.load(Ordering::SeqCst),
+        timeout_ms: STATE.held_timeout_ms.load(Ordering::SeqCst),
+    };
+    STATE.suspending_tid.store(sys::gettid(), Ordering::SeqCst);
+    let conn = Conn(fd);
+    conn.set_timeout(Some(AGENT_REPLY_TIMEOUT));
+    finish(conn, request, Serving);
+}
+
+/// Asks `on_suspend` and, after `Ready`, parks until the agent says how the
+/// suspension ended, then runs `on_resume`.
+fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
+    if !conn.is_alive() {
+        return; // the agent gave up waiting (timeout): nothing was asked
+    }
+    let decision = STATE.call_on_suspend(&request);
+    let answer = Message {
+        request_id: request.id,
+        code: decision as u32,
+        ..Message::new(MSG_ANSWER)
+    };
+    let sent = conn.send(&answer).is_ok();
+    if decision != Decision::Ready {
+        return;
+    }
+    let reason = if sent {
+        park(&conn, request.id)
+    } else {
+        REASON_ABORTED
+    };
+    let info = ResumeInfo {
+        request_id: request.id,
+        reason_code: reason,
+        _reserved: 0,
+    };
+    STATE.call_on_resume(&info);
+    if reason == REASON_CONTINUED {
+        let done = Message {
+            request_id: request.id,
+            ..Message::new(MSG_OK)
+        };
+        let _ = conn.send(&done);
+    }
+}
+
+/// Waits for the outcome of a suspension this process agreed to. The agent
+/// tells it on the connection; a restored process learns it from the resume
+/// signal (sent to the parked thread, whose wait it interrupts); an agent
+/// that died or gave up closes the connection: aborted.
+fn park(conn: &Conn, request_id: u64) -> u32 {
+    conn.set_timeout(None);
+    STATE.restored.store(false, Ordering::SeqCst);
+    STATE.set_parked_tid(sys::gettid());
+    let reason = loop {
+        if STATE.restored.swap(false, Ordering::SeqCst) {
+            break Reason::Restored.code();
+        }
+        match conn.wait_readable() {
+            Err(libc::EINTR) => continue,
+            Err(_) => break REASON_ABORTED,
+            Ok(()) => {}
+        }
+        match conn.recv(true) {
+            Ok(Some(m)) if m.kind == MSG_OUTCOME && m.request_id == request_id => break m.code,
+            Ok(Some(_)) => continue,
+            Err(libc::EINTR) => continue,
+            Ok(None) | Err(_) => {
+                if STATE.restored.swap(false, Ordering::SeqCst) {
+                    break Reason::Restored.code();
+                }
+                break REASON_ABORTED;
+            }
+        }
+    };
+    STATE.set_parked_tid(0);
+    reason
+}
