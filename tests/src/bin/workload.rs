@@ -1,0 +1,263 @@
+//! A workload that opts in (or deliberately does not) and checks itself.
+//!
+//! It sets up state — a memory pattern, a worker thread that keeps counting
+//! — prints `ready pid=N`, then obeys commands on stdin, one per line, and
+//! answers each on stdout:
+//!
+//! | command | effect |
+//! |---|---|
+//! | `decide ready\|busy\|refuse\|slow` | what on_suspend answers from now on (`slow`: ready after 2 s) |
+//! | `enter` / `leave` | enter / leave a critical section (main thread) |
+//! | `check` | verify memory and worker; print callback counts: `state suspend=N resume=M reason=R` |
+//! | `reset-handler` | set the suspend signal back to `SIG_DFL` |
+//! | `fork` | fork a child that sleeps; print `child pid=N` |
+//! | `exec PROGRAM ARGS…` | replace this process |
+//! | `unregister` | withdraw |
+//! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
+//!
+//! Options: `--context thread|signal`, `--no-register` (never opts in),
+//! `--own-handler` (installs its own handler on signal 62 and reports every
+//! signal it gets: `GOT SIGNAL n`).
+
+use std::{
+    io::{BufRead as _, Write as _},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+    time::Duration,
+};
+
+use suspend_client::{Context, Decision, Handlers, Options, ResumeInfo, SuspendRequest};
+
+static DECISION: AtomicU32 = AtomicU32::new(0);
+static SUSPEND_CALLS: AtomicU32 = AtomicU32::new(0);
+static RESUME_CALLS: AtomicU32 = AtomicU32::new(0);
+static LAST_REASON: AtomicU32 = AtomicU32::new(u32::MAX);
+static LAST_REQUEST: AtomicU64 = AtomicU64::new(0);
+static WORKER_TICKS: AtomicU64 = AtomicU64::new(0);
+static GOT_SIGNAL: AtomicU32 = AtomicU32::new(0);
+static OWN_HANDLER_CALLS: AtomicU32 = AtomicU32::new(0);
+
+fn on_suspend(request: &SuspendRequest) -> Decision {
+    SUSPEND_CALLS.fetch_add(1, Ordering::SeqCst);
+    LAST_REQUEST.store(request.id, Ordering::SeqCst);
+    match DECISION.load(Ordering::SeqCst) {
+        1 => Decision::Busy,
+        2 => Decision::Refuse,
+        3 => {
+            // Slow: takes longer than the tests' short timeouts. (Thread
+            // context only: sleeping is fine there, printing is too.)
+            println!("on_suspend started");
+            let _ = std::io::stdout().flush();
+            std::thread::sleep(Duration::from_millis(2000));
+            Decision::Ready
+        }
+        _ => Decision::Ready,
+    }
+}
+
+fn on_resume(info: &ResumeInfo) {
+    RESUME_CALLS.fetch_add(1, Ordering::SeqCst);
+    LAST_REASON.store(info.reason_code, Ordering::SeqCst);
+}
+
+extern "C" fn own_handler(sig: libc::c_int) {
+    GOT_SIGNAL.store(sig as u32, Ordering::SeqCst);
+    OWN_HANDLER_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A deterministic pattern the workload re-checks.
+fn pattern(len: usize) -> Vec<u64> {
+    (0..len as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed)
+        .collect()
+}
+
+fn reason_name(code: u32) -> &'static str {
+    match code {
+        0 => "restored",
+        1 => "continued",
+        2 => "aborted",
+        _ => "none",
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut context = Context::Thread;
+    let mut register = true;
+    let mut own = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--context" => {
+                i += 1;
+                context = if args.get(i).map(String::as_str) == Some("signal") {
+                    Context::Signal
+                } else {
+                    Context::Thread
+                };
+            }
+            "--no-register" => register = false,
+            "--own-handler" => own = true,
+            other => {
+                eprintln!("workload: unknown option {other}");
+                std::process::exit(2);
+            }
+        }
+        i += 1;
+    }
+
+    let memory = pattern(1 << 16);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                WORKER_TICKS.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+
+    if own {
+        // SAFETY: installing a handler that only touches atomics.
+        unsafe {
+            libc::signal(
+                suspend_common::DEFAULT_SUSPEND_SIGNAL as i32,
+                own_handler as *const () as libc::sighandler_t,
+            )
+        };
+    }
+    if register {
+        let options = Options {
+            context,
+            ..Options::default()
+        };
+        match suspend_client::register_with(
+            Handlers {
+                on_suspend,
+                on_resume,
+            },
+            options,
+        ) {
+            Ok(r) => println!("registered agent={:?}", r.agent),
+            Err(e) => {
+                println!("register failed: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("ready pid={}", std::process::id());
+    let _ = std::io::stdout().flush();
+
+    let verify = |memory: &[u64]| -> Result<(), String> {
+        if memory != pattern(memory.len()).as_slice() {
+            return Err("memory pattern changed".into());
+        }
+        let before = WORKER_TICKS.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(20));
+        if WORKER_TICKS.load(Ordering::Relaxed) == before {
+            return Err("worker thread stopped".into());
+        }
+        Ok(())
+    };
+
+    let mut sections = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["decide", d] => {
+                DECISION.store(
+                    match *d {
+                        "busy" => 1,
+                        "refuse" => 2,
+                        "slow" => 3,
+                        _ => 0,
+                    },
+                    Ordering::SeqCst,
+                );
+                println!("ok");
+            }
+            ["enter"] => {
+                sections.push(suspend_client::critical_section());
+                println!("ok depth={}", sections.len());
+            }
+            ["leave"] => {
+                sections.pop();
+                println!("ok depth={}", sections.len());
+            }
+            ["check"] => {
+                let verdict = verify(&memory).err().unwrap_or_else(|| "intact".into());
+                println!(
+                    "state suspend={} resume={} reason={} request={} own_handler={} registered={} memory={}",
+                    SUSPEND_CALLS.load(Ordering::SeqCst),
+                    RESUME_CALLS.load(Ordering::SeqCst),
+                    reason_name(LAST_REASON.load(Ordering::SeqCst)),
+                    LAST_REQUEST.load(Ordering::SeqCst),
+                    OWN_HANDLER_CALLS.load(Ordering::SeqCst),
+                    suspend_client::is_registered(),
+                    verdict.replace(' ', "_"),
+                );
+            }
+            ["reset-handler"] => {
+                // SAFETY: resetting a signal's disposition.
+                unsafe {
+                    libc::signal(suspend_common::DEFAULT_SUSPEND_SIGNAL as i32, libc::SIG_DFL)
+                };
+                println!("ok");
+            }
+            ["fork"] => {
+                // SAFETY: the child only sleeps and exits.
+                match unsafe { libc::fork() } {
+                    0 => loop {
+                        // SAFETY: pause is async-signal-safe.
+                        unsafe { libc::pause() };
+                    },
+                    -1 => println!("fork failed"),
+                    child => println!(
+                        "child pid={child} registered_in_parent={}",
+                        suspend_client::is_registered()
+                    ),
+                }
+            }
+            ["exec", program, rest @ ..] => {
+                let _ = std::io::stdout().flush();
+                let err = std::os::unix::process::CommandExt::exec(
+                    std::process::Command::new(program).args(rest),
+                );
+                println!("exec failed: {err}");
+            }
+            ["unregister"] => match suspend_client::unregister() {
+                Ok(()) => println!("ok"),
+                Err(e) => println!("unregister failed: {e}"),
+            },
+            ["exit"] => {
+                stop.store(true, Ordering::Relaxed);
+                let result = verify_final(&memory);
+                let _ = worker.join();
+                match result {
+                    Ok(()) => {
+                        println!("exit ok");
+                        std::process::exit(0);
+                    }
+                    Err(e) => {
+                        println!("exit FAIL {e}");
+                        std::process::exit(1);
+                    }
+                }
+            }
+            _ => println!("unknown command: {line}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn verify_final(memory: &[u64]) -> Result<(), String> {
+    if memory != pattern(memory.len()).as_slice() {
+        return Err("memory pattern changed".into());
+    }
+    if SUSPEND_CALLS.load(Ordering::SeqCst) < RESUME_CALLS.load(Ordering::SeqCst) {
+        return Err("on_resume ran more often than on_suspend".into());
+    }
+    Ok(())
+}

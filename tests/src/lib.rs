@@ -1,0 +1,384 @@
+//! The harness of the root-only integration suite (`tests/tests/*.rs`):
+//! finding the binaries, an agent daemon per test, workloads driven over
+//! stdin/stdout, and readers for what the agent and eBPF report.
+//!
+//! Every helper that waits has a deadline and fails with what it saw; every
+//! process a test starts is killed and reaped when its guard drops.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+pub use serde_json::Value;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Fails the test unless it runs as root (it never skips silently).
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the integration suite needs root: run it with `cargo xtask test` as root"
+    );
+}
+
+/// Where the built binaries are: `$SUSPEND_BIN_DIR` (set by `cargo xtask
+/// test`), else the directory above this test executable's `deps/`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SUSPEND_BIN_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target profile directory")
+        .to_path_buf()
+}
+
+/// A binary in [`bin_dir`]; fails with how to build it when missing.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: build everything with `cargo xtask build`",
+        path.display()
+    );
+    path
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `suspend-agent ARGS` to completion.
+pub fn agent(args: &[&str]) -> Output {
+    let out = Command::new(bin("suspend-agent"))
+        .args(args)
+        .output()
+        .expect("running suspend-agent");
+    let output = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "$ suspend-agent {} -> {}\n{}{}",
+        args.join(" "),
+        output.code,
+        output.stdout,
+        output.stderr
+    );
+    output
+}
+
+/// `suspend-agent suspend PID --dry-run [EXTRA…]`.
+pub fn dry_run(pid: u32, extra: &[&str]) -> Output {
+    let pid = pid.to_string();
+    let mut args = vec!["suspend", pid.as_str(), "--dry-run"];
+    args.extend_from_slice(extra);
+    agent(&args)
+}
+
+/// Polls `f` until it returns `Some`, for at most [`WAIT`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The agent daemon, started for a test and stopped (SIGTERM, then SIGKILL)
+/// when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon and waits until it answers on its control socket.
+    pub fn start() -> Self {
+        require_root();
+        assert!(
+            std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).is_err(),
+            "an agent daemon is already running: stop it before running the suspend integration suite"
+        );
+        let log = std::fs::File::create(std::env::temp_dir().join("suspend-test-daemon.log"))
+            .expect("daemon log");
+        let child = Command::new(bin("suspend-agent"))
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting the agent daemon");
+        let daemon = Self { child: Some(child) };
+        wait_for("the agent daemon's control socket", || {
+            std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).ok()
+        });
+        daemon
+    }
+
+    /// Stops the daemon (SIGTERM) and waits for it.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child, which we have not reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up at all) and reaps it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// A process under test, talked to over stdin/stdout; killed and reaped when
+/// dropped.
+pub struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    pub pid: u32,
+    /// Everything it printed so far.
+    pub seen: Vec<String>,
+}
+
+impl Proc {
+    /// Starts `program ARGS`.
+    pub fn spawn(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Self {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        Self::spawn_command(cmd)
+    }
+
+    pub fn spawn_command(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = child.id();
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            pid,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line starting with `prefix` (earlier lines are kept in
+    /// `seen`).
+    pub fn expect(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("[pid {}] {line}", self.pid);
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "pid {}: no line starting with {prefix:?} within {WAIT:?}; it printed: {:#?}",
+                    self.pid, self.seen
+                ),
+            }
+        }
+    }
+
+    /// Sends one command line.
+    pub fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| {
+                panic!(
+                    "pid {}: writing {command:?}: {e}; it printed: {:#?}",
+                    self.pid, self.seen
+                )
+            });
+    }
+
+    /// Sends `command` and returns the next line starting with `prefix`.
+    pub fn ask(&mut self, command: &str, prefix: &str) -> String {
+        self.send(command);
+        self.expect(prefix)
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for it to exit; its exit code.
+    pub fn wait_exit(&mut self) -> i32 {
+        self.stdin.take();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Collect what is left of its output.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                    eprintln!("[pid {}] {line}", self.pid);
+                    self.seen.push(line);
+                }
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "pid {} did not exit", self.pid);
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a process that is not our child (e.g. a workload's fork) when
+/// dropped.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: sending SIGKILL to a pid this test created.
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
+}
+
+/// Whether `pid` exists (and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Queues `signal` to `pid` with `si_code = SI_QUEUE` and `value`, the way
+/// the agent does, but with whatever value a test chooses.
+pub fn sigqueue(pid: u32, signal: i32, value: u64) {
+    // SAFETY: siginfo_t is plain data; zero is valid.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    si.si_signo = signal;
+    si.si_code = libc::SI_QUEUE;
+    // SAFETY: si_pid/si_uid at 16/20 and si_value at 24 are inside siginfo_t.
+    unsafe {
+        let raw = (&raw mut si).cast::<u8>();
+        raw.add(16)
+            .cast::<i32>()
+            .write_unaligned(std::process::id() as i32);
+        raw.add(24).cast::<u64>().write_unaligned(value);
+    }
+    // SAFETY: rt_sigqueueinfo with a valid siginfo.
+    let rc = unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid as i32, signal, &raw const si) };
+    assert_eq!(
+        rc,
+        0,
+        "rt_sigqueueinfo({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Parses `key=value` words of a line.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// The `ready pid=N` line's pid.
+pub fn ready_pid(proc: &mut Proc) -> u32 {
+    field(&proc.expect("ready"), "pid").parse().expect("pid")
+}
+
+/// The registry entry of `pid` as `suspend-agent list --json` shows it.
+pub fn registry_entry(pid: u32) -> Option<Value> {
+    let out = agent(&["list", "--json"]);
+    assert_eq!(out.code, 0, "list --json failed: {}", out.stderr);
+    let all: Value = serde_json::from_str(&out.stdout).expect("list --json is JSON");
+    all.as_array()
+        .expect("array")
+        .iter()
+        .find(|e| e["pid"] == pid)
+        .cloned()
+}
+
+/// Counts eBPF kept for real-time signal `signal` to `pid`, read with
+/// `bpftool -j map dump` on the pinned map (named BTF fields): (generated,
+/// delivered).
+pub fn signal_counts(pid: u32, signal: u32) -> (u64, u64) {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned", "/sys/fs/bpf/suspend/signals"])
+        .output()
+        .expect("running bpftool (installed by `cargo xtask setup`)");
+    assert!(
+        out.status.success(),
+        "bpftool map dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+    all.as_array()
+        .expect("array")
+        .iter()
+        .map(|e| &e["formatted"])
+        .find(|f| f["key"]["pid"] == pid && f["key"]["signal"] == signal)
+        .map(|f| {
+            (
+                f["value"]["generated"].as_u64().unwrap_or(0),
+                f["value"]["delivered"].as_u64().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0))
+}
