@@ -156,3 +156,31 @@ pub const fn reason_name(reason: u32) -> &'static str {
         _ => "unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_round_trips_through_bytes() {
+        let m = Message {
+            request_id: 0x0102_0304_0506_0708,
+            token: u64::MAX - 1,
+            block_addr: 0x7f00_dead_b000,
+            code: DECISION_HELD,
+            flags: REQUEST_WAIT | REQUEST_DRY_RUN,
+            timeout_ms: 5000,
+            ..Message::new(MSG_ANSWER)
+        };
+        assert_eq!(Message::from_bytes(m.as_bytes()), Some(m));
+        assert_eq!(m.abi_version, crate::ABI_VERSION);
+    }
+
+    #[test]
+    fn short_or_long_input_is_refused() {
+        let m = Message::new(MSG_HELLO);
+        assert_eq!(Message::from_bytes(&m.as_bytes()[..47]), None);
+        assert_eq!(Message::from_bytes(&[0u8; 49]), None);
+        assert_eq!(Message::from_bytes(&[]), None);
+    }
+}
