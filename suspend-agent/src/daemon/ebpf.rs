@@ -170,3 +170,36 @@ pub fn unload() -> io::Result<Vec<PathBuf>> {
     fs::remove_dir(BPF_PIN_DIR)?;
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use suspend_common::{registry::REGISTRY_MAP, signals::SIGNALS_MAP};
+
+    use super::*;
+
+    /// Every name the agent looks up exists in the object it embeds.
+    #[test]
+    fn object_has_every_map_program_and_global() {
+        let object = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
+        for map in [REGISTRY_MAP, SIGNALS_MAP] {
+            assert!(
+                object.maps.contains_key(map),
+                "no map {map} in the eBPF object"
+            );
+        }
+        for (program, _, _) in PROGRAMS {
+            assert!(
+                object.programs.contains_key(*program),
+                "no program {program} in the eBPF object"
+            );
+        }
+        // The global is a symbol of .rodata; its name is in the string table.
+        let name = TRACEPOINT_LAYOUT_GLOBAL.as_bytes();
+        assert!(
+            OBJECT
+                .windows(name.len() + 1)
+                .any(|w| &w[..name.len()] == name && w[name.len()] == 0),
+            "no global {TRACEPOINT_LAYOUT_GLOBAL} in the eBPF object"
+        );
+    }
+}
