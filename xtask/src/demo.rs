@@ -1,0 +1,231 @@
+//! `cargo xtask demo`: the README's first command. An opted-in workload is
+//! asked to suspend while it says busy, while it is inside a critical
+//! section (the request waits for it), and when it is ready; `sleep`, which
+//! never opted in, is asked too and left alone. Each step prints the command,
+//! its output and what its exit status means.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{build, setup, util};
+
+const CONTROL_SOCKET: &str = "/run/suspend/control.sock";
+
+/// A child process killed and reaped when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The daemon the demo started: stopped with SIGTERM when dropped.
+struct DaemonGuard(Child);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        // `kill` from procps: no unsafe needed to send SIGTERM.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The workload, driven over stdin/stdout.
+struct Workload {
+    _child: Guard,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Workload {
+    fn expect(&self, prefix: &str) -> Result<String> {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(20))
+                .with_context(|| format!("the workload did not print {prefix:?}"))?;
+            if line.starts_with(prefix) {
+                return Ok(line);
+            }
+        }
+    }
+
+    fn ask(&mut self, command: &str, prefix: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.expect(prefix)
+    }
+}
+
+fn meaning(code: i32) -> &'static str {
+    match code {
+        0 => "done",
+        3 => "not opted in: cancelled, nothing was sent",
+        4 => "busy",
+        5 => "refused",
+        6 => "timeout",
+        7 => "no agent daemon",
+        _ => "error",
+    }
+}
+
+/// Runs `suspend-agent ARGS`, printing it and its output like a terminal:
+/// progress (stderr) as it comes, then the result (stdout).
+fn agent(bin: &Path, args: &[&str]) -> Result<i32> {
+    println!("  $ suspend-agent {}", args.join(" "));
+    let mut child = Command::new(bin.join("suspend-agent"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running suspend-agent")?;
+    let stderr = child.stderr.take().context("stderr")?;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        println!("    {line}");
+    }
+    let out = child
+        .wait_with_output()
+        .context("waiting for suspend-agent")?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        println!("    {line}");
+    }
+    let code = out.status.code().unwrap_or(-1);
+    println!("    (exit {code}: {})", meaning(code));
+    Ok(code)
+}
+
+fn expect_code(code: i32, want: i32) -> Result<()> {
+    if code != want {
+        bail!("expected exit {want} ({}), got {code}", meaning(want));
+    }
+    Ok(())
+}
+
+pub fn run() -> Result<()> {
+    setup::ensure()?;
+    let bin = build::build(true)?;
+    if !util::is_root()? {
+        bail!("the demo loads eBPF programs and needs root: run `sudo -E cargo xtask demo`");
+    }
+    let _daemon = start_daemon(&bin)?;
+
+    util::stage("two processes: a workload that opts in, and sleep(1), which does not");
+    let mut workload = start_workload(&bin)?;
+    let pid = workload.expect("ready")?;
+    let pid = pid.trim_start_matches("ready pid=").to_owned();
+    let sleep = Guard(
+        Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .context("starting sleep")?,
+    );
+    let sleep_pid = sleep.0.id().to_string();
+    println!("  workload: pid {pid}; sleep: pid {sleep_pid}");
+    agent(&bin, &["list"])?;
+
+    util::stage("ask sleep, which never opted in");
+    expect_code(agent(&bin, &["suspend", &sleep_pid, "--dry-run"])?, 3)?;
+
+    util::stage("ask the workload while its on_suspend says busy");
+    workload.ask("decide busy", "ok")?;
+    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, 4)?;
+
+    util::stage("ask it inside a critical section, with --wait: it is held until the section ends");
+    workload.ask("decide ready", "ok")?;
+    workload.ask("enter", "ok")?;
+    let waiting = {
+        let (bin, pid) = (bin.clone(), pid.clone());
+        thread::spawn(move || agent(&bin, &["suspend", &pid, "--dry-run", "--wait"]))
+    };
+    thread::sleep(Duration::from_secs(1));
+    println!("  (the workload leaves its critical section)");
+    workload.ask("leave", "ok")?;
+    let code = waiting
+        .join()
+        .map_err(|_| anyhow::anyhow!("the waiting request panicked"))??;
+    expect_code(code, 0)?;
+
+    util::stage("ask it once more: ready; the dry run lets it go and its on_resume runs");
+    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, 0)?;
+
+    util::stage("the workload checks itself");
+    let state = workload.ask("check", "state")?;
+    println!("  {state}");
+    if !state.contains("memory=intact") {
+        bail!("the workload reports damage: {state}");
+    }
+    agent(&bin, &["list"])?;
+    println!(
+        "\ndemo: done. The registry is pinned at /sys/fs/bpf/suspend/registry (try `bpftool map dump pinned /sys/fs/bpf/suspend/registry`)."
+    );
+    drop(sleep);
+    Ok(())
+}
+
+fn start_daemon(bin: &Path) -> Result<Option<DaemonGuard>> {
+    if UnixStream::connect(CONTROL_SOCKET).is_ok() {
+        util::stage("using the agent daemon that is already running");
+        return Ok(None);
+    }
+    let log: PathBuf = util::target_dir().join("demo-daemon.log");
+    util::stage(format!(
+        "starting the agent daemon (log: {})",
+        log.display()
+    ));
+    let child = Command::new(bin.join("suspend-agent"))
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
+        .spawn()
+        .context("starting suspend-agent daemon")?;
+    let guard = DaemonGuard(child);
+    for _ in 0..200 {
+        if UnixStream::connect(CONTROL_SOCKET).is_ok() {
+            return Ok(Some(guard));
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the agent daemon did not start; see {}", log.display())
+}
+
+fn start_workload(bin: &Path) -> Result<Workload> {
+    let mut child = Command::new(bin.join("workload"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting the workload")?;
+    let stdin = child.stdin.take().context("workload stdin")?;
+    let stdout = child.stdout.take().context("workload stdout")?;
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Workload {
+        _child: Guard(child),
+        stdin,
+        lines,
+    })
+}
