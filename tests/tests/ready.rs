@@ -66,9 +66,58 @@ fn ready_dry_run_signal_context() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn c_program_registers_and_answers() {
+fn signals_chosen_at_registration() {
     let _daemon = Daemon::start();
-    let mut c = Proc::spawn(bin("c_workload"), &[]);
+    let mut w = Proc::spawn(bin("workload"), &["--signals", "50,51"]);
+    let pid = ready_pid(&mut w);
+    let entry = registry_entry(pid).expect("registered");
+    assert_eq!(
+        (
+            entry["suspend_signal"].as_u64(),
+            entry["resume_signal"].as_u64()
+        ),
+        (Some(50), Some(51))
+    );
+    let out = dry_run(pid, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("sent signal 50"), "{out:?}");
+    assert_eq!(
+        suspend_tests::signal_counts(pid, 50),
+        (1, 1),
+        "the chosen signal was used"
+    );
+    assert_eq!(
+        suspend_tests::signal_counts(pid, 62),
+        (0, 0),
+        "the default signal was not"
+    );
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "resume"), "1", "{state}");
+    // Out of range or equal signals are refused at registration.
+    let mut bad = Proc::spawn(bin("workload"), &["--signals", "62,62"]);
+    let line = bad.expect("register failed");
+    assert!(
+        line.contains("not two distinct real-time signals"),
+        "{line}"
+    );
+    assert_eq!(bad.wait_exit(), 1);
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn c_program_registers_and_answers() {
+    c_program("c_workload");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn c_program_linked_statically_registers_and_answers() {
+    c_program("c_workload_static");
+}
+
+fn c_program(binary: &str) {
+    let _daemon = Daemon::start();
+    let mut c = Proc::spawn(bin(binary), &[]);
     let pid = ready_pid(&mut c);
     assert!(registry_entry(pid).is_some(), "the C program is registered");
 

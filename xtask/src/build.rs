@@ -98,7 +98,8 @@ fn write_pkg_config(profile_dir: &Path) -> Result<()> {
 }
 
 /// Compiles every `tests/c/*.c` into `<profile_dir>/<stem>`, linked against
-/// the `libsuspend_client.so` next to it (rpath `$ORIGIN`).
+/// the `libsuspend_client.so` next to it (rpath `$ORIGIN`), and into
+/// `<stem>_static`, linked against `libsuspend_client.a`.
 fn build_c_tests(profile_dir: &Path) -> Result<()> {
     let root = util::workspace_root();
     let c_dir = root.join("tests/c");
@@ -125,21 +126,46 @@ fn build_c_tests(profile_dir: &Path) -> Result<()> {
             .args(["--cflags", "--libs", "suspend-client-uninstalled"]),
     )
     .context("pkg-config suspend-client-uninstalled")?;
+    let archive = profile_dir.join("libsuspend_client.a");
     for source in &sources {
         let stem = source
             .file_stem()
             .with_context(|| format!("no file name in {}", source.display()))?;
+        let gcc = || {
+            let mut gcc = Command::new("gcc");
+            gcc.current_dir(&root)
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"]);
+            gcc
+        };
+        // Against the shared library, as pkg-config says.
         let output = profile_dir.join(stem);
         util::run(
-            Command::new("gcc")
-                .current_dir(&root)
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+            gcc()
                 .arg(&output)
                 .arg(source)
                 .args(flags.split_whitespace())
                 .args(["-Wl,-rpath,$ORIGIN", "-lpthread"]),
         )
         .with_context(|| format!("compiling {} failed", source.display()))?;
+        // And against the static archive (`<stem>_static`).
+        let mut static_output = output.into_os_string();
+        static_output.push("_static");
+        util::run(
+            gcc()
+                .arg(&static_output)
+                .arg(source)
+                .arg("-I")
+                .arg(root.join("suspend-client/include"))
+                .arg(&archive)
+                .args(["-lpthread", "-ldl", "-lm"]),
+        )
+        .with_context(|| {
+            format!(
+                "compiling {} against {} failed",
+                source.display(),
+                archive.display()
+            )
+        })?;
     }
     Ok(())
 }

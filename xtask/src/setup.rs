@@ -336,6 +336,8 @@ impl Toolchain {
                 &self.channel,
                 "--profile",
                 "minimal",
+                // Never update rustup itself as a side effect of a build.
+                "--no-self-update",
             ]);
             if !self.components.is_empty() {
                 cmd.args(["--component", &self.components.join(",")]);

@@ -15,7 +15,8 @@
 //! | `unregister` | withdraw |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
-//! Options: `--context thread|signal`, `--no-register` (never opts in),
+//! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
+//! `--no-register` (never opts in),
 //! `--own-handler` (installs its own handler on signal 62 and reports every
 //! signal it gets: `GOT SIGNAL n`).
 
@@ -85,6 +86,7 @@ fn main() {
     let mut context = Context::Thread;
     let mut register = true;
     let mut own = false;
+    let mut signals: Option<(i32, i32)> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -95,6 +97,11 @@ fn main() {
                 } else {
                     Context::Thread
                 };
+            }
+            "--signals" => {
+                i += 1;
+                let pair = args.get(i).and_then(|a| a.split_once(','));
+                signals = pair.and_then(|(s, r)| Some((s.parse().ok()?, r.parse().ok()?)));
             }
             "--no-register" => register = false,
             "--own-handler" => own = true,
@@ -128,10 +135,14 @@ fn main() {
         };
     }
     if register {
-        let options = Options {
+        let mut options = Options {
             context,
             ..Options::default()
         };
+        if let Some((suspend_signal, resume_signal)) = signals {
+            options.suspend_signal = suspend_signal;
+            options.resume_signal = resume_signal;
+        }
         match suspend_client::register_with(
             Handlers {
                 on_suspend,
