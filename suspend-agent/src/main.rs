@@ -47,9 +47,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon(_)) {
+        // Like other command-line tools, end quietly when the reader of our
+        // output goes away (`suspend-agent list | head`). The daemon keeps
+        // Rust's default (SIGPIPE ignored): a client that hangs up must not
+        // kill it.
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
+    // -v: our debug messages (aya's own stay at info); -vv: everything.
     let level = match cli.verbose {
         0 => "info",
-        1 => "debug",
+        1 => "info,suspend_agent=debug",
         _ => "trace",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))

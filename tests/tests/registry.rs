@@ -29,6 +29,32 @@ fn calls(w: &mut Proc) -> (String, String) {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
+fn unprivileged_process_registers_and_answers() {
+    use std::os::unix::{fs::PermissionsExt as _, process::CommandExt as _};
+    let _daemon = Daemon::start();
+    // A copy nobody may run (the build tree may sit under /root).
+    let dir = std::env::temp_dir().join(format!("suspend-test-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("workload");
+    std::fs::copy(bin("workload"), &exe).unwrap();
+    for path in [&dir, &exe] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.uid(65534).gid(65534);
+    let mut w = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut w);
+    let entry = registry_entry(pid).expect("an unprivileged process registers");
+    assert_eq!(entry["uid"], 65534, "{entry}");
+    assert_eq!(dry_run(pid, &[]).code, 0);
+    assert_eq!(calls(&mut w), ("1".into(), "1".into()));
+    w.send("exit");
+    assert_eq!(w.wait_exit(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn spoofed_signals_are_ignored() {
     let _daemon = Daemon::start();
     let (mut w, pid) = registered_workload();

@@ -73,6 +73,7 @@ fn age(seconds: f64) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    super::require_root("reading the pinned registry")?;
     let registry = Registry::open_pinned()?;
     let now = sys::boottime_ns();
     let rows: Vec<Row> = registry.all()?.iter().map(|reg| row(reg, now)).collect();

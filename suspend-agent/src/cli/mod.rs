@@ -6,3 +6,12 @@ pub mod list;
 pub mod run;
 pub mod suspend;
 pub mod unload;
+
+/// Fails with a clear message unless running as root (`what` says why root
+/// is needed).
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("{what} needs root (run it with sudo)");
+    }
+    Ok(())
+}

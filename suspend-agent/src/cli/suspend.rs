@@ -33,6 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    super::require_root("asking a process to suspend")?;
     let request = Request::Suspend {
         pid: args.pid,
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),

@@ -17,6 +17,7 @@ use crate::{daemon::ebpf, exit};
 pub struct Args {}
 
 pub fn run(Args {}: Args) -> anyhow::Result<u8> {
+    super::require_root("removing the pinned programs and maps")?;
     match fs::OpenOptions::new()
         .read(true)
         .write(true)
