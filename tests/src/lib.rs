@@ -260,6 +260,18 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `exit` and asserts that the workload's own final check passed
+    /// (exit status 0).
+    pub fn exit_ok(mut self) {
+        self.send("exit");
+        let code = self.wait_exit();
+        assert_eq!(
+            code, 0,
+            "pid {}: its own final check failed: {:#?}",
+            self.pid, self.seen
+        );
+    }
+
     /// Waits for it to exit; its exit code.
     pub fn wait_exit(&mut self) -> i32 {
         self.stdin.take();

@@ -27,16 +27,6 @@ fn check(w: &mut Proc) -> (u32, u32, String) {
     )
 }
 
-fn finish(mut w: Proc) {
-    w.send("exit");
-    assert_eq!(
-        w.wait_exit(),
-        0,
-        "the workload's own final check failed: {:?}",
-        w.seen
-    );
-}
-
 fn busy_and_refuse(context: &str) {
     let _daemon = Daemon::start();
     let (mut w, pid) = workload(context);
@@ -59,7 +49,7 @@ fn busy_and_refuse(context: &str) {
         (2, 0, "none".into()),
         "refuse: on_suspend once more, no on_resume"
     );
-    finish(w);
+    w.exit_ok();
 }
 
 #[test]
@@ -96,7 +86,7 @@ fn critical_section(context: &str) {
     let out = dry_run(pid, &[]);
     assert_eq!(out.code, 0, "no section open: {out:?}");
     assert_eq!(check(&mut w), (1, 1, "continued".into()));
-    finish(w);
+    w.exit_ok();
 }
 
 #[test]
@@ -136,7 +126,7 @@ fn wait_for_section(context: &str) {
         (1, 1, "continued".into()),
         "held request finished once the section ended"
     );
-    finish(w);
+    w.exit_ok();
 }
 
 #[test]
@@ -170,7 +160,7 @@ fn wait_times_out_and_process_carries_on() {
     // And the process can be asked again.
     assert_eq!(dry_run(pid, &[]).code, 0);
     assert_eq!(check(&mut w), (1, 1, "continued".into()));
-    finish(w);
+    w.exit_ok();
 }
 
 #[test]
@@ -189,5 +179,5 @@ fn slow_answer_times_out_then_aborts() {
     });
     assert_eq!(field(&state, "reason"), "aborted", "{state}");
     assert_eq!(field(&state, "memory"), "intact", "{state}");
-    finish(w);
+    w.exit_ok();
 }

@@ -53,13 +53,7 @@ fn own_handler_on_the_signal_is_not_an_opt_in() {
         "its own handler ran: {state}"
     );
     assert!(state.contains("memory=intact"), "{state}");
-    w.send("exit");
-    assert_eq!(
-        w.wait_exit(),
-        0,
-        "the workload's own final check failed: {:?}",
-        w.seen
-    );
+    w.exit_ok();
 }
 
 #[test]

@@ -43,13 +43,7 @@ fn ready_once(context: &str) {
         entry["suspend_delivered"], 3,
         "eBPF saw them delivered: {entry}"
     );
-    w.send("exit");
-    assert_eq!(
-        w.wait_exit(),
-        0,
-        "the workload's own final check failed: {:?}",
-        w.seen
-    );
+    w.exit_ok();
 }
 
 #[test]
@@ -143,13 +137,7 @@ fn c_program(binary: &str) {
     let state = c.ask("check", "state");
     assert_eq!(field(&state, "suspend"), "3", "{state}");
     assert_eq!(field(&state, "resume"), "2", "{state}");
-    c.send("exit");
-    assert_eq!(
-        c.wait_exit(),
-        0,
-        "the C program's own final check failed: {:?}",
-        c.seen
-    );
+    c.exit_ok();
 }
 
 /// A Python interpreter, unmodified, opted in by the preload shim; it keeps
@@ -202,8 +190,7 @@ fn preload_shim_opts_in_an_unmodified_python() {
     );
     assert_eq!(dry_run(child, &[]).code, 3);
 
-    py.send("exit");
-    assert_eq!(py.wait_exit(), 0, "python's own loop failed: {:?}", py.seen);
+    py.exit_ok();
 }
 
 #[test]

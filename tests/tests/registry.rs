@@ -48,8 +48,7 @@ fn unprivileged_process_registers_and_answers() {
     assert_eq!(entry["uid"], 65534, "{entry}");
     assert_eq!(dry_run(pid, &[]).code, 0);
     assert_eq!(calls(&mut w), ("1".into(), "1".into()));
-    w.send("exit");
-    assert_eq!(w.wait_exit(), 0);
+    w.exit_ok();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -79,8 +78,7 @@ fn spoofed_signals_are_ignored() {
     // The real thing still works.
     assert_eq!(dry_run(pid, &[]).code, 0);
     assert_eq!(calls(&mut w), ("1".into(), "1".into()));
-    w.send("exit");
-    assert_eq!(w.wait_exit(), 0);
+    w.exit_ok();
 }
 
 #[test]
@@ -114,8 +112,7 @@ fn exec_drops_the_registration() {
 fn exit_removes_the_registration() {
     let _daemon = Daemon::start();
     let (mut w, pid) = registered_workload();
-    w.send("exit");
-    assert_eq!(w.wait_exit(), 0);
+    w.exit_ok();
     wait_for("the registration to go on exit", || {
         registry_entry(pid).is_none().then_some(())
     });
@@ -239,6 +236,5 @@ fn daemon_killed_mid_handshake_loses_nothing() {
     );
     w.ask("decide ready", "ok");
     assert_eq!(dry_run(pid, &[]).code, 0);
-    w.send("exit");
-    assert_eq!(w.wait_exit(), 0);
+    w.exit_ok();
 }

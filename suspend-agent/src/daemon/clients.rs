@@ -15,7 +15,7 @@ use suspend_common::{
 };
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{UnixListener, UnixStream},
+    net::UnixStream,
     time::timeout,
 };
 
@@ -49,19 +49,7 @@ fn error_message(code: u32) -> Message {
     }
 }
 
-pub async fn serve(listener: UnixListener, state: Arc<State>) -> io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(stream, state).await {
-                debug!("client connection: {e}");
-            }
-        });
-    }
-}
-
-async fn handle(mut stream: UnixStream, state: Arc<State>) -> io::Result<()> {
+pub async fn handle(mut stream: UnixStream, state: Arc<State>) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let Some(pid) = cred.pid().and_then(|p| u32::try_from(p).ok()) else {
         return Err(io::Error::other("peer has no pid (another pid namespace?)"));

@@ -3,10 +3,10 @@
 
 use std::{io, sync::Arc, time::Duration};
 
-use log::{debug, warn};
+use log::warn;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader},
-    net::{UnixListener, UnixStream, unix::OwnedWriteHalf},
+    net::{UnixStream, unix::OwnedWriteHalf},
     sync::mpsc,
 };
 
@@ -16,25 +16,13 @@ use super::{
 };
 use crate::control::{Event, Outcome, Request};
 
-pub async fn serve(listener: UnixListener, state: Arc<State>) -> io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let state = state.clone();
-        tokio::spawn(async move {
-            if let Err(e) = handle(stream, state).await {
-                debug!("control connection: {e}");
-            }
-        });
-    }
-}
-
 async fn send(writer: &mut OwnedWriteHalf, event: &Event) -> io::Result<()> {
     let mut line = serde_json::to_string(event).map_err(io::Error::other)?;
     line.push('\n');
     writer.write_all(line.as_bytes()).await
 }
 
-async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
+pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let (reader, mut writer) = stream.into_split();
     if cred.uid() != 0 {

@@ -117,6 +117,28 @@ fn lock() -> anyhow::Result<Flock<fs::File>> {
     Ok(lock)
 }
 
+/// Accepts connections on `listener` forever, each handled by its own task.
+async fn serve_each<F, Fut>(
+    listener: UnixListener,
+    what: &'static str,
+    state: Arc<State>,
+    handle: F,
+) -> io::Result<()>
+where
+    F: Fn(tokio::net::UnixStream, Arc<State>) -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let connection = handle(stream, state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                log::debug!("{what} connection: {e}");
+            }
+        });
+    }
+}
+
 /// Binds a listening socket at `path` with `mode`, replacing a stale one
 /// (we hold the lock, so nobody else serves it).
 fn bind(path: &str, mode: u32) -> anyhow::Result<UnixListener> {
@@ -156,8 +178,8 @@ async fn serve(state: Arc<State>, mut loaded: ebpf::Loaded) -> anyhow::Result<()
     });
 
     let result = tokio::select! {
-        r = clients::serve(clients, state.clone()) => r.context("client socket"),
-        r = control_server::serve(control, state.clone()) => r.context("control socket"),
+        r = serve_each(clients, "client", state.clone(), clients::handle) => r.context("client socket"),
+        r = serve_each(control, "control", state.clone(), control_server::handle) => r.context("control socket"),
         _ = sigterm.recv() => { info!("SIGTERM: stopping"); Ok(()) }
         _ = sigint.recv() => { info!("SIGINT: stopping"); Ok(()) }
     };
