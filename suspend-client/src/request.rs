@@ -33,7 +33,7 @@ impl Drop for Serving {
 
 /// A valid suspend signal arrived: fetch the request and answer it.
 pub fn serve() {
-    if STATE.serving.swap(true, Ordering::SeqCst) {
+    if STATE.serving.swap(true, Ordering::SeqCst) && !drop_abandoned_held() {
         return; // one request at a time; the agent serialises them too
     }
     let serving = Serving;
@@ -81,6 +81,7 @@ pub fn serve() {
         // Let sections end (and new ones start) while held; the last one to
         // end finishes the request (`critical::leave`).
         STATE.suspending_tid.store(0, Ordering::SeqCst);
+        sys::futex_wake_all(&STATE.suspending_tid);
         STATE.held_id.store(request.id, Ordering::SeqCst);
         STATE.held_flags.store(request.flags, Ordering::SeqCst);
         STATE
@@ -95,6 +96,29 @@ pub fn serve() {
         return;
     }
     finish(conn, request, serving);
+}
+
+/// A request is being served. If it is one held for a critical section
+/// whose requester has given up (its connection is closed), drops it and
+/// returns `true`: the caller serves the new request instead.
+fn drop_abandoned_held() -> bool {
+    let fd = STATE.held_fd.load(Ordering::SeqCst);
+    if fd < 0 {
+        return false;
+    }
+    let held = Conn(fd);
+    let alive = held.is_alive();
+    let fd = held.into_raw();
+    if alive
+        || STATE
+            .held_fd
+            .compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return false; // still wanted, or the last section just took it
+    }
+    drop(Conn(fd));
+    true
 }
 
 /// Finishes a request that was held until the last critical section ended.

@@ -153,6 +153,10 @@ fn wait_times_out_and_process_carries_on() {
         out.stderr.contains("still inside a critical section"),
         "{out:?}"
     );
+    // Still inside the section: a new request is served (busy), not
+    // swallowed by the one the agent gave up on.
+    let out = dry_run(pid, &[]);
+    assert_eq!(out.code, BUSY, "{out:?}");
     // The request the agent gave up on must not run on_suspend later.
     w.ask("leave", "ok depth=0");
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -180,4 +184,44 @@ fn slow_answer_times_out_then_aborts() {
     assert_eq!(field(&state, "reason"), "aborted", "{state}");
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn blocked_signal_times_out_with_the_reason() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--block-suspend-signal"]);
+    let pid = ready_pid(&mut w);
+    let out = dry_run(pid, &["--timeout", "1s"]);
+    assert_eq!(out.code, TIMEOUT, "{out:?}");
+    assert!(
+        out.stderr.contains("not delivered"),
+        "eBPF tells why: {out:?}"
+    );
+    assert_eq!(check(&mut w), (0, 0, "none".into()));
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn process_exiting_mid_handshake_is_reported_at_once() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--block-suspend-signal"]);
+    let pid = ready_pid(&mut w);
+    let started = std::time::Instant::now();
+    let agent = std::thread::spawn(move || dry_run(pid, &["--timeout", "60s"]));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    drop(w); // SIGKILL while the agent waits for it
+    let out = agent.join().unwrap();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("exited during the handshake"),
+        "{out:?}"
+    );
+    // Not a timing assertion on performance: it must not have waited out
+    // the 60 s timeout.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the agent waited for the timeout"
+    );
 }

@@ -207,10 +207,15 @@ async fn run(
         entry.suspend_signal
     ));
 
-    let hello = match timeout_at(deadline, rx).await {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(_)) => return Err((Outcome::Error, format!("pid {pid}: handshake cancelled"))),
-        Err(_) => return Err(no_hello(state, pid, &entry, args.timeout, &pidfd)),
+    let hello = tokio::select! {
+        hello = timeout_at(deadline, rx) => match hello {
+            Ok(Ok(hello)) => hello,
+            Ok(Err(_)) => return Err((Outcome::Error, format!("pid {pid}: handshake cancelled"))),
+            Err(_) => return Err(no_hello(state, pid, &entry, args.timeout, &pidfd)),
+        },
+        Ok(()) = pidfd.exited() => {
+            return Err((Outcome::Error, format!("pid {pid} exited during the handshake")));
+        }
     };
     let mut stream = hello.stream;
     if hello.message.token != token {

@@ -2,7 +2,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
 /// An open pidfd (`pidfd_open(2)`).
@@ -68,6 +68,21 @@ impl PidFd {
         Ok(())
     }
 
+    /// Resolves when the process has exited (the pidfd becomes readable).
+    pub async fn exited(&self) -> io::Result<()> {
+        // SAFETY: the borrowed fd is our pidfd, which stays open and the same
+        // for as long as `self` lives, and the AsyncFd is dropped first.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                self.fd.as_fd(),
+                tokio::io::Interest::READABLE,
+            )
+        }
+        .map_err(io::Error::from)?;
+        let _ready = fd.readable().await?;
+        Ok(())
+    }
+
     /// Whether the process is still alive (the pidfd is not yet readable).
     pub fn is_alive(&self) -> bool {
         let mut pfd = libc::pollfd {
@@ -78,5 +93,17 @@ impl PidFd {
         // SAFETY: one valid pollfd, zero timeout.
         let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
         rc == 0
+    }
+}
+
+impl AsRawFd for PidFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for PidFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }

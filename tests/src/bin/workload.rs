@@ -16,7 +16,8 @@
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
 //! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
-//! `--no-register` (never opts in),
+//! `--block-suspend-signal` (every thread blocks it), `--no-register`
+//! (never opts in),
 //! `--own-handler` (installs its own handler on signal 62 and reports every
 //! signal it gets: `GOT SIGNAL n`).
 
@@ -87,6 +88,7 @@ fn main() {
     let mut register = true;
     let mut own = false;
     let mut signals: Option<(i32, i32)> = None;
+    let mut block = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -104,6 +106,7 @@ fn main() {
                 signals = pair.and_then(|(s, r)| Some((s.parse().ok()?, r.parse().ok()?)));
             }
             "--no-register" => register = false,
+            "--block-suspend-signal" => block = true,
             "--own-handler" => own = true,
             other => {
                 eprintln!("workload: unknown option {other}");
@@ -113,6 +116,16 @@ fn main() {
         i += 1;
     }
 
+    if block {
+        // Before any thread starts, so every thread inherits the mask.
+        // SAFETY: building and installing a signal mask we own.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, suspend_common::DEFAULT_SUSPEND_SIGNAL as i32);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+    }
     let memory = pattern(1 << 16);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let worker = {
