@@ -18,6 +18,7 @@ mod demo;
 mod setup;
 mod test;
 mod util;
+mod vmtest;
 
 use std::process::ExitCode;
 
@@ -84,6 +85,7 @@ enum Cmd {
         #[arg(last = true, value_name = "FILTER")]
         filters: Vec<String>,
     },
+    VmTest(vmtest::Args),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Cmd::Build { debug } => build::run(!debug),
         Cmd::Demo => demo::run(),
         Cmd::Test { filters } => test::run(&filters),
+        Cmd::VmTest(args) => vmtest::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

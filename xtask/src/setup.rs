@@ -24,7 +24,15 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use crate::util::{self, fmt_duration};
 
 /// Debian packages the build and the tests need. Add new ones here.
-pub const DEBIAN_PACKAGES: &[&str] = &["bpftool", "gcc", "pkg-config", "python3", "libc6-dev"];
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "bpftool",
+    "gcc",
+    "pkg-config",
+    "python3",
+    "libc6-dev",
+    // `cargo xtask vm-test` (busybox-static is only unpacked, not installed).
+    "qemu-system-x86",
+];
 
 /// The `bpf-linker` release built by step 4.
 const BPF_LINKER_VERSION: &str = "0.13.0";
