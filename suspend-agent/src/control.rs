@@ -26,6 +26,15 @@ pub enum Request {
         wait: bool,
         /// Run the handshake to `ready`, then let the process go.
         dry_run: bool,
+        /// Write the image to this (absolute) directory.
+        #[serde(default)]
+        dir: Option<std::path::PathBuf>,
+        /// Let the process go after the image is written instead of killing it.
+        #[serde(default)]
+        leave_running: bool,
+        /// Leave out fds that cannot be restored instead of refusing.
+        #[serde(default)]
+        drop_unsupported_fds: bool,
     },
     /// Is the daemon there?
     Ping,
@@ -45,6 +54,9 @@ pub enum Outcome {
     Refused,
     /// No answer in time.
     Timeout,
+    /// The process holds something an image cannot hold (named in the
+    /// message): refused before anything was frozen.
+    Unsupported,
     /// Anything else went wrong.
     Error,
 }
@@ -58,6 +70,7 @@ impl Outcome {
             Self::Busy => exit::BUSY,
             Self::Refused => exit::REFUSED,
             Self::Timeout => exit::TIMEOUT,
+            Self::Unsupported => exit::UNSUPPORTED,
             Self::Error => exit::ERROR,
         }
     }
@@ -119,13 +132,22 @@ mod tests {
             pid: 7,
             timeout_ms: 5000,
             wait: true,
-            dry_run: true,
+            dry_run: false,
+            dir: Some("/img".into()),
+            leave_running: true,
+            drop_unsupported_fds: false,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(
             text,
-            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":true}"#
+            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":false,"dir":"/img","leave_running":true,"drop_unsupported_fds":false}"#
         );
+        // Older CLIs send no image fields.
+        let old = r#"{"op":"suspend","pid":7,"timeout_ms":1,"wait":false,"dry_run":true}"#;
+        assert!(matches!(
+            serde_json::from_str::<Request>(old).unwrap(),
+            Request::Suspend { dir: None, .. }
+        ));
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
         let ev = Event::Result {
             outcome: Outcome::NotOptedIn,
@@ -145,6 +167,7 @@ mod tests {
             Outcome::Busy,
             Outcome::Refused,
             Outcome::Timeout,
+            Outcome::Unsupported,
             Outcome::Error,
         ];
         let mut codes: Vec<u8> = all.iter().map(|o| o.exit_code()).collect();

@@ -19,6 +19,9 @@ pub const REFUSED: u8 = 5;
 pub const TIMEOUT: u8 = 6;
 /// No agent daemon is running.
 pub const NO_DAEMON: u8 = 7;
+/// The process holds something an image cannot hold (the message names
+/// it): refused before anything was frozen.
+pub const UNSUPPORTED: u8 = 8;
 
 /// The table printed at the end of `--help`.
 pub const HELP: &str = "\
@@ -30,4 +33,5 @@ Exit status:
   4  busy: the process said \"not now\" (or is inside a critical section)
   5  refused: the process said no
   6  timeout: no answer in time
-  7  no agent daemon is running";
+  7  no agent daemon is running
+  8  unsupported: the process holds something an image cannot hold (named); nothing was frozen";

@@ -8,7 +8,10 @@
 mod cli;
 mod control;
 mod daemon;
+mod dump;
 mod exit;
+mod freeze;
+mod image;
 mod mounts;
 mod procfs;
 mod registry;
@@ -40,6 +43,7 @@ enum Command {
     Daemon(cli::daemon::Args),
     List(cli::list::Args),
     Suspend(cli::suspend::Args),
+    Inspect(cli::inspect::Args),
     Check(cli::check::Args),
     Run(cli::run::Args),
     Unload(cli::unload::Args),
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cli::daemon::run(args),
         Command::List(args) => cli::list::run(args),
         Command::Suspend(args) => cli::suspend::run(args),
+        Command::Inspect(args) => cli::inspect::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Unload(args) => cli::unload::run(args),
@@ -75,7 +80,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("suspend-agent: {e:#}");
+            eprintln!("suspend-agent: {}", chain(&e));
             let no_daemon = e
                 .downcast_ref::<control::ControlError>()
                 .is_some_and(|e| matches!(e, control::ControlError::NoDaemon(_)));
@@ -86,4 +91,21 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// The error and its causes, each said once: the errors of this crate
+/// already name their source in their own message.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }

@@ -36,6 +36,8 @@ pub fn read_layout(tracefs: &Path) -> TracepointLayout {
     let generate = read("signal/signal_generate");
     let deliver = read("signal/signal_deliver");
     let sigaction = read("syscalls/sys_enter_rt_sigaction");
+    let newtask = read("task/task_newtask");
+    let switch = read("sched/sched_switch");
     let get = |text: &Option<String>, field: &str, default: u32| {
         text.as_deref()
             .and_then(|t| field_offset(t, field))
@@ -53,6 +55,10 @@ pub fn read_layout(tracefs: &Path) -> TracepointLayout {
         deliver_handler: get(&deliver, "sa_handler", d.deliver_handler),
         sigaction_sig: get(&sigaction, "sig", d.sigaction_sig),
         sigaction_act: get(&sigaction, "act", d.sigaction_act),
+        newtask_pid: get(&newtask, "pid", d.newtask_pid),
+        newtask_flags: get(&newtask, "clone_flags", d.newtask_flags),
+        switch_next_pid: get(&switch, "next_pid", d.switch_next_pid),
+        _pad: 0,
     }
 }
 

@@ -7,7 +7,7 @@ use std::{sync::atomic::Ordering, time::Duration};
 
 use suspend_common::wire::{
     DECISION_BUSY, DECISION_HELD, DETAIL_CRITICAL_SECTION, MSG_ANSWER, MSG_HELLO, MSG_OK,
-    MSG_OUTCOME, MSG_REQUEST, Message, REASON_ABORTED, REASON_CONTINUED, REQUEST_WAIT,
+    MSG_OUTCOME, MSG_REQUEST, Message, REASON_ABORTED, REQUEST_WAIT,
 };
 
 use crate::{
@@ -144,6 +144,7 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
     let answer = Message {
         request_id: request.id,
         code: decision as u32,
+        fd: conn.0 as u32,
         ..Message::new(MSG_ANSWER)
     };
     let sent = conn.send(&answer).is_ok();
@@ -161,13 +162,12 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
         _reserved: 0,
     };
     STATE.call_on_resume(&info);
-    if reason == REASON_CONTINUED {
-        let done = Message {
-            request_id: request.id,
-            ..Message::new(MSG_OK)
-        };
-        let _ = conn.send(&done);
-    }
+    // Tell the agent on_resume is done (it may be gone: that is fine).
+    let done = Message {
+        request_id: request.id,
+        ..Message::new(MSG_OK)
+    };
+    let _ = conn.send(&done);
 }
 
 /// Waits for the outcome of a suspension this process agreed to. The agent

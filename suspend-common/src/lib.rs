@@ -9,6 +9,7 @@
 #![no_std]
 
 pub mod client_block;
+pub mod freeze;
 pub mod paths;
 pub mod registry;
 pub mod signals;

@@ -15,6 +15,12 @@ pub const STATE_REGISTERED: u32 = 1;
 pub const STATE_UNUSABLE: u32 = 2;
 /// The agent is running the suspend handshake with it.
 pub const STATE_SUSPENDING: u32 = 3;
+/// The agent is stopping its threads; eBPF records every thread it creates
+/// meanwhile (`new_threads`).
+pub const STATE_FREEZING: u32 = 4;
+/// Every thread is stopped and being dumped; eBPF counts any of them that
+/// runs (`frozen_tasks`).
+pub const STATE_FROZEN: u32 = 5;
 
 /// Callbacks run on the client library's helper thread.
 pub const CONTEXT_THREAD: u32 = 0;
@@ -81,6 +87,8 @@ pub const fn state_name(state: u32) -> &'static str {
         STATE_REGISTERED => "registered",
         STATE_UNUSABLE => "unusable",
         STATE_SUSPENDING => "suspending",
+        STATE_FREEZING => "freezing",
+        STATE_FROZEN => "frozen",
         _ => "unknown",
     }
 }

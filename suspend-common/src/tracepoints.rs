@@ -30,6 +30,14 @@ pub struct TracepointLayout {
     pub sigaction_sig: u32,
     /// `syscalls/sys_enter_rt_sigaction`: `act` (user pointer).
     pub sigaction_act: u32,
+    /// `task/task_newtask`: `pid` (the new task).
+    pub newtask_pid: u32,
+    /// `task/task_newtask`: `clone_flags` (u64).
+    pub newtask_flags: u32,
+    /// `sched/sched_switch`: `next_pid`.
+    pub switch_next_pid: u32,
+    /// Explicit padding.
+    pub _pad: u32,
 }
 
 impl TracepointLayout {
@@ -43,10 +51,14 @@ impl TracepointLayout {
         deliver_handler: 24,
         sigaction_sig: 16,
         sigaction_act: 24,
+        newtask_pid: 8,
+        newtask_flags: 32,
+        switch_next_pid: 56,
+        _pad: 0,
     };
 }
 
-const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 32);
+const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 48);
 
 #[cfg(feature = "user")]
 // SAFETY: `repr(C)`, `Copy`, only `u32` fields, no padding (size asserted).

@@ -14,7 +14,9 @@
 //! 3. client → `ANSWER` with a decision. `HELD` means "inside a critical
 //!    section, will answer when it ends" and is followed by another `ANSWER`.
 //! 4. After `READY` the client waits on the same connection for `OUTCOME`
-//!    (`CONTINUED`, `ABORTED`); end of file means `ABORTED`.
+//!    (`CONTINUED`, `ABORTED`); end of file means `ABORTED`. Once its
+//!    `on_resume` has run it sends `OK`. A process suspended for good is
+//!    killed while it waits.
 
 /// `REGISTER`: client announces its block.
 pub const MSG_REGISTER: u32 = 1;
@@ -96,8 +98,9 @@ pub struct Message {
     pub flags: u32,
     /// `REQUEST`: how long the requester waits in all, in milliseconds.
     pub timeout_ms: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// `ANSWER`: the client's own fd of this connection (not part of its
+    /// state: the agent leaves it out of the image).
+    pub fd: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<Message>() == 48);
@@ -114,7 +117,7 @@ impl Message {
             code: 0,
             flags: 0,
             timeout_ms: 0,
-            _pad: 0,
+            fd: 0,
         }
     }
 

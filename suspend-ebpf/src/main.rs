@@ -15,6 +15,8 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod freeze;
+#[cfg(target_arch = "bpf")]
 mod layout;
 #[cfg(target_arch = "bpf")]
 mod maps;

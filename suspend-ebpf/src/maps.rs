@@ -4,10 +4,11 @@
 #![allow(non_upper_case_globals)]
 
 use aya_ebpf::{
-    btf_maps::{HashMap, LruHashMap},
+    btf_maps::{Array, HashMap, LruHashMap},
     macros::btf_map,
 };
 use suspend_common::{
+    freeze::{FROZEN_TASKS_MAX_ENTRIES, FrozenTask, NEW_THREADS_MAX_ENTRIES},
     registry::{REGISTRY_MAX_ENTRIES, Registration},
     signals::{SIGNALS_MAX_ENTRIES, SignalKey, SignalStats},
 };
@@ -24,3 +25,21 @@ pub static registry: HashMap<u32, Registration, { REGISTRY_MAX_ENTRIES as usize 
 #[btf_map(pin_by_name)]
 pub static signals: LruHashMap<SignalKey, SignalStats, { SIGNALS_MAX_ENTRIES as usize }> =
     LruHashMap::new();
+
+/// Threads created by a process in the `FREEZING` state: tid → tgid.
+/// Written by `freeze.rs` (`task_newtask`); read and emptied by the agent,
+/// which stops each of them too.
+#[btf_map(pin_by_name)]
+pub static new_threads: HashMap<u32, u32, { NEW_THREADS_MAX_ENTRIES as usize }> = HashMap::new();
+
+/// Stopped threads of processes being dumped: tid → [`FrozenTask`].
+/// Filled and emptied by the agent; `freeze.rs` (`sched_switch`) counts
+/// every time one of them runs.
+#[btf_map(pin_by_name)]
+pub static frozen_tasks: HashMap<u32, FrozenTask, { FROZEN_TASKS_MAX_ENTRIES as usize }> =
+    HashMap::new();
+
+/// Number of freezes in progress (element 0). Written by the agent; read by
+/// `freeze.rs`, which returns at once while it is zero.
+#[btf_map(pin_by_name)]
+pub static freeze_active: Array<u32, 1> = Array::new();

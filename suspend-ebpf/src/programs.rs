@@ -3,7 +3,7 @@
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 
-use crate::{registry, signal};
+use crate::{freeze, registry, signal};
 
 /// `sched/sched_process_exec`: exec resets the handlers, so the registration
 /// is gone.
@@ -40,5 +40,19 @@ pub fn suspend_signal_generate(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "signal", name = "signal_deliver")]
 pub fn suspend_signal_deliver(ctx: TracePointContext) -> u32 {
     signal::on_deliver(&ctx);
+    0
+}
+
+/// `task/task_newtask`: a thread is created in a process being frozen.
+#[tracepoint(category = "task", name = "task_newtask")]
+pub fn suspend_newtask(ctx: TracePointContext) -> u32 {
+    freeze::on_newtask(&ctx);
+    0
+}
+
+/// `sched/sched_switch`: the run witness over stopped threads.
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn suspend_switch(ctx: TracePointContext) -> u32 {
+    freeze::on_switch(&ctx);
     0
 }

@@ -111,6 +111,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon and waits until it answers on its control socket.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a daemon with extra environment (the test hooks).
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         require_root();
         assert!(
             std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).is_err(),
@@ -120,6 +125,7 @@ impl Daemon {
             .expect("daemon log");
         let child = Command::new(bin("suspend-agent"))
             .arg("daemon")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -188,6 +194,16 @@ impl Proc {
     }
 
     pub fn spawn_command(mut cmd: Command) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        // Only stdio: whatever else the test runner inherited (a CI's
+        // pipes) is not the workload's.
+        // SAFETY: close_range is async-signal-safe and touches only fds.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                Ok(())
+            })
+        };
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -393,4 +409,85 @@ pub fn signal_counts(pid: u32, signal: u32) -> (u64, u64) {
             )
         })
         .unwrap_or((0, 0))
+}
+
+/// A fresh path for an image, in a directory removed when dropped.
+pub struct ImageDir {
+    root: PathBuf,
+    pub path: PathBuf,
+}
+
+impl ImageDir {
+    pub fn new(name: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("suspend-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("image parent");
+        Self {
+            path: root.join("image"),
+            root,
+        }
+    }
+
+    /// The parent directory (to look for leftovers).
+    pub fn parent(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("UTF-8 path")
+    }
+
+    /// Entries of the parent directory: empty when a failed dump left
+    /// nothing behind.
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.root)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for ImageDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// `suspend-agent inspect DIR --json`, which verifies every checksum.
+pub fn inspect(dir: &Path) -> Value {
+    let out = agent(&["inspect", dir.to_str().expect("UTF-8"), "--json"]);
+    assert_eq!(out.code, 0, "inspect refused the image: {}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("inspect --json is JSON")
+}
+
+/// The bytes of page `page` of the mapping starting at `start`, as the
+/// image holds them; `None` if that page was not saved.
+pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt as _;
+    let meta = std::fs::read_to_string(dir.join("meta.jsonl")).expect("meta.jsonl");
+    for line in meta.lines() {
+        let (_, json) = line.split_once(' ')?;
+        let record: Value = serde_json::from_str(json).ok()?;
+        if record["record"] != "mapping" || record["start"] != start {
+            continue;
+        }
+        for run in record["pages"].as_array()? {
+            let first = run["first_page"].as_u64()?;
+            let count = run["pages"].as_u64()?;
+            if (first..first + count).contains(&page) {
+                let at = run["at"].as_u64()? + (page - first) * 4096;
+                let mut buf = vec![0u8; 4096];
+                std::fs::File::open(dir.join("pages.img"))
+                    .ok()?
+                    .read_exact_at(&mut buf, at)
+                    .ok()?;
+                return Some(buf);
+            }
+        }
+        return None;
+    }
+    None
 }

@@ -111,7 +111,7 @@ fn exec_drops_the_registration() {
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn exit_removes_the_registration() {
     let _daemon = Daemon::start();
-    let (mut w, pid) = registered_workload();
+    let (w, pid) = registered_workload();
     w.exit_ok();
     wait_for("the registration to go on exit", || {
         registry_entry(pid).is_none().then_some(())

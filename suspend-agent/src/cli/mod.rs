@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod daemon;
+pub mod inspect;
 pub mod list;
 pub mod run;
 pub mod suspend;

@@ -61,12 +61,18 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             timeout_ms,
             wait,
             dry_run,
+            dir,
+            leave_running,
+            drop_unsupported_fds,
         } => {
             let args = SuspendArgs {
                 pid,
                 timeout: Duration::from_millis(timeout_ms),
                 wait,
                 dry_run,
+                dir,
+                leave_running,
+                drop_unsupported_fds,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

@@ -34,6 +34,8 @@ pub const PROGRAMS: &[(&str, &str, &str)] = &[
     ("suspend_sigaction", "syscalls", "sys_enter_rt_sigaction"),
     ("suspend_signal_generate", "signal", "signal_generate"),
     ("suspend_signal_deliver", "signal", "signal_deliver"),
+    ("suspend_newtask", "task", "task_newtask"),
+    ("suspend_switch", "sched", "sched_switch"),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -35,15 +35,19 @@ use crate::{
 };
 
 /// What the CLI asked for.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SuspendArgs {
     pub pid: u32,
+    /// Bounds the handshake (not the dump).
     pub timeout: Duration,
     pub wait: bool,
     pub dry_run: bool,
+    pub dir: Option<std::path::PathBuf>,
+    pub leave_running: bool,
+    pub drop_unsupported_fds: bool,
 }
 
-type Progress = mpsc::UnboundedSender<String>;
+pub type Progress = mpsc::UnboundedSender<String>;
 
 /// Runs the handshake; returns the outcome and a one-line message.
 pub async fn suspend(
@@ -51,12 +55,13 @@ pub async fn suspend(
     args: SuspendArgs,
     progress: &Progress,
 ) -> (Outcome, String) {
+    let pid = args.pid;
     let result = run(state, args, progress).await;
     let (outcome, message) = match result {
         Ok(done) => done,
         Err(done) => done,
     };
-    info!("suspend pid {}: {outcome:?}: {message}", args.pid);
+    info!("suspend pid {pid}: {outcome:?}: {message}");
     (outcome, message)
 }
 
@@ -156,13 +161,10 @@ async fn run(
     let pid = args.pid;
     let deadline = Instant::now() + args.timeout;
     let (entry, token) = check(state, pid)?;
-    if !args.dry_run {
+    if !args.dry_run && args.dir.is_none() {
         return Err((
             Outcome::Error,
-            format!(
-                "pid {pid}: writing an image is not available in this version; \
-                 --dry-run runs the handshake only (nothing was sent)"
-            ),
+            format!("pid {pid}: no image directory given (nothing was sent)"),
         ));
     }
     let pidfd =
@@ -250,7 +252,7 @@ async fn run(
     })?;
 
     let mut held = false;
-    loop {
+    let ready = loop {
         let answer = match timeout_at(deadline, read_message(&mut stream)).await {
             Err(_) if held => {
                 return Err((
@@ -291,7 +293,7 @@ async fn run(
             ));
         }
         match answer.code {
-            DECISION_READY => break,
+            DECISION_READY => break answer,
             DECISION_BUSY if answer.flags == DETAIL_CRITICAL_SECTION => {
                 return Err((
                     Outcome::Busy,
@@ -325,40 +327,58 @@ async fn run(
                 ));
             }
         }
-    }
+    };
     let _ = progress.send(format!("pid {pid} is ready"));
-    // Dry run: nothing is frozen or written; let the process go.
-    Ok(let_go(&mut stream, pid, request_id, deadline).await)
+    if args.dry_run {
+        // Nothing is frozen or written; let the process go.
+        let ran = tell(&mut stream, request_id, REASON_CONTINUED).await;
+        return Ok((
+            Outcome::Done,
+            format!(
+                "pid {pid} was ready; dry run: let go, {}",
+                resumed(ran, "continued")
+            ),
+        ));
+    }
+    Ok(super::suspend::take(
+        state,
+        &args,
+        &mut stream,
+        request_id,
+        ready.fd,
+        pidfd,
+        progress,
+    )
+    .await)
 }
 
-/// Tells a ready client to carry on (`CONTINUED`) and waits until its
-/// `on_resume` has run.
-async fn let_go(
-    stream: &mut UnixStream,
-    pid: u32,
-    request_id: u64,
-    deadline: Instant,
-) -> (Outcome, String) {
+/// How long a client that was told the outcome has to report that its
+/// `on_resume` ran.
+const ON_RESUME_REPORT: Duration = Duration::from_secs(10);
+
+/// Tells a ready client how its suspension ended (`reason`) and waits until
+/// its `on_resume` has run; returns whether it reported back.
+pub async fn tell(stream: &mut UnixStream, request_id: u64, reason: u32) -> bool {
     let outcome = Message {
         request_id,
-        code: REASON_CONTINUED,
+        code: reason,
         ..Message::new(MSG_OUTCOME)
     };
-    if let Err(e) = write_message(stream, &outcome).await {
-        return (
-            Outcome::Error,
-            format!("pid {pid}: sending the outcome: {e}"),
-        );
+    if write_message(stream, &outcome).await.is_err() {
+        return false;
     }
-    match timeout_at(deadline, read_message(stream)).await {
-        Ok(Ok(Some(m))) if m.kind == MSG_OK => (
-            Outcome::Done,
-            format!("pid {pid} was ready; dry run: let go, on_resume(continued) ran"),
-        ),
-        _ => (
-            Outcome::Done,
-            format!("pid {pid} was ready; dry run: let go (on_resume did not report back)"),
-        ),
+    matches!(
+        tokio::time::timeout(ON_RESUME_REPORT, read_message(stream)).await,
+        Ok(Ok(Some(m))) if m.kind == MSG_OK
+    )
+}
+
+/// "on_resume(REASON) ran", or that it did not report back.
+pub fn resumed(ran: bool, reason: &str) -> String {
+    if ran {
+        format!("on_resume({reason}) ran")
+    } else {
+        format!("on_resume({reason}) did not report back")
     }
 }
 

@@ -7,6 +7,7 @@ pub mod ebpf;
 mod handshake;
 mod register;
 mod scan;
+mod suspend;
 
 use std::{
     collections::HashMap,
@@ -87,7 +88,11 @@ pub fn run() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(serve(state, loaded))
+    let result = runtime.block_on(serve(state, loaded));
+    // A dump still running on a blocking thread must not keep the daemon
+    // alive; exiting detaches ptrace, so its process is let go.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
 /// Takes the daemon lock (`/run/suspend/agent.pid`) and writes our pid.

@@ -4,7 +4,7 @@
 //! handshake may have been cut short by a dying agent.
 
 use log::{debug, info, warn};
-use suspend_common::registry::{STATE_REGISTERED, STATE_SUSPENDING};
+use suspend_common::registry::{STATE_FREEZING, STATE_FROZEN, STATE_REGISTERED, STATE_SUSPENDING};
 
 use super::{State, register};
 use crate::procfs;
@@ -18,6 +18,10 @@ pub struct Report {
 
 pub fn run(state: &State) -> Report {
     let mut report = Report::default();
+    // No freeze runs before the daemon does: forget those a dead agent left.
+    if let Err(e) = crate::freeze::FreezeMaps::open().and_then(|mut maps| maps.reset()) {
+        warn!("resetting the freeze maps: {e}");
+    }
     let entries = match state.registry(|r| r.all()) {
         Ok(entries) => entries,
         Err(e) => {
@@ -39,15 +43,19 @@ pub fn run(state: &State) -> Report {
             report.removed += 1;
             continue;
         }
-        if entry.state == STATE_SUSPENDING {
-            // An agent died mid-handshake; the client saw the connection
+        if matches!(
+            entry.state,
+            STATE_SUSPENDING | STATE_FREEZING | STATE_FROZEN
+        ) {
+            // An agent died mid-handshake or mid-dump; ptrace let the
+            // threads go when it died, and the client saw the connection
             // close and carried on.
             info!(
-                "pid {}: handshake of a previous agent left unfinished; registered again",
+                "pid {}: suspend of a previous agent left unfinished; registered again",
                 entry.pid
             );
             if let Err(e) =
-                state.registry(|r| r.set_state(entry.pid, Some(STATE_SUSPENDING), STATE_REGISTERED))
+                state.registry(|r| r.set_state(entry.pid, Some(entry.state), STATE_REGISTERED))
             {
                 warn!("{e}");
             }

@@ -4,6 +4,7 @@
 
 mod pidfd;
 pub mod probe;
+pub mod ptrace;
 mod time;
 
 pub use pidfd::{PidFd, SigQueueInfo};

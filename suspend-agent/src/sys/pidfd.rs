@@ -32,6 +32,24 @@ impl PidFd {
         Ok(Self { fd })
     }
 
+    /// Sends `signal` (as `kill(2)` would) through the pidfd.
+    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with a valid fd, no siginfo, no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// Queues `info.signal` to the process with `si_code = SI_QUEUE` and
     /// `si_value = info.value`, as `sigqueue(3)` would, but through the pidfd.
     pub fn send_queued(&self, info: SigQueueInfo) -> io::Result<()> {

@@ -12,10 +12,13 @@
 //! | `reset-handler` | set the suspend signal back to `SIG_DFL` |
 //! | `fork` | fork a child that sleeps; print `child pid=N` |
 //! | `exec PROGRAM ARGS…` | replace this process |
+//! | `socket` | open a socket pair and keep it (`socket fds=A,B`) |
 //! | `unregister` | withdraw |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
 //! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
+//! `--layout` (memory of a known shape, see `set_up_layout`), `--spawner`
+//! (threads that keep spawning threads),
 //! `--block-suspend-signal` (every thread blocks it), `--no-register`
 //! (never opts in),
 //! `--own-handler` (installs its own handler on signal 62 and reports every
@@ -89,6 +92,8 @@ fn main() {
     let mut own = false;
     let mut signals: Option<(i32, i32)> = None;
     let mut block = false;
+    let mut layout = false;
+    let mut spawner = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -106,6 +111,8 @@ fn main() {
                 signals = pair.and_then(|(s, r)| Some((s.parse().ok()?, r.parse().ok()?)));
             }
             "--no-register" => register = false,
+            "--layout" => layout = true,
+            "--spawner" => spawner = true,
             "--block-suspend-signal" => block = true,
             "--own-handler" => own = true,
             other => {
@@ -169,6 +176,12 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+    if layout {
+        println!("{}", set_up_layout());
+    }
+    if spawner {
+        std::thread::spawn(spawn_forever);
     }
     println!("ready pid={}", std::process::id());
     let _ = std::io::stdout().flush();
@@ -251,6 +264,12 @@ fn main() {
                 );
                 println!("exec failed: {err}");
             }
+            ["socket"] => {
+                // A socket an image cannot hold, kept open.
+                let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+                use std::os::fd::IntoRawFd as _;
+                println!("socket fds={},{}", a.into_raw_fd(), b.into_raw_fd());
+            }
             ["unregister"] => match suspend_client::unregister() {
                 Ok(()) => println!("ok"),
                 Err(e) => println!("unregister failed: {e}"),
@@ -284,4 +303,95 @@ fn verify_final(memory: &[u64]) -> Result<(), String> {
         return Err("on_resume ran more often than on_suspend".into());
     }
     Ok(())
+}
+
+/// Memory the dump tests know the shape of: an anonymous region with 10 of
+/// its 64 pages written, a 1 GiB reservation with 3 pages written, a page
+/// written then made `PROT_NONE`, and a private file mapping with one of
+/// its 4 pages written. Page `i` of region `r` holds the byte
+/// `layout_byte(r, i)` throughout. Also two idle threads. Returns the
+/// `layout …` line the tests parse.
+fn set_up_layout() -> String {
+    // Each region between two read-only guard pages, so the kernel never
+    // merges it with a neighbour and it stays one mapping of its own.
+    fn map(len: usize, prot: i32, flags: i32, fd: i32) -> *mut u8 {
+        let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        // SAFETY: fresh mappings; no existing memory is affected.
+        unsafe {
+            let area = libc::mmap(
+                std::ptr::null_mut(),
+                len + 8192,
+                libc::PROT_READ,
+                anon,
+                -1,
+                0,
+            );
+            assert_ne!(area, libc::MAP_FAILED, "mmap");
+            let at = area.cast::<u8>().add(4096).cast();
+            let p = libc::mmap(at, len, prot, flags | libc::MAP_FIXED, fd, 0);
+            assert_ne!(p, libc::MAP_FAILED, "mmap");
+            p.cast()
+        }
+    }
+    let fill = |base: *mut u8, region: u8, page: usize| {
+        // SAFETY: `page` is inside the mapping `base` starts.
+        unsafe { std::ptr::write_bytes(base.add(page * 4096), layout_byte(region, page), 4096) };
+    };
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    let a = map(64 * 4096, rw, anon, -1);
+    for page in 0..10 {
+        fill(a, 1, page);
+    }
+    let b = map(1 << 30, rw, anon | libc::MAP_NORESERVE, -1);
+    for page in [0, 1000, 200_000] {
+        fill(b, 2, page);
+    }
+    let c = map(4096, rw, anon, -1);
+    fill(c, 3, 0);
+    // SAFETY: changing the protection of our own page.
+    unsafe { libc::mprotect(c.cast(), 4096, libc::PROT_NONE) };
+    let path = std::env::temp_dir().join(format!("suspend-layout-{}", std::process::id()));
+    std::fs::write(&path, vec![0x11u8; 4 * 4096]).expect("layout file");
+    let file = std::fs::File::open(&path).expect("layout file");
+    use std::os::fd::AsRawFd as _;
+    let d = map(4 * 4096, rw, libc::MAP_PRIVATE, file.as_raw_fd());
+    drop(file); // the mapping keeps it; no fd stays open
+    fill(d, 4, 1);
+    // Both threads are up (stacks, signal stacks) before the line is out.
+    let started = std::sync::Arc::new(std::sync::Barrier::new(3));
+    for _ in 0..2 {
+        let started = started.clone();
+        std::thread::spawn(move || {
+            started.wait();
+            loop {
+                std::thread::park();
+            }
+        });
+    }
+    started.wait();
+    format!(
+        "layout a={:#x} b={:#x} c={:#x} d={:#x} file={}",
+        a as usize,
+        b as usize,
+        c as usize,
+        d as usize,
+        path.display()
+    )
+}
+
+/// The byte page `page` of layout region `region` is filled with.
+fn layout_byte(region: u8, page: usize) -> u8 {
+    region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
+}
+
+/// Keeps creating threads that create a thread and end, for the freeze to
+/// catch them all.
+fn spawn_forever() {
+    loop {
+        let t = std::thread::spawn(|| {
+            let _ = std::thread::spawn(|| std::hint::black_box(1 + 1)).join();
+        });
+        let _ = t.join();
+    }
 }

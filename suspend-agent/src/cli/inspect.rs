@@ -1,0 +1,153 @@
+//! `suspend-agent inspect DIR`.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::{
+    exit,
+    image::{Image, format::MappingKind},
+};
+
+/// Show what an image holds, after checking it
+///
+/// Every record's checksum, the format version, the end record and every
+/// page run's checksum are verified first; a damaged image is refused with
+/// what is wrong and where (exit 1). Then: the process, its threads, a table
+/// of its mappings with what was saved of each, its files, and the run
+/// witness.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The image directory.
+    dir: PathBuf,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn kind(k: MappingKind) -> &'static str {
+    match k {
+        MappingKind::Anonymous => "anon",
+        MappingKind::PrivateFile => "file",
+        MappingKind::SharedFile => "shared-file",
+        MappingKind::SharedAnonymous => "shared-anon",
+        MappingKind::Kernel => "kernel",
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let image = Image::read(&args.dir, true)?;
+    let p = &image.process;
+    if args.json {
+        let out = json!({
+            "dir": image.dir,
+            "header": image.header,
+            "process": p,
+            "threads": image.threads.iter().map(|t| json!({
+                "tid": t.tid, "rip": t.regs.rip, "rsp": t.regs.rsp, "fs_base": t.regs.fs_base,
+                "sigmask": t.sigmask, "pending": t.pending.len(), "rseq": t.rseq,
+                "robust_list": t.robust_list, "xstate_bytes": t.xstate.len() / 4 * 3,
+            })).collect::<Vec<_>>(),
+            "mappings": image.mappings.iter().map(|m| json!({
+                "start": m.start, "end": m.end, "perms": m.perms, "offset": m.offset,
+                "path": m.path, "kind": m.kind, "pages": (m.end - m.start) / 4096,
+                "saved_pages": m.saved_pages(), "file": m.file,
+            })).collect::<Vec<_>>(),
+            "files": image.files,
+            "witness": image.witness,
+            "saved_pages": image.saved_pages(),
+            "page_bytes": image.page_bytes,
+            "checksums": "verified",
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(exit::OK);
+    }
+    println!(
+        "image     {} (format {} v{}, checksums verified)",
+        image.dir.display(),
+        image.header.format,
+        image.header.version
+    );
+    println!(
+        "written   by agent {} on {} (kernel {}), CPU {} xcr0={:#x}",
+        image.header.agent_version,
+        image.header.hostname,
+        image.header.kernel,
+        image.header.cpu.vendor,
+        image.header.cpu.xcr0
+    );
+    println!(
+        "process   pid {} ({}), parent {}, uid {} gid {}, cwd {}",
+        p.pid, p.comm, p.ppid, p.creds.uid[0], p.creds.gid[0], p.cwd
+    );
+    if let Some(exe) = &p.exe {
+        println!("exe       {}", exe.path);
+    }
+    println!("threads   {}", image.threads.len());
+    for t in &image.threads {
+        println!(
+            "  tid {:>7}  rip {:#014x}  rsp {:#014x}  sigmask {:#018x}{}{}",
+            t.tid,
+            t.regs.rip,
+            t.regs.rsp,
+            t.sigmask,
+            t.rseq
+                .as_ref()
+                .map(|r| format!("  rseq {:#x}", r.addr))
+                .unwrap_or_default(),
+            if t.pending.is_empty() {
+                String::new()
+            } else {
+                format!("  {} pending", t.pending.len())
+            }
+        );
+    }
+    println!(
+        "mappings  {} ({} pages saved, {:.1} MiB)",
+        image.mappings.len(),
+        image.saved_pages(),
+        image.page_bytes as f64 / 1048576.0
+    );
+    println!(
+        "  {:<33} {:<5} {:<11} {:>9} {:>9}  PATH",
+        "RANGE", "PERMS", "KIND", "SIZE", "SAVED"
+    );
+    for m in &image.mappings {
+        println!(
+            "  {:016x}-{:016x} {:<5} {:<11} {:>8}K {:>8}K  {}",
+            m.start,
+            m.end,
+            m.perms,
+            kind(m.kind),
+            (m.end - m.start) / 1024,
+            m.saved_pages() * 4,
+            m.path
+        );
+    }
+    println!("files     {}", image.files.len());
+    for f in &image.files {
+        println!(
+            "  fd {:>3}  {:<12} pos {:>10}  flags {:o}  {}",
+            f.fd,
+            format!("{:?}", f.kind).to_lowercase(),
+            f.pos,
+            f.flags,
+            f.path
+        );
+    }
+    println!(
+        "witness   {} ({} thread(s) frozen{})",
+        if image.witness.consistent {
+            "consistent: no frozen thread ran"
+        } else {
+            "INCONSISTENT"
+        },
+        image.witness.frozen_threads,
+        if image.witness.ran.is_empty() {
+            String::new()
+        } else {
+            format!(", ran: {:?}", image.witness.ran)
+        }
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,188 @@
+//! After `ready` (steps 4–7 of the "Suspend" flow): refuse what an image
+//! cannot hold, freeze, dump, and then kill the process (its image is
+//! durable) or let it go. Any failure lets it go and tells it `aborted`:
+//! a failed suspend never loses the process.
+
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use suspend_common::wire::{REASON_ABORTED, REASON_CONTINUED};
+use tokio::net::UnixStream;
+
+use super::{
+    State,
+    handshake::{Progress, SuspendArgs, resumed, tell},
+};
+use crate::{
+    control::Outcome,
+    dump::{self, DumpError, DumpOptions, Summary},
+    freeze::{FreezeError, Frozen},
+    sys::PidFd,
+};
+
+#[derive(Debug, thiserror::Error)]
+enum TakeError {
+    #[error(transparent)]
+    Freeze(#[from] FreezeError),
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    #[error("the image is written but killing the process failed: {0}")]
+    Kill(#[source] io::Error),
+}
+
+struct Taken {
+    summary: Summary,
+    frozen_for: Duration,
+    killed: bool,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn took(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// Freezes, dumps and finishes a process that answered ready.
+pub async fn take(
+    state: &Arc<State>,
+    args: &SuspendArgs,
+    stream: &mut UnixStream,
+    request_id: u64,
+    client_fd: u32,
+    pidfd: PidFd,
+    progress: &Progress,
+) -> (Outcome, String) {
+    let pid = args.pid;
+    let Some(dir) = args.dir.clone() else {
+        let ran = tell(stream, request_id, REASON_ABORTED).await;
+        return (
+            Outcome::Error,
+            format!(
+                "pid {pid}: no image directory; let go, {}",
+                resumed(ran, "aborted")
+            ),
+        );
+    };
+    let skip_fd = Some(client_fd as i32);
+
+    // What cannot be saved is refused before anything is frozen.
+    if !args.drop_unsupported_fds {
+        let bad = dump::list_files(pid, skip_fd).map(|files| dump::unrestorable(&files));
+        let refusal = match bad {
+            Ok(bad) if bad.is_empty() => None,
+            Ok(bad) => Some((
+                Outcome::Unsupported,
+                format!(
+                    "pid {pid} holds files a resume could not give back: {}; nothing was frozen \
+                     (--drop-unsupported-fds leaves them out)",
+                    bad.join(", ")
+                ),
+            )),
+            Err(e) => Some((Outcome::Error, e.to_string())),
+        };
+        if let Some((outcome, message)) = refusal {
+            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+        }
+    }
+
+    let options = DumpOptions {
+        dir: dir.clone(),
+        drop_unsupported: args.drop_unsupported_fds,
+        skip_fd,
+    };
+    let leave_running = args.leave_running;
+    let state = state.clone();
+    let report = progress.clone();
+    // ptrace binds a tracee to the tracer thread: freeze, dump and finish
+    // all happen on this one blocking thread.
+    let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
+        let frozen = Frozen::freeze(&state, pid)?;
+        let frozen_at = Instant::now();
+        let _ = report.send(format!(
+            "pid {pid}: {} thread(s) frozen; writing {}",
+            frozen.threads().len(),
+            options.dir.display()
+        ));
+        let summary = dump::dump(&frozen, &options, &|m| {
+            let _ = report.send(m);
+        })?;
+        if leave_running {
+            frozen.release();
+            return Ok(Taken {
+                summary,
+                frozen_for: frozen_at.elapsed(),
+                killed: false,
+            });
+        }
+        frozen.kill(&pidfd).map_err(TakeError::Kill)?;
+        Ok(Taken {
+            summary,
+            frozen_for: frozen_at.elapsed(),
+            killed: true,
+        })
+    })
+    .await;
+
+    let result = match work {
+        Ok(result) => result,
+        Err(e) => Err(TakeError::Kill(io::Error::other(format!(
+            "the dump thread failed: {e}"
+        )))),
+    };
+    match result {
+        Ok(Taken {
+            summary,
+            frozen_for,
+            killed,
+        }) => {
+            let what = format!(
+                "{} thread(s), {} mappings, {} pages ({}) in {}; frozen for {}",
+                summary.threads,
+                summary.mappings,
+                summary.pages,
+                mib(summary.bytes),
+                took(summary.took),
+                took(frozen_for)
+            );
+            if killed {
+                (
+                    Outcome::Done,
+                    format!(
+                        "pid {pid} suspended to {}: {what}; the process was killed",
+                        summary.path.display()
+                    ),
+                )
+            } else {
+                let ran = tell(stream, request_id, REASON_CONTINUED).await;
+                (
+                    Outcome::Done,
+                    format!(
+                        "pid {pid} saved to {}: {what}; left running, {}",
+                        summary.path.display(),
+                        resumed(ran, "continued")
+                    ),
+                )
+            }
+        }
+        Err(e) => {
+            let outcome = match e {
+                TakeError::Dump(DumpError::Unsupported { .. }) => Outcome::Unsupported,
+                _ => Outcome::Error,
+            };
+            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            (
+                outcome,
+                format!(
+                    "pid {pid}: suspend failed: {e}; the process was let go, {}",
+                    resumed(ran, "aborted")
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Dumping a frozen process to an image: its threads, memory, open files
+//! and the rest of its state, then the run witness. Nothing is written under
+//! the image's final name until everything is in and durable (see
+//! [`crate::image::writer`]); any error leaves no image behind.
+
+mod files;
+mod memory;
+mod process;
+mod thread;
+pub mod vmas;
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use nix::errno::Errno;
+
+pub use self::files::{list as list_files, unrestorable};
+use crate::{
+    freeze::{Frozen, MapsError},
+    image::{
+        ImageWriter, WriteError,
+        format::{
+            Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind, PAGE_SIZE, Record, Witness,
+        },
+    },
+    sys::ptrace,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error("pid {pid}: reading {path}: {source}")]
+    Proc {
+        pid: u32,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("pid {pid}: cannot parse {what}")]
+    Parse { pid: u32, what: &'static str },
+    #[error("pid {pid}: reading memory at {addr:#x}: {source}")]
+    Read {
+        pid: u32,
+        addr: u64,
+        source: io::Error,
+    },
+    #[error("pid {pid}: thread {tid}: {call}: {source}")]
+    Ptrace {
+        pid: u32,
+        tid: u32,
+        call: &'static str,
+        source: Errno,
+    },
+    #[error("pid {pid}: thread {tid}: {call}: {source}")]
+    Syscall {
+        pid: u32,
+        tid: u32,
+        call: &'static str,
+        source: io::Error,
+    },
+    #[error("pid {pid} holds files a resume could not give back: {}", fds.join(", "))]
+    Unsupported { pid: u32, fds: Vec<String> },
+    #[error(
+        "pid {pid}: threads ran while frozen (tid×times: {}); the image would not be consistent",
+        ran.iter().map(|(t, n)| format!("{t}×{n}")).collect::<Vec<_>>().join(", ")
+    )]
+    Inconsistent { pid: u32, ran: Vec<(u32, u32)> },
+    #[error("pid {pid}: thread {tid} is running but was not frozen")]
+    Escaped { pid: u32, tid: u32 },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+}
+
+/// What to dump and how.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    /// The image directory to create.
+    pub dir: PathBuf,
+    /// Leave out fds that cannot be restored instead of refusing.
+    pub drop_unsupported: bool,
+    /// The client's own connection to the agent (not part of its state).
+    pub skip_fd: Option<i32>,
+}
+
+/// What was written.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub threads: usize,
+    pub mappings: usize,
+    pub pages: u64,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+fn cpu() -> Cpu {
+    let leaf = core::arch::x86_64::__cpuid(0);
+    let vendor: Vec<u8> = [leaf.ebx, leaf.edx, leaf.ecx]
+        .iter()
+        .flat_map(|r| r.to_le_bytes())
+        .collect();
+    let (xstate_size, xcr0) = ptrace::xstate_layout();
+    Cpu {
+        vendor: String::from_utf8_lossy(&vendor).into_owned(),
+        xcr0,
+        xstate_size: xstate_size as u64,
+    }
+}
+
+fn header() -> Header {
+    let uname = nix::sys::utsname::uname().ok();
+    let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uname
+            .as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    Header {
+        format: FORMAT.into(),
+        version: FORMAT_VERSION,
+        created_unix: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        kernel: text(|u| u.release()),
+        hostname: text(|u| u.nodename()),
+        cpu: cpu(),
+        page_size: PAGE_SIZE,
+    }
+}
+
+/// Dumps `frozen` into `options.dir`. `progress` is called about once a
+/// second while memory is copied.
+pub fn dump(
+    frozen: &Frozen<'_>,
+    options: &DumpOptions,
+    progress: &dyn Fn(String),
+) -> Result<Summary, DumpError> {
+    let started = Instant::now();
+    let pid = frozen.pid();
+    let mut files = files::list(pid, options.skip_fd)?;
+    let bad = files::unrestorable(&files);
+    if !bad.is_empty() {
+        if !options.drop_unsupported {
+            return Err(DumpError::Unsupported { pid, fds: bad });
+        }
+        files.retain(|f| f.restorable());
+    }
+
+    let mut image = ImageWriter::create(&options.dir)?;
+    image.record(&Record::Header(header()))?;
+    let threads = frozen.threads();
+    let leader = threads
+        .iter()
+        .find(|t| t.tid == pid)
+        .unwrap_or(&threads[0])
+        .tid;
+    image.record(&Record::Process(process::save(
+        pid,
+        leader,
+        threads.len() as u32,
+    )?))?;
+    let xstate_size = ptrace::xstate_layout().0;
+    for t in threads {
+        image.record(&Record::Thread(thread::save(pid, t, xstate_size)?))?;
+    }
+
+    let maps_path = format!("/proc/{pid}/maps");
+    let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {
+        pid,
+        path: maps_path.into(),
+        source,
+    })?;
+    let vmas = vmas::parse(&text).ok_or(DumpError::Parse {
+        pid,
+        what: "/proc/PID/maps",
+    })?;
+    let mut memory = memory::Memory::open(pid)?;
+    let mut last_report = Instant::now();
+    let mut pages = 0;
+    for vma in &vmas {
+        let runs = memory.save(vma, &mut image)?;
+        pages += runs.iter().map(|r| r.pages).sum::<u64>();
+        let kind = vma.kind();
+        let file = matches!(kind, MappingKind::PrivateFile | MappingKind::SharedFile)
+            .then(|| {
+                let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
+                process::file_id(Path::new(&files), &vma.path)
+            })
+            .flatten();
+        image.record(&Record::Mapping(Mapping {
+            start: vma.start,
+            end: vma.end,
+            perms: vma.perms.clone(),
+            offset: vma.offset,
+            path: vma.path.clone(),
+            kind,
+            file,
+            pages: runs,
+        }))?;
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            progress(format!(
+                "pid {pid}: {} MiB of memory saved",
+                image.page_bytes() >> 20
+            ));
+        }
+    }
+    for file in files {
+        image.record(&Record::File(file))?;
+    }
+
+    fault_hooks(frozen);
+    // Last: is every thread of the process one we froze, and did any of
+    // them run while we copied?
+    let task_dir = format!("/proc/{pid}/task");
+    let tasks = std::fs::read_dir(&task_dir).map_err(|source| DumpError::Proc {
+        pid,
+        path: task_dir.clone().into(),
+        source,
+    })?;
+    let running = tasks
+        .flatten()
+        .filter_map(|t| t.file_name().to_str()?.parse::<u32>().ok());
+    if let Some(tid) = running
+        .into_iter()
+        .find(|tid| !threads.iter().any(|t| t.tid == *tid))
+    {
+        return Err(DumpError::Escaped { pid, tid });
+    }
+    let witness = frozen.witness()?;
+    let ran: Vec<(u32, u32)> = witness
+        .ran
+        .iter()
+        .map(|(tid, t)| (*tid, t.switches))
+        .collect();
+    image.record(&Record::Witness(Witness {
+        consistent: witness.consistent(),
+        ran: ran.clone(),
+        frozen_threads: threads.len() as u32,
+    }))?;
+    if !witness.consistent() {
+        return Err(DumpError::Inconsistent { pid, ran });
+    }
+    let bytes = image.page_bytes();
+    let path = image.finish()?;
+    Ok(Summary {
+        path,
+        threads: threads.len(),
+        mappings: vmas.len(),
+        pages,
+        bytes,
+        took: started.elapsed(),
+    })
+}
+
+/// Test hooks, from the daemon's environment. `SUSPEND_FAULT_DUMP_DELAY_MS`
+/// holds every dump that long after its memory is copied, so the tests can
+/// kill the process or the daemon mid-dump. `SUSPEND_FAULT_WAKE_THREAD=1`
+/// lets one frozen thread run for a moment, as a bug or an outside wake-up
+/// would: the run witness must catch it.
+fn fault_hooks(frozen: &Frozen<'_>) {
+    if let Some(ms) = std::env::var("SUSPEND_FAULT_DUMP_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    if std::env::var_os("SUSPEND_FAULT_WAKE_THREAD").is_some_and(|v| v == "1") {
+        frozen.fault_run_one();
+    }
+}

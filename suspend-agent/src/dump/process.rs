@@ -1,0 +1,204 @@
+//! Saving what belongs to the whole process and `/proc` shows: identity,
+//! credentials, limits, auxv, mm fields.
+
+use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use super::DumpError;
+use crate::{
+    image::format::{Creds, FileId, MmFields, Process, Rlimit},
+    sys::ptrace,
+};
+
+fn read(pid: u32, name: &str) -> Result<String, DumpError> {
+    let path = format!("/proc/{pid}/{name}");
+    fs::read_to_string(&path).map_err(|source| DumpError::Proc {
+        pid,
+        path: path.into(),
+        source,
+    })
+}
+
+fn link(pid: u32, name: &str) -> Result<String, DumpError> {
+    let path = format!("/proc/{pid}/{name}");
+    fs::read_link(&path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|source| DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        })
+}
+
+/// Identity of the file at `path` (following links, so `/proc/PID/exe` and
+/// `/proc/PID/fd/N` give the open file's).
+pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    Some(FileId {
+        path: shown_as.to_owned(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    })
+}
+
+/// The `Uid:`/`Gid:`/`Groups:`/`Umask:`/`PPid:` fields of `/proc/PID/status`.
+pub fn parse_status(text: &str) -> Option<(Creds, u32, u32)> {
+    let mut creds = Creds::default();
+    let (mut umask, mut ppid) = (0o022, 0);
+    let four = |v: &str| -> Option<[u32; 4]> {
+        let ids: Vec<u32> = v
+            .split_whitespace()
+            .map(|n| n.parse().ok())
+            .collect::<Option<_>>()?;
+        ids.try_into().ok()
+    };
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key {
+            "Uid" => creds.uid = four(value)?,
+            "Gid" => creds.gid = four(value)?,
+            "Groups" => {
+                creds.groups = value
+                    .split_whitespace()
+                    .map(|n| n.parse().ok())
+                    .collect::<Option<_>>()?
+            }
+            "Umask" => umask = u32::from_str_radix(value.trim(), 8).ok()?,
+            "PPid" => ppid = value.trim().parse().ok()?,
+            _ => {}
+        }
+    }
+    Some((creds, umask, ppid))
+}
+
+/// The mm fields of `/proc/PID/stat` (fields 26–28 and 45–51).
+pub fn parse_stat_mm(text: &str) -> Option<MmFields> {
+    let rest = &text[text.rfind(')')? + 1..];
+    // Field n (1-based) is at index n - 3 after the `)`.
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |n: usize| f.get(n - 3).copied();
+    Some(MmFields {
+        start_code: at(26)?,
+        end_code: at(27)?,
+        start_stack: at(28)?,
+        start_data: at(45)?,
+        end_data: at(46)?,
+        start_brk: at(47)?,
+        arg_start: at(48)?,
+        arg_end: at(49)?,
+        env_start: at(50)?,
+        env_end: at(51)?,
+    })
+}
+
+pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
+    let bad = |what: &'static str| DumpError::Parse { pid, what };
+    let (creds, umask, ppid) =
+        parse_status(&read(pid, "status")?).ok_or_else(|| bad("/proc/PID/status"))?;
+    let mm = parse_stat_mm(&read(pid, "stat")?).ok_or_else(|| bad("/proc/PID/stat"))?;
+    let auxv_path = format!("/proc/{pid}/auxv");
+    let auxv = fs::read(&auxv_path).map_err(|source| DumpError::Proc {
+        pid,
+        path: auxv_path.into(),
+        source,
+    })?;
+    let auxv = auxv
+        .as_chunks::<8>()
+        .0
+        .as_chunks::<2>()
+        .0
+        .iter()
+        .map(|[kind, value]| (u64::from_le_bytes(*kind), u64::from_le_bytes(*value)))
+        .take_while(|&(kind, _)| kind != 0)
+        .collect();
+    let mut rlimits = Vec::new();
+    for resource in 0..16u32 {
+        let mut limit = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit64 reads another process's limit into ours.
+        let rc = unsafe {
+            libc::prlimit64(
+                pid as libc::pid_t,
+                resource as _,
+                std::ptr::null(),
+                &mut limit,
+            )
+        };
+        if rc == 0 {
+            rlimits.push(Rlimit {
+                resource,
+                soft: limit.rlim_cur,
+                hard: limit.rlim_max,
+            });
+        }
+    }
+    let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
+        .map_err(|_| bad("/proc/PID/personality"))?;
+    let exe_link = link(pid, "exe")?;
+    let shared_pending =
+        ptrace::pending_signals(leader, true).map_err(|source| DumpError::Ptrace {
+            pid,
+            tid: leader,
+            call: "PTRACE_PEEKSIGINFO(shared)",
+            source,
+        })?;
+    Ok(Process {
+        pid,
+        ppid,
+        comm: read(pid, "comm")?.trim_end().to_owned(),
+        exe: file_id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
+        cwd: link(pid, "cwd")?,
+        root: link(pid, "root")?,
+        umask,
+        creds,
+        rlimits,
+        personality,
+        auxv,
+        mm,
+        shared_pending: shared_pending.iter().map(|s| B64.encode(s)).collect(),
+        threads,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status() {
+        let text = "Name:\tw\nUmask:\t0027\nPPid:\t41\nUid:\t1000\t1001\t1002\t1003\nGid:\t10\t11\t12\t13\nGroups:\t4 24 27 \n";
+        let (creds, umask, ppid) = parse_status(text).unwrap();
+        assert_eq!(creds.uid, [1000, 1001, 1002, 1003]);
+        assert_eq!(creds.gid, [10, 11, 12, 13]);
+        assert_eq!(creds.groups, [4, 24, 27]);
+        assert_eq!(umask, 0o027);
+        assert_eq!(ppid, 41);
+    }
+
+    #[test]
+    fn stat_mm_fields() {
+        // A real line (kernel 6.18), with a command name holding ") (".
+        let stat = "4242 (a) (b) S 1 4242 4242 0 -1 4194560 139 0 0 0 0 0 0 0 20 0 1 0 987654 2318336 219 \
+            18446744073709551615 94000000000000 94000000100000 140730000000000 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 \
+            94000000200000 94000000300000 94000001000000 140730000001000 140730000002000 140730000002000 140730000003000 0";
+        let mm = parse_stat_mm(stat).unwrap();
+        assert_eq!(mm.start_code, 94000000000000);
+        assert_eq!(mm.end_code, 94000000100000);
+        assert_eq!(mm.start_stack, 140730000000000);
+        assert_eq!(mm.start_data, 94000000200000);
+        assert_eq!(mm.end_data, 94000000300000);
+        assert_eq!(mm.start_brk, 94000001000000);
+        assert_eq!(mm.arg_start, 140730000001000);
+        assert_eq!(mm.env_end, 140730000003000);
+    }
+}

@@ -1,0 +1,88 @@
+//! Saving one stopped thread: registers, the full xstate, the signal mask,
+//! pending signals, rseq and the robust futex list.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use super::DumpError;
+use crate::{
+    freeze::Thread as FrozenThread,
+    image::format::{Regs, Rseq, Thread},
+    sys::ptrace,
+};
+
+fn regs(r: &libc::user_regs_struct) -> Regs {
+    Regs {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}
+
+/// Saves `thread` of `pid`; `xstate_size` is the CPU's xstate size.
+pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Thread, DumpError> {
+    let tid = thread.tid;
+    let err = |call: &'static str| {
+        move |source| DumpError::Ptrace {
+            pid,
+            tid,
+            call,
+            source,
+        }
+    };
+    let r = ptrace::regs(tid).map_err(err("PTRACE_GETREGS"))?;
+    let mut xstate = vec![0u8; xstate_size.max(4096)];
+    let len = ptrace::xstate(tid, &mut xstate).map_err(err("PTRACE_GETREGSET(NT_X86_XSTATE)"))?;
+    xstate.truncate(len);
+    let sigmask = ptrace::sigmask(tid).map_err(err("PTRACE_GETSIGMASK"))?;
+    let pending = ptrace::pending_signals(tid, false).map_err(err("PTRACE_PEEKSIGINFO"))?;
+    let rseq = match ptrace::rseq(tid) {
+        Ok(r) => r.map(|(addr, len, signature)| Rseq {
+            addr,
+            len,
+            signature,
+        }),
+        // Kernels before 5.13 cannot say; glibc before 2.35 has none.
+        Err(nix::errno::Errno::EIO) => None,
+        Err(source) => return Err(err("PTRACE_GET_RSEQ_CONFIGURATION")(source)),
+    };
+    let robust_list = ptrace::robust_list(tid).map_err(|source| DumpError::Syscall {
+        pid,
+        tid,
+        call: "get_robust_list",
+        source,
+    })?;
+    Ok(Thread {
+        tid,
+        regs: regs(&r),
+        xstate: B64.encode(&xstate),
+        sigmask,
+        pending: pending.iter().map(|s| B64.encode(s)).collect(),
+        rseq,
+        robust_list,
+        stopped_with: thread.stopped_with,
+    })
+}

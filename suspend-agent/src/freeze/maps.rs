@@ -1,0 +1,134 @@
+//! The freeze maps (`new_threads`, `frozen_tasks`, `freeze_active`), opened
+//! from their pins so the thread that freezes owns its own handles.
+
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap, Map, MapData, MapError};
+use suspend_common::{
+    freeze::{FREEZE_ACTIVE_MAP, FROZEN_TASKS_MAP, FrozenTask, NEW_THREADS_MAP},
+    paths::BPF_PIN_DIR,
+};
+
+#[derive(Debug, thiserror::Error)]
+#[error("map {name}: {source}")]
+pub struct MapsError {
+    name: &'static str,
+    #[source]
+    source: MapError,
+}
+
+fn open(name: &'static str) -> Result<MapData, MapsError> {
+    let path: PathBuf = Path::new(BPF_PIN_DIR).join(name);
+    MapData::from_pin(&path).map_err(|source| MapsError { name, source })
+}
+
+pub struct FreezeMaps {
+    new_threads: HashMap<MapData, u32, u32>,
+    frozen_tasks: HashMap<MapData, u32, FrozenTask>,
+    active: Array<MapData, u32>,
+}
+
+impl FreezeMaps {
+    pub fn open() -> Result<Self, MapsError> {
+        let err = |name| move |source| MapsError { name, source };
+        Ok(Self {
+            new_threads: HashMap::try_from(Map::HashMap(open(NEW_THREADS_MAP)?))
+                .map_err(err(NEW_THREADS_MAP))?,
+            frozen_tasks: HashMap::try_from(Map::HashMap(open(FROZEN_TASKS_MAP)?))
+                .map_err(err(FROZEN_TASKS_MAP))?,
+            active: Array::try_from(Map::Array(open(FREEZE_ACTIVE_MAP)?))
+                .map_err(err(FREEZE_ACTIVE_MAP))?,
+        })
+    }
+
+    /// Adds `delta` to the count of freezes in progress.
+    pub fn add_active(&mut self, delta: i32) -> Result<(), MapsError> {
+        let err = |source| MapsError {
+            name: FREEZE_ACTIVE_MAP,
+            source,
+        };
+        let now = self.active.get(&0, 0).map_err(err)?;
+        self.active
+            .set(0, &now.saturating_add_signed(delta), 0)
+            .map_err(err)
+    }
+
+    /// Takes (and forgets) the threads recorded for `tgid`.
+    pub fn take_new_threads(&mut self, tgid: u32) -> Result<Vec<u32>, MapsError> {
+        let err = |source| MapsError {
+            name: NEW_THREADS_MAP,
+            source,
+        };
+        let mut found = Vec::new();
+        for item in self.new_threads.iter() {
+            let (tid, owner) = item.map_err(err)?;
+            if owner == tgid {
+                found.push(tid);
+            }
+        }
+        for tid in &found {
+            match self.new_threads.remove(tid) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(source) => return Err(err(source)),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Starts witnessing `tids` (all of `tgid`).
+    pub fn watch(&mut self, tgid: u32, tids: &[u32]) -> Result<(), MapsError> {
+        for tid in tids {
+            let task = FrozenTask {
+                tgid,
+                ..FrozenTask::default()
+            };
+            self.frozen_tasks
+                .insert(tid, &task, 0)
+                .map_err(|source| MapsError {
+                    name: FROZEN_TASKS_MAP,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// What the witness saw of `tids`: those that were switched in.
+    pub fn witnessed(&self, tids: &[u32]) -> Result<Vec<(u32, FrozenTask)>, MapsError> {
+        let mut ran = Vec::new();
+        for &tid in tids {
+            match self.frozen_tasks.get(&tid, 0) {
+                Ok(task) if task.switches > 0 => ran.push((tid, task)),
+                Ok(_) | Err(MapError::KeyNotFound) => {}
+                Err(source) => {
+                    return Err(MapsError {
+                        name: FROZEN_TASKS_MAP,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(ran)
+    }
+
+    /// Forgets every freeze (at daemon start, none is in progress).
+    pub fn reset(&mut self) -> Result<(), MapsError> {
+        self.active.set(0, &0, 0).map_err(|source| MapsError {
+            name: FREEZE_ACTIVE_MAP,
+            source,
+        })?;
+        let tids: Vec<u32> = self.frozen_tasks.keys().filter_map(Result::ok).collect();
+        self.unwatch(&tids);
+        let tids: Vec<u32> = self.new_threads.keys().filter_map(Result::ok).collect();
+        for tid in tids {
+            let _ = self.new_threads.remove(&tid);
+        }
+        Ok(())
+    }
+
+    /// Stops witnessing `tids`.
+    pub fn unwatch(&mut self, tids: &[u32]) {
+        for tid in tids {
+            let _ = self.frozen_tasks.remove(tid);
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Freezing a process: every thread seized and stopped with
+//! `PTRACE_SEIZE` + `PTRACE_INTERRUPT` (invisible to the process and its
+//! parent, unlike `SIGSTOP`).
+//!
+//! The threads are listed once from `/proc/PID/task`; any thread created
+//! meanwhile is recorded by eBPF (`task_newtask` while the registry says
+//! `FREEZING`) and stopped from that record, until none is left. Once all
+//! are stopped the registry says `FROZEN` and eBPF's run witness counts any
+//! of them that is switched in.
+//!
+//! A [`Frozen`] lets every thread go when dropped: whatever fails while a
+//! process is frozen, it is not left frozen. Everything here must run on
+//! one OS thread (ptrace attaches to the tracer thread).
+
+mod maps;
+
+use std::{fs, io};
+
+use log::{debug, warn};
+use nix::errno::Errno;
+use suspend_common::{
+    freeze::FrozenTask,
+    registry::{STATE_FREEZING, STATE_FROZEN, STATE_SUSPENDING},
+};
+
+pub use self::maps::{FreezeMaps, MapsError};
+use crate::{
+    daemon::State,
+    sys::{self, ptrace},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FreezeError {
+    #[error("pid {pid}: its registration changed before the freeze")]
+    StateChanged { pid: u32 },
+    #[error("pid {pid}: listing /proc/{pid}/task: {source}")]
+    ListTasks { pid: u32, source: io::Error },
+    #[error("pid {pid}: thread {tid} is traced by another process (a debugger?): {source}")]
+    Traced { pid: u32, tid: u32, source: Errno },
+    #[error("pid {pid}: thread {tid}: {call}: {source}")]
+    Ptrace {
+        pid: u32,
+        tid: u32,
+        call: &'static str,
+        source: Errno,
+    },
+    #[error("pid {pid} exited while it was being frozen")]
+    Exited { pid: u32 },
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+}
+
+/// One stopped thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Thread {
+    pub tid: u32,
+    /// A signal it was stopped on the way to deliver; given back on release.
+    pub stopped_with: Option<i32>,
+}
+
+/// A frozen process. Dropping it lets every thread go.
+pub struct Frozen<'a> {
+    state: &'a State,
+    maps: FreezeMaps,
+    pid: u32,
+    threads: Vec<Thread>,
+    watching: bool,
+    done: bool,
+}
+
+/// What the run witness saw.
+#[derive(Clone, Debug, Default)]
+pub struct Witness {
+    /// Threads that were switched in while frozen, with what eBPF recorded.
+    pub ran: Vec<(u32, FrozenTask)>,
+}
+
+impl Witness {
+    pub fn consistent(&self) -> bool {
+        self.ran.is_empty()
+    }
+}
+
+fn task_ids(pid: u32) -> Result<Vec<u32>, FreezeError> {
+    let dir = format!("/proc/{pid}/task");
+    let list = |source| FreezeError::ListTasks { pid, source };
+    let mut tids = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(list)? {
+        if let Some(tid) = entry
+            .map_err(list)?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse().ok())
+        {
+            tids.push(tid);
+        }
+    }
+    Ok(tids)
+}
+
+impl<'a> Frozen<'a> {
+    /// Stops every thread of `pid`, which must be in the `SUSPENDING` state.
+    pub fn freeze(state: &'a State, pid: u32) -> Result<Self, FreezeError> {
+        let mut maps = FreezeMaps::open()?;
+        let moved = state.registry(|r| r.set_state(pid, Some(STATE_SUSPENDING), STATE_FREEZING));
+        if !matches!(moved, Ok(true)) {
+            return Err(FreezeError::StateChanged { pid });
+        }
+        if let Err(e) = maps.add_active(1) {
+            let _ = state.registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_SUSPENDING));
+            return Err(e.into());
+        }
+        let mut frozen = Self {
+            state,
+            maps,
+            pid,
+            threads: Vec::new(),
+            watching: false,
+            done: false,
+        };
+        for tid in task_ids(pid)? {
+            frozen.stop(tid)?;
+        }
+        // Threads created before their creator stopped.
+        loop {
+            let new = frozen.maps.take_new_threads(pid)?;
+            let new: Vec<u32> = new
+                .into_iter()
+                .filter(|t| !frozen.threads.iter().any(|k| k.tid == *t))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            debug!("pid {pid}: {} thread(s) created while freezing", new.len());
+            for tid in new {
+                frozen.stop(tid)?;
+            }
+        }
+        if frozen.threads.is_empty() {
+            return Err(FreezeError::Exited { pid });
+        }
+        let tids = frozen.tids();
+        frozen.maps.watch(pid, &tids)?;
+        frozen.watching = true;
+        let _ = state.registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
+        Ok(frozen)
+    }
+
+    fn stop(&mut self, tid: u32) -> Result<(), FreezeError> {
+        let pid = self.pid;
+        match ptrace::seize(tid) {
+            Ok(()) => {}
+            Err(Errno::ESRCH) => return Ok(()), // already gone
+            Err(source @ Errno::EPERM) => return Err(FreezeError::Traced { pid, tid, source }),
+            Err(source) => {
+                return Err(FreezeError::Ptrace {
+                    pid,
+                    tid,
+                    call: "PTRACE_SEIZE",
+                    source,
+                });
+            }
+        }
+        self.threads.push(Thread {
+            tid,
+            stopped_with: None,
+        });
+        if let Err(source) = ptrace::interrupt(tid) {
+            if source == Errno::ESRCH {
+                self.threads.pop();
+                return Ok(());
+            }
+            return Err(FreezeError::Ptrace {
+                pid,
+                tid,
+                call: "PTRACE_INTERRUPT",
+                source,
+            });
+        }
+        match ptrace::wait_stop(tid) {
+            Ok(ptrace::Stop::Interrupted) => {}
+            Ok(ptrace::Stop::Signal(signal)) => {
+                if let Some(t) = self.threads.last_mut() {
+                    t.stopped_with = Some(signal);
+                }
+            }
+            Ok(ptrace::Stop::Exited) => {
+                self.threads.pop();
+            }
+            Err(source) => {
+                return Err(FreezeError::Ptrace {
+                    pid,
+                    tid,
+                    call: "waitpid",
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn threads(&self) -> &[Thread] {
+        &self.threads
+    }
+
+    pub fn tids(&self) -> Vec<u32> {
+        self.threads.iter().map(|t| t.tid).collect()
+    }
+
+    /// Test hook (see `dump::fault_hooks`): lets the first thread run for
+    /// a moment and stops it again.
+    pub fn fault_run_one(&self) {
+        let Some(thread) = self.threads.first() else {
+            return;
+        };
+        let tid = nix::unistd::Pid::from_raw(thread.tid as i32);
+        match nix::sys::ptrace::cont(tid, None) {
+            Ok(()) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let _ = ptrace::interrupt(thread.tid);
+                let _ = ptrace::wait_stop(thread.tid);
+                warn!(
+                    "fault hook: thread {} of pid {} ran for 20 ms",
+                    thread.tid, self.pid
+                );
+            }
+            Err(e) => warn!("fault hook: PTRACE_CONT {}: {e}", thread.tid),
+        }
+    }
+
+    /// What the run witness has seen so far.
+    pub fn witness(&self) -> Result<Witness, MapsError> {
+        Ok(Witness {
+            ran: self.maps.witnessed(&self.tids())?,
+        })
+    }
+
+    /// Kills the process while it is frozen (its image is durable).
+    pub fn kill(mut self, pidfd: &sys::PidFd) -> io::Result<()> {
+        pidfd.send_signal(libc::SIGKILL)?;
+        // The leader's exit is reported only after every other thread's:
+        // reap them first.
+        let pid = self.pid;
+        for thread in self
+            .threads
+            .iter()
+            .filter(|t| t.tid != pid)
+            .chain(self.threads.iter().filter(|t| t.tid == pid))
+        {
+            ptrace::reap(thread.tid);
+        }
+        self.finish(false);
+        Ok(())
+    }
+
+    /// Lets every thread go (also what dropping does).
+    pub fn release(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, detach: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        if detach {
+            for thread in &self.threads {
+                match ptrace::detach(thread.tid, thread.stopped_with) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => warn!("pid {}: detaching thread {}: {e}", self.pid, thread.tid),
+                }
+            }
+        }
+        if self.watching {
+            let tids = self.tids();
+            self.maps.unwatch(&tids);
+        }
+        if let Err(e) = self.maps.add_active(-1) {
+            warn!("{e}");
+        }
+        let pid = self.pid;
+        for from in [STATE_FROZEN, STATE_FREEZING] {
+            // Back to SUSPENDING: the handshake's clean-up makes it
+            // REGISTERED once the client has been told.
+            let _ = self
+                .state
+                .registry(|r| r.set_state(pid, Some(from), STATE_SUSPENDING));
+        }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.finish(true);
+    }
+}

@@ -1,0 +1,275 @@
+//! The image format, version 1.
+//!
+//! An image is a directory (mode 0700) holding two files (mode 0600):
+//!
+//! - `meta.jsonl`: one record per line, each line `<xxh3> <json>` where
+//!   `<xxh3>` is the 16-hex-digit XXH3-64 of the JSON text that follows. The
+//!   first record is the [`Header`], the last the [`End`], which counts the
+//!   records before it (so a truncated file is detected).
+//! - `pages.img`: raw page contents, each run page-aligned; [`PageRun`]s in
+//!   the [`Mapping`] records say where, and carry the XXH3-64 of their
+//!   bytes.
+//!
+//! JSON keeps the metadata readable (`suspend-agent inspect`, `jq`) and the
+//! format easy to extend; the restorer never reads it (the agent turns it
+//! into the restorer's argument block).
+
+use serde::{Deserialize, Serialize};
+
+/// `format` of every header.
+pub const FORMAT: &str = "suspend-image";
+/// The version this agent writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The metadata file.
+pub const META_FILE: &str = "meta.jsonl";
+/// The page file.
+pub const PAGES_FILE: &str = "pages.img";
+/// Page size the image is written in.
+pub const PAGE_SIZE: u64 = 4096;
+/// Pages one checksum covers at most.
+pub const MAX_RUN_PAGES: u64 = 256;
+
+/// One line of `meta.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    Header(Header),
+    Process(Process),
+    Thread(Thread),
+    Mapping(Mapping),
+    File(File),
+    Witness(Witness),
+    End(End),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// Seconds since the epoch when the dump started.
+    pub created_unix: u64,
+    pub agent_version: String,
+    /// `uname -r` of the machine that wrote it.
+    pub kernel: String,
+    pub hostname: String,
+    pub cpu: Cpu,
+    pub page_size: u64,
+}
+
+/// What the saved register state depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cpu {
+    pub vendor: String,
+    /// XSAVE features enabled (XCR0): a restore needs a CPU with all of them.
+    pub xcr0: u64,
+    /// Size of the xstate area for those features.
+    pub xstate_size: u64,
+}
+
+/// Identity of a file, to tell at restore whether it is still the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub path: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Creds {
+    /// Real, effective, saved, filesystem.
+    pub uid: [u32; 4],
+    pub gid: [u32; 4],
+    pub groups: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub resource: u32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// mm fields from `/proc/PID/stat` (see `proc(5)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MmFields {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: String,
+    pub exe: Option<FileId>,
+    pub cwd: String,
+    pub root: String,
+    pub umask: u32,
+    pub creds: Creds,
+    pub rlimits: Vec<Rlimit>,
+    pub personality: u32,
+    /// `/proc/PID/auxv` as (type, value) pairs.
+    pub auxv: Vec<(u64, u64)>,
+    pub mm: MmFields,
+    /// Signals pending for the whole process: raw `siginfo_t`s, base64.
+    pub shared_pending: Vec<String>,
+    pub threads: u32,
+}
+
+/// x86-64 general registers (`struct user_regs_struct`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Regs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub orig_rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub eflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub ds: u64,
+    pub es: u64,
+    pub fs: u64,
+    pub gs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rseq {
+    pub addr: u64,
+    pub len: u32,
+    pub signature: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub tid: u32,
+    pub regs: Regs,
+    /// The `NT_X86_XSTATE` area, base64.
+    pub xstate: String,
+    pub sigmask: u64,
+    /// Signals pending for this thread: raw `siginfo_t`s, base64.
+    pub pending: Vec<String>,
+    pub rseq: Option<Rseq>,
+    pub robust_list: (u64, u64),
+    /// A signal it was stopped on the way to deliver (delivered on resume).
+    pub stopped_with: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingKind {
+    /// Private anonymous memory (including `[heap]` and `[stack]`).
+    Anonymous,
+    /// Private file mapping: only the pages the process wrote are saved.
+    PrivateFile,
+    /// Shared file mapping: the contents are in the file.
+    SharedFile,
+    /// Shared anonymous memory, SysV shm or memfd: contents saved.
+    SharedAnonymous,
+    /// `[vdso]`, `[vvar]`, `[vsyscall]`: provided by the kernel.
+    Kernel,
+}
+
+/// A run of saved pages of one mapping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRun {
+    /// Index of its first page within the mapping.
+    pub first_page: u64,
+    pub pages: u64,
+    /// Byte offset in `pages.img` (page-aligned).
+    pub at: u64,
+    /// XXH3-64 of its bytes, 16 hex digits.
+    pub xxh3: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// As in `/proc/PID/maps`: `rwxp`, `r--s`, …
+    pub perms: String,
+    pub offset: u64,
+    pub path: String,
+    pub kind: MappingKind,
+    pub file: Option<FileId>,
+    pub pages: Vec<PageRun>,
+}
+
+impl Mapping {
+    pub fn saved_pages(&self) -> u64 {
+        self.pages.iter().map(|r| r.pages).sum()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Regular,
+    Directory,
+    CharDevice,
+    BlockDevice,
+    Pipe,
+    Socket,
+    /// eventfd, epoll, signalfd, timerfd, inotify, …
+    AnonInode,
+    Other,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct File {
+    pub fd: i32,
+    pub kind: FileKind,
+    /// The `/proc/PID/fd` link text.
+    pub path: String,
+    /// `O_*` flags from fdinfo.
+    pub flags: u32,
+    pub pos: u64,
+    pub id: Option<FileId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Witness {
+    /// No frozen thread ran while the image was taken.
+    pub consistent: bool,
+    /// Threads that did, with how often they were switched in.
+    pub ran: Vec<(u32, u32)>,
+    pub frozen_threads: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    /// Records before this one.
+    pub records: u64,
+    /// Size of `pages.img`.
+    pub page_bytes: u64,
+}
+
+/// XXH3-64 as 16 hex digits.
+pub fn xxh3_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
+}

@@ -1,0 +1,220 @@
+//! ptrace requests the agent uses, on top of `nix` where it has them.
+//!
+//! ptrace ties a tracee to the tracer *thread* that attached: every request
+//! for a frozen process must come from the thread that froze it.
+
+use std::io;
+
+use nix::{
+    errno::Errno,
+    sys::{
+        ptrace,
+        signal::Signal,
+        wait::{WaitPidFlag, WaitStatus, waitpid},
+    },
+    unistd::Pid,
+};
+
+const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
+const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
+const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
+const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
+const NT_X86_XSTATE: libc::c_int = 0x202;
+
+fn pid(tid: u32) -> Pid {
+    Pid::from_raw(tid as i32)
+}
+
+/// Attaches to `tid` without stopping it.
+pub fn seize(tid: u32) -> Result<(), Errno> {
+    ptrace::seize(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD)
+}
+
+/// Asks a seized thread to stop.
+pub fn interrupt(tid: u32) -> Result<(), Errno> {
+    ptrace::interrupt(pid(tid))
+}
+
+/// How a thread reported in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Stopped by our interrupt (or a group stop): nothing pending.
+    Interrupted,
+    /// Stopped on the way to deliver `signal`; it must be given back on
+    /// detach (or it is lost).
+    Signal(i32),
+    /// It is gone.
+    Exited,
+}
+
+/// Waits until `tid` stops (or exits).
+pub fn wait_stop(tid: u32) -> Result<Stop, Errno> {
+    loop {
+        match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::PtraceEvent(_, _, _)) => return Ok(Stop::Interrupted),
+            Ok(WaitStatus::Stopped(_, signal)) => {
+                // With PTRACE_SEIZE, group stops come as PTRACE_EVENT_STOP;
+                // a plain stop is a signal on its way.
+                return Ok(Stop::Signal(signal as i32));
+            }
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(Stop::Exited),
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(Stop::Exited),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Lets `tid` go, delivering `signal` if it was stopped on its way.
+pub fn detach(tid: u32, signal: Option<i32>) -> Result<(), Errno> {
+    let signal = signal.and_then(|s| Signal::try_from(s).ok());
+    ptrace::detach(pid(tid), signal)
+}
+
+/// Waits for a killed tracee to be gone, so it does not linger as a zombie
+/// reported to us.
+pub fn reap(tid: u32) {
+    loop {
+        match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
+            Ok(_) => {
+                // A last stop (e.g. PTRACE_EVENT_EXIT) before it dies.
+                let _ = ptrace::cont(pid(tid), None);
+            }
+        }
+    }
+}
+
+/// General registers.
+pub fn regs(tid: u32) -> Result<libc::user_regs_struct, Errno> {
+    ptrace::getregs(pid(tid))
+}
+
+/// The full xstate (`NT_X86_XSTATE`) into `buf`; returns the bytes the kernel
+/// filled.
+pub fn xstate(tid: u32, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: PTRACE_GETREGSET writes at most iov_len bytes into our buffer.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            tid as libc::pid_t,
+            NT_X86_XSTATE,
+            &mut iov,
+        )
+    };
+    Errno::result(rc)?;
+    Ok(iov.iov_len)
+}
+
+/// The thread's blocked-signal mask.
+pub fn sigmask(tid: u32) -> Result<u64, Errno> {
+    let mut mask = 0u64;
+    // SAFETY: PTRACE_GETSIGMASK writes 8 bytes into `mask`.
+    let rc = unsafe { libc::ptrace(PTRACE_GETSIGMASK, tid as libc::pid_t, 8usize, &raw mut mask) };
+    Errno::result(rc)?;
+    Ok(mask)
+}
+
+/// Pending signals (the thread's own queue, or the process's shared one),
+/// as raw 128-byte `siginfo_t`s, without dequeuing them.
+pub fn pending_signals(tid: u32, shared: bool) -> Result<Vec<[u8; 128]>, Errno> {
+    #[repr(C)]
+    struct PeekArgs {
+        off: u64,
+        flags: u32,
+        nr: i32,
+    }
+    let mut all = Vec::new();
+    loop {
+        let mut batch = [[0u8; 128]; 32];
+        let args = PeekArgs {
+            off: all.len() as u64,
+            flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
+            nr: batch.len() as i32,
+        };
+        // SAFETY: PTRACE_PEEKSIGINFO copies at most `nr` siginfos into `batch`.
+        let n = unsafe {
+            libc::ptrace(
+                PTRACE_PEEKSIGINFO,
+                tid as libc::pid_t,
+                &raw const args,
+                batch.as_mut_ptr(),
+            )
+        };
+        let n = Errno::result(n)? as usize;
+        all.extend_from_slice(&batch[..n]);
+        if n < batch.len() {
+            return Ok(all);
+        }
+    }
+}
+
+/// The thread's rseq registration: (address, length, signature), or `None`
+/// when it has none.
+pub fn rseq(tid: u32) -> Result<Option<(u64, u32, u32)>, Errno> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct RseqConfig {
+        rseq_abi_pointer: u64,
+        rseq_abi_size: u32,
+        signature: u32,
+        flags: u32,
+        pad: u32,
+    }
+    let mut config = RseqConfig::default();
+    // SAFETY: the kernel writes at most `size_of::<RseqConfig>()` bytes.
+    let rc = unsafe {
+        libc::ptrace(
+            PTRACE_GET_RSEQ_CONFIGURATION,
+            tid as libc::pid_t,
+            size_of::<RseqConfig>(),
+            &raw mut config,
+        )
+    };
+    Errno::result(rc)?;
+    Ok((config.rseq_abi_pointer != 0).then_some((
+        config.rseq_abi_pointer,
+        config.rseq_abi_size,
+        config.signature,
+    )))
+}
+
+/// The thread's robust futex list: (head, length).
+pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
+    let mut head = 0u64;
+    let mut len = 0usize;
+    // SAFETY: get_robust_list writes one pointer and one size into our
+    // variables.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_get_robust_list,
+            tid as libc::c_int,
+            &raw mut head,
+            &raw mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((head, len as u64))
+}
+
+/// The size of the xstate area this CPU saves for the features the OS
+/// enabled (CPUID leaf 0xD, sub-leaf 0, EBX), and those features (XCR0).
+pub fn xstate_layout() -> (usize, u64) {
+    // Leaf 0xD exists on every CPU with XSAVE, which Linux needs for
+    // anything past SSE.
+    let leaf = core::arch::x86_64::__cpuid_count(0xd, 0);
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV with ECX=0 reads XCR0; it faults only without
+    // OSXSAVE, which every x86-64 Linux with XSAVE sets.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack))
+    };
+    (leaf.ebx as usize, (u64::from(hi) << 32) | u64::from(lo))
+}

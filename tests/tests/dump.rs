@@ -1,0 +1,446 @@
+//! Freeze and dump: the image holds what the process is (its mappings,
+//! threads and files as /proc showed them before the freeze, and the very
+//! bytes it wrote), is written durably with the right permissions, and every
+//! failure between "ready" and "image durable" lets the process go with
+//! on_resume(aborted) and leaves no image behind.
+
+use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, path::Path};
+
+use suspend_tests::{
+    Daemon, ImageDir, Proc, Value, agent, bin, field, image_page, inspect, ready_pid,
+    registry_entry, wait_for,
+};
+
+const UNSUPPORTED: i32 = 8;
+
+/// Must match `layout_byte` in the workload.
+fn layout_byte(region: u8, page: usize) -> u8 {
+    region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
+}
+
+fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> suspend_tests::Output {
+    let pid = pid.to_string();
+    let mut args = vec!["suspend", pid.as_str(), "-D", dir.arg()];
+    args.extend_from_slice(extra);
+    agent(&args)
+}
+
+/// (start, end, perms, path) of every line of `/proc/PID/maps`.
+fn proc_maps(pid: u32) -> BTreeSet<(u64, u64, String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(6, ' ').collect();
+            let (s, e) = f[0].split_once('-').unwrap();
+            (
+                u64::from_str_radix(s, 16).unwrap(),
+                u64::from_str_radix(e, 16).unwrap(),
+                f[1].to_owned(),
+                f.get(5).map_or("", |p| p.trim()).to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn proc_numbers(pid: u32, dir: &str) -> BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/{dir}"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+fn mapping(image: &Value, start: u64) -> &Value {
+    image["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["start"] == start)
+        .unwrap_or_else(|| panic!("no mapping at {start:#x}"))
+}
+
+/// The workload's self-check after a suspend it survived: `reason` is what
+/// on_resume said.
+fn survived(w: &mut Proc, reason: &str) {
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "resume"), "1", "{state}");
+    assert_eq!(field(&state, "reason"), reason, "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn image_holds_what_the_process_is() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--layout"]);
+    let layout = w.expect("layout");
+    let pid = ready_pid(&mut w);
+    let at =
+        |key: &str| u64::from_str_radix(field(&layout, key).trim_start_matches("0x"), 16).unwrap();
+    let (a, b, c, d) = (at("a"), at("b"), at("c"), at("d"));
+    let _file = scopeguard(field(&layout, "file").to_owned());
+
+    // What /proc says before the freeze, once the process has settled.
+    let maps = wait_for("the workload's mappings to settle", || {
+        let before = proc_maps(pid);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        (proc_maps(pid) == before).then_some(before)
+    });
+    let tids = proc_numbers(pid, "task");
+    let fds = proc_numbers(pid, "fd");
+
+    let dir = ImageDir::new("layout");
+    let out = suspend(pid, &dir, &["--leave-running"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("left running, on_resume(continued) ran"),
+        "{out:?}"
+    );
+
+    let image = inspect(&dir.path);
+    let image_maps: BTreeSet<_> = image["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["start"].as_u64().unwrap(),
+                m["end"].as_u64().unwrap(),
+                m["perms"].as_str().unwrap().to_owned(),
+                m["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(image_maps, maps, "every mapping, as /proc showed it");
+    let image_tids: BTreeSet<u64> = image["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(image_tids, tids, "every thread");
+    let image_fds: BTreeSet<u64> = image["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        image_fds, fds,
+        "every fd (the client's connection left out)"
+    );
+    assert_eq!(image["witness"]["consistent"], true);
+    assert_eq!(
+        image["witness"]["frozen_threads"].as_u64(),
+        Some(tids.len() as u64)
+    );
+    assert_eq!(image["process"]["pid"], pid);
+
+    // Only pages that exist are saved, and they hold what was written.
+    assert_eq!(
+        mapping(&image, a)["saved_pages"],
+        10,
+        "10 of 64 anonymous pages written"
+    );
+    assert_eq!(
+        mapping(&image, b)["saved_pages"],
+        3,
+        "3 pages of a 1 GiB reservation"
+    );
+    assert_eq!(
+        mapping(&image, c)["saved_pages"],
+        1,
+        "the PROT_NONE page holding data"
+    );
+    assert_eq!(mapping(&image, c)["perms"], "---p");
+    assert_eq!(
+        mapping(&image, d)["saved_pages"],
+        1,
+        "only the written page of the private file mapping"
+    );
+    for (region, start, page) in [
+        (1, a, 3),
+        (1, a, 9),
+        (2, b, 0),
+        (2, b, 1000),
+        (2, b, 200_000),
+        (3, c, 0),
+        (4, d, 1),
+    ] {
+        let bytes = image_page(&dir.path, start, page)
+            .unwrap_or_else(|| panic!("page {page} of {start:#x} not saved"));
+        let want = layout_byte(region, page as usize);
+        assert!(
+            bytes.iter().all(|&x| x == want),
+            "page {page} of region {region} holds other bytes"
+        );
+    }
+    assert!(
+        image_page(&dir.path, a, 10).is_none(),
+        "an untouched page is not saved"
+    );
+    assert!(
+        image_page(&dir.path, d, 0).is_none(),
+        "an unwritten file page is the file's"
+    );
+
+    // Only root can read it.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path), 0o700);
+    assert_eq!(mode(&dir.path.join("meta.jsonl")), 0o600);
+    assert_eq!(mode(&dir.path.join("pages.img")), 0o600);
+
+    survived(&mut w, "continued");
+    w.exit_ok();
+}
+
+/// Removes a file when dropped.
+fn scopeguard(path: String) -> impl Drop {
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    Remove(path)
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn suspend_kills_only_after_the_image_is_durable() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("kill");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("the process was killed"), "{out:?}");
+    assert!(out.stdout.contains("frozen for"), "a summary line: {out:?}");
+    assert_ne!(w.wait_exit(), 0, "killed");
+    let image = inspect(&dir.path);
+    assert_eq!(image["process"]["pid"], pid);
+    assert_eq!(image["witness"]["consistent"], true);
+    wait_for("the registration to go with the process", || {
+        registry_entry(pid).is_none().then_some(())
+    });
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn threads_spawning_threads_are_all_frozen() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--spawner"]);
+    let pid = ready_pid(&mut w);
+    for round in 0..5 {
+        let dir = ImageDir::new(&format!("spawner{round}"));
+        let out = suspend(pid, &dir, &["--leave-running"]);
+        assert_eq!(out.code, 0, "round {round}: {out:?}");
+        let image = inspect(&dir.path);
+        assert_eq!(image["witness"]["consistent"], true, "round {round}");
+        assert!(
+            image["threads"].as_array().unwrap().len() >= 3,
+            "round {round}: main, worker, helper and spawners"
+        );
+    }
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "resume"), "5", "{state}");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn unsupported_fds_are_refused_before_freezing() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let fds = w.ask("socket", "socket");
+    let (s1, s2) = field(&fds, "fds").split_once(',').unwrap();
+    let dir = ImageDir::new("socket");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, UNSUPPORTED, "{out:?}");
+    for fd in [s1, s2] {
+        assert!(
+            out.stderr.contains(&format!("fd {fd} (socket:[")),
+            "names fd {fd}: {out:?}"
+        );
+    }
+    assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
+    assert!(
+        dir.leftovers().is_empty(),
+        "no image: {:?}",
+        dir.leftovers()
+    );
+    survived(&mut w, "aborted");
+
+    let out = suspend(pid, &dir, &["--leave-running", "--drop-unsupported-fds"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let image = inspect(&dir.path);
+    let saved: Vec<String> = image["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fd"].to_string())
+        .collect();
+    assert!(
+        !saved.contains(&s1.to_owned()) && !saved.contains(&s2.to_owned()),
+        "dropped: {saved:?}"
+    );
+    w.exit_ok();
+}
+
+/// A tmpfs mounted for a test, unmounted when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, options: &str) -> Self {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "suspend-test"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "mount -t tmpfs -o {options}");
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn failed_dump_lets_go(
+    dir: &ImageDir,
+    w: &mut Proc,
+    pid: u32,
+    out: &suspend_tests::Output,
+    why: &str,
+) {
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(why), "says why ({why}): {out:?}");
+    assert!(
+        out.stderr
+            .contains("the process was let go, on_resume(aborted) ran"),
+        "{out:?}"
+    );
+    assert!(!dir.path.exists(), "no image");
+    assert!(
+        dir.leftovers().is_empty(),
+        "nothing half-written left: {:?}",
+        dir.leftovers()
+    );
+    assert_eq!(
+        registry_entry(pid).expect("still registered")["state"],
+        "registered"
+    );
+    survived(w, "aborted");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn full_filesystem_lets_the_process_go() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("full");
+    let _mount = Mount::tmpfs(dir.parent(), "size=128k,mode=0755");
+    let out = suspend(pid, &dir, &[]);
+    failed_dump_lets_go(&dir, &mut w, pid, &out, "No space left on device");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn unwritable_directory_lets_the_process_go() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("readonly");
+    let _mount = Mount::tmpfs(dir.parent(), "ro,size=1m");
+    let out = suspend(pid, &dir, &[]);
+    failed_dump_lets_go(&dir, &mut w, pid, &out, "Read-only file system");
+    w.exit_ok();
+}
+
+/// Starts `suspend -D` in the background against a daemon that holds each
+/// dump `SUSPEND_FAULT_DUMP_DELAY_MS`, and waits until `pid` is frozen.
+fn suspend_in_background(
+    pid: u32,
+    dir: &ImageDir,
+) -> std::thread::JoinHandle<suspend_tests::Output> {
+    let image = dir.arg().to_owned();
+    let cli = std::thread::spawn(move || agent(&["suspend", &pid.to_string(), "-D", &image]));
+    wait_for("the process to be frozen", || {
+        registry_entry(pid).filter(|e| e["state"] == "frozen")
+    });
+    cli
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn witness_refuses_a_dump_whose_process_ran() {
+    // The hook lets one frozen thread run mid-dump, as an agent bug or an
+    // outside wake-up would; ptrace itself keeps ordinary signals from
+    // waking a stopped thread.
+    let _daemon = Daemon::start_with(&[("SUSPEND_FAULT_WAKE_THREAD", "1")]);
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("witness");
+    let out = suspend(pid, &dir, &[]);
+    failed_dump_lets_go(&dir, &mut w, pid, &out, "ran while frozen");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn process_killed_mid_dump_leaves_no_image() {
+    let _daemon = Daemon::start_with(&[("SUSPEND_FAULT_DUMP_DELAY_MS", "1500")]);
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("killed");
+    let cli = suspend_in_background(pid, &dir);
+    // SAFETY: killing the process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let out = cli.join().unwrap();
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        !dir.path.exists(),
+        "no image of a process that died mid-dump"
+    );
+    assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
+    w.wait_exit();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn daemon_killed_mid_dump_does_not_leave_the_process_frozen() {
+    let daemon = Daemon::start_with(&[("SUSPEND_FAULT_DUMP_DELAY_MS", "3000")]);
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("daemon");
+    let cli = suspend_in_background(pid, &dir);
+    daemon.kill();
+    let out = cli.join().unwrap();
+    assert_ne!(out.code, 0, "{out:?}");
+    // It answers (a frozen process would not), and says how it ended.
+    let state = wait_for("on_resume(aborted)", || {
+        let line = w.ask("check", "state");
+        (field(&line, "resume") == "1").then_some(line)
+    });
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.contains("TracerPid:\t0"),
+        "nobody traces it any more"
+    );
+    assert!(!dir.path.exists(), "no image");
+    // The next daemon finds it registered and usable.
+    let _daemon = Daemon::start();
+    assert_eq!(
+        registry_entry(pid).expect("registered")["state"],
+        "registered"
+    );
+    w.exit_ok();
+}
