@@ -106,6 +106,7 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 /// when dropped.
 pub struct Daemon {
     child: Option<Child>,
+    log: PathBuf,
 }
 
 impl Daemon {
@@ -121,21 +122,45 @@ impl Daemon {
             std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).is_err(),
             "an agent daemon is already running: stop it before running the suspend integration suite"
         );
-        let log = std::fs::File::create(std::env::temp_dir().join("suspend-test-daemon.log"))
-            .expect("daemon log");
+        // One log per daemon, named after the test (libtest names the
+        // thread after it); a failing test prints it.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let test = thread::current()
+            .name()
+            .unwrap_or("test")
+            .replace("::", "-");
+        let log = std::env::temp_dir().join(format!("suspend-test-daemon-{test}-{n}.log"));
+        let file = std::fs::File::create(&log).expect("daemon log");
         let child = Command::new(bin("suspend-agent"))
             .arg("daemon")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(file)
             .spawn()
             .expect("starting the agent daemon");
-        let daemon = Self { child: Some(child) };
+        let mut daemon = Self {
+            child: Some(child),
+            log,
+        };
         wait_for("the agent daemon's control socket", || {
+            if let Some(Ok(Some(status))) = daemon.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "the agent daemon exited ({status}) at start:\n{}",
+                    daemon.log_tail()
+                );
+            }
             std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).ok()
         });
         daemon
+    }
+
+    /// The last lines of this daemon's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG]")).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Stops the daemon (SIGTERM) and waits for it.
@@ -171,6 +196,15 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate();
+        if thread::panicking() {
+            eprintln!(
+                "--- agent daemon log ({}):\n{}\n---",
+                self.log.display(),
+                self.log_tail()
+            );
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 

@@ -19,9 +19,15 @@ fn plain_sleep_is_cancelled_and_untouched() {
     assert!(out.stderr.contains("has not opted in"), "{out:?}");
     assert!(out.stderr.contains("nothing was sent"), "{out:?}");
 
-    // Not even the real (non-dry-run) request sends anything.
-    let out = agent(&["suspend", &pid.to_string()]);
+    // Not even a real request (with an image directory) sends anything,
+    // or writes anything.
+    let dir = suspend_tests::ImageDir::new("sleep");
+    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
     assert_eq!(out.code, NOT_OPTED_IN, "{out:?}");
+    assert!(
+        dir.leftovers().is_empty(),
+        "no image of a process that did not opt in"
+    );
 
     assert_eq!(
         signal_counts(pid, DEFAULT_SUSPEND_SIGNAL),

@@ -227,7 +227,7 @@ pub fn dump(
         .filter_map(|t| t.file_name().to_str()?.parse::<u32>().ok());
     if let Some(tid) = running
         .into_iter()
-        .find(|tid| !threads.iter().any(|t| t.tid == *tid))
+        .find(|tid| !threads.iter().any(|t| t.tid == *tid) && !crate::freeze::exiting(*tid))
     {
         return Err(DumpError::Escaped { pid, tid });
     }

@@ -98,6 +98,17 @@ fn task_ids(pid: u32) -> Result<Vec<u32>, FreezeError> {
     Ok(tids)
 }
 
+/// Whether thread `tid` is gone or on its way out (state `Z` or `X`).
+pub fn exiting(tid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{tid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
 impl<'a> Frozen<'a> {
     /// Stops every thread of `pid`, which must be in the `SUSPENDING` state.
     pub fn freeze(state: &'a State, pid: u32) -> Result<Self, FreezeError> {
@@ -151,6 +162,8 @@ impl<'a> Frozen<'a> {
         match ptrace::seize(tid) {
             Ok(()) => {}
             Err(Errno::ESRCH) => return Ok(()), // already gone
+            // EPERM: exiting (a zombie thread cannot be attached), or traced.
+            Err(Errno::EPERM) if exiting(tid) => return Ok(()),
             Err(source @ Errno::EPERM) => return Err(FreezeError::Traced { pid, tid, source }),
             Err(source) => {
                 return Err(FreezeError::Ptrace {
