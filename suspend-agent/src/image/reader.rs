@@ -208,3 +208,253 @@ impl Image {
         self.mappings.iter().map(Mapping::saved_pages).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::image::{
+        ImageWriter,
+        format::{Cpu, End, FileId, MappingKind, MmFields, PageRun, Regs, Witness, xxh3_hex},
+    };
+
+    /// A small but complete image in a fresh temporary directory.
+    fn write_image(name: &str) -> (PathBuf, PathBuf) {
+        let root =
+            std::env::temp_dir().join(format!("suspend-image-test-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let dir = root.join("img");
+        let mut w = ImageWriter::create(&dir).unwrap();
+        w.record(&Record::Header(Header {
+            format: FORMAT.into(),
+            version: FORMAT_VERSION,
+            created_unix: 1,
+            agent_version: "test".into(),
+            kernel: "6.18".into(),
+            hostname: "h".into(),
+            cpu: Cpu {
+                vendor: "AuthenticAMD".into(),
+                xcr0: 0xe7,
+                xstate_size: 2696,
+            },
+            page_size: PAGE_SIZE,
+        }))
+        .unwrap();
+        w.record(&Record::Process(Process {
+            pid: 42,
+            ppid: 1,
+            comm: "w".into(),
+            exe: Some(FileId {
+                path: "/bin/w".into(),
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 4,
+            }),
+            cwd: "/".into(),
+            root: "/".into(),
+            umask: 0o22,
+            creds: Default::default(),
+            rlimits: vec![],
+            personality: 0,
+            auxv: vec![(6, 4096)],
+            mm: MmFields::default(),
+            shared_pending: vec![],
+            threads: 1,
+        }))
+        .unwrap();
+        w.record(&Record::Thread(Thread {
+            tid: 42,
+            regs: Regs {
+                rip: 0x1234,
+                ..Default::default()
+            },
+            xstate: "AAAA".into(),
+            sigmask: 0,
+            pending: vec![],
+            rseq: None,
+            robust_list: (0, 24),
+            stopped_with: None,
+        }))
+        .unwrap();
+        let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();
+        let at = w.pages(&pages).unwrap();
+        w.record(&Record::Mapping(Mapping {
+            start: 0x10000,
+            end: 0x14000,
+            perms: "rw-p".into(),
+            offset: 0,
+            path: String::new(),
+            kind: MappingKind::Anonymous,
+            file: None,
+            pages: vec![PageRun {
+                first_page: 1,
+                pages: 2,
+                at,
+                xxh3: xxh3_hex(&pages),
+            }],
+        }))
+        .unwrap();
+        w.record(&Record::Witness(Witness {
+            consistent: true,
+            ran: vec![],
+            frozen_threads: 1,
+        }))
+        .unwrap();
+        assert_eq!(w.finish().unwrap(), dir);
+        (root, dir)
+    }
+
+    #[test]
+    fn round_trip() {
+        let (root, dir) = write_image("roundtrip");
+        let image = Image::read(&dir, true).unwrap();
+        assert_eq!(image.process.pid, 42);
+        assert_eq!(image.threads[0].regs.rip, 0x1234);
+        assert_eq!(image.mappings[0].saved_pages(), 2);
+        assert_eq!(image.page_bytes, 2 * PAGE_SIZE);
+        assert!(image.witness.consistent);
+        // No partial directory is left next to it.
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["img"]);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn existing_target_is_refused() {
+        let (root, dir) = write_image("exists");
+        assert!(matches!(
+            ImageWriter::create(&dir),
+            Err(crate::image::WriteError::Exists { .. })
+        ));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn unfinished_image_leaves_nothing() {
+        let root = std::env::temp_dir().join(format!(
+            "suspend-image-test-{}-unfinished",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let mut w = ImageWriter::create(&root.join("img")).unwrap();
+        w.pages(&[0u8; PAGE_SIZE as usize]).unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    fn edit_meta(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let path = dir.join(META_FILE);
+        let mut lines: Vec<String> = fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        f(&mut lines);
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+    }
+
+    /// Re-checksums a record line after changing its JSON.
+    fn rewrite(line: &str, from: &str, to: &str) -> String {
+        let (_, json) = line.split_once(' ').unwrap();
+        let json = json.replace(from, to);
+        format!("{} {json}", xxh3_hex(json.as_bytes()))
+    }
+
+    #[test]
+    fn flipped_byte_in_a_record_is_refused() {
+        let (root, dir) = write_image("flip");
+        edit_meta(&dir, |l| l[2] = l[2].replace("4660", "4661")); // rip 0x1234
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(matches!(err, ReadError::Checksum { line: 3, .. }), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn flipped_byte_in_the_pages_is_refused() {
+        let (root, dir) = write_image("pages");
+        let path = dir.join(PAGES_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[100] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(Image::read(&dir, false).is_ok(), "sizes alone still match");
+        let err = Image::read(&dir, true).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Pages { start: 0x10000, .. }),
+            "{err}"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn truncated_images_are_refused() {
+        let (root, dir) = write_image("trunc");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(PAGES_FILE))
+            .unwrap()
+            .set_len(PAGE_SIZE)
+            .unwrap();
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
+        edit_meta(&dir, |l| {
+            l.pop();
+        });
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(err.to_string().contains("no end record"), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn wrong_version_and_wrong_format_are_refused() {
+        let (root, dir) = write_image("version");
+        edit_meta(&dir, |l| {
+            l[0] = rewrite(&l[0], "\"version\":1", "\"version\":99")
+        });
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(matches!(err, ReadError::Version { found: 99, .. }), "{err}");
+        edit_meta(&dir, |l| l[0] = rewrite(&l[0], "suspend-image", "other"));
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(matches!(err, ReadError::NotAnImage { .. }), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_miscounting_end_record_is_refused() {
+        let (root, dir) = write_image("count");
+        edit_meta(&dir, |l| {
+            let last = l.len() - 1;
+            let end = serde_json::to_string(&Record::End(End {
+                records: 99,
+                page_bytes: 2 * PAGE_SIZE,
+            }))
+            .unwrap();
+            l[last] = format!("{} {end}", xxh3_hex(end.as_bytes()));
+        });
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(
+            err.to_string().contains("counts a different number"),
+            "{err}"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn not_json_is_malformed() {
+        let (root, dir) = write_image("garbage");
+        edit_meta(&dir, |l| {
+            l.insert(1, format!("{} not json", xxh3_hex(b"not json")))
+        });
+        let err = Image::read(&dir, false).unwrap_err();
+        assert!(matches!(err, ReadError::Malformed { line: 2, .. }), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+}
