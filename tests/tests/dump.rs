@@ -191,6 +191,69 @@ fn image_holds_what_the_process_is() {
     assert_eq!(mode(&dir.path.join("meta.jsonl")), 0o600);
     assert_eq!(mode(&dir.path.join("pages.img")), 0o600);
 
+    // Kernel state asked from inside the threads.
+    let process = &image["process"];
+    let action = |signal: u64| {
+        process["sigactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["signal"] == signal)
+            .cloned()
+            .unwrap()
+    };
+    let usr1 = action(libc::SIGUSR1 as u64);
+    assert_eq!(
+        usr1["handler"].as_u64(),
+        Some(at("usr1")),
+        "the SIGUSR1 handler"
+    );
+    let flags = usr1["flags"].as_u64().unwrap();
+    assert_eq!(
+        flags & (libc::SA_SIGINFO | libc::SA_RESTART) as u64,
+        (libc::SA_SIGINFO | libc::SA_RESTART) as u64
+    );
+    assert_eq!(
+        usr1["mask"].as_u64(),
+        Some(1 << (libc::SIGUSR2 - 1)),
+        "SIGUSR2 masked in the handler"
+    );
+    assert_eq!(
+        action(libc::SIGPIPE as u64)["handler"],
+        1,
+        "SIGPIPE ignored (Rust's runtime does)"
+    );
+    assert_eq!(
+        action(libc::SIGTERM as u64)["handler"],
+        0,
+        "SIGTERM default"
+    );
+    assert_eq!(
+        process["brk"].as_u64(),
+        Some(at("brk")),
+        "the exact program break"
+    );
+    let timer = &process["itimers"][0];
+    assert_eq!(
+        (timer["which"].as_u64(), timer["interval_us"].as_u64()),
+        (Some(0), Some(1_000_000_000))
+    );
+    assert!(timer["value_us"].as_u64().unwrap() <= 1_000_000_000);
+    let threads = image["threads"].as_array().unwrap();
+    let main = threads.iter().find(|t| t["tid"] == pid).unwrap();
+    assert_eq!(
+        main["sigaltstack"]["sp"].as_u64(),
+        Some(at("altstack")),
+        "the main thread's sigaltstack"
+    );
+    assert_eq!(main["sigaltstack"]["size"], 65536);
+    assert!(
+        threads
+            .iter()
+            .all(|t| t["tid_address"].as_u64().is_some_and(|a| a != 0)),
+        "glibc sets every thread's tid address"
+    );
+
     survived(&mut w, "continued");
     w.exit_ok();
 }

@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 "tid": t.tid, "rip": t.regs.rip, "rsp": t.regs.rsp, "fs_base": t.regs.fs_base,
                 "sigmask": t.sigmask, "pending": t.pending.len(), "rseq": t.rseq,
                 "robust_list": t.robust_list, "xstate_bytes": t.xstate.len() / 4 * 3,
+                "sigaltstack": t.sigaltstack, "tid_address": t.tid_address,
             })).collect::<Vec<_>>(),
             "mappings": image.mappings.iter().map(|m| json!({
                 "start": m.start, "end": m.end, "perms": m.perms, "offset": m.offset,
@@ -101,6 +102,38 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 format!("  {} pending", t.pending.len())
             }
         );
+        if let Some(a) = &t.sigaltstack {
+            println!("              sigaltstack {:#x} ({} bytes)", a.sp, a.size);
+        }
+    }
+    if let Some(brk) = p.brk {
+        println!("brk       {brk:#x} (heap starts at {:#x})", p.mm.start_brk);
+    }
+    let handled: Vec<String> = p
+        .sigactions
+        .iter()
+        .filter(|a| a.handler > 1)
+        .map(|a| format!("{}→{:#x}", a.signal, a.handler))
+        .collect();
+    let ignored: Vec<String> = p
+        .sigactions
+        .iter()
+        .filter(|a| a.handler == 1)
+        .map(|a| a.signal.to_string())
+        .collect();
+    println!(
+        "signals   handled: {}; ignored: {}",
+        join_or_none(&handled),
+        join_or_none(&ignored)
+    );
+    for t in &p.itimers {
+        let which = ["real", "virtual", "prof"]
+            .get(t.which as usize)
+            .unwrap_or(&"?");
+        println!(
+            "itimer    {which}: next in {} µs, every {} µs",
+            t.value_us, t.interval_us
+        );
     }
     println!(
         "mappings  {} ({} pages saved, {:.1} MiB)",
@@ -150,4 +183,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
     );
     Ok(exit::OK)
+}
+
+fn join_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(" ")
+    }
 }

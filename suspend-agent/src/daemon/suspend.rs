@@ -102,14 +102,14 @@ pub async fn take(
     // ptrace binds a tracee to the tracer thread: freeze, dump and finish
     // all happen on this one blocking thread.
     let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
-        let frozen = Frozen::freeze(&state, pid)?;
+        let mut frozen = Frozen::freeze(&state, pid)?;
         let frozen_at = Instant::now();
         let _ = report.send(format!(
             "pid {pid}: {} thread(s) frozen; writing {}",
             frozen.threads().len(),
             options.dir.display()
         ));
-        let summary = dump::dump(&frozen, &options, &|m| {
+        let summary = dump::dump(&mut frozen, &options, &|m| {
             let _ = report.send(m);
         })?;
         if leave_running {

@@ -4,6 +4,7 @@
 //! [`crate::image::writer`]); any error leaves no image behind.
 
 mod files;
+mod inside;
 mod memory;
 mod process;
 mod thread;
@@ -68,6 +69,8 @@ pub enum DumpError {
     Inconsistent { pid: u32, ran: Vec<(u32, u32)> },
     #[error("pid {pid}: thread {tid} is running but was not frozen")]
     Escaped { pid: u32, tid: u32 },
+    #[error(transparent)]
+    Inject(#[from] crate::freeze::inject::InjectError),
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error(transparent)]
@@ -135,7 +138,7 @@ fn header() -> Header {
 /// Dumps `frozen` into `options.dir`. `progress` is called about once a
 /// second while memory is copied.
 pub fn dump(
-    frozen: &Frozen<'_>,
+    frozen: &mut Frozen<'_>,
     options: &DumpOptions,
     progress: &dyn Fn(String),
 ) -> Result<Summary, DumpError> {
@@ -150,24 +153,6 @@ pub fn dump(
         files.retain(|f| f.restorable());
     }
 
-    let mut image = ImageWriter::create(&options.dir)?;
-    image.record(&Record::Header(header()))?;
-    let threads = frozen.threads();
-    let leader = threads
-        .iter()
-        .find(|t| t.tid == pid)
-        .unwrap_or(&threads[0])
-        .tid;
-    image.record(&Record::Process(process::save(
-        pid,
-        leader,
-        threads.len() as u32,
-    )?))?;
-    let xstate_size = ptrace::xstate_layout().0;
-    for t in threads {
-        image.record(&Record::Thread(thread::save(pid, t, xstate_size)?))?;
-    }
-
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {
         pid,
@@ -178,6 +163,34 @@ pub fn dump(
         pid,
         what: "/proc/PID/maps",
     })?;
+    // The threads run a few syscalls for us first; from then on none may
+    // run until the image is taken.
+    let inside = inside::ask(frozen, &vmas)?;
+    frozen.start_witness()?;
+
+    let mut image = ImageWriter::create(&options.dir)?;
+    image.record(&Record::Header(header()))?;
+    let threads = frozen.threads();
+    let leader = threads
+        .iter()
+        .find(|t| t.tid == pid)
+        .unwrap_or(&threads[0])
+        .tid;
+    let mut process = process::save(pid, leader, threads.len() as u32)?;
+    process.sigactions = inside.sigactions;
+    process.brk = inside.brk;
+    process.itimers = inside.itimers;
+    image.record(&Record::Process(process))?;
+    let xstate_size = ptrace::xstate_layout().0;
+    for t in threads {
+        let mut thread = thread::save(pid, t, xstate_size)?;
+        if let Some((altstack, tid_address)) = inside.threads.get(&t.tid) {
+            thread.sigaltstack = altstack.clone();
+            thread.tid_address = *tid_address;
+        }
+        image.record(&Record::Thread(thread))?;
+    }
+
     let mut memory = memory::Memory::open(pid)?;
     let mut last_report = Instant::now();
     let mut pages = 0;

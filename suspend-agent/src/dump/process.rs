@@ -167,6 +167,10 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         mm,
         shared_pending: shared_pending.iter().map(|s| B64.encode(s)).collect(),
         threads,
+        // Asked from inside the threads (dump::inside).
+        sigactions: Vec::new(),
+        brk: None,
+        itimers: Vec::new(),
     })
 }
 

@@ -84,5 +84,8 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         rseq,
         robust_list,
         stopped_with: thread.stopped_with,
+        // Asked from inside the thread (dump::inside).
+        sigaltstack: None,
+        tid_address: None,
     })
 }

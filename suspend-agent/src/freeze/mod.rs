@@ -12,6 +12,7 @@
 //! process is frozen, it is not left frozen. Everything here must run on
 //! one OS thread (ptrace attaches to the tracer thread).
 
+pub mod inject;
 mod maps;
 
 use std::{fs, io};
@@ -150,9 +151,6 @@ impl<'a> Frozen<'a> {
         if frozen.threads.is_empty() {
             return Err(FreezeError::Exited { pid });
         }
-        let tids = frozen.tids();
-        frozen.maps.watch(pid, &tids)?;
-        frozen.watching = true;
         let _ = state.registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
         Ok(frozen)
     }
@@ -243,6 +241,15 @@ impl<'a> Frozen<'a> {
             }
             Err(e) => warn!("fault hook: PTRACE_CONT {}: {e}", thread.tid),
         }
+    }
+
+    /// Starts the run witness: from now on, any of the threads that runs is
+    /// counted.
+    pub fn start_witness(&mut self) -> Result<(), MapsError> {
+        let tids = self.tids();
+        self.maps.watch(self.pid, &tids)?;
+        self.watching = true;
+        Ok(())
     }
 
     /// What the run witness has seen so far.

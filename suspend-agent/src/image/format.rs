@@ -124,6 +124,40 @@ pub struct Process {
     /// Signals pending for the whole process: raw `siginfo_t`s, base64.
     pub shared_pending: Vec<String>,
     pub threads: u32,
+    /// Every signal's action (`rt_sigaction`, asked from inside).
+    pub sigactions: Vec<SigAction>,
+    /// The program break (`brk(0)`, asked from inside).
+    pub brk: Option<u64>,
+    /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`, those that are armed.
+    pub itimers: Vec<ITimer>,
+}
+
+/// One signal's `struct kernel_sigaction`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigAction {
+    pub signal: u32,
+    /// 0 `SIG_DFL`, 1 `SIG_IGN`, else the handler's address.
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// An armed interval timer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ITimer {
+    /// 0 `ITIMER_REAL`, 1 `ITIMER_VIRTUAL`, 2 `ITIMER_PROF`.
+    pub which: u32,
+    pub interval_us: u64,
+    pub value_us: u64,
+}
+
+/// A thread's alternate signal stack.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AltStack {
+    pub sp: u64,
+    pub flags: u32,
+    pub size: u64,
 }
 
 /// x86-64 general registers (`struct user_regs_struct`).
@@ -178,6 +212,10 @@ pub struct Thread {
     pub robust_list: (u64, u64),
     /// A signal it was stopped on the way to deliver (delivered on resume).
     pub stopped_with: Option<i32>,
+    /// `sigaltstack` (asked from inside), if it has one.
+    pub sigaltstack: Option<AltStack>,
+    /// `set_tid_address` value (`PR_GET_TID_ADDRESS`, asked from inside).
+    pub tid_address: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

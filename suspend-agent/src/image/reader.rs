@@ -263,6 +263,9 @@ mod tests {
             mm: MmFields::default(),
             shared_pending: vec![],
             threads: 1,
+            sigactions: vec![],
+            brk: Some(0x20000),
+            itimers: vec![],
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {
@@ -277,6 +280,8 @@ mod tests {
             rseq: None,
             robust_list: (0, 24),
             stopped_with: None,
+            sigaltstack: None,
+            tid_address: Some(0x7000),
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();

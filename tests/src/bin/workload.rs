@@ -373,8 +373,9 @@ fn set_up_layout() -> String {
         });
     }
     started.wait();
+    let (usr1, altstack, brk) = set_up_signals();
     format!(
-        "layout a={:#x} b={:#x} c={:#x} d={:#x} file={}",
+        "layout usr1={usr1:#x} altstack={altstack:#x} brk={brk:#x} a={:#x} b={:#x} c={:#x} d={:#x} file={}",
         a as usize,
         b as usize,
         c as usize,
@@ -396,5 +397,48 @@ fn spawn_forever() {
             let _ = std::thread::spawn(|| std::hint::black_box(1 + 1)).join();
         });
         let _ = t.join();
+    }
+}
+
+extern "C" fn on_usr1(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+/// Kernel state only the process can report: a SIGUSR1 handler
+/// (`SA_SIGINFO | SA_RESTART`, masking SIGUSR2), an alternate signal stack
+/// on the main thread, an interval timer every 1000 s (SIGALRM caught), and
+/// the program break moved by 3 pages. Returns (handler, altstack, brk).
+fn set_up_signals() -> (usize, usize, usize) {
+    // SAFETY: plain libc calls on state this process owns; the handlers do
+    // nothing.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_usr1 as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaddset(&mut action.sa_mask, libc::SIGUSR2);
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut());
+        libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
+        let stack = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+        let ss = libc::stack_t {
+            ss_sp: stack.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: stack.len(),
+        };
+        libc::sigaltstack(&ss, std::ptr::null_mut());
+        let every = libc::timeval {
+            tv_sec: 1000,
+            tv_usec: 0,
+        };
+        let timer = libc::itimerval {
+            it_interval: every,
+            it_value: every,
+        };
+        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
+        libc::sbrk(3 * 4096);
+        (
+            on_usr1 as *const () as usize,
+            stack.as_ptr() as usize,
+            libc::sbrk(0) as usize,
+        )
     }
 }

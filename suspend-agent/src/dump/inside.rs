@@ -1,0 +1,114 @@
+//! Kernel state asked from inside the stopped threads (see
+//! [`crate::freeze::inject`]): every sigaction, `brk`, the interval timers,
+//! and per thread its sigaltstack and tid address.
+
+use std::collections::HashMap;
+
+use super::{DumpError, vmas::Vma};
+use crate::{
+    freeze::{
+        Frozen,
+        inject::{Borrowed, InjectError, Site},
+    },
+    image::format::{AltStack, ITimer, SigAction},
+};
+
+const PR_GET_TID_ADDRESS: u64 = 40;
+/// `sizeof(sigset_t)` for the kernel.
+const KERNEL_SIGSET: u64 = 8;
+
+/// What the threads told.
+#[derive(Debug, Default)]
+pub struct Inside {
+    pub sigactions: Vec<SigAction>,
+    pub brk: Option<u64>,
+    pub itimers: Vec<ITimer>,
+    /// By tid: (sigaltstack, tid address).
+    pub threads: HashMap<u32, (Option<AltStack>, Option<u64>)>,
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
+}
+
+/// Asks every thread that can be borrowed (not one stopped on its way to
+/// deliver a signal: resuming it would lose that signal).
+pub fn ask(frozen: &Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
+    let pid = frozen.pid();
+    let vdso = vmas
+        .iter()
+        .find(|v| v.path == "[vdso]")
+        .map(|v| (v.start, v.end));
+    let block = vmas
+        .iter()
+        .find(|v| v.path.starts_with("/memfd:suspend-client"))
+        .map(|v| v.start);
+    let (Some(vdso), Some(block)) = (vdso, block) else {
+        return Err(DumpError::Parse {
+            pid,
+            what: "no [vdso] or client block in /proc/PID/maps",
+        });
+    };
+    let site = Site::find(pid, vdso, block)?;
+    let s = site.scratch();
+    let mut inside = Inside::default();
+    let mut process_done = false;
+    for thread in frozen.threads().iter().filter(|t| t.stopped_with.is_none()) {
+        let mut b = Borrowed::new(thread.tid, site)?;
+        let mut buf = [0u8; 32];
+        let altstack = (b.syscall(libc::SYS_sigaltstack, [0, s, 0, 0, 0, 0])? == 0)
+            .then(|| -> Result<AltStack, InjectError> {
+                site.read(0, &mut buf[..24])?;
+                Ok(AltStack {
+                    sp: u64_at(&buf, 0),
+                    flags: u64_at(&buf, 8) as u32,
+                    size: u64_at(&buf, 16),
+                })
+            })
+            .transpose()?
+            .filter(|a| a.flags & libc::SS_DISABLE as u32 == 0);
+        let tid_address = (b.syscall(libc::SYS_prctl, [PR_GET_TID_ADDRESS, s, 0, 0, 0, 0])? == 0)
+            .then(|| -> Result<u64, InjectError> {
+                site.read(0, &mut buf[..8])?;
+                Ok(u64_at(&buf, 0))
+            })
+            .transpose()?;
+        inside.threads.insert(thread.tid, (altstack, tid_address));
+        if !process_done {
+            for signal in 1..=64u64 {
+                if b.syscall(libc::SYS_rt_sigaction, [signal, 0, s, KERNEL_SIGSET, 0, 0])? != 0 {
+                    continue;
+                }
+                site.read(0, &mut buf)?;
+                inside.sigactions.push(SigAction {
+                    signal: signal as u32,
+                    handler: u64_at(&buf, 0),
+                    flags: u64_at(&buf, 8),
+                    restorer: u64_at(&buf, 16),
+                    mask: u64_at(&buf, 24),
+                });
+            }
+            let brk = b.syscall(libc::SYS_brk, [0; 6])?;
+            inside.brk = (brk > 0).then_some(brk as u64);
+            for which in 0..3u64 {
+                if b.syscall(libc::SYS_getitimer, [which, s, 0, 0, 0, 0])? != 0 {
+                    continue;
+                }
+                site.read(0, &mut buf)?;
+                let us = |at| u64_at(&buf, at) * 1_000_000 + u64_at(&buf, at + 8);
+                let (interval_us, value_us) = (us(0), us(16));
+                if interval_us != 0 || value_us != 0 {
+                    inside.itimers.push(ITimer {
+                        which: which as u32,
+                        interval_us,
+                        value_us,
+                    });
+                }
+            }
+            process_done = true;
+        }
+        b.restore()?;
+    }
+    site.clear()?;
+    Ok(inside)
+}
