@@ -5,6 +5,7 @@
 //! processes register and answer, and the control socket the other
 //! subcommands use. Each subcommand lives in `cli/`.
 
+mod btf;
 mod cli;
 mod control;
 mod daemon;

@@ -37,3 +37,50 @@ const _: () = assert!(core::mem::size_of::<FrozenTask>() == 16);
 #[cfg(feature = "user")]
 // SAFETY: `repr(C)`, `Copy`, no padding (size asserted), any bits are valid.
 unsafe impl aya::Pod for FrozenTask {}
+
+/// Name of the map of guarded processes (`/sys/fs/bpf/suspend/freeze_guard`):
+/// thread-group id → [`FreezeGuard`]. Written by the agent for the whole
+/// freeze; read by the BPF LSM programs.
+pub const FREEZE_GUARD_MAP: &str = "freeze_guard";
+/// Entries `freeze_guard` holds at most.
+pub const FREEZE_GUARD_MAX_ENTRIES: u32 = 1024;
+
+/// While a process is frozen, the BPF LSM refuses other senders' signals
+/// (`SIGKILL` from root excepted) and other tracers, until `deadline_ns`: a
+/// lease the agent renews while it works, so a dead agent's guard lapses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FreezeGuard {
+    /// The agent's thread-group id: it may signal and trace.
+    pub agent_tgid: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// `CLOCK_BOOTTIME` ns after which the guard no longer holds.
+    pub deadline_ns: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<FreezeGuard>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: `repr(C)`, `Copy`, no padding (size asserted), any bits are valid.
+unsafe impl aya::Pod for FreezeGuard {}
+
+/// Name of the global with [`TaskLayout`].
+pub const TASK_LAYOUT_GLOBAL: &str = "TASK_LAYOUT";
+
+/// Where `struct task_struct` keeps the thread-group id on the running
+/// kernel (read from its BTF by the agent).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskLayout {
+    /// Byte offset of `task_struct.tgid`.
+    pub tgid: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<TaskLayout>() == 8);
+
+#[cfg(feature = "user")]
+// SAFETY: `repr(C)`, `Copy`, `u32` fields, no padding (size asserted).
+unsafe impl aya::Pod for TaskLayout {}

@@ -13,9 +13,13 @@
 //! builds to an empty program.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// Inline assembly for the LSM verdicts (guard.rs).
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 #[cfg(target_arch = "bpf")]
 mod freeze;
+#[cfg(target_arch = "bpf")]
+mod guard;
 #[cfg(target_arch = "bpf")]
 mod layout;
 #[cfg(target_arch = "bpf")]

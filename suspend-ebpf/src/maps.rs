@@ -8,7 +8,10 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use suspend_common::{
-    freeze::{FROZEN_TASKS_MAX_ENTRIES, FrozenTask, NEW_THREADS_MAX_ENTRIES},
+    freeze::{
+        FREEZE_GUARD_MAX_ENTRIES, FROZEN_TASKS_MAX_ENTRIES, FreezeGuard, FrozenTask,
+        NEW_THREADS_MAX_ENTRIES,
+    },
     registry::{REGISTRY_MAX_ENTRIES, Registration},
     signals::{SIGNALS_MAX_ENTRIES, SignalKey, SignalStats},
 };
@@ -43,3 +46,9 @@ pub static frozen_tasks: HashMap<u32, FrozenTask, { FROZEN_TASKS_MAX_ENTRIES as 
 /// `freeze.rs`, which returns at once while it is zero.
 #[btf_map(pin_by_name)]
 pub static freeze_active: Array<u32, 1> = Array::new();
+
+/// Processes guarded while frozen: tgid → [`FreezeGuard`]. Written by the
+/// agent (set, renewed, removed); read by `guard.rs` (BPF LSM).
+#[btf_map(pin_by_name)]
+pub static freeze_guard: HashMap<u32, FreezeGuard, { FREEZE_GUARD_MAX_ENTRIES as usize }> =
+    HashMap::new();

@@ -1,9 +1,12 @@
 //! The entry points, one per tracepoint. Each hands its context to the
 //! module that owns the concern.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{lsm, tracepoint},
+    programs::{LsmContext, TracePointContext},
+};
 
-use crate::{freeze, registry, signal};
+use crate::{freeze, guard, registry, signal};
 
 /// `sched/sched_process_exec`: exec resets the handlers, so the registration
 /// is gone.
@@ -55,4 +58,17 @@ pub fn suspend_newtask(ctx: TracePointContext) -> u32 {
 pub fn suspend_switch(ctx: TracePointContext) -> u32 {
     freeze::on_switch(&ctx);
     0
+}
+
+/// LSM `task_kill`: no signals from others to a frozen process.
+#[lsm(hook = "task_kill")]
+pub fn suspend_task_kill(ctx: LsmContext) -> i32 {
+    guard::task_kill(&ctx)
+}
+
+/// LSM `ptrace_access_check`: no other tracer or reader of a frozen
+/// process.
+#[lsm(hook = "ptrace_access_check")]
+pub fn suspend_ptrace_access(ctx: LsmContext) -> i32 {
+    guard::ptrace_access_check(&ctx)
 }

@@ -19,6 +19,15 @@ pub use serde_json::Value;
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// Says something about a test that must be seen even when it passes (the
+/// test harness captures `eprintln!` of passing tests; a direct write to
+/// stderr is not captured): what could not be checked on this kernel.
+pub fn note(message: &str) {
+    use std::io::Write as _;
+    let name = thread::current().name().unwrap_or("test").to_owned();
+    let _ = writeln!(std::io::stderr(), "NOTE [{name}]: {message}");
+}
+
 /// Fails the test unless it runs as root (it never skips silently).
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.

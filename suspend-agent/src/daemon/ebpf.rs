@@ -9,14 +9,17 @@ use std::{fs, io, path::PathBuf};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     programs::{
-        ProgramError, TracePoint,
+        Lsm, ProgramError, TracePoint,
         links::{FdLink, LinkError, PinnedLink},
     },
 };
 use aya_log::EbpfLogger;
 use log::{debug, info, warn};
 use suspend_common::{
-    paths::BPF_PIN_DIR, registry::REGISTRY_MAP, tracepoints::TRACEPOINT_LAYOUT_GLOBAL,
+    freeze::{TASK_LAYOUT_GLOBAL, TaskLayout},
+    paths::BPF_PIN_DIR,
+    registry::REGISTRY_MAP,
+    tracepoints::TRACEPOINT_LAYOUT_GLOBAL,
 };
 
 use crate::{
@@ -26,6 +29,12 @@ use crate::{
 
 /// The eBPF object built by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/suspend"));
+
+/// (program, LSM hook) of the freeze guard.
+pub const LSM_PROGRAMS: &[(&str, &str)] = &[
+    ("suspend_task_kill", "task_kill"),
+    ("suspend_ptrace_access", "ptrace_access_check"),
+];
 
 /// (program, tracepoint category, tracepoint name).
 pub const PROGRAMS: &[(&str, &str, &str)] = &[
@@ -73,6 +82,8 @@ pub enum LoadError {
 pub struct Loaded {
     /// Owns the programs and the maps not taken out of it.
     _ebpf: Ebpf,
+    /// Whether the freeze guard (BPF LSM) is on.
+    pub lsm_guard: bool,
     pub logger: Option<EbpfLogger<&'static dyn log::Log>>,
 }
 
@@ -87,10 +98,21 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
         source,
     })?;
     let layout = tracefs::read_layout(tracefs::TRACEFS.as_ref());
+    // The guard reads task_struct.tgid; 0 (not found) keeps it off.
+    let task_layout = TaskLayout {
+        tgid: crate::btf::Btf::kernel()
+            .and_then(|btf| btf.member_offset("task_struct", "tgid"))
+            .unwrap_or_else(|e| {
+                warn!("{e}");
+                0
+            }),
+        _pad: 0,
+    };
     debug!("tracepoint layout: {layout:?}");
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(BPF_PIN_DIR)
         .override_global(TRACEPOINT_LAYOUT_GLOBAL, &layout, true)
+        .override_global(TASK_LAYOUT_GLOBAL, &task_layout, true)
         .load(OBJECT)
         .map_err(LoadError::Load)?;
     let logger = match EbpfLogger::init(&mut ebpf) {
@@ -117,30 +139,24 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
             .attach(category, tracepoint)
             .map_err(program_error)?;
         let link = program.take_link(id).map_err(program_error)?;
-        let path = link_pin_path(name);
-        let old = PinnedLink::from_pin(&path).ok();
         // Tracepoint links are bpf_links (pinnable) on every kernel since 5.15.
-        let fd_link = FdLink::try_from(link).map_err(|e| LoadError::Pin {
-            name,
-            path: path.clone(),
-            reason: match e {
-                LinkError::InvalidLink => {
-                    "this kernel has no bpf_link for tracepoints (needs 5.15+)".into()
-                }
-                e => e.to_string(),
-            },
-        })?;
-        // The new program is attached: retire the old one, then pin.
-        if let Some(Err(e)) = old.map(PinnedLink::unpin) {
-            warn!("unpinning the old link {}: {e}", path.display());
-        }
-        fd_link.pin(&path).map_err(|e| LoadError::Pin {
-            name,
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        pin_replacing(name, FdLink::try_from(link), "tracepoints (needs 5.15+)")?;
         debug!("attached {name} to {category}/{tracepoint}");
     }
+    let lsm_guard = if task_layout.tgid == 0 {
+        info!("freeze guard off: task_struct.tgid not found in the kernel's BTF");
+        false
+    } else {
+        attach_guard(&mut ebpf).unwrap_or_else(|e| {
+            // Some kernels list bpf as an LSM but refuse LSM programs (a
+            // locked-down kernel may): the freeze works without the guard.
+            warn!("freeze guard off: {e}");
+            for &(name, _) in LSM_PROGRAMS {
+                let _ = PinnedLink::from_pin(link_pin_path(name)).map(PinnedLink::unpin);
+            }
+            false
+        })
+    };
     let map = ebpf
         .take_map(REGISTRY_MAP)
         .ok_or(LoadError::MissingMap(REGISTRY_MAP))?;
@@ -149,10 +165,85 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
     Ok((
         Loaded {
             _ebpf: ebpf,
+            lsm_guard,
             logger,
         },
         registry,
     ))
+}
+
+/// Pins `link` as `link_<name>`, replacing (and so detaching) the link an
+/// earlier agent pinned there. The new program is attached already, so no
+/// event goes unseen.
+fn pin_replacing(
+    name: &'static str,
+    link: Result<FdLink, LinkError>,
+    kind: &str,
+) -> Result<(), LoadError> {
+    let path = link_pin_path(name);
+    let old = PinnedLink::from_pin(&path).ok();
+    let fd_link = link.map_err(|e| LoadError::Pin {
+        name,
+        path: path.clone(),
+        reason: match e {
+            LinkError::InvalidLink => format!("this kernel has no bpf_link for {kind}"),
+            e => e.to_string(),
+        },
+    })?;
+    if let Some(Err(e)) = old.map(PinnedLink::unpin) {
+        warn!("unpinning the old link {}: {e}", path.display());
+    }
+    fd_link.pin(&path).map(drop).map_err(|e| LoadError::Pin {
+        name,
+        path: path.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The BPF LSM programs of the freeze guard, where `bpf` is an active LSM
+/// (`/sys/kernel/security/lsm`). Returns whether the guard is on; when it
+/// is off, says why and removes links an earlier agent pinned.
+fn attach_guard(ebpf: &mut Ebpf) -> Result<bool, LoadError> {
+    let off = |why: String| {
+        info!(
+            "freeze guard off ({why}): frozen processes are protected by ptrace and the run witness only"
+        );
+        for &(name, _) in LSM_PROGRAMS {
+            let _ = PinnedLink::from_pin(link_pin_path(name)).map(PinnedLink::unpin);
+        }
+        Ok(false)
+    };
+    match fs::read_to_string("/sys/kernel/security/lsm") {
+        Ok(list) if list.trim().split(',').any(|l| l == "bpf") => {}
+        Ok(list) => return off(format!("bpf is not an active LSM: {}", list.trim())),
+        Err(e) => return off(format!("/sys/kernel/security/lsm: {e}")),
+    }
+    let btf = match aya::Btf::from_sys_fs() {
+        Ok(btf) => btf,
+        Err(e) => return off(format!("no kernel BTF: {e}")),
+    };
+    for &(name, hook) in LSM_PROGRAMS {
+        let program_error = |source| LoadError::Program {
+            name,
+            category: "lsm",
+            tracepoint: hook,
+            source: Box::new(source),
+        };
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or(LoadError::MissingProgram(name))?
+            .try_into()
+            .map_err(program_error)?;
+        program.load(hook, &btf).map_err(program_error)?;
+        let id = program.attach().map_err(program_error)?;
+        let link = program.take_link(id).map_err(program_error)?;
+        pin_replacing(name, Ok(FdLink::from(link)), "LSM programs")?;
+        debug!("attached {name} to LSM hook {hook}");
+    }
+    info!(
+        "freeze guard on: while frozen, other senders' signals (SIGKILL from root excepted) and tracers are refused"
+    );
+    Ok(true)
 }
 
 /// Removes every pinned link and map (`suspend-agent unload`). Returns the
@@ -175,7 +266,11 @@ pub fn unload() -> io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use suspend_common::{registry::REGISTRY_MAP, signals::SIGNALS_MAP};
+    use suspend_common::{
+        freeze::{FREEZE_ACTIVE_MAP, FREEZE_GUARD_MAP, FROZEN_TASKS_MAP, NEW_THREADS_MAP},
+        registry::REGISTRY_MAP,
+        signals::SIGNALS_MAP,
+    };
 
     use super::*;
 
@@ -183,25 +278,35 @@ mod tests {
     #[test]
     fn object_has_every_map_program_and_global() {
         let object = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
-        for map in [REGISTRY_MAP, SIGNALS_MAP] {
+        for map in [
+            REGISTRY_MAP,
+            SIGNALS_MAP,
+            NEW_THREADS_MAP,
+            FROZEN_TASKS_MAP,
+            FREEZE_ACTIVE_MAP,
+            FREEZE_GUARD_MAP,
+        ] {
             assert!(
                 object.maps.contains_key(map),
                 "no map {map} in the eBPF object"
             );
         }
-        for (program, _, _) in PROGRAMS {
+        let lsm = LSM_PROGRAMS.iter().map(|(p, _)| p);
+        for program in PROGRAMS.iter().map(|(p, _, _)| p).chain(lsm) {
             assert!(
                 object.programs.contains_key(*program),
                 "no program {program} in the eBPF object"
             );
         }
-        // The global is a symbol of .rodata; its name is in the string table.
-        let name = TRACEPOINT_LAYOUT_GLOBAL.as_bytes();
-        assert!(
-            OBJECT
-                .windows(name.len() + 1)
-                .any(|w| &w[..name.len()] == name && w[name.len()] == 0),
-            "no global {TRACEPOINT_LAYOUT_GLOBAL} in the eBPF object"
-        );
+        // Globals are symbols of .rodata; their names are in the string table.
+        for global in [TRACEPOINT_LAYOUT_GLOBAL, TASK_LAYOUT_GLOBAL] {
+            let name = global.as_bytes();
+            assert!(
+                OBJECT
+                    .windows(name.len() + 1)
+                    .any(|w| &w[..name.len()] == name && w[name.len()] == 0),
+                "no global {global} in the eBPF object"
+            );
+        }
     }
 }

@@ -43,6 +43,8 @@ pub struct State {
     /// Handshakes waiting for their client's `HELLO`, by pid.
     pub pending: Mutex<HashMap<u32, oneshot::Sender<Hello>>>,
     pub next_request_id: AtomicU64,
+    /// Whether the freeze guard (BPF LSM) is on.
+    pub lsm_guard: bool,
 }
 
 impl State {
@@ -76,6 +78,7 @@ pub fn run() -> anyhow::Result<()> {
         registry: Mutex::new(registry),
         pending: Mutex::new(HashMap::new()),
         next_request_id: AtomicU64::new(1),
+        lsm_guard: loaded.lsm_guard,
     });
     let report = scan::run(&state);
     info!(

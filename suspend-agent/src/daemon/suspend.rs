@@ -104,8 +104,13 @@ pub async fn take(
     let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
         let mut frozen = Frozen::freeze(&state, pid)?;
         let frozen_at = Instant::now();
+        let guard = if frozen.guarded() {
+            "freeze guard on: others' signals and tracers refused"
+        } else {
+            "freeze guard off (no BPF LSM): ptrace and the run witness protect it"
+        };
         let _ = report.send(format!(
-            "pid {pid}: {} thread(s) frozen; writing {}",
+            "pid {pid}: {} thread(s) frozen ({guard}); writing {}",
             frozen.threads().len(),
             options.dir.display()
         ));

@@ -170,7 +170,7 @@ pub fn dump(
 
     let mut image = ImageWriter::create(&options.dir)?;
     image.record(&Record::Header(header()))?;
-    let threads = frozen.threads();
+    let threads = frozen.threads().to_vec();
     let leader = threads
         .iter()
         .find(|t| t.tid == pid)
@@ -182,7 +182,7 @@ pub fn dump(
     process.itimers = inside.itimers;
     image.record(&Record::Process(process))?;
     let xstate_size = ptrace::xstate_layout().0;
-    for t in threads {
+    for t in &threads {
         let mut thread = thread::save(pid, t, xstate_size)?;
         if let Some((altstack, tid_address)) = inside.threads.get(&t.tid) {
             thread.sigaltstack = altstack.clone();
@@ -216,6 +216,7 @@ pub fn dump(
         }))?;
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
+            frozen.keep_guard()?;
             progress(format!(
                 "pid {pid}: {} MiB of memory saved",
                 image.page_bytes() >> 20

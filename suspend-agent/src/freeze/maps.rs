@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap, Map, MapData, MapError};
 use suspend_common::{
-    freeze::{FREEZE_ACTIVE_MAP, FROZEN_TASKS_MAP, FrozenTask, NEW_THREADS_MAP},
+    freeze::{
+        FREEZE_ACTIVE_MAP, FREEZE_GUARD_MAP, FROZEN_TASKS_MAP, FreezeGuard, FrozenTask,
+        NEW_THREADS_MAP,
+    },
     paths::BPF_PIN_DIR,
 };
 
@@ -26,6 +29,7 @@ pub struct FreezeMaps {
     new_threads: HashMap<MapData, u32, u32>,
     frozen_tasks: HashMap<MapData, u32, FrozenTask>,
     active: Array<MapData, u32>,
+    guard: HashMap<MapData, u32, FreezeGuard>,
 }
 
 impl FreezeMaps {
@@ -38,6 +42,8 @@ impl FreezeMaps {
                 .map_err(err(FROZEN_TASKS_MAP))?,
             active: Array::try_from(Map::Array(open(FREEZE_ACTIVE_MAP)?))
                 .map_err(err(FREEZE_ACTIVE_MAP))?,
+            guard: HashMap::try_from(Map::HashMap(open(FREEZE_GUARD_MAP)?))
+                .map_err(err(FREEZE_GUARD_MAP))?,
         })
     }
 
@@ -110,6 +116,27 @@ impl FreezeMaps {
         Ok(ran)
     }
 
+    /// Guards `tgid` until `deadline_ns` (`CLOCK_BOOTTIME`) against
+    /// everyone but this agent; called again to renew.
+    pub fn guard(&mut self, tgid: u32, deadline_ns: u64) -> Result<(), MapsError> {
+        let guard = FreezeGuard {
+            agent_tgid: std::process::id(),
+            _pad: 0,
+            deadline_ns,
+        };
+        self.guard
+            .insert(&tgid, &guard, 0)
+            .map_err(|source| MapsError {
+                name: FREEZE_GUARD_MAP,
+                source,
+            })
+    }
+
+    /// Lifts the guard of `tgid`.
+    pub fn unguard(&mut self, tgid: u32) {
+        let _ = self.guard.remove(&tgid);
+    }
+
     /// Forgets every freeze (at daemon start, none is in progress).
     pub fn reset(&mut self) -> Result<(), MapsError> {
         self.active.set(0, &0, 0).map_err(|source| MapsError {
@@ -121,6 +148,10 @@ impl FreezeMaps {
         let tids: Vec<u32> = self.new_threads.keys().filter_map(Result::ok).collect();
         for tid in tids {
             let _ = self.new_threads.remove(&tid);
+        }
+        let guarded: Vec<u32> = self.guard.keys().filter_map(Result::ok).collect();
+        for tgid in guarded {
+            self.unguard(tgid);
         }
         Ok(())
     }

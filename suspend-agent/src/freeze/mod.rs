@@ -66,8 +66,14 @@ pub struct Frozen<'a> {
     pid: u32,
     threads: Vec<Thread>,
     watching: bool,
+    /// The freeze guard (BPF LSM) holds for this process.
+    guarded: bool,
     done: bool,
 }
+
+/// How long a freeze guard holds unless renewed: long enough for the work
+/// between renewals, short enough that a dead agent's guard lapses soon.
+const GUARD_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the run witness saw.
 #[derive(Clone, Debug, Default)]
@@ -128,8 +134,11 @@ impl<'a> Frozen<'a> {
             pid,
             threads: Vec::new(),
             watching: false,
+            guarded: false,
             done: false,
         };
+        // Guarded from before the first thread stops.
+        frozen.keep_guard()?;
         for tid in task_ids(pid)? {
             frozen.stop(tid)?;
         }
@@ -243,6 +252,21 @@ impl<'a> Frozen<'a> {
         }
     }
 
+    /// Whether the freeze guard (BPF LSM) protects this process.
+    pub fn guarded(&self) -> bool {
+        self.guarded
+    }
+
+    /// Sets or renews the freeze guard's lease (where the guard is on).
+    pub fn keep_guard(&mut self) -> Result<(), MapsError> {
+        if self.state.lsm_guard {
+            let deadline = sys::boottime_ns() + GUARD_LEASE.as_nanos() as u64;
+            self.maps.guard(self.pid, deadline)?;
+            self.guarded = true;
+        }
+        Ok(())
+    }
+
     /// Starts the run witness: from now on, any of the threads that runs is
     /// counted.
     pub fn start_witness(&mut self) -> Result<(), MapsError> {
@@ -301,6 +325,9 @@ impl<'a> Frozen<'a> {
         }
         if let Err(e) = self.maps.add_active(-1) {
             warn!("{e}");
+        }
+        if self.guarded {
+            self.maps.unguard(self.pid);
         }
         let pid = self.pid;
         for from in [STATE_FROZEN, STATE_FREEZING] {

@@ -1,0 +1,175 @@
+//! Just enough of the kernel's BTF (`/sys/kernel/btf/vmlinux`) to find where
+//! a struct keeps a member: the BPF LSM programs read `task_struct.pid` and
+//! `.tgid` at offsets the agent looks up here and passes in a global (the
+//! programs are Rust, without CO-RE relocations).
+//!
+//! Format: `include/uapi/linux/btf.h` — a header, the type section (each
+//! `struct btf_type` followed by kind-specific data) and the string section.
+
+use std::{fs, io, path::Path};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    #[error("reading {path}: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("{0}: not BTF, or damaged")]
+    Malformed(String),
+    #[error("BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("BTF struct {strukt} has no member {member}")]
+    NoMember { strukt: String, member: String },
+}
+
+const MAGIC: u16 = 0xeb9f;
+
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+
+/// Parsed BTF: the raw type records and strings.
+pub struct Btf {
+    /// Byte offset of each type's record in `types` (index = type id - 1).
+    records: Vec<usize>,
+    types: Vec<u8>,
+    strings: Vec<u8>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl Btf {
+    /// The running kernel's BTF.
+    pub fn kernel() -> Result<Self, BtfError> {
+        Self::read(Path::new("/sys/kernel/btf/vmlinux"))
+    }
+
+    pub fn read(path: &Path) -> Result<Self, BtfError> {
+        let bytes = fs::read(path).map_err(|source| BtfError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&bytes).ok_or_else(|| BtfError::Malformed(path.display().to_string()))
+    }
+
+    fn parse(b: &[u8]) -> Option<Self> {
+        if u16::from_le_bytes(b.get(0..2)?.try_into().ok()?) != MAGIC {
+            return None;
+        }
+        let hdr_len = u32_at(b, 4)? as usize;
+        let (type_off, type_len) = (u32_at(b, 8)? as usize, u32_at(b, 12)? as usize);
+        let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
+        let types = b
+            .get(hdr_len + type_off..hdr_len + type_off + type_len)?
+            .to_vec();
+        let strings = b
+            .get(hdr_len + str_off..hdr_len + str_off + str_len)?
+            .to_vec();
+        let mut records = Vec::new();
+        let mut at = 0;
+        while at < types.len() {
+            records.push(at);
+            let info = u32_at(&types, at + 4)?;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let extra = match kind {
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                2 | 7..=12 | 16 | 18 => 0, // PTR, FWD, TYPEDEF, qualifiers, FUNC, FLOAT, TYPE_TAG
+                _ => return None,
+            };
+            at += 12 + extra;
+        }
+        Some(Self {
+            records,
+            types,
+            strings,
+        })
+    }
+
+    fn name(&self, offset: u32) -> &str {
+        let rest = self.strings.get(offset as usize..).unwrap_or_default();
+        let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).unwrap_or_default()
+    }
+
+    /// Byte offset of `member` in `struct strukt`, looking into anonymous
+    /// structs and unions too.
+    pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
+        let record = self
+            .records
+            .iter()
+            .copied()
+            .find(|&at| {
+                let kind = u32_at(&self.types, at + 4).map_or(0, |i| (i >> 24) & 0x1f);
+                let vlen = u32_at(&self.types, at + 4).map_or(0, |i| i & 0xffff);
+                kind == KIND_STRUCT
+                    && vlen > 0
+                    && u32_at(&self.types, at).is_some_and(|n| self.name(n) == strukt)
+            })
+            .ok_or_else(|| BtfError::NoStruct(strukt.into()))?;
+        self.find_member(record, member)
+            .map(|bits| bits / 8)
+            .ok_or_else(|| BtfError::NoMember {
+                strukt: strukt.into(),
+                member: member.into(),
+            })
+    }
+
+    /// Bit offset of `member` within the struct or union at `record`.
+    fn find_member(&self, record: usize, member: &str) -> Option<u32> {
+        let info = u32_at(&self.types, record + 4)?;
+        let kind_flag = info >> 31 == 1;
+        for i in 0..(info & 0xffff) as usize {
+            let m = record + 12 + 12 * i;
+            let (name, ty, offset) = (
+                u32_at(&self.types, m)?,
+                u32_at(&self.types, m + 4)?,
+                u32_at(&self.types, m + 8)?,
+            );
+            let bits = if kind_flag {
+                offset & 0x00ff_ffff
+            } else {
+                offset
+            };
+            if self.name(name) == member {
+                return Some(bits);
+            }
+            if name == 0 {
+                // An anonymous struct or union: look inside.
+                let inner = *self.records.get(ty.checked_sub(1)? as usize)?;
+                let kind = (u32_at(&self.types, inner + 4)? >> 24) & 0x1f;
+                if matches!(kind, KIND_STRUCT | KIND_UNION)
+                    && let Some(found) = self.find_member(inner, member)
+                {
+                    return Some(bits + found);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_kernel_task_struct() {
+        // Every kernel suspend supports has BTF (CONFIG_DEBUG_INFO_BTF).
+        let btf = Btf::kernel().expect("the running kernel's BTF");
+        let pid = btf.member_offset("task_struct", "pid").unwrap();
+        let tgid = btf.member_offset("task_struct", "tgid").unwrap();
+        assert_eq!(tgid, pid + 4, "pid and tgid are neighbours in task_struct");
+        assert!(pid > 0 && pid < 8192, "{pid}");
+        assert!(btf.member_offset("task_struct", "no_such_member").is_err());
+        assert!(btf.member_offset("no_such_struct", "pid").is_err());
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        assert!(Btf::parse(b"not btf at all, no").is_none());
+        assert!(Btf::parse(&[0x9f, 0xeb, 1, 0, 24, 0, 0, 0]).is_none());
+    }
+}
