@@ -114,17 +114,23 @@ pub async fn take(
             frozen.threads().len(),
             options.dir.display()
         ));
-        let summary = dump::dump(&mut frozen, &options, &|m| {
+        let dumped = dump::dump(&mut frozen, &options, &|m| {
             let _ = report.send(m);
         })?;
         if leave_running {
+            // Everything is copied: the process may run while the image is
+            // made durable (a failure then still tells it `aborted`).
             frozen.release();
+            let frozen_for = frozen_at.elapsed();
+            let summary = dumped.finish()?;
             return Ok(Taken {
                 summary,
-                frozen_for: frozen_at.elapsed(),
+                frozen_for,
                 killed: false,
             });
         }
+        // Killed only once the image is durable.
+        let summary = dumped.finish()?;
         frozen.kill(&pidfd).map_err(TakeError::Kill)?;
         Ok(Taken {
             summary,

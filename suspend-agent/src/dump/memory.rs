@@ -15,7 +15,7 @@ use nix::{sys::uio, unistd::Pid};
 
 use super::{DumpError, vmas::Vma};
 use crate::image::{
-    ImageWriter,
+    PageSink,
     format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, xxh3_hex},
 };
 
@@ -38,7 +38,6 @@ pub struct Memory {
     pid: u32,
     pagemap: File,
     mem: File,
-    buf: Vec<u8>,
 }
 
 impl Memory {
@@ -51,15 +50,14 @@ impl Memory {
             pid,
             pagemap: open("pagemap")?,
             mem: open("mem")?,
-            buf: Vec::new(),
         })
     }
 
     /// Saves what `vma` needs saved; returns its page runs.
-    pub fn save(&mut self, vma: &Vma, image: &mut ImageWriter) -> Result<Vec<PageRun>, DumpError> {
+    pub fn save(&mut self, vma: &Vma, sink: &mut PageSink) -> Result<Vec<PageRun>, DumpError> {
         let runs = match vma.kind() {
             MappingKind::Kernel | MappingKind::SharedFile => return Ok(Vec::new()),
-            MappingKind::SharedAnonymous => return self.save_shared(vma, image),
+            MappingKind::SharedAnonymous => return self.save_shared(vma, sink),
             MappingKind::Anonymous => self.runs(vma, |e| e & (PM_PRESENT | PM_SWAPPED) != 0)?,
             // Written pages of a private file mapping are anonymous copies;
             // the others are still the file's.
@@ -67,7 +65,7 @@ impl Memory {
                 e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
             })?,
         };
-        self.read_runs(vma, &runs, image)
+        self.read_runs(vma, &runs, sink)
     }
 
     /// Runs of pages whose pagemap entry satisfies `keep`, at most
@@ -108,11 +106,7 @@ impl Memory {
 
     /// Shared anonymous memory: the data regions of the object behind the
     /// mapping (`SEEK_DATA`/`SEEK_HOLE` on `/proc/PID/map_files/…`).
-    fn save_shared(
-        &mut self,
-        vma: &Vma,
-        image: &mut ImageWriter,
-    ) -> Result<Vec<PageRun>, DumpError> {
+    fn save_shared(&mut self, vma: &Vma, sink: &mut PageSink) -> Result<Vec<PageRun>, DumpError> {
         let path = PathBuf::from(format!(
             "/proc/{}/map_files/{:x}-{:x}",
             self.pid, vma.start, vma.end
@@ -148,12 +142,12 @@ impl Memory {
         let mut saved = Vec::with_capacity(runs.len());
         for (first, count) in runs {
             let bytes = (count * PAGE_SIZE) as usize;
-            self.buf.resize(bytes, 0);
+            let mut buf = sink.buffer(bytes);
             let offset = vma.offset + first * PAGE_SIZE;
             // Past the end of the object reads short: the rest is zeros.
             let mut got = 0;
             while got < bytes {
-                match file.read_at(&mut self.buf[got..bytes], offset + got as u64) {
+                match file.read_at(&mut buf[got..bytes], offset + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -166,13 +160,14 @@ impl Memory {
                     }
                 }
             }
-            self.buf[got..bytes].fill(0);
-            let at = image.pages(&self.buf[..bytes])?;
+            buf[got..bytes].fill(0);
+            let xxh3 = xxh3_hex(&buf);
+            let at = sink.put(buf)?;
             saved.push(PageRun {
                 first_page: first,
                 pages: count,
                 at,
-                xxh3: xxh3_hex(&self.buf[..bytes]),
+                xxh3,
             });
         }
         Ok(saved)
@@ -183,7 +178,7 @@ impl Memory {
         &mut self,
         vma: &Vma,
         runs: &[Run],
-        image: &mut ImageWriter,
+        sink: &mut PageSink,
     ) -> Result<Vec<PageRun>, DumpError> {
         let mut saved = Vec::with_capacity(runs.len());
         let mut rest = runs;
@@ -201,27 +196,39 @@ impl Memory {
             }
             let (batch, tail) = rest.split_at(n);
             rest = tail;
-            self.buf.resize(bytes, 0);
-            self.read_batch(vma, batch, bytes)?;
+            let mut buf = sink.buffer(bytes);
+            self.read_batch(vma, batch, &mut buf)?;
+            // Checksums here, on the reading core; the writer only writes.
             let mut offset = 0;
+            let mut pending = Vec::with_capacity(batch.len());
             for &(first, count) in batch {
                 let len = (count * PAGE_SIZE) as usize;
-                let run = &self.buf[offset..offset + len];
-                let at = image.pages(run)?;
-                saved.push(PageRun {
-                    first_page: first,
-                    pages: count,
-                    at,
-                    xxh3: xxh3_hex(run),
-                });
+                pending.push((
+                    first,
+                    count,
+                    offset as u64,
+                    xxh3_hex(&buf[offset..offset + len]),
+                ));
                 offset += len;
             }
+            let base = sink.put(buf)?;
+            saved.extend(
+                pending
+                    .into_iter()
+                    .map(|(first_page, pages, offset, xxh3)| PageRun {
+                        first_page,
+                        pages,
+                        at: base + offset,
+                        xxh3,
+                    }),
+            );
         }
         Ok(saved)
     }
 
-    /// Fills `self.buf[..bytes]` with the pages of `batch`.
-    fn read_batch(&mut self, vma: &Vma, batch: &[Run], bytes: usize) -> Result<(), DumpError> {
+    /// Fills `buf` with the pages of `batch`.
+    fn read_batch(&mut self, vma: &Vma, batch: &[Run], buf: &mut [u8]) -> Result<(), DumpError> {
+        let bytes = buf.len();
         // Remote segments as (address, length), consumed as they are read.
         let mut remote: Vec<(u64, usize)> = batch
             .iter()
@@ -239,7 +246,7 @@ impl Memory {
                         len,
                     })
                     .collect();
-                let mut local = [IoSliceMut::new(&mut self.buf[done..bytes])];
+                let mut local = [IoSliceMut::new(&mut buf[done..bytes])];
                 uio::process_vm_readv(pid, &mut local, &iovs).unwrap_or(0)
             } else {
                 0
@@ -249,7 +256,7 @@ impl Memory {
                 // page it refuses): one page through /proc/PID/mem, which
                 // reads any page that holds data.
                 let (addr, _) = remote[next];
-                let page = &mut self.buf[done..done + PAGE_SIZE as usize];
+                let page = &mut buf[done..done + PAGE_SIZE as usize];
                 self.mem
                     .read_exact_at(page, addr)
                     .map_err(|source| DumpError::Read {

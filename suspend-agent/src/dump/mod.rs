@@ -96,6 +96,7 @@ pub struct Summary {
     pub mappings: usize,
     pub pages: u64,
     pub bytes: u64,
+    /// Time to copy everything out of the process (not counting `fsync`).
     pub took: Duration,
 }
 
@@ -141,7 +142,7 @@ pub fn dump(
     frozen: &mut Frozen<'_>,
     options: &DumpOptions,
     progress: &dyn Fn(String),
-) -> Result<Summary, DumpError> {
+) -> Result<Dumped, DumpError> {
     let started = Instant::now();
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
@@ -192,10 +193,11 @@ pub fn dump(
     }
 
     let mut memory = memory::Memory::open(pid)?;
+    let mut sink = image.page_sink()?;
     let mut last_report = Instant::now();
     let mut pages = 0;
     for vma in &vmas {
-        let runs = memory.save(vma, &mut image)?;
+        let runs = memory.save(vma, &mut sink)?;
         pages += runs.iter().map(|r| r.pages).sum::<u64>();
         let kind = vma.kind();
         let file = matches!(kind, MappingKind::PrivateFile | MappingKind::SharedFile)
@@ -219,10 +221,11 @@ pub fn dump(
             frozen.keep_guard()?;
             progress(format!(
                 "pid {pid}: {} MiB of memory saved",
-                image.page_bytes() >> 20
+                (pages * PAGE_SIZE) >> 20
             ));
         }
     }
+    image.end_pages(sink)?;
     for file in files {
         image.record(&Record::File(file))?;
     }
@@ -260,15 +263,41 @@ pub fn dump(
         return Err(DumpError::Inconsistent { pid, ran });
     }
     let bytes = image.page_bytes();
-    let path = image.finish()?;
-    Ok(Summary {
-        path,
+    Ok(Dumped {
+        image,
         threads: threads.len(),
         mappings: vmas.len(),
         pages,
         bytes,
-        took: started.elapsed(),
+        copied_in: started.elapsed(),
     })
+}
+
+/// An image with everything in it, not yet durable: the process can be
+/// let go now (its state is copied), or kept until [`Dumped::finish`] and
+/// then killed.
+pub struct Dumped {
+    image: ImageWriter,
+    threads: usize,
+    mappings: usize,
+    pages: u64,
+    bytes: u64,
+    copied_in: Duration,
+}
+
+impl Dumped {
+    /// Makes the image durable (`fsync`) and renames it into place.
+    pub fn finish(self) -> Result<Summary, DumpError> {
+        let path = self.image.finish()?;
+        Ok(Summary {
+            path,
+            threads: self.threads,
+            mappings: self.mappings,
+            pages: self.pages,
+            bytes: self.bytes,
+            took: self.copied_in,
+        })
+    }
 }
 
 /// Test hooks, from the daemon's environment. `SUSPEND_FAULT_DUMP_DELAY_MS`

@@ -2,8 +2,10 @@
 //! `writer` writes it durably, `reader` reads and verifies it.
 
 pub mod format;
+pub mod pages;
 pub mod reader;
 pub mod writer;
 
+pub use pages::PageSink;
 pub use reader::Image;
 pub use writer::{ImageWriter, WriteError};

@@ -285,7 +285,9 @@ mod tests {
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();
-        let at = w.pages(&pages).unwrap();
+        let mut sink = w.page_sink().unwrap();
+        let at = sink.put(pages.clone()).unwrap();
+        w.end_pages(sink).unwrap();
         w.record(&Record::Mapping(Mapping {
             start: 0x10000,
             end: 0x14000,
@@ -350,7 +352,9 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap();
         let mut w = ImageWriter::create(&root.join("img")).unwrap();
-        w.pages(&[0u8; PAGE_SIZE as usize]).unwrap();
+        let mut sink = w.page_sink().unwrap();
+        sink.put(vec![0u8; PAGE_SIZE as usize]).unwrap();
+        w.end_pages(sink).unwrap();
         drop(w);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         fs::remove_dir_all(root).unwrap();

@@ -11,7 +11,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, xxh3_hex};
+use super::{
+    PageSink,
+    format::{End, META_FILE, PAGES_FILE, Record, xxh3_hex},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -115,21 +118,22 @@ impl ImageWriter {
         Ok(())
     }
 
-    /// Appends page contents (a whole number of pages); returns their
-    /// offset in `pages.img`.
-    pub fn pages(&mut self, bytes: &[u8]) -> Result<u64, WriteError> {
-        debug_assert_eq!(bytes.len() as u64 % PAGE_SIZE, 0);
-        let at = self.page_bytes;
-        let path = self.partial.join(PAGES_FILE);
-        self.pages
-            .write_all(bytes)
-            .map_err(io_err("writing", &path))?;
-        self.page_bytes += bytes.len() as u64;
-        Ok(at)
-    }
-
     pub fn page_bytes(&self) -> u64 {
         self.page_bytes
+    }
+
+    /// A [`PageSink`] appending to the page file on a thread of its own;
+    /// hand it back with [`Self::end_pages`].
+    pub fn page_sink(&mut self) -> Result<PageSink, WriteError> {
+        let path = self.partial.join(PAGES_FILE);
+        let file = self.pages.try_clone().map_err(io_err("opening", &path))?;
+        Ok(PageSink::start(file, path, self.page_bytes))
+    }
+
+    /// Waits for `sink` to finish writing.
+    pub fn end_pages(&mut self, sink: PageSink) -> Result<(), WriteError> {
+        self.page_bytes = sink.finish()?;
+        Ok(())
     }
 
     /// Writes the end record, makes everything durable and renames the

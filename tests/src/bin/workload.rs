@@ -17,7 +17,9 @@
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
 //! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
-//! `--layout` (memory of a known shape, see `set_up_layout`), `--spawner`
+//! `--layout` (memory of a known shape, see `set_up_layout`), `--fill SIZE
+//! --threads N` (SIZE bytes written, e.g. `256M`, held by N threads, for the
+//! benchmark), `--spawner`
 //! (threads that keep spawning threads),
 //! `--block-suspend-signal` (every thread blocks it), `--no-register`
 //! (never opts in),
@@ -93,6 +95,8 @@ fn main() {
     let mut signals: Option<(i32, i32)> = None;
     let mut block = false;
     let mut layout = false;
+    let mut fill: Option<usize> = None;
+    let mut fill_threads = 1usize;
     let mut spawner = false;
     let mut i = 0;
     while i < args.len() {
@@ -113,6 +117,14 @@ fn main() {
             "--no-register" => register = false,
             "--layout" => layout = true,
             "--spawner" => spawner = true,
+            "--fill" => {
+                i += 1;
+                fill = args.get(i).and_then(|s| parse_size(s));
+            }
+            "--threads" => {
+                i += 1;
+                fill_threads = args.get(i).and_then(|s| s.parse().ok()).unwrap_or(1);
+            }
             "--block-suspend-signal" => block = true,
             "--own-handler" => own = true,
             other => {
@@ -183,6 +195,7 @@ fn main() {
     if spawner {
         std::thread::spawn(spawn_forever);
     }
+    let _filled = fill.map(|bytes| fill_memory(bytes, fill_threads));
     println!("ready pid={}", std::process::id());
     let _ = std::io::stdout().flush();
 
@@ -441,4 +454,47 @@ fn set_up_signals() -> (usize, usize, usize) {
             libc::sbrk(0) as usize,
         )
     }
+}
+
+/// `16M`, `1G`, `4096`: a size in bytes.
+fn parse_size(text: &str) -> Option<usize> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let n: usize = number.parse().ok()?;
+    Some(
+        n * match unit {
+            "" => 1,
+            "K" | "k" => 1 << 10,
+            "M" | "m" => 1 << 20,
+            "G" | "g" => 1 << 30,
+            _ => return None,
+        },
+    )
+}
+
+/// `bytes` of memory written with a pattern, split among `threads` threads
+/// that each keep their share (and stay idle).
+fn fill_memory(bytes: usize, threads: usize) -> Vec<std::thread::JoinHandle<()>> {
+    let share = bytes / threads.max(1);
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(threads.max(1) + 1));
+    let handles = (0..threads.max(1))
+        .map(|t| {
+            let ready = ready.clone();
+            std::thread::spawn(move || {
+                let mut memory = vec![0u8; share];
+                for (i, page) in memory.chunks_mut(4096).enumerate() {
+                    page.fill((i + t) as u8 | 1);
+                }
+                ready.wait();
+                loop {
+                    std::thread::park();
+                    std::hint::black_box(&memory);
+                }
+            })
+        })
+        .collect();
+    ready.wait();
+    handles
 }
