@@ -5,75 +5,20 @@
 //! its output and what its exit status means.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    os::unix::net::UnixStream,
-    path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
-    sync::mpsc,
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
     thread,
     time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{build, setup, util};
-
-const CONTROL_SOCKET: &str = "/run/suspend/control.sock";
-
-/// A child process killed and reaped when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The daemon the demo started: stopped with SIGTERM when dropped.
-struct DaemonGuard(Child);
-
-impl Drop for DaemonGuard {
-    fn drop(&mut self) {
-        // `kill` from procps: no unsafe needed to send SIGTERM.
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The workload, driven over stdin/stdout.
-struct Workload {
-    _child: Guard,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Workload {
-    fn expect(&self, prefix: &str) -> Result<String> {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .with_context(|| format!("the workload did not print {prefix:?}"))?;
-            if line.starts_with(prefix) {
-                return Ok(line);
-            }
-        }
-    }
-
-    fn ask(&mut self, command: &str, prefix: &str) -> Result<String> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        self.expect(prefix)
-    }
-}
+use crate::{
+    build,
+    live::{Guard, start_daemon, start_workload},
+    setup, util,
+};
 
 fn meaning(code: i32) -> &'static str {
     match code {
@@ -128,7 +73,7 @@ pub fn run() -> Result<()> {
     let _daemon = start_daemon(&bin)?;
 
     util::stage("two processes: a workload that opts in, and sleep(1), which does not");
-    let mut workload = start_workload(&bin)?;
+    let mut workload = start_workload(&bin, &[])?;
     let pid = workload.expect("ready")?;
     let pid = pid.trim_start_matches("ready pid=").to_owned();
     let sleep = Guard(
@@ -178,54 +123,4 @@ pub fn run() -> Result<()> {
     );
     drop(sleep);
     Ok(())
-}
-
-fn start_daemon(bin: &Path) -> Result<Option<DaemonGuard>> {
-    if UnixStream::connect(CONTROL_SOCKET).is_ok() {
-        util::stage("using the agent daemon that is already running");
-        return Ok(None);
-    }
-    let log: PathBuf = util::target_dir().join("demo-daemon.log");
-    util::stage(format!(
-        "starting the agent daemon (log: {})",
-        log.display()
-    ));
-    let child = Command::new(bin.join("suspend-agent"))
-        .arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?)
-        .spawn()
-        .context("starting suspend-agent daemon")?;
-    let guard = DaemonGuard(child);
-    for _ in 0..200 {
-        if UnixStream::connect(CONTROL_SOCKET).is_ok() {
-            return Ok(Some(guard));
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    bail!("the agent daemon did not start; see {}", log.display())
-}
-
-fn start_workload(bin: &Path) -> Result<Workload> {
-    let mut child = Command::new(bin.join("workload"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting the workload")?;
-    let stdin = child.stdin.take().context("workload stdin")?;
-    let stdout = child.stdout.take().context("workload stdout")?;
-    let (tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Ok(Workload {
-        _child: Guard(child),
-        stdin,
-        lines,
-    })
 }

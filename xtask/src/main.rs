@@ -3,6 +3,7 @@
 //! - `cargo xtask demo` asks an opted-in workload to suspend (busy, held by a
 //!   critical section, ready) and shows that a process that did not opt in
 //!   is left alone.
+//! - `cargo xtask bench` measures how long a dump keeps a process frozen.
 //! - `cargo xtask setup [--check]` installs what a fresh Debian machine
 //!   lacks: packages, the host toolchain, the eBPF nightly and a bpf-linker
 //!   built against that nightly's LLVM.
@@ -13,8 +14,10 @@
 //! Every command but `setup` first checks the setup and installs only what
 //! is missing.
 
+mod bench;
 mod build;
 mod demo;
+mod live;
 mod setup;
 mod test;
 mod util;
@@ -54,6 +57,7 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    Bench(bench::Args),
     /// The demo: an opted-in process asked to suspend (needs root).
     ///
     /// Starts the agent daemon (unless one runs), a workload that opts in and
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Build { debug } => build::run(!debug),
         Cmd::Demo => demo::run(),
+        Cmd::Bench(args) => bench::run(args),
         Cmd::Test { filters } => test::run(&filters),
         Cmd::VmTest(args) => vmtest::run(&args),
     };
