@@ -1,25 +1,36 @@
-//! Appending page contents to `pages.img` on a thread of its own, so that
-//! reading the next batch from the frozen process overlaps writing this one
-//! (two cores: one copies out of the process, one into the page cache).
-//! Buffers go back and forth, so no batch is copied twice.
+//! Appending page contents to `pages.img` on threads of their own, so that
+//! reading the next batch from the frozen process overlaps writing earlier
+//! ones. Copying into fresh page-cache pages is the expensive part (on this
+//! kind of machine it dominates the dump), so two writers share it, each
+//! writing its batches at their own offsets. Buffers go back and forth, so
+//! no batch is copied twice.
 
 use std::{
     fs::File,
-    io::{self, Write as _},
+    io,
+    os::unix::fs::FileExt as _,
     path::PathBuf,
-    sync::mpsc::{self, Receiver, SyncSender},
+    sync::{
+        Arc, Mutex,
+        mpsc::{self, Receiver, SyncSender},
+    },
     thread::JoinHandle,
 };
 
 use super::WriteError;
 
-/// Batches in flight: one being written, one waiting, one being read.
+/// Writer threads.
+const WRITERS: usize = 2;
+/// Batches waiting for a writer.
 const IN_FLIGHT: usize = 2;
 
+/// A batch and where it goes in the page file.
+type Batch = (u64, Vec<u8>);
+
 pub struct PageSink {
-    to_writer: Option<SyncSender<Vec<u8>>>,
+    to_writers: Option<SyncSender<Batch>>,
     returned: Receiver<Vec<u8>>,
-    writer: Option<JoinHandle<io::Result<()>>>,
+    writers: Vec<JoinHandle<io::Result<()>>>,
     path: PathBuf,
     /// Offset in `pages.img` of the next batch.
     at: u64,
@@ -27,23 +38,31 @@ pub struct PageSink {
 
 impl PageSink {
     /// Starts writing at offset `at` of `file` (`path`, for errors).
-    pub fn start(mut file: File, path: PathBuf, at: u64) -> Self {
-        let (to_writer, batches) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    pub fn start(file: File, path: PathBuf, at: u64) -> Self {
+        let (to_writers, batches) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
+        let batches = Arc::new(Mutex::new(batches));
         let (give_back, returned) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("suspend-pages".into())
-            .spawn(move || {
-                for batch in batches {
-                    file.write_all(&batch)?;
-                    let _ = give_back.send(batch);
-                }
-                Ok(())
+        let file = Arc::new(file);
+        let writers = (0..WRITERS)
+            .filter_map(|i| {
+                let (batches, give_back, file) = (batches.clone(), give_back.clone(), file.clone());
+                std::thread::Builder::new()
+                    .name(format!("suspend-pages-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let next = batches.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            let Ok((at, batch)) = next else { return Ok(()) };
+                            file.write_all_at(&batch, at)?;
+                            let _ = give_back.send(batch);
+                        }
+                    })
+                    .ok()
             })
-            .ok();
+            .collect();
         Self {
-            to_writer: Some(to_writer),
+            to_writers: Some(to_writers),
             returned,
-            writer,
+            writers,
             path,
             at,
         }
@@ -60,8 +79,8 @@ impl PageSink {
     pub fn put(&mut self, batch: Vec<u8>) -> Result<u64, WriteError> {
         let at = self.at;
         let len = batch.len() as u64;
-        let sent = match (&self.to_writer, &self.writer) {
-            (Some(tx), Some(_)) => tx.send(batch).is_ok(),
+        let sent = match &self.to_writers {
+            Some(tx) if !self.writers.is_empty() => tx.send((at, batch)).is_ok(),
             _ => false,
         };
         if !sent {
@@ -83,13 +102,21 @@ impl PageSink {
     }
 
     fn stop(&mut self) -> Result<(), WriteError> {
-        self.to_writer = None; // ends the writer's loop
-        match self.writer.take().map(JoinHandle::join) {
-            Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(self.error(e)),
-            Some(Err(_)) => Err(self.error(io::Error::other("the page writer panicked"))),
-            None => Err(self.error(io::Error::other("the page writer could not start"))),
+        self.to_writers = None; // ends the writers' loops
+        if self.writers.is_empty() && self.at > 0 {
+            return Err(self.error(io::Error::other("the page writers could not start")));
         }
+        let mut result = Ok(());
+        for writer in std::mem::take(&mut self.writers) {
+            let outcome = match writer.join() {
+                Ok(outcome) => outcome,
+                Err(_) => Err(io::Error::other("a page writer panicked")),
+            };
+            if let (Ok(()), Err(e)) = (&result, outcome) {
+                result = Err(self.error(e));
+            }
+        }
+        result
     }
 
     fn error(&self, source: io::Error) -> WriteError {
