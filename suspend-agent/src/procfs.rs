@@ -120,6 +120,18 @@ pub fn client_block_addr(pid: u32) -> Result<Option<u64>, ProcError> {
     Ok(find_client_block(&read(pid, "maps")?))
 }
 
+/// Resident anonymous and shared-memory bytes of `pid` (`RssAnon` +
+/// `RssShmem` of `/proc/PID/status`): about what a dump will save.
+pub fn resident_bytes(pid: u32) -> Result<u64, ProcError> {
+    let text = read(pid, "status")?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("RssAnon:") || l.starts_with("RssShmem:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 1024)
+}
+
 /// Every process (thread-group) id in `/proc`.
 pub fn pids() -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();

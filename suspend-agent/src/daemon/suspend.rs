@@ -20,6 +20,7 @@ use crate::{
     control::Outcome,
     dump::{self, DumpError, DumpOptions, Summary},
     freeze::{FreezeError, Frozen},
+    image::ImageWriter,
     sys::PidFd,
 };
 
@@ -102,6 +103,13 @@ pub async fn take(
     // ptrace binds a tracee to the tracer thread: freeze, dump and finish
     // all happen on this one blocking thread.
     let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
+        // The image directory, and its page file's memory, before anything
+        // is frozen: the process waits for none of it.
+        let mut image = ImageWriter::create(&options.dir).map_err(DumpError::from)?;
+        let expected = crate::procfs::resident_bytes(pid).unwrap_or(0);
+        image
+            .prewarm(expected + expected / 8)
+            .map_err(DumpError::from)?;
         let mut frozen = Frozen::freeze(&state, pid)?;
         let frozen_at = Instant::now();
         let guard = if frozen.guarded() {
@@ -114,7 +122,7 @@ pub async fn take(
             frozen.threads().len(),
             options.dir.display()
         ));
-        let dumped = dump::dump(&mut frozen, &options, &|m| {
+        let dumped = dump::dump(&mut frozen, image, &options, &|m| {
             let _ = report.send(m);
         })?;
         if leave_running {

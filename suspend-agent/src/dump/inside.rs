@@ -74,6 +74,11 @@ pub fn ask(frozen: &Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             })
             .transpose()?;
         inside.threads.insert(thread.tid, (altstack, tid_address));
+        // Test hook: `SUSPEND_FAULT_INSIDE_DELAY_MS` holds the first thread
+        // mid-questions, so a test can kill the process right then.
+        if !process_done {
+            super::fault_pause("SUSPEND_FAULT_INSIDE_DELAY_MS");
+        }
         if !process_done {
             for signal in 1..=64u64 {
                 if b.syscall(libc::SYS_rt_sigaction, [signal, 0, s, KERNEL_SIGSET, 0, 0])? != 0 {

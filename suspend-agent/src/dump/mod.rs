@@ -140,6 +140,7 @@ fn header() -> Header {
 /// second while memory is copied.
 pub fn dump(
     frozen: &mut Frozen<'_>,
+    mut image: ImageWriter,
     options: &DumpOptions,
     progress: &dyn Fn(String),
 ) -> Result<Dumped, DumpError> {
@@ -169,7 +170,6 @@ pub fn dump(
     let inside = inside::ask(frozen, &vmas)?;
     frozen.start_witness()?;
 
-    let mut image = ImageWriter::create(&options.dir)?;
     image.record(&Record::Header(header()))?;
     let threads = frozen.threads().to_vec();
     let leader = threads
@@ -306,13 +306,16 @@ impl Dumped {
 /// lets one frozen thread run for a moment, as a bug or an outside wake-up
 /// would: the run witness must catch it.
 fn fault_hooks(frozen: &Frozen<'_>) {
-    if let Some(ms) = std::env::var("SUSPEND_FAULT_DUMP_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        std::thread::sleep(Duration::from_millis(ms));
-    }
+    fault_pause("SUSPEND_FAULT_DUMP_DELAY_MS");
     if std::env::var_os("SUSPEND_FAULT_WAKE_THREAD").is_some_and(|v| v == "1") {
         frozen.fault_run_one();
+    }
+}
+
+/// Test hook: sleeps as many milliseconds as the daemon's environment
+/// variable `var` says, if it is set.
+fn fault_pause(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }

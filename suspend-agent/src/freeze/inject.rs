@@ -15,10 +15,7 @@
 
 use nix::{
     errno::Errno,
-    sys::{
-        ptrace,
-        wait::{WaitPidFlag, WaitStatus, waitpid},
-    },
+    sys::{ptrace, wait::WaitStatus},
     unistd::Pid,
 };
 
@@ -162,7 +159,7 @@ impl Borrowed {
             source,
         })?;
         loop {
-            match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+            match crate::sys::ptrace::wait_tid(tid) {
                 Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
                 Ok(WaitStatus::PtraceEvent(..)) => continue, // a stale interrupt
                 Ok(other) => {
@@ -209,7 +206,7 @@ fn put_back(tid: u32, regs: libc::user_regs_struct) -> Result<(), InjectError> {
     ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
     loop {
-        match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+        match crate::sys::ptrace::wait_tid(tid) {
             Ok(WaitStatus::PtraceEvent(..)) => return Ok(()),
             Ok(other) => {
                 return Err(InjectError::Unexpected {

@@ -286,17 +286,7 @@ impl<'a> Frozen<'a> {
     /// Kills the process while it is frozen (its image is durable).
     pub fn kill(mut self, pidfd: &sys::PidFd) -> io::Result<()> {
         pidfd.send_signal(libc::SIGKILL)?;
-        // The leader's exit is reported only after every other thread's:
-        // reap them first.
-        let pid = self.pid;
-        for thread in self
-            .threads
-            .iter()
-            .filter(|t| t.tid != pid)
-            .chain(self.threads.iter().filter(|t| t.tid == pid))
-        {
-            ptrace::reap(thread.tid);
-        }
+        reap_all(self.pid, &self.tids());
         self.finish(false);
         Ok(())
     }
@@ -312,12 +302,16 @@ impl<'a> Frozen<'a> {
         }
         self.done = true;
         if detach {
+            let mut dead = Vec::new();
             for thread in &self.threads {
                 match ptrace::detach(thread.tid, thread.stopped_with) {
-                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Ok(()) => {}
+                    // Killed while frozen: a traced zombie waits for us.
+                    Err(Errno::ESRCH) => dead.push(thread.tid),
                     Err(e) => warn!("pid {}: detaching thread {}: {e}", self.pid, thread.tid),
                 }
             }
+            reap_all(self.pid, &dead);
         }
         if self.watching {
             let tids = self.tids();
@@ -337,6 +331,19 @@ impl<'a> Frozen<'a> {
                 .state
                 .registry(|r| r.set_state(pid, Some(from), STATE_SUSPENDING));
         }
+    }
+}
+
+/// Reaps threads of `pid` that died while we traced them, so none lingers
+/// as a zombie reported to us: every other thread first, the leader last
+/// (its exit is reported only after all the others').
+fn reap_all(pid: u32, tids: &[u32]) {
+    for &tid in tids
+        .iter()
+        .filter(|&&t| t != pid)
+        .chain(tids.iter().filter(|&&t| t == pid))
+    {
+        ptrace::reap(tid);
     }
 }
 

@@ -25,6 +25,28 @@ fn pid(tid: u32) -> Pid {
     Pid::from_raw(tid as i32)
 }
 
+/// Waits for the next event of traced thread `tid` (`waitpid(tid, __WALL)`),
+/// without ever blocking for good: a thread-group leader that has exited is
+/// reported only after every other thread of its group was reaped, so a
+/// blocking wait on it could wait forever when the process is killed while
+/// frozen. This polls, and says `Exited` for a thread that is a zombie or
+/// gone.
+pub fn wait_tid(tid: u32) -> Result<WaitStatus, Errno> {
+    let mut pause = std::time::Duration::from_micros(20);
+    loop {
+        match waitpid(pid(tid), Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+        if crate::freeze::exiting(tid) {
+            return Ok(WaitStatus::Exited(pid(tid), 0));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Attaches to `tid` without stopping it.
 pub fn seize(tid: u32) -> Result<(), Errno> {
     ptrace::seize(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD)
@@ -50,7 +72,7 @@ pub enum Stop {
 /// Waits until `tid` stops (or exits).
 pub fn wait_stop(tid: u32) -> Result<Stop, Errno> {
     loop {
-        match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+        match wait_tid(tid) {
             Ok(WaitStatus::PtraceEvent(_, _, _)) => return Ok(Stop::Interrupted),
             Ok(WaitStatus::Stopped(_, signal)) => {
                 // With PTRACE_SEIZE, group stops come as PTRACE_EVENT_STOP;
@@ -76,7 +98,7 @@ pub fn detach(tid: u32, signal: Option<i32>) -> Result<(), Errno> {
 /// reported to us.
 pub fn reap(tid: u32) {
     loop {
-        match waitpid(pid(tid), Some(WaitPidFlag::__WALL)) {
+        match wait_tid(tid) {
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
             Ok(_) => {
                 // A last stop (e.g. PTRACE_EVENT_EXIT) before it dies.
