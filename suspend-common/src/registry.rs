@@ -15,11 +15,11 @@ pub const STATE_REGISTERED: u32 = 1;
 pub const STATE_UNUSABLE: u32 = 2;
 /// The agent is running the suspend handshake with it.
 pub const STATE_SUSPENDING: u32 = 3;
-/// The agent is stopping its threads; eBPF records every thread it creates
-/// meanwhile (`new_threads`).
+/// The agent is stopping its threads (eBPF records every thread it creates
+/// meanwhile, `new_threads`), then runs a few syscalls inside them.
 pub const STATE_FREEZING: u32 = 4;
-/// Every thread is stopped and being dumped; eBPF counts any of them that
-/// runs (`frozen_tasks`).
+/// Every thread is stopped for good and being dumped; eBPF counts any of
+/// them that runs (`frozen_tasks`).
 pub const STATE_FROZEN: u32 = 5;
 
 /// Callbacks run on the client library's helper thread.

@@ -426,16 +426,19 @@ fn unwritable_directory_lets_the_process_go() {
     w.exit_ok();
 }
 
-/// Starts `suspend -D` in the background against a daemon that holds each
-/// dump `SUSPEND_FAULT_DUMP_DELAY_MS`, and waits until `pid` is frozen.
+/// Starts `suspend -D` in the background against a daemon whose test hooks
+/// hold the dump, and waits until `pid` is in registry state `state`
+/// (`freezing`: threads stopped, syscalls being run inside them; `frozen`:
+/// nothing runs any more, memory is being copied).
 fn suspend_in_background(
     pid: u32,
     dir: &ImageDir,
+    state: &str,
 ) -> std::thread::JoinHandle<suspend_tests::Output> {
     let image = dir.arg().to_owned();
     let cli = std::thread::spawn(move || agent(&["suspend", &pid.to_string(), "-D", &image]));
-    wait_for("the process to be frozen", || {
-        registry_entry(pid).filter(|e| e["state"] == "frozen")
+    wait_for(&format!("the process to be {state}"), || {
+        registry_entry(pid).filter(|e| e["state"] == state)
     });
     cli
 }
@@ -462,7 +465,7 @@ fn process_killed_mid_dump_leaves_no_image() {
     let mut w = Proc::spawn(bin("workload"), &[]);
     let pid = ready_pid(&mut w);
     let dir = ImageDir::new("killed");
-    let cli = suspend_in_background(pid, &dir);
+    let cli = suspend_in_background(pid, &dir, "frozen");
     // SAFETY: killing the process this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let out = cli.join().unwrap();
@@ -485,7 +488,7 @@ fn process_killed_while_its_threads_are_asked_leaves_no_image() {
     let mut w = Proc::spawn(bin("workload"), &[]);
     let pid = ready_pid(&mut w);
     let dir = ImageDir::new("killed-inside");
-    let cli = suspend_in_background(pid, &dir);
+    let cli = suspend_in_background(pid, &dir, "freezing");
     // SAFETY: killing the process this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let out = cli.join().unwrap();
@@ -510,7 +513,7 @@ fn daemon_killed_mid_dump_does_not_leave_the_process_frozen() {
     let mut w = Proc::spawn(bin("workload"), &[]);
     let pid = ready_pid(&mut w);
     let dir = ImageDir::new("daemon");
-    let cli = suspend_in_background(pid, &dir);
+    let cli = suspend_in_background(pid, &dir, "frozen");
     daemon.kill();
     let out = cli.join().unwrap();
     assert_ne!(out.code, 0, "{out:?}");

@@ -12,6 +12,12 @@
 //! mapped in every registered process), which is cleared afterwards.
 //!
 //! Runs before the run witness starts: the thread does run, on purpose.
+//!
+//! The one window this cannot close: if the agent is killed (SIGKILL) in
+//! the milliseconds a thread is borrowed, the kernel lets that thread go
+//! with the borrowed registers (and, stopped after the single-step, with a
+//! SIGTRAP to deliver): the process dies. Every ptrace-based C/R tool shares
+//! it; it is kept short, and never open while the dump copies memory.
 
 use nix::{
     errno::Errno,

@@ -5,7 +5,8 @@
 //! The threads are listed once from `/proc/PID/task`; any thread created
 //! meanwhile is recorded by eBPF (`task_newtask` while the registry says
 //! `FREEZING`) and stopped from that record, until none is left. Once all
-//! are stopped the registry says `FROZEN` and eBPF's run witness counts any
+//! are stopped, and the agent has run its syscalls inside them
+//! (`inject`), the registry says `FROZEN` and eBPF's run witness counts any
 //! of them that is switched in.
 //!
 //! A [`Frozen`] lets every thread go when dropped: whatever fails while a
@@ -160,7 +161,6 @@ impl<'a> Frozen<'a> {
         if frozen.threads.is_empty() {
             return Err(FreezeError::Exited { pid });
         }
-        let _ = state.registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
         Ok(frozen)
     }
 
@@ -273,6 +273,12 @@ impl<'a> Frozen<'a> {
         let tids = self.tids();
         self.maps.watch(self.pid, &tids)?;
         self.watching = true;
+        // FROZEN: from now on nothing of the process runs, the agent's own
+        // syscalls inside it included.
+        let pid = self.pid;
+        let _ = self
+            .state
+            .registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
         Ok(())
     }
 
