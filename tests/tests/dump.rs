@@ -458,14 +458,16 @@ fn witness_refuses_a_dump_whose_process_ran() {
     w.exit_ok();
 }
 
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn process_killed_mid_dump_leaves_no_image() {
-    let _daemon = Daemon::start_with(&[("SUSPEND_FAULT_DUMP_DELAY_MS", "1500")]);
+/// Kills the process once the dump is in registry state `state` (held
+/// there by the test hook `hook`): the dump fails, no image is left, the
+/// process is reaped (no thread stays traced by the daemon), and the daemon
+/// still works.
+fn killed_mid_dump(hook: &str, state: &str, name: &str) {
+    let _daemon = Daemon::start_with(&[(hook, "1500")]);
     let mut w = Proc::spawn(bin("workload"), &[]);
     let pid = ready_pid(&mut w);
-    let dir = ImageDir::new("killed");
-    let cli = suspend_in_background(pid, &dir, "frozen");
+    let dir = ImageDir::new(name);
+    let cli = suspend_in_background(pid, &dir, state);
     // SAFETY: killing the process this test started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let out = cli.join().unwrap();
@@ -476,34 +478,29 @@ fn process_killed_mid_dump_leaves_no_image() {
     );
     assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
     w.wait_exit();
+    let mut other = Proc::spawn(bin("workload"), &[]);
+    let other_pid = ready_pid(&mut other);
+    assert_eq!(
+        suspend_tests::dry_run(other_pid, &[]).code,
+        0,
+        "the daemon still works"
+    );
+    other.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn process_killed_mid_dump_leaves_no_image() {
+    killed_mid_dump("SUSPEND_FAULT_DUMP_DELAY_MS", "frozen", "killed");
 }
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn process_killed_while_its_threads_are_asked_leaves_no_image() {
     // Killed while a thread is borrowed for a syscall: the leader's exit is
-    // reported only after its other threads are reaped, so a blocking
-    // wait on it would hang the daemon (found in a 6.1 guest).
-    let _daemon = Daemon::start_with(&[("SUSPEND_FAULT_INSIDE_DELAY_MS", "1500")]);
-    let mut w = Proc::spawn(bin("workload"), &[]);
-    let pid = ready_pid(&mut w);
-    let dir = ImageDir::new("killed-inside");
-    let cli = suspend_in_background(pid, &dir, "freezing");
-    // SAFETY: killing the process this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let out = cli.join().unwrap();
-    assert_ne!(out.code, 0, "{out:?}");
-    assert!(
-        !dir.path.exists(),
-        "no image of a process that died mid-dump"
-    );
-    assert!(dir.leftovers().is_empty(), "{:?}", dir.leftovers());
-    w.wait_exit(); // reaped: no thread left traced by the daemon
-    // The daemon is still there and works.
-    let mut other = Proc::spawn(bin("workload"), &[]);
-    let other_pid = ready_pid(&mut other);
-    assert_eq!(suspend_tests::dry_run(other_pid, &[]).code, 0);
-    other.exit_ok();
+    // reported only after its other threads are reaped, so a blocking wait
+    // on it would hang the daemon (found in a 6.1 guest).
+    killed_mid_dump("SUSPEND_FAULT_INSIDE_DELAY_MS", "freezing", "killed-inside");
 }
 
 #[test]
