@@ -16,8 +16,6 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use nix::errno::Errno;
-
 pub use self::files::{list as list_files, unrestorable};
 use crate::{
     freeze::{Frozen, MapsError},
@@ -46,13 +44,8 @@ pub enum DumpError {
         addr: u64,
         source: io::Error,
     },
-    #[error("pid {pid}: thread {tid}: {call}: {source}")]
-    Ptrace {
-        pid: u32,
-        tid: u32,
-        call: &'static str,
-        source: Errno,
-    },
+    #[error(transparent)]
+    Ptrace(#[from] ptrace::PtraceError),
     #[error("pid {pid}: thread {tid}: {call}: {source}")]
     Syscall {
         pid: u32,

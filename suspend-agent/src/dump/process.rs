@@ -145,13 +145,11 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;
-    let shared_pending =
-        ptrace::pending_signals(leader, true).map_err(|source| DumpError::Ptrace {
-            pid,
-            tid: leader,
-            call: "PTRACE_PEEKSIGINFO(shared)",
-            source,
-        })?;
+    let shared_pending = ptrace::pending_signals(leader, true).map_err(ptrace::PtraceError::of(
+        pid,
+        leader,
+        "PTRACE_PEEKSIGINFO(shared)",
+    ))?;
     Ok(Process {
         pid,
         ppid,

@@ -45,14 +45,7 @@ fn regs(r: &libc::user_regs_struct) -> Regs {
 /// Saves `thread` of `pid`; `xstate_size` is the CPU's xstate size.
 pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Thread, DumpError> {
     let tid = thread.tid;
-    let err = |call: &'static str| {
-        move |source| DumpError::Ptrace {
-            pid,
-            tid,
-            call,
-            source,
-        }
-    };
+    let err = |call| ptrace::PtraceError::of(pid, tid, call);
     let r = ptrace::regs(tid).map_err(err("PTRACE_GETREGS"))?;
     let mut xstate = vec![0u8; xstate_size.max(4096)];
     let len = ptrace::xstate(tid, &mut xstate).map_err(err("PTRACE_GETREGSET(NT_X86_XSTATE)"))?;
@@ -67,7 +60,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         }),
         // Kernels before 5.13 cannot say; glibc before 2.35 has none.
         Err(nix::errno::Errno::EIO) => None,
-        Err(source) => return Err(err("PTRACE_GET_RSEQ_CONFIGURATION")(source)),
+        Err(source) => return Err(err("PTRACE_GET_RSEQ_CONFIGURATION")(source).into()),
     };
     let robust_list = ptrace::robust_list(tid).map_err(|source| DumpError::Syscall {
         pid,

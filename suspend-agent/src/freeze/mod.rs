@@ -39,13 +39,8 @@ pub enum FreezeError {
     ListTasks { pid: u32, source: io::Error },
     #[error("pid {pid}: thread {tid} is traced by another process (a debugger?): {source}")]
     Traced { pid: u32, tid: u32, source: Errno },
-    #[error("pid {pid}: thread {tid}: {call}: {source}")]
-    Ptrace {
-        pid: u32,
-        tid: u32,
-        call: &'static str,
-        source: Errno,
-    },
+    #[error(transparent)]
+    Ptrace(#[from] ptrace::PtraceError),
     #[error("pid {pid} exited while it was being frozen")]
     Exited { pid: u32 },
     #[error(transparent)]
@@ -173,12 +168,7 @@ impl<'a> Frozen<'a> {
             Err(Errno::EPERM) if exiting(tid) => return Ok(()),
             Err(source @ Errno::EPERM) => return Err(FreezeError::Traced { pid, tid, source }),
             Err(source) => {
-                return Err(FreezeError::Ptrace {
-                    pid,
-                    tid,
-                    call: "PTRACE_SEIZE",
-                    source,
-                });
+                return Err(ptrace::PtraceError::of(pid, tid, "PTRACE_SEIZE")(source).into());
             }
         }
         self.threads.push(Thread {
@@ -190,12 +180,7 @@ impl<'a> Frozen<'a> {
                 self.threads.pop();
                 return Ok(());
             }
-            return Err(FreezeError::Ptrace {
-                pid,
-                tid,
-                call: "PTRACE_INTERRUPT",
-                source,
-            });
+            return Err(ptrace::PtraceError::of(pid, tid, "PTRACE_INTERRUPT")(source).into());
         }
         match ptrace::wait_stop(tid) {
             Ok(ptrace::Stop::Interrupted) => {}
@@ -208,12 +193,7 @@ impl<'a> Frozen<'a> {
                 self.threads.pop();
             }
             Err(source) => {
-                return Err(FreezeError::Ptrace {
-                    pid,
-                    tid,
-                    call: "waitpid",
-                    source,
-                });
+                return Err(ptrace::PtraceError::of(pid, tid, "waitpid")(source).into());
             }
         }
         Ok(())

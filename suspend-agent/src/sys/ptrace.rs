@@ -25,6 +25,29 @@ fn pid(tid: u32) -> Pid {
     Pid::from_raw(tid as i32)
 }
 
+/// A ptrace request (or wait) on a thread that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("pid {pid}: thread {tid}: {call}: {source}")]
+pub struct PtraceError {
+    pub pid: u32,
+    pub tid: u32,
+    pub call: &'static str,
+    #[source]
+    pub source: Errno,
+}
+
+impl PtraceError {
+    /// Maps an errno of `call` on `tid` of `pid` to this error.
+    pub fn of(pid: u32, tid: u32, call: &'static str) -> impl FnOnce(Errno) -> Self {
+        move |source| Self {
+            pid,
+            tid,
+            call,
+            source,
+        }
+    }
+}
+
 /// Waits for the next event of traced thread `tid` (`waitpid(tid, __WALL)`),
 /// without ever blocking for good: a thread-group leader that has exited is
 /// reported only after every other thread of its group was reaped, so a
