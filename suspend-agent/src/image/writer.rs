@@ -13,7 +13,7 @@ use std::{
 
 use super::{
     PageSink,
-    format::{End, META_FILE, PAGES_FILE, Record, xxh3_hex},
+    format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, xxh3_hex},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +130,14 @@ impl ImageWriter {
     /// cheaper than into fresh ones (on this kind of machine the difference
     /// dominates a dump), and this way the frozen process waits for none of
     /// the allocation. What the dump does not use is cut off at `finish`.
+    /// Never more than nine tenths of the free space: an estimate must not
+    /// fail a dump that would have fitted.
     pub fn prewarm(&mut self, bytes: u64) -> Result<(), WriteError> {
         use std::os::unix::fs::FileExt as _;
+        let free = nix::sys::statvfs::statvfs(&self.partial)
+            .map(|s| s.blocks_available() * s.fragment_size())
+            .unwrap_or(0);
+        let bytes = bytes.min(free / 10 * 9) / PAGE_SIZE * PAGE_SIZE;
         let path = self.partial.join(PAGES_FILE);
         let zeros = vec![0u8; 16 << 20];
         let mut at = 0u64;
