@@ -22,6 +22,13 @@ pub const NO_DAEMON: u8 = 7;
 /// The process holds something an image cannot hold (the message names
 /// it): refused before anything was frozen.
 pub const UNSUPPORTED: u8 = 8;
+/// `resume`: the image was refused (damaged, another version, a file it
+/// maps changed or gone, this CPU or kernel cannot run it); nothing was
+/// created.
+pub const BAD_IMAGE: u8 = 9;
+/// `resume`: a pid or thread id the image needs is in use; nothing was
+/// created.
+pub const PID_IN_USE: u8 = 10;
 
 /// The table printed at the end of `--help`.
 pub const HELP: &str = "\
@@ -34,4 +41,6 @@ Exit status:
   5  refused: the process said no
   6  timeout: no answer in time
   7  no agent daemon is running
-  8  unsupported: the process holds something an image cannot hold (named); nothing was frozen";
+  8  unsupported: the process holds something an image cannot hold (named); nothing was frozen
+  9  resume: image refused (damaged, other version, a mapped file changed or gone, CPU/kernel cannot run it); nothing created
+ 10  resume: a pid or thread id the image needs is in use; nothing created";

@@ -16,6 +16,7 @@ mod image;
 mod mounts;
 mod procfs;
 mod registry;
+mod restore;
 mod sys;
 mod tracefs;
 
@@ -44,6 +45,7 @@ enum Command {
     Daemon(cli::daemon::Args),
     List(cli::list::Args),
     Suspend(cli::suspend::Args),
+    Resume(cli::resume::Args),
     Inspect(cli::inspect::Args),
     Check(cli::check::Args),
     Run(cli::run::Args),
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cli::daemon::run(args),
         Command::List(args) => cli::list::run(args),
         Command::Suspend(args) => cli::suspend::run(args),
+        Command::Resume(args) => cli::resume::run(args),
         Command::Inspect(args) => cli::inspect::run(args),
         Command::Check(args) => cli::check::run(args),
         Command::Run(args) => cli::run::run(args),

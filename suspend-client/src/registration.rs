@@ -164,6 +164,22 @@ pub(crate) fn register_callbacks(
     }
 }
 
+/// After a restore the agent has seen this process exit: tell it again
+/// that it is registered. Best effort: an agent that is not running finds
+/// the block when it starts.
+pub(crate) fn announce_again() {
+    let Some(block) = STATE.block() else { return };
+    let Ok(conn) = Conn::connect() else { return };
+    conn.set_timeout(Some(std::time::Duration::from_secs(5)));
+    let message = Message {
+        block_addr: std::ptr::from_ref(block) as u64,
+        ..Message::new(MSG_REGISTER)
+    };
+    if conn.send(&message).is_ok() {
+        let _ = conn.recv(false);
+    }
+}
+
 fn rollback() {
     STATE.pid.store(0, Ordering::Release);
     block::deactivate();

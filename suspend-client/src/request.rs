@@ -161,6 +161,15 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
         reason_code: reason,
         _reserved: 0,
     };
+    if reason == Reason::Restored.code() {
+        // A new process, as far as the kernel and the agent know: the
+        // connection's fd number is not open in it, and the agent must hear
+        // of the registration again before anyone asks to suspend it.
+        let _ = conn.into_raw();
+        crate::registration::announce_again();
+        STATE.call_on_resume(&info);
+        return;
+    }
     STATE.call_on_resume(&info);
     // Tell the agent on_resume is done (it may be gone: that is fine).
     let done = Message {

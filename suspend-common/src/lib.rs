@@ -12,6 +12,7 @@ pub mod client_block;
 pub mod freeze;
 pub mod paths;
 pub mod registry;
+pub mod restore;
 pub mod signals;
 pub mod tracepoints;
 pub mod wire;

@@ -4,6 +4,7 @@ pub mod check;
 pub mod daemon;
 pub mod inspect;
 pub mod list;
+pub mod resume;
 pub mod run;
 pub mod suspend;
 pub mod unload;

@@ -93,7 +93,7 @@ pub struct Summary {
     pub took: Duration,
 }
 
-fn cpu() -> Cpu {
+pub(crate) fn cpu() -> Cpu {
     let leaf = core::arch::x86_64::__cpuid(0);
     let vendor: Vec<u8> = [leaf.ebx, leaf.edx, leaf.ecx]
         .iter()

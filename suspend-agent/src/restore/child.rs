@@ -1,0 +1,369 @@
+//! The restore child: created with the image's pid, it takes the image's
+//! files, cwd and limits, prepares every mapping's contents in the zone and
+//! jumps into the restorer stub. It runs as a copy of the agent and must
+//! not allocate: everything it needs is in the [`Plan`], made beforehand.
+
+use std::{io::Read as _, os::fd::AsRawFd as _};
+
+use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
+
+use super::{RestoreError, plan::Plan, plan::Source, plan::StdioPlan};
+use crate::image::Image;
+
+/// Steps of the child before the stub (the stub's own are below 100).
+const STEP_PDEATHSIG: u32 = 100;
+const STEP_RSEQ_OFF: u32 = 101;
+const STEP_CLOSE_FDS: u32 = 102;
+const STEP_OPEN: u32 = 103;
+const STEP_SEEK: u32 = 104;
+const STEP_STDIO: u32 = 105;
+const STEP_CWD: u32 = 106;
+const STEP_PREMAP: u32 = 107;
+const STEP_READ_PAGES: u32 = 108;
+const STEP_RLIMIT: u32 = 109;
+const STEP_PERSONALITY: u32 = 110;
+
+fn child_step_name(step: u32) -> &'static str {
+    match step {
+        STEP_PDEATHSIG => "tying the child to the agent (PR_SET_PDEATHSIG)",
+        STEP_RSEQ_OFF => "unregistering the agent's rseq area",
+        STEP_CLOSE_FDS => "closing the agent's descriptors",
+        STEP_OPEN => "reopening a file",
+        STEP_SEEK => "seeking a reopened file",
+        STEP_STDIO => "attaching stdio",
+        STEP_CWD => "changing to the working directory",
+        STEP_PREMAP => "preparing a mapping",
+        STEP_READ_PAGES => "reading pages from pages.img",
+        STEP_RLIMIT => "setting a resource limit",
+        STEP_PERSONALITY => "setting the personality",
+        other => step_name(other),
+    }
+}
+
+/// The process, created and waiting in the stub.
+#[derive(Debug)]
+pub struct Created {
+    pub pid: u32,
+}
+
+/// Creates the process and waits for the stub's report.
+pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
+    let pid = image.process.pid;
+    // SAFETY: getpid has no preconditions.
+    let agent = unsafe { libc::getpid() };
+    let set_tid: [libc::pid_t; 1] = [pid as libc::pid_t];
+    let mut args = [0u64; 11];
+    args[4] = libc::SIGCHLD as u64; // exit_signal
+    args[8] = set_tid.as_ptr() as u64; // set_tid
+    args[9] = 1; // set_tid_size
+    // SAFETY: clone3 without CLONE_VM: the child gets a copy of this
+    // (single-threaded) process and only runs `run`, which never returns.
+    let ret = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88usize) };
+    if ret == 0 {
+        run(plan, agent);
+    }
+    super::plan::release_zone(plan.zone);
+    // Our copies: the child has its own; the report pipe must see the end
+    // of file when the child is gone.
+    plan.helpers.clear();
+    if ret < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(match err.raw_os_error() {
+            Some(libc::EEXIST) => super::Refusal::PidInUse {
+                pid,
+                by: "a process that appeared meanwhile".into(),
+                what: "process",
+            }
+            .into(),
+            _ => RestoreError::Prepare {
+                what: format!("creating pid {pid} (clone3 with set_tid)"),
+                source: err,
+            },
+        });
+    }
+    let mut buf = [0u8; size_of::<Report>()];
+    let mut got = 0;
+    let mut pipe = std::fs::File::from(plan.report_read.try_clone().map_err(|source| {
+        RestoreError::Prepare {
+            what: "report pipe".into(),
+            source,
+        }
+    })?);
+    while got < buf.len() {
+        match pipe.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    // SAFETY: `Report` is plain data; any bytes are a valid value.
+    let report: Report = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
+    if got == buf.len() && report.kind == REPORT_READY {
+        return Ok(Created { pid });
+    }
+    let detail = if got == buf.len() && report.kind == REPORT_FAILED {
+        let errno = -report.error as i32;
+        format!(
+            "{} (item {}: {})",
+            child_step_name(report.step),
+            report.index,
+            if errno > 0 {
+                nix::errno::Errno::from_raw(errno).desc().to_string()
+            } else {
+                "invalid argument block".into()
+            }
+        )
+    } else {
+        "the child died without a report".into()
+    };
+    let status = kill_and_reap(pid);
+    Err(RestoreError::Failed {
+        pid,
+        step: if got == buf.len() {
+            child_step_name(report.step).into()
+        } else {
+            "preparing".into()
+        },
+        detail: format!("{detail}; {status}"),
+    })
+}
+
+/// Kills the half-made process and says how it ended.
+pub fn kill_and_reap(pid: u32) -> String {
+    // SAFETY: our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
+    if got < 0 {
+        return "already reaped".into();
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        if sig == libc::SIGKILL {
+            "killed".into()
+        } else {
+            format!("it had died of signal {sig}")
+        }
+    } else {
+        format!("it had exited with status {}", libc::WEXITSTATUS(status))
+    }
+}
+
+/// Reports a failure on the pipe and exits.
+fn fail(plan: &Plan, step: u32, index: usize) -> ! {
+    // SAFETY: reading errno right after the failed call.
+    let errno = unsafe { *libc::__errno_location() };
+    let report = Report {
+        kind: REPORT_FAILED,
+        step,
+        error: -(errno as i64),
+        index: index as u64,
+    };
+    // SAFETY: writing a plain value to our pipe, then leaving without
+    // running any of the agent's exit handlers.
+    unsafe {
+        libc::write(
+            plan.report_write,
+            (&raw const report).cast(),
+            size_of::<Report>(),
+        );
+        libc::_exit(126)
+    }
+}
+
+unsafe extern "C" {
+    /// glibc (2.35+): where this thread's rseq area is, from the thread
+    /// pointer, and its size (0: not registered).
+    static __rseq_offset: isize;
+    static __rseq_size: libc::c_uint;
+}
+
+/// glibc's rseq signature on x86-64.
+const RSEQ_SIG: u32 = 0x5305_3053;
+const RSEQ_FLAG_UNREGISTER: i32 = 1;
+
+/// The child's inherited rseq area (the agent's thread's) goes away with
+/// the agent's memory; the kernel would fault writing it.
+fn unregister_rseq(plan: &Plan) {
+    // SAFETY: reading two glibc variables.
+    let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
+    if size == 0 {
+        return;
+    }
+    let tp: u64;
+    // SAFETY: fs:0 holds the thread pointer on x86-64 (TLS ABI).
+    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
+    let area = (tp as i64 + offset as i64) as u64;
+    for len in [32, size] {
+        // SAFETY: unregistering our own rseq area.
+        if unsafe { libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } == 0 {
+            return;
+        }
+    }
+    fail(plan, STEP_RSEQ_OFF, 0);
+}
+
+/// The child's life: never returns.
+fn run(plan: &Plan, agent: libc::pid_t) -> ! {
+    // SAFETY: everything below is plain system calls on data the plan
+    // holds; the child is single-threaded and owns its copy of memory.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        // If the agent dies before it took over, so does the child.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 || libc::getppid() != agent {
+            fail(plan, STEP_PDEATHSIG, 0);
+        }
+        unregister_rseq(plan);
+
+        // Descriptors: only stdio and the helpers survive, then the image's
+        // files take their numbers.
+        let mut keep: [libc::c_int; 256] = [0; 256];
+        let mut n = 0;
+        for fd in &plan.helpers {
+            if n < keep.len() {
+                keep[n] = fd.as_raw_fd();
+                n += 1;
+            }
+        }
+        keep[..n].sort_unstable();
+        let mut from = 3;
+        for &fd in &keep[..n] {
+            if fd > from {
+                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+            }
+            from = fd + 1;
+        }
+        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+
+        for (i, open) in plan.opens.iter().enumerate() {
+            let fd = libc::open(open.path.as_ptr(), open.flags);
+            if fd < 0 {
+                fail(plan, STEP_OPEN, open.fd as usize);
+            }
+            if fd != open.fd {
+                if libc::dup3(fd, open.fd, open.flags & libc::O_CLOEXEC) < 0 {
+                    fail(plan, STEP_OPEN, open.fd as usize);
+                }
+                libc::close(fd);
+            }
+            if open.pos != 0 && libc::lseek(open.fd, open.pos as i64, libc::SEEK_SET) < 0 {
+                fail(plan, STEP_SEEK, i);
+            }
+        }
+        for (i, stdio) in plan.stdio.iter().enumerate() {
+            let ok = match stdio {
+                StdioPlan::Inherit => true,
+                StdioPlan::From(fd) => libc::dup2(*fd, i as i32) >= 0,
+                StdioPlan::Close => {
+                    libc::close(i as i32);
+                    true
+                }
+            };
+            if !ok {
+                fail(plan, STEP_STDIO, i);
+            }
+        }
+        if libc::chdir(plan.cwd.as_ptr()) < 0 {
+            fail(plan, STEP_CWD, 0);
+        }
+        libc::umask(plan.umask as libc::mode_t);
+        if libc::personality(0xffff_ffff) as u32 != plan.personality
+            && libc::personality(plan.personality as libc::c_ulong) < 0
+        {
+            fail(plan, STEP_PERSONALITY, 0);
+        }
+        libc::prctl(libc::PR_SET_NAME, plan.comm.as_ptr());
+
+        for (i, premap) in plan.premaps.iter().enumerate() {
+            let (prot, flags, fd, offset) = match premap.source {
+                Source::Anonymous { grows_down } => (
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE
+                        | libc::MAP_ANONYMOUS
+                        | if grows_down { libc::MAP_GROWSDOWN } else { 0 },
+                    -1,
+                    0,
+                ),
+                Source::File {
+                    fd,
+                    offset,
+                    shared,
+                    prot,
+                } => (
+                    prot,
+                    if shared {
+                        libc::MAP_SHARED
+                    } else {
+                        libc::MAP_PRIVATE
+                    },
+                    fd,
+                    offset,
+                ),
+            };
+            let got = libc::mmap(
+                premap.at as *mut libc::c_void,
+                premap.len as usize,
+                prot,
+                flags | libc::MAP_FIXED,
+                fd,
+                offset as libc::off_t,
+            );
+            if got == libc::MAP_FAILED {
+                fail(plan, STEP_PREMAP, i);
+            }
+            for &(at, len, file_at) in &premap.runs {
+                let mut done = 0u64;
+                while done < len {
+                    let n = libc::pread(
+                        plan.pages_fd,
+                        (at + done) as *mut libc::c_void,
+                        (len - done) as usize,
+                        (file_at + done) as libc::off_t,
+                    );
+                    if n < 0 && *libc::__errno_location() == libc::EINTR {
+                        continue;
+                    }
+                    if n <= 0 {
+                        if n == 0 {
+                            *libc::__errno_location() = libc::EIO;
+                        }
+                        fail(plan, STEP_READ_PAGES, i);
+                    }
+                    done += n as u64;
+                }
+            }
+        }
+        // The helpers the stub does not use (it closes the exe and the
+        // report pipe itself).
+        for fd in &plan.helpers {
+            let fd = fd.as_raw_fd();
+            if fd != plan.report_write && Some(fd) != plan.exe_fd {
+                libc::close(fd);
+            }
+        }
+        for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
+            let limit = libc::rlimit64 {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::prlimit64(0, resource as _, &limit, std::ptr::null_mut()) < 0 {
+                fail(plan, STEP_RLIMIT, i);
+            }
+        }
+
+        // Into the stub, on the main thread's stub stack, never to return.
+        core::arch::asm!(
+            "mov rsp, {sp}",
+            "push 0",
+            "jmp {entry}",
+            sp = in(reg) plan.stack_top,
+            entry = in(reg) plan.entry,
+            in("rdi") plan.args_addr,
+            options(noreturn),
+        );
+    }
+}

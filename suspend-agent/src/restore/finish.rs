@@ -1,0 +1,262 @@
+//! The last step: every thread waits in the stub; the agent seizes them,
+//! borrows the main thread for two system calls (unmap the zone, drop the
+//! tie to the agent), gives every thread its registers, xstate and signal
+//! mask, queues the resume signal for the parked client thread and lets
+//! them go. The kernel then restarts (or fails with `EINTR`) any system
+//! call a thread was in, from its restored registers, as it would have
+//! after a signal.
+
+use std::os::unix::fs::FileExt as _;
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use nix::{errno::Errno, sys::wait::WaitStatus};
+use suspend_common::{
+    client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
+    paths::CLIENT_MEMFD_NAME,
+};
+
+use super::{RestoreError, child::Created, plan::Plan};
+use crate::{
+    dump::vmas,
+    image::{
+        Image,
+        format::{PAGES_FILE, Regs},
+    },
+    sys::ptrace::{self, Stop},
+};
+
+const NT_X86_XSTATE: libc::c_int = 0x202;
+const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
+
+/// Takes the process over and lets it run. Returns whether a parked client
+/// thread was sent the resume signal.
+pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, RestoreError> {
+    let pid = created.pid;
+    let failed = |step: &str, detail: String| {
+        let status = super::child::kill_and_reap(pid);
+        RestoreError::Failed {
+            pid,
+            step: step.into(),
+            detail: format!("{detail}; {status}"),
+        }
+    };
+    for &tid in &plan.tids {
+        ptrace::seize(tid)
+            .and_then(|()| ptrace::interrupt(tid))
+            .map_err(|e| failed("seizing the threads", format!("thread {tid}: {e}")))?;
+    }
+    for &tid in &plan.tids {
+        match ptrace::wait_stop(tid) {
+            Ok(Stop::Interrupted) => {}
+            other => {
+                return Err(failed(
+                    "seizing the threads",
+                    format!("thread {tid} did not stop as expected: {other:?}"),
+                ));
+            }
+        }
+    }
+
+    let syscall_at = vdso_syscall(pid).map_err(|e| failed("finding the vDSO", e))?;
+    let (zone, zone_len) = plan.zone;
+    let calls: [(&str, i64, [u64; 6]); 2] = [
+        ("unmapping the restorer", libc::SYS_munmap, [zone, zone_len, 0, 0, 0, 0]),
+        (
+            "PR_SET_PDEATHSIG",
+            libc::SYS_prctl,
+            [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0],
+        ),
+    ];
+    for (what, nr, args) in calls {
+        let ret = inject(pid, syscall_at, nr, args).map_err(|e| failed(what, e))?;
+        if ret < 0 {
+            return Err(failed(what, Errno::from_raw(-ret as i32).desc().into()));
+        }
+    }
+
+    let resume = resume_signal(image);
+    for thread in super::plan::main_first(image) {
+        let tid = thread.tid;
+        let xstate = B64
+            .decode(&thread.xstate)
+            .map_err(|e| failed("restoring registers", format!("thread {tid}: xstate: {e}")))?;
+        set_thread(tid, &thread.regs, &xstate, thread.sigmask)
+            .map_err(|e| failed("restoring registers", format!("thread {tid}: {e}")))?;
+    }
+    // Every thread is ready: let them go, the parked one with its news.
+    let mut told = false;
+    for &tid in &plan.tids {
+        if let Some((signal, token)) = resume.filter(|r| r.0 == tid).map(|r| (r.1, r.2)) {
+            queue_resume(pid, tid, signal, token)
+                .map_err(|e| failed("sending the resume signal", e))?;
+            told = true;
+        }
+        ptrace::detach(tid, None).map_err(|e| failed("letting the threads go", format!("thread {tid}: {e}")))?;
+    }
+    Ok(told)
+}
+
+/// A `syscall` instruction in the process's vDSO (wherever it is now).
+fn vdso_syscall(pid: u32) -> Result<u64, String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
+    let vdso = vmas::parse(&maps)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.path == "[vdso]")
+        .ok_or("the process has no vDSO")?;
+    let mut code = vec![0u8; (vdso.end - vdso.start) as usize];
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
+    mem.read_exact_at(&mut code, vdso.start).map_err(|e| e.to_string())?;
+    code.windows(2)
+        .position(|w| w == [0x0f, 0x05])
+        .map(|at| vdso.start + at as u64)
+        .ok_or_else(|| "no `syscall` instruction in the vDSO".into())
+}
+
+/// Runs one system call in stopped thread `tid` (its registers are
+/// replaced afterwards anyway).
+fn inject(tid: u32, syscall_at: u64, nr: i64, args: [u64; 6]) -> Result<i64, String> {
+    let mut regs = ptrace::regs(tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
+    regs.rip = syscall_at;
+    regs.rax = nr as u64;
+    regs.orig_rax = u64::MAX;
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.r9 = args[5];
+    let p = nix::unistd::Pid::from_raw(tid as i32);
+    nix::sys::ptrace::setregs(p, regs).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
+    nix::sys::ptrace::step(p, None).map_err(|e| format!("PTRACE_SINGLESTEP: {e}"))?;
+    loop {
+        match ptrace::wait_tid(tid) {
+            Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
+            Ok(WaitStatus::PtraceEvent(..)) => continue,
+            Ok(other) => return Err(format!("stopped with {other:?} instead of the step")),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(format!("waitpid: {e}")),
+        }
+    }
+    let after = ptrace::regs(tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
+    Ok(after.rax as i64)
+}
+
+fn user_regs(r: &Regs) -> libc::user_regs_struct {
+    libc::user_regs_struct {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        rbp: r.rbp,
+        rbx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        rax: r.rax,
+        rcx: r.rcx,
+        rdx: r.rdx,
+        rsi: r.rsi,
+        rdi: r.rdi,
+        orig_rax: r.orig_rax,
+        rip: r.rip,
+        cs: r.cs,
+        eflags: r.eflags,
+        rsp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    }
+}
+
+fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), String> {
+    let p = nix::unistd::Pid::from_raw(tid as i32);
+    nix::sys::ptrace::setregs(p, user_regs(regs)).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
+    let mut iov = libc::iovec {
+        iov_base: xstate.as_ptr() as *mut libc::c_void,
+        iov_len: xstate.len(),
+    };
+    // SAFETY: PTRACE_SETREGSET reads `iov_len` bytes from `iov_base`.
+    if unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            tid as libc::pid_t,
+            NT_X86_XSTATE as usize,
+            &raw mut iov,
+        )
+    } < 0
+    {
+        return Err(format!(
+            "PTRACE_SETREGSET(NT_X86_XSTATE, {} bytes): {}",
+            xstate.len(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from the pointer.
+    if unsafe {
+        libc::ptrace(
+            PTRACE_SETSIGMASK,
+            tid as libc::pid_t,
+            8usize,
+            &raw const sigmask,
+        )
+    } < 0
+    {
+        return Err(format!("PTRACE_SETSIGMASK: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// `(parked tid, resume signal, token)` from the client block saved in the
+/// image, if a client thread was parked for this suspension.
+fn resume_signal(image: &Image) -> Option<(u32, i32, u64)> {
+    let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
+    let mapping = image.mappings.iter().find(|m| m.path.starts_with(&needle))?;
+    let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
+    let pages = std::fs::File::open(image.dir.join(PAGES_FILE)).ok()?;
+    let mut raw = [0u8; size_of::<ClientBlock>()];
+    pages.read_exact_at(&mut raw, run.at).ok()?;
+    // SAFETY: `ClientBlock` is plain data; any bytes are a valid value.
+    let block: ClientBlock = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+    let valid = block.magic == CLIENT_BLOCK_MAGIC
+        && block.pid == image.process.pid
+        && block.active == 1
+        && block.parked_tid != 0;
+    valid.then_some((block.parked_tid, block.resume_signal as i32, block.token))
+}
+
+/// Queues the resume signal (`SI_QUEUE`, the registration's token) to the
+/// parked thread while it is still stopped: it is the first thing the
+/// thread sees.
+fn queue_resume(pid: u32, tid: u32, signal: i32, token: u64) -> Result<(), String> {
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&signal.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    // SAFETY: getpid/getuid have no preconditions.
+    let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    info[16..20].copy_from_slice(&me.to_ne_bytes());
+    info[20..24].copy_from_slice(&uid.to_ne_bytes());
+    info[24..32].copy_from_slice(&token.to_ne_bytes());
+    // SAFETY: rt_tgsigqueueinfo reads the 128-byte siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid as libc::pid_t,
+            tid as libc::pid_t,
+            signal,
+            info.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(format!(
+            "rt_tgsigqueueinfo(signal {signal} to thread {tid}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Resume: a process brought back from its image, exactly where it was.
+//!
+//! 1. [`validate`]: the whole image is checked before anything is created
+//!    (checksums, version, the files it maps, its pids, this CPU and
+//!    kernel); a bad image is refused with what is wrong.
+//! 2. [`plan`]: where everything goes — a zone of addresses free both here
+//!    and in the image holds the restorer stub, its argument block, its
+//!    stacks, and every mapping's contents prepared before it runs.
+//! 3. [`child`]: the process is created with its own pid (`clone3`
+//!    `set_tid`), gets its files, cwd, limits and prepared memory, and
+//!    jumps into the stub, which lays the memory out and creates the threads
+//!    (see `suspend-restorer`).
+//! 4. [`finish`]: once the stub reports that every thread waits, the agent
+//!    seizes them, unmaps the zone, sets every thread's registers, xstate
+//!    and signal mask, queues the resume signal for the parked client
+//!    thread and lets them go.
+//!
+//! Any failure before the last step kills what was created: nothing
+//! half-made is left behind.
+
+mod child;
+mod finish;
+mod plan;
+mod validate;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use crate::image::{Image, reader::ReadError};
+
+pub use validate::Refusal;
+
+/// The restorer stub, built and checked by `build.rs`.
+pub static RESTORER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/restorer.bin"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The image cannot be read: damaged, truncated, another version.
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    /// The image is sound but cannot be resumed here (yet).
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// Preparing failed before the process was created.
+    #[error("{what}: {source}")]
+    Prepare {
+        what: String,
+        source: std::io::Error,
+    },
+    /// The process was created and failed to come back; it was killed.
+    #[error("pid {pid}: restore failed while {step}: {detail}; the half-made process was killed")]
+    Failed {
+        pid: u32,
+        step: String,
+        detail: String,
+    },
+}
+
+/// Where stdin, stdout and stderr of the resumed process come from.
+#[derive(Debug, Default)]
+pub struct Stdio {
+    /// `None`: the resume command's own.
+    pub files: [Option<PathBuf>; 3],
+}
+
+#[derive(Debug, Default)]
+pub struct Options {
+    pub stdio: Stdio,
+    /// Test hook (`SUSPEND_FAULT_SKIP_VDSO=1`): leave the vDSO where the
+    /// restore child has it. The restore must then fail its workloads.
+    pub skip_vdso: bool,
+}
+
+/// What a resume did.
+#[derive(Debug)]
+pub struct Resumed {
+    pub pid: u32,
+    pub threads: usize,
+    pub mappings: usize,
+    pub pages: u64,
+    /// Whether a parked client was told it was restored.
+    pub told_client: bool,
+    pub took: Duration,
+}
+
+/// Resumes the image in `dir`.
+pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
+    let started = Instant::now();
+    let image = Image::read(dir, true)?;
+    validate::image(&image)?;
+    let mut plan = plan::Plan::new(&image, options)?;
+    let pid = image.process.pid;
+    let created = child::spawn(&image, &mut plan)?;
+    let told_client = finish::take_over(&image, &plan, created)?;
+    Ok(Resumed {
+        pid,
+        threads: image.threads.len(),
+        mappings: image.mappings.len(),
+        pages: image.saved_pages(),
+        told_client,
+        took: started.elapsed(),
+    })
+}

@@ -1,0 +1,689 @@
+//! Where everything goes, decided (and opened, and mapped) before the
+//! process is created: the restore child then only makes the system calls
+//! written down here, and allocates nothing.
+//!
+//! The zone: one range of addresses free both in this process (which the
+//! child starts as a copy of) and in the image. It holds, in order, the
+//! restorer stub, its argument block, a stub stack per thread, a temporary
+//! place for each of the kernel's mappings, and the prepared contents of
+//! every mapping, each followed by an unmapped page.
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    fs::{File, OpenOptions},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        unix::fs::OpenOptionsExt as _,
+    },
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use suspend_common::restore::{
+    Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI,
+    RESTORE_MAGIC, RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo,
+    THREAD_HAS_ALTSTACK, THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
+};
+
+use super::{Options, RESTORER, RestoreError};
+use crate::{
+    dump::vmas,
+    image::{
+        Image,
+        format::{FileKind, Mapping, MappingKind, PAGE_SIZE, PAGES_FILE},
+    },
+};
+
+/// Where the search for a free zone starts: far above where the kernel puts
+/// programs, libraries and stacks by default.
+const ZONE_SEARCH_FROM: u64 = 0x1000_0000_0000;
+/// Highest user address plus one (47-bit address space).
+const TASK_TOP: u64 = 0x7fff_ffff_f000;
+const GIB: u64 = 1 << 30;
+
+/// Contents prepared for one mapping before the stub runs.
+#[derive(Debug)]
+pub struct Premap {
+    pub at: u64,
+    pub len: u64,
+    pub source: Source,
+    /// `(address, bytes, offset in pages.img)` to read in.
+    pub runs: Vec<(u64, u64, u64)>,
+}
+
+#[derive(Debug)]
+pub enum Source {
+    Anonymous { grows_down: bool },
+    /// A file (or memfd) mapping of helper fd `fd`.
+    File {
+        fd: RawFd,
+        offset: u64,
+        shared: bool,
+        prot: i32,
+    },
+}
+
+/// A file the process had open, to open again at its number.
+#[derive(Debug)]
+pub struct Open {
+    pub fd: RawFd,
+    pub path: CString,
+    pub flags: i32,
+    pub pos: u64,
+}
+
+/// What stdin/stdout/stderr become.
+#[derive(Debug)]
+pub enum StdioPlan {
+    /// The resume command's own (inherited).
+    Inherit,
+    /// A given file (helper fd).
+    From(RawFd),
+    /// The process had it closed.
+    Close,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    /// Descriptors the child uses and closes; all at or above `helper_min`.
+    pub helpers: Vec<OwnedFd>,
+    pub helper_min: RawFd,
+    pub pages_fd: RawFd,
+    /// The executable, for `PR_SET_MM_MAP` (the stub closes it).
+    pub exe_fd: Option<RawFd>,
+    pub report_read: OwnedFd,
+    pub report_write: RawFd,
+    pub zone: (u64, u64),
+    pub entry: u64,
+    pub args_addr: u64,
+    pub stack_top: u64,
+    pub premaps: Vec<Premap>,
+    pub opens: Vec<Open>,
+    pub stdio: [StdioPlan; 3],
+    pub cwd: CString,
+    pub umask: u32,
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub personality: u32,
+    pub comm: CString,
+    pub tids: Vec<u32>,
+    /// The vDSO's final address (a `syscall` instruction is borrowed from
+    /// it at the end).
+    pub vdso: Option<(u64, u64)>,
+}
+
+fn prepare_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let what = what.into();
+    move |source| RestoreError::Prepare { what, source }
+}
+
+fn round_up(n: u64) -> u64 {
+    n.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+fn prot(perms: &str) -> i32 {
+    let b = perms.as_bytes();
+    let mut p = 0;
+    if b.first() == Some(&b'r') {
+        p |= libc::PROT_READ;
+    }
+    if b.get(1) == Some(&b'w') {
+        p |= libc::PROT_WRITE;
+    }
+    if b.get(2) == Some(&b'x') {
+        p |= libc::PROT_EXEC;
+    }
+    p
+}
+
+/// Moves `fd` to the lowest free number at or above `min`.
+fn lift(fd: OwnedFd, min: RawFd) -> Result<OwnedFd, RestoreError> {
+    // SAFETY: F_DUPFD on a descriptor we own; the new one is ours too.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(prepare_err("moving a descriptor")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `new` was just returned by F_DUPFD and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Builds the argument block in memory, handing out the final address of
+/// each piece.
+struct Block {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl Block {
+    fn push<T: Copy>(&mut self, items: &[T]) -> u64 {
+        while self.bytes.len() % 16 != 0 {
+            self.bytes.push(0);
+        }
+        let at = self.base + self.bytes.len() as u64;
+        // SAFETY: `T` is one of the `repr(C)` plain-data types of
+        // `suspend_common::restore` (or an integer): viewing them as bytes
+        // is sound; they have no implicit padding.
+        let raw = unsafe {
+            std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
+        };
+        self.bytes.extend_from_slice(raw);
+        at
+    }
+}
+
+fn siginfo(b64: &str) -> Option<SigInfo> {
+    let raw = B64.decode(b64).ok()?;
+    let mut info = SigInfo { bytes: [0; 128] };
+    let n = raw.len().min(128);
+    info.bytes[..n].copy_from_slice(&raw[..n]);
+    Some(info)
+}
+
+impl Plan {
+    pub fn new(image: &Image, options: &Options) -> Result<Self, RestoreError> {
+        let pid = image.process.pid;
+        let helper_min = image.files.iter().map(|f| f.fd + 1).max().unwrap_or(3).max(3);
+        let mut helpers: Vec<OwnedFd> = Vec::new();
+        let helper = |fd: OwnedFd, helpers: &mut Vec<OwnedFd>| -> Result<RawFd, RestoreError> {
+            let fd = lift(fd, helper_min)?;
+            let raw = fd.as_raw_fd();
+            helpers.push(fd);
+            Ok(raw)
+        };
+
+        let pages_path = image.dir.join(PAGES_FILE);
+        let pages = File::open(&pages_path).map_err(prepare_err(pages_path.display().to_string()))?;
+        let pages_fd = helper(pages.into(), &mut helpers)?;
+        let (report_read, report_write) =
+            nix::unistd::pipe().map_err(|e| prepare_err("pipe")(e.into()))?;
+        let report_read = lift(report_read, helper_min)?;
+        let report_write = helper(report_write, &mut helpers)?;
+
+        let exe_fd = match &image.process.exe {
+            Some(exe) => {
+                let f = File::open(&exe.path).map_err(prepare_err(exe.path.clone()))?;
+                helper(f.into(), &mut helpers)? as u32
+            }
+            None => u32::MAX,
+        };
+
+        // stdio
+        let mut stdio = [StdioPlan::Close, StdioPlan::Close, StdioPlan::Close];
+        for (i, slot) in stdio.iter_mut().enumerate() {
+            if !image.files.iter().any(|f| f.fd == i as i32) {
+                continue;
+            }
+            *slot = match &options.stdio.files[i] {
+                None => StdioPlan::Inherit,
+                Some(path) => {
+                    let f = if i == 0 {
+                        File::open(path)
+                    } else {
+                        OpenOptions::new().append(true).create(true).mode(0o644).open(path)
+                    }
+                    .map_err(prepare_err(path.display().to_string()))?;
+                    StdioPlan::From(helper(f.into(), &mut helpers)?)
+                }
+            };
+        }
+
+        let mut opens = Vec::new();
+        for f in image.files.iter().filter(|f| f.fd > 2) {
+            if !matches!(
+                f.kind,
+                FileKind::Regular | FileKind::Directory | FileKind::CharDevice
+            ) {
+                log::warn!("fd {} ({}) cannot be reopened; left closed", f.fd, f.path);
+                continue;
+            }
+            let flags = f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY);
+            opens.push(Open {
+                fd: f.fd,
+                path: CString::new(f.path.clone()).map_err(|_| {
+                    prepare_err(f.path.clone())(std::io::ErrorKind::InvalidInput.into())
+                })?,
+                flags,
+                pos: f.pos,
+            });
+        }
+
+        // Mapping sources.
+        let mut files: HashMap<(String, bool), RawFd> = HashMap::new();
+        let mut sources = Vec::new();
+        for m in &image.mappings {
+            let source = match m.kind {
+                MappingKind::Kernel => None,
+                MappingKind::Anonymous if m.pages.is_empty() => None,
+                MappingKind::Anonymous => Some(Source::Anonymous {
+                    grows_down: m.path == "[stack]",
+                }),
+                MappingKind::PrivateFile | MappingKind::SharedFile => {
+                    let shared = m.kind == MappingKind::SharedFile;
+                    let write = shared && prot(&m.perms) & libc::PROT_WRITE != 0;
+                    let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
+                    let fd = match files.get(&(path.clone(), write)) {
+                        Some(fd) => *fd,
+                        None => {
+                            let f = OpenOptions::new()
+                                .read(true)
+                                .write(write)
+                                .open(&path)
+                                .map_err(prepare_err(path.clone()))?;
+                            let fd = helper(f.into(), &mut helpers)?;
+                            files.insert((path, write), fd);
+                            fd
+                        }
+                    };
+                    Some(Source::File {
+                        fd,
+                        offset: m.offset,
+                        shared,
+                        prot: if shared {
+                            prot(&m.perms)
+                        } else {
+                            libc::PROT_READ | libc::PROT_WRITE
+                        },
+                    })
+                }
+                MappingKind::SharedAnonymous => {
+                    let fd = shared_object(m)?;
+                    Some(Source::File {
+                        fd: helper(fd, &mut helpers)?,
+                        offset: m.offset,
+                        shared: true,
+                        prot: libc::PROT_READ | libc::PROT_WRITE,
+                    })
+                }
+            };
+            sources.push(source);
+        }
+
+        // Sizes, then the zone.
+        let threads = main_first(image);
+        let kernel_here = super::validate::kernel_layout_here();
+        let blob_len = round_up(RESTORER.len() as u64);
+        let args_reserve = round_up(args_estimate(image));
+        let stacks_len = STUB_STACK * threads.len() as u64;
+        let region_len = blob_len + args_reserve + stacks_len;
+        let kernel_len: u64 = kernel_here.iter().map(|(_, s, e)| e - s).sum();
+        let premap_len: u64 = image
+            .mappings
+            .iter()
+            .zip(&sources)
+            .filter(|(_, s)| s.is_some())
+            .map(|(m, _)| m.end - m.start + PAGE_SIZE)
+            .sum();
+        let zone_len = region_len + kernel_len + premap_len;
+        let zone_base = find_zone(image, zone_len)?;
+        reserve(zone_base, zone_len)?;
+
+        let region = zone_base;
+        let args_addr = region + blob_len;
+        let stacks = args_addr + args_reserve;
+        let mut cursor = region + region_len;
+
+        let mut kernel = Vec::new();
+        let mut kernel_final = Vec::new();
+        let mut keep = vec![Range {
+            start: zone_base,
+            end: zone_base + zone_len,
+        }];
+        let mut vdso = None;
+        for (name, start, end) in &kernel_here {
+            let target = image
+                .mappings
+                .iter()
+                .find(|m| &m.path == name)
+                .map(|m| m.start)
+                .unwrap_or(*start);
+            if name == "[vdso]" {
+                vdso = Some((target, target + (end - start)));
+            }
+            kernel.push(Move {
+                from: *start,
+                to: cursor,
+                len: end - start,
+                ..Move::default()
+            });
+            kernel_final.push(target);
+            keep.push(Range {
+                start: *start,
+                end: *end,
+            });
+            cursor += end - start;
+        }
+        keep.sort_by_key(|r| r.start);
+
+        let mut moves = Vec::new();
+        let mut premaps = Vec::new();
+        for (m, source) in image.mappings.iter().zip(sources) {
+            if m.kind == MappingKind::Kernel {
+                continue;
+            }
+            let len = m.end - m.start;
+            let grows_down = m.path == "[stack]";
+            match source {
+                None => moves.push(Move {
+                    from: 0,
+                    to: m.start,
+                    len,
+                    prot: prot(&m.perms) as u32,
+                    kind: MOVE_FRESH,
+                    flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
+                    _pad: 0,
+                }),
+                Some(source) => {
+                    let at = cursor;
+                    cursor += len + PAGE_SIZE;
+                    let runs = m
+                        .pages
+                        .iter()
+                        .map(|r| (at + r.first_page * PAGE_SIZE, r.pages * PAGE_SIZE, r.at))
+                        .collect();
+                    premaps.push(Premap {
+                        at,
+                        len,
+                        source,
+                        runs,
+                    });
+                    moves.push(Move {
+                        from: at,
+                        to: m.start,
+                        len,
+                        prot: prot(&m.perms) as u32,
+                        kind: MOVE_REMAP,
+                        flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
+                        _pad: 0,
+                    });
+                }
+            }
+        }
+
+        // The argument block.
+        let mut block = Block {
+            base: args_addr,
+            bytes: vec![0; std::mem::size_of::<RestoreArgs>()],
+        };
+        let p = &image.process;
+        let auxv: Vec<u64> = p.auxv.iter().flat_map(|(k, v)| [*k, *v]).collect();
+        let mm = MmMap {
+            start_code: p.mm.start_code,
+            end_code: p.mm.end_code,
+            start_data: p.mm.start_data,
+            end_data: p.mm.end_data,
+            start_brk: p.mm.start_brk,
+            brk: p.brk.unwrap_or(p.mm.start_brk),
+            start_stack: p.mm.start_stack,
+            arg_start: p.mm.arg_start,
+            arg_end: p.mm.arg_end,
+            env_start: p.mm.env_start,
+            env_end: p.mm.env_end,
+            auxv: block.push(&auxv),
+            auxv_size: (auxv.len() * 8) as u32,
+            exe_fd,
+        };
+        let sigactions: Vec<SigAction> = p
+            .sigactions
+            .iter()
+            .filter(|a| a.signal != libc::SIGKILL as u32 && a.signal != libc::SIGSTOP as u32)
+            .map(|a| SigAction {
+                handler: a.handler,
+                flags: a.flags,
+                restorer: a.restorer,
+                mask: a.mask,
+                signal: a.signal,
+                _pad: 0,
+            })
+            .collect();
+        let shared_pending: Vec<SigInfo> = p.shared_pending.iter().filter_map(|s| siginfo(s)).collect();
+        let itimers: Vec<ITimer> = p
+            .itimers
+            .iter()
+            .map(|t| ITimer {
+                which: t.which,
+                _pad: 0,
+                interval_us: t.interval_us,
+                value_us: t.value_us,
+            })
+            .collect();
+        let mut thread_args = Vec::new();
+        for (i, t) in threads.iter().enumerate() {
+            let mut pending: Vec<SigInfo> = t.pending.iter().filter_map(|s| siginfo(s)).collect();
+            if let Some(signal) = t.stopped_with {
+                let mut info = SigInfo { bytes: [0; 128] };
+                info.bytes[..4].copy_from_slice(&signal.to_ne_bytes());
+                info.bytes[16..20].copy_from_slice(&pid.to_ne_bytes());
+                pending.push(info);
+            }
+            let mut flags = 0;
+            let mut a = ThreadArgs {
+                tid: t.tid,
+                stack_top: stacks + STUB_STACK * (i as u64 + 1),
+                robust_head: t.robust_list.0,
+                robust_len: t.robust_list.1,
+                pending_count: pending.len() as u32,
+                pending: block.push(&pending),
+                ..ThreadArgs::default()
+            };
+            if let Some(r) = &t.rseq {
+                flags |= THREAD_HAS_RSEQ;
+                a.rseq_addr = r.addr;
+                a.rseq_len = r.len;
+                a.rseq_signature = r.signature;
+            }
+            if let Some(addr) = t.tid_address {
+                flags |= THREAD_HAS_TID_ADDRESS;
+                a.tid_address = addr;
+            }
+            if let Some(s) = &t.sigaltstack {
+                flags |= THREAD_HAS_ALTSTACK;
+                a.altstack_sp = s.sp;
+                a.altstack_size = s.size;
+                a.altstack_flags = s.flags;
+            }
+            a.flags = flags;
+            thread_args.push(a);
+        }
+        let c = &p.creds;
+        let creds = Creds {
+            uid: c.uid,
+            gid: c.gid,
+            groups_count: c.groups.len() as u32,
+            groups: block.push(&c.groups),
+            _pad: 0,
+        };
+        let args = RestoreArgs {
+            magic: RESTORE_MAGIC,
+            abi: RESTORE_ABI,
+            flags: if options.skip_vdso { RESTORE_SKIP_VDSO } else { 0 },
+            keep_count: keep.len() as u32,
+            keep: block.push(&keep),
+            report_fd: report_write,
+            kernel_count: kernel.len() as u32,
+            kernel: block.push(&kernel),
+            kernel_final: block.push(&kernel_final),
+            moves_count: moves.len() as u32,
+            moves: block.push(&moves),
+            sigactions_count: sigactions.len() as u32,
+            sigactions: block.push(&sigactions),
+            threads_count: thread_args.len() as u32,
+            threads: block.push(&thread_args),
+            shared_pending_count: shared_pending.len() as u32,
+            shared_pending: block.push(&shared_pending),
+            itimers_count: itimers.len() as u32,
+            itimers: block.push(&itimers),
+            mm,
+            creds,
+            ..RestoreArgs::default()
+        };
+        // SAFETY: `RestoreArgs` is plain `repr(C)` data; the block starts
+        // with room for it.
+        let head = unsafe {
+            std::slice::from_raw_parts(
+                (&raw const args).cast::<u8>(),
+                std::mem::size_of::<RestoreArgs>(),
+            )
+        };
+        block.bytes[..head.len()].copy_from_slice(head);
+        if block.bytes.len() as u64 > args_reserve {
+            return Err(prepare_err("the restorer's argument block")(std::io::Error::other(
+                format!("{} bytes, {args_reserve} reserved", block.bytes.len()),
+            )));
+        }
+        map_region(region, &block.bytes, blob_len, args_reserve + stacks_len)?;
+
+        let cwd = CString::new(p.cwd.clone())
+            .map_err(|_| prepare_err(p.cwd.clone())(std::io::ErrorKind::InvalidInput.into()))?;
+        Ok(Self {
+            helpers,
+            helper_min,
+            pages_fd,
+            exe_fd: (exe_fd != u32::MAX).then_some(exe_fd as RawFd),
+            report_read,
+            report_write,
+            zone: (zone_base, zone_len),
+            entry: region,
+            args_addr,
+            stack_top: thread_args[0].stack_top,
+            premaps,
+            opens,
+            stdio,
+            cwd,
+            umask: p.umask,
+            rlimits: p.rlimits.iter().map(|r| (r.resource, r.soft, r.hard)).collect(),
+            personality: p.personality,
+            comm: CString::new(p.comm.clone()).unwrap_or_default(),
+            tids: threads.iter().map(|t| t.tid).collect(),
+            vdso,
+        })
+    }
+}
+
+/// The image's threads with the main thread (tid = pid) first.
+pub fn main_first(image: &Image) -> Vec<&crate::image::format::Thread> {
+    let pid = image.process.pid;
+    let mut threads: Vec<_> = image.threads.iter().collect();
+    threads.sort_by_key(|t| (t.tid != pid, t.tid));
+    threads
+}
+
+/// An upper bound of the argument block's size.
+fn args_estimate(image: &Image) -> u64 {
+    let p = &image.process;
+    let pending: usize =
+        image.threads.iter().map(|t| t.pending.len() + 1).sum::<usize>() + p.shared_pending.len();
+    (4096
+        + image.mappings.len() * 48
+        + p.sigactions.len() * 48
+        + image.threads.len() * 112
+        + pending * 144
+        + p.auxv.len() * 16
+        + p.creds.groups.len() * 4
+        + 64 * 16) as u64
+}
+
+/// A memfd standing in for a shared anonymous mapping's object, named as
+/// the original memfd was (the client block's `suspend-client` among
+/// them), sized to hold the mapping at its offset.
+fn shared_object(m: &Mapping) -> Result<OwnedFd, RestoreError> {
+    let name = m
+        .path
+        .strip_prefix("/memfd:")
+        .map(|n| n.trim_end_matches(" (deleted)"))
+        .unwrap_or("suspend-shared");
+    let cname = CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned());
+    let fd = nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
+    nix::unistd::ftruncate(&fd, (m.offset + m.end - m.start) as i64)
+        .map_err(|e| prepare_err(format!("sizing the memfd for {}", m.path))(e.into()))?;
+    Ok(fd)
+}
+
+/// A free range of `len` bytes in both this process and the image.
+fn find_zone(image: &Image, len: u64) -> Result<u64, RestoreError> {
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(prepare_err("/proc/self/maps"))?;
+    let mut taken: Vec<(u64, u64)> = vmas::parse(&maps)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| (v.start, v.end))
+        .chain(image.mappings.iter().map(|m| (m.start, m.end)))
+        .collect();
+    taken.sort();
+    let mut base = ZONE_SEARCH_FROM;
+    loop {
+        if base + len > TASK_TOP {
+            return Err(prepare_err("finding room for the restorer")(std::io::Error::other(
+                format!("no free range of {len} bytes"),
+            )));
+        }
+        match taken.iter().find(|(s, e)| *s < base + len && *e > base) {
+            None => return Ok(base),
+            Some((_, end)) => base = end.div_ceil(GIB) * GIB,
+        }
+    }
+}
+
+fn reserve(base: u64, len: u64) -> Result<(), RestoreError> {
+    // SAFETY: a new PROT_NONE mapping at a range `find_zone` saw free;
+    // MAP_FIXED_NOREPLACE fails rather than replace anything.
+    let got = unsafe {
+        libc::mmap(
+            base as *mut libc::c_void,
+            len as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if got == libc::MAP_FAILED || got as u64 != base {
+        return Err(prepare_err(format!("reserving {len} bytes at {base:#x}"))(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps the stub (read+exec) and its block and stacks (read+write) at
+/// `region`, inside the reserved zone.
+fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result<(), RestoreError> {
+    let len = blob_len + data_len;
+    // SAFETY: replaces part of our own PROT_NONE reservation.
+    let got = unsafe {
+        libc::mmap(
+            region as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if got == libc::MAP_FAILED {
+        return Err(prepare_err("mapping the restorer")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the mapping just made is `len` bytes, writable, and ours.
+    unsafe {
+        std::ptr::copy_nonoverlapping(RESTORER.as_ptr(), region as *mut u8, RESTORER.len());
+        std::ptr::copy_nonoverlapping(block.as_ptr(), (region + blob_len) as *mut u8, block.len());
+    }
+    // SAFETY: our own mapping.
+    if unsafe {
+        libc::mprotect(
+            region as *mut libc::c_void,
+            blob_len as usize,
+            libc::PROT_READ | libc::PROT_EXEC,
+        )
+    } < 0
+    {
+        return Err(prepare_err("protecting the restorer")(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Unmaps the zone from this process again (the child has its own copy).
+pub fn release_zone(zone: (u64, u64)) {
+    // SAFETY: the zone is ours and nothing in this process refers to it
+    // after the child was created.
+    unsafe { libc::munmap(zone.0 as *mut libc::c_void, zone.1 as usize) };
+}

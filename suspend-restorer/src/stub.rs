@@ -1,0 +1,504 @@
+//! The stub's steps (see the crate documentation for the order).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use suspend_common::restore::*;
+
+use crate::sys::{self, call};
+
+/// What failed: reported on the pipe, then the process exits.
+struct Fail {
+    step: u32,
+    error: i64,
+    index: u64,
+}
+
+type Step = Result<(), Fail>;
+
+/// `Ok` unless the kernel returned an error.
+fn check(ret: i64, step: u32, index: usize) -> Step {
+    if ret < 0 {
+        return Err(Fail {
+            step,
+            error: ret,
+            index: index as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Entry point: `rdi` holds the argument block; the stack is the main
+/// thread's stub stack.
+///
+/// # Safety
+/// Called only by the agent's restore child, with a valid argument block
+/// inside the mapped stub region.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text._start")]
+pub unsafe extern "C" fn _start(args: *mut RestoreArgs) -> ! {
+    // SAFETY: the agent passes a valid, exclusively ours, block.
+    let args = unsafe { &*args };
+    if let Err(fail) = restore(args) {
+        fail_and_exit(args, fail);
+    }
+    park(args)
+}
+
+/// Every step of the main thread.
+fn restore(args: &RestoreArgs) -> Step {
+    if args.magic != RESTORE_MAGIC || args.abi != RESTORE_ABI {
+        return Err(Fail {
+            step: STEP_ABI,
+            error: 0,
+            index: 0,
+        });
+    }
+    // Nothing may interrupt the stub: every signal blocked (threads created
+    // below inherit the mask).
+    let all: u64 = !0;
+    // SAFETY: rt_sigprocmask with a valid mask pointer.
+    let ret = unsafe {
+        call(
+            sys::RT_SIGPROCMASK,
+            [sys::SIG_SETMASK, &raw const all as u64, 0, 8, 0, 0],
+        )
+    };
+    check(ret, STEP_SIGMASK, 0)?;
+
+    unmap_all_but_kept(args)?;
+    move_kernel_mappings(args)?;
+    move_mappings(args)?;
+
+    if args.mm.start_code != 0 {
+        // SAFETY: PR_SET_MM_MAP reads the block's `mm` (and its auxv array
+        // in the region).
+        let ret = unsafe {
+            call(
+                sys::PRCTL,
+                [
+                    sys::PR_SET_MM,
+                    sys::PR_SET_MM_MAP,
+                    &raw const args.mm as u64,
+                    size_of::<MmMap>() as u64,
+                    0,
+                    0,
+                ],
+            )
+        };
+        check(ret, STEP_MM_MAP, 0)?;
+    }
+    if args.mm.exe_fd != u32::MAX {
+        // SAFETY: closing our own descriptor.
+        let ret = unsafe { call(sys::CLOSE, [args.mm.exe_fd as u64, 0, 0, 0, 0, 0]) };
+        check(ret, STEP_CLOSE, 0)?;
+    }
+
+    for (i, action) in slice::<SigAction>(args.sigactions, args.sigactions_count)
+        .iter()
+        .enumerate()
+    {
+        // SAFETY: the first 32 bytes of `SigAction` are a `struct
+        // kernel_sigaction`.
+        let ret = unsafe {
+            call(
+                sys::RT_SIGACTION,
+                [action.signal as u64, action as *const _ as u64, 0, 8, 0, 0],
+            )
+        };
+        check(ret, STEP_SIGACTION, i)?;
+    }
+
+    let threads = slice::<ThreadArgs>(args.threads, args.threads_count);
+    let Some(main) = threads.first() else {
+        return Err(Fail {
+            step: STEP_ABI,
+            error: 0,
+            index: 0,
+        });
+    };
+    for (i, thread) in threads.iter().enumerate().skip(1) {
+        let tid = thread.tid as i32;
+        let clone = sys::CloneArgs {
+            flags: sys::CLONE_VM
+                | sys::CLONE_FS
+                | sys::CLONE_FILES
+                | sys::CLONE_SIGHAND
+                | sys::CLONE_THREAD
+                | sys::CLONE_SYSVSEM,
+            pidfd: 0,
+            child_tid: 0,
+            parent_tid: 0,
+            exit_signal: 0,
+            stack: thread.stack_top - STUB_STACK,
+            stack_size: STUB_STACK,
+            tls: 0,
+            set_tid: &raw const tid as u64,
+            set_tid_size: 1,
+        };
+        // SAFETY: the stack is this thread's part of the stub region.
+        let ret = unsafe {
+            sys::clone_thread(
+                &clone,
+                thread as *const _ as u64,
+                args as *const _ as u64,
+                thread_entry,
+            )
+        };
+        check(ret, STEP_CLONE, i)?;
+        if ret != tid as i64 {
+            return Err(Fail {
+                step: STEP_CLONE_TID,
+                error: ret,
+                index: i as u64,
+            });
+        }
+    }
+
+    restore_thread(main, 0)?;
+
+    // Wait until every other thread is done with its own part.
+    let others = args.threads_count - 1;
+    let ready = word(&args.ready);
+    loop {
+        let now = ready.load(Ordering::Acquire);
+        if now >= others {
+            break;
+        }
+        // SAFETY: a futex wait on our own word.
+        unsafe {
+            call(
+                sys::FUTEX,
+                [ready.as_ptr() as u64, sys::FUTEX_WAIT, now as u64, 0, 0, 0],
+            )
+        };
+    }
+
+    for (i, info) in slice::<SigInfo>(args.shared_pending, args.shared_pending_count)
+        .iter()
+        .enumerate()
+    {
+        let signal = u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
+        // SAFETY: queueing a saved siginfo to our own process.
+        let ret = unsafe {
+            call(
+                sys::RT_SIGQUEUEINFO,
+                [main.tid as u64, signal as u64, info as *const _ as u64, 0, 0, 0],
+            )
+        };
+        check(ret, STEP_PENDING, i)?;
+    }
+    for (i, timer) in slice::<ITimer>(args.itimers, args.itimers_count)
+        .iter()
+        .enumerate()
+    {
+        let value: [u64; 4] = [
+            timer.interval_us / 1_000_000,
+            timer.interval_us % 1_000_000,
+            timer.value_us / 1_000_000,
+            timer.value_us % 1_000_000,
+        ];
+        // SAFETY: setitimer with a valid `struct itimerval`.
+        let ret = unsafe {
+            call(
+                sys::SETITIMER,
+                [timer.which as u64, value.as_ptr() as u64, 0, 0, 0, 0],
+            )
+        };
+        check(ret, STEP_ITIMER, i)?;
+    }
+    restore_creds(args)?;
+    // Changing credentials clears "dumpable"; the process was dumpable.
+    // SAFETY: a plain prctl.
+    let ret = unsafe { call(sys::PRCTL, [sys::PR_SET_DUMPABLE, 1, 0, 0, 0, 0]) };
+    check(ret, STEP_DUMPABLE, 0)?;
+
+    let report = Report {
+        kind: REPORT_READY,
+        ..Report::default()
+    };
+    write_report(args, &report);
+    // SAFETY: closing our own descriptor: the agent sees end of file after
+    // the report.
+    unsafe { call(sys::CLOSE, [args.report_fd as u64, 0, 0, 0, 0, 0]) };
+    Ok(())
+}
+
+/// First thing a created thread runs.
+unsafe extern "C" fn thread_entry(thread: u64, args: u64) -> ! {
+    // SAFETY: pointers into the stub region, passed by `restore`.
+    let (thread, args) = unsafe { (&*(thread as *const ThreadArgs), &*(args as *const RestoreArgs)) };
+    let index = (thread as *const ThreadArgs as u64 - args.threads) / size_of::<ThreadArgs>() as u64;
+    if let Err(fail) = restore_thread(thread, index as usize).and_then(|()| restore_creds(args)) {
+        fail_and_exit(args, fail);
+    }
+    let ready = word(&args.ready);
+    ready.fetch_add(1, Ordering::AcqRel);
+    // SAFETY: waking the main thread's futex wait on our word.
+    unsafe {
+        call(
+            sys::FUTEX,
+            [ready.as_ptr() as u64, sys::FUTEX_WAKE, 1, 0, 0, 0],
+        )
+    };
+    park(args)
+}
+
+/// A thread's own kernel state (not its registers: the agent sets those).
+fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
+    if thread.flags & THREAD_HAS_RSEQ != 0 {
+        // SAFETY: registers the thread's own rseq area (restored memory).
+        let ret = unsafe {
+            call(
+                sys::RSEQ,
+                [
+                    thread.rseq_addr,
+                    thread.rseq_len as u64,
+                    0,
+                    thread.rseq_signature as u64,
+                    0,
+                    0,
+                ],
+            )
+        };
+        check(ret, STEP_RSEQ, index)?;
+    }
+    if thread.robust_head != 0 {
+        // SAFETY: the kernel only records the pointer.
+        let ret = unsafe {
+            call(
+                sys::SET_ROBUST_LIST,
+                [thread.robust_head, thread.robust_len, 0, 0, 0, 0],
+            )
+        };
+        check(ret, STEP_ROBUST_LIST, index)?;
+    }
+    if thread.flags & THREAD_HAS_TID_ADDRESS != 0 {
+        // SAFETY: the kernel only records the pointer (and clears it at
+        // exit, as it would have).
+        unsafe { call(sys::SET_TID_ADDRESS, [thread.tid_address, 0, 0, 0, 0, 0]) };
+    }
+    if thread.flags & THREAD_HAS_ALTSTACK != 0 {
+        let stack: [u64; 3] = [
+            thread.altstack_sp,
+            thread.altstack_flags as u64,
+            thread.altstack_size,
+        ];
+        // SAFETY: sigaltstack with a valid `stack_t`.
+        let ret = unsafe { call(sys::SIGALTSTACK, [stack.as_ptr() as u64, 0, 0, 0, 0, 0]) };
+        check(ret, STEP_ALTSTACK, index)?;
+    }
+    for info in slice::<SigInfo>(thread.pending, thread.pending_count) {
+        let signal = u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
+        // SAFETY: a thread queueing a saved siginfo to itself (the kernel
+        // only lets the target itself queue a kernel-made siginfo).
+        let ret = unsafe {
+            call(
+                sys::RT_TGSIGQUEUEINFO,
+                [
+                    getpid(),
+                    thread.tid as u64,
+                    signal as u64,
+                    info as *const _ as u64,
+                    0,
+                    0,
+                ],
+            )
+        };
+        check(ret, STEP_PENDING, index)?;
+    }
+    Ok(())
+}
+
+/// The process's pid (the tgid, in any thread).
+fn getpid() -> u64 {
+    // SAFETY: no arguments, no memory.
+    unsafe { call(sys::GETPID, [0; 6]) as u64 }
+}
+
+/// Credentials of the calling thread (the kernel keeps them per thread).
+fn restore_creds(args: &RestoreArgs) -> Step {
+    let c = &args.creds;
+    // SAFETY: plain credential calls; `groups` points into the region.
+    unsafe {
+        check(
+            call(sys::SETGROUPS, [c.groups_count as u64, c.groups, 0, 0, 0, 0]),
+            STEP_CREDS,
+            0,
+        )?;
+        check(
+            call(
+                sys::SETRESGID,
+                [c.gid[0] as u64, c.gid[1] as u64, c.gid[2] as u64, 0, 0, 0],
+            ),
+            STEP_CREDS,
+            1,
+        )?;
+        call(sys::SETFSGID, [c.gid[3] as u64, 0, 0, 0, 0, 0]);
+        check(
+            call(
+                sys::SETRESUID,
+                [c.uid[0] as u64, c.uid[1] as u64, c.uid[2] as u64, 0, 0, 0],
+            ),
+            STEP_CREDS,
+            2,
+        )?;
+        call(sys::SETFSUID, [c.uid[3] as u64, 0, 0, 0, 0, 0]);
+    }
+    Ok(())
+}
+
+/// Unmaps every address outside the kept ranges.
+fn unmap_all_but_kept(args: &RestoreArgs) -> Step {
+    let mut cursor = 0u64;
+    let keep = slice::<Range>(args.keep, args.keep_count);
+    for (i, range) in keep.iter().enumerate() {
+        if range.start > cursor {
+            // SAFETY: nothing the stub uses lies outside the kept ranges.
+            let ret = unsafe { call(sys::MUNMAP, [cursor, range.start - cursor, 0, 0, 0, 0]) };
+            check(ret, STEP_UNMAP, i)?;
+        }
+        cursor = cursor.max(range.end);
+    }
+    if cursor < sys::TASK_TOP {
+        // SAFETY: as above.
+        let ret = unsafe { call(sys::MUNMAP, [cursor, sys::TASK_TOP - cursor, 0, 0, 0, 0]) };
+        check(ret, STEP_UNMAP, keep.len())?;
+    }
+    Ok(())
+}
+
+/// The vDSO and vvar go where the process had them (its code holds
+/// pointers into the vDSO): first all out of the way, then into place.
+fn move_kernel_mappings(args: &RestoreArgs) -> Step {
+    if args.flags & RESTORE_SKIP_VDSO != 0 {
+        return Ok(());
+    }
+    let moves = slice::<Move>(args.kernel, args.kernel_count);
+    let finals = slice::<u64>(args.kernel_final, args.kernel_count);
+    for (i, m) in moves.iter().enumerate() {
+        remap(m.from, m.len, m.to, STEP_KERNEL_MOVE, i)?;
+    }
+    for (i, (m, to)) in moves.iter().zip(finals).enumerate() {
+        remap(m.to, m.len, *to, STEP_KERNEL_MOVE, i)?;
+    }
+    Ok(())
+}
+
+/// Every mapping of the image into place, with its protection.
+fn move_mappings(args: &RestoreArgs) -> Step {
+    for (i, m) in slice::<Move>(args.moves, args.moves_count)
+        .iter()
+        .enumerate()
+    {
+        match m.kind {
+            MOVE_REMAP => {
+                remap(m.from, m.len, m.to, STEP_MOVE, i)?;
+                // SAFETY: the mapping just moved there.
+                let ret = unsafe { call(sys::MPROTECT, [m.to, m.len, m.prot as u64, 0, 0, 0]) };
+                check(ret, STEP_PROTECT, i)?;
+            }
+            _ => {
+                let mut flags = sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED;
+                if m.flags & MOVE_GROWSDOWN != 0 {
+                    flags |= sys::MAP_GROWSDOWN;
+                }
+                // SAFETY: the target lies outside the stub's region (the
+                // agent placed the region where the image has nothing).
+                let ret = unsafe {
+                    call(
+                        sys::MMAP,
+                        [m.to, m.len, m.prot as u64, flags, u64::MAX, 0],
+                    )
+                };
+                check(ret, STEP_MOVE, i)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remap(from: u64, len: u64, to: u64, step: u32, index: usize) -> Step {
+    // SAFETY: moves a mapping between two places outside the stub region.
+    let ret = unsafe {
+        call(
+            sys::MREMAP,
+            [from, len, len, sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED, to, 0],
+        )
+    };
+    check(ret, step, index)?;
+    if ret as u64 != to {
+        return Err(Fail {
+            step,
+            error: -14, // EFAULT: it landed elsewhere
+            index: index as u64,
+        });
+    }
+    Ok(())
+}
+
+fn write_report(args: &RestoreArgs, report: &Report) {
+    // SAFETY: writing our own value to the report pipe.
+    unsafe {
+        call(
+            sys::WRITE,
+            [
+                args.report_fd as u64,
+                report as *const _ as u64,
+                size_of::<Report>() as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+}
+
+fn fail_and_exit(args: &RestoreArgs, fail: Fail) -> ! {
+    let report = Report {
+        kind: REPORT_FAILED,
+        step: fail.step,
+        error: fail.error,
+        index: fail.index,
+    };
+    write_report(args, &report);
+    loop {
+        // SAFETY: ends the whole process.
+        unsafe { call(sys::EXIT_GROUP, [127, 0, 0, 0, 0, 0]) };
+    }
+}
+
+/// Waits for the agent, which takes the thread over with ptrace.
+fn park(args: &RestoreArgs) -> ! {
+    let park = word(&args.park);
+    loop {
+        // SAFETY: a futex wait on a word nobody changes.
+        unsafe {
+            call(
+                sys::FUTEX,
+                [park.as_ptr() as u64, sys::FUTEX_WAIT, 0, 0, 0, 0],
+            )
+        };
+    }
+}
+
+fn word(field: &u32) -> &AtomicU32 {
+    // SAFETY: a u32 field of the block, shared between the stub's threads
+    // only through atomics.
+    unsafe { AtomicU32::from_ptr((field as *const u32).cast_mut()) }
+}
+
+fn slice<'a, T>(addr: u64, count: u32) -> &'a [T] {
+    if count == 0 || addr == 0 {
+        return &[];
+    }
+    // SAFETY: the agent wrote `count` values of `T` at `addr` in the region.
+    unsafe { core::slice::from_raw_parts(addr as *const T, count as usize) }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {
+        // SAFETY: ends the whole process.
+        unsafe { call(sys::EXIT_GROUP, [126, 0, 0, 0, 0, 0]) };
+    }
+}
