@@ -220,7 +220,10 @@ impl Drop for Daemon {
 /// A process under test, talked to over stdin/stdout; killed and reaped when
 /// dropped.
 pub struct Proc {
+    /// The process itself, or for a resumed one the `resume` command that
+    /// created it (the process is then our child through the subreaper).
     child: Child,
+    resumed: bool,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     pub pid: u32,
@@ -267,10 +270,62 @@ impl Proc {
         Self {
             stdin: child.stdin.take(),
             child,
+            resumed: false,
             lines,
             pid,
             seen: Vec::new(),
         }
+    }
+
+    /// Runs `suspend-agent resume DIR` with piped stdio (which the resumed
+    /// process takes over) and returns the resumed process, `pid`. Panics
+    /// unless the command succeeds. This test process becomes a child
+    /// subreaper, so the resumed process is our child once `resume` exits.
+    pub fn resume(dir: &Path, pid: u32, env: &[(&str, &str)]) -> Self {
+        let code = Self::try_resume(dir, env).map(|mut p| {
+            p.pid = pid;
+            p
+        });
+        match code {
+            Ok(p) => p,
+            Err(code) => panic!("suspend-agent resume {} exited with {code}", dir.display()),
+        }
+    }
+
+    /// Like [`Proc::resume`]; `Err(exit code)` when the command fails.
+    pub fn try_resume(dir: &Path, env: &[(&str, &str)]) -> Result<Self, i32> {
+        // SAFETY: a plain prctl on this process.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        let mut cmd = Command::new(bin("suspend-agent"));
+        cmd.arg("resume").arg(dir).envs(env.iter().copied());
+        let mut proc = Self::spawn_command(cmd);
+        let status = proc.child.wait().expect("waiting for suspend-agent resume");
+        match status.code() {
+            Some(0) => {
+                proc.resumed = true;
+                proc.pid = 0;
+                Ok(proc)
+            }
+            code => Err(code.unwrap_or(-1)),
+        }
+    }
+
+    /// For a resumed process: its exit status if it has ended.
+    fn try_wait_resumed(&self) -> Option<i32> {
+        let mut status = 0;
+        // SAFETY: waiting for our (adopted) child without blocking.
+        let got = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
+        if got == self.pid as i32 {
+            return Some(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            });
+        }
+        if got < 0 {
+            return Some(-1); // not ours, or already reaped
+        }
+        None
     }
 
     /// The next line starting with `prefix` (earlier lines are kept in
@@ -316,6 +371,9 @@ impl Proc {
 
     /// Whether it is still running.
     pub fn alive(&mut self) -> bool {
+        if self.resumed {
+            return self.try_wait_resumed().is_none();
+        }
         matches!(self.child.try_wait(), Ok(None))
     }
 
@@ -336,13 +394,21 @@ impl Proc {
         self.stdin.take();
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let code = if self.resumed {
+                self.try_wait_resumed()
+            } else {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
+                    _ => None,
+                }
+            };
+            if let Some(code) = code {
                 // Collect what is left of its output.
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
                     eprintln!("[pid {}] {line}", self.pid);
                     self.seen.push(line);
                 }
-                return status.code().unwrap_or(-1);
+                return code;
             }
             assert!(Instant::now() < deadline, "pid {} did not exit", self.pid);
             thread::sleep(Duration::from_millis(20));
@@ -352,6 +418,13 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if self.resumed && self.pid != 0 && self.try_wait_resumed().is_none() {
+            // SAFETY: killing and reaping the process this test resumed.
+            unsafe {
+                libc::kill(self.pid as i32, libc::SIGKILL);
+                libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

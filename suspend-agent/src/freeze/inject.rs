@@ -118,6 +118,9 @@ impl Site {
 pub struct Borrowed {
     tid: u32,
     saved: libc::user_regs_struct,
+    /// Its signal mask: every signal is blocked while it is borrowed, so
+    /// that none (an interval timer's, say) is delivered on our registers.
+    mask: u64,
     site: Site,
     restored: bool,
 }
@@ -131,9 +134,13 @@ impl Borrowed {
                 call: "PTRACE_GETREGS",
                 source,
             })?;
+        let ptrace_err = |call| move |source| InjectError::Ptrace { tid, call, source };
+        let mask = crate::sys::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
+        crate::sys::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
         Ok(Self {
             tid,
             saved,
+            mask,
             site,
             restored: false,
         })
@@ -196,7 +203,7 @@ impl Borrowed {
     /// was in.
     pub fn restore(mut self) -> Result<(), InjectError> {
         self.restored = true;
-        put_back(self.tid, self.saved)
+        put_back(self.tid, self.saved, self.mask)
     }
 }
 
@@ -205,10 +212,11 @@ impl Borrowed {
 /// that dies would let the thread go with SIGTRAP delivered: the process
 /// would die of it. Interrupt, then continue without the signal: the thread
 /// stops again at once, before returning to user space.
-fn put_back(tid: u32, regs: libc::user_regs_struct) -> Result<(), InjectError> {
+fn put_back(tid: u32, regs: libc::user_regs_struct, mask: u64) -> Result<(), InjectError> {
     let pid = Pid::from_raw(tid as i32);
     let err = |call| move |source| InjectError::Ptrace { tid, call, source };
     ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
+    crate::sys::ptrace::set_sigmask(tid, mask).map_err(err("PTRACE_SETSIGMASK"))?;
     ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
     loop {
@@ -229,7 +237,7 @@ fn put_back(tid: u32, regs: libc::user_regs_struct) -> Result<(), InjectError> {
 impl Drop for Borrowed {
     fn drop(&mut self) {
         if !self.restored {
-            let _ = put_back(self.tid, self.saved);
+            let _ = put_back(self.tid, self.saved, self.mask);
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::{
 };
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
-const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
+
 
 /// Takes the process over and lets it run. Returns whether a parked client
 /// thread was sent the resume signal.
@@ -197,18 +197,7 @@ fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), 
             std::io::Error::last_os_error()
         ));
     }
-    // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from the pointer.
-    if unsafe {
-        libc::ptrace(
-            PTRACE_SETSIGMASK,
-            tid as libc::pid_t,
-            8usize,
-            &raw const sigmask,
-        )
-    } < 0
-    {
-        return Err(format!("PTRACE_SETSIGMASK: {}", std::io::Error::last_os_error()));
-    }
+    ptrace::set_sigmask(tid, sigmask).map_err(|e| format!("PTRACE_SETSIGMASK: {e}"))?;
     Ok(())
 }
 

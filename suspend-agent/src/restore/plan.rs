@@ -442,7 +442,9 @@ impl Plan {
                 which: t.which,
                 _pad: 0,
                 interval_us: t.interval_us,
-                value_us: t.value_us,
+                // A periodic timer caught the instant it expired reads 0
+                // left; setitimer would take 0 as "disarm".
+                value_us: if t.value_us == 0 { t.interval_us.max(1) } else { t.value_us },
             })
             .collect();
         let mut thread_args = Vec::new();

@@ -15,6 +15,7 @@ use nix::{
     unistd::Pid,
 };
 
+const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
 const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
 const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
 const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
@@ -163,6 +164,14 @@ pub fn sigmask(tid: u32) -> Result<u64, Errno> {
     let rc = unsafe { libc::ptrace(PTRACE_GETSIGMASK, tid as libc::pid_t, 8usize, &raw mut mask) };
     Errno::result(rc)?;
     Ok(mask)
+}
+
+/// Sets the thread's blocked-signal mask.
+pub fn set_sigmask(tid: u32, mask: u64) -> Result<(), Errno> {
+    // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `mask`.
+    let rc = unsafe { libc::ptrace(PTRACE_SETSIGMASK, tid as libc::pid_t, 8usize, &raw const mask) };
+    Errno::result(rc)?;
+    Ok(())
 }
 
 /// Pending signals (the thread's own queue, or the process's shared one),
