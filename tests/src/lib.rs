@@ -224,6 +224,9 @@ pub struct Proc {
     /// created it (the process is then our child through the subreaper).
     child: Child,
     resumed: bool,
+    /// A resumed process's exit was collected: its pid may be reused (by
+    /// its own next resume), so it must not be killed by pid again.
+    reaped: bool,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
     pub pid: u32,
@@ -271,6 +274,7 @@ impl Proc {
             stdin: child.stdin.take(),
             child,
             resumed: false,
+            reaped: false,
             lines,
             pid,
             seen: Vec::new(),
@@ -311,11 +315,15 @@ impl Proc {
     }
 
     /// For a resumed process: its exit status if it has ended.
-    fn try_wait_resumed(&self) -> Option<i32> {
+    fn try_wait_resumed(&mut self) -> Option<i32> {
+        if self.reaped {
+            return Some(-1);
+        }
         let mut status = 0;
         // SAFETY: waiting for our (adopted) child without blocking.
         let got = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
         if got == self.pid as i32 {
+            self.reaped = true;
             return Some(if libc::WIFEXITED(status) {
                 libc::WEXITSTATUS(status)
             } else {
@@ -323,6 +331,7 @@ impl Proc {
             });
         }
         if got < 0 {
+            self.reaped = true;
             return Some(-1); // not ours, or already reaped
         }
         None

@@ -1,0 +1,270 @@
+//! Resume: workloads suspended (killed), resumed from their image, then
+//! checking themselves; bad images refused before anything is created.
+
+use std::{path::Path, process::Command};
+
+use suspend_tests::{
+    Daemon, ImageDir, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry, wait_for,
+};
+
+/// Suspends `w` (pid `pid`) to a new image, reaps it, resumes it.
+fn suspend_and_resume(w: &mut Proc, pid: u32, name: &str) -> (Proc, ImageDir) {
+    let dir = ImageDir::new(name);
+    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    assert_eq!(out.code, 0, "suspend: {out:?}");
+    w.wait_exit();
+    assert!(!pid_alive(pid), "pid {pid} is gone after the suspend");
+    let resumed = Proc::resume(&dir.path, pid, &[]);
+    (resumed, dir)
+}
+
+/// The workload's `state` line once its on_resume has run `resumes` times
+/// (on_resume runs on the client's helper thread, just after the resume).
+fn state_after(w: &mut Proc, resumes: u32) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = w.ask("state", "state");
+        if field(&last, "resume") == resumes.to_string() {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("on_resume did not run {resumes} time(s): {last}");
+}
+
+fn check_ok(w: &mut Proc) {
+    let line = w.ask("check", "check");
+    assert_eq!(line, "check ok", "the workload's own check: {line}");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn resumed_workload_finds_all_its_state_intact() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    check_ok(&mut w);
+    let (mut r, _dir) = suspend_and_resume(&mut w, pid, "resumable");
+    let state = state_after(&mut r, 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    assert_eq!(field(&state, "suspend"), "1", "{state}");
+    assert_eq!(field(&state, "resume"), "1", "{state}");
+    check_ok(&mut r);
+    // The last check ends the waiting threads: the pending signal, the
+    // held mutex, the condvar, joins.
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_same_process_is_suspended_and_resumed_three_times() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    for round in 1..=3 {
+        let (mut r, _dir) = suspend_and_resume(&mut w, pid, &format!("round{round}"));
+        let state = state_after(&mut r, round);
+        assert_eq!(field(&state, "reason"), "restored", "{state}");
+        check_ok(&mut r);
+        // It registered with the agent again, so it can be suspended again.
+        let entry = wait_for("the resumed process to register again", || registry_entry(pid));
+        assert_eq!(entry["state"], "registered", "{entry}");
+        w = r;
+    }
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn c_program_resumes_through_the_c_api() {
+    let _daemon = Daemon::start();
+    let mut c = Proc::spawn(bin("c_workload"), &[]);
+    let pid = ready_pid(&mut c);
+    let (mut r, _dir) = suspend_and_resume(&mut c, pid, "c");
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    assert_eq!(field(&state, "resume"), "1", "{state}");
+    r.exit_ok();
+}
+
+/// An unmodified Python interpreter under the preload shim: a thread keeps
+/// counting, the main loop checks its data.
+const PYTHON: &str = r#"
+import os, sys, threading, time
+data = {i: str(i * i) for i in range(200000)}
+ticks = [0]
+def tick():
+    while True:
+        time.sleep(0.05)
+        ticks[0] += 1
+threading.Thread(target=tick, daemon=True).start()
+print(f"ready pid={os.getpid()}", flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd == ["check"]:
+        ok = all(data[i] == str(i * i) for i in range(200000))
+        before = ticks[0]
+        time.sleep(0.5)
+        moving = ticks[0] > before
+        print(f"state memory={'intact' if ok else 'changed'} ticking={moving}", flush=True)
+    elif cmd == ["exit"]:
+        sys.exit(0)
+"#;
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn unmodified_python_under_the_preload_shim_resumes() {
+    let _daemon = Daemon::start();
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", PYTHON]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    wait_for("the preloaded python to register", || registry_entry(pid));
+    let (mut r, _dir) = suspend_and_resume(&mut py, pid, "python");
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    assert_eq!(field(&state, "ticking"), "True", "{state}");
+    r.exit_ok();
+}
+
+/// A copy of the image in `dir`, changed by `edit`, must be refused with
+/// `code` and a message containing `needle`, and nothing created.
+fn refused(image: &Path, pid: u32, name: &str, code: i32, needle: &str, edit: impl FnOnce(&Path)) {
+    let copy = ImageDir::new(name);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(image)
+        .arg(&copy.path)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    edit(&copy.path);
+    let out = agent(&["resume", copy.arg()]);
+    assert_eq!(out.code, code, "{name}: {out:?}");
+    assert!(
+        out.stderr.contains(needle),
+        "{name}: the message must say {needle:?}: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was created"),
+        "{name}: {}",
+        out.stderr
+    );
+    if code != 10 {
+        assert!(!pid_alive(pid), "{name}: a process was created");
+    }
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt as _;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x40;
+    f.write_all_at(&b, at).unwrap();
+}
+
+/// Rewrites the header record of `meta.jsonl` with `version`, checksum
+/// recomputed, so that only the version is wrong.
+fn set_version(dir: &Path, version: u32) {
+    let meta = dir.join("meta.jsonl");
+    let text = std::fs::read_to_string(&meta).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let (_, json) = lines[0].split_once(' ').unwrap();
+    let json = json.replace("\"version\":1", &format!("\"version\":{version}"));
+    lines[0] = format!("{:016x} {json}", xxhash_rust::xxh3::xxh3_64(json.as_bytes()));
+    std::fs::write(&meta, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn bad_images_are_refused_before_anything_is_created() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--layout"]);
+    let layout = w.expect("layout");
+    let file = field(&layout, "file").to_owned();
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _file = Remove(file.clone());
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("good");
+    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let image = dir.path.clone();
+    let pages = std::fs::metadata(image.join("pages.img")).unwrap().len();
+
+    refused(&image, pid, "truncated", 9, "pages.img", |d| {
+        let f = std::fs::OpenOptions::new().write(true).open(d.join("pages.img")).unwrap();
+        f.set_len(pages - 4096).unwrap();
+    });
+    refused(&image, pid, "flipped", 9, "checksum", |d| {
+        flip_byte(&d.join("pages.img"), pages / 2 + 7);
+    });
+    refused(&image, pid, "version", 9, "version 7", |d| set_version(d, 7));
+    // The layout file is mapped privately (and written): changed, then gone.
+    std::fs::write(&file, b"not what it was").unwrap();
+    refused(&image, pid, "changed", 9, "changed since the image was taken", |_| {});
+    std::fs::remove_file(&file).unwrap();
+    refused(&image, pid, "gone", 9, "is gone", |_| {});
+
+    // A pid in use: resume another image of a live process's pid.
+    let mut other = Proc::spawn(bin("workload"), &[]);
+    let other_pid = ready_pid(&mut other);
+    let other_dir = ImageDir::new("other");
+    let out = agent(&[
+        "suspend",
+        &other_pid.to_string(),
+        "-D",
+        other_dir.arg(),
+        "--leave-running",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    refused(&other_dir.path, other_pid, "pid-in-use", 10, &format!("pid {other_pid} is in use"), |_| {});
+    assert!(other.alive(), "the running process was not touched");
+    other.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn resume_without_the_vdso_moved_fails_the_workload() {
+    // The deliberately broken restore (SUSPEND_FAULT_SKIP_VDSO=1): the
+    // process's code still points into the vDSO where it was. Its own
+    // checks (clock reads, sleeps) must fail: it dies or reports a failure.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("novdso");
+    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let broken = match Proc::try_resume(&dir.path, &[("SUSPEND_FAULT_SKIP_VDSO", "1")]) {
+        Ok(mut p) => {
+            p.pid = pid;
+            p
+        }
+        Err(code) => {
+            eprintln!("the broken restore failed outright (exit {code}): that is a failure too");
+            return;
+        }
+    };
+    let mut r = broken;
+    r.send("check");
+    let code = r.wait_exit();
+    assert_ne!(
+        code, 0,
+        "a restore that leaves the vDSO behind must not pass the workload's checks: {:#?}",
+        r.seen
+    );
+    assert!(
+        !r.seen.iter().any(|l| l == "check ok"),
+        "its check passed: {:#?}",
+        r.seen
+    );
+}
