@@ -268,3 +268,17 @@ fn resume_without_the_vdso_moved_fails_the_workload() {
         r.seen
     );
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn tokio_runtime_resumes_with_its_epoll_and_eventfd() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("tokio_workload"), &[]);
+    let pid = ready_pid(&mut w);
+    check_ok(&mut w);
+    let (mut r, _dir) = suspend_and_resume(&mut w, pid, "tokio");
+    let state = state_after(&mut r, 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(&mut r);
+    r.exit_ok();
+}

@@ -1,13 +1,56 @@
 //! Open files: what each fd is, and whether it can be restored. Regular
 //! files, directories and devices can; so can stdio, whatever it is (a
-//! resume attaches the resume command's own). Sockets, pipes, eventfds,
-//! epoll and the like cannot (yet): a suspend refuses them by name, before
-//! anything is frozen, unless asked to drop them.
+//! resume attaches the resume command's own), eventfds (their counter) and
+//! epoll instances (what they watch: an async runtime such as tokio needs
+//! both). Sockets, pipes, signalfd, timerfd and the like cannot (yet): a
+//! suspend refuses them by name, before anything is frozen, unless asked to
+//! drop them.
 
 use std::{fs, os::unix::fs::FileTypeExt as _, path::Path};
 
 use super::{DumpError, process::file_id};
-use crate::image::format::{File, FileKind};
+use crate::image::format::{EpollTarget, EventFd, File, FileKind};
+
+const EVENTFD: &str = "anon_inode:[eventfd]";
+const EVENTPOLL: &str = "anon_inode:[eventpoll]";
+
+/// `eventfd-count:` (hex) and `eventfd-semaphore:` of an eventfd's fdinfo.
+pub fn parse_eventfd(text: &str) -> Option<EventFd> {
+    let mut count = None;
+    let mut semaphore = false;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("eventfd-count:") {
+            count = u64::from_str_radix(v.trim(), 16).ok();
+        } else if let Some(v) = line.strip_prefix("eventfd-semaphore:") {
+            semaphore = v.trim() == "1";
+        }
+    }
+    Some(EventFd {
+        count: count?,
+        semaphore,
+    })
+}
+
+/// The `tfd: N events: HEX data: HEX …` lines of an epoll's fdinfo.
+pub fn parse_epoll(text: &str) -> Option<Vec<EpollTarget>> {
+    let mut targets = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("tfd:")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let value = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .copied()
+        };
+        targets.push(EpollTarget {
+            fd: value("tfd:")?.parse().ok()?,
+            events: u32::from_str_radix(value("events:")?, 16).ok()?,
+            data: u64::from_str_radix(value("data:")?, 16).ok()?,
+        });
+    }
+    Some(targets)
+}
 
 /// `pos:` and `flags:` (octal) of `/proc/PID/fdinfo/N`.
 pub fn parse_fdinfo(text: &str) -> Option<(u64, u32)> {
@@ -51,6 +94,8 @@ impl File {
         let stdio = (0..=2).contains(&self.fd);
         let deleted = self.path.ends_with(" (deleted)");
         stdio
+            || self.eventfd.is_some()
+            || self.epoll.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && !deleted)
     }
@@ -99,6 +144,8 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         )
         .then(|| file_id(&target, &link))
         .flatten();
+        let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
+        let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
         files.push(File {
             fd,
             kind,
@@ -106,6 +153,8 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             flags,
             pos,
             id,
+            eventfd,
+            epoll,
         });
     }
     files.sort_by_key(|f| f.fd);
@@ -140,7 +189,38 @@ mod tests {
             flags: 0,
             pos: 0,
             id: None,
+            eventfd: None,
+            epoll: None,
         }
+    }
+
+    #[test]
+    fn eventfd_and_epoll() {
+        let text = "pos:\t0\nflags:\t02004002\neventfd-count:                3\neventfd-id: 1\neventfd-semaphore: 1\n";
+        assert_eq!(
+            parse_eventfd(text),
+            Some(EventFd {
+                count: 3,
+                semaphore: true
+            })
+        );
+        let text = "pos:\t0\nflags:\t02000002\ntfd:        5 events:       19 data:     7f0700000005  pos:0 ino:52968 sdev:f\ntfd:        3 events: 80000019 data:                3  pos:0 ino:1a sdev:10\n";
+        let targets = parse_epoll(text).unwrap();
+        assert_eq!(
+            targets,
+            [
+                EpollTarget {
+                    fd: 5,
+                    events: 0x19,
+                    data: 0x7f07_0000_0005
+                },
+                EpollTarget {
+                    fd: 3,
+                    events: 0x8000_0019,
+                    data: 3
+                }
+            ]
+        );
     }
 
     #[test]
@@ -154,7 +234,7 @@ mod tests {
         assert!(file(4, FileKind::CharDevice, "/dev/null").restorable());
         assert!(!file(5, FileKind::Pipe, "pipe:[2]").restorable());
         assert!(!file(6, FileKind::Socket, "socket:[3]").restorable());
-        assert!(!file(7, FileKind::AnonInode, "anon_inode:[eventfd]").restorable());
+        assert!(!file(7, FileKind::AnonInode, "anon_inode:[signalfd]").restorable());
         assert!(!file(8, FileKind::Regular, "/tmp/gone (deleted)").restorable());
         let all = [
             file(5, FileKind::Pipe, "pipe:[2]"),

@@ -288,6 +288,26 @@ pub struct File {
     pub flags: u32,
     pub pos: u64,
     pub id: Option<FileId>,
+    /// An eventfd's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventfd: Option<EventFd>,
+    /// What an epoll instance watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoll: Option<Vec<EpollTarget>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventFd {
+    pub count: u64,
+    pub semaphore: bool,
+}
+
+/// One fd an epoll instance watches (`epoll_ctl` arguments).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpollTarget {
+    pub fd: i32,
+    pub events: u32,
+    pub data: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,10 @@ use std::{io::Read as _, os::fd::AsRawFd as _};
 
 use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
-use super::{RestoreError, plan::Plan, plan::Source, plan::StdioPlan};
+use super::{
+    RestoreError,
+    plan::{OpenKind, Plan, Source, StdioPlan},
+};
 use crate::image::Image;
 
 /// Steps of the child before the stub (the stub's own are below 100).
@@ -22,6 +25,7 @@ const STEP_PREMAP: u32 = 107;
 const STEP_READ_PAGES: u32 = 108;
 const STEP_RLIMIT: u32 = 109;
 const STEP_PERSONALITY: u32 = 110;
+const STEP_EPOLL: u32 = 111;
 
 fn child_step_name(step: u32) -> &'static str {
     match step {
@@ -36,6 +40,7 @@ fn child_step_name(step: u32) -> &'static str {
         STEP_READ_PAGES => "reading pages from pages.img",
         STEP_RLIMIT => "setting a resource limit",
         STEP_PERSONALITY => "setting the personality",
+        STEP_EPOLL => "adding an fd to a restored epoll instance",
         other => step_name(other),
     }
 }
@@ -117,7 +122,7 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
     } else {
         "the child died without a report".into()
     };
-    let status = kill_and_reap(pid);
+    let status = kill_and_reap(pid, &[]);
     Err(RestoreError::Failed {
         pid,
         step: if got == buf.len() {
@@ -129,10 +134,17 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
     })
 }
 
-/// Kills the half-made process and says how it ended.
-pub fn kill_and_reap(pid: u32) -> String {
+/// Kills the half-made process and says how it ended. `traced`: its
+/// threads other than the main one, which we trace and so must reap
+/// ourselves before the main thread can be.
+pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
     // SAFETY: our own child.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    for &tid in traced.iter().filter(|&&t| t != pid) {
+        // SAFETY: reaping a killed thread we trace (blocks until it is a
+        // zombie; SIGKILL ends any ptrace stop).
+        unsafe { libc::waitpid(tid as libc::pid_t, std::ptr::null_mut(), libc::__WALL) };
+    }
     let mut status = 0;
     // SAFETY: waiting for our own child.
     let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
@@ -239,19 +251,45 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         }
         libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
 
-        for (i, open) in plan.opens.iter().enumerate() {
-            let fd = libc::open(open.path.as_ptr(), open.flags);
+        for open in &plan.opens {
+            let (fd, cloexec) = match &open.what {
+                OpenKind::Path { path, flags, .. } => (libc::open(path.as_ptr(), *flags), *flags),
+                OpenKind::EventFd { count, flags } => {
+                    let fd = libc::eventfd(0, *flags);
+                    if fd >= 0
+                        && *count != 0
+                        && libc::write(fd, (count as *const u64).cast(), 8) != 8
+                    {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    (fd, *flags)
+                }
+                OpenKind::Epoll { flags, .. } => (libc::epoll_create1(*flags), *flags),
+            };
             if fd < 0 {
                 fail(plan, STEP_OPEN, open.fd as usize);
             }
             if fd != open.fd {
-                if libc::dup3(fd, open.fd, open.flags & libc::O_CLOEXEC) < 0 {
+                if libc::dup3(fd, open.fd, cloexec & libc::O_CLOEXEC) < 0 {
                     fail(plan, STEP_OPEN, open.fd as usize);
                 }
                 libc::close(fd);
             }
-            if open.pos != 0 && libc::lseek(open.fd, open.pos as i64, libc::SEEK_SET) < 0 {
-                fail(plan, STEP_SEEK, i);
+            match &open.what {
+                OpenKind::Path { pos, .. } if *pos != 0 => {
+                    if libc::lseek(open.fd, *pos as i64, libc::SEEK_SET) < 0 {
+                        fail(plan, STEP_SEEK, open.fd as usize);
+                    }
+                }
+                OpenKind::Epoll { targets, .. } => {
+                    for &(target, events, data) in targets {
+                        let mut event = libc::epoll_event { events, u64: data };
+                        if libc::epoll_ctl(open.fd, libc::EPOLL_CTL_ADD, target, &mut event) < 0 {
+                            fail(plan, STEP_EPOLL, target as usize);
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         for (i, stdio) in plan.stdio.iter().enumerate() {

@@ -33,7 +33,7 @@ const NT_X86_XSTATE: libc::c_int = 0x202;
 pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, RestoreError> {
     let pid = created.pid;
     let failed = |step: &str, detail: String| {
-        let status = super::child::kill_and_reap(pid);
+        let status = super::child::kill_and_reap(pid, &plan.tids);
         RestoreError::Failed {
             pid,
             step: step.into(),
@@ -91,7 +91,11 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
                 .map_err(|e| failed("sending the resume signal", e))?;
             told = true;
         }
-        ptrace::detach(tid, None).map_err(|e| failed("letting the threads go", format!("thread {tid}: {e}")))?;
+        // From the first detach on, the process runs: it may even have
+        // exited before the last thread is let go. Nothing to undo then.
+        if let Err(e) = ptrace::detach(tid, None) {
+            log::debug!("letting thread {tid} go: {e} (the process runs already)");
+        }
     }
     Ok(told)
 }

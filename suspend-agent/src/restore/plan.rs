@@ -67,9 +67,16 @@ pub enum Source {
 #[derive(Debug)]
 pub struct Open {
     pub fd: RawFd,
-    pub path: CString,
-    pub flags: i32,
-    pub pos: u64,
+    pub what: OpenKind,
+}
+
+/// In the order they are made: an epoll instance watches the others.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OpenKind {
+    Path { path: CString, flags: i32, pos: u64 },
+    EventFd { count: u64, flags: i32 },
+    /// `(fd, events, data)` it watches.
+    Epoll { flags: i32, targets: Vec<(RawFd, u32, u64)> },
 }
 
 /// What stdin/stdout/stderr become.
@@ -85,9 +92,8 @@ pub enum StdioPlan {
 
 #[derive(Debug)]
 pub struct Plan {
-    /// Descriptors the child uses and closes; all at or above `helper_min`.
+    /// Descriptors the child uses and closes; all above the image's own.
     pub helpers: Vec<OwnedFd>,
-    pub helper_min: RawFd,
     pub pages_fd: RawFd,
     /// The executable, for `PR_SET_MM_MAP` (the stub closes it).
     pub exe_fd: Option<RawFd>,
@@ -106,9 +112,6 @@ pub struct Plan {
     pub personality: u32,
     pub comm: CString,
     pub tids: Vec<u32>,
-    /// The vDSO's final address (a `syscall` instruction is borrowed from
-    /// it at the end).
-    pub vdso: Option<(u64, u64)>,
 }
 
 fn prepare_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
@@ -227,24 +230,61 @@ impl Plan {
         }
 
         let mut opens = Vec::new();
+        let reopened = |fd: i32| {
+            fd <= 2
+                || image.files.iter().any(|f| {
+                    f.fd == fd
+                        && (f.eventfd.is_some()
+                            || matches!(
+                                f.kind,
+                                FileKind::Regular | FileKind::Directory | FileKind::CharDevice
+                            ))
+                })
+        };
         for f in image.files.iter().filter(|f| f.fd > 2) {
-            if !matches!(
+            let flags = f.flags as i32;
+            let what = if let Some(e) = &f.eventfd {
+                OpenKind::EventFd {
+                    count: e.count,
+                    flags: (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC))
+                        | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 },
+                }
+            } else if let Some(targets) = &f.epoll {
+                let mut kept = Vec::new();
+                for t in targets {
+                    if reopened(t.fd) {
+                        kept.push((t.fd, t.events, t.data));
+                    } else {
+                        log::warn!("epoll fd {} watched fd {}, which is not restored; it no longer does", f.fd, t.fd);
+                    }
+                }
+                OpenKind::Epoll {
+                    flags: flags & libc::O_CLOEXEC,
+                    targets: kept,
+                }
+            } else if matches!(
                 f.kind,
                 FileKind::Regular | FileKind::Directory | FileKind::CharDevice
             ) {
+                OpenKind::Path {
+                    path: CString::new(f.path.clone()).map_err(|_| {
+                        prepare_err(f.path.clone())(std::io::ErrorKind::InvalidInput.into())
+                    })?,
+                    flags: flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
+                    pos: f.pos,
+                }
+            } else {
                 log::warn!("fd {} ({}) cannot be reopened; left closed", f.fd, f.path);
                 continue;
-            }
-            let flags = f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY);
-            opens.push(Open {
-                fd: f.fd,
-                path: CString::new(f.path.clone()).map_err(|_| {
-                    prepare_err(f.path.clone())(std::io::ErrorKind::InvalidInput.into())
-                })?,
-                flags,
-                pos: f.pos,
-            });
+            };
+            opens.push(Open { fd: f.fd, what });
         }
+        // Files first, then eventfds, then the epolls that watch them.
+        opens.sort_by_key(|o| match o.what {
+            OpenKind::Path { .. } => 0,
+            OpenKind::EventFd { .. } => 1,
+            OpenKind::Epoll { .. } => 2,
+        });
 
         // Mapping sources.
         let mut files: HashMap<(String, bool), RawFd> = HashMap::new();
@@ -327,7 +367,6 @@ impl Plan {
             start: zone_base,
             end: zone_base + zone_len,
         }];
-        let mut vdso = None;
         for (name, start, end) in &kernel_here {
             let target = image
                 .mappings
@@ -335,9 +374,6 @@ impl Plan {
                 .find(|m| &m.path == name)
                 .map(|m| m.start)
                 .unwrap_or(*start);
-            if name == "[vdso]" {
-                vdso = Some((target, target + (end - start)));
-            }
             kernel.push(Move {
                 from: *start,
                 to: cursor,
@@ -537,7 +573,6 @@ impl Plan {
             .map_err(|_| prepare_err(p.cwd.clone())(std::io::ErrorKind::InvalidInput.into()))?;
         Ok(Self {
             helpers,
-            helper_min,
             pages_fd,
             exe_fd: (exe_fd != u32::MAX).then_some(exe_fd as RawFd),
             report_read,
@@ -555,7 +590,6 @@ impl Plan {
             personality: p.personality,
             comm: CString::new(p.comm.clone()).unwrap_or_default(),
             tids: threads.iter().map(|t| t.tid).collect(),
-            vdso,
         })
     }
 }
