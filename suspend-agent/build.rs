@@ -82,7 +82,12 @@ fn build_restorer(manifest_dir: &std::path::Path) -> anyhow::Result<()> {
         .canonicalize()
         .context("suspend-restorer directory")?;
     let common = manifest_dir.join("../suspend-common/src").canonicalize()?;
-    for path in [root.join("src"), root.join("restorer.ld"), root.join("Cargo.toml"), common] {
+    for path in [
+        root.join("src"),
+        root.join("restorer.ld"),
+        root.join("Cargo.toml"),
+        common,
+    ] {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
@@ -92,7 +97,13 @@ fn build_restorer(manifest_dir: &std::path::Path) -> anyhow::Result<()> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--quiet", "--release", "--package", "suspend-restorer"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "suspend-restorer",
+        ])
         .args(["--target", RESTORER_TARGET])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -136,7 +147,10 @@ fn flatten(elf: &[u8]) -> anyhow::Result<Vec<u8>> {
     use object::{Object as _, ObjectSection as _, ObjectSegment as _, SectionKind};
     let file = object::File::parse(elf)?;
     if file.entry() != 0 {
-        return Err(anyhow!("entry point at {:#x}, not 0: restorer.ld must put _start first", file.entry()));
+        return Err(anyhow!(
+            "entry point at {:#x}, not 0: restorer.ld must put _start first",
+            file.entry()
+        ));
     }
     for section in file.sections() {
         let name = section.name().unwrap_or("?");

@@ -177,12 +177,20 @@ fn restore(args: &RestoreArgs) -> Step {
         .iter()
         .enumerate()
     {
-        let signal = u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
+        let signal =
+            u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
         // SAFETY: queueing a saved siginfo to our own process.
         let ret = unsafe {
             call(
                 sys::RT_SIGQUEUEINFO,
-                [main.tid as u64, signal as u64, info as *const _ as u64, 0, 0, 0],
+                [
+                    main.tid as u64,
+                    signal as u64,
+                    info as *const _ as u64,
+                    0,
+                    0,
+                    0,
+                ],
             )
         };
         check(ret, STEP_PENDING, i)?;
@@ -226,8 +234,14 @@ fn restore(args: &RestoreArgs) -> Step {
 /// First thing a created thread runs.
 unsafe extern "C" fn thread_entry(thread: u64, args: u64) -> ! {
     // SAFETY: pointers into the stub region, passed by `restore`.
-    let (thread, args) = unsafe { (&*(thread as *const ThreadArgs), &*(args as *const RestoreArgs)) };
-    let index = (thread as *const ThreadArgs as u64 - args.threads) / size_of::<ThreadArgs>() as u64;
+    let (thread, args) = unsafe {
+        (
+            &*(thread as *const ThreadArgs),
+            &*(args as *const RestoreArgs),
+        )
+    };
+    let index =
+        (thread as *const ThreadArgs as u64 - args.threads) / size_of::<ThreadArgs>() as u64;
     if let Err(fail) = restore_thread(thread, index as usize).and_then(|()| restore_creds(args)) {
         fail_and_exit(args, fail);
     }
@@ -288,7 +302,8 @@ fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
         check(ret, STEP_ALTSTACK, index)?;
     }
     for info in slice::<SigInfo>(thread.pending, thread.pending_count) {
-        let signal = u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
+        let signal =
+            u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
         // SAFETY: a thread queueing a saved siginfo to itself (the kernel
         // only lets the target itself queue a kernel-made siginfo).
         let ret = unsafe {
@@ -321,7 +336,10 @@ fn restore_creds(args: &RestoreArgs) -> Step {
     // SAFETY: plain credential calls; `groups` points into the region.
     unsafe {
         check(
-            call(sys::SETGROUPS, [c.groups_count as u64, c.groups, 0, 0, 0, 0]),
+            call(
+                sys::SETGROUPS,
+                [c.groups_count as u64, c.groups, 0, 0, 0, 0],
+            ),
             STEP_CREDS,
             0,
         )?;
@@ -404,12 +422,8 @@ fn move_mappings(args: &RestoreArgs) -> Step {
                 }
                 // SAFETY: the target lies outside the stub's region (the
                 // agent placed the region where the image has nothing).
-                let ret = unsafe {
-                    call(
-                        sys::MMAP,
-                        [m.to, m.len, m.prot as u64, flags, u64::MAX, 0],
-                    )
-                };
+                let ret =
+                    unsafe { call(sys::MMAP, [m.to, m.len, m.prot as u64, flags, u64::MAX, 0]) };
                 check(ret, STEP_MOVE, i)?;
             }
         }
@@ -422,7 +436,14 @@ fn remap(from: u64, len: u64, to: u64, step: u32, index: usize) -> Step {
     let ret = unsafe {
         call(
             sys::MREMAP,
-            [from, len, len, sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED, to, 0],
+            [
+                from,
+                len,
+                len,
+                sys::MREMAP_MAYMOVE | sys::MREMAP_FIXED,
+                to,
+                0,
+            ],
         )
     };
     check(ret, step, index)?;

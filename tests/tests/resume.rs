@@ -67,7 +67,9 @@ fn the_same_process_is_suspended_and_resumed_three_times() {
         assert_eq!(field(&state, "reason"), "restored", "{state}");
         check_ok(&mut r);
         // It registered with the agent again, so it can be suspended again.
-        let entry = wait_for("the resumed process to register again", || registry_entry(pid));
+        let entry = wait_for("the resumed process to register again", || {
+            registry_entry(pid)
+        });
         assert_eq!(entry["state"], "registered", "{entry}");
         w = r;
     }
@@ -159,7 +161,11 @@ fn refused(image: &Path, pid: u32, name: &str, code: i32, needle: &str, edit: im
 
 fn flip_byte(path: &Path, at: u64) {
     use std::os::unix::fs::FileExt as _;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, at).unwrap();
     b[0] ^= 0x40;
@@ -174,7 +180,10 @@ fn set_version(dir: &Path, version: u32) {
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let (_, json) = lines[0].split_once(' ').unwrap();
     let json = json.replace("\"version\":1", &format!("\"version\":{version}"));
-    lines[0] = format!("{:016x} {json}", xxhash_rust::xxh3::xxh3_64(json.as_bytes()));
+    lines[0] = format!(
+        "{:016x} {json}",
+        xxhash_rust::xxh3::xxh3_64(json.as_bytes())
+    );
     std::fs::write(&meta, lines.join("\n") + "\n").unwrap();
 }
 
@@ -201,16 +210,28 @@ fn bad_images_are_refused_before_anything_is_created() {
     let pages = std::fs::metadata(image.join("pages.img")).unwrap().len();
 
     refused(&image, pid, "truncated", 9, "pages.img", |d| {
-        let f = std::fs::OpenOptions::new().write(true).open(d.join("pages.img")).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.join("pages.img"))
+            .unwrap();
         f.set_len(pages - 4096).unwrap();
     });
     refused(&image, pid, "flipped", 9, "checksum", |d| {
         flip_byte(&d.join("pages.img"), pages / 2 + 7);
     });
-    refused(&image, pid, "version", 9, "version 7", |d| set_version(d, 7));
+    refused(&image, pid, "version", 9, "version 7", |d| {
+        set_version(d, 7)
+    });
     // The layout file is mapped privately (and written): changed, then gone.
     std::fs::write(&file, b"not what it was").unwrap();
-    refused(&image, pid, "changed", 9, "changed since the image was taken", |_| {});
+    refused(
+        &image,
+        pid,
+        "changed",
+        9,
+        "changed since the image was taken",
+        |_| {},
+    );
     std::fs::remove_file(&file).unwrap();
     refused(&image, pid, "gone", 9, "is gone", |_| {});
 
@@ -226,7 +247,14 @@ fn bad_images_are_refused_before_anything_is_created() {
         "--leave-running",
     ]);
     assert_eq!(out.code, 0, "{out:?}");
-    refused(&other_dir.path, other_pid, "pid-in-use", 10, &format!("pid {other_pid} is in use"), |_| {});
+    refused(
+        &other_dir.path,
+        other_pid,
+        "pid-in-use",
+        10,
+        &format!("pid {other_pid} is in use"),
+        |_| {},
+    );
     assert!(other.alive(), "the running process was not touched");
     other.exit_ok();
 }

@@ -210,7 +210,8 @@ fn unregister_rseq(plan: &Plan) {
     let area = (tp as i64 + offset as i64) as u64;
     for len in [32, size] {
         // SAFETY: unregistering our own rseq area.
-        if unsafe { libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } == 0 {
+        if unsafe { libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } == 0
+        {
             return;
         }
     }

@@ -27,7 +27,6 @@ use crate::{
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
-
 /// Takes the process over and lets it run. Returns whether a parked client
 /// thread was sent the resume signal.
 pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, RestoreError> {
@@ -60,7 +59,11 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     let syscall_at = vdso_syscall(pid).map_err(|e| failed("finding the vDSO", e))?;
     let (zone, zone_len) = plan.zone;
     let calls: [(&str, i64, [u64; 6]); 2] = [
-        ("unmapping the restorer", libc::SYS_munmap, [zone, zone_len, 0, 0, 0, 0]),
+        (
+            "unmapping the restorer",
+            libc::SYS_munmap,
+            [zone, zone_len, 0, 0, 0, 0],
+        ),
         (
             "PR_SET_PDEATHSIG",
             libc::SYS_prctl,
@@ -110,7 +113,8 @@ fn vdso_syscall(pid: u32) -> Result<u64, String> {
         .ok_or("the process has no vDSO")?;
     let mut code = vec![0u8; (vdso.end - vdso.start) as usize];
     let mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
-    mem.read_exact_at(&mut code, vdso.start).map_err(|e| e.to_string())?;
+    mem.read_exact_at(&mut code, vdso.start)
+        .map_err(|e| e.to_string())?;
     code.windows(2)
         .position(|w| w == [0x0f, 0x05])
         .map(|at| vdso.start + at as u64)
@@ -209,7 +213,10 @@ fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), 
 /// image, if a client thread was parked for this suspension.
 fn resume_signal(image: &Image) -> Option<(u32, i32, u64)> {
     let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
-    let mapping = image.mappings.iter().find(|m| m.path.starts_with(&needle))?;
+    let mapping = image
+        .mappings
+        .iter()
+        .find(|m| m.path.starts_with(&needle))?;
     let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
     let pages = std::fs::File::open(image.dir.join(PAGES_FILE)).ok()?;
     let mut raw = [0u8; size_of::<ClientBlock>()];

@@ -20,9 +20,9 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use suspend_common::restore::{
-    Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI,
-    RESTORE_MAGIC, RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo,
-    THREAD_HAS_ALTSTACK, THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
+    Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI, RESTORE_MAGIC,
+    RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo, THREAD_HAS_ALTSTACK,
+    THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
 };
 
 use super::{Options, RESTORER, RestoreError};
@@ -53,7 +53,9 @@ pub struct Premap {
 
 #[derive(Debug)]
 pub enum Source {
-    Anonymous { grows_down: bool },
+    Anonymous {
+        grows_down: bool,
+    },
     /// A file (or memfd) mapping of helper fd `fd`.
     File {
         fd: RawFd,
@@ -73,10 +75,20 @@ pub struct Open {
 /// In the order they are made: an epoll instance watches the others.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OpenKind {
-    Path { path: CString, flags: i32, pos: u64 },
-    EventFd { count: u64, flags: i32 },
+    Path {
+        path: CString,
+        flags: i32,
+        pos: u64,
+    },
+    EventFd {
+        count: u64,
+        flags: i32,
+    },
     /// `(fd, events, data)` it watches.
-    Epoll { flags: i32, targets: Vec<(RawFd, u32, u64)> },
+    Epoll {
+        flags: i32,
+        targets: Vec<(RawFd, u32, u64)>,
+    },
 }
 
 /// What stdin/stdout/stderr become.
@@ -143,7 +155,9 @@ fn lift(fd: OwnedFd, min: RawFd) -> Result<OwnedFd, RestoreError> {
     // SAFETY: F_DUPFD on a descriptor we own; the new one is ours too.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
     if new < 0 {
-        return Err(prepare_err("moving a descriptor")(std::io::Error::last_os_error()));
+        return Err(prepare_err("moving a descriptor")(
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: `new` was just returned by F_DUPFD and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
@@ -158,7 +172,7 @@ struct Block {
 
 impl Block {
     fn push<T: Copy>(&mut self, items: &[T]) -> u64 {
-        while self.bytes.len() % 16 != 0 {
+        while !self.bytes.len().is_multiple_of(16) {
             self.bytes.push(0);
         }
         let at = self.base + self.bytes.len() as u64;
@@ -184,7 +198,13 @@ fn siginfo(b64: &str) -> Option<SigInfo> {
 impl Plan {
     pub fn new(image: &Image, options: &Options) -> Result<Self, RestoreError> {
         let pid = image.process.pid;
-        let helper_min = image.files.iter().map(|f| f.fd + 1).max().unwrap_or(3).max(3);
+        let helper_min = image
+            .files
+            .iter()
+            .map(|f| f.fd + 1)
+            .max()
+            .unwrap_or(3)
+            .max(3);
         let mut helpers: Vec<OwnedFd> = Vec::new();
         let helper = |fd: OwnedFd, helpers: &mut Vec<OwnedFd>| -> Result<RawFd, RestoreError> {
             let fd = lift(fd, helper_min)?;
@@ -194,7 +214,8 @@ impl Plan {
         };
 
         let pages_path = image.dir.join(PAGES_FILE);
-        let pages = File::open(&pages_path).map_err(prepare_err(pages_path.display().to_string()))?;
+        let pages =
+            File::open(&pages_path).map_err(prepare_err(pages_path.display().to_string()))?;
         let pages_fd = helper(pages.into(), &mut helpers)?;
         let (report_read, report_write) =
             nix::unistd::pipe().map_err(|e| prepare_err("pipe")(e.into()))?;
@@ -221,7 +242,11 @@ impl Plan {
                     let f = if i == 0 {
                         File::open(path)
                     } else {
-                        OpenOptions::new().append(true).create(true).mode(0o644).open(path)
+                        OpenOptions::new()
+                            .append(true)
+                            .create(true)
+                            .mode(0o644)
+                            .open(path)
                     }
                     .map_err(prepare_err(path.display().to_string()))?;
                     StdioPlan::From(helper(f.into(), &mut helpers)?)
@@ -255,7 +280,11 @@ impl Plan {
                     if reopened(t.fd) {
                         kept.push((t.fd, t.events, t.data));
                     } else {
-                        log::warn!("epoll fd {} watched fd {}, which is not restored; it no longer does", f.fd, t.fd);
+                        log::warn!(
+                            "epoll fd {} watched fd {}, which is not restored; it no longer does",
+                            f.fd,
+                            t.fd
+                        );
                     }
                 }
                 OpenKind::Epoll {
@@ -470,7 +499,8 @@ impl Plan {
                 _pad: 0,
             })
             .collect();
-        let shared_pending: Vec<SigInfo> = p.shared_pending.iter().filter_map(|s| siginfo(s)).collect();
+        let shared_pending: Vec<SigInfo> =
+            p.shared_pending.iter().filter_map(|s| siginfo(s)).collect();
         let itimers: Vec<ITimer> = p
             .itimers
             .iter()
@@ -480,7 +510,11 @@ impl Plan {
                 interval_us: t.interval_us,
                 // A periodic timer caught the instant it expired reads 0
                 // left; setitimer would take 0 as "disarm".
-                value_us: if t.value_us == 0 { t.interval_us.max(1) } else { t.value_us },
+                value_us: if t.value_us == 0 {
+                    t.interval_us.max(1)
+                } else {
+                    t.value_us
+                },
             })
             .collect();
         let mut thread_args = Vec::new();
@@ -532,7 +566,11 @@ impl Plan {
         let args = RestoreArgs {
             magic: RESTORE_MAGIC,
             abi: RESTORE_ABI,
-            flags: if options.skip_vdso { RESTORE_SKIP_VDSO } else { 0 },
+            flags: if options.skip_vdso {
+                RESTORE_SKIP_VDSO
+            } else {
+                0
+            },
             keep_count: keep.len() as u32,
             keep: block.push(&keep),
             report_fd: report_write,
@@ -563,9 +601,12 @@ impl Plan {
         };
         block.bytes[..head.len()].copy_from_slice(head);
         if block.bytes.len() as u64 > args_reserve {
-            return Err(prepare_err("the restorer's argument block")(std::io::Error::other(
-                format!("{} bytes, {args_reserve} reserved", block.bytes.len()),
-            )));
+            return Err(prepare_err("the restorer's argument block")(
+                std::io::Error::other(format!(
+                    "{} bytes, {args_reserve} reserved",
+                    block.bytes.len()
+                )),
+            ));
         }
         map_region(region, &block.bytes, blob_len, args_reserve + stacks_len)?;
 
@@ -586,7 +627,11 @@ impl Plan {
             stdio,
             cwd,
             umask: p.umask,
-            rlimits: p.rlimits.iter().map(|r| (r.resource, r.soft, r.hard)).collect(),
+            rlimits: p
+                .rlimits
+                .iter()
+                .map(|r| (r.resource, r.soft, r.hard))
+                .collect(),
             personality: p.personality,
             comm: CString::new(p.comm.clone()).unwrap_or_default(),
             tids: threads.iter().map(|t| t.tid).collect(),
@@ -605,8 +650,12 @@ pub fn main_first(image: &Image) -> Vec<&crate::image::format::Thread> {
 /// An upper bound of the argument block's size.
 fn args_estimate(image: &Image) -> u64 {
     let p = &image.process;
-    let pending: usize =
-        image.threads.iter().map(|t| t.pending.len() + 1).sum::<usize>() + p.shared_pending.len();
+    let pending: usize = image
+        .threads
+        .iter()
+        .map(|t| t.pending.len() + 1)
+        .sum::<usize>()
+        + p.shared_pending.len();
     (4096
         + image.mappings.len() * 48
         + p.sigactions.len() * 48
@@ -627,8 +676,9 @@ fn shared_object(m: &Mapping) -> Result<OwnedFd, RestoreError> {
         .map(|n| n.trim_end_matches(" (deleted)"))
         .unwrap_or("suspend-shared");
     let cname = CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned());
-    let fd = nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
-        .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
+    let fd =
+        nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
     nix::unistd::ftruncate(&fd, (m.offset + m.end - m.start) as i64)
         .map_err(|e| prepare_err(format!("sizing the memfd for {}", m.path))(e.into()))?;
     Ok(fd)
@@ -636,8 +686,8 @@ fn shared_object(m: &Mapping) -> Result<OwnedFd, RestoreError> {
 
 /// A free range of `len` bytes in both this process and the image.
 fn find_zone(image: &Image, len: u64) -> Result<u64, RestoreError> {
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map_err(prepare_err("/proc/self/maps"))?;
+    let maps =
+        std::fs::read_to_string("/proc/self/maps").map_err(prepare_err("/proc/self/maps"))?;
     let mut taken: Vec<(u64, u64)> = vmas::parse(&maps)
         .unwrap_or_default()
         .iter()
@@ -648,9 +698,9 @@ fn find_zone(image: &Image, len: u64) -> Result<u64, RestoreError> {
     let mut base = ZONE_SEARCH_FROM;
     loop {
         if base + len > TASK_TOP {
-            return Err(prepare_err("finding room for the restorer")(std::io::Error::other(
-                format!("no free range of {len} bytes"),
-            )));
+            return Err(prepare_err("finding room for the restorer")(
+                std::io::Error::other(format!("no free range of {len} bytes")),
+            ));
         }
         match taken.iter().find(|(s, e)| *s < base + len && *e > base) {
             None => return Ok(base),
@@ -667,7 +717,10 @@ fn reserve(base: u64, len: u64) -> Result<(), RestoreError> {
             base as *mut libc::c_void,
             len as usize,
             libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
         )
@@ -696,7 +749,9 @@ fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result
         )
     };
     if got == libc::MAP_FAILED {
-        return Err(prepare_err("mapping the restorer")(std::io::Error::last_os_error()));
+        return Err(prepare_err("mapping the restorer")(
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: the mapping just made is `len` bytes, writable, and ours.
     unsafe {
@@ -712,7 +767,9 @@ fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result
         )
     } < 0
     {
-        return Err(prepare_err("protecting the restorer")(std::io::Error::last_os_error()));
+        return Err(prepare_err("protecting the restorer")(
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }

@@ -201,7 +201,11 @@ fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refus
     }
     if content {
         if meta.size() != id.size {
-            return Err(changed(format!("size {} then, {} now", id.size, meta.size())));
+            return Err(changed(format!(
+                "size {} then, {} now",
+                id.size,
+                meta.size()
+            )));
         }
         let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         if mtime_ns != id.mtime_ns {

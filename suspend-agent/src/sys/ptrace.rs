@@ -169,7 +169,14 @@ pub fn sigmask(tid: u32) -> Result<u64, Errno> {
 /// Sets the thread's blocked-signal mask.
 pub fn set_sigmask(tid: u32, mask: u64) -> Result<(), Errno> {
     // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `mask`.
-    let rc = unsafe { libc::ptrace(PTRACE_SETSIGMASK, tid as libc::pid_t, 8usize, &raw const mask) };
+    let rc = unsafe {
+        libc::ptrace(
+            PTRACE_SETSIGMASK,
+            tid as libc::pid_t,
+            8usize,
+            &raw const mask,
+        )
+    };
     Errno::result(rc)?;
     Ok(())
 }

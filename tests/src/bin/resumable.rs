@@ -111,7 +111,12 @@ fn handle(signal: i32, handler: usize, flags: i32) {
 fn map(len: usize, prot: i32, flags: i32, fd: i32) -> *mut u8 {
     // SAFETY: a new mapping chosen by the kernel.
     let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
-    assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+    assert_ne!(
+        p,
+        libc::MAP_FAILED,
+        "mmap: {}",
+        std::io::Error::last_os_error()
+    );
     p.cast()
 }
 
@@ -120,7 +125,10 @@ fn perms_of(addr: usize) -> Option<String> {
     maps.lines().find_map(|line| {
         let (range, rest) = line.split_once(' ')?;
         let (s, e) = range.split_once('-')?;
-        let (s, e) = (usize::from_str_radix(s, 16).ok()?, usize::from_str_radix(e, 16).ok()?);
+        let (s, e) = (
+            usize::from_str_radix(s, 16).ok()?,
+            usize::from_str_radix(e, 16).ok()?,
+        );
         (s <= addr && addr < e).then(|| rest[..4].to_owned())
     })
 }
@@ -130,7 +138,12 @@ fn perms_of(addr: usize) -> Option<String> {
 #[inline(never)]
 fn compute(seed: u64, from: [f64; 4], n: u64) -> [f64; 4] {
     let mut v = from;
-    let k = [1.000_000_1 + seed as f64 * 1e-9, 0.999_999_7, 1.000_000_3, 0.999_999_9];
+    let k = [
+        1.000_000_1 + seed as f64 * 1e-9,
+        0.999_999_7,
+        1.000_000_3,
+        0.999_999_9,
+    ];
     for _ in 0..n {
         for j in 0..4 {
             v[j] = v[j] * k[j] + 1e-7;
@@ -198,7 +211,12 @@ fn set_up() -> Setup {
     );
     for &page in &SPARSE_PAGES {
         // SAFETY: inside the reservation.
-        unsafe { sparse.add(page * 4096).cast::<u64>().write(pattern(page as u64)) };
+        unsafe {
+            sparse
+                .add(page * 4096)
+                .cast::<u64>()
+                .write(pattern(page as u64))
+        };
     }
 
     let private_path = format!("/tmp/suspend-resumable-private-{pid}");
@@ -216,7 +234,11 @@ fn set_up() -> Setup {
 
     let shared_path = format!("/tmp/suspend-resumable-shared-{pid}");
     std::fs::write(&shared_path, vec![0u8; 8192]).expect("shared file");
-    let f = OpenOptions::new().read(true).write(true).open(&shared_path).expect("shared file");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&shared_path)
+        .expect("shared file");
     let shared_map = map(
         8192,
         libc::PROT_READ | libc::PROT_WRITE,
@@ -237,10 +259,21 @@ fn set_up() -> Setup {
         for i in 0..3 * 4096 {
             readonly.add(i).write((i % 199) as u8);
         }
-        assert_eq!(libc::mprotect(readonly.cast(), 2 * 4096, libc::PROT_READ), 0);
-        assert_eq!(libc::mprotect(readonly.add(2 * 4096).cast(), 4096, libc::PROT_NONE), 0);
+        assert_eq!(
+            libc::mprotect(readonly.cast(), 2 * 4096, libc::PROT_READ),
+            0
+        );
+        assert_eq!(
+            libc::mprotect(readonly.add(2 * 4096).cast(), 4096, libc::PROT_NONE),
+            0
+        );
     }
-    let guard = map(4096, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1);
+    let guard = map(
+        4096,
+        libc::PROT_NONE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+    );
 
     // Computing threads.
     let mut published = Vec::new();
@@ -310,13 +343,21 @@ fn set_up() -> Setup {
 
     // Signals: SIGUSR2 blocked and pending; SIGUSR1 on a sigaltstack;
     // SIGALRM from an interval timer.
-    handle(libc::SIGUSR2, on_usr2 as *const () as usize, libc::SA_RESTART);
+    handle(
+        libc::SIGUSR2,
+        on_usr2 as *const () as usize,
+        libc::SA_RESTART,
+    );
     handle(
         libc::SIGUSR1,
         on_usr1 as *const () as usize,
         libc::SA_RESTART | libc::SA_ONSTACK,
     );
-    handle(libc::SIGALRM, on_alarm as *const () as usize, libc::SA_RESTART);
+    handle(
+        libc::SIGALRM,
+        on_alarm as *const () as usize,
+        libc::SA_RESTART,
+    );
     let altstack = map(
         ALTSTACK_SIZE,
         libc::PROT_READ | libc::PROT_WRITE,
@@ -448,9 +489,15 @@ impl Setup {
         for i in 0..PRIVATE_LEN {
             // SAFETY: inside the mapping.
             let v = unsafe { self.private_map.add(i).read() };
-            let want = if i == 4096 + 10 { 0xAB } else { (i % 251) as u8 };
+            let want = if i == 4096 + 10 {
+                0xAB
+            } else {
+                (i % 251) as u8
+            };
             if v != want {
-                bad.push(format!("private file mapping byte {i} is {v:#x}, not {want:#x}"));
+                bad.push(format!(
+                    "private file mapping byte {i} is {v:#x}, not {want:#x}"
+                ));
                 break;
             }
         }
@@ -500,7 +547,9 @@ impl Setup {
             };
             let want = compute(i as u64, before, CHUNK);
             if after != want {
-                bad.push(format!("thread {i}: at step {steps} {after:?}, expected {want:?}"));
+                bad.push(format!(
+                    "thread {i}: at step {steps} {after:?}, expected {want:?}"
+                ));
             }
             if !p.tls_ok.load(Ordering::SeqCst) {
                 bad.push(format!("thread {i}: its thread-local changed"));
@@ -515,9 +564,13 @@ impl Setup {
         }
 
         // Sleeper keeps waking; the itimer keeps firing.
-        let (sleeps, alarms) = (self.sleeps.load(Ordering::SeqCst), ALARMS.load(Ordering::SeqCst));
+        let (sleeps, alarms) = (
+            self.sleeps.load(Ordering::SeqCst),
+            ALARMS.load(Ordering::SeqCst),
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
-        while (self.sleeps.load(Ordering::SeqCst) <= sleeps || ALARMS.load(Ordering::SeqCst) <= alarms)
+        while (self.sleeps.load(Ordering::SeqCst) <= sleeps
+            || ALARMS.load(Ordering::SeqCst) <= alarms)
             && Instant::now() < deadline
         {
             thread::sleep(Duration::from_millis(20));
@@ -544,7 +597,10 @@ impl Setup {
         self.append.write_all(tag.as_bytes()).unwrap();
         self.offset_file.write_all(b"B").unwrap();
         let mut text = String::new();
-        File::open(&self.append_path).unwrap().read_to_string(&mut text).unwrap();
+        File::open(&self.append_path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         let want: String = std::iter::once("before;".to_owned())
             .chain((1..=round).map(|r| format!("round{r};")))
             .collect();
@@ -558,7 +614,10 @@ impl Setup {
             want[14 + r] = b'B';
         }
         if bytes != want {
-            bad.push(format!("offset file holds {:?}", String::from_utf8_lossy(&bytes)));
+            bad.push(format!(
+                "offset file holds {:?}",
+                String::from_utf8_lossy(&bytes)
+            ));
         }
         bad
     }
@@ -605,7 +664,12 @@ impl Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
-        for path in [&self.private_path, &self.shared_path, &self.append_path, &self.offset_path] {
+        for path in [
+            &self.private_path,
+            &self.shared_path,
+            &self.append_path,
+            &self.offset_path,
+        ] {
             let _ = std::fs::remove_file(path);
         }
     }

@@ -37,7 +37,12 @@ fn pattern(i: u64) -> u64 {
     i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xbeef
 }
 
-async fn check(data: &[u64], ticks: &AtomicU64, tx: &tokio::sync::mpsc::Sender<u64>, rx: &mut tokio::sync::mpsc::Receiver<u64>) -> Vec<String> {
+async fn check(
+    data: &[u64],
+    ticks: &AtomicU64,
+    tx: &tokio::sync::mpsc::Sender<u64>,
+    rx: &mut tokio::sync::mpsc::Receiver<u64>,
+) -> Vec<String> {
     let mut bad = Vec::new();
     if let Some(i) = (0..data.len()).find(|&i| data[i] != pattern(i as u64)) {
         bad.push(format!("data differs at {i}"));
@@ -47,7 +52,9 @@ async fn check(data: &[u64], ticks: &AtomicU64, tx: &tokio::sync::mpsc::Sender<u
     if ticks.load(Ordering::SeqCst) <= before {
         bad.push("the interval task stopped ticking".into());
     }
-    let tasks: Vec<_> = (0..64u64).map(|i| tokio::spawn(async move { i * 2 })).collect();
+    let tasks: Vec<_> = (0..64u64)
+        .map(|i| tokio::spawn(async move { i * 2 }))
+        .collect();
     let mut sum = 0;
     for t in tasks {
         sum += t.await.unwrap_or(0);
@@ -55,7 +62,10 @@ async fn check(data: &[u64], ticks: &AtomicU64, tx: &tokio::sync::mpsc::Sender<u
     if sum != (0..64u64).map(|i| i * 2).sum::<u64>() {
         bad.push(format!("spawned tasks summed to {sum}"));
     }
-    if tokio::time::timeout(Duration::from_millis(50), std::future::pending::<()>()).await.is_ok() {
+    if tokio::time::timeout(Duration::from_millis(50), std::future::pending::<()>())
+        .await
+        .is_ok()
+    {
         bad.push("a timeout did not fire".into());
     }
     let sent = before ^ 0x5a5a;
@@ -71,7 +81,11 @@ async fn check(data: &[u64], ticks: &AtomicU64, tx: &tokio::sync::mpsc::Sender<u
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    suspend_client::register(Handlers { on_suspend, on_resume }).expect("register");
+    suspend_client::register(Handlers {
+        on_suspend,
+        on_resume,
+    })
+    .expect("register");
     let data: Vec<u64> = (0..(4 << 20) / 8).map(pattern).collect();
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
@@ -86,7 +100,9 @@ async fn main() {
     let mut out = tokio::io::stdout();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let say = |text: String| text + "\n";
-    out.write_all(say(format!("ready pid={}", std::process::id())).as_bytes()).await.unwrap();
+    out.write_all(say(format!("ready pid={}", std::process::id())).as_bytes())
+        .await
+        .unwrap();
     out.flush().await.unwrap();
     let mut last_ok = false;
     while let Ok(Some(line)) = lines.next_line().await {
@@ -105,10 +121,18 @@ async fn main() {
             "check" => {
                 let bad = check(&data, &ticks, &tx, &mut rx).await;
                 last_ok = bad.is_empty();
-                if last_ok { "check ok".into() } else { format!("check FAILED: {}", bad.join("; ")) }
+                if last_ok {
+                    "check ok".into()
+                } else {
+                    format!("check FAILED: {}", bad.join("; "))
+                }
             }
             "exit" => {
-                out.write_all(say(format!("exit {}", if last_ok { "ok" } else { "FAILED" })).as_bytes()).await.unwrap();
+                out.write_all(
+                    say(format!("exit {}", if last_ok { "ok" } else { "FAILED" })).as_bytes(),
+                )
+                .await
+                .unwrap();
                 out.flush().await.unwrap();
                 std::process::exit(if last_ok { 0 } else { 1 });
             }
