@@ -1,6 +1,6 @@
 //! The restore child: created with the image's pid, it takes the image's
-//! files, cwd and limits, prepares every mapping's contents in the zone and
-//! jumps into the restorer stub. It runs as a copy of the agent and must
+//! files, cwd and limits and jumps into the restorer stub (every mapping's
+//! contents are ready in the zone, inherited from the agent). It runs as a copy of the agent and must
 //! not allocate: everything it needs is in the [`Plan`], made beforehand.
 
 use std::{io::Read as _, os::fd::AsRawFd as _};
@@ -9,7 +9,7 @@ use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
 use super::{
     RestoreError,
-    plan::{OpenKind, Plan, Source, StdioPlan},
+    plan::{OpenKind, Plan, StdioPlan},
 };
 use crate::image::Image;
 
@@ -21,8 +21,6 @@ const STEP_OPEN: u32 = 103;
 const STEP_SEEK: u32 = 104;
 const STEP_STDIO: u32 = 105;
 const STEP_CWD: u32 = 106;
-const STEP_PREMAP: u32 = 107;
-const STEP_READ_PAGES: u32 = 108;
 const STEP_RLIMIT: u32 = 109;
 const STEP_PERSONALITY: u32 = 110;
 const STEP_EPOLL: u32 = 111;
@@ -36,8 +34,6 @@ fn child_step_name(step: u32) -> &'static str {
         STEP_SEEK => "seeking a reopened file",
         STEP_STDIO => "attaching stdio",
         STEP_CWD => "changing to the working directory",
-        STEP_PREMAP => "preparing a mapping",
-        STEP_READ_PAGES => "reading pages from pages.img",
         STEP_RLIMIT => "setting a resource limit",
         STEP_PERSONALITY => "setting the personality",
         STEP_EPOLL => "adding an fd to a restored epoll instance",
@@ -317,65 +313,6 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         }
         libc::prctl(libc::PR_SET_NAME, plan.comm.as_ptr());
 
-        for (i, premap) in plan.premaps.iter().enumerate() {
-            let (prot, flags, fd, offset) = match premap.source {
-                Source::Anonymous { grows_down } => (
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE
-                        | libc::MAP_ANONYMOUS
-                        | if grows_down { libc::MAP_GROWSDOWN } else { 0 },
-                    -1,
-                    0,
-                ),
-                Source::File {
-                    fd,
-                    offset,
-                    shared,
-                    prot,
-                } => (
-                    prot,
-                    if shared {
-                        libc::MAP_SHARED
-                    } else {
-                        libc::MAP_PRIVATE
-                    },
-                    fd,
-                    offset,
-                ),
-            };
-            let got = libc::mmap(
-                premap.at as *mut libc::c_void,
-                premap.len as usize,
-                prot,
-                flags | libc::MAP_FIXED,
-                fd,
-                offset as libc::off_t,
-            );
-            if got == libc::MAP_FAILED {
-                fail(plan, STEP_PREMAP, i);
-            }
-            for &(at, len, file_at) in &premap.runs {
-                let mut done = 0u64;
-                while done < len {
-                    let n = libc::pread(
-                        plan.pages_fd,
-                        (at + done) as *mut libc::c_void,
-                        (len - done) as usize,
-                        (file_at + done) as libc::off_t,
-                    );
-                    if n < 0 && *libc::__errno_location() == libc::EINTR {
-                        continue;
-                    }
-                    if n <= 0 {
-                        if n == 0 {
-                            *libc::__errno_location() = libc::EIO;
-                        }
-                        fail(plan, STEP_READ_PAGES, i);
-                    }
-                    done += n as u64;
-                }
-            }
-        }
         // The helpers the stub does not use (it closes the exe and the
         // report pipe itself).
         for fd in &plan.helpers {

@@ -5,7 +5,8 @@
 //!    kernel); a bad image is refused with what is wrong.
 //! 2. [`plan`]: where everything goes — a zone of addresses free both here
 //!    and in the image holds the restorer stub, its argument block, its
-//!    stacks, and every mapping's contents prepared before it runs.
+//!    stacks, and every mapping's contents, read in and checked by
+//!    [`load`] before the process exists.
 //! 3. [`child`]: the process is created with its own pid (`clone3`
 //!    `set_tid`), gets its files, cwd, limits and prepared memory, and
 //!    jumps into the stub, which lays the memory out and creates the threads
@@ -20,6 +21,7 @@
 
 mod child;
 mod finish;
+mod load;
 mod plan;
 mod validate;
 
@@ -88,7 +90,9 @@ pub struct Resumed {
 /// Resumes the image in `dir`.
 pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let started = Instant::now();
-    let image = Image::read(dir, true)?;
+    // Page checksums are verified as the pages are read in (`load`),
+    // still before anything is created.
+    let image = Image::read(dir, false)?;
     validate::image(&image)?;
     let mut plan = plan::Plan::new(&image, options)?;
     let pid = image.process.pid;

@@ -25,7 +25,7 @@ use suspend_common::restore::{
     THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
 };
 
-use super::{Options, RESTORER, RestoreError};
+use super::{Options, RESTORER, RestoreError, load::Run};
 use crate::{
     dump::vmas,
     image::{
@@ -46,9 +46,11 @@ const GIB: u64 = 1 << 30;
 pub struct Premap {
     pub at: u64,
     pub len: u64,
+    /// Where the stub moves it.
+    pub target: u64,
     pub source: Source,
-    /// `(address, bytes, offset in pages.img)` to read in.
-    pub runs: Vec<(u64, u64, u64)>,
+    /// The saved pages to read in.
+    pub runs: Vec<Run>,
 }
 
 #[derive(Debug)]
@@ -106,7 +108,6 @@ pub enum StdioPlan {
 pub struct Plan {
     /// Descriptors the child uses and closes; all above the image's own.
     pub helpers: Vec<OwnedFd>,
-    pub pages_fd: RawFd,
     /// The executable, for `PR_SET_MM_MAP` (the stub closes it).
     pub exe_fd: Option<RawFd>,
     pub report_read: OwnedFd,
@@ -115,7 +116,6 @@ pub struct Plan {
     pub entry: u64,
     pub args_addr: u64,
     pub stack_top: u64,
-    pub premaps: Vec<Premap>,
     pub opens: Vec<Open>,
     pub stdio: [StdioPlan; 3],
     pub cwd: CString,
@@ -216,7 +216,6 @@ impl Plan {
         let pages_path = image.dir.join(PAGES_FILE);
         let pages =
             File::open(&pages_path).map_err(prepare_err(pages_path.display().to_string()))?;
-        let pages_fd = helper(pages.into(), &mut helpers)?;
         let (report_read, report_write) =
             nix::unistd::pipe().map_err(|e| prepare_err("pipe")(e.into()))?;
         let report_read = lift(report_read, helper_min)?;
@@ -442,11 +441,18 @@ impl Plan {
                     let runs = m
                         .pages
                         .iter()
-                        .map(|r| (at + r.first_page * PAGE_SIZE, r.pages * PAGE_SIZE, r.at))
+                        .map(|r| Run {
+                            to: at + r.first_page * PAGE_SIZE,
+                            len: r.pages * PAGE_SIZE,
+                            from: r.at,
+                            xxh3: r.xxh3.clone(),
+                            mapping: m.start,
+                        })
                         .collect();
                     premaps.push(Premap {
                         at,
                         len,
+                        target: m.start,
                         source,
                         runs,
                     });
@@ -609,12 +615,12 @@ impl Plan {
             ));
         }
         map_region(region, &block.bytes, blob_len, args_reserve + stacks_len)?;
+        super::load::load(&premaps, &pages, &pages_path)?;
 
         let cwd = CString::new(p.cwd.clone())
             .map_err(|_| prepare_err(p.cwd.clone())(std::io::ErrorKind::InvalidInput.into()))?;
         Ok(Self {
             helpers,
-            pages_fd,
             exe_fd: (exe_fd != u32::MAX).then_some(exe_fd as RawFd),
             report_read,
             report_write,
@@ -622,7 +628,6 @@ impl Plan {
             entry: region,
             args_addr,
             stack_top: thread_args[0].stack_top,
-            premaps,
             opens,
             stdio,
             cwd,

@@ -220,9 +220,20 @@ fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
     if Path::new(&dir).exists() {
         // A thread of another process shows only under /proc/TGID/task,
         // but /proc/TID still resolves for it.
-        let by = fs::read_to_string(format!("{dir}/comm"))
+        let stat = fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+        // `pid (comm) S ppid …`: the comm may hold spaces and parentheses.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let mut fields = after.split_whitespace();
+        let (state, ppid) = (fields.next(), fields.next());
+        let comm = fs::read_to_string(format!("{dir}/comm"))
             .map(|c| format!("`{}`", c.trim()))
             .unwrap_or_else(|_| "another process".into());
+        let by = match (state, ppid) {
+            (Some("Z"), Some(ppid)) => {
+                format!("{comm}, a zombie its parent, pid {ppid}, has not reaped yet")
+            }
+            _ => comm,
+        };
         return Err(Refusal::PidInUse { pid, by, what });
     }
     Ok(())

@@ -1,0 +1,135 @@
+//! Every mapping's contents, prepared in the zone before the process is
+//! created, and checked on the way: each page run is read from
+//! `pages.img` straight into its place and its checksum verified there,
+//! by as many threads as there are CPUs (first-touch memory is the slow
+//! part). The restore child, a copy of this process, inherits the prepared
+//! memory copy-on-write; once this process unmaps the zone, the child's
+//! pages are its own and nothing was copied twice.
+
+use std::{fs::File, os::unix::fs::FileExt as _, path::Path};
+
+use super::{
+    RestoreError,
+    plan::{Premap, Source},
+};
+use crate::image::{format::xxh3_hex, reader::ReadError};
+
+/// One page run to read in.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// Where it goes (in the zone).
+    pub to: u64,
+    pub len: u64,
+    /// Offset in `pages.img`.
+    pub from: u64,
+    pub xxh3: String,
+    /// The mapping it belongs to, for messages.
+    pub mapping: u64,
+}
+
+/// Maps every premap at its place in the (reserved) zone.
+fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
+    for premap in premaps {
+        let (prot, flags, fd, offset) = match premap.source {
+            Source::Anonymous { grows_down } => (
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE
+                    | libc::MAP_ANONYMOUS
+                    | if grows_down { libc::MAP_GROWSDOWN } else { 0 },
+                -1,
+                0,
+            ),
+            Source::File {
+                fd,
+                offset,
+                shared,
+                prot,
+            } => (
+                prot,
+                if shared {
+                    libc::MAP_SHARED
+                } else {
+                    libc::MAP_PRIVATE
+                },
+                fd,
+                offset,
+            ),
+        };
+        // SAFETY: replaces part of our own reservation (the zone).
+        let got = unsafe {
+            libc::mmap(
+                premap.at as *mut libc::c_void,
+                premap.len as usize,
+                prot,
+                flags | libc::MAP_FIXED,
+                fd,
+                offset as libc::off_t,
+            )
+        };
+        if got == libc::MAP_FAILED {
+            return Err(RestoreError::Prepare {
+                what: format!("preparing the mapping for {:#x}", premap.target),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads and checks one run in place.
+fn read_run(pages: &File, path: &Path, run: &Run) -> Result<(), RestoreError> {
+    // SAFETY: `to..to+len` lies in a premap just mapped read-write, owned
+    // by this restore; no other thread touches the same run.
+    let dst = unsafe { std::slice::from_raw_parts_mut(run.to as *mut u8, run.len as usize) };
+    let bad = |reason: String| {
+        RestoreError::Read(ReadError::Pages {
+            path: path.to_path_buf(),
+            start: run.mapping,
+            at: run.from,
+            reason,
+        })
+    };
+    pages
+        .read_exact_at(dst, run.from)
+        .map_err(|e| bad(e.to_string()))?;
+    if xxh3_hex(dst) != run.xxh3 {
+        return Err(bad("checksum mismatch".into()));
+    }
+    Ok(())
+}
+
+/// Maps the premaps and reads every run into them, checking each.
+pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), RestoreError> {
+    map(premaps)?;
+    let runs: Vec<&Run> = premaps.iter().flat_map(|p| &p.runs).collect();
+    let total: u64 = runs.iter().map(|r| r.len).sum();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    // Contiguous shares of about equal size.
+    let share = total.div_ceil(workers as u64).max(1);
+    let mut groups: Vec<Vec<&Run>> = vec![Vec::new(); workers];
+    let mut taken = 0u64;
+    for run in runs {
+        let i = ((taken / share) as usize).min(workers - 1);
+        groups[i].push(run);
+        taken += run.len;
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|group| {
+                scope.spawn(move || group.iter().try_for_each(|run| read_run(pages, path, run)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| panic!("a page reader panicked"))
+            })
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    })
+}
