@@ -5,10 +5,8 @@
 //! from run to run.
 
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
     path::Path,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -17,7 +15,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     build,
-    live::{start_daemon, start_workload},
+    live::{Workload, become_subreaper, resume_workload, start_daemon, start_workload},
     setup, util,
 };
 
@@ -88,35 +86,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// The process a `resume` brought back: our child (we are a child
-/// subreaper), killed with SIGKILL by its pid and reaped when dropped —
-/// only if it is still our child, so no other process is ever hit.
-struct Resumed(libc::pid_t);
-
-impl Resumed {
-    /// Whether it has ended (and is now reaped), or is not our child.
-    fn ended(&self) -> bool {
-        let mut status = 0;
-        // SAFETY: a non-blocking wait for one pid; `status` is ours.
-        unsafe { libc::waitpid(self.0, &mut status, libc::WNOHANG) != 0 }
-    }
-}
-
-impl Drop for Resumed {
-    fn drop(&mut self) {
-        if self.ended() {
-            return;
-        }
-        // SAFETY: signalling and reaping our own child by its pid: until it
-        // is reaped the pid cannot be reused.
-        unsafe {
-            libc::kill(self.0, libc::SIGKILL);
-            let mut status = 0;
-            libc::waitpid(self.0, &mut status, 0);
-        }
-    }
-}
-
 /// The state letter of `/proc/PID/stat` (`None` once the pid is gone).
 fn proc_state(pid: &str) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -147,131 +116,19 @@ fn suspend(bin: &Path, pid: &str, image: &Path, extra: &[&str]) -> Result<(Strin
     Ok((text, wall))
 }
 
-/// How long a resume may take before it is killed (a hang must not stall
-/// the benchmark).
-const RESUME_LIMIT: Duration = Duration::from_secs(120);
-
-/// Waits for `child` to end, killing it after `limit`; returns its status
-/// and the moment it ended. It is waited without being reaped first
-/// (`WNOWAIT`), so the watchdog can never signal a reused pid.
-fn wait_limited(child: &mut Child, limit: Duration) -> Result<(ExitStatus, Instant)> {
-    let pid = child.id() as libc::pid_t;
-    let (stop, stopped) = mpsc::channel::<()>();
-    let watchdog = thread::spawn(move || {
-        if stopped.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-            // SAFETY: our child, not reaped until this thread is joined.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return true;
-        }
-        false
-    });
-    let ended = loop {
-        // SAFETY: waiting (without reaping) for our own child; `info` is
-        // ours.
-        let got = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if got == 0 {
-            break Ok(Instant::now());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            break Err(e);
-        }
-    };
-    drop(stop);
-    let timed_out = watchdog.join().unwrap_or(false);
-    let status = child.wait()?;
-    let ended = ended?;
-    if timed_out {
-        bail!("it did not end within {limit:?} and was killed ({status})");
-    }
-    Ok((status, ended))
-}
-
-/// Runs `suspend-agent resume IMAGE` and times it; returns the resumed
-/// process (checked to answer) with the wall time and the reported time.
-fn resume(bin: &Path, pid: &str, image: &Path) -> Result<(Resumed, f64, f64)> {
-    // The resumed process takes over the command's stdin and stdout: pipes
-    // we hold, so it neither sees EOF (and exits) nor blocks. Its stderr is
-    // /dev/null, so the command's stderr pipe closes when the command ends.
-    let started = Instant::now();
-    let mut child = Command::new(bin.join("suspend-agent"))
-        .arg("resume")
-        .arg(image)
-        .args(["--stderr", "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting suspend-agent resume")?;
-    // Taken before the wait, which would close it.
-    let mut stdin = child.stdin.take().context("resume stdin")?;
-    let waited = wait_limited(&mut child, RESUME_LIMIT);
-    // From here on, whatever happens, the resumed process is killed.
-    let resumed = Resumed(pid.parse().context("the workload's pid")?);
-    let (status, ended) = waited.context("suspend-agent resume")?;
-    let wall = ended.duration_since(started).as_secs_f64();
-    let mut stderr = child.stderr.take().context("resume stderr")?;
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    let text = rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("the stderr of suspend-agent resume stayed open")?;
-    if !status.success() {
-        bail!(
-            "suspend-agent resume failed ({status}): {}",
-            text.trim_end()
-        );
-    }
-    let summary = text
-        .lines()
-        .find(|l| l.contains("resumed pid "))
-        .with_context(|| format!("no summary from suspend-agent resume: {text}"))?;
-    if !summary.contains(&format!("resumed pid {pid}:")) {
-        bail!("resume brought back another pid than {pid}: {summary}");
-    }
-    let took = number_after(summary, ") in ")
-        .with_context(|| format!("no restore time in the summary: {summary}"))?;
-
+/// Resumes the workload and times it; returns it (checked to answer) with
+/// the wall time and the time `resume` reports.
+fn resume(bin: &Path, pid: &str, image: &Path) -> Result<(Workload, f64, f64)> {
+    let r = resume_workload(bin, pid, image)?;
+    let took = number_after(&r.summary, ") in ")
+        .with_context(|| format!("no restore time in the summary: {}", r.summary))?;
     // Alive and answering (its memory pattern and worker thread checked).
-    if resumed.ended() {
-        bail!("the resumed workload (pid {pid}) died right after the resume");
+    let mut workload = r.workload;
+    let line = workload.ask("check", "state ")?;
+    if !line.contains(" memory=intact") {
+        bail!("the resumed workload (pid {pid}) is damaged: {line}");
     }
-    let stdout = child.stdout.take().context("resume stdout")?;
-    let (tx, lines) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    writeln!(stdin, "check").context("asking the resumed workload")?;
-    stdin.flush()?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .with_context(|| format!("the resumed workload (pid {pid}) did not answer"))?;
-        if line.starts_with("state ") {
-            if !line.contains(" memory=intact") {
-                bail!("the resumed workload (pid {pid}) is damaged: {line}");
-            }
-            break;
-        }
-    }
-    Ok((resumed, wall, took))
+    Ok((workload, r.wall, took))
 }
 
 fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> {
@@ -353,15 +210,7 @@ pub fn run(args: Args) -> Result<()> {
     if !util::is_root()? {
         bail!("the benchmark freezes processes and needs root: run `sudo -E cargo xtask bench`");
     }
-    // A resumed process is a child of `resume` until it exits, then of the
-    // nearest subreaper: us, so that we can kill and reap it by its pid.
-    // SAFETY: a plain prctl on this process.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) } != 0 {
-        bail!(
-            "prctl(PR_SET_CHILD_SUBREAPER): {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    become_subreaper()?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir))?;
     let _daemon = start_daemon(&bin)?;
     warn_if_foreign_daemon(&bin);

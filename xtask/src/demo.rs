@@ -1,8 +1,11 @@
 //! `cargo xtask demo`: the README's first command. An opted-in workload is
 //! asked to suspend while it says busy, while it is inside a critical
 //! section (the request waits for it), and when it is ready; `sleep`, which
-//! never opted in, is asked too and left alone. Each step prints the command,
-//! its output and what its exit status means.
+//! never opted in, is asked too and left alone. Then the full cycle: the
+//! workload is suspended to an image (and killed), the image is inspected,
+//! the workload is resumed from it and reports that its state is intact.
+//! Each step prints the command, its output and what its exit status
+//! means.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -16,7 +19,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     build,
-    live::{Guard, start_daemon, start_workload},
+    live::{Guard, become_subreaper, resume_workload, start_daemon, start_workload},
     setup, util,
 };
 
@@ -28,6 +31,8 @@ fn meaning(code: i32) -> &'static str {
         5 => "refused",
         6 => "timeout",
         7 => "no agent daemon",
+        9 => "image refused",
+        10 => "pid in use",
         _ => "error",
     }
 }
@@ -117,9 +122,43 @@ pub fn run() -> Result<()> {
     if !state.contains("memory=intact") {
         bail!("the workload reports damage: {state}");
     }
+
+    util::stage("suspend it for real: frozen, written to an image, then killed");
+    let image = util::target_dir().join("demo-image");
+    let _ = std::fs::remove_dir_all(&image);
+    let image_arg = image.to_string_lossy().into_owned();
+    expect_code(agent(&bin, &["suspend", &pid, "-D", &image_arg])?, 0)?;
+    drop(workload); // reaped: its pid is free again
+
+    util::stage("what the image holds (every checksum verified first)");
+    expect_code(agent(&bin, &["inspect", &image_arg])?, 0)?;
+
+    util::stage("resume it from the image: same pid, same memory, same threads");
+    become_subreaper()?;
+    println!("  $ suspend-agent resume {image_arg}");
+    let resumed = resume_workload(&bin, &pid, &image)?;
+    println!("    {}", resumed.summary);
+    let mut workload = resumed.workload;
+
+    util::stage("the resumed workload checks itself");
+    // Its on_resume runs on the client's helper thread, just after the
+    // resume: give it a moment.
+    let mut state = workload.ask("check", "state")?;
+    for _ in 0..100 {
+        if state.contains("reason=restored") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        state = workload.ask("check", "state")?;
+    }
+    println!("  {state}");
+    if !state.contains("memory=intact") || !state.contains("reason=restored") {
+        bail!("the resumed workload is not intact: {state}");
+    }
     agent(&bin, &["list"])?;
+    let _ = std::fs::remove_dir_all(&image);
     println!(
-        "\ndemo: done. The registry is pinned at /sys/fs/bpf/suspend/registry (try `bpftool map dump pinned /sys/fs/bpf/suspend/registry`)."
+        "\ndemo: done. The workload was suspended, resumed where it left off, and registered again (`list`). The registry is pinned at /sys/fs/bpf/suspend/registry (try `bpftool map dump pinned /sys/fs/bpf/suspend/registry`)."
     );
     drop(sleep);
     Ok(())

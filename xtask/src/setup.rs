@@ -255,6 +255,8 @@ fn which(program: &str) -> Option<PathBuf> {
 struct Toolchain {
     channel: String,
     components: Vec<String>,
+    /// Extra targets (the restorer stub's `x86_64-unknown-none`).
+    targets: Vec<String>,
 }
 
 impl std::fmt::Display for Toolchain {
@@ -262,6 +264,9 @@ impl std::fmt::Display for Toolchain {
         f.write_str(&self.channel)?;
         if !self.components.is_empty() {
             write!(f, " + {}", self.components.join(", "))?;
+        }
+        if !self.targets.is_empty() {
+            write!(f, " + target {}", self.targets.join(", "))?;
         }
         Ok(())
     }
@@ -277,25 +282,25 @@ impl Toolchain {
             .map(|value| value.trim_matches('"').to_owned())
             .filter(|channel| !channel.is_empty())
             .ok_or_else(|| anyhow!("no `channel = \"…\"` line in {}", path.display()))?;
-        let components = match toml_value(&text, "components") {
-            None => Vec::new(),
-            Some(list) => list
-                .strip_prefix('[')
-                .and_then(|list| list.strip_suffix(']'))
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{}: write `components = [\"…\", …]` on one line",
-                        path.display()
-                    )
-                })?
-                .split(',')
-                .map(|item| item.trim().trim_matches('"').to_owned())
-                .filter(|item| !item.is_empty())
-                .collect(),
+        let list = |key: &str| -> Result<Vec<String>> {
+            Ok(match toml_value(&text, key) {
+                None => Vec::new(),
+                Some(list) => list
+                    .strip_prefix('[')
+                    .and_then(|list| list.strip_suffix(']'))
+                    .ok_or_else(|| {
+                        anyhow!("{}: write `{key} = [\"…\", …]` on one line", path.display())
+                    })?
+                    .split(',')
+                    .map(|item| item.trim().trim_matches('"').to_owned())
+                    .filter(|item| !item.is_empty())
+                    .collect(),
+            })
         };
         Ok(Self {
             channel,
-            components,
+            components: list("components")?,
+            targets: list("targets")?,
         })
     }
 
@@ -306,7 +311,30 @@ impl Toolchain {
             return Ok(Some("toolchain not installed".into()));
         }
         let missing = self.missing_components()?;
-        Ok((!missing.is_empty()).then(|| format!("components {} missing", missing.join(", "))))
+        if !missing.is_empty() {
+            return Ok(Some(format!("components {} missing", missing.join(", "))));
+        }
+        let missing = self.missing_targets()?;
+        Ok((!missing.is_empty()).then(|| format!("targets {} missing", missing.join(", "))))
+    }
+
+    fn missing_targets(&self) -> Result<Vec<&str>> {
+        if self.targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let installed = util::output(Command::new("rustup").args([
+            "target",
+            "list",
+            "--installed",
+            "--toolchain",
+            &self.channel,
+        ]))?;
+        Ok(self
+            .targets
+            .iter()
+            .map(String::as_str)
+            .filter(|target| !installed.lines().any(|line| line.trim() == *target))
+            .collect())
     }
 
     fn is_installed(&self) -> Result<bool> {
@@ -357,6 +385,14 @@ impl Toolchain {
             util::run(
                 Command::new("rustup")
                     .args(["component", "add", "--toolchain", &self.channel])
+                    .args(&missing),
+            )?;
+        }
+        let missing = self.missing_targets()?;
+        if !missing.is_empty() {
+            util::run(
+                Command::new("rustup")
+                    .args(["target", "add", "--toolchain", &self.channel])
                     .args(&missing),
             )?;
         }
