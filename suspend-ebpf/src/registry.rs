@@ -1,14 +1,18 @@
-//! Keeps the registry true: exec and exit remove a registration, a handler
+//! Keeps the registry true: exec and exit remove a registration (exit also
+//! the process's signal counts), a handler
 //! change on the suspend or resume signal marks it unusable (or usable again
 //! when the client's own handler comes back).
 
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::TracePointContext};
 use aya_log_ebpf::info;
-use suspend_common::registry::{STATE_REGISTERED, STATE_UNUSABLE};
+use suspend_common::{
+    registry::{STATE_REGISTERED, STATE_UNUSABLE},
+    signals::SignalKey,
+};
 
 use crate::{
     layout::{self, current_tgid, current_tid},
-    maps::registry,
+    maps::{registry, signals},
 };
 
 /// `SIG_DFL` and `SIG_IGN` as handler values.
@@ -38,8 +42,16 @@ fn try_on_exit(ctx: &TracePointContext) -> Result<(), i32> {
         // early; the agent re-checks the process before using it).
         current_tid() == tgid
     };
-    if group_dead && registry.remove(&tgid).is_ok() {
+    if !group_dead {
+        return Ok(());
+    }
+    if registry.remove(&tgid).is_ok() {
         info!(ctx, "pid {}: exited, registration removed", tgid);
+    }
+    // Its signal counts go with it: a later process with the same pid
+    // starts from zero.
+    for signal in 32..=64u32 {
+        let _ = signals.remove(&SignalKey { pid: tgid, signal });
     }
     Ok(())
 }
