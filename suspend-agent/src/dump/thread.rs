@@ -6,41 +6,9 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use super::DumpError;
 use crate::{
     freeze::Thread as FrozenThread,
-    image::format::{Regs, Rseq, Thread},
+    image::format::{Rseq, Thread},
     sys::ptrace,
 };
-
-fn regs(r: &libc::user_regs_struct) -> Regs {
-    Regs {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
-}
 
 /// Saves `thread` of `pid`; `xstate_size` is the CPU's xstate size.
 pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Thread, DumpError> {
@@ -70,7 +38,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
     })?;
     Ok(Thread {
         tid,
-        regs: regs(&r),
+        regs: (&r).into(),
         xstate: B64.encode(&xstate),
         sigmask,
         pending: pending.iter().map(|s| B64.encode(s)).collect(),

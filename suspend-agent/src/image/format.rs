@@ -192,6 +192,27 @@ pub struct Regs {
     pub gs: u64,
 }
 
+/// `user_regs_struct` ⇄ [`Regs`], field by field, from one list.
+macro_rules! convert_regs {
+    ($($field:ident),*) => {
+        impl From<&libc::user_regs_struct> for Regs {
+            fn from(r: &libc::user_regs_struct) -> Self {
+                Self { $($field: r.$field),* }
+            }
+        }
+        impl From<&Regs> for libc::user_regs_struct {
+            fn from(r: &Regs) -> Self {
+                Self { $($field: r.$field),* }
+            }
+        }
+    };
+}
+
+convert_regs!(
+    r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs,
+    eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs
+);
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rseq {
     pub addr: u64,

@@ -9,7 +9,7 @@
 use std::os::unix::fs::FileExt as _;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use nix::{errno::Errno, sys::wait::WaitStatus};
+use nix::errno::Errno;
 use suspend_common::{
     client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
     paths::CLIENT_MEMFD_NAME,
@@ -18,6 +18,7 @@ use suspend_common::{
 use super::{RestoreError, child::Created, plan::Plan};
 use crate::{
     dump::vmas,
+    freeze::inject::{Borrowed, Site},
     image::{
         Image,
         format::{PAGES_FILE, Regs},
@@ -56,7 +57,13 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         }
     }
 
-    let syscall_at = vdso_syscall(pid).map_err(|e| failed("finding the vDSO", e))?;
+    // The main thread runs two system calls for us (its registers are
+    // replaced below anyway). No scratch memory is needed.
+    let site = vdso(pid)
+        .and_then(|range| Site::find(pid, range, 0).map_err(|e| e.to_string()))
+        .map_err(|e| failed("finding the vDSO", e))?;
+    let mut main =
+        Borrowed::new(pid, site).map_err(|e| failed("borrowing the main thread", e.to_string()))?;
     let (zone, zone_len) = plan.zone;
     let calls: [(&str, i64, [u64; 6]); 2] = [
         (
@@ -71,11 +78,15 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         ),
     ];
     for (what, nr, args) in calls {
-        let ret = inject(pid, syscall_at, nr, args).map_err(|e| failed(what, e))?;
+        let ret = main
+            .syscall(nr, args)
+            .map_err(|e| failed(what, e.to_string()))?;
         if ret < 0 {
             return Err(failed(what, Errno::from_raw(-ret as i32).desc().into()));
         }
     }
+    main.restore()
+        .map_err(|e| failed("borrowing the main thread", e.to_string()))?;
 
     let resume = resume_signal(image);
     for thread in super::plan::main_first(image) {
@@ -103,88 +114,21 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     Ok(told)
 }
 
-/// A `syscall` instruction in the process's vDSO (wherever it is now).
-fn vdso_syscall(pid: u32) -> Result<u64, String> {
+/// Where the process's vDSO is now (a `syscall` instruction is borrowed
+/// from it).
+fn vdso(pid: u32) -> Result<(u64, u64), String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
-    let vdso = vmas::parse(&maps)
+    vmas::parse(&maps)
         .unwrap_or_default()
         .into_iter()
         .find(|v| v.path == "[vdso]")
-        .ok_or("the process has no vDSO")?;
-    let mut code = vec![0u8; (vdso.end - vdso.start) as usize];
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).map_err(|e| e.to_string())?;
-    mem.read_exact_at(&mut code, vdso.start)
-        .map_err(|e| e.to_string())?;
-    code.windows(2)
-        .position(|w| w == [0x0f, 0x05])
-        .map(|at| vdso.start + at as u64)
-        .ok_or_else(|| "no `syscall` instruction in the vDSO".into())
-}
-
-/// Runs one system call in stopped thread `tid` (its registers are
-/// replaced afterwards anyway).
-fn inject(tid: u32, syscall_at: u64, nr: i64, args: [u64; 6]) -> Result<i64, String> {
-    let mut regs = ptrace::regs(tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
-    regs.rip = syscall_at;
-    regs.rax = nr as u64;
-    regs.orig_rax = u64::MAX;
-    regs.rdi = args[0];
-    regs.rsi = args[1];
-    regs.rdx = args[2];
-    regs.r10 = args[3];
-    regs.r8 = args[4];
-    regs.r9 = args[5];
-    let p = nix::unistd::Pid::from_raw(tid as i32);
-    nix::sys::ptrace::setregs(p, regs).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
-    nix::sys::ptrace::step(p, None).map_err(|e| format!("PTRACE_SINGLESTEP: {e}"))?;
-    loop {
-        match ptrace::wait_tid(tid) {
-            Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
-            Ok(WaitStatus::PtraceEvent(..)) => continue,
-            Ok(other) => return Err(format!("stopped with {other:?} instead of the step")),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(format!("waitpid: {e}")),
-        }
-    }
-    let after = ptrace::regs(tid).map_err(|e| format!("PTRACE_GETREGS: {e}"))?;
-    Ok(after.rax as i64)
-}
-
-fn user_regs(r: &Regs) -> libc::user_regs_struct {
-    libc::user_regs_struct {
-        r15: r.r15,
-        r14: r.r14,
-        r13: r.r13,
-        r12: r.r12,
-        rbp: r.rbp,
-        rbx: r.rbx,
-        r11: r.r11,
-        r10: r.r10,
-        r9: r.r9,
-        r8: r.r8,
-        rax: r.rax,
-        rcx: r.rcx,
-        rdx: r.rdx,
-        rsi: r.rsi,
-        rdi: r.rdi,
-        orig_rax: r.orig_rax,
-        rip: r.rip,
-        cs: r.cs,
-        eflags: r.eflags,
-        rsp: r.rsp,
-        ss: r.ss,
-        fs_base: r.fs_base,
-        gs_base: r.gs_base,
-        ds: r.ds,
-        es: r.es,
-        fs: r.fs,
-        gs: r.gs,
-    }
+        .map(|v| (v.start, v.end))
+        .ok_or_else(|| "the process has no vDSO".into())
 }
 
 fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), String> {
     let p = nix::unistd::Pid::from_raw(tid as i32);
-    nix::sys::ptrace::setregs(p, user_regs(regs)).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
+    nix::sys::ptrace::setregs(p, regs.into()).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
     let mut iov = libc::iovec {
         iov_base: xstate.as_ptr() as *mut libc::c_void,
         iov_len: xstate.len(),
