@@ -278,7 +278,9 @@ fn resume_without_the_vdso_moved_fails_the_workload() {
             p
         }
         Err(code) => {
-            eprintln!("the broken restore failed outright (exit {code}): that is a failure too");
+            suspend_tests::note(&format!(
+                "the deliberately broken restore (vDSO left unmoved) failed outright (exit {code})"
+            ));
             return;
         }
     };
@@ -295,6 +297,14 @@ fn resume_without_the_vdso_moved_fails_the_workload() {
         "its check passed: {:#?}",
         r.seen
     );
+    let how = if code > 128 {
+        format!("died of signal {}", code - 128)
+    } else {
+        format!("exited with {code}")
+    };
+    suspend_tests::note(&format!(
+        "the deliberately broken restore (vDSO left unmoved) was caught: the workload {how}"
+    ));
 }
 
 #[test]
