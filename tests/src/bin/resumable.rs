@@ -17,7 +17,7 @@
 //!   not change), a shared file mapping (writes reach the file),
 //!   `mprotect`ed read-only memory and a `PROT_NONE` guard page (same
 //!   protections, same contents);
-//! - 8 threads computing with live AVX/FPU registers and thread-locals,
+//! - 8 threads computing with live AVX (or SSE) registers and thread-locals,
 //!   each publishing values the checker recomputes; a thread holding a
 //!   mutex through the suspension, released and joined after; a thread
 //!   waiting in `futex` (a condvar) woken after; a thread in `nanosleep`
@@ -134,16 +134,26 @@ fn perms_of(addr: usize) -> Option<String> {
 }
 
 /// The value a computing thread holds after `n` steps from `seed`: the
-/// checker recomputes it (same code, same registers' worth of math).
-#[inline(never)]
+/// checker recomputes it (same code, same registers' worth of math). With
+/// AVX the four lanes live in one `ymm` register for the whole chunk, so a
+/// resume that lost the upper halves of the vector registers shows.
 fn compute(seed: u64, from: [f64; 4], n: u64) -> [f64; 4] {
-    let mut v = from;
     let k = [
         1.000_000_1 + seed as f64 * 1e-9,
         0.999_999_7,
         1.000_000_3,
         0.999_999_9,
     ];
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        return unsafe { compute_avx(k, from, n) };
+    }
+    compute_scalar(k, from, n)
+}
+
+#[inline(never)]
+fn compute_scalar(k: [f64; 4], from: [f64; 4], n: u64) -> [f64; 4] {
+    let mut v = from;
     for _ in 0..n {
         for j in 0..4 {
             v[j] = v[j] * k[j] + 1e-7;
@@ -153,6 +163,27 @@ fn compute(seed: u64, from: [f64; 4], n: u64) -> [f64; 4] {
         }
     }
     v
+}
+
+#[target_feature(enable = "avx")]
+#[inline(never)]
+fn compute_avx(k: [f64; 4], from: [f64; 4], n: u64) -> [f64; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: unaligned loads and stores of four f64s from/to arrays.
+    unsafe {
+        let mut v = _mm256_loadu_pd(from.as_ptr());
+        let kv = _mm256_loadu_pd(k.as_ptr());
+        let add = _mm256_set1_pd(1e-7);
+        let limit = _mm256_set1_pd(1e6);
+        for _ in 0..n {
+            v = _mm256_add_pd(_mm256_mul_pd(v, kv), add);
+            let over = _mm256_cmp_pd::<_CMP_GT_OQ>(v, limit);
+            v = _mm256_sub_pd(v, _mm256_and_pd(over, limit));
+        }
+        let mut out = [0.0; 4];
+        _mm256_storeu_pd(out.as_mut_ptr(), v);
+        out
+    }
 }
 
 /// What a computing thread publishes after each chunk of steps: how many
