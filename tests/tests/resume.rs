@@ -18,12 +18,13 @@ fn suspend_and_resume(w: &mut Proc, pid: u32, name: &str) -> (Proc, ImageDir) {
     (resumed, dir)
 }
 
-/// The workload's `state` line once its on_resume has run `resumes` times
-/// (on_resume runs on the client's helper thread, just after the resume).
-fn state_after(w: &mut Proc, resumes: u32) -> String {
+/// The workload's `state` line (the answer to `command`) once its
+/// on_resume has run `resumes` times (on_resume runs on the client's helper
+/// thread, just after the resume).
+fn state_after(w: &mut Proc, command: &str, resumes: u32) -> String {
     let mut last = String::new();
     for _ in 0..250 {
-        last = w.ask("state", "state");
+        last = w.ask(command, "state");
         if field(&last, "resume") == resumes.to_string() {
             return last;
         }
@@ -45,7 +46,7 @@ fn resumed_workload_finds_all_its_state_intact() {
     let pid = ready_pid(&mut w);
     check_ok(&mut w);
     let (mut r, _dir) = suspend_and_resume(&mut w, pid, "resumable");
-    let state = state_after(&mut r, 1);
+    let state = state_after(&mut r, "state", 1);
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     assert_eq!(field(&state, "suspend"), "1", "{state}");
     assert_eq!(field(&state, "resume"), "1", "{state}");
@@ -63,7 +64,7 @@ fn the_same_process_is_suspended_and_resumed_three_times() {
     let pid = ready_pid(&mut w);
     for round in 1..=3 {
         let (mut r, _dir) = suspend_and_resume(&mut w, pid, &format!("round{round}"));
-        let state = state_after(&mut r, round);
+        let state = state_after(&mut r, "state", round);
         assert_eq!(field(&state, "reason"), "restored", "{state}");
         check_ok(&mut r);
         // It registered with the agent again, so it can be suspended again.
@@ -83,7 +84,7 @@ fn c_program_resumes_through_the_c_api() {
     let mut c = Proc::spawn(bin("c_workload"), &[]);
     let pid = ready_pid(&mut c);
     let (mut r, _dir) = suspend_and_resume(&mut c, pid, "c");
-    let state = r.ask("check", "state");
+    let state = state_after(&mut r, "check", 1);
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     assert_eq!(field(&state, "resume"), "1", "{state}");
@@ -315,7 +316,7 @@ fn tokio_runtime_resumes_with_its_epoll_and_eventfd() {
     let pid = ready_pid(&mut w);
     check_ok(&mut w);
     let (mut r, _dir) = suspend_and_resume(&mut w, pid, "tokio");
-    let state = state_after(&mut r, 1);
+    let state = state_after(&mut r, "state", 1);
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     check_ok(&mut r);
     r.exit_ok();
