@@ -7,14 +7,43 @@ use suspend_tests::{
     Daemon, ImageDir, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry, wait_for,
 };
 
-/// Suspends `w` (pid `pid`) to a new image, reaps it, resumes it.
+/// The process's fds and what they are (sockets left out: the client's
+/// short-lived connections to the agent come and go).
+fn fds(pid: u32) -> Vec<(u32, String)> {
+    let mut fds: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let n = e.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(e.path())
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
+            (!link.starts_with("socket:")).then_some((n, link))
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// Suspends `w` (pid `pid`) to a new image, reaps it, resumes it; the
+/// resumed process has the same fd numbers as before (pipes and ttys are
+/// the resume command's own, so only the numbers and kinds are compared).
 fn suspend_and_resume(w: &mut Proc, pid: u32, name: &str) -> (Proc, ImageDir) {
+    let kind = |fds: Vec<(u32, String)>| -> Vec<(u32, String)> {
+        fds.into_iter()
+            .map(|(n, link)| (n, link.split(':').next().unwrap_or("").to_owned()))
+            .collect()
+    };
+    let before = kind(fds(pid));
     let dir = ImageDir::new(name);
     let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
     assert_eq!(out.code, 0, "suspend: {out:?}");
     w.wait_exit();
     assert!(!pid_alive(pid), "pid {pid} is gone after the suspend");
     let resumed = Proc::resume(&dir.path, pid, &[]);
+    let after = kind(fds(pid));
+    assert_eq!(after, before, "pid {pid}: its descriptors after the resume");
     (resumed, dir)
 }
 

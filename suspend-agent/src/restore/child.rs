@@ -101,6 +101,18 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
     // SAFETY: `Report` is plain data; any bytes are a valid value.
     let report: Report = unsafe { std::ptr::read_unaligned(buf.as_ptr().cast()) };
     if got == buf.len() && report.kind == REPORT_READY {
+        // The stub closes the pipe right after the report: wait for that
+        // end of file, or the agent could take the thread over between the
+        // two and the pipe would stay open in the process.
+        let mut rest = [0u8; 1];
+        loop {
+            match pipe.read(&mut rest) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
         return Ok(Created { pid });
     }
     let detail = if got == buf.len() && report.kind == REPORT_FAILED {
