@@ -572,6 +572,11 @@ impl Setup {
         // Computing threads: their last chunk is what recomputation gives,
         // and they keep going.
         for (i, p) in self.published.iter().enumerate() {
+            // Right after start a thread may not have published a chunk yet.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while p.steps.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
             let (steps, (before, after)) = {
                 let v = p.values.lock().unwrap();
                 (p.steps.load(Ordering::SeqCst), *v)
