@@ -3,24 +3,34 @@
 //! one iovec, are resumed), through `/proc/PID/mem` where a mapping is not
 //! readable (`PROT_NONE` pages still hold data), and for shared anonymous
 //! memory (memfd, SysV shm) from the object itself, skipping its holes.
+//!
+//! First every mapping's runs are planned and given their place in the page
+//! file; then the batches are read straight into that place (the page file
+//! is mapped, see [`crate::image::PageFile`]) and checksummed there, by one
+//! worker per core taking the next batch as it finishes one.
 
 use std::{
     fs::File,
     io::{self, IoSliceMut},
     os::unix::fs::FileExt as _,
     path::PathBuf,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use nix::{sys::uio, unistd::Pid};
 
 use super::{DumpError, vmas::Vma};
-use crate::image::{
-    PageSink,
-    format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, xxh3_hex},
-};
+use crate::image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, xxh3_hex};
 
-/// Bytes read per batch: large enough to amortise the syscalls.
-const BATCH_BYTES: usize = 16 << 20;
+/// Bytes per batch: enough to amortise the syscall, small enough that the
+/// checksum reads what was just copied from the cache, and that the
+/// workers finish together.
+const BATCH_BYTES: usize = 2 << 20;
+/// Workers copying at once, at most.
+const MAX_WORKERS: usize = 4;
 /// Pagemap entries read at a time (256 MiB of address space).
 const PAGEMAP_BATCH: u64 = 65536;
 /// `process_vm_readv` takes at most this many remote iovecs (`IOV_MAX`).
@@ -53,19 +63,161 @@ impl Memory {
         })
     }
 
-    /// Saves what `vma` needs saved; returns its page runs.
-    pub fn save(&mut self, vma: &Vma, sink: &mut PageSink) -> Result<Vec<PageRun>, DumpError> {
-        let runs = match vma.kind() {
-            MappingKind::Kernel | MappingKind::SharedFile => return Ok(Vec::new()),
-            MappingKind::SharedAnonymous => return self.save_shared(vma, sink),
-            MappingKind::Anonymous => self.runs(vma, |e| e & (PM_PRESENT | PM_SWAPPED) != 0)?,
-            // Written pages of a private file mapping are anonymous copies;
-            // the others are still the file's.
-            MappingKind::PrivateFile => self.runs(vma, |e| {
-                e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
-            })?,
+    /// Which pages of each of `vmas` to save, and where each run goes in
+    /// the page file (one after the other, from offset 0).
+    pub fn plan(&self, vmas: &[Vma]) -> Result<Plan, DumpError> {
+        let mut mappings = Vec::with_capacity(vmas.len());
+        let mut at = 0;
+        for vma in vmas {
+            let (source, runs) = match vma.kind() {
+                MappingKind::Kernel | MappingKind::SharedFile => (Source::Nothing, Vec::new()),
+                MappingKind::SharedAnonymous => self.shared_runs(vma)?,
+                MappingKind::Anonymous => (
+                    Source::Process,
+                    self.runs(vma, |e| e & (PM_PRESENT | PM_SWAPPED) != 0)?,
+                ),
+                // Written pages of a private file mapping are anonymous
+                // copies; the others are still the file's.
+                MappingKind::PrivateFile => (
+                    Source::Process,
+                    self.runs(vma, |e| {
+                        e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
+                    })?,
+                ),
+            };
+            let bytes: u64 = runs.iter().map(|r| r.1 * PAGE_SIZE).sum();
+            mappings.push(Planned {
+                source,
+                runs,
+                at,
+                start: vma.start,
+                offset: vma.offset,
+                readable: vma.readable(),
+            });
+            at += bytes;
+        }
+        Ok(Plan {
+            mappings,
+            bytes: at,
+        })
+    }
+
+    /// Copies what `plan` says into `area` (the page file's first
+    /// `plan.bytes`) and checksums it; returns every mapping's page runs.
+    /// `tick` is called on this thread after each of its batches, with the
+    /// bytes copied so far by all the workers; an error from it stops the
+    /// copy.
+    pub fn copy(
+        &self,
+        plan: &Plan,
+        area: &mut [u8],
+        tick: &mut dyn FnMut(u64) -> Result<(), DumpError>,
+    ) -> Result<Vec<Vec<PageRun>>, DumpError> {
+        assert_eq!(area.len() as u64, plan.bytes, "the area is the plan's size");
+        let queue = Mutex::new(plan.batches(area).into_iter());
+        let shared = Shared {
+            plan,
+            queue: &queue,
+            copied: &AtomicU64::new(0),
+            failed: &AtomicBool::new(false),
         };
-        self.read_runs(vma, &runs, sink)
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, MAX_WORKERS);
+        let results = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..workers)
+                .filter_map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("suspend-copy-{i}"))
+                        .spawn_scoped(scope, || self.work(&shared, None))
+                        .ok()
+                })
+                .collect();
+            let mut results = vec![self.work(&shared, Some(tick))];
+            for helper in helpers {
+                results.push(helper.join().unwrap_or_else(|_| {
+                    Err(DumpError::Read {
+                        pid: self.pid,
+                        addr: 0,
+                        source: io::Error::other("a copying thread panicked"),
+                    })
+                }));
+            }
+            results
+        });
+        let mut saved: Vec<Vec<PageRun>> = plan
+            .mappings
+            .iter()
+            .map(|m| {
+                let mut at = m.at;
+                m.runs
+                    .iter()
+                    .map(|&(first_page, pages)| {
+                        let run = PageRun {
+                            first_page,
+                            pages,
+                            at,
+                            xxh3: String::new(),
+                        };
+                        at += pages * PAGE_SIZE;
+                        run
+                    })
+                    .collect()
+            })
+            .collect();
+        for result in results {
+            for (mapping, run, xxh3) in result? {
+                saved[mapping][run].xxh3 = xxh3;
+            }
+        }
+        Ok(saved)
+    }
+
+    /// Takes batches from the queue until it is empty or a worker failed;
+    /// returns (mapping, run, checksum) for every run it copied.
+    fn work(
+        &self,
+        shared: &Shared<'_, '_>,
+        mut tick: Option<&mut dyn FnMut(u64) -> Result<(), DumpError>>,
+    ) -> Result<Vec<(usize, usize, String)>, DumpError> {
+        let mut sums = Vec::new();
+        while !shared.failed.load(Ordering::Relaxed) {
+            let next = shared
+                .queue
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next();
+            let Some(batch) = next else { break };
+            let mapping = &shared.plan.mappings[batch.mapping];
+            let runs = &mapping.runs[batch.runs.clone()];
+            let outcome = match &mapping.source {
+                Source::Process => self.read_batch(mapping, runs, batch.buf),
+                Source::Object(file, path) => {
+                    self.read_object(file, path, mapping, runs, batch.buf)
+                }
+                Source::Nothing => Ok(()),
+            };
+            let copied = shared
+                .copied
+                .fetch_add(batch.buf.len() as u64, Ordering::Relaxed)
+                + batch.buf.len() as u64;
+            let outcome = outcome.and_then(|()| tick.as_mut().map_or(Ok(()), |t| t(copied)));
+            if let Err(e) = outcome {
+                shared.failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+            let mut offset = 0;
+            for (i, &(_, count)) in runs.iter().enumerate() {
+                let len = (count * PAGE_SIZE) as usize;
+                sums.push((
+                    batch.mapping,
+                    batch.runs.start + i,
+                    xxh3_hex(&batch.buf[offset..offset + len]),
+                ));
+                offset += len;
+            }
+        }
+        Ok(sums)
     }
 
     /// Runs of pages whose pagemap entry satisfies `keep`, at most
@@ -105,8 +257,9 @@ impl Memory {
     }
 
     /// Shared anonymous memory: the data regions of the object behind the
-    /// mapping (`SEEK_DATA`/`SEEK_HOLE` on `/proc/PID/map_files/…`).
-    fn save_shared(&mut self, vma: &Vma, sink: &mut PageSink) -> Result<Vec<PageRun>, DumpError> {
+    /// mapping (`SEEK_DATA`/`SEEK_HOLE` on `/proc/PID/map_files/…`), read
+    /// from the object itself.
+    fn shared_runs(&self, vma: &Vma) -> Result<(Source, Vec<Run>), DumpError> {
         let path = PathBuf::from(format!(
             "/proc/{}/map_files/{:x}-{:x}",
             self.pid, vma.start, vma.end
@@ -139,95 +292,47 @@ impl Memory {
             }
             at = hole.max(data + PAGE_SIZE);
         }
-        let mut saved = Vec::with_capacity(runs.len());
-        for (first, count) in runs {
+        Ok((Source::Object(file, path), runs))
+    }
+
+    /// Fills `buf` with `runs` of a shared object; past its end reads
+    /// short, and the rest is zeros.
+    fn read_object(
+        &self,
+        file: &File,
+        path: &std::path::Path,
+        mapping: &Planned,
+        runs: &[Run],
+        buf: &mut [u8],
+    ) -> Result<(), DumpError> {
+        let mut done = 0;
+        for &(first, count) in runs {
             let bytes = (count * PAGE_SIZE) as usize;
-            let mut buf = sink.buffer(bytes);
-            let offset = vma.offset + first * PAGE_SIZE;
-            // Past the end of the object reads short: the rest is zeros.
+            let run = &mut buf[done..done + bytes];
+            let offset = mapping.offset + first * PAGE_SIZE;
             let mut got = 0;
             while got < bytes {
-                match file.read_at(&mut buf[got..bytes], offset + got as u64) {
+                match file.read_at(&mut run[got..], offset + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(source) => {
                         return Err(DumpError::Proc {
                             pid: self.pid,
-                            path,
+                            path: path.to_path_buf(),
                             source,
                         });
                     }
                 }
             }
-            buf[got..bytes].fill(0);
-            let xxh3 = xxh3_hex(&buf);
-            let at = sink.put(buf)?;
-            saved.push(PageRun {
-                first_page: first,
-                pages: count,
-                at,
-                xxh3,
-            });
+            run[got..].fill(0);
+            done += bytes;
         }
-        Ok(saved)
-    }
-
-    /// Reads `runs` of `vma` in batches and appends them to the image.
-    fn read_runs(
-        &mut self,
-        vma: &Vma,
-        runs: &[Run],
-        sink: &mut PageSink,
-    ) -> Result<Vec<PageRun>, DumpError> {
-        let mut saved = Vec::with_capacity(runs.len());
-        let mut rest = runs;
-        while !rest.is_empty() {
-            // A batch: as many runs as fit in the buffer and one syscall.
-            let mut bytes = 0usize;
-            let mut n = 0;
-            while n < rest.len() && n < MAX_IOVS {
-                let run_bytes = (rest[n].1 * PAGE_SIZE) as usize;
-                if n > 0 && bytes + run_bytes > BATCH_BYTES {
-                    break;
-                }
-                bytes += run_bytes;
-                n += 1;
-            }
-            let (batch, tail) = rest.split_at(n);
-            rest = tail;
-            let mut buf = sink.buffer(bytes);
-            self.read_batch(vma, batch, &mut buf)?;
-            // Checksums here, on the reading core; the writer only writes.
-            let mut offset = 0;
-            let mut pending = Vec::with_capacity(batch.len());
-            for &(first, count) in batch {
-                let len = (count * PAGE_SIZE) as usize;
-                pending.push((
-                    first,
-                    count,
-                    offset as u64,
-                    xxh3_hex(&buf[offset..offset + len]),
-                ));
-                offset += len;
-            }
-            let base = sink.put(buf)?;
-            saved.extend(
-                pending
-                    .into_iter()
-                    .map(|(first_page, pages, offset, xxh3)| PageRun {
-                        first_page,
-                        pages,
-                        at: base + offset,
-                        xxh3,
-                    }),
-            );
-        }
-        Ok(saved)
+        Ok(())
     }
 
     /// Fills `buf` with the pages of `batch`.
-    fn read_batch(&mut self, vma: &Vma, batch: &[Run], buf: &mut [u8]) -> Result<(), DumpError> {
+    fn read_batch(&self, vma: &Planned, batch: &[Run], buf: &mut [u8]) -> Result<(), DumpError> {
         let bytes = buf.len();
         // Remote segments as (address, length), consumed as they are read.
         let mut remote: Vec<(u64, usize)> = batch
@@ -238,7 +343,7 @@ impl Memory {
         let mut next = 0usize; // first unread segment
         let pid = Pid::from_raw(self.pid as i32);
         while done < bytes {
-            let n = if vma.readable() {
+            let n = if vma.readable {
                 let iovs: Vec<uio::RemoteIoVec> = remote[next..]
                     .iter()
                     .map(|&(base, len)| uio::RemoteIoVec {
@@ -293,4 +398,79 @@ fn seek(file: &File, offset: u64, whence: libc::c_int) -> Option<u64> {
     // SAFETY: lseek on an fd we own; no memory is passed.
     let rc = unsafe { libc::lseek(file.as_raw_fd(), offset as libc::off_t, whence) };
     (rc >= 0).then_some(rc as u64)
+}
+
+/// Where a mapping's saved pages come from.
+enum Source {
+    /// Nothing is saved (kernel mappings, shared file mappings).
+    Nothing,
+    /// The process's memory.
+    Process,
+    /// The shared object behind the mapping, and its path for errors.
+    Object(File, PathBuf),
+}
+
+/// The pages of one mapping to save, and where they go.
+pub struct Planned {
+    source: Source,
+    runs: Vec<Run>,
+    /// Offset in the page file of the first run; the others follow.
+    at: u64,
+    start: u64,
+    offset: u64,
+    readable: bool,
+}
+
+/// What a dump saves of every mapping, in `/proc/PID/maps` order.
+pub struct Plan {
+    mappings: Vec<Planned>,
+    /// Bytes in all: the page file's length.
+    pub bytes: u64,
+}
+
+/// Runs of one mapping read together, and where they go.
+struct Batch<'a> {
+    mapping: usize,
+    runs: std::ops::Range<usize>,
+    buf: &'a mut [u8],
+}
+
+/// What the workers share.
+struct Shared<'p, 'a> {
+    plan: &'p Plan,
+    queue: &'p Mutex<std::vec::IntoIter<Batch<'a>>>,
+    copied: &'p AtomicU64,
+    failed: &'p AtomicBool,
+}
+
+impl Plan {
+    /// Cuts the plan into batches of at most [`BATCH_BYTES`] (or one run)
+    /// and `IOV_MAX` runs, each with its part of `area`.
+    fn batches<'a>(&self, mut area: &'a mut [u8]) -> Vec<Batch<'a>> {
+        let mut batches = Vec::new();
+        for (index, mapping) in self.mappings.iter().enumerate() {
+            let mut first = 0;
+            while first < mapping.runs.len() {
+                let mut bytes = 0usize;
+                let mut end = first;
+                while end < mapping.runs.len() && end - first < MAX_IOVS {
+                    let run_bytes = (mapping.runs[end].1 * PAGE_SIZE) as usize;
+                    if end > first && bytes + run_bytes > BATCH_BYTES {
+                        break;
+                    }
+                    bytes += run_bytes;
+                    end += 1;
+                }
+                let (buf, rest) = std::mem::take(&mut area).split_at_mut(bytes);
+                area = rest;
+                batches.push(Batch {
+                    mapping: index,
+                    runs: first..end,
+                    buf,
+                });
+                first = end;
+            }
+        }
+        batches
+    }
 }

@@ -185,13 +185,20 @@ pub fn dump(
         image.record(&Record::Thread(thread))?;
     }
 
-    let mut memory = memory::Memory::open(pid)?;
-    let mut sink = image.page_sink()?;
+    let memory = memory::Memory::open(pid)?;
+    let plan = memory.plan(&vmas)?;
+    let area = image.page_area(plan.bytes)?;
     let mut last_report = Instant::now();
-    let mut pages = 0;
-    for vma in &vmas {
-        let runs = memory.save(vma, &mut sink)?;
-        pages += runs.iter().map(|r| r.pages).sum::<u64>();
+    let saved = memory.copy(&plan, area, &mut |copied| {
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            frozen.keep_guard()?;
+            progress(format!("pid {pid}: {} MiB of memory saved", copied >> 20));
+        }
+        Ok(())
+    })?;
+    let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
+    for (vma, runs) in vmas.iter().zip(saved) {
         let kind = vma.kind();
         let file = matches!(kind, MappingKind::PrivateFile | MappingKind::SharedFile)
             .then(|| {
@@ -209,16 +216,7 @@ pub fn dump(
             file,
             pages: runs,
         }))?;
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
-            frozen.keep_guard()?;
-            progress(format!(
-                "pid {pid}: {} MiB of memory saved",
-                (pages * PAGE_SIZE) >> 20
-            ));
-        }
     }
-    image.end_pages(sink)?;
     for file in files {
         image.record(&Record::File(file))?;
     }

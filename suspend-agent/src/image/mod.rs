@@ -6,6 +6,6 @@ pub mod pages;
 pub mod reader;
 pub mod writer;
 
-pub use pages::PageSink;
+pub use pages::PageFile;
 pub use reader::Image;
 pub use writer::{ImageWriter, WriteError};

@@ -1,135 +1,127 @@
-//! Appending page contents to `pages.img` on threads of their own, so that
-//! reading the next batch from the frozen process overlaps writing earlier
-//! ones. Copying into fresh page-cache pages is the expensive part (on this
-//! kind of machine it dominates the dump), so two writers share it, each
-//! writing its batches at their own offsets. Buffers go back and forth, so
-//! no batch is copied twice.
+//! The page file, mapped into the agent. A dump reads the frozen process's
+//! pages straight into their place in the page cache (`process_vm_readv`
+//! with the mapping as its destination): one copy, on as many cores as
+//! there are, instead of a copy into a buffer and a second one by `write`.
+//!
+//! Copying into page-cache pages that do not exist yet costs far more than
+//! the copy itself (allocating, zeroing, a fault per page), so the space is
+//! made ready before the freeze: allocated on disk with `fallocate` (a full
+//! filesystem fails there, with `ENOSPC`, never later as a `SIGBUS` in the
+//! mapping), mapped, and populated for writing (`MADV_POPULATE_WRITE`).
 
-use std::{
-    fs::File,
-    io,
-    os::unix::fs::FileExt as _,
-    path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        mpsc::{self, Receiver, SyncSender},
-    },
-    thread::JoinHandle,
-};
+use std::{fs::File, io, os::unix::fs::FileExt as _, path::PathBuf};
 
-use super::WriteError;
+use memmap2::{Advice, MmapMut, MmapOptions, RemapOptions};
 
-/// Writer threads.
-const WRITERS: usize = 2;
-/// Batches waiting for a writer.
-const IN_FLIGHT: usize = 2;
+use super::{WriteError, format::PAGE_SIZE};
 
-/// A batch and where it goes in the page file.
-type Batch = (u64, Vec<u8>);
-
-pub struct PageSink {
-    to_writers: Option<SyncSender<Batch>>,
-    returned: Receiver<Vec<u8>>,
-    writers: Vec<JoinHandle<io::Result<()>>>,
+pub struct PageFile {
+    file: File,
     path: PathBuf,
-    /// Offset in `pages.img` of the next batch.
-    at: u64,
+    map: Option<MmapMut>,
+    /// Bytes at the start of the file that are allocated, mapped and
+    /// populated.
+    ready: u64,
 }
 
-impl PageSink {
-    /// Starts writing at offset `at` of `file` (`path`, for errors).
-    pub fn start(file: File, path: PathBuf, at: u64) -> Self {
-        let (to_writers, batches) = mpsc::sync_channel::<Batch>(IN_FLIGHT);
-        let batches = Arc::new(Mutex::new(batches));
-        let (give_back, returned) = mpsc::channel();
-        let file = Arc::new(file);
-        let writers = (0..WRITERS)
-            .filter_map(|i| {
-                let (batches, give_back, file) = (batches.clone(), give_back.clone(), file.clone());
-                std::thread::Builder::new()
-                    .name(format!("suspend-pages-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let next = batches.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                            let Ok((at, batch)) = next else { return Ok(()) };
-                            file.write_all_at(&batch, at)?;
-                            let _ = give_back.send(batch);
-                        }
-                    })
-                    .ok()
-            })
-            .collect();
+impl PageFile {
+    pub fn new(file: File, path: PathBuf) -> Self {
         Self {
-            to_writers: Some(to_writers),
-            returned,
-            writers,
+            file,
             path,
-            at,
+            map: None,
+            ready: 0,
         }
     }
 
-    /// A buffer of `len` bytes to fill (recycled when one came back).
-    pub fn buffer(&mut self, len: usize) -> Vec<u8> {
-        let mut buf = self.returned.try_recv().unwrap_or_default();
-        buf.resize(len, 0);
-        buf
-    }
-
-    /// Queues `batch` (whole pages) for writing; returns its offset.
-    pub fn put(&mut self, batch: Vec<u8>) -> Result<u64, WriteError> {
-        let at = self.at;
-        let len = batch.len() as u64;
-        let sent = match &self.to_writers {
-            Some(tx) if !self.writers.is_empty() => tx.send((at, batch)).is_ok(),
-            _ => false,
-        };
-        if !sent {
-            // The writer stopped: its error says why.
-            return Err(self
-                .stop()
-                .err()
-                .unwrap_or_else(|| self.error(io::Error::other("the page writer stopped"))));
+    /// Makes the first `bytes` (whole pages) ready to be copied into.
+    pub fn reserve(&mut self, bytes: u64) -> Result<(), WriteError> {
+        let bytes = bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        if bytes <= self.ready {
+            return Ok(());
         }
-        self.at += len;
-        Ok(at)
-    }
-
-    /// Waits for everything queued to be written; returns where the page
-    /// file ends.
-    pub fn finish(mut self) -> Result<u64, WriteError> {
-        self.stop()?;
-        Ok(self.at)
-    }
-
-    fn stop(&mut self) -> Result<(), WriteError> {
-        self.to_writers = None; // ends the writers' loops
-        if self.writers.is_empty() && self.at > 0 {
-            return Err(self.error(io::Error::other("the page writers could not start")));
-        }
-        let mut result = Ok(());
-        for writer in std::mem::take(&mut self.writers) {
-            let outcome = match writer.join() {
-                Ok(outcome) => outcome,
-                Err(_) => Err(io::Error::other("a page writer panicked")),
-            };
-            if let (Ok(()), Err(e)) = (&result, outcome) {
-                result = Err(self.error(e));
+        let (from, more) = (self.ready, bytes - self.ready);
+        self.allocate(from, more)?;
+        let len = usize::try_from(bytes)
+            .map_err(|_| self.error("mapping", io::ErrorKind::InvalidInput.into()))?;
+        match &mut self.map {
+            // SAFETY: nothing borrows the mapping while it moves (`&mut
+            // self`), and the file is at least `len` long.
+            Some(map) => unsafe { map.remap(len, RemapOptions::new().may_move(true)) }
+                .map_err(|e| self.error("mapping", e))?,
+            None => {
+                // SAFETY: the file is ours alone (created in a 0700
+                // directory) and nothing truncates it while it is mapped.
+                let map = unsafe { MmapOptions::new().len(len).map_mut(&self.file) }
+                    .map_err(|e| self.error("mapping", e))?;
+                self.map = Some(map);
             }
         }
-        result
+        let map = self.map.as_ref().expect("mapped above");
+        // Populated for writing; where the kernel cannot (before 5.14), the
+        // first copy into each page pays for it instead.
+        match map.advise_range(Advice::PopulateWrite, from as usize, more as usize) {
+            Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+                return Err(self.error("populating", e));
+            }
+            _ => {}
+        }
+        self.ready = bytes;
+        Ok(())
     }
 
-    fn error(&self, source: io::Error) -> WriteError {
+    /// The first `len` bytes of the file, ready and writable.
+    pub fn area(&mut self, len: u64) -> Result<&mut [u8], WriteError> {
+        if len == 0 {
+            return Ok(&mut []);
+        }
+        self.reserve(len)?;
+        let map = self.map.as_mut().expect("reserve maps");
+        Ok(&mut map[..len as usize])
+    }
+
+    /// Unmaps the file and cuts it to `len` bytes; returns it.
+    pub fn close(mut self, len: u64) -> Result<File, WriteError> {
+        self.map = None;
+        if self.ready > len {
+            self.file
+                .set_len(len)
+                .map_err(|e| self.error("truncating", e))?;
+        }
+        Ok(self.file)
+    }
+
+    /// Allocates `more` bytes at `from`: `fallocate`, or zeros written
+    /// where the filesystem cannot.
+    fn allocate(&self, from: u64, more: u64) -> Result<(), WriteError> {
+        let fd = std::os::fd::AsFd::as_fd(&self.file);
+        match nix::fcntl::fallocate(
+            fd,
+            nix::fcntl::FallocateFlags::empty(),
+            from as libc::off_t,
+            more as libc::off_t,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EOPNOTSUPP) => {}
+            Err(e) => return Err(self.error("allocating space for", e.into())),
+        }
+        let zeros = vec![0u8; (16 << 20).min(more as usize)];
+        let mut at = from;
+        while at < from + more {
+            let n = (from + more - at).min(zeros.len() as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], at)
+                .map_err(|e| self.error("writing", e))?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn error(&self, op: &'static str, source: io::Error) -> WriteError {
         WriteError::Io {
-            op: "writing",
+            op,
             path: self.path.clone(),
             source,
         }
-    }
-}
-
-impl Drop for PageSink {
-    fn drop(&mut self) {
-        let _ = self.stop();
     }
 }

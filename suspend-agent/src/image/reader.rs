@@ -285,9 +285,10 @@ mod tests {
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();
-        let mut sink = w.page_sink().unwrap();
-        let at = sink.put(pages.clone()).unwrap();
-        w.end_pages(sink).unwrap();
+        w.page_area(pages.len() as u64)
+            .unwrap()
+            .copy_from_slice(&pages);
+        let at = 0;
         w.record(&Record::Mapping(Mapping {
             start: 0x10000,
             end: 0x14000,
@@ -352,9 +353,7 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap();
         let mut w = ImageWriter::create(&root.join("img")).unwrap();
-        let mut sink = w.page_sink().unwrap();
-        sink.put(vec![0u8; PAGE_SIZE as usize]).unwrap();
-        w.end_pages(sink).unwrap();
+        w.page_area(PAGE_SIZE).unwrap().fill(1);
         drop(w);
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
         fs::remove_dir_all(root).unwrap();

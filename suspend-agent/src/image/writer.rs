@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{
-    PageSink,
+    PageFile,
     format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, xxh3_hex},
 };
 
@@ -36,10 +36,8 @@ pub struct ImageWriter {
     target: PathBuf,
     partial: PathBuf,
     meta: BufWriter<File>,
-    pages: File,
+    pages: Option<PageFile>,
     page_bytes: u64,
-    /// Bytes of `pages.img` written ahead of the dump (see `prewarm`).
-    prewarmed: u64,
     records: u64,
     finished: bool,
 }
@@ -49,8 +47,11 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WriteError
     move |source| WriteError::Io { op, path, source }
 }
 
+/// Creates `path`, 0600, readable too (the page file is mapped shared,
+/// which needs both).
 fn create_file(path: &Path) -> Result<File, WriteError> {
     OpenOptions::new()
+        .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -99,13 +100,13 @@ impl ImageWriter {
                 return Err(e);
             }
         };
+        let pages = PageFile::new(pages, partial.join(PAGES_FILE));
         Ok(Self {
             target: target.to_path_buf(),
             partial,
             meta: BufWriter::with_capacity(1 << 16, meta),
-            pages,
+            pages: Some(pages),
             page_bytes: 0,
-            prewarmed: 0,
             records: 0,
             finished: false,
         })
@@ -125,45 +126,33 @@ impl ImageWriter {
         self.page_bytes
     }
 
-    /// Makes the page-cache pages of the first `bytes` of `pages.img` exist
-    /// before the process is frozen. Copying into pages that exist is far
-    /// cheaper than into fresh ones (on this kind of machine the difference
-    /// dominates a dump), and this way the frozen process waits for none of
-    /// the allocation. What the dump does not use is cut off at `finish`.
-    /// Never more than nine tenths of the free space: an estimate must not
-    /// fail a dump that would have fitted.
+    /// Makes the first `bytes` of `pages.img` ready before the process is
+    /// frozen (allocated, mapped, populated: see [`PageFile`]), so the
+    /// frozen process waits for none of it. What the dump does not use is
+    /// cut off at `finish`. Never more than nine tenths of the free space:
+    /// an estimate must not fail a dump that would have fitted.
     pub fn prewarm(&mut self, bytes: u64) -> Result<(), WriteError> {
-        use std::os::unix::fs::FileExt as _;
         let free = nix::sys::statvfs::statvfs(&self.partial)
             .map(|s| s.blocks_available() * s.fragment_size())
             .unwrap_or(0);
-        let bytes = bytes.min(free / 10 * 9) / PAGE_SIZE * PAGE_SIZE;
-        let path = self.partial.join(PAGES_FILE);
-        let zeros = vec![0u8; 16 << 20];
-        let mut at = 0u64;
-        while at < bytes {
-            let n = (bytes - at).min(zeros.len() as u64) as usize;
-            self.pages
-                .write_all_at(&zeros[..n], at)
-                .map_err(io_err("writing", &path))?;
-            at += n as u64;
-        }
-        self.prewarmed = bytes;
-        Ok(())
+        self.page_file()?
+            .reserve(bytes.min(free / 10 * 9) / PAGE_SIZE * PAGE_SIZE)
     }
 
-    /// A [`PageSink`] appending to the page file on a thread of its own;
-    /// hand it back with [`Self::end_pages`].
-    pub fn page_sink(&mut self) -> Result<PageSink, WriteError> {
-        let path = self.partial.join(PAGES_FILE);
-        let file = self.pages.try_clone().map_err(io_err("opening", &path))?;
-        Ok(PageSink::start(file, path, self.page_bytes))
+    /// The page file's first `len` bytes, to copy the pages into; the page
+    /// file is that long when the image is finished.
+    pub fn page_area(&mut self, len: u64) -> Result<&mut [u8], WriteError> {
+        self.page_bytes = len;
+        self.page_file()?.area(len)
     }
 
-    /// Waits for `sink` to finish writing.
-    pub fn end_pages(&mut self, sink: PageSink) -> Result<(), WriteError> {
-        self.page_bytes = sink.finish()?;
-        Ok(())
+    fn page_file(&mut self) -> Result<&mut PageFile, WriteError> {
+        let path = self.partial.join(PAGES_FILE);
+        self.pages.as_mut().ok_or_else(|| WriteError::Io {
+            op: "writing",
+            path,
+            source: io::Error::other("the page file is closed"),
+        })
     }
 
     /// Writes the end record, makes everything durable and renames the
@@ -181,14 +170,13 @@ impl ImageWriter {
             .sync_all()
             .map_err(io_err("fsync", &meta_path))?;
         let pages_path = self.partial.join(PAGES_FILE);
-        if self.prewarmed > self.page_bytes {
-            self.pages
-                .set_len(self.page_bytes)
-                .map_err(io_err("truncating", &pages_path))?;
-        }
-        self.pages
-            .sync_all()
-            .map_err(io_err("fsync", &pages_path))?;
+        self.page_file()?;
+        let pages = self
+            .pages
+            .take()
+            .expect("checked above")
+            .close(self.page_bytes)?;
+        pages.sync_all().map_err(io_err("fsync", &pages_path))?;
         sync_dir(&self.partial)?;
         if self.target.exists() {
             return Err(WriteError::Exists {
