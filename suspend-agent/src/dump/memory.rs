@@ -8,6 +8,11 @@
 //! file; then the batches are read straight into that place (the page file
 //! is mapped, see [`crate::image::PageFile`]) and checksummed there, by one
 //! worker per core taking the next batch as it finishes one.
+//!
+//! Only the thread that froze the process reads through `/proc/PID/mem`:
+//! kernels built with `CONFIG_PROC_MEM_FORCE_PTRACE` (Debian's 7.x) let
+//! nobody else read a `PROT_NONE` page there, not even another thread of
+//! the tracer. The other workers leave such batches to it.
 
 use std::{
     fs::File,
@@ -104,9 +109,9 @@ impl Memory {
 
     /// Copies what `plan` says into `area` (the page file's first
     /// `plan.bytes`) and checksums it; returns every mapping's page runs.
-    /// `tick` is called on this thread after each of its batches, with the
-    /// bytes copied so far by all the workers; an error from it stops the
-    /// copy.
+    /// Must run on the thread that froze the process. `tick` is called on
+    /// this thread after each of its batches, with the bytes copied so far
+    /// by all the workers; an error from it stops the copy.
     pub fn copy(
         &self,
         plan: &Plan,
@@ -115,25 +120,26 @@ impl Memory {
     ) -> Result<Vec<Vec<PageRun>>, DumpError> {
         assert_eq!(area.len() as u64, plan.bytes, "the area is the plan's size");
         let queue = Mutex::new(plan.batches(area).into_iter());
+        let deferred = Mutex::new(Vec::new());
         let shared = Shared {
             plan,
-            queue: &queue,
+            deferred: &deferred,
             copied: &AtomicU64::new(0),
             failed: &AtomicBool::new(false),
         };
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, MAX_WORKERS);
-        let results = std::thread::scope(|scope| {
+        let mut results = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..workers)
                 .filter_map(|i| {
                     std::thread::Builder::new()
                         .name(format!("suspend-copy-{i}"))
-                        .spawn_scoped(scope, || self.work(&shared, None))
+                        .spawn_scoped(scope, || self.work(&shared, &queue, None))
                         .ok()
                 })
                 .collect();
-            let mut results = vec![self.work(&shared, Some(tick))];
+            let mut results = vec![self.work(&shared, &queue, Some(&mut *tick))];
             for helper in helpers {
                 results.push(helper.join().unwrap_or_else(|_| {
                     Err(DumpError::Read {
@@ -145,6 +151,12 @@ impl Memory {
             }
             results
         });
+        // What only this thread may read, now that the others are done.
+        let left = std::mem::take(&mut *deferred.lock().unwrap_or_else(|e| e.into_inner()));
+        if !left.is_empty() {
+            let queue = Mutex::new(left.into_iter());
+            results.push(self.work(&shared, &queue, Some(tick)));
+        }
         let mut saved: Vec<Vec<PageRun>> = plan
             .mappings
             .iter()
@@ -173,35 +185,46 @@ impl Memory {
         Ok(saved)
     }
 
-    /// Takes batches from the queue until it is empty or a worker failed;
-    /// returns (mapping, run, checksum) for every run it copied.
-    fn work(
+    /// Takes batches from `queue` until it is empty or a worker failed;
+    /// returns (mapping, run, checksum) for every run it copied. The
+    /// tracer's worker is the one with a `tick`; the others leave what
+    /// needs `/proc/PID/mem` to it.
+    fn work<'a>(
         &self,
-        shared: &Shared<'_, '_>,
+        shared: &Shared<'_, 'a>,
+        queue: &Mutex<std::vec::IntoIter<Batch<'a>>>,
         mut tick: Option<&mut dyn FnMut(u64) -> Result<(), DumpError>>,
     ) -> Result<Vec<(usize, usize, String)>, DumpError> {
+        let tracer = tick.is_some();
         let mut sums = Vec::new();
         while !shared.failed.load(Ordering::Relaxed) {
-            let next = shared
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next();
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
             let Some(batch) = next else { break };
             let mapping = &shared.plan.mappings[batch.mapping];
             let runs = &mapping.runs[batch.runs.clone()];
             let outcome = match &mapping.source {
-                Source::Process => self.read_batch(mapping, runs, batch.buf),
-                Source::Object(file, path) => {
-                    self.read_object(file, path, mapping, runs, batch.buf)
-                }
-                Source::Nothing => Ok(()),
+                Source::Process => self.read_batch(mapping, runs, batch.buf, tracer),
+                Source::Object(file, path) => self
+                    .read_object(file, path, mapping, runs, batch.buf)
+                    .map(|()| true),
+                Source::Nothing => Ok(true),
             };
-            let copied = shared
-                .copied
-                .fetch_add(batch.buf.len() as u64, Ordering::Relaxed)
-                + batch.buf.len() as u64;
-            let outcome = outcome.and_then(|()| tick.as_mut().map_or(Ok(()), |t| t(copied)));
+            let outcome = match outcome {
+                Ok(false) => {
+                    shared
+                        .deferred
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(batch);
+                    continue;
+                }
+                Ok(true) => {
+                    let len = batch.buf.len() as u64;
+                    let copied = shared.copied.fetch_add(len, Ordering::Relaxed) + len;
+                    tick.as_mut().map_or(Ok(()), |t| t(copied))
+                }
+                Err(e) => Err(e),
+            };
             if let Err(e) = outcome {
                 shared.failed.store(true, Ordering::Relaxed);
                 return Err(e);
@@ -331,8 +354,15 @@ impl Memory {
         Ok(())
     }
 
-    /// Fills `buf` with the pages of `batch`.
-    fn read_batch(&self, vma: &Planned, batch: &[Run], buf: &mut [u8]) -> Result<(), DumpError> {
+    /// Fills `buf` with the pages of `batch`; `false` if a page needs
+    /// `/proc/PID/mem` and this is not the tracer's thread.
+    fn read_batch(
+        &self,
+        vma: &Planned,
+        batch: &[Run],
+        buf: &mut [u8],
+        tracer: bool,
+    ) -> Result<bool, DumpError> {
         let bytes = buf.len();
         // Remote segments as (address, length), consumed as they are read.
         let mut remote: Vec<(u64, usize)> = batch
@@ -356,6 +386,9 @@ impl Memory {
             } else {
                 0
             };
+            if n == 0 && !tracer {
+                return Ok(false);
+            }
             let n = if n == 0 {
                 // Not readable through process_vm_readv (PROT_NONE, or a
                 // page it refuses): one page through /proc/PID/mem, which
@@ -389,7 +422,7 @@ impl Memory {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -438,7 +471,8 @@ struct Batch<'a> {
 /// What the workers share.
 struct Shared<'p, 'a> {
     plan: &'p Plan,
-    queue: &'p Mutex<std::vec::IntoIter<Batch<'a>>>,
+    /// Batches only the tracer's thread may read.
+    deferred: &'p Mutex<Vec<Batch<'a>>>,
     copied: &'p AtomicU64,
     failed: &'p AtomicBool,
 }
