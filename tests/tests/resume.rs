@@ -4,7 +4,8 @@
 use std::{path::Path, process::Command};
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry, wait_for,
+    Daemon, ImageDir, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry, suspend,
+    wait_for,
 };
 
 /// The process's fds and what they are (sockets left out: the client's
@@ -37,7 +38,7 @@ fn suspend_and_resume(w: &mut Proc, pid: u32, name: &str) -> (Proc, ImageDir) {
     };
     let before = kind(fds(pid));
     let dir = ImageDir::new(name);
-    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 0, "suspend: {out:?}");
     w.wait_exit();
     assert!(!pid_alive(pid), "pid {pid} is gone after the suspend");
@@ -233,7 +234,7 @@ fn bad_images_are_refused_before_anything_is_created() {
     let _file = Remove(file.clone());
     let pid = ready_pid(&mut w);
     let dir = ImageDir::new("good");
-    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     w.wait_exit();
     let image = dir.path.clone();
@@ -269,13 +270,7 @@ fn bad_images_are_refused_before_anything_is_created() {
     let mut other = Proc::spawn(bin("workload"), &[]);
     let other_pid = ready_pid(&mut other);
     let other_dir = ImageDir::new("other");
-    let out = agent(&[
-        "suspend",
-        &other_pid.to_string(),
-        "-D",
-        other_dir.arg(),
-        "--leave-running",
-    ]);
+    let out = suspend(other_pid, &other_dir, &["--leave-running"]);
     assert_eq!(out.code, 0, "{out:?}");
     refused(
         &other_dir.path,
@@ -291,6 +286,57 @@ fn bad_images_are_refused_before_anything_is_created() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
+fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
+    // A suspend that kills the process returns before its parent reaps it.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("zombie");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "suspend: {out:?}");
+    let zombie = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    };
+    wait_for("the killed workload to be a zombie", || {
+        zombie().then_some(())
+    });
+
+    // Never reaped: refused after the grace, naming the zombie's parent.
+    let out = agent(&["resume", dir.arg()]);
+    assert_eq!(out.code, 10, "{out:?}");
+    let parent = std::process::id();
+    assert!(
+        out.stderr.contains(&format!(
+            "a zombie its parent, pid {parent}, has not reaped"
+        )),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("nothing was created"), "{out:?}");
+    assert!(zombie(), "the zombie was left alone");
+
+    // Reaped a moment after the resume started: the resume goes ahead.
+    let path = dir.path.clone();
+    let resume = std::thread::spawn(move || Proc::try_resume(&path, &[]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.wait_exit();
+    let mut r = match resume.join().expect("the resume thread") {
+        Ok(mut r) => {
+            r.pid = pid;
+            r
+        }
+        Err(code) => panic!("resume waited for the zombie, yet exited with {code}"),
+    };
+    let state = state_after(&mut r, "state", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(&mut r);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn resume_without_the_vdso_moved_fails_the_workload() {
     // The deliberately broken restore (SUSPEND_FAULT_SKIP_VDSO=1): the
     // process's code still points into the vDSO where it was. Its own
@@ -299,7 +345,7 @@ fn resume_without_the_vdso_moved_fails_the_workload() {
     let mut w = Proc::spawn(bin("resumable"), &[]);
     let pid = ready_pid(&mut w);
     let dir = ImageDir::new("novdso");
-    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     w.wait_exit();
     let broken = match Proc::try_resume(&dir.path, &[("SUSPEND_FAULT_SKIP_VDSO", "1")]) {

@@ -2,7 +2,12 @@
 //! already verified the format, the version and every checksum; this is
 //! what an intact image may still not be resumable for, here and now.
 
-use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
+use std::{
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use crate::{
     dump::vmas,
@@ -215,9 +220,18 @@ fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refus
     Ok(())
 }
 
+/// How long a zombie holding a needed pid is given to be reaped: a
+/// suspend that kills the process returns before its parent reaps it, and
+/// a resume run right after it should not fail for that.
+const ZOMBIE_GRACE: Duration = Duration::from_secs(2);
+
 fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
     let dir = format!("/proc/{pid}");
-    if Path::new(&dir).exists() {
+    let since = Instant::now();
+    loop {
+        if !Path::new(&dir).exists() {
+            return Ok(());
+        }
         // A thread of another process shows only under /proc/TGID/task,
         // but /proc/TID still resolves for it.
         let stat = fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
@@ -225,16 +239,21 @@ fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
         let mut fields = after.split_whitespace();
         let (state, ppid) = (fields.next(), fields.next());
+        let zombie = matches!(state, Some("Z" | "X"));
+        if zombie && since.elapsed() < ZOMBIE_GRACE {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
         let comm = fs::read_to_string(format!("{dir}/comm"))
             .map(|c| format!("`{}`", c.trim()))
             .unwrap_or_else(|_| "another process".into());
-        let by = match (state, ppid) {
-            (Some("Z"), Some(ppid)) => {
-                format!("{comm}, a zombie its parent, pid {ppid}, has not reaped yet")
-            }
+        let by = match (zombie, ppid) {
+            (true, Some(ppid)) => format!(
+                "{comm}, a zombie its parent, pid {ppid}, has not reaped in {} s",
+                ZOMBIE_GRACE.as_secs()
+            ),
             _ => comm,
         };
         return Err(Refusal::PidInUse { pid, by, what });
     }
-    Ok(())
 }
