@@ -70,6 +70,14 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// `suspend-agent suspend PID -D DIR EXTRA…`.
+pub fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> Output {
+    let pid = pid.to_string();
+    let mut args = vec!["suspend", pid.as_str(), "-D", dir.arg()];
+    args.extend_from_slice(extra);
+    agent(&args)
+}
+
 /// Runs `suspend-agent ARGS` to completion.
 pub fn agent(args: &[&str]) -> Output {
     let out = Command::new(bin("suspend-agent"))
@@ -441,12 +449,40 @@ impl Drop for Proc {
 
 /// Kills a process that is not our child (e.g. a workload's fork) when
 /// dropped.
-pub struct KillOnDrop(pub u32);
+pub struct KillOnDrop(Option<std::os::fd::OwnedFd>);
+
+impl KillOnDrop {
+    /// Holds `pid` through a pidfd taken now, so that the kill on drop
+    /// reaches this process and never one that got its pid later.
+    pub fn new(pid: u32) -> Self {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: pidfd_open takes no pointers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+        if fd < 0 {
+            return Self(None); // already gone
+        }
+        // SAFETY: a new fd, ours alone.
+        Self(Some(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+        }))
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        // SAFETY: sending SIGKILL to a pid this test created.
-        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        use std::os::fd::AsRawFd as _;
+        if let Some(fd) = &self.0 {
+            // SAFETY: a signal through a pidfd we own; no siginfo passed.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0u32,
+                )
+            };
+        }
     }
 }
 
@@ -615,4 +651,55 @@ pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
         return None;
     }
     None
+}
+
+/// What the self-checking workloads record of the handshake: they agree to
+/// every suspension and count both callbacks; `state` reports the counts.
+pub mod handshake {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use suspend_client::{Decision, Handlers, ResumeInfo, SuspendRequest};
+
+    static SUSPENDS: AtomicU32 = AtomicU32::new(0);
+    static RESUMES: AtomicU32 = AtomicU32::new(0);
+    static REASON: AtomicU32 = AtomicU32::new(u32::MAX);
+
+    fn on_suspend(_: &SuspendRequest) -> Decision {
+        SUSPENDS.fetch_add(1, Ordering::SeqCst);
+        Decision::Ready
+    }
+
+    fn on_resume(info: &ResumeInfo) {
+        RESUMES.fetch_add(1, Ordering::SeqCst);
+        REASON.store(info.reason_code, Ordering::SeqCst);
+    }
+
+    /// Callbacks that say ready and count.
+    pub fn counting() -> Handlers {
+        Handlers {
+            on_suspend,
+            on_resume,
+        }
+    }
+
+    /// The line a workload answers `state` with:
+    /// `state suspend=N resume=N reason=NAME`.
+    pub fn state() -> String {
+        format!(
+            "state suspend={} resume={} reason={}",
+            SUSPENDS.load(Ordering::SeqCst),
+            RESUMES.load(Ordering::SeqCst),
+            reason_name(REASON.load(Ordering::SeqCst))
+        )
+    }
+
+    /// A resume reason code as the tests spell it (`none`: not told yet).
+    pub fn reason_name(code: u32) -> &'static str {
+        match code {
+            0 => "restored",
+            1 => "continued",
+            2 => "aborted",
+            _ => "none",
+        }
+    }
 }

@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, path::Path};
 
 use suspend_tests::{
     Daemon, ImageDir, Proc, Value, agent, bin, field, image_page, inspect, ready_pid,
-    registry_entry, wait_for,
+    registry_entry, suspend, wait_for,
 };
 
 const UNSUPPORTED: i32 = 8;
@@ -16,13 +16,6 @@ const UNSUPPORTED: i32 = 8;
 /// Must match `layout_byte` in the workload.
 fn layout_byte(region: u8, page: usize) -> u8 {
     region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
-}
-
-fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> suspend_tests::Output {
-    let pid = pid.to_string();
-    let mut args = vec!["suspend", pid.as_str(), "-D", dir.arg()];
-    args.extend_from_slice(extra);
-    agent(&args)
 }
 
 /// (start, end, perms, path) of every line of `/proc/PID/maps`.

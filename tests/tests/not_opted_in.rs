@@ -3,7 +3,7 @@
 //! proves it), and the process keeps running.
 
 use suspend_common::DEFAULT_SUSPEND_SIGNAL;
-use suspend_tests::{Daemon, Proc, agent, bin, dry_run, ready_pid, signal_counts};
+use suspend_tests::{Daemon, Proc, bin, dry_run, ready_pid, signal_counts, suspend};
 
 const NOT_OPTED_IN: i32 = 3;
 
@@ -22,7 +22,7 @@ fn plain_sleep_is_cancelled_and_untouched() {
     // Not even a real request (with an image directory) sends anything,
     // or writes anything.
     let dir = suspend_tests::ImageDir::new("sleep");
-    let out = agent(&["suspend", &pid.to_string(), "-D", dir.arg()]);
+    let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, NOT_OPTED_IN, "{out:?}");
     assert!(
         dir.leftovers().is_empty(),

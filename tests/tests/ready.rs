@@ -183,7 +183,7 @@ fn preload_shim_opts_in_an_unmodified_python() {
 
     // Programs it starts are not opted in.
     let child: u32 = field(&py.ask("spawn", "child"), "pid").parse().unwrap();
-    let _child = suspend_tests::KillOnDrop(child);
+    let _child = suspend_tests::KillOnDrop::new(child);
     assert!(
         registry_entry(child).is_none(),
         "the preloaded program's child must not be registered"

@@ -125,7 +125,7 @@ fn fork_does_not_inherit() {
     let (mut w, pid) = registered_workload();
     let line = w.ask("fork", "child");
     let child: u32 = field(&line, "pid").parse().unwrap();
-    let _child = KillOnDrop(child);
+    let _child = KillOnDrop::new(child);
     assert!(
         registry_entry(child).is_none(),
         "the child of a registered process is not registered"

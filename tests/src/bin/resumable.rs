@@ -41,11 +41,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use suspend_client::{Decision, Handlers, ResumeInfo, SuspendRequest};
+use suspend_tests::handshake;
 
-static SUSPENDS: AtomicU32 = AtomicU32::new(0);
-static RESUMES: AtomicU32 = AtomicU32::new(0);
-static REASON: AtomicU32 = AtomicU32::new(u32::MAX);
 static USR2_GOT: AtomicU32 = AtomicU32::new(0);
 static ALARMS: AtomicU64 = AtomicU64::new(0);
 static USR1_ON_ALTSTACK: AtomicU32 = AtomicU32::new(0);
@@ -55,25 +52,6 @@ const ALTSTACK_SIZE: usize = 64 * 1024;
 
 const COMPUTERS: usize = 8;
 const MIB: usize = 1 << 20;
-
-fn on_suspend(_: &SuspendRequest) -> Decision {
-    SUSPENDS.fetch_add(1, Ordering::SeqCst);
-    Decision::Ready
-}
-
-fn on_resume(info: &ResumeInfo) {
-    RESUMES.fetch_add(1, Ordering::SeqCst);
-    REASON.store(info.reason_code, Ordering::SeqCst);
-}
-
-fn reason_name(code: u32) -> &'static str {
-    match code {
-        0 => "restored",
-        1 => "continued",
-        2 => "aborted",
-        _ => "none",
-    }
-}
 
 fn pattern(i: u64) -> u64 {
     i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed
@@ -712,11 +690,7 @@ impl Drop for Setup {
 }
 
 fn main() {
-    suspend_client::register(Handlers {
-        on_suspend,
-        on_resume,
-    })
-    .expect("register");
+    suspend_client::register(handshake::counting()).expect("register");
     let mut setup = set_up();
     println!("ready pid={}", std::process::id());
     let _ = std::io::stdout().flush();
@@ -732,12 +706,7 @@ fn main() {
                     println!("check FAILED: {}", bad.join("; "));
                 }
             }
-            "state" => println!(
-                "state suspend={} resume={} reason={}",
-                SUSPENDS.load(Ordering::SeqCst),
-                RESUMES.load(Ordering::SeqCst),
-                reason_name(REASON.load(Ordering::SeqCst))
-            ),
+            "state" => println!("{}", handshake::state()),
             "exit" => {
                 let bad = setup.finish();
                 if bad.is_empty() {

@@ -11,27 +11,13 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use suspend_client::{Decision, Handlers, ResumeInfo, SuspendRequest};
+use suspend_tests::handshake;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-
-static SUSPENDS: AtomicU32 = AtomicU32::new(0);
-static RESUMES: AtomicU32 = AtomicU32::new(0);
-static REASON: AtomicU32 = AtomicU32::new(u32::MAX);
-
-fn on_suspend(_: &SuspendRequest) -> Decision {
-    SUSPENDS.fetch_add(1, Ordering::SeqCst);
-    Decision::Ready
-}
-
-fn on_resume(info: &ResumeInfo) {
-    RESUMES.fetch_add(1, Ordering::SeqCst);
-    REASON.store(info.reason_code, Ordering::SeqCst);
-}
 
 fn pattern(i: u64) -> u64 {
     i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xbeef
@@ -81,11 +67,7 @@ async fn check(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    suspend_client::register(Handlers {
-        on_suspend,
-        on_resume,
-    })
-    .expect("register");
+    suspend_client::register(handshake::counting()).expect("register");
     let data: Vec<u64> = (0..(4 << 20) / 8).map(pattern).collect();
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
@@ -107,17 +89,7 @@ async fn main() {
     let mut last_ok = false;
     while let Ok(Some(line)) = lines.next_line().await {
         let reply = match line.trim() {
-            "state" => format!(
-                "state suspend={} resume={} reason={}",
-                SUSPENDS.load(Ordering::SeqCst),
-                RESUMES.load(Ordering::SeqCst),
-                match REASON.load(Ordering::SeqCst) {
-                    0 => "restored",
-                    1 => "continued",
-                    2 => "aborted",
-                    _ => "none",
-                }
-            ),
+            "state" => handshake::state(),
             "check" => {
                 let bad = check(&data, &ticks, &tx, &mut rx).await;
                 last_ok = bad.is_empty();

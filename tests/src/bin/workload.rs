@@ -78,15 +78,6 @@ fn pattern(len: usize) -> Vec<u64> {
         .collect()
 }
 
-fn reason_name(code: u32) -> &'static str {
-    match code {
-        0 => "restored",
-        1 => "continued",
-        2 => "aborted",
-        _ => "none",
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut context = Context::Thread;
@@ -242,7 +233,7 @@ fn main() {
                     "state suspend={} resume={} reason={} request={} own_handler={} registered={} memory={}",
                     SUSPEND_CALLS.load(Ordering::SeqCst),
                     RESUME_CALLS.load(Ordering::SeqCst),
-                    reason_name(LAST_REASON.load(Ordering::SeqCst)),
+                    suspend_tests::handshake::reason_name(LAST_REASON.load(Ordering::SeqCst)),
                     LAST_REQUEST.load(Ordering::SeqCst),
                     OWN_HANDLER_CALLS.load(Ordering::SeqCst),
                     suspend_client::is_registered(),
