@@ -318,25 +318,6 @@ impl Toolchain {
         Ok((!missing.is_empty()).then(|| format!("targets {} missing", missing.join(", "))))
     }
 
-    fn missing_targets(&self) -> Result<Vec<&str>> {
-        if self.targets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let installed = util::output(Command::new("rustup").args([
-            "target",
-            "list",
-            "--installed",
-            "--toolchain",
-            &self.channel,
-        ]))?;
-        Ok(self
-            .targets
-            .iter()
-            .map(String::as_str)
-            .filter(|target| !installed.lines().any(|line| line.trim() == *target))
-            .collect())
-    }
-
     fn is_installed(&self) -> Result<bool> {
         let list = util::output(Command::new("rustup").args(["toolchain", "list"]))?;
         // Lines look like `1.98.0-x86_64-unknown-linux-gnu (active)`.
@@ -347,19 +328,31 @@ impl Toolchain {
     }
 
     fn missing_components(&self) -> Result<Vec<&str>> {
+        self.missing_of("component", &self.components)
+    }
+
+    fn missing_targets(&self) -> Result<Vec<&str>> {
+        self.missing_of("target", &self.targets)
+    }
+
+    /// Which of `wanted` `rustup KIND list --installed` does not list
+    /// (`clippy-x86_64-unknown-linux-gnu` names `clippy`; `rust-src` is
+    /// listed alone).
+    fn missing_of<'a>(&self, kind: &str, wanted: &'a [String]) -> Result<Vec<&'a str>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
         let installed = util::output(Command::new("rustup").args([
-            "component",
+            kind,
             "list",
             "--installed",
             "--toolchain",
             &self.channel,
         ]))?;
-        // `clippy-x86_64-unknown-linux-gnu`, but `rust-src` alone.
-        Ok(self
-            .components
+        Ok(wanted
             .iter()
             .map(String::as_str)
-            .filter(|component| !installed.lines().any(|line| names(line.trim(), component)))
+            .filter(|item| !installed.lines().any(|line| names(line.trim(), item)))
             .collect())
     }
 
@@ -380,21 +373,17 @@ impl Toolchain {
             }
             util::run(&mut cmd)?;
         }
-        let missing = self.missing_components()?;
-        if !missing.is_empty() {
-            util::run(
-                Command::new("rustup")
-                    .args(["component", "add", "--toolchain", &self.channel])
-                    .args(&missing),
-            )?;
-        }
-        let missing = self.missing_targets()?;
-        if !missing.is_empty() {
-            util::run(
-                Command::new("rustup")
-                    .args(["target", "add", "--toolchain", &self.channel])
-                    .args(&missing),
-            )?;
+        for (kind, missing) in [
+            ("component", self.missing_components()?),
+            ("target", self.missing_targets()?),
+        ] {
+            if !missing.is_empty() {
+                util::run(
+                    Command::new("rustup")
+                        .args([kind, "add", "--toolchain", &self.channel])
+                        .args(&missing),
+                )?;
+            }
         }
         if let Some(still) = self.missing()? {
             bail!("rustup did not install {}: {still}", self.channel);
