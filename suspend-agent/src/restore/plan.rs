@@ -425,16 +425,10 @@ impl Plan {
             }
             let len = m.end - m.start;
             let grows_down = m.path == "[stack]";
-            match source {
-                None => moves.push(Move {
-                    from: 0,
-                    to: m.start,
-                    len,
-                    prot: prot(&m.perms) as u32,
-                    kind: MOVE_FRESH,
-                    flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
-                    _pad: 0,
-                }),
+            // Fresh (nothing saved: zeros) or moved from where it was
+            // prepared.
+            let (from, kind) = match source {
+                None => (0, MOVE_FRESH),
                 Some(source) => {
                     let at = cursor;
                     cursor += len + PAGE_SIZE;
@@ -456,17 +450,18 @@ impl Plan {
                         source,
                         runs,
                     });
-                    moves.push(Move {
-                        from: at,
-                        to: m.start,
-                        len,
-                        prot: prot(&m.perms) as u32,
-                        kind: MOVE_REMAP,
-                        flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
-                        _pad: 0,
-                    });
+                    (at, MOVE_REMAP)
                 }
-            }
+            };
+            moves.push(Move {
+                from,
+                to: m.start,
+                len,
+                prot: prot(&m.perms) as u32,
+                kind,
+                flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
+                _pad: 0,
+            });
         }
 
         // The argument block.
