@@ -119,11 +119,27 @@ pub fn detach(tid: u32, signal: Option<i32>) -> Result<(), Errno> {
 }
 
 /// Waits for a killed tracee to be gone, so it does not linger as a zombie
-/// reported to us.
+/// reported to us. Unlike [`wait_tid`], a zombie is not taken as gone: a
+/// traced zombie stays traced until its tracer waits for it, and a process
+/// whose threads stay so can never be reaped by its parent. The caller
+/// reaps a group's other threads before its leader (which is reported only
+/// after them); the wait is bounded all the same.
 pub fn reap(tid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut pause = std::time::Duration::from_micros(20);
     loop {
-        match wait_tid(tid) {
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => return,
+        match waitpid(pid(tid), Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return, // not (or no longer) ours
+            Ok(WaitStatus::StillAlive) => {
+                if std::time::Instant::now() >= deadline {
+                    log::warn!("thread {tid} was killed but is still not gone; left to the kernel");
+                    return;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(5));
+            }
             Ok(_) => {
                 // A last stop (e.g. PTRACE_EVENT_EXIT) before it dies.
                 let _ = ptrace::cont(pid(tid), None);
