@@ -188,8 +188,11 @@ fn kernel_mappings(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Whether `id` still names the same file (with `content`: also the same
-/// size and modification time).
+/// Whether `id` still names the same file. An open file must be the very
+/// same one (device and inode). A mapped file or the executable (`content`)
+/// must have the same size and modification time; under another inode that
+/// is taken as the same contents — the file on another machine, or a copy
+/// that kept its times (`cp -p`, a package installed again).
 fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refusal> {
     let meta = fs::metadata(Path::new(&id.path)).map_err(|source| Refusal::FileGone {
         what,
@@ -201,23 +204,29 @@ fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refus
         path: id.path.clone(),
         how,
     };
-    if meta.dev() != id.dev || meta.ino() != id.ino {
-        return Err(changed("it is another file now".into()));
+    let same_inode = meta.dev() == id.dev && meta.ino() == id.ino;
+    if !content {
+        return if same_inode {
+            Ok(())
+        } else {
+            Err(changed("it is another file now".into()))
+        };
     }
-    if content {
-        if meta.size() != id.size {
-            return Err(changed(format!(
-                "size {} then, {} now",
-                id.size,
-                meta.size()
-            )));
-        }
-        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-        if mtime_ns != id.mtime_ns {
-            return Err(changed("modified".into()));
-        }
+    let mut how = Vec::new();
+    if meta.size() != id.size {
+        how.push(format!("size {} then, {} now", id.size, meta.size()));
     }
-    Ok(())
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    if mtime_ns != id.mtime_ns {
+        how.push("modified".to_owned());
+    }
+    if how.is_empty() {
+        return Ok(());
+    }
+    if !same_inode {
+        how.insert(0, "it is another file now".to_owned());
+    }
+    Err(changed(how.join(", ")))
 }
 
 /// How long a zombie holding a needed pid is given to be reaped: a
