@@ -102,7 +102,12 @@ impl PageFile {
             more as libc::off_t,
         ) {
             Ok(()) => return Ok(()),
-            Err(nix::errno::Errno::EOPNOTSUPP) => {}
+            // Not supported by this filesystem.
+            Err(
+                nix::errno::Errno::EOPNOTSUPP
+                | nix::errno::Errno::ENOSYS
+                | nix::errno::Errno::EINVAL,
+            ) => {}
             Err(e) => return Err(self.error("allocating space for", e.into())),
         }
         let zeros = vec![0u8; (16 << 20).min(more as usize)];
