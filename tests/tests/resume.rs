@@ -286,6 +286,37 @@ fn bad_images_are_refused_before_anything_is_created() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_mapped_file_copied_with_its_times_is_accepted() {
+    // What another machine looks like to a mapped file: the same contents,
+    // size and modification time under another inode.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("copied");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "suspend: {out:?}");
+    w.wait_exit();
+    let file = format!("/tmp/suspend-resumable-private-{pid}");
+    let copy = format!("{file}.copy");
+    let ino = |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = ino(&file);
+    let status = Command::new("cp")
+        .args(["-p", &file, &copy])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -p");
+    std::fs::rename(&copy, &file).unwrap();
+    assert_ne!(ino(&file), before, "the file is another inode now");
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "state", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    // Its check reads the private mapping (now of the copy) and the file.
+    check_ok(&mut r);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
     // A suspend that kills the process returns before its parent reaps it.
     let _daemon = Daemon::start();
@@ -303,6 +334,17 @@ fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
     wait_for("the killed workload to be a zombie", || {
         zombie().then_some(())
     });
+    // The agent waited for every thread it traced: none is left a traced
+    // zombie, which its parent could never reap (a race: slow guests hit it).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l == "TracerPid:\t0"),
+        "the zombie is still traced: {status}"
+    );
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    assert_eq!(tasks, 1, "only the zombie leader is left");
 
     // Never reaped: refused after the grace, naming the zombie's parent.
     let out = agent(&["resume", dir.arg()]);
