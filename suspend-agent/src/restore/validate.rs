@@ -191,8 +191,9 @@ fn kernel_mappings(image: &Image) -> Result<(), Refusal> {
 /// Whether `id` still names the same file. An open file must be the very
 /// same one (device and inode). A mapped file or the executable (`content`)
 /// must have the same size and modification time; under another inode that
-/// is taken as the same contents — the file on another machine, or a copy
-/// that kept its times (`cp -p`, a package installed again).
+/// (to the second) is taken as the same contents — the file on another
+/// machine, or a copy that kept its times (`cp -p`, a package installed
+/// again).
 fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refusal> {
     let meta = fs::metadata(Path::new(&id.path)).map_err(|source| Refusal::FileGone {
         what,
@@ -217,7 +218,14 @@ fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refus
         how.push(format!("size {} then, {} now", id.size, meta.size()));
     }
     let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    if mtime_ns != id.mtime_ns {
+    // A copy may keep only whole seconds (`tar` in ustar format, `scp -p`,
+    // busybox `cp -p`).
+    let same_mtime = if same_inode {
+        mtime_ns == id.mtime_ns
+    } else {
+        meta.mtime() == id.mtime_ns.div_euclid(1_000_000_000)
+    };
+    if !same_mtime {
         how.push("modified".to_owned());
     }
     if how.is_empty() {
