@@ -63,6 +63,17 @@ fn state_after(w: &mut Proc, command: &str, resumes: u32) -> String {
     panic!("on_resume did not run {resumes} time(s): {last}");
 }
 
+/// The resumable workload, started and suspended (killed) to a new image
+/// `name`; not reaped yet.
+fn resumable_suspended(name: &str) -> (Proc, u32, ImageDir) {
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new(name);
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "suspend: {out:?}");
+    (w, pid, dir)
+}
+
 fn check_ok(w: &mut Proc) {
     let line = w.ask("check", "check");
     assert_eq!(line, "check ok", "the workload's own check: {line}");
@@ -290,11 +301,7 @@ fn a_mapped_file_copied_with_its_times_is_accepted() {
     // What another machine looks like to a mapped file: the same contents,
     // size and modification time under another inode.
     let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("resumable"), &[]);
-    let pid = ready_pid(&mut w);
-    let dir = ImageDir::new("copied");
-    let out = suspend(pid, &dir, &[]);
-    assert_eq!(out.code, 0, "suspend: {out:?}");
+    let (mut w, pid, dir) = resumable_suspended("copied");
     w.wait_exit();
     let file = format!("/tmp/suspend-resumable-private-{pid}");
     let copy = format!("{file}.copy");
@@ -358,11 +365,7 @@ fn a_pipe_another_process_also_holds_is_refused() {
 fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
     // A suspend that kills the process returns before its parent reaps it.
     let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("resumable"), &[]);
-    let pid = ready_pid(&mut w);
-    let dir = ImageDir::new("zombie");
-    let out = suspend(pid, &dir, &[]);
-    assert_eq!(out.code, 0, "suspend: {out:?}");
+    let (mut w, pid, dir) = resumable_suspended("zombie");
     let zombie = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
             s.rsplit_once(')')
@@ -422,11 +425,7 @@ fn resume_without_the_vdso_moved_fails_the_workload() {
     // process's code still points into the vDSO where it was. Its own
     // checks (clock reads, sleeps) must fail: it dies or reports a failure.
     let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("resumable"), &[]);
-    let pid = ready_pid(&mut w);
-    let dir = ImageDir::new("novdso");
-    let out = suspend(pid, &dir, &[]);
-    assert_eq!(out.code, 0, "{out:?}");
+    let (mut w, pid, dir) = resumable_suspended("novdso");
     w.wait_exit();
     let broken = match Proc::try_resume(&dir.path, &[("SUSPEND_FAULT_SKIP_VDSO", "1")]) {
         Ok(mut p) => {
