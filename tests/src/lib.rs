@@ -359,10 +359,37 @@ impl Proc {
                         return line;
                     }
                 }
-                Err(_) => panic!(
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
                     "pid {}: no line starting with {prefix:?} within {WAIT:?}; it printed: {:#?}",
                     self.pid, self.seen
                 ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Its output ended: it exited or died. Say how.
+                    let mut how = "its output was closed".to_owned();
+                    for _ in 0..200 {
+                        let code = if self.resumed {
+                            self.try_wait_resumed()
+                        } else {
+                            self.child.try_wait().ok().flatten().map(|s| {
+                                use std::os::unix::process::ExitStatusExt as _;
+                                s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
+                            })
+                        };
+                        if let Some(code) = code {
+                            how = match code {
+                                c if c > 128 => format!("it died of signal {}", c - 128),
+                                -1 => "it ended (its status was collected elsewhere)".into(),
+                                c => format!("it exited with status {c}"),
+                            };
+                            break;
+                        }
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    panic!(
+                        "pid {}: ended before a line starting with {prefix:?}: {how}; it printed: {:#?}",
+                        self.pid, self.seen
+                    )
+                }
             }
         }
     }
