@@ -140,15 +140,13 @@ pub fn dump(
     let started = Instant::now();
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
-    let bad = files::unrestorable(pid, &files);
+    let bad = files::unrestorable(&files);
     if !bad.is_empty() {
         if !options.drop_unsupported {
-            let fds = bad.into_iter().map(|(_, what)| what).collect();
-            return Err(DumpError::Unsupported { pid, fds });
+            return Err(DumpError::Unsupported { pid, fds: bad });
         }
-        files.retain(|f| !bad.iter().any(|(fd, _)| *fd == f.fd));
+        files.retain(|f| f.restorable());
     }
-    files::read_pipes(pid, &mut files)?;
 
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {
