@@ -367,15 +367,7 @@ impl Proc {
                     // Its output ended: it exited or died. Say how.
                     let mut how = "its output was closed".to_owned();
                     for _ in 0..200 {
-                        let code = if self.resumed {
-                            self.try_wait_resumed()
-                        } else {
-                            self.child.try_wait().ok().flatten().map(|s| {
-                                use std::os::unix::process::ExitStatusExt as _;
-                                s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))
-                            })
-                        };
-                        if let Some(code) = code {
+                        if let Some(code) = self.try_status() {
                             how = match code {
                                 c if c > 128 => format!("it died of signal {}", c - 128),
                                 -1 => "it ended (its status was collected elsewhere)".into(),
@@ -433,20 +425,27 @@ impl Proc {
         );
     }
 
-    /// Waits for it to exit; its exit code.
+    /// Its exit status if it has ended: the exit code, 128 + the signal
+    /// that killed it, or -1 if it was collected elsewhere.
+    fn try_status(&mut self) -> Option<i32> {
+        if self.resumed {
+            return self.try_wait_resumed();
+        }
+        let status = self.child.try_wait().ok().flatten()?;
+        use std::os::unix::process::ExitStatusExt as _;
+        Some(
+            status
+                .code()
+                .unwrap_or_else(|| status.signal().map_or(-1, |s| 128 + s)),
+        )
+    }
+
+    /// Waits for it to exit; its exit status as [`Proc::try_status`] says.
     pub fn wait_exit(&mut self) -> i32 {
         self.stdin.take();
         let deadline = Instant::now() + WAIT;
         loop {
-            let code = if self.resumed {
-                self.try_wait_resumed()
-            } else {
-                match self.child.try_wait() {
-                    Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
-                    _ => None,
-                }
-            };
-            if let Some(code) = code {
+            if let Some(code) = self.try_status() {
                 // Collect what is left of its output.
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
                     eprintln!("[pid {}] {line}", self.pid);

@@ -74,6 +74,14 @@ fn resumable_suspended(name: &str) -> (Proc, u32, ImageDir) {
     (w, pid, dir)
 }
 
+/// A resumed workload was told "restored" (`resumes` times in all) and
+/// passes its own check.
+fn restored_intact(r: &mut Proc, resumes: u32) {
+    let state = state_after(r, "state", resumes);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(r);
+}
+
 fn check_ok(w: &mut Proc) {
     let line = w.ask("check", "check");
     assert_eq!(line, "check ok", "the workload's own check: {line}");
@@ -105,9 +113,7 @@ fn the_same_process_is_suspended_and_resumed_three_times() {
     let pid = ready_pid(&mut w);
     for round in 1..=3 {
         let (mut r, _dir) = suspend_and_resume(&mut w, pid, &format!("round{round}"));
-        let state = state_after(&mut r, "state", round);
-        assert_eq!(field(&state, "reason"), "restored", "{state}");
-        check_ok(&mut r);
+        restored_intact(&mut r, round);
         // It registered with the agent again, so it can be suspended again.
         let entry = wait_for("the resumed process to register again", || {
             registry_entry(pid)
@@ -315,10 +321,8 @@ fn a_mapped_file_copied_with_its_times_is_accepted() {
     std::fs::rename(&copy, &file).unwrap();
     assert_ne!(ino(&file), before, "the file is another inode now");
     let mut r = Proc::resume(&dir.path, pid, &[]);
-    let state = state_after(&mut r, "state", 1);
-    assert_eq!(field(&state, "reason"), "restored", "{state}");
     // Its check reads the private mapping (now of the copy) and the file.
-    check_ok(&mut r);
+    restored_intact(&mut r, 1);
     r.exit_ok();
 }
 
@@ -364,19 +368,13 @@ fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
 
     // Reaped a moment after the resume started: the resume goes ahead.
     let path = dir.path.clone();
-    let resume = std::thread::spawn(move || Proc::try_resume(&path, &[]));
+    let resume = std::thread::spawn(move || Proc::resume(&path, pid, &[]));
     std::thread::sleep(std::time::Duration::from_millis(300));
     w.wait_exit();
-    let mut r = match resume.join().expect("the resume thread") {
-        Ok(mut r) => {
-            r.pid = pid;
-            r
-        }
-        Err(code) => panic!("resume waited for the zombie, yet exited with {code}"),
-    };
-    let state = state_after(&mut r, "state", 1);
-    assert_eq!(field(&state, "reason"), "restored", "{state}");
-    check_ok(&mut r);
+    let mut r = resume
+        .join()
+        .expect("the resume, run while the zombie was reaped, succeeds");
+    restored_intact(&mut r, 1);
     r.exit_ok();
 }
 
@@ -432,8 +430,6 @@ fn tokio_runtime_resumes_with_its_epoll_and_eventfd() {
     let pid = ready_pid(&mut w);
     check_ok(&mut w);
     let (mut r, _dir) = suspend_and_resume(&mut w, pid, "tokio");
-    let state = state_after(&mut r, "state", 1);
-    assert_eq!(field(&state, "reason"), "restored", "{state}");
-    check_ok(&mut r);
+    restored_intact(&mut r, 1);
     r.exit_ok();
 }
