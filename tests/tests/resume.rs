@@ -368,12 +368,18 @@ fn resume_waits_for_a_zombie_to_be_reaped_then_refuses_it() {
 
     // Reaped a moment after the resume started: the resume goes ahead.
     let path = dir.path.clone();
+    let started = std::time::Instant::now();
     let resume = std::thread::spawn(move || Proc::resume(&path, pid, &[]));
     std::thread::sleep(std::time::Duration::from_millis(300));
+    let slept = started.elapsed();
     w.wait_exit();
-    let mut r = resume
-        .join()
-        .expect("the resume, run while the zombie was reaped, succeeds");
+    let reaped = started.elapsed();
+    let resumed = resume.join();
+    eprintln!(
+        "zombie test: slept until {slept:?}, reaped at {reaped:?}, resume ended at {:?}",
+        started.elapsed()
+    );
+    let mut r = resumed.expect("the resume, run while the zombie was reaped, succeeds");
     restored_intact(&mut r, 1);
     r.exit_ok();
 }

@@ -245,29 +245,40 @@ const ZOMBIE_GRACE: Duration = Duration::from_secs(2);
 fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
     let dir = format!("/proc/{pid}");
     let since = Instant::now();
+    let wait = || std::thread::sleep(Duration::from_millis(5));
     loop {
         if !Path::new(&dir).exists() {
             return Ok(());
         }
         // A thread of another process shows only under /proc/TGID/task,
         // but /proc/TID still resolves for it.
-        let stat = fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
+        let (Ok(stat), Ok(comm)) = (
+            fs::read_to_string(format!("{dir}/stat")),
+            fs::read_to_string(format!("{dir}/comm")),
+        ) else {
+            // Reaped between the looks: look again (it is gone from /proc
+            // now, or will be within moments).
+            if since.elapsed() < ZOMBIE_GRACE {
+                wait();
+                continue;
+            }
+            let by = "another process".to_owned();
+            return Err(Refusal::PidInUse { pid, by, what });
+        };
         // `pid (comm) S ppid …`: the comm may hold spaces and parentheses.
         let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
         let mut fields = after.split_whitespace();
         let (state, ppid) = (fields.next(), fields.next());
         let zombie = matches!(state, Some("Z" | "X"));
         if zombie && since.elapsed() < ZOMBIE_GRACE {
-            std::thread::sleep(Duration::from_millis(5));
+            wait();
             continue;
         }
-        let comm = fs::read_to_string(format!("{dir}/comm"))
-            .map(|c| format!("`{}`", c.trim()))
-            .unwrap_or_else(|_| "another process".into());
+        let comm = format!("`{}`", comm.trim());
         let by = match (zombie, ppid) {
             (true, Some(ppid)) => format!(
-                "{comm}, a zombie its parent, pid {ppid}, has not reaped in {} s",
-                ZOMBIE_GRACE.as_secs()
+                "{comm}, a zombie its parent, pid {ppid}, has not reaped in {:.1} s",
+                since.elapsed().as_secs_f64()
             ),
             _ => comm,
         };
