@@ -16,6 +16,8 @@ use std::{
 
 pub use serde_json::Value;
 
+pub mod crash;
+
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 

@@ -690,6 +690,7 @@ impl Drop for Setup {
 }
 
 fn main() {
+    suspend_tests::crash::install();
     suspend_client::register(handshake::counting()).expect("register");
     let mut setup = set_up();
     println!("ready pid={}", std::process::id());

@@ -67,6 +67,7 @@ async fn check(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
+    suspend_tests::crash::install();
     suspend_client::register(handshake::counting()).expect("register");
     let data: Vec<u64> = (0..(4 << 20) / 8).map(pattern).collect();
     let ticks = Arc::new(AtomicU64::new(0));
