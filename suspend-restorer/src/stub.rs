@@ -6,6 +6,9 @@ use suspend_common::restore::*;
 
 use crate::sys::{self, call};
 
+/// `sigaltstack`'s "no alternate stack".
+const SS_DISABLE: u64 = 2;
+
 /// What failed: reported on the pipe, then the process exits.
 struct Fail {
     step: u32,
@@ -291,16 +294,20 @@ fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
         // exit, as it would have).
         unsafe { call(sys::SET_TID_ADDRESS, [thread.tid_address, 0, 0, 0, 0, 0]) };
     }
-    if thread.flags & THREAD_HAS_ALTSTACK != 0 {
-        let stack: [u64; 3] = [
+    // Set or disabled, never left as it is: the main thread was forked from
+    // the agent and inherited its alternate stack, which is not mapped here.
+    let stack: [u64; 3] = if thread.flags & THREAD_HAS_ALTSTACK != 0 {
+        [
             thread.altstack_sp,
             thread.altstack_flags as u64,
             thread.altstack_size,
-        ];
-        // SAFETY: sigaltstack with a valid `stack_t`.
-        let ret = unsafe { call(sys::SIGALTSTACK, [stack.as_ptr() as u64, 0, 0, 0, 0, 0]) };
-        check(ret, STEP_ALTSTACK, index)?;
-    }
+        ]
+    } else {
+        [0, SS_DISABLE, 0]
+    };
+    // SAFETY: sigaltstack with a valid `stack_t`.
+    let ret = unsafe { call(sys::SIGALTSTACK, [stack.as_ptr() as u64, 0, 0, 0, 0, 0]) };
+    check(ret, STEP_ALTSTACK, index)?;
     for info in slice::<SigInfo>(thread.pending, thread.pending_count) {
         let signal =
             u32::from_ne_bytes([info.bytes[0], info.bytes[1], info.bytes[2], info.bytes[3]]);
