@@ -18,7 +18,9 @@ static TASK_LAYOUT: Global<TaskLayout> = Global::new(TaskLayout { tgid: 0, _pad:
 const SIGKILL: i32 = 9;
 
 /// The guard of the process `task` belongs to, if one holds now and the
-/// caller is not its agent.
+/// caller is neither its agent nor the process itself (a frozen process
+/// runs only where the agent borrows a thread, e.g. to queue a signal it
+/// held back to itself).
 fn guard_against_caller(task: *const u8) -> Option<FreezeGuard> {
     let offset = TASK_LAYOUT.load().tgid;
     if offset == 0 || task.is_null() {
@@ -32,7 +34,8 @@ fn guard_against_caller(task: *const u8) -> Option<FreezeGuard> {
     let guard = unsafe { *freeze_guard.get(&tgid)? };
     // SAFETY: a plain helper call.
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    (now < guard.deadline_ns && current_tgid() != guard.agent_tgid).then_some(guard)
+    let caller = current_tgid();
+    (now < guard.deadline_ns && caller != guard.agent_tgid && caller != tgid).then_some(guard)
 }
 
 /// An LSM program's verdict: 0, or `-EPERM` when `deny`. Written in
