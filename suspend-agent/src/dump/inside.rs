@@ -31,9 +31,9 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
 }
 
-/// Asks every thread that can be borrowed (not one stopped on its way to
-/// deliver a signal: resuming it would lose that signal).
-pub fn ask(frozen: &Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
+/// Asks every thread, also one stopped on its way to deliver a signal (it
+/// is put back into that stop; see [`crate::freeze::inject`]).
+pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     let pid = frozen.pid();
     let vdso = vmas
         .iter()
@@ -53,8 +53,8 @@ pub fn ask(frozen: &Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;
-    for thread in frozen.threads().iter().filter(|t| t.stopped_with.is_none()) {
-        let mut b = Borrowed::new(thread.tid, site)?;
+    for thread in frozen.threads().to_vec() {
+        let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;
         let mut buf = [0u8; 32];
         let altstack = (b.syscall(libc::SYS_sigaltstack, [0, s, 0, 0, 0, 0])? == 0)
             .then(|| -> Result<AltStack, InjectError> {
@@ -112,7 +112,8 @@ pub fn ask(frozen: &Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             }
             process_done = true;
         }
-        b.restore()?;
+        let held = b.restore()?;
+        frozen.set_stopped_with(thread.tid, held);
     }
     site.clear()?;
     Ok(inside)

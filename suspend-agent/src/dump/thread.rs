@@ -19,7 +19,14 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
     let len = ptrace::xstate(tid, &mut xstate).map_err(err("PTRACE_GETREGSET(NT_X86_XSTATE)"))?;
     xstate.truncate(len);
     let sigmask = ptrace::sigmask(tid).map_err(err("PTRACE_GETSIGMASK"))?;
-    let pending = ptrace::pending_signals(tid, false).map_err(err("PTRACE_PEEKSIGINFO"))?;
+    let mut pending = ptrace::pending_signals(tid, false).map_err(err("PTRACE_PEEKSIGINFO"))?;
+    // A signal it was stopped on its way to deliver is saved, with its
+    // siginfo, as the first of its pending signals: the restored thread
+    // takes it as soon as it runs.
+    if thread.stopped_with.is_some() {
+        let info = ptrace::siginfo(tid).map_err(err("PTRACE_GETSIGINFO"))?;
+        pending.insert(0, info);
+    }
     let rseq = match ptrace::rseq(tid) {
         Ok(r) => r.map(|(addr, len, signature)| Rseq {
             addr,
@@ -44,7 +51,8 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         pending: pending.iter().map(|s| B64.encode(s)).collect(),
         rseq,
         robust_list,
-        stopped_with: thread.stopped_with,
+        // Saved in `pending` (older images: here, without its siginfo).
+        stopped_with: None,
         // Asked from inside the thread (dump::inside).
         sigaltstack: None,
         tid_address: None,

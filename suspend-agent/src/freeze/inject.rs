@@ -13,6 +13,13 @@
 //!
 //! Runs before the run witness starts: the thread does run, on purpose.
 //!
+//! A thread the freeze caught on its way to deliver a signal (a
+//! signal-delivery stop) is borrowed too: stepping it drops that signal, so
+//! before its registers go back it queues the very same siginfo to itself
+//! (`rt_tgsigqueueinfo`, which lets a thread queue any siginfo to itself),
+//! and is let run into the stop again: it stops on its way to deliver that
+//! signal, exactly as it was found.
+//!
 //! The one window this cannot close: if the agent is killed (SIGKILL) in
 //! the milliseconds a thread is borrowed, the kernel lets that thread go
 //! with the borrowed registers (and, stopped after the single-step, with a
@@ -41,6 +48,12 @@ pub enum InjectError {
     },
     #[error("thread {tid}: stopped with {what} instead of the single-step trap")]
     Unexpected { tid: u32, what: String },
+    #[error("thread {tid}: queueing signal {signal} it was about to take back to it: {source}")]
+    Requeue {
+        tid: u32,
+        signal: i32,
+        source: Errno,
+    },
     #[error("pid {pid}: no `syscall` instruction found in its vDSO")]
     NoSyscall { pid: u32 },
     #[error("pid {pid}: scratch memory at {addr:#x}: {source}")]
@@ -100,6 +113,18 @@ impl Site {
         })
     }
 
+    /// Writes `bytes` into the scratch area at `offset`.
+    pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), InjectError> {
+        let addr = self.scratch + offset;
+        crate::sys::write_process_memory(self.pid, addr, bytes).map_err(|source| {
+            InjectError::Scratch {
+                pid: self.pid,
+                addr,
+                source,
+            }
+        })
+    }
+
     /// Zeroes the scratch area again.
     pub fn clear(&self) -> Result<(), InjectError> {
         let zeros = [0u8; SCRATCH_LEN];
@@ -122,12 +147,18 @@ pub struct Borrowed {
     /// that none (an interval timer's, say) is delivered on our registers.
     mask: u64,
     site: Site,
+    /// The siginfo of the signal it was stopped on its way to deliver.
+    held: Option<[u8; 128]>,
     restored: bool,
 }
 
+/// Where in the scratch area a held signal's siginfo is put to be queued.
+const HELD_SIGINFO_AT: u64 = (SCRATCH_LEN - 128) as u64;
+
 impl Borrowed {
-    /// Saves the registers of stopped thread `tid`.
-    pub fn new(tid: u32, site: Site) -> Result<Self, InjectError> {
+    /// Saves the registers of stopped thread `tid`; `held` is the signal
+    /// it is stopped on its way to deliver, if it is.
+    pub fn new(tid: u32, site: Site, held: Option<i32>) -> Result<Self, InjectError> {
         let saved =
             ptrace::getregs(Pid::from_raw(tid as i32)).map_err(|source| InjectError::Ptrace {
                 tid,
@@ -135,6 +166,10 @@ impl Borrowed {
                 source,
             })?;
         let ptrace_err = |call| move |source| InjectError::Ptrace { tid, call, source };
+        let held = held
+            .map(|_| crate::sys::ptrace::siginfo(tid))
+            .transpose()
+            .map_err(ptrace_err("PTRACE_GETSIGINFO"))?;
         let mask = crate::sys::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
         crate::sys::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
         Ok(Self {
@@ -142,6 +177,7 @@ impl Borrowed {
             saved,
             mask,
             site,
+            held,
             restored: false,
         })
     }
@@ -174,7 +210,16 @@ impl Borrowed {
         loop {
             match crate::sys::ptrace::wait_tid(tid) {
                 Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
-                Ok(WaitStatus::PtraceEvent(..)) => continue, // a stale interrupt
+                // An interrupt still pending (one that came while the thread
+                // was stopping for a signal) stops it before it steps: step
+                // on.
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    ptrace::step(pid, None).map_err(|source| InjectError::Ptrace {
+                        tid,
+                        call: "PTRACE_SINGLESTEP",
+                        source,
+                    })?;
+                }
                 Ok(other) => {
                     return Err(InjectError::Unexpected {
                         tid,
@@ -200,28 +245,79 @@ impl Borrowed {
     }
 
     /// Puts the saved registers back, and the thread back into the stop it
-    /// was in.
-    pub fn restore(mut self) -> Result<(), InjectError> {
+    /// was in. Returns the signal it is now stopped on its way to deliver:
+    /// the one it held, or (rarely) one that came meanwhile and is
+    /// dequeued first, the held one then waiting in its queue.
+    pub fn restore(mut self) -> Result<Option<i32>, InjectError> {
         self.restored = true;
-        put_back(self.tid, self.saved, self.mask)
+        let stops_for = self.requeue_held()?;
+        put_back(self.tid, self.saved, self.mask, stops_for)
+    }
+
+    /// Queues the held signal back (see [`Borrowed::requeue`]); says
+    /// whether the thread will stop on its way to deliver it (its mask lets
+    /// it through, as it did).
+    fn requeue_held(&mut self) -> Result<bool, InjectError> {
+        let Some(info) = self.held else {
+            return Ok(false);
+        };
+        self.requeue(&info)?;
+        let signal = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+        Ok((1..=64).contains(&signal) && self.mask & (1 << (signal - 1)) == 0)
+    }
+
+    /// Has the thread queue the signal it held, with its siginfo, to
+    /// itself (blocked until its mask goes back).
+    fn requeue(&mut self, info: &[u8; 128]) -> Result<(), InjectError> {
+        let signal = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+        self.site.write(HELD_SIGINFO_AT, info)?;
+        let at = self.site.scratch + HELD_SIGINFO_AT;
+        let (pid, tid) = (self.site.pid as u64, self.tid as u64);
+        let ret = self.syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            [pid, tid, signal as u64, at, 0, 0],
+        )?;
+        if ret < 0 {
+            return Err(InjectError::Requeue {
+                tid: self.tid,
+                signal,
+                source: Errno::from_raw(-ret as i32),
+            });
+        }
+        Ok(())
     }
 }
 
 /// Restores `regs` and turns the single-step trap's stop (a SIGTRAP on its
-/// way to delivery) back into an interrupt stop. Left as it is, a tracer
-/// that dies would let the thread go with SIGTRAP delivered: the process
-/// would die of it. Interrupt, then continue without the signal: the thread
-/// stops again at once, before returning to user space.
-fn put_back(tid: u32, regs: libc::user_regs_struct, mask: u64) -> Result<(), InjectError> {
+/// way to delivery) back into the stop the thread was in. Left as it is, a
+/// tracer that dies would let the thread go with SIGTRAP delivered: the
+/// process would die of it. Continue without the signal: a thread that was
+/// in an interrupt stop is interrupted first and stops again at once; one
+/// that held a signal (queued again, and `held`: its mask lets it through)
+/// stops on its way to deliver it, before returning to user space either
+/// way.
+fn put_back(
+    tid: u32,
+    regs: libc::user_regs_struct,
+    mask: u64,
+    held: bool,
+) -> Result<Option<i32>, InjectError> {
     let pid = Pid::from_raw(tid as i32);
     let err = |call| move |source| InjectError::Ptrace { tid, call, source };
     ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
     crate::sys::ptrace::set_sigmask(tid, mask).map_err(err("PTRACE_SETSIGMASK"))?;
-    ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
+    if !held {
+        ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
+    }
     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
     loop {
         match crate::sys::ptrace::wait_tid(tid) {
-            Ok(WaitStatus::PtraceEvent(..)) => return Ok(()),
+            Ok(WaitStatus::PtraceEvent(..)) if !held => return Ok(None),
+            // A pending interrupt stops it first: on to the signal.
+            Ok(WaitStatus::PtraceEvent(..)) => {
+                ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
+            }
+            Ok(WaitStatus::Stopped(_, signal)) if held => return Ok(Some(signal as i32)),
             Ok(other) => {
                 return Err(InjectError::Unexpected {
                     tid,
@@ -237,7 +333,8 @@ fn put_back(tid: u32, regs: libc::user_regs_struct, mask: u64) -> Result<(), Inj
 impl Drop for Borrowed {
     fn drop(&mut self) {
         if !self.restored {
-            let _ = put_back(self.tid, self.saved, self.mask);
+            let stops_for = self.requeue_held().unwrap_or(false);
+            let _ = put_back(self.tid, self.saved, self.mask, stops_for);
         }
     }
 }

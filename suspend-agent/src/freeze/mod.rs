@@ -101,6 +101,33 @@ fn task_ids(pid: u32) -> Result<Vec<u32>, FreezeError> {
     Ok(tids)
 }
 
+/// Test hook, from the daemon's environment: `SUSPEND_FAULT_FREEZE_SIGNAL=N`
+/// sends every thread signal N as it is seized and lets it stop on its way
+/// to deliver it (what an interval timer firing mid-freeze does now and
+/// then). `None` when unset, or when the thread did not stop so within
+/// 200 ms (the signal blocked): it is then interrupted as usual.
+fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
+    let signal: i32 = std::env::var("SUSPEND_FAULT_FREEZE_SIGNAL")
+        .ok()?
+        .parse()
+        .ok()?;
+    // SAFETY: tgkill to a thread we have just seized.
+    unsafe { libc::syscall(libc::SYS_tgkill, pid as i32, tid as i32, signal) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while std::time::Instant::now() < deadline {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
+        match waitpid(nix::unistd::Pid::from_raw(tid as i32), Some(flags)) {
+            Ok(WaitStatus::Stopped(_, s)) => return Some(ptrace::Stop::Signal(s as i32)),
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => {
+                return Some(ptrace::Stop::Exited);
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+    None
+}
+
 /// Whether thread `tid` is gone or on its way out (state `Z` or `X`).
 pub fn exiting(tid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{tid}/stat")) {
@@ -175,28 +202,32 @@ impl<'a> Frozen<'a> {
             tid,
             stopped_with: None,
         });
-        if let Err(source) = ptrace::interrupt(tid) {
-            if source == Errno::ESRCH {
-                self.threads.pop();
-                return Ok(());
-            }
-            return Err(ptrace::PtraceError::of(pid, tid, "PTRACE_INTERRUPT")(source).into());
-        }
-        match ptrace::wait_stop(tid) {
-            Ok(ptrace::Stop::Interrupted) => {}
-            Ok(ptrace::Stop::Signal(signal)) => {
+        // On error it stays listed: seized, it is let go with the others.
+        match fault_signal_stop(pid, tid).map_or_else(|| self.interrupt(tid), Ok)? {
+            ptrace::Stop::Interrupted => {}
+            ptrace::Stop::Signal(signal) => {
                 if let Some(t) = self.threads.last_mut() {
                     t.stopped_with = Some(signal);
                 }
             }
-            Ok(ptrace::Stop::Exited) => {
+            ptrace::Stop::Exited => {
                 self.threads.pop();
-            }
-            Err(source) => {
-                return Err(ptrace::PtraceError::of(pid, tid, "waitpid")(source).into());
             }
         }
         Ok(())
+    }
+
+    /// Interrupts seized thread `tid` and waits for it to stop.
+    fn interrupt(&self, tid: u32) -> Result<ptrace::Stop, FreezeError> {
+        let pid = self.pid;
+        if let Err(source) = ptrace::interrupt(tid) {
+            if source == Errno::ESRCH {
+                return Ok(ptrace::Stop::Exited);
+            }
+            return Err(ptrace::PtraceError::of(pid, tid, "PTRACE_INTERRUPT")(source).into());
+        }
+        ptrace::wait_stop(tid)
+            .map_err(|source| ptrace::PtraceError::of(pid, tid, "waitpid")(source).into())
     }
 
     pub fn pid(&self) -> u32 {
@@ -205,6 +236,13 @@ impl<'a> Frozen<'a> {
 
     pub fn threads(&self) -> &[Thread] {
         &self.threads
+    }
+
+    /// Records the signal `tid` is now stopped on its way to deliver.
+    pub fn set_stopped_with(&mut self, tid: u32, signal: Option<i32>) {
+        if let Some(t) = self.threads.iter_mut().find(|t| t.tid == tid) {
+            t.stopped_with = signal;
+        }
     }
 
     pub fn tids(&self) -> Vec<u32> {

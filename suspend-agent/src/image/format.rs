@@ -232,6 +232,8 @@ pub struct Thread {
     pub rseq: Option<Rseq>,
     pub robust_list: (u64, u64),
     /// A signal it was stopped on the way to deliver (delivered on resume).
+    /// Images before this field's siginfo was kept have it here; newer ones
+    /// save it, siginfo and all, as the first of `pending`.
     pub stopped_with: Option<i32>,
     /// `sigaltstack` (asked from inside), if it has one.
     pub sigaltstack: Option<AltStack>,

@@ -62,8 +62,8 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     let site = vdso(pid)
         .and_then(|range| Site::find(pid, range, 0).map_err(|e| e.to_string()))
         .map_err(|e| failed("finding the vDSO", e))?;
-    let mut main =
-        Borrowed::new(pid, site).map_err(|e| failed("borrowing the main thread", e.to_string()))?;
+    let mut main = Borrowed::new(pid, site, None)
+        .map_err(|e| failed("borrowing the main thread", e.to_string()))?;
     let (zone, zone_len) = plan.zone;
     let calls: [(&str, i64, [u64; 6]); 2] = [
         (

@@ -197,6 +197,23 @@ pub fn set_sigmask(tid: u32, mask: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The siginfo of the signal a thread is stopped on its way to deliver
+/// (`PTRACE_GETSIGINFO`, raw 128 bytes).
+pub fn siginfo(tid: u32) -> Result<[u8; 128], Errno> {
+    let mut info = [0u8; 128];
+    // SAFETY: PTRACE_GETSIGINFO writes one 128-byte siginfo_t.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            tid as libc::pid_t,
+            0usize,
+            info.as_mut_ptr(),
+        )
+    };
+    Errno::result(rc)?;
+    Ok(info)
+}
+
 /// Pending signals (the thread's own queue, or the process's shared one),
 /// as raw 128-byte `siginfo_t`s, without dequeuing them.
 pub fn pending_signals(tid: u32, shared: bool) -> Result<Vec<[u8; 128]>, Errno> {
