@@ -254,23 +254,15 @@ impl Borrowed {
         put_back(self.tid, self.saved, self.mask, stops_for)
     }
 
-    /// Queues the held signal back (see [`Borrowed::requeue`]); says
-    /// whether the thread will stop on its way to deliver it (its mask lets
-    /// it through, as it did).
+    /// Has the thread queue the signal it held, with its siginfo, to itself
+    /// (blocked until its mask goes back). Says whether it will stop on its
+    /// way to deliver it again: its mask lets it through, as it did.
     fn requeue_held(&mut self) -> Result<bool, InjectError> {
         let Some(info) = self.held else {
             return Ok(false);
         };
-        self.requeue(&info)?;
         let signal = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-        Ok((1..=64).contains(&signal) && self.mask & (1 << (signal - 1)) == 0)
-    }
-
-    /// Has the thread queue the signal it held, with its siginfo, to
-    /// itself (blocked until its mask goes back).
-    fn requeue(&mut self, info: &[u8; 128]) -> Result<(), InjectError> {
-        let signal = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-        self.site.write(HELD_SIGINFO_AT, info)?;
+        self.site.write(HELD_SIGINFO_AT, &info)?;
         let at = self.site.scratch + HELD_SIGINFO_AT;
         let (pid, tid) = (self.site.pid as u64, self.tid as u64);
         let ret = self.syscall(
@@ -284,7 +276,7 @@ impl Borrowed {
                 source: Errno::from_raw(-ret as i32),
             });
         }
-        Ok(())
+        Ok((1..=64).contains(&signal) && self.mask & (1 << (signal - 1)) == 0)
     }
 }
 
