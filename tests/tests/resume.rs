@@ -1,7 +1,7 @@
 //! Resume: workloads suspended (killed), resumed from their image, then
 //! checking themselves; bad images refused before anything is created.
 
-use std::{path::Path, process::Command};
+use std::{os::unix::fs::OpenOptionsExt as _, path::Path, process::Command};
 
 use suspend_tests::{
     Daemon, ImageDir, Proc, agent, bin, field, inspect, pid_alive, ready_pid, registry_entry,
@@ -324,6 +324,44 @@ fn a_mapped_file_copied_with_its_times_is_accepted() {
     // Its check reads the private mapping (now of the copy) and the file.
     restored_intact(&mut r, 1);
     r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_pipe_another_process_also_holds_is_refused() {
+    // The resumable workload's self-pipe is restorable (the other tests
+    // resume it); held by this test process too, it is not.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let (fd, link) = fds(pid)
+        .into_iter()
+        .find(|(fd, link)| *fd > 2 && link.starts_with("pipe:["))
+        .expect("the workload's self-pipe");
+    let ours = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/{fd}"))
+        .expect("opening the workload's pipe");
+    let dir = ImageDir::new("sharedpipe");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    let me = std::process::id();
+    assert!(
+        out.stderr
+            .contains(&format!("({link}, also held by pid {me})")),
+        "names the pipe and who else holds it: {out:?}"
+    );
+    assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
+    state_after(&mut w, "state", 1);
+    check_ok(&mut w);
+    // Let go of it: the pipe is the process's alone again.
+    drop(ours);
+    let out = suspend(pid, &dir, &["--leave-running"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    state_after(&mut w, "state", 2);
+    check_ok(&mut w);
+    w.exit_ok();
 }
 
 #[test]

@@ -159,8 +159,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     println!("files     {}", image.files.len());
     for f in &image.files {
+        let pipe = f.pipe.as_ref().map_or(String::new(), |p| {
+            let queued =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &p.data)
+                    .map_or(0, |d| d.len());
+            format!(
+                "  ({} end, {} B pipe{})",
+                if p.write { "write" } else { "read" },
+                p.size,
+                if queued > 0 {
+                    format!(", {queued} B unread")
+                } else {
+                    String::new()
+                }
+            )
+        });
         println!(
-            "  fd {:>3}  {:<12} pos {:>10}  flags {:o}  {}",
+            "  fd {:>3}  {:<12} pos {:>10}  flags {:o}  {}{pipe}",
             f.fd,
             format!("{:?}", f.kind).to_lowercase(),
             f.pos,

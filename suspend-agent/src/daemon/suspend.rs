@@ -73,7 +73,12 @@ pub async fn take(
 
     // What cannot be saved is refused before anything is frozen.
     if !args.drop_unsupported_fds {
-        let bad = dump::list_files(pid, skip_fd).map(|files| dump::unrestorable(&files));
+        let bad = dump::list_files(pid, skip_fd).map(|files| {
+            dump::unrestorable(pid, &files)
+                .into_iter()
+                .map(|(_, what)| what)
+                .collect::<Vec<_>>()
+        });
         let refusal = match bad {
             Ok(bad) if bad.is_empty() => None,
             Ok(bad) => Some((

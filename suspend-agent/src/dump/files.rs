@@ -1,15 +1,30 @@
 //! Open files: what each fd is, and whether it can be restored. Regular
 //! files, directories and devices can; so can stdio, whatever it is (a
-//! resume attaches the resume command's own), eventfds (their counter) and
+//! resume attaches the resume command's own), eventfds (their counter),
 //! epoll instances (what they watch: an async runtime such as tokio needs
-//! both). Sockets, pipes, signalfd, timerfd and the like cannot (yet): a
-//! suspend refuses them by name, before anything is frozen, unless asked to
-//! drop them.
+//! both) and pipes whose every end the process holds (a self-pipe: with
+//! what is buffered in it, read without consuming it). Sockets, pipes
+//! shared with another process, signalfd, timerfd and the like cannot
+//! (yet): a suspend refuses them by name, before anything is frozen, unless
+//! asked to drop them.
 
-use std::{fs, os::unix::fs::FileTypeExt as _, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        unix::fs::FileTypeExt as _,
+    },
+    path::Path,
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::{DumpError, process::file_id};
-use crate::image::format::{EpollTarget, EventFd, File, FileKind};
+use crate::{
+    image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd},
+    sys::PidFd,
+};
 
 const EVENTFD: &str = "anon_inode:[eventfd]";
 const EVENTPOLL: &str = "anon_inode:[eventpoll]";
@@ -89,16 +104,40 @@ fn kind(link: &str, target: &Path) -> FileKind {
 }
 
 impl File {
-    /// Whether a resume can give this fd back.
+    /// Whether a resume can give this fd back, on its own (a pipe end also
+    /// needs its other end: see [`unrestorable`]).
     pub fn restorable(&self) -> bool {
         let stdio = (0..=2).contains(&self.fd);
         let deleted = self.path.ends_with(" (deleted)");
         stdio
             || self.eventfd.is_some()
             || self.epoll.is_some()
+            || self.pipe.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && !deleted)
     }
+}
+
+/// The inode of a `pipe:[N]` link.
+fn pipe_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Which end of a pipe an fd is, from its flags: a read or a write end as
+/// `pipe(2)` makes them (not read-write, not packet mode).
+fn pipe_end(link: &str, flags: u32) -> Option<PipeEnd> {
+    let id = pipe_inode(link)?;
+    let write = match flags as i32 & libc::O_ACCMODE {
+        libc::O_RDONLY => false,
+        libc::O_WRONLY => true,
+        _ => return None,
+    };
+    (flags as i32 & libc::O_DIRECT == 0).then(|| PipeEnd {
+        id,
+        write,
+        size: 0,
+        data: String::new(),
+    })
 }
 
 /// Every open fd of `pid` but `skip` (the client's connection to us).
@@ -146,6 +185,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         .flatten();
         let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
         let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
+        let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
         files.push(File {
             fd,
             kind,
@@ -155,19 +195,184 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             id,
             eventfd,
             epoll,
+            pipe,
         });
     }
     files.sort_by_key(|f| f.fd);
     Ok(files)
 }
 
-/// The fds a resume could not give back, described for a person.
-pub fn unrestorable(files: &[File]) -> Vec<String> {
-    files
-        .iter()
-        .filter(|f| !f.restorable())
-        .map(|f| format!("fd {} ({})", f.fd, f.path))
-        .collect()
+/// The fds of `pid` a resume could not give back, each with how it is
+/// described to a person. A pipe end is one only if the process holds both
+/// ends and no other process holds either.
+pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
+    let ends = |write: bool| -> BTreeSet<u64> {
+        files
+            .iter()
+            .filter_map(|f| f.pipe.as_ref())
+            .filter(|p| p.write == write)
+            .map(|p| p.id)
+            .collect()
+    };
+    let (readers, writers) = (ends(false), ends(true));
+    let pipes: BTreeSet<u64> = readers.union(&writers).copied().collect();
+    let elsewhere = if pipes.is_empty() {
+        BTreeMap::new()
+    } else {
+        pipe_holders(pid, &pipes)
+    };
+    let mut bad = Vec::new();
+    for f in files {
+        let why = match &f.pipe {
+            _ if !f.restorable() => String::new(),
+            Some(p) if !(readers.contains(&p.id) && writers.contains(&p.id)) => {
+                ", its other end is not the process's".to_owned()
+            }
+            Some(p) => match elsewhere.get(&p.id) {
+                Some(other) => format!(", also held by pid {other}"),
+                None => continue,
+            },
+            None => continue,
+        };
+        bad.push((f.fd, format!("fd {} ({}{why})", f.fd, f.path)));
+    }
+    bad
+}
+
+/// Which of `pipes` another process than `pid` holds, and one such process.
+fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
+    let mut held = BTreeMap::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return held;
+    };
+    let me = std::process::id();
+    for other in procs.flatten() {
+        let Some(other) = other
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if other == pid || other == me {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let inode = fs::read_link(fd.path())
+                .ok()
+                .and_then(|l| pipe_inode(&l.to_string_lossy()));
+            if let Some(inode) = inode.filter(|i| pipes.contains(i)) {
+                held.entry(inode).or_insert(other);
+            }
+        }
+    }
+    held
+}
+
+/// Reads what is buffered in each pipe of `files` without consuming it (a
+/// copy of a read end with `pidfd_getfd`, `tee` into a pipe of our own)
+/// and its capacity. The process must be frozen.
+pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
+    let err = |what: &'static str| {
+        move |source: std::io::Error| DumpError::Syscall {
+            pid,
+            tid: pid,
+            call: what,
+            source,
+        }
+    };
+    let pidfd = PidFd::open(pid).map_err(err("pidfd_open"))?;
+    let mut done: BTreeMap<u64, u32> = BTreeMap::new();
+    for f in files.iter_mut() {
+        let fd = f.fd;
+        let Some(p) = &mut f.pipe else { continue };
+        if p.write || done.contains_key(&p.id) {
+            continue;
+        }
+        let end = pidfd.get_fd(fd).map_err(err("pidfd_getfd"))?;
+        let (size, data) = pipe_contents(&end).map_err(err("reading a pipe (tee)"))?;
+        done.insert(p.id, size);
+        p.size = size;
+        p.data = B64.encode(&data);
+    }
+    for f in files.iter_mut() {
+        if let Some(p) = &mut f.pipe {
+            p.size = done.get(&p.id).copied().unwrap_or(p.size);
+        }
+    }
+    Ok(())
+}
+
+/// The capacity of the pipe `end` reads from, and a copy of its contents.
+fn pipe_contents(end: &OwnedFd) -> std::io::Result<(u32, Vec<u8>)> {
+    let last = std::io::Error::last_os_error;
+    let fd = end.as_raw_fd();
+    // SAFETY: fcntl and ioctl on an fd we own, into a local int.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    if size < 0 {
+        return Err(last());
+    }
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } < 0 {
+        return Err(last());
+    }
+    if queued == 0 {
+        return Ok((size as u32, Vec::new()));
+    }
+    let mut ours = [0; 2];
+    // SAFETY: pipe2 fills two ints.
+    if unsafe { libc::pipe2(ours.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(last());
+    }
+    // SAFETY: both just made, ours alone.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ours[0]), OwnedFd::from_raw_fd(ours[1])) };
+    // As many buffers as theirs, so tee never runs out of room.
+    // SAFETY: fcntl on our own fd.
+    if unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
+        return Err(last());
+    }
+    // SAFETY: tee between two pipes we hold; the source is not consumed.
+    let copied = unsafe {
+        libc::tee(
+            fd,
+            write.as_raw_fd(),
+            queued as usize,
+            libc::SPLICE_F_NONBLOCK,
+        )
+    };
+    if copied < 0 {
+        return Err(last());
+    }
+    if copied != queued as isize {
+        return Err(std::io::Error::other(format!(
+            "{copied} of {queued} buffered bytes copied"
+        )));
+    }
+    let mut data = vec![0u8; queued as usize];
+    let mut got = 0;
+    while got < data.len() {
+        // SAFETY: reading into our buffer, within its length.
+        let n = unsafe {
+            libc::read(
+                read.as_raw_fd(),
+                data[got..].as_mut_ptr().cast(),
+                data.len() - got,
+            )
+        };
+        if n <= 0 {
+            return Err(if n < 0 {
+                last()
+            } else {
+                std::io::ErrorKind::UnexpectedEof.into()
+            });
+        }
+        got += n as usize;
+    }
+    Ok((size as u32, data))
 }
 
 #[cfg(test)]
@@ -191,6 +396,7 @@ mod tests {
             id: None,
             eventfd: None,
             epoll: None,
+            pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
         }
     }
 
@@ -232,14 +438,37 @@ mod tests {
         );
         assert!(file(3, FileKind::Regular, "/tmp/log").restorable());
         assert!(file(4, FileKind::CharDevice, "/dev/null").restorable());
-        assert!(!file(5, FileKind::Pipe, "pipe:[2]").restorable());
+        assert!(
+            file(5, FileKind::Pipe, "pipe:[2]").restorable(),
+            "with its other end"
+        );
+        assert!(
+            !file(5, FileKind::Pipe, "pipe:[x]").restorable(),
+            "not a pipe(2) end"
+        );
         assert!(!file(6, FileKind::Socket, "socket:[3]").restorable());
         assert!(!file(7, FileKind::AnonInode, "anon_inode:[signalfd]").restorable());
         assert!(!file(8, FileKind::Regular, "/tmp/gone (deleted)").restorable());
         let all = [
             file(5, FileKind::Pipe, "pipe:[2]"),
             file(3, FileKind::Regular, "/x"),
+            file(7, FileKind::AnonInode, "anon_inode:[signalfd]"),
         ];
-        assert_eq!(unrestorable(&all), ["fd 5 (pipe:[2])"]);
+        assert_eq!(
+            unrestorable(0, &all),
+            [
+                (
+                    5,
+                    "fd 5 (pipe:[2], its other end is not the process's)".into()
+                ),
+                (7, "fd 7 (anon_inode:[signalfd])".into())
+            ]
+        );
+        // Both ends (odd fds write, even fds read here), held by no one else.
+        let pipe = [
+            file(9, FileKind::Pipe, "pipe:[4294967295]"),
+            file(10, FileKind::Pipe, "pipe:[4294967295]"),
+        ];
+        assert_eq!(unrestorable(0, &pipe), []);
     }
 }

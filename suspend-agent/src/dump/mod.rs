@@ -140,13 +140,15 @@ pub fn dump(
     let started = Instant::now();
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
-    let bad = files::unrestorable(&files);
+    let bad = files::unrestorable(pid, &files);
     if !bad.is_empty() {
         if !options.drop_unsupported {
-            return Err(DumpError::Unsupported { pid, fds: bad });
+            let fds = bad.into_iter().map(|(_, what)| what).collect();
+            return Err(DumpError::Unsupported { pid, fds });
         }
-        files.retain(|f| f.restorable());
+        files.retain(|f| !bad.iter().any(|(fd, _)| *fd == f.fd));
     }
+    files::read_pipes(pid, &mut files)?;
 
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {

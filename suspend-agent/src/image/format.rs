@@ -317,6 +317,25 @@ pub struct File {
     /// What an epoll instance watches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoll: Option<Vec<EpollTarget>>,
+    /// An end of a pipe whose every end the process holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe: Option<PipeEnd>,
+}
+
+/// One end of a pipe held only by this process (a self-pipe).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipeEnd {
+    /// The pipe's inode: the ends with the same one are one pipe.
+    pub id: u64,
+    /// The write end (else the read end).
+    pub write: bool,
+    /// Its capacity in bytes (`F_GETPIPE_SZ`); 0 until the dump reads it.
+    #[serde(default)]
+    pub size: u32,
+    /// What was written to it and not yet read (base64), on the lowest
+    /// read end's record.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

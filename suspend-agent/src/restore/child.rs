@@ -3,7 +3,10 @@
 //! contents are ready in the zone, inherited from the agent). It runs as a copy of the agent and must
 //! not allocate: everything it needs is in the [`Plan`], made beforehand.
 
-use std::{io::Read as _, os::fd::AsRawFd as _};
+use std::{
+    io::Read as _,
+    os::fd::{AsRawFd as _, RawFd},
+};
 
 use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
@@ -171,6 +174,63 @@ pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
     }
 }
 
+/// Makes a pipe with its read end at `read_fd` and its write end at
+/// `write_fd`, `size` bytes big, holding `data`, each end with its flags
+/// (`O_NONBLOCK`, `O_CLOEXEC`). Runs in the restore child: no allocation.
+///
+/// # Safety
+/// Only in the restore child, while it makes its files.
+unsafe fn make_pipe(
+    plan: &Plan,
+    read_fd: RawFd,
+    read_flags: i32,
+    write_fd: RawFd,
+    write_flags: i32,
+    size: u32,
+    data: &[u8],
+) {
+    let failed = || fail(plan, STEP_OPEN, read_fd as usize);
+    let mut fds = [0; 2];
+    // SAFETY: plain fd syscalls on descriptors this child owns; `data` is
+    // the plan's, inherited from the agent.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), 0) < 0 {
+            failed();
+        }
+        if size != 0
+            && libc::fcntl(fds[1], libc::F_GETPIPE_SZ) != size as i32
+            && libc::fcntl(fds[1], libc::F_SETPIPE_SZ, size as i32) < 0
+        {
+            failed();
+        }
+        // It fits: the pipe is as big as the one it was read from.
+        let mut done = 0;
+        while done < data.len() {
+            let n = libc::write(fds[1], data[done..].as_ptr().cast(), data.len() - done);
+            if n <= 0 {
+                failed();
+            }
+            done += n as usize;
+        }
+        // Above every number still to be taken, then to their own.
+        let r = libc::fcntl(fds[0], libc::F_DUPFD, plan.scratch_fd);
+        let w = libc::fcntl(fds[1], libc::F_DUPFD, plan.scratch_fd);
+        if r < 0 || w < 0 {
+            failed();
+        }
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        for (from, to, flags) in [(r, read_fd, read_flags), (w, write_fd, write_flags)] {
+            if libc::dup3(from, to, flags & libc::O_CLOEXEC) < 0
+                || libc::fcntl(to, libc::F_SETFL, flags & libc::O_NONBLOCK) < 0
+            {
+                failed();
+            }
+            libc::close(from);
+        }
+    }
+}
+
 /// Reports a failure on the pipe and exits.
 fn fail(plan: &Plan, step: u32, index: usize) -> ! {
     // SAFETY: reading errno right after the failed call.
@@ -262,6 +322,30 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
 
         for open in &plan.opens {
             let (fd, cloexec) = match &open.what {
+                OpenKind::Pipe {
+                    read_flags,
+                    write_fd,
+                    write_flags,
+                    size,
+                    data,
+                } => {
+                    make_pipe(
+                        plan,
+                        open.fd,
+                        *read_flags,
+                        *write_fd,
+                        *write_flags,
+                        *size,
+                        data,
+                    );
+                    continue;
+                }
+                OpenKind::Dup { from, flags } => {
+                    if libc::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    continue;
+                }
                 OpenKind::Path { path, flags, .. } => (libc::open(path.as_ptr(), *flags), *flags),
                 OpenKind::EventFd { count, flags } => {
                     let fd = libc::eventfd(0, *flags);

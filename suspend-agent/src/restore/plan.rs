@@ -86,6 +86,20 @@ pub enum OpenKind {
         count: u64,
         flags: i32,
     },
+    /// A pipe: its read end at this fd, its write end at `write_fd`, with
+    /// `data` in it.
+    Pipe {
+        read_flags: i32,
+        write_fd: RawFd,
+        write_flags: i32,
+        size: u32,
+        data: Vec<u8>,
+    },
+    /// Another fd of the same open file as `from` (made before it).
+    Dup {
+        from: RawFd,
+        flags: i32,
+    },
     /// `(fd, events, data)` it watches.
     Epoll {
         flags: i32,
@@ -117,6 +131,9 @@ pub struct Plan {
     pub args_addr: u64,
     pub stack_top: u64,
     pub opens: Vec<Open>,
+    /// Free numbers from here up while files are opened: above every fd of
+    /// the image and every helper.
+    pub scratch_fd: RawFd,
     pub stdio: [StdioPlan; 3],
     pub cwd: CString,
     pub umask: u32,
@@ -259,15 +276,61 @@ impl Plan {
                 || image.files.iter().any(|f| {
                     f.fd == fd
                         && (f.eventfd.is_some()
+                            || f.pipe.is_some()
                             || matches!(
                                 f.kind,
                                 FileKind::Regular | FileKind::Directory | FileKind::CharDevice
                             ))
                 })
         };
+        // Each pipe is made at its lowest read end, with its lowest write
+        // end; its other fds are copies of those.
+        let first_end = |id: u64, write: bool| {
+            image
+                .files
+                .iter()
+                .filter(|g| {
+                    g.pipe
+                        .as_ref()
+                        .is_some_and(|p| p.id == id && p.write == write)
+                })
+                .map(|g| g.fd)
+                .min()
+        };
         for f in image.files.iter().filter(|f| f.fd > 2) {
             let flags = f.flags as i32;
-            let what = if let Some(e) = &f.eventfd {
+            let what = if let Some(p) = &f.pipe {
+                let (Some(read_fd), Some(write_fd)) =
+                    (first_end(p.id, false), first_end(p.id, true))
+                else {
+                    return Err(prepare_err(format!("fd {} ({})", f.fd, f.path))(
+                        std::io::Error::other("the image holds only one end of this pipe"),
+                    ));
+                };
+                let first = if p.write { write_fd } else { read_fd };
+                if f.fd != first {
+                    OpenKind::Dup { from: first, flags }
+                } else if p.write {
+                    continue; // made with its read end
+                } else {
+                    let write_flags = image
+                        .files
+                        .iter()
+                        .find(|g| g.fd == write_fd)
+                        .map_or(0, |g| g.flags as i32);
+                    OpenKind::Pipe {
+                        read_flags: flags,
+                        write_fd,
+                        write_flags,
+                        size: p.size,
+                        data: B64.decode(&p.data).map_err(|e| {
+                            prepare_err(format!("fd {} ({})", f.fd, f.path))(std::io::Error::other(
+                                e,
+                            ))
+                        })?,
+                    }
+                }
+            } else if let Some(e) = &f.eventfd {
                 OpenKind::EventFd {
                     count: e.count,
                     flags: (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC))
@@ -307,11 +370,14 @@ impl Plan {
             };
             opens.push(Open { fd: f.fd, what });
         }
-        // Files first, then eventfds, then the epolls that watch them.
+        // Files first, then eventfds, pipes and their copies, then the
+        // epolls that watch them.
         opens.sort_by_key(|o| match o.what {
             OpenKind::Path { .. } => 0,
             OpenKind::EventFd { .. } => 1,
-            OpenKind::Epoll { .. } => 2,
+            OpenKind::Pipe { .. } => 2,
+            OpenKind::Dup { .. } => 3,
+            OpenKind::Epoll { .. } => 4,
         });
 
         // Mapping sources.
@@ -615,6 +681,12 @@ impl Plan {
         let cwd = CString::new(p.cwd.clone())
             .map_err(|_| prepare_err(p.cwd.clone())(std::io::ErrorKind::InvalidInput.into()))?;
         Ok(Self {
+            scratch_fd: helpers
+                .iter()
+                .map(|h| h.as_raw_fd() + 1)
+                .max()
+                .unwrap_or(helper_min)
+                .max(helper_min),
             helpers,
             exe_fd: (exe_fd != u32::MAX).then_some(exe_fd as RawFd),
             report_read,

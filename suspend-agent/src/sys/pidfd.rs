@@ -32,6 +32,18 @@ impl PidFd {
         Ok(Self { fd })
     }
 
+    /// A copy of the process's fd `fd` (`pidfd_getfd(2)`: the same open
+    /// file description, close-on-exec here).
+    pub fn get_fd(&self, fd: i32) -> io::Result<OwnedFd> {
+        // SAFETY: pidfd_getfd with a valid pidfd, no flags; returns a new fd.
+        let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.fd.as_raw_fd(), fd, 0u32) };
+        if got < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd to us.
+        Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
+    }
+
     /// Sends `signal` (as `kill(2)` would) through the pidfd.
     pub fn send_signal(&self, signal: i32) -> io::Result<()> {
         // SAFETY: pidfd_send_signal with a valid fd, no siginfo, no flags.

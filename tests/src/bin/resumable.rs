@@ -25,7 +25,11 @@
 //! - a blocked pending signal delivered when unblocked after resume, a
 //!   handler that runs on its sigaltstack, an interval timer still firing;
 //! - a file opened for append and one written at an offset, both writing
-//!   on where they were; stdout.
+//!   on where they were; stdout;
+//! - a self-pipe (128 KiB, read end non-blocking, its write end also
+//!   `dup`ed) holding 5000 unread bytes, which must still be there, in
+//!   order, with each fd's own flags, and take new writes from both write
+//!   fds.
 //!
 //! `--exit-after-resume` is not needed: on_resume only records the reason.
 
@@ -202,6 +206,58 @@ struct Setup {
     offset_path: String,
     brk_at_start: usize,
     checks: u32,
+    /// Read end, write end, a `dup` of the write end.
+    pipe: [libc::c_int; 3],
+}
+
+const PIPE_SIZE: libc::c_int = 128 * 1024;
+
+/// What the self-pipe holds, unread, between checks.
+fn pipe_message() -> Vec<u8> {
+    (0..5000u32).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+/// `len` bytes from `fd`, blocking or not: fewer if that is all there is.
+fn read_some(fd: libc::c_int, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        // SAFETY: reading into our buffer, within its length.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), len - got) };
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    buf.truncate(got);
+    buf
+}
+
+fn write_all_fd(fd: libc::c_int, data: &[u8]) -> bool {
+    let mut done = 0;
+    while done < data.len() {
+        // SAFETY: writing from our buffer, within its length.
+        let n = unsafe { libc::write(fd, data[done..].as_ptr().cast(), data.len() - done) };
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    true
+}
+
+fn set_up_pipe() -> [libc::c_int; 3] {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two ints; fcntl and dup on the fds it made.
+    unsafe {
+        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0, "pipe2");
+        assert!(libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE) >= PIPE_SIZE);
+        assert_eq!(libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK), 0);
+        let copy = libc::dup(fds[1]);
+        assert!(copy >= 0, "dup");
+        assert!(write_all_fd(fds[1], &pipe_message()));
+        [fds[0], fds[1], copy]
+    }
 }
 
 const PRIVATE_LEN: usize = 4 * 4096;
@@ -414,6 +470,8 @@ fn set_up() -> Setup {
     offset_file.seek(SeekFrom::Start(10)).unwrap();
     offset_file.write_all(b"AAAA").unwrap();
 
+    let pipe = set_up_pipe();
+
     // SAFETY: sbrk(0) only reads the break.
     let brk_at_start = unsafe { libc::sbrk(0) } as usize;
     Setup {
@@ -439,6 +497,7 @@ fn set_up() -> Setup {
         offset_path,
         brk_at_start,
         checks: 0,
+        pipe,
     }
 }
 
@@ -632,6 +691,82 @@ impl Setup {
                 "offset file holds {:?}",
                 String::from_utf8_lossy(&bytes)
             ));
+        }
+        bad.extend(self.check_pipe());
+        bad
+    }
+
+    /// The self-pipe: its unread bytes, its size, each fd's flags; then the
+    /// same bytes written back, half through each write fd.
+    fn check_pipe(&mut self) -> Vec<String> {
+        let mut bad = Vec::new();
+        let [read, write, copy] = self.pipe;
+        // SAFETY: fcntl queries on our own fds.
+        let flag = |fd, cmd, bit| unsafe { libc::fcntl(fd, cmd) } & bit != 0;
+        let want = [
+            (
+                read,
+                libc::F_GETFL,
+                libc::O_NONBLOCK,
+                true,
+                "read end non-blocking",
+            ),
+            (
+                write,
+                libc::F_GETFL,
+                libc::O_NONBLOCK,
+                false,
+                "write end blocking",
+            ),
+            (
+                read,
+                libc::F_GETFD,
+                libc::FD_CLOEXEC,
+                true,
+                "read end close-on-exec",
+            ),
+            (
+                write,
+                libc::F_GETFD,
+                libc::FD_CLOEXEC,
+                true,
+                "write end close-on-exec",
+            ),
+            (
+                copy,
+                libc::F_GETFD,
+                libc::FD_CLOEXEC,
+                false,
+                "dup'ed end not close-on-exec",
+            ),
+        ];
+        for (fd, cmd, bit, set, what) in want {
+            if flag(fd, cmd, bit) != set {
+                bad.push(format!("pipe: fd {fd} is not {what}"));
+            }
+        }
+        // SAFETY: as above.
+        let size = unsafe { libc::fcntl(read, libc::F_GETPIPE_SZ) };
+        if size != PIPE_SIZE {
+            bad.push(format!("pipe: {size} bytes big, not {PIPE_SIZE}"));
+        }
+        let message = pipe_message();
+        let got = read_some(read, message.len() + 100);
+        if got != message {
+            bad.push(format!(
+                "pipe: {} unread bytes, not the {} written{}",
+                got.len(),
+                message.len(),
+                if got.len() == message.len() {
+                    ", in another order"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let (first, second) = message.split_at(message.len() / 2);
+        if !write_all_fd(write, first) || !write_all_fd(copy, second) {
+            bad.push("pipe: cannot be written".into());
         }
         bad
     }
