@@ -33,8 +33,9 @@ static int on_suspend(const struct suspend_request *request, void *data)
 static void on_resume(const struct suspend_resume_info *info, void *data)
 {
 	(void)data;
-	atomic_fetch_add(&resume_calls, 1);
+	/* The reason first: the count tells a reader this resume is done. */
 	atomic_store(&last_reason, (int)info->reason);
+	atomic_fetch_add(&resume_calls, 1);
 }
 
 static int memory_intact(void)
@@ -94,9 +95,12 @@ int main(void)
 			suspend_critical_leave();
 			puts("ok");
 		} else if (strcmp(line, "check") == 0) {
+			/* Counts before the reason (arguments have no order). */
+			int suspends = atomic_load(&suspend_calls);
+			int resumes = atomic_load(&resume_calls);
+			int reason = atomic_load(&last_reason);
 			printf("state suspend=%d resume=%d reason=%s registered=%d memory=%s\n",
-			       atomic_load(&suspend_calls), atomic_load(&resume_calls),
-			       reason_name(atomic_load(&last_reason)), suspend_is_registered(),
+			       suspends, resumes, reason_name(reason), suspend_is_registered(),
 			       memory_intact() ? "intact" : "changed");
 		} else if (strcmp(line, "exit") == 0) {
 			int ok = memory_intact() && atomic_load(&resume_calls) <= atomic_load(&suspend_calls);

@@ -698,8 +698,9 @@ pub mod handshake {
     }
 
     fn on_resume(info: &ResumeInfo) {
-        RESUMES.fetch_add(1, Ordering::SeqCst);
+        // The reason first: the count tells a reader this resume is done.
         REASON.store(info.reason_code, Ordering::SeqCst);
+        RESUMES.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Callbacks that say ready and count.

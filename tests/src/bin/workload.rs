@@ -44,8 +44,9 @@ static GOT_SIGNAL: AtomicU32 = AtomicU32::new(0);
 static OWN_HANDLER_CALLS: AtomicU32 = AtomicU32::new(0);
 
 fn on_suspend(request: &SuspendRequest) -> Decision {
-    SUSPEND_CALLS.fetch_add(1, Ordering::SeqCst);
+    // What it was told first: the count tells a reader the call came.
     LAST_REQUEST.store(request.id, Ordering::SeqCst);
+    SUSPEND_CALLS.fetch_add(1, Ordering::SeqCst);
     match DECISION.load(Ordering::SeqCst) {
         1 => Decision::Busy,
         2 => Decision::Refuse,
@@ -62,8 +63,8 @@ fn on_suspend(request: &SuspendRequest) -> Decision {
 }
 
 fn on_resume(info: &ResumeInfo) {
-    RESUME_CALLS.fetch_add(1, Ordering::SeqCst);
     LAST_REASON.store(info.reason_code, Ordering::SeqCst);
+    RESUME_CALLS.fetch_add(1, Ordering::SeqCst);
 }
 
 extern "C" fn own_handler(sig: libc::c_int) {
