@@ -45,7 +45,11 @@ impl Line {
     }
 
     fn text(&mut self, s: &str) -> &mut Self {
-        for &b in s.as_bytes() {
+        self.bytes(s.as_bytes())
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) -> &mut Self {
+        for &b in bytes {
             if self.len < self.buf.len() {
                 self.buf[self.len] = b;
                 self.len += 1;
@@ -62,9 +66,7 @@ impl Line {
             let d = ((v >> (shift * 4)) & 0xf) as usize;
             if d != 0 || started || shift == 0 {
                 started = true;
-                let s = [digits[d]];
-                // SAFETY: one ASCII hex digit.
-                self.text(unsafe { std::str::from_utf8_unchecked(&s) });
+                self.bytes(&[digits[d]]);
             }
         }
         self
@@ -85,8 +87,7 @@ impl Line {
                 break;
             }
         }
-        // SAFETY: ASCII digits.
-        self.text(unsafe { std::str::from_utf8_unchecked(&digits[i..]) })
+        self.bytes(&digits[i..])
     }
 
     /// `len` bytes at `addr` in hex, or "unreadable".
@@ -112,9 +113,7 @@ impl Line {
                 self.text(" ");
             }
             let digits = b"0123456789abcdef";
-            let s = [digits[(b >> 4) as usize], digits[(b & 0xf) as usize]];
-            // SAFETY: two ASCII hex digits.
-            self.text(unsafe { std::str::from_utf8_unchecked(&s) });
+            self.bytes(&[digits[(b >> 4) as usize], digits[(b & 0xf) as usize]]);
         }
         self
     }
@@ -137,24 +136,33 @@ fn write_all(mut bytes: &[u8]) {
     }
 }
 
-/// Copies /proc/self/maps to stderr.
-fn print_maps() {
+/// Calls `each` with what every `read` of `path` returns (for /dev/kmsg:
+/// one record each), until the end.
+fn each_read(path: &std::ffi::CStr, flags: libc::c_int, mut each: impl FnMut(&[u8])) {
     // SAFETY: open/read/close with a NUL-terminated path and a local buffer.
     unsafe {
-        let fd = libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY);
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | flags);
         if fd < 0 {
             return;
         }
         let mut buf = [0u8; 4096];
         loop {
             let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            if n < 0 && *libc::__errno_location() == libc::EPIPE {
+                continue; // /dev/kmsg: records overwritten, go on
+            }
             if n <= 0 {
                 break;
             }
-            write_all(&buf[..n as usize]);
+            each(&buf[..n as usize]);
         }
         libc::close(fd);
     }
+}
+
+/// Copies /proc/self/maps to stderr.
+fn print_maps() {
+    each_read(c"/proc/self/maps", 0, write_all);
 }
 
 extern "C" fn on_fault(
@@ -208,9 +216,9 @@ extern "C" fn on_fault(
         line.text(" ").text(name).text("=").hex(reg(r));
     }
     line.print();
-    // SAFETY: reading the thread's fs base has no preconditions.
     let mut fs_base = 0u64;
-    unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &raw mut fs_base) }; // ARCH_GET_FS
+    // SAFETY: ARCH_GET_FS writes the thread's fs base into `fs_base`.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &raw mut fs_base) };
     line.text("CRASH: fs_base=").hex(fs_base).print();
     line.text("CRASH: code at rip: ")
         .bytes_at(reg(libc::REG_RIP), 16)
@@ -224,7 +232,11 @@ extern "C" fn on_fault(
             .bytes_at(at, 32)
             .print();
     }
-    let mut alt: libc::stack_t = unsafe { std::mem::zeroed() };
+    let mut alt = libc::stack_t {
+        ss_sp: std::ptr::null_mut(),
+        ss_flags: 0,
+        ss_size: 0,
+    };
     // SAFETY: only reads this thread's alternate stack into `alt`.
     unsafe { libc::sigaltstack(std::ptr::null(), &mut alt) };
     line.text("CRASH: sigaltstack sp=")
@@ -268,31 +280,14 @@ fn print_kmsg() {
         b"segfault",
         b"signal",
     ];
-    // SAFETY: open/read/close with a NUL-terminated path and a local buffer.
-    unsafe {
-        let fd = libc::open(c"/dev/kmsg".as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK);
-        if fd < 0 {
-            return;
+    // O_NONBLOCK: EAGAIN, not a wait, after the last record.
+    each_read(c"/dev/kmsg", libc::O_NONBLOCK, |record| {
+        if keys
+            .iter()
+            .any(|k| record.windows(k.len()).any(|w| w == *k))
+        {
+            write_all(b"CRASH: kmsg ");
+            write_all(record);
         }
-        let mut buf = [0u8; 2048];
-        // One record per read; EAGAIN at the end.
-        loop {
-            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-            if n < 0 && *libc::__errno_location() == libc::EPIPE {
-                continue; // overwritten records: go on from the next
-            }
-            if n <= 0 {
-                break;
-            }
-            let record = &buf[..n as usize];
-            if keys
-                .iter()
-                .any(|k| record.windows(k.len()).any(|w| w == *k))
-            {
-                write_all(b"CRASH: kmsg ");
-                write_all(record);
-            }
-        }
-        libc::close(fd);
-    }
+    });
 }
