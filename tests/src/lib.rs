@@ -136,6 +136,12 @@ impl Daemon {
 
     /// Starts a daemon with extra environment (the test hooks).
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::start_limited(env, None)
+    }
+
+    /// Starts a daemon with extra environment and, with `max_fds`, at most
+    /// that many open descriptors (soft and hard limit).
+    pub fn start_limited(env: &[(&str, &str)], max_fds: Option<u64>) -> Self {
         require_root();
         assert!(
             std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).is_err(),
@@ -151,7 +157,26 @@ impl Daemon {
             .replace("::", "-");
         let log = std::env::temp_dir().join(format!("suspend-test-daemon-{test}-{n}.log"));
         let file = std::fs::File::create(&log).expect("daemon log");
-        let child = Command::new(bin("suspend-agent"))
+        let mut cmd = Command::new(bin("suspend-agent"));
+        if let Some(max) = max_fds {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child's limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: max,
+                        rlim_max: max,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                })
+            };
+        }
+        let child = cmd
             .arg("daemon")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -173,6 +198,13 @@ impl Daemon {
             std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).ok()
         });
         daemon
+    }
+
+    /// Everything the daemon logged (debug lines left out).
+    pub fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG]")).collect();
+        lines.join("\n")
     }
 
     /// The last lines of this daemon's log.
@@ -643,6 +675,79 @@ impl Drop for ImageDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// A copy of the image in `image`, changed by `edit`, must be refused by
+/// `resume` with `code` and a message containing `needle`, and nothing
+/// created (no process `pid` unless `code` is 10, pid in use).
+pub fn refused(
+    image: &Path,
+    pid: u32,
+    name: &str,
+    code: i32,
+    needle: &str,
+    edit: impl FnOnce(&Path),
+) {
+    let copy = ImageDir::new(name);
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(image)
+        .arg(&copy.path)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    edit(&copy.path);
+    let out = agent(&["resume", copy.arg()]);
+    assert_eq!(out.code, code, "{name}: {out:?}");
+    assert!(
+        out.stderr.contains(needle),
+        "{name}: the message must say {needle:?}: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("nothing was created"),
+        "{name}: {}",
+        out.stderr
+    );
+    if code != 10 {
+        assert!(!pid_alive(pid), "{name}: a process was created");
+    }
+}
+
+/// Flips one bit of the byte at `at` of `path`.
+pub fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt as _;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open");
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).expect("read");
+    b[0] ^= 0x40;
+    f.write_all_at(&b, at).expect("write");
+}
+
+/// Replaces `from` by `to` in the first `kind` record of the image in
+/// `dir` and recomputes that line's checksum, as anyone able to write the
+/// image could (its signature cannot be made again without the key).
+pub fn rewrite_record(dir: &Path, kind: &str, from: &str, to: &str) {
+    let meta = dir.join("meta.jsonl");
+    let text = std::fs::read_to_string(&meta).expect("meta.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let tag = format!("{{\"record\":\"{kind}\"");
+    let line = lines
+        .iter_mut()
+        .find(|l| l.split_once(' ').is_some_and(|(_, j)| j.starts_with(&tag)))
+        .unwrap_or_else(|| panic!("no {kind} record"));
+    let (_, json) = line.split_once(' ').expect("a record line");
+    assert!(json.contains(from), "the {kind} record holds no {from:?}");
+    let json = json.replacen(from, to, 1);
+    *line = format!(
+        "{:016x} {json}",
+        xxhash_rust::xxh3::xxh3_64(json.as_bytes())
+    );
+    std::fs::write(&meta, lines.join("\n") + "\n").expect("write meta.jsonl");
 }
 
 /// `suspend-agent inspect DIR --json`, which verifies every checksum.

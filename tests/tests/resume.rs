@@ -4,8 +4,8 @@
 use std::{os::unix::fs::OpenOptionsExt as _, path::Path, process::Command};
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, field, inspect, pid_alive, ready_pid, registry_entry,
-    suspend, wait_for,
+    Daemon, ImageDir, Proc, agent, bin, field, flip_byte, inspect, pid_alive, ready_pid, refused,
+    registry_entry, rewrite_record, suspend, wait_for,
 };
 
 /// The process's fds and what they are (sockets left out: the client's
@@ -178,61 +178,15 @@ fn unmodified_python_under_the_preload_shim_resumes() {
     r.exit_ok();
 }
 
-/// A copy of the image in `dir`, changed by `edit`, must be refused with
-/// `code` and a message containing `needle`, and nothing created.
-fn refused(image: &Path, pid: u32, name: &str, code: i32, needle: &str, edit: impl FnOnce(&Path)) {
-    let copy = ImageDir::new(name);
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(image)
-        .arg(&copy.path)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-    edit(&copy.path);
-    let out = agent(&["resume", copy.arg()]);
-    assert_eq!(out.code, code, "{name}: {out:?}");
-    assert!(
-        out.stderr.contains(needle),
-        "{name}: the message must say {needle:?}: {}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("nothing was created"),
-        "{name}: {}",
-        out.stderr
-    );
-    if code != 10 {
-        assert!(!pid_alive(pid), "{name}: a process was created");
-    }
-}
-
-fn flip_byte(path: &Path, at: u64) {
-    use std::os::unix::fs::FileExt as _;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x40;
-    f.write_all_at(&b, at).unwrap();
-}
-
 /// Rewrites the header record of `meta.jsonl` with `version`, checksum
 /// recomputed, so that only the version is wrong.
 fn set_version(dir: &Path, version: u32) {
-    let meta = dir.join("meta.jsonl");
-    let text = std::fs::read_to_string(&meta).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let (_, json) = lines[0].split_once(' ').unwrap();
-    let json = json.replace("\"version\":1", &format!("\"version\":{version}"));
-    lines[0] = format!(
-        "{:016x} {json}",
-        xxhash_rust::xxh3::xxh3_64(json.as_bytes())
+    rewrite_record(
+        dir,
+        "header",
+        "\"version\":2",
+        &format!("\"version\":{version}"),
     );
-    std::fs::write(&meta, lines.join("\n") + "\n").unwrap();
 }
 
 #[test]
@@ -264,11 +218,18 @@ fn bad_images_are_refused_before_anything_is_created() {
             .unwrap();
         f.set_len(pages - 4096).unwrap();
     });
-    refused(&image, pid, "flipped", 9, "checksum", |d| {
+    refused(&image, pid, "flipped", 9, "hash mismatch", |d| {
         flip_byte(&d.join("pages.img"), pages / 2 + 7);
     });
     refused(&image, pid, "version", 9, "version 7", |d| {
         set_version(d, 7)
+    });
+    // Every checksum right, but changed after the agent signed it.
+    refused(&image, pid, "forged", 9, "changed after key", |d| {
+        rewrite_record(d, "process", "\"comm\":\"", "\"comm\":\"x");
+    });
+    refused(&image, pid, "unsigned", 9, "not signed", |d| {
+        std::fs::remove_file(d.join("meta.sig")).unwrap();
     });
     // The layout file is mapped privately (and written): changed, then gone.
     std::fs::write(&file, b"not what it was").unwrap();

@@ -6,14 +6,15 @@ use serde_json::json;
 
 use crate::{
     exit,
-    image::{Image, format::MappingKind},
+    image::{Image, format::MappingKind, sign::Keys},
 };
 
 /// Show what an image holds, after checking it
 ///
-/// Every record's checksum, the format version, the end record and every
-/// page run's checksum are verified first; a damaged image is refused with
-/// what is wrong and where (exit 1). Then: the process, its threads, a table
+/// Every record's checksum, the format version, the signature (by this
+/// machine's key or one it trusts), the end record and every page run's
+/// hash are verified first; a damaged, altered or unsigned image is
+/// refused with what is wrong and where (exit 1). Then: the process, its threads, a table
 /// of its mappings with what was saved of each, its files, and the run
 /// witness.
 #[derive(clap::Args)]
@@ -36,7 +37,8 @@ fn kind(k: MappingKind) -> &'static str {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let image = Image::read(&args.dir, true)?;
+    let trusted = Keys::system()?.trusted()?;
+    let image = Image::read(&args.dir, true, &trusted)?;
     let p = &image.process;
     if args.json {
         let out = json!({
@@ -59,15 +61,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             "saved_pages": image.saved_pages(),
             "page_bytes": image.page_bytes,
             "checksums": "verified",
+            "signed_by": image.signer,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(exit::OK);
     }
     println!(
-        "image     {} (format {} v{}, checksums verified)",
+        "image     {} (format {} v{}, checksums verified, signed by key {})",
         image.dir.display(),
         image.header.format,
-        image.header.version
+        image.header.version,
+        image.signer
     );
     println!(
         "written   by agent {} on {} (kernel {}), CPU {} xcr0={:#x}",

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod daemon;
 pub mod inspect;
+pub mod key;
 pub mod list;
 pub mod resume;
 pub mod run;

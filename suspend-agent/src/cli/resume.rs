@@ -9,11 +9,16 @@ use crate::{
 
 /// Bring a suspended process back from its image
 ///
-/// The whole image is checked first — format version, every checksum, the
-/// files it maps (still the same files), its pid and thread ids (free), this
-/// CPU (has the image's xstate features) and kernel (same vDSO layout). A
-/// bad image is refused with what is wrong, before anything is created:
-/// exit 9, or 10 when a pid it needs is in use.
+/// The whole image is checked first — format version, every checksum, its
+/// signature (this machine's key or one `key trust` added: an image changed
+/// by anyone else is refused), who owns its directory (root or the
+/// process's user, on every directory of the path), its pid and thread ids
+/// (free), this CPU (has the image's xstate features) and kernel (same
+/// vDSO layout). Every file it needs is opened as the process's user,
+/// without following symbolic links, and checked on the open descriptor
+/// (the same file, or the same size and modification time). A bad image is
+/// refused with what is wrong, before anything is created: exit 9, or 10
+/// when a pid it needs is in use.
 ///
 /// The process then gets its original pid and thread ids, every mapping at
 /// its address, its files at their descriptor numbers and offsets, its
@@ -31,10 +36,12 @@ use crate::{
 pub struct Args {
     /// The image directory (as written by `suspend -D`).
     dir: PathBuf,
-    /// Give the process this file as stdin instead of ours.
+    /// Give the process this file as stdin instead of ours (opened as the
+    /// process's user; a final symbolic link is not followed).
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
-    /// Append the process's stdout to this file instead of ours.
+    /// Append the process's stdout to this file instead of ours (created
+    /// as the process's user if missing).
     #[arg(long, value_name = "FILE")]
     stdout: Option<PathBuf>,
     /// Append the process's stderr to this file instead of ours.

@@ -20,7 +20,7 @@ use crate::{
     control::Outcome,
     dump::{self, DumpError, DumpOptions, Summary},
     freeze::{FreezeError, Frozen},
-    image::ImageWriter,
+    image::{ImageWriter, sign::Keys},
     sys::PidFd,
 };
 
@@ -110,6 +110,9 @@ pub async fn take(
     let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
         // The image directory, and its page file's memory, before anything
         // is frozen: the process waits for none of it.
+        let key = Keys::system()
+            .and_then(|keys| keys.signing())
+            .map_err(DumpError::from)?;
         let mut image = ImageWriter::create(&options.dir).map_err(DumpError::from)?;
         let expected = crate::procfs::resident_bytes(pid).unwrap_or(0);
         image
@@ -135,7 +138,7 @@ pub async fn take(
             // made durable (a failure then still tells it `aborted`).
             frozen.release();
             let frozen_for = frozen_at.elapsed();
-            let summary = dumped.finish()?;
+            let summary = dumped.finish(&key)?;
             return Ok(Taken {
                 summary,
                 frozen_for,
@@ -143,7 +146,7 @@ pub async fn take(
             });
         }
         // Killed only once the image is durable.
-        let summary = dumped.finish()?;
+        let summary = dumped.finish(&key)?;
         frozen.kill(&pidfd).map_err(TakeError::Kill)?;
         Ok(Taken {
             summary,

@@ -28,10 +28,9 @@ use std::{
 use nix::{sys::uio, unistd::Pid};
 
 use super::{DumpError, vmas::Vma};
-use crate::image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, xxh3_hex};
+use crate::image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex};
 
 /// Bytes per batch: enough to amortise the syscall, small enough that the
-/// checksum reads what was just copied from the cache, and that the
 /// workers finish together.
 const BATCH_BYTES: usize = 2 << 20;
 /// Workers copying at once, at most.
@@ -108,7 +107,7 @@ impl Memory {
     }
 
     /// Copies what `plan` says into `area` (the page file's first
-    /// `plan.bytes`) and checksums it; returns every mapping's page runs.
+    /// `plan.bytes`); returns every mapping's page runs, not yet hashed.
     /// Must run on the thread that froze the process. `tick` is called on
     /// this thread after each of its batches, with the bytes copied so far
     /// by all the workers; an error from it stops the copy.
@@ -157,7 +156,10 @@ impl Memory {
             let queue = Mutex::new(left.into_iter());
             results.push(self.work(&shared, &queue, Some(tick)));
         }
-        let mut saved: Vec<Vec<PageRun>> = plan
+        for result in results {
+            result?;
+        }
+        let saved: Vec<Vec<PageRun>> = plan
             .mappings
             .iter()
             .map(|m| {
@@ -169,7 +171,7 @@ impl Memory {
                             first_page,
                             pages,
                             at,
-                            xxh3: String::new(),
+                            blake3: String::new(),
                         };
                         at += pages * PAGE_SIZE;
                         run
@@ -177,26 +179,19 @@ impl Memory {
                     .collect()
             })
             .collect();
-        for result in results {
-            for (mapping, run, xxh3) in result? {
-                saved[mapping][run].xxh3 = xxh3;
-            }
-        }
         Ok(saved)
     }
 
-    /// Takes batches from `queue` until it is empty or a worker failed;
-    /// returns (mapping, run, checksum) for every run it copied. The
-    /// tracer's worker is the one with a `tick`; the others leave what
+    /// Takes batches from `queue` until it is empty or a worker failed.
+    /// The tracer's worker is the one with a `tick`; the others leave what
     /// needs `/proc/PID/mem` to it.
     fn work<'a>(
         &self,
         shared: &Shared<'_, 'a>,
         queue: &Mutex<std::vec::IntoIter<Batch<'a>>>,
         mut tick: Option<&mut dyn FnMut(u64) -> Result<(), DumpError>>,
-    ) -> Result<Vec<(usize, usize, String)>, DumpError> {
+    ) -> Result<(), DumpError> {
         let tracer = tick.is_some();
-        let mut sums = Vec::new();
         while !shared.failed.load(Ordering::Relaxed) {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
             let Some(batch) = next else { break };
@@ -229,18 +224,8 @@ impl Memory {
                 shared.failed.store(true, Ordering::Relaxed);
                 return Err(e);
             }
-            let mut offset = 0;
-            for (i, &(_, count)) in runs.iter().enumerate() {
-                let len = (count * PAGE_SIZE) as usize;
-                sums.push((
-                    batch.mapping,
-                    batch.runs.start + i,
-                    xxh3_hex(&batch.buf[offset..offset + len]),
-                ));
-                offset += len;
-            }
         }
-        Ok(sums)
+        Ok(())
     }
 
     /// Runs of pages whose pagemap entry satisfies `keep`, at most
@@ -507,4 +492,25 @@ impl Plan {
         }
         batches
     }
+}
+
+/// Hashes every run (BLAKE3) from `pages`, the page file they were copied
+/// into, on as many threads as there are cores.
+pub fn hash_runs<'a>(pages: &[u8], runs: impl IntoIterator<Item = &'a mut PageRun>) {
+    let mut runs: Vec<&mut PageRun> = runs.into_iter().collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, MAX_WORKERS);
+    let share = runs.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        for group in runs.chunks_mut(share) {
+            scope.spawn(move || {
+                for run in group {
+                    let from = run.at as usize;
+                    let to = from + (run.pages * PAGE_SIZE) as usize;
+                    run.blake3 = blake3_hex(&pages[from..to]);
+                }
+            });
+        }
+    });
 }

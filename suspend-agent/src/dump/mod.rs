@@ -68,6 +68,8 @@ pub enum DumpError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Maps(#[from] MapsError),
+    #[error("the image signing key: {0}")]
+    Key(#[from] crate::image::sign::KeyError),
 }
 
 /// What to dump and how.
@@ -200,6 +202,8 @@ pub fn dump(
         Ok(())
     })?;
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
+    // Recorded once their runs are hashed, in `Dumped::finish`.
+    let mut mappings = Vec::with_capacity(vmas.len());
     for (vma, runs) in vmas.iter().zip(saved) {
         let kind = vma.kind();
         let file = matches!(kind, MappingKind::PrivateFile | MappingKind::SharedFile)
@@ -208,7 +212,7 @@ pub fn dump(
                 process::file_id(Path::new(&files), &vma.path)
             })
             .flatten();
-        image.record(&Record::Mapping(Mapping {
+        mappings.push(Mapping {
             start: vma.start,
             end: vma.end,
             perms: vma.perms.clone(),
@@ -217,7 +221,7 @@ pub fn dump(
             kind,
             file,
             pages: runs,
-        }))?;
+        });
     }
     for file in files {
         image.record(&Record::File(file))?;
@@ -259,7 +263,7 @@ pub fn dump(
     Ok(Dumped {
         image,
         threads: threads.len(),
-        mappings: vmas.len(),
+        mappings,
         pages,
         bytes,
         copied_in: started.elapsed(),
@@ -272,20 +276,32 @@ pub fn dump(
 pub struct Dumped {
     image: ImageWriter,
     threads: usize,
-    mappings: usize,
+    /// Their page runs are hashed and they are recorded at `finish`.
+    mappings: Vec<Mapping>,
     pages: u64,
     bytes: u64,
     copied_in: Duration,
 }
 
 impl Dumped {
-    /// Makes the image durable (`fsync`) and renames it into place.
-    pub fn finish(self) -> Result<Summary, DumpError> {
-        let path = self.image.finish()?;
+    /// Hashes every page run, records the mappings, signs the image with
+    /// `key`, makes it durable (`fsync`) and renames it into place. Needs
+    /// nothing from the process: with `--leave-running` it runs meanwhile.
+    pub fn finish(mut self, key: &ed25519_dalek::SigningKey) -> Result<Summary, DumpError> {
+        let pages = self.image.pages_written()?;
+        memory::hash_runs(
+            pages,
+            self.mappings.iter_mut().flat_map(|m| m.pages.iter_mut()),
+        );
+        let count = self.mappings.len();
+        for mapping in self.mappings {
+            self.image.record(&Record::Mapping(mapping))?;
+        }
+        let path = self.image.finish(key)?;
         Ok(Summary {
             path,
             threads: self.threads,
-            mappings: self.mappings,
+            mappings: count,
             pages: self.pages,
             bytes: self.bytes,
             took: self.copied_in,

@@ -145,6 +145,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;
+    let cwd = link(pid, "cwd")?;
     let shared_pending = ptrace::pending_signals(leader, true).map_err(ptrace::PtraceError::of(
         pid,
         leader,
@@ -155,7 +156,8 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         ppid,
         comm: read(pid, "comm")?.trim_end().to_owned(),
         exe: file_id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
-        cwd: link(pid, "cwd")?,
+        cwd_id: file_id(Path::new(&format!("/proc/{pid}/cwd")), &cwd),
+        cwd,
         root: link(pid, "root")?,
         umask,
         creds,

@@ -1,14 +1,18 @@
-//! The image format, version 1.
+//! The image format, version 2.
 //!
-//! An image is a directory (mode 0700) holding two files (mode 0600):
+//! An image is a directory (mode 0700) holding three files (mode 0600):
 //!
 //! - `meta.jsonl`: one record per line, each line `<xxh3> <json>` where
-//!   `<xxh3>` is the 16-hex-digit XXH3-64 of the JSON text that follows. The
-//!   first record is the [`Header`], the last the [`End`], which counts the
-//!   records before it (so a truncated file is detected).
+//!   `<xxh3>` is the 16-hex-digit XXH3-64 of the JSON text that follows
+//!   (it finds damage and says which line). The first record is the
+//!   [`Header`], the last the [`End`], which counts the records before it
+//!   (so a truncated file is detected).
 //! - `pages.img`: raw page contents, each run page-aligned; [`PageRun`]s in
-//!   the [`Mapping`] records say where, and carry the XXH3-64 of their
+//!   the [`Mapping`] records say where, and carry the BLAKE3 hash of their
 //!   bytes.
+//! - `meta.sig`: the agent's Ed25519 signature over `meta.jsonl` (and so,
+//!   through the run hashes, over `pages.img`); see [`super::sign`]. An
+//!   image nobody trusted signed is never acted on.
 //!
 //! JSON keeps the metadata readable (`suspend-agent inspect`, `jq`) and the
 //! format easy to extend; the restorer never reads it (the agent turns it
@@ -19,11 +23,16 @@ use serde::{Deserialize, Serialize};
 /// `format` of every header.
 pub const FORMAT: &str = "suspend-image";
 /// The version this agent writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The metadata file.
 pub const META_FILE: &str = "meta.jsonl";
 /// The page file.
 pub const PAGES_FILE: &str = "pages.img";
+/// The signature of the metadata file.
+pub const SIG_FILE: &str = "meta.sig";
+/// The most `meta.jsonl` may hold: far above any real process's (a record
+/// per thread, mapping and file), far below what would strain the agent.
+pub const MAX_META_BYTES: u64 = 256 << 20;
 /// Page size the image is written in.
 pub const PAGE_SIZE: u64 = 4096;
 /// Pages one checksum covers at most.
@@ -113,6 +122,9 @@ pub struct Process {
     pub comm: String,
     pub exe: Option<FileId>,
     pub cwd: String,
+    /// The working directory's identity (device and inode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd_id: Option<FileId>,
     pub root: String,
     pub umask: u32,
     pub creds: Creds,
@@ -264,8 +276,8 @@ pub struct PageRun {
     pub pages: u64,
     /// Byte offset in `pages.img` (page-aligned).
     pub at: u64,
-    /// XXH3-64 of its bytes, 16 hex digits.
-    pub xxh3: String,
+    /// BLAKE3 hash of its bytes, 64 hex digits.
+    pub blake3: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,6 +379,11 @@ pub struct End {
     pub records: u64,
     /// Size of `pages.img`.
     pub page_bytes: u64,
+}
+
+/// BLAKE3 as 64 hex digits.
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 /// XXH3-64 as 16 hex digits.

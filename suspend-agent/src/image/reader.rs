@@ -1,18 +1,25 @@
-//! Reading and verifying an image: every record's checksum, the header's
-//! format and version, the end record's counts, and (with `verify_pages`)
-//! every page run's checksum. A bad image is refused with what is wrong and
-//! where.
+//! Reading and verifying an image: only regular files, of bounded size;
+//! every record's checksum, the header's format and version, then the
+//! signature over the whole metadata (nothing in a record is believed
+//! before that), the end record's counts, every record's ranges, and (with
+//! `verify_pages`) every page run's hash. A bad image is refused with what
+//! is wrong and where.
 
 use std::{
-    fs::File,
-    io::{self, BufRead as _, BufReader},
+    io,
     os::unix::fs::FileExt as _,
     path::{Path, PathBuf},
 };
 
-use super::format::{
-    FORMAT, FORMAT_VERSION, File as FdRecord, Header, META_FILE, Mapping, PAGE_SIZE, PAGES_FILE,
-    Process, Record, Thread, Witness, xxh3_hex,
+use ed25519_dalek::VerifyingKey;
+
+use super::{
+    format::{
+        FORMAT, FORMAT_VERSION, File as FdRecord, Header, MAX_META_BYTES, MAX_RUN_PAGES, META_FILE,
+        Mapping, MappingKind, PAGE_SIZE, PAGES_FILE, Process, Record, SIG_FILE, Thread, Witness,
+        blake3_hex, xxh3_hex,
+    },
+    sign::{self, AuthError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,14 @@ pub enum ReadError {
         at: u64,
         reason: String,
     },
+    #[error("{path}: mapping {start:#x}: {reason}")]
+    BadMapping {
+        path: PathBuf,
+        start: u64,
+        reason: String,
+    },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// A whole image, read and checked.
@@ -53,60 +68,68 @@ pub struct Image {
     pub files: Vec<FdRecord>,
     pub witness: Witness,
     pub page_bytes: u64,
+    /// The id of the key that signed it.
+    pub signer: String,
+}
+
+/// Splits `meta.jsonl` into its lines, each checked against its checksum:
+/// `(line number, JSON text)`.
+fn checked_lines<'a>(path: &Path, bytes: &'a [u8]) -> Result<Vec<(usize, &'a str)>, ReadError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ReadError::Malformed {
+        path: path.to_path_buf(),
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1,
+        reason: "not UTF-8".into(),
+    })?;
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line_no = index + 1;
+        let (hash, json) = line.split_once(' ').ok_or_else(|| ReadError::Malformed {
+            path: path.to_path_buf(),
+            line: line_no,
+            reason: "no checksum".into(),
+        })?;
+        if xxh3_hex(json.as_bytes()) != hash {
+            return Err(ReadError::Checksum {
+                path: path.to_path_buf(),
+                line: line_no,
+            });
+        }
+        lines.push((line_no, json));
+    }
+    Ok(lines)
 }
 
 impl Image {
-    /// Reads `dir`, checking every record; with `verify_pages`, also every
-    /// page run against `pages.img`.
-    pub fn read(dir: &Path, verify_pages: bool) -> Result<Self, ReadError> {
+    /// Reads `dir`, checking every record and that a key in `trusted`
+    /// signed it; with `verify_pages`, also every page run against
+    /// `pages.img`.
+    pub fn read(
+        dir: &Path,
+        verify_pages: bool,
+        trusted: &[VerifyingKey],
+    ) -> Result<Self, ReadError> {
         let path = dir.join(META_FILE);
-        let io = |source| ReadError::Io {
+        let bytes = sign::read_bounded(&path, MAX_META_BYTES).map_err(|source| ReadError::Io {
             path: path.clone(),
             source,
+        })?;
+        let lines = checked_lines(&path, &bytes)?;
+        let malformed = |line: usize, reason: String| ReadError::Malformed {
+            path: path.clone(),
+            line,
+            reason,
         };
-        let file = File::open(&path).map_err(io)?;
-        let mut records = Vec::new();
-        let mut end = None;
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line_no = index + 1;
-            let line = line.map_err(io)?;
-            let malformed = |reason: String| ReadError::Malformed {
-                path: path.clone(),
-                line: line_no,
-                reason,
-            };
-            let (hash, json) = line
-                .split_once(' ')
-                .ok_or_else(|| malformed("no checksum".into()))?;
-            if xxh3_hex(json.as_bytes()) != hash {
-                return Err(ReadError::Checksum {
-                    path: path.clone(),
-                    line: line_no,
-                });
-            }
-            let record: Record =
-                serde_json::from_str(json).map_err(|e| malformed(e.to_string()))?;
-            if let Some(_end) = &end {
-                return Err(malformed("a record after the end record".into()));
-            }
-            match record {
-                Record::End(e) => end = Some(e),
-                r => records.push(r),
-            }
-        }
         let truncated = |reason: &str| ReadError::Truncated {
             path: path.clone(),
             reason: reason.into(),
         };
-        let end = end.ok_or_else(|| truncated("no end record"))?;
-        if end.records != records.len() as u64 {
-            return Err(truncated(
-                "the end record counts a different number of records",
-            ));
-        }
-        let mut records = records.into_iter();
-        let header = match records.next() {
-            Some(Record::Header(h)) => h,
+        // The header first, for a clear word on another format or version.
+        let header = match lines.first().map(|(_, json)| serde_json::from_str(json)) {
+            Some(Ok(Record::Header(h))) => h,
             _ => {
                 return Err(ReadError::NotAnImage {
                     path: path.clone(),
@@ -125,6 +148,28 @@ impl Image {
                 path: path.clone(),
                 found: header.version,
             });
+        }
+        // Nothing else is believed before this.
+        let signer = sign::verify(&dir.join(SIG_FILE), &blake3::hash(&bytes), trusted)?;
+
+        let mut records = Vec::new();
+        let mut end = None;
+        for &(line_no, json) in &lines[1..] {
+            let record: Record =
+                serde_json::from_str(json).map_err(|e| malformed(line_no, e.to_string()))?;
+            if end.is_some() {
+                return Err(malformed(line_no, "a record after the end record".into()));
+            }
+            match record {
+                Record::End(e) => end = Some(e),
+                r => records.push(r),
+            }
+        }
+        let end = end.ok_or_else(|| truncated("no end record"))?;
+        if end.records != 1 + records.len() as u64 {
+            return Err(truncated(
+                "the end record counts a different number of records",
+            ));
         }
         let (mut process, mut witness) = (None, None);
         let (mut threads, mut mappings, mut files) = (Vec::new(), Vec::new(), Vec::new());
@@ -149,26 +194,59 @@ impl Image {
             files,
             witness: witness.ok_or_else(|| truncated("no witness record"))?,
             page_bytes: end.page_bytes,
+            signer,
         };
+        image.check_mappings()?;
         image.check_pages(verify_pages)?;
         Ok(image)
     }
 
-    /// Checks that `pages.img` has the size the end record says and, with
-    /// `verify`, every run's checksum.
+    /// Every mapping page-aligned, in the user address space, apart from
+    /// the others; saved pages only where a restore reads them into
+    /// private memory or a memfd — never into a file.
+    fn check_mappings(&self) -> Result<(), ReadError> {
+        let path = self.dir.join(META_FILE);
+        let mut previous_end = 0;
+        let mut sorted: Vec<&Mapping> = self.mappings.iter().collect();
+        sorted.sort_by_key(|m| m.start);
+        for m in sorted {
+            let bad = |reason: &str| ReadError::BadMapping {
+                path: path.clone(),
+                start: m.start,
+                reason: reason.into(),
+            };
+            if m.start % PAGE_SIZE != 0 || m.end % PAGE_SIZE != 0 || m.start >= m.end {
+                return Err(bad("not a page-aligned range"));
+            }
+            if m.end > 0xffff_ffff_ffff_f000 || (m.kind != MappingKind::Kernel && m.end > 1 << 47) {
+                return Err(bad("outside the user address space"));
+            }
+            if m.start < previous_end {
+                return Err(bad("overlaps another mapping"));
+            }
+            previous_end = m.end;
+            if !m.pages.is_empty()
+                && matches!(m.kind, MappingKind::SharedFile | MappingKind::Kernel)
+            {
+                return Err(bad(
+                    "saved pages for a shared file or kernel mapping (a restore never writes a file)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `pages.img` is a regular file of the size the end record
+    /// says and every run lies in it and in its mapping; with `verify`,
+    /// every run's hash too.
     fn check_pages(&self, verify: bool) -> Result<(), ReadError> {
         let path = self.dir.join(PAGES_FILE);
-        let file = File::open(&path).map_err(|source| ReadError::Io {
+        let io_err = |source| ReadError::Io {
             path: path.clone(),
             source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| ReadError::Io {
-                path: path.clone(),
-                source,
-            })?
-            .len();
+        };
+        let file = sign::open_regular(&path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
         if len != self.page_bytes {
             return Err(ReadError::Truncated {
                 path,
@@ -178,25 +256,32 @@ impl Image {
         let mut buf = Vec::new();
         for mapping in &self.mappings {
             for run in &mapping.pages {
-                let bytes = run.pages * PAGE_SIZE;
                 let bad = |reason: String| ReadError::Pages {
                     path: path.clone(),
                     start: mapping.start,
                     at: run.at,
                     reason,
                 };
-                if run.at % PAGE_SIZE != 0 || run.at + bytes > len {
+                if run.pages == 0 || run.pages > MAX_RUN_PAGES {
+                    return Err(bad(format!("{} pages in one run", run.pages)));
+                }
+                let bytes = run.pages * PAGE_SIZE;
+                if run.at % PAGE_SIZE != 0 || run.at.checked_add(bytes).is_none_or(|e| e > len) {
                     return Err(bad("outside pages.img".into()));
                 }
-                if run.first_page + run.pages > (mapping.end - mapping.start) / PAGE_SIZE {
+                if run
+                    .first_page
+                    .checked_add(run.pages)
+                    .is_none_or(|e| e > (mapping.end - mapping.start) / PAGE_SIZE)
+                {
                     return Err(bad("outside its mapping".into()));
                 }
                 if verify {
                     buf.resize(bytes as usize, 0);
                     file.read_exact_at(&mut buf, run.at)
                         .map_err(|e| bad(e.to_string()))?;
-                    if xxh3_hex(&buf) != run.xxh3 {
-                        return Err(bad("checksum mismatch".into()));
+                    if blake3_hex(&buf) != run.blake3 {
+                        return Err(bad("hash mismatch".into()));
                     }
                 }
             }
@@ -213,11 +298,22 @@ impl Image {
 mod tests {
     use std::fs;
 
+    use ed25519_dalek::SigningKey;
+
     use super::*;
     use crate::image::{
         ImageWriter,
         format::{Cpu, End, FileId, MappingKind, MmFields, PageRun, Regs, Witness, xxh3_hex},
     };
+
+    /// The key these tests sign with.
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[5u8; 32])
+    }
+
+    fn trusted() -> Vec<VerifyingKey> {
+        vec![key().verifying_key()]
+    }
 
     /// A small but complete image in a fresh temporary directory.
     fn write_image(name: &str) -> (PathBuf, PathBuf) {
@@ -254,6 +350,7 @@ mod tests {
                 mtime_ns: 4,
             }),
             cwd: "/".into(),
+            cwd_id: None,
             root: "/".into(),
             umask: 0o22,
             creds: Default::default(),
@@ -301,7 +398,7 @@ mod tests {
                 first_page: 1,
                 pages: 2,
                 at,
-                xxh3: xxh3_hex(&pages),
+                blake3: blake3_hex(&pages),
             }],
         }))
         .unwrap();
@@ -311,14 +408,14 @@ mod tests {
             frozen_threads: 1,
         }))
         .unwrap();
-        assert_eq!(w.finish().unwrap(), dir);
+        assert_eq!(w.finish(&key()).unwrap(), dir);
         (root, dir)
     }
 
     #[test]
     fn round_trip() {
         let (root, dir) = write_image("roundtrip");
-        let image = Image::read(&dir, true).unwrap();
+        let image = Image::read(&dir, true, &trusted()).unwrap();
         assert_eq!(image.process.pid, 42);
         assert_eq!(image.threads[0].regs.rip, 0x1234);
         assert_eq!(image.mappings[0].saved_pages(), 2);
@@ -359,7 +456,16 @@ mod tests {
         fs::remove_dir_all(root).unwrap();
     }
 
+    /// Changes the metadata and signs it again, as only the key's holder
+    /// could: what is then refused is refused for what changed.
     fn edit_meta(dir: &Path, f: impl FnOnce(&mut Vec<String>)) {
+        let path = edit_meta_unsigned(dir, f);
+        let meta = fs::read(&path).unwrap();
+        fs::write(dir.join(SIG_FILE), sign::sign(&key(), &blake3::hash(&meta))).unwrap();
+    }
+
+    /// Changes the metadata as anyone able to write the directory could.
+    fn edit_meta_unsigned(dir: &Path, f: impl FnOnce(&mut Vec<String>)) -> PathBuf {
         let path = dir.join(META_FILE);
         let mut lines: Vec<String> = fs::read_to_string(&path)
             .unwrap()
@@ -368,6 +474,7 @@ mod tests {
             .collect();
         f(&mut lines);
         fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
     }
 
     /// Re-checksums a record line after changing its JSON.
@@ -381,7 +488,7 @@ mod tests {
     fn flipped_byte_in_a_record_is_refused() {
         let (root, dir) = write_image("flip");
         edit_meta(&dir, |l| l[2] = l[2].replace("4660", "4661")); // rip 0x1234
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(matches!(err, ReadError::Checksum { line: 3, .. }), "{err}");
         fs::remove_dir_all(root).unwrap();
     }
@@ -393,8 +500,11 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[100] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert!(Image::read(&dir, false).is_ok(), "sizes alone still match");
-        let err = Image::read(&dir, true).unwrap_err();
+        assert!(
+            Image::read(&dir, false, &trusted()).is_ok(),
+            "sizes alone still match"
+        );
+        let err = Image::read(&dir, true, &trusted()).unwrap_err();
         assert!(
             matches!(err, ReadError::Pages { start: 0x10000, .. }),
             "{err}"
@@ -411,12 +521,12 @@ mod tests {
             .unwrap()
             .set_len(PAGE_SIZE)
             .unwrap();
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(matches!(err, ReadError::Truncated { .. }), "{err}");
         edit_meta(&dir, |l| {
             l.pop();
         });
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(err.to_string().contains("no end record"), "{err}");
         fs::remove_dir_all(root).unwrap();
     }
@@ -425,12 +535,12 @@ mod tests {
     fn wrong_version_and_wrong_format_are_refused() {
         let (root, dir) = write_image("version");
         edit_meta(&dir, |l| {
-            l[0] = rewrite(&l[0], "\"version\":1", "\"version\":99")
+            l[0] = rewrite(&l[0], "\"version\":2", "\"version\":99")
         });
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(matches!(err, ReadError::Version { found: 99, .. }), "{err}");
         edit_meta(&dir, |l| l[0] = rewrite(&l[0], "suspend-image", "other"));
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(matches!(err, ReadError::NotAnImage { .. }), "{err}");
         fs::remove_dir_all(root).unwrap();
     }
@@ -447,7 +557,7 @@ mod tests {
             .unwrap();
             l[last] = format!("{} {end}", xxh3_hex(end.as_bytes()));
         });
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(
             err.to_string().contains("counts a different number"),
             "{err}"
@@ -456,12 +566,99 @@ mod tests {
     }
 
     #[test]
+    fn an_image_changed_after_signing_is_refused() {
+        let (root, dir) = write_image("forged");
+        // Every checksum right, the signature not.
+        edit_meta_unsigned(&dir, |l| l[1] = rewrite(&l[1], "\"pid\":42", "\"pid\":43"));
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Auth(AuthError::Altered { .. })),
+            "{err}"
+        );
+        // Signed by a key nobody trusts.
+        edit_meta(&dir, |_| {});
+        let other = [SigningKey::from_bytes(&[6u8; 32]).verifying_key()];
+        let err = Image::read(&dir, false, &other).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Auth(AuthError::Untrusted { .. })),
+            "{err}"
+        );
+        // Not signed at all.
+        fs::remove_file(dir.join(SIG_FILE)).unwrap();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
+        assert!(
+            matches!(err, ReadError::Auth(AuthError::Unsigned { .. })),
+            "{err}"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let (root, dir) = write_image("fifo");
+        let pages = dir.join(PAGES_FILE);
+        fs::remove_file(&pages).unwrap();
+        nix::unistd::mkfifo(&pages, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
+        assert!(matches!(err, ReadError::Io { .. }), "{err}");
+        fs::remove_file(&pages).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &pages).unwrap();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
+        assert!(matches!(err, ReadError::Io { .. }), "{err}");
+        let meta = dir.join(META_FILE);
+        fs::remove_file(&meta).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &meta).unwrap();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
+        assert!(matches!(err, ReadError::Io { .. }), "{err}");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn records_out_of_range_are_refused() {
+        for (name, from, to, what) in [
+            (
+                "unaligned",
+                "\"start\":65536",
+                "\"start\":65537",
+                "page-aligned",
+            ),
+            (
+                "shared",
+                "\"kind\":\"anonymous\"",
+                "\"kind\":\"shared_file\"",
+                "never writes a file",
+            ),
+            (
+                "runlong",
+                "\"pages\":2",
+                "\"pages\":9999",
+                "pages in one run",
+            ),
+            (
+                "runout",
+                "\"first_page\":1",
+                "\"first_page\":3",
+                "outside its mapping",
+            ),
+        ] {
+            let (root, dir) = write_image(name);
+            edit_meta(&dir, |l| {
+                let i = l.iter().position(|l| l.contains("\"mapping\"")).unwrap();
+                l[i] = rewrite(&l[i], from, to);
+            });
+            let err = Image::read(&dir, false, &trusted()).unwrap_err();
+            assert!(err.to_string().contains(what), "{name}: {err}");
+            fs::remove_dir_all(root).unwrap();
+        }
+    }
+
+    #[test]
     fn not_json_is_malformed() {
         let (root, dir) = write_image("garbage");
         edit_meta(&dir, |l| {
             l.insert(1, format!("{} not json", xxh3_hex(b"not json")))
         });
-        let err = Image::read(&dir, false).unwrap_err();
+        let err = Image::read(&dir, false, &trusted()).unwrap_err();
         assert!(matches!(err, ReadError::Malformed { line: 2, .. }), "{err}");
         fs::remove_dir_all(root).unwrap();
     }

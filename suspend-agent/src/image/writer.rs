@@ -13,7 +13,8 @@ use std::{
 
 use super::{
     PageFile,
-    format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, xxh3_hex},
+    format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, SIG_FILE, xxh3_hex},
+    sign,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub struct ImageWriter {
     target: PathBuf,
     partial: PathBuf,
     meta: BufWriter<File>,
+    /// BLAKE3 of everything written to `meta.jsonl`, for the signature.
+    meta_hash: blake3::Hasher,
     pages: Option<PageFile>,
     page_bytes: u64,
     records: u64,
@@ -105,6 +108,7 @@ impl ImageWriter {
             target: target.to_path_buf(),
             partial,
             meta: BufWriter::with_capacity(1 << 16, meta),
+            meta_hash: blake3::Hasher::new(),
             pages: Some(pages),
             page_bytes: 0,
             records: 0,
@@ -116,7 +120,10 @@ impl ImageWriter {
     pub fn record(&mut self, record: &Record) -> Result<(), WriteError> {
         let json = serde_json::to_string(record)?;
         let path = self.partial.join(META_FILE);
-        writeln!(self.meta, "{} {json}", xxh3_hex(json.as_bytes()))
+        let line = format!("{} {json}\n", xxh3_hex(json.as_bytes()));
+        self.meta_hash.update(line.as_bytes());
+        self.meta
+            .write_all(line.as_bytes())
             .map_err(io_err("writing", &path))?;
         self.records += 1;
         Ok(())
@@ -146,6 +153,14 @@ impl ImageWriter {
         self.page_file()?.area(len)
     }
 
+    /// The pages copied so far (the first [`Self::page_bytes`] of the page
+    /// file), to hash.
+    pub fn pages_written(&mut self) -> Result<&[u8], WriteError> {
+        let len = self.page_bytes;
+        let area: &[u8] = self.page_file()?.area(len)?;
+        Ok(area)
+    }
+
     fn page_file(&mut self) -> Result<&mut PageFile, WriteError> {
         let path = self.partial.join(PAGES_FILE);
         self.pages.as_mut().ok_or_else(|| WriteError::Io {
@@ -155,9 +170,9 @@ impl ImageWriter {
         })
     }
 
-    /// Writes the end record, makes everything durable and renames the
-    /// image into place.
-    pub fn finish(mut self) -> Result<PathBuf, WriteError> {
+    /// Writes the end record, signs the metadata with `key`, makes
+    /// everything durable and renames the image into place.
+    pub fn finish(mut self, key: &ed25519_dalek::SigningKey) -> Result<PathBuf, WriteError> {
         let end = Record::End(End {
             records: self.records,
             page_bytes: self.page_bytes,
@@ -169,6 +184,11 @@ impl ImageWriter {
             .get_ref()
             .sync_all()
             .map_err(io_err("fsync", &meta_path))?;
+        let sig_path = self.partial.join(SIG_FILE);
+        let mut sig = create_file(&sig_path)?;
+        sig.write_all(sign::sign(key, &self.meta_hash.finalize()).as_bytes())
+            .and_then(|()| sig.sync_all())
+            .map_err(io_err("writing", &sig_path))?;
         let pages_path = self.partial.join(PAGES_FILE);
         self.page_file()?;
         let pages = self

@@ -33,7 +33,7 @@ fn child_step_name(step: u32) -> &'static str {
         STEP_PDEATHSIG => "tying the child to the agent (PR_SET_PDEATHSIG)",
         STEP_RSEQ_OFF => "unregistering the agent's rseq area",
         STEP_CLOSE_FDS => "closing the agent's descriptors",
-        STEP_OPEN => "reopening a file",
+        STEP_OPEN => "putting a file at its number",
         STEP_SEEK => "seeking a reopened file",
         STEP_STDIO => "attaching stdio",
         STEP_CWD => "changing to the working directory",
@@ -346,7 +346,12 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     }
                     continue;
                 }
-                OpenKind::Path { path, flags, .. } => (libc::open(path.as_ptr(), *flags), *flags),
+                OpenKind::File { from, flags, .. } => {
+                    if libc::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    (open.fd, *flags)
+                }
                 OpenKind::EventFd { count, flags } => {
                     let fd = libc::eventfd(0, *flags);
                     if fd >= 0
@@ -369,7 +374,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 libc::close(fd);
             }
             match &open.what {
-                OpenKind::Path { pos, .. } if *pos != 0 => {
+                OpenKind::File { pos, .. } if *pos != 0 => {
                     if libc::lseek(open.fd, *pos as i64, libc::SEEK_SET) < 0 {
                         fail(plan, STEP_SEEK, open.fd as usize);
                     }
@@ -398,7 +403,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 fail(plan, STEP_STDIO, i);
             }
         }
-        if libc::chdir(plan.cwd.as_ptr()) < 0 {
+        if libc::fchdir(plan.cwd) < 0 {
             fail(plan, STEP_CWD, 0);
         }
         libc::umask(plan.umask as libc::mode_t);

@@ -1,6 +1,6 @@
 //! Every mapping's contents, prepared in the zone before the process is
 //! created, and checked on the way: each page run is read from
-//! `pages.img` straight into its place and its checksum verified there,
+//! `pages.img` straight into its place and its hash verified there,
 //! by as many threads as there are CPUs (first-touch memory is the slow
 //! part). The restore child, a copy of this process, inherits the prepared
 //! memory copy-on-write; once this process unmaps the zone, the child's
@@ -12,7 +12,7 @@ use super::{
     RestoreError,
     plan::{Premap, Source},
 };
-use crate::image::{format::xxh3_hex, reader::ReadError};
+use crate::image::{format::blake3_hex, reader::ReadError};
 
 /// One page run to read in.
 #[derive(Clone, Debug)]
@@ -22,7 +22,7 @@ pub struct Run {
     pub len: u64,
     /// Offset in `pages.img`.
     pub from: u64,
-    pub xxh3: String,
+    pub blake3: String,
     /// The mapping it belongs to, for messages.
     pub mapping: u64,
 }
@@ -92,8 +92,8 @@ fn read_run(pages: &File, path: &Path, run: &Run) -> Result<(), RestoreError> {
     pages
         .read_exact_at(dst, run.from)
         .map_err(|e| bad(e.to_string()))?;
-    if xxh3_hex(dst) != run.xxh3 {
-        return Err(bad("checksum mismatch".into()));
+    if blake3_hex(dst) != run.blake3 {
+        return Err(bad("hash mismatch".into()));
     }
     Ok(())
 }

@@ -1,17 +1,20 @@
 //! Resume: a process brought back from its image, exactly where it was.
 //!
 //! 1. [`validate`]: the whole image is checked before anything is created
-//!    (checksums, version, the files it maps, its pids, this CPU and
-//!    kernel); a bad image is refused with what is wrong.
-//! 2. [`plan`]: where everything goes — a zone of addresses free both here
+//!    (its signature, checksums and version, who owns its directory, its
+//!    pids, this CPU and kernel); a bad image is refused with what is
+//!    wrong.
+//! 2. [`open`]: every file it needs is opened as the process, without
+//!    following symbolic links, and checked on its descriptor.
+//! 3. [`plan`]: where everything goes — a zone of addresses free both here
 //!    and in the image holds the restorer stub, its argument block, its
 //!    stacks, and every mapping's contents, read in and checked by
 //!    [`load`] before the process exists.
-//! 3. [`child`]: the process is created with its own pid (`clone3`
+//! 4. [`child`]: the process is created with its own pid (`clone3`
 //!    `set_tid`), gets its files, cwd, limits and prepared memory, and
 //!    jumps into the stub, which lays the memory out and creates the threads
 //!    (see `suspend-restorer`).
-//! 4. [`finish`]: once the stub reports that every thread waits, the agent
+//! 5. [`finish`]: once the stub reports that every thread waits, the agent
 //!    seizes them, unmaps the zone, sets every thread's registers, xstate
 //!    and signal mask, queues the resume signal for the parked client
 //!    thread and lets them go.
@@ -22,6 +25,7 @@
 mod child;
 mod finish;
 mod load;
+mod open;
 mod plan;
 mod validate;
 
@@ -30,7 +34,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::image::{Image, reader::ReadError};
+use crate::image::{
+    Image,
+    reader::ReadError,
+    sign::{KeyError, Keys},
+};
 
 pub use validate::Refusal;
 
@@ -45,6 +53,9 @@ pub enum RestoreError {
     /// The image is sound but cannot be resumed here (yet).
     #[error("{0}")]
     Refused(#[from] Refusal),
+    /// This machine's keys cannot be read.
+    #[error("the image keys: {0}")]
+    Keys(#[from] KeyError),
     /// Preparing failed before the process was created.
     #[error("{what}: {source}")]
     Prepare {
@@ -92,9 +103,12 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let started = Instant::now();
     // Page checksums are verified as the pages are read in (`load`),
     // still before anything is created.
-    let image = Image::read(dir, false)?;
+    let trusted = Keys::system()?.trusted()?;
+    let image = Image::read(dir, false, &trusted)?;
+    validate::directory(&image)?;
     validate::image(&image)?;
-    let mut plan = plan::Plan::new(&image, options)?;
+    let opened = open::files(&image, options)?;
+    let mut plan = plan::Plan::new(&image, options, opened)?;
     let pid = image.process.pid;
     let created = child::spawn(&image, &mut plan)?;
     let told_client = finish::take_over(&image, &plan, created)?;

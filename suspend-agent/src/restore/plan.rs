@@ -9,13 +9,8 @@
 //! every mapping, each followed by an unmapped page.
 
 use std::{
-    collections::HashMap,
     ffi::CString,
-    fs::{File, OpenOptions},
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-        unix::fs::OpenOptionsExt as _,
-    },
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
 };
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
@@ -25,12 +20,13 @@ use suspend_common::restore::{
     THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
 };
 
-use super::{Options, RESTORER, RestoreError, load::Run};
+use super::{Options, RESTORER, RestoreError, load::Run, open::Opened};
 use crate::{
     dump::vmas,
     image::{
         Image,
         format::{FileKind, Mapping, MappingKind, PAGE_SIZE, PAGES_FILE},
+        sign,
     },
 };
 
@@ -77,8 +73,10 @@ pub struct Open {
 /// In the order they are made: an epoll instance watches the others.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum OpenKind {
-    Path {
-        path: CString,
+    /// A file opened (as the process) and checked beforehand: helper fd
+    /// `from`, put at its number and position.
+    File {
+        from: RawFd,
         flags: i32,
         pos: u64,
     },
@@ -135,7 +133,8 @@ pub struct Plan {
     /// the image and every helper.
     pub scratch_fd: RawFd,
     pub stdio: [StdioPlan; 3],
-    pub cwd: CString,
+    /// The working directory (helper fd, opened as the process).
+    pub cwd: RawFd,
     pub umask: u32,
     pub rlimits: Vec<(u32, u64, u64)>,
     pub personality: u32,
@@ -213,7 +212,7 @@ fn siginfo(b64: &str) -> Option<SigInfo> {
 }
 
 impl Plan {
-    pub fn new(image: &Image, options: &Options) -> Result<Self, RestoreError> {
+    pub fn new(image: &Image, options: &Options, mut opened: Opened) -> Result<Self, RestoreError> {
         let pid = image.process.pid;
         let helper_min = image
             .files
@@ -231,19 +230,24 @@ impl Plan {
         };
 
         let pages_path = image.dir.join(PAGES_FILE);
-        let pages =
-            File::open(&pages_path).map_err(prepare_err(pages_path.display().to_string()))?;
+        let pages = sign::open_regular(&pages_path)
+            .map_err(prepare_err(pages_path.display().to_string()))?;
         let (report_read, report_write) =
             nix::unistd::pipe().map_err(|e| prepare_err("pipe")(e.into()))?;
         let report_read = lift(report_read, helper_min)?;
         let report_write = helper(report_write, &mut helpers)?;
 
-        let exe_fd = match &image.process.exe {
-            Some(exe) => {
-                let f = File::open(&exe.path).map_err(prepare_err(exe.path.clone()))?;
-                helper(f.into(), &mut helpers)? as u32
-            }
+        let exe_fd = match opened.exe.take() {
+            Some(exe) => helper(exe, &mut helpers)? as u32,
             None => u32::MAX,
+        };
+        let cwd = match opened.cwd.take() {
+            Some(cwd) => helper(cwd, &mut helpers)?,
+            None => {
+                return Err(prepare_err(image.process.cwd.clone())(
+                    std::io::Error::other("the working directory was not opened"),
+                ));
+            }
         };
 
         // stdio
@@ -252,21 +256,9 @@ impl Plan {
             if !image.files.iter().any(|f| f.fd == i as i32) {
                 continue;
             }
-            *slot = match &options.stdio.files[i] {
+            *slot = match opened.stdio[i].take() {
                 None => StdioPlan::Inherit,
-                Some(path) => {
-                    let f = if i == 0 {
-                        File::open(path)
-                    } else {
-                        OpenOptions::new()
-                            .append(true)
-                            .create(true)
-                            .mode(0o644)
-                            .open(path)
-                    }
-                    .map_err(prepare_err(path.display().to_string()))?;
-                    StdioPlan::From(helper(f.into(), &mut helpers)?)
-                }
+                Some(f) => StdioPlan::From(helper(f, &mut helpers)?),
             };
         }
 
@@ -353,15 +345,10 @@ impl Plan {
                     flags: flags & libc::O_CLOEXEC,
                     targets: kept,
                 }
-            } else if matches!(
-                f.kind,
-                FileKind::Regular | FileKind::Directory | FileKind::CharDevice
-            ) {
-                OpenKind::Path {
-                    path: CString::new(f.path.clone()).map_err(|_| {
-                        prepare_err(f.path.clone())(std::io::ErrorKind::InvalidInput.into())
-                    })?,
-                    flags: flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY),
+            } else if let Some(file) = opened.files.remove(&f.fd) {
+                OpenKind::File {
+                    from: helper(file, &mut helpers)?,
+                    flags,
                     pos: f.pos,
                 }
             } else {
@@ -373,15 +360,15 @@ impl Plan {
         // Files first, then eventfds, pipes and their copies, then the
         // epolls that watch them.
         opens.sort_by_key(|o| match o.what {
-            OpenKind::Path { .. } => 0,
+            OpenKind::File { .. } => 0,
             OpenKind::EventFd { .. } => 1,
             OpenKind::Pipe { .. } => 2,
             OpenKind::Dup { .. } => 3,
             OpenKind::Epoll { .. } => 4,
         });
 
-        // Mapping sources.
-        let mut files: HashMap<(String, bool), RawFd> = HashMap::new();
+        // Mapping sources: each file once as a helper.
+        let mut mapped: Vec<((String, bool), RawFd)> = Vec::new();
         let mut sources = Vec::new();
         for m in &image.mappings {
             let source = match m.kind {
@@ -394,16 +381,17 @@ impl Plan {
                     let shared = m.kind == MappingKind::SharedFile;
                     let write = shared && prot(&m.perms) & libc::PROT_WRITE != 0;
                     let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
-                    let fd = match files.get(&(path.clone(), write)) {
-                        Some(fd) => *fd,
+                    let key = (path, write);
+                    let fd = match mapped.iter().find(|(k, _)| *k == key) {
+                        Some((_, fd)) => *fd,
                         None => {
-                            let f = OpenOptions::new()
-                                .read(true)
-                                .write(write)
-                                .open(&path)
-                                .map_err(prepare_err(path.clone()))?;
-                            let fd = helper(f.into(), &mut helpers)?;
-                            files.insert((path, write), fd);
+                            let file = opened.mapped.remove(&key).ok_or_else(|| {
+                                prepare_err(key.0.clone())(std::io::Error::other(
+                                    "the mapped file was not opened",
+                                ))
+                            })?;
+                            let fd = helper(file, &mut helpers)?;
+                            mapped.push((key, fd));
                             fd
                         }
                     };
@@ -505,7 +493,7 @@ impl Plan {
                             to: at + r.first_page * PAGE_SIZE,
                             len: r.pages * PAGE_SIZE,
                             from: r.at,
-                            xxh3: r.xxh3.clone(),
+                            blake3: r.blake3.clone(),
                             mapping: m.start,
                         })
                         .collect();
@@ -678,8 +666,6 @@ impl Plan {
         map_region(region, &block.bytes, blob_len, args_reserve + stacks_len)?;
         super::load::load(&premaps, &pages, &pages_path)?;
 
-        let cwd = CString::new(p.cwd.clone())
-            .map_err(|_| prepare_err(p.cwd.clone())(std::io::ErrorKind::InvalidInput.into()))?;
         Ok(Self {
             scratch_fd: helpers
                 .iter()

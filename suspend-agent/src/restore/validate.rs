@@ -1,20 +1,19 @@
 //! Everything checked before anything is created. `Image::read` has
-//! already verified the format, the version and every checksum; this is
-//! what an intact image may still not be resumable for, here and now.
+//! already verified the format, the version, the signature and every
+//! checksum; this is what an intact image may still not be resumable for,
+//! here and now. The files it needs are checked as they are opened
+//! (`open`), on their descriptors.
 
 use std::{
     fs,
     os::unix::fs::MetadataExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use crate::{
     dump::vmas,
-    image::{
-        Image,
-        format::{FileId, FileKind, MappingKind},
-    },
+    image::{Image, format::MappingKind},
     sys::ptrace,
 };
 
@@ -40,6 +39,23 @@ pub enum Refusal {
     },
     #[error("{what} {path} was deleted before the image was taken; it cannot be reopened")]
     FileDeleted { what: &'static str, path: String },
+    #[error("{what} {path} cannot be opened as the process's user (uid {uid}): {source}")]
+    FileDenied {
+        what: &'static str,
+        path: String,
+        uid: u32,
+        source: std::io::Error,
+    },
+    #[error(
+        "the image directory is not safe to resume from: {path} {why} (every directory on \
+         its path must be owned by root or by the process's user, uid {uid}, and writable by \
+         nobody else unless sticky)"
+    )]
+    UnsafeDirectory {
+        path: PathBuf,
+        why: String,
+        uid: u32,
+    },
     #[error("pid {pid} is in use (by {by}); the image's {what} needs it")]
     PidInUse {
         pid: u32,
@@ -86,41 +102,14 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
             root: image.process.root.clone(),
         });
     }
-    if let Some(exe) = &image.process.exe {
-        same_file("executable", exe, true)?;
-    }
     for m in &image.mappings {
-        if matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile) {
-            if m.path.ends_with(" (deleted)") {
-                return Err(Refusal::FileDeleted {
-                    what: "mapped file",
-                    path: m.path.clone(),
-                });
-            }
-            if let Some(id) = &m.file {
-                same_file("mapped file", id, true)?;
-            }
-        }
-    }
-    for f in &image.files {
-        if (0..=2).contains(&f.fd) {
-            continue; // stdio: the resume command's own, or given files
-        }
-        if matches!(
-            f.kind,
-            FileKind::Regular | FileKind::Directory | FileKind::CharDevice
-        ) {
-            match &f.id {
-                // An open file may grow or be written: same inode is enough.
-                Some(id) => same_file("open file", id, false)?,
-                None => {
-                    fs::metadata(&f.path).map_err(|source| Refusal::FileGone {
-                        what: "open file",
-                        path: f.path.clone(),
-                        source,
-                    })?;
-                }
-            }
+        if matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
+            && m.path.ends_with(" (deleted)")
+        {
+            return Err(Refusal::FileDeleted {
+                what: "mapped file",
+                path: m.path.clone(),
+            });
         }
     }
     for (i, t) in image.threads.iter().enumerate() {
@@ -188,53 +177,43 @@ fn kernel_mappings(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Whether `id` still names the same file. An open file must be the very
-/// same one (device and inode). A mapped file or the executable (`content`)
-/// must have the same size and modification time; under another inode that
-/// (to the second) is taken as the same contents — the file on another
-/// machine, or a copy that kept its times (`cp -p`, a package installed
-/// again).
-fn same_file(what: &'static str, id: &FileId, content: bool) -> Result<(), Refusal> {
-    let meta = fs::metadata(Path::new(&id.path)).map_err(|source| Refusal::FileGone {
-        what,
-        path: id.path.clone(),
-        source,
-    })?;
-    let changed = |how: String| Refusal::FileChanged {
-        what,
-        path: id.path.clone(),
-        how,
+/// Who may have written the image directory: every directory from `/`
+/// down to it must be owned by root or the process's user, and writable by
+/// nobody else — unless sticky (as `/tmp`), where others cannot replace
+/// what they do not own. The signature says the agent wrote the image;
+/// this says nobody swapped another signed image in.
+pub fn directory(image: &Image) -> Result<(), Refusal> {
+    let uid = image.process.creds.uid[0];
+    let unsafe_dir = |path: &Path, why: String| Refusal::UnsafeDirectory {
+        path: path.to_path_buf(),
+        why,
+        uid,
     };
-    let same_inode = meta.dev() == id.dev && meta.ino() == id.ino;
-    if !content {
-        return if same_inode {
-            Ok(())
-        } else {
-            Err(changed("it is another file now".into()))
-        };
+    let dir = fs::canonicalize(&image.dir).map_err(|e| unsafe_dir(&image.dir, e.to_string()))?;
+    let mut path = PathBuf::from("/");
+    let components: Vec<_> = dir.components().skip(1).collect();
+    for (i, part) in std::iter::once(None)
+        .chain(components.iter().map(Some))
+        .enumerate()
+    {
+        if let Some(part) = part {
+            path.push(part);
+        }
+        let meta = fs::symlink_metadata(&path).map_err(|e| unsafe_dir(&path, e.to_string()))?;
+        let owner = meta.uid();
+        if owner != 0 && owner != uid {
+            return Err(unsafe_dir(&path, format!("is owned by uid {owner}")));
+        }
+        let mode = meta.mode();
+        let last = i == components.len();
+        if mode & 0o022 != 0 && (last || mode & 0o1000 == 0) {
+            return Err(unsafe_dir(
+                &path,
+                format!("is writable by others (mode {:o})", mode & 0o7777),
+            ));
+        }
     }
-    let mut how = Vec::new();
-    if meta.size() != id.size {
-        how.push(format!("size {} then, {} now", id.size, meta.size()));
-    }
-    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    // A copy may keep only whole seconds (`tar` in ustar format, `scp -p`,
-    // busybox `cp -p`).
-    let same_mtime = if same_inode {
-        mtime_ns == id.mtime_ns
-    } else {
-        meta.mtime() == id.mtime_ns.div_euclid(1_000_000_000)
-    };
-    if !same_mtime {
-        how.push("modified".to_owned());
-    }
-    if how.is_empty() {
-        return Ok(());
-    }
-    if !same_inode {
-        how.insert(0, "it is another file now".to_owned());
-    }
-    Err(changed(how.join(", ")))
+    Ok(())
 }
 
 /// How long a zombie holding a needed pid is given to be reaped: a

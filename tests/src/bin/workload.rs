@@ -14,6 +14,7 @@
 //! | `exec PROGRAM ARGS…` | replace this process |
 //! | `socket` | open a socket pair and keep it (`socket fds=A,B`) |
 //! | `unregister` | withdraw |
+//! | `flood N` | open N connections to the agent's client socket and hold them, saying nothing (`flood held=K`) |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
 //! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
@@ -24,7 +25,10 @@
 //! `--block-suspend-signal` (every thread blocks it), `--no-register`
 //! (never opts in),
 //! `--own-handler` (installs its own handler on signal 62 and reports every
-//! signal it gets: `GOT SIGNAL n`).
+//! signal it gets: `GOT SIGNAL n`), `--uid N` (becomes user and group N,
+//! with no supplementary groups, before anything else: a user's process).
+//! With `--layout`, `check` also verifies the private file mapping (its
+//! unwritten pages must still read as the file it mapped).
 
 use std::{
     io::{BufRead as _, Write as _},
@@ -42,6 +46,8 @@ static LAST_REQUEST: AtomicU64 = AtomicU64::new(0);
 static WORKER_TICKS: AtomicU64 = AtomicU64::new(0);
 static GOT_SIGNAL: AtomicU32 = AtomicU32::new(0);
 static OWN_HANDLER_CALLS: AtomicU32 = AtomicU32::new(0);
+/// Where `--layout` mapped its file (0: not mapped).
+static LAYOUT_FILE_MAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn on_suspend(request: &SuspendRequest) -> Decision {
     // What it was told first: the count tells a reader the call came.
@@ -90,6 +96,7 @@ fn main() {
     let mut fill: Option<usize> = None;
     let mut fill_threads = 1usize;
     let mut spawner = false;
+    let mut uid: Option<u32> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -119,6 +126,10 @@ fn main() {
             }
             "--block-suspend-signal" => block = true,
             "--own-handler" => own = true,
+            "--uid" => {
+                i += 1;
+                uid = args.get(i).and_then(|s| s.parse().ok());
+            }
             other => {
                 eprintln!("workload: unknown option {other}");
                 std::process::exit(2);
@@ -127,6 +138,9 @@ fn main() {
         i += 1;
     }
 
+    if let Some(uid) = uid {
+        become_user(uid);
+    }
     if block {
         // Before any thread starts, so every thread inherits the mask.
         // SAFETY: building and installing a signal mask we own.
@@ -200,7 +214,7 @@ fn main() {
         if WORKER_TICKS.load(Ordering::Relaxed) == before {
             return Err("worker thread stopped".into());
         }
-        Ok(())
+        verify_layout_file()
     };
 
     let mut sections = Vec::new();
@@ -274,6 +288,23 @@ fn main() {
                 let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
                 use std::os::fd::IntoRawFd as _;
                 println!("socket fds={},{}", a.into_raw_fd(), b.into_raw_fd());
+            }
+            ["flood", n] => {
+                let n: usize = n.parse().unwrap_or(0);
+                raise_fd_limit();
+                let mut held = 0;
+                for _ in 0..n {
+                    match std::os::unix::net::UnixStream::connect(
+                        suspend_common::paths::CLIENT_SOCKET,
+                    ) {
+                        Ok(stream) => {
+                            std::mem::forget(stream);
+                            held += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                println!("flood held={held}");
             }
             ["unregister"] => match suspend_client::unregister() {
                 Ok(()) => println!("ok"),
@@ -366,6 +397,7 @@ fn set_up_layout() -> String {
     let d = map(4 * 4096, rw, libc::MAP_PRIVATE, file.as_raw_fd());
     drop(file); // the mapping keeps it; no fd stays open
     fill(d, 4, 1);
+    LAYOUT_FILE_MAP.store(d as usize, Ordering::SeqCst);
     // Both threads are up (stacks, signal stacks) before the line is out.
     let started = std::sync::Arc::new(std::sync::Barrier::new(3));
     for _ in 0..2 {
@@ -387,6 +419,57 @@ fn set_up_layout() -> String {
         d as usize,
         path.display()
     )
+}
+
+/// Becomes user and group `id`, with no supplementary groups, and stays
+/// dumpable as a process started by that user would be.
+fn become_user(id: u32) {
+    // SAFETY: plain credential system calls on this (still single-threaded)
+    // process.
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setresgid(id, id, id) == 0
+            && libc::setresuid(id, id, id) == 0
+            && libc::prctl(libc::PR_SET_DUMPABLE, 1) == 0
+    };
+    if !ok {
+        eprintln!(
+            "workload: becoming uid {id}: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(2);
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The `--layout` file mapping: page 1 as written, the others as the file
+/// holds them (0x11).
+fn verify_layout_file() -> Result<(), String> {
+    let at = LAYOUT_FILE_MAP.load(Ordering::SeqCst);
+    if at == 0 {
+        return Ok(());
+    }
+    for page in 0..4 {
+        let want = if page == 1 { layout_byte(4, 1) } else { 0x11 };
+        // SAFETY: the layout's file mapping is 4 pages, readable, and
+        // never unmapped.
+        let bytes = unsafe { std::slice::from_raw_parts((at + page * 4096) as *const u8, 4096) };
+        if bytes.iter().any(|&b| b != want) {
+            return Err(format!("layout file mapping page {page} changed"));
+        }
+    }
+    Ok(())
 }
 
 /// The byte page `page` of layout region `region` is filled with.

@@ -1,0 +1,290 @@
+//! Every file a resume takes from the file system, opened before anything
+//! is created — and opened *as the process*: on a thread with its fsuid,
+//! fsgid and groups (see [`crate::sys::creds`]), never following a
+//! symbolic link, and each checked on the descriptor it got, not on the
+//! path beforehand. A file swapped, linked or raced in is refused; a file
+//! its owner may not open is refused; nothing is opened as root on the
+//! process's behalf.
+//!
+//! What is opened: the executable, the file of every file mapping, every
+//! regular file, directory and device the process had open, its working
+//! directory, and the files `--stdin/--stdout/--stderr` name (those without
+//! following a final symbolic link, as the command's user meant them).
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::{Path, PathBuf},
+};
+
+use super::{Options, Refusal, RestoreError};
+use crate::{
+    image::{
+        Image,
+        format::{FileId, FileKind, MappingKind},
+    },
+    sys::creds::{self, FsUser},
+};
+
+/// What was opened, each checked.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub exe: Option<OwnedFd>,
+    /// By (path, opened for writing).
+    pub mapped: HashMap<(String, bool), OwnedFd>,
+    /// By the process's fd number.
+    pub files: HashMap<i32, OwnedFd>,
+    pub cwd: Option<OwnedFd>,
+    pub stdio: [Option<OwnedFd>; 3],
+}
+
+/// How a file must match its record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Match {
+    /// The very same file: device and inode.
+    Inode,
+    /// The same contents: the same inode with the same size and mtime, or
+    /// (a copy: another machine, a package installed again) another inode
+    /// with the same size and the same mtime to the second.
+    Contents,
+}
+
+/// One file to open.
+#[derive(Debug)]
+struct Want {
+    what: &'static str,
+    path: String,
+    flags: i32,
+    id: Option<FileId>,
+    how: Match,
+    into: Into,
+}
+
+#[derive(Debug, Clone)]
+enum Into {
+    Exe,
+    Mapped(String, bool),
+    Fd(i32),
+    Cwd,
+}
+
+/// Which files mapped or open files of `image` a resume opens, in order.
+fn wanted(image: &Image) -> Vec<Want> {
+    let mut wants = Vec::new();
+    if let Some(exe) = &image.process.exe {
+        wants.push(Want {
+            what: "executable",
+            path: exe.path.clone(),
+            flags: libc::O_RDONLY,
+            id: Some(exe.clone()),
+            how: Match::Contents,
+            into: Into::Exe,
+        });
+    }
+    for m in &image.mappings {
+        if !matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile) {
+            continue;
+        }
+        let write = m.kind == MappingKind::SharedFile && m.perms.as_bytes().get(1) == Some(&b'w');
+        let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
+        if wants
+            .iter()
+            .any(|w: &Want| matches!(&w.into, Into::Mapped(p, w2) if *p == path && *w2 == write))
+        {
+            continue;
+        }
+        wants.push(Want {
+            what: "mapped file",
+            flags: if write { libc::O_RDWR } else { libc::O_RDONLY },
+            id: m.file.clone(),
+            how: Match::Contents,
+            into: Into::Mapped(path.clone(), write),
+            path,
+        });
+    }
+    for f in &image.files {
+        if f.fd <= 2 || f.pipe.is_some() || f.eventfd.is_some() || f.epoll.is_some() {
+            continue; // stdio is the resume command's; the others are made
+        }
+        if !matches!(
+            f.kind,
+            FileKind::Regular | FileKind::Directory | FileKind::CharDevice
+        ) {
+            continue;
+        }
+        wants.push(Want {
+            what: "open file",
+            path: f.path.clone(),
+            flags: f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC),
+            id: f.id.clone(),
+            how: Match::Inode,
+            into: Into::Fd(f.fd),
+        });
+    }
+    wants.push(Want {
+        what: "working directory",
+        path: image.process.cwd.clone(),
+        flags: libc::O_PATH | libc::O_DIRECTORY,
+        id: image.process.cwd_id.clone(),
+        how: Match::Inode,
+        into: Into::Cwd,
+    });
+    wants
+}
+
+/// Whether what `fd` is matches `id` (see [`Match`]).
+fn check(fd: &OwnedFd, want: &Want) -> Result<(), Refusal> {
+    let Some(id) = &want.id else {
+        return Ok(());
+    };
+    let changed = |how: String| Refusal::FileChanged {
+        what: want.what,
+        path: want.path.clone(),
+        how,
+    };
+    // SAFETY: fstat on a descriptor we own into a zeroed stat.
+    let meta = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
+            return Err(changed(format!("fstat: {}", io::Error::last_os_error())));
+        }
+        st
+    };
+    let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
+    if want.how == Match::Inode {
+        return if same_inode {
+            Ok(())
+        } else {
+            Err(changed("it is another file now".into()))
+        };
+    }
+    let mut how = Vec::new();
+    if meta.st_size as u64 != id.size {
+        how.push(format!("size {} then, {} now", id.size, meta.st_size));
+    }
+    let mtime_ns = meta.st_mtime * 1_000_000_000 + meta.st_mtime_nsec;
+    // A copy may keep only whole seconds (`tar` in ustar format, `scp -p`,
+    // busybox `cp -p`).
+    let same_mtime = if same_inode {
+        mtime_ns == id.mtime_ns
+    } else {
+        meta.st_mtime == id.mtime_ns.div_euclid(1_000_000_000)
+    };
+    if !same_mtime {
+        how.push("modified".to_owned());
+    }
+    if how.is_empty() {
+        return Ok(());
+    }
+    if !same_inode {
+        how.insert(0, "it is another file now".to_owned());
+    }
+    Err(changed(how.join(", ")))
+}
+
+/// The refusal for a file that could not be opened as `user`.
+fn refusal(want: &Want, user: &FsUser, e: io::Error) -> Refusal {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENOTDIR) => Refusal::FileGone {
+            what: want.what,
+            path: want.path.clone(),
+            source: e,
+        },
+        Some(libc::ELOOP) => Refusal::FileChanged {
+            what: want.what,
+            path: want.path.clone(),
+            how: "a symbolic link is on its path now".into(),
+        },
+        _ => Refusal::FileDenied {
+            what: want.what,
+            path: want.path.clone(),
+            uid: user.fsuid,
+            source: e,
+        },
+    }
+}
+
+/// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,
+/// the others appended to (created, 0644, if missing); a final symbolic
+/// link is not followed.
+fn open_stdio(path: &Path, index: usize) -> io::Result<OwnedFd> {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let flags = libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY
+        | if index == 0 {
+            libc::O_RDONLY
+        } else {
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT
+        };
+    // SAFETY: open with a valid C string; the descriptor is ours.
+    let fd = unsafe { libc::open(cpath.as_ptr(), flags, 0o644 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor open just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens everything `image` needs from the file system, as its process.
+pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
+    let creds = &image.process.creds;
+    let user = FsUser {
+        fsuid: creds.uid[3],
+        fsgid: creds.gid[3],
+        groups: creds.groups.clone(),
+    };
+    let wants = wanted(image);
+    let stdio: Vec<(usize, PathBuf)> = options
+        .stdio
+        .files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| Some((i, p.clone()?)))
+        .collect();
+    let opened = creds::as_user(&user, || {
+        let fds = wants
+            .iter()
+            .map(|w| creds::open_no_symlinks(Path::new(&w.path), w.flags))
+            .collect::<Vec<_>>();
+        let stdio = stdio
+            .iter()
+            .map(|(i, path)| (*i, path.clone(), open_stdio(path, *i)))
+            .collect::<Vec<_>>();
+        (fds, stdio)
+    })
+    .map_err(|source| RestoreError::Prepare {
+        what: format!("taking uid {} to open the process's files", user.fsuid),
+        source,
+    })?;
+    let (fds, stdio) = opened;
+    let mut out = Opened::default();
+    for (want, fd) in wants.iter().zip(fds) {
+        let fd = fd.map_err(|e| refusal(want, &user, e))?;
+        check(&fd, want)?;
+        match want.into.clone() {
+            Into::Exe => out.exe = Some(fd),
+            Into::Mapped(path, write) => {
+                out.mapped.insert((path, write), fd);
+            }
+            Into::Fd(n) => {
+                out.files.insert(n, fd);
+            }
+            Into::Cwd => out.cwd = Some(fd),
+        }
+    }
+    for (i, path, fd) in stdio {
+        out.stdio[i] = Some(fd.map_err(|source| RestoreError::Prepare {
+            what: format!(
+                "opening {} as uid {} (a final symbolic link is not followed)",
+                path.display(),
+                user.fsuid
+            ),
+            source,
+        })?);
+    }
+    Ok(out)
+}
