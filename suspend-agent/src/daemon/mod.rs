@@ -72,6 +72,14 @@ pub fn run() -> anyhow::Result<()> {
         .create(RUN_DIR)
         .with_context(|| format!("creating {RUN_DIR}"))?;
     let _lock = lock()?;
+    raise_fd_limit();
+    let keys = crate::image::sign::Keys::system().context("the image signing keys")?;
+    let key = keys.signing().context("the image signing key")?;
+    info!(
+        "images are signed with key {} ({})",
+        crate::image::sign::key_id(&key.verifying_key()),
+        keys.dir().display()
+    );
 
     let (loaded, registry) = ebpf::load()?;
     let state = Arc::new(State {
@@ -125,25 +133,128 @@ fn lock() -> anyhow::Result<Flock<fs::File>> {
     Ok(lock)
 }
 
-/// Accepts connections on `listener` forever, each handled by its own task.
+/// Connections one user may hold open on the client socket at once. A
+/// client needs one at a time (two while a suspend request crosses a
+/// registration); past this, more from that user are closed at once, so
+/// no user can use up the daemon's descriptors.
+const CONNECTIONS_PER_UID: usize = 64;
+
+/// How long the accept loop rests after a failed `accept` (out of
+/// descriptors or memory): the error is logged, never the end of the
+/// daemon.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Open connections per uid.
+#[derive(Default)]
+struct PerUid(Mutex<HashMap<u32, usize>>);
+
+/// One open connection's place in [`PerUid`], given back when dropped.
+struct Slot {
+    counts: Arc<PerUid>,
+    uid: u32,
+}
+
+impl PerUid {
+    /// A slot for `uid`, unless it holds `limit` already.
+    fn take(self: &Arc<Self>, uid: u32, limit: usize) -> Option<Slot> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(uid).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            counts: self.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` forever, each handled by its own
+/// task; at most `per_uid` open at once from one user (root too). A failed
+/// `accept` is logged and retried after a pause: nothing a user does to
+/// the socket ends the daemon.
 async fn serve_each<F, Fut>(
     listener: UnixListener,
     what: &'static str,
     state: Arc<State>,
+    per_uid: usize,
     handle: F,
 ) -> io::Result<()>
 where
     F: Fn(tokio::net::UnixStream, Arc<State>) -> Fut,
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
+    let counts = Arc::new(PerUid::default());
+    let mut refused_since_log = 0u64;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                warn!("{what} socket: accept failed: {e}; retrying");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let uid = match stream.peer_cred() {
+            Ok(cred) => cred.uid(),
+            Err(e) => {
+                log::debug!("{what} connection: no peer credentials: {e}");
+                continue;
+            }
+        };
+        let Some(slot) = counts.take(uid, per_uid) else {
+            refused_since_log += 1;
+            if refused_since_log.is_power_of_two() {
+                warn!(
+                    "{what} socket: uid {uid} holds {per_uid} connections already; closed \
+                     {refused_since_log} more so far"
+                );
+            }
+            continue;
+        };
         let connection = handle(stream, state.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(e) = connection.await {
                 log::debug!("{what} connection: {e}");
             }
         });
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one: each client
+/// connection is one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
+    unsafe {
+        if libc::getrlimit64(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+        {
+            let wanted = libc::rlimit64 {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit64(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                info!("open descriptor limit raised to {}", limit.rlim_max);
+            }
+        }
     }
 }
 
@@ -186,8 +297,9 @@ async fn serve(state: Arc<State>, mut loaded: ebpf::Loaded) -> anyhow::Result<()
     });
 
     let result = tokio::select! {
-        r = serve_each(clients, "client", state.clone(), clients::handle) => r.context("client socket"),
-        r = serve_each(control, "control", state.clone(), control_server::handle) => r.context("control socket"),
+        r = serve_each(clients, "client", state.clone(), CONNECTIONS_PER_UID, clients::handle) => r.context("client socket"),
+        // Root only (0600): no limit of its own.
+        r = serve_each(control, "control", state.clone(), usize::MAX, control_server::handle) => r.context("control socket"),
         _ = sigterm.recv() => { info!("SIGTERM: stopping"); Ok(()) }
         _ = sigint.recv() => { info!("SIGINT: stopping"); Ok(()) }
     };
