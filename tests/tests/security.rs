@@ -1,0 +1,245 @@
+//! What a local user must not reach through a resume: root's files (a
+//! mapped file swapped for a symbolic link or for a root-only file), an
+//! image she changed, an image in a directory she (or anyone else) could
+//! have swapped. Each case is what a user could arrange with her own
+//! process; each must end in a refusal with nothing created — and the same
+//! image, left alone, must resume with the process checking itself.
+
+use std::{
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    path::Path,
+    process::Command,
+};
+
+use suspend_tests::{
+    Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, rewrite_record, suspend,
+};
+
+/// The unprivileged user the tests' processes run as (no passwd entry is
+/// needed: the kernel knows users by number).
+const USER: u32 = 2001;
+const OTHER_USER: u32 = 2002;
+
+/// Sets `path`'s modification time to `other`'s, to the nanosecond.
+fn same_mtime(path: &Path, other: &Path) {
+    let meta = std::fs::metadata(other).expect("stat");
+    let times = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    ];
+    let cpath = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: utimensat with a valid C string and two timespecs.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, cpath.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat: {}", std::io::Error::last_os_error());
+}
+
+/// A process of uid [`USER`] mapping a file of its own (the `--layout`
+/// workload), suspended; returns it reaped, with its pid, its file and the
+/// image.
+fn users_process_suspended(name: &str) -> (u32, String, ImageDir) {
+    let uid = USER.to_string();
+    let mut w = Proc::spawn(bin("workload"), &["--uid", &uid, "--layout"]);
+    let layout = w.expect("layout");
+    let file = field(&layout, "file").to_owned();
+    let pid = ready_pid(&mut w);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains(&uid)),
+        "the workload runs as uid {uid}"
+    );
+    assert_eq!(
+        std::fs::metadata(&file).expect("its file").uid(),
+        USER,
+        "the mapped file is the user's"
+    );
+    let dir = ImageDir::new(name);
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    (pid, file, dir)
+}
+
+struct Remove(Vec<String>);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_users_mapped_file_swapped_for_roots_is_refused() {
+    let _daemon = Daemon::start();
+    let (pid, file, dir) = users_process_suspended("swap");
+    // Root's secret, shaped like her file: same size, same mtime.
+    let secret = format!("{file}.root-secret");
+    let aside = format!("{file}.aside");
+    let _cleanup = Remove(vec![file.clone(), secret.clone(), aside.clone()]);
+    std::fs::write(&secret, vec![b'S'; 4 * 4096]).expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    same_mtime(Path::new(&secret), Path::new(&file));
+    std::fs::rename(&file, &aside).expect("her file aside");
+
+    // A symbolic link to root's file where hers was.
+    std::os::unix::fs::symlink(&secret, &file).expect("symlink");
+    refused(&dir.path, pid, "symlink", 9, "symbolic link", |_| {});
+    std::fs::remove_file(&file).expect("rm symlink");
+
+    // Root's file itself in its place (as a hard link would put it): the
+    // same size and mtime, so only who may open it stops it.
+    std::fs::hard_link(&secret, &file).expect("link");
+    refused(
+        &dir.path,
+        pid,
+        "root-file",
+        9,
+        &format!("cannot be opened as the process's user (uid {USER})"),
+        |_| {},
+    );
+    std::fs::remove_file(&file).expect("rm link");
+
+    // Her own file back: the process resumes, as her, and checks itself
+    // (its file mapping included).
+    std::fs::rename(&aside, &file).expect("her file back");
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let uids = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("Uid line");
+    assert_eq!(
+        uids.split_whitespace().skip(1).collect::<Vec<_>>(),
+        vec![USER.to_string(); 4],
+        "the resumed process is the user's: {uids}"
+    );
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn images_changed_or_kept_where_others_could_swap_them_are_refused() {
+    let _daemon = Daemon::start();
+    let (pid, file, dir) = users_process_suspended("forged");
+    let _cleanup = Remove(vec![file]);
+
+    // Made root's by editing the record (its checksum recomputed).
+    refused(&dir.path, pid, "root-forged", 9, "changed after key", |d| {
+        let uid = USER.to_string();
+        rewrite_record(
+            d,
+            "process",
+            &format!("\"uid\":[{uid},{uid},{uid},{uid}]"),
+            "\"uid\":[0,0,0,0]",
+        );
+    });
+    refused(&dir.path, pid, "no-signature", 9, "not signed", |d| {
+        std::fs::remove_file(d.join("meta.sig")).expect("rm meta.sig");
+    });
+    // Another user's directory on the path, or one anyone may write to.
+    refused(
+        &dir.path,
+        pid,
+        "others-dir",
+        9,
+        &format!("is owned by uid {OTHER_USER}"),
+        |d| {
+            let parent = d.parent().expect("parent");
+            std::os::unix::fs::chown(parent, Some(OTHER_USER), None).expect("chown");
+        },
+    );
+    refused(&dir.path, pid, "open-dir", 9, "writable by others", |d| {
+        let parent = d.parent().expect("parent");
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    });
+    // A sticky directory anyone may write to (as /tmp) is fine, and so is
+    // one of the process's own user: the image resumes from there.
+    let copy = ImageDir::new("users-dir");
+    let parent = copy.path.parent().expect("parent").to_path_buf();
+    std::os::unix::fs::chown(&parent, Some(USER), None).expect("chown");
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&dir.path)
+        .arg(&copy.path)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    let mut r = Proc::resume(&copy.path, pid, &[]);
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_signing_key_is_roots_and_named() {
+    let out = agent(&["key", "show"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let id = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("id"))
+        .map(str::trim)
+        .expect("an id line")
+        .to_owned();
+    assert_eq!(id.len(), 16, "{id}");
+    let key = Path::new("/var/lib/suspend/signing.key");
+    let meta = std::fs::metadata(key).expect("the key file");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+    let dir = std::fs::metadata("/var/lib/suspend").expect("the key directory");
+    assert_eq!(dir.uid(), 0);
+    assert_eq!(
+        dir.mode() & 0o022,
+        0,
+        "nobody else may write the key directory"
+    );
+    let list = agent(&["key", "list"]);
+    assert!(list.stdout.contains(&format!("{id}  ")), "{list:?}");
+    let bad = agent(&["key", "trust", "not-a-key"]);
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.stderr.contains("not a key"), "{bad:?}");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_users_connection_flood_neither_stops_nor_starves_the_daemon() {
+    // A daemon that may hold 256 descriptors: without a limit per user, the
+    // flood below would use them all up.
+    let daemon = Daemon::start_limited(&[], Some(256));
+    let mut root_process = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut root_process);
+    // Far more idle connections than the daemon has descriptors.
+    let uid = USER.to_string();
+    let mut flooder = Proc::spawn(bin("workload"), &["--uid", &uid, "--no-register"]);
+    ready_pid(&mut flooder);
+    flooder.send("flood 3000");
+    let held = flooder.expect("flood");
+    let held: usize = field(&held, "held").parse().expect("a count");
+    assert!(held >= 1000, "the flooder opened {held} connections");
+    // Root's suspend of another process goes through, and the daemon lives.
+    let dir = ImageDir::new("flood");
+    let out = suspend(pid, &dir, &["--leave-running"]);
+    assert_eq!(out.code, 0, "root's suspend during the flood: {out:?}");
+    let list = agent(&["list"]);
+    assert_eq!(list.code, 0, "the daemon answers: {list:?}");
+    assert!(
+        daemon.log().contains("holds 64 connections already"),
+        "the daemon says it closed the user's extra connections"
+    );
+    let state = root_process.ask("check", "state");
+    assert_eq!(field(&state, "reason"), "continued", "{state}");
+    root_process.exit_ok();
+}
