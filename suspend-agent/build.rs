@@ -118,6 +118,10 @@ fn build_restorer(manifest_dir: &std::path::Path) -> anyhow::Result<()> {
             "--config=profile.release.debug=false",
         ])
         .env_remove("RUSTFLAGS")
+        // Under `cargo clippy` the stub is built, not linted here (`./x
+        // test` lints it for its own target).
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))

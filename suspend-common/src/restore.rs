@@ -264,3 +264,4 @@ const _: () = assert!(core::mem::size_of::<SigInfo>() == 128);
 const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 88);
 const _: () = assert!(core::mem::size_of::<Creds>() == 48);
 const _: () = assert!(core::mem::size_of::<Report>() == 24);
+const _: () = assert!(core::mem::size_of::<RestoreArgs>() == 280);

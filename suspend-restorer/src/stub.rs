@@ -6,9 +6,6 @@ use suspend_common::restore::*;
 
 use crate::sys::{self, call};
 
-/// `sigaltstack`'s "no alternate stack".
-const SS_DISABLE: u64 = 2;
-
 /// What failed: reported on the pipe, then the process exits.
 struct Fail {
     step: u32,
@@ -303,7 +300,7 @@ fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
             thread.altstack_size,
         ]
     } else {
-        [0, SS_DISABLE, 0]
+        [0, sys::SS_DISABLE, 0]
     };
     // SAFETY: sigaltstack with a valid `stack_t`.
     let ret = unsafe { call(sys::SIGALTSTACK, [stack.as_ptr() as u64, 0, 0, 0, 0, 0]) };

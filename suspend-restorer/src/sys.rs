@@ -28,8 +28,6 @@ pub const RT_TGSIGQUEUEINFO: i64 = 297;
 pub const RSEQ: i64 = 334;
 pub const CLONE3: i64 = 435;
 
-pub const PROT_READ: u64 = 1;
-pub const PROT_WRITE: u64 = 2;
 pub const MAP_PRIVATE: u64 = 0x02;
 pub const MAP_FIXED: u64 = 0x10;
 pub const MAP_ANONYMOUS: u64 = 0x20;

@@ -99,6 +99,12 @@ pub fn ensure() -> Result<()> {
     Ok(())
 }
 
+/// The eBPF crate's pinned nightly (`suspend-ebpf/rust-toolchain.toml`).
+pub fn ebpf_channel() -> Result<String> {
+    let root = util::workspace_root();
+    Ok(Toolchain::read(&root.join("suspend-ebpf/rust-toolchain.toml"))?.channel)
+}
+
 /// Facts shared by the steps.
 struct Context {
     /// `rust-toolchain.toml` of the workspace.

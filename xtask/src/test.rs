@@ -1,7 +1,9 @@
-//! `cargo xtask test [-- FILTER...]`: setup, a release build, the unit tests
-//! of every crate (any user), then the root-only integration suite
-//! (`suspend-tests`) one test at a time, with `SUSPEND_BIN_DIR` pointing at
-//! the built binaries.
+//! `cargo xtask test [-- FILTER...]`: setup, a release build, the lints
+//! (`rustfmt --check`, and clippy with warnings denied for the host crates,
+//! the restorer stub on its own target and the eBPF programs on theirs),
+//! the unit tests of every crate (any user), then the root-only integration
+//! suite (`suspend-tests`) one test at a time, with `SUSPEND_BIN_DIR`
+//! pointing at the built binaries.
 
 use std::time::Instant;
 
@@ -38,6 +40,9 @@ fn run_stages(filters: &[String], ran: &mut Vec<String>) -> Result<()> {
     setup::ensure()?;
     let bin_dir = build::build(true)?;
     ran.push("release build".into());
+
+    lint()?;
+    ran.push("lints".into());
 
     util::stage("unit tests");
     let mut unit = util::cargo();
@@ -79,5 +84,72 @@ fn run_stages(filters: &[String], ran: &mut Vec<String>) -> Result<()> {
     } else {
         format!("integration suite ({})", filters.join(" "))
     });
+    Ok(())
+}
+
+/// The restorer stub's target and the code generation `suspend-agent/build.rs`
+/// builds it with (the lints must see the same `cfg`s).
+const RESTORER_TARGET: &str = "x86_64-unknown-none";
+const RESTORER_FLAGS: [&str; 2] = ["-Ccode-model=small", "-Crelocation-model=pie"];
+
+/// Everything that ships is formatted and lint-free (warnings denied).
+fn lint() -> Result<()> {
+    let root = util::workspace_root();
+    util::stage("lints: rustfmt --check");
+    util::run(util::cargo().args(["fmt", "--all", "--", "--check"]))?;
+
+    util::stage("lints: clippy, host crates");
+    util::run(util::cargo().args([
+        "clippy",
+        "--release",
+        "--workspace",
+        "--exclude",
+        "suspend-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    util::stage(format!(
+        "lints: clippy, the restorer stub ({RESTORER_TARGET})"
+    ));
+    util::run(
+        util::cargo()
+            .env("CARGO_ENCODED_RUSTFLAGS", RESTORER_FLAGS.join("\x1f"))
+            .args([
+                "clippy",
+                "--release",
+                "-p",
+                "suspend-restorer",
+                "--target",
+                RESTORER_TARGET,
+                "--config=profile.release.panic='abort'",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+    )?;
+
+    let nightly = setup::ebpf_channel()?;
+    util::stage(format!("lints: clippy, the eBPF programs ({nightly})"));
+    let mut ebpf = std::process::Command::new("cargo");
+    ebpf.current_dir(root.join("suspend-ebpf"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .arg(format!("+{nightly}"))
+        .args([
+            "clippy",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+    util::run(&mut ebpf)?;
     Ok(())
 }
