@@ -13,11 +13,13 @@ mod dump;
 mod exit;
 mod freeze;
 mod image;
+mod layers;
 mod mounts;
 mod procfs;
 mod registry;
 mod restore;
 mod sys;
+mod tracee;
 mod tracefs;
 
 use std::process::ExitCode;

@@ -1,6 +1,8 @@
 //! Reading `/proc`: pure parsers (unit-tested on captured text) and thin
 //! readers that name the pid and file in every error.
 
+pub mod vmas;
+
 use std::{fs, io, path::PathBuf};
 
 use suspend_common::paths::CLIENT_MEMFD_NAME;
@@ -13,6 +15,17 @@ pub enum ProcError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path}: cannot parse {what}")]
     Parse { path: PathBuf, what: &'static str },
+}
+
+/// Whether thread `tid` is gone or on its way out (state `Z` or `X`).
+pub fn exiting(tid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{tid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
 }
 
 /// What the agent uses from `/proc/PID/status`.

@@ -1,7 +1,10 @@
 //! Typed access to the pinned registry map. The agent finds maps only
 //! through the names in `suspend_common`.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
 use aya::maps::{HashMap, Map, MapData, MapError};
 use suspend_common::{
@@ -26,6 +29,22 @@ pub enum RegistryError {
 
 fn pin_path(name: &str) -> PathBuf {
     Path::new(BPF_PIN_DIR).join(name)
+}
+
+/// The registry as the daemon's tasks share it: one lock around the map.
+pub struct SharedRegistry(Mutex<Registry>);
+
+impl SharedRegistry {
+    pub fn new(registry: Registry) -> Self {
+        Self(Mutex::new(registry))
+    }
+
+    /// Runs `f` on the registry. A poisoned lock only means another task
+    /// panicked mid-call; the map itself is in the kernel and stays whole.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
 }
 
 /// The registry map (`/sys/fs/bpf/suspend/registry`).

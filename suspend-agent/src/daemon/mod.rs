@@ -28,7 +28,10 @@ use tokio::{
     sync::oneshot,
 };
 
-use crate::{mounts, registry::Registry};
+use crate::{
+    mounts,
+    registry::{Registry, SharedRegistry},
+};
 
 /// A client's connection after it said `HELLO`, handed to the handshake
 /// waiting for it.
@@ -39,7 +42,7 @@ pub struct Hello {
 
 /// State shared by the daemon's tasks.
 pub struct State {
-    pub registry: Mutex<Registry>,
+    pub registry: SharedRegistry,
     /// Handshakes waiting for their client's `HELLO`, by pid.
     pub pending: Mutex<HashMap<u32, oneshot::Sender<Hello>>>,
     pub next_request_id: AtomicU64,
@@ -48,11 +51,9 @@ pub struct State {
 }
 
 impl State {
-    /// Runs `f` on the registry. A poisoned lock only means another task
-    /// panicked mid-call; the map itself is in the kernel and stays whole.
+    /// Runs `f` on the registry.
     pub fn registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        let mut guard = self.registry.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut guard)
+        self.registry.with(f)
     }
 }
 
@@ -83,7 +84,7 @@ pub fn run() -> anyhow::Result<()> {
 
     let (loaded, registry) = ebpf::load()?;
     let state = Arc::new(State {
-        registry: Mutex::new(registry),
+        registry: SharedRegistry::new(registry),
         pending: Mutex::new(HashMap::new()),
         next_request_id: AtomicU64::new(1),
         lsm_guard: loaded.lsm_guard,

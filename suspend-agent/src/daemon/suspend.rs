@@ -118,7 +118,7 @@ pub async fn take(
         image
             .prewarm(expected + expected / 8)
             .map_err(DumpError::from)?;
-        let mut frozen = Frozen::freeze(&state, pid)?;
+        let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
         let frozen_at = Instant::now();
         let guard = if frozen.guarded() {
             "freeze guard on: others' signals and tracers refused"

@@ -1,16 +1,15 @@
 //! Kernel state asked from inside the stopped threads (see
-//! [`crate::freeze::inject`]): every sigaction, `brk`, the interval timers,
+//! [`crate::tracee::inject`]): every sigaction, `brk`, the interval timers,
 //! and per thread its sigaltstack and tid address.
 
 use std::collections::HashMap;
 
-use super::{DumpError, vmas::Vma};
+use super::DumpError;
 use crate::{
-    freeze::{
-        Frozen,
-        inject::{Borrowed, InjectError, Site},
-    },
+    freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
+    procfs::vmas::Vma,
+    tracee::inject::{Borrowed, InjectError, Site},
 };
 
 const PR_GET_TID_ADDRESS: u64 = 40;
@@ -32,7 +31,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Asks every thread, also one stopped on its way to deliver a signal (it
-/// is put back into that stop; see [`crate::freeze::inject`]).
+/// is put back into that stop; see [`crate::tracee::inject`]).
 pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     let pid = frozen.pid();
     let vdso = vmas

@@ -27,8 +27,11 @@ use std::{
 
 use nix::{sys::uio, unistd::Pid};
 
-use super::{DumpError, vmas::Vma};
-use crate::image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex};
+use super::DumpError;
+use crate::{
+    image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
+    procfs::vmas::Vma,
+};
 
 /// Bytes per batch: enough to amortise the syscall, small enough that the
 /// workers finish together.

@@ -8,7 +8,6 @@ mod inside;
 mod memory;
 mod process;
 mod thread;
-pub mod vmas;
 
 use std::{
     io,
@@ -25,7 +24,8 @@ use crate::{
             Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind, PAGE_SIZE, Record, Witness,
         },
     },
-    sys::ptrace,
+    procfs::vmas,
+    tracee::ptrace,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub enum DumpError {
     #[error("pid {pid}: thread {tid} is running but was not frozen")]
     Escaped { pid: u32, tid: u32 },
     #[error(transparent)]
-    Inject(#[from] crate::freeze::inject::InjectError),
+    Inject(#[from] crate::tracee::inject::InjectError),
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error(transparent)]
@@ -95,20 +95,6 @@ pub struct Summary {
     pub took: Duration,
 }
 
-pub(crate) fn cpu() -> Cpu {
-    let leaf = core::arch::x86_64::__cpuid(0);
-    let vendor: Vec<u8> = [leaf.ebx, leaf.edx, leaf.ecx]
-        .iter()
-        .flat_map(|r| r.to_le_bytes())
-        .collect();
-    let (xstate_size, xcr0) = ptrace::xstate_layout();
-    Cpu {
-        vendor: String::from_utf8_lossy(&vendor).into_owned(),
-        xcr0,
-        xstate_size: xstate_size as u64,
-    }
-}
-
 fn header() -> Header {
     let uname = nix::sys::utsname::uname().ok();
     let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
@@ -126,7 +112,7 @@ fn header() -> Header {
         agent_version: env!("CARGO_PKG_VERSION").into(),
         kernel: text(|u| u.release()),
         hostname: text(|u| u.nodename()),
-        cpu: cpu(),
+        cpu: Cpu::here(),
         page_size: PAGE_SIZE,
     }
 }
@@ -179,7 +165,7 @@ pub fn dump(
     process.brk = inside.brk;
     process.itimers = inside.itimers;
     image.record(&Record::Process(process))?;
-    let xstate_size = ptrace::xstate_layout().0;
+    let xstate_size = crate::sys::cpu::xstate_layout().0;
     for t in &threads {
         let mut thread = thread::save(pid, t, xstate_size)?;
         if let Some((altstack, tid_address)) = inside.threads.get(&t.tid) {
@@ -241,7 +227,7 @@ pub fn dump(
         .filter_map(|t| t.file_name().to_str()?.parse::<u32>().ok());
     if let Some(tid) = running
         .into_iter()
-        .find(|tid| !threads.iter().any(|t| t.tid == *tid) && !crate::freeze::exiting(*tid))
+        .find(|tid| !threads.iter().any(|t| t.tid == *tid) && !crate::procfs::exiting(*tid))
     {
         return Err(DumpError::Escaped { pid, tid });
     }

@@ -8,7 +8,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use super::DumpError;
 use crate::{
     image::format::{Creds, FileId, MmFields, Process, Rlimit},
-    sys::ptrace,
+    tracee::ptrace,
 };
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {

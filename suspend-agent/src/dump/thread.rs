@@ -7,7 +7,7 @@ use super::DumpError;
 use crate::{
     freeze::Thread as FrozenThread,
     image::format::{Rseq, Thread},
-    sys::ptrace,
+    tracee::ptrace,
 };
 
 /// Saves `thread` of `pid`; `xstate_size` is the CPU's xstate size.

@@ -13,7 +13,6 @@
 //! process is frozen, it is not left frozen. Everything here must run on
 //! one OS thread (ptrace attaches to the tracer thread).
 
-pub mod inject;
 mod maps;
 
 use std::{fs, io};
@@ -26,10 +25,7 @@ use suspend_common::{
 };
 
 pub use self::maps::{FreezeMaps, MapsError};
-use crate::{
-    daemon::State,
-    sys::{self, ptrace},
-};
+use crate::{procfs::exiting, registry::SharedRegistry, sys, tracee::ptrace};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FreezeError {
@@ -57,7 +53,9 @@ pub struct Thread {
 
 /// A frozen process. Dropping it lets every thread go.
 pub struct Frozen<'a> {
-    state: &'a State,
+    registry: &'a SharedRegistry,
+    /// The freeze guard (BPF LSM) is loaded.
+    lsm_guard: bool,
     maps: FreezeMaps,
     pid: u32,
     threads: Vec<Thread>,
@@ -128,31 +126,26 @@ fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
     None
 }
 
-/// Whether thread `tid` is gone or on its way out (state `Z` or `X`).
-pub fn exiting(tid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{tid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state == "Z" || state == "X"),
-        Err(_) => true,
-    }
-}
-
 impl<'a> Frozen<'a> {
     /// Stops every thread of `pid`, which must be in the `SUSPENDING` state.
-    pub fn freeze(state: &'a State, pid: u32) -> Result<Self, FreezeError> {
+    /// `lsm_guard`: the freeze guard's programs are loaded.
+    pub fn freeze(
+        registry: &'a SharedRegistry,
+        lsm_guard: bool,
+        pid: u32,
+    ) -> Result<Self, FreezeError> {
         let mut maps = FreezeMaps::open()?;
-        let moved = state.registry(|r| r.set_state(pid, Some(STATE_SUSPENDING), STATE_FREEZING));
+        let moved = registry.with(|r| r.set_state(pid, Some(STATE_SUSPENDING), STATE_FREEZING));
         if !matches!(moved, Ok(true)) {
             return Err(FreezeError::StateChanged { pid });
         }
         if let Err(e) = maps.add_active(1) {
-            let _ = state.registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_SUSPENDING));
+            let _ = registry.with(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_SUSPENDING));
             return Err(e.into());
         }
         let mut frozen = Self {
-            state,
+            registry,
+            lsm_guard,
             maps,
             pid,
             threads: Vec::new(),
@@ -277,7 +270,7 @@ impl<'a> Frozen<'a> {
 
     /// Sets or renews the freeze guard's lease (where the guard is on).
     pub fn keep_guard(&mut self) -> Result<(), MapsError> {
-        if self.state.lsm_guard {
+        if self.lsm_guard {
             let deadline = sys::boottime_ns() + GUARD_LEASE.as_nanos() as u64;
             self.maps.guard(self.pid, deadline)?;
             self.guarded = true;
@@ -295,8 +288,8 @@ impl<'a> Frozen<'a> {
         // syscalls inside it included.
         let pid = self.pid;
         let _ = self
-            .state
-            .registry(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
+            .registry
+            .with(|r| r.set_state(pid, Some(STATE_FREEZING), STATE_FROZEN));
         Ok(())
     }
 
@@ -352,8 +345,8 @@ impl<'a> Frozen<'a> {
             // Back to SUSPENDING: the handshake's clean-up makes it
             // REGISTERED once the client has been told.
             let _ = self
-                .state
-                .registry(|r| r.set_state(pid, Some(from), STATE_SUSPENDING));
+                .registry
+                .with(|r| r.set_state(pid, Some(from), STATE_SUSPENDING));
         }
     }
 }

@@ -75,6 +75,18 @@ pub struct Cpu {
     pub xstate_size: u64,
 }
 
+impl Cpu {
+    /// This machine's.
+    pub fn here() -> Self {
+        let (xstate_size, xcr0) = crate::sys::cpu::xstate_layout();
+        Self {
+            vendor: crate::sys::cpu::vendor(),
+            xcr0,
+            xstate_size: xstate_size as u64,
+        }
+    }
+}
+
 /// Identity of a file, to tell at restore whether it is still the same.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileId {

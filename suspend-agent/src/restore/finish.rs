@@ -17,13 +17,15 @@ use suspend_common::{
 
 use super::{RestoreError, child::Created, plan::Plan};
 use crate::{
-    dump::vmas,
-    freeze::inject::{Borrowed, Site},
     image::{
         Image,
         format::{PAGES_FILE, Regs},
     },
-    sys::ptrace::{self, Stop},
+    procfs::vmas,
+    tracee::{
+        inject::{Borrowed, Site},
+        ptrace::{self, Stop},
+    },
 };
 
 const NT_X86_XSTATE: libc::c_int = 0x202;

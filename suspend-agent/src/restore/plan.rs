@@ -22,12 +22,12 @@ use suspend_common::restore::{
 
 use super::{Options, RESTORER, RestoreError, load::Run, open::Opened};
 use crate::{
-    dump::vmas,
     image::{
         Image,
         format::{FileKind, Mapping, MappingKind, PAGE_SIZE, PAGES_FILE},
         sign,
     },
+    procfs::vmas,
 };
 
 /// Where the search for a free zone starts: far above where the kernel puts

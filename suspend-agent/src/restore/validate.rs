@@ -12,9 +12,12 @@ use std::{
 };
 
 use crate::{
-    dump::vmas,
-    image::{Image, format::MappingKind},
-    sys::ptrace,
+    image::{
+        Image,
+        format::{Cpu, MappingKind},
+    },
+    procfs::vmas,
+    sys::cpu,
 };
 
 /// Why an intact image cannot be resumed here.
@@ -120,7 +123,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
 }
 
 fn cpu(image: &Image) -> Result<(), Refusal> {
-    let here = crate::dump::cpu();
+    let here = Cpu::here();
     let want = &image.header.cpu;
     if want.vendor != here.vendor {
         return Err(Refusal::CpuVendor {
@@ -128,7 +131,7 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
             here: here.vendor,
         });
     }
-    let (_, xcr0) = ptrace::xstate_layout();
+    let (_, xcr0) = cpu::xstate_layout();
     if want.xcr0 & !xcr0 != 0 || want.xstate_size != here.xstate_size {
         return Err(Refusal::CpuFeatures {
             image: want.xcr0,

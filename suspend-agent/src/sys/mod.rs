@@ -2,10 +2,10 @@
 //! wrapper it is used; the rest (`pidfd_send_signal` with a `siginfo`,
 //! `clone3` probing) is here with its `SAFETY` reasoning.
 
+pub mod cpu;
 pub mod creds;
 mod pidfd;
 pub mod probe;
-pub mod ptrace;
 mod time;
 
 pub use creds::random;

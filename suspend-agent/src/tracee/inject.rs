@@ -167,11 +167,11 @@ impl Borrowed {
             })?;
         let ptrace_err = |call| move |source| InjectError::Ptrace { tid, call, source };
         let held = held
-            .map(|_| crate::sys::ptrace::siginfo(tid))
+            .map(|_| super::ptrace::siginfo(tid))
             .transpose()
             .map_err(ptrace_err("PTRACE_GETSIGINFO"))?;
-        let mask = crate::sys::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
-        crate::sys::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
+        let mask = super::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
+        super::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
         Ok(Self {
             tid,
             saved,
@@ -208,7 +208,7 @@ impl Borrowed {
             source,
         })?;
         loop {
-            match crate::sys::ptrace::wait_tid(tid) {
+            match super::ptrace::wait_tid(tid) {
                 Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
                 // An interrupt still pending (one that came while the thread
                 // was stopping for a signal) stops it before it steps: step
@@ -297,13 +297,13 @@ fn put_back(
     let pid = Pid::from_raw(tid as i32);
     let err = |call| move |source| InjectError::Ptrace { tid, call, source };
     ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
-    crate::sys::ptrace::set_sigmask(tid, mask).map_err(err("PTRACE_SETSIGMASK"))?;
+    super::ptrace::set_sigmask(tid, mask).map_err(err("PTRACE_SETSIGMASK"))?;
     if !held {
         ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
     }
     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
     loop {
-        match crate::sys::ptrace::wait_tid(tid) {
+        match super::ptrace::wait_tid(tid) {
             Ok(WaitStatus::PtraceEvent(..)) if !held => return Ok(None),
             // A pending interrupt stops it first: on to the signal.
             Ok(WaitStatus::PtraceEvent(..)) => {

@@ -63,7 +63,7 @@ pub fn wait_tid(tid: u32) -> Result<WaitStatus, Errno> {
             Err(Errno::EINTR) => continue,
             other => return other,
         }
-        if crate::freeze::exiting(tid) {
+        if crate::procfs::exiting(tid) {
             return Ok(WaitStatus::Exited(pid(tid), 0));
         }
         std::thread::sleep(pause);
@@ -296,19 +296,4 @@ pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
         return Err(io::Error::last_os_error());
     }
     Ok((head, len as u64))
-}
-
-/// The size of the xstate area this CPU saves for the features the OS
-/// enabled (CPUID leaf 0xD, sub-leaf 0, EBX), and those features (XCR0).
-pub fn xstate_layout() -> (usize, u64) {
-    // Leaf 0xD exists on every CPU with XSAVE, which Linux needs for
-    // anything past SSE.
-    let leaf = core::arch::x86_64::__cpuid_count(0xd, 0);
-    let (lo, hi): (u32, u32);
-    // SAFETY: XGETBV with ECX=0 reads XCR0; it faults only without
-    // OSXSAVE, which every x86-64 Linux with XSAVE sets.
-    unsafe {
-        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack))
-    };
-    (leaf.ebx as usize, (u64::from(hi) << 32) | u64::from(lo))
 }

@@ -1,0 +1,175 @@
+//! The agent's layers, lowest first; a module imports only from layers
+//! below its own (never from its own layer's other modules, never from
+//! above). ARCHITECTURE.md draws the same table; [`tests::layers_import_only_downward`]
+//! fails `cargo test` (so `./x test`) when a `crate::` path breaks it.
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 1 | `sys`, `exit` | raw system calls and CPU queries; exit codes |
+//! | 2 | `image` | the image format: records, writer, reader, signature |
+//! | 3 | `procfs`, `tracefs`, `btf`, `mounts` | what `/proc` and `/sys` say |
+//! | 4 | `tracee` | a thread held with ptrace; syscalls run inside it |
+//! | 5 | `registry` | the pinned registry map and who may change it |
+//! | 6 | `freeze` | stopping every thread of a process |
+//! | 7 | `dump`, `restore` | the two flows: process → image, image → process |
+//! | 8 | `control` | the CLI ⇄ daemon protocol |
+//! | 9 | `daemon` | the daemon: eBPF programs, sockets, handshakes |
+//! | 10 | `cli` | the subcommands |
+
+/// The layers, lowest first.
+#[cfg_attr(not(test), expect(dead_code, reason = "read by the layer check"))]
+pub const LAYERS: &[&[&str]] = &[
+    &["sys", "exit"],
+    &["image"],
+    &["procfs", "tracefs", "btf", "mounts"],
+    &["tracee"],
+    &["registry"],
+    &["freeze"],
+    &["dump", "restore"],
+    &["control"],
+    &["daemon"],
+    &["cli"],
+];
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, fs, path::Path};
+
+    use super::LAYERS;
+
+    fn layer(module: &str) -> Option<usize> {
+        LAYERS.iter().position(|l| l.contains(&module))
+    }
+
+    /// The first path segment of each item a `use crate::{…}` names.
+    fn braced(text: &str) -> Vec<String> {
+        let (mut depth, mut item, mut items) = (0, String::new(), Vec::new());
+        for c in text.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(std::mem::take(&mut item));
+                    continue;
+                }
+                _ => {}
+            }
+            item.push(c);
+        }
+        items.push(item);
+        items
+            .iter()
+            .filter_map(|i| first_segment(i.trim()))
+            .collect()
+    }
+
+    fn first_segment(text: &str) -> Option<String> {
+        let name: String = text
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    }
+
+    /// Every top-level module a source file refers to through `crate::`.
+    fn imports(source: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        let mut rest = source;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            if let Some(inner) = rest.strip_prefix('{') {
+                let mut depth = 1;
+                let end = inner
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        match c {
+                            '{' => depth += 1,
+                            '}' => depth -= 1,
+                            _ => {}
+                        }
+                        depth == 0
+                    })
+                    .map_or(inner.len(), |(i, _)| i);
+                found.extend(braced(&inner[..end]));
+            } else if let Some(name) = first_segment(rest) {
+                found.insert(name);
+            }
+        }
+        found
+    }
+
+    fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
+        for entry in fs::read_dir(dir).expect("source directory").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, files);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn layers_import_only_downward() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        let mut broken = Vec::new();
+        let mut checked = 0;
+        for file in &files {
+            let relative = file.strip_prefix(&src).expect("under src");
+            let module = relative
+                .components()
+                .next()
+                .and_then(|c| c.as_os_str().to_str())
+                .map(|c| c.trim_end_matches(".rs").to_owned())
+                .expect("a module");
+            if module == "main" || module == "layers" {
+                continue;
+            }
+            let Some(own) = layer(&module) else {
+                broken.push(format!(
+                    "{}: module `{module}` is in no layer (add it to LAYERS)",
+                    relative.display()
+                ));
+                continue;
+            };
+            let source = fs::read_to_string(file).expect("source file");
+            for import in imports(&source) {
+                if import == module || import == "self" || import == "super" {
+                    continue;
+                }
+                checked += 1;
+                match layer(&import) {
+                    Some(theirs) if theirs < own => {}
+                    Some(theirs) => broken.push(format!(
+                        "{}: `{module}` (layer {}) imports `{import}` (layer {})",
+                        relative.display(),
+                        own + 1,
+                        theirs + 1
+                    )),
+                    None => broken.push(format!(
+                        "{}: imports `{import}`, which is in no layer",
+                        relative.display()
+                    )),
+                }
+            }
+        }
+        assert!(checked > 20, "the check found only {checked} imports");
+        assert!(
+            broken.is_empty(),
+            "imports against the layers:\n{}",
+            broken.join("\n")
+        );
+    }
+
+    #[test]
+    fn imports_are_found_in_every_form() {
+        let source =
+            "use crate::{a, b::{c, d}, e::f as g};\nfn x() { crate::h::i(); }\nuse crate::j;";
+        assert_eq!(
+            imports(source).into_iter().collect::<Vec<_>>(),
+            ["a", "b", "e", "h", "j"]
+        );
+    }
+}
