@@ -243,3 +243,75 @@ fn a_users_connection_flood_neither_stops_nor_starves_the_daemon() {
     assert_eq!(field(&state, "reason"), "continued", "{state}");
     root_process.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_pin_directory_a_user_made_first_is_refused() {
+    // What a user could do before the daemon's first start.
+    let unload = agent(&["unload"]);
+    assert_eq!(unload.code, 0, "{unload:?}");
+    let pin = Path::new("/sys/fs/bpf/suspend");
+    std::fs::create_dir(pin).expect("a user's pin directory");
+    std::os::unix::fs::chown(pin, Some(USER), Some(USER)).expect("chown");
+    let log = std::env::temp_dir().join(format!("suspend-pin-{}.log", std::process::id()));
+    let mut daemon = Command::new(bin("suspend-agent"))
+        .arg("daemon")
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("running the daemon");
+    // It must give up at once; one that runs is stopped after 10 s.
+    let mut status = None;
+    for _ in 0..200 {
+        status = daemon.try_wait().expect("wait");
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if status.is_none() {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let _ = agent(&["unload"]);
+    let _ = std::fs::remove_dir(pin);
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the daemon did not refuse the directory: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "is not the daemon's own: it is owned by uid {USER}"
+        )),
+        "{stderr}"
+    );
+    // Its own, made anew, is root's and closed to others.
+    let daemon = Daemon::start();
+    let meta = std::fs::metadata(pin).expect("the pin directory");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o700));
+    daemon.stop();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn check_says_what_the_daemon_finds_about_the_freeze_guard() {
+    let out = agent(&["check", "--json"]);
+    let features: serde_json::Value = serde_json::from_str(&out.stdout).expect("check --json");
+    let lsm = features
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|f| f["name"] == "bpf-lsm")
+        .expect("a bpf-lsm line")
+        .clone();
+    let daemon = Daemon::start();
+    let on = daemon.log().contains("freeze guard on");
+    assert_eq!(
+        lsm["available"].as_bool(),
+        Some(on),
+        "check says {lsm}, the daemon's guard is {}",
+        if on { "on" } else { "off" }
+    );
+    daemon.stop();
+}

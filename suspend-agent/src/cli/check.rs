@@ -118,15 +118,7 @@ fn features() -> Vec<Feature> {
         "bpf-lsm",
         false,
         "denying signals and tracers on frozen tasks",
-        {
-            match fs::read_to_string("/sys/kernel/security/lsm") {
-                Ok(list) if list.trim().split(',').any(|l| l == "bpf") => {
-                    Ok(list.trim().to_owned())
-                }
-                Ok(list) => Err(format!("not in the active list: {}", list.trim())),
-                Err(e) => Err(format!("securityfs not mounted? {e}")),
-            }
-        },
+        crate::daemon::ebpf::probe_lsm(),
     ));
     f.push(feature(
         "pidfd",

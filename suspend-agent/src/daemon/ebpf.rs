@@ -4,7 +4,10 @@
 //! true while no agent runs. A restarting agent attaches its programs first
 //! and only then retires the old pinned links: no event goes unseen.
 
-use std::{fs, io, path::PathBuf};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
@@ -52,6 +55,11 @@ pub enum LoadError {
     #[error("creating {path}: {source}")]
     PinDir { path: PathBuf, source: io::Error },
     #[error(
+        "{path} is not the daemon's own: {why}; someone else may have made it to take over \
+         the pinned programs — remove it as root (or `suspend-agent unload`) and start again"
+    )]
+    PinDirNotOurs { path: PathBuf, why: String },
+    #[error(
         "loading the eBPF object: {0} (if maps pinned by another version are in the way, \
          run `suspend-agent unload` and start again)"
     )]
@@ -91,12 +99,50 @@ fn link_pin_path(program: &str) -> PathBuf {
     PathBuf::from(BPF_PIN_DIR).join(format!("link_{program}"))
 }
 
-/// Loads, attaches and pins everything; hands back the registry map.
-pub fn load() -> Result<(Loaded, Registry), LoadError> {
-    fs::create_dir_all(BPF_PIN_DIR).map_err(|source| LoadError::PinDir {
-        path: BPF_PIN_DIR.into(),
+/// Makes the pin directory (root's, 0700), or checks that the one there
+/// is root's: a directory a user made before the daemon's first start
+/// would hand her its maps and links. One of root's with a wider mode (an
+/// older agent's) is narrowed.
+fn pin_dir(path: &Path) -> Result<(), LoadError> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(LoadError::PinDir {
+                path: path.into(),
+                source,
+            });
+        }
+    }
+    let not_ours = |why: String| LoadError::PinDirNotOurs {
+        path: path.into(),
+        why,
+    };
+    let meta = fs::symlink_metadata(path).map_err(|source| LoadError::PinDir {
+        path: path.into(),
         source,
     })?;
+    if !meta.is_dir() {
+        return Err(not_ours("it is not a directory".into()));
+    }
+    if meta.uid() != 0 {
+        return Err(not_ours(format!("it is owned by uid {}", meta.uid())));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|source| {
+            LoadError::PinDir {
+                path: path.into(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Loads, attaches and pins everything; hands back the registry map.
+pub fn load() -> Result<(Loaded, Registry), LoadError> {
+    pin_dir(Path::new(BPF_PIN_DIR))?;
     let layout = tracefs::read_layout(tracefs::TRACEFS.as_ref());
     // The guard reads task_struct.tgid; 0 (not found) keeps it off.
     let task_layout = TaskLayout {
@@ -244,6 +290,49 @@ fn attach_guard(ebpf: &mut Ebpf) -> Result<bool, LoadError> {
         "freeze guard on: while frozen, other senders' signals (SIGKILL from root excepted) and tracers are refused"
     );
     Ok(true)
+}
+
+/// Whether this kernel takes the freeze guard's LSM programs: `bpf` in the
+/// active LSM list is not enough (a kernel locked down to *integrity* lists
+/// it and refuses the programs with `EPERM`), so one is loaded, not
+/// attached, with the object's maps pinned in a directory of its own that
+/// is removed again. `Err` says why not.
+pub fn probe_lsm() -> Result<String, String> {
+    let list = fs::read_to_string("/sys/kernel/security/lsm")
+        .map_err(|e| format!("securityfs not mounted? {e}"))?;
+    let list = list.trim().to_owned();
+    if !list.split(',').any(|l| l == "bpf") {
+        return Err(format!("not in the active list: {list}"));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(format!("{list} (listed; run as root to probe a load)"));
+    }
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+    let dir = PathBuf::from(format!("{BPF_PIN_DIR}-probe-{}", std::process::id()));
+    fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = (|| {
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&dir)
+            .load(OBJECT)
+            .map_err(|e| format!("loading the eBPF object: {e}"))?;
+        let (name, hook) = LSM_PROGRAMS[0];
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("no program {name}"))?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        program
+            .load(hook, &btf)
+            .map_err(|e| format!("listed, but loading an LSM program fails: {e}"))?;
+        Ok(format!("{list} (an LSM program loads)"))
+    })();
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    let _ = fs::remove_dir(&dir);
+    result
 }
 
 /// Removes every pinned link and map (`suspend-agent unload`). Returns the
