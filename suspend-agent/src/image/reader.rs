@@ -53,9 +53,21 @@ pub enum ReadError {
         start: u64,
         reason: String,
     },
+    #[error("{path}: {what}")]
+    BadRecord { path: PathBuf, what: String },
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
+
+/// The most fds a process can have (`fs.nr_open`'s ceiling).
+const MAX_FD: i32 = 1 << 30;
+/// The most bytes a pipe can hold (far above `fs.pipe-max-size`'s default).
+const MAX_PIPE_BYTES: u32 = 1 << 28;
+/// Highest pid the kernel hands out (`PID_MAX_LIMIT` on 64-bit).
+const PID_MAX_LIMIT: u32 = 1 << 22;
+/// Signals whose default action stops the process: queued in an image, a
+/// resume would stop there and never report.
+const STOP_SIGNALS: [i32; 4] = [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
 
 /// A whole image, read and checked.
 #[derive(Debug)]
@@ -197,6 +209,7 @@ impl Image {
             signer,
         };
         image.check_mappings()?;
+        image.check_records()?;
         image.check_pages(verify_pages)?;
         Ok(image)
     }
@@ -231,6 +244,102 @@ impl Image {
                 return Err(bad(
                     "saved pages for a shared file or kernel mapping (a restore never writes a file)",
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads, files and signals within what a process can have: tids
+    /// distinct and in range, the process's own among them, fds in range
+    /// and distinct, pipe contents within their pipe's size, every queued
+    /// signal a whole `siginfo_t`, and none that would stop the process
+    /// (its action the default) — a resume would wait for it forever.
+    fn check_records(&self) -> Result<(), ReadError> {
+        let bad = |what: String| ReadError::BadRecord {
+            path: self.dir.join(META_FILE),
+            what,
+        };
+        let mut tids: Vec<u32> = self.threads.iter().map(|t| t.tid).collect();
+        tids.sort_unstable();
+        tids.dedup();
+        if tids.len() != self.threads.len() {
+            return Err(bad("a thread id appears twice".into()));
+        }
+        if let Some(t) = tids.iter().find(|&&t| t == 0 || t >= PID_MAX_LIMIT) {
+            return Err(bad(format!("thread id {t} is out of range")));
+        }
+        if !self.threads.is_empty() && !tids.contains(&self.process.pid) {
+            return Err(bad(format!(
+                "no thread has the process's pid {}",
+                self.process.pid
+            )));
+        }
+        let mut fds: Vec<i32> = self.files.iter().map(|f| f.fd).collect();
+        fds.sort_unstable();
+        fds.dedup();
+        if fds.len() != self.files.len() {
+            return Err(bad("a file descriptor appears twice".into()));
+        }
+        if let Some(fd) = fds.iter().find(|&&fd| !(0..MAX_FD).contains(&fd)) {
+            return Err(bad(format!("fd {fd} is out of range")));
+        }
+        for f in &self.files {
+            if let Some(pipe) = &f.pipe {
+                let bytes = pipe.data.len() / 4 * 3;
+                if pipe.size > MAX_PIPE_BYTES || bytes > pipe.size as usize + 2 {
+                    return Err(bad(format!(
+                        "fd {}: a pipe of {} bytes holding about {bytes}",
+                        f.fd, pipe.size
+                    )));
+                }
+            }
+        }
+        let default_action = |signal: i32| {
+            self.process
+                .sigactions
+                .iter()
+                .find(|a| a.signal == signal as u32)
+                .is_none_or(|a| a.handler == 0)
+        };
+        let queued = self
+            .threads
+            .iter()
+            .flat_map(|t| &t.pending)
+            .chain(&self.process.shared_pending);
+        for info in queued {
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(info)
+                .map_err(|e| bad(format!("a pending signal is not base64: {e}")))?;
+            let Some(signal) = raw
+                .get(..4)
+                .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or_default()))
+            else {
+                return Err(bad("a pending signal's siginfo is cut short".into()));
+            };
+            if raw.len() != 128 || !(1..=64).contains(&signal) {
+                return Err(bad(format!(
+                    "a pending signal ({signal}, {} bytes of siginfo) is not one",
+                    raw.len()
+                )));
+            }
+            if STOP_SIGNALS.contains(&signal) && (signal == libc::SIGSTOP || default_action(signal))
+            {
+                return Err(bad(format!(
+                    "signal {signal} is queued with its default action: the process would stop \
+                     as it resumed"
+                )));
+            }
+        }
+        for t in &self.threads {
+            if let Some(signal) = t.stopped_with
+                && STOP_SIGNALS.contains(&signal)
+                && (signal == libc::SIGSTOP || default_action(signal))
+            {
+                return Err(bad(format!(
+                    "thread {} was stopping for signal {signal}",
+                    t.tid
+                )));
             }
         }
         Ok(())
@@ -650,6 +759,205 @@ mod tests {
             assert!(err.to_string().contains(what), "{name}: {err}");
             fs::remove_dir_all(root).unwrap();
         }
+    }
+
+    #[test]
+    fn records_a_process_cannot_have_are_refused() {
+        use base64::Engine as _;
+        let siginfo = |signal: i32| {
+            let mut raw = [0u8; 128];
+            raw[..4].copy_from_slice(&signal.to_ne_bytes());
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        };
+        let stop = format!("\"pending\":[\"{}\"]", siginfo(libc::SIGSTOP));
+        let usr1 = format!("\"pending\":[\"{}\"]", siginfo(libc::SIGUSR1));
+        let short = "\"pending\":[\"AAAA\"]".to_owned();
+        for (name, kind, from, to, what) in [
+            (
+                "sigstop",
+                "thread",
+                "\"pending\":[]",
+                stop.as_str(),
+                "signal 19 is queued",
+            ),
+            (
+                "short",
+                "thread",
+                "\"pending\":[]",
+                short.as_str(),
+                "cut short",
+            ),
+            ("tid", "thread", "\"tid\":42", "\"tid\":0", "out of range"),
+            (
+                "pid",
+                "process",
+                "\"pid\":42",
+                "\"pid\":41",
+                "no thread has the process's pid",
+            ),
+        ] {
+            let (root, dir) = write_image(name);
+            edit_meta(&dir, |l| {
+                let tag = format!("{{\"record\":\"{kind}\"");
+                let i = l.iter().position(|l| l.contains(&tag)).unwrap();
+                l[i] = rewrite(&l[i], from, to);
+            });
+            let err = Image::read(&dir, false, &trusted()).unwrap_err();
+            assert!(matches!(err, ReadError::BadRecord { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(what), "{name}: {err}");
+            fs::remove_dir_all(root).unwrap();
+        }
+        // A queued signal the process handles is fine.
+        let (root, dir) = write_image("usr1");
+        edit_meta(&dir, |l| {
+            let i = l
+                .iter()
+                .position(|l| l.contains("\"record\":\"thread\""))
+                .unwrap();
+            l[i] = rewrite(&l[i], "\"pending\":[]", &usr1);
+        });
+        Image::read(&dir, false, &trusted()).unwrap();
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    /// xorshift64*: a fixed sequence, so a failing mutant is found again.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// One mutant of a metadata line: a number swapped for an extreme
+    /// one, a byte changed, a piece cut out or doubled.
+    fn mutate_line(rng: &mut Rng, line: &str) -> String {
+        let (_, json) = line.split_once(' ').unwrap_or(("", line));
+        let mut json = json.to_owned();
+        match rng.below(4) {
+            0 => {
+                // Replace the n-th run of digits.
+                let runs: Vec<(usize, usize)> = {
+                    let b = json.as_bytes();
+                    let mut runs = Vec::new();
+                    let mut i = 0;
+                    while i < b.len() {
+                        if b[i].is_ascii_digit() {
+                            let start = i;
+                            while i < b.len() && b[i].is_ascii_digit() {
+                                i += 1;
+                            }
+                            runs.push((start, i));
+                        }
+                        i += 1;
+                    }
+                    runs
+                };
+                if let Some(&(a, b)) = runs.get(rng.below(runs.len())) {
+                    let extreme = [
+                        "0",
+                        "1",
+                        "4095",
+                        "4096",
+                        "18446744073709551615",
+                        "18446744073709551616",
+                        "-1",
+                        "2147483648",
+                        "140737488351232",
+                        "99999999999999999999999",
+                    ];
+                    json.replace_range(a..b, extreme[rng.below(extreme.len())]);
+                }
+            }
+            1 if !json.is_empty() => {
+                let at = rng.below(json.len());
+                let mut bytes = json.into_bytes();
+                bytes[at] = (rng.next() & 0x7f) as u8;
+                json = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            2 if !json.is_empty() => {
+                let a = rng.below(json.len());
+                let b = (a + rng.below(40)).min(json.len());
+                if json.is_char_boundary(a) && json.is_char_boundary(b) {
+                    json.replace_range(a..b, "");
+                }
+            }
+            _ if !json.is_empty() => {
+                let a = rng.below(json.len());
+                let b = (a + rng.below(40)).min(json.len());
+                if json.is_char_boundary(a) && json.is_char_boundary(b) {
+                    let piece = json[a..b].to_owned();
+                    json.insert_str(b, &piece);
+                }
+            }
+            _ => {}
+        }
+        format!("{} {json}", xxh3_hex(json.as_bytes()))
+    }
+
+    /// Thousands of signed, checksummed mutants of a real image: the
+    /// reader refuses or accepts each, within bounds — no panic, no hang,
+    /// no huge allocation.
+    #[test]
+    fn mutated_images_are_refused_or_read_never_crash() {
+        let (root, dir) = write_image("mutants");
+        let meta_path = dir.join(META_FILE);
+        let original: Vec<String> = fs::read_to_string(&meta_path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let pages = fs::read(dir.join(PAGES_FILE)).unwrap();
+        let mut rng = Rng(0x5eed_0f01_2345_6789);
+        let started = std::time::Instant::now();
+        let (mut tried, mut refused) = (0u32, 0u32);
+        while tried < 4000 && started.elapsed() < std::time::Duration::from_secs(10) {
+            let mut lines = original.clone();
+            for _ in 0..1 + rng.below(3) {
+                match rng.below(10) {
+                    0 if lines.len() > 1 => {
+                        let i = rng.below(lines.len());
+                        lines.remove(i);
+                    }
+                    1 => {
+                        let i = rng.below(lines.len());
+                        let copy = lines[i].clone();
+                        lines.insert(rng.below(lines.len()), copy);
+                    }
+                    _ => {
+                        let i = rng.below(lines.len());
+                        lines[i] = mutate_line(&mut rng, &lines[i]);
+                    }
+                }
+            }
+            fs::write(&meta_path, lines.join("\n") + "\n").unwrap();
+            let meta = fs::read(&meta_path).unwrap();
+            fs::write(dir.join(SIG_FILE), sign::sign(&key(), &blake3::hash(&meta))).unwrap();
+            if rng.below(8) == 0 {
+                let mut cut = pages.clone();
+                cut.truncate(rng.below(pages.len() + 1));
+                fs::write(dir.join(PAGES_FILE), cut).unwrap();
+            }
+            if Image::read(&dir, true, &trusted()).is_err() {
+                refused += 1;
+            }
+            fs::write(dir.join(PAGES_FILE), &pages).unwrap();
+            tried += 1;
+        }
+        eprintln!("{tried} mutants, {refused} refused");
+        assert!(tried >= 1000, "only {tried} mutants in the time given");
+        assert!(
+            refused > tried / 2,
+            "most mutants must be refused: {refused}/{tried}"
+        );
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
