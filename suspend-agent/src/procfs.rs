@@ -112,6 +112,74 @@ fn read(pid: u32, file: &str) -> Result<String, ProcError> {
     })
 }
 
+/// What confines one thread, from `/proc/PID/task/TID/status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confinement {
+    /// `CapInh`, `CapPrm`, `CapEff`, `CapBnd`, `CapAmb`.
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+    pub no_new_privs: bool,
+    /// `Seccomp`: 0 none, 1 strict, 2 filter.
+    pub seccomp: u32,
+}
+
+/// Parses the capability, `NoNewPrivs` and `Seccomp` lines of a status
+/// file (every one must be there; `CapAmb` since 4.3, `NoNewPrivs` 4.10).
+pub fn parse_confinement(text: &str) -> Option<Confinement> {
+    let mut c = Confinement::default();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        let hex = || u64::from_str_radix(value, 16).ok();
+        match key {
+            "CapInh" => c.inheritable = hex()?,
+            "CapPrm" => c.permitted = hex()?,
+            "CapEff" => c.effective = hex()?,
+            "CapBnd" => c.bounding = hex()?,
+            "CapAmb" => c.ambient = hex()?,
+            "NoNewPrivs" => c.no_new_privs = value == "1",
+            "Seccomp" => c.seccomp = value.parse().ok()?,
+            _ => continue,
+        }
+        seen += 1;
+    }
+    (seen == 7).then_some(c)
+}
+
+/// Reads the confinement of thread `tid` of `pid`.
+pub fn confinement(pid: u32, tid: u32) -> Result<Confinement, ProcError> {
+    let file = format!("task/{tid}/status");
+    parse_confinement(&read(pid, &file)?).ok_or_else(|| ProcError::Parse {
+        path: format!("/proc/{pid}/{file}").into(),
+        what: "Cap*/NoNewPrivs/Seccomp",
+    })
+}
+
+/// Thread ids of `pid` (`/proc/PID/task`).
+pub fn tids(pid: u32) -> Result<Vec<u32>, ProcError> {
+    let path = PathBuf::from(format!("/proc/{pid}/task"));
+    let entries = fs::read_dir(&path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            ProcError::Gone { pid }
+        } else {
+            ProcError::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
 /// Reads and parses `/proc/PID/status`.
 pub fn status(pid: u32) -> Result<Status, ProcError> {
     parse_status(&read(pid, "status")?).ok_or_else(|| ProcError::Parse {
@@ -159,6 +227,26 @@ pub fn pids() -> io::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confinement_lines() {
+        let text = "Name:\tw\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\nCapInh:\t0000000000000400\n\
+                    CapPrm:\t00000000000004c1\nCapEff:\t0000000000000001\nCapBnd:\t000001fffffeffff\nCapAmb:\t0000000000000400\n";
+        let c = parse_confinement(text).unwrap();
+        assert_eq!(
+            c,
+            Confinement {
+                inheritable: 0x400,
+                permitted: 0x4c1,
+                effective: 1,
+                bounding: 0x1ff_fffe_ffff,
+                ambient: 0x400,
+                no_new_privs: true,
+                seccomp: 2,
+            }
+        );
+        assert!(parse_confinement("CapInh:\t0\n").is_none(), "lines missing");
+    }
 
     const STATUS: &str = "Name:\tworkload\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\n\
         Ngid:\t0\nPid:\t4242\nPPid:\t1\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\n\

@@ -12,7 +12,7 @@ pub const RESTORE_MAGIC: u64 = u64::from_le_bytes(*b"SUSPREST");
 
 /// Version of this layout: the agent and the stub it embeds are built
 /// together, the check catches a stale blob.
-pub const RESTORE_ABI: u32 = 1;
+pub const RESTORE_ABI: u32 = 2;
 
 /// Bytes of stub stack per thread.
 pub const STUB_STACK: u64 = 64 * 1024;
@@ -105,6 +105,10 @@ pub struct SigInfo {
 pub const THREAD_HAS_RSEQ: u32 = 1;
 pub const THREAD_HAS_TID_ADDRESS: u32 = 2;
 pub const THREAD_HAS_ALTSTACK: u32 = 4;
+/// The `cap_*` fields and `securebits` hold the thread's confinement.
+pub const THREAD_HAS_CAPS: u32 = 8;
+/// The thread had `no_new_privs`.
+pub const THREAD_NO_NEW_PRIVS: u32 = 16;
 
 /// What one thread restores itself: the kernel state that is not
 /// registers (those, and the signal mask, the agent sets with ptrace once
@@ -129,6 +133,15 @@ pub struct ThreadArgs {
     /// Signals pending for this thread (`SigInfo`s at `pending`).
     pub pending_count: u32,
     pub pending: u64,
+    /// Capability sets (bit `n`: capability `n`), with `THREAD_HAS_CAPS`.
+    pub cap_inheritable: u64,
+    pub cap_permitted: u64,
+    pub cap_effective: u64,
+    pub cap_bounding: u64,
+    pub cap_ambient: u64,
+    /// `PR_GET_SECUREBITS`, with `THREAD_HAS_CAPS`.
+    pub securebits: u32,
+    pub _pad: u32,
 }
 
 /// Credentials, set by every thread for itself last.
@@ -229,6 +242,8 @@ pub const STEP_CREDS: u32 = 15;
 pub const STEP_DUMPABLE: u32 = 16;
 pub const STEP_CLOSE: u32 = 17;
 pub const STEP_CLONE_TID: u32 = 18;
+pub const STEP_CAPS: u32 = 19;
+pub const STEP_NO_NEW_PRIVS: u32 = 20;
 
 /// A step's name, for the agent's messages.
 pub fn step_name(step: u32) -> &'static str {
@@ -250,6 +265,8 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_ITIMER => "setitimer",
         STEP_CREDS => "restoring credentials",
         STEP_DUMPABLE => "PR_SET_DUMPABLE",
+        STEP_CAPS => "restoring capabilities and securebits",
+        STEP_NO_NEW_PRIVS => "PR_SET_NO_NEW_PRIVS",
         STEP_CLOSE => "closing the stub's descriptors",
         _ => "an unknown step",
     }
@@ -261,7 +278,7 @@ const _: () = assert!(core::mem::size_of::<MmMap>() == 104);
 const _: () = assert!(core::mem::size_of::<SigAction>() == 40);
 const _: () = assert!(core::mem::size_of::<ITimer>() == 24);
 const _: () = assert!(core::mem::size_of::<SigInfo>() == 128);
-const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 88);
+const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 136);
 const _: () = assert!(core::mem::size_of::<Creds>() == 48);
 const _: () = assert!(core::mem::size_of::<Report>() == 24);
 const _: () = assert!(core::mem::size_of::<RestoreArgs>() == 280);

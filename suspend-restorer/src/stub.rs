@@ -214,7 +214,7 @@ fn restore(args: &RestoreArgs) -> Step {
         };
         check(ret, STEP_ITIMER, i)?;
     }
-    restore_creds(args)?;
+    restore_creds(args, main, 0)?;
     // Changing credentials clears "dumpable"; the process was dumpable.
     // SAFETY: a plain prctl.
     let ret = unsafe { call(sys::PRCTL, [sys::PR_SET_DUMPABLE, 1, 0, 0, 0, 0]) };
@@ -242,7 +242,9 @@ unsafe extern "C" fn thread_entry(thread: u64, args: u64) -> ! {
     };
     let index =
         (thread as *const ThreadArgs as u64 - args.threads) / size_of::<ThreadArgs>() as u64;
-    if let Err(fail) = restore_thread(thread, index as usize).and_then(|()| restore_creds(args)) {
+    if let Err(fail) = restore_thread(thread, index as usize)
+        .and_then(|()| restore_creds(args, thread, index as usize))
+    {
         fail_and_exit(args, fail);
     }
     let ready = word(&args.ready);
@@ -334,11 +336,36 @@ fn getpid() -> u64 {
     unsafe { call(sys::GETPID, [0; 6]) as u64 }
 }
 
-/// Credentials of the calling thread (the kernel keeps them per thread).
-fn restore_creds(args: &RestoreArgs) -> Step {
+/// Credentials of the calling thread (the kernel keeps them per thread),
+/// and with them its confinement: capability sets, securebits,
+/// `no_new_privs`. The thread starts as root with every capability the
+/// agent has; the order keeps `CAP_SETPCAP` until the last step needs it:
+/// uids change without touching capabilities (`SECBIT_NO_SETUID_FIXUP`),
+/// the bounding set drops, the inheritable set is set so the ambient
+/// capabilities can be raised, the final securebits, and last the final
+/// capability sets.
+fn restore_creds(args: &RestoreArgs, thread: &ThreadArgs, index: usize) -> Step {
     let c = &args.creds;
+    let caps = thread.flags & THREAD_HAS_CAPS != 0;
     // SAFETY: plain credential calls; `groups` points into the region.
     unsafe {
+        if caps {
+            check(
+                call(
+                    sys::PRCTL,
+                    [
+                        sys::PR_SET_SECUREBITS,
+                        sys::SECBIT_NO_SETUID_FIXUP,
+                        0,
+                        0,
+                        0,
+                        0,
+                    ],
+                ),
+                STEP_CAPS,
+                index,
+            )?;
+        }
         check(
             call(
                 sys::SETGROUPS,
@@ -366,7 +393,103 @@ fn restore_creds(args: &RestoreArgs) -> Step {
         )?;
         call(sys::SETFSUID, [c.uid[3] as u64, 0, 0, 0, 0, 0]);
     }
+    if caps {
+        restore_caps(thread, index)?;
+    }
+    if thread.flags & THREAD_NO_NEW_PRIVS != 0 {
+        // SAFETY: a plain prctl.
+        let ret = unsafe { call(sys::PRCTL, [sys::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0]) };
+        check(ret, STEP_NO_NEW_PRIVS, index)?;
+    }
     Ok(())
+}
+
+/// `capset` of the calling thread.
+fn capset(effective: u64, permitted: u64, inheritable: u64) -> i64 {
+    let header: [u32; 2] = [sys::CAP_VERSION_3, 0];
+    // Two `struct __user_cap_data_struct`s: the low, then the high 32 bits.
+    let data: [u32; 6] = [
+        effective as u32,
+        permitted as u32,
+        inheritable as u32,
+        (effective >> 32) as u32,
+        (permitted >> 32) as u32,
+        (inheritable >> 32) as u32,
+    ];
+    // SAFETY: capset with a v3 header and two data structs, as
+    // capabilities(7) documents.
+    unsafe {
+        call(
+            sys::CAPSET,
+            [header.as_ptr() as u64, data.as_ptr() as u64, 0, 0, 0, 0],
+        )
+    }
+}
+
+/// See [`restore_creds`].
+fn restore_caps(thread: &ThreadArgs, index: usize) -> Step {
+    for cap in 0..64u64 {
+        if thread.cap_bounding & (1 << cap) == 0 {
+            // SAFETY: a plain prctl; EINVAL past the kernel's last
+            // capability, which no set can hold anyway.
+            let ret = unsafe { call(sys::PRCTL, [sys::PR_CAPBSET_DROP, cap, 0, 0, 0, 0]) };
+            if ret == -22 {
+                break;
+            }
+            check(ret, STEP_CAPS, index)?;
+        }
+    }
+    // Everything the thread will keep, plus CAP_SETPCAP for the steps to
+    // come; the inheritable set final, for the ambient ones.
+    let keep = thread.cap_permitted | (1 << sys::CAP_SETPCAP);
+    check(capset(keep, keep, thread.cap_inheritable), STEP_CAPS, index)?;
+    // SAFETY: plain prctls.
+    unsafe {
+        check(
+            call(
+                sys::PRCTL,
+                [
+                    sys::PR_CAP_AMBIENT,
+                    sys::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+            ),
+            STEP_CAPS,
+            index,
+        )?;
+        for cap in 0..64u64 {
+            if thread.cap_ambient & (1 << cap) != 0 {
+                check(
+                    call(
+                        sys::PRCTL,
+                        [sys::PR_CAP_AMBIENT, sys::PR_CAP_AMBIENT_RAISE, cap, 0, 0, 0],
+                    ),
+                    STEP_CAPS,
+                    index,
+                )?;
+            }
+        }
+        check(
+            call(
+                sys::PRCTL,
+                [sys::PR_SET_SECUREBITS, thread.securebits as u64, 0, 0, 0, 0],
+            ),
+            STEP_CAPS,
+            index,
+        )?;
+    }
+    check(
+        capset(
+            thread.cap_effective,
+            thread.cap_permitted,
+            thread.cap_inheritable,
+        ),
+        STEP_CAPS,
+        index,
+    )
 }
 
 /// Unmaps every address outside the kept ranges.

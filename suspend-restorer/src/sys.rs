@@ -21,6 +21,7 @@ pub const SETFSGID: i64 = 123;
 pub const RT_SIGQUEUEINFO: i64 = 129;
 pub const SIGALTSTACK: i64 = 131;
 pub const PRCTL: i64 = 157;
+pub const CAPSET: i64 = 126;
 pub const FUTEX: i64 = 202;
 pub const SET_TID_ADDRESS: i64 = 218;
 pub const SET_ROBUST_LIST: i64 = 273;
@@ -38,6 +39,18 @@ pub const SIG_SETMASK: u64 = 2;
 pub const FUTEX_WAIT: u64 = 0;
 pub const FUTEX_WAKE: u64 = 1;
 pub const PR_SET_DUMPABLE: u64 = 4;
+pub const PR_CAPBSET_DROP: u64 = 24;
+pub const PR_SET_SECUREBITS: u64 = 28;
+pub const PR_SET_NO_NEW_PRIVS: u64 = 38;
+pub const PR_CAP_AMBIENT: u64 = 47;
+pub const PR_CAP_AMBIENT_RAISE: u64 = 2;
+pub const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+/// `SECBIT_NO_SETUID_FIXUP`: changing uids leaves the capabilities alone.
+pub const SECBIT_NO_SETUID_FIXUP: u64 = 1 << 2;
+/// `_LINUX_CAPABILITY_VERSION_3`.
+pub const CAP_VERSION_3: u32 = 0x2008_0522;
+/// `CAP_SETPCAP`.
+pub const CAP_SETPCAP: u64 = 8;
 pub const PR_SET_MM: u64 = 35;
 pub const PR_SET_MM_MAP: u64 = 14;
 pub const CLONE_VM: u64 = 0x100;

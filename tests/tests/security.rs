@@ -315,3 +315,88 @@ fn check_says_what_the_daemon_finds_about_the_freeze_guard() {
     );
     daemon.stop();
 }
+
+/// The `Cap*`, `NoNewPrivs` and `Seccomp` lines of every thread of `pid`,
+/// by tid.
+fn confinement_of(pid: u32) -> Vec<(String, Vec<String>)> {
+    let mut threads: Vec<(String, Vec<String>)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .flatten()
+        .map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            let lines = status
+                .lines()
+                .filter(|l| {
+                    l.starts_with("Cap") || l.starts_with("NoNewPrivs") || l.starts_with("Seccomp")
+                })
+                .map(str::to_owned)
+                .collect();
+            (t.file_name().to_string_lossy().into_owned(), lines)
+        })
+        .collect();
+    threads.sort();
+    threads
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_root_process_with_capabilities_dropped_comes_back_confined() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--confine"]);
+    let pid = ready_pid(&mut w);
+    let before = confinement_of(pid);
+    assert!(
+        before.iter().all(|(_, l)| l
+            .iter()
+            .any(|l| l.starts_with("CapEff:") && l.ends_with("0000000000000401"))),
+        "the workload dropped its capabilities: {before:?}"
+    );
+    let dir = ImageDir::new("confined");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    // Every thread as it was (the client's helper thread may come and go
+    // with its registration: compare the main thread and every other one
+    // that was there before).
+    let after = confinement_of(pid);
+    for (tid, lines) in &before {
+        if let Some((_, now)) = after.iter().find(|(t, _)| t == tid) {
+            assert_eq!(now, lines, "thread {tid}: its confinement after the resume");
+        }
+    }
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_seccomp_filtered_process_is_refused_before_freezing() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--seccomp"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("seccomp");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("seccomp"), "{out:?}");
+    assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
+    assert!(!dir.path.exists(), "no image");
+    let state = r_state(&mut w);
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    w.exit_ok();
+}
+
+/// The workload's state once its on_resume has run.
+fn r_state(w: &mut Proc) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = w.ask("check", "state");
+        if field(&last, "resume") == "1" {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    last
+}

@@ -97,6 +97,20 @@ pub async fn take(
         }
     }
 
+    // Nor what confines it that an image cannot hold (seccomp).
+    let confined = match dump::confinement::refusals(pid) {
+        Ok(refused) if refused.is_empty() => None,
+        Ok(refused) => Some((
+            Outcome::Unsupported,
+            format!("pid {pid}: {}; nothing was frozen", refused.join("; ")),
+        )),
+        Err(e) => Some((Outcome::Error, format!("pid {pid}: {e}"))),
+    };
+    if let Some((outcome, message)) = confined {
+        let ran = tell(stream, request_id, REASON_ABORTED).await;
+        return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+    }
+
     let options = DumpOptions {
         dir: dir.clone(),
         drop_unsupported: args.drop_unsupported_fds,
@@ -199,7 +213,9 @@ pub async fn take(
         }
         Err(e) => {
             let outcome = match e {
-                TakeError::Dump(DumpError::Unsupported { .. }) => Outcome::Unsupported,
+                TakeError::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. }) => {
+                    Outcome::Unsupported
+                }
                 _ => Outcome::Error,
             };
             let ran = tell(stream, request_id, REASON_ABORTED).await;

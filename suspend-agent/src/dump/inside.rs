@@ -1,6 +1,6 @@
 //! Kernel state asked from inside the stopped threads (see
 //! [`crate::tracee::inject`]): every sigaction, `brk`, the interval timers,
-//! and per thread its sigaltstack and tid address.
+//! and per thread its sigaltstack, tid address and securebits.
 
 use std::collections::HashMap;
 
@@ -13,6 +13,7 @@ use crate::{
 };
 
 const PR_GET_TID_ADDRESS: u64 = 40;
+const PR_GET_SECUREBITS: u64 = 27;
 /// `sizeof(sigset_t)` for the kernel.
 const KERNEL_SIGSET: u64 = 8;
 
@@ -22,8 +23,16 @@ pub struct Inside {
     pub sigactions: Vec<SigAction>,
     pub brk: Option<u64>,
     pub itimers: Vec<ITimer>,
-    /// By tid: (sigaltstack, tid address).
-    pub threads: HashMap<u32, (Option<AltStack>, Option<u64>)>,
+    pub threads: HashMap<u32, PerThread>,
+}
+
+/// What one thread told.
+#[derive(Debug, Default)]
+pub struct PerThread {
+    pub altstack: Option<AltStack>,
+    pub tid_address: Option<u64>,
+    /// `PR_GET_SECUREBITS`.
+    pub securebits: Option<u32>,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -72,7 +81,15 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 Ok(u64_at(&buf, 0))
             })
             .transpose()?;
-        inside.threads.insert(thread.tid, (altstack, tid_address));
+        let securebits = b.syscall(libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
+        inside.threads.insert(
+            thread.tid,
+            PerThread {
+                altstack,
+                tid_address,
+                securebits: u32::try_from(securebits).ok(),
+            },
+        );
         // Test hook: `SUSPEND_FAULT_INSIDE_DELAY_MS` holds the first thread
         // mid-questions, so a test can kill the process right then.
         if !process_done {

@@ -3,6 +3,7 @@
 //! the image's final name until everything is in and durable (see
 //! [`crate::image::writer`]); any error leaves no image behind.
 
+pub mod confinement;
 mod files;
 mod inside;
 mod memory;
@@ -55,6 +56,8 @@ pub enum DumpError {
     },
     #[error("pid {pid} holds files a resume could not give back: {}", fds.join(", "))]
     Unsupported { pid: u32, fds: Vec<String> },
+    #[error("pid {pid}: {what}")]
+    Confined { pid: u32, what: String },
     #[error(
         "pid {pid}: threads ran while frozen (tid×times: {}); the image would not be consistent",
         ran.iter().map(|(t, n)| format!("{t}×{n}")).collect::<Vec<_>>().join(", ")
@@ -168,10 +171,16 @@ pub fn dump(
     let xstate_size = crate::sys::cpu::xstate_layout().0;
     for t in &threads {
         let mut thread = thread::save(pid, t, xstate_size)?;
-        if let Some((altstack, tid_address)) = inside.threads.get(&t.tid) {
-            thread.sigaltstack = altstack.clone();
-            thread.tid_address = *tid_address;
+        let told = inside.threads.get(&t.tid);
+        if let Some(told) = told {
+            thread.sigaltstack = told.altstack.clone();
+            thread.tid_address = told.tid_address;
         }
+        let securebits = told.and_then(|t| t.securebits).ok_or(DumpError::Parse {
+            pid,
+            what: "a thread's securebits (PR_GET_SECUREBITS)",
+        })?;
+        thread.confinement = Some(confinement::save(pid, t.tid, securebits)?);
         image.record(&Record::Thread(thread))?;
     }
 

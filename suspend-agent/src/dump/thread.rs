@@ -56,5 +56,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         // Asked from inside the thread (dump::inside).
         sigaltstack: None,
         tid_address: None,
+        // From /proc and the securebits asked from inside (dump::confinement).
+        confinement: None,
     })
 }

@@ -263,6 +263,24 @@ pub struct Thread {
     pub sigaltstack: Option<AltStack>,
     /// `set_tid_address` value (`PR_GET_TID_ADDRESS`, asked from inside).
     pub tid_address: Option<u64>,
+    /// Its capability sets, securebits and `no_new_privs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confinement: Option<Confinement>,
+}
+
+/// What confines a thread: its capability sets (bit `n`: capability `n`,
+/// as `/proc/PID/status` shows them), securebits (asked from inside) and
+/// `no_new_privs`. A resume gives them back as the last thing each thread
+/// does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confinement {
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+    pub securebits: u32,
+    pub no_new_privs: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -488,6 +488,7 @@ mod tests {
             stopped_with: None,
             sigaltstack: None,
             tid_address: Some(0x7000),
+            confinement: None,
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();

@@ -17,7 +17,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use suspend_common::restore::{
     Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI, RESTORE_MAGIC,
     RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo, THREAD_HAS_ALTSTACK,
-    THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, ThreadArgs,
+    THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_NO_NEW_PRIVS, ThreadArgs,
 };
 
 use super::{Options, RESTORER, RestoreError, load::Run, open::Opened};
@@ -607,6 +607,18 @@ impl Plan {
                 a.altstack_size = s.size;
                 a.altstack_flags = s.flags;
             }
+            if let Some(c) = &t.confinement {
+                flags |= THREAD_HAS_CAPS;
+                a.cap_inheritable = c.inheritable;
+                a.cap_permitted = c.permitted;
+                a.cap_effective = c.effective;
+                a.cap_bounding = c.bounding;
+                a.cap_ambient = c.ambient;
+                a.securebits = c.securebits;
+                if c.no_new_privs {
+                    flags |= THREAD_NO_NEW_PRIVS;
+                }
+            }
             a.flags = flags;
             thread_args.push(a);
         }
@@ -717,7 +729,7 @@ fn args_estimate(image: &Image) -> u64 {
     (4096
         + image.mappings.len() * 48
         + p.sigactions.len() * 48
-        + image.threads.len() * 112
+        + image.threads.len() * 160
         + pending * 144
         + p.auxv.len() * 16
         + p.creds.groups.len() * 4

@@ -86,6 +86,15 @@ pub enum Refusal {
     Chroot { root: String },
     #[error("the image has no threads")]
     NoThreads,
+    #[error(
+        "thread {tid} had capabilities this agent cannot give (mask {missing:#x} of its \
+         {which} set is not in the agent's own sets)"
+    )]
+    Capabilities {
+        tid: u32,
+        which: &'static str,
+        missing: u64,
+    },
 }
 
 /// Checks `image` against this machine.
@@ -100,6 +109,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     }
     cpu(image)?;
     kernel_mappings(image)?;
+    capabilities(image)?;
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -137,6 +147,33 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
             image: want.xcr0,
             here: xcr0,
         });
+    }
+    Ok(())
+}
+
+/// Every thread's capabilities must be the agent's to give: the restorer
+/// starts from the agent's own sets and can only drop.
+fn capabilities(image: &Image) -> Result<(), Refusal> {
+    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
+        .unwrap_or_default();
+    let can = own.permitted & own.bounding;
+    for t in &image.threads {
+        let Some(c) = &t.confinement else { continue };
+        for (which, set, can) in [
+            ("permitted", c.permitted, can),
+            ("inheritable", c.inheritable, can),
+            ("ambient", c.ambient, can),
+            ("bounding", c.bounding, own.bounding),
+        ] {
+            let missing = set & !can;
+            if missing != 0 {
+                return Err(Refusal::Capabilities {
+                    tid: t.tid,
+                    which,
+                    missing,
+                });
+            }
+        }
     }
     Ok(())
 }

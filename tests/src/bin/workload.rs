@@ -26,7 +26,11 @@
 //! (never opts in),
 //! `--own-handler` (installs its own handler on signal 62 and reports every
 //! signal it gets: `GOT SIGNAL n`), `--uid N` (becomes user and group N,
-//! with no supplementary groups, before anything else: a user's process).
+//! with no supplementary groups, before anything else: a user's process),
+//! `--confine` (as root: drops capabilities from every set, raises an
+//! ambient one, sets securebits and `no_new_privs`; `check` verifies every
+//! thread still has exactly that), `--seccomp` (installs an allow-all
+//! seccomp filter).
 //! With `--layout`, `check` also verifies the private file mapping (its
 //! unwritten pages must still read as the file it mapped).
 
@@ -97,6 +101,8 @@ fn main() {
     let mut fill_threads = 1usize;
     let mut spawner = false;
     let mut uid: Option<u32> = None;
+    let mut confine = false;
+    let mut seccomp = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -126,6 +132,8 @@ fn main() {
             }
             "--block-suspend-signal" => block = true,
             "--own-handler" => own = true,
+            "--confine" => confine = true,
+            "--seccomp" => seccomp = true,
             "--uid" => {
                 i += 1;
                 uid = args.get(i).and_then(|s| s.parse().ok());
@@ -140,6 +148,12 @@ fn main() {
 
     if let Some(uid) = uid {
         become_user(uid);
+    }
+    if confine {
+        confine_self();
+    }
+    if seccomp {
+        install_seccomp();
     }
     if block {
         // Before any thread starts, so every thread inherits the mask.
@@ -214,7 +228,8 @@ fn main() {
         if WORKER_TICKS.load(Ordering::Relaxed) == before {
             return Err("worker thread stopped".into());
         }
-        verify_layout_file()
+        verify_layout_file()?;
+        verify_confinement()
     };
 
     let mut sections = Vec::new();
@@ -437,6 +452,121 @@ fn become_user(id: u32) {
             "workload: becoming uid {id}: {}",
             std::io::Error::last_os_error()
         );
+        std::process::exit(2);
+    }
+}
+
+/// What `--confine` leaves every thread with: the `Cap*` and `NoNewPrivs`
+/// lines of its status file, and its securebits.
+static CONFINED: std::sync::OnceLock<(Vec<String>, i32)> = std::sync::OnceLock::new();
+
+/// This thread's `Cap*` and `NoNewPrivs` lines.
+fn confinement_lines(status: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// As root: CAP_SYS_MODULE and CAP_NET_RAW out of the bounding set;
+/// permitted {CHOWN, DAC_OVERRIDE, NET_BIND_SERVICE}, effective {CHOWN,
+/// NET_BIND_SERVICE}, inheritable and ambient {NET_BIND_SERVICE};
+/// SECBIT_NOROOT; no_new_privs.
+fn confine_self() {
+    const CHOWN: u32 = 0;
+    const DAC_OVERRIDE: u32 = 1;
+    const NET_BIND_SERVICE: u32 = 10;
+    const NET_RAW: u32 = 13;
+    const SYS_MODULE: u32 = 16;
+    let bit = |c: u32| 1u32 << c;
+    // SAFETY: prctl and capset on this (still single-threaded) process
+    // with valid arguments.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_SECUREBITS, 1) == 0 // SECBIT_NOROOT
+            && libc::prctl(libc::PR_CAPBSET_DROP, SYS_MODULE) == 0
+            && libc::prctl(libc::PR_CAPBSET_DROP, NET_RAW) == 0
+            && {
+                let header: [u32; 2] = [0x2008_0522, 0];
+                let permitted = bit(CHOWN) | bit(DAC_OVERRIDE) | bit(NET_BIND_SERVICE);
+                let data: [u32; 6] = [
+                    bit(CHOWN) | bit(NET_BIND_SERVICE),
+                    permitted,
+                    bit(NET_BIND_SERVICE),
+                    0,
+                    0,
+                    0,
+                ];
+                libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) == 0
+            }
+            && libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                NET_BIND_SERVICE as libc::c_ulong,
+                0,
+                0,
+            ) == 0
+            && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+    };
+    if !ok {
+        eprintln!("workload: --confine: {}", std::io::Error::last_os_error());
+        std::process::exit(2);
+    }
+    let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
+    // SAFETY: a plain prctl.
+    let bits = unsafe { libc::prctl(libc::PR_GET_SECUREBITS) };
+    let _ = CONFINED.set((confinement_lines(&status), bits));
+}
+
+/// Every thread's confinement as `--confine` left it.
+fn verify_confinement() -> Result<(), String> {
+    let Some((want, bits)) = CONFINED.get() else {
+        return Ok(());
+    };
+    // SAFETY: a plain prctl.
+    if unsafe { libc::prctl(libc::PR_GET_SECUREBITS) } != *bits {
+        return Err("securebits changed".into());
+    }
+    let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        if status.is_empty() {
+            continue; // a thread that just ended
+        }
+        if confinement_lines(&status) != *want {
+            return Err(format!(
+                "thread {} confinement changed: {:?}",
+                task.file_name().to_string_lossy(),
+                confinement_lines(&status)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `no_new_privs` and an allow-all seccomp filter.
+fn install_seccomp() {
+    let filter = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000, // SECCOMP_RET_ALLOW
+    }];
+    let program = libc::sock_fprog {
+        len: 1,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: prctl with a valid filter program that outlives the call.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &raw const program,
+            ) == 0
+    };
+    if !ok {
+        eprintln!("workload: --seccomp: {}", std::io::Error::last_os_error());
         std::process::exit(2);
     }
 }
