@@ -58,6 +58,12 @@ pub(crate) fn register_callbacks(
         });
     }
     let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(ms) = std::env::var("SUSPEND_FAULT_PARK_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        STATE.park_delay_ms.store(ms, Ordering::Relaxed);
+    }
     if STATE.registered_here() {
         if !STATE.via_preload.load(Ordering::Acquire) {
             return Err(Error::AlreadyRegistered);
@@ -189,6 +195,12 @@ fn rollback() {
 /// ignore every signal from then on.
 pub fn unregister() -> Result<(), Error> {
     let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(ms) = std::env::var("SUSPEND_FAULT_PARK_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        STATE.park_delay_ms.store(ms, Ordering::Relaxed);
+    }
     unregister_locked()
 }
 

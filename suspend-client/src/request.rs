@@ -147,13 +147,31 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
         fd: conn.0 as u32,
         ..Message::new(MSG_ANSWER)
     };
+    if decision == Decision::Ready {
+        // Parked from before the agent can see the answer: it freezes the
+        // process as soon as it reads it, and an image whose parked thread
+        // is not named gets no resume signal (the thread would be told
+        // `aborted` after a resume).
+        STATE.restored.store(false, Ordering::SeqCst);
+        STATE.set_parked_tid(sys::gettid());
+    }
     let sent = conn.send(&answer).is_ok();
     if decision != Decision::Ready {
         return;
     }
+    let delay = STATE.park_delay_ms.load(Ordering::Relaxed);
+    if delay != 0 {
+        let pause = libc::timespec {
+            tv_sec: (delay / 1000) as libc::time_t,
+            tv_nsec: (delay % 1000) as libc::c_long * 1_000_000,
+        };
+        // SAFETY: nanosleep (async-signal-safe) with a valid timespec.
+        unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+    }
     let reason = if sent {
         park(&conn, request.id)
     } else {
+        STATE.set_parked_tid(0);
         REASON_ABORTED
     };
     let info = ResumeInfo {
@@ -183,10 +201,9 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
 /// tells it on the connection; a restored process learns it from the resume
 /// signal (sent to the parked thread, whose wait it interrupts); an agent
 /// that died or gave up closes the connection: aborted.
+/// The caller named itself the parked thread before it answered.
 fn park(conn: &Conn, request_id: u64) -> u32 {
     conn.set_timeout(None);
-    STATE.restored.store(false, Ordering::SeqCst);
-    STATE.set_parked_tid(sys::gettid());
     let reason = loop {
         if STATE.restored.swap(false, Ordering::SeqCst) {
             break Reason::Restored.code();

@@ -62,6 +62,10 @@ pub struct State {
     pub held_timeout_ms: AtomicU32,
     /// Connection handed to the helper when the last section ended.
     pub held_ready_fd: AtomicI32,
+    /// Test hook (`SUSPEND_FAULT_PARK_DELAY_MS`, read at registration):
+    /// milliseconds between answering ready and waiting for the outcome,
+    /// so a test can freeze the process right there.
+    pub park_delay_ms: AtomicU32,
 }
 
 pub static STATE: State = State {
@@ -88,6 +92,7 @@ pub static STATE: State = State {
     held_id: AtomicU64::new(0),
     held_flags: AtomicU32::new(0),
     held_timeout_ms: AtomicU32::new(0),
+    park_delay_ms: AtomicU32::new(0),
     held_ready_fd: AtomicI32::new(-1),
 };
 

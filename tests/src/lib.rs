@@ -750,6 +750,21 @@ pub fn rewrite_record(dir: &Path, kind: &str, from: &str, to: &str) {
     std::fs::write(&meta, lines.join("\n") + "\n").expect("write meta.jsonl");
 }
 
+/// The workload's `state` line (the answer to `command`) once its
+/// on_resume has run `resumes` times (on_resume runs on the client's helper
+/// thread, just after the resume).
+pub fn state_after(w: &mut Proc, command: &str, resumes: u32) -> String {
+    let mut last = String::new();
+    for _ in 0..250 {
+        last = w.ask(command, "state");
+        if field(&last, "resume") == resumes.to_string() {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("on_resume did not run {resumes} time(s): {last}");
+}
+
 /// `suspend-agent inspect DIR --json`, which verifies every checksum.
 pub fn inspect(dir: &Path) -> Value {
     let out = agent(&["inspect", dir.to_str().expect("UTF-8"), "--json"]);

@@ -5,7 +5,7 @@ use std::{os::unix::fs::OpenOptionsExt as _, path::Path, process::Command};
 
 use suspend_tests::{
     Daemon, ImageDir, Proc, agent, bin, field, flip_byte, inspect, pid_alive, ready_pid, refused,
-    registry_entry, rewrite_record, suspend, wait_for,
+    registry_entry, rewrite_record, state_after, suspend, wait_for,
 };
 
 /// The process's fds and what they are (sockets left out: the client's
@@ -46,21 +46,6 @@ fn suspend_and_resume(w: &mut Proc, pid: u32, name: &str) -> (Proc, ImageDir) {
     let after = kind(fds(pid));
     assert_eq!(after, before, "pid {pid}: its descriptors after the resume");
     (resumed, dir)
-}
-
-/// The workload's `state` line (the answer to `command`) once its
-/// on_resume has run `resumes` times (on_resume runs on the client's helper
-/// thread, just after the resume).
-fn state_after(w: &mut Proc, command: &str, resumes: u32) -> String {
-    let mut last = String::new();
-    for _ in 0..250 {
-        last = w.ask(command, "state");
-        if field(&last, "resume") == resumes.to_string() {
-            return last;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("on_resume did not run {resumes} time(s): {last}");
 }
 
 /// The resumable workload, started and suspended (killed) to a new image
@@ -475,5 +460,27 @@ fn tokio_runtime_resumes_with_its_epoll_and_eventfd() {
     check_ok(&mut w);
     let (mut r, _dir) = suspend_and_resume(&mut w, pid, "tokio");
     restored_intact(&mut r, 1);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_process_frozen_between_its_answer_and_its_wait_is_told_restored() {
+    // The client names its parked thread before it answers ready: frozen
+    // right after the answer (held there 500 ms by a test hook), the image
+    // still says which thread gets the resume signal.
+    let _daemon = Daemon::start();
+    let mut cmd = Command::new(bin("workload"));
+    cmd.env("SUSPEND_FAULT_PARK_DELAY_MS", "500");
+    let mut w = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("park-race");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "check", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
     r.exit_ok();
 }

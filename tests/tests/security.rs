@@ -12,7 +12,8 @@ use std::{
 };
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, rewrite_record, suspend,
+    Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, rewrite_record, state_after,
+    suspend,
 };
 
 /// The unprivileged user the tests' processes run as (no passwd entry is
@@ -382,21 +383,8 @@ fn a_seccomp_filtered_process_is_refused_before_freezing() {
     assert!(out.stderr.contains("seccomp"), "{out:?}");
     assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
     assert!(!dir.path.exists(), "no image");
-    let state = r_state(&mut w);
+    let state = state_after(&mut w, "check", 1);
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     assert_eq!(field(&state, "reason"), "aborted", "{state}");
     w.exit_ok();
-}
-
-/// The workload's state once its on_resume has run.
-fn r_state(w: &mut Proc) -> String {
-    let mut last = String::new();
-    for _ in 0..250 {
-        last = w.ask("check", "state");
-        if field(&last, "resume") == "1" {
-            return last;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    last
 }
