@@ -520,8 +520,19 @@ fn daemon_killed_mid_dump_does_not_leave_the_process_frozen() {
         "nobody traces it any more"
     );
     assert!(!dir.path.exists(), "no image");
-    // The next daemon finds it registered and usable.
+    // The killed agent left its partial image; the next daemon removes it
+    // and finds the process registered and usable.
+    let left = dir.leftovers();
+    assert!(
+        left.iter().any(|n| n.starts_with(".image.partial-")),
+        "a killed agent leaves its partial image: {left:?}"
+    );
     let _daemon = Daemon::start();
+    assert_eq!(
+        dir.leftovers(),
+        Vec::<String>::new(),
+        "the next daemon removes it"
+    );
     assert_eq!(
         registry_entry(pid).expect("registered")["state"],
         "registered"

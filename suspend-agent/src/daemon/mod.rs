@@ -74,6 +74,12 @@ pub fn run() -> anyhow::Result<()> {
         .with_context(|| format!("creating {RUN_DIR}"))?;
     let _lock = lock()?;
     raise_fd_limit();
+    for dir in crate::image::leftovers::remove() {
+        info!(
+            "removed {}, a partial image of an agent that was killed",
+            dir.display()
+        );
+    }
     let keys = crate::image::sign::Keys::system().context("the image signing keys")?;
     let key = keys.signing().context("the image signing key")?;
     info!(

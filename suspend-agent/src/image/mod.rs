@@ -3,6 +3,7 @@
 //! signs it and says whose signature to trust.
 
 pub mod format;
+pub mod leftovers;
 pub mod pages;
 pub mod reader;
 pub mod sign;

@@ -14,6 +14,7 @@ use std::{
 use super::{
     PageFile,
     format::{End, META_FILE, PAGE_SIZE, PAGES_FILE, Record, SIG_FILE, xxh3_hex},
+    leftovers::Marker,
     sign,
 };
 
@@ -40,6 +41,9 @@ pub struct ImageWriter {
     /// BLAKE3 of everything written to `meta.jsonl`, for the signature.
     meta_hash: blake3::Hasher,
     pages: Option<PageFile>,
+    /// Names the partial directory for the next daemon, should this agent
+    /// be killed before the image is finished.
+    marker: Marker,
     page_bytes: u64,
     records: u64,
     finished: bool,
@@ -104,7 +108,9 @@ impl ImageWriter {
             }
         };
         let pages = PageFile::new(pages, partial.join(PAGES_FILE));
+        let marker = Marker::new(&fs::canonicalize(&partial).unwrap_or_else(|_| partial.clone()));
         Ok(Self {
+            marker,
             target: target.to_path_buf(),
             partial,
             meta: BufWriter::with_capacity(1 << 16, meta),
@@ -206,6 +212,7 @@ impl ImageWriter {
         fs::rename(&self.partial, &self.target)
             .map_err(io_err("renaming into place", &self.target))?;
         self.finished = true;
+        self.marker.clear();
         if let Some(parent) = self.target.parent() {
             sync_dir(if parent.as_os_str().is_empty() {
                 Path::new(".")
