@@ -1,8 +1,11 @@
 //! The client socket (`/run/suspend/client.sock`, mode 0666): clients
 //! register, unregister, and answer suspend signals here. Who is talking is
-//! taken from `SO_PEERCRED`, never from the message.
+//! taken from `SO_PEERCRED`, never from the message, and held by a pidfd
+//! taken at connect (`SO_PEERPIDFD`): a client that exits frees its pid for
+//! another process, and the agent must not then read that one's memory on
+//! the client's word.
 
-use std::{io, sync::Arc, time::Duration};
+use std::{io, os::fd::AsFd as _, sync::Arc, time::Duration};
 
 use log::{debug, info, warn};
 use suspend_common::{
@@ -23,6 +26,7 @@ use super::{
     Hello, State,
     register::{self, RegisterError},
 };
+use crate::{procfs, sys::PidFd};
 
 /// How long a client has to send its first message.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +53,25 @@ fn error_message(code: u32) -> Message {
     }
 }
 
+/// The connected process, held so its pid cannot come to mean another:
+/// its pidfd from connect time where the kernel has `SO_PEERPIDFD` (6.5+),
+/// else one opened now and accepted only if that process is the peer's
+/// user.
+fn peer(stream: &UnixStream, pid: u32, uid: u32) -> io::Result<PidFd> {
+    if let Some(peer) = PidFd::of_peer(stream.as_fd())? {
+        return Ok(peer);
+    }
+    let peer = PidFd::open(pid)?;
+    let owner = procfs::status(pid).map_err(io::Error::other)?.uid;
+    if owner != uid {
+        return Err(io::Error::other(format!(
+            "pid {pid} is uid {owner}'s, the peer was uid {uid}: the client exited and its pid \
+             was taken"
+        )));
+    }
+    Ok(peer)
+}
+
 pub async fn handle(mut stream: UnixStream, state: Arc<State>) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let Some(pid) = cred.pid().and_then(|p| u32::try_from(p).ok()) else {
@@ -73,28 +96,42 @@ pub async fn handle(mut stream: UnixStream, state: Arc<State>) -> io::Result<()>
     }
     match message.kind {
         MSG_REGISTER => {
-            let reply = match register::entry_for(pid, message.block_addr)
-                .and_then(|reg| Ok(state.registry(|r| r.insert(&reg)).map(|()| reg)?))
-            {
-                Ok(reg) => {
-                    info!(
-                        "pid {pid} (uid {}) registered: signals {}/{}, {} context",
-                        reg.uid,
-                        reg.suspend_signal,
-                        reg.resume_signal,
-                        context_name(reg.context)
-                    );
-                    Message::new(MSG_REGISTERED)
-                }
-                Err(e) => {
-                    warn!("registration refused: {e}");
-                    error_message(match e {
-                        RegisterError::Registry(_) => ERROR_INTERNAL,
-                        RegisterError::Abi { .. } => ERROR_ABI,
-                        _ => ERROR_BAD_BLOCK,
-                    })
+            // The pid is the peer's while the pidfd's process lives: before
+            // its memory is read, and after.
+            let peer = peer(&stream, pid, cred.uid())?;
+            let alive = |when: &str| {
+                if peer.is_alive() {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "pid {pid}: the client exited {when} registering; refused"
+                    )))
                 }
             };
+            alive("before")?;
+            let entry = register::entry_for(pid, message.block_addr);
+            alive("while")?;
+            let reply =
+                match entry.and_then(|reg| Ok(state.registry(|r| r.insert(&reg)).map(|()| reg)?)) {
+                    Ok(reg) => {
+                        info!(
+                            "pid {pid} (uid {}) registered: signals {}/{}, {} context",
+                            reg.uid,
+                            reg.suspend_signal,
+                            reg.resume_signal,
+                            context_name(reg.context)
+                        );
+                        Message::new(MSG_REGISTERED)
+                    }
+                    Err(e) => {
+                        warn!("registration refused: {e}");
+                        error_message(match e {
+                            RegisterError::Registry(_) => ERROR_INTERNAL,
+                            RegisterError::Abi { .. } => ERROR_ABI,
+                            _ => ERROR_BAD_BLOCK,
+                        })
+                    }
+                };
             write_message(&mut stream, &reply).await
         }
         MSG_UNREGISTER => {

@@ -32,6 +32,37 @@ impl PidFd {
         Ok(Self { fd })
     }
 
+    /// The process at the other end of the connected Unix socket `socket`,
+    /// as it was when it connected (`SO_PEERPIDFD`, Linux 6.5): unlike
+    /// the pid `SO_PEERCRED` gives, it cannot come to mean another process
+    /// once that one exits. `None` where the kernel does not have it.
+    pub fn of_peer(socket: BorrowedFd<'_>) -> io::Result<Option<Self>> {
+        const SO_PEERPIDFD: libc::c_int = 77;
+        let mut fd: libc::c_int = -1;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes one int into `fd` and its size into
+        // `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERPIDFD,
+                (&raw mut fd).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOPROTOOPT | libc::EINVAL) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Some(Self { fd }))
+    }
+
     /// A copy of the process's fd `fd` (`pidfd_getfd(2)`: the same open
     /// file description, close-on-exec here).
     pub fn get_fd(&self, fd: i32) -> io::Result<OwnedFd> {
@@ -135,5 +166,23 @@ impl AsRawFd for PidFd {
 impl AsFd for PidFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_of_a_socket_is_its_process_while_it_lives() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        match PidFd::of_peer(a.as_fd()).expect("SO_PEERPIDFD") {
+            Some(peer) => {
+                assert!(peer.is_alive(), "our own process");
+                // The pidfd names this process: it can signal it (signal 0).
+                peer.send_signal(0).expect("signal 0 to ourselves");
+            }
+            None => eprintln!("NOTE: this kernel has no SO_PEERPIDFD (before 6.5)"),
+        }
     }
 }
