@@ -158,12 +158,16 @@ impl<'a> Frozen<'a> {
         for tid in task_ids(pid)? {
             frozen.stop(tid)?;
         }
-        // Threads created before their creator stopped.
+        // Threads created before their creator stopped: recorded by eBPF,
+        // and (a last look that costs one directory read) listed now.
         loop {
-            let new = frozen.maps.take_new_threads(pid)?;
+            let mut new = frozen.maps.take_new_threads(pid)?;
+            new.extend(task_ids(pid)?);
+            new.sort_unstable();
+            new.dedup();
             let new: Vec<u32> = new
                 .into_iter()
-                .filter(|t| !frozen.threads.iter().any(|k| k.tid == *t))
+                .filter(|t| !frozen.threads.iter().any(|k| k.tid == *t) && !exiting(*t))
                 .collect();
             if new.is_empty() {
                 break;
