@@ -180,6 +180,38 @@ pub fn tids(pid: u32) -> Result<Vec<u32>, ProcError> {
         .collect())
 }
 
+/// `/proc/PID/limits`: every resource limit as (resource, soft, hard), in
+/// resource order (`RLIMIT_CPU` = 0 …), `RLIM_INFINITY` for "unlimited".
+/// Unlike `prlimit`, it can be read for a process of another user without
+/// `CAP_SYS_RESOURCE`.
+pub fn parse_limits(text: &str) -> Option<Vec<(u32, u64, u64)>> {
+    let value = |word: &str| {
+        if word == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            word.parse().ok()
+        }
+    };
+    let mut limits = Vec::new();
+    for (resource, line) in text.lines().skip(1).enumerate() {
+        // "%-25s %-20s %-20s %-10s": the name may hold spaces, the values
+        // start at column 26.
+        let mut words = line.get(26..)?.split_whitespace();
+        let soft = value(words.next()?)?;
+        let hard = value(words.next()?)?;
+        limits.push((resource as u32, soft, hard));
+    }
+    (limits.len() >= 16).then_some(limits)
+}
+
+/// Reads and parses `/proc/PID/limits`.
+pub fn limits(pid: u32) -> Result<Vec<(u32, u64, u64)>, ProcError> {
+    parse_limits(&read(pid, "limits")?).ok_or_else(|| ProcError::Parse {
+        path: format!("/proc/{pid}/limits").into(),
+        what: "the limits table",
+    })
+}
+
 /// Reads and parses `/proc/PID/status`.
 pub fn status(pid: u32) -> Result<Status, ProcError> {
     parse_status(&read(pid, "status")?).ok_or_else(|| ProcError::Parse {
@@ -227,6 +259,34 @@ pub fn pids() -> io::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_table() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+Max cpu time              unlimited            unlimited            seconds   \n\
+Max file size             unlimited            unlimited            bytes     \n\
+Max data size             unlimited            unlimited            bytes     \n\
+Max stack size            8388608              unlimited            bytes     \n\
+Max core file size        0                    unlimited            bytes     \n\
+Max resident set          unlimited            unlimited            bytes     \n\
+Max processes             96365                96365                processes \n\
+Max open files            1024                 20000                files     \n\
+Max locked memory         8388608              8388608              bytes     \n\
+Max address space         unlimited            unlimited            bytes     \n\
+Max file locks            unlimited            unlimited            locks     \n\
+Max pending signals       96365                96365                signals   \n\
+Max msgqueue size         819200               819200               bytes     \n\
+Max nice priority         0                    0                    \n\
+Max realtime priority     0                    0                    \n\
+Max realtime timeout      unlimited            unlimited            us        \n";
+        let limits = parse_limits(text).unwrap();
+        assert_eq!(limits.len(), 16);
+        assert_eq!(limits[0], (0, u64::MAX, u64::MAX));
+        assert_eq!(limits[3], (3, 8_388_608, u64::MAX));
+        assert_eq!(limits[7], (7, 1024, 20000));
+        assert_eq!(limits[15], (15, u64::MAX, u64::MAX));
+        assert!(parse_limits("Limit\nMax cpu time  x\n").is_none());
+    }
 
     #[test]
     fn confinement_lines() {

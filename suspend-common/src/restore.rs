@@ -12,7 +12,7 @@ pub const RESTORE_MAGIC: u64 = u64::from_le_bytes(*b"SUSPREST");
 
 /// Version of this layout: the agent and the stub it embeds are built
 /// together, the check catches a stale blob.
-pub const RESTORE_ABI: u32 = 2;
+pub const RESTORE_ABI: u32 = 3;
 
 /// Bytes of stub stack per thread.
 pub const STUB_STACK: u64 = 64 * 1024;
@@ -109,6 +109,8 @@ pub const THREAD_HAS_ALTSTACK: u32 = 4;
 pub const THREAD_HAS_CAPS: u32 = 8;
 /// The thread had `no_new_privs`.
 pub const THREAD_NO_NEW_PRIVS: u32 = 16;
+/// `sched_attr` and `affinity` hold the thread's scheduling.
+pub const THREAD_HAS_SCHED: u32 = 32;
 
 /// What one thread restores itself: the kernel state that is not
 /// registers (those, and the signal mask, the agent sets with ptrace once
@@ -141,7 +143,12 @@ pub struct ThreadArgs {
     pub cap_ambient: u64,
     /// `PR_GET_SECUREBITS`, with `THREAD_HAS_CAPS`.
     pub securebits: u32,
-    pub _pad: u32,
+    /// Bytes of the CPU mask at `affinity`, with `THREAD_HAS_SCHED`.
+    pub affinity_len: u32,
+    /// A `struct sched_attr` (48 bytes), with `THREAD_HAS_SCHED`.
+    pub sched_attr: u64,
+    /// The CPU mask for `sched_setaffinity`, with `THREAD_HAS_SCHED`.
+    pub affinity: u64,
 }
 
 /// Credentials, set by every thread for itself last.
@@ -244,6 +251,7 @@ pub const STEP_CLOSE: u32 = 17;
 pub const STEP_CLONE_TID: u32 = 18;
 pub const STEP_CAPS: u32 = 19;
 pub const STEP_NO_NEW_PRIVS: u32 = 20;
+pub const STEP_SCHED: u32 = 21;
 
 /// A step's name, for the agent's messages.
 pub fn step_name(step: u32) -> &'static str {
@@ -267,6 +275,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_DUMPABLE => "PR_SET_DUMPABLE",
         STEP_CAPS => "restoring capabilities and securebits",
         STEP_NO_NEW_PRIVS => "PR_SET_NO_NEW_PRIVS",
+        STEP_SCHED => "restoring a thread's scheduling (policy, nice, CPU affinity)",
         STEP_CLOSE => "closing the stub's descriptors",
         _ => "an unknown step",
     }
@@ -278,7 +287,7 @@ const _: () = assert!(core::mem::size_of::<MmMap>() == 104);
 const _: () = assert!(core::mem::size_of::<SigAction>() == 40);
 const _: () = assert!(core::mem::size_of::<ITimer>() == 24);
 const _: () = assert!(core::mem::size_of::<SigInfo>() == 128);
-const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 136);
+const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 152);
 const _: () = assert!(core::mem::size_of::<Creds>() == 48);
 const _: () = assert!(core::mem::size_of::<Report>() == 24);
 const _: () = assert!(core::mem::size_of::<RestoreArgs>() == 280);

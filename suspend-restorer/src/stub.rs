@@ -261,6 +261,26 @@ unsafe extern "C" fn thread_entry(thread: u64, args: u64) -> ! {
 
 /// A thread's own kernel state (not its registers: the agent sets those).
 fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
+    if thread.flags & THREAD_HAS_SCHED != 0 {
+        // SAFETY: the mask and the attributes lie in the argument block;
+        // both calls act on the calling thread only (tid 0). Still root:
+        // raising a priority needs CAP_SYS_NICE.
+        unsafe {
+            check(
+                call(
+                    sys::SCHED_SETAFFINITY,
+                    [0, thread.affinity_len as u64, thread.affinity, 0, 0, 0],
+                ),
+                STEP_SCHED,
+                index,
+            )?;
+            check(
+                call(sys::SCHED_SETATTR, [0, thread.sched_attr, 0, 0, 0, 0]),
+                STEP_SCHED,
+                index,
+            )?;
+        }
+    }
     if thread.flags & THREAD_HAS_RSEQ != 0 {
         // SAFETY: registers the thread's own rseq area (restored memory).
         let ret = unsafe {

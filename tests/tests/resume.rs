@@ -484,3 +484,24 @@ fn a_process_frozen_between_its_answer_and_its_wait_is_told_restored() {
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     r.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn every_threads_scheduling_comes_back() {
+    // SCHED_BATCH, nice 7, CPU 0 only: before this, a resumed process ran
+    // as the resume command did.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--sched"]);
+    let pid = ready_pid(&mut w);
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "set up: {state}");
+    let dir = ImageDir::new("sched");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "check", 1);
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    r.exit_ok();
+}

@@ -41,9 +41,9 @@ fn same_mtime(path: &Path, other: &Path) {
 }
 
 /// A process of uid [`USER`] mapping a file of its own (the `--layout`
-/// workload), suspended; returns it reaped, with its pid, its file and the
-/// image.
-fn users_process_suspended(name: &str) -> (u32, String, ImageDir) {
+/// workload), suspended; returns it reaped, with its pid, its file, the
+/// image and its resource limits (`/proc/PID/limits`).
+fn users_process_suspended(name: &str) -> (u32, String, ImageDir, String) {
     let uid = USER.to_string();
     let mut w = Proc::spawn(bin("workload"), &["--uid", &uid, "--layout"]);
     let layout = w.expect("layout");
@@ -61,11 +61,18 @@ fn users_process_suspended(name: &str) -> (u32, String, ImageDir) {
         USER,
         "the mapped file is the user's"
     );
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 777 ")),
+        "the user's own limit: {limits}"
+    );
     let dir = ImageDir::new(name);
     let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     w.wait_exit();
-    (pid, file, dir)
+    (pid, file, dir, limits)
 }
 
 struct Remove(Vec<String>);
@@ -82,7 +89,7 @@ impl Drop for Remove {
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn a_users_mapped_file_swapped_for_roots_is_refused() {
     let _daemon = Daemon::start();
-    let (pid, file, dir) = users_process_suspended("swap");
+    let (pid, file, dir, limits) = users_process_suspended("swap");
     // Root's secret, shaped like her file: same size, same mtime.
     let secret = format!("{file}.root-secret");
     let aside = format!("{file}.aside");
@@ -124,6 +131,10 @@ fn a_users_mapped_file_swapped_for_roots_is_refused() {
         vec![USER.to_string(); 4],
         "the resumed process is the user's: {uids}"
     );
+    // Its limits too (read from /proc: root without CAP_SYS_RESOURCE may
+    // not prlimit another user's process).
+    let after = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    assert_eq!(after, limits, "its resource limits after the resume");
     let state = r.ask("check", "state");
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     r.exit_ok();
@@ -133,7 +144,7 @@ fn a_users_mapped_file_swapped_for_roots_is_refused() {
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn images_changed_or_kept_where_others_could_swap_them_are_refused() {
     let _daemon = Daemon::start();
-    let (pid, file, dir) = users_process_suspended("forged");
+    let (pid, file, dir, _) = users_process_suspended("forged");
     let _cleanup = Remove(vec![file]);
 
     // Made root's by editing the record (its checksum recomputed).
@@ -373,14 +384,52 @@ fn a_root_process_with_capabilities_dropped_comes_back_confined() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn a_seccomp_filtered_process_is_refused_before_freezing() {
+fn a_seccomp_filtered_process_comes_back_filtered() {
     let _daemon = Daemon::start();
     let mut w = Proc::spawn(bin("workload"), &["--seccomp"]);
     let pid = ready_pid(&mut w);
+    let state = w.ask("check", "state");
+    assert_eq!(
+        field(&state, "memory"),
+        "intact",
+        "the filter acts: {state}"
+    );
+    let before = confinement_of(pid);
+    assert!(
+        before[0].1.iter().any(|l| l == "Seccomp:\t2"),
+        "filtered: {before:?}"
+    );
     let dir = ImageDir::new("seccomp");
     let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let after = confinement_of(pid);
+    for (tid, lines) in &before {
+        if let Some((_, now)) = after.iter().find(|(t, _)| t == tid) {
+            assert_eq!(
+                now, lines,
+                "thread {tid}: its seccomp state after the resume"
+            );
+        }
+    }
+    // Its own check calls getpriority: still EPERM from the filter.
+    let state = state_after(&mut r, "check", 1);
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn filters_a_thread_could_not_install_again_are_refused_before_freezing() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--seccomp-no-nnp"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("seccomp-no-nnp");
+    let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 8, "{out:?}");
-    assert!(out.stderr.contains("seccomp"), "{out:?}");
+    assert!(out.stderr.contains("CAP_SYS_ADMIN"), "{out:?}");
     assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
     assert!(!dir.path.exists(), "no image");
     let state = state_after(&mut w, "check", 1);

@@ -180,7 +180,9 @@ pub fn dump(
             pid,
             what: "a thread's securebits (PR_GET_SECUREBITS)",
         })?;
-        thread.confinement = Some(confinement::save(pid, t.tid, securebits)?);
+        let (confined, filters) = confinement::save(pid, t.tid, securebits)?;
+        thread.confinement = Some(confined);
+        thread.seccomp = filters;
         image.record(&Record::Thread(thread))?;
     }
 

@@ -119,29 +119,21 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         .map(|[kind, value]| (u64::from_le_bytes(*kind), u64::from_le_bytes(*value)))
         .take_while(|&(kind, _)| kind != 0)
         .collect();
-    let mut rlimits = Vec::new();
-    for resource in 0..16u32 {
-        let mut limit = libc::rlimit64 {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: prlimit64 reads another process's limit into ours.
-        let rc = unsafe {
-            libc::prlimit64(
-                pid as libc::pid_t,
-                resource as _,
-                std::ptr::null(),
-                &mut limit,
-            )
-        };
-        if rc == 0 {
-            rlimits.push(Rlimit {
-                resource,
-                soft: limit.rlim_cur,
-                hard: limit.rlim_max,
-            });
-        }
-    }
+    // Every limit, also of another user's process (prlimit would need
+    // CAP_SYS_RESOURCE for that, and a limit must never be left out).
+    let rlimits = crate::procfs::limits(pid)
+        .map_err(|e| DumpError::Proc {
+            pid,
+            path: format!("/proc/{pid}/limits").into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .into_iter()
+        .map(|(resource, soft, hard)| Rlimit {
+            resource,
+            soft,
+            hard,
+        })
+        .collect();
     let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;

@@ -1,14 +1,43 @@
 //! Saving one stopped thread: registers, the full xstate, the signal mask,
-//! pending signals, rseq and the robust futex list.
+//! pending signals, rseq, the robust futex list and its scheduling.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::DumpError;
 use crate::{
     freeze::Thread as FrozenThread,
-    image::format::{Rseq, Thread},
+    image::format::{Rseq, Sched, Thread},
+    sys::sched,
     tracee::ptrace,
 };
+
+/// `SCHED_FLAG_RESET_ON_FORK`: the one scheduling flag kept (the others
+/// go with utilization clamps and deadline reclaim, which are not saved).
+const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
+
+/// Thread `tid`'s scheduling.
+fn save_sched(pid: u32, tid: u32) -> Result<Sched, DumpError> {
+    let syscall = |call| {
+        move |source| DumpError::Syscall {
+            pid,
+            tid,
+            call,
+            source,
+        }
+    };
+    let attr = sched::attr(tid).map_err(syscall("sched_getattr"))?;
+    let affinity = sched::affinity(tid).map_err(syscall("sched_getaffinity"))?;
+    Ok(Sched {
+        policy: attr.policy,
+        flags: attr.flags & SCHED_FLAG_RESET_ON_FORK,
+        nice: attr.nice,
+        priority: attr.priority,
+        runtime: attr.runtime,
+        deadline: attr.deadline,
+        period: attr.period,
+        affinity,
+    })
+}
 
 /// Saves `thread` of `pid`; `xstate_size` is the CPU's xstate size.
 pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Thread, DumpError> {
@@ -58,5 +87,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         tid_address: None,
         // From /proc and the securebits asked from inside (dump::confinement).
         confinement: None,
+        seccomp: Vec::new(),
+        sched: Some(save_sched(pid, tid)?),
     })
 }

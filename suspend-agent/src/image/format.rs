@@ -266,6 +266,39 @@ pub struct Thread {
     /// Its capability sets, securebits and `no_new_privs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confinement: Option<Confinement>,
+    /// Its seccomp filters, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seccomp: Vec<SeccompFilter>,
+    /// Its scheduling policy, nice value, priority and CPU affinity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sched: Option<Sched>,
+}
+
+/// A thread's scheduling (`sched_getattr`, `sched_getaffinity`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sched {
+    /// `SCHED_OTHER` 0, `FIFO` 1, `RR` 2, `BATCH` 3, `IDLE` 5, `DEADLINE` 6.
+    pub policy: u32,
+    /// `SCHED_FLAG_RESET_ON_FORK` (the only flag kept).
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    /// `SCHED_DEADLINE`'s parameters (ns).
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    /// The CPUs it may run on, bit `n` of word `n / 64` for CPU `n`.
+    pub affinity: Vec<u64>,
+}
+
+/// One seccomp filter of a thread, as `PTRACE_SECCOMP_GET_FILTER` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeccompFilter {
+    /// `SECCOMP_FILTER_FLAG_*` it was installed with (as far as the kernel
+    /// keeps them: `LOG`).
+    pub flags: u64,
+    /// Its `struct sock_filter` array, base64.
+    pub program: String,
 }
 
 /// What confines a thread: its capability sets (bit `n`: capability `n`,

@@ -29,6 +29,8 @@ use crate::{
 };
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
+/// `seccomp(2)`'s operation.
+const SECCOMP_SET_MODE_FILTER: u64 = 1;
 
 /// Takes the process over and lets it run. Returns whether a parked client
 /// thread was sent the resume signal.
@@ -59,11 +61,40 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         }
     }
 
-    // The main thread runs two system calls for us (its registers are
-    // replaced below anyway). No scratch memory is needed.
     let site = vdso(pid)
         .and_then(|range| Site::find(pid, range, 0).map_err(|e| e.to_string()))
         .map_err(|e| failed("finding the vDSO", e))?;
+
+    // Seccomp filters, oldest first, installed by each thread itself: the
+    // threads are seized with their filters suspended, so neither the
+    // installing nor anything after it meets them until they are let go.
+    for (tid, filters) in &plan.seccomp {
+        let mut thread = Borrowed::new(*tid, site, None)
+            .map_err(|e| failed("installing seccomp filters", format!("thread {tid}: {e}")))?;
+        for (i, &(flags, fprog)) in filters.iter().enumerate() {
+            let ret = thread
+                .syscall(
+                    libc::SYS_seccomp,
+                    [SECCOMP_SET_MODE_FILTER, flags, fprog, 0, 0, 0],
+                )
+                .map_err(|e| failed("installing seccomp filters", e.to_string()))?;
+            if ret < 0 {
+                return Err(failed(
+                    "installing seccomp filters",
+                    format!(
+                        "thread {tid}, filter {i}: {}",
+                        Errno::from_raw(-ret as i32).desc()
+                    ),
+                ));
+            }
+        }
+        thread
+            .restore()
+            .map_err(|e| failed("installing seccomp filters", e.to_string()))?;
+    }
+
+    // The main thread runs two system calls for us (its registers are
+    // replaced below anyway). No scratch memory is needed.
     let mut main = Borrowed::new(pid, site, None)
         .map_err(|e| failed("borrowing the main thread", e.to_string()))?;
     let (zone, zone_len) = plan.zone;

@@ -17,7 +17,8 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use suspend_common::restore::{
     Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI, RESTORE_MAGIC,
     RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo, THREAD_HAS_ALTSTACK,
-    THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_NO_NEW_PRIVS, ThreadArgs,
+    THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS,
+    THREAD_NO_NEW_PRIVS, ThreadArgs,
 };
 
 use super::{Options, RESTORER, RestoreError, load::Run, open::Opened};
@@ -140,6 +141,10 @@ pub struct Plan {
     pub personality: u32,
     pub comm: CString,
     pub tids: Vec<u32>,
+    /// Per thread, its seccomp filters oldest first: (flags, address of
+    /// the `struct sock_fprog` in the argument block). The agent installs
+    /// them inside the thread before it lets it go (`finish`).
+    pub seccomp: Vec<(u32, Vec<(u64, u64)>)>,
 }
 
 fn prepare_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
@@ -193,8 +198,9 @@ impl Block {
         }
         let at = self.base + self.bytes.len() as u64;
         // SAFETY: `T` is one of the `repr(C)` plain-data types of
-        // `suspend_common::restore` (or an integer): viewing them as bytes
-        // is sound; they have no implicit padding.
+        // `suspend_common::restore`, `sys::sched::SchedAttr` or an integer:
+        // viewing them as bytes is sound; they have no implicit padding
+        // (their sizes are asserted).
         let raw = unsafe {
             std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
         };
@@ -572,6 +578,30 @@ impl Plan {
                 },
             })
             .collect();
+        let mut seccomp = Vec::new();
+        for t in &threads {
+            let mut filters = Vec::new();
+            for f in &t.seccomp {
+                let program = B64.decode(&f.program).map_err(|e| {
+                    prepare_err(format!("thread {}: a seccomp filter", t.tid))(
+                        std::io::Error::other(e),
+                    )
+                })?;
+                let instructions: Vec<u64> = program
+                    .as_chunks::<8>()
+                    .0
+                    .iter()
+                    .map(|i| u64::from_ne_bytes(*i))
+                    .collect();
+                let at = block.push(&instructions);
+                // `struct sock_fprog`: the count (u16, padded), the pointer.
+                let fprog = block.push(&[instructions.len() as u64, at]);
+                filters.push((f.flags, fprog));
+            }
+            if !filters.is_empty() {
+                seccomp.push((t.tid, filters));
+            }
+        }
         let mut thread_args = Vec::new();
         for (i, t) in threads.iter().enumerate() {
             let mut pending: Vec<SigInfo> = t.pending.iter().filter_map(|s| siginfo(s)).collect();
@@ -606,6 +636,22 @@ impl Plan {
                 a.altstack_sp = s.sp;
                 a.altstack_size = s.size;
                 a.altstack_flags = s.flags;
+            }
+            if let Some(s) = &t.sched {
+                flags |= THREAD_HAS_SCHED;
+                let attr = crate::sys::sched::SchedAttr {
+                    size: 48,
+                    policy: s.policy,
+                    flags: s.flags,
+                    nice: s.nice,
+                    priority: s.priority,
+                    runtime: s.runtime,
+                    deadline: s.deadline,
+                    period: s.period,
+                };
+                a.sched_attr = block.push(&[attr]);
+                a.affinity = block.push(&s.affinity);
+                a.affinity_len = (s.affinity.len() * 8) as u32;
             }
             if let Some(c) = &t.confinement {
                 flags |= THREAD_HAS_CAPS;
@@ -705,6 +751,7 @@ impl Plan {
             personality: p.personality,
             comm: CString::new(p.comm.clone()).unwrap_or_default(),
             tids: threads.iter().map(|t| t.tid).collect(),
+            seccomp,
         })
     }
 }
@@ -729,10 +776,22 @@ fn args_estimate(image: &Image) -> u64 {
     (4096
         + image.mappings.len() * 48
         + p.sigactions.len() * 48
-        + image.threads.len() * 160
+        + image.threads.len() * (176 + 64 + 16)
+        + image
+            .threads
+            .iter()
+            .filter_map(|t| t.sched.as_ref())
+            .map(|s| s.affinity.len() * 8 + 16)
+            .sum::<usize>()
         + pending * 144
         + p.auxv.len() * 16
         + p.creds.groups.len() * 4
+        + image
+            .threads
+            .iter()
+            .flat_map(|t| &t.seccomp)
+            .map(|f| f.program.len() + 64)
+            .sum::<usize>()
         + 64 * 16) as u64
 }
 

@@ -87,6 +87,16 @@ pub enum Refusal {
     #[error("the image has no threads")]
     NoThreads,
     #[error(
+        "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
+         {mask})"
+    )]
+    Cpus { tid: u32, mask: String },
+    #[error(
+        "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
+         raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
+    )]
+    Rlimit { resource: u32, want: u64, can: u64 },
+    #[error(
         "thread {tid} had capabilities this agent cannot give (mask {missing:#x} of its \
          {which} set is not in the agent's own sets)"
     )]
@@ -110,6 +120,8 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     cpu(image)?;
     kernel_mappings(image)?;
     capabilities(image)?;
+    rlimits(image)?;
+    cpus(image)?;
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -147,6 +159,55 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
             image: want.xcr0,
             here: xcr0,
         });
+    }
+    Ok(())
+}
+
+/// Every thread must be able to run on one of the CPUs this command may:
+/// its affinity is set as it was, and an empty one cannot be.
+fn cpus(image: &Image) -> Result<(), Refusal> {
+    let here = crate::sys::sched::affinity(0).unwrap_or_default();
+    for t in &image.threads {
+        let Some(s) = &t.sched else { continue };
+        if !s.affinity.iter().zip(&here).any(|(a, b)| a & b != 0) {
+            let mask = s
+                .affinity
+                .iter()
+                .rev()
+                .map(|w| format!("{w:016x}"))
+                .collect::<String>();
+            return Err(Refusal::Cpus {
+                tid: t.tid,
+                mask: mask.trim_start_matches('0').to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every limit must be the restore's to set: it starts from this
+/// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
+fn rlimits(image: &Image) -> Result<(), Refusal> {
+    const CAP_SYS_RESOURCE: u64 = 24;
+    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
+        .unwrap_or_default();
+    if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
+        return Ok(());
+    }
+    for r in &image.process.rlimits {
+        let mut here = libc::rlimit64 {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit64 reads our own limit into a valid struct.
+        let rc = unsafe { libc::prlimit64(0, r.resource as _, std::ptr::null(), &mut here) };
+        if rc == 0 && r.hard > here.rlim_max {
+            return Err(Refusal::Rlimit {
+                resource: r.resource,
+                want: r.hard,
+                can: here.rlim_max,
+            });
+        }
     }
     Ok(())
 }

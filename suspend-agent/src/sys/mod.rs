@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod creds;
 mod pidfd;
 pub mod probe;
+pub mod sched;
 mod time;
 
 pub use creds::random;

@@ -71,9 +71,28 @@ pub fn wait_tid(tid: u32) -> Result<WaitStatus, Errno> {
     }
 }
 
-/// Attaches to `tid` without stopping it.
+/// Attaches to `tid` without stopping it, its seccomp filters suspended
+/// while it is traced (`PTRACE_O_SUSPEND_SECCOMP`): the system calls the
+/// agent runs inside it must not meet them (a filter may kill for one).
+/// Where the kernel cannot (no `CONFIG_CHECKPOINT_RESTORE`), plainly.
 pub fn seize(tid: u32) -> Result<(), Errno> {
-    ptrace::seize(pid(tid), ptrace::Options::PTRACE_O_TRACESYSGOOD)
+    const PTRACE_O_SUSPEND_SECCOMP: libc::c_long = 1 << 21;
+    let plain = ptrace::Options::PTRACE_O_TRACESYSGOOD;
+    // SAFETY: PTRACE_SEIZE takes the options in `data`; no memory is
+    // passed.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            tid as libc::pid_t,
+            0,
+            plain.bits() as libc::c_long | PTRACE_O_SUSPEND_SECCOMP,
+        )
+    };
+    match Errno::result(rc) {
+        Ok(_) => Ok(()),
+        Err(Errno::EINVAL | Errno::EPERM) => ptrace::seize(pid(tid), plain),
+        Err(e) => Err(e),
+    }
 }
 
 /// Asks a seized thread to stop.
@@ -276,6 +295,67 @@ pub fn rseq(tid: u32) -> Result<Option<(u64, u32, u32)>, Errno> {
         config.rseq_abi_size,
         config.signature,
     )))
+}
+
+/// The thread's seccomp filters, oldest first: (flags, the filter's
+/// `struct sock_filter` array as bytes). `PTRACE_SECCOMP_GET_FILTER` counts
+/// from the newest; `PTRACE_GET_SECCOMP_METADATA` gives each one's flags
+/// (`SECCOMP_FILTER_FLAG_LOG`).
+pub fn seccomp_filters(tid: u32) -> Result<Vec<(u64, Vec<u8>)>, Errno> {
+    const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+    const PTRACE_GET_SECCOMP_METADATA: libc::c_uint = 0x420d;
+    #[repr(C)]
+    struct Metadata {
+        filter_off: u64,
+        flags: u64,
+    }
+    let mut filters = Vec::new();
+    for index in 0u64.. {
+        // SAFETY: with a null buffer the kernel only returns the count.
+        let count = unsafe {
+            libc::ptrace(
+                PTRACE_SECCOMP_GET_FILTER,
+                tid as libc::pid_t,
+                index,
+                std::ptr::null_mut::<libc::c_void>(),
+            )
+        };
+        match Errno::result(count) {
+            Err(Errno::ENOENT) => break,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let mut program = vec![0u8; count as usize * 8];
+        // SAFETY: the buffer holds `count` 8-byte instructions.
+        let got = unsafe {
+            libc::ptrace(
+                PTRACE_SECCOMP_GET_FILTER,
+                tid as libc::pid_t,
+                index,
+                program.as_mut_ptr(),
+            )
+        };
+        if Errno::result(got)? != count {
+            return Err(Errno::EAGAIN);
+        }
+        let mut meta = Metadata {
+            filter_off: index,
+            flags: 0,
+        };
+        // SAFETY: the kernel reads `filter_off` and writes `flags`.
+        let rc = unsafe {
+            libc::ptrace(
+                PTRACE_GET_SECCOMP_METADATA,
+                tid as libc::pid_t,
+                size_of::<Metadata>(),
+                &raw mut meta,
+            )
+        };
+        Errno::result(rc)?;
+        filters.push((meta.flags, program));
+    }
+    filters.reverse();
+    Ok(filters)
 }
 
 /// The thread's robust futex list: (head, length).

@@ -29,8 +29,12 @@
 //! with no supplementary groups, before anything else: a user's process),
 //! `--confine` (as root: drops capabilities from every set, raises an
 //! ambient one, sets securebits and `no_new_privs`; `check` verifies every
-//! thread still has exactly that), `--seccomp` (installs an allow-all
-//! seccomp filter).
+//! thread still has exactly that), `--seccomp` (sets `no_new_privs` and
+//! installs a seccomp filter that fails `getpriority` with `EPERM` and
+//! allows the rest; `check` verifies it still does), `--seccomp-no-nnp` (as
+//! root: the same filter without `no_new_privs`, then drops
+//! `CAP_SYS_ADMIN`), `--sched` (every thread `SCHED_BATCH`, nice 7, on CPU
+//! 0 only; `check` verifies each thread still is).
 //! With `--layout`, `check` also verifies the private file mapping (its
 //! unwritten pages must still read as the file it mapped).
 
@@ -103,6 +107,8 @@ fn main() {
     let mut uid: Option<u32> = None;
     let mut confine = false;
     let mut seccomp = false;
+    let mut seccomp_no_nnp = false;
+    let mut sched = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -134,6 +140,8 @@ fn main() {
             "--own-handler" => own = true,
             "--confine" => confine = true,
             "--seccomp" => seccomp = true,
+            "--seccomp-no-nnp" => seccomp_no_nnp = true,
+            "--sched" => sched = true,
             "--uid" => {
                 i += 1;
                 uid = args.get(i).and_then(|s| s.parse().ok());
@@ -152,8 +160,11 @@ fn main() {
     if confine {
         confine_self();
     }
-    if seccomp {
-        install_seccomp();
+    if sched {
+        set_sched();
+    }
+    if seccomp || seccomp_no_nnp {
+        install_seccomp(!seccomp_no_nnp);
     }
     if block {
         // Before any thread starts, so every thread inherits the mask.
@@ -229,7 +240,9 @@ fn main() {
             return Err("worker thread stopped".into());
         }
         verify_layout_file()?;
-        verify_confinement()
+        verify_confinement()?;
+        verify_seccomp()?;
+        verify_sched()
     };
 
     let mut sections = Vec::new();
@@ -437,12 +450,17 @@ fn set_up_layout() -> String {
 }
 
 /// Becomes user and group `id`, with no supplementary groups, and stays
-/// dumpable as a process started by that user would be.
+/// dumpable as a process started by that user would be; with a limit of
+/// its own (777 open files, soft), as a user's shell might set.
 fn become_user(id: u32) {
-    // SAFETY: plain credential system calls on this (still single-threaded)
-    // process.
+    // SAFETY: plain credential and limit system calls on this (still
+    // single-threaded) process.
     let ok = unsafe {
-        libc::setgroups(0, std::ptr::null()) == 0
+        let mut files: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut files);
+        files.rlim_cur = 777.min(files.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0
+            && libc::setgroups(0, std::ptr::null()) == 0
             && libc::setresgid(id, id, id) == 0
             && libc::setresuid(id, id, id) == 0
             && libc::prctl(libc::PR_SET_DUMPABLE, 1) == 0
@@ -544,31 +562,121 @@ fn verify_confinement() -> Result<(), String> {
     Ok(())
 }
 
-/// `no_new_privs` and an allow-all seccomp filter.
-fn install_seccomp() {
-    let filter = [libc::sock_filter {
-        code: 0x06, // BPF_RET | BPF_K
-        jt: 0,
-        jf: 0,
-        k: 0x7fff_0000, // SECCOMP_RET_ALLOW
-    }];
+/// Whether `--sched` set the scheduling.
+static SCHED: AtomicBool = AtomicBool::new(false);
+
+/// `SCHED_BATCH`, nice 7, CPU 0 only, for this (still the only) thread.
+fn set_sched() {
+    // SAFETY: plain scheduling calls on the calling thread with valid
+    // arguments.
+    let ok = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        let mut cpus: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut cpus);
+        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) == 0
+            && libc::setpriority(libc::PRIO_PROCESS, 0, 7) == 0
+            && libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &cpus) == 0
+    };
+    if !ok {
+        eprintln!("workload: --sched: {}", std::io::Error::last_os_error());
+        std::process::exit(2);
+    }
+    SCHED.store(true, Ordering::SeqCst);
+}
+
+/// Every thread still `SCHED_BATCH`, nice 7, on CPU 0 only (from its
+/// `/proc` files: policy and nice in `stat`, `Cpus_allowed_list`).
+fn verify_sched() -> Result<(), String> {
+    if !SCHED.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let (Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(task.path().join("stat")),
+            std::fs::read_to_string(task.path().join("status")),
+        ) else {
+            continue; // a thread that just ended
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the comm: field 3 is the first; nice is field 19, policy 41.
+        let (nice, policy) = (fields.get(16).copied(), fields.get(38).copied());
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim);
+        if nice != Some("7") || policy != Some("3") || cpus != Some("0") {
+            return Err(format!(
+                "thread {tid} scheduling changed: nice {nice:?} policy {policy:?} cpus {cpus:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `--seccomp` installed its filter.
+static SECCOMP: AtomicBool = AtomicBool::new(false);
+
+/// A seccomp filter failing `getpriority` with `EPERM` and allowing the
+/// rest; with `nnp`, `no_new_privs` first, else (as root) installed with
+/// `CAP_SYS_ADMIN`, which is then dropped from every set.
+fn install_seccomp(nnp: bool) {
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        insn(0x20, 0, 0, 0),                                // ld [nr]
+        insn(0x15, 0, 1, libc::SYS_getpriority as u32),     // jeq getpriority
+        insn(0x06, 0, 0, 0x0005_0000 | libc::EPERM as u32), // ret ERRNO(EPERM)
+        insn(0x06, 0, 0, 0x7fff_0000),                      // ret ALLOW
+    ];
     let program = libc::sock_fprog {
-        len: 1,
+        len: filter.len() as u16,
         filter: filter.as_ptr().cast_mut(),
     };
-    // SAFETY: prctl with a valid filter program that outlives the call.
+    // SAFETY: prctl and capset with valid arguments that outlive the calls.
     let ok = unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+        (!nnp || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
             && libc::prctl(
                 libc::PR_SET_SECCOMP,
                 libc::SECCOMP_MODE_FILTER,
                 &raw const program,
             ) == 0
+            && (nnp || {
+                const CAP_SYS_ADMIN: u32 = 21;
+                let header: [u32; 2] = [0x2008_0522, 0];
+                let mut data = [0u32; 6];
+                libc::syscall(libc::SYS_capget, header.as_ptr(), data.as_mut_ptr());
+                // Effective and permitted: their low words (CAP_SYS_ADMIN is 21).
+                for word in &mut data[..2] {
+                    *word &= !(1 << CAP_SYS_ADMIN);
+                }
+                libc::syscall(libc::SYS_capset, header.as_ptr(), data.as_ptr()) == 0
+            })
     };
     if !ok {
         eprintln!("workload: --seccomp: {}", std::io::Error::last_os_error());
         std::process::exit(2);
     }
+    SECCOMP.store(true, Ordering::SeqCst);
+}
+
+/// The `--seccomp` filter still holds: `getpriority` fails with `EPERM`.
+fn verify_seccomp() -> Result<(), String> {
+    if !SECCOMP.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    // SAFETY: a plain system call with no memory arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_getpriority, libc::PRIO_PROCESS, 0) };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    if ret != -1 || errno != Some(libc::EPERM) {
+        return Err(format!(
+            "the seccomp filter is gone (getpriority returned {ret}, errno {errno:?})"
+        ));
+    }
+    Ok(())
 }
 
 /// Raises the soft limit on open descriptors to the hard one.

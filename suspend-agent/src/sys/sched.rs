@@ -1,0 +1,79 @@
+//! A thread's scheduling, read from outside: `sched_getattr` (policy,
+//! flags, nice, priority, deadline parameters) and `sched_getaffinity`.
+
+use std::io;
+
+/// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER0` (48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+const _: () = assert!(size_of::<SchedAttr>() == 48);
+
+/// Thread `tid`'s scheduling attributes.
+pub fn attr(tid: u32) -> io::Result<SchedAttr> {
+    let mut attr = SchedAttr::default();
+    // SAFETY: the kernel writes at most `size` (48) bytes into `attr`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            tid as libc::pid_t,
+            &raw mut attr,
+            size_of::<SchedAttr>() as u32,
+            0u32,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(attr)
+}
+
+/// Thread `tid`'s CPU mask (`0` for the calling thread), as many 64-bit
+/// words as the kernel's CPU mask needs.
+pub fn affinity(tid: u32) -> io::Result<Vec<u64>> {
+    let mut words = vec![0u64; 16]; // 1024 CPUs, then more if needed
+    loop {
+        // SAFETY: the kernel writes at most the given length into `words`.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_sched_getaffinity,
+                tid as libc::pid_t,
+                words.len() * 8,
+                words.as_mut_ptr(),
+            )
+        };
+        if rc >= 0 {
+            words.truncate((rc as usize).div_ceil(8));
+            return Ok(words);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) || words.len() >= 1 << 14 {
+            return Err(e);
+        }
+        words.resize(words.len() * 2, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_thread_can_run_somewhere() {
+        let mask = affinity(0).expect("affinity");
+        assert!(mask.iter().any(|w| *w != 0), "{mask:?}");
+        let me = nix::unistd::gettid().as_raw() as u32;
+        let attr = attr(me).expect("sched_getattr");
+        assert_eq!(attr.size, 48);
+    }
+}
