@@ -12,7 +12,7 @@ pub const RESTORE_MAGIC: u64 = u64::from_le_bytes(*b"SUSPREST");
 
 /// Version of this layout: the agent and the stub it embeds are built
 /// together, the check catches a stale blob.
-pub const RESTORE_ABI: u32 = 3;
+pub const RESTORE_ABI: u32 = 4;
 
 /// Bytes of stub stack per thread.
 pub const STUB_STACK: u64 = 64 * 1024;
@@ -111,6 +111,8 @@ pub const THREAD_HAS_CAPS: u32 = 8;
 pub const THREAD_NO_NEW_PRIVS: u32 = 16;
 /// `sched_attr` and `affinity` hold the thread's scheduling.
 pub const THREAD_HAS_SCHED: u32 = 32;
+/// `timer_slack_ns` holds the thread's timer slack.
+pub const THREAD_HAS_TIMER_SLACK: u32 = 64;
 
 /// What one thread restores itself: the kernel state that is not
 /// registers (those, and the signal mask, the agent sets with ptrace once
@@ -149,6 +151,8 @@ pub struct ThreadArgs {
     pub sched_attr: u64,
     /// The CPU mask for `sched_setaffinity`, with `THREAD_HAS_SCHED`.
     pub affinity: u64,
+    /// `PR_SET_TIMERSLACK`, with `THREAD_HAS_TIMER_SLACK`.
+    pub timer_slack_ns: u64,
 }
 
 /// Credentials, set by every thread for itself last.
@@ -167,6 +171,10 @@ pub struct Creds {
 /// `RestoreArgs::flags`: leave the vDSO where it is (a test hook that must
 /// break the restore).
 pub const RESTORE_SKIP_VDSO: u32 = 1;
+/// The process was a child subreaper (`PR_SET_CHILD_SUBREAPER`).
+pub const RESTORE_CHILD_SUBREAPER: u32 = 2;
+/// Transparent huge pages were disabled for it (`PR_SET_THP_DISABLE`).
+pub const RESTORE_THP_DISABLE: u32 = 4;
 
 /// The whole block. `threads[0]` is the thread the stub starts in (the
 /// process's main thread).
@@ -252,6 +260,7 @@ pub const STEP_CLONE_TID: u32 = 18;
 pub const STEP_CAPS: u32 = 19;
 pub const STEP_NO_NEW_PRIVS: u32 = 20;
 pub const STEP_SCHED: u32 = 21;
+pub const STEP_ATTRIBUTES: u32 = 22;
 
 /// A step's name, for the agent's messages.
 pub fn step_name(step: u32) -> &'static str {
@@ -276,6 +285,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_CAPS => "restoring capabilities and securebits",
         STEP_NO_NEW_PRIVS => "PR_SET_NO_NEW_PRIVS",
         STEP_SCHED => "restoring a thread's scheduling (policy, nice, CPU affinity)",
+        STEP_ATTRIBUTES => "restoring a prctl attribute (child subreaper, THP, timer slack)",
         STEP_CLOSE => "closing the stub's descriptors",
         _ => "an unknown step",
     }
@@ -287,7 +297,7 @@ const _: () = assert!(core::mem::size_of::<MmMap>() == 104);
 const _: () = assert!(core::mem::size_of::<SigAction>() == 40);
 const _: () = assert!(core::mem::size_of::<ITimer>() == 24);
 const _: () = assert!(core::mem::size_of::<SigInfo>() == 128);
-const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 152);
+const _: () = assert!(core::mem::size_of::<ThreadArgs>() == 160);
 const _: () = assert!(core::mem::size_of::<Creds>() == 48);
 const _: () = assert!(core::mem::size_of::<Report>() == 24);
 const _: () = assert!(core::mem::size_of::<RestoreArgs>() == 280);

@@ -214,6 +214,16 @@ fn restore(args: &RestoreArgs) -> Step {
         };
         check(ret, STEP_ITIMER, i)?;
     }
+    for (flag, option) in [
+        (RESTORE_CHILD_SUBREAPER, sys::PR_SET_CHILD_SUBREAPER),
+        (RESTORE_THP_DISABLE, sys::PR_SET_THP_DISABLE),
+    ] {
+        if args.flags & flag != 0 {
+            // SAFETY: a plain prctl.
+            let ret = unsafe { call(sys::PRCTL, [option, 1, 0, 0, 0, 0]) };
+            check(ret, STEP_ATTRIBUTES, flag as usize)?;
+        }
+    }
     restore_creds(args, main, 0)?;
     // Changing credentials clears "dumpable"; the process was dumpable.
     // SAFETY: a plain prctl.
@@ -261,6 +271,16 @@ unsafe extern "C" fn thread_entry(thread: u64, args: u64) -> ! {
 
 /// A thread's own kernel state (not its registers: the agent sets those).
 fn restore_thread(thread: &ThreadArgs, index: usize) -> Step {
+    if thread.flags & THREAD_HAS_TIMER_SLACK != 0 {
+        // SAFETY: a plain prctl on the calling thread.
+        let ret = unsafe {
+            call(
+                sys::PRCTL,
+                [sys::PR_SET_TIMERSLACK, thread.timer_slack_ns, 0, 0, 0, 0],
+            )
+        };
+        check(ret, STEP_ATTRIBUTES, index)?;
+    }
     if thread.flags & THREAD_HAS_SCHED != 0 {
         // SAFETY: the mask and the attributes lie in the argument block;
         // both calls act on the calling thread only (tid 0). Still root:

@@ -505,3 +505,23 @@ fn every_threads_scheduling_comes_back() {
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     r.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn process_attributes_come_back() {
+    // A child subreaper with THP disabled, a timer slack and an
+    // oom_score_adj of its own: each was lost on resume before.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--attributes"]);
+    let pid = ready_pid(&mut w);
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "set up: {state}");
+    let dir = ImageDir::new("attributes");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "check", 1);
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+}

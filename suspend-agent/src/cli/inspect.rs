@@ -50,6 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 "sigmask": t.sigmask, "pending": t.pending.len(), "rseq": t.rseq,
                 "robust_list": t.robust_list, "xstate_bytes": t.xstate.len() / 4 * 3,
                 "sigaltstack": t.sigaltstack, "tid_address": t.tid_address,
+                "confinement": t.confinement, "seccomp_filters": t.seccomp.len(),
+                "sched": t.sched,
             })).collect::<Vec<_>>(),
             "mappings": image.mappings.iter().map(|m| json!({
                 "start": m.start, "end": m.end, "perms": m.perms, "offset": m.offset,
@@ -108,6 +110,30 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
         if let Some(a) = &t.sigaltstack {
             println!("              sigaltstack {:#x} ({} bytes)", a.sp, a.size);
+        }
+        if let Some(c) = &t.confinement {
+            println!(
+                "              caps eff {:#x} prm {:#x} inh {:#x} bnd {:#x} amb {:#x}, \
+                 securebits {:#x}{}{}",
+                c.effective,
+                c.permitted,
+                c.inheritable,
+                c.bounding,
+                c.ambient,
+                c.securebits,
+                if c.no_new_privs { ", no_new_privs" } else { "" },
+                if t.seccomp.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} seccomp filter(s)", t.seccomp.len())
+                }
+            );
+        }
+        if let Some(s) = &t.sched {
+            println!(
+                "              sched policy {} nice {} priority {}",
+                s.policy, s.nice, s.priority
+            );
         }
     }
     if let Some(brk) = p.brk {

@@ -1,6 +1,7 @@
 //! Kernel state asked from inside the stopped threads (see
 //! [`crate::tracee::inject`]): every sigaction, `brk`, the interval timers,
-//! and per thread its sigaltstack, tid address and securebits.
+//! whether it is a child subreaper and has THP disabled, and per thread its
+//! sigaltstack, tid address, securebits and timer slack.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,9 @@ use crate::{
 
 const PR_GET_TID_ADDRESS: u64 = 40;
 const PR_GET_SECUREBITS: u64 = 27;
+const PR_GET_TIMERSLACK: u64 = 30;
+const PR_GET_CHILD_SUBREAPER: u64 = 37;
+const PR_GET_THP_DISABLE: u64 = 42;
 /// `sizeof(sigset_t)` for the kernel.
 const KERNEL_SIGSET: u64 = 8;
 
@@ -24,6 +28,10 @@ pub struct Inside {
     pub brk: Option<u64>,
     pub itimers: Vec<ITimer>,
     pub threads: HashMap<u32, PerThread>,
+    /// `PR_GET_CHILD_SUBREAPER`.
+    pub child_subreaper: bool,
+    /// `PR_GET_THP_DISABLE`.
+    pub thp_disable: bool,
 }
 
 /// What one thread told.
@@ -33,6 +41,8 @@ pub struct PerThread {
     pub tid_address: Option<u64>,
     /// `PR_GET_SECUREBITS`.
     pub securebits: Option<u32>,
+    /// `PR_GET_TIMERSLACK`.
+    pub timer_slack_ns: Option<u64>,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -82,12 +92,14 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             })
             .transpose()?;
         let securebits = b.syscall(libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
+        let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
         inside.threads.insert(
             thread.tid,
             PerThread {
                 altstack,
                 tid_address,
                 securebits: u32::try_from(securebits).ok(),
+                timer_slack_ns: u64::try_from(slack).ok(),
             },
         );
         // Test hook: `SUSPEND_FAULT_INSIDE_DELAY_MS` holds the first thread
@@ -126,6 +138,12 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                     });
                 }
             }
+            if b.syscall(libc::SYS_prctl, [PR_GET_CHILD_SUBREAPER, s, 0, 0, 0, 0])? == 0 {
+                site.read(0, &mut buf[..4])?;
+                inside.child_subreaper = buf[..4] != [0; 4];
+            }
+            inside.thp_disable =
+                b.syscall(libc::SYS_prctl, [PR_GET_THP_DISABLE, 0, 0, 0, 0, 0])? > 0;
             process_done = true;
         }
         let held = b.restore()?;

@@ -22,7 +22,8 @@ use crate::{
     image::{
         ImageWriter, WriteError,
         format::{
-            Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind, PAGE_SIZE, Record, Witness,
+            Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind, PAGE_SIZE,
+            Record, Witness,
         },
     },
     procfs::vmas,
@@ -167,6 +168,11 @@ pub fn dump(
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;
+    process.attributes = Some(Attributes {
+        oom_score_adj: process::oom_score_adj(pid)?,
+        child_subreaper: inside.child_subreaper,
+        thp_disable: inside.thp_disable,
+    });
     image.record(&Record::Process(process))?;
     let xstate_size = crate::sys::cpu::xstate_layout().0;
     for t in &threads {
@@ -175,6 +181,7 @@ pub fn dump(
         if let Some(told) = told {
             thread.sigaltstack = told.altstack.clone();
             thread.tid_address = told.tid_address;
+            thread.timer_slack_ns = told.timer_slack_ns;
         }
         let securebits = told.and_then(|t| t.securebits).ok_or(DumpError::Parse {
             pid,

@@ -163,7 +163,20 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         sigactions: Vec::new(),
         brk: None,
         itimers: Vec::new(),
+        // `/proc` and asked from inside (dump::mod).
+        attributes: None,
     })
+}
+
+/// `/proc/PID/oom_score_adj`.
+pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
+    read(pid, "oom_score_adj")?
+        .trim()
+        .parse()
+        .map_err(|_| DumpError::Parse {
+            pid,
+            what: "/proc/PID/oom_score_adj",
+        })
 }
 
 #[cfg(test)]

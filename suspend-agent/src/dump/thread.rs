@@ -89,5 +89,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         confinement: None,
         seccomp: Vec::new(),
         sched: Some(save_sched(pid, tid)?),
+        // Asked from inside the thread (dump::inside).
+        timer_slack_ns: None,
     })
 }

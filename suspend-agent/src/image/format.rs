@@ -154,6 +154,20 @@ pub struct Process {
     pub brk: Option<u64>,
     /// `ITIMER_REAL`, `ITIMER_VIRTUAL`, `ITIMER_PROF`, those that are armed.
     pub itimers: Vec<ITimer>,
+    /// What `prctl` and `/proc` keep for the whole process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Attributes>,
+}
+
+/// Process-wide attributes a resume gives back.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    /// `/proc/PID/oom_score_adj`.
+    pub oom_score_adj: i32,
+    /// `PR_GET_CHILD_SUBREAPER` (asked from inside).
+    pub child_subreaper: bool,
+    /// `PR_GET_THP_DISABLE` (asked from inside).
+    pub thp_disable: bool,
 }
 
 /// One signal's `struct kernel_sigaction`.
@@ -272,6 +286,9 @@ pub struct Thread {
     /// Its scheduling policy, nice value, priority and CPU affinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sched: Option<Sched>,
+    /// `PR_GET_TIMERSLACK` (asked from inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_slack_ns: Option<u64>,
 }
 
 /// A thread's scheduling (`sched_getattr`, `sched_getaffinity`).

@@ -527,6 +527,7 @@ mod tests {
             sigactions: vec![],
             brk: Some(0x20000),
             itimers: vec![],
+            attributes: None,
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {
@@ -546,6 +547,7 @@ mod tests {
             confinement: None,
             seccomp: vec![],
             sched: None,
+            timer_slack_ns: None,
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();

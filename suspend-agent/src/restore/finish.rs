@@ -121,6 +121,14 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     main.restore()
         .map_err(|e| failed("borrowing the main thread", e.to_string()))?;
 
+    if let Some(a) = &image.process.attributes {
+        std::fs::write(
+            format!("/proc/{pid}/oom_score_adj"),
+            a.oom_score_adj.to_string(),
+        )
+        .map_err(|e| failed("setting oom_score_adj", e.to_string()))?;
+    }
+
     let resume = resume_signal(image);
     for thread in super::plan::main_first(image) {
         let tid = thread.tid;

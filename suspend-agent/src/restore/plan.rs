@@ -15,9 +15,10 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use suspend_common::restore::{
-    Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI, RESTORE_MAGIC,
-    RESTORE_SKIP_VDSO, Range, RestoreArgs, STUB_STACK, SigAction, SigInfo, THREAD_HAS_ALTSTACK,
-    THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS,
+    Creds, ITimer, MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, MmMap, Move, RESTORE_ABI,
+    RESTORE_CHILD_SUBREAPER, RESTORE_MAGIC, RESTORE_SKIP_VDSO, RESTORE_THP_DISABLE, Range,
+    RestoreArgs, STUB_STACK, SigAction, SigInfo, THREAD_HAS_ALTSTACK, THREAD_HAS_CAPS,
+    THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK,
     THREAD_NO_NEW_PRIVS, ThreadArgs,
 };
 
@@ -637,6 +638,10 @@ impl Plan {
                 a.altstack_size = s.size;
                 a.altstack_flags = s.flags;
             }
+            if let Some(slack) = t.timer_slack_ns {
+                flags |= THREAD_HAS_TIMER_SLACK;
+                a.timer_slack_ns = slack;
+            }
             if let Some(s) = &t.sched {
                 flags |= THREAD_HAS_SCHED;
                 let attr = crate::sys::sched::SchedAttr {
@@ -683,7 +688,17 @@ impl Plan {
                 RESTORE_SKIP_VDSO
             } else {
                 0
-            },
+            } | p.attributes.as_ref().map_or(0, |a| {
+                (if a.child_subreaper {
+                    RESTORE_CHILD_SUBREAPER
+                } else {
+                    0
+                }) | if a.thp_disable {
+                    RESTORE_THP_DISABLE
+                } else {
+                    0
+                }
+            }),
             keep_count: keep.len() as u32,
             keep: block.push(&keep),
             report_fd: report_write,

@@ -87,6 +87,11 @@ pub enum Refusal {
     #[error("the image has no threads")]
     NoThreads,
     #[error(
+        "its oom_score_adj was {want}, below this command's {here}; lowering it needs \
+         CAP_SYS_RESOURCE"
+    )]
+    OomScore { want: i32, here: i32 },
+    #[error(
         "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
          {mask})"
     )]
@@ -122,6 +127,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     capabilities(image)?;
     rlimits(image)?;
     cpus(image)?;
+    oom_score(image)?;
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -181,6 +187,28 @@ fn cpus(image: &Image) -> Result<(), Refusal> {
                 mask: mask.trim_start_matches('0').to_owned(),
             });
         }
+    }
+    Ok(())
+}
+
+/// The oom_score_adj must be the agent's to set: the process starts with
+/// this command's, and going below it needs `CAP_SYS_RESOURCE`.
+fn oom_score(image: &Image) -> Result<(), Refusal> {
+    const CAP_SYS_RESOURCE: u64 = 24;
+    let Some(a) = &image.process.attributes else {
+        return Ok(());
+    };
+    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
+        .unwrap_or_default();
+    let here: i32 = fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if a.oom_score_adj < here && own.effective & (1 << CAP_SYS_RESOURCE) == 0 {
+        return Err(Refusal::OomScore {
+            want: a.oom_score_adj,
+            here,
+        });
     }
     Ok(())
 }

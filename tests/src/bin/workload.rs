@@ -34,7 +34,9 @@
 //! allows the rest; `check` verifies it still does), `--seccomp-no-nnp` (as
 //! root: the same filter without `no_new_privs`, then drops
 //! `CAP_SYS_ADMIN`), `--sched` (every thread `SCHED_BATCH`, nice 7, on CPU
-//! 0 only; `check` verifies each thread still is).
+//! 0 only; `check` verifies each thread still is), `--attributes` (a child
+//! subreaper, THP disabled, timer slack 123456 ns, oom_score_adj 321;
+//! `check` verifies them).
 //! With `--layout`, `check` also verifies the private file mapping (its
 //! unwritten pages must still read as the file it mapped).
 
@@ -109,6 +111,7 @@ fn main() {
     let mut seccomp = false;
     let mut seccomp_no_nnp = false;
     let mut sched = false;
+    let mut attributes = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -142,6 +145,7 @@ fn main() {
             "--seccomp" => seccomp = true,
             "--seccomp-no-nnp" => seccomp_no_nnp = true,
             "--sched" => sched = true,
+            "--attributes" => attributes = true,
             "--uid" => {
                 i += 1;
                 uid = args.get(i).and_then(|s| s.parse().ok());
@@ -162,6 +166,9 @@ fn main() {
     }
     if sched {
         set_sched();
+    }
+    if attributes {
+        set_attributes();
     }
     if seccomp || seccomp_no_nnp {
         install_seccomp(!seccomp_no_nnp);
@@ -242,7 +249,8 @@ fn main() {
         verify_layout_file()?;
         verify_confinement()?;
         verify_seccomp()?;
-        verify_sched()
+        verify_sched()?;
+        verify_attributes()
     };
 
     let mut sections = Vec::new();
@@ -558,6 +566,53 @@ fn verify_confinement() -> Result<(), String> {
                 confinement_lines(&status)
             ));
         }
+    }
+    Ok(())
+}
+
+/// Whether `--attributes` set them.
+static ATTRIBUTES: AtomicBool = AtomicBool::new(false);
+
+/// A child subreaper, THP disabled, timer slack 123456 ns (this thread,
+/// inherited by the ones created after), oom_score_adj 321.
+fn set_attributes() {
+    // SAFETY: plain prctls on this process.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            && libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+            && libc::prctl(libc::PR_SET_TIMERSLACK, 123_456, 0, 0, 0) == 0
+    } && std::fs::write("/proc/self/oom_score_adj", "321").is_ok();
+    if !ok {
+        eprintln!(
+            "workload: --attributes: {}",
+            std::io::Error::last_os_error()
+        );
+        std::process::exit(2);
+    }
+    ATTRIBUTES.store(true, Ordering::SeqCst);
+}
+
+/// What `--attributes` set still holds (the timer slack: of the thread
+/// that checks, the main one).
+fn verify_attributes() -> Result<(), String> {
+    if !ATTRIBUTES.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let mut subreaper: libc::c_int = 0;
+    // SAFETY: plain prctls; the subreaper query writes one int.
+    let (got_subreaper, thp, slack) = unsafe {
+        (
+            libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &raw mut subreaper) == 0 && subreaper == 1,
+            libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0),
+            libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0),
+        )
+    };
+    let oom = std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default();
+    if !got_subreaper || thp != 1 || slack != 123_456 || oom.trim() != "321" {
+        return Err(format!(
+            "attributes changed: subreaper {got_subreaper} thp_disable {thp} slack {slack} oom {}",
+            oom.trim()
+        ));
     }
     Ok(())
 }
