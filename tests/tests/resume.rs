@@ -525,3 +525,22 @@ fn process_attributes_come_back() {
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     r.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_parent_death_signal_is_refused_not_lost() {
+    // Relative to a parent a resume does not give back: refused, the
+    // process let go and told so.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--pdeathsig"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("pdeathsig");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 8, "{out:?}");
+    assert!(out.stderr.contains("parent-death signal"), "{out:?}");
+    assert!(!dir.path.exists(), "no image");
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
+}

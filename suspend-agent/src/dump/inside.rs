@@ -16,6 +16,7 @@ use crate::{
 const PR_GET_TID_ADDRESS: u64 = 40;
 const PR_GET_SECUREBITS: u64 = 27;
 const PR_GET_TIMERSLACK: u64 = 30;
+const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
 /// `sizeof(sigset_t)` for the kernel.
@@ -43,6 +44,8 @@ pub struct PerThread {
     pub securebits: Option<u32>,
     /// `PR_GET_TIMERSLACK`.
     pub timer_slack_ns: Option<u64>,
+    /// `PR_GET_PDEATHSIG` (0: none).
+    pub pdeathsig: i32,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -93,6 +96,12 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             .transpose()?;
         let securebits = b.syscall(libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
         let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
+        let pdeathsig = if b.syscall(libc::SYS_prctl, [PR_GET_PDEATHSIG, s, 0, 0, 0, 0])? == 0 {
+            site.read(0, &mut buf[..4])?;
+            i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])
+        } else {
+            0
+        };
         inside.threads.insert(
             thread.tid,
             PerThread {
@@ -100,6 +109,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 tid_address,
                 securebits: u32::try_from(securebits).ok(),
                 timer_slack_ns: u64::try_from(slack).ok(),
+                pdeathsig,
             },
         );
         // Test hook: `SUSPEND_FAULT_INSIDE_DELAY_MS` holds the first thread

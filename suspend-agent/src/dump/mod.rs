@@ -178,6 +178,19 @@ pub fn dump(
     for t in &threads {
         let mut thread = thread::save(pid, t, xstate_size)?;
         let told = inside.threads.get(&t.tid);
+        // A parent-death signal is relative to the parent, which a resume
+        // does not give back (the resume command is the new one, and it
+        // exits at once): refused rather than fired or lost.
+        if let Some(signal) = told.map(|t| t.pdeathsig).filter(|s| *s != 0) {
+            return Err(DumpError::Confined {
+                pid,
+                what: format!(
+                    "thread {} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its \
+                     parent is not restored, so a resume could not keep it",
+                    t.tid
+                ),
+            });
+        }
         if let Some(told) = told {
             thread.sigaltstack = told.altstack.clone();
             thread.tid_address = told.tid_address;

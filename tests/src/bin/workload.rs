@@ -36,7 +36,7 @@
 //! `CAP_SYS_ADMIN`), `--sched` (every thread `SCHED_BATCH`, nice 7, on CPU
 //! 0 only; `check` verifies each thread still is), `--attributes` (a child
 //! subreaper, THP disabled, timer slack 123456 ns, oom_score_adj 321;
-//! `check` verifies them).
+//! `check` verifies them), `--pdeathsig` (SIGUSR2 when its parent dies).
 //! With `--layout`, `check` also verifies the private file mapping (its
 //! unwritten pages must still read as the file it mapped).
 
@@ -112,6 +112,7 @@ fn main() {
     let mut seccomp_no_nnp = false;
     let mut sched = false;
     let mut attributes = false;
+    let mut pdeathsig = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -146,6 +147,7 @@ fn main() {
             "--seccomp-no-nnp" => seccomp_no_nnp = true,
             "--sched" => sched = true,
             "--attributes" => attributes = true,
+            "--pdeathsig" => pdeathsig = true,
             "--uid" => {
                 i += 1;
                 uid = args.get(i).and_then(|s| s.parse().ok());
@@ -169,6 +171,11 @@ fn main() {
     }
     if attributes {
         set_attributes();
+    }
+    // SAFETY: a plain prctl.
+    if pdeathsig && unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2) } != 0 {
+        eprintln!("workload: --pdeathsig: {}", std::io::Error::last_os_error());
+        std::process::exit(2);
     }
     if seccomp || seccomp_no_nnp {
         install_seccomp(!seccomp_no_nnp);
