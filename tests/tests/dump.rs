@@ -632,3 +632,31 @@ fn guard_refuses_other_senders_and_readers_while_frozen() {
     survived(&mut w, "continued");
     w.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn check_lists_what_an_image_would_hold_and_sends_nothing() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let before = suspend_tests::signal_counts(pid, suspend_common::DEFAULT_SUSPEND_SIGNAL);
+    let pid_arg = pid.to_string();
+    let out = agent(&["suspend", &pid_arg, "--check"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("opted in"), "{out:?}");
+    assert!(out.stdout.contains("saved"), "{out:?}");
+    // A socket: the same refusal a suspend makes before freezing.
+    let line = w.ask("socket", "socket");
+    let out = agent(&["suspend", &pid_arg, "--check"]);
+    assert_eq!(out.code, 8, "{line}: {out:?}");
+    assert!(out.stdout.contains("refused"), "{out:?}");
+    assert!(out.stdout.contains("socket"), "{out:?}");
+    assert_eq!(
+        suspend_tests::signal_counts(pid, suspend_common::DEFAULT_SUSPEND_SIGNAL),
+        before,
+        "nothing was sent"
+    );
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "suspend"), "0", "never asked: {state}");
+    w.exit_ok();
+}

@@ -25,6 +25,13 @@ use crate::control::{self, Outcome, Request};
 ///
 /// --dry-run runs the handshake only: ask, and when the process is ready,
 /// let it go again (on_resume with "continued").
+///
+/// --check asks nothing and freezes nothing: it lists what an image of the
+/// process would hold — each open file and how it is treated, each
+/// thread's confinement — with the same checks a suspend makes before it
+/// freezes; exit 0, or 8 when something would be refused (3 when the
+/// process did not opt in). What only a frozen process shows (a
+/// parent-death signal) is not in it.
 #[derive(clap::Args)]
 pub struct Args {
     /// Process id (of any process; one that did not opt in is left alone).
@@ -34,7 +41,7 @@ pub struct Args {
         short = 'D',
         long = "images-dir",
         value_name = "DIR",
-        required_unless_present = "dry_run"
+        required_unless_present_any = ["dry_run", "check"]
     )]
     dir: Option<PathBuf>,
     /// Keep the process running after its image is written.
@@ -54,10 +61,56 @@ pub struct Args {
     /// go again (its on_resume runs with reason "continued").
     #[arg(long, conflicts_with = "dir")]
     dry_run: bool,
+    /// Only say what an image of it would hold and what would be refused;
+    /// nothing is sent, nothing frozen.
+    #[arg(long, conflicts_with_all = ["dir", "dry_run"])]
+    check: bool,
+}
+
+/// `--check`: the inventory, read only (see the command's help).
+fn check(pid: u32) -> anyhow::Result<u8> {
+    use crate::{dump, exit, registry::Registry};
+    let opted_in = match Registry::open_pinned().and_then(|r| r.get(pid)) {
+        Ok(Some(_)) => "opted in",
+        Ok(None) => "not opted in: a suspend would be cancelled, nothing sent",
+        Err(_) => "unknown (no registry pinned: start the daemon)",
+    };
+    println!("pid {pid}: {opted_in}");
+    let files = dump::list_files(pid, None)?;
+    let refused = dump::unrestorable(pid, &files);
+    let mut any = !refused.is_empty();
+    for f in &files {
+        let treatment = match refused.iter().find(|(fd, _)| *fd == f.fd) {
+            Some((_, why)) => format!("refused: {why}"),
+            None if f.fd <= 2 => "the resume command's own (or --stdin/--stdout/--stderr)".into(),
+            None => "saved".into(),
+        };
+        println!("  fd {:>4}  {:<40} {treatment}", f.fd, f.path);
+    }
+    let confinement = dump::confinement::refusals(pid)?;
+    if confinement.is_empty() {
+        println!(
+            "  threads: capabilities, securebits, no_new_privs, seccomp filters, scheduling: saved"
+        );
+    }
+    for why in &confinement {
+        any = true;
+        println!("  refused: {why}");
+    }
+    Ok(if opted_in.starts_with("not") {
+        exit::NOT_OPTED_IN
+    } else if any {
+        exit::UNSUPPORTED
+    } else {
+        exit::OK
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("asking a process to suspend")?;
+    if args.check {
+        return check(args.pid);
+    }
     let dir = args
         .dir
         .map(|d| std::path::absolute(&d).with_context(|| format!("resolving {}", d.display())))
