@@ -232,10 +232,17 @@ fn open_stdio(path: &Path, index: usize) -> io::Result<OwnedFd> {
 /// Opens everything `image` needs from the file system, as its process.
 pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     let creds = &image.process.creds;
+    // The main thread's capabilities: a root process that dropped some
+    // opens no more than it could.
+    let effective = super::plan::main_first(image)
+        .first()
+        .and_then(|t| t.confinement.as_ref())
+        .map(|c| c.effective);
     let user = FsUser {
         fsuid: creds.uid[3],
         fsgid: creds.gid[3],
         groups: creds.groups.clone(),
+        effective,
     };
     let wants = wanted(image);
     let stdio: Vec<(usize, PathBuf)> = options

@@ -21,6 +21,9 @@ pub struct FsUser {
     pub fsuid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// The effective capabilities it may use (a root process that dropped
+    /// some opens no more than it could); all of them when unknown.
+    pub effective: Option<u64>,
 }
 
 /// `_LINUX_CAPABILITY_VERSION_3`.
@@ -63,12 +66,17 @@ fn become_user(user: &FsUser) -> io::Result<()> {
             user.fsuid, user.fsgid
         )));
     }
-    if user.fsuid == 0 {
+    if user.fsuid == 0 && user.effective.is_none() {
         return Ok(());
     }
     // An fsuid other than 0 already drops the file-system capabilities;
     // drop the rest of the effective set too (CAP_SYS_PTRACE opens other
-    // processes' /proc files).
+    // processes' /proc files). Root keeps what the process had.
+    let keep = if user.fsuid == 0 {
+        user.effective.unwrap_or(!0)
+    } else {
+        0
+    };
     let mut header = CapHeader {
         version: CAP_V3,
         pid: 0,
@@ -80,9 +88,8 @@ fn become_user(user: &FsUser) -> io::Result<()> {
         if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) < 0 {
             return last();
         }
-        for d in &mut data {
-            d.effective = 0;
-        }
+        data[0].effective &= keep as u32;
+        data[1].effective &= (keep >> 32) as u32;
         if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) < 0 {
             return last();
         }
@@ -210,6 +217,7 @@ mod tests {
             fsuid: 2001,
             fsgid: 2001,
             groups: vec![],
+            effective: None,
         };
         let denied = as_user(&user, || open_no_symlinks(&secret, libc::O_RDONLY)).expect("thread");
         assert_eq!(
@@ -232,6 +240,7 @@ mod tests {
             fsuid: 0,
             fsgid: 0,
             groups: vec![0],
+            effective: None,
         };
         let fd = as_user(&root, || open_no_symlinks(&secret, libc::O_RDONLY))
             .expect("thread")
@@ -240,6 +249,30 @@ mod tests {
             std::fs::File::from(fd).metadata().expect("stat").uid(),
             0,
             "the file is root's"
+        );
+        // Root without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: a file of
+        // another user's, 0600, is closed to it.
+        let theirs = dir.join("theirs");
+        std::fs::write(&theirs, b"2001's").expect("file");
+        std::os::unix::fs::chown(&theirs, Some(2001), Some(2001)).expect("chown");
+        std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let confined = FsUser {
+            effective: Some(0),
+            ..root.clone()
+        };
+        let denied =
+            as_user(&confined, || open_no_symlinks(&theirs, libc::O_RDONLY)).expect("thread");
+        assert_eq!(
+            denied
+                .expect_err("root without DAC capabilities opened it")
+                .raw_os_error(),
+            Some(libc::EACCES)
+        );
+        assert!(
+            as_user(&root, || open_no_symlinks(&theirs, libc::O_RDONLY))
+                .expect("thread")
+                .is_ok()
         );
         // This thread kept its own credentials.
         assert!(std::fs::File::open(&secret).is_ok());
