@@ -485,17 +485,16 @@ fn a_process_frozen_between_its_answer_and_its_wait_is_told_restored() {
     r.exit_ok();
 }
 
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn every_threads_scheduling_comes_back() {
-    // SCHED_BATCH, nice 7, CPU 0 only: before this, a resumed process ran
-    // as the resume command did.
+/// The workload started with `option`, checking itself (the state that
+/// option sets included) before a suspend, then resumed: it must check
+/// itself intact again.
+fn comes_back_checked(option: &str, name: &str) {
     let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("workload"), &["--sched"]);
+    let mut w = Proc::spawn(bin("workload"), &[option]);
     let pid = ready_pid(&mut w);
     let state = w.ask("check", "state");
     assert_eq!(field(&state, "memory"), "intact", "set up: {state}");
-    let dir = ImageDir::new("sched");
+    let dir = ImageDir::new(name);
     let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 0, "{out:?}");
     w.wait_exit();
@@ -508,22 +507,18 @@ fn every_threads_scheduling_comes_back() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
+fn every_threads_scheduling_comes_back() {
+    // SCHED_BATCH, nice 7, CPU 0 only: before this, a resumed process ran
+    // as the resume command did.
+    comes_back_checked("--sched", "sched");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn process_attributes_come_back() {
     // A child subreaper with THP disabled, a timer slack and an
     // oom_score_adj of its own: each was lost on resume before.
-    let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("workload"), &["--attributes"]);
-    let pid = ready_pid(&mut w);
-    let state = w.ask("check", "state");
-    assert_eq!(field(&state, "memory"), "intact", "set up: {state}");
-    let dir = ImageDir::new("attributes");
-    let out = suspend(pid, &dir, &[]);
-    assert_eq!(out.code, 0, "{out:?}");
-    w.wait_exit();
-    let mut r = Proc::resume(&dir.path, pid, &[]);
-    let state = state_after(&mut r, "check", 1);
-    assert_eq!(field(&state, "memory"), "intact", "{state}");
-    r.exit_ok();
+    comes_back_checked("--attributes", "attributes");
 }
 
 #[test]

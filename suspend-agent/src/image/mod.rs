@@ -2,6 +2,7 @@
 //! `writer` writes it durably, `reader` reads and verifies it, `sign`
 //! signs it and says whose signature to trust.
 
+mod bounds;
 pub mod format;
 pub mod leftovers;
 pub mod pages;

@@ -198,8 +198,7 @@ fn oom_score(image: &Image) -> Result<(), Refusal> {
     let Some(a) = &image.process.attributes else {
         return Ok(());
     };
-    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
-        .unwrap_or_default();
+    let own = own_confinement();
     let here: i32 = fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -217,8 +216,7 @@ fn oom_score(image: &Image) -> Result<(), Refusal> {
 /// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
 fn rlimits(image: &Image) -> Result<(), Refusal> {
     const CAP_SYS_RESOURCE: u64 = 24;
-    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
-        .unwrap_or_default();
+    let own = own_confinement();
     if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
         return Ok(());
     }
@@ -240,11 +238,16 @@ fn rlimits(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// This thread's capabilities: what the restore starts from.
+fn own_confinement() -> crate::procfs::Confinement {
+    crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
+        .unwrap_or_default()
+}
+
 /// Every thread's capabilities must be the agent's to give: the restorer
 /// starts from the agent's own sets and can only drop.
 fn capabilities(image: &Image) -> Result<(), Refusal> {
-    let own = crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
-        .unwrap_or_default();
+    let own = own_confinement();
     let can = own.permitted & own.bounding;
     for t in &image.threads {
         let Some(c) = &t.confinement else { continue };
