@@ -1,7 +1,9 @@
-//! Signal accounting for every process, registered or not: the eBPF
-//! programs count each real-time signal generated for and delivered to a
-//! process. This is how a test proves that the agent sent nothing to a
-//! process that did not opt in.
+//! Signal accounting: the eBPF programs count each real-time signal
+//! generated for and delivered to a registered process, and each one root
+//! sends to any process. This is how a test proves that the agent sent
+//! nothing to a process that did not opt in. Signals users send to
+//! unregistered processes are not counted, so that no user can evict the
+//! entries of this LRU map.
 
 /// Name of the pinned signal-accounting map (`/sys/fs/bpf/suspend/signals`).
 pub const SIGNALS_MAP: &str = "signals";

@@ -23,8 +23,8 @@ use suspend_common::{
 #[btf_map(pin_by_name)]
 pub static registry: HashMap<u32, Registration, { REGISTRY_MAX_ENTRIES as usize }> = HashMap::new();
 
-/// Real-time signals generated for and delivered to every process, by
-/// (pid, signal). Written by `signal.rs`; read by the agent and the tests.
+/// Real-time signals generated for and delivered to registered processes,
+/// and those root sends to any process, by (pid, signal). Written by `signal.rs`; read by the agent and the tests.
 #[btf_map(pin_by_name)]
 pub static signals: LruHashMap<SignalKey, SignalStats, { SIGNALS_MAX_ENTRIES as usize }> =
     LruHashMap::new();
