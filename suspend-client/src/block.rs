@@ -102,6 +102,7 @@ pub fn publish(
         registered_ns: sys::boottime_ns(),
         parked_tid: 0,
         _pad: 0,
+        trampoline: suspend_common::trampoline::entry() as u64,
     };
     // SAFETY: `block` points at our writable page, large enough and aligned
     // (page-aligned) for a ClientBlock.

@@ -43,9 +43,12 @@ pub struct ClientBlock {
     pub parked_tid: u32,
     /// Explicit padding.
     pub _pad: u32,
+    /// Address of the client's copy of the [`crate::trampoline`], through
+    /// which the agent runs system calls inside its stopped threads.
+    pub trampoline: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ClientBlock>() == 72);
+const _: () = assert!(core::mem::size_of::<ClientBlock>() == 80);
 
 #[cfg(feature = "user")]
 // SAFETY: `repr(C)`, `Copy`, no padding (size asserted), any bits are valid.

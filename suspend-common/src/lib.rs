@@ -15,11 +15,12 @@ pub mod registry;
 pub mod restore;
 pub mod signals;
 pub mod tracepoints;
+pub mod trampoline;
 pub mod wire;
 
 /// Version of every layout in this crate. The client puts it in its block and
 /// in every message; the agent refuses a peer with another version.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Default signal a client is asked to suspend with: `SIGRTMAX - 2` (62 on
 /// x86-64 Linux). Rarely used by applications; glibc reserves the low

@@ -4,7 +4,7 @@
 //! failure between "ready" and "image durable" lets the process go with
 //! on_resume(aborted) and leaves no image behind.
 
-use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, path::Path};
+use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, path::Path, time::Duration};
 
 use suspend_tests::{
     Daemon, ImageDir, Proc, Value, agent, bin, field, image_page, inspect, ready_pid,
@@ -659,4 +659,55 @@ fn check_lists_what_an_image_would_hold_and_sends_nothing() {
     let state = w.ask("check", "state");
     assert_eq!(field(&state, "suspend"), "0", "never asked: {state}");
     w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn daemon_killed_while_a_thread_runs_a_call_for_it_does_not_kill_the_process() {
+    // The hook holds the agent while the first thread is borrowed, stopped
+    // in the client's trampoline with the agent's registers: a tracer
+    // killed then used to let it go with them (and a SIGTRAP).
+    let daemon = Daemon::start_with(&[("SUSPEND_FAULT_INSIDE_DELAY_MS", "3000")]);
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("daemon-inside");
+    let cli = suspend_in_background(pid, &dir, "freezing");
+    std::thread::sleep(Duration::from_millis(1000));
+    daemon.kill();
+    let out = cli.join().unwrap();
+    assert_ne!(out.code, 0, "{out:?}");
+    let state = wait_for("on_resume(aborted)", || {
+        let line = w.ask("check", "state");
+        (field(&line, "resume") == "1").then_some(line)
+    });
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    // The borrowed thread put itself back: the trampoline says so in the
+    // save area of the client block (untouched since: no agent ran).
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let block = maps
+        .lines()
+        .find(|l| l.contains("/memfd:suspend-client"))
+        .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+        .expect("the client block");
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut released = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut released, block + 3072 + 32).unwrap();
+    assert_eq!(
+        u64::from_ne_bytes(released),
+        1,
+        "the thread waited for the agent, then put itself back"
+    );
+    // And the process suspends and resumes whole with the next daemon.
+    let _daemon = Daemon::start();
+    wait_for("registered again", || {
+        registry_entry(pid).filter(|e| e["state"] == "registered")
+    });
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut back = Proc::resume(&dir.path, pid, &[]);
+    let state = back.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    back.exit_ok();
 }

@@ -12,8 +12,8 @@ use std::{
 };
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, rewrite_record, state_after,
-    suspend,
+    Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, registry_entry, rewrite_record,
+    signal_counts, sigqueue, state_after, suspend, wait_for,
 };
 
 /// The unprivileged user the tests' processes run as (no passwd entry is
@@ -436,4 +436,130 @@ fn filters_a_thread_could_not_install_again_are_refused_before_freezing() {
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     assert_eq!(field(&state, "reason"), "aborted", "{state}");
     w.exit_ok();
+}
+
+/// Runs `sh -c script` as uid [`USER`] with piped stdout.
+fn users_shell(script: &str) -> Proc {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script]);
+    // SAFETY: setgroups/setresgid/setresuid are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(USER, USER, USER) != 0
+                || libc::setresuid(USER, USER, USER) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    Proc::spawn_command(cmd)
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn signals_users_send_their_own_processes_take_no_room_in_the_accounting() {
+    let _daemon = Daemon::start();
+    // 40 is SIGRTMIN+6: a real-time signal, counted when root sends it.
+    let mut sh = users_shell(
+        "trap '' 40; i=0; while [ $i -lt 200 ]; do kill -40 $$; i=$((i+1)); done; echo sent pid=$$; read x",
+    );
+    let sent = sh.expect("sent");
+    let pid: u32 = field(&sent, "pid").parse().expect("pid");
+    assert_eq!(
+        signal_counts(pid, 40),
+        (0, 0),
+        "a user's signals to her own unregistered process are not counted"
+    );
+    // Root's are (the proof that the agent sent nothing to a process that
+    // did not opt in rests on it).
+    sigqueue(pid, 40, 1);
+    let (generated, _) = wait_for("root's signal to be counted", || {
+        let counts = signal_counts(pid, 40);
+        (counts.0 >= 1).then_some(counts)
+    });
+    assert_eq!(generated, 1);
+    sh.send("");
+    assert_eq!(sh.wait_exit(), 0);
+}
+
+/// Rounds of [`a_killed_daemon_kills_no_process`]: 10 (200 suspends), or
+/// `SUSPEND_KILL_LOOP_ROUNDS` (the vm-test guests run fewer).
+fn kill_loop_rounds() -> u32 {
+    std::env::var("SUSPEND_KILL_LOOP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_killed_daemon_kills_no_process() {
+    // 20 processes suspended at once, the daemon SIGKILLed 5–250 ms later,
+    // round after round: every process either was suspended (its image
+    // then resumes it) or goes on; none dies, none stays frozen.
+    const PROCESSES: usize = 20;
+    let rounds = kill_loop_rounds();
+    let mut procs: Vec<(Proc, u32)> = (0..PROCESSES)
+        .map(|_| {
+            let mut w = Proc::spawn(bin("workload"), &["--threads", "2"]);
+            let pid = ready_pid(&mut w);
+            (w, pid)
+        })
+        .collect();
+    let (mut suspended, mut aborted) = (0, 0);
+    for round in 0..rounds {
+        let daemon = Daemon::start();
+        for (_, pid) in &procs {
+            wait_for(&format!("pid {pid} registered"), || {
+                registry_entry(*pid).filter(|e| e["state"] == "registered")
+            });
+        }
+        let dirs: Vec<ImageDir> = (0..PROCESSES)
+            .map(|i| ImageDir::new(&format!("kill-loop-{round}-{i}")))
+            .collect();
+        let clients: Vec<_> = procs
+            .iter()
+            .zip(&dirs)
+            .map(|((_, pid), dir)| {
+                let (pid, image) = (pid.to_string(), dir.arg().to_owned());
+                std::thread::spawn(move || agent(&["suspend", &pid, "-D", &image]))
+            })
+            .collect();
+        // A spread of moments, the same in every run.
+        let after = 5 + (round as u64 * 97 + 13) % 246;
+        std::thread::sleep(std::time::Duration::from_millis(after));
+        daemon.kill();
+        let outs: Vec<_> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+        let _daemon = Daemon::start();
+        for (i, out) in outs.iter().enumerate() {
+            let pid = procs[i].1;
+            // Suspended before the kill (told so, or killed right after
+            // its image was complete and before the answer): the image
+            // brings it back.
+            let in_image = out.code == 0 || (dirs[i].path.exists() && !procs[i].0.alive());
+            if in_image {
+                procs[i].0.wait_exit();
+                procs[i].0 = Proc::resume(&dirs[i].path, pid, &[]);
+                suspended += 1;
+            } else {
+                aborted += 1;
+            }
+            let w = &mut procs[i].0;
+            assert!(
+                w.alive(),
+                "round {round} (daemon killed after {after} ms): pid {pid} died; its suspend said {out:?}"
+            );
+            let state = w.ask("check", "state");
+            assert_eq!(field(&state, "memory"), "intact", "pid {pid}: {state}");
+        }
+    }
+    suspend_tests::note(&format!(
+        "{rounds} round(s) of {PROCESSES} suspends, daemon killed each time: {suspended} suspended and resumed, {aborted} aborted, none died"
+    ));
+    for (w, _) in procs {
+        w.exit_ok();
+    }
 }

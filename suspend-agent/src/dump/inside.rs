@@ -56,21 +56,17 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// is put back into that stop; see [`crate::tracee::inject`]).
 pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     let pid = frozen.pid();
-    let vdso = vmas
-        .iter()
-        .find(|v| v.path == "[vdso]")
-        .map(|v| (v.start, v.end));
-    let block = vmas
+    let Some(block) = vmas
         .iter()
         .find(|v| v.path.starts_with("/memfd:suspend-client"))
-        .map(|v| v.start);
-    let (Some(vdso), Some(block)) = (vdso, block) else {
+        .map(|v| v.start)
+    else {
         return Err(DumpError::Parse {
             pid,
-            what: "no [vdso] or client block in /proc/PID/maps",
+            what: "no client block in /proc/PID/maps",
         });
     };
-    let site = Site::find(pid, vdso, block)?;
+    let site = Site::find(pid, block)?;
     let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;

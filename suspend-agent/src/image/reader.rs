@@ -257,6 +257,31 @@ impl Image {
         Ok(())
     }
 
+    /// `(parked tid, resume signal, token)` from the client block saved in
+    /// the image, if a client thread was parked for this suspension.
+    pub fn parked_client(&self) -> Option<(u32, i32, u64)> {
+        use suspend_common::{
+            client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
+            paths::CLIENT_MEMFD_NAME,
+        };
+        let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
+        let mapping = self
+            .mappings
+            .iter()
+            .find(|m| m.path.starts_with(&needle))?;
+        let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
+        let pages = std::fs::File::open(self.dir.join(PAGES_FILE)).ok()?;
+        let mut raw = [0u8; size_of::<ClientBlock>()];
+        pages.read_exact_at(&mut raw, run.at).ok()?;
+        // SAFETY: `ClientBlock` is plain data; any bytes are a valid value.
+        let block: ClientBlock = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+        let valid = block.magic == CLIENT_BLOCK_MAGIC
+            && block.pid == self.process.pid
+            && block.active == 1
+            && block.parked_tid != 0;
+        valid.then_some((block.parked_tid, block.resume_signal as i32, block.token))
+    }
+
     pub fn saved_pages(&self) -> u64 {
         self.mappings.iter().map(Mapping::saved_pages).sum()
     }

@@ -1,25 +1,21 @@
 //! The last step: every thread waits in the stub; the agent seizes them,
-//! borrows the main thread for two system calls (unmap the zone, drop the
+//! borrows the main thread for two system calls (through the client's
+//! trampoline, [`crate::tracee::inject`]) (unmap the zone, drop the
 //! tie to the agent), gives every thread its registers, xstate and signal
 //! mask, queues the resume signal for the parked client thread and lets
 //! them go. The kernel then restarts (or fails with `EINTR`) any system
 //! call a thread was in, from its restored registers, as it would have
 //! after a signal.
 
-use std::os::unix::fs::FileExt as _;
-
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use nix::errno::Errno;
-use suspend_common::{
-    client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
-    paths::CLIENT_MEMFD_NAME,
-};
+use suspend_common::paths::CLIENT_MEMFD_NAME;
 
 use super::{RestoreError, child::Created, plan::Plan};
 use crate::{
     image::{
         Image,
-        format::{PAGES_FILE, Regs},
+        format::Regs,
     },
     procfs::vmas,
     tracee::{
@@ -61,9 +57,9 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         }
     }
 
-    let site = vdso(pid)
-        .and_then(|range| Site::find(pid, range, 0).map_err(|e| e.to_string()))
-        .map_err(|e| failed("finding the vDSO", e))?;
+    let site = client_block(pid)
+        .and_then(|block| Site::find(pid, block).map_err(|e| e.to_string()))
+        .map_err(|e| failed("finding the client's trampoline", e))?;
 
     // Seccomp filters, oldest first, installed by each thread itself: the
     // threads are seized with their filters suspended, so neither the
@@ -129,7 +125,7 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         .map_err(|e| failed("setting oom_score_adj", e.to_string()))?;
     }
 
-    let resume = resume_signal(image);
+    let resume = image.parked_client();
     for thread in super::plan::main_first(image) {
         let tid = thread.tid;
         let xstate = B64
@@ -142,8 +138,8 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     let mut told = false;
     for &tid in &plan.tids {
         if let Some((signal, token)) = resume.filter(|r| r.0 == tid).map(|r| (r.1, r.2)) {
-            queue_resume(pid, tid, signal, token)
-                .map_err(|e| failed("sending the resume signal", e))?;
+            crate::sys::queue_signal(pid, tid, signal, token)
+                .map_err(|e| failed("sending the resume signal", e.to_string()))?;
             told = true;
         }
         // From the first detach on, the process runs: it may even have
@@ -155,16 +151,16 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     Ok(told)
 }
 
-/// Where the process's vDSO is now (a `syscall` instruction is borrowed
-/// from it).
-fn vdso(pid: u32) -> Result<(u64, u64), String> {
+/// Where the restored process's client block is mapped.
+fn client_block(pid: u32) -> Result<u64, String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
+    let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
     vmas::parse(&maps)
         .unwrap_or_default()
         .into_iter()
-        .find(|v| v.path == "[vdso]")
-        .map(|v| (v.start, v.end))
-        .ok_or_else(|| "the process has no vDSO".into())
+        .find(|v| v.path.starts_with(&needle))
+        .map(|v| v.start)
+        .ok_or_else(|| "the process has no client block".into())
 }
 
 fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), String> {
@@ -191,57 +187,5 @@ fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), 
         ));
     }
     ptrace::set_sigmask(tid, sigmask).map_err(|e| format!("PTRACE_SETSIGMASK: {e}"))?;
-    Ok(())
-}
-
-/// `(parked tid, resume signal, token)` from the client block saved in the
-/// image, if a client thread was parked for this suspension.
-fn resume_signal(image: &Image) -> Option<(u32, i32, u64)> {
-    let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
-    let mapping = image
-        .mappings
-        .iter()
-        .find(|m| m.path.starts_with(&needle))?;
-    let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
-    let pages = std::fs::File::open(image.dir.join(PAGES_FILE)).ok()?;
-    let mut raw = [0u8; size_of::<ClientBlock>()];
-    pages.read_exact_at(&mut raw, run.at).ok()?;
-    // SAFETY: `ClientBlock` is plain data; any bytes are a valid value.
-    let block: ClientBlock = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
-    let valid = block.magic == CLIENT_BLOCK_MAGIC
-        && block.pid == image.process.pid
-        && block.active == 1
-        && block.parked_tid != 0;
-    valid.then_some((block.parked_tid, block.resume_signal as i32, block.token))
-}
-
-/// Queues the resume signal (`SI_QUEUE`, the registration's token) to the
-/// parked thread while it is still stopped: it is the first thing the
-/// thread sees.
-fn queue_resume(pid: u32, tid: u32, signal: i32, token: u64) -> Result<(), String> {
-    let mut info = [0u8; 128];
-    info[0..4].copy_from_slice(&signal.to_ne_bytes());
-    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
-    // SAFETY: getpid/getuid have no preconditions.
-    let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
-    info[16..20].copy_from_slice(&me.to_ne_bytes());
-    info[20..24].copy_from_slice(&uid.to_ne_bytes());
-    info[24..32].copy_from_slice(&token.to_ne_bytes());
-    // SAFETY: rt_tgsigqueueinfo reads the 128-byte siginfo.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_rt_tgsigqueueinfo,
-            pid as libc::pid_t,
-            tid as libc::pid_t,
-            signal,
-            info.as_ptr(),
-        )
-    };
-    if ret < 0 {
-        return Err(format!(
-            "rt_tgsigqueueinfo(signal {signal} to thread {tid}): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
     Ok(())
 }

@@ -17,6 +17,38 @@ use std::io;
 
 use nix::{sys::uio, unistd::Pid};
 
+/// Queues `signal` to thread `tid` of `pid` with `si_code = SI_QUEUE`, this
+/// process as sender and `value` (a registration's token) as `si_value`:
+/// how a parked client thread is told that its process was resumed.
+pub fn queue_signal(pid: u32, tid: u32, signal: i32, value: u64) -> io::Result<()> {
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&signal.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_QUEUE.to_ne_bytes());
+    // SAFETY: getpid/getuid have no preconditions.
+    let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    info[16..20].copy_from_slice(&me.to_ne_bytes());
+    info[20..24].copy_from_slice(&uid.to_ne_bytes());
+    info[24..32].copy_from_slice(&value.to_ne_bytes());
+    // SAFETY: rt_tgsigqueueinfo reads the 128-byte siginfo.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid as libc::pid_t,
+            tid as libc::pid_t,
+            signal,
+            info.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("rt_tgsigqueueinfo(signal {signal} to thread {tid}): {e}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.
 pub fn write_process_memory(pid: u32, addr: u64, buf: &[u8]) -> io::Result<()> {
     let local = [io::IoSlice::new(buf)];

@@ -2,41 +2,58 @@
 //! neither `/proc` nor ptrace shows: sigactions, `brk`, the tid address,
 //! sigaltstacks, interval timers. Never guessed: asked from inside.
 //!
-//! The thread's registers are saved, a `syscall` instruction is borrowed
-//! from the vDSO (no memory of the process is written for it), the thread
-//! is single-stepped over it with the arguments in its registers, and the
-//! registers are put back bit for bit. `orig_rax = -1` keeps the kernel from
-//! treating the borrowed step as a syscall restart; the saved registers,
-//! put back, restart an interrupted syscall exactly as they would have.
-//! Results land in a scratch area of the client block page (its own page,
-//! mapped in every registered process), which is cleared afterwards.
+//! The thread runs the call through the client's trampoline
+//! ([`suspend_common::trampoline`]): its registers and signal mask are
+//! saved (here, and in the save area of the client block's page, together
+//! with the registers it would go on with by itself), every signal is
+//! blocked, it is pointed at the trampoline with the call in its registers
+//! and let run; once it has stored the result it waits, and is stopped
+//! there again (`PTRACE_INTERRUPT`). Its registers and mask are put back
+//! bit for bit at the end, in the same kind of stop it was found in: an
+//! interrupted system call restarts exactly as it would have.
+//!
+//! A killed agent leaves nothing behind: the kernel lets the thread go,
+//! the trampoline's wait times out ([`suspend_common::trampoline::WAIT_S`])
+//! and it puts itself back — mask, registers, an interrupted system call
+//! turned into its restart — and goes on. Before, a tracer killed in this
+//! window let the thread go with borrowed registers and a SIGTRAP to
+//! deliver: the process died.
 //!
 //! Runs before the run witness starts: the thread does run, on purpose.
 //!
 //! A thread the freeze caught on its way to deliver a signal (a
-//! signal-delivery stop) is borrowed too: stepping it drops that signal, so
-//! before its registers go back it queues the very same siginfo to itself
+//! signal-delivery stop) is borrowed too: letting it run drops that signal,
+//! so its first call queues the very same siginfo to itself
 //! (`rt_tgsigqueueinfo`, which lets a thread queue any siginfo to itself),
-//! and is let run into the stop again: it stops on its way to deliver that
-//! signal, exactly as it was found.
-//!
-//! The one window this cannot close: if the agent is killed (SIGKILL) in
-//! the milliseconds a thread is borrowed, the kernel lets that thread go
-//! with the borrowed registers (and, stopped after the single-step, with a
-//! SIGTRAP to deliver): the process dies. Every ptrace-based C/R tool shares
-//! it; it is kept short, and never open while the dump copies memory.
+//! blocked until its mask goes back; at the end it is let run into the
+//! stop again and stops on its way to deliver that signal, exactly as it
+//! was found. If the agent dies, the signal is delivered as the trampoline
+//! puts the mask back.
+
+use std::time::{Duration, Instant};
 
 use nix::{
     errno::Errno,
     sys::{ptrace, wait::WaitStatus},
     unistd::Pid,
 };
+use suspend_common::{
+    client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
+    trampoline::{self, WAIT_S, save},
+};
 
 /// Where in the client block page the scratch area starts (the block itself
-/// is 72 bytes at the start of the page).
+/// is 80 bytes at the start of the page).
 const SCRATCH_OFFSET: u64 = 2048;
 /// Bytes of scratch space.
 pub const SCRATCH_LEN: usize = 1024;
+/// Where in the client block page the trampoline's save area is.
+const SAVE_OFFSET: u64 = SCRATCH_OFFSET + SCRATCH_LEN as u64;
+/// How long a call may take before the agent gives up on it (well under
+/// the trampoline's own wait).
+const CALL_LIMIT: Duration = Duration::from_secs(2);
+
+const _: () = assert!(SAVE_OFFSET as usize + save::LEN <= 4096);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -46,7 +63,7 @@ pub enum InjectError {
         call: &'static str,
         source: Errno,
     },
-    #[error("thread {tid}: stopped with {what} instead of the single-step trap")]
+    #[error("thread {tid}: stopped with {what} while it ran a system call for the agent")]
     Unexpected { tid: u32, what: String },
     #[error("thread {tid}: queueing signal {signal} it was about to take back to it: {source}")]
     Requeue {
@@ -54,9 +71,17 @@ pub enum InjectError {
         signal: i32,
         source: Errno,
     },
-    #[error("pid {pid}: no `syscall` instruction found in its vDSO")]
-    NoSyscall { pid: u32 },
-    #[error("pid {pid}: scratch memory at {addr:#x}: {source}")]
+    #[error(
+        "pid {pid}: its client block has no trampoline, or not this agent's (client library of another version?)"
+    )]
+    Trampoline { pid: u32 },
+    #[error("thread {tid}: system call {nr} did not complete within {CALL_LIMIT:?}")]
+    Slow { tid: u32, nr: i64 },
+    #[error(
+        "thread {tid}: waited {WAIT_S} s for the agent and went on by itself: the freeze is broken"
+    )]
+    WentOn { tid: u32 },
+    #[error("pid {pid}: memory at {addr:#x}: {source}")]
     Scratch {
         pid: u32,
         addr: u64,
@@ -64,35 +89,40 @@ pub enum InjectError {
     },
 }
 
-/// Borrowed instruction and scratch memory of one process.
+/// The trampoline and scratch memory of one process.
 #[derive(Clone, Copy, Debug)]
 pub struct Site {
     pid: u32,
-    syscall_at: u64,
+    entry: u64,
+    park: u64,
     scratch: u64,
+    save: u64,
 }
 
 impl Site {
-    /// Finds a `syscall` instruction (0f 05) in the vDSO of `pid`; the
-    /// scratch area is in the client block page at `block_addr`.
-    pub fn find(pid: u32, vdso: (u64, u64), block_addr: u64) -> Result<Self, InjectError> {
-        let (start, end) = vdso;
-        let mut code = vec![0u8; (end - start) as usize];
-        crate::sys::read_process_memory(pid, start, &mut code).map_err(|source| {
-            InjectError::Scratch {
-                pid,
-                addr: start,
-                source,
-            }
-        })?;
-        let at = code
-            .windows(2)
-            .position(|w| w == [0x0f, 0x05])
-            .ok_or(InjectError::NoSyscall { pid })?;
+    /// Reads the client block at `block_addr` in `pid` and checks that the
+    /// trampoline it names is, byte for byte, this agent's. Call it with
+    /// the process frozen: nothing of it can change the bytes afterwards.
+    pub fn find(pid: u32, block_addr: u64) -> Result<Self, InjectError> {
+        let mut raw = [0u8; size_of::<ClientBlock>()];
+        read(pid, block_addr, &mut raw)?;
+        // SAFETY: `ClientBlock` is plain data; any bytes are a valid value.
+        let block: ClientBlock = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
+        if block.magic != CLIENT_BLOCK_MAGIC || block.trampoline == 0 {
+            return Err(InjectError::Trampoline { pid });
+        }
+        let ours = trampoline::code();
+        let mut theirs = vec![0u8; ours.len()];
+        read(pid, block.trampoline, &mut theirs).map_err(|_| InjectError::Trampoline { pid })?;
+        if theirs != ours {
+            return Err(InjectError::Trampoline { pid });
+        }
         Ok(Self {
             pid,
-            syscall_at: start + at as u64,
+            entry: block.trampoline,
+            park: block.trampoline + trampoline::park_offset() as u64,
             scratch: block_addr + SCRATCH_OFFSET,
+            save: block_addr + SAVE_OFFSET,
         })
     }
 
@@ -103,39 +133,84 @@ impl Site {
 
     /// Reads `len` bytes of the scratch area at `offset`.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), InjectError> {
-        let addr = self.scratch + offset;
-        crate::sys::read_process_memory(self.pid, addr, buf).map_err(|source| {
-            InjectError::Scratch {
-                pid: self.pid,
-                addr,
-                source,
-            }
-        })
+        read(self.pid, self.scratch + offset, buf)
     }
 
     /// Writes `bytes` into the scratch area at `offset`.
     pub fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), InjectError> {
-        let addr = self.scratch + offset;
-        crate::sys::write_process_memory(self.pid, addr, bytes).map_err(|source| {
-            InjectError::Scratch {
-                pid: self.pid,
-                addr,
-                source,
-            }
-        })
+        write(self.pid, self.scratch + offset, bytes)
     }
 
-    /// Zeroes the scratch area again.
+    /// Zeroes the scratch and save areas again.
     pub fn clear(&self) -> Result<(), InjectError> {
-        let zeros = [0u8; SCRATCH_LEN];
-        crate::sys::write_process_memory(self.pid, self.scratch, &zeros).map_err(|source| {
-            InjectError::Scratch {
-                pid: self.pid,
-                addr: self.scratch,
-                source,
-            }
-        })
+        write(self.pid, self.scratch, &[0u8; SCRATCH_LEN])?;
+        write(self.pid, self.save, &[0u8; save::LEN])
     }
+
+    fn save_u64(&self, offset: u64) -> Result<u64, InjectError> {
+        let mut b = [0u8; 8];
+        read(self.pid, self.save + offset, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+}
+
+fn read(pid: u32, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
+    crate::sys::read_process_memory(pid, addr, buf).map_err(|source| InjectError::Scratch {
+        pid,
+        addr,
+        source,
+    })
+}
+
+fn write(pid: u32, addr: u64, bytes: &[u8]) -> Result<(), InjectError> {
+    crate::sys::write_process_memory(pid, addr, bytes).map_err(|source| InjectError::Scratch {
+        pid,
+        addr,
+        source,
+    })
+}
+
+/// The save area's contents for a thread with registers `regs` and signal
+/// mask `mask`: the registers it goes on with if it puts itself back. A
+/// system call it was stopped in is restarted as the kernel would have
+/// (`-ERESTART*` in `rax`: back over the `syscall` instruction, the call's
+/// number, or `restart_syscall`, in `rax`).
+fn save_area(regs: &libc::user_regs_struct, mask: u64) -> [u8; save::LEN] {
+    const ERESTARTSYS: i64 = -512;
+    const ERESTARTNOINTR: i64 = -513;
+    const ERESTARTNOHAND: i64 = -514;
+    const ERESTART_RESTARTBLOCK: i64 = -516;
+    let mut r = *regs;
+    if r.orig_rax as i64 >= 0 {
+        match r.rax as i64 {
+            ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => {
+                r.rax = r.orig_rax;
+                r.rip -= 2;
+            }
+            ERESTART_RESTARTBLOCK => {
+                r.rax = libc::SYS_restart_syscall as u64;
+                r.rip -= 2;
+            }
+            _ => {}
+        }
+    }
+    let mut area = [0u8; save::LEN];
+    let mut put = |at: u64, v: u64| {
+        area[at as usize..at as usize + 8].copy_from_slice(&v.to_ne_bytes());
+    };
+    put(save::TIMEOUT, WAIT_S);
+    put(save::MASK, mask);
+    put(save::RIP, r.rip);
+    put(save::RFLAGS, r.eflags);
+    put(save::RSP, r.rsp);
+    let gprs = [
+        r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13,
+        r.r14, r.r15,
+    ];
+    for (i, v) in gprs.into_iter().enumerate() {
+        put(save::GPRS + 8 * i as u64, v);
+    }
+    area
 }
 
 /// A thread borrowed for system calls; its registers go back when done
@@ -147,9 +222,13 @@ pub struct Borrowed {
     /// that none (an interval timer's, say) is delivered on our registers.
     mask: u64,
     site: Site,
-    /// The siginfo of the signal it was stopped on its way to deliver.
-    held: Option<[u8; 128]>,
-    restored: bool,
+    /// It was stopped on its way to deliver a signal, now queued to it
+    /// again.
+    held: bool,
+    /// `done` as last seen in the save area.
+    done: u64,
+    /// Put back already, or went on by itself: nothing to do on drop.
+    finished: bool,
 }
 
 /// Where in the scratch area a held signal's siginfo is put to be queued.
@@ -157,29 +236,33 @@ const HELD_SIGINFO_AT: u64 = (SCRATCH_LEN - 128) as u64;
 
 impl Borrowed {
     /// Saves the registers of stopped thread `tid`; `held` is the signal
-    /// it is stopped on its way to deliver, if it is.
+    /// it is stopped on its way to deliver, if it is: it is queued to it
+    /// again at once.
     pub fn new(tid: u32, site: Site, held: Option<i32>) -> Result<Self, InjectError> {
-        let saved =
-            ptrace::getregs(Pid::from_raw(tid as i32)).map_err(|source| InjectError::Ptrace {
-                tid,
-                call: "PTRACE_GETREGS",
-                source,
-            })?;
         let ptrace_err = |call| move |source| InjectError::Ptrace { tid, call, source };
-        let held = held
+        let saved =
+            ptrace::getregs(Pid::from_raw(tid as i32)).map_err(ptrace_err("PTRACE_GETREGS"))?;
+        let info = held
             .map(|_| super::ptrace::siginfo(tid))
             .transpose()
             .map_err(ptrace_err("PTRACE_GETSIGINFO"))?;
         let mask = super::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
+        write(site.pid, site.save, &save_area(&saved, mask))?;
+        let done = site.save_u64(save::DONE)?;
         super::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
-        Ok(Self {
+        let mut borrowed = Self {
             tid,
             saved,
             mask,
             site,
-            held,
-            restored: false,
-        })
+            held: false,
+            done,
+            finished: false,
+        };
+        if let Some(info) = info {
+            borrowed.requeue(&info)?;
+        }
+        Ok(borrowed)
     }
 
     /// Runs system call `nr` with `args` in the thread; returns its result
@@ -187,39 +270,59 @@ impl Borrowed {
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64, InjectError> {
         let tid = self.tid;
         let pid = Pid::from_raw(tid as i32);
+        let err = |call| move |source| InjectError::Ptrace { tid, call, source };
         let mut regs = self.saved;
-        regs.rip = self.site.syscall_at;
+        regs.rip = self.site.entry;
         regs.rax = nr as u64;
-        regs.orig_rax = u64::MAX; // -1: not a syscall to restart
+        regs.orig_rax = u64::MAX; // -1: not a system call to restart
         regs.rdi = args[0];
         regs.rsi = args[1];
         regs.rdx = args[2];
         regs.r10 = args[3];
         regs.r8 = args[4];
         regs.r9 = args[5];
-        ptrace::setregs(pid, regs).map_err(|source| InjectError::Ptrace {
-            tid,
-            call: "PTRACE_SETREGS",
-            source,
-        })?;
-        ptrace::step(pid, None).map_err(|source| InjectError::Ptrace {
-            tid,
-            call: "PTRACE_SINGLESTEP",
-            source,
-        })?;
+        regs.rbx = self.site.save;
+        // Below the red zone, aligned: the trampoline itself uses no stack.
+        regs.rsp = (self.saved.rsp - 256) & !15;
+        ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
+        ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(2);
+        let done = loop {
+            let done = self.site.save_u64(save::DONE)?;
+            if done != self.done {
+                break done;
+            }
+            if crate::procfs::exiting(tid) {
+                return Err(InjectError::Unexpected {
+                    tid,
+                    what: "its exit".into(),
+                });
+            }
+            if started.elapsed() > CALL_LIMIT {
+                // Stop it wherever it is; whatever it did, its registers
+                // go back (on drop).
+                let _ = self.stop();
+                return Err(InjectError::Slow { tid, nr });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_micros(500));
+        };
+        self.done = done;
+        self.stop()?;
+        Ok(self.site.save_u64(save::RESULT)? as i64)
+    }
+
+    /// Stops the thread (in the trampoline's wait) and checks that it has
+    /// not started putting itself back.
+    fn stop(&mut self) -> Result<(), InjectError> {
+        let tid = self.tid;
+        let pid = Pid::from_raw(tid as i32);
+        let err = |call| move |source| InjectError::Ptrace { tid, call, source };
+        super::ptrace::interrupt(tid).map_err(err("PTRACE_INTERRUPT"))?;
         loop {
             match super::ptrace::wait_tid(tid) {
-                Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGTRAP)) => break,
-                // An interrupt still pending (one that came while the thread
-                // was stopping for a signal) stops it before it steps: step
-                // on.
-                Ok(WaitStatus::PtraceEvent(..)) => {
-                    ptrace::step(pid, None).map_err(|source| InjectError::Ptrace {
-                        tid,
-                        call: "PTRACE_SINGLESTEP",
-                        source,
-                    })?;
-                }
+                Ok(WaitStatus::PtraceEvent(..)) => break,
                 Ok(other) => {
                     return Err(InjectError::Unexpected {
                         tid,
@@ -227,21 +330,20 @@ impl Borrowed {
                     });
                 }
                 Err(Errno::EINTR) => continue,
-                Err(source) => {
-                    return Err(InjectError::Ptrace {
-                        tid,
-                        call: "waitpid",
-                        source,
-                    });
-                }
+                Err(source) => return Err(err("waitpid")(source)),
             }
         }
-        let after = ptrace::getregs(pid).map_err(|source| InjectError::Ptrace {
-            tid,
-            call: "PTRACE_GETREGS",
-            source,
-        })?;
-        Ok(after.rax as i64)
+        let rip = ptrace::getregs(pid).map_err(err("PTRACE_GETREGS"))?.rip;
+        let end = self.site.entry + trampoline::code().len() as u64;
+        if !(self.site.entry..end).contains(&rip) {
+            // It put itself back and ran on: its registers are its own.
+            self.finished = true;
+            return Err(InjectError::WentOn { tid });
+        }
+        // Stopped anywhere in the trampoline (also partway through putting
+        // itself back): the registers put back at the end overwrite all of
+        // it, and nothing of the thread's own code has run.
+        Ok(())
     }
 
     /// Puts the saved registers back, and the thread back into the stop it
@@ -249,20 +351,49 @@ impl Borrowed {
     /// the one it held, or (rarely) one that came meanwhile and is
     /// dequeued first, the held one then waiting in its queue.
     pub fn restore(mut self) -> Result<Option<i32>, InjectError> {
-        self.restored = true;
-        let stops_for = self.requeue_held()?;
-        put_back(self.tid, self.saved, self.mask, stops_for)
+        self.finished = true;
+        put_back(self.tid, self.saved, self.mask, self.held)
+    }
+
+    /// Leaves the thread in the trampoline's park loop (`pause` with every
+    /// signal blocked) instead of putting it back: let go, it waits there
+    /// without touching memory until a tracer takes it over again. The
+    /// signal it held stays queued. Returns the registers it had.
+    pub fn park(mut self) -> Result<libc::user_regs_struct, InjectError> {
+        let tid = self.tid;
+        let pid = Pid::from_raw(tid as i32);
+        let err = |call| move |source| InjectError::Ptrace { tid, call, source };
+        let mut regs = self.saved;
+        regs.rip = self.site.park;
+        regs.orig_rax = u64::MAX;
+        regs.rax = 0;
+        super::ptrace::set_sigmask(tid, !0).map_err(err("PTRACE_SETSIGMASK"))?;
+        ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
+        self.finished = true;
+        Ok(self.saved)
+    }
+
+    /// Puts the registers and signal mask `regs` and `mask` on the thread
+    /// instead of those it was borrowed with (a held thread going back to
+    /// where it was when its image was taken).
+    pub fn restore_to(mut self, regs: libc::user_regs_struct, mask: u64) -> Result<(), InjectError> {
+        self.finished = true;
+        put_back(self.tid, regs, mask, false).map(|_| ())
+    }
+
+    /// Whether the thread is in the trampoline's park loop.
+    pub fn parked(site: &Site, regs: &libc::user_regs_struct) -> bool {
+        let end = site.entry + trampoline::code().len() as u64;
+        (site.park..end).contains(&regs.rip)
     }
 
     /// Has the thread queue the signal it held, with its siginfo, to itself
-    /// (blocked until its mask goes back). Says whether it will stop on its
-    /// way to deliver it again: its mask lets it through, as it did.
-    fn requeue_held(&mut self) -> Result<bool, InjectError> {
-        let Some(info) = self.held else {
-            return Ok(false);
-        };
+    /// (blocked until its mask goes back), and remembers whether it will
+    /// stop on its way to deliver it again: its mask lets it through, as it
+    /// did.
+    fn requeue(&mut self, info: &[u8; 128]) -> Result<(), InjectError> {
         let signal = i32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-        self.site.write(HELD_SIGINFO_AT, &info)?;
+        self.site.write(HELD_SIGINFO_AT, info)?;
         let at = self.site.scratch + HELD_SIGINFO_AT;
         let (pid, tid) = (self.site.pid as u64, self.tid as u64);
         let ret = self.syscall(
@@ -276,18 +407,16 @@ impl Borrowed {
                 source: Errno::from_raw(-ret as i32),
             });
         }
-        Ok((1..=64).contains(&signal) && self.mask & (1 << (signal - 1)) == 0)
+        self.held = (1..=64).contains(&signal) && self.mask & (1 << (signal - 1)) == 0;
+        Ok(())
     }
 }
 
-/// Restores `regs` and turns the single-step trap's stop (a SIGTRAP on its
-/// way to delivery) back into the stop the thread was in. Left as it is, a
-/// tracer that dies would let the thread go with SIGTRAP delivered: the
-/// process would die of it. Continue without the signal: a thread that was
-/// in an interrupt stop is interrupted first and stops again at once; one
-/// that held a signal (queued again, and `held`: its mask lets it through)
-/// stops on its way to deliver it, before returning to user space either
-/// way.
+/// Puts `mask` and `regs` back on a thread stopped in the trampoline (an
+/// interrupt stop, as the freeze's own). The mask goes first: a thread let
+/// go between the two (a killed agent) then puts itself back from the
+/// trampoline with a mask that is already its own. A thread that `held` a
+/// signal is let run into the stop on its way to deliver it.
 fn put_back(
     tid: u32,
     regs: libc::user_regs_struct,
@@ -296,20 +425,19 @@ fn put_back(
 ) -> Result<Option<i32>, InjectError> {
     let pid = Pid::from_raw(tid as i32);
     let err = |call| move |source| InjectError::Ptrace { tid, call, source };
-    ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
     super::ptrace::set_sigmask(tid, mask).map_err(err("PTRACE_SETSIGMASK"))?;
+    ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
     if !held {
-        ptrace::interrupt(pid).map_err(err("PTRACE_INTERRUPT"))?;
+        return Ok(None);
     }
     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
     loop {
         match super::ptrace::wait_tid(tid) {
-            Ok(WaitStatus::PtraceEvent(..)) if !held => return Ok(None),
-            // A pending interrupt stops it first: on to the signal.
+            // An interrupt still pending stops it first: on to the signal.
             Ok(WaitStatus::PtraceEvent(..)) => {
                 ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
             }
-            Ok(WaitStatus::Stopped(_, signal)) if held => return Ok(Some(signal as i32)),
+            Ok(WaitStatus::Stopped(_, signal)) => return Ok(Some(signal as i32)),
             Ok(other) => {
                 return Err(InjectError::Unexpected {
                     tid,
@@ -324,9 +452,84 @@ fn put_back(
 
 impl Drop for Borrowed {
     fn drop(&mut self) {
-        if !self.restored {
-            let stops_for = self.requeue_held().unwrap_or(false);
-            let _ = put_back(self.tid, self.saved, self.mask, stops_for);
+        if !self.finished {
+            let _ = put_back(self.tid, self.saved, self.mask, self.held);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn regs() -> libc::user_regs_struct {
+        // SAFETY: plain integers; all zeroes is a valid value.
+        let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        r.rip = 0x1000;
+        r.rsp = 0x7fff_0000;
+        r.eflags = 0x246;
+        r.rbx = 7;
+        r.r15 = 9;
+        r
+    }
+
+    fn at(area: &[u8], offset: u64) -> u64 {
+        u64::from_ne_bytes(
+            area[offset as usize..offset as usize + 8]
+                .try_into()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_thread_outside_a_system_call_goes_on_where_it_was() {
+        let mut r = regs();
+        r.orig_rax = u64::MAX;
+        r.rax = 42;
+        let area = save_area(&r, 0b101);
+        assert_eq!(at(&area, save::RIP), 0x1000);
+        assert_eq!(at(&area, save::GPRS), 42);
+        assert_eq!(at(&area, save::GPRS + 8), 7);
+        assert_eq!(at(&area, save::GPRS + 14 * 8), 9);
+        assert_eq!(at(&area, save::MASK), 0b101);
+        assert_eq!(at(&area, save::RFLAGS), 0x246);
+        assert_eq!(at(&area, save::RSP), 0x7fff_0000);
+        assert_eq!(at(&area, save::TIMEOUT), WAIT_S);
+    }
+
+    #[test]
+    fn an_interrupted_system_call_is_restarted() {
+        for (rax, expect) in [(-512i64, 202u64), (-513, 202), (-514, 202)] {
+            let mut r = regs();
+            r.orig_rax = 202;
+            r.rax = rax as u64;
+            let area = save_area(&r, 0);
+            assert_eq!(at(&area, save::RIP), 0x1000 - 2);
+            assert_eq!(at(&area, save::GPRS), expect);
+        }
+        let mut r = regs();
+        r.orig_rax = 35;
+        r.rax = -516i64 as u64;
+        let area = save_area(&r, 0);
+        assert_eq!(at(&area, save::RIP), 0x1000 - 2);
+        assert_eq!(at(&area, save::GPRS), libc::SYS_restart_syscall as u64);
+    }
+
+    #[test]
+    fn a_finished_system_call_is_not_restarted() {
+        let mut r = regs();
+        r.orig_rax = 0;
+        r.rax = -4i64 as u64; // EINTR: the call returned
+        let area = save_area(&r, 0);
+        assert_eq!(at(&area, save::RIP), 0x1000);
+        assert_eq!(at(&area, save::GPRS), -4i64 as u64);
+    }
+
+    #[test]
+    fn the_trampoline_is_linked_into_the_agent() {
+        let code = trampoline::code();
+        assert!(code.len() > 64);
+        assert_eq!(&code[..2], &[0x0f, 0x05], "starts with `syscall`");
+        assert!(trampoline::fallback_offset() < code.len());
     }
 }

@@ -215,6 +215,9 @@ echo "{UNAME}$(uname -r)"
 echo "{LSM}$(cat /sys/kernel/security/lsm)"
 
 export SUSPEND_BIN_DIR={GUEST_BIN} HOME=/root TMPDIR=/tmp
+# The host runs the daemon-kill loop in full (200 suspends); each guest a
+# round of it.
+export SUSPEND_KILL_LOOP_ROUNDS=1
 # Debian's kernels load BPF LSM programs wherever bpf is an active LSM: the
 # freeze guard must be on there (the suite cannot assume it elsewhere).
 case ",$(cat /sys/kernel/security/lsm)," in
