@@ -1,8 +1,9 @@
 //! The trampoline: the few instructions, linked into every client, through
 //! which the agent runs a system call inside a stopped thread of it.
 //!
-//! The agent saves the thread's registers into the save area (in the
-//! client block's page), points the thread at [`ENTRY`] with the call's
+//! The agent saves the thread's registers into a save area (in the client
+//! block's page; below the thread's own stack pointer when several threads
+//! are borrowed at once), points the thread at the trampoline with the call's
 //! number and arguments in its registers and `rbx` at the save area, and
 //! lets it run. The trampoline makes the call, stores the result, bumps
 //! `done`, and waits in `ppoll` (no descriptors) for [`WAIT_S`] seconds, where
@@ -12,9 +13,12 @@
 //! very system call the thread was stopped in.
 //!
 //! If the agent is killed meanwhile, the kernel lets the thread go and the
-//! wait times out; the trampoline then puts the thread back by itself: the
-//! saved signal mask, every general-purpose register, the flags, the stack
-//! pointer and the instruction pointer (with an interrupted system call
+//! wait times out; the trampoline then puts the thread back by itself: it
+//! copies what it goes back to into a frame below the red zone of its own
+//! stack while every signal is still blocked, restores its signal mask
+//! (signals then delivered land below that frame), then every
+//! general-purpose register, the flags, the stack pointer and the
+//! instruction pointer (with an interrupted system call
 //! already turned into its restart by the agent). The thread goes on as if
 //! it had never been stopped: no single-step, no SIGTRAP, nothing for a dead
 //! tracer to leave behind.
@@ -56,9 +60,10 @@ pub mod save {
 /// back by itself.
 pub const WAIT_S: u64 = 5;
 
-/// Bytes of the stack below the red zone the trampoline uses when it puts
-/// a thread back (return address and flags), counted from the saved `rsp`.
-pub const STACK_BELOW: u64 = 144;
+/// Bytes below the saved `rsp` the trampoline uses when it puts a thread
+/// back (the red zone, then flags, return address, registers and mask): a
+/// save area on the thread's own stack must lie below them.
+pub const STACK_BELOW: u64 = 128 + 16 + 128;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 core::arch::global_asm!(
@@ -86,35 +91,73 @@ core::arch::global_asm!(
     "syscall",
     "suspend_trampoline_fallback:",
     "mov qword ptr [rbx + 32], 1",
-    // rt_sigprocmask(SIG_SETMASK, &mask, NULL, 8)
-    "mov eax, 14",
-    "mov edi, 2",
-    "lea rsi, [rbx + 40]",
-    "xor edx, edx",
-    "mov r10d, 8",
-    "syscall",
-    // Flags and return address below the red zone of the thread's stack.
+    // With every signal still blocked, everything the thread goes back to
+    // is copied out of the save area into a frame just below the red zone
+    // of its own stack: flags and return address, then the 15 registers
+    // and the mask. Signals let through by the mask land below the frame.
     "mov rsp, qword ptr [rbx + 64]",
     "sub rsp, 144",
     "mov rax, qword ptr [rbx + 48]",
     "mov qword ptr [rsp + 8], rax",
     "mov rax, qword ptr [rbx + 56]",
     "mov qword ptr [rsp], rax",
+    "sub rsp, 128",
     "mov rax, qword ptr [rbx + 72]",
-    "mov rcx, qword ptr [rbx + 88]",
-    "mov rdx, qword ptr [rbx + 96]",
-    "mov rsi, qword ptr [rbx + 104]",
-    "mov rdi, qword ptr [rbx + 112]",
-    "mov rbp, qword ptr [rbx + 120]",
-    "mov r8, qword ptr [rbx + 128]",
-    "mov r9, qword ptr [rbx + 136]",
-    "mov r10, qword ptr [rbx + 144]",
-    "mov r11, qword ptr [rbx + 152]",
-    "mov r12, qword ptr [rbx + 160]",
-    "mov r13, qword ptr [rbx + 168]",
-    "mov r14, qword ptr [rbx + 176]",
-    "mov r15, qword ptr [rbx + 184]",
-    "mov rbx, qword ptr [rbx + 80]",
+    "mov qword ptr [rsp], rax",
+    "mov rax, qword ptr [rbx + 80]",
+    "mov qword ptr [rsp + 8], rax",
+    "mov rax, qword ptr [rbx + 88]",
+    "mov qword ptr [rsp + 16], rax",
+    "mov rax, qword ptr [rbx + 96]",
+    "mov qword ptr [rsp + 24], rax",
+    "mov rax, qword ptr [rbx + 104]",
+    "mov qword ptr [rsp + 32], rax",
+    "mov rax, qword ptr [rbx + 112]",
+    "mov qword ptr [rsp + 40], rax",
+    "mov rax, qword ptr [rbx + 120]",
+    "mov qword ptr [rsp + 48], rax",
+    "mov rax, qword ptr [rbx + 128]",
+    "mov qword ptr [rsp + 56], rax",
+    "mov rax, qword ptr [rbx + 136]",
+    "mov qword ptr [rsp + 64], rax",
+    "mov rax, qword ptr [rbx + 144]",
+    "mov qword ptr [rsp + 72], rax",
+    "mov rax, qword ptr [rbx + 152]",
+    "mov qword ptr [rsp + 80], rax",
+    "mov rax, qword ptr [rbx + 160]",
+    "mov qword ptr [rsp + 88], rax",
+    "mov rax, qword ptr [rbx + 168]",
+    "mov qword ptr [rsp + 96], rax",
+    "mov rax, qword ptr [rbx + 176]",
+    "mov qword ptr [rsp + 104], rax",
+    "mov rax, qword ptr [rbx + 184]",
+    "mov qword ptr [rsp + 112], rax",
+    "mov rax, qword ptr [rbx + 40]",
+    "mov qword ptr [rsp + 120], rax",
+    // rt_sigprocmask(SIG_SETMASK, &mask, NULL, 8): the save area is no
+    // longer read from here on.
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rsp + 120]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    "mov rax, qword ptr [rsp]",
+    "mov rbx, qword ptr [rsp + 8]",
+    "mov rcx, qword ptr [rsp + 16]",
+    "mov rdx, qword ptr [rsp + 24]",
+    "mov rsi, qword ptr [rsp + 32]",
+    "mov rdi, qword ptr [rsp + 40]",
+    "mov rbp, qword ptr [rsp + 48]",
+    "mov r8, qword ptr [rsp + 56]",
+    "mov r9, qword ptr [rsp + 64]",
+    "mov r10, qword ptr [rsp + 72]",
+    "mov r11, qword ptr [rsp + 80]",
+    "mov r12, qword ptr [rsp + 88]",
+    "mov r13, qword ptr [rsp + 96]",
+    "mov r14, qword ptr [rsp + 104]",
+    "mov r15, qword ptr [rsp + 112]",
+    "add rsp, 128",
     "popfq",
     "ret 128",
     // Where a held process's threads wait: `pause` with every signal

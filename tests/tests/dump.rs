@@ -690,9 +690,14 @@ fn daemon_killed_while_a_thread_runs_a_call_for_it_does_not_kill_the_process() {
         .find(|l| l.contains("/memfd:suspend-client"))
         .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
         .expect("the client block");
-    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
-    let mut released = [0u8; 8];
-    std::os::unix::fs::FileExt::read_exact_at(&mem, &mut released, block + 3072 + 32).unwrap();
+    // Where the freeze guard is on, its lease outlives the dead agent by
+    // up to 10 s: memory readers are refused until then.
+    let released = wait_for("the freeze guard's lease to lapse", || {
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+        let mut released = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&mem, &mut released, block + 3072 + 32).ok()?;
+        Some(released)
+    });
     assert_eq!(
         u64::from_ne_bytes(released),
         1,

@@ -21,7 +21,7 @@ use log::{debug, warn};
 use nix::errno::Errno;
 use suspend_common::{
     freeze::FrozenTask,
-    registry::{STATE_FREEZING, STATE_FROZEN, STATE_SUSPENDING},
+    registry::{STATE_FREEZING, STATE_FROZEN, STATE_HELD, STATE_SUSPENDING},
 };
 
 pub use self::maps::{FreezeMaps, MapsError};
@@ -62,6 +62,8 @@ pub struct Frozen<'a> {
     watching: bool,
     /// The freeze guard (BPF LSM) holds for this process.
     guarded: bool,
+    /// The registry says `held`: let go, it stays so.
+    held: bool,
     done: bool,
 }
 
@@ -102,7 +104,7 @@ fn task_ids(pid: u32) -> Result<Vec<u32>, FreezeError> {
 /// Test hook, from the daemon's environment: `SUSPEND_FAULT_FREEZE_SIGNAL=N`
 /// sends every thread signal N as it is seized and lets it stop on its way
 /// to deliver it (what an interval timer firing mid-freeze does now and
-/// then). `None` when unset, or when the thread did not stop so within
+/// then), with an interrupt left pending. `None` when unset, or when the thread did not stop so within
 /// 200 ms (the signal blocked): it is then interrupted as usual.
 fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
     let signal: i32 = std::env::var("SUSPEND_FAULT_FREEZE_SIGNAL")
@@ -116,7 +118,13 @@ fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
         let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
         match waitpid(nix::unistd::Pid::from_raw(tid as i32), Some(flags)) {
-            Ok(WaitStatus::Stopped(_, s)) => return Some(ptrace::Stop::Signal(s as i32)),
+            Ok(WaitStatus::Stopped(_, s)) => {
+                // An interrupt that comes while it stops so stays pending
+                // (the freeze's own may): it stops the thread again as
+                // soon as it is let run.
+                let _ = ptrace::interrupt(tid);
+                return Some(ptrace::Stop::Signal(s as i32));
+            }
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => {
                 return Some(ptrace::Stop::Exited);
             }
@@ -151,6 +159,7 @@ impl<'a> Frozen<'a> {
             threads: Vec::new(),
             watching: false,
             guarded: false,
+            held: false,
             done: false,
         };
         // Guarded from before the first thread stops.
@@ -312,6 +321,19 @@ impl<'a> Frozen<'a> {
         Ok(())
     }
 
+    /// Marks it `held` in the registry (its threads are about to be
+    /// parked), or back to `frozen`.
+    pub fn set_held(&mut self, held: bool) {
+        let pid = self.pid;
+        let (from, to) = if held {
+            (STATE_FROZEN, STATE_HELD)
+        } else {
+            (STATE_HELD, STATE_FROZEN)
+        };
+        let _ = self.registry.with(|r| r.set_state(pid, Some(from), to));
+        self.held = held;
+    }
+
     /// Lets every thread go (also what dropping does).
     pub fn release(mut self) {
         self.finish(true);
@@ -345,6 +367,9 @@ impl<'a> Frozen<'a> {
             self.maps.unguard(self.pid);
         }
         let pid = self.pid;
+        if self.held {
+            return;
+        }
         for from in [STATE_FROZEN, STATE_FREEZING] {
             // Back to SUSPENDING: the handshake's clean-up makes it
             // REGISTERED once the client has been told.

@@ -126,6 +126,11 @@ impl Site {
         })
     }
 
+    /// Where the park loop is in the process.
+    pub fn park_address(&self) -> u64 {
+        self.park
+    }
+
     /// The scratch area's address in the process.
     pub fn scratch(&self) -> u64 {
         self.scratch
@@ -146,12 +151,13 @@ impl Site {
         write(self.pid, self.scratch, &[0u8; SCRATCH_LEN])?;
         write(self.pid, self.save, &[0u8; save::LEN])
     }
+}
 
-    fn save_u64(&self, offset: u64) -> Result<u64, InjectError> {
-        let mut b = [0u8; 8];
-        read(self.pid, self.save + offset, &mut b)?;
-        Ok(u64::from_ne_bytes(b))
-    }
+/// Reads a `u64` of the save area at `area` in `pid`.
+fn area_u64(pid: u32, area: u64, offset: u64) -> Result<u64, InjectError> {
+    let mut b = [0u8; 8];
+    read(pid, area + offset, &mut b)?;
+    Ok(u64::from_ne_bytes(b))
 }
 
 fn read(pid: u32, addr: u64, buf: &mut [u8]) -> Result<(), InjectError> {
@@ -225,8 +231,13 @@ pub struct Borrowed {
     /// It was stopped on its way to deliver a signal, now queued to it
     /// again.
     held: bool,
+    /// Its save area: the shared one in the client block page, or one
+    /// below its own stack.
+    area: u64,
     /// `done` as last seen in the save area.
     done: u64,
+    /// Its mask is the agent's (every signal blocked).
+    masked: bool,
     /// Put back already, or went on by itself: nothing to do on drop.
     finished: bool,
 }
@@ -238,7 +249,18 @@ impl Borrowed {
     /// Saves the registers of stopped thread `tid`; `held` is the signal
     /// it is stopped on its way to deliver, if it is: it is queued to it
     /// again at once.
+    /// Its save area is the client block page's: one thread at a time.
     pub fn new(tid: u32, site: Site, held: Option<i32>) -> Result<Self, InjectError> {
+        Self::borrow(tid, site, held, false)
+    }
+
+    /// Like [`Borrowed::new`], with its save area below its own stack, so
+    /// that any number of threads may be borrowed at once.
+    pub fn on_own_stack(tid: u32, site: Site, held: Option<i32>) -> Result<Self, InjectError> {
+        Self::borrow(tid, site, held, true)
+    }
+
+    fn borrow(tid: u32, site: Site, held: Option<i32>, own: bool) -> Result<Self, InjectError> {
         let ptrace_err = |call| move |source| InjectError::Ptrace { tid, call, source };
         let saved =
             ptrace::getregs(Pid::from_raw(tid as i32)).map_err(ptrace_err("PTRACE_GETREGS"))?;
@@ -247,16 +269,25 @@ impl Borrowed {
             .transpose()
             .map_err(ptrace_err("PTRACE_GETSIGINFO"))?;
         let mask = super::ptrace::sigmask(tid).map_err(ptrace_err("PTRACE_GETSIGMASK"))?;
-        write(site.pid, site.save, &save_area(&saved, mask))?;
-        let done = site.save_u64(save::DONE)?;
-        super::ptrace::set_sigmask(tid, !0).map_err(ptrace_err("PTRACE_SETSIGMASK"))?;
+        let area = if own {
+            saved
+                .rsp
+                .wrapping_sub(trampoline::STACK_BELOW + 64 + save::LEN as u64)
+                & !63
+        } else {
+            site.save
+        };
+        write(site.pid, area, &save_area(&saved, mask))?;
+        let done = area_u64(site.pid, area, save::DONE)?;
         let mut borrowed = Self {
             tid,
             saved,
             mask,
             site,
             held: false,
+            area,
             done,
+            masked: false,
             finished: false,
         };
         if let Some(info) = info {
@@ -281,17 +312,46 @@ impl Borrowed {
         regs.r10 = args[3];
         regs.r8 = args[4];
         regs.r9 = args[5];
-        regs.rbx = self.site.save;
-        // Below the red zone, aligned: the trampoline itself uses no stack.
-        regs.rsp = (self.saved.rsp - 256) & !15;
+        regs.rbx = self.area;
+        // Below the red zone and the save area, aligned: the trampoline
+        // itself uses no stack.
+        regs.rsp = (self
+            .area
+            .min(self.saved.rsp.wrapping_sub(trampoline::STACK_BELOW))
+            .wrapping_sub(64))
+            & !15;
         ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
+        // Blocked only now, with the thread pointed at the trampoline: let
+        // go by a killed agent, it puts its own mask back from there.
+        if !self.masked {
+            super::ptrace::set_sigmask(tid, !0).map_err(err("PTRACE_SETSIGMASK"))?;
+            self.masked = true;
+        }
         ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(2);
         let done = loop {
-            let done = self.site.save_u64(save::DONE)?;
+            let done = area_u64(self.site.pid, self.area, save::DONE)?;
             if done != self.done {
                 break done;
+            }
+            // An interrupt still pending (one that came while the thread
+            // was stopping for a signal) stops it again before it runs:
+            // let it go on.
+            use nix::sys::wait::{WaitPidFlag, waitpid};
+            match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
+                    continue;
+                }
+                Ok(other) => {
+                    return Err(InjectError::Unexpected {
+                        tid,
+                        what: format!("{other:?}"),
+                    });
+                }
+                Err(source) => return Err(err("waitpid")(source)),
             }
             if crate::procfs::exiting(tid) {
                 return Err(InjectError::Unexpected {
@@ -310,7 +370,7 @@ impl Borrowed {
         };
         self.done = done;
         self.stop()?;
-        Ok(self.site.save_u64(save::RESULT)? as i64)
+        Ok(area_u64(self.site.pid, self.area, save::RESULT)? as i64)
     }
 
     /// Stops the thread (in the trampoline's wait) and checks that it has
@@ -358,8 +418,8 @@ impl Borrowed {
     /// Leaves the thread in the trampoline's park loop (`pause` with every
     /// signal blocked) instead of putting it back: let go, it waits there
     /// without touching memory until a tracer takes it over again. The
-    /// signal it held stays queued. Returns the registers it had.
-    pub fn park(mut self) -> Result<libc::user_regs_struct, InjectError> {
+    /// signal it held stays queued.
+    pub fn park(&mut self) -> Result<(), InjectError> {
         let tid = self.tid;
         let pid = Pid::from_raw(tid as i32);
         let err = |call| move |source| InjectError::Ptrace { tid, call, source };
@@ -367,16 +427,20 @@ impl Borrowed {
         regs.rip = self.site.park;
         regs.orig_rax = u64::MAX;
         regs.rax = 0;
-        super::ptrace::set_sigmask(tid, !0).map_err(err("PTRACE_SETSIGMASK"))?;
         ptrace::setregs(pid, regs).map_err(err("PTRACE_SETREGS"))?;
+        super::ptrace::set_sigmask(tid, !0).map_err(err("PTRACE_SETSIGMASK"))?;
         self.finished = true;
-        Ok(self.saved)
+        Ok(())
     }
 
     /// Puts the registers and signal mask `regs` and `mask` on the thread
     /// instead of those it was borrowed with (a held thread going back to
     /// where it was when its image was taken).
-    pub fn restore_to(mut self, regs: libc::user_regs_struct, mask: u64) -> Result<(), InjectError> {
+    pub fn restore_to(
+        mut self,
+        regs: libc::user_regs_struct,
+        mask: u64,
+    ) -> Result<(), InjectError> {
         self.finished = true;
         put_back(self.tid, regs, mask, false).map(|_| ())
     }
