@@ -35,6 +35,10 @@ pub enum Request {
         /// Leave out fds that cannot be restored instead of refusing.
         #[serde(default)]
         drop_unsupported_fds: bool,
+        /// Hold the process (park it, release its memory) instead of
+        /// killing it.
+        #[serde(default)]
+        hold: bool,
     },
     /// Is the daemon there?
     Ping,
@@ -136,11 +140,12 @@ mod tests {
             dir: Some("/img".into()),
             leave_running: true,
             drop_unsupported_fds: false,
+            hold: false,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(
             text,
-            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":false,"dir":"/img","leave_running":true,"drop_unsupported_fds":false}"#
+            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":false,"dir":"/img","leave_running":true,"drop_unsupported_fds":false,"hold":false}"#
         );
         // Older CLIs send no image fields.
         let old = r#"{"op":"suspend","pid":7,"timeout_ms":1,"wait":false,"dry_run":true}"#;

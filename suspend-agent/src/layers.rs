@@ -11,7 +11,7 @@
 //! | 4 | `tracee` | a thread held with ptrace; syscalls run inside it |
 //! | 5 | `registry` | the pinned registry map and who may change it |
 //! | 6 | `freeze` | stopping every thread of a process |
-//! | 7 | `dump`, `restore` | the two flows: process → image, image → process |
+//! | 7 | `dump`, `restore`, `hold` | the flows: process → image, image → process; a held process parked and refilled |
 //! | 8 | `control` | the CLI ⇄ daemon protocol |
 //! | 9 | `daemon` | the daemon: eBPF programs, sockets, handshakes |
 //! | 10 | `cli` | the subcommands |
@@ -25,7 +25,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["tracee"],
     &["registry"],
     &["freeze"],
-    &["dump", "restore"],
+    &["dump", "restore", "hold"],
     &["control"],
     &["daemon"],
     &["cli"],

@@ -12,6 +12,7 @@ mod daemon;
 mod dump;
 mod exit;
 mod freeze;
+mod hold;
 mod image;
 mod layers;
 mod mounts;

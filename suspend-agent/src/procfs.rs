@@ -7,6 +7,8 @@ use std::{fs, io, path::PathBuf};
 
 use suspend_common::paths::CLIENT_MEMFD_NAME;
 
+use crate::image::format::MmFields;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
     #[error("pid {pid}: no such process")]
@@ -245,6 +247,49 @@ pub fn resident_bytes(pid: u32) -> Result<u64, ProcError> {
         * 1024)
 }
 
+/// Its whole resident memory (`VmRSS`), bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64, ProcError> {
+    let text = read(pid, "status")?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024)
+}
+
+/// The mm fields of `/proc/PID/stat` (fields 26–28 and 45–51).
+pub fn parse_stat_mm(text: &str) -> Option<MmFields> {
+    let rest = &text[text.rfind(')')? + 1..];
+    // Field n (1-based) is at index n - 3 after the `)`.
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let at = |n: usize| f.get(n - 3).copied();
+    Some(MmFields {
+        start_code: at(26)?,
+        end_code: at(27)?,
+        start_stack: at(28)?,
+        start_data: at(45)?,
+        end_data: at(46)?,
+        start_brk: at(47)?,
+        arg_start: at(48)?,
+        arg_end: at(49)?,
+        env_start: at(50)?,
+        env_end: at(51)?,
+    })
+}
+
+/// The mm fields of `pid` (see [`parse_stat_mm`]).
+pub fn mm_fields(pid: u32) -> Result<MmFields, ProcError> {
+    let text = read(pid, "stat")?;
+    parse_stat_mm(&text).ok_or(ProcError::Parse {
+        path: format!("/proc/{pid}/stat").into(),
+        what: "its mm fields",
+    })
+}
+
 /// Every process (thread-group) id in `/proc`.
 pub fn pids() -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();
@@ -354,5 +399,22 @@ Max realtime timeout      unlimited            unlimited            us        \n
             7ffd6a9e0000-7ffd6aa01000 rw-p 00000000 00:00 0 [stack]\n";
         assert_eq!(find_client_block(maps), Some(0x7f1c2e400000));
         assert_eq!(find_client_block("7f00-7f01 rw-p 0 00:00 0 [heap]\n"), None);
+    }
+
+    #[test]
+    fn stat_mm_fields() {
+        // A real line (kernel 6.18), with a command name holding ") (".
+        let stat = "4242 (a) (b) S 1 4242 4242 0 -1 4194560 139 0 0 0 0 0 0 0 20 0 1 0 987654 2318336 219 \
+            18446744073709551615 94000000000000 94000000100000 140730000000000 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 \
+            94000000200000 94000000300000 94000001000000 140730000001000 140730000002000 140730000002000 140730000003000 0";
+        let mm = parse_stat_mm(stat).unwrap();
+        assert_eq!(mm.start_code, 94000000000000);
+        assert_eq!(mm.end_code, 94000000100000);
+        assert_eq!(mm.start_stack, 140730000000000);
+        assert_eq!(mm.start_data, 94000000200000);
+        assert_eq!(mm.end_data, 94000000300000);
+        assert_eq!(mm.start_brk, 94000001000000);
+        assert_eq!(mm.arg_start, 140730000001000);
+        assert_eq!(mm.env_end, 140730000003000);
     }
 }

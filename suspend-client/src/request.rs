@@ -140,6 +140,10 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
     if !conn.is_alive() {
         return; // the agent gave up waiting (timeout): nothing was asked
     }
+    // Which socket the connection is: after a resume it tells a held
+    // process (the same socket) from one restored from its image (the
+    // number is not open, or is another file).
+    let socket = sys::fd_inode(conn.0);
     let decision = STATE.call_on_suspend(&request);
     let answer = Message {
         request_id: request.id,
@@ -180,10 +184,14 @@ fn finish(conn: Conn, request: SuspendRequest, _serving: Serving) {
         _reserved: 0,
     };
     if reason == Reason::Restored.code() {
-        // A new process, as far as the kernel and the agent know: the
-        // connection's fd number is not open in it, and the agent must hear
-        // of the registration again before anyone asks to suspend it.
-        let _ = conn.into_raw();
+        // Restored from its image, a new process as far as the kernel and
+        // the agent know: the connection's fd number is not open in it (or
+        // is another file), and the agent must hear of the registration
+        // again before anyone asks to suspend it. Held, it is the same
+        // process, and its connection is closed as usual.
+        if socket.is_none() || sys::fd_inode(conn.0) != socket {
+            let _ = conn.into_raw();
+        }
         crate::registration::announce_again();
         STATE.call_on_resume(&info);
         return;

@@ -66,6 +66,15 @@ pub fn futex_wake_all(word: &AtomicU32) {
 }
 
 /// `CLOCK_BOOTTIME` in nanoseconds.
+/// The inode of what `fd` refers to, if it is open (async-signal-safe).
+pub fn fd_inode(fd: libc::c_int) -> Option<u64> {
+    // SAFETY: fstat writes a `stat` we own; any fd number is fine.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        (libc::fstat(fd, &mut st) == 0).then_some(st.st_ino)
+    }
+}
+
 pub fn boottime_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -21,6 +21,10 @@ pub const STATE_FREEZING: u32 = 4;
 /// Every thread is stopped for good and being dumped; eBPF counts any of
 /// them that runs (`frozen_tasks`).
 pub const STATE_FROZEN: u32 = 5;
+/// Held: its image is written, every thread is parked in the client's
+/// trampoline with every signal blocked, its memory is released; the
+/// process keeps its pid and every kernel object until it is resumed.
+pub const STATE_HELD: u32 = 6;
 
 /// Callbacks run on the client library's helper thread.
 pub const CONTEXT_THREAD: u32 = 0;
@@ -89,6 +93,7 @@ pub const fn state_name(state: u32) -> &'static str {
         STATE_SUSPENDING => "suspending",
         STATE_FREEZING => "freezing",
         STATE_FROZEN => "frozen",
+        STATE_HELD => "held",
         _ => "unknown",
     }
 }

@@ -5,7 +5,7 @@ use std::fs;
 use serde::Serialize;
 use suspend_common::registry::{Registration, context_name, state_name};
 
-use crate::{exit, registry::Registry, sys};
+use crate::{exit, hold::HeldRecord, procfs, registry::Registry, sys};
 
 /// List the processes that opted in
 ///
@@ -16,7 +16,10 @@ use crate::{exit, registry::Registry, sys};
 /// replaced, suspending: a handshake is running), SIGNALS (suspend/resume),
 /// CONTEXT (where callbacks run: thread or signal), AGE (since it
 /// registered), SENT/DELIVERED (suspend signals the kernel generated for it /
-/// delivered to its handler, counted by eBPF), COMMAND.
+/// delivered to its handler, counted by eBPF), COMMAND. A held process
+/// (`suspend --hold`) has a second line: how long it has been held, its
+/// image, its resident memory now, and what only the held process has
+/// (not its image).
 #[derive(clap::Args)]
 pub struct Args {
     /// Print a JSON array instead of a table.
@@ -39,6 +42,30 @@ struct Row {
     resume_delivered: u32,
     handler_resets: u32,
     command: String,
+    /// For a held process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<Held>,
+}
+
+#[derive(Serialize)]
+struct Held {
+    image: std::path::PathBuf,
+    held_seconds: u64,
+    resident_bytes: u64,
+    held_only: Vec<String>,
+}
+
+fn held(pid: u32) -> Option<Held> {
+    let record = HeldRecord::find(pid).ok().flatten()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Some(Held {
+        image: record.image,
+        held_seconds: now.saturating_sub(record.since),
+        resident_bytes: procfs::rss_bytes(pid).unwrap_or(0),
+        held_only: record.held_only,
+    })
 }
 
 fn row(reg: &Registration, now_ns: u64) -> Row {
@@ -59,6 +86,7 @@ fn row(reg: &Registration, now_ns: u64) -> Row {
         resume_delivered: reg.resume_delivered,
         handler_resets: reg.handler_resets,
         command,
+        held: held(reg.pid),
     }
 }
 
@@ -101,6 +129,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             format!("{}/{}", r.suspend_sent, r.suspend_delivered),
             r.command
         );
+        if let Some(h) = &r.held {
+            let only = if h.held_only.is_empty() {
+                String::new()
+            } else {
+                format!("; only in the held process: {}", h.held_only.join(", "))
+            };
+            println!(
+                "{:>7} held {}, image {}, resident {} KiB{only}",
+                "",
+                age(h.held_seconds as f64),
+                h.image.display(),
+                h.resident_bytes / 1024
+            );
+        }
     }
     Ok(exit::OK)
 }

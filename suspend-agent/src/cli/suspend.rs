@@ -45,8 +45,15 @@ pub struct Args {
     )]
     dir: Option<PathBuf>,
     /// Keep the process running after its image is written.
-    #[arg(long, requires = "dir")]
+    #[arg(long, requires = "dir", conflicts_with = "hold")]
     leave_running: bool,
+    /// Hold the process instead of killing it: it keeps its pid and every
+    /// kernel object (sockets, locks, pipes, timers, children, terminal),
+    /// its threads wait parked, its private memory is released. `resume`
+    /// refills it. Sockets, pipes and other files an image cannot hold do
+    /// not prevent it (they stay in the held process).
+    #[arg(long, requires = "dir")]
+    hold: bool,
     /// Leave files an image cannot hold out of it instead of refusing.
     #[arg(long, requires = "dir")]
     drop_unsupported_fds: bool,
@@ -123,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         dir,
         leave_running: args.leave_running,
         drop_unsupported_fds: args.drop_unsupported_fds,
+        hold: args.hold,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let (outcome, message) = control::call(

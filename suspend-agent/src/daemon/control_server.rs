@@ -64,6 +64,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             dir,
             leave_running,
             drop_unsupported_fds,
+            hold,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -73,6 +74,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                 dir,
                 leave_running,
                 drop_unsupported_fds,
+                hold,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

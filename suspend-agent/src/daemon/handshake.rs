@@ -45,6 +45,7 @@ pub struct SuspendArgs {
     pub dir: Option<std::path::PathBuf>,
     pub leave_running: bool,
     pub drop_unsupported_fds: bool,
+    pub hold: bool,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

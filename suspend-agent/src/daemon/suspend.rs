@@ -32,12 +32,21 @@ enum TakeError {
     Dump(#[from] DumpError),
     #[error("the image is written but killing the process failed: {0}")]
     Kill(#[source] io::Error),
+    #[error("holding it failed (its image was removed): {0}")]
+    Hold(#[source] crate::hold::HoldError),
 }
 
 struct Taken {
     summary: Summary,
     frozen_for: Duration,
-    killed: bool,
+    end: End,
+}
+
+/// What became of the process once its image was durable.
+enum End {
+    Killed,
+    LeftRunning,
+    Held(crate::hold::Parked),
 }
 
 fn mib(bytes: u64) -> String {
@@ -71,8 +80,28 @@ pub async fn take(
     };
     let skip_fd = Some(client_fd as i32);
 
-    // What cannot be saved is refused before anything is frozen.
-    if !args.drop_unsupported_fds {
+    // What cannot be held is refused before anything is frozen.
+    if args.hold {
+        let refusal = match crate::hold::refusals(pid) {
+            Ok(refused) if refused.is_empty() => None,
+            Ok(refused) => Some((
+                Outcome::Unsupported,
+                format!(
+                    "pid {pid} cannot be held: {}; nothing was frozen",
+                    refused.join("; ")
+                ),
+            )),
+            Err(e) => Some((Outcome::Error, e.to_string())),
+        };
+        if let Some((outcome, message)) = refusal {
+            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+        }
+    }
+
+    // What cannot be saved is refused before anything is frozen (a held
+    // process keeps it: the image records it as held only).
+    if !args.drop_unsupported_fds && !args.hold {
         let bad = dump::list_files(pid, skip_fd).map(|files| {
             dump::unrestorable(pid, &files)
                 .into_iter()
@@ -98,8 +127,13 @@ pub async fn take(
     }
 
     // Nor what confines it that an image cannot hold (seccomp).
+    let mut held_only = Vec::new();
     let confined = match dump::confinement::refusals(pid) {
         Ok(refused) if refused.is_empty() => None,
+        Ok(refused) if args.hold => {
+            held_only = refused;
+            None
+        }
         Ok(refused) => Some((
             Outcome::Unsupported,
             format!("pid {pid}: {}; nothing was frozen", refused.join("; ")),
@@ -115,8 +149,11 @@ pub async fn take(
         dir: dir.clone(),
         drop_unsupported: args.drop_unsupported_fds,
         skip_fd,
+        held: args.hold,
+        held_only,
     };
     let leave_running = args.leave_running;
+    let hold = args.hold;
     let state = state.clone();
     let report = progress.clone();
     // ptrace binds a tracee to the tracer thread: freeze, dump and finish
@@ -156,7 +193,31 @@ pub async fn take(
             return Ok(Taken {
                 summary,
                 frozen_for,
-                killed: false,
+                end: End::LeftRunning,
+            });
+        }
+        if hold {
+            // Parked and its memory released only once the image is
+            // durable.
+            let held_only = dumped.held_only.clone();
+            let summary = dumped.finish(&key)?;
+            let parked = match crate::hold::park(&mut frozen, &summary.path, held_only) {
+                Ok(parked) => parked,
+                Err(e) => {
+                    // Still frozen as it was: it goes on, and the image of
+                    // a process that went on must not be resumed.
+                    if let Err(rm) = std::fs::remove_dir_all(&summary.path) {
+                        log::warn!("removing {}: {rm}", summary.path.display());
+                    }
+                    return Err(TakeError::Hold(e));
+                }
+            };
+            let frozen_for = frozen_at.elapsed();
+            frozen.release();
+            return Ok(Taken {
+                summary,
+                frozen_for,
+                end: End::Held(parked),
             });
         }
         // Killed only once the image is durable.
@@ -165,7 +226,7 @@ pub async fn take(
         Ok(Taken {
             summary,
             frozen_for: frozen_at.elapsed(),
-            killed: true,
+            end: End::Killed,
         })
     })
     .await;
@@ -180,7 +241,7 @@ pub async fn take(
         Ok(Taken {
             summary,
             frozen_for,
-            killed,
+            end,
         }) => {
             let what = format!(
                 "{} thread(s), {} mappings, {} pages ({}) in {}; frozen for {}",
@@ -191,7 +252,35 @@ pub async fn take(
                 took(summary.took),
                 took(frozen_for)
             );
-            if killed {
+            if let End::Held(parked) = &end {
+                let r = &parked.record;
+                let kept = if parked.kept.is_empty() {
+                    String::new()
+                } else {
+                    format!("; left resident: {}", parked.kept.join(", "))
+                };
+                let only = if r.held_only.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; only the held process has (not the image): {}",
+                        r.held_only.join(", ")
+                    )
+                };
+                (
+                    Outcome::Done,
+                    format!(
+                        "pid {pid} held, image in {}: {what}; its threads are parked, resident \
+                         memory {} -> {} (parked in {}){kept}{only}; `suspend-agent resume {}` \
+                         brings it back",
+                        summary.path.display(),
+                        mib(r.resident_before),
+                        mib(r.resident_after),
+                        took(parked.took),
+                        summary.path.display()
+                    ),
+                )
+            } else if matches!(end, End::Killed) {
                 (
                     Outcome::Done,
                     format!(
@@ -213,9 +302,8 @@ pub async fn take(
         }
         Err(e) => {
             let outcome = match e {
-                TakeError::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. }) => {
-                    Outcome::Unsupported
-                }
+                TakeError::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. })
+                | TakeError::Hold(crate::hold::HoldError::Refused { .. }) => Outcome::Unsupported,
                 _ => Outcome::Error,
             };
             let ran = tell(stream, request_id, REASON_ABORTED).await;

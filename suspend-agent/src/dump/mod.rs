@@ -85,6 +85,11 @@ pub struct DumpOptions {
     pub drop_unsupported: bool,
     /// The client's own connection to the agent (not part of its state).
     pub skip_fd: Option<i32>,
+    /// The process will be held, not killed: what the image cannot hold
+    /// stays in the process and is recorded as held only, not refused.
+    pub held: bool,
+    /// Held only already (found before the freeze).
+    pub held_only: Vec<String>,
 }
 
 /// What was written.
@@ -133,10 +138,14 @@ pub fn dump(
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
     let bad = files::unrestorable(pid, &files);
+    let mut held_only = options.held_only.clone();
     if !bad.is_empty() {
-        if !options.drop_unsupported {
+        if !options.drop_unsupported && !options.held {
             let fds = bad.into_iter().map(|(_, what)| what).collect();
             return Err(DumpError::Unsupported { pid, fds });
+        }
+        if options.held && !options.drop_unsupported {
+            held_only.extend(bad.iter().map(|(_, what)| what.clone()));
         }
         files.retain(|f| !bad.iter().any(|(fd, _)| *fd == f.fd));
     }
@@ -164,7 +173,32 @@ pub fn dump(
         .find(|t| t.tid == pid)
         .unwrap_or(&threads[0])
         .tid;
+    // A parent-death signal is relative to the parent, which a resume
+    // from the image does not give back (the resume command is the new
+    // one, and it exits at once): refused rather than fired or lost —
+    // unless the process is held, and keeps its parent.
+    for t in &threads {
+        let Some(signal) = inside.threads.get(&t.tid).map(|t| t.pdeathsig) else {
+            continue;
+        };
+        if signal == 0 {
+            continue;
+        }
+        let what = format!(
+            "thread {} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is \
+             not restored from an image",
+            t.tid
+        );
+        if !options.held {
+            return Err(DumpError::Confined {
+                pid,
+                what: format!("{what}, so a resume could not keep it"),
+            });
+        }
+        held_only.push(what);
+    }
     let mut process = process::save(pid, leader, threads.len() as u32)?;
+    process.held_only = held_only.clone();
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;
@@ -178,19 +212,6 @@ pub fn dump(
     for t in &threads {
         let mut thread = thread::save(pid, t, xstate_size)?;
         let told = inside.threads.get(&t.tid);
-        // A parent-death signal is relative to the parent, which a resume
-        // does not give back (the resume command is the new one, and it
-        // exits at once): refused rather than fired or lost.
-        if let Some(signal) = told.map(|t| t.pdeathsig).filter(|s| *s != 0) {
-            return Err(DumpError::Confined {
-                pid,
-                what: format!(
-                    "thread {} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its \
-                     parent is not restored, so a resume could not keep it",
-                    t.tid
-                ),
-            });
-        }
         if let Some(told) = told {
             thread.sigaltstack = told.altstack.clone();
             thread.tid_address = told.tid_address;
@@ -279,6 +300,7 @@ pub fn dump(
     let bytes = image.page_bytes();
     Ok(Dumped {
         image,
+        held_only,
         threads: threads.len(),
         mappings,
         pages,
@@ -292,6 +314,8 @@ pub fn dump(
 /// then killed.
 pub struct Dumped {
     image: ImageWriter,
+    /// What the image does not hold and only a held process keeps.
+    pub held_only: Vec<String>,
     threads: usize,
     /// Their page runs are hashed and they are recorded at `finish`.
     mappings: Vec<Mapping>,

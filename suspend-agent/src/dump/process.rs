@@ -7,7 +7,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::DumpError;
 use crate::{
-    image::format::{Creds, FileId, MmFields, Process, Rlimit},
+    image::format::{Creds, FileId, Process, Rlimit},
     tracee::ptrace,
 };
 
@@ -76,34 +76,12 @@ pub fn parse_status(text: &str) -> Option<(Creds, u32, u32)> {
     Some((creds, umask, ppid))
 }
 
-/// The mm fields of `/proc/PID/stat` (fields 26–28 and 45–51).
-pub fn parse_stat_mm(text: &str) -> Option<MmFields> {
-    let rest = &text[text.rfind(')')? + 1..];
-    // Field n (1-based) is at index n - 3 after the `)`.
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let at = |n: usize| f.get(n - 3).copied();
-    Some(MmFields {
-        start_code: at(26)?,
-        end_code: at(27)?,
-        start_stack: at(28)?,
-        start_data: at(45)?,
-        end_data: at(46)?,
-        start_brk: at(47)?,
-        arg_start: at(48)?,
-        arg_end: at(49)?,
-        env_start: at(50)?,
-        env_end: at(51)?,
-    })
-}
-
 pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     let bad = |what: &'static str| DumpError::Parse { pid, what };
     let (creds, umask, ppid) =
         parse_status(&read(pid, "status")?).ok_or_else(|| bad("/proc/PID/status"))?;
-    let mm = parse_stat_mm(&read(pid, "stat")?).ok_or_else(|| bad("/proc/PID/stat"))?;
+    let mm =
+        crate::procfs::parse_stat_mm(&read(pid, "stat")?).ok_or_else(|| bad("/proc/PID/stat"))?;
     let auxv_path = format!("/proc/{pid}/auxv");
     let auxv = fs::read(&auxv_path).map_err(|source| DumpError::Proc {
         pid,
@@ -165,6 +143,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         itimers: Vec::new(),
         // `/proc` and asked from inside (dump::mod).
         attributes: None,
+        held_only: Vec::new(),
     })
 }
 
@@ -192,22 +171,5 @@ mod tests {
         assert_eq!(creds.groups, [4, 24, 27]);
         assert_eq!(umask, 0o027);
         assert_eq!(ppid, 41);
-    }
-
-    #[test]
-    fn stat_mm_fields() {
-        // A real line (kernel 6.18), with a command name holding ") (".
-        let stat = "4242 (a) (b) S 1 4242 4242 0 -1 4194560 139 0 0 0 0 0 0 0 20 0 1 0 987654 2318336 219 \
-            18446744073709551615 94000000000000 94000000100000 140730000000000 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 \
-            94000000200000 94000000300000 94000001000000 140730000001000 140730000002000 140730000002000 140730000003000 0";
-        let mm = parse_stat_mm(stat).unwrap();
-        assert_eq!(mm.start_code, 94000000000000);
-        assert_eq!(mm.end_code, 94000000100000);
-        assert_eq!(mm.start_stack, 140730000000000);
-        assert_eq!(mm.start_data, 94000000200000);
-        assert_eq!(mm.end_data, 94000000300000);
-        assert_eq!(mm.start_brk, 94000001000000);
-        assert_eq!(mm.arg_start, 140730000001000);
-        assert_eq!(mm.env_end, 140730000003000);
     }
 }

@@ -157,6 +157,11 @@ pub struct Process {
     /// What `prctl` and `/proc` keep for the whole process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes: Option<Attributes>,
+    /// What the process had that this image does not hold (it was held,
+    /// and those stayed in the held process): a resume from the image
+    /// alone refuses it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_only: Vec<String>,
 }
 
 /// Process-wide attributes a resume gives back.

@@ -265,10 +265,7 @@ impl Image {
             paths::CLIENT_MEMFD_NAME,
         };
         let needle = format!("/memfd:{CLIENT_MEMFD_NAME}");
-        let mapping = self
-            .mappings
-            .iter()
-            .find(|m| m.path.starts_with(&needle))?;
+        let mapping = self.mappings.iter().find(|m| m.path.starts_with(&needle))?;
         let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
         let pages = std::fs::File::open(self.dir.join(PAGES_FILE)).ok()?;
         let mut raw = [0u8; size_of::<ClientBlock>()];
@@ -357,6 +354,7 @@ mod tests {
             brk: Some(0x20000),
             itimers: vec![],
             attributes: None,
+            held_only: Vec::new(),
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {

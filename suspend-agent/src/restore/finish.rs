@@ -13,10 +13,7 @@ use suspend_common::paths::CLIENT_MEMFD_NAME;
 
 use super::{RestoreError, child::Created, plan::Plan};
 use crate::{
-    image::{
-        Image,
-        format::Regs,
-    },
+    image::{Image, format::Regs},
     procfs::vmas,
     tracee::{
         inject::{Borrowed, Site},

@@ -98,6 +98,16 @@ pub struct Resumed {
     pub took: Duration,
 }
 
+/// Reads and checks the image in `dir` for a held process's refill: its
+/// signature and records (pages are checked as they are written back),
+/// and who owns its directory.
+pub fn read_for_refill(dir: &Path) -> Result<Image, RestoreError> {
+    let trusted = Keys::system()?.trusted()?;
+    let image = Image::read(dir, false, &trusted)?;
+    validate::directory(&image)?;
+    Ok(image)
+}
+
 /// Resumes the image in `dir`.
 pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let started = Instant::now();

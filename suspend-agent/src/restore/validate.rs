@@ -24,6 +24,13 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     #[error(
+        "the process was held, and parts of it live only in the held process, not in this \
+         image: {}; the held process is gone (killed, or the machine rebooted), so they cannot \
+         come back",
+        .what.join("; ")
+    )]
+    HeldOnly { what: Vec<String> },
+    #[error(
         "the image is not consistent: thread(s) {ran:?} ran while it was taken (its run witness \
          fired); it was never meant to be resumed"
     )]
@@ -121,6 +128,11 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     }
     if image.threads.is_empty() {
         return Err(Refusal::NoThreads);
+    }
+    if !image.process.held_only.is_empty() {
+        return Err(Refusal::HeldOnly {
+            what: image.process.held_only.clone(),
+        });
     }
     cpu(image)?;
     kernel_mappings(image)?;

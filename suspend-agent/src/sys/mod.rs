@@ -49,6 +49,27 @@ pub fn queue_signal(pid: u32, tid: u32, signal: i32, value: u64) -> io::Result<(
     Ok(())
 }
 
+/// Whether processes `a` and `b` share one address space (`kcmp`
+/// `KCMP_VM`): a `vfork` child runs on its parent's memory.
+pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
+    const KCMP_VM: libc::c_int = 1;
+    // SAFETY: kcmp takes no pointers for KCMP_VM.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            a as libc::pid_t,
+            b as libc::pid_t,
+            KCMP_VM,
+            0usize,
+            0usize,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
+}
+
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.
 pub fn write_process_memory(pid: u32, addr: u64, buf: &[u8]) -> io::Result<()> {
     let local = [io::IoSlice::new(buf)];

@@ -31,7 +31,8 @@
 //! ambient one, sets securebits and `no_new_privs`; `check` verifies every
 //! thread still has exactly that), `--seccomp` (sets `no_new_privs` and
 //! installs a seccomp filter that fails `getpriority` with `EPERM` and
-//! allows the rest; `check` verifies it still does), `--seccomp-no-nnp` (as
+//! allows the rest; `check` verifies it still does; `--seccomp-deny-pause`
+//! also fails pause(2)), `--seccomp-no-nnp` (as
 //! root: the same filter without `no_new_privs`, then drops
 //! `CAP_SYS_ADMIN`), `--sched` (every thread `SCHED_BATCH`, nice 7, on CPU
 //! 0 only; `check` verifies each thread still is), `--attributes` (a child
@@ -144,6 +145,10 @@ fn main() {
             "--own-handler" => own = true,
             "--confine" => confine = true,
             "--seccomp" => seccomp = true,
+            "--seccomp-deny-pause" => {
+                seccomp = true;
+                DENY_PAUSE.store(true, Ordering::SeqCst);
+            }
             "--seccomp-no-nnp" => seccomp_no_nnp = true,
             "--sched" => sched = true,
             "--attributes" => attributes = true,
@@ -331,6 +336,32 @@ fn main() {
                 let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
                 use std::os::fd::IntoRawFd as _;
                 println!("socket fds={},{}", a.into_raw_fd(), b.into_raw_fd());
+            }
+            ["serve"] => {
+                // A TCP echo server on loopback: every line a client sends
+                // comes back as `echo LINE`, each client on its own thread.
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let port = listener.local_addr().expect("address").port();
+                std::thread::spawn(move || {
+                    for stream in listener.incoming().flatten() {
+                        std::thread::spawn(move || {
+                            let mut out = stream.try_clone().expect("clone");
+                            for line in std::io::BufReader::new(stream).lines() {
+                                let Ok(line) = line else { break };
+                                if writeln!(out, "echo {line}").is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                });
+                println!("serving port={port}");
+            }
+            ["uffd"] => {
+                // A userfaultfd of its own, kept open.
+                // SAFETY: userfaultfd takes flags only.
+                let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+                println!("uffd fd={fd}");
             }
             ["flood", n] => {
                 let n: usize = n.parse().unwrap_or(0);
@@ -682,15 +713,26 @@ fn verify_sched() -> Result<(), String> {
 
 /// Whether `--seccomp` installed its filter.
 static SECCOMP: AtomicBool = AtomicBool::new(false);
+/// `--seccomp-deny-pause`: the filter fails pause(2) too.
+static DENY_PAUSE: AtomicBool = AtomicBool::new(false);
 
 /// A seccomp filter failing `getpriority` with `EPERM` and allowing the
 /// rest; with `nnp`, `no_new_privs` first, else (as root) installed with
 /// `CAP_SYS_ADMIN`, which is then dropped from every set.
 fn install_seccomp(nnp: bool) {
     let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    // `--seccomp-deny-pause` fails pause(2) too (a held thread waits in
+    // it); otherwise that test matches no system call.
+    let also = if DENY_PAUSE.load(Ordering::SeqCst) {
+        libc::SYS_pause as u32
+    } else {
+        u32::MAX
+    };
     let filter = [
         insn(0x20, 0, 0, 0),                                // ld [nr]
         insn(0x15, 0, 1, libc::SYS_getpriority as u32),     // jeq getpriority
+        insn(0x06, 0, 0, 0x0005_0000 | libc::EPERM as u32), // ret ERRNO(EPERM)
+        insn(0x15, 0, 1, also),                             // jeq also
         insn(0x06, 0, 0, 0x0005_0000 | libc::EPERM as u32), // ret ERRNO(EPERM)
         insn(0x06, 0, 0, 0x7fff_0000),                      // ret ALLOW
     ];

@@ -1,0 +1,742 @@
+//! A held suspension: the process keeps its pid and every kernel object
+//! (sockets with their peers, locks, pipes, timers, children, terminal);
+//! only its memory and CPU are released. Both halves live here: [`park`]
+//! after the image is durable, [`unpark`] at `resume`.
+//!
+//! **Park.** Every thread is borrowed through the client's trampoline
+//! ([`crate::tracee::inject`]) and left waiting in it, so a killed agent
+//! lets each go back to exactly where it was. Then the record is written
+//! ([`record`]) and the registry says `held`, and only then is each thread
+//! moved into the trampoline's park loop (`pause` with every signal
+//! blocked: signals sent meanwhile stay pending, `SIGKILL` still kills).
+//! Last, with every thread parked, their rseq registrations are dropped
+//! (the kernel must not write into memory that is about to go) and the
+//! process's private memory is released (`MADV_DONTNEED` on every private
+//! mapping, run by one of its threads): the pages are in the image. Shared
+//! memory stays (others may use it); so do locked mappings (`mlock`), named
+//! in the summary. The threads are let go parked: no agent is needed while
+//! it is held.
+//!
+//! **Unpark.** The threads are seized again and must all be in the park
+//! loop (else the process ran, and its image is not its state: refused);
+//! its mappings must be those of the image. Every saved page of its private
+//! mappings is written back (`/proc/PID/mem`, each run's hash checked
+//! first); a killed agent leaves it parked, to be refilled again. Then each
+//! thread registers its rseq again, the parked client thread gets the
+//! resume signal, and every thread gets back its registers and signal mask
+//! as the image has them — the same values it had when it was frozen — and
+//! is let go.
+//!
+//! What cannot be held is refused before anything is frozen
+//! ([`refusals`]): kernel objects that write into the process's memory
+//! behind its back (io_uring, AIO, a userfaultfd), device mappings, and a
+//! `vfork` child running on its memory.
+
+pub mod record;
+mod seccomp;
+
+use std::{
+    fs,
+    io::{self, Read as _},
+    os::unix::fs::{FileExt as _, FileTypeExt as _},
+    path::Path,
+    time::{Duration, Instant, SystemTime},
+};
+
+use log::{debug, warn};
+use nix::errno::Errno;
+
+pub use self::record::HeldRecord;
+use crate::{
+    freeze::Frozen,
+    image::{
+        Image,
+        format::{MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
+    },
+    procfs::{self, vmas},
+    tracee::{
+        inject::{Borrowed, InjectError, Site},
+        ptrace::{self, Stop},
+    },
+};
+
+/// `rseq(2)`: `RSEQ_FLAG_UNREGISTER`.
+const RSEQ_FLAG_UNREGISTER: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+    #[error("pid {pid}: thread {tid}: {call}: {source}")]
+    Ptrace {
+        pid: u32,
+        tid: u32,
+        call: &'static str,
+        source: Errno,
+    },
+    #[error("pid {pid}: {what}: {source}")]
+    Io {
+        pid: u32,
+        what: String,
+        source: io::Error,
+    },
+    #[error("pid {pid}: {what}")]
+    Proc { pid: u32, what: String },
+    #[error("pid {pid}: thread {tid}: rseq({op}): {source}")]
+    Rseq {
+        pid: u32,
+        tid: u32,
+        op: &'static str,
+        source: Errno,
+    },
+    #[error("pid {pid} is not held as its record says: {why}")]
+    NotHeld { pid: u32, why: String },
+    #[error("pid {pid}: {what}")]
+    Pages { pid: u32, what: String },
+    /// Found once frozen: it cannot be held (nothing was lost; it goes on).
+    #[error("pid {pid} cannot be held: {what}")]
+    Refused { pid: u32, what: String },
+}
+
+fn io_err(pid: u32, what: impl Into<String>) -> impl FnOnce(io::Error) -> HoldError {
+    let what = what.into();
+    move |source| HoldError::Io { pid, what, source }
+}
+
+/// What keeps `pid` from being held safely, one line each (empty: nothing).
+pub fn refusals(pid: u32) -> Result<Vec<String>, HoldError> {
+    let mut refused = Vec::new();
+    let fd_dir = format!("/proc/{pid}/fd");
+    for entry in fs::read_dir(&fd_dir)
+        .map_err(io_err(pid, format!("listing {fd_dir}")))?
+        .flatten()
+    {
+        let Ok(target) = fs::read_link(entry.path()) else {
+            continue;
+        };
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        match target.to_string_lossy().as_ref() {
+            "anon_inode:[io_uring]" => refused.push(format!(
+                "fd {fd}: an io_uring (its requests would write into memory released while held)"
+            )),
+            "anon_inode:[userfaultfd]" => refused.push(format!(
+                "fd {fd}: a userfaultfd (its ranges would fault on memory released while held)"
+            )),
+            _ => {}
+        }
+    }
+    let maps_path = format!("/proc/{pid}/maps");
+    let maps = fs::read_to_string(&maps_path).map_err(io_err(pid, maps_path.clone()))?;
+    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
+        pid,
+        what: format!("{maps_path}: not understood"),
+    })?;
+    for vma in &vmas {
+        if vma.path.starts_with("/[aio]") {
+            refused.push(format!(
+                "an AIO context at {:#x} (its completions would write into memory released while held)",
+                vma.start
+            ));
+        } else if vma.inode != 0
+            && vma.path.starts_with("/dev/")
+            && !vma.path.starts_with("/dev/zero")
+            && !vma.path.starts_with("/dev/shm/")
+        {
+            let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
+            let device = fs::metadata(&files)
+                .map(|m| m.file_type().is_char_device() || m.file_type().is_block_device())
+                .unwrap_or(true);
+            if device {
+                refused.push(format!(
+                    "a mapping of device {} at {:#x} (device memory cannot be released and given back)",
+                    vma.path, vma.start
+                ));
+            }
+        }
+    }
+    for child in children(pid) {
+        if crate::sys::same_memory(pid, child).unwrap_or(false) {
+            refused.push(format!(
+                "child {child} runs on its memory (vfork): releasing it would pull the memory from under the child"
+            ));
+        }
+    }
+    Ok(refused)
+}
+
+/// The children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    for tid in procfs::tids(pid).unwrap_or_default() {
+        if let Ok(text) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+            all.extend(
+                text.split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    all
+}
+
+/// A process just held.
+#[derive(Debug)]
+pub struct Parked {
+    pub record: HeldRecord,
+    /// Mappings left resident, with the reason.
+    pub kept: Vec<String>,
+    pub took: Duration,
+}
+
+/// Parks every thread of `frozen` and releases its private memory; its
+/// image in `image` is durable. `held_only`: what the image does not hold
+/// (recorded). On an error before the threads are parked, every thread is
+/// as it was (still frozen) and the record is gone; after it, the process
+/// is held all the same (with some memory not released), and the error is
+/// only logged.
+pub fn park(
+    frozen: &mut Frozen<'_>,
+    image: &Path,
+    held_only: Vec<String>,
+) -> Result<Parked, HoldError> {
+    let started = Instant::now();
+    let pid = frozen.pid();
+    let resident_before = procfs::rss_bytes(pid).unwrap_or(0);
+    let block = procfs::client_block_addr(pid)
+        .ok()
+        .flatten()
+        .ok_or(HoldError::Proc {
+            pid,
+            what: "no client block in /proc/PID/maps".into(),
+        })?;
+    let site = Site::find(pid, block)?;
+    parks_allowed(pid, frozen, &site)?;
+
+    // Every thread waits in the trampoline: a killed agent lets it go back
+    // to where it was.
+    let mut borrowed = Vec::new();
+    for thread in frozen.threads().to_vec() {
+        let mut b = Borrowed::on_own_stack(thread.tid, site, thread.stopped_with)?;
+        b.syscall(libc::SYS_getpid, [0; 6])?;
+        borrowed.push(b);
+        frozen.set_stopped_with(thread.tid, None);
+    }
+    let record = HeldRecord {
+        pid,
+        start_time: procfs::start_time(pid).map_err(|e| HoldError::Proc {
+            pid,
+            what: e.to_string(),
+        })?,
+        image: fs::canonicalize(image).map_err(io_err(pid, image.display().to_string()))?,
+        since: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        threads: borrowed.len() as u32,
+        resident_before,
+        resident_after: 0,
+        held_only,
+    };
+    record.write().map_err(io_err(
+        pid,
+        format!("writing its record in {}", record::DIR),
+    ))?;
+    frozen.set_held(true);
+
+    // Parked, all of them, in one short stretch.
+    for (i, b) in borrowed.iter_mut().enumerate() {
+        if i == 1 {
+            fault_pause("SUSPEND_FAULT_HOLD_DELAY_MS");
+        }
+        if let Err(e) = b.park() {
+            // Only a process killed meanwhile gets here.
+            record.remove();
+            frozen.set_held(false);
+            return Err(e.into());
+        }
+    }
+    drop(borrowed);
+
+    // From here on it is held whatever happens: what fails only keeps
+    // memory resident.
+    let mut kept = Vec::new();
+    if let Err(e) = release(pid, site, frozen, &mut kept) {
+        warn!("pid {pid}: held, but releasing its memory failed: {e}");
+        kept.push(format!("releasing memory failed: {e}"));
+    }
+    let mut record = record;
+    record.resident_after = procfs::rss_bytes(pid).unwrap_or(0);
+    if let Err(e) = record.write() {
+        warn!("pid {pid}: updating its held record: {e}");
+    }
+    Ok(Parked {
+        record,
+        kept,
+        took: started.elapsed(),
+    })
+}
+
+/// Test hook: sleeps as many milliseconds as the daemon's environment
+/// variable `var` says (`SUSPEND_FAULT_HOLD_DELAY_MS`: with one thread
+/// parked and the others waiting in the trampoline, so a test can kill
+/// the daemon right then).
+fn fault_pause(var: &str) {
+    if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// Checks that every thread's seccomp filters let it wait in the park
+/// loop (`pause`): held, the filters are in force. Filters can only be
+/// read from a stopped thread, so this comes once frozen.
+fn parks_allowed(pid: u32, frozen: &Frozen<'_>, site: &Site) -> Result<(), HoldError> {
+    for tid in frozen.tids() {
+        let filters = match ptrace::seccomp_filters(tid) {
+            Ok(f) if f.is_empty() => continue,
+            Ok(f) => f,
+            // No filters to read (EINVAL), or no CONFIG_CHECKPOINT_RESTORE:
+            // only the status line can say.
+            Err(_) => {
+                let mode = procfs::confinement(pid, tid)
+                    .map(|c| c.seccomp)
+                    .unwrap_or(0);
+                if mode == 0 {
+                    continue;
+                }
+                return Err(HoldError::Refused {
+                    pid,
+                    what: format!(
+                        "thread {tid} is under seccomp (mode {mode}) and its filters cannot be read to know whether its parked thread may wait in pause(2)"
+                    ),
+                });
+            }
+        };
+        let regs = ptrace::regs(tid).map_err(|source| HoldError::Ptrace {
+            pid,
+            tid,
+            call: "PTRACE_GETREGS",
+            source,
+        })?;
+        let call = seccomp::Call {
+            nr: libc::SYS_pause as u32,
+            ip: site.park_address() + 7,
+            args: [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9],
+        };
+        let programs: Vec<Vec<u8>> = filters.into_iter().map(|(_, f)| f).collect();
+        if !seccomp::allows(&programs, &call) {
+            return Err(HoldError::Refused {
+                pid,
+                what: format!(
+                    "thread {tid}'s seccomp filters do not allow pause(2), which a held thread waits in"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The pages holding the command line and environment (`ps` and
+/// `/proc/PID/cmdline` read them while it is held): page-aligned.
+fn argv_pages(pid: u32) -> Option<(u64, u64)> {
+    let mm = procfs::mm_fields(pid).ok()?;
+    let page = PAGE_SIZE;
+    let start = mm.arg_start.min(mm.env_start) & !(page - 1);
+    let end = (mm.arg_end.max(mm.env_end) + page - 1) & !(page - 1);
+    (start < end).then_some((start, end))
+}
+
+/// `[start, end)` without `keep`: zero, one or two ranges.
+fn without(start: u64, end: u64, keep: Option<(u64, u64)>) -> Vec<(u64, u64)> {
+    let Some((ks, ke)) = keep.filter(|&(ks, ke)| ks < end && ke > start) else {
+        return vec![(start, end)];
+    };
+    [(start, ks.max(start)), (ke.min(end), end)]
+        .into_iter()
+        .filter(|(s, e)| s < e)
+        .collect()
+}
+
+/// Drops every parked thread's rseq registration and the process's private
+/// memory (through the last thread), but for the command line's pages.
+fn release(
+    pid: u32,
+    site: Site,
+    frozen: &Frozen<'_>,
+    kept: &mut Vec<String>,
+) -> Result<(), HoldError> {
+    let threads = frozen.tids();
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
+    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
+        pid,
+        what: "/proc/PID/maps not understood".into(),
+    })?;
+    for (i, &tid) in threads.iter().enumerate() {
+        let mut b = Borrowed::new(tid, site, None)?;
+        if let Some((addr, len, sig)) = ptrace::rseq(tid).ok().flatten() {
+            let ret = b.syscall(
+                libc::SYS_rseq,
+                [addr, len as u64, RSEQ_FLAG_UNREGISTER, sig as u64, 0, 0],
+            )?;
+            if ret < 0 {
+                return Err(HoldError::Rseq {
+                    pid,
+                    tid,
+                    op: "unregister",
+                    source: Errno::from_raw(-ret as i32),
+                });
+            }
+        }
+        if i + 1 == threads.len() {
+            let keep = argv_pages(pid);
+            for vma in vmas.iter().filter(|v| releasable(v.kind())) {
+                let mut ret = 0;
+                for (start, end) in without(vma.start, vma.end, keep) {
+                    ret = b.syscall(
+                        libc::SYS_madvise,
+                        [start, end - start, libc::MADV_DONTNEED as u64, 0, 0, 0],
+                    )?;
+                    if ret < 0 {
+                        break;
+                    }
+                }
+                if ret < 0 {
+                    let why = match Errno::from_raw(-ret as i32) {
+                        Errno::EINVAL => "locked (mlock) or special".to_owned(),
+                        e => e.desc().to_owned(),
+                    };
+                    debug!(
+                        "pid {pid}: {:#x}-{:#x} {} stays resident: {why}",
+                        vma.start, vma.end, vma.path
+                    );
+                    kept.push(format!(
+                        "{:#x}-{:#x} {} ({why})",
+                        vma.start, vma.end, vma.path
+                    ));
+                }
+            }
+        }
+        b.park()?;
+    }
+    Ok(())
+}
+
+/// Whether a mapping's memory is the process's own and saved in the image
+/// (private), so it may be released while held and written back after.
+fn releasable(kind: MappingKind) -> bool {
+    matches!(kind, MappingKind::Anonymous | MappingKind::PrivateFile)
+}
+
+/// What an unpark did.
+#[derive(Debug)]
+pub struct Unparked {
+    pub pid: u32,
+    pub threads: usize,
+    pub pages: u64,
+    pub told_client: bool,
+    /// The hold had been cut short: only `threads` parked threads were
+    /// let go, nothing written back.
+    pub cut_short: bool,
+    pub took: Duration,
+}
+
+/// Brings held process `record.pid` back from `image` (read and verified
+/// by the caller). Any failure leaves it held.
+pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError> {
+    let started = Instant::now();
+    let pid = record.pid;
+    if image.process.pid != pid {
+        return Err(HoldError::NotHeld {
+            pid,
+            why: format!("its record names an image of pid {}", image.process.pid),
+        });
+    }
+    let mut tids = procfs::tids(pid).map_err(|e| HoldError::Proc {
+        pid,
+        what: e.to_string(),
+    })?;
+    tids.sort_unstable();
+    let mut expected: Vec<u32> = image.threads.iter().map(|t| t.tid).collect();
+    expected.sort_unstable();
+    if tids != expected {
+        return Err(HoldError::NotHeld {
+            pid,
+            why: format!("its threads are {tids:?}, the image's {expected:?}"),
+        });
+    }
+    let seized = Seized::take(pid, &tids)?;
+    let block = procfs::client_block_addr(pid)
+        .ok()
+        .flatten()
+        .ok_or(HoldError::Proc {
+            pid,
+            what: "no client block in /proc/PID/maps".into(),
+        })?;
+    let site = Site::find(pid, block)?;
+    let mut running = Vec::new();
+    for &tid in &tids {
+        let regs = ptrace::regs(tid).map_err(|source| HoldError::Ptrace {
+            pid,
+            tid,
+            call: "PTRACE_GETREGS",
+            source,
+        })?;
+        if !Borrowed::parked(&site, &regs) {
+            running.push(tid);
+        }
+    }
+    if running.len() == tids.len() {
+        // The hold was cut short before any thread was parked (its agent
+        // was killed): it runs, and its record is stale.
+        drop(seized);
+        record.remove();
+        registered_again(pid);
+        return Err(HoldError::NotHeld {
+            pid,
+            why: "none of its threads is parked: its hold was cut short and it runs on (its record is removed)".into(),
+        });
+    }
+    if !running.is_empty() {
+        return let_parked_go(image, record, seized, site, &running, started);
+    }
+    let pages = refill(image, pid)?;
+
+    // Each thread registers its rseq again and waits in the trampoline
+    // (a killed agent lets it go back to the park loop).
+    let mut borrowed = Vec::new();
+    for thread in &image.threads {
+        let mut b = Borrowed::on_own_stack(thread.tid, site, None)?;
+        if let Some(rseq) = &thread.rseq {
+            let ret = b.syscall(
+                libc::SYS_rseq,
+                [rseq.addr, rseq.len as u64, 0, rseq.signature as u64, 0, 0],
+            )?;
+            // EBUSY: still registered (a park cut short).
+            if ret < 0 && ret != -(libc::EBUSY as i64) {
+                return Err(HoldError::Rseq {
+                    pid,
+                    tid: thread.tid,
+                    op: "register",
+                    source: Errno::from_raw(-ret as i32),
+                });
+            }
+        } else {
+            b.syscall(libc::SYS_getpid, [0; 6])?;
+        }
+        borrowed.push(b);
+    }
+    let resume = image.parked_client();
+    let mut told_client = false;
+    if let Some((tid, signal, token)) = resume {
+        crate::sys::queue_signal(pid, tid, signal, token)
+            .map_err(io_err(pid, "sending the resume signal"))?;
+        told_client = true;
+    }
+    for (b, thread) in borrowed.into_iter().zip(&image.threads) {
+        b.restore_to((&thread.regs).into(), thread.sigmask)?;
+    }
+    seized.release();
+    registered_again(pid);
+    record.remove();
+    Ok(Unparked {
+        pid,
+        threads: tids.len(),
+        pages,
+        told_client,
+        cut_short: false,
+        took: started.elapsed(),
+    })
+}
+
+/// The registry says `registered` again (from `held`).
+fn registered_again(pid: u32) {
+    if let Ok(mut registry) = crate::registry::Registry::open_pinned() {
+        let _ = registry.set_state(
+            pid,
+            Some(suspend_common::registry::STATE_HELD),
+            suspend_common::registry::STATE_REGISTERED,
+        );
+    }
+}
+
+/// A hold cut short while the threads were being parked (its agent was
+/// killed): the threads not parked went back to where they were and ran
+/// on, and no memory was released (that comes only after every thread is
+/// parked). The parked ones have not run since the image was taken: they
+/// get their registers and mask back from it and go on, as after a long
+/// preemption. Nothing is written into memory; the client is not told
+/// `restored` (its connection closed: it runs `on_resume` with `aborted`).
+fn let_parked_go(
+    image: &Image,
+    record: &HeldRecord,
+    seized: Seized,
+    site: Site,
+    running: &[u32],
+    started: Instant,
+) -> Result<Unparked, HoldError> {
+    let pid = record.pid;
+    let mut borrowed = Vec::new();
+    for thread in image.threads.iter().filter(|t| !running.contains(&t.tid)) {
+        let mut b = Borrowed::on_own_stack(thread.tid, site, None)?;
+        b.syscall(libc::SYS_getpid, [0; 6])?;
+        borrowed.push((b, thread));
+    }
+    let threads = borrowed.len();
+    for (b, thread) in borrowed {
+        b.restore_to((&thread.regs).into(), thread.sigmask)?;
+    }
+    seized.release();
+    registered_again(pid);
+    record.remove();
+    Ok(Unparked {
+        pid,
+        threads,
+        pages: 0,
+        told_client: false,
+        cut_short: true,
+        took: started.elapsed(),
+    })
+}
+
+/// Writes every saved page of the image's private mappings back into the
+/// process (whose mappings must be the image's), each run's hash checked
+/// before it is written. Returns the pages written.
+fn refill(image: &Image, pid: u32) -> Result<u64, HoldError> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
+    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
+        pid,
+        what: "/proc/PID/maps not understood".into(),
+    })?;
+    let mut pages_file = fs::File::open(image.dir.join(PAGES_FILE))
+        .map_err(io_err(pid, format!("opening {PAGES_FILE}")))?;
+    // Only this (tracer) thread may write read-only pages through it.
+    let mem = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .map_err(io_err(pid, "opening /proc/PID/mem"))?;
+    let mut buf = Vec::new();
+    let mut written = 0;
+    for mapping in image
+        .mappings
+        .iter()
+        .filter(|m| releasable(m.kind) && !m.pages.is_empty())
+    {
+        if !vmas
+            .iter()
+            .any(|v| v.start == mapping.start && v.end == mapping.end && v.perms == mapping.perms)
+        {
+            return Err(HoldError::NotHeld {
+                pid,
+                why: format!(
+                    "its mapping {:#x}-{:#x} {} {} is not there as the image has it",
+                    mapping.start, mapping.end, mapping.perms, mapping.path
+                ),
+            });
+        }
+        for run in &mapping.pages {
+            let len = (run.pages * PAGE_SIZE) as usize;
+            buf.resize(len, 0);
+            std::io::Seek::seek(&mut pages_file, io::SeekFrom::Start(run.at))
+                .and_then(|_| pages_file.read_exact(&mut buf))
+                .map_err(io_err(pid, format!("reading {PAGES_FILE} at {}", run.at)))?;
+            if blake3_hex(&buf) != run.blake3 {
+                return Err(HoldError::Pages {
+                    pid,
+                    what: format!(
+                        "{PAGES_FILE}: the run at byte {} (mapping {:#x}) does not match its hash: the image was damaged since it was written",
+                        run.at, mapping.start
+                    ),
+                });
+            }
+            let addr = mapping.start + run.first_page * PAGE_SIZE;
+            mem.write_all_at(&buf, addr)
+                .map_err(io_err(pid, format!("writing its memory at {addr:#x}")))?;
+            written += run.pages;
+        }
+    }
+    Ok(written)
+}
+
+/// Every thread of a held process, seized and stopped; let go (still
+/// parked, unless their registers were changed) when dropped.
+struct Seized {
+    tids: Vec<u32>,
+}
+
+impl Seized {
+    fn take(pid: u32, tids: &[u32]) -> Result<Self, HoldError> {
+        let mut seized = Self { tids: Vec::new() };
+        for &tid in tids {
+            ptrace::seize(tid).map_err(|source| HoldError::Ptrace {
+                pid,
+                tid,
+                call: "PTRACE_SEIZE",
+                source,
+            })?;
+            seized.tids.push(tid);
+            ptrace::interrupt(tid).map_err(|source| HoldError::Ptrace {
+                pid,
+                tid,
+                call: "PTRACE_INTERRUPT",
+                source,
+            })?;
+            match ptrace::wait_stop(tid) {
+                Ok(Stop::Interrupted) => {}
+                other => {
+                    return Err(HoldError::NotHeld {
+                        pid,
+                        why: format!("thread {tid} did not stop as a parked thread: {other:?}"),
+                    });
+                }
+            }
+        }
+        Ok(seized)
+    }
+
+    fn release(mut self) {
+        for tid in std::mem::take(&mut self.tids) {
+            if let Err(e) = ptrace::detach(tid, None) {
+                debug!("letting thread {tid} go: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Seized {
+    fn drop(&mut self) {
+        for &tid in &self.tids {
+            let _ = ptrace::detach(tid, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_lines_pages_are_cut_out() {
+        assert_eq!(without(0x1000, 0x9000, None), vec![(0x1000, 0x9000)]);
+        assert_eq!(
+            without(0x1000, 0x9000, Some((0x3000, 0x5000))),
+            vec![(0x1000, 0x3000), (0x5000, 0x9000)]
+        );
+        assert_eq!(
+            without(0x1000, 0x9000, Some((0x8000, 0xa000))),
+            vec![(0x1000, 0x8000)]
+        );
+        assert_eq!(without(0x1000, 0x2000, Some((0x0, 0x3000))), vec![]);
+        assert_eq!(
+            without(0x1000, 0x2000, Some((0x5000, 0x6000))),
+            vec![(0x1000, 0x2000)]
+        );
+    }
+
+    #[test]
+    fn only_private_memory_is_released() {
+        assert!(releasable(MappingKind::Anonymous));
+        assert!(releasable(MappingKind::PrivateFile));
+        assert!(!releasable(MappingKind::SharedAnonymous));
+        assert!(!releasable(MappingKind::SharedFile));
+        assert!(!releasable(MappingKind::Kernel));
+    }
+}

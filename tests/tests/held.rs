@@ -1,0 +1,470 @@
+//! Held suspensions (`suspend --hold`): the process keeps its pid and every
+//! kernel object, its threads wait parked, its private memory is released;
+//! `resume` (by image directory or pid) writes its memory back and lets it
+//! go on. Each workload checks itself afterwards; what only a held process
+//! can keep (a TCP connection, a lock another process waits on, children
+//! that finished meanwhile, a signal sent while held) is checked from both
+//! sides.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    net::TcpStream,
+    process::Command,
+    time::Duration,
+};
+
+use suspend_tests::{
+    Daemon, ImageDir, Output, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry,
+    state_after, suspend, wait_for,
+};
+
+const UNSUPPORTED: i32 = 8;
+const BAD_IMAGE: i32 = 9;
+
+/// Holds `pid` into `dir`; asserts it worked and the process is still
+/// there, parked, with under 1 MiB resident.
+fn hold(pid: u32, dir: &ImageDir) -> Output {
+    let out = suspend(pid, dir, &["--hold"]);
+    assert_eq!(out.code, 0, "suspend --hold: {out:?}");
+    assert!(pid_alive(pid), "pid {pid} is still there, held");
+    let rss = rss_kib(pid);
+    assert!(
+        rss < 1024,
+        "pid {pid} held with {rss} KiB resident: {out:?}"
+    );
+    let entry = registry_entry(pid).expect("still registered");
+    assert_eq!(entry["state"], "held", "{entry}");
+    out
+}
+
+/// `VmRSS` of `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// `suspend-agent resume TARGET` (an image directory or a pid).
+fn resume_held(target: &str) -> Output {
+    agent(&["resume", target])
+}
+
+fn check_ok(w: &mut Proc) {
+    let line = w.ask("check", "check");
+    assert_eq!(line, "check ok", "the workload's own check: {line}");
+}
+
+/// Seconds a long hold lasts: 30, or `SUSPEND_LONG_HOLD_S` (the vm-test
+/// guests hold for less).
+fn long_hold() -> Duration {
+    Duration::from_secs(
+        std::env::var("SUSPEND_LONG_HOLD_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    )
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_resumable_workload_is_held_and_resumed_three_times() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    check_ok(&mut w);
+    let fds_before = fds(pid);
+    for round in 1..=3u32 {
+        let dir = ImageDir::new(&format!("held-{round}"));
+        let out = hold(pid, &dir);
+        assert!(out.stdout.contains(" held, image in "), "{out:?}");
+        let list = agent(&["list"]);
+        assert!(
+            list.stdout
+                .lines()
+                .any(|l| l.contains(&pid.to_string()) && l.contains("held")),
+            "list shows it held: {list:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        // By directory, then by pid, then by directory.
+        let target = if round == 2 {
+            pid.to_string()
+        } else {
+            dir.arg().to_owned()
+        };
+        let back = resume_held(&target);
+        assert_eq!(back.code, 0, "resume {target}: {back:?}");
+        assert!(back.stderr.contains("resumed held pid"), "{back:?}");
+        let state = state_after(&mut w, "state", round);
+        assert_eq!(field(&state, "reason"), "restored", "{state}");
+        check_ok(&mut w);
+        assert_eq!(fds(pid), fds_before, "the same open files, all of them");
+        let entry = registry_entry(pid).expect("registered");
+        assert_eq!(entry["state"], "registered", "{entry}");
+    }
+    w.exit_ok();
+}
+
+/// `(fd, link)` of every open file of `pid`.
+fn fds(pid: u32) -> Vec<(String, String)> {
+    let mut all: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .flatten()
+        .map(|e| {
+            let link = std::fs::read_link(e.path()).unwrap_or_default();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                link.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_tcp_connection_survives_a_hold() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let serving = w.ask("serve", "serving");
+    let port: u16 = field(&serving, "port").parse().expect("port");
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let r = BufReader::new(s.try_clone().unwrap());
+        (s, r)
+    };
+    let ask = |s: &mut TcpStream, r: &mut BufReader<TcpStream>, what: &str| {
+        writeln!(s, "{what}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).expect("an answer");
+        line.trim_end().to_owned()
+    };
+    let (mut a, mut ar) = connect();
+    assert_eq!(ask(&mut a, &mut ar, "one"), "echo one");
+
+    let dir = ImageDir::new("held-tcp");
+    let out = hold(pid, &dir);
+    assert!(
+        out.stdout.contains("only the held process has") && out.stdout.contains("socket"),
+        "the sockets stay in the held process, and it says so: {out:?}"
+    );
+    // While held: bytes sent on the open connection wait in the kernel;
+    // a new client connects (the backlog takes it).
+    writeln!(a, "two").unwrap();
+    let (mut b, mut br) = connect();
+    std::thread::sleep(long_hold());
+    assert!(pid_alive(pid));
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    let mut line = String::new();
+    ar.read_line(&mut line)
+        .expect("the answer to what was sent while held");
+    assert_eq!(line.trim_end(), "echo two");
+    assert_eq!(ask(&mut b, &mut br, "three"), "echo three");
+    assert_eq!(ask(&mut a, &mut ar, "four"), "echo four");
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
+}
+
+/// Python under the preload shim running `script`; returns it and its pid
+/// once registered.
+fn python(script: &str) -> (Proc, u32) {
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", script]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    wait_for("the preloaded python to register", || registry_entry(pid));
+    (py, pid)
+}
+
+/// A WAL-mode sqlite database with a transaction open (500 rows inserted,
+/// not committed), waiting for a line on stdin to commit.
+const SQLITE_WRITER: &str = r#"
+import os, sqlite3, sys
+db = sys.argv[1] if len(sys.argv) > 1 else os.environ["DB"]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+c.execute("INSERT INTO t VALUES (0)")
+c.execute("BEGIN IMMEDIATE")
+for i in range(500):
+    c.execute("INSERT INTO t VALUES (?)", (i + 1,))
+print(f"ready pid={os.getpid()}", flush=True)
+sys.stdin.readline()
+c.execute("COMMIT")
+print(f"committed rows={c.execute('SELECT COUNT(*) FROM t').fetchone()[0]}", flush=True)
+sys.stdin.readline()
+"#;
+
+/// Tries to write to `db` from another process: `busy`, or `wrote`.
+const SQLITE_OTHER: &str = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=0.2, isolation_level=None)
+try:
+    c.execute("INSERT INTO t VALUES (-1)")
+    print("wrote")
+except sqlite3.OperationalError as e:
+    print("busy" if "locked" in str(e) or "busy" in str(e) else f"error {e}")
+"#;
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_sqlite_transaction_keeps_its_locks_while_held() {
+    let _daemon = Daemon::start();
+    let dir = tempdir("held-sqlite");
+    let db = dir.join("t.db");
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", SQLITE_WRITER])
+        .env("DB", &db);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    wait_for("the preloaded python to register", || registry_entry(pid));
+    let other = || {
+        let out = Command::new("python3")
+            .args(["-c", SQLITE_OTHER])
+            .arg(&db)
+            .output()
+            .expect("python3");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(other(), "busy", "the writer holds the write lock");
+    let image = ImageDir::new("held-sqlite");
+    hold(pid, &image);
+    assert_eq!(other(), "busy", "held, it still holds the lock");
+    let back = resume_held(image.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    py.send("");
+    let done = py.expect("committed");
+    assert_eq!(field(&done, "rows"), "501", "every row of the transaction");
+    assert_eq!(other(), "wrote", "the lock is free once it committed");
+    py.send("");
+    assert_eq!(py.wait_exit(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("suspend-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_bash_pipeline_finishes_its_children_while_held() {
+    let _daemon = Daemon::start();
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args([
+        "run",
+        "--",
+        "bash",
+        "-c",
+        "echo ready pid=$$; sleep 2 | cat; echo rc=$?",
+    ]);
+    let mut sh = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut sh);
+    wait_for("the preloaded bash to register", || registry_entry(pid));
+    let dir = ImageDir::new("held-bash");
+    hold(pid, &dir);
+    // Its children finish while it is held; their exit waits for it.
+    std::thread::sleep(Duration::from_secs(4));
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    let rc = sh.expect("rc=");
+    assert_eq!(
+        rc, "rc=0",
+        "the pipeline's status, after its children ended while held"
+    );
+    assert_eq!(sh.wait_exit(), 0);
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_signal_sent_while_held_is_delivered_after() {
+    let _daemon = Daemon::start();
+    let (mut py, pid) = python(
+        r#"
+import os, signal, sys
+got = []
+signal.signal(signal.SIGTERM, lambda *a: got.append(1))
+print(f"ready pid={os.getpid()}", flush=True)
+for line in sys.stdin:
+    print(f"got sigterm={len(got)}", flush=True)
+"#,
+    );
+    let dir = ImageDir::new("held-sigterm");
+    hold(pid, &dir);
+    // SAFETY: signalling the process this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pid_alive(pid), "pending while held, not acted on");
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    let got = py.ask("", "got");
+    assert_eq!(got, "got sigterm=1", "delivered once it runs again");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_held_process_needs_no_daemon() {
+    let daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("held-nodaemon");
+    hold(pid, &dir);
+    daemon.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pid_alive(pid));
+    assert!(
+        rss_kib(pid) < 1024,
+        "still parked, its memory still released"
+    );
+    let _daemon = Daemon::start();
+    let entry = registry_entry(pid).expect("the next daemon finds it");
+    assert_eq!(entry["state"], "held", "{entry}");
+    let back = resume_held(&pid.to_string());
+    assert_eq!(back.code, 0, "{back:?}");
+    let state = state_after(&mut w, "state", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(&mut w);
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_held_process_that_was_killed_comes_back_from_its_image() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("held-killed");
+    hold(pid, &dir);
+    // SAFETY: killing the process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "state", 1);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(&mut r);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn what_lived_only_in_a_killed_held_process_is_named_not_lost() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    w.ask("socket", "socket");
+    let dir = ImageDir::new("held-socket");
+    hold(pid, &dir);
+    // SAFETY: killing the process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    w.wait_exit();
+    let out = agent(&["resume", dir.arg()]);
+    assert_eq!(out.code, BAD_IMAGE, "{out:?}");
+    assert!(
+        out.stderr.contains("only in the held process") && out.stderr.contains("socket"),
+        "{out:?}"
+    );
+    assert!(!pid_alive(pid), "nothing was created");
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn what_writes_into_a_held_processs_memory_is_refused_before_freezing() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let uffd = w.ask("uffd", "uffd");
+    assert!(
+        !field(&uffd, "fd").starts_with('-'),
+        "userfaultfd(2) is not available here: {uffd}"
+    );
+    let dir = ImageDir::new("held-uffd");
+    let out = suspend(pid, &dir, &["--hold"]);
+    assert_eq!(out.code, UNSUPPORTED, "{out:?}");
+    assert!(out.stderr.contains("userfaultfd"), "{out:?}");
+    assert!(!dir.path.exists(), "no image");
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_seccomp_filtered_process_is_held_and_stays_filtered() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--seccomp"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("held-seccomp");
+    hold(pid, &dir);
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    // Its check includes its filter (getpriority still fails with EPERM).
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_filter_that_denies_the_park_loop_is_refused_and_nothing_is_lost() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--seccomp-deny-pause"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("held-deny-pause");
+    let out = suspend(pid, &dir, &["--hold"]);
+    assert_eq!(out.code, UNSUPPORTED, "{out:?}");
+    assert!(
+        out.stdout.contains("pause(2)") || out.stderr.contains("pause(2)"),
+        "{out:?}"
+    );
+    assert!(!dir.path.exists(), "no image left");
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_hold_cut_short_by_a_killed_daemon_lets_the_process_go_on() {
+    // The hook holds the agent with one thread parked and the others still
+    // waiting in the trampoline, where a killed agent leaves them.
+    let daemon = Daemon::start_with(&[("SUSPEND_FAULT_HOLD_DELAY_MS", "3000")]);
+    let mut w = Proc::spawn(bin("workload"), &["--threads", "3"]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("held-cut-short");
+    let image = dir.arg().to_owned();
+    let cli =
+        std::thread::spawn(move || agent(&["suspend", &pid.to_string(), "-D", &image, "--hold"]));
+    wait_for("the process to be held", || {
+        registry_entry(pid).filter(|e| e["state"] == "held")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.kill();
+    let out = cli.join().unwrap();
+    assert_ne!(out.code, 0, "{out:?}");
+    let _daemon = Daemon::start();
+    let back = resume_held(&pid.to_string());
+    assert_eq!(back.code, 0, "{back:?}");
+    assert!(back.stderr.contains("cut short"), "{back:?}");
+    // The threads that were not parked go on by themselves (within the
+    // trampoline's 5 s); the process is whole, and told it was aborted.
+    let state = wait_for("every thread to go on", || {
+        let s = w.ask("check", "state");
+        (field(&s, "memory") == "intact").then_some(s)
+    });
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+    let entry = registry_entry(pid).expect("registered");
+    assert_eq!(entry["state"], "registered", "{entry}");
+    w.exit_ok();
+}
