@@ -28,6 +28,11 @@ use crate::{
 ///   how long it stayed frozen, how long copying took, the whole command's
 ///   wall time (with fsync) and the image size;
 ///
+/// - held: suspends it with --hold and records that command's wall time,
+///   its resident memory while held, then `suspend-agent resume PID`'s wall
+///   time (the memory written back, the threads let go); the workload is
+///   checked to answer intact;
+///
 /// - restore: suspends it again, this time without --leave-running (it is
 ///   killed once the image is durable), reaps it, runs `suspend-agent
 ///   resume` on the image and records that command's wall time (spawn to
@@ -65,6 +70,11 @@ struct Run {
     restore: f64,
     /// The time `resume` reports itself ("… in X s").
     restore_in: f64,
+    /// Wall time of `suspend --hold` and of the held resume.
+    hold: f64,
+    unhold: f64,
+    /// Resident memory while held (bytes).
+    held_rss: u64,
 }
 
 impl Run {
@@ -72,6 +82,24 @@ impl Run {
     fn cycle(&self) -> f64 {
         self.suspend + self.restore
     }
+
+    /// Held suspend plus its resume.
+    fn held_cycle(&self) -> f64 {
+        self.hold + self.unhold
+    }
+}
+
+/// `VmRSS` of `pid`, bytes.
+fn rss(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
 }
 
 /// The number before `unit` that follows `after` in `text`
@@ -146,6 +174,27 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
     let frozen = number_after(&text, "frozen for ").context("no frozen time in the summary")?;
     let copy = number_after(&text, " in ").context("no copy time in the summary")?;
 
+    // Held, then resumed in place.
+    let (_, hold) = suspend(bin, &pid, image, &["--hold"])?;
+    let held_rss = rss(&pid);
+    let started = Instant::now();
+    let out = Command::new(bin.join("suspend-agent"))
+        .args(["resume", &pid])
+        .output()
+        .context("running suspend-agent resume PID")?;
+    let unhold = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!(
+            "resuming the held workload (pid {pid}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut workload = workload;
+    let line = workload.ask("check", "state ")?;
+    if !line.contains(" memory=intact") {
+        bail!("the workload (pid {pid}) is damaged after a held resume: {line}");
+    }
+
     // The cycle: suspend (killed once the image is durable), then resume.
     let (_, suspend_wall) = suspend(bin, &pid, image, &[])?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -169,6 +218,9 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         suspend: suspend_wall,
         restore,
         restore_in,
+        hold,
+        unhold,
+        held_rss,
     })
 }
 
@@ -202,6 +254,10 @@ struct Row {
     restore: f64,
     restore_in: f64,
     cycle: f64,
+    hold: f64,
+    unhold: f64,
+    held_rss: u64,
+    held_cycle: f64,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -227,7 +283,8 @@ pub fn run(args: Args) -> Result<()> {
                 let run = one_run(&bin, size, threads, &image)?;
                 println!(
                     "  dump: frozen {:.3} s, copy {:.3} s, total {:.3} s, {:.1} MiB; \
-                     suspend {:.3} s + resume {:.3} s (restore in {:.3} s) = cycle {:.3} s",
+                     suspend {:.3} s + resume {:.3} s (restore in {:.3} s) = cycle {:.3} s; \
+                     held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s",
                     run.frozen,
                     run.copy,
                     run.total,
@@ -236,6 +293,9 @@ pub fn run(args: Args) -> Result<()> {
                     run.restore,
                     run.restore_in,
                     run.cycle(),
+                    run.hold,
+                    run.held_rss / 1024,
+                    run.unhold,
                 );
                 runs.push(run);
             }
@@ -253,17 +313,22 @@ pub fn run(args: Args) -> Result<()> {
                 restore: med(|r| r.restore),
                 restore_in: med(|r| r.restore_in),
                 cycle: med(Run::cycle),
+                hold: med(|r| r.hold),
+                unhold: med(|r| r.unhold),
+                held_rss: median(runs.iter().map(|r| r.held_rss as f64).collect()) as u64,
+                held_cycle: med(Run::held_cycle),
             });
         }
     }
     println!(
         "\nmedians of {} runs (dump: suspend --leave-running, total includes the handshake and fsync;\n\
          restore: wall time of `suspend-agent resume`, and the time it reports itself;\n\
-         cycle: wall time of a suspend that kills the process plus the resume):",
+         cycle: wall time of a suspend that kills the process plus the resume;\n\
+         hold: wall time of suspend --hold, its resident KiB while held, unhold: of the held resume):",
         args.runs
     );
     println!(
-        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>9} {:>9} {:>10}",
         "size",
         "threads",
         "frozen s",
@@ -273,11 +338,15 @@ pub fn run(args: Args) -> Result<()> {
         "image MiB",
         "restore s",
         "(in s)",
-        "cycle s"
+        "cycle s",
+        "hold s",
+        "held KiB",
+        "unhold s",
+        "held cyc s"
     );
     for r in rows {
         println!(
-            "{:>6} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>10.2} {:>10.1} {:>10.3} {:>10.3} {:>9.3}",
+            "{:>6} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>10.2} {:>10.1} {:>10.3} {:>10.3} {:>9.3} {:>8.3} {:>9} {:>9.3} {:>10.3}",
             r.size,
             r.threads,
             r.frozen,
@@ -287,7 +356,11 @@ pub fn run(args: Args) -> Result<()> {
             r.bytes as f64 / 1048576.0,
             r.restore,
             r.restore_in,
-            r.cycle
+            r.cycle,
+            r.hold,
+            r.held_rss / 1024,
+            r.unhold,
+            r.held_cycle
         );
     }
     println!(
