@@ -99,6 +99,24 @@ pub async fn take(
         }
     }
 
+    // Nor process-wide state an image cannot hold (timers, locked memory,
+    // children): a held process keeps it.
+    if !args.hold {
+        let state = dump::unrestorable_state(pid);
+        if !state.is_empty() {
+            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            return (
+                Outcome::Unsupported,
+                format!(
+                    "pid {pid}: an image cannot hold its {}; nothing was frozen (--hold keeps \
+                     them); {}",
+                    state.join("; "),
+                    resumed(ran, "aborted")
+                ),
+            );
+        }
+    }
+
     // What cannot be saved is refused before anything is frozen (a held
     // process keeps it: the image records it as held only).
     if !args.drop_unsupported_fds && !args.hold {
@@ -114,7 +132,7 @@ pub async fn take(
                 Outcome::Unsupported,
                 format!(
                     "pid {pid} holds files a resume could not give back: {}; nothing was frozen \
-                     (--drop-unsupported-fds leaves them out)",
+                     (--hold keeps them; --drop-unsupported-fds leaves them out)",
                     bad.join(", ")
                 ),
             )),

@@ -223,6 +223,43 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
     };
     let mut bad = Vec::new();
     for f in files {
+        // Held locks and signal-driven I/O: neither is in an image yet,
+        // whatever the file (a held process keeps them).
+        let locks = fd_locks(pid, f.fd);
+        if !locks.is_empty() {
+            bad.push((
+                f.fd,
+                format!("fd {} ({}, holds {})", f.fd, f.path, locks.join(" and ")),
+            ));
+            continue;
+        }
+        if f.flags & libc::O_ASYNC as u32 != 0 {
+            bad.push((
+                f.fd,
+                format!("fd {} ({}, O_ASYNC: signal-driven I/O)", f.fd, f.path),
+            ));
+            continue;
+        }
+        // A pipe end open twice (not a dup: each with its own flags and
+        // offset) would come back as one open file dup'ed.
+        if let Some(p) = &f.pipe
+            && let Some(twin) = files.iter().find(|o| {
+                o.fd < f.fd
+                    && o.pipe
+                        .as_ref()
+                        .is_some_and(|q| q.id == p.id && q.write == p.write)
+                    && !crate::sys::same_open_file(pid, o.fd, f.fd).unwrap_or(true)
+            })
+        {
+            bad.push((
+                f.fd,
+                format!(
+                    "fd {} ({}, opened again apart from fd {}: it would come back as a dup of it)",
+                    f.fd, f.path, twin.fd
+                ),
+            ));
+            continue;
+        }
         let why = match &f.pipe {
             _ if !f.restorable() => String::new(),
             Some(p) if !(readers.contains(&p.id) && writers.contains(&p.id)) => {
@@ -237,6 +274,35 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
         bad.push((f.fd, format!("fd {} ({}{why})", f.fd, f.path)));
     }
     bad
+}
+
+/// The locks `pid` holds through its fd `fd`, as people name them (the
+/// `lock:` lines of its fdinfo: `FLOCK`, `POSIX`, `OFDLCK`, `LEASE`, with
+/// `READ`/`WRITE`).
+fn fd_locks(pid: u32, fd: i32) -> Vec<String> {
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .map(|info| parse_fd_locks(&info))
+        .unwrap_or_default()
+}
+
+/// See [`fd_locks`].
+fn parse_fd_locks(info: &str) -> Vec<String> {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("lock:"))
+        .map(|l| {
+            // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let kind = match words.get(1).copied() {
+                Some("FLOCK") => "an flock",
+                Some("POSIX") => "a POSIX record lock",
+                Some("OFDLCK") => "an OFD lock",
+                Some("LEASE") | Some("DELEG") => "a lease",
+                _ => "a lock",
+            };
+            let mode = words.get(3).map_or(String::new(), |m| format!(" ({m})"));
+            format!("{kind}{mode}")
+        })
+        .collect()
 }
 
 /// Which of `pipes` another process than `pid` holds, and one such process.
@@ -378,6 +444,18 @@ fn pipe_contents(end: &OwnedFd) -> std::io::Result<(u32, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locks_are_named() {
+        let info = "pos:\t0\nflags:\t02\nmnt_id:\t26\nino:\t5678\n\
+                    lock:\t1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF\n\
+                    lock:\t2: POSIX  ADVISORY  READ 1234 08:01:5678 0 99\n";
+        assert_eq!(
+            parse_fd_locks(info),
+            ["an flock (WRITE)", "a POSIX record lock (READ)"]
+        );
+        assert!(parse_fd_locks("pos:\t0\nflags:\t02\n").is_empty());
+    }
 
     #[test]
     fn fdinfo() {

@@ -16,7 +16,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-pub use self::files::{list as list_files, unrestorable};
+pub use self::{
+    files::{list as list_files, unrestorable},
+    process::unrestorable_state,
+};
 use crate::{
     freeze::{Frozen, MapsError},
     image::{
@@ -148,6 +151,18 @@ pub fn dump(
             held_only.extend(bad.iter().map(|(_, what)| what.clone()));
         }
         files.retain(|f| !bad.iter().any(|(fd, _)| *fd == f.fd));
+    }
+    // Process-wide state an image cannot hold (checked again now that it
+    // is frozen: nothing can be added since).
+    let state = process::unrestorable_state(pid);
+    if !state.is_empty() {
+        if !options.held {
+            return Err(DumpError::Confined {
+                pid,
+                what: format!("an image cannot hold its {}", state.join("; ")),
+            });
+        }
+        held_only.extend(state);
     }
     files::read_pipes(pid, &mut files)?;
 

@@ -158,6 +158,52 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
         })
 }
 
+/// What `pid` has that an image cannot hold yet, process-wide, as people
+/// name it: POSIX timers, locked memory, children. A held process keeps
+/// all of it; a suspend that kills refuses it before freezing.
+pub fn unrestorable_state(pid: u32) -> Vec<String> {
+    let mut bad = Vec::new();
+    if let Ok(timers) = std::fs::read_to_string(format!("/proc/{pid}/timers")) {
+        let ids: Vec<&str> = timers
+            .lines()
+            .filter_map(|l| l.strip_prefix("ID:"))
+            .map(str::trim)
+            .collect();
+        if !ids.is_empty() {
+            bad.push(format!(
+                "{} POSIX timer(s) (timer_create; ids {})",
+                ids.len(),
+                ids.join(", ")
+            ));
+        }
+    }
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        let locked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if locked > 0 {
+            bad.push(format!("{locked} KiB of locked memory (mlock)"));
+        }
+    }
+    let mut children = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                children.extend(text.split_whitespace().map(str::to_owned));
+            }
+        }
+    }
+    if !children.is_empty() {
+        bad.push(format!(
+            "child process(es) {} (an image cannot make them its children again)",
+            children.join(", ")
+        ));
+    }
+    bad
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,27 @@ pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
     Ok(ret == 0)
 }
 
+/// Whether fds `a` and `b` of `pid` are one open file description (a dup)
+/// rather than two opens (`kcmp` `KCMP_FILE`).
+pub fn same_open_file(pid: u32, a: i32, b: i32) -> io::Result<bool> {
+    const KCMP_FILE: libc::c_int = 0;
+    // SAFETY: kcmp takes no pointers for KCMP_FILE.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid as libc::pid_t,
+            pid as libc::pid_t,
+            KCMP_FILE,
+            a as libc::c_ulong,
+            b as libc::c_ulong,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
+}
+
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.
 pub fn write_process_memory(pid: u32, addr: u64, buf: &[u8]) -> io::Result<()> {
     let local = [io::IoSlice::new(buf)];

@@ -43,6 +43,7 @@
 
 use std::{
     io::{BufRead as _, Write as _},
+    os::unix::fs::OpenOptionsExt as _,
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     time::Duration,
 };
@@ -356,6 +357,78 @@ fn main() {
                     }
                 });
                 println!("serving port={port}");
+            }
+            ["timer"] => {
+                // A POSIX timer, armed far ahead (it never fires here).
+                // SAFETY: timer_create/settime with valid pointers.
+                let id = unsafe {
+                    let mut sev: libc::sigevent = std::mem::zeroed();
+                    sev.sigev_notify = libc::SIGEV_NONE;
+                    let mut id: libc::timer_t = std::ptr::null_mut();
+                    let spec = libc::itimerspec {
+                        it_interval: libc::timespec {
+                            tv_sec: 3600,
+                            tv_nsec: 0,
+                        },
+                        it_value: libc::timespec {
+                            tv_sec: 3600,
+                            tv_nsec: 0,
+                        },
+                    };
+                    if libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) == 0 {
+                        libc::timer_settime(id, 0, &spec, std::ptr::null_mut());
+                        id as isize
+                    } else {
+                        -1
+                    }
+                };
+                println!("timer id={id}");
+            }
+            ["flock"] => {
+                let path =
+                    std::env::temp_dir().join(format!("workload-flock-{}", std::process::id()));
+                let f = std::fs::File::create(&path).expect("lock file");
+                use std::os::fd::IntoRawFd as _;
+                let fd = f.into_raw_fd();
+                // SAFETY: flock on the fd just opened.
+                let rc = unsafe { libc::flock(fd, libc::LOCK_EX) };
+                println!("flock fd={fd} rc={rc}");
+            }
+            ["async"] => {
+                // A pipe whose read end delivers SIGIO (O_ASYNC, owned by us).
+                let mut fds = [0; 2];
+                // SAFETY: pipe2/fcntl on fds we own.
+                let rc = unsafe {
+                    libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC);
+                    libc::fcntl(fds[0], libc::F_SETOWN, libc::getpid());
+                    libc::fcntl(fds[0], libc::F_SETFL, libc::O_ASYNC)
+                };
+                println!("async fds={},{} rc={rc}", fds[0], fds[1]);
+            }
+            ["mlock"] => {
+                let page = Box::leak(Box::new([1u8; 4096]));
+                // SAFETY: locking memory we own (leaked: it stays).
+                let rc = unsafe { libc::mlock(page.as_ptr().cast(), 4096) };
+                println!("mlock rc={rc}");
+            }
+            ["reopen-pipe"] => {
+                // A pipe's read end opened a second time through /proc, with
+                // its own O_NONBLOCK: two open files, not a dup.
+                let mut fds = [0; 2];
+                // SAFETY: pipe2 into our array.
+                unsafe { libc::pipe2(fds.as_mut_ptr(), 0) };
+                let again = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(format!("/proc/self/fd/{}", fds[0]))
+                    .expect("reopen");
+                use std::os::fd::IntoRawFd as _;
+                println!(
+                    "reopen-pipe fds={},{},{}",
+                    fds[0],
+                    fds[1],
+                    again.into_raw_fd()
+                );
             }
             ["uffd"] => {
                 // A userfaultfd of its own, kept open.
