@@ -72,10 +72,18 @@ pub struct Output {
     pub stderr: String,
 }
 
-/// `suspend-agent suspend PID -D DIR EXTRA…`.
+/// `suspend-agent suspend PID -D DIR EXTRA…`, with `--exit` added unless
+/// `extra` says `--hold` or `--leave-running`: most tests resume the
+/// process from its image, after the suspend killed it.
 pub fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> Output {
     let pid = pid.to_string();
     let mut args = vec!["suspend", pid.as_str(), "-D", dir.arg()];
+    if !extra
+        .iter()
+        .any(|a| matches!(*a, "--hold" | "--leave-running"))
+    {
+        args.push("--exit");
+    }
     args.extend_from_slice(extra);
     agent(&args)
 }

@@ -429,7 +429,8 @@ fn suspend_in_background(
     state: &str,
 ) -> std::thread::JoinHandle<suspend_tests::Output> {
     let image = dir.arg().to_owned();
-    let cli = std::thread::spawn(move || agent(&["suspend", &pid.to_string(), "-D", &image]));
+    let cli =
+        std::thread::spawn(move || agent(&["suspend", &pid.to_string(), "-D", &image, "--exit"]));
     wait_for(&format!("the process to be {state}"), || {
         registry_entry(pid).filter(|e| e["state"] == state)
     });

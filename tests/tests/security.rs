@@ -525,7 +525,7 @@ fn a_killed_daemon_kills_no_process() {
             .zip(&dirs)
             .map(|((_, pid), dir)| {
                 let (pid, image) = (pid.to_string(), dir.arg().to_owned());
-                std::thread::spawn(move || agent(&["suspend", &pid, "-D", &image]))
+                std::thread::spawn(move || agent(&["suspend", &pid, "-D", &image, "--exit"]))
             })
             .collect();
         // A spread of moments, the same in every run.

@@ -33,7 +33,7 @@ use crate::{
 ///   time (the memory written back, the threads let go); the workload is
 ///   checked to answer intact;
 ///
-/// - restore: suspends it again, this time without --leave-running (it is
+/// - restore: suspends it again, this time with --exit (it is
 ///   killed once the image is durable), reaps it, runs `suspend-agent
 ///   resume` on the image and records that command's wall time (spawn to
 ///   exit) and the time it reports itself; the cycle is the killing
@@ -196,7 +196,7 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
     }
 
     // The cycle: suspend (killed once the image is durable), then resume.
-    let (_, suspend_wall) = suspend(bin, &pid, image, &[])?;
+    let (_, suspend_wall) = suspend(bin, &pid, image, &["--exit"])?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !matches!(proc_state(&pid), None | Some('Z')) {
         if Instant::now() > deadline {

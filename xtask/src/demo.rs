@@ -2,8 +2,11 @@
 //! asked to suspend while it says busy, while it is inside a critical
 //! section (the request waits for it), and when it is ready; `sleep`, which
 //! never opted in, is asked too and left alone. Then the full cycle: the
-//! workload is suspended to an image (and killed), the image is inspected,
-//! the workload is resumed from it and reports that its state is intact.
+//! workload is suspended to an image with `--exit` (and killed), the image
+//! is inspected, the workload is resumed from it and reports that its state
+//! is intact. Last, held (the default): a TCP client connects to it, it is
+//! held while the client sends more, resumed in place, and the client gets
+//! every answer.
 //! Each step prints the command, its output and what its exit status
 //! means.
 
@@ -69,6 +72,62 @@ fn expect_code(code: i32, want: i32) -> Result<()> {
     Ok(())
 }
 
+/// The held suspension (the default): a TCP client of the workload stays
+/// connected while it is held, and what it sent meanwhile is answered
+/// after the resume.
+fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Path) -> Result<()> {
+    use std::io::Write as _;
+    util::stage("a TCP client connects to the workload, which echoes what it is sent");
+    let serving = workload.ask("serve", "serving")?;
+    let port: u16 = serving
+        .rsplit('=')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("no port in {serving:?}"))?;
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
+    client.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut replies = BufReader::new(client.try_clone()?);
+    let mut read = || -> Result<()> {
+        let mut line = String::new();
+        replies.read_line(&mut line).context("reading the echo")?;
+        println!("  client reads {:?}", line.trim_end());
+        Ok(())
+    };
+    writeln!(client, "hello")?;
+    println!("  client sends \"hello\"");
+    read()?;
+
+    util::stage(
+        "suspend it, held (the default): written to an image, its memory released; the process and its connection stay",
+    );
+    let image_arg = image.to_string_lossy().into_owned();
+    expect_code(agent(bin, &["suspend", pid, "-D", &image_arg])?, 0)?;
+    agent(bin, &["list"])?;
+    writeln!(client, "sent while held")?;
+    println!("  client sends \"sent while held\" (it waits in the kernel)");
+
+    util::stage("resume it in place: its memory written back, its threads let go");
+    expect_code(agent(bin, &["resume", pid])?, 0)?;
+    read()?;
+    writeln!(client, "and after")?;
+    println!("  client sends \"and after\"");
+    read()?;
+    let mut state = workload.ask("check", "state")?;
+    for _ in 0..100 {
+        if state.contains("reason=restored") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        state = workload.ask("check", "state")?;
+    }
+    println!("  {state}");
+    if !state.contains("memory=intact") {
+        bail!("the held workload did not come back intact: {state}");
+    }
+    let _ = std::fs::remove_dir_all(image);
+    Ok(())
+}
+
 pub fn run() -> Result<()> {
     setup::ensure()?;
     let bin = build::build(true)?;
@@ -123,11 +182,14 @@ pub fn run() -> Result<()> {
         bail!("the workload reports damage: {state}");
     }
 
-    util::stage("suspend it for real: frozen, written to an image, then killed");
+    util::stage("suspend it with --exit: frozen, written to an image, then killed");
     let image = util::target_dir().join("demo-image");
     let _ = std::fs::remove_dir_all(&image);
     let image_arg = image.to_string_lossy().into_owned();
-    expect_code(agent(&bin, &["suspend", &pid, "-D", &image_arg])?, 0)?;
+    expect_code(
+        agent(&bin, &["suspend", &pid, "-D", &image_arg, "--exit"])?,
+        0,
+    )?;
     drop(workload); // reaped: its pid is free again
 
     util::stage("what the image holds (every checksum verified first)");
@@ -157,8 +219,10 @@ pub fn run() -> Result<()> {
     }
     agent(&bin, &["list"])?;
     let _ = std::fs::remove_dir_all(&image);
+
+    held(&bin, &mut workload, &pid, &image)?;
     println!(
-        "\ndemo: done. The workload was suspended, resumed where it left off, and registered again (`list`). The registry is pinned at /sys/fs/bpf/suspend/registry (try `bpftool map dump pinned /sys/fs/bpf/suspend/registry`)."
+        "\ndemo: done. The workload was suspended to an image, resumed from it where it left off, registered again (`list`), then held with a TCP client connected and resumed in place, the connection intact. The registry is pinned at /sys/fs/bpf/suspend/registry (try `bpftool map dump pinned /sys/fs/bpf/suspend/registry`)."
     );
     drop(sleep);
     Ok(())

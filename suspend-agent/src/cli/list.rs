@@ -17,7 +17,7 @@ use crate::{exit, hold::HeldRecord, procfs, registry::Registry, sys};
 /// CONTEXT (where callbacks run: thread or signal), AGE (since it
 /// registered), SENT/DELIVERED (suspend signals the kernel generated for it /
 /// delivered to its handler, counted by eBPF), COMMAND. A held process
-/// (`suspend --hold`) has a second line: how long it has been held, its
+/// (a suspend's default) has a second line: how long it has been held, its
 /// image, its resident memory now, and what only the held process has
 /// (not its image).
 #[derive(clap::Args)]

@@ -34,7 +34,7 @@ use crate::{
 /// of init (or of the nearest subreaper), like `criu restore -d`. Any
 /// failure kills what was created: nothing half-made stays behind.
 ///
-/// A held process (`suspend --hold`) is resumed in place instead: given its
+/// A held process (a suspend's default) is resumed in place instead: given its
 /// image directory or its pid, its parked threads are seized, every saved
 /// page of its private memory is written back from the image (each run's
 /// hash checked), and each thread goes on from where it was frozen — same

@@ -17,11 +17,15 @@ use crate::control::{self, Outcome, Request};
 /// When it is ready, every thread is frozen (ptrace, invisible to the
 /// process), its state is written to the image directory -D (created; mode
 /// 0700, files 0600; written elsewhere, fsynced, then renamed into place),
-/// and only then is the process killed — or, with --leave-running, let go
-/// (its on_resume runs with "continued"). Files an image cannot hold
-/// (sockets, pipes other than stdio, eventfds…) make it refuse before
-/// freezing (exit 8) unless --drop-unsupported-fds. Any failure after
-/// "ready" lets the process go and runs its on_resume with "aborted".
+/// and only then is the process held: its threads parked, its private
+/// memory released, every kernel object it has kept (`resume` refills it
+/// in place). With --exit it is killed instead, and the image alone
+/// carries it: what an image cannot hold (sockets, pipes to other
+/// processes, POSIX timers, file locks, children…) then makes it refuse
+/// before freezing (exit 8) unless --drop-unsupported-fds. With
+/// --leave-running it is let go (its on_resume runs with "continued"). Any
+/// failure after "ready" lets the process go and runs its on_resume with
+/// "aborted".
 ///
 /// --dry-run runs the handshake only: ask, and when the process is ready,
 /// let it go again (on_resume with "continued").
@@ -45,15 +49,20 @@ pub struct Args {
     )]
     dir: Option<PathBuf>,
     /// Keep the process running after its image is written.
-    #[arg(long, requires = "dir", conflicts_with = "hold")]
+    #[arg(long, requires = "dir", conflicts_with_all = ["hold", "exit"])]
     leave_running: bool,
-    /// Hold the process instead of killing it: it keeps its pid and every
+    /// Hold the process (the default with -D): it keeps its pid and every
     /// kernel object (sockets, locks, pipes, timers, children, terminal),
     /// its threads wait parked, its private memory is released. `resume`
     /// refills it. Sockets, pipes and other files an image cannot hold do
     /// not prevent it (they stay in the held process).
-    #[arg(long, requires = "dir")]
+    #[arg(long, requires = "dir", conflicts_with = "exit")]
     hold: bool,
+    /// Kill the process once its image is durable, instead of holding it:
+    /// the image alone carries it (before a reboot, or to move it). What an
+    /// image cannot hold is then refused before anything is frozen.
+    #[arg(long, requires = "dir")]
+    exit: bool,
     /// Leave files an image cannot hold out of it instead of refusing.
     #[arg(long, requires = "dir")]
     drop_unsupported_fds: bool,
@@ -94,6 +103,10 @@ fn check(pid: u32) -> anyhow::Result<u8> {
         };
         println!("  fd {:>4}  {:<40} {treatment}", f.fd, f.path);
     }
+    for what in dump::unrestorable_state(pid) {
+        any = true;
+        println!("  refused: {what} (an image cannot hold it; --hold keeps it)");
+    }
     let confinement = dump::confinement::refusals(pid)?;
     if confinement.is_empty() {
         println!(
@@ -122,6 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .dir
         .map(|d| std::path::absolute(&d).with_context(|| format!("resolving {}", d.display())))
         .transpose()?;
+    // Held unless told otherwise.
+    let hold = dir.is_some() && !args.exit && !args.leave_running;
     let request = Request::Suspend {
         pid: args.pid,
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -130,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         dir,
         leave_running: args.leave_running,
         drop_unsupported_fds: args.drop_unsupported_fds,
-        hold: args.hold,
+        hold,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let (outcome, message) = control::call(
