@@ -1,6 +1,7 @@
 //! What goes into the guest besides `/init`: the agent and the client
 //! library, the suite's workloads and compiled integration tests, the tools
-//! the tests call from `PATH` (`bpftool`, `python3`, busybox for the rest),
+//! the tests call from `PATH` (`bpftool`, `bash`, `python3`, busybox for the
+//! rest),
 //! and every shared library those need, found the way `ldd` finds them.
 
 use std::{
@@ -179,9 +180,13 @@ pub fn collect(profile_dir: &Path, suite: &Suite, busybox: &Path) -> Result<Tree
         elves.push(exe.clone());
     }
 
-    let bpftool = which("bpftool")?;
-    tree.insert(&bpftool, Node::file(&bpftool)?);
-    elves.push(bpftool);
+    // bpftool, and bash (busybox has none: the held-suspension suite runs
+    // a bash pipeline).
+    for tool in ["bpftool", "bash"] {
+        let path = which(tool)?;
+        tree.insert(&path, Node::file(&path)?);
+        elves.push(path);
+    }
     let python = which_python()?;
     tree.insert(&python.0, Node::file(&python.0)?);
     if let Some(link) = &python.1 {
