@@ -323,6 +323,10 @@ fn unsupported_fds_are_refused_before_freezing() {
     }
     assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
     assert!(
+        out.stderr.contains("unix, unnamed"),
+        "each socket is named by what it is: {out:?}"
+    );
+    assert!(
         dir.leftovers().is_empty(),
         "no image: {:?}",
         dir.leftovers()
@@ -685,15 +689,15 @@ fn daemon_killed_while_a_thread_runs_a_call_for_it_does_not_kill_the_process() {
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     // The borrowed thread put itself back: the trampoline says so in the
     // save area of the client block (untouched since: no agent ran).
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
-    let block = maps
-        .lines()
-        .find(|l| l.contains("/memfd:suspend-client"))
-        .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
-        .expect("the client block");
     // Where the freeze guard is on, its lease outlives the dead agent by
-    // up to 10 s: memory readers are refused until then.
+    // up to 10 s: readers of its maps and memory are refused until then.
     let released = wait_for("the freeze guard's lease to lapse", || {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let block = maps
+            .lines()
+            .find(|l| l.contains("/memfd:suspend-client"))
+            .and_then(|l| u64::from_str_radix(l.split('-').next()?, 16).ok())
+            .expect("the client block");
         let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
         let mut released = [0u8; 8];
         std::os::unix::fs::FileExt::read_exact_at(&mem, &mut released, block + 3072 + 32).ok()?;
