@@ -153,6 +153,11 @@ fn a_tcp_connection_survives_a_hold() {
         out.stdout.contains("only the held process has") && out.stdout.contains("socket"),
         "the sockets stay in the held process, and it says so: {out:?}"
     );
+    assert!(
+        out.stdout
+            .contains(&format!("TCP listening on 127.0.0.1:{port}")),
+        "named by address: {out:?}"
+    );
     // While held: bytes sent on the open connection wait in the kernel;
     // a new client connects (the backlog takes it).
     writeln!(a, "two").unwrap();
@@ -467,4 +472,31 @@ fn a_hold_cut_short_by_a_killed_daemon_lets_the_process_go_on() {
     let entry = registry_entry(pid).expect("registered");
     assert_eq!(entry["state"], "registered", "{entry}");
     w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_multiprocessing_pool_parent_is_held_and_its_workers_wait_for_it() {
+    let _daemon = Daemon::start();
+    let (mut py, pid) = python(
+        r#"
+import multiprocessing as mp, os, sys
+def square(x):
+    return x * x
+pool = mp.Pool(2)
+first = sum(pool.map(square, range(10)))
+print(f"ready pid={os.getpid()} first={first}", flush=True)
+for line in sys.stdin:
+    print(f"sum={sum(pool.map(square, range(100)))}", flush=True)
+"#,
+    );
+    assert_eq!(py.ask("", "sum"), "sum=328350");
+    let dir = ImageDir::new("held-pool");
+    let out = hold(pid, &dir);
+    // Its workers are its children: an image alone could not keep them.
+    assert!(out.stdout.contains("child process(es)"), "{out:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(py.ask("", "sum"), "sum=328350", "the pool works on");
 }
