@@ -35,6 +35,12 @@ fn refused_then_held(command: &str, prefix: &str, named: &str) -> Proc {
     let check = agent(&["suspend", &pid.to_string(), "--check"]);
     assert_eq!(check.code, UNSUPPORTED, "{check:?}");
     assert!(check.stdout.contains(named), "--check names it: {check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("held (the default): possible, keeping what is refused above"),
+        "--check says it can be held: {check:?}"
+    );
 
     let out = suspend(pid, &dir, &["--hold"]);
     assert_eq!(out.code, 0, "{out:?}");

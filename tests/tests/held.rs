@@ -392,6 +392,13 @@ fn what_writes_into_a_held_processs_memory_is_refused_before_freezing() {
         !field(&uffd, "fd").starts_with('-'),
         "userfaultfd(2) is not available here: {uffd}"
     );
+    let check = agent(&["suspend", &pid.to_string(), "--check"]);
+    assert_eq!(check.code, UNSUPPORTED, "{check:?}");
+    assert!(
+        check.stdout.contains("held (the default): refused: fd")
+            && check.stdout.contains("a userfaultfd"),
+        "{check:?}"
+    );
     let dir = ImageDir::new("held-uffd");
     let out = suspend(pid, &dir, &["--hold"]);
     assert_eq!(out.code, UNSUPPORTED, "{out:?}");

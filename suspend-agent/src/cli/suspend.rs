@@ -31,11 +31,13 @@ use crate::control::{self, Outcome, Request};
 /// let it go again (on_resume with "continued").
 ///
 /// --check asks nothing and freezes nothing: it lists what an image of the
-/// process would hold — each open file and how it is treated, each
-/// thread's confinement — with the same checks a suspend makes before it
-/// freezes; exit 0, or 8 when something would be refused (3 when the
-/// process did not opt in). What only a frozen process shows (a
-/// parent-death signal) is not in it.
+/// process would hold — each open file and how it is treated, timers,
+/// locked memory and children, each thread's confinement — with the same
+/// checks a suspend with --exit makes before it freezes, and whether it can
+/// be held (the default); exit 0, or 8 when something would be refused
+/// either way (3 when the process did not opt in). What only a frozen
+/// process shows (a parent-death signal, seccomp filters denying pause) is
+/// not in it.
 #[derive(clap::Args)]
 pub struct Args {
     /// Process id (of any process; one that did not opt in is left alone).
@@ -116,6 +118,23 @@ fn check(pid: u32) -> anyhow::Result<u8> {
     for why in &confinement {
         any = true;
         println!("  refused: {why}");
+    }
+    // The lines above are what an image holds (`--exit`); a held process
+    // keeps all of it, and has refusals of its own.
+    let unholdable = crate::hold::refusals(pid)?;
+    if unholdable.is_empty() {
+        println!(
+            "  held (the default): possible{}",
+            if any {
+                ", keeping what is refused above"
+            } else {
+                ""
+            }
+        );
+    }
+    for why in &unholdable {
+        any = true;
+        println!("  held (the default): refused: {why}");
     }
     Ok(if opted_in.starts_with("not") {
         exit::NOT_OPTED_IN
