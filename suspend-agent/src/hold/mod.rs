@@ -178,6 +178,18 @@ fn children(pid: u32) -> Vec<u32> {
     all
 }
 
+/// The client's trampoline in `pid` (checked to be this agent's).
+fn site(pid: u32) -> Result<Site, HoldError> {
+    let block = procfs::client_block_addr(pid)
+        .ok()
+        .flatten()
+        .ok_or(HoldError::Proc {
+            pid,
+            what: "no client block in /proc/PID/maps".into(),
+        })?;
+    Ok(Site::find(pid, block)?)
+}
+
 /// A process just held.
 #[derive(Debug)]
 pub struct Parked {
@@ -201,14 +213,7 @@ pub fn park(
     let started = Instant::now();
     let pid = frozen.pid();
     let resident_before = procfs::rss_bytes(pid).unwrap_or(0);
-    let block = procfs::client_block_addr(pid)
-        .ok()
-        .flatten()
-        .ok_or(HoldError::Proc {
-            pid,
-            what: "no client block in /proc/PID/maps".into(),
-        })?;
-    let site = Site::find(pid, block)?;
+    let site = site(pid)?;
     parks_allowed(pid, frozen, &site)?;
 
     // Every thread waits in the trampoline: a killed agent lets it go back
@@ -463,14 +468,7 @@ pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError>
         });
     }
     let seized = Seized::take(pid, &tids)?;
-    let block = procfs::client_block_addr(pid)
-        .ok()
-        .flatten()
-        .ok_or(HoldError::Proc {
-            pid,
-            what: "no client block in /proc/PID/maps".into(),
-        })?;
-    let site = Site::find(pid, block)?;
+    let site = site(pid)?;
     let mut running = Vec::new();
     for &tid in &tids {
         let regs = ptrace::regs(tid).map_err(|source| HoldError::Ptrace {
