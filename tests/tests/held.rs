@@ -507,3 +507,36 @@ for line in sys.stdin:
     assert_eq!(back.code, 0, "{back:?}");
     assert_eq!(py.ask("", "sum"), "sum=328350", "the pool works on");
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn only_the_image_it_was_held_with_refills_it() {
+    // An older image of the very same process, signed by this machine,
+    // put where the hold's image is: its pages are not the process's now.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("resumable"), &[]);
+    let pid = ready_pid(&mut w);
+    let older = ImageDir::new("held-older");
+    hold(pid, &older);
+    assert_eq!(resume_held(older.arg()).code, 0);
+    state_after(&mut w, "state", 1);
+    let now = ImageDir::new("held-now");
+    hold(pid, &now);
+    let aside = now.parent().join("aside");
+    std::fs::rename(&now.path, &aside).expect("moving the image aside");
+    std::fs::rename(&older.path, &now.path).expect("putting the older image in its place");
+    let out = resume_held(&pid.to_string());
+    assert_eq!(out.code, BAD_IMAGE, "{out:?}");
+    assert!(
+        out.stderr.contains("not the image it was held with") && out.stderr.contains("stays held"),
+        "{out:?}"
+    );
+    std::fs::remove_dir_all(&now.path).expect("removing the older image");
+    std::fs::rename(&aside, &now.path).expect("putting the image back");
+    let back = resume_held(&pid.to_string());
+    assert_eq!(back.code, 0, "{back:?}");
+    let state = state_after(&mut w, "state", 2);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    check_ok(&mut w);
+    w.exit_ok();
+}

@@ -51,7 +51,7 @@ use crate::{
     freeze::Frozen,
     image::{
         Image,
-        format::{MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
+        format::{META_FILE, MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
     },
     procfs::{self, vmas},
     tracee::{
@@ -178,6 +178,14 @@ fn children(pid: u32) -> Vec<u32> {
     all
 }
 
+/// The BLAKE3 hash of an image's `meta.jsonl` (which its signature covers,
+/// and which names every page run's hash): the image a hold was written
+/// with, so that its refill takes no other (signed) image put in its
+/// place.
+fn meta_hash(image: &Path) -> io::Result<String> {
+    Ok(blake3_hex(&fs::read(image.join(META_FILE))?))
+}
+
 /// The client's trampoline in `pid` (checked to be this agent's).
 fn site(pid: u32) -> Result<Site, HoldError> {
     let block = procfs::client_block_addr(pid)
@@ -223,7 +231,6 @@ pub fn park(
         let mut b = Borrowed::on_own_stack(thread.tid, site, thread.stopped_with)?;
         b.syscall(libc::SYS_getpid, [0; 6])?;
         borrowed.push(b);
-        frozen.set_stopped_with(thread.tid, None);
     }
     let record = HeldRecord {
         pid,
@@ -232,6 +239,7 @@ pub fn park(
             what: e.to_string(),
         })?,
         image: fs::canonicalize(image).map_err(io_err(pid, image.display().to_string()))?,
+        meta_blake3: meta_hash(image).map_err(io_err(pid, format!("reading {META_FILE}")))?,
         since: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
@@ -257,6 +265,13 @@ pub fn park(
             frozen.set_held(false);
             return Err(e.into());
         }
+    }
+    // The signal a thread was caught on its way to deliver is queued to it
+    // again (blocked while parked): let go, it must not be given twice.
+    // Until here, a failure put each thread back into its stop, and the
+    // release delivers that signal.
+    for tid in frozen.tids() {
+        frozen.set_stopped_with(tid, None);
     }
     drop(borrowed);
 
@@ -448,6 +463,15 @@ pub struct Unparked {
 pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError> {
     let started = Instant::now();
     let pid = record.pid;
+    if meta_hash(&image.dir).ok().as_ref() != Some(&record.meta_blake3) {
+        return Err(HoldError::NotHeld {
+            pid,
+            why: format!(
+                "{} is not the image it was held with (its {META_FILE} changed since)",
+                image.dir.display()
+            ),
+        });
+    }
     if image.process.pid != pid {
         return Err(HoldError::NotHeld {
             pid,

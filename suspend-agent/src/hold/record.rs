@@ -24,6 +24,8 @@ pub struct HeldRecord {
     pub start_time: u64,
     /// The image directory (absolute).
     pub image: PathBuf,
+    /// The BLAKE3 hash of its `meta.jsonl`: only that image refills it.
+    pub meta_blake3: String,
     /// When it was held (seconds since the epoch).
     pub since: u64,
     pub threads: u32,
@@ -144,6 +146,7 @@ mod tests {
             pid: 42,
             start_time: 7,
             image: "/var/lib/x".into(),
+            meta_blake3: "ab".into(),
             since: 1,
             threads: 3,
             resident_before: 1 << 20,
