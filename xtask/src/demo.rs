@@ -72,6 +72,25 @@ fn expect_code(code: i32, want: i32) -> Result<()> {
     Ok(())
 }
 
+/// Asks the workload for its state until its on_resume has run (on the
+/// client's helper thread, just after the resume: it may take a moment),
+/// prints it, and fails unless it says restored and intact.
+fn restored_intact(workload: &mut crate::live::Workload, what: &str) -> Result<()> {
+    let mut state = workload.ask("check", "state")?;
+    for _ in 0..100 {
+        if state.contains("reason=restored") {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        state = workload.ask("check", "state")?;
+    }
+    println!("  {state}");
+    if !state.contains("memory=intact") || !state.contains("reason=restored") {
+        bail!("{what} did not come back intact: {state}");
+    }
+    Ok(())
+}
+
 /// The held suspension (the default): a TCP client of the workload stays
 /// connected while it is held, and what it sent meanwhile is answered
 /// after the resume.
@@ -112,18 +131,7 @@ fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Pat
     writeln!(client, "and after")?;
     println!("  client sends \"and after\"");
     read()?;
-    let mut state = workload.ask("check", "state")?;
-    for _ in 0..100 {
-        if state.contains("reason=restored") {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-        state = workload.ask("check", "state")?;
-    }
-    println!("  {state}");
-    if !state.contains("memory=intact") {
-        bail!("the held workload did not come back intact: {state}");
-    }
+    restored_intact(workload, "the held workload")?;
     let _ = std::fs::remove_dir_all(image);
     Ok(())
 }
@@ -203,20 +211,7 @@ pub fn run() -> Result<()> {
     let mut workload = resumed.workload;
 
     util::stage("the resumed workload checks itself");
-    // Its on_resume runs on the client's helper thread, just after the
-    // resume: give it a moment.
-    let mut state = workload.ask("check", "state")?;
-    for _ in 0..100 {
-        if state.contains("reason=restored") {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-        state = workload.ask("check", "state")?;
-    }
-    println!("  {state}");
-    if !state.contains("memory=intact") || !state.contains("reason=restored") {
-        bail!("the resumed workload is not intact: {state}");
-    }
+    restored_intact(&mut workload, "the resumed workload")?;
     agent(&bin, &["list"])?;
     let _ = std::fs::remove_dir_all(&image);
 

@@ -49,19 +49,19 @@ pub fn queue_signal(pid: u32, tid: u32, signal: i32, value: u64) -> io::Result<(
     Ok(())
 }
 
-/// Whether processes `a` and `b` share one address space (`kcmp`
-/// `KCMP_VM`): a `vfork` child runs on its parent's memory.
-pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
-    const KCMP_VM: libc::c_int = 1;
-    // SAFETY: kcmp takes no pointers for KCMP_VM.
+/// `kcmp(pid1, pid2, kind, idx1, idx2) == 0`: the two name the same kernel
+/// object.
+fn kcmp_same(pid1: u32, pid2: u32, kind: libc::c_int, idx1: u64, idx2: u64) -> io::Result<bool> {
+    // SAFETY: kcmp takes no pointers for the kinds used here (KCMP_FILE,
+    // KCMP_VM): the indexes are fd numbers or ignored.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_kcmp,
-            a as libc::pid_t,
-            b as libc::pid_t,
-            KCMP_VM,
-            0usize,
-            0usize,
+            pid1 as libc::pid_t,
+            pid2 as libc::pid_t,
+            kind,
+            idx1 as libc::c_ulong,
+            idx2 as libc::c_ulong,
         )
     };
     if ret < 0 {
@@ -70,25 +70,16 @@ pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
     Ok(ret == 0)
 }
 
+/// Whether processes `a` and `b` share one address space (`KCMP_VM`): a
+/// `vfork` child runs on its parent's memory.
+pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
+    kcmp_same(a, b, 1, 0, 0)
+}
+
 /// Whether fds `a` and `b` of `pid` are one open file description (a dup)
-/// rather than two opens (`kcmp` `KCMP_FILE`).
+/// rather than two opens (`KCMP_FILE`).
 pub fn same_open_file(pid: u32, a: i32, b: i32) -> io::Result<bool> {
-    const KCMP_FILE: libc::c_int = 0;
-    // SAFETY: kcmp takes no pointers for KCMP_FILE.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_kcmp,
-            pid as libc::pid_t,
-            pid as libc::pid_t,
-            KCMP_FILE,
-            a as libc::c_ulong,
-            b as libc::c_ulong,
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(ret == 0)
+    kcmp_same(pid, pid, 0, a as u64, b as u64)
 }
 
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.
