@@ -8,6 +8,7 @@ mod pidfd;
 pub mod probe;
 pub mod sched;
 mod time;
+pub mod uffd;
 
 pub use creds::random;
 pub use pidfd::{PidFd, SigQueueInfo};
@@ -118,4 +119,12 @@ pub fn read_process_memory(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()
         ));
     }
     Ok(())
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: `false` if
+/// another open file holds it (released when `file` closes).
+pub fn try_lock(file: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on a descriptor `file` owns.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
