@@ -54,6 +54,8 @@ enum Command {
     Check(cli::check::Args),
     Run(cli::run::Args),
     Unload(cli::unload::Args),
+    #[command(hide = true)]
+    Refill(cli::refill::Args),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::Unload(args) => cli::unload::run(args),
+        Command::Refill(args) => cli::refill::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -428,6 +428,19 @@ impl Proc {
         }
     }
 
+    /// Whether it prints nothing for `d` (a line that comes is kept in
+    /// `seen` and makes it `false`).
+    pub fn silent_for(&mut self, d: Duration) -> bool {
+        match self.lines.recv_timeout(d) {
+            Ok(line) => {
+                eprintln!("[pid {}] {line}", self.pid);
+                self.seen.push(line);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
     /// Sends one command line.
     pub fn send(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().expect("stdin still open");

@@ -100,6 +100,7 @@ fn the_resumable_workload_is_held_and_resumed_three_times() {
         let state = state_after(&mut w, "state", round);
         assert_eq!(field(&state, "reason"), "restored", "{state}");
         check_ok(&mut w);
+        wait_refilled(pid);
         assert_eq!(fds(pid), fds_before, "the same open files, all of them");
         let entry = registry_entry(pid).expect("registered");
         assert_eq!(entry["state"], "registered", "{entry}");
@@ -539,4 +540,208 @@ fn only_the_image_it_was_held_with_refills_it() {
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     check_ok(&mut w);
     w.exit_ok();
+}
+
+/// `suspend-agent resume TARGET`, its refill copying nothing ahead of the
+/// process for `delay_ms` (only what it touches is served meanwhile).
+fn resume_lazily(target: &str, delay_ms: u64) -> Output {
+    let out = Command::new(bin("suspend-agent"))
+        .args(["resume", target])
+        .env("SUSPEND_FAULT_REFILL_DELAY_MS", delay_ms.to_string())
+        .output()
+        .expect("running suspend-agent");
+    let out = Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("$ suspend-agent resume {target} (refill delayed {delay_ms} ms) -> {out:?}");
+    out
+}
+
+/// The `workload`'s own check of its memory and threads.
+fn intact(w: &mut Proc) {
+    let state = w.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+}
+
+/// Whether `pid`'s held record (kept while it is refilled) is there.
+fn refilling(pid: u32) -> bool {
+    std::path::Path::new(&format!("/run/suspend/held/{pid}.json")).exists()
+}
+
+/// Waits until every page of `pid` is back (its record is gone).
+fn wait_refilled(pid: u32) {
+    wait_for(&format!("the refill of pid {pid} to end"), || {
+        (!refilling(pid)).then_some(())
+    });
+}
+
+/// The pid of the agent serving the refill, from `resume`'s message.
+fn server_pid(out: &Output) -> u32 {
+    let at = out.stderr.find("served by pid ").expect("served by pid") + "served by pid ".len();
+    out.stderr[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a pid")
+}
+
+/// A process of uid 2001 (not root: its own userfaultfd could not wait on a
+/// fault taken inside the kernel), held with a region of 32 MiB.
+fn users_region_held(name: &str) -> (Proc, u32, ImageDir) {
+    let mut w = Proc::spawn(bin("workload"), &["--uid", "2001"]);
+    let pid = ready_pid(&mut w);
+    assert_eq!(w.ask("region 32M", "region"), "region ok");
+    let dir = ImageDir::new(name);
+    hold(pid, &dir);
+    (w, pid, dir)
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_lazily_refilled_process_gets_every_page_however_it_first_touches_it() {
+    let _daemon = Daemon::start();
+    let (mut w, pid, dir) = users_region_held("lazy-touch");
+    let fds_before = fds(pid);
+    let back = resume_lazily(dir.arg(), 5000);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert!(back.stderr.contains("given back as it runs"), "{back:?}");
+    // Nothing is copied ahead for 5 s: each of these is the region's first
+    // touch since the resume, served page by page.
+    assert_eq!(
+        w.ask("region-read", "region-read"),
+        "region-read ok",
+        "read(2) into a page not yet back"
+    );
+    assert_eq!(
+        w.ask("region-fork", "region-fork"),
+        "region-fork ok",
+        "a child forked while pages were missing"
+    );
+    assert_eq!(w.ask("region-remap", "region-remap"), "region-remap ok");
+    assert_eq!(
+        w.ask("region-discard", "region-discard"),
+        "region-discard ok"
+    );
+    assert!(
+        refilling(pid),
+        "all of it ran while the refill was still under way"
+    );
+    wait_refilled(pid);
+    // What moved was filled at its new place; what was discarded stayed zero.
+    assert_eq!(w.ask("region-check", "region-check"), "region-check ok");
+    intact(&mut w);
+    assert!(
+        fds(pid)
+            .iter()
+            .all(|(_, link)| !link.contains("userfaultfd")),
+        "its userfaultfd is closed again: {:?} (before: {fds_before:?})",
+        fds(pid)
+    );
+    w.exit_ok();
+}
+
+/// A lazy refill whose serving agent is SIGKILLed after the process moved
+/// and discarded memory: its threads wait for their pages (never a zero
+/// page, never killed) until `finish` brings a new agent, which replays
+/// what the process did and gives back the rest exactly.
+fn killed_refill(name: &str, finish: impl FnOnce(u32, Daemon) -> Daemon) {
+    let daemon = Daemon::start();
+    let (mut w, pid, dir) = users_region_held(name);
+    let back = resume_lazily(dir.arg(), 600_000);
+    assert_eq!(back.code, 0, "{back:?}");
+    let server = server_pid(&back);
+    // Events the next agent must replay: a move, a discard.
+    assert_eq!(w.ask("region-remap", "region-remap"), "region-remap ok");
+    assert_eq!(
+        w.ask("region-discard", "region-discard"),
+        "region-discard ok"
+    );
+    // SAFETY: killing the serving agent, a process of this test's.
+    unsafe { libc::kill(server as i32, libc::SIGKILL) };
+    wait_for("the killed agent to be gone", || {
+        (!pid_alive(server)).then_some(())
+    });
+    // The region's pages are missing and no one serves them: the check
+    // waits (never sees a zero page, never dies).
+    w.send("region-check");
+    assert!(
+        w.silent_for(Duration::from_millis(1500)),
+        "the workload waits for its pages"
+    );
+    assert!(pid_alive(pid), "the process lives");
+    assert!(refilling(pid));
+    let list = agent(&["list"]);
+    assert!(
+        list.stdout.contains("not served"),
+        "list says no one serves it: {list:?}"
+    );
+    let again = ImageDir::new(&format!("{name}-again"));
+    let refused = suspend(pid, &again, &["--hold"]);
+    assert_eq!(refused.code, UNSUPPORTED, "not all there yet: {refused:?}");
+    assert!(
+        refused.stderr.contains("still getting its memory back"),
+        "{refused:?}"
+    );
+    let _daemon = finish(pid, daemon);
+    assert_eq!(w.expect("region-check"), "region-check ok");
+    wait_refilled(pid);
+    intact(&mut w);
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_refill_whose_agent_is_killed_waits_and_resume_finishes_it() {
+    killed_refill("lazy-killed-resume", |pid, daemon| {
+        let again = resume_held(&pid.to_string());
+        assert_eq!(again.code, 0, "{again:?}");
+        assert!(again.stderr.contains("finishing it"), "{again:?}");
+        daemon
+    });
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_refill_whose_agent_is_killed_waits_and_the_next_daemon_finishes_it() {
+    killed_refill("lazy-killed-daemon", |_, daemon| {
+        daemon.kill();
+        Daemon::start()
+    });
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_page_the_damaged_image_cannot_give_kills_the_process_with_a_log_line() {
+    let _daemon = Daemon::start();
+    let (mut w, pid, dir) = users_region_held("lazy-damaged");
+    // A byte of the region's saved pages, flipped after the hold.
+    let meta = std::fs::read_to_string(dir.path.join("meta.jsonl")).expect("meta");
+    let at = meta
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.split_once(' ')?.1).ok())
+        .find(|r| {
+            r["record"] == "mapping"
+                && r["end"].as_u64().unwrap_or(0) - r["start"].as_u64().unwrap_or(0) == 32 << 20
+        })
+        .and_then(|r| r["pages"][3]["at"].as_u64())
+        .expect("the region's runs in meta.jsonl");
+    suspend_tests::flip_byte(&dir.path.join("pages.img"), at + 5000);
+    let back = resume_lazily(dir.arg(), 0);
+    assert_eq!(
+        back.code, 0,
+        "it ran again before the damage was found: {back:?}"
+    );
+    w.send("region-check");
+    let code = w.wait_exit();
+    assert_eq!(code, 128 + libc::SIGKILL, "killed, not handed a wrong page");
+    let log = std::fs::read_to_string("/run/suspend/refill.log").expect("refill log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("pid {pid} was killed"))
+                && l.contains("does not match its hash")),
+        "the log names it and why: {log}"
+    );
+    assert!(!refilling(pid), "its record is gone");
 }

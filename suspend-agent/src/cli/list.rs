@@ -53,6 +53,13 @@ struct Held {
     held_seconds: u64,
     resident_bytes: u64,
     held_only: Vec<String>,
+    /// It runs again, its memory still being given back from the image
+    /// (`held_seconds` then counts from its resume).
+    refilling: bool,
+    /// An agent serves that refill now (else it waits for one: `resume
+    /// PID` or the next daemon starts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    served: Option<bool>,
 }
 
 fn held(pid: u32) -> Option<Held> {
@@ -60,11 +67,17 @@ fn held(pid: u32) -> Option<Held> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let since = record.refill.as_ref().map_or(record.since, |r| r.since);
     Some(Held {
         image: record.image,
-        held_seconds: now.saturating_sub(record.since),
+        held_seconds: now.saturating_sub(since),
         resident_bytes: procfs::rss_bytes(pid).unwrap_or(0),
         held_only: record.held_only,
+        refilling: record.refill.is_some(),
+        served: record
+            .refill
+            .is_some()
+            .then(|| crate::hold::refill::being_served(pid)),
     })
 }
 
@@ -135,6 +148,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             } else {
                 format!("; only in the held process: {}", h.held_only.join(", "))
             };
+            if h.refilling {
+                println!(
+                    "{:>7} running again for {}, its memory still coming back from image {} ({}), resident {} KiB",
+                    "",
+                    age(h.held_seconds as f64),
+                    h.image.display(),
+                    if h.served == Some(true) {
+                        "served"
+                    } else {
+                        "not served: `suspend-agent resume PID` finishes it"
+                    },
+                    h.resident_bytes / 1024
+                );
+                continue;
+            }
             println!(
                 "{:>7} held {}, image {}, resident {} KiB{only}",
                 "",

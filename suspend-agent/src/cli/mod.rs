@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod inspect;
 pub mod key;
 pub mod list;
+pub mod refill;
 pub mod resume;
 pub mod run;
 pub mod suspend;

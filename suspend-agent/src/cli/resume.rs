@@ -35,11 +35,20 @@ use crate::{
 /// failure kills what was created: nothing half-made stays behind.
 ///
 /// A held process (a suspend's default) is resumed in place instead: given its
-/// image directory or its pid, its parked threads are seized, every saved
-/// page of its private memory is written back from the image (each run's
-/// hash checked), and each thread goes on from where it was frozen — same
-/// process, same parent, every socket, lock, pipe and timer it kept. If
-/// that fails it stays held (exit 9 when it or its image is not as held).
+/// image directory or its pid, its parked threads are seized and each goes
+/// on from where it was frozen — same process, same parent, every socket,
+/// lock, pipe and timer it kept — within milliseconds whatever its size:
+/// its private anonymous memory is given back lazily, each page served
+/// from the image (its run's hash checked) when a thread first touches it
+/// and the rest copied in behind it by a background agent (`list` shows
+/// `refilling` until it is done; --wait waits for it). Private file
+/// mappings' saved pages are written back before it runs; --eager writes
+/// everything first. If it cannot be resumed it stays held (exit 9 when it
+/// or its image is not as held). A refill whose agent was killed is
+/// finished by `resume PID` (or the next daemon); a page the image can no
+/// longer give (damaged since) kills the process, with a log line in
+/// /run/suspend/refill.log and the kernel log — it is never handed a page
+/// it did not have.
 /// A held process that is gone (killed, or the machine rebooted) is
 /// resumed from its image like any other, unless parts of it lived only in
 /// the held process (named; exit 9).
@@ -60,6 +69,13 @@ pub struct Args {
     /// Append the process's stderr to this file instead of ours.
     #[arg(long, value_name = "FILE")]
     stderr: Option<PathBuf>,
+    /// A held process: write all its memory back before it runs, instead of
+    /// serving it as it is touched.
+    #[arg(long)]
+    eager: bool,
+    /// A held process: return only once all its memory is back.
+    #[arg(long)]
+    wait: bool,
 }
 
 /// The held process `target` names (its pid, or its image directory).
@@ -77,12 +93,53 @@ fn held(target: &std::path::Path) -> anyhow::Result<Option<HeldRecord>> {
     Ok(HeldRecord::for_image(target).unwrap_or(None))
 }
 
+/// Waits for the agent serving a refill, if asked to.
+fn wait_for(args: &Args, pid: u32, server: Option<std::process::Child>) -> anyhow::Result<u8> {
+    let Some(mut server) = server.filter(|_| args.wait) else {
+        return Ok(exit::OK);
+    };
+    let started = std::time::Instant::now();
+    let status = server.wait()?;
+    if status.success() {
+        eprintln!(
+            "suspend-agent: every page of pid {pid} is back ({:.3} s more)",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(exit::OK)
+    } else {
+        eprintln!(
+            "suspend-agent: serving the memory of pid {pid} failed ({status}): see {}",
+            hold::refill::LOG
+        );
+        Ok(exit::BAD_IMAGE)
+    }
+}
+
+/// A held process resumed lazily whose refill is not finished: its agent
+/// was killed (or it still runs).
+fn refilling(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
+    let pid = record.pid;
+    if hold::refill::being_served(pid) {
+        eprintln!("suspend-agent: pid {pid} runs; its memory is still being given back");
+        return Ok(exit::OK);
+    }
+    let server = hold::refill::spawn(pid)?;
+    eprintln!(
+        "suspend-agent: pid {pid} runs; the agent giving its memory back was cut short: finishing it (pid {})",
+        server.id()
+    );
+    wait_for(args, pid, Some(server))
+}
+
 fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
     let pid = record.pid;
     if args.stdin.is_some() || args.stdout.is_some() || args.stderr.is_some() {
         anyhow::bail!(
             "pid {pid} is held: it keeps its own stdin, stdout and stderr (--stdin/--stdout/--stderr apply to a resume from an image)"
         );
+    }
+    if record.refill.is_some() {
+        return refilling(args, record);
     }
     let image = match restore::read_for_refill(&record.image) {
         Ok(image) => image,
@@ -91,7 +148,12 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
             return Ok(exit::BAD_IMAGE);
         }
     };
-    match hold::unpark(&image, record) {
+    let mut server = None;
+    let mut start = |pid| {
+        server = Some(hold::refill::spawn(pid)?);
+        Ok(())
+    };
+    match hold::unpark(&image, record, !args.eager, &mut start) {
         Ok(u) if u.cut_short => {
             eprintln!(
                 "suspend-agent: the hold of pid {} had been cut short (its agent was killed while parking it): its {} parked thread(s) went on from where they were, nothing was written back; it runs, and its on_resume runs with \"aborted\"",
@@ -100,20 +162,29 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         Ok(u) => {
+            let mib = |pages: u64| (pages * 4096) as f64 / (1 << 20) as f64;
+            let lazy = match u.lazy_pages {
+                Some(left) => format!(
+                    "; {left} more ({:.1} MiB) are given back as it runs (served by pid {})",
+                    mib(left),
+                    server.as_ref().map_or(0, |s| s.id())
+                ),
+                None => String::new(),
+            };
             eprintln!(
-                "suspend-agent: resumed held pid {}: {} thread(s), {} pages ({:.1} MiB) written back in {:.3} s{}",
+                "suspend-agent: resumed held pid {}: {} thread(s) running again in {:.3} s, {} pages ({:.1} MiB) written back first{lazy}{}",
                 u.pid,
                 u.threads,
-                u.pages,
-                (u.pages * 4096) as f64 / (1 << 20) as f64,
                 u.took.as_secs_f64(),
+                u.pages,
+                mib(u.pages),
                 if u.told_client {
                     "; its on_resume runs with \"restored\""
                 } else {
                     ""
                 }
             );
-            Ok(exit::OK)
+            wait_for(args, pid, server)
         }
         Err(e @ (HoldError::NotHeld { .. } | HoldError::Pages { .. })) => {
             eprintln!("suspend-agent: {e}; it stays held");

@@ -113,6 +113,16 @@ fn check(state: &State, pid: u32) -> Step<(Registration, u64)> {
             ));
         }
     }
+    // Its memory still coming back from its last resume (a lazy refill):
+    // not all there, and its handler may wait on a page.
+    if crate::hold::refilling(pid) {
+        return Err((
+            Outcome::Unsupported,
+            format!(
+                "pid {pid} is still getting its memory back from its last resume (`suspend-agent list` shows it until done); it was not asked"
+            ),
+        ));
+    }
     let status = procfs::status(pid).map_err(|e| (Outcome::Error, e.to_string()))?;
     if !status.catches(entry.suspend_signal) {
         let _ = state.registry(|r| r.set_state(pid, None, STATE_UNUSABLE));

@@ -101,6 +101,8 @@ pub fn run() -> anyhow::Result<()> {
         report.kept, report.picked_up, report.removed
     );
 
+    finish_refills();
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -111,6 +113,34 @@ pub fn run() -> anyhow::Result<()> {
     // alive; exiting detaches ptrace, so its process is let go.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     result
+}
+
+/// Held processes resumed lazily whose serving agent was killed: their
+/// threads wait for pages no one serves. Each gets a new agent.
+fn finish_refills() {
+    let records = match crate::hold::HeldRecord::all() {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("reading the held records: {e}");
+            return;
+        }
+    };
+    for record in records {
+        if record.refill.is_none() || crate::hold::refill::being_served(record.pid) {
+            continue;
+        }
+        match crate::hold::refill::spawn(record.pid) {
+            Ok(mut child) => {
+                info!(
+                    "pid {}: its refill was cut short; pid {} finishes it",
+                    record.pid,
+                    child.id()
+                );
+                std::thread::spawn(move || child.wait());
+            }
+            Err(e) => warn!("pid {}: finishing its refill: {e}", record.pid),
+        }
+    }
 }
 
 /// Takes the daemon lock (`/run/suspend/agent.pid`) and writes our pid.

@@ -32,13 +32,14 @@
 //! behind its back (io_uring, AIO, a userfaultfd), device mappings, and a
 //! `vfork` child running on its memory.
 
+mod lazy;
 pub mod record;
+pub mod refill;
 mod seccomp;
 
 use std::{
-    fs,
-    io::{self, Read as _},
-    os::unix::fs::{FileExt as _, FileTypeExt as _},
+    fs, io,
+    os::unix::fs::FileTypeExt as _,
     path::Path,
     time::{Duration, Instant, SystemTime},
 };
@@ -46,12 +47,12 @@ use std::{
 use log::{debug, warn};
 use nix::errno::Errno;
 
-pub use self::record::HeldRecord;
+pub use self::record::{HeldRecord, Refill};
 use crate::{
     freeze::Frozen,
     image::{
         Image,
-        format::{META_FILE, MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
+        format::{META_FILE, MappingKind, PAGE_SIZE, blake3_hex},
     },
     procfs::{self, vmas},
     tracee::{
@@ -101,6 +102,15 @@ pub enum HoldError {
 fn io_err(pid: u32, what: impl Into<String>) -> impl FnOnce(io::Error) -> HoldError {
     let what = what.into();
     move |source| HoldError::Io { pid, what, source }
+}
+
+/// Whether `pid` runs again with its memory still being given back (a
+/// lazy refill under way, or waiting for an agent).
+pub fn refilling(pid: u32) -> bool {
+    HeldRecord::find(pid)
+        .ok()
+        .flatten()
+        .is_some_and(|r| r.refill.is_some())
 }
 
 /// What keeps `pid` from being held safely, one line each (empty: nothing).
@@ -247,6 +257,7 @@ pub fn park(
         resident_before,
         resident_after: 0,
         held_only,
+        refill: None,
     };
     record.write().map_err(io_err(
         pid,
@@ -450,7 +461,10 @@ fn releasable(kind: MappingKind) -> bool {
 pub struct Unparked {
     pub pid: u32,
     pub threads: usize,
+    /// Pages written back before it ran.
     pub pages: u64,
+    /// Pages left to be served while it runs (a lazy refill), if any.
+    pub lazy_pages: Option<u64>,
     pub told_client: bool,
     /// The hold had been cut short: only `threads` parked threads were
     /// let go, nothing written back.
@@ -459,8 +473,18 @@ pub struct Unparked {
 }
 
 /// Brings held process `record.pid` back from `image` (read and verified
-/// by the caller). Any failure leaves it held.
-pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError> {
+/// by the caller). Any failure before its threads are let go leaves it
+/// held. `lazy`: its private anonymous memory is served while it runs
+/// ([`refill`]); `start_server` is called, with every range registered and
+/// the record saying so, to start the agent that serves it, just before
+/// the threads are let go. Without `lazy`, or where the kernel cannot, every
+/// page is written back first.
+pub fn unpark(
+    image: &Image,
+    record: &HeldRecord,
+    lazy: bool,
+    start_server: &mut dyn FnMut(u32) -> io::Result<()>,
+) -> Result<Unparked, HoldError> {
     let started = Instant::now();
     let pid = record.pid;
     if meta_hash(&image.dir).ok().as_ref() != Some(&record.meta_blake3) {
@@ -519,7 +543,20 @@ pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError>
     if !running.is_empty() {
         return let_parked_go(image, record, seized, site, &running, started);
     }
-    let pages = refill(image, pid)?;
+    let mut uffd = None;
+    if lazy {
+        match lazy::make_uffd(pid, tids[0], site) {
+            Ok(made) => uffd = Some(made),
+            Err(e) => warn!("pid {pid}: its memory is written back before it runs: {e}"),
+        }
+    }
+    let mut pages = match uffd {
+        None => refill(image, pid)?,
+        Some(_) => {
+            same_mappings(image, pid)?;
+            0
+        }
+    };
 
     // Each thread registers its rseq again and waits in the trampoline
     // (a killed agent lets it go back to the park loop).
@@ -555,17 +592,134 @@ pub fn unpark(image: &Image, record: &HeldRecord) -> Result<Unparked, HoldError>
     for (b, thread) in borrowed.into_iter().zip(&image.threads) {
         b.restore_to((&thread.regs).into(), thread.sigmask)?;
     }
+    // Every thread is stopped where its image has it; none is borrowed.
+    let mut lazy_pages = None;
+    if let Some((number, fd)) = uffd {
+        match serve_lazily(image, record, number, &fd, start_server) {
+            Ok((written, left)) => {
+                pages += written;
+                lazy_pages = Some(left);
+            }
+            Err(e) => {
+                warn!("pid {pid}: its memory is written back before it runs: {e}");
+                drop(fd);
+                let eager = (|| {
+                    let mut b = Borrowed::on_own_stack(tids[0], site, None)?;
+                    b.syscall(libc::SYS_close, [number as u64, 0, 0, 0, 0, 0])?;
+                    b.restore()?;
+                    refill(image, pid)
+                })();
+                match eager {
+                    Ok(written) => pages = written,
+                    Err(e) => {
+                        // Its threads must not run on memory not all back:
+                        // parked again, it stays held.
+                        for &tid in &tids {
+                            if let Err(e) =
+                                Borrowed::on_own_stack(tid, site, None).and_then(|mut b| b.park())
+                            {
+                                warn!("pid {pid}: thread {tid} could not be parked again: {e}");
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
     seized.release();
     registered_again(pid);
-    record.remove();
+    if lazy_pages.is_none() {
+        record.remove();
+    }
     Ok(Unparked {
         pid,
         threads: tids.len(),
         pages,
+        lazy_pages,
         told_client,
         cut_short: false,
         took: started.elapsed(),
     })
+}
+
+/// The lazy half of an unpark, with every thread stopped where its image
+/// has it: pages the agent touched are made the image's, every served
+/// range is registered with the process's userfaultfd `fd` (its number
+/// `number` there), the record says it is being refilled, and the serving
+/// agent is started. Returns the pages written now and those left to serve.
+/// On an error nothing is registered any more.
+fn serve_lazily(
+    image: &Image,
+    record: &HeldRecord,
+    number: i32,
+    fd: &std::os::fd::OwnedFd,
+    start_server: &mut dyn FnMut(u32) -> io::Result<()>,
+) -> Result<(u64, u64), HoldError> {
+    let pid = record.pid;
+    let mut written = lazy::write_present(image, pid)?;
+    let (ranges, more) = lazy::register(image, pid, fd)?;
+    written += more;
+    let unregister = || {
+        for &(s, e) in &ranges {
+            let _ = crate::sys::uffd::unregister(std::os::fd::AsFd::as_fd(fd), s, e - s);
+        }
+    };
+    let mut refilling = record.clone();
+    refilling.refill = Some(Refill {
+        uffd: number,
+        since: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    });
+    let started = fs::File::create(record::journal_path(pid))
+        .and_then(|_| refilling.write())
+        .map_err(io_err(
+            pid,
+            format!("writing its record in {}", record::DIR),
+        ))
+        .and_then(|()| {
+            start_server(pid).map_err(io_err(pid, "starting the agent that serves its memory"))
+        });
+    if let Err(e) = started {
+        unregister();
+        let _ = record.write();
+        let _ = fs::remove_file(record::journal_path(pid));
+        return Err(e);
+    }
+    let (_, chunks) = lazy::plan(image);
+    let left = chunks.iter().map(|c| c.len / PAGE_SIZE).sum::<u64>();
+    Ok((written, left))
+}
+
+/// Its mappings must be those of the image, each private one where the
+/// image has it with the same protections.
+fn same_mappings(image: &Image, pid: u32) -> Result<(), HoldError> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
+    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
+        pid,
+        what: "/proc/PID/maps not understood".into(),
+    })?;
+    for mapping in image
+        .mappings
+        .iter()
+        .filter(|m| releasable(m.kind) && !m.pages.is_empty())
+    {
+        if !vmas
+            .iter()
+            .any(|v| v.start == mapping.start && v.end == mapping.end && v.perms == mapping.perms)
+        {
+            return Err(HoldError::NotHeld {
+                pid,
+                why: format!(
+                    "its mapping {:#x}-{:#x} {} {} is not there as the image has it",
+                    mapping.start, mapping.end, mapping.perms, mapping.path
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The registry says `registered` again (from `held`).
@@ -612,6 +766,7 @@ fn let_parked_go(
         pid,
         threads,
         pages: 0,
+        lazy_pages: None,
         told_client: false,
         cut_short: true,
         took: started.elapsed(),
@@ -622,57 +777,17 @@ fn let_parked_go(
 /// process (whose mappings must be the image's), each run's hash checked
 /// before it is written. Returns the pages written.
 fn refill(image: &Image, pid: u32) -> Result<u64, HoldError> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
-    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
-        pid,
-        what: "/proc/PID/maps not understood".into(),
-    })?;
-    let mut pages_file = fs::File::open(image.dir.join(PAGES_FILE))
-        .map_err(io_err(pid, format!("opening {PAGES_FILE}")))?;
+    same_mappings(image, pid)?;
     // Only this (tracer) thread may write read-only pages through it.
     let mem = fs::OpenOptions::new()
         .write(true)
         .open(format!("/proc/{pid}/mem"))
         .map_err(io_err(pid, "opening /proc/PID/mem"))?;
-    let mut buf = Vec::new();
+    let mut pages = lazy::Pages::open(image)?;
     let mut written = 0;
-    for mapping in image
-        .mappings
-        .iter()
-        .filter(|m| releasable(m.kind) && !m.pages.is_empty())
-    {
-        if !vmas
-            .iter()
-            .any(|v| v.start == mapping.start && v.end == mapping.end && v.perms == mapping.perms)
-        {
-            return Err(HoldError::NotHeld {
-                pid,
-                why: format!(
-                    "its mapping {:#x}-{:#x} {} {} is not there as the image has it",
-                    mapping.start, mapping.end, mapping.perms, mapping.path
-                ),
-            });
-        }
-        for run in &mapping.pages {
-            let len = (run.pages * PAGE_SIZE) as usize;
-            buf.resize(len, 0);
-            std::io::Seek::seek(&mut pages_file, io::SeekFrom::Start(run.at))
-                .and_then(|_| pages_file.read_exact(&mut buf))
-                .map_err(io_err(pid, format!("reading {PAGES_FILE} at {}", run.at)))?;
-            if blake3_hex(&buf) != run.blake3 {
-                return Err(HoldError::Pages {
-                    pid,
-                    what: format!(
-                        "{PAGES_FILE}: the run at byte {} (mapping {:#x}) does not match its hash: the image was damaged since it was written",
-                        run.at, mapping.start
-                    ),
-                });
-            }
-            let addr = mapping.start + run.first_page * PAGE_SIZE;
-            mem.write_all_at(&buf, addr)
-                .map_err(io_err(pid, format!("writing its memory at {addr:#x}")))?;
-            written += run.pages;
+    for (i, mapping) in image.mappings.iter().enumerate() {
+        if releasable(mapping.kind) && !mapping.pages.is_empty() {
+            written += lazy::write_mapping(&mut pages, &mem, i)?;
         }
     }
     Ok(written)

@@ -36,6 +36,28 @@ pub struct HeldRecord {
     /// image alone cannot give these back.
     #[serde(default)]
     pub held_only: Vec<String>,
+    /// Set once it runs again with its memory still being served from the
+    /// image (a lazy refill); the record stays until every page is back.
+    #[serde(default)]
+    pub refill: Option<Refill>,
+}
+
+/// A lazy refill under way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refill {
+    /// The userfaultfd's descriptor number in the process (its own copy
+    /// keeps faulting threads waiting, never failing, while no agent
+    /// serves them).
+    pub uffd: i32,
+    /// When its threads were let go (seconds since the epoch).
+    pub since: u64,
+}
+
+/// The refill journal of `pid`: what the process changed in its memory map
+/// while its pages were served, for a refill that has to be finished by
+/// another agent. Locked (`flock`) by the agent serving it.
+pub fn journal_path(pid: u32) -> PathBuf {
+    Path::new(DIR).join(format!("{pid}.refill"))
 }
 
 fn path_of(pid: u32) -> PathBuf {
@@ -120,6 +142,7 @@ impl HeldRecord {
     /// Removes the record (the process runs again, or is gone).
     pub fn remove(&self) {
         let _ = fs::remove_file(path_of(self.pid));
+        let _ = fs::remove_file(journal_path(self.pid));
     }
 }
 
@@ -152,6 +175,10 @@ mod tests {
             resident_before: 1 << 20,
             resident_after: 4096,
             held_only: vec!["fd 3: socket".into()],
+            refill: Some(Refill {
+                uffd: 900,
+                since: 2,
+            }),
         };
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(serde_json::from_str::<HeldRecord>(&json).unwrap(), r);

@@ -1,0 +1,458 @@
+//! A held process's memory given back lazily: the process runs again at
+//! once, and its pages are served from the image as it touches them (a
+//! userfaultfd), the rest copied in behind it ([`super::refill`]).
+//!
+//! The userfaultfd must be the process's own (it acts on the memory of
+//! whoever creates it) and must stay open in it while pages are missing:
+//! if the agent serving it dies, faulting threads then wait for the next
+//! one instead of being handed zero pages (which closing the last copy
+//! would do). It is made through `/dev/userfaultfd`, which the agent opens
+//! and hands into the process over a socket the process connects to
+//! (`SCM_RIGHTS`): one made by `userfaultfd(2)` in a process without
+//! `CAP_SYS_PTRACE` handles only user-mode faults, and a `read(2)` into a
+//! page not yet back would fail with `EFAULT` instead of waiting. It is
+//! moved to a high descriptor number, so the process's next `open` gets
+//! the number it would have got.
+//!
+//! Only anonymous private memory can be served so (`UFFDIO_REGISTER` takes
+//! no private file mapping); a private file mapping's saved pages are
+//! written back before the process runs, as are the few pages the agent
+//! itself touched while the process was held (its threads' stacks below
+//! their stack pointers), so that nothing present differs from the image.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Read as _, Seek as _},
+    os::{
+        fd::{AsFd as _, OwnedFd},
+        unix::fs::FileExt as _,
+    },
+};
+
+use log::debug;
+
+use super::{HoldError, io_err, releasable};
+use crate::{
+    image::{
+        Image,
+        format::{MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
+    },
+    sys::{self, PidFd, uffd},
+    tracee::inject::{Borrowed, Site},
+};
+
+/// Part of a saved run still to be served: `len` bytes at `addr`, which
+/// are bytes `skip..skip+len` of run `run` of mapping `mapping`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Chunk {
+    pub addr: u64,
+    pub len: u64,
+    pub mapping: usize,
+    pub run: usize,
+    pub skip: u64,
+}
+
+impl Chunk {
+    pub fn end(&self) -> u64 {
+        self.addr + self.len
+    }
+
+    /// The part of it in `[start, end)`, if any.
+    pub fn within(&self, start: u64, end: u64) -> Option<Chunk> {
+        let (s, e) = (self.addr.max(start), self.end().min(end));
+        (s < e).then(|| Chunk {
+            addr: s,
+            len: e - s,
+            skip: self.skip + (s - self.addr),
+            ..*self
+        })
+    }
+}
+
+/// Whether mapping kind `kind` is served lazily.
+pub(super) fn served(kind: MappingKind) -> bool {
+    kind == MappingKind::Anonymous
+}
+
+/// The mappings served lazily (registered) and their saved runs, in
+/// address order.
+pub(super) fn plan(image: &Image) -> (Vec<(u64, u64)>, Vec<Chunk>) {
+    let mut ranges = Vec::new();
+    let mut chunks = Vec::new();
+    for (mi, m) in image.mappings.iter().enumerate() {
+        if !served(m.kind) || m.pages.is_empty() {
+            continue;
+        }
+        ranges.push((m.start, m.end));
+        for (ri, run) in m.pages.iter().enumerate() {
+            chunks.push(Chunk {
+                addr: m.start + run.first_page * PAGE_SIZE,
+                len: run.pages * PAGE_SIZE,
+                mapping: mi,
+                run: ri,
+                skip: 0,
+            });
+        }
+    }
+    chunks.sort_by_key(|c| c.addr);
+    (ranges, chunks)
+}
+
+/// The image's saved pages, each run checked against its hash the first
+/// time any of it is used.
+pub(super) struct Pages<'i> {
+    image: &'i Image,
+    file: fs::File,
+    verified: std::collections::HashSet<(usize, usize)>,
+    buf: Vec<u8>,
+    cached: Option<(usize, usize)>,
+}
+
+impl<'i> Pages<'i> {
+    pub fn open(image: &'i Image) -> Result<Self, HoldError> {
+        let pid = image.process.pid;
+        Ok(Self {
+            image,
+            file: fs::File::open(image.dir.join(PAGES_FILE))
+                .map_err(io_err(pid, format!("opening {PAGES_FILE}")))?,
+            verified: Default::default(),
+            buf: Vec::new(),
+            cached: None,
+        })
+    }
+
+    /// The bytes of run `run` of mapping `mapping`.
+    pub fn run(&mut self, mapping: usize, run: usize) -> Result<&[u8], HoldError> {
+        if self.cached != Some((mapping, run)) {
+            let pid = self.image.process.pid;
+            let m = &self.image.mappings[mapping];
+            let r = &m.pages[run];
+            self.cached = None;
+            self.buf.resize((r.pages * PAGE_SIZE) as usize, 0);
+            self.file
+                .seek(io::SeekFrom::Start(r.at))
+                .and_then(|_| self.file.read_exact(&mut self.buf))
+                .map_err(io_err(pid, format!("reading {PAGES_FILE} at {}", r.at)))?;
+            if !self.verified.contains(&(mapping, run)) {
+                if blake3_hex(&self.buf) != r.blake3 {
+                    return Err(HoldError::Pages {
+                        pid,
+                        what: format!(
+                            "{PAGES_FILE}: the run at byte {} (mapping {:#x}) does not match its hash: the image was damaged since it was written",
+                            r.at, m.start
+                        ),
+                    });
+                }
+                self.verified.insert((mapping, run));
+            }
+            self.cached = Some((mapping, run));
+        }
+        Ok(&self.buf)
+    }
+
+    /// The saved bytes of the page at `addr` in mapping `mapping`, or
+    /// `None` if it was not saved (zero).
+    fn page(&mut self, mapping: usize, addr: u64) -> Result<Option<&[u8]>, HoldError> {
+        let m = &self.image.mappings[mapping];
+        let index = (addr - m.start) / PAGE_SIZE;
+        let Some(run) = m
+            .pages
+            .iter()
+            .position(|r| (r.first_page..r.first_page + r.pages).contains(&index))
+        else {
+            return Ok(None);
+        };
+        let at = ((index - m.pages[run].first_page) * PAGE_SIZE) as usize;
+        let bytes = self.run(mapping, run)?;
+        Ok(Some(&bytes[at..at + PAGE_SIZE as usize]))
+    }
+}
+
+/// Makes a userfaultfd in the process through thread `tid` (parked, seized
+/// and stopped; put back as it was). Returns its number there and a copy.
+pub(super) fn make_uffd(pid: u32, tid: u32, site: Site) -> Result<(i32, OwnedFd), HoldError> {
+    let device = uffd::open_device().map_err(io_err(pid, "opening /dev/userfaultfd"))?;
+    let handoff = sys::uffd::Handoff::new().map_err(io_err(pid, "a handoff socket"))?;
+    let mut b = Borrowed::on_own_stack(tid, site, None)?;
+    let mut opened: Vec<i64> = Vec::new();
+    let made = (|| -> Result<(i32, OwnedFd), HoldError> {
+        let call = |b: &mut Borrowed, nr: i64, args: [u64; 6], what: &str| {
+            let ret = b.syscall(nr, args)?;
+            if ret < 0 {
+                return Err(HoldError::Proc {
+                    pid,
+                    what: format!(
+                        "making its userfaultfd: {what}: {}",
+                        nix::errno::Errno::from_raw(-ret as i32).desc()
+                    ),
+                });
+            }
+            Ok(ret)
+        };
+        const ADDR: u64 = 0;
+        const MSGHDR: u64 = 128;
+        const IOVEC: u64 = 192;
+        const BYTE: u64 = 208;
+        const CONTROL: u64 = 216;
+        const CONTROL_LEN: u64 = 24;
+        let scratch = site.scratch();
+        let (addr, addr_len) = handoff.sockaddr();
+        site.write(ADDR, &addr)?;
+        let flags = (libc::SOCK_STREAM | libc::SOCK_CLOEXEC) as u64;
+        let s = call(
+            &mut b,
+            libc::SYS_socket,
+            [libc::AF_UNIX as u64, flags, 0, 0, 0, 0],
+            "socket",
+        )?;
+        opened.push(s);
+        call(
+            &mut b,
+            libc::SYS_connect,
+            [s as u64, scratch + ADDR, addr_len, 0, 0, 0],
+            "connect",
+        )?;
+        handoff
+            .send(pid, device.as_fd())
+            .map_err(io_err(pid, "handing /dev/userfaultfd over"))?;
+        let mut msg = [0u8; 64];
+        let put =
+            |buf: &mut [u8], at: usize, v: u64| buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+        put(&mut msg, 16, scratch + IOVEC); // msg_iov
+        put(&mut msg, 24, 1); // msg_iovlen
+        put(&mut msg, 32, scratch + CONTROL); // msg_control
+        put(&mut msg, 40, CONTROL_LEN); // msg_controllen
+        site.write(MSGHDR, &msg[..56])?;
+        let mut iov = [0u8; 16];
+        put(&mut iov, 0, scratch + BYTE);
+        put(&mut iov, 8, 1);
+        site.write(IOVEC, &iov)?;
+        site.write(CONTROL, &[0u8; CONTROL_LEN as usize])?;
+        let flags = (libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) as u64;
+        call(
+            &mut b,
+            libc::SYS_recvmsg,
+            [s as u64, scratch + MSGHDR, flags, 0, 0, 0],
+            "recvmsg",
+        )?;
+        let mut cmsg = [0u8; CONTROL_LEN as usize];
+        site.read(CONTROL, &mut cmsg)?;
+        let level = i32::from_ne_bytes(cmsg[8..12].try_into().unwrap_or_default());
+        let kind = i32::from_ne_bytes(cmsg[12..16].try_into().unwrap_or_default());
+        if level != libc::SOL_SOCKET || kind != libc::SCM_RIGHTS {
+            return Err(HoldError::Proc {
+                pid,
+                what: "making its userfaultfd: no descriptor came through the handoff".into(),
+            });
+        }
+        let device_there = i32::from_ne_bytes(cmsg[16..20].try_into().unwrap_or_default()) as i64;
+        opened.push(device_there);
+        call(&mut b, libc::SYS_close, [s as u64, 0, 0, 0, 0, 0], "close")?;
+        opened.retain(|&f| f != s);
+        let flags = (libc::O_CLOEXEC | libc::O_NONBLOCK) as u64;
+        let low = call(
+            &mut b,
+            libc::SYS_ioctl,
+            [device_there as u64, uffd::IOC_NEW, flags, 0, 0, 0],
+            "USERFAULTFD_IOC_NEW",
+        )?;
+        opened.push(low);
+        let high = call(
+            &mut b,
+            libc::SYS_fcntl,
+            [
+                low as u64,
+                libc::F_DUPFD_CLOEXEC as u64,
+                high_fd(pid),
+                0,
+                0,
+                0,
+            ],
+            "F_DUPFD_CLOEXEC",
+        )?;
+        opened.push(high);
+        for fd in [low, device_there] {
+            call(&mut b, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0], "close")?;
+            opened.retain(|&f| f != fd);
+        }
+        site.write(0, &[0u8; 256])?;
+        let ours = PidFd::open(pid)
+            .and_then(|p| p.get_fd(high as i32))
+            .map_err(io_err(pid, "pidfd_getfd of its userfaultfd"))?;
+        Ok((high as i32, ours))
+    })();
+    if made.is_err() {
+        for fd in opened {
+            let _ = b.syscall(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+        }
+        let _ = site.write(0, &[0u8; 256]);
+    }
+    b.restore()?;
+    made
+}
+
+/// The lowest descriptor number the userfaultfd may take in `pid`: near
+/// the top of its limit (at most 1024), out of the way of the numbers its
+/// own `open`s get.
+fn high_fd(pid: u32) -> u64 {
+    let soft = fs::read_to_string(format!("/proc/{pid}/limits"))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        })
+        .unwrap_or(1024);
+    soft.min(1024).saturating_sub(16).max(3)
+}
+
+/// Before the registration: every page present in a mapping to be served
+/// (touched by the agent while held) gets the image's bytes (or zeros, if
+/// it was not saved), and every other private mapping all its saved pages.
+/// Returns the pages written.
+pub(super) fn write_present(image: &Image, pid: u32) -> Result<u64, HoldError> {
+    let mem = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .map_err(io_err(pid, "opening /proc/PID/mem"))?;
+    let pagemap = fs::File::open(format!("/proc/{pid}/pagemap"))
+        .map_err(io_err(pid, "opening /proc/PID/pagemap"))?;
+    let mut pages = Pages::open(image)?;
+    let mut written = 0;
+    let zero = [0u8; PAGE_SIZE as usize];
+    for (mi, m) in image.mappings.iter().enumerate() {
+        if !releasable(m.kind) || m.pages.is_empty() {
+            continue;
+        }
+        if !served(m.kind) {
+            written += write_mapping(&mut pages, &mem, mi)?;
+            continue;
+        }
+        const BATCH: u64 = 4096;
+        let mut entries = vec![0u8; (BATCH * 8) as usize];
+        let mut addr = m.start;
+        while addr < m.end {
+            let n = ((m.end - addr) / PAGE_SIZE).min(BATCH);
+            let bytes = &mut entries[..(n * 8) as usize];
+            pagemap
+                .read_exact_at(bytes, addr / PAGE_SIZE * 8)
+                .map_err(io_err(pid, "reading /proc/PID/pagemap"))?;
+            for (i, e) in bytes.as_chunks::<8>().0.iter().enumerate() {
+                let e = u64::from_le_bytes(*e);
+                if e & (3 << 62) == 0 {
+                    continue;
+                }
+                let at = addr + i as u64 * PAGE_SIZE;
+                let page = pages.page(mi, at)?.unwrap_or(&zero);
+                mem.write_all_at(page, at)
+                    .map_err(io_err(pid, format!("writing its memory at {at:#x}")))?;
+                written += 1;
+            }
+            addr += n * PAGE_SIZE;
+        }
+    }
+    Ok(written)
+}
+
+/// Writes every saved page of mapping `mapping` (through `/proc/PID/mem`).
+pub(super) fn write_mapping(
+    pages: &mut Pages<'_>,
+    mem: &fs::File,
+    mapping: usize,
+) -> Result<u64, HoldError> {
+    let m = &pages.image.mappings[mapping];
+    let (pid, start, count) = (pages.image.process.pid, m.start, m.pages.len());
+    let mut written = 0;
+    for run in 0..count {
+        let (first, n) = {
+            let r = &pages.image.mappings[mapping].pages[run];
+            (r.first_page, r.pages)
+        };
+        let bytes = pages.run(mapping, run)?;
+        let addr = start + first * PAGE_SIZE;
+        mem.write_all_at(bytes, addr)
+            .map_err(io_err(pid, format!("writing its memory at {addr:#x}")))?;
+        written += n;
+    }
+    Ok(written)
+}
+
+/// Registers every served range with `fd`; a range the kernel will not
+/// take gets its pages written at once instead. Returns the ranges
+/// registered and the pages written.
+pub(super) fn register(
+    image: &Image,
+    pid: u32,
+    fd: &OwnedFd,
+) -> Result<(Vec<(u64, u64)>, u64), HoldError> {
+    let features = uffd::api(fd.as_fd()).map_err(io_err(pid, "its userfaultfd"))?;
+    if features & uffd::FEATURES != uffd::FEATURES {
+        return Err(HoldError::Proc {
+            pid,
+            what: format!(
+                "this kernel's userfaultfd lacks events {:#x}",
+                uffd::FEATURES & !features
+            ),
+        });
+    }
+    let mem = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/mem"))
+        .map_err(io_err(pid, "opening /proc/PID/mem"))?;
+    let mut pages = Pages::open(image)?;
+    let by_start: HashMap<u64, usize> = image
+        .mappings
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.start, i))
+        .collect();
+    let (ranges, _) = plan(image);
+    let mut registered = Vec::new();
+    let mut written = 0;
+    for (start, end) in ranges {
+        match uffd::register(fd.as_fd(), start, end - start) {
+            Ok(()) => registered.push((start, end)),
+            Err(e) => {
+                debug!("pid {pid}: {start:#x}-{end:#x} not served lazily ({e}): written now");
+                match write_mapping(&mut pages, &mem, by_start[&start]) {
+                    Ok(n) => written += n,
+                    Err(e) => {
+                        for &(s, e) in &registered {
+                            let _ = uffd::unregister(fd.as_fd(), s, e - s);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    Ok((registered, written))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_cut_to_a_range() {
+        let c = Chunk {
+            addr: 0x10000,
+            len: 0x4000,
+            mapping: 1,
+            run: 2,
+            skip: 0x1000,
+        };
+        assert_eq!(
+            c.within(0x11000, 0x12000),
+            Some(Chunk {
+                addr: 0x11000,
+                len: 0x1000,
+                skip: 0x2000,
+                ..c
+            })
+        );
+        assert_eq!(c.within(0x14000, 0x20000), None);
+        assert_eq!(c.within(0, u64::MAX), Some(c));
+    }
+}
