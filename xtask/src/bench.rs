@@ -30,7 +30,8 @@ use crate::{
 ///
 /// - held: suspends it with --hold and records that command's wall time,
 ///   its resident memory while held, then `suspend-agent resume PID`'s wall
-///   time (the memory written back, the threads let go); the workload is
+///   time (until it runs again: its memory comes back lazily) and the time
+///   until every page is back (its held record gone); the workload is
 ///   checked to answer intact;
 ///
 /// - restore: suspends it again, this time with --exit (it is
@@ -70,9 +71,12 @@ struct Run {
     restore: f64,
     /// The time `resume` reports itself ("… in X s").
     restore_in: f64,
-    /// Wall time of `suspend --hold` and of the held resume.
+    /// Wall time of `suspend --hold` and of the held resume (until it runs
+    /// again), and the time from that resume's start until every page was
+    /// back.
     hold: f64,
     unhold: f64,
+    resident: f64,
     /// Resident memory while held (bytes).
     held_rss: u64,
 }
@@ -189,6 +193,15 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let record = Path::new("/run/suspend/held").join(format!("{pid}.json"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while record.exists() {
+        if Instant::now() > deadline {
+            bail!("the held workload (pid {pid}) is still being refilled after 120 s");
+        }
+        thread::sleep(Duration::from_micros(500));
+    }
+    let resident = started.elapsed().as_secs_f64();
     let mut workload = workload;
     let line = workload.ask("check", "state ")?;
     if !line.contains(" memory=intact") {
@@ -220,6 +233,7 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         restore_in,
         hold,
         unhold,
+        resident,
         held_rss,
     })
 }
@@ -256,6 +270,7 @@ struct Row {
     cycle: f64,
     hold: f64,
     unhold: f64,
+    resident: f64,
     held_rss: u64,
     held_cycle: f64,
 }
@@ -284,7 +299,7 @@ pub fn run(args: Args) -> Result<()> {
                 println!(
                     "  dump: frozen {:.3} s, copy {:.3} s, total {:.3} s, {:.1} MiB; \
                      suspend {:.3} s + resume {:.3} s (restore in {:.3} s) = cycle {:.3} s; \
-                     held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s",
+                     held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s (all back after {:.3} s)",
                     run.frozen,
                     run.copy,
                     run.total,
@@ -296,6 +311,7 @@ pub fn run(args: Args) -> Result<()> {
                     run.hold,
                     run.held_rss / 1024,
                     run.unhold,
+                    run.resident,
                 );
                 runs.push(run);
             }
@@ -315,6 +331,7 @@ pub fn run(args: Args) -> Result<()> {
                 cycle: med(Run::cycle),
                 hold: med(|r| r.hold),
                 unhold: med(|r| r.unhold),
+                resident: med(|r| r.resident),
                 held_rss: median(runs.iter().map(|r| r.held_rss as f64).collect()) as u64,
                 held_cycle: med(Run::held_cycle),
             });
@@ -324,11 +341,12 @@ pub fn run(args: Args) -> Result<()> {
         "\nmedians of {} runs (dump: suspend --leave-running, total includes the handshake and fsync;\n\
          restore: wall time of `suspend-agent resume`, and the time it reports itself;\n\
          cycle: wall time of a suspend that kills the process plus the resume;\n\
-         hold: wall time of suspend --hold, its resident KiB while held, unhold: of the held resume):",
+         hold: wall time of suspend --hold, its resident KiB while held; unhold: of the held resume, until it runs again;\n\
+         resident: from that resume's start until every page is back):",
         args.runs
     );
     println!(
-        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>9} {:>9} {:>10}",
+        "{:>6} {:>7} {:>10} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10}",
         "size",
         "threads",
         "frozen s",
@@ -342,11 +360,12 @@ pub fn run(args: Args) -> Result<()> {
         "hold s",
         "held KiB",
         "unhold s",
+        "resident s",
         "held cyc s"
     );
     for r in rows {
         println!(
-            "{:>6} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>10.2} {:>10.1} {:>10.3} {:>10.3} {:>9.3} {:>8.3} {:>9} {:>9.3} {:>10.3}",
+            "{:>6} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>10.2} {:>10.1} {:>10.3} {:>10.3} {:>9.3} {:>8.3} {:>9} {:>9.3} {:>10.3} {:>10.3}",
             r.size,
             r.threads,
             r.frozen,
@@ -360,6 +379,7 @@ pub fn run(args: Args) -> Result<()> {
             r.hold,
             r.held_rss / 1024,
             r.unhold,
+            r.resident,
             r.held_cycle
         );
     }
