@@ -48,16 +48,24 @@ pub const FREEZE_GUARD_MAX_ENTRIES: u32 = 1024;
 /// While a process is frozen, the BPF LSM refuses other senders' signals
 /// (`SIGKILL` from root excepted) and other tracers, until `deadline_ns`: a
 /// lease the agent renews while it works, so a dead agent's guard lapses.
+///
+/// A held process ([`GUARD_HELD`]) is guarded with no lease and no agent:
+/// every caller but root is refused its signals (`SIGKILL` excepted: it
+/// still kills), tracing and reading its memory, until it is resumed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FreezeGuard {
     /// The agent's thread-group id: it may signal and trace.
     pub agent_tgid: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// [`GUARD_HELD`] or 0.
+    pub flags: u32,
     /// `CLOCK_BOOTTIME` ns after which the guard no longer holds.
     pub deadline_ns: u64,
 }
+
+/// [`FreezeGuard::flags`]: the process is held (root may act on it; no
+/// lease).
+pub const GUARD_HELD: u32 = 1;
 
 const _: () = assert!(core::mem::size_of::<FreezeGuard>() == 16);
 

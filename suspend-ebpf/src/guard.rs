@@ -2,13 +2,17 @@
 //! process is frozen, nobody but the agent may signal it (`SIGKILL` from
 //! root excepted) or trace or read it. The guard is a lease: past its
 //! deadline it no longer holds, so a dead agent's guard lapses on its own.
+//!
+//! A held process is guarded with no lease (no agent runs for it): no one
+//! but root may signal it (`SIGKILL` excepted), trace it or read its
+//! memory; root's tools resume it.
 
 use aya_ebpf::{
     Global,
     helpers::{bpf_get_current_uid_gid, bpf_ktime_get_boot_ns, bpf_probe_read_kernel},
     programs::LsmContext,
 };
-use suspend_common::freeze::{FreezeGuard, TaskLayout};
+use suspend_common::freeze::{FreezeGuard, GUARD_HELD, TaskLayout};
 
 use crate::{layout::current_tgid, maps::freeze_guard};
 
@@ -36,6 +40,10 @@ fn guard_against_caller(task: *const u8) -> Option<FreezeGuard> {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let caller = current_tgid();
     (now < guard.deadline_ns && caller != guard.agent_tgid && caller != tgid).then_some(guard)
+}
+
+fn caller_is_root() -> bool {
+    bpf_get_current_uid_gid() as u32 == 0
 }
 
 /// An LSM program's verdict: 0, or `-EPERM` when `deny`. Written in
@@ -69,10 +77,13 @@ pub fn task_kill(ctx: &LsmContext) -> i32 {
     }
     let task: *const u8 = ctx.arg(0);
     let sig: i32 = ctx.arg(2);
-    if guard_against_caller(task).is_none() {
+    let Some(guard) = guard_against_caller(task) else {
         return 0;
+    };
+    let root = caller_is_root();
+    if guard.flags & GUARD_HELD != 0 {
+        return verdict(!(root || sig == SIGKILL));
     }
-    let root = bpf_get_current_uid_gid() as u32 == 0;
     verdict(!(sig == SIGKILL && root))
 }
 
@@ -85,5 +96,9 @@ pub fn ptrace_access_check(ctx: &LsmContext) -> i32 {
         return verdict(true); // a previous program refused: so do we
     }
     let child: *const u8 = ctx.arg(0);
-    verdict(guard_against_caller(child).is_some())
+    let deny = match guard_against_caller(child) {
+        None => false,
+        Some(guard) => guard.flags & GUARD_HELD == 0 || !caller_is_root(),
+    };
+    verdict(deny)
 }

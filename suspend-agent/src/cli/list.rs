@@ -56,6 +56,11 @@ struct Held {
     /// It runs again, its memory still being given back from the image
     /// (`held_seconds` then counts from its resume).
     refilling: bool,
+    /// Its parked threads that ran since it was held, as the eBPF run
+    /// witness saw them: `(tid, times switched in)`; empty: none ran.
+    /// Absent when the witness cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ran_while_held: Option<Vec<(u32, u32)>>,
     /// An agent serves that refill now (else it waits for one: `resume
     /// PID` or the next daemon starts it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,12 +73,18 @@ fn held(pid: u32) -> Option<Held> {
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let since = record.refill.as_ref().map_or(record.since, |r| r.since);
+    let ran_while_held = record
+        .refill
+        .is_none()
+        .then(|| crate::hold::ran_while_held(&record))
+        .flatten();
     Some(Held {
         image: record.image,
         held_seconds: now.saturating_sub(since),
         resident_bytes: procfs::rss_bytes(pid).unwrap_or(0),
         held_only: record.held_only,
         refilling: record.refill.is_some(),
+        ran_while_held,
         served: record
             .refill
             .is_some()
@@ -163,8 +174,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 );
                 continue;
             }
+            let ran = match &h.ran_while_held {
+                None => String::new(),
+                Some(ran) if ran.is_empty() => "; no thread has run since".into(),
+                Some(ran) => format!(
+                    "; ran since: {}",
+                    ran.iter()
+                        .map(|(tid, n)| format!("thread {tid} {n} time(s)"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             println!(
-                "{:>7} held {}, image {}, resident {} KiB{only}",
+                "{:>7} held {}, image {}, resident {} KiB{ran}{only}",
                 "",
                 age(h.held_seconds as f64),
                 h.image.display(),

@@ -18,8 +18,15 @@ pub struct Report {
 
 pub fn run(state: &State) -> Report {
     let mut report = Report::default();
-    // No freeze runs before the daemon does: forget those a dead agent left.
-    if let Err(e) = crate::freeze::FreezeMaps::open().and_then(|mut maps| maps.reset()) {
+    // No freeze runs before the daemon does: forget those a dead agent left
+    // (held processes stay witnessed and guarded).
+    let held: Vec<(u32, Vec<u32>)> = crate::hold::HeldRecord::all()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.refill.is_none())
+        .map(|r| (r.pid, r.tids))
+        .collect();
+    if let Err(e) = crate::freeze::FreezeMaps::open().and_then(|mut maps| maps.reset(&held)) {
         warn!("resetting the freeze maps: {e}");
     }
     let entries = match state.registry(|r| r.all()) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use aya::maps::{Array, HashMap, Map, MapData, MapError};
 use suspend_common::{
     freeze::{
-        FREEZE_ACTIVE_MAP, FREEZE_GUARD_MAP, FROZEN_TASKS_MAP, FreezeGuard, FrozenTask,
+        FREEZE_ACTIVE_MAP, FREEZE_GUARD_MAP, FROZEN_TASKS_MAP, FreezeGuard, FrozenTask, GUARD_HELD,
         NEW_THREADS_MAP,
     },
     paths::BPF_PIN_DIR,
@@ -121,7 +121,7 @@ impl FreezeMaps {
     pub fn guard(&mut self, tgid: u32, deadline_ns: u64) -> Result<(), MapsError> {
         let guard = FreezeGuard {
             agent_tgid: std::process::id(),
-            _pad: 0,
+            flags: 0,
             deadline_ns,
         };
         self.guard
@@ -132,25 +132,64 @@ impl FreezeMaps {
             })
     }
 
+    /// Guards held process `tgid` with no lease: only root may signal
+    /// (`SIGKILL` aside), trace or read it.
+    pub fn guard_held(&mut self, tgid: u32) -> Result<(), MapsError> {
+        let guard = FreezeGuard {
+            agent_tgid: 0,
+            flags: GUARD_HELD,
+            deadline_ns: u64::MAX,
+        };
+        self.guard
+            .insert(&tgid, &guard, 0)
+            .map_err(|source| MapsError {
+                name: FREEZE_GUARD_MAP,
+                source,
+            })
+    }
+
+    /// Forgets held process `tgid` (threads `tids`): no longer witnessed
+    /// nor guarded, one fewer in `freeze_active`.
+    pub fn forget_held(&mut self, tgid: u32, tids: &[u32]) {
+        self.unwatch(tids);
+        self.unguard(tgid);
+        if let Err(e) = self.add_active(-1) {
+            log::warn!("{e}");
+        }
+    }
+
     /// Lifts the guard of `tgid`.
     pub fn unguard(&mut self, tgid: u32) {
         let _ = self.guard.remove(&tgid);
     }
 
-    /// Forgets every freeze (at daemon start, none is in progress).
-    pub fn reset(&mut self) -> Result<(), MapsError> {
-        self.active.set(0, &0, 0).map_err(|source| MapsError {
-            name: FREEZE_ACTIVE_MAP,
-            source,
-        })?;
-        let tids: Vec<u32> = self.frozen_tasks.keys().filter_map(Result::ok).collect();
+    /// Forgets every freeze (at daemon start, none is in progress) but the
+    /// held processes `held` (thread-group id, threads), still witnessed
+    /// and guarded.
+    pub fn reset(&mut self, held: &[(u32, Vec<u32>)]) -> Result<(), MapsError> {
+        self.active
+            .set(0, &(held.len() as u32), 0)
+            .map_err(|source| MapsError {
+                name: FREEZE_ACTIVE_MAP,
+                source,
+            })?;
+        let kept = |tid: &u32| held.iter().any(|(_, tids)| tids.contains(tid));
+        let tids: Vec<u32> = self
+            .frozen_tasks
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|t| !kept(t))
+            .collect();
         self.unwatch(&tids);
         let tids: Vec<u32> = self.new_threads.keys().filter_map(Result::ok).collect();
         for tid in tids {
             let _ = self.new_threads.remove(&tid);
         }
         let guarded: Vec<u32> = self.guard.keys().filter_map(Result::ok).collect();
-        for tgid in guarded {
+        for tgid in guarded
+            .into_iter()
+            .filter(|g| !held.iter().any(|(h, _)| h == g))
+        {
             self.unguard(tgid);
         }
         Ok(())

@@ -356,6 +356,12 @@ impl<'a> Frozen<'a> {
             }
             reap_all(self.pid, &dead);
         }
+        if self.held && detach {
+            // Held: its parked threads stay witnessed (and guarded, where
+            // the guard is on) with no agent, until a resume forgets them.
+            self.witness_held();
+            return;
+        }
         if self.watching {
             let tids = self.tids();
             self.maps.unwatch(&tids);
@@ -376,6 +382,37 @@ impl<'a> Frozen<'a> {
             let _ = self
                 .registry
                 .with(|r| r.set_state(pid, Some(from), STATE_SUSPENDING));
+        }
+    }
+}
+
+impl Frozen<'_> {
+    /// Once the parked threads are let go: waits (up to 1 s) until each
+    /// sleeps in the park loop's `pause`, then witnesses them afresh (any
+    /// switch counted from now on means it ran while held) and guards the
+    /// process with no lease. Its count in `freeze_active` stays.
+    fn witness_held(&mut self) {
+        let pid = self.pid;
+        let tids = self.tids();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let asleep = |tid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
+                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_pause)))
+        };
+        while !tids.iter().all(|&t| asleep(t)) {
+            if std::time::Instant::now() > deadline {
+                warn!("pid {pid}: not every parked thread sleeps in pause after 1 s");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        if let Err(e) = self.maps.watch(pid, &tids) {
+            warn!("pid {pid}: witnessing its parked threads: {e}");
+        }
+        if self.lsm_guard
+            && let Err(e) = self.maps.guard_held(pid)
+        {
+            warn!("pid {pid}: guarding it while held: {e}");
         }
     }
 }

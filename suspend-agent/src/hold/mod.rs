@@ -254,6 +254,7 @@ pub fn park(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
         threads: borrowed.len() as u32,
+        tids: frozen.tids(),
         resident_before,
         resident_after: 0,
         held_only,
@@ -534,6 +535,7 @@ pub fn unpark(
         // was killed): it runs, and its record is stale.
         drop(seized);
         record.remove();
+        forget(record);
         registered_again(pid);
         return Err(HoldError::NotHeld {
             pid,
@@ -628,6 +630,7 @@ pub fn unpark(
         }
     }
     seized.release();
+    forget(record);
     registered_again(pid);
     if lazy_pages.is_none() {
         record.remove();
@@ -722,6 +725,22 @@ fn same_mappings(image: &Image, pid: u32) -> Result<(), HoldError> {
     Ok(())
 }
 
+/// A held process runs again: no longer witnessed nor guarded.
+fn forget(record: &HeldRecord) {
+    match crate::freeze::FreezeMaps::open() {
+        Ok(mut maps) => maps.forget_held(record.pid, &record.tids),
+        Err(e) => warn!("pid {}: {e}", record.pid),
+    }
+}
+
+/// What the run witness saw of held process `record.pid`'s parked threads
+/// since they were parked: `(tid, times switched in)` of those that ran.
+pub fn ran_while_held(record: &HeldRecord) -> Option<Vec<(u32, u32)>> {
+    let maps = crate::freeze::FreezeMaps::open().ok()?;
+    let ran = maps.witnessed(&record.tids).ok()?;
+    Some(ran.into_iter().map(|(tid, t)| (tid, t.switches)).collect())
+}
+
 /// The registry says `registered` again (from `held`).
 fn registered_again(pid: u32) {
     if let Ok(mut registry) = crate::registry::Registry::open_pinned() {
@@ -760,6 +779,7 @@ fn let_parked_go(
         b.restore_to((&thread.regs).into(), thread.sigmask)?;
     }
     seized.release();
+    forget(record);
     registered_again(pid);
     record.remove();
     Ok(Unparked {

@@ -29,6 +29,9 @@ pub struct HeldRecord {
     /// When it was held (seconds since the epoch).
     pub since: u64,
     pub threads: u32,
+    /// Its thread ids (witnessed while held).
+    #[serde(default)]
+    pub tids: Vec<u32>,
     /// Resident memory before and after it was held (bytes).
     pub resident_before: u64,
     pub resident_after: u64,
@@ -102,7 +105,13 @@ impl HeldRecord {
         })?;
         let live = crate::procfs::start_time(pid).ok();
         if record.pid != pid || live != Some(record.start_time) {
-            let _ = fs::remove_file(&path);
+            // Gone (killed while held): no longer witnessed nor guarded.
+            if record.refill.is_none()
+                && let Ok(mut maps) = crate::freeze::FreezeMaps::open()
+            {
+                maps.forget_held(record.pid, &record.tids);
+            }
+            record.remove();
             return Ok(None);
         }
         Ok(Some(record))
@@ -172,6 +181,7 @@ mod tests {
             meta_blake3: "ab".into(),
             since: 1,
             threads: 3,
+            tids: vec![42, 43, 44],
             resident_before: 1 << 20,
             resident_after: 4096,
             held_only: vec!["fd 3: socket".into()],
