@@ -745,3 +745,146 @@ fn a_page_the_damaged_image_cannot_give_kills_the_process_with_a_log_line() {
     );
     assert!(!refilling(pid), "its record is gone");
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_held_process_is_guarded_and_witnessed_with_no_agent_running() {
+    let daemon = Daemon::start();
+    let guard = daemon.log_tail().contains("freeze guard on");
+    if std::env::var_os("SUSPEND_EXPECT_LSM_GUARD").is_some_and(|v| v == "1") {
+        assert!(guard, "this kernel must run the guard");
+    }
+    if !guard {
+        suspend_tests::note(
+            "the BPF LSM guard cannot act on this kernel: checking the run witness only \
+             (`cargo xtask vm-test` checks the guard of a held process)",
+        );
+    }
+    let mut w = Proc::spawn(bin("workload"), &["--uid", "2001"]);
+    let pid = ready_pid(&mut w);
+    let mut other = Proc::spawn(bin("workload"), &["--uid", "2001", "--no-register"]);
+    ready_pid(&mut other);
+    let poke = |other: &mut Proc| other.ask(&format!("poke {pid}"), "poke");
+    assert_eq!(poke(&mut other), "poke kill=0 read=14", "allowed before");
+    let dir = ImageDir::new("held-guard");
+    hold(pid, &dir);
+    // No agent runs from here on.
+    daemon.kill();
+    let refused = |line: &str| {
+        field(line, "kill") == libc::EPERM.to_string()
+            && [libc::EPERM, libc::EACCES]
+                .map(|e| e.to_string())
+                .contains(&field(line, "read").to_owned())
+    };
+    let witnessed = |what: &str| {
+        let list = agent(&["list"]);
+        assert!(
+            list.stdout.contains("no thread has run since"),
+            "{what}: list says its parked threads have not run: {list:?}"
+        );
+    };
+    witnessed("no agent");
+    if guard {
+        let line = poke(&mut other);
+        assert!(
+            refused(&line),
+            "another process of its user is kept off it: {line}"
+        );
+    }
+    // A new daemon keeps it guarded and witnessed.
+    let _daemon = Daemon::start();
+    witnessed("a new daemon");
+    if guard {
+        let line = poke(&mut other);
+        assert!(
+            refused(&line),
+            "still kept off it under a new daemon: {line}"
+        );
+    }
+    let back = resume_held(&pid.to_string());
+    assert_eq!(back.code, 0, "{back:?}");
+    wait_refilled(pid);
+    assert_eq!(
+        poke(&mut other),
+        "poke kill=0 read=14",
+        "allowed again once it runs"
+    );
+    intact(&mut w);
+    w.exit_ok();
+    other.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_raw_terminal_and_shared_memory_come_back_as_they_were() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &["--uid", "2001"]);
+    let pid = ready_pid(&mut w);
+    assert_eq!(w.ask("pty", "pty"), "pty ok");
+    assert_eq!(w.ask("shared", "shared"), "shared ok");
+    assert_eq!(w.ask("region 4M", "region"), "region ok");
+    for round in 1..=2 {
+        let dir = ImageDir::new(&format!("held-pty-shm-{round}"));
+        hold(pid, &dir);
+        let back = resume_held(dir.arg());
+        assert_eq!(back.code, 0, "{back:?}");
+        assert_eq!(w.ask("pty-check", "pty-check"), "pty-check ok", "still raw");
+        assert_eq!(w.ask("shared-check", "shared-check"), "shared-check ok");
+        assert_eq!(w.ask("region-check", "region-check"), "region-check ok");
+        wait_refilled(pid);
+        intact(&mut w);
+    }
+    w.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn an_asyncio_server_and_its_timers_go_on_after_a_hold() {
+    let _daemon = Daemon::start();
+    let (mut py, pid) = python(
+        r#"
+import asyncio, os, sys
+async def handle(r, w):
+    line = await r.readline()
+    w.write(b"echo " + line)
+    await w.drain()
+    w.close()
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    ticks = 0
+    async def tick():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+    asyncio.get_running_loop().create_task(tick())
+    print(f"ready pid={os.getpid()} port={port}", flush=True)
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.readline():
+        print(f"ticks={ticks}", flush=True)
+asyncio.run(main())
+"#,
+    );
+    let port: u16 = field(&py.seen.join(" "), "port").parse().expect("port");
+    let before: u64 = field(&py.ask("", "ticks"), "ticks").parse().unwrap();
+    let dir = ImageDir::new("held-asyncio");
+    hold(pid, &dir);
+    // A client connects and writes while it is held: the kernel queues both.
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect while held");
+    client.write_all(b"while held\n").expect("write");
+    std::thread::sleep(Duration::from_millis(500));
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echo = String::new();
+    BufReader::new(&client).read_line(&mut echo).expect("echo");
+    assert_eq!(echo, "echo while held\n", "served after the resume");
+    std::thread::sleep(Duration::from_millis(200));
+    let after: u64 = field(&py.ask("", "ticks"), "ticks").parse().unwrap();
+    assert!(after > before, "its timers go on: {before} -> {after}");
+}

@@ -18,6 +18,9 @@
 //! | `region SIZE` | map SIZE bytes of its own, each page written with a pattern |
 //! | `region-read` / `region-fork` / `region-remap` / `region-discard` | after a resume, first touch of the region by `read(2)` into it, by a child checking it, by moving it, by discarding its second half (`region-… ok`) |
 //! | `region-check` | verify the region (`region-check ok`) |
+//! | `pty` / `pty-check` | open a pseudo-terminal pair, its slave raw; check it still is (`pty-check ok`) |
+//! | `shared` / `shared-check` | map a memfd shared and privately (half the private pages written) and an unlinked `/dev/shm` file shared; check every byte (`shared-check ok`) |
+//! | `poke PID` | signal 0 to PID and read its memory; print each errno (`poke kill=0 read=14`) |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
 //! Options: `--context thread|signal`, `--signals SUSPEND,RESUME`,
@@ -271,6 +274,8 @@ fn main() {
 
     let mut sections = Vec::new();
     let mut region: Option<Region> = None;
+    let mut pty: Option<(i32, i32)> = None;
+    let mut shared: Option<Shared> = None;
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -460,6 +465,48 @@ fn main() {
                     "region-check {}",
                     r.check().err().unwrap_or_else(|| "ok".into())
                 );
+            }
+            ["pty"] => {
+                pty = open_raw_pty();
+                println!("pty {}", if pty.is_some() { "ok" } else { "FAIL" });
+            }
+            ["pty-check"] => {
+                let (master, slave) = pty.expect("pty");
+                println!("pty-check {}", check_raw_pty(master, slave));
+            }
+            ["shared"] => {
+                shared = Shared::new();
+                println!("shared {}", if shared.is_some() { "ok" } else { "FAIL" });
+            }
+            ["shared-check"] => {
+                let s = shared.as_ref().expect("shared");
+                println!("shared-check {}", s.check());
+            }
+            ["poke", target] => {
+                // What another process (of our user) may do to `target`:
+                // signal 0, and read its memory at a page that is surely
+                // unmapped (EFAULT when allowed; EPERM/EACCES when not).
+                let target: i32 = target.parse().unwrap_or(0);
+                let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                // SAFETY: kill with signal 0 sends nothing.
+                let kill = if unsafe { libc::kill(target, 0) } == 0 {
+                    0
+                } else {
+                    errno()
+                };
+                let mut buf = [0u8; 8];
+                let local = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: 8,
+                };
+                let remote = libc::iovec {
+                    iov_base: 0x1000 as *mut libc::c_void,
+                    iov_len: 8,
+                };
+                // SAFETY: one local buffer we own; the kernel checks the rest.
+                let n = unsafe { libc::process_vm_readv(target, &local, 1, &remote, 1, 0) };
+                let read = if n == 8 { 0 } else { errno() };
+                println!("poke kill={kill} read={read}");
             }
             ["uffd"] => {
                 // A userfaultfd of its own, kept open.
@@ -993,6 +1040,153 @@ fn parse_size(text: &str) -> Option<usize> {
             _ => return None,
         },
     )
+}
+
+/// A pseudo-terminal pair, its slave side in raw mode (as a full-screen
+/// program sets its terminal): `(master, slave)`.
+fn open_raw_pty() -> Option<(i32, i32)> {
+    // SAFETY: the pty calls with a buffer of the size given; termios is
+    // plain data.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        if master < 0 || libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
+            return None;
+        }
+        let mut name = [0 as libc::c_char; 128];
+        if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
+            return None;
+        }
+        let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
+        let mut t: libc::termios = std::mem::zeroed();
+        if slave < 0 || libc::tcgetattr(slave, &mut t) != 0 {
+            return None;
+        }
+        libc::cfmakeraw(&mut t);
+        (libc::tcsetattr(slave, libc::TCSANOW, &t) == 0).then_some((master, slave))
+    }
+}
+
+/// Still raw: no canonical mode, echo or signals, and a byte written to the
+/// master is read at once, unchanged, from the slave.
+fn check_raw_pty(master: i32, slave: i32) -> String {
+    // SAFETY: termios is plain data; reads and writes of one byte.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(slave, &mut t) != 0 {
+            return "FAIL tcgetattr".into();
+        }
+        if t.c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG) != 0 {
+            return format!("FAIL not raw (lflag {:#o})", t.c_lflag);
+        }
+        let byte = [0x03u8]; // ^C: a signal, were it not raw
+        if libc::write(master, byte.as_ptr().cast(), 1) != 1 {
+            return "FAIL write".into();
+        }
+        let mut got = [0u8];
+        if libc::read(slave, got.as_mut_ptr().cast(), 1) != 1 || got != byte {
+            return format!("FAIL read {got:?}");
+        }
+    }
+    "ok".into()
+}
+
+/// Shared memory a held process keeps (never released: others may use it)
+/// and its private view: a memfd mapped shared and privately (half its
+/// pages then written: copies of its own), and a `/dev/shm` file (as
+/// `sem_open` makes) mapped shared and unlinked.
+struct Shared {
+    memfd_shared: *mut u8,
+    memfd_private: *mut u8,
+    shm: *mut u8,
+}
+
+const SHARED_LEN: usize = 64 * 4096;
+
+impl Shared {
+    fn new() -> Option<Self> {
+        let map = |fd: i32, flags: i32| {
+            // SAFETY: a fresh mapping of a descriptor we own.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    SHARED_LEN,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    flags,
+                    fd,
+                    0,
+                )
+            };
+            (p != libc::MAP_FAILED).then_some(p.cast::<u8>())
+        };
+        // SAFETY: memfd_create/open/ftruncate/unlink with valid C strings.
+        unsafe {
+            let memfd = libc::memfd_create(c"workload-memfd".as_ptr(), 0);
+            let path =
+                std::ffi::CString::new(format!("/dev/shm/workload-shm-{}", std::process::id()))
+                    .ok()?;
+            let shm = libc::open(
+                path.as_ptr(),
+                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            );
+            if memfd < 0 || shm < 0 {
+                return None;
+            }
+            if libc::ftruncate(memfd, SHARED_LEN as i64) != 0
+                || libc::ftruncate(shm, SHARED_LEN as i64) != 0
+            {
+                return None;
+            }
+            let s = Self {
+                memfd_shared: map(memfd, libc::MAP_SHARED)?,
+                memfd_private: map(memfd, libc::MAP_PRIVATE)?,
+                shm: map(shm, libc::MAP_SHARED)?,
+            };
+            libc::unlink(path.as_ptr());
+            libc::close(shm);
+            libc::close(memfd);
+            for i in 0..SHARED_LEN {
+                *s.memfd_shared.add(i) = (i / 4096) as u8 ^ 0x11;
+                *s.shm.add(i) = (i / 4096) as u8 ^ 0x22;
+            }
+            for i in (0..SHARED_LEN).filter(|i| (i / 4096).is_multiple_of(2)) {
+                *s.memfd_private.add(i) = (i / 4096) as u8 ^ 0x33;
+            }
+            Some(s)
+        }
+    }
+
+    fn check(&self) -> String {
+        for i in 0..SHARED_LEN {
+            let page = (i / 4096) as u8;
+            // SAFETY: our mappings of SHARED_LEN bytes each.
+            let (a, b, c) = unsafe {
+                (
+                    *self.memfd_shared.add(i),
+                    *self.memfd_private.add(i),
+                    *self.shm.add(i),
+                )
+            };
+            let private = if page.is_multiple_of(2) {
+                page ^ 0x33
+            } else {
+                page ^ 0x11
+            };
+            if a != page ^ 0x11 || b != private || c != page ^ 0x22 {
+                return format!(
+                    "FAIL byte {i:#x}: memfd {a:#x}, its private copy {b:#x}, shm {c:#x}"
+                );
+            }
+        }
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        if !maps
+            .lines()
+            .any(|l| l.contains("/dev/shm/workload-shm-") && l.ends_with("(deleted)"))
+        {
+            return "FAIL the unlinked /dev/shm file is no longer mapped".into();
+        }
+        "ok".into()
+    }
 }
 
 /// An anonymous mapping of its own, every page written with a pattern
