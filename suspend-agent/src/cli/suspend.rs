@@ -154,6 +154,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .dir
         .map(|d| std::path::absolute(&d).with_context(|| format!("resolving {}", d.display())))
         .transpose()?;
+    // A process just resumed lazily is asked once all its memory is back
+    // (the daemon refuses it until then): within the request's timeout.
+    if crate::hold::refilling(args.pid) {
+        eprintln!(
+            "suspend-agent: pid {} is still getting its memory back from its last resume; waiting for that first",
+            args.pid
+        );
+        let deadline = std::time::Instant::now() + args.timeout;
+        while crate::hold::refilling(args.pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     // Held unless told otherwise.
     let hold = dir.is_some() && !args.exit && !args.leave_running;
     let request = Request::Suspend {

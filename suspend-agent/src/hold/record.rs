@@ -127,6 +127,13 @@ impl HeldRecord {
         let mut all = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name();
+            // A refill journal whose record is gone is left over.
+            if let Some(pid) = name.to_str().and_then(|n| n.strip_suffix(".refill"))
+                && !Path::new(DIR).join(format!("{pid}.json")).exists()
+            {
+                let _ = fs::remove_file(entry.path());
+                continue;
+            }
             let Some(pid) = name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".json"))

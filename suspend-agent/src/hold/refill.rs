@@ -250,6 +250,14 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
         pid,
         format!("pidfd_getfd of its userfaultfd (fd {})", refill.uffd),
     ))?;
+    uffd::set_nonblocking(fd.as_fd()).map_err(io_err(pid, "its userfaultfd"))?;
+    log::debug!(
+        "pid {pid}: serving through its fd {} ({})",
+        refill.uffd,
+        fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", refill.uffd))
+            .unwrap_or_default()
+            .replace('\n', " ")
+    );
     let (ranges, chunks) = lazy::plan(image);
     let mut parent = Mm {
         uffd: fd,
@@ -284,6 +292,7 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
         &mut journal,
         &mut served,
         started + delay,
+        &pidfd,
     ) {
         Ok(()) => {}
         Err(e @ HoldError::Pages { .. }) => {
@@ -318,46 +327,12 @@ fn run(
     journal: &mut Journal,
     served: &mut Served,
     prefetch_from: Instant,
+    pidfd: &PidFd,
 ) -> Result<(), HoldError> {
     let mut faults: VecDeque<(usize, u64)> = VecDeque::new();
     loop {
         for i in 0..mms.len() {
-            journal.note("r")?;
-            let msgs =
-                uffd::read_msgs(mms[i].uffd.as_fd()).map_err(io_err(0, "its userfaultfd"))?;
-            for msg in msgs {
-                match msg {
-                    Msg::Fault { address } => {
-                        served.faults += 1;
-                        faults.push_back((i, address & !(PAGE_SIZE - 1)));
-                    }
-                    Msg::Remove { start, end } => {
-                        journal_event(journal, i, &format!("remove {start:x} {end:x}"))?;
-                        mms[i].cut(start, end);
-                    }
-                    Msg::Unmap { start, end } => {
-                        journal_event(journal, i, &format!("unmap {start:x} {end:x}"))?;
-                        mms[i].unmapped(start, end);
-                    }
-                    Msg::Remap { from, to, len } => {
-                        journal_event(journal, i, &format!("remap {from:x} {to:x} {len:x}"))?;
-                        mms[i].moved(from, to, len);
-                    }
-                    Msg::Fork { ufd } => {
-                        journal_event(journal, i, "fork")?;
-                        served.children += 1;
-                        let child = Mm {
-                            uffd: ufd,
-                            chunks: mms[i].chunks.clone(),
-                            ranges: mms[i].ranges.clone(),
-                            child: true,
-                        };
-                        mms.push(child);
-                    }
-                    Msg::Other(kind) => warn!("a userfaultfd event of kind {kind:#x} was ignored"),
-                }
-            }
-            journal.note("k")?;
+            take_messages(mms, i, journal, &mut faults, served)?;
         }
         // Faults: whoever waits goes first.
         let mut retry = VecDeque::new();
@@ -380,6 +355,9 @@ fn run(
             continue;
         }
         if Instant::now() < prefetch_from {
+            if !pidfd.is_alive() {
+                return Ok(()); // nothing left to serve
+            }
             let fds: Vec<_> = mms.iter().map(|m| m.uffd.as_fd()).collect();
             uffd::wait(&fds, 10).map_err(io_err(0, "poll"))?;
             continue;
@@ -392,24 +370,9 @@ fn run(
         else {
             // Everything copied: a last look for faults on pages never
             // saved, then done (unregistering wakes any waiter).
-            let fds: Vec<_> = mms.iter().map(|m| m.uffd.as_fd()).collect();
-            uffd::wait(&fds, 0).map_err(io_err(0, "poll"))?;
             let mut left = false;
-            for (i, m) in mms.iter().enumerate() {
-                journal.note("r")?;
-                let msgs = uffd::read_msgs(m.uffd.as_fd()).map_err(io_err(0, "its userfaultfd"))?;
-                journal.note("k")?;
-                left |= !msgs.is_empty();
-                // Only faults can come now that nothing is missing but
-                // pages never saved; events would be re-read below.
-                for msg in msgs {
-                    if let Msg::Fault { address } = msg {
-                        faults.push_back((i, address & !(PAGE_SIZE - 1)));
-                    } else {
-                        left = true;
-                        warn!("an event came after the last copy: {msg:?}");
-                    }
-                }
+            for i in 0..mms.len() {
+                left |= take_messages(mms, i, journal, &mut faults, served)? > 0;
             }
             if !left {
                 return Ok(());
@@ -423,13 +386,71 @@ fn run(
     }
 }
 
-fn journal_event(journal: &mut Journal, mm: usize, line: &str) -> Result<(), HoldError> {
-    // A child's events change only the child (never replayed: a child's
-    // memory cannot be finished by another agent).
-    if mm == 0 {
-        journal.note(line)?;
+/// Reads the messages waiting on `mms[i]`'s userfaultfd: faults are
+/// queued, events applied. Returns how many came.
+///
+/// Marked in the journal only around a read that returns something (an
+/// agent killed while idle leaves a complete journal), and everything a
+/// read returned is journaled in one write right after it, before anything
+/// else: the window in which a killed agent leaves an event consumed but
+/// not journaled (the process's call returned as soon as it was read) is
+/// that of one system call. A child's events are not journaled: a child's
+/// memory cannot be finished by another agent.
+fn take_messages(
+    mms: &mut Vec<Mm>,
+    i: usize,
+    journal: &mut Journal,
+    faults: &mut VecDeque<(usize, u64)>,
+    served: &mut Served,
+) -> Result<usize, HoldError> {
+    if !uffd::readable(mms[i].uffd.as_fd()).map_err(io_err(0, "poll"))? {
+        return Ok(0);
     }
-    Ok(())
+    if i == 0 {
+        journal.note("r")?;
+    }
+    let msgs = uffd::read_msgs(mms[i].uffd.as_fd()).map_err(io_err(0, "its userfaultfd"))?;
+    if i == 0 {
+        let mut lines = String::new();
+        for msg in &msgs {
+            match msg {
+                Msg::Remove { start, end } => lines += &format!("remove {start:x} {end:x}\n"),
+                Msg::Unmap { start, end } => lines += &format!("unmap {start:x} {end:x}\n"),
+                Msg::Remap { from, to, len } => {
+                    lines += &format!("remap {from:x} {to:x} {len:x}\n")
+                }
+                Msg::Fork { .. } => lines += "fork\n",
+                Msg::Fault { .. } | Msg::Other(_) => {}
+            }
+        }
+        lines += "k";
+        journal.note(&lines)?;
+    }
+    let n = msgs.len();
+    for msg in msgs {
+        log::debug!("mm {i}: {msg:?}");
+        match msg {
+            Msg::Fault { address } => {
+                served.faults += 1;
+                faults.push_back((i, address & !(PAGE_SIZE - 1)));
+            }
+            Msg::Remove { start, end } => mms[i].cut(start, end),
+            Msg::Unmap { start, end } => mms[i].unmapped(start, end),
+            Msg::Remap { from, to, len } => mms[i].moved(from, to, len),
+            Msg::Fork { ufd } => {
+                served.children += 1;
+                let child = Mm {
+                    uffd: ufd,
+                    chunks: mms[i].chunks.clone(),
+                    ranges: mms[i].ranges.clone(),
+                    child: true,
+                };
+                mms.push(child);
+            }
+            Msg::Other(kind) => warn!("a userfaultfd event of kind {kind:#x} was ignored"),
+        }
+    }
+    Ok(n)
 }
 
 /// Serves the page at `page`; `false` if it must be tried again (the

@@ -228,6 +228,39 @@ pub fn read_msgs(fd: BorrowedFd<'_>) -> io::Result<Vec<Msg>> {
     Ok(buf[..n as usize / MSG_LEN].iter().map(parse).collect())
 }
 
+/// Makes reads of `fd` (the open file, shared with its other copies) return
+/// `EAGAIN` instead of waiting when no message is there.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl get/set of file status flags on a live descriptor.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd` has messages waiting (or is in error: a read says which).
+pub fn readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll over one live pollfd.
+    let ret = unsafe { libc::poll(&mut p, 1, 0) };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EINTR) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(p.revents != 0)
+}
+
 /// Waits up to `timeout_ms` for any of `fds` to have messages.
 pub fn wait(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<()> {
     let mut polls: Vec<libc::pollfd> = fds
