@@ -247,6 +247,37 @@ pub fn resident_bytes(pid: u32) -> Result<u64, ProcError> {
         * 1024)
 }
 
+/// The start address of every mapping of `pid` with pages present or
+/// swapped out (`Rss` or `Swap` above 0 in `/proc/PID/smaps`).
+pub fn resident_mappings(pid: u32) -> Result<std::collections::HashSet<u64>, ProcError> {
+    let text = read(pid, "smaps")?;
+    let mut found = std::collections::HashSet::new();
+    let mut current = None;
+    for line in text.lines() {
+        if let Some(rss) = line
+            .strip_prefix("Rss:")
+            .or_else(|| line.strip_prefix("Swap:"))
+        {
+            let kib: u64 = rss
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            if kib > 0
+                && let Some(start) = current
+            {
+                found.insert(start);
+            }
+        } else if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, _)) = range.split_once('-')
+            && let Ok(start) = u64::from_str_radix(start, 16)
+        {
+            current = Some(start);
+        }
+    }
+    Ok(found)
+}
+
 /// Its whole resident memory (`VmRSS`), bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64, ProcError> {
     let text = read(pid, "status")?;

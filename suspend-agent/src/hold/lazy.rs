@@ -293,18 +293,19 @@ pub(super) fn make_uffd(pid: u32, tid: u32, site: Site) -> Result<(i32, OwnedFd)
 }
 
 /// The lowest descriptor number the userfaultfd may take in `pid`: near
-/// the top of its limit (at most 1024), out of the way of the numbers its
-/// own `open`s get.
+/// the top of its descriptor table as it is (`FDSize`), out of the way of
+/// the numbers its own `open`s get, and without growing the table (which
+/// waits for an RCU grace period in a threaded process: 15 ms here).
 fn high_fd(pid: u32) -> u64 {
-    let soft = fs::read_to_string(format!("/proc/{pid}/limits"))
+    let size = fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|t| {
             t.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+                .find_map(|l| l.strip_prefix("FDSize:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
         })
-        .unwrap_or(1024);
-    soft.min(1024).saturating_sub(16).max(3)
+        .unwrap_or(64);
+    size.saturating_sub(16).max(3)
 }
 
 /// Before the registration: every page present in a mapping to be served
@@ -321,6 +322,11 @@ pub(super) fn write_present(image: &Image, pid: u32) -> Result<u64, HoldError> {
     let mut pages = Pages::open(image)?;
     let mut written = 0;
     let zero = [0u8; PAGE_SIZE as usize];
+    // Only mappings with resident pages need their page map read.
+    let resident = crate::procfs::resident_mappings(pid).map_err(|e| HoldError::Proc {
+        pid,
+        what: e.to_string(),
+    })?;
     for (mi, m) in image.mappings.iter().enumerate() {
         if !releasable(m.kind) || m.pages.is_empty() {
             continue;
@@ -329,7 +335,10 @@ pub(super) fn write_present(image: &Image, pid: u32) -> Result<u64, HoldError> {
             written += write_mapping(&mut pages, &mem, mi)?;
             continue;
         }
-        const BATCH: u64 = 4096;
+        if !resident.contains(&m.start) {
+            continue;
+        }
+        const BATCH: u64 = 65536;
         let mut entries = vec![0u8; (BATCH * 8) as usize];
         let mut addr = m.start;
         while addr < m.end {

@@ -516,6 +516,7 @@ pub fn unpark(
             why: format!("its threads are {tids:?}, the image's {expected:?}"),
         });
     }
+    debug!("pid {pid}: unpark: checked at {:?}", started.elapsed());
     let seized = Seized::take(pid, &tids)?;
     let site = site(pid)?;
     let mut running = Vec::new();
@@ -547,11 +548,16 @@ pub fn unpark(
     }
     let mut uffd = None;
     if lazy {
+        debug!("pid {pid}: unpark: seized at {:?}", started.elapsed());
         match lazy::make_uffd(pid, tids[0], site) {
             Ok(made) => uffd = Some(made),
             Err(e) => warn!("pid {pid}: its memory is written back before it runs: {e}"),
         }
     }
+    debug!(
+        "pid {pid}: unpark: userfaultfd made at {:?}",
+        started.elapsed()
+    );
     let mut pages = match uffd {
         None => refill(image, pid)?,
         Some(_) => {
@@ -584,6 +590,10 @@ pub fn unpark(
         }
         borrowed.push(b);
     }
+    debug!(
+        "pid {pid}: unpark: rseq registered at {:?}",
+        started.elapsed()
+    );
     let resume = image.parked_client();
     let mut told_client = false;
     if let Some((tid, signal, token)) = resume {
@@ -597,6 +607,10 @@ pub fn unpark(
     // Every thread is stopped where its image has it; none is borrowed.
     let mut lazy_pages = None;
     if let Some((number, fd)) = uffd {
+        debug!(
+            "pid {pid}: unpark: registers back at {:?}",
+            started.elapsed()
+        );
         match serve_lazily(image, record, number, &fd, start_server) {
             Ok((written, left)) => {
                 pages += written;
@@ -629,6 +643,7 @@ pub fn unpark(
             }
         }
     }
+    debug!("pid {pid}: unpark: memory ready at {:?}", started.elapsed());
     seized.release();
     forget(record);
     registered_again(pid);
