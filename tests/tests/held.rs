@@ -903,3 +903,147 @@ asyncio.run(main())
     let after: u64 = field(&py.ask("", "ticks"), "ticks").parse().unwrap();
     assert!(after > before, "its timers go on: {before} -> {after}");
 }
+
+/// Which of the three locks `locks` took on `path` another process can
+/// take now: `(flock, posix, ofd)`, each `true` if it got it.
+fn lockable(path: &str) -> (bool, bool, bool) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("the lock file");
+    use std::os::fd::AsRawFd as _;
+    let fd = f.as_raw_fd();
+    let try_lock = |cmd: i32, start: i64| {
+        // SAFETY: a flock struct on the stack for fcntl on our own fd.
+        unsafe {
+            let mut l: libc::flock = std::mem::zeroed();
+            l.l_type = libc::F_WRLCK as i16;
+            l.l_whence = libc::SEEK_SET as i16;
+            l.l_start = start;
+            l.l_len = 10;
+            libc::fcntl(fd, cmd, &l) == 0
+        }
+    };
+    // SAFETY: flock on our own descriptor (released when it closes).
+    let flock = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    (
+        flock,
+        try_lock(libc::F_SETLK, 0),
+        try_lock(libc::F_OFD_SETLK, 10),
+    )
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn posix_timers_and_every_kind_of_lock_stay_its_own_while_held() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let locks = w.ask("locks", "locks");
+    assert!(locks.ends_with("rc=[0, 0, 0]"), "{locks}");
+    let path = field(&locks, "path").to_owned();
+    let timer = w.ask("timer", "timer");
+    let id = field(&timer, "id").to_owned();
+    assert_eq!(lockable(&path), (false, false, false), "its locks, before");
+    let dir = ImageDir::new("held-locks");
+    hold(pid, &dir);
+    assert_eq!(
+        lockable(&path),
+        (false, false, false),
+        "still its own while held"
+    );
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(
+        lockable(&path),
+        (false, false, false),
+        "still its own after"
+    );
+    assert_eq!(
+        w.ask(&format!("timer-check {id}"), "timer-check"),
+        "timer-check ok"
+    );
+    intact(&mut w);
+    w.exit_ok();
+    assert_eq!(
+        lockable(&path),
+        (true, true, true),
+        "released when it exits"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn every_kind_of_client_is_held_and_resumed_three_times() {
+    let _daemon = Daemon::start();
+    // (program, arguments, the line its check answers with when intact)
+    for (program, args) in [
+        (
+            "workload",
+            &["--layout", "--threads", "4", "--fill", "8M"][..],
+        ),
+        ("c_workload", &[][..]),
+        ("c_workload_static", &[][..]),
+    ] {
+        let mut w = Proc::spawn(bin(program), args);
+        let pid = ready_pid(&mut w);
+        for round in 1..=3u32 {
+            let dir = ImageDir::new(&format!("held-{program}-{round}"));
+            hold(pid, &dir);
+            let back = resume_held(&pid.to_string());
+            assert_eq!(back.code, 0, "{program}, round {round}: {back:?}");
+            let state = state_after(&mut w, "check", round);
+            assert_eq!(field(&state, "reason"), "restored", "{program}: {state}");
+            assert_eq!(field(&state, "memory"), "intact", "{program}: {state}");
+        }
+        w.exit_ok();
+    }
+    let mut t = Proc::spawn(bin("tokio_workload"), &[]);
+    let pid = ready_pid(&mut t);
+    for round in 1..=3u32 {
+        let dir = ImageDir::new(&format!("held-tokio-{round}"));
+        hold(pid, &dir);
+        let back = resume_held(dir.arg());
+        assert_eq!(back.code, 0, "tokio, round {round}: {back:?}");
+        let state = state_after(&mut t, "state", round);
+        assert_eq!(field(&state, "reason"), "restored", "tokio: {state}");
+        check_ok(&mut t);
+    }
+    t.exit_ok();
+}
+
+/// MiB a "big" held process fills: 1024, or `SUSPEND_BIG_HOLD_MIB` (the
+/// vm-test guests have 2 GiB of memory, their images a tmpfs).
+fn big_hold_mib() -> u64 {
+    std::env::var("SUSPEND_BIG_HOLD_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_held_gigabyte_keeps_under_a_mebibyte_resident() {
+    let _daemon = Daemon::start();
+    let mib = big_hold_mib();
+    let mut w = Proc::spawn(
+        bin("workload"),
+        &["--fill", &format!("{mib}M"), "--threads", "2"],
+    );
+    let pid = ready_pid(&mut w);
+    assert!(rss_kib(pid) > mib * 1024, "filled: {} KiB", rss_kib(pid));
+    let dir = ImageDir::new("held-big");
+    hold(pid, &dir); // asserts under 1 MiB resident
+    suspend_tests::note(&format!(
+        "a held process of {mib} MiB: {} KiB resident",
+        rss_kib(pid)
+    ));
+    let back = resume_held(dir.arg());
+    assert_eq!(back.code, 0, "{back:?}");
+    wait_refilled(pid);
+    assert!(rss_kib(pid) > mib * 1024, "all back: {} KiB", rss_kib(pid));
+    intact(&mut w);
+    w.exit_ok();
+}

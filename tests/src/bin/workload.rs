@@ -20,6 +20,8 @@
 //! | `region-check` | verify the region (`region-check ok`) |
 //! | `pty` / `pty-check` | open a pseudo-terminal pair, its slave raw; check it still is (`pty-check ok`) |
 //! | `shared` / `shared-check` | map a memfd shared and privately (half the private pages written) and an unlinked `/dev/shm` file shared; check every byte (`shared-check ok`) |
+//! | `locks` | take a flock, a POSIX record lock and an OFD lock on a file of its own (`locks path=P`) |
+//! | `timer-check ID` | the POSIX timer `timer` made is still armed under that id (`timer-check ok`) |
 //! | `poke PID` | signal 0 to PID and read its memory; print each errno (`poke kill=0 read=14`) |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
@@ -481,6 +483,64 @@ fn main() {
             ["shared-check"] => {
                 let s = shared.as_ref().expect("shared");
                 println!("shared-check {}", s.check());
+            }
+            ["locks"] => {
+                // Each kind of lock on a file of its own: flock (fd a),
+                // a POSIX record lock on bytes 0..10 (fd b), an OFD lock
+                // on bytes 10..20 (fd c).
+                let path =
+                    std::env::temp_dir().join(format!("workload-locks-{}", std::process::id()));
+                let open = || {
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .open(&path)
+                        .expect("lock file")
+                };
+                use std::os::fd::IntoRawFd as _;
+                let (a, b, c) = (
+                    open().into_raw_fd(),
+                    open().into_raw_fd(),
+                    open().into_raw_fd(),
+                );
+                let lock = |fd: i32, cmd: i32, start: i64| {
+                    // SAFETY: a flock struct on the stack for fcntl.
+                    unsafe {
+                        let mut l: libc::flock = std::mem::zeroed();
+                        l.l_type = libc::F_WRLCK as i16;
+                        l.l_whence = libc::SEEK_SET as i16;
+                        l.l_start = start;
+                        l.l_len = 10;
+                        libc::fcntl(fd, cmd, &l)
+                    }
+                };
+                // SAFETY: flock on a descriptor we own.
+                let rc = [
+                    unsafe { libc::flock(a, libc::LOCK_EX | libc::LOCK_NB) },
+                    lock(b, libc::F_SETLK, 0),
+                    lock(c, libc::F_OFD_SETLK, 10),
+                ];
+                println!("locks path={} rc={rc:?}", path.display());
+            }
+            ["timer-check", id] => {
+                // The timer `timer` made is still there, armed, same id.
+                let id: isize = id.parse().unwrap_or(-1);
+                // SAFETY: timer_gettime into a struct on the stack.
+                let (rc, left) = unsafe {
+                    let mut spec: libc::itimerspec = std::mem::zeroed();
+                    let rc = libc::timer_gettime(id as libc::timer_t, &mut spec);
+                    (rc, spec.it_value.tv_sec)
+                };
+                println!(
+                    "timer-check {}",
+                    if rc == 0 && left > 3000 {
+                        "ok".to_owned()
+                    } else {
+                        format!("FAIL rc={rc} left={left}")
+                    }
+                );
             }
             ["poke", target] => {
                 // What another process (of our user) may do to `target`:

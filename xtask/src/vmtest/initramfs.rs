@@ -217,7 +217,7 @@ echo "{LSM}$(cat /sys/kernel/security/lsm)"
 export SUSPEND_BIN_DIR={GUEST_BIN} HOME=/root TMPDIR=/tmp
 # The host runs the daemon-kill loop in full (200 suspends) and holds a TCP
 # connection for 30 s; each guest a round of the loop and a 3 s hold.
-export SUSPEND_KILL_LOOP_ROUNDS=1 SUSPEND_LONG_HOLD_S=3
+export SUSPEND_KILL_LOOP_ROUNDS=1 SUSPEND_LONG_HOLD_S=3 SUSPEND_BIG_HOLD_MIB=128
 # Debian's kernels load BPF LSM programs wherever bpf is an active LSM: the
 # freeze guard must be on there (the suite cannot assume it elsewhere).
 case ",$(cat /sys/kernel/security/lsm)," in
