@@ -873,3 +873,18 @@ pub mod handshake {
         }
     }
 }
+
+/// `fcntl(fd, cmd, …)` with a write lock on bytes `start..start+len`
+/// (`cmd`: `F_SETLK` for a POSIX record lock, `F_OFD_SETLK` for an OFD
+/// lock); the call's result.
+pub fn write_lock(fd: i32, cmd: i32, start: i64, len: i64) -> i32 {
+    // SAFETY: a flock struct on the stack for fcntl.
+    unsafe {
+        let mut l: libc::flock = std::mem::zeroed();
+        l.l_type = libc::F_WRLCK as i16;
+        l.l_whence = libc::SEEK_SET as i16;
+        l.l_start = start;
+        l.l_len = len;
+        libc::fcntl(fd, cmd, &l)
+    }
+}

@@ -914,17 +914,7 @@ fn lockable(path: &str) -> (bool, bool, bool) {
         .expect("the lock file");
     use std::os::fd::AsRawFd as _;
     let fd = f.as_raw_fd();
-    let try_lock = |cmd: i32, start: i64| {
-        // SAFETY: a flock struct on the stack for fcntl on our own fd.
-        unsafe {
-            let mut l: libc::flock = std::mem::zeroed();
-            l.l_type = libc::F_WRLCK as i16;
-            l.l_whence = libc::SEEK_SET as i16;
-            l.l_start = start;
-            l.l_len = 10;
-            libc::fcntl(fd, cmd, &l) == 0
-        }
-    };
+    let try_lock = |cmd, start| suspend_tests::write_lock(fd, cmd, start, 10) == 0;
     // SAFETY: flock on our own descriptor (released when it closes).
     let flock = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
     (

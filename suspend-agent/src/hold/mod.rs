@@ -395,12 +395,7 @@ fn release(
     kept: &mut Vec<String>,
 ) -> Result<(), HoldError> {
     let threads = frozen.tids();
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
-    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
-        pid,
-        what: "/proc/PID/maps not understood".into(),
-    })?;
+    let vmas = vmas_of(pid)?;
     for (i, &tid) in threads.iter().enumerate() {
         let mut b = Borrowed::new(tid, site, None)?;
         if let Some((addr, len, sig)) = ptrace::rseq(tid).ok().flatten() {
@@ -710,15 +705,20 @@ fn serve_lazily(
     Ok((written, left))
 }
 
+/// The mappings of `pid` (`/proc/PID/maps`).
+fn vmas_of(pid: u32) -> Result<Vec<vmas::Vma>, HoldError> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
+    vmas::parse(&maps).ok_or(HoldError::Proc {
+        pid,
+        what: "/proc/PID/maps not understood".into(),
+    })
+}
+
 /// Its mappings must be those of the image, each private one where the
 /// image has it with the same protections.
 fn same_mappings(image: &Image, pid: u32) -> Result<(), HoldError> {
-    let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(io_err(pid, "reading /proc/PID/maps"))?;
-    let vmas = vmas::parse(&maps).ok_or(HoldError::Proc {
-        pid,
-        what: "/proc/PID/maps not understood".into(),
-    })?;
+    let vmas = vmas_of(pid)?;
     for mapping in image
         .mappings
         .iter()

@@ -505,17 +505,7 @@ fn main() {
                     open().into_raw_fd(),
                     open().into_raw_fd(),
                 );
-                let lock = |fd: i32, cmd: i32, start: i64| {
-                    // SAFETY: a flock struct on the stack for fcntl.
-                    unsafe {
-                        let mut l: libc::flock = std::mem::zeroed();
-                        l.l_type = libc::F_WRLCK as i16;
-                        l.l_whence = libc::SEEK_SET as i16;
-                        l.l_start = start;
-                        l.l_len = 10;
-                        libc::fcntl(fd, cmd, &l)
-                    }
-                };
+                let lock = |fd, cmd, start| suspend_tests::write_lock(fd, cmd, start, 10);
                 // SAFETY: flock on a descriptor we own.
                 let rc = [
                     unsafe { libc::flock(a, libc::LOCK_EX | libc::LOCK_NB) },
