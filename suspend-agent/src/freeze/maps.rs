@@ -185,12 +185,17 @@ impl FreezeMaps {
         for tid in tids {
             let _ = self.new_threads.remove(&tid);
         }
+        // A lease a dead agent left (a hold it did not finish included)
+        // goes; a held process's guard stays.
         let guarded: Vec<u32> = self.guard.keys().filter_map(Result::ok).collect();
-        for tgid in guarded
-            .into_iter()
-            .filter(|g| !held.iter().any(|(h, _)| h == g))
-        {
-            self.unguard(tgid);
+        for tgid in guarded {
+            let held_guard = self
+                .guard
+                .get(&tgid, 0)
+                .is_ok_and(|g| g.flags & GUARD_HELD != 0);
+            if !(held_guard && held.iter().any(|(h, _)| *h == tgid)) {
+                self.unguard(tgid);
+            }
         }
         Ok(())
     }
