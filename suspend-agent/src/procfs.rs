@@ -278,6 +278,27 @@ pub fn resident_mappings(pid: u32) -> Result<std::collections::HashSet<u64>, Pro
     Ok(found)
 }
 
+/// `VmFlags` of every mapping in the text of `/proc/PID/smaps`, by start
+/// address.
+pub fn vm_flags(smaps: &str) -> std::collections::HashMap<u64, Vec<String>> {
+    let mut flags = std::collections::HashMap::new();
+    let mut current = None;
+    for line in smaps.lines() {
+        if let Some(list) = line.strip_prefix("VmFlags:") {
+            if let Some(start) = current.take() {
+                flags.insert(start, list.split_whitespace().map(str::to_owned).collect());
+            }
+        } else if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, end)) = range.split_once('-')
+            && !end.is_empty()
+            && let Ok(start) = u64::from_str_radix(start, 16)
+        {
+            current = Some(start);
+        }
+    }
+    flags
+}
+
 /// Its whole resident memory (`VmRSS`), bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64, ProcError> {
     let text = read(pid, "status")?;

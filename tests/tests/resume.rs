@@ -539,3 +539,25 @@ fn a_parent_death_signal_is_refused_not_lost() {
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     w.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn what_madvise_said_and_mapping_names_come_back() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let advised = w.ask("advise", "advise");
+    if advised != "advise ok" {
+        suspend_tests::note(&format!(
+            "this kernel lacks some of it ({advised}): checking the rest"
+        ));
+    }
+    assert_eq!(w.ask("advise-check", "advise-check"), "advise-check ok");
+    let (mut r, _dir) = suspend_and_resume(&mut w, pid, "advise");
+    assert_eq!(
+        r.ask("advise-check", "advise-check"),
+        "advise-check ok",
+        "DONTFORK, WIPEONFORK, DONTDUMP, NOHUGEPAGE and the name are back"
+    );
+    r.exit_ok();
+}

@@ -25,11 +25,11 @@ use crate::{
     image::{
         ImageWriter, WriteError,
         format::{
-            Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind, PAGE_SIZE,
-            Record, Witness,
+            Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
+            PAGE_SIZE, Record, Witness,
         },
     },
-    procfs::vmas,
+    procfs::{self, vmas},
     tracee::ptrace,
 };
 
@@ -255,6 +255,15 @@ pub fn dump(
         Ok(())
     })?;
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
+    // What madvise said of each mapping (while frozen: nothing changes it).
+    let smaps_path = format!("/proc/{pid}/smaps");
+    let vm_flags = std::fs::read_to_string(&smaps_path)
+        .map(|text| procfs::vm_flags(&text))
+        .map_err(|source| DumpError::Proc {
+            pid,
+            path: smaps_path.into(),
+            source,
+        })?;
     // Recorded once their runs are hashed, in `Dumped::finish`.
     let mut mappings = Vec::with_capacity(vmas.len());
     for (vma, runs) in vmas.iter().zip(saved) {
@@ -274,6 +283,15 @@ pub fn dump(
             kind,
             file,
             pages: runs,
+            advice: match kind {
+                MappingKind::Kernel => Vec::new(),
+                _ => vm_flags
+                    .get(&vma.start)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| Advice::from_vm_flag(f))
+                    .collect(),
+            },
         });
     }
     for file in files {

@@ -587,7 +587,18 @@ fn close_in_process(pid: u32, fd: i32) -> Result<(), HoldError> {
             source,
         }
     };
-    ptrace::seize(tid).map_err(err("PTRACE_SEIZE"))?;
+    // The resume that started us may still hold the threads (a small
+    // refill ends before it lets them go): EPERM until it has.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match ptrace::seize(tid) {
+            Ok(()) => break,
+            Err(nix::errno::Errno::EPERM) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(err("PTRACE_SEIZE")(e)),
+        }
+    }
     let outcome = (|| {
         ptrace::interrupt(tid).map_err(err("PTRACE_INTERRUPT"))?;
         let held = match ptrace::wait_stop(tid).map_err(err("waitpid"))? {

@@ -376,9 +376,60 @@ pub struct Mapping {
     pub kind: MappingKind,
     pub file: Option<FileId>,
     pub pages: Vec<PageRun>,
+    /// What `madvise` said of it that the kernel keeps with the mapping.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<Advice>,
+}
+
+/// `madvise` advice the kernel keeps with a mapping (shown as `VmFlags` in
+/// `/proc/PID/smaps`), given again at resume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Advice {
+    DontFork,
+    WipeOnFork,
+    DontDump,
+    HugePage,
+    NoHugePage,
+    Mergeable,
+}
+
+impl Advice {
+    /// The advice a `VmFlags` two-letter flag records, if any.
+    pub fn from_vm_flag(flag: &str) -> Option<Self> {
+        Some(match flag {
+            "dc" => Self::DontFork,
+            "wf" => Self::WipeOnFork,
+            "dd" => Self::DontDump,
+            "hg" => Self::HugePage,
+            "nh" => Self::NoHugePage,
+            "mg" => Self::Mergeable,
+            _ => return None,
+        })
+    }
+
+    /// Its `madvise(2)` advice number.
+    pub fn madvise(self) -> i32 {
+        match self {
+            Self::DontFork => libc::MADV_DONTFORK,
+            Self::WipeOnFork => libc::MADV_WIPEONFORK,
+            Self::DontDump => libc::MADV_DONTDUMP,
+            Self::HugePage => libc::MADV_HUGEPAGE,
+            Self::NoHugePage => libc::MADV_NOHUGEPAGE,
+            Self::Mergeable => libc::MADV_MERGEABLE,
+        }
+    }
 }
 
 impl Mapping {
+    /// The name an anonymous private mapping was given
+    /// (`PR_SET_VMA_ANON_NAME`: `[anon:NAME]` in `/proc/PID/maps`).
+    pub fn anon_name(&self) -> Option<&str> {
+        (self.kind == MappingKind::Anonymous)
+            .then(|| self.path.strip_prefix("[anon:")?.strip_suffix(']'))
+            .flatten()
+    }
+
     pub fn saved_pages(&self) -> u64 {
         self.pages.iter().map(|r| r.pages).sum()
     }

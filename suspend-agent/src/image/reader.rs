@@ -396,6 +396,7 @@ mod tests {
                 at,
                 blake3: blake3_hex(&pages),
             }],
+            advice: Vec::new(),
         }))
         .unwrap();
         w.record(&Record::Witness(Witness {

@@ -1,7 +1,8 @@
 //! The last step: every thread waits in the stub; the agent seizes them,
-//! borrows the main thread for two system calls (through the client's
+//! borrows the main thread for a few system calls (through the client's
 //! trampoline, [`crate::tracee::inject`]) (unmap the zone, drop the
-//! tie to the agent), gives every thread its registers, xstate and signal
+//! tie to the agent, give each mapping back what `madvise` said of it and
+//! its name), gives every thread its registers, xstate and signal
 //! mask, queues the resume signal for the parked client thread and lets
 //! them go. The kernel then restarts (or fails with `EINTR`) any system
 //! call a thread was in, from its restored registers, as it would have
@@ -22,6 +23,11 @@ use crate::{
 };
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
+/// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name)`.
+const PR_SET_VMA: u64 = 0x5356_4d41;
+const PR_SET_VMA_ANON_NAME: u64 = 0;
+/// Bytes of a mapping's name with its NUL (`ANON_VMA_NAME_MAX_LEN`).
+const ANON_NAME_MAX: usize = 80;
 /// `seccomp(2)`'s operation.
 const SECCOMP_SET_MODE_FILTER: u64 = 1;
 
@@ -109,6 +115,50 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
             .map_err(|e| failed(what, e.to_string()))?;
         if ret < 0 {
             return Err(failed(what, Errno::from_raw(-ret as i32).desc().into()));
+        }
+    }
+    // What madvise said of each mapping, and the names of anonymous ones:
+    // the kernel keeps both with the mapping, which the restorer made anew.
+    for m in &image.mappings {
+        let len = m.end - m.start;
+        for advice in &m.advice {
+            let what = format!("madvise {:#x}-{:#x} {advice:?}", m.start, m.end);
+            let ret = main
+                .syscall(
+                    libc::SYS_madvise,
+                    [m.start, len, advice.madvise() as u64, 0, 0, 0],
+                )
+                .map_err(|e| failed(&what, e.to_string()))?;
+            if ret < 0 {
+                return Err(failed(&what, Errno::from_raw(-ret as i32).desc().into()));
+            }
+        }
+        if let Some(name) = m.anon_name() {
+            let what = format!("naming {:#x}-{:#x} {name:?}", m.start, m.end);
+            let mut bytes = name.as_bytes().to_vec();
+            bytes.push(0);
+            if bytes.len() > ANON_NAME_MAX {
+                return Err(failed(&what, "the name is too long".into()));
+            }
+            site.write(0, &bytes)
+                .map_err(|e| failed(&what, e.to_string()))?;
+            let ret = main
+                .syscall(
+                    libc::SYS_prctl,
+                    [
+                        PR_SET_VMA,
+                        PR_SET_VMA_ANON_NAME,
+                        m.start,
+                        len,
+                        site.scratch(),
+                        0,
+                    ],
+                )
+                .map_err(|e| failed(&what, e.to_string()))?;
+            let _ = site.write(0, &vec![0u8; bytes.len()]);
+            if ret < 0 {
+                return Err(failed(&what, Errno::from_raw(-ret as i32).desc().into()));
+            }
         }
     }
     main.restore()

@@ -22,6 +22,7 @@
 //! | `shared` / `shared-check` | map a memfd shared and privately (half the private pages written) and an unlinked `/dev/shm` file shared; check every byte (`shared-check ok`) |
 //! | `locks` | take a flock, a POSIX record lock and an OFD lock on a file of its own (`locks path=P`) |
 //! | `timer-check ID` | the POSIX timer `timer` made is still armed under that id (`timer-check ok`) |
+//! | `advise` / `advise-check` | map small regions advised DONTFORK, WIPEONFORK, DONTDUMP, NOHUGEPAGE and one named (`PR_SET_VMA_ANON_NAME`); check `/proc/self/smaps` still says so (`advise-check ok`) |
 //! | `poke PID` | signal 0 to PID and read its memory; print each errno (`poke kill=0 read=14`) |
 //! | `exit` | verify and exit (0 when everything holds, 1 otherwise) |
 //!
@@ -278,6 +279,7 @@ fn main() {
     let mut region: Option<Region> = None;
     let mut pty: Option<(i32, i32)> = None;
     let mut shared: Option<Shared> = None;
+    let mut advised: Vec<(usize, &str)> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -529,6 +531,87 @@ fn main() {
                         "ok".to_owned()
                     } else {
                         format!("FAIL rc={rc} left={left}")
+                    }
+                );
+            }
+            ["advise"] => {
+                // One small anonymous mapping per advice the kernel keeps
+                // with a mapping, and one named.
+                let map = || {
+                    // SAFETY: a fresh private anonymous mapping of our own.
+                    unsafe {
+                        libc::mmap(
+                            std::ptr::null_mut(),
+                            4 * 4096,
+                            libc::PROT_READ | libc::PROT_WRITE,
+                            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                            -1,
+                            0,
+                        ) as usize
+                    }
+                };
+                let mut failed = Vec::new();
+                for (advice, flag) in [
+                    (libc::MADV_DONTFORK, "dc"),
+                    (libc::MADV_WIPEONFORK, "wf"),
+                    (libc::MADV_DONTDUMP, "dd"),
+                    (libc::MADV_NOHUGEPAGE, "nh"),
+                ] {
+                    let at = map();
+                    // SAFETY: advice on our own mapping.
+                    if unsafe { libc::madvise(at as *mut libc::c_void, 4 * 4096, advice) } != 0 {
+                        failed.push(flag);
+                    }
+                    advised.push((at, flag));
+                }
+                let at = map();
+                // SAFETY: naming our own mapping with a NUL-terminated name.
+                let rc = unsafe {
+                    libc::prctl(0x5356_4d41, 0, at, 4 * 4096, c"workload-named".as_ptr())
+                };
+                if rc == 0 {
+                    advised.push((at, "[anon:workload-named]"));
+                } else {
+                    failed.push("name");
+                }
+                println!(
+                    "advise {}",
+                    if failed.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        format!("unsupported={}", failed.join(","))
+                    }
+                );
+            }
+            ["advise-check"] => {
+                let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+                let mut wrong = Vec::new();
+                for &(at, want) in &advised {
+                    let head = format!("{at:x}-");
+                    let block: Vec<&str> = smaps
+                        .lines()
+                        .skip_while(|l| !l.starts_with(&head))
+                        .take_while(|l| {
+                            l.starts_with(&head) || !l.contains('-') || l.starts_with("VmFlags")
+                        })
+                        .collect();
+                    let ok = if want.starts_with('[') {
+                        block.first().is_some_and(|l| l.ends_with(want))
+                    } else {
+                        block.iter().any(|l| {
+                            l.starts_with("VmFlags:") && l.split_whitespace().any(|f| f == want)
+                        })
+                    };
+                    if !ok {
+                        wrong.push(format!("{at:#x}:{want}"));
+                    }
+                }
+                println!(
+                    "advise-check {}",
+                    if wrong.is_empty() {
+                        "ok".to_owned()
+                    } else {
+                        format!("FAIL lost={}", wrong.join(","))
                     }
                 );
             }
