@@ -567,7 +567,13 @@ fn main() {
                 let at = map();
                 // SAFETY: naming our own mapping with a NUL-terminated name.
                 let rc = unsafe {
-                    libc::prctl(0x5356_4d41, 0, at, 4 * 4096, c"workload-named".as_ptr())
+                    libc::prctl(
+                        0x5356_4d41,
+                        0 as libc::c_ulong,
+                        at as libc::c_ulong,
+                        (4 * 4096) as libc::c_ulong,
+                        c"workload-named".as_ptr(),
+                    )
                 };
                 if rc == 0 {
                     advised.push((at, "[anon:workload-named]"));
