@@ -125,7 +125,9 @@ fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Pat
     writeln!(client, "sent while held")?;
     println!("  client sends \"sent while held\" (it waits in the kernel)");
 
-    util::stage("resume it in place: its memory written back, its threads let go");
+    util::stage(
+        "resume it in place: its threads let go at once, its memory served from the image as it runs",
+    );
     expect_code(agent(bin, &["resume", pid])?, 0)?;
     read()?;
     writeln!(client, "and after")?;
