@@ -472,9 +472,11 @@ fn a_hold_cut_short_by_a_killed_daemon_lets_the_process_go_on() {
     assert!(back.stderr.contains("cut short"), "{back:?}");
     // The threads that were not parked go on by themselves (within the
     // trampoline's 5 s); the process is whole, and told it was aborted.
-    let state = wait_for("every thread to go on", || {
+    // Two independent events: the worker ticking again, and the client
+    // thread seeing its connection closed (then on_resume runs).
+    let state = wait_for("every thread to go on, and on_resume to run", || {
         let s = w.ask("check", "state");
-        (field(&s, "memory") == "intact").then_some(s)
+        (field(&s, "memory") == "intact" && field(&s, "reason") != "none").then_some(s)
     });
     assert_eq!(field(&state, "reason"), "aborted", "{state}");
     let entry = registry_entry(pid).expect("registered");
