@@ -39,6 +39,10 @@ pub enum Request {
         /// killing it.
         #[serde(default)]
         hold: bool,
+        /// Accept that a resume from the image puts the process in the
+        /// resume command's session and process group.
+        #[serde(default)]
+        new_session: bool,
     },
     /// Is the daemon there?
     Ping,
@@ -141,11 +145,12 @@ mod tests {
             leave_running: true,
             drop_unsupported_fds: false,
             hold: false,
+            new_session: true,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(
             text,
-            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":false,"dir":"/img","leave_running":true,"drop_unsupported_fds":false,"hold":false}"#
+            r#"{"op":"suspend","pid":7,"timeout_ms":5000,"wait":true,"dry_run":false,"dir":"/img","leave_running":true,"drop_unsupported_fds":false,"hold":false,"new_session":true}"#
         );
         // Older CLIs send no image fields.
         let old = r#"{"op":"suspend","pid":7,"timeout_ms":1,"wait":false,"dry_run":true}"#;

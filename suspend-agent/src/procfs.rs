@@ -333,6 +333,42 @@ pub fn parse_stat_mm(text: &str) -> Option<MmFields> {
     })
 }
 
+/// The process group, session and controlling terminal (`tty_nr`, 0 for
+/// none) of a `/proc/PID/stat` line: fields 5, 6 and 7.
+pub fn parse_stat_session(text: &str) -> Option<(u32, u32, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(2);
+    let pgid = f.next()?.parse().ok()?;
+    let sid = f.next()?.parse().ok()?;
+    let tty = f.next()?.parse::<i64>().ok()?;
+    Some((pgid, sid, tty as u64))
+}
+
+/// The process group, session and controlling terminal of `pid` (see
+/// [`parse_stat_session`]).
+pub fn session(pid: u32) -> Result<(u32, u32, u64), ProcError> {
+    let text = read(pid, "stat")?;
+    parse_stat_session(&text).ok_or(ProcError::Parse {
+        path: format!("/proc/{pid}/stat").into(),
+        what: "its session",
+    })
+}
+
+/// `/proc/PID/loginuid`, or `None` where the kernel has no audit.
+pub fn loginuid(pid: u32) -> Result<Option<u32>, ProcError> {
+    if !std::path::Path::new("/proc/self/loginuid").exists() {
+        return Ok(None);
+    }
+    read(pid, "loginuid")?
+        .trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| ProcError::Parse {
+            path: format!("/proc/{pid}/loginuid").into(),
+            what: "a login uid",
+        })
+}
+
 /// The mm fields of `pid` (see [`parse_stat_mm`]).
 pub fn mm_fields(pid: u32) -> Result<MmFields, ProcError> {
     let text = read(pid, "stat")?;
@@ -355,6 +391,14 @@ pub fn pids() -> io::Result<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn session_fields() {
+        let stat = "4242 (a (b) c) S 1 4240 4100 34816 4242 4194560 0";
+        assert_eq!(parse_stat_session(stat), Some((4240, 4100, 34816)));
+        assert_eq!(parse_stat_session("7 (x) S 1"), None);
+    }
+
     use super::*;
 
     #[test]

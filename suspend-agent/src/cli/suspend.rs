@@ -68,6 +68,13 @@ pub struct Args {
     /// Leave files an image cannot hold out of it instead of refusing.
     #[arg(long, requires = "dir")]
     drop_unsupported_fds: bool,
+    /// Accept that a resume from the image starts the process in the resume
+    /// command's session and process group. Without it, a process that does
+    /// not lead its own session and process group (one started from a
+    /// shell) is refused with --exit and --leave-running; one that leads them
+    /// leads them again after a resume.
+    #[arg(long)]
+    new_session: bool,
     /// How long the handshake may take (not the dump), e.g. 500ms, 10s, 1m.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -86,7 +93,7 @@ pub struct Args {
 }
 
 /// `--check`: the inventory, read only (see the command's help).
-fn check(pid: u32) -> anyhow::Result<u8> {
+fn check(pid: u32, new_session: bool) -> anyhow::Result<u8> {
     use crate::{dump, exit, registry::Registry};
     let opted_in = match Registry::open_pinned().and_then(|r| r.get(pid)) {
         Ok(Some(_)) => "opted in",
@@ -105,7 +112,7 @@ fn check(pid: u32) -> anyhow::Result<u8> {
         };
         println!("  fd {:>4}  {:<40} {treatment}", f.fd, f.path);
     }
-    for what in dump::unrestorable_state(pid) {
+    for what in dump::unrestorable_state(pid, new_session) {
         any = true;
         println!("  refused: {what} (an image cannot hold it; --hold keeps it)");
     }
@@ -148,7 +155,7 @@ fn check(pid: u32) -> anyhow::Result<u8> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("asking a process to suspend")?;
     if args.check {
-        return check(args.pid);
+        return check(args.pid, args.new_session);
     }
     let dir = args
         .dir
@@ -177,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         leave_running: args.leave_running,
         drop_unsupported_fds: args.drop_unsupported_fds,
         hold,
+        new_session: args.new_session,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let (outcome, message) = control::call(

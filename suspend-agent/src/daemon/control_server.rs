@@ -65,6 +65,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             leave_running,
             drop_unsupported_fds,
             hold,
+            new_session,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -75,6 +76,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                 leave_running,
                 drop_unsupported_fds,
                 hold,
+                new_session,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

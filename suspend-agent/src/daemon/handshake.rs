@@ -46,6 +46,7 @@ pub struct SuspendArgs {
     pub leave_running: bool,
     pub drop_unsupported_fds: bool,
     pub hold: bool,
+    pub new_session: bool,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

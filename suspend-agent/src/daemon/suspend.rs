@@ -102,7 +102,7 @@ pub async fn take(
     // Nor process-wide state an image cannot hold (timers, locked memory,
     // children): a held process keeps it.
     if !args.hold {
-        let state = dump::unrestorable_state(pid);
+        let state = dump::unrestorable_state(pid, args.new_session);
         if !state.is_empty() {
             let ran = tell(stream, request_id, REASON_ABORTED).await;
             return (
@@ -169,6 +169,7 @@ pub async fn take(
         skip_fd,
         held: args.hold,
         held_only,
+        new_session: args.new_session,
     };
     let leave_running = args.leave_running;
     let hold = args.hold;

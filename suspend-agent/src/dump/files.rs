@@ -22,7 +22,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd},
+    image::format::{EpollTarget, EventFd, File, FileKind, FileOwner, PipeEnd},
     sys::PidFd,
 };
 
@@ -140,6 +140,9 @@ fn pipe_end(link: &str, flags: u32) -> Option<PipeEnd> {
     })
 }
 
+const F_OWNER_TID: u32 = 0;
+const F_OWNER_PID: u32 = 1;
+
 /// Every open fd of `pid` but `skip` (the client's connection to us).
 pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
     let dir = format!("/proc/{pid}/fd");
@@ -151,6 +154,8 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         }
     };
     let mut files = Vec::new();
+    // Copies of its files, to ask each who its signal owner is.
+    let pidfd = PidFd::open(pid).map_err(proc_err(dir.clone()))?;
     for entry in fs::read_dir(&dir).map_err(proc_err(dir.clone()))? {
         let entry = entry.map_err(proc_err(dir.clone()))?;
         let Some(fd) = entry
@@ -186,6 +191,23 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
         let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
+        let owner = match pidfd.get_fd(fd) {
+            Ok(copy) => {
+                use std::os::fd::AsFd as _;
+                let (kind, owner, signal) =
+                    crate::sys::file_owner(copy.as_fd()).map_err(|source| DumpError::Proc {
+                        pid,
+                        path: info_path.clone().into(),
+                        source,
+                    })?;
+                (owner != 0 || signal != 0).then_some(FileOwner {
+                    kind,
+                    pid: owner,
+                    signal,
+                })
+            }
+            Err(_) => continue, // closed meanwhile
+        };
         files.push(File {
             fd,
             kind,
@@ -196,6 +218,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             eventfd,
             epoll,
             pipe,
+            owner,
         });
     }
     files.sort_by_key(|f| f.fd);
@@ -221,10 +244,11 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
     } else {
         pipe_holders(pid, &pipes)
     };
+    let tids = crate::procfs::tids(pid).unwrap_or_default();
     let mut bad = Vec::new();
     for f in files {
-        // Held locks and signal-driven I/O: neither is in an image yet,
-        // whatever the file (a held process keeps them).
+        // Held locks: not in an image yet, whatever the file (a held
+        // process keeps them).
         let locks = fd_locks(pid, f.fd);
         if !locks.is_empty() {
             bad.push((
@@ -233,10 +257,27 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             ));
             continue;
         }
-        if f.flags & libc::O_ASYNC as u32 != 0 {
+        // A signal owner is given back only if it is the process itself,
+        // one of its threads, or the process group it leads.
+        if let Some(o) = &f.owner
+            && o.pid != 0
+            && !match o.kind {
+                F_OWNER_TID => tids.contains(&o.pid),
+                F_OWNER_PID => o.pid == pid,
+                _ => o.pid == pid && crate::procfs::session(pid).is_ok_and(|(g, _, _)| g == pid),
+            }
+        {
+            let whose = match o.kind {
+                F_OWNER_TID => "thread",
+                F_OWNER_PID => "process",
+                _ => "process group",
+            };
             bad.push((
                 f.fd,
-                format!("fd {} ({}, O_ASYNC: signal-driven I/O)", f.fd, f.path),
+                format!(
+                    "fd {} ({}, its I/O signals go to {whose} {} (F_SETOWN), not to this process)",
+                    f.fd, f.path, o.pid
+                ),
             ));
             continue;
         }
@@ -591,6 +632,7 @@ mod tests {
             eventfd: None,
             epoll: None,
             pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
+            owner: None,
         }
     }
 

@@ -19,6 +19,15 @@ const PR_GET_TIMERSLACK: u64 = 30;
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
+
+/// `MEMBARRIER_CMD_QUERY`, `_GET_REGISTRATIONS` (Linux 6.3) and
+/// `_REGISTER_GLOBAL_EXPEDITED`.
+const MEMBARRIER_QUERY: u64 = 0;
+const MEMBARRIER_GET_REGISTRATIONS: u64 = 1 << 9;
+pub const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
+/// Each private expedited barrier, and the registration it needs: without
+/// it the barrier fails with `EPERM`.
+const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), (1 << 7, 1 << 8)];
 /// `sizeof(sigset_t)` for the kernel.
 const KERNEL_SIGSET: u64 = 8;
 
@@ -33,6 +42,8 @@ pub struct Inside {
     pub child_subreaper: bool,
     /// `PR_GET_THP_DISABLE`.
     pub thp_disable: bool,
+    /// Its `membarrier` registrations (`MEMBARRIER_CMD_REGISTER_*` bits).
+    pub membarrier: u32,
 }
 
 /// What one thread told.
@@ -150,6 +161,29 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             }
             inside.thp_disable =
                 b.syscall(libc::SYS_prctl, [PR_GET_THP_DISABLE, 0, 0, 0, 0, 0])? > 0;
+            let membarrier =
+                |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
+            let registered = membarrier(&mut b, MEMBARRIER_GET_REGISTRATIONS)?;
+            inside.membarrier = if registered >= 0 {
+                registered as u32
+            } else {
+                // Before 6.3: each private barrier succeeds only if the
+                // process registered for it (it is frozen: the barrier
+                // reaches no running thread). The global registration
+                // cannot be read there; it only adds barriers sent by
+                // others, so it is given whenever the kernel has it.
+                let mut mask = 0;
+                for (barrier, registration) in MEMBARRIER_PROBES {
+                    if membarrier(&mut b, barrier)? == 0 {
+                        mask |= registration;
+                    }
+                }
+                let supported = membarrier(&mut b, MEMBARRIER_QUERY)?;
+                if supported > 0 && supported as u32 & MEMBARRIER_REGISTER_GLOBAL_EXPEDITED != 0 {
+                    mask |= MEMBARRIER_REGISTER_GLOBAL_EXPEDITED;
+                }
+                mask
+            };
             process_done = true;
         }
         let held = b.restore()?;

@@ -93,6 +93,9 @@ pub struct DumpOptions {
     pub held: bool,
     /// Held only already (found before the freeze).
     pub held_only: Vec<String>,
+    /// A session or process group the process does not lead is not a
+    /// refusal (see [`unrestorable_state`]).
+    pub new_session: bool,
 }
 
 /// What was written.
@@ -154,7 +157,7 @@ pub fn dump(
     }
     // Process-wide state an image cannot hold (checked again now that it
     // is frozen: nothing can be added since).
-    let state = process::unrestorable_state(pid);
+    let state = process::unrestorable_state(pid, options.new_session);
     if !state.is_empty() {
         if !options.held {
             return Err(DumpError::Confined {
@@ -221,6 +224,14 @@ pub fn dump(
         oom_score_adj: process::oom_score_adj(pid)?,
         child_subreaper: inside.child_subreaper,
         thp_disable: inside.thp_disable,
+        loginuid: crate::procfs::loginuid(pid).map_err(|e| DumpError::Parse {
+            pid,
+            what: match e {
+                crate::procfs::ProcError::Gone { .. } => "/proc/PID/loginuid: the process is gone",
+                _ => "/proc/PID/loginuid",
+            },
+        })?,
+        membarrier: inside.membarrier,
     });
     image.record(&Record::Process(process))?;
     let xstate_size = crate::sys::cpu::xstate_layout().0;

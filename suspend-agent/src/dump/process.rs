@@ -7,7 +7,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::DumpError;
 use crate::{
-    image::format::{Creds, FileId, Process, Rlimit},
+    image::format::{Creds, FileId, Process, Rlimit, Session},
     tracee::ptrace,
 };
 
@@ -80,8 +80,10 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     let bad = |what: &'static str| DumpError::Parse { pid, what };
     let (creds, umask, ppid) =
         parse_status(&read(pid, "status")?).ok_or_else(|| bad("/proc/PID/status"))?;
-    let mm =
-        crate::procfs::parse_stat_mm(&read(pid, "stat")?).ok_or_else(|| bad("/proc/PID/stat"))?;
+    let stat = read(pid, "stat")?;
+    let mm = crate::procfs::parse_stat_mm(&stat).ok_or_else(|| bad("/proc/PID/stat"))?;
+    let (pgid, sid, _) =
+        crate::procfs::parse_stat_session(&stat).ok_or_else(|| bad("/proc/PID/stat"))?;
     let auxv_path = format!("/proc/{pid}/auxv");
     let auxv = fs::read(&auxv_path).map_err(|source| DumpError::Proc {
         pid,
@@ -144,6 +146,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         // `/proc` and asked from inside (dump::mod).
         attributes: None,
         held_only: Vec::new(),
+        session: Some(Session { sid, pgid }),
     })
 }
 
@@ -159,10 +162,47 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
 }
 
 /// What `pid` has that an image cannot hold yet, process-wide, as people
-/// name it: POSIX timers, locked memory, children. A held process keeps
-/// all of it; a suspend that kills refuses it before freezing.
-pub fn unrestorable_state(pid: u32) -> Vec<String> {
+/// name it: POSIX timers, locked memory, children, a session or process
+/// group it does not lead (unless `new_session`: the caller accepts that
+/// a resume puts it in the resume command's), names of shared anonymous
+/// mappings. A held process keeps all of it; a suspend that kills refuses
+/// it before freezing.
+pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     let mut bad = Vec::new();
+    if !new_session && let Ok((pgid, sid, tty)) = crate::procfs::session(pid) {
+        let mut outside = Vec::new();
+        if sid != pid {
+            outside.push(format!("session {sid}{}", leader_name(sid)));
+        }
+        if pgid != pid {
+            outside.push(format!("process group {pgid}{}", leader_name(pgid)));
+        }
+        if sid == pid && tty != 0 {
+            outside.push(format!("controlling terminal (device {tty:#x})"));
+        }
+        if !outside.is_empty() {
+            bad.push(format!(
+                "{} (a resume from the image starts it in the resume command's session and \
+                 process group: --new-session accepts that)",
+                outside.join(", ")
+            ));
+        }
+    }
+    if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        let named: Vec<&str> = maps
+            .lines()
+            .filter_map(|l| {
+                l.split_once("[anon_shmem:")
+                    .map(|(_, n)| n.trim_end_matches(']'))
+            })
+            .collect();
+        if !named.is_empty() {
+            bad.push(format!(
+                "name(s) of shared anonymous mapping(s) {} (PR_SET_VMA_ANON_NAME)",
+                named.join(", ")
+            ));
+        }
+    }
     if let Ok(timers) = std::fs::read_to_string(format!("/proc/{pid}/timers")) {
         let ids: Vec<&str> = timers
             .lines()
@@ -202,6 +242,14 @@ pub fn unrestorable_state(pid: u32) -> Vec<String> {
         ));
     }
     bad
+}
+
+/// ` (COMM)` of the leader of a session or group, if it runs.
+fn leader_name(pid: u32) -> String {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => format!(" ({})", comm.trim_end()),
+        Err(_) => String::new(),
+    }
 }
 
 #[cfg(test)]

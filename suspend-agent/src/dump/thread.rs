@@ -11,9 +11,10 @@ use crate::{
     tracee::ptrace,
 };
 
-/// `SCHED_FLAG_RESET_ON_FORK`: the one scheduling flag kept (the others
-/// go with utilization clamps and deadline reclaim, which are not saved).
-const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
+/// The scheduling flags a thread keeps: `SCHED_FLAG_RESET_ON_FORK`, and
+/// `SCHED_FLAG_RECLAIM` and `SCHED_FLAG_DL_OVERRUN` of a deadline thread
+/// (the clamps are saved as values: `Sched::util_clamp`).
+const SCHED_FLAGS_KEPT: u64 = 0x01 | 0x02 | 0x04;
 
 /// Thread `tid`'s scheduling.
 fn save_sched(pid: u32, tid: u32) -> Result<Sched, DumpError> {
@@ -29,13 +30,16 @@ fn save_sched(pid: u32, tid: u32) -> Result<Sched, DumpError> {
     let affinity = sched::affinity(tid).map_err(syscall("sched_getaffinity"))?;
     Ok(Sched {
         policy: attr.policy,
-        flags: attr.flags & SCHED_FLAG_RESET_ON_FORK,
+        flags: attr.flags & SCHED_FLAGS_KEPT,
         nice: attr.nice,
         priority: attr.priority,
         runtime: attr.runtime,
         deadline: attr.deadline,
         period: attr.period,
         affinity,
+        util_clamp: (sched::has_util_clamp()
+            && (attr.util_min, attr.util_max) != sched::UTIL_DEFAULT)
+            .then_some((attr.util_min, attr.util_max)),
     })
 }
 

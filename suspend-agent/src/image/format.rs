@@ -162,6 +162,18 @@ pub struct Process {
     /// alone refuses it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_only: Vec<String>,
+    /// Its session and process group, as `/proc/PID/stat` gave them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+}
+
+/// The session and process group of a process. A resume makes the process
+/// lead again what it led (`setsid`, `setpgid`); one that led neither
+/// comes back in the resume command's (a suspend says so: `--new-session`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub sid: u32,
+    pub pgid: u32,
 }
 
 /// Process-wide attributes a resume gives back.
@@ -173,6 +185,17 @@ pub struct Attributes {
     pub child_subreaper: bool,
     /// `PR_GET_THP_DISABLE` (asked from inside).
     pub thp_disable: bool,
+    /// `/proc/PID/loginuid` (the audit login uid; `None` without audit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loginuid: Option<u32>,
+    /// The `membarrier` registrations (`MEMBARRIER_CMD_REGISTER_*` bits)
+    /// found by asking from inside.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub membarrier: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// One signal's `struct kernel_sigaction`.
@@ -311,6 +334,10 @@ pub struct Sched {
     pub period: u64,
     /// The CPUs it may run on, bit `n` of word `n / 64` for CPU `n`.
     pub affinity: Vec<u64>,
+    /// Utilization clamps (min, max) where the kernel has them and they
+    /// are not the defaults (0, 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub util_clamp: Option<(u32, u32)>,
 }
 
 /// One seccomp filter of a thread, as `PTRACE_SECCOMP_GET_FILTER` gives it.
@@ -468,6 +495,20 @@ pub struct File {
     /// An end of a pipe whose every end the process holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe: Option<PipeEnd>,
+    /// Who its I/O signals go to (`F_GETOWN_EX`) and which signal
+    /// (`F_GETSIG`), when either is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<FileOwner>,
+}
+
+/// The signal owner of an open file (`struct f_owner_ex`) and its signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileOwner {
+    /// `F_OWNER_TID` 0, `F_OWNER_PID` 1, `F_OWNER_PGRP` 2.
+    pub kind: u32,
+    pub pid: u32,
+    /// `F_SETSIG`'s signal (0: `SIGIO`).
+    pub signal: u32,
 }
 
 /// One end of a pipe held only by this process (a self-pipe).

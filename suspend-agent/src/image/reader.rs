@@ -355,6 +355,7 @@ mod tests {
             itimers: vec![],
             attributes: None,
             held_only: Vec::new(),
+            session: None,
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {

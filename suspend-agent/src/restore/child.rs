@@ -12,7 +12,7 @@ use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
 use super::{
     RestoreError,
-    plan::{OpenKind, Plan, StdioPlan},
+    plan::{OpenKind, Plan, SessionPlan, StdioPlan},
 };
 use crate::image::Image;
 
@@ -27,6 +27,8 @@ const STEP_CWD: u32 = 106;
 const STEP_RLIMIT: u32 = 109;
 const STEP_PERSONALITY: u32 = 110;
 const STEP_EPOLL: u32 = 111;
+const STEP_SESSION: u32 = 112;
+const STEP_LOGINUID: u32 = 113;
 
 fn child_step_name(step: u32) -> &'static str {
     match step {
@@ -40,6 +42,8 @@ fn child_step_name(step: u32) -> &'static str {
         STEP_RLIMIT => "setting a resource limit",
         STEP_PERSONALITY => "setting the personality",
         STEP_EPOLL => "adding an fd to a restored epoll instance",
+        STEP_SESSION => "leading its session or process group again (setsid, setpgid)",
+        STEP_LOGINUID => "setting its login uid (/proc/self/loginuid)",
         other => step_name(other),
     }
 }
@@ -413,6 +417,24 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
             fail(plan, STEP_PERSONALITY, 0);
         }
         libc::prctl(libc::PR_SET_NAME, plan.comm.as_ptr());
+        let led = match plan.session {
+            SessionPlan::Lead => libc::setsid() >= 0,
+            SessionPlan::LeadGroup => libc::setpgid(0, 0) >= 0,
+            SessionPlan::Join => true,
+        };
+        if !led {
+            fail(plan, STEP_SESSION, 0);
+        }
+        if let Some(text) = &plan.loginuid {
+            let fd = libc::open(
+                c"/proc/self/loginuid".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 || libc::write(fd, text.as_ptr().cast(), text.len()) != text.len() as isize {
+                fail(plan, STEP_LOGINUID, 0);
+            }
+            libc::close(fd);
+        }
 
         // The helpers the stub does not use (it closes the exe and the
         // report pipe itself).

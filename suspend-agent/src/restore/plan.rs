@@ -118,6 +118,18 @@ pub enum StdioPlan {
     Close,
 }
 
+/// What the restored process leads (see [`crate::image::format::Session`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionPlan {
+    /// Its own session (`setsid`), and so its process group.
+    Lead,
+    /// Its own process group (`setpgid(0, 0)`) in the resume command's
+    /// session.
+    LeadGroup,
+    /// The resume command's session and group (`--new-session` said so).
+    Join,
+}
+
 #[derive(Debug)]
 pub struct Plan {
     /// Descriptors the child uses and closes; all above the image's own.
@@ -141,6 +153,11 @@ pub struct Plan {
     pub rlimits: Vec<(u32, u64, u64)>,
     pub personality: u32,
     pub comm: CString,
+    /// Whether the process leads its session, or only its process group,
+    /// again.
+    pub session: SessionPlan,
+    /// `/proc/self/loginuid`'s new text, where it differs from the agent's.
+    pub loginuid: Option<Vec<u8>>,
     pub tids: Vec<u32>,
     /// Per thread, its seccomp filters oldest first: (flags, address of
     /// the `struct sock_fprog` in the argument block). The agent installs
@@ -644,15 +661,19 @@ impl Plan {
             }
             if let Some(s) = &t.sched {
                 flags |= THREAD_HAS_SCHED;
-                let attr = crate::sys::sched::SchedAttr {
-                    size: 48,
+                use crate::sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr};
+                let clamp = s.util_clamp;
+                let attr = SchedAttr {
+                    size: if clamp.is_some() { 56 } else { SIZE_VER0 },
                     policy: s.policy,
-                    flags: s.flags,
+                    flags: s.flags | if clamp.is_some() { FLAG_UTIL_CLAMP } else { 0 },
                     nice: s.nice,
                     priority: s.priority,
                     runtime: s.runtime,
                     deadline: s.deadline,
                     period: s.period,
+                    util_min: clamp.map_or(0, |c| c.0),
+                    util_max: clamp.map_or(0, |c| c.1),
                 };
                 a.sched_attr = block.push(&[attr]);
                 a.affinity = block.push(&s.affinity);
@@ -765,6 +786,19 @@ impl Plan {
                 .collect(),
             personality: p.personality,
             comm: CString::new(p.comm.clone()).unwrap_or_default(),
+            session: match p.session {
+                Some(s) if s.sid == p.pid => SessionPlan::Lead,
+                Some(s) if s.pgid == p.pid => SessionPlan::LeadGroup,
+                _ => SessionPlan::Join,
+            },
+            loginuid: p
+                .attributes
+                .as_ref()
+                .and_then(|a| a.loginuid)
+                .filter(|&uid| {
+                    crate::procfs::loginuid(std::process::id()).ok().flatten() != Some(uid)
+                })
+                .map(|uid| uid.to_string().into_bytes()),
             tids: threads.iter().map(|t| t.tid).collect(),
             seccomp,
         })

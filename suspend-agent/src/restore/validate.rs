@@ -103,6 +103,8 @@ pub enum Refusal {
          {mask})"
     )]
     Cpus { tid: u32, mask: String },
+    #[error("the process had {what}, which this kernel cannot give back ({why})")]
+    KernelLacks { what: String, why: &'static str },
     #[error(
         "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
          raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
@@ -140,6 +142,17 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     rlimits(image)?;
     cpus(image)?;
     oom_score(image)?;
+    if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
+        && crate::procfs::loginuid(std::process::id())
+            .ok()
+            .flatten()
+            .is_none()
+    {
+        return Err(Refusal::KernelLacks {
+            what: format!("login uid {uid}"),
+            why: "no audit support: /proc/self/loginuid is missing",
+        });
+    }
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -187,6 +200,14 @@ fn cpus(image: &Image) -> Result<(), Refusal> {
     let here = crate::sys::sched::affinity(0).unwrap_or_default();
     for t in &image.threads {
         let Some(s) = &t.sched else { continue };
+        if let Some((min, max)) = s.util_clamp
+            && !crate::sys::sched::has_util_clamp()
+        {
+            return Err(Refusal::KernelLacks {
+                what: format!("utilization clamps {min}-{max} on thread {}", t.tid),
+                why: "no CONFIG_UCLAMP_TASK",
+            });
+        }
         if !s.affinity.iter().zip(&here).any(|(a, b)| a & b != 0) {
             let mask = s
                 .affinity

@@ -14,7 +14,10 @@ pub use creds::random;
 pub use pidfd::{PidFd, SigQueueInfo};
 pub use time::boottime_ns;
 
-use std::io;
+use std::{
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd},
+};
 
 use nix::{sys::uio, unistd::Pid};
 
@@ -81,6 +84,25 @@ pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
 /// rather than two opens (`KCMP_FILE`).
 pub fn same_open_file(pid: u32, a: i32, b: i32) -> io::Result<bool> {
     kcmp_same(pid, pid, 0, a as u64, b as u64)
+}
+
+/// The signal owner of the open file `fd` refers to (`F_GETOWN_EX`: kind
+/// `F_OWNER_TID` 0, `_PID` 1, `_PGRP` 2, and the id, 0 for none) and the
+/// signal it sends (`F_GETSIG`, 0 for `SIGIO`).
+pub fn file_owner(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
+    const F_GETOWN_EX: libc::c_int = 16;
+    let mut owner = [0i32; 2]; // struct f_owner_ex { int type; pid_t pid; }
+    // SAFETY: F_GETOWN_EX writes one struct f_owner_ex (8 bytes) into `owner`.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), F_GETOWN_EX, owner.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    const F_GETSIG: libc::c_int = 11;
+    // SAFETY: F_GETSIG takes no argument.
+    let signal = unsafe { libc::fcntl(fd.as_raw_fd(), F_GETSIG) };
+    if signal < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((owner[0] as u32, owner[1] as u32, signal as u32))
 }
 
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.

@@ -3,7 +3,8 @@
 
 use std::io;
 
-/// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER0` (48 bytes).
+/// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER1` (56 bytes: with the
+/// utilization clamps).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SchedAttr {
@@ -15,14 +16,28 @@ pub struct SchedAttr {
     pub runtime: u64,
     pub deadline: u64,
     pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
 }
 
-const _: () = assert!(size_of::<SchedAttr>() == 48);
+const _: () = assert!(size_of::<SchedAttr>() == 56);
+
+/// `SCHED_ATTR_SIZE_VER0`: the size without the clamps.
+pub const SIZE_VER0: u32 = 48;
+/// `SCHED_FLAG_UTIL_CLAMP_MIN | SCHED_FLAG_UTIL_CLAMP_MAX`.
+pub const FLAG_UTIL_CLAMP: u64 = 0x20 | 0x40;
+/// A task's clamps when none was asked for (`SCHED_CAPACITY_SCALE`).
+pub const UTIL_DEFAULT: (u32, u32) = (0, 1024);
+
+/// Whether this kernel clamps utilization (`CONFIG_UCLAMP_TASK`).
+pub fn has_util_clamp() -> bool {
+    std::path::Path::new("/proc/sys/kernel/sched_util_clamp_max").exists()
+}
 
 /// Thread `tid`'s scheduling attributes.
 pub fn attr(tid: u32) -> io::Result<SchedAttr> {
     let mut attr = SchedAttr::default();
-    // SAFETY: the kernel writes at most `size` (48) bytes into `attr`.
+    // SAFETY: the kernel writes at most `size` (56) bytes into `attr`.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_sched_getattr,
@@ -74,6 +89,6 @@ mod tests {
         assert!(mask.iter().any(|w| *w != 0), "{mask:?}");
         let me = nix::unistd::gettid().as_raw() as u32;
         let attr = attr(me).expect("sched_getattr");
-        assert_eq!(attr.size, 48);
+        assert_eq!(attr.size, 56);
     }
 }

@@ -81,6 +81,12 @@ pub enum InjectError {
         "thread {tid}: waited {WAIT_S} s for the agent and went on by itself: the freeze is broken"
     )]
     WentOn { tid: u32 },
+    #[error("thread {tid}: {what}: {}", .errno.desc())]
+    Failed {
+        tid: u32,
+        what: String,
+        errno: Errno,
+    },
     #[error("pid {pid}: memory at {addr:#x}: {source}")]
     Scratch {
         pid: u32,
@@ -294,6 +300,21 @@ impl Borrowed {
             borrowed.requeue(&info)?;
         }
         Ok(borrowed)
+    }
+
+    /// Runs system call `nr` with `args` in the thread, for `what` (as
+    /// people name it, for the error); a negative result is an error
+    /// naming `what` and the errno.
+    pub fn call(&mut self, what: &str, nr: i64, args: [u64; 6]) -> Result<u64, InjectError> {
+        let ret = self.syscall(nr, args)?;
+        if ret < 0 {
+            return Err(InjectError::Failed {
+                tid: self.tid,
+                what: what.to_owned(),
+                errno: Errno::from_raw(-ret as i32),
+            });
+        }
+        Ok(ret as u64)
     }
 
     /// Runs system call `nr` with `args` in the thread; returns its result
