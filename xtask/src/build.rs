@@ -106,14 +106,7 @@ fn build_c_tests(profile_dir: &Path) -> Result<()> {
     if !c_dir.is_dir() {
         return Ok(());
     }
-    let mut sources = Vec::new();
-    for entry in fs::read_dir(&c_dir).with_context(|| format!("listing {}", c_dir.display()))? {
-        let path = entry?.path();
-        if path.extension() == Some(OsStr::new("c")) && path.is_file() {
-            sources.push(path);
-        }
-    }
-    sources.sort();
+    let sources = c_sources(&c_dir)?;
     if sources.is_empty() {
         return Ok(());
     }
@@ -167,5 +160,47 @@ fn build_c_tests(profile_dir: &Path) -> Result<()> {
             )
         })?;
     }
+
+    // The one-feature workloads: `feature_<stem>`, against the shared
+    // library only.
+    let features_dir = c_dir.join("features");
+    let features = c_sources(&features_dir)?;
+    util::stage(format!(
+        "C feature workloads: {} file(s) in tests/c/features",
+        features.len()
+    ));
+    for source in &features {
+        let stem = source
+            .file_stem()
+            .and_then(OsStr::to_str)
+            .with_context(|| format!("no file name in {}", source.display()))?;
+        let output = profile_dir.join(format!("feature_{stem}"));
+        let mut gcc = Command::new("gcc");
+        gcc.current_dir(&root)
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+            .arg(&output)
+            .arg(source)
+            .arg("-I")
+            .arg(&features_dir)
+            .args(flags.split_whitespace())
+            .args(["-Wl,-rpath,$ORIGIN", "-lpthread", "-lrt"]);
+        util::output(&mut gcc).with_context(|| format!("compiling {} failed", source.display()))?;
+    }
     Ok(())
+}
+
+/// The `*.c` files of `dir` (none if it does not exist), sorted.
+pub fn c_sources(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut sources = Vec::new();
+    if !dir.is_dir() {
+        return Ok(sources);
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension() == Some(OsStr::new("c")) && path.is_file() {
+            sources.push(path);
+        }
+    }
+    sources.sort();
+    Ok(sources)
 }

@@ -252,6 +252,20 @@ fn c_programs(profile_dir: &Path) -> Result<Vec<PathBuf>> {
             programs.push(program);
         }
     }
+    for source in crate::build::c_sources(&c_dir.join("features"))? {
+        let Some(stem) = source.file_stem().and_then(OsStr::to_str) else {
+            continue;
+        };
+        let program = profile_dir.join(format!("feature_{stem}"));
+        if !program.is_file() {
+            bail!(
+                "{} is missing: `cargo xtask build` should have compiled {}",
+                program.display(),
+                source.display()
+            );
+        }
+        programs.push(program);
+    }
     programs.sort();
     Ok(programs)
 }
