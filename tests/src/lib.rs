@@ -295,11 +295,14 @@ impl Proc {
     pub fn spawn_command(mut cmd: Command) -> Self {
         use std::os::unix::process::CommandExt as _;
         // Only stdio: whatever else the test runner inherited (a CI's
-        // pipes) is not the workload's.
-        // SAFETY: close_range is async-signal-safe and touches only fds.
+        // pipes) is not the workload's. Its own session, as a service or a
+        // shell's job would have: a resume from an image gives back the
+        // session and group a process leads, and refuses the others.
+        // SAFETY: close_range and setsid are async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
                 libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                libc::setsid();
                 Ok(())
             })
         };

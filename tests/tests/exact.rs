@@ -68,9 +68,9 @@ fn file_locks_are_refused_not_lost() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn signal_driven_io_is_refused_not_lost() {
+fn signal_driven_io_to_another_process_is_refused_not_lost() {
     let _daemon = Daemon::start();
-    refused_then_held("async", "async", "O_ASYNC").exit_ok();
+    refused_then_held("async", "async", "its I/O signals go to process").exit_ok();
 }
 
 #[test]

@@ -408,12 +408,14 @@ fn main() {
                 println!("flock fd={fd} rc={rc}");
             }
             ["async"] => {
-                // A pipe whose read end delivers SIGIO (O_ASYNC, owned by us).
+                // A pipe whose read end sends SIGIO (O_ASYNC) to another
+                // process: init (which ignores it; the test process would
+                // not).
                 let mut fds = [0; 2];
                 // SAFETY: pipe2/fcntl on fds we own.
                 let rc = unsafe {
                     libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC);
-                    libc::fcntl(fds[0], libc::F_SETOWN, libc::getpid());
+                    libc::fcntl(fds[0], libc::F_SETOWN, 1);
                     libc::fcntl(fds[0], libc::F_SETFL, libc::O_ASYNC)
                 };
                 println!("async fds={},{} rc={rc}", fds[0], fds[1]);

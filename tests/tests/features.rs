@@ -1,0 +1,147 @@
+//! The one-feature workloads of `tests/c/features` (`feature_NAME`), in
+//! the manner of a C/R project's regression suite: each sets up one kind
+//! of kernel state and says what to expect (protocol in
+//! `tests/c/features/feature.h`).
+//!
+//! - `expect restored`: `suspend --exit` exits 0, `resume` brings it back,
+//!   and the program's own check passes (exit 0, `ok`).
+//! - `expect refused WORDS`: `suspend --exit` refuses (exit 8) naming
+//!   WORDS, before anything is frozen; then a held suspension keeps the
+//!   state and the program's own check passes after `resume`.
+//! - `skip REASON`: this kernel cannot have the state; said loudly (a NOTE
+//!   on stderr and in the summary), never counted as passed.
+//!
+//! `SUSPEND_FEATURES=a,b` runs only those (names without `feature_`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use suspend_tests::{Daemon, ImageDir, Proc, agent, bin_dir, note, suspend};
+
+const UNSUPPORTED: i32 = 8;
+const SKIP: i32 = 77;
+
+enum Verdict {
+    Restored,
+    Refused,
+    Skipped(String),
+}
+
+/// The feature programs in the bin directory, by name.
+fn features() -> Vec<String> {
+    let only: Option<Vec<String>> = std::env::var("SUSPEND_FEATURES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let mut names: Vec<String> = std::fs::read_dir(bin_dir())
+        .expect("the bin directory")
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("feature_")
+                .map(str::to_owned)
+        })
+        .filter(|n| only.as_ref().is_none_or(|o| o.contains(n)))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs one feature program through its suspension; panics on any
+/// difference from what it said to expect.
+fn run(name: &str) -> Verdict {
+    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
+    let first = w.expect("");
+    if let Some(why) = first.strip_prefix("skip ") {
+        assert_eq!(w.wait_exit(), SKIP, "{name}: {:#?}", w.seen);
+        return Verdict::Skipped(why.to_owned());
+    }
+    let expect = first
+        .strip_prefix("expect ")
+        .unwrap_or_else(|| panic!("{name}: first line {first:?}, not `expect …`"))
+        .to_owned();
+    let line = w.expect("");
+    if let Some(why) = line.strip_prefix("skip ") {
+        assert_eq!(w.wait_exit(), SKIP, "{name}: {:#?}", w.seen);
+        return Verdict::Skipped(why.to_owned());
+    }
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: {line:?}, not `ready PID`; {:#?}", w.seen));
+    let dir = ImageDir::new(&format!("feature-{name}"));
+    let out = suspend(pid, &dir, &[]);
+    if expect == "restored" {
+        assert_eq!(out.code, 0, "{name}: suspend --exit: {out:?}");
+        w.wait_exit(); // reaped: its pid is free for the resume
+        let mut back = Proc::resume(&dir.path, pid, &[]);
+        let code = back.wait_exit();
+        assert!(
+            code == 0 && back.seen.iter().any(|l| l == "ok"),
+            "{name}: after the resume it exited {code}: {:#?}",
+            back.seen
+        );
+        return Verdict::Restored;
+    }
+    let words = expect
+        .strip_prefix("refused ")
+        .unwrap_or_else(|| panic!("{name}: expects {expect:?}"));
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, UNSUPPORTED, "{name}: suspend --exit: {out:?}");
+    assert!(
+        said.contains(words),
+        "{name}: the refusal must name {words:?}: {said}"
+    );
+    assert!(said.contains("nothing was frozen"), "{name}: {said}");
+    // Held, it keeps the state.
+    let out = suspend(pid, &dir, &["--hold"]);
+    assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
+    let back = agent(&["resume", dir.arg()]);
+    assert_eq!(back.code, 0, "{name}: resume of the held process: {back:?}");
+    let code = w.wait_exit();
+    assert!(
+        code == 0 && w.seen.iter().any(|l| l == "ok"),
+        "{name}: after the held resume it exited {code}: {:#?}",
+        w.seen
+    );
+    Verdict::Refused
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn every_one_feature_workload_comes_back_exactly_or_is_refused() {
+    let _daemon = Daemon::start();
+    let names = features();
+    assert!(
+        !names.is_empty(),
+        "no feature_* program in {}: `cargo xtask build` compiles tests/c/features",
+        bin_dir().display()
+    );
+    let (mut restored, mut refused, mut skipped, mut failed) = (0, 0, Vec::new(), Vec::new());
+    for name in &names {
+        match catch_unwind(AssertUnwindSafe(|| run(name))) {
+            Ok(Verdict::Restored) => restored += 1,
+            Ok(Verdict::Refused) => refused += 1,
+            Ok(Verdict::Skipped(why)) => {
+                note(&format!("feature {name} NOT RUN on this kernel: {why}"));
+                skipped.push(name.clone());
+            }
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                eprintln!("FEATURE {name} FAILED: {message}");
+                failed.push(name.clone());
+            }
+        }
+    }
+    note(&format!(
+        "{} feature workloads: {restored} restored exactly, {refused} refused by name (and kept \
+         when held), {} not run on this kernel {skipped:?}, {} failed {failed:?}",
+        names.len(),
+        skipped.len(),
+        failed.len()
+    ));
+    assert!(failed.is_empty(), "failed: {failed:?}");
+}
