@@ -711,6 +711,13 @@ pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
     None
 }
 
+/// The byte that fills page `page` of the workload's `--layout` region
+/// `region` (the workload must fill them with it; the dump tests look for it
+/// in the image).
+pub fn layout_byte(region: u8, page: usize) -> u8 {
+    region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
+}
+
 /// What the self-checking workloads record of the handshake: they agree to
 /// every suspension and count both callbacks; `state` reports the counts.
 pub mod handshake {
