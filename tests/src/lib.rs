@@ -21,6 +21,7 @@ use suspend_harness::{Piped, StartError, only_stdio};
 pub use suspend_harness::{WAIT, exit, procfs::pid_alive};
 
 pub mod crash;
+pub mod scale;
 
 /// Says something about a test that must be seen even when it passes (the
 /// test harness captures `eprintln!` of passing tests; a direct write to
