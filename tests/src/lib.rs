@@ -21,6 +21,7 @@ use suspend_harness::{Piped, StartError, only_stdio};
 pub use suspend_harness::{WAIT, exit, procfs::pid_alive};
 
 pub mod crash;
+pub mod held;
 pub mod scale;
 
 /// Says something about a test that must be seen even when it passes (the
@@ -501,6 +502,17 @@ pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
 /// The `ready pid=N` line's pid.
 pub fn ready_pid(proc: &mut Proc) -> u32 {
     field(&proc.expect("ready"), "pid").parse().expect("pid")
+}
+
+/// Python under the preload shim running `script`; returns it and its pid
+/// once registered.
+pub fn python(script: &str) -> (Proc, u32) {
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", script]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    wait_for("the preloaded python to register", || registry_entry(pid));
+    (py, pid)
 }
 
 /// The registry entry of `pid` as `suspend-agent list --json` shows it.
