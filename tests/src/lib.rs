@@ -93,8 +93,15 @@ pub fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> Output {
 
 /// Runs `suspend-agent ARGS` to completion.
 pub fn agent(args: &[&str]) -> Output {
+    agent_with(args, &[])
+}
+
+/// Runs `suspend-agent ARGS` to completion with `env` added (the test
+/// hooks, `RUST_LOG`).
+pub fn agent_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(bin("suspend-agent"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running suspend-agent");
     let output = Output {
@@ -102,8 +109,9 @@ pub fn agent(args: &[&str]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
+    let env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     eprintln!(
-        "$ suspend-agent {} -> {}\n{}{}",
+        "$ {env}suspend-agent {} -> {}\n{}{}",
         args.join(" "),
         output.code,
         output.stdout,

@@ -6,10 +6,10 @@
 //! the next daemon finishes it; a page the image cannot give (damaged, or
 //! another image) kills the process, or leaves it held, and says so.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use suspend_tests::{
-    Daemon, ImageDir, Output, Proc, agent, bin,
+    Daemon, ImageDir, Output, Proc, agent, agent_with, bin,
     exit::{BAD_IMAGE, UNSUPPORTED},
     field,
     held::{check_ok, fds, hold, intact, refilling, resume_held, wait_refilled},
@@ -52,19 +52,13 @@ fn only_the_image_it_was_held_with_refills_it() {
 /// `suspend-agent resume TARGET`, its refill copying nothing ahead of the
 /// process for `delay_ms` (only what it touches is served meanwhile).
 fn resume_lazily(target: &str, delay_ms: u64) -> Output {
-    let out = Command::new(bin("suspend-agent"))
-        .args(["resume", target])
-        .env("SUSPEND_FAULT_REFILL_DELAY_MS", delay_ms.to_string())
-        .env("RUST_LOG", "info,suspend_agent=debug")
-        .output()
-        .expect("running suspend-agent");
-    let out = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ suspend-agent resume {target} (refill delayed {delay_ms} ms) -> {out:?}");
-    out
+    agent_with(
+        &["resume", target],
+        &[
+            ("SUSPEND_FAULT_REFILL_DELAY_MS", &delay_ms.to_string()),
+            ("RUST_LOG", "info,suspend_agent=debug"),
+        ],
+    )
 }
 
 /// The pid of the agent serving the refill, from `resume`'s message.
