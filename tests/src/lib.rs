@@ -1,25 +1,28 @@
 //! The harness of the root-only integration suite (`tests/tests/*.rs`):
 //! finding the binaries, an agent daemon per test, workloads driven over
-//! stdin/stdout, and readers for what the agent and eBPF report.
+//! stdin/stdout, and readers for what the agent and eBPF report. What
+//! `cargo xtask demo` and `bench` do as well (start a daemon, talk to a
+//! workload, adopt a resumed process, read `/proc`) is `suspend-harness`;
+//! this crate adds the assertions.
 //!
 //! Every helper that waits has a deadline and fails with what it saw; every
 //! process a test starts is killed and reaped when its guard drops.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
 
 pub use serde_json::Value;
+use suspend_harness::{Piped, StartError, workload_command};
+pub use suspend_harness::{WAIT, exit, procfs::pid_alive};
 
 pub mod crash;
-
-/// How long any single wait in a test may take before it fails.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub mod held;
+pub mod scale;
 
 /// Says something about a test that must be seen even when it passes (the
 /// test harness captures `eprintln!` of passing tests; a direct write to
@@ -90,8 +93,15 @@ pub fn suspend(pid: u32, dir: &ImageDir, extra: &[&str]) -> Output {
 
 /// Runs `suspend-agent ARGS` to completion.
 pub fn agent(args: &[&str]) -> Output {
+    agent_with(args, &[])
+}
+
+/// Runs `suspend-agent ARGS` to completion with `env` added (the test
+/// hooks, `RUST_LOG`).
+pub fn agent_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(bin("suspend-agent"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running suspend-agent");
     let output = Output {
@@ -99,8 +109,9 @@ pub fn agent(args: &[&str]) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
+    let env: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     eprintln!(
-        "$ suspend-agent {} -> {}\n{}{}",
+        "$ {env}suspend-agent {} -> {}\n{}{}",
         args.join(" "),
         output.code,
         output.stdout,
@@ -118,21 +129,15 @@ pub fn dry_run(pid: u32, extra: &[&str]) -> Output {
 }
 
 /// Polls `f` until it returns `Some`, for at most [`WAIT`].
-pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    suspend_harness::poll(WAIT, Duration::from_millis(20), f)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// The agent daemon, started for a test and stopped (SIGTERM, then SIGKILL)
-/// when dropped.
+/// when dropped; its log is printed if the test fails.
 pub struct Daemon {
-    child: Option<Child>,
+    daemon: suspend_harness::Daemon,
     log: PathBuf,
 }
 
@@ -152,7 +157,7 @@ impl Daemon {
     pub fn start_limited(env: &[(&str, &str)], max_fds: Option<u64>) -> Self {
         require_root();
         assert!(
-            std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).is_err(),
+            !suspend_harness::Daemon::answering(),
             "an agent daemon is already running: stop it before running the suspend integration suite"
         );
         // One log per daemon, named after the test (libtest names the
@@ -165,96 +170,38 @@ impl Daemon {
             .replace("::", "-");
         let log = std::env::temp_dir().join(format!("suspend-test-daemon-{test}-{n}.log"));
         let file = std::fs::File::create(&log).expect("daemon log");
-        let mut cmd = Command::new(bin("suspend-agent"));
-        if let Some(max) = max_fds {
-            use std::os::unix::process::CommandExt as _;
-            // SAFETY: setrlimit is async-signal-safe and touches only the
-            // child's limits.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let limit = libc::rlimit {
-                        rlim_cur: max,
-                        rlim_max: max,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                })
-            };
+        match suspend_harness::Daemon::start(&bin("suspend-agent"), env, max_fds, file) {
+            Ok(daemon) => Self { daemon, log },
+            Err(StartError::Spawn { source, .. }) => panic!("starting the agent daemon: {source}"),
+            Err(e @ StartError::Exited(_)) => panic!("{e}:\n{}", log_tail(&log)),
+            Err(e) => panic!("{e}"),
         }
-        let child = cmd
-            .arg("daemon")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("starting the agent daemon");
-        let mut daemon = Self {
-            child: Some(child),
-            log,
-        };
-        wait_for("the agent daemon's control socket", || {
-            if let Some(Ok(Some(status))) = daemon.child.as_mut().map(Child::try_wait) {
-                panic!(
-                    "the agent daemon exited ({status}) at start:\n{}",
-                    daemon.log_tail()
-                );
-            }
-            std::os::unix::net::UnixStream::connect(suspend_common::paths::CONTROL_SOCKET).ok()
-        });
-        daemon
     }
 
     /// Everything the daemon logged (debug lines left out).
     pub fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG]")).collect();
-        lines.join("\n")
+        log_lines(&self.log).join("\n")
     }
 
     /// The last lines of this daemon's log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" DEBUG]")).collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        log_tail(&self.log)
     }
 
     /// Stops the daemon (SIGTERM) and waits for it.
     pub fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child, which we have not reaped.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.stop();
     }
 
     /// Kills the daemon with SIGKILL (no clean-up at all) and reaps it.
     pub fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.kill();
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.terminate();
+        self.daemon.stop();
         if thread::panicking() {
             eprintln!(
                 "--- agent daemon log ({}):\n{}\n---",
@@ -267,18 +214,31 @@ impl Drop for Daemon {
     }
 }
 
+/// The lines of a daemon's log, debug lines left out.
+fn log_lines(log: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.contains(" DEBUG]"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The last 40 lines of [`log_lines`].
+fn log_tail(log: &Path) -> String {
+    let lines = log_lines(log);
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// A process under test, talked to over stdin/stdout; killed and reaped when
 /// dropped.
 pub struct Proc {
     /// The process itself, or for a resumed one the `resume` command that
     /// created it (the process is then our child through the subreaper).
-    child: Child,
+    piped: Piped,
     resumed: bool,
     /// A resumed process's exit was collected: its pid may be reused (by
     /// its own next resume), so it must not be killed by pid again.
     reaped: bool,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<String>,
     pub pid: u32,
     /// Everything it printed so far.
     pub seen: Vec<String>,
@@ -293,42 +253,15 @@ impl Proc {
     }
 
     pub fn spawn_command(mut cmd: Command) -> Self {
-        use std::os::unix::process::CommandExt as _;
         // Only stdio: whatever else the test runner inherited (a CI's
-        // pipes) is not the workload's. Its own session, as a service or a
-        // shell's job would have: a resume from an image gives back the
-        // session and group a process leads, and refuses the others.
-        // SAFETY: close_range and setsid are async-signal-safe.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                libc::setsid();
-                Ok(())
-            })
-        };
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
+        // pipes) is not the workload's.
+        let piped = Piped::spawn(workload_command(&mut cmd).stderr(Stdio::inherit()))
             .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let pid = child.id();
+        let pid = piped.id();
         Self {
-            stdin: child.stdin.take(),
-            child,
+            piped,
             resumed: false,
             reaped: false,
-            lines,
             pid,
             seen: Vec::new(),
         }
@@ -351,12 +284,15 @@ impl Proc {
 
     /// Like [`Proc::resume`]; `Err(exit code)` when the command fails.
     pub fn try_resume(dir: &Path, env: &[(&str, &str)]) -> Result<Self, i32> {
-        // SAFETY: a plain prctl on this process.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        suspend_harness::become_subreaper().expect("prctl(PR_SET_CHILD_SUBREAPER)");
         let mut cmd = Command::new(bin("suspend-agent"));
         cmd.arg("resume").arg(dir).envs(env.iter().copied());
         let mut proc = Self::spawn_command(cmd);
-        let status = proc.child.wait().expect("waiting for suspend-agent resume");
+        let status = proc
+            .piped
+            .child()
+            .wait()
+            .expect("waiting for suspend-agent resume");
         match status.code() {
             Some(0) => {
                 proc.resumed = true;
@@ -372,61 +308,43 @@ impl Proc {
         if self.reaped {
             return Some(-1);
         }
-        let mut status = 0;
-        // SAFETY: waiting for our (adopted) child without blocking.
-        let got = unsafe { libc::waitpid(self.pid as i32, &mut status, libc::WNOHANG) };
-        if got == self.pid as i32 {
-            self.reaped = true;
-            return Some(if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                128 + libc::WTERMSIG(status)
-            });
-        }
-        if got < 0 {
-            self.reaped = true;
-            return Some(-1); // not ours, or already reaped
-        }
-        None
+        let status = suspend_harness::try_reap(self.pid);
+        // Ended, or not ours (already reaped): never to be killed by pid.
+        self.reaped = status.is_some();
+        status
     }
 
     /// The next line starting with `prefix` (earlier lines are kept in
     /// `seen`).
     pub fn expect(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    eprintln!("[pid {}] {line}", self.pid);
-                    self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
+        let got = self.piped.expect(prefix, WAIT, |line| {
+            eprintln!("[pid {}] {line}", self.pid);
+            self.seen.push(line.to_owned());
+        });
+        match got {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                "pid {}: no line starting with {prefix:?} within {WAIT:?}; it printed: {:#?}",
+                self.pid, self.seen
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Its output ended: it exited or died. Say how.
+                let mut how = "its output was closed".to_owned();
+                for _ in 0..200 {
+                    if let Some(code) = self.try_status() {
+                        how = match code {
+                            c if c > 128 => format!("it died of signal {}", c - 128),
+                            -1 => "it ended (its status was collected elsewhere)".into(),
+                            c => format!("it exited with status {c}"),
+                        };
+                        break;
                     }
+                    thread::sleep(Duration::from_millis(10));
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "pid {}: no line starting with {prefix:?} within {WAIT:?}; it printed: {:#?}",
+                panic!(
+                    "pid {}: ended before a line starting with {prefix:?}: {how}; it printed: {:#?}",
                     self.pid, self.seen
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // Its output ended: it exited or died. Say how.
-                    let mut how = "its output was closed".to_owned();
-                    for _ in 0..200 {
-                        if let Some(code) = self.try_status() {
-                            how = match code {
-                                c if c > 128 => format!("it died of signal {}", c - 128),
-                                -1 => "it ended (its status was collected elsewhere)".into(),
-                                c => format!("it exited with status {c}"),
-                            };
-                            break;
-                        }
-                        thread::sleep(Duration::from_millis(10));
-                    }
-                    panic!(
-                        "pid {}: ended before a line starting with {prefix:?}: {how}; it printed: {:#?}",
-                        self.pid, self.seen
-                    )
-                }
+                )
             }
         }
     }
@@ -434,7 +352,7 @@ impl Proc {
     /// Whether it prints nothing for `d` (a line that comes is kept in
     /// `seen` and makes it `false`).
     pub fn silent_for(&mut self, d: Duration) -> bool {
-        match self.lines.recv_timeout(d) {
+        match self.piped.next_line(d) {
             Ok(line) => {
                 eprintln!("[pid {}] {line}", self.pid);
                 self.seen.push(line);
@@ -446,15 +364,12 @@ impl Proc {
 
     /// Sends one command line.
     pub fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        writeln!(stdin, "{command}")
-            .and_then(|()| stdin.flush())
-            .unwrap_or_else(|e| {
-                panic!(
-                    "pid {}: writing {command:?}: {e}; it printed: {:#?}",
-                    self.pid, self.seen
-                )
-            });
+        self.piped.send(command).unwrap_or_else(|e| {
+            panic!(
+                "pid {}: writing {command:?}: {e}; it printed: {:#?}",
+                self.pid, self.seen
+            )
+        });
     }
 
     /// Sends `command` and returns the next line starting with `prefix`.
@@ -468,7 +383,7 @@ impl Proc {
         if self.resumed {
             return self.try_wait_resumed().is_none();
         }
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.piped.child().try_wait(), Ok(None))
     }
 
     /// Sends `exit` and asserts that the workload's own final check passed
@@ -489,23 +404,18 @@ impl Proc {
         if self.resumed {
             return self.try_wait_resumed();
         }
-        let status = self.child.try_wait().ok().flatten()?;
-        use std::os::unix::process::ExitStatusExt as _;
-        Some(
-            status
-                .code()
-                .unwrap_or_else(|| status.signal().map_or(-1, |s| 128 + s)),
-        )
+        let status = self.piped.child().try_wait().ok().flatten()?;
+        Some(suspend_harness::exit_code(status))
     }
 
     /// Waits for it to exit; its exit status as [`Proc::try_status`] says.
     pub fn wait_exit(&mut self) -> i32 {
-        self.stdin.take();
+        self.piped.close_stdin();
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(code) = self.try_status() {
                 // Collect what is left of its output.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                while let Ok(line) = self.piped.next_line(Duration::from_millis(100)) {
                     eprintln!("[pid {}] {line}", self.pid);
                     self.seen.push(line);
                 }
@@ -520,14 +430,11 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if self.resumed && self.pid != 0 && self.try_wait_resumed().is_none() {
-            // SAFETY: killing and reaping the process this test resumed.
-            unsafe {
-                libc::kill(self.pid as i32, libc::SIGKILL);
-                libc::waitpid(self.pid as i32, std::ptr::null_mut(), 0);
-            }
+            // Killed and reaped by its pid: the process this test resumed.
+            suspend_harness::kill_and_reap(self.pid);
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Then `piped` kills and reaps the process (or the `resume`
+        // command, reaped already).
     }
 }
 
@@ -570,15 +477,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Whether `pid` exists (and is not a zombie).
-pub fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-    })
-}
-
 /// Queues `signal` to `pid` with `si_code = SI_QUEUE` and `value`, the way
 /// the agent does, but with whatever value a test chooses.
 pub fn sigqueue(pid: u32, signal: i32, value: u64) {
@@ -606,14 +504,23 @@ pub fn sigqueue(pid: u32, signal: i32, value: u64) {
 
 /// Parses `key=value` words of a line.
 pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+    suspend_harness::field(line, key).unwrap_or_else(|| panic!("no {key}= in {line:?}"))
 }
 
 /// The `ready pid=N` line's pid.
 pub fn ready_pid(proc: &mut Proc) -> u32 {
     field(&proc.expect("ready"), "pid").parse().expect("pid")
+}
+
+/// Python under the preload shim running `script`; returns it and its pid
+/// once registered.
+pub fn python(script: &str) -> (Proc, u32) {
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", script]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    wait_for("the preloaded python to register", || registry_entry(pid));
+    (py, pid)
 }
 
 /// The registry entry of `pid` as `suspend-agent list --json` shows it.
@@ -823,6 +730,13 @@ pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
         return None;
     }
     None
+}
+
+/// The byte that fills page `page` of the workload's `--layout` region
+/// `region` (the workload must fill them with it; the dump tests look for it
+/// in the image).
+pub fn layout_byte(region: u8, page: usize) -> u8 {
+    region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
 }
 
 /// What the self-checking workloads record of the handshake: they agree to

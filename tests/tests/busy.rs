@@ -3,11 +3,11 @@
 //! the request until the section ends; the timeout is reported. In every
 //! case the process keeps running and its own check passes.
 
-use suspend_tests::{Daemon, Proc, bin, dry_run, field, ready_pid};
-
-const BUSY: i32 = 4;
-const REFUSED: i32 = 5;
-const TIMEOUT: i32 = 6;
+use suspend_tests::{
+    Daemon, Proc, bin, dry_run,
+    exit::{BUSY, REFUSED, TIMEOUT},
+    field, ready_pid,
+};
 
 fn workload(context: &str) -> (Proc, u32) {
     let mut w = Proc::spawn(bin("workload"), &["--context", context]);

@@ -7,16 +7,9 @@
 use std::{collections::BTreeSet, os::unix::fs::PermissionsExt as _, path::Path, time::Duration};
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, Value, agent, bin, field, image_page, inspect, ready_pid,
-    registry_entry, suspend, wait_for,
+    Daemon, ImageDir, Proc, Value, agent, bin, exit::UNSUPPORTED, field, image_page, inspect,
+    layout_byte, ready_pid, registry_entry, suspend, wait_for,
 };
-
-const UNSUPPORTED: i32 = 8;
-
-/// Must match `layout_byte` in the workload.
-fn layout_byte(region: u8, page: usize) -> u8 {
-    region.wrapping_mul(31).wrapping_add((page % 251) as u8) | 1
-}
 
 /// (start, end, perms, path) of every line of `/proc/PID/maps`.
 fn proc_maps(pid: u32) -> BTreeSet<(u64, u64, String, String)> {

@@ -1,10 +1,10 @@
 //! Held suspensions (`suspend --hold`): the process keeps its pid and every
 //! kernel object, its threads wait parked, its private memory is released;
-//! `resume` (by image directory or pid) writes its memory back and lets it
-//! go on. Each workload checks itself afterwards; what only a held process
-//! can keep (a TCP connection, a lock another process waits on, children
-//! that finished meanwhile, a signal sent while held) is checked from both
-//! sides.
+//! `resume` (by image directory or pid) lets it go on, its memory given back
+//! as it runs (that refill is `held_refill.rs`). Each workload checks itself
+//! afterwards; what only a held process can keep (a TCP connection, a lock
+//! another process waits on, children that finished meanwhile, a signal
+//! sent while held) is checked from both sides.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -14,59 +14,14 @@ use std::{
 };
 
 use suspend_tests::{
-    Daemon, ImageDir, Output, Proc, agent, bin, field, pid_alive, ready_pid, registry_entry,
+    Daemon, ImageDir, Proc, agent, bin,
+    exit::{BAD_IMAGE, UNSUPPORTED},
+    field,
+    held::{check_ok, fds, hold, intact, resume_held, rss_kib, wait_refilled},
+    pid_alive, python, ready_pid, registry_entry,
+    scale::{big_hold_mib, long_hold},
     state_after, suspend, wait_for,
 };
-
-const UNSUPPORTED: i32 = 8;
-const BAD_IMAGE: i32 = 9;
-
-/// Holds `pid` into `dir`; asserts it worked and the process is still
-/// there, parked, with under 1 MiB resident.
-fn hold(pid: u32, dir: &ImageDir) -> Output {
-    let out = suspend(pid, dir, &["--hold"]);
-    assert_eq!(out.code, 0, "suspend --hold: {out:?}");
-    assert!(pid_alive(pid), "pid {pid} is still there, held");
-    let rss = rss_kib(pid);
-    assert!(
-        rss < 1024,
-        "pid {pid} held with {rss} KiB resident: {out:?}"
-    );
-    let entry = registry_entry(pid).expect("still registered");
-    assert_eq!(entry["state"], "held", "{entry}");
-    out
-}
-
-/// `VmRSS` of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
-/// `suspend-agent resume TARGET` (an image directory or a pid).
-fn resume_held(target: &str) -> Output {
-    agent(&["resume", target])
-}
-
-fn check_ok(w: &mut Proc) {
-    let line = w.ask("check", "check");
-    assert_eq!(line, "check ok", "the workload's own check: {line}");
-}
-
-/// Seconds a long hold lasts: 30, or `SUSPEND_LONG_HOLD_S` (the vm-test
-/// guests hold for less).
-fn long_hold() -> Duration {
-    Duration::from_secs(
-        std::env::var("SUSPEND_LONG_HOLD_S")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(30),
-    )
-}
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
@@ -106,23 +61,6 @@ fn the_resumable_workload_is_held_and_resumed_three_times() {
         assert_eq!(entry["state"], "registered", "{entry}");
     }
     w.exit_ok();
-}
-
-/// `(fd, link)` of every open file of `pid`.
-fn fds(pid: u32) -> Vec<(String, String)> {
-    let mut all: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("fd dir")
-        .flatten()
-        .map(|e| {
-            let link = std::fs::read_link(e.path()).unwrap_or_default();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                link.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
-    all.sort();
-    all
 }
 
 #[test]
@@ -177,17 +115,6 @@ fn a_tcp_connection_survives_a_hold() {
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     assert_eq!(field(&state, "memory"), "intact", "{state}");
     w.exit_ok();
-}
-
-/// Python under the preload shim running `script`; returns it and its pid
-/// once registered.
-fn python(script: &str) -> (Proc, u32) {
-    let mut cmd = Command::new(bin("suspend-agent"));
-    cmd.args(["run", "--", "python3", "-c", script]);
-    let mut py = Proc::spawn_command(cmd);
-    let pid = ready_pid(&mut py);
-    wait_for("the preloaded python to register", || registry_entry(pid));
-    (py, pid)
 }
 
 /// A WAL-mode sqlite database with a transaction open (500 rows inserted,
@@ -513,258 +440,6 @@ for line in sys.stdin:
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn only_the_image_it_was_held_with_refills_it() {
-    // An older image of the very same process, signed by this machine,
-    // put where the hold's image is: its pages are not the process's now.
-    let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin("resumable"), &[]);
-    let pid = ready_pid(&mut w);
-    let older = ImageDir::new("held-older");
-    hold(pid, &older);
-    assert_eq!(resume_held(older.arg()).code, 0);
-    state_after(&mut w, "state", 1);
-    let now = ImageDir::new("held-now");
-    hold(pid, &now);
-    let aside = now.parent().join("aside");
-    std::fs::rename(&now.path, &aside).expect("moving the image aside");
-    std::fs::rename(&older.path, &now.path).expect("putting the older image in its place");
-    let out = resume_held(&pid.to_string());
-    assert_eq!(out.code, BAD_IMAGE, "{out:?}");
-    assert!(
-        out.stderr.contains("not the image it was held with") && out.stderr.contains("stays held"),
-        "{out:?}"
-    );
-    std::fs::remove_dir_all(&now.path).expect("removing the older image");
-    std::fs::rename(&aside, &now.path).expect("putting the image back");
-    let back = resume_held(&pid.to_string());
-    assert_eq!(back.code, 0, "{back:?}");
-    let state = state_after(&mut w, "state", 2);
-    assert_eq!(field(&state, "reason"), "restored", "{state}");
-    check_ok(&mut w);
-    w.exit_ok();
-}
-
-/// `suspend-agent resume TARGET`, its refill copying nothing ahead of the
-/// process for `delay_ms` (only what it touches is served meanwhile).
-fn resume_lazily(target: &str, delay_ms: u64) -> Output {
-    let out = Command::new(bin("suspend-agent"))
-        .args(["resume", target])
-        .env("SUSPEND_FAULT_REFILL_DELAY_MS", delay_ms.to_string())
-        .env("RUST_LOG", "info,suspend_agent=debug")
-        .output()
-        .expect("running suspend-agent");
-    let out = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ suspend-agent resume {target} (refill delayed {delay_ms} ms) -> {out:?}");
-    out
-}
-
-/// The `workload`'s own check of its memory and threads.
-fn intact(w: &mut Proc) {
-    let state = w.ask("check", "state");
-    assert_eq!(field(&state, "memory"), "intact", "{state}");
-}
-
-/// Whether `pid`'s held record (kept while it is refilled) is there.
-fn refilling(pid: u32) -> bool {
-    std::path::Path::new(&format!("/run/suspend/held/{pid}.json")).exists()
-}
-
-/// Waits until every page of `pid` is back (its record is gone).
-fn wait_refilled(pid: u32) {
-    wait_for(&format!("the refill of pid {pid} to end"), || {
-        (!refilling(pid)).then_some(())
-    });
-}
-
-/// The pid of the agent serving the refill, from `resume`'s message.
-fn server_pid(out: &Output) -> u32 {
-    let at = out.stderr.find("served by pid ").expect("served by pid") + "served by pid ".len();
-    out.stderr[at..]
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a pid")
-}
-
-/// A process of uid 2001 (not root: its own userfaultfd could not wait on a
-/// fault taken inside the kernel), held with a region of 32 MiB.
-fn users_region_held(name: &str) -> (Proc, u32, ImageDir) {
-    let mut w = Proc::spawn(bin("workload"), &["--uid", "2001"]);
-    let pid = ready_pid(&mut w);
-    assert_eq!(w.ask("region 32M", "region"), "region ok");
-    let dir = ImageDir::new(name);
-    hold(pid, &dir);
-    (w, pid, dir)
-}
-
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn a_lazily_refilled_process_gets_every_page_however_it_first_touches_it() {
-    let _daemon = Daemon::start();
-    let (mut w, pid, dir) = users_region_held("lazy-touch");
-    let fds_before = fds(pid);
-    let back = resume_lazily(dir.arg(), 5000);
-    assert_eq!(back.code, 0, "{back:?}");
-    assert!(back.stderr.contains("given back as it runs"), "{back:?}");
-    // Nothing is copied ahead for 5 s: each of these is the region's first
-    // touch since the resume, served page by page.
-    assert_eq!(
-        w.ask("region-read", "region-read"),
-        "region-read ok",
-        "read(2) into a page not yet back"
-    );
-    assert_eq!(
-        w.ask("region-fork", "region-fork"),
-        "region-fork ok",
-        "a child forked while pages were missing"
-    );
-    assert_eq!(w.ask("region-remap", "region-remap"), "region-remap ok");
-    assert_eq!(
-        w.ask("region-discard", "region-discard"),
-        "region-discard ok"
-    );
-    assert!(
-        refilling(pid),
-        "all of it ran while the refill was still under way"
-    );
-    wait_refilled(pid);
-    // What moved was filled at its new place; what was discarded stayed zero.
-    assert_eq!(w.ask("region-check", "region-check"), "region-check ok");
-    intact(&mut w);
-    assert!(
-        fds(pid)
-            .iter()
-            .all(|(_, link)| !link.contains("userfaultfd")),
-        "its userfaultfd is closed again: {:?} (before: {fds_before:?})",
-        fds(pid)
-    );
-    w.exit_ok();
-}
-
-/// A lazy refill whose serving agent is SIGKILLed after the process moved
-/// and discarded memory: its threads wait for their pages (never a zero
-/// page, never killed) until `finish` brings a new agent, which replays
-/// what the process did and gives back the rest exactly.
-fn killed_refill(name: &str, finish: impl FnOnce(u32, Daemon) -> Daemon) {
-    let daemon = Daemon::start();
-    let (mut w, pid, dir) = users_region_held(name);
-    let back = resume_lazily(dir.arg(), 600_000);
-    assert_eq!(back.code, 0, "{back:?}");
-    let server = server_pid(&back);
-    let log = || {
-        eprintln!(
-            "/run/suspend/refill.log:\n{}",
-            std::fs::read_to_string("/run/suspend/refill.log").unwrap_or_default()
-        )
-    };
-    // Events the next agent must replay: a move, a discard.
-    assert_eq!(w.ask("region-remap", "region-remap"), "region-remap ok");
-    assert_eq!(
-        w.ask("region-discard", "region-discard"),
-        "region-discard ok"
-    );
-    // Killed once it has journaled them (the process's calls return as
-    // soon as the agent has read their events: killed within that one
-    // system call, the next agent could not know what it missed, and
-    // would kill the process — `the_journal_replays_and_a_read_cut_short_is_refused`).
-    std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: killing the serving agent, a process of this test's.
-    unsafe { libc::kill(server as i32, libc::SIGKILL) };
-    wait_for("the killed agent to be gone", || {
-        (!pid_alive(server)).then_some(())
-    });
-    // The region's pages are missing and no one serves them: the check
-    // waits (never sees a zero page, never dies).
-    w.send("region-check");
-    assert!(
-        w.silent_for(Duration::from_millis(1500)),
-        "the workload waits for its pages"
-    );
-    assert!(pid_alive(pid), "the process lives");
-    assert!(refilling(pid));
-    let list = agent(&["list"]);
-    assert!(
-        list.stdout.contains("not served"),
-        "list says no one serves it: {list:?}"
-    );
-    let again = ImageDir::new(&format!("{name}-again"));
-    let refused = suspend(pid, &again, &["--hold"]);
-    assert_eq!(refused.code, UNSUPPORTED, "not all there yet: {refused:?}");
-    assert!(
-        refused.stderr.contains("still getting its memory back"),
-        "{refused:?}"
-    );
-    let _daemon = finish(pid, daemon);
-    let checked =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.expect("region-check")));
-    log();
-    assert_eq!(checked.as_deref().ok(), Some("region-check ok"));
-    wait_refilled(pid);
-    intact(&mut w);
-    w.exit_ok();
-}
-
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn a_refill_whose_agent_is_killed_waits_and_resume_finishes_it() {
-    killed_refill("lazy-killed-resume", |pid, daemon| {
-        let again = resume_held(&pid.to_string());
-        assert_eq!(again.code, 0, "{again:?}");
-        assert!(again.stderr.contains("finishing it"), "{again:?}");
-        daemon
-    });
-}
-
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn a_refill_whose_agent_is_killed_waits_and_the_next_daemon_finishes_it() {
-    killed_refill("lazy-killed-daemon", |_, daemon| {
-        daemon.kill();
-        Daemon::start()
-    });
-}
-
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
-fn a_page_the_damaged_image_cannot_give_kills_the_process_with_a_log_line() {
-    let _daemon = Daemon::start();
-    let (mut w, pid, dir) = users_region_held("lazy-damaged");
-    // A byte of the region's saved pages, flipped after the hold.
-    let meta = std::fs::read_to_string(dir.path.join("meta.jsonl")).expect("meta");
-    let at = meta
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.split_once(' ')?.1).ok())
-        .find(|r| {
-            r["record"] == "mapping"
-                && r["end"].as_u64().unwrap_or(0) - r["start"].as_u64().unwrap_or(0) == 32 << 20
-        })
-        .and_then(|r| r["pages"][3]["at"].as_u64())
-        .expect("the region's runs in meta.jsonl");
-    suspend_tests::flip_byte(&dir.path.join("pages.img"), at + 5000);
-    let back = resume_lazily(dir.arg(), 0);
-    assert_eq!(
-        back.code, 0,
-        "it ran again before the damage was found: {back:?}"
-    );
-    w.send("region-check");
-    let code = w.wait_exit();
-    assert_eq!(code, 128 + libc::SIGKILL, "killed, not handed a wrong page");
-    let log = std::fs::read_to_string("/run/suspend/refill.log").expect("refill log");
-    assert!(
-        log.lines()
-            .any(|l| l.contains(&format!("pid {pid} was killed"))
-                && l.contains("does not match its hash")),
-        "the log names it and why: {log}"
-    );
-    assert!(!refilling(pid), "its record is gone");
-}
-
-#[test]
-#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn a_held_process_is_guarded_and_witnessed_with_no_agent_running() {
     let daemon = Daemon::start();
     let guard = daemon.log_tail().contains("freeze guard on");
@@ -1004,15 +679,6 @@ fn every_kind_of_client_is_held_and_resumed_three_times() {
         check_ok(&mut t);
     }
     t.exit_ok();
-}
-
-/// MiB a "big" held process fills: 1024, or `SUSPEND_BIG_HOLD_MIB` (the
-/// vm-test guests have 2 GiB of memory, their images a tmpfs).
-fn big_hold_mib() -> u64 {
-    std::env::var("SUSPEND_BIG_HOLD_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
 }
 
 #[test]

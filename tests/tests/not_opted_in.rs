@@ -3,9 +3,9 @@
 //! proves it), and the process keeps running.
 
 use suspend_common::DEFAULT_SUSPEND_SIGNAL;
-use suspend_tests::{Daemon, Proc, bin, dry_run, ready_pid, signal_counts, suspend};
-
-const NOT_OPTED_IN: i32 = 3;
+use suspend_tests::{
+    Daemon, Proc, bin, dry_run, exit::NOT_OPTED_IN, ready_pid, signal_counts, suspend,
+};
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]

@@ -5,11 +5,9 @@
 
 use suspend_common::DEFAULT_SUSPEND_SIGNAL;
 use suspend_tests::{
-    Daemon, KillOnDrop, Proc, bin, dry_run, field, pid_alive, ready_pid, registry_entry,
-    signal_counts, sigqueue, wait_for,
+    Daemon, KillOnDrop, Proc, bin, dry_run, exit::NOT_OPTED_IN, field, pid_alive, ready_pid,
+    registry_entry, signal_counts, sigqueue, wait_for,
 };
-
-const NOT_OPTED_IN: i32 = 3;
 
 fn registered_workload() -> (Proc, u32) {
     let mut w = Proc::spawn(bin("workload"), &[]);

@@ -13,7 +13,7 @@ use std::{
 
 use suspend_tests::{
     Daemon, ImageDir, Proc, agent, bin, field, ready_pid, refused, registry_entry, rewrite_record,
-    signal_counts, sigqueue, state_after, suspend, wait_for,
+    scale::kill_loop_rounds, signal_counts, sigqueue, state_after, suspend, wait_for,
 };
 
 /// The unprivileged user the tests' processes run as (no passwd entry is
@@ -483,15 +483,6 @@ fn signals_users_send_their_own_processes_take_no_room_in_the_accounting() {
     assert_eq!(generated, 1);
     sh.send("");
     assert_eq!(sh.wait_exit(), 0);
-}
-
-/// Rounds of [`a_killed_daemon_kills_no_process`]: 10 (200 suspends), or
-/// `SUSPEND_KILL_LOOP_ROUNDS` (the vm-test guests run fewer).
-fn kill_loop_rounds() -> u32 {
-    std::env::var("SUSPEND_KILL_LOOP_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
 }
 
 #[test]

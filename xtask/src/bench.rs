@@ -7,11 +7,14 @@
 use std::{
     path::Path,
     process::Command,
-    thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
+use suspend_harness::{
+    poll,
+    procfs::{held_record, pid_alive, rss_kib},
+};
 
 use crate::{
     build,
@@ -93,19 +96,6 @@ impl Run {
     }
 }
 
-/// `VmRSS` of `pid`, bytes.
-fn rss(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
 /// The number before `unit` that follows `after` in `text`
 /// (`"… frozen for 0.123 s"` → 0.123).
 fn number_after(text: &str, after: &str) -> Option<f64> {
@@ -116,12 +106,6 @@ fn number_after(text: &str, after: &str) -> Option<f64> {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-/// The state letter of `/proc/PID/stat` (`None` once the pid is gone).
-fn proc_state(pid: &str) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 /// `suspend-agent suspend PID -D IMAGE [extra]`: the summary on stdout and
@@ -165,10 +149,8 @@ fn resume(bin: &Path, pid: &str, image: &Path) -> Result<(Workload, f64, f64)> {
 
 fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> {
     let workload = start_workload(bin, &["--fill", size, "--threads", &threads.to_string()])?;
-    let pid = workload
-        .expect("ready")?
-        .trim_start_matches("ready pid=")
-        .to_owned();
+    let pid = workload.ready_pid()?;
+    let pid_number: u32 = pid.parse().context("the workload's pid")?;
 
     // The dump, the process left running.
     let (text, total) = suspend(bin, &pid, image, &["--leave-running"])?;
@@ -180,7 +162,8 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
 
     // Held, then resumed in place.
     let (_, hold) = suspend(bin, &pid, image, &["--hold"])?;
-    let held_rss = rss(&pid);
+    // VmRSS, bytes.
+    let held_rss = rss_kib(pid_number).unwrap_or(0) * 1024;
     let started = Instant::now();
     let out = Command::new(bin.join("suspend-agent"))
         .args(["resume", &pid])
@@ -193,13 +176,12 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let record = Path::new("/run/suspend/held").join(format!("{pid}.json"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while record.exists() {
-        if Instant::now() > deadline {
-            bail!("the held workload (pid {pid}) is still being refilled after 120 s");
-        }
-        thread::sleep(Duration::from_micros(500));
+    let record = held_record(pid_number);
+    let refilled = poll(Duration::from_secs(120), Duration::from_micros(500), || {
+        (!record.exists()).then_some(())
+    });
+    if refilled.is_none() {
+        bail!("the held workload (pid {pid}) is still being refilled after 120 s");
     }
     let resident = started.elapsed().as_secs_f64();
     let mut workload = workload;
@@ -210,12 +192,11 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
 
     // The cycle: suspend (killed once the image is durable), then resume.
     let (_, suspend_wall) = suspend(bin, &pid, image, &["--exit"])?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !matches!(proc_state(&pid), None | Some('Z')) {
-        if Instant::now() > deadline {
-            bail!("suspend without --leave-running left the workload (pid {pid}) running");
-        }
-        thread::sleep(Duration::from_millis(5));
+    let gone = poll(Duration::from_secs(10), Duration::from_millis(5), || {
+        (!pid_alive(pid_number)).then_some(())
+    });
+    if gone.is_none() {
+        bail!("suspend without --leave-running left the workload (pid {pid}) running");
     }
     // Reaped: its pid is free for the resume.
     drop(workload);

@@ -19,23 +19,28 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use suspend_harness::{
+    ChildGuard,
+    exit::{BAD_IMAGE, BUSY, NO_DAEMON, NOT_OPTED_IN, OK, PID_IN_USE, REFUSED, TIMEOUT},
+    field,
+};
 
 use crate::{
     build,
-    live::{Guard, become_subreaper, resume_workload, start_daemon, start_workload},
+    live::{become_subreaper, resume_workload, start_daemon, start_workload},
     setup, util,
 };
 
 fn meaning(code: i32) -> &'static str {
     match code {
-        0 => "done",
-        3 => "not opted in: cancelled, nothing was sent",
-        4 => "busy",
-        5 => "refused",
-        6 => "timeout",
-        7 => "no agent daemon",
-        9 => "image refused",
-        10 => "pid in use",
+        OK => "done",
+        NOT_OPTED_IN => "not opted in: cancelled, nothing was sent",
+        BUSY => "busy",
+        REFUSED => "refused",
+        TIMEOUT => "timeout",
+        NO_DAEMON => "no agent daemon",
+        BAD_IMAGE => "image refused",
+        PID_IN_USE => "pid in use",
         _ => "error",
     }
 }
@@ -98,9 +103,7 @@ fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Pat
     use std::io::Write as _;
     util::stage("a TCP client connects to the workload, which echoes what it is sent");
     let serving = workload.ask("serve", "serving")?;
-    let port: u16 = serving
-        .rsplit('=')
-        .next()
+    let port: u16 = field(&serving, "port")
         .and_then(|p| p.parse().ok())
         .with_context(|| format!("no port in {serving:?}"))?;
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
@@ -120,7 +123,7 @@ fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Pat
         "suspend it, held (the default): written to an image, its memory released; the process and its connection stay",
     );
     let image_arg = image.to_string_lossy().into_owned();
-    expect_code(agent(bin, &["suspend", pid, "-D", &image_arg])?, 0)?;
+    expect_code(agent(bin, &["suspend", pid, "-D", &image_arg])?, OK)?;
     agent(bin, &["list"])?;
     writeln!(client, "sent while held")?;
     println!("  client sends \"sent while held\" (it waits in the kernel)");
@@ -128,7 +131,7 @@ fn held(bin: &Path, workload: &mut crate::live::Workload, pid: &str, image: &Pat
     util::stage(
         "resume it in place: its threads let go at once, its memory served from the image as it runs",
     );
-    expect_code(agent(bin, &["resume", pid])?, 0)?;
+    expect_code(agent(bin, &["resume", pid])?, OK)?;
     read()?;
     writeln!(client, "and after")?;
     println!("  client sends \"and after\"");
@@ -148,9 +151,8 @@ pub fn run() -> Result<()> {
 
     util::stage("two processes: a workload that opts in, and sleep(1), which does not");
     let mut workload = start_workload(&bin, &[])?;
-    let pid = workload.expect("ready")?;
-    let pid = pid.trim_start_matches("ready pid=").to_owned();
-    let sleep = Guard(
+    let pid = workload.ready_pid()?;
+    let sleep = ChildGuard(
         Command::new("sleep")
             .arg("600")
             .spawn()
@@ -161,11 +163,14 @@ pub fn run() -> Result<()> {
     agent(&bin, &["list"])?;
 
     util::stage("ask sleep, which never opted in");
-    expect_code(agent(&bin, &["suspend", &sleep_pid, "--dry-run"])?, 3)?;
+    expect_code(
+        agent(&bin, &["suspend", &sleep_pid, "--dry-run"])?,
+        NOT_OPTED_IN,
+    )?;
 
     util::stage("ask the workload while its on_suspend says busy");
     workload.ask("decide busy", "ok")?;
-    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, 4)?;
+    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, BUSY)?;
 
     util::stage("ask it inside a critical section, with --wait: it is held until the section ends");
     workload.ask("decide ready", "ok")?;
@@ -180,10 +185,10 @@ pub fn run() -> Result<()> {
     let code = waiting
         .join()
         .map_err(|_| anyhow::anyhow!("the waiting request panicked"))??;
-    expect_code(code, 0)?;
+    expect_code(code, OK)?;
 
     util::stage("ask it once more: ready; the dry run lets it go and its on_resume runs");
-    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, 0)?;
+    expect_code(agent(&bin, &["suspend", &pid, "--dry-run"])?, OK)?;
 
     util::stage("the workload checks itself");
     let state = workload.ask("check", "state")?;
@@ -198,12 +203,12 @@ pub fn run() -> Result<()> {
     let image_arg = image.to_string_lossy().into_owned();
     expect_code(
         agent(&bin, &["suspend", &pid, "-D", &image_arg, "--exit"])?,
-        0,
+        OK,
     )?;
     drop(workload); // reaped: its pid is free again
 
     util::stage("what the image holds (every checksum verified first)");
-    expect_code(agent(&bin, &["inspect", &image_arg])?, 0)?;
+    expect_code(agent(&bin, &["inspect", &image_arg])?, OK)?;
 
     util::stage("resume it from the image: same pid, same memory, same threads");
     become_subreaper()?;

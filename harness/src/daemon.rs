@@ -1,0 +1,136 @@
+//! The agent daemon a test or `cargo xtask demo`/`bench` starts, and stops
+//! when it is done.
+
+use std::{
+    fs::File,
+    io,
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use suspend_common::paths::CONTROL_SOCKET;
+
+use crate::wait::{WAIT, poll};
+
+/// How long a daemon asked to stop (SIGTERM) has before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How often a starting or stopping daemon is looked at.
+const EVERY: Duration = Duration::from_millis(20);
+
+/// Why [`Daemon::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `suspend-agent daemon` could not be started at all.
+    #[error("starting {} daemon", agent.display())]
+    Spawn {
+        agent: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// It exited before it answered on the control socket.
+    #[error("the agent daemon exited ({0}) at start")]
+    Exited(ExitStatus),
+    /// It did not answer on the control socket in time (it was stopped).
+    #[error("the agent daemon did not answer on {CONTROL_SOCKET} within {0:?}")]
+    Silent(Duration),
+}
+
+/// An agent daemon this process started: stopped (SIGTERM, then SIGKILL
+/// after 10 s) when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Whether an agent daemon, ours or not, answers on the control socket.
+    pub fn answering() -> bool {
+        UnixStream::connect(CONTROL_SOCKET).is_ok()
+    }
+
+    /// Runs `AGENT daemon` with `env` added and its stderr into `log`, and
+    /// with `max_fds`, at most that many open descriptors (soft and hard
+    /// limit); returns once it answers on the control socket, within
+    /// [`WAIT`].
+    pub fn start(
+        agent: &Path,
+        env: &[(&str, &str)],
+        max_fds: Option<u64>,
+        log: File,
+    ) -> Result<Self, StartError> {
+        let mut cmd = Command::new(agent);
+        if let Some(max) = max_fds {
+            use std::os::unix::process::CommandExt as _;
+            // SAFETY: setrlimit is async-signal-safe and touches only the
+            // child's limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: max,
+                        rlim_max: max,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                })
+            };
+        }
+        let child = cmd
+            .arg("daemon")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|source| StartError::Spawn {
+                agent: agent.to_owned(),
+                source,
+            })?;
+        // Stopped on every early return from here on.
+        let mut daemon = Self { child: Some(child) };
+        let answered = poll(WAIT, EVERY, || {
+            if let Some(Ok(Some(status))) = daemon.child.as_mut().map(Child::try_wait) {
+                return Some(Err(StartError::Exited(status)));
+            }
+            Self::answering().then_some(Ok(()))
+        });
+        answered.unwrap_or(Err(StartError::Silent(WAIT)))?;
+        Ok(daemon)
+    }
+
+    /// Asks it to stop (SIGTERM) and waits for it; kills it if it has not
+    /// stopped after 10 s. Does nothing once it has ended or been stopped.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return; // reaped: its pid may be another process's now
+        }
+        // SAFETY: signalling our own child, not reaped yet (its pid is
+        // still its own).
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        if poll(STOP_GRACE, EVERY, || child.try_wait().ok().flatten()).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills it with SIGKILL (no clean-up at all) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
