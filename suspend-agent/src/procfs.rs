@@ -247,56 +247,71 @@ pub fn resident_bytes(pid: u32) -> Result<u64, ProcError> {
         * 1024)
 }
 
-/// The start address of every mapping of `pid` with pages present or
-/// swapped out (`Rss` or `Swap` above 0 in `/proc/PID/smaps`).
-pub fn resident_mappings(pid: u32) -> Result<std::collections::HashSet<u64>, ProcError> {
-    let text = read(pid, "smaps")?;
-    let mut found = std::collections::HashSet::new();
-    let mut current = None;
+/// What `/proc/PID/smaps` says of one mapping that the agent uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Smaps {
+    /// Pages present or swapped out (`Rss` or `Swap` above 0).
+    pub resident: bool,
+    /// `VmFlags`: two-letter flags (`dc`, `hg`, `sl`, …).
+    pub flags: Vec<String>,
+    /// `ProtectionKey` (only where the CPU has them), 0 for none.
+    pub protection_key: u32,
+}
+
+/// Every mapping of the text of `/proc/PID/smaps`, by start address.
+pub fn parse_smaps(text: &str) -> std::collections::HashMap<u64, Smaps> {
+    let mut found = std::collections::HashMap::new();
+    let mut current: Option<(u64, Smaps)> = None;
+    let number = |v: &str| {
+        v.split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+    };
     for line in text.lines() {
-        if let Some(rss) = line
+        if let Some(kib) = line
             .strip_prefix("Rss:")
             .or_else(|| line.strip_prefix("Swap:"))
         {
-            let kib: u64 = rss
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1);
-            if kib > 0
-                && let Some(start) = current
-            {
-                found.insert(start);
+            if let Some((_, m)) = &mut current {
+                m.resident |= number(kib).unwrap_or(1) > 0;
             }
-        } else if let Some((range, _)) = line.split_once(' ')
-            && let Some((start, _)) = range.split_once('-')
-            && let Ok(start) = u64::from_str_radix(start, 16)
-        {
-            current = Some(start);
-        }
-    }
-    Ok(found)
-}
-
-/// `VmFlags` of every mapping in the text of `/proc/PID/smaps`, by start
-/// address.
-pub fn vm_flags(smaps: &str) -> std::collections::HashMap<u64, Vec<String>> {
-    let mut flags = std::collections::HashMap::new();
-    let mut current = None;
-    for line in smaps.lines() {
-        if let Some(list) = line.strip_prefix("VmFlags:") {
-            if let Some(start) = current.take() {
-                flags.insert(start, list.split_whitespace().map(str::to_owned).collect());
+        } else if let Some(key) = line.strip_prefix("ProtectionKey:") {
+            if let Some((_, m)) = &mut current {
+                m.protection_key = number(key).unwrap_or(0) as u32;
+            }
+        } else if let Some(list) = line.strip_prefix("VmFlags:") {
+            if let Some((start, mut m)) = current.take() {
+                m.flags = list.split_whitespace().map(str::to_owned).collect();
+                found.insert(start, m);
             }
         } else if let Some((range, _)) = line.split_once(' ')
             && let Some((start, end)) = range.split_once('-')
             && !end.is_empty()
             && let Ok(start) = u64::from_str_radix(start, 16)
+            && let Some((start, m)) = current.replace((start, Smaps::default()))
         {
-            current = Some(start);
+            found.insert(start, m); // a kernel without VmFlags
         }
     }
-    flags
+    if let Some((start, m)) = current {
+        found.insert(start, m);
+    }
+    found
+}
+
+/// Every mapping of `pid`, by start address (see [`parse_smaps`]).
+pub fn smaps(pid: u32) -> Result<std::collections::HashMap<u64, Smaps>, ProcError> {
+    Ok(parse_smaps(&read(pid, "smaps")?))
+}
+
+/// The start address of every mapping of `pid` with pages present or
+/// swapped out.
+pub fn resident_mappings(pid: u32) -> Result<std::collections::HashSet<u64>, ProcError> {
+    Ok(smaps(pid)?
+        .into_iter()
+        .filter(|(_, m)| m.resident)
+        .map(|(start, _)| start)
+        .collect())
 }
 
 /// Its whole resident memory (`VmRSS`), bytes.
@@ -354,6 +369,47 @@ pub fn session(pid: u32) -> Result<(u32, u32, u64), ProcError> {
     })
 }
 
+/// The cgroups of `pid`, one `ID:CONTROLLERS:PATH` line of
+/// `/proc/PID/cgroup` per hierarchy (`0::PATH` for the unified one).
+pub fn cgroups(pid: u32) -> Result<Vec<String>, ProcError> {
+    Ok(read(pid, "cgroup")?.lines().map(str::to_owned).collect())
+}
+
+/// Where this process sees the hierarchy of a `/proc/PID/cgroup` line
+/// mounted, from its `mountinfo` text: the cgroup2 mount for `0::…`, else
+/// the cgroup mount whose options name every controller of the line.
+pub fn cgroup_mount(mountinfo: &str, line: &str) -> Option<String> {
+    let controllers = line.split(':').nth(1)?;
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        let mut right = right.split_whitespace();
+        let (fstype, options) = (right.next()?, right.nth(1)?);
+        let found = if controllers.is_empty() {
+            fstype == "cgroup2"
+        } else {
+            fstype == "cgroup"
+                && controllers
+                    .split(',')
+                    .all(|c| options.split(',').any(|o| o == c))
+        };
+        found.then(|| mount_point.to_owned())
+    })
+}
+
+/// `/proc/PID/coredump_filter` (hexadecimal), where the kernel has it.
+pub fn coredump_filter(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/coredump_filter")).ok()?;
+    u32::from_str_radix(text.trim(), 16).ok()
+}
+
+/// The nice value of `pid`'s autogroup (`/autogroup-N nice V`), where the
+/// kernel has autogroups.
+pub fn autogroup_nice(pid: u32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
+    text.split_whitespace().last()?.parse().ok()
+}
+
 /// `/proc/PID/loginuid`, or `None` where the kernel has no audit.
 pub fn loginuid(pid: u32) -> Result<Option<u32>, ProcError> {
     if !std::path::Path::new("/proc/self/loginuid").exists() {
@@ -391,6 +447,39 @@ pub fn pids() -> io::Result<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn smaps_fields() {
+        let text = "7f00-7f01 rw-p 00000000 00:00 0\nRss:                   4 kB\nSwap:                  0 kB\n\
+                    ProtectionKey:         3\nVmFlags: rd wr mr mw me ac sl\n\
+                    7f02-7f03 rw-p 00000000 00:00 0 [anon:x y]\nRss:                   0 kB\nSwap:                  0 kB\n\
+                    VmFlags: rd wr dc\n";
+        let m = parse_smaps(text);
+        assert_eq!(m.len(), 2);
+        assert!(m[&0x7f00].resident && m[&0x7f00].protection_key == 3);
+        assert!(m[&0x7f00].flags.contains(&"sl".to_owned()));
+        assert!(!m[&0x7f02].resident && m[&0x7f02].flags == ["rd", "wr", "dc"]);
+    }
+
+    #[test]
+    fn cgroup_mounts() {
+        let info = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
+                    31 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
+                    32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup_mount(info, "4:memory:/a").as_deref(),
+            Some("/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            cgroup_mount(info, "9:name=systemd:/").as_deref(),
+            Some("/sys/fs/cgroup/systemd")
+        );
+        assert_eq!(
+            cgroup_mount(info, "0::/b").as_deref(),
+            Some("/sys/fs/cgroup/unified")
+        );
+        assert_eq!(cgroup_mount(info, "3:cpuset:/"), None);
+    }
 
     #[test]
     fn session_fields() {

@@ -219,9 +219,27 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             epoll,
             pipe,
             owner,
+            dup_of: None,
         });
     }
     files.sort_by_key(|f| f.fd);
+    // Copies of one open file (`dup`), by the lowest fd of each.
+    for i in 0..files.len() {
+        let f = &files[i];
+        if f.fd <= 2 || f.pipe.is_some() {
+            continue;
+        }
+        files[i].dup_of = files[..i]
+            .iter()
+            .find(|g| {
+                g.fd > 2
+                    && g.pipe.is_none()
+                    && g.dup_of.is_none()
+                    && g.path == files[i].path
+                    && crate::sys::same_open_file(pid, g.fd, files[i].fd).unwrap_or(false)
+            })
+            .map(|g| g.fd);
+    }
     Ok(files)
 }
 
@@ -245,8 +263,38 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
         pipe_holders(pid, &pipes)
     };
     let tids = crate::procfs::tids(pid).unwrap_or_default();
+    let shared = shared_with_others(pid, files);
     let mut bad = Vec::new();
     for f in files {
+        // Epoll targets are registered by fd number: one whose number is
+        // closed now, or another file's, would be given back wrong.
+        if f.fd > 2
+            && let Some(targets) = &f.epoll
+            && let Some(t) = targets.iter().find(|t| {
+                t.fd > 2 && !crate::sys::epoll_target_is(pid, f.fd, t.fd).unwrap_or(false)
+            })
+        {
+            bad.push((
+                f.fd,
+                format!(
+                    "fd {} ({}, watches a file it registered as fd {}, which is closed or another \
+                     file now: a resume would register the wrong one)",
+                    f.fd, f.path, t.fd
+                ),
+            ));
+            continue;
+        }
+        if let Some(other) = shared.get(&f.fd) {
+            bad.push((
+                f.fd,
+                format!(
+                    "fd {} ({}, its open file is shared with pid {other}: a resume would give it \
+                     one of its own)",
+                    f.fd, f.path
+                ),
+            ));
+            continue;
+        }
         // Held locks: not in an image yet, whatever the file (a held
         // process keeps them).
         let locks = fd_locks(pid, f.fd);
@@ -429,11 +477,12 @@ fn parse_fd_locks(info: &str) -> Vec<String> {
         .collect()
 }
 
-/// Which of `pipes` another process than `pid` holds, and one such process.
-fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
-    let mut held = BTreeMap::new();
+/// Every fd of a process other than `pid` (and this agent) whose link is
+/// one of `links`: (that process, its fd, the link).
+fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
+    let mut found = Vec::new();
     let Ok(procs) = fs::read_dir("/proc") else {
-        return held;
+        return found;
     };
     let me = std::process::id();
     for other in procs.flatten() {
@@ -451,15 +500,57 @@ fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
             continue;
         };
         for fd in fds.flatten() {
-            let inode = fs::read_link(fd.path())
-                .ok()
-                .and_then(|l| pipe_inode(&l.to_string_lossy()));
-            if let Some(inode) = inode.filter(|i| pipes.contains(i)) {
-                held.entry(inode).or_insert(other);
+            let Some(number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(link) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let link = link.to_string_lossy();
+            if links.contains(link.as_ref()) {
+                found.push((other, number, link.into_owned()));
             }
         }
     }
+    found
+}
+
+/// Which of `pipes` another process than `pid` holds, and one such process.
+fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
+    let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut held = BTreeMap::new();
+    for (other, _, link) in others_holding(pid, &links) {
+        if let Some(inode) = pipe_inode(&link) {
+            held.entry(inode).or_insert(other);
+        }
+    }
     held
+}
+
+/// The fds of `files` (above stdio, other than pipes) whose open file
+/// another process shares (it inherited it across a fork, or was sent
+/// it): a resume would give the process a file of its own, with its own
+/// offset and flags. By fd, one such process.
+fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
+    let ours: Vec<&File> = files
+        .iter()
+        .filter(|f| f.fd > 2 && f.pipe.is_none() && f.restorable())
+        .collect();
+    let links = ours.iter().map(|f| f.path.clone()).collect();
+    let mut shared = BTreeMap::new();
+    if ours.is_empty() {
+        return shared;
+    }
+    for (other, their_fd, link) in others_holding(pid, &links) {
+        for f in ours.iter().filter(|f| f.path == link) {
+            if !shared.contains_key(&f.fd)
+                && crate::sys::same_file_of(pid, f.fd, other, their_fd).unwrap_or(false)
+            {
+                shared.insert(f.fd, other);
+            }
+        }
+    }
+    shared
 }
 
 /// Reads what is buffered in each pipe of `files` without consuming it (a
@@ -492,6 +583,60 @@ pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
         if let Some(p) = &mut f.pipe {
             p.size = done.get(&p.id).copied().unwrap_or(p.size);
         }
+    }
+    Ok(())
+}
+
+/// Finds whether each eventfd counts as a semaphore where its fdinfo does
+/// not say (before Linux 6.4, the mode is nowhere to be read): through a
+/// copy of it, while the process is frozen, raises its count to at least
+/// 2, reads once (a semaphore gives 1, a plain counter all of it) and puts
+/// the count back as it was.
+pub fn probe_eventfds(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
+    let err = |what: &'static str| {
+        move |source: std::io::Error| DumpError::Syscall {
+            pid,
+            tid: pid,
+            call: what,
+            source,
+        }
+    };
+    let mut pidfd = None;
+    for f in files.iter_mut() {
+        let Some(e) = &mut f.eventfd else { continue };
+        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", f.fd))
+            .map_err(err("reading an eventfd's fdinfo"))?;
+        if info.contains("eventfd-semaphore:") {
+            continue;
+        }
+        if pidfd.is_none() {
+            pidfd = Some(PidFd::open(pid).map_err(err("pidfd_open"))?);
+        }
+        let copy = pidfd
+            .as_ref()
+            .expect("opened above")
+            .get_fd(f.fd)
+            .map_err(err("pidfd_getfd"))?;
+        use std::os::fd::AsFd as _;
+        let copy = copy.as_fd();
+        let count = e.count;
+        let probe = || -> std::io::Result<bool> {
+            if count < 2 {
+                crate::sys::eventfd_write(copy, 2 - count)?;
+            }
+            let got = crate::sys::eventfd_read(copy)?;
+            let semaphore = got == 1;
+            let now = count.max(2) - got;
+            if now > count {
+                for _ in count..now {
+                    crate::sys::eventfd_read(copy)?; // a semaphore: 1 each
+                }
+            } else if now < count {
+                crate::sys::eventfd_write(copy, count - now)?;
+            }
+            Ok(semaphore)
+        };
+        e.semaphore = probe().map_err(err("probing an eventfd's mode"))?;
     }
     Ok(())
 }
@@ -633,6 +778,7 @@ mod tests {
             epoll: None,
             pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
             owner: None,
+            dup_of: None,
         }
     }
 

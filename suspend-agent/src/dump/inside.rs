@@ -19,6 +19,11 @@ const PR_GET_TIMERSLACK: u64 = 30;
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_GET_TSC: u64 = 25;
+const PR_GET_MDWE: u64 = 66;
+/// `modify_ldt(0, …)` reads the process's LDT: 0 bytes when it has none.
+const SYS_MODIFY_LDT: i64 = 154;
 
 /// `MEMBARRIER_CMD_QUERY`, `_GET_REGISTRATIONS` (Linux 6.3) and
 /// `_REGISTER_GLOBAL_EXPEDITED`.
@@ -44,6 +49,12 @@ pub struct Inside {
     pub thp_disable: bool,
     /// Its `membarrier` registrations (`MEMBARRIER_CMD_REGISTER_*` bits).
     pub membarrier: u32,
+    /// `PR_GET_DUMPABLE`.
+    pub dumpable: Option<u32>,
+    /// `PR_GET_MDWE` (`None` before Linux 6.3).
+    pub mdwe: Option<u32>,
+    /// Whether it set up a local descriptor table (`modify_ldt`).
+    pub ldt: bool,
 }
 
 /// What one thread told.
@@ -57,6 +68,8 @@ pub struct PerThread {
     pub timer_slack_ns: Option<u64>,
     /// `PR_GET_PDEATHSIG` (0: none).
     pub pdeathsig: i32,
+    /// `PR_GET_TSC`: 1 `PR_TSC_ENABLE`, 2 `PR_TSC_SIGSEGV`.
+    pub tsc: Option<u32>,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -109,9 +122,16 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         } else {
             0
         };
+        let tsc = if b.syscall(libc::SYS_prctl, [PR_GET_TSC, s, 0, 0, 0, 0])? == 0 {
+            site.read(0, &mut buf[..4])?;
+            Some(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]))
+        } else {
+            None
+        };
         inside.threads.insert(
             thread.tid,
             PerThread {
+                tsc,
                 altstack,
                 tid_address,
                 securebits: u32::try_from(securebits).ok(),
@@ -161,6 +181,11 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             }
             inside.thp_disable =
                 b.syscall(libc::SYS_prctl, [PR_GET_THP_DISABLE, 0, 0, 0, 0, 0])? > 0;
+            let dumpable = b.syscall(libc::SYS_prctl, [PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
+            inside.dumpable = u32::try_from(dumpable).ok();
+            let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
+            inside.mdwe = u32::try_from(mdwe).ok().filter(|&f| f != 0);
+            inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
             let registered = membarrier(&mut b, MEMBARRIER_GET_REGISTRATIONS)?;

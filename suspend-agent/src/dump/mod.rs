@@ -98,6 +98,9 @@ pub struct DumpOptions {
     pub new_session: bool,
 }
 
+/// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
+const PR_TSC_ENABLE: u32 = 1;
+
 /// What was written.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -168,6 +171,7 @@ pub fn dump(
         held_only.extend(state);
     }
     files::read_pipes(pid, &mut files)?;
+    files::probe_eventfds(pid, &mut files)?;
 
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {
@@ -179,6 +183,16 @@ pub fn dump(
         pid,
         what: "/proc/PID/maps",
     })?;
+    // What madvise said of each mapping, seals and protection keys (while
+    // frozen: nothing changes them).
+    let smaps_path = format!("/proc/{pid}/smaps");
+    let smaps = std::fs::read_to_string(&smaps_path)
+        .map(|text| procfs::parse_smaps(&text))
+        .map_err(|source| DumpError::Proc {
+            pid,
+            path: smaps_path.into(),
+            source,
+        })?;
     // The threads run a few syscalls for us first; from then on none may
     // run until the image is taken.
     let inside = inside::ask(frozen, &vmas)?;
@@ -191,10 +205,12 @@ pub fn dump(
         .find(|t| t.tid == pid)
         .unwrap_or(&threads[0])
         .tid;
+    // What only a frozen process shows, that an image cannot hold: refused
+    // now (the process is let go) — unless it is held, and keeps it.
+    let mut late = Vec::new();
     // A parent-death signal is relative to the parent, which a resume
     // from the image does not give back (the resume command is the new
-    // one, and it exits at once): refused rather than fired or lost —
-    // unless the process is held, and keeps its parent.
+    // one, and it exits at once).
     for t in &threads {
         let Some(signal) = inside.threads.get(&t.tid).map(|t| t.pdeathsig) else {
             continue;
@@ -202,18 +218,39 @@ pub fn dump(
         if signal == 0 {
             continue;
         }
-        let what = format!(
+        late.push(format!(
             "thread {} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is \
              not restored from an image",
             t.tid
-        );
+        ));
+    }
+    let keyed: Vec<String> = vmas
+        .iter()
+        .filter_map(|v| {
+            let key = smaps.get(&v.start)?.protection_key;
+            (key != 0).then(|| format!("{:#x}-{:#x} (key {key})", v.start, v.end))
+        })
+        .collect();
+    if !keyed.is_empty() {
+        late.push(format!(
+            "memory protection keys (pkey_mprotect) on {}",
+            keyed.join(", ")
+        ));
+    }
+    if inside.ldt {
+        late.push("a local descriptor table (modify_ldt)".into());
+    }
+    if inside.dumpable == Some(2) {
+        late.push("dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)".into());
+    }
+    if !late.is_empty() {
         if !options.held {
             return Err(DumpError::Confined {
                 pid,
-                what: format!("{what}, so a resume could not keep it"),
+                what: format!("{}, so a resume could not keep it", late.join("; ")),
             });
         }
-        held_only.push(what);
+        held_only.extend(late);
     }
     let mut process = process::save(pid, leader, threads.len() as u32)?;
     process.held_only = held_only.clone();
@@ -232,6 +269,10 @@ pub fn dump(
             },
         })?,
         membarrier: inside.membarrier,
+        dumpable: inside.dumpable,
+        mdwe: inside.mdwe,
+        coredump_filter: procfs::coredump_filter(pid),
+        autogroup_nice: procfs::autogroup_nice(pid),
     });
     image.record(&Record::Process(process))?;
     let xstate_size = crate::sys::cpu::xstate_layout().0;
@@ -242,6 +283,7 @@ pub fn dump(
             thread.sigaltstack = told.altstack.clone();
             thread.tid_address = told.tid_address;
             thread.timer_slack_ns = told.timer_slack_ns;
+            thread.tsc = told.tsc.filter(|&t| t != PR_TSC_ENABLE);
         }
         let securebits = told.and_then(|t| t.securebits).ok_or(DumpError::Parse {
             pid,
@@ -266,25 +308,21 @@ pub fn dump(
         Ok(())
     })?;
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
-    // What madvise said of each mapping (while frozen: nothing changes it).
-    let smaps_path = format!("/proc/{pid}/smaps");
-    let vm_flags = std::fs::read_to_string(&smaps_path)
-        .map(|text| procfs::vm_flags(&text))
-        .map_err(|source| DumpError::Proc {
-            pid,
-            path: smaps_path.into(),
-            source,
-        })?;
     // Recorded once their runs are hashed, in `Dumped::finish`.
     let mut mappings = Vec::with_capacity(vmas.len());
     for (vma, runs) in vmas.iter().zip(saved) {
         let kind = vma.kind();
-        let file = matches!(kind, MappingKind::PrivateFile | MappingKind::SharedFile)
-            .then(|| {
-                let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
-                process::file_id(Path::new(&files), &vma.path)
-            })
-            .flatten();
+        // Shared anonymous mappings too: two of one object (a memfd mapped
+        // twice, a region split by mprotect) must come back as one memory.
+        let file = matches!(
+            kind,
+            MappingKind::PrivateFile | MappingKind::SharedFile | MappingKind::SharedAnonymous
+        )
+        .then(|| {
+            let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
+            process::file_id(Path::new(&files), &vma.path)
+        })
+        .flatten();
         mappings.push(Mapping {
             start: vma.start,
             end: vma.end,
@@ -296,13 +334,17 @@ pub fn dump(
             pages: runs,
             advice: match kind {
                 MappingKind::Kernel => Vec::new(),
-                _ => vm_flags
+                _ => smaps
                     .get(&vma.start)
                     .into_iter()
-                    .flatten()
+                    .flat_map(|s| &s.flags)
                     .filter_map(|f| Advice::from_vm_flag(f))
                     .collect(),
             },
+            sealed: kind != MappingKind::Kernel
+                && smaps
+                    .get(&vma.start)
+                    .is_some_and(|s| s.flags.iter().any(|f| f == "sl")),
         });
     }
     for file in files {

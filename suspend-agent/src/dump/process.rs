@@ -147,6 +147,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         attributes: None,
         held_only: Vec::new(),
         session: Some(Session { sid, pgid }),
+        cgroups: crate::procfs::cgroups(pid).map_err(|_| bad("/proc/PID/cgroup"))?,
     })
 }
 
@@ -185,6 +186,28 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
                 "{} (a resume from the image starts it in the resume command's session and \
                  process group: --new-session accepts that)",
                 outside.join(", ")
+            ));
+        }
+    }
+    let namespaces = foreign_namespaces(pid);
+    if !namespaces.is_empty() {
+        bad.push(format!(
+            "{} (a resume puts it in the resume command's; the agent's are the machine's)",
+            namespaces.join(", ")
+        ));
+    }
+    // NUMA memory policies (the process's, or a mapping's): not in an
+    // image yet. `numa_maps` shows the one in force for every mapping.
+    if let Ok(numa) = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")) {
+        let policies: std::collections::BTreeSet<&str> = numa
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| *p != "default")
+            .collect();
+        if !policies.is_empty() {
+            bad.push(format!(
+                "NUMA memory policy {} (set_mempolicy, mbind)",
+                policies.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
     }
@@ -242,6 +265,31 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
         ));
     }
     bad
+}
+
+/// The namespaces of `pid` (and those its children would get) that are
+/// not the agent's own, as people name them: `mount namespace mnt:[N]`.
+fn foreign_namespaces(pid: u32) -> Vec<String> {
+    const KINDS: [(&str, &str); 10] = [
+        ("mnt", "mount namespace"),
+        ("net", "network namespace"),
+        ("uts", "UTS (host name) namespace"),
+        ("ipc", "IPC namespace"),
+        ("user", "user namespace"),
+        ("cgroup", "cgroup namespace"),
+        ("pid", "pid namespace"),
+        ("pid_for_children", "pid namespace for its children"),
+        ("time", "time namespace"),
+        ("time_for_children", "time namespace for its children"),
+    ];
+    let link = |who: &str, kind: &str| std::fs::read_link(format!("/proc/{who}/ns/{kind}")).ok();
+    KINDS
+        .iter()
+        .filter_map(|(kind, name)| {
+            let (theirs, ours) = (link(&pid.to_string(), kind)?, link("self", kind)?);
+            (theirs != ours).then(|| format!("its {name} {}", theirs.display()))
+        })
+        .collect()
 }
 
 /// ` (COMM)` of the leader of a session or group, if it runs.

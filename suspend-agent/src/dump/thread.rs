@@ -95,5 +95,12 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         sched: Some(save_sched(pid, tid)?),
         // Asked from inside the thread (dump::inside).
         timer_slack_ns: None,
+        tsc: None,
+        ioprio: Some(sched::ioprio(tid).map_err(|source| DumpError::Syscall {
+            pid,
+            tid,
+            call: "ioprio_get",
+            source,
+        })?),
     })
 }

@@ -165,6 +165,9 @@ pub struct Process {
     /// Its session and process group, as `/proc/PID/stat` gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+    /// Its cgroups: the lines of `/proc/PID/cgroup`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroups: Vec<String>,
 }
 
 /// The session and process group of a process. A resume makes the process
@@ -192,6 +195,19 @@ pub struct Attributes {
     /// found by asking from inside.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub membarrier: u32,
+    /// `PR_GET_DUMPABLE` (0 or 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dumpable: Option<u32>,
+    /// `PR_GET_MDWE` flags, where the kernel has them and some are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdwe: Option<u32>,
+    /// `/proc/PID/coredump_filter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coredump_filter: Option<u32>,
+    /// The nice value of its autogroup (`/proc/PID/autogroup`), where the
+    /// kernel has autogroups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autogroup_nice: Option<i32>,
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -317,6 +333,12 @@ pub struct Thread {
     /// `PR_GET_TIMERSLACK` (asked from inside).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timer_slack_ns: Option<u64>,
+    /// `PR_GET_TSC` when it is not the default (`PR_TSC_SIGSEGV`, 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsc: Option<u32>,
+    /// `ioprio_get(IOPRIO_WHO_PROCESS, tid)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioprio: Option<u32>,
 }
 
 /// A thread's scheduling (`sched_getattr`, `sched_getaffinity`).
@@ -406,6 +428,9 @@ pub struct Mapping {
     /// What `madvise` said of it that the kernel keeps with the mapping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub advice: Vec<Advice>,
+    /// Sealed (`mseal`, `VmFlags` `sl`): sealed again at resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 /// `madvise` advice the kernel keeps with a mapping (shown as `VmFlags` in
@@ -499,6 +524,10 @@ pub struct File {
     /// (`F_GETSIG`), when either is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<FileOwner>,
+    /// The lower fd this one is a copy of (`dup`: one open file, one
+    /// offset and status flags), above stdio and other than a pipe's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dup_of: Option<i32>,
 }
 
 /// The signal owner of an open file (`struct f_owner_ex`) and its signal.

@@ -356,6 +356,7 @@ mod tests {
             attributes: None,
             held_only: Vec::new(),
             session: None,
+            cgroups: Vec::new(),
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {
@@ -376,6 +377,8 @@ mod tests {
             seccomp: vec![],
             sched: None,
             timer_slack_ns: None,
+            tsc: None,
+            ioprio: None,
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();
@@ -398,6 +401,7 @@ mod tests {
                 blake3: blake3_hex(&pages),
             }],
             advice: Vec::new(),
+            sealed: false,
         }))
         .unwrap();
         w.record(&Record::Witness(Witness {

@@ -30,6 +30,11 @@ const PR_SET_VMA_ANON_NAME: u64 = 0;
 const ANON_NAME_MAX: usize = 80;
 /// `seccomp(2)`'s operation.
 const SECCOMP_SET_MODE_FILTER: u64 = 1;
+/// `mseal(2)` (Linux 6.10).
+const SYS_MSEAL: i64 = 462;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_TSC: u64 = 26;
+const PR_SET_MDWE: u64 = 65;
 
 /// Takes the process over and lets it run. Returns whether a parked client
 /// thread was sent the resume signal.
@@ -161,11 +166,24 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
             }
         }
     }
+    // Seals last among the mappings' attributes: a sealed mapping takes
+    // no more advice.
+    for m in image.mappings.iter().filter(|m| m.sealed) {
+        let what = format!("sealing {:#x}-{:#x} (mseal)", m.start, m.end);
+        main.call(&what, SYS_MSEAL, [m.start, m.end - m.start, 0, 0, 0, 0])
+            .map_err(|e| failed(&what, e.to_string()))?;
+    }
     process_wide(image, &mut main, &site)
         .map_err(|e| failed("restoring its files and registrations", e.to_string()))?;
     main.restore()
         .map_err(|e| failed("borrowing the main thread", e.to_string()))?;
 
+    per_thread(image, &site)
+        .map_err(|e| failed("restoring what each thread sets", e.to_string()))?;
+    from_outside(image, pid).map_err(|e| failed("restoring process attributes", e))?;
+    let cgroups =
+        super::cgroup::targets(image).map_err(|e| failed("joining its cgroups", e.to_string()))?;
+    super::cgroup::join(pid, &cgroups).map_err(|e| failed("joining its cgroups", e))?;
     if let Some(a) = &image.process.attributes {
         std::fs::write(
             format!("/proc/{pid}/oom_score_adj"),
@@ -222,6 +240,14 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
             }
         }
     }
+    if let Some(flags) = image.process.attributes.as_ref().and_then(|a| a.mdwe) {
+        let what = format!("PR_SET_MDWE {flags:#x}");
+        main.call(
+            &what,
+            libc::SYS_prctl,
+            [PR_SET_MDWE, flags as u64, 0, 0, 0, 0],
+        )?;
+    }
     // Stdio is the resume command's own (or what --stdin… gave).
     for f in image.files.iter().filter(|f| f.fd > 2) {
         let fd = f.fd as u64;
@@ -258,6 +284,72 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
                 libc::SYS_fcntl,
                 [fd, F_SETFL, without | libc::O_ASYNC as u64, 0, 0, 0],
             )?;
+        }
+    }
+    // Last: a process that is not dumpable has its /proc files owned by
+    // root, which nothing above needs any more.
+    if let Some(dumpable) = image.process.attributes.as_ref().and_then(|a| a.dumpable) {
+        let what = format!("PR_SET_DUMPABLE {dumpable}");
+        main.call(
+            &what,
+            libc::SYS_prctl,
+            [PR_SET_DUMPABLE, dumpable as u64, 0, 0, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
+/// What each thread keeps of its own that it must set itself: a
+/// `PR_SET_TSC` other than the default.
+fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
+    for t in &image.threads {
+        if let Some(tsc) = t.tsc {
+            let mut thread = Borrowed::new(t.tid, *site, None)?;
+            let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
+            thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
+            thread.restore()?;
+        }
+    }
+    Ok(())
+}
+
+/// What the agent sets from outside: each thread's I/O priority, the
+/// process's core dump filter and its autogroup's nice value.
+fn from_outside(image: &Image, pid: u32) -> Result<(), String> {
+    for t in &image.threads {
+        if let Some(prio) = t.ioprio
+            && crate::sys::sched::ioprio(t.tid).ok() != Some(prio)
+        {
+            crate::sys::sched::set_ioprio(t.tid, prio)
+                .map_err(|e| format!("thread {}: ioprio_set {prio:#x}: {e}", t.tid))?;
+        }
+    }
+    let Some(a) = &image.process.attributes else {
+        return Ok(());
+    };
+    if let Some(filter) = a.coredump_filter {
+        std::fs::write(
+            format!("/proc/{pid}/coredump_filter"),
+            format!("{filter:#x}"),
+        )
+        .map_err(|e| format!("coredump_filter {filter:#x}: {e}"))?;
+    }
+    if let Some(nice) = a.autogroup_nice
+        && crate::procfs::autogroup_nice(pid) != Some(nice)
+    {
+        // The kernel takes one change of any autogroup per 100 ms
+        // (EAGAIN meanwhile).
+        let path = format!("/proc/{pid}/autogroup");
+        let mut tries = 0;
+        loop {
+            match std::fs::write(&path, nice.to_string()) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < 30 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(format!("autogroup nice {nice}: {e}")),
+            }
         }
     }
     Ok(())

@@ -22,6 +22,7 @@
 //! Any failure before the last step kills what was created: nothing
 //! half-made is left behind.
 
+mod cgroup;
 mod child;
 mod finish;
 mod load;

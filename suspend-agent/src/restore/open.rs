@@ -105,7 +105,12 @@ fn wanted(image: &Image) -> Vec<Want> {
         });
     }
     for f in &image.files {
-        if f.fd <= 2 || f.pipe.is_some() || f.eventfd.is_some() || f.epoll.is_some() {
+        if f.fd <= 2
+            || f.pipe.is_some()
+            || f.eventfd.is_some()
+            || f.epoll.is_some()
+            || f.dup_of.is_some()
+        {
             continue; // stdio is the resume command's; the others are made
         }
         if !matches!(

@@ -315,7 +315,9 @@ impl Plan {
         };
         for f in image.files.iter().filter(|f| f.fd > 2) {
             let flags = f.flags as i32;
-            let what = if let Some(p) = &f.pipe {
+            let what = if let Some(from) = f.dup_of {
+                OpenKind::Dup { from, flags }
+            } else if let Some(p) = &f.pipe {
                 let (Some(read_fd), Some(write_fd)) =
                     (first_end(p.id, false), first_end(p.id, true))
                 else {
@@ -381,18 +383,27 @@ impl Plan {
             };
             opens.push(Open { fd: f.fd, what });
         }
-        // Files first, then eventfds, pipes and their copies, then the
-        // epolls that watch them.
-        opens.sort_by_key(|o| match o.what {
+        // Files first, then eventfds, pipes, then the epolls that watch
+        // them; each copy (`dup`) right after the kind it copies (the
+        // copy of an epoll after the epolls).
+        let rank = |what: &OpenKind| match what {
             OpenKind::File { .. } => 0,
-            OpenKind::EventFd { .. } => 1,
-            OpenKind::Pipe { .. } => 2,
-            OpenKind::Dup { .. } => 3,
-            OpenKind::Epoll { .. } => 4,
+            OpenKind::EventFd { .. } => 2,
+            OpenKind::Pipe { .. } => 4,
+            OpenKind::Epoll { .. } => 6,
+            OpenKind::Dup { .. } => 4, // a pipe end's (see below)
+        };
+        let ranks: std::collections::HashMap<RawFd, u32> =
+            opens.iter().map(|o| (o.fd, rank(&o.what))).collect();
+        opens.sort_by_key(|o| match o.what {
+            OpenKind::Dup { from, .. } => ranks.get(&from).copied().unwrap_or(4) + 1,
+            ref what => rank(what),
         });
 
         // Mapping sources: each file once as a helper.
         let mut mapped: Vec<((String, bool), RawFd)> = Vec::new();
+        // One memfd per shared anonymous object (by its device and inode).
+        let mut objects: Vec<((u64, u64), RawFd)> = Vec::new();
         let mut sources = Vec::new();
         for m in &image.mappings {
             let source = match m.kind {
@@ -431,9 +442,19 @@ impl Plan {
                     })
                 }
                 MappingKind::SharedAnonymous => {
-                    let fd = shared_object(m)?;
+                    let key = m.file.as_ref().map(|id| (id.dev, id.ino));
+                    let fd = match objects.iter().find(|(k, _)| Some(*k) == key) {
+                        Some((_, fd)) => *fd,
+                        None => {
+                            let fd = helper(shared_object(m, &image.mappings)?, &mut helpers)?;
+                            if let Some(key) = key {
+                                objects.push((key, fd));
+                            }
+                            fd
+                        }
+                    };
                     Some(Source::File {
-                        fd: helper(fd, &mut helpers)?,
+                        fd,
                         offset: m.offset,
                         shared: true,
                         prot: libc::PROT_READ | libc::PROT_WRITE,
@@ -846,8 +867,9 @@ fn args_estimate(image: &Image) -> u64 {
 
 /// A memfd standing in for a shared anonymous mapping's object, named as
 /// the original memfd was (the client block's `suspend-client` among
-/// them), sized to hold the mapping at its offset.
-fn shared_object(m: &Mapping) -> Result<OwnedFd, RestoreError> {
+/// them), as big as the object was, and at least big enough for every
+/// mapping of it in `all`.
+fn shared_object(m: &Mapping, all: &[Mapping]) -> Result<OwnedFd, RestoreError> {
     let name = m
         .path
         .strip_prefix("/memfd:")
@@ -857,7 +879,19 @@ fn shared_object(m: &Mapping) -> Result<OwnedFd, RestoreError> {
     let fd =
         nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
             .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
-    nix::unistd::ftruncate(&fd, (m.offset + m.end - m.start) as i64)
+    let same = |o: &&Mapping| {
+        o.kind == MappingKind::SharedAnonymous
+            && o.file.as_ref().map(|id| (id.dev, id.ino))
+                == m.file.as_ref().map(|id| (id.dev, id.ino))
+    };
+    let size = all
+        .iter()
+        .filter(|o| std::ptr::eq(*o, m) || (m.file.is_some() && same(o)))
+        .map(|o| o.offset + o.end - o.start)
+        .chain(m.file.as_ref().map(|id| id.size))
+        .max()
+        .unwrap_or(m.offset + m.end - m.start);
+    nix::unistd::ftruncate(&fd, size as i64)
         .map_err(|e| prepare_err(format!("sizing the memfd for {}", m.path))(e.into()))?;
     Ok(fd)
 }

@@ -142,6 +142,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     rlimits(image)?;
     cpus(image)?;
     oom_score(image)?;
+    super::cgroup::targets(image)?;
     if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
         && crate::procfs::loginuid(std::process::id())
             .ok()

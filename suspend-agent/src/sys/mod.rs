@@ -74,6 +74,35 @@ fn kcmp_same(pid1: u32, pid2: u32, kind: libc::c_int, idx1: u64, idx2: u64) -> i
     Ok(ret == 0)
 }
 
+/// Whether fd `a` of process `pid_a` and fd `b` of process `pid_b` are one
+/// open file (`KCMP_FILE`).
+pub fn same_file_of(pid_a: u32, a: i32, pid_b: u32, b: i32) -> io::Result<bool> {
+    kcmp_same(pid_a, pid_b, 0, a as u64, b as u64)
+}
+
+/// Whether the file epoll instance `efd` of process `pid` watches under fd
+/// number `tfd` is the file `tfd` is now (`KCMP_EPOLL_TFD`): `Ok(false)`
+/// if `tfd` is another file, an error (`EBADF`) if it is closed.
+pub fn epoll_target_is(pid: u32, efd: i32, tfd: i32) -> io::Result<bool> {
+    const KCMP_EPOLL_TFD: libc::c_int = 7;
+    let slot: [u32; 3] = [efd as u32, tfd as u32, 0]; // struct kcmp_epoll_slot
+    // SAFETY: kcmp reads the 12-byte slot; it writes nothing.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid as libc::pid_t,
+            pid as libc::pid_t,
+            KCMP_EPOLL_TFD,
+            tfd as libc::c_ulong,
+            slot.as_ptr(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret == 0)
+}
+
 /// Whether processes `a` and `b` share one address space (`KCMP_VM`): a
 /// `vfork` child runs on its parent's memory.
 pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
@@ -103,6 +132,29 @@ pub fn file_owner(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
         return Err(io::Error::last_os_error());
     }
     Ok((owner[0] as u32, owner[1] as u32, signal as u32))
+}
+
+/// Reads an eventfd's 8-byte value (`eventfd_read`).
+pub fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut value = 0u64;
+    // SAFETY: reads 8 bytes into `value`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&raw mut value).cast(), 8) };
+    match n {
+        8 => Ok(value),
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::other("a short read from an eventfd")),
+    }
+}
+
+/// Adds `value` to an eventfd's count (`eventfd_write`).
+pub fn eventfd_write(fd: BorrowedFd<'_>, value: u64) -> io::Result<()> {
+    // SAFETY: writes the 8 bytes of `value`.
+    let n = unsafe { libc::write(fd.as_raw_fd(), (&raw const value).cast(), 8) };
+    match n {
+        8 => Ok(()),
+        n if n < 0 => Err(io::Error::last_os_error()),
+        _ => Err(io::Error::other("a short write to an eventfd")),
+    }
 }
 
 /// Writes `buf` at `addr` in process `pid` (`process_vm_writev`), whole.

@@ -53,6 +53,36 @@ pub fn attr(tid: u32) -> io::Result<SchedAttr> {
     Ok(attr)
 }
 
+/// `IOPRIO_WHO_PROCESS`: `ioprio_get`/`ioprio_set` of one thread.
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+
+/// Thread `tid`'s I/O priority (`ioprio_get`: class << 13 | data).
+pub fn ioprio(tid: u32) -> io::Result<u32> {
+    // SAFETY: ioprio_get takes two ints and touches no memory.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid as libc::c_int) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as u32)
+}
+
+/// Sets thread `tid`'s I/O priority (`ioprio_set`).
+pub fn set_ioprio(tid: u32, prio: u32) -> io::Result<()> {
+    // SAFETY: ioprio_set takes three ints and touches no memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            tid as libc::c_int,
+            prio as libc::c_int,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Thread `tid`'s CPU mask (`0` for the calling thread), as many 64-bit
 /// words as the kernel's CPU mask needs.
 pub fn affinity(tid: u32) -> io::Result<Vec<u64>> {
