@@ -372,6 +372,12 @@ impl Proc {
         });
     }
 
+    /// Sends one command line to a process that may already have been
+    /// killed: whether it could be written.
+    pub fn try_send(&mut self, command: &str) -> bool {
+        self.piped.send(command).is_ok()
+    }
+
     /// Sends `command` and returns the next line starting with `prefix`.
     pub fn ask(&mut self, command: &str, prefix: &str) -> String {
         self.send(command);

@@ -4,10 +4,13 @@
 //! `tests/c/features/feature.h`).
 //!
 //! - `expect restored`: `suspend --exit` exits 0, `resume` brings it back,
-//!   and the program's own check passes (exit 0, `ok`).
+//!   and the program's own check passes (exit 0, `ok`); and again, a
+//!   second run of it, held (the default suspension).
 //! - `expect refused WORDS`: `suspend --exit` refuses (exit 8) naming
 //!   WORDS, before anything is frozen; then a held suspension keeps the
 //!   state and the program's own check passes after `resume`.
+//! - `expect refused-late WORDS`: the same, but refused once frozen (only
+//!   a stopped process shows it): the process is let go, told `aborted`.
 //! - `skip REASON`: this kernel cannot have the state; said loudly (a NOTE
 //!   on stderr and in the summary), never counted as passed.
 //!
@@ -46,9 +49,10 @@ fn features() -> Vec<String> {
     names
 }
 
-/// Runs one feature program through its suspension; panics on any
-/// difference from what it said to expect.
-fn run(name: &str) -> Verdict {
+/// Runs one feature program through its suspension (`held`: a hold, for
+/// a program that expects to be restored); panics on any difference from
+/// what it said to expect.
+fn run(name: &str, held: bool) -> Verdict {
     let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
     let first = w.expect("");
     if let Some(why) = first.strip_prefix("skip ") {
@@ -69,6 +73,23 @@ fn run(name: &str) -> Verdict {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{name}: {line:?}, not `ready PID`; {:#?}", w.seen));
     let dir = ImageDir::new(&format!("feature-{name}"));
+    if held {
+        assert_eq!(
+            expect, "restored",
+            "{name}: only a restored one is run held"
+        );
+        let out = suspend(pid, &dir, &["--hold"]);
+        assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
+        let back = agent(&["resume", dir.arg()]);
+        assert_eq!(back.code, 0, "{name}: resume of the held process: {back:?}");
+        let code = w.wait_exit();
+        assert!(
+            code == 0 && w.seen.iter().any(|l| l == "ok"),
+            "{name}: after the held resume it exited {code}: {:#?}",
+            w.seen
+        );
+        return Verdict::Restored;
+    }
     let out = suspend(pid, &dir, &[]);
     if expect == "restored" {
         assert_eq!(out.code, 0, "{name}: suspend --exit: {out:?}");
@@ -82,16 +103,22 @@ fn run(name: &str) -> Verdict {
         );
         return Verdict::Restored;
     }
-    let words = expect
-        .strip_prefix("refused ")
-        .unwrap_or_else(|| panic!("{name}: expects {expect:?}"));
+    let (words, late) = match expect.split_once(' ') {
+        Some(("refused", words)) => (words, false),
+        Some(("refused-late", words)) => (words, true),
+        _ => panic!("{name}: expects {expect:?}"),
+    };
     let said = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, UNSUPPORTED, "{name}: suspend --exit: {out:?}");
     assert!(
         said.contains(words),
         "{name}: the refusal must name {words:?}: {said}"
     );
-    assert!(said.contains("nothing was frozen"), "{name}: {said}");
+    assert!(
+        late || said.contains("nothing was frozen"),
+        "{name}: refused before freezing: {said}"
+    );
+    assert!(!dir.path.exists(), "{name}: no image is left");
     // Held, it keeps the state.
     let out = suspend(pid, &dir, &["--hold"]);
     assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
@@ -118,7 +145,12 @@ fn every_one_feature_workload_comes_back_exactly_or_is_refused() {
     );
     let (mut restored, mut refused, mut skipped, mut failed) = (0, 0, Vec::new(), Vec::new());
     for name in &names {
-        match catch_unwind(AssertUnwindSafe(|| run(name))) {
+        let verdict = catch_unwind(AssertUnwindSafe(|| match run(name, false) {
+            // The same state, held.
+            Verdict::Restored => run(name, true),
+            other => other,
+        }));
+        match verdict {
             Ok(Verdict::Restored) => restored += 1,
             Ok(Verdict::Refused) => refused += 1,
             Ok(Verdict::Skipped(why)) => {
@@ -137,8 +169,9 @@ fn every_one_feature_workload_comes_back_exactly_or_is_refused() {
         }
     }
     note(&format!(
-        "{} feature workloads: {restored} restored exactly, {refused} refused by name (and kept \
-         when held), {} not run on this kernel {skipped:?}, {} failed {failed:?}",
+        "{} feature workloads: {restored} restored exactly (from the image, and held), {refused} \
+         refused by name (and kept when held), {} not run on this kernel {skipped:?}, {} failed \
+         {failed:?}",
         names.len(),
         skipped.len(),
         failed.len()

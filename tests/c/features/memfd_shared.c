@@ -1,4 +1,5 @@
-/* A 64 KiB memfd mapped MAP_SHARED and filled: after the resume the mapping holds
+/* A 64 KiB memfd mapped MAP_SHARED, its fd kept open: an image cannot hold
+ * an open memfd yet (refused by name); held, after the resume the mapping holds
  * the pattern, pread on the memfd sees the same bytes, and writes through either
  * are seen through the other (shared, not a private copy). */
 #include "feature.h"
@@ -10,7 +11,7 @@
 
 int main(void)
 {
-	feature_begin("restored");
+	feature_begin("refused /memfd:feature-memfd");
 	static unsigned char got[SIZE];
 	int fd = memfd_create("feature-memfd", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, SIZE))
