@@ -811,3 +811,53 @@ pub fn write_lock(fd: i32, cmd: i32, start: i64, len: i64) -> i32 {
         libc::fcntl(fd, cmd, &l)
     }
 }
+
+/// Which of the three locks `locks` took on `path` another process can
+/// take now: `(flock, posix, ofd)`, each `true` if it got it.
+pub fn lockable(path: &str) -> (bool, bool, bool) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("the lock file");
+    use std::os::fd::AsRawFd as _;
+    let fd = f.as_raw_fd();
+    let try_lock = |cmd, start| write_lock(fd, cmd, start, 10) == 0;
+    // SAFETY: flock on our own descriptor (released when it closes).
+    let flock = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    (
+        flock,
+        try_lock(libc::F_SETLK, 0),
+        try_lock(libc::F_OFD_SETLK, 10),
+    )
+}
+
+/// A WAL-mode sqlite database with a transaction open (500 rows inserted,
+/// not committed), waiting for a line on stdin to commit.
+pub const SQLITE_WRITER: &str = r#"
+import os, sqlite3, sys
+db = sys.argv[1] if len(sys.argv) > 1 else os.environ["DB"]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA journal_mode=WAL")
+c.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+c.execute("INSERT INTO t VALUES (0)")
+c.execute("BEGIN IMMEDIATE")
+for i in range(500):
+    c.execute("INSERT INTO t VALUES (?)", (i + 1,))
+print(f"ready pid={os.getpid()}", flush=True)
+sys.stdin.readline()
+c.execute("COMMIT")
+print(f"committed rows={c.execute('SELECT COUNT(*) FROM t').fetchone()[0]}", flush=True)
+sys.stdin.readline()
+"#;
+
+/// Tries to write to `db` from another process: `busy`, or `wrote`.
+pub const SQLITE_OTHER: &str = r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=0.2, isolation_level=None)
+try:
+    c.execute("INSERT INTO t VALUES (-1)")
+    print("wrote")
+except sqlite3.OperationalError as e:
+    print("busy" if "locked" in str(e) or "busy" in str(e) else f"error {e}")
+"#;

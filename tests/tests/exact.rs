@@ -4,7 +4,8 @@
 //! a held suspension keeps it, and the process checks itself afterwards.
 
 use suspend_tests::{
-    Daemon, ImageDir, KillOnDrop, Proc, agent, bin, field, ready_pid, state_after, suspend,
+    Daemon, ImageDir, KillOnDrop, Proc, agent, bin, field, lockable, pid_alive, ready_pid,
+    state_after, suspend,
 };
 
 const UNSUPPORTED: i32 = 8;
@@ -61,9 +62,42 @@ fn posix_timers_are_refused_not_lost() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn file_locks_are_refused_not_lost() {
+fn every_kind_of_lock_comes_back_and_one_taken_meanwhile_is_refused_by_name() {
     let _daemon = Daemon::start();
-    refused_then_held("flock", "flock", "an flock (WRITE)").exit_ok();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let locks = w.ask("locks", "locks");
+    assert!(locks.ends_with("rc=[0, 0, 0]"), "{locks}");
+    let path = field(&locks, "path").to_owned();
+    let dir = ImageDir::new("locks");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    // Let go while it is away: another open file takes the flock.
+    let other = std::fs::File::open(&path).expect("the lock file");
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on our own descriptor (let go when it closes).
+    let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "the flock is free once the process is gone");
+    let refused = agent(&["resume", dir.arg()]);
+    assert_eq!(refused.code, 9, "{refused:?}");
+    assert!(
+        refused.stderr.contains("it held an flock (write)") && refused.stderr.contains("holds now"),
+        "the refusal names the lock and that it is taken: {refused:?}"
+    );
+    assert!(!pid_alive(pid), "nothing was created");
+    drop(other);
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    assert_eq!(
+        lockable(&path),
+        (false, false, false),
+        "its flock, POSIX and OFD locks are its own again"
+    );
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+    assert_eq!(lockable(&path), (true, true, true), "let go when it exits");
+    let _ = std::fs::remove_file(&path);
 }
 
 #[test]
@@ -125,4 +159,80 @@ fn children_are_refused_not_orphaned() {
     let state = state_after(&mut w, "check", 2);
     assert_eq!(field(&state, "reason"), "restored", "{state}");
     w.exit_ok();
+}
+
+/// sqlite3 (WAL mode) with a transaction open, suspended with `--exit`:
+/// `(the writer, its pid, the database, another writer's attempt)`.
+fn sqlite_suspended(name: &str) -> (Proc, u32, std::path::PathBuf, ImageDir) {
+    let db_dir = std::env::temp_dir().join(format!("suspend-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&db_dir);
+    std::fs::create_dir_all(&db_dir).expect("temp dir");
+    let db = db_dir.join("t.db");
+    let mut cmd = std::process::Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", suspend_tests::SQLITE_WRITER])
+        .env("DB", &db);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    suspend_tests::wait_for("the preloaded python to register", || {
+        suspend_tests::registry_entry(pid)
+    });
+    assert_eq!(sqlite_other(&db), "busy", "the writer holds the write lock");
+    let image = ImageDir::new(name);
+    let out = suspend(pid, &image, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    py.wait_exit();
+    (py, pid, db, image)
+}
+
+fn sqlite_other(db: &std::path::Path) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", suspend_tests::SQLITE_OTHER])
+        .arg(db)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_sqlite_transaction_comes_back_from_its_image_with_its_locks() {
+    let _daemon = Daemon::start();
+    let (_gone, pid, db, image) = sqlite_suspended("exit-sqlite");
+    let mut py = Proc::resume(&image.path, pid, &[]);
+    assert_eq!(
+        sqlite_other(&db),
+        "busy",
+        "resumed, it holds its locks again"
+    );
+    py.send("");
+    let done = py.expect("committed");
+    assert_eq!(field(&done, "rows"), "501", "every row of the transaction");
+    assert_eq!(
+        sqlite_other(&db),
+        "wrote",
+        "the lock is free once it committed"
+    );
+    py.send("");
+    assert_eq!(py.wait_exit(), 0);
+    let _ = std::fs::remove_dir_all(db.parent().expect("its directory"));
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_sqlite_database_written_while_its_writer_was_away_is_refused_by_name() {
+    let _daemon = Daemon::start();
+    let (_gone, pid, db, image) = sqlite_suspended("exit-sqlite-written");
+    // Its locks went with it: another connection writes meanwhile.
+    assert_eq!(sqlite_other(&db), "wrote");
+    let refused = agent(&["resume", image.arg()]);
+    assert_eq!(refused.code, 9, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("a file it had open while it held a lock")
+            && refused.stderr.contains("t.db"),
+        "the refusal names the changed file: {refused:?}"
+    );
+    assert!(!pid_alive(pid), "nothing was created");
+    let _ = std::fs::remove_dir_all(db.parent().expect("its directory"));
 }

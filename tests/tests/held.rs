@@ -117,36 +117,6 @@ fn a_tcp_connection_survives_a_hold() {
     w.exit_ok();
 }
 
-/// A WAL-mode sqlite database with a transaction open (500 rows inserted,
-/// not committed), waiting for a line on stdin to commit.
-const SQLITE_WRITER: &str = r#"
-import os, sqlite3, sys
-db = sys.argv[1] if len(sys.argv) > 1 else os.environ["DB"]
-c = sqlite3.connect(db, isolation_level=None)
-c.execute("PRAGMA journal_mode=WAL")
-c.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
-c.execute("INSERT INTO t VALUES (0)")
-c.execute("BEGIN IMMEDIATE")
-for i in range(500):
-    c.execute("INSERT INTO t VALUES (?)", (i + 1,))
-print(f"ready pid={os.getpid()}", flush=True)
-sys.stdin.readline()
-c.execute("COMMIT")
-print(f"committed rows={c.execute('SELECT COUNT(*) FROM t').fetchone()[0]}", flush=True)
-sys.stdin.readline()
-"#;
-
-/// Tries to write to `db` from another process: `busy`, or `wrote`.
-const SQLITE_OTHER: &str = r#"
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=0.2, isolation_level=None)
-try:
-    c.execute("INSERT INTO t VALUES (-1)")
-    print("wrote")
-except sqlite3.OperationalError as e:
-    print("busy" if "locked" in str(e) or "busy" in str(e) else f"error {e}")
-"#;
-
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn a_sqlite_transaction_keeps_its_locks_while_held() {
@@ -154,14 +124,14 @@ fn a_sqlite_transaction_keeps_its_locks_while_held() {
     let dir = tempdir("held-sqlite");
     let db = dir.join("t.db");
     let mut cmd = Command::new(bin("suspend-agent"));
-    cmd.args(["run", "--", "python3", "-c", SQLITE_WRITER])
+    cmd.args(["run", "--", "python3", "-c", suspend_tests::SQLITE_WRITER])
         .env("DB", &db);
     let mut py = Proc::spawn_command(cmd);
     let pid = ready_pid(&mut py);
     wait_for("the preloaded python to register", || registry_entry(pid));
     let other = || {
         let out = Command::new("python3")
-            .args(["-c", SQLITE_OTHER])
+            .args(["-c", suspend_tests::SQLITE_OTHER])
             .arg(&db)
             .output()
             .expect("python3");
@@ -581,26 +551,6 @@ asyncio.run(main())
     assert!(after > before, "its timers go on: {before} -> {after}");
 }
 
-/// Which of the three locks `locks` took on `path` another process can
-/// take now: `(flock, posix, ofd)`, each `true` if it got it.
-fn lockable(path: &str) -> (bool, bool, bool) {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("the lock file");
-    use std::os::fd::AsRawFd as _;
-    let fd = f.as_raw_fd();
-    let try_lock = |cmd, start| suspend_tests::write_lock(fd, cmd, start, 10) == 0;
-    // SAFETY: flock on our own descriptor (released when it closes).
-    let flock = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    (
-        flock,
-        try_lock(libc::F_SETLK, 0),
-        try_lock(libc::F_OFD_SETLK, 10),
-    )
-}
-
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn posix_timers_and_every_kind_of_lock_stay_its_own_while_held() {
@@ -612,18 +562,22 @@ fn posix_timers_and_every_kind_of_lock_stay_its_own_while_held() {
     let path = field(&locks, "path").to_owned();
     let timer = w.ask("timer", "timer");
     let id = field(&timer, "id").to_owned();
-    assert_eq!(lockable(&path), (false, false, false), "its locks, before");
+    assert_eq!(
+        suspend_tests::lockable(&path),
+        (false, false, false),
+        "its locks, before"
+    );
     let dir = ImageDir::new("held-locks");
     hold(pid, &dir);
     assert_eq!(
-        lockable(&path),
+        suspend_tests::lockable(&path),
         (false, false, false),
         "still its own while held"
     );
     let back = resume_held(dir.arg());
     assert_eq!(back.code, 0, "{back:?}");
     assert_eq!(
-        lockable(&path),
+        suspend_tests::lockable(&path),
         (false, false, false),
         "still its own after"
     );
@@ -634,7 +588,7 @@ fn posix_timers_and_every_kind_of_lock_stay_its_own_while_held() {
     intact(&mut w);
     w.exit_ok();
     assert_eq!(
-        lockable(&path),
+        suspend_tests::lockable(&path),
         (true, true, true),
         "released when it exits"
     );

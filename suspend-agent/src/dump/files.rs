@@ -22,7 +22,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, EventFd, File, FileKind, FileOwner, PipeEnd},
+    image::format::{EpollTarget, EventFd, File, FileKind, FileLock, FileOwner, LockKind, PipeEnd},
     sys::PidFd,
 };
 
@@ -220,6 +220,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             pipe,
             owner,
             dup_of: None,
+            locks: parse_fd_locks(&info).0,
         });
     }
     files.sort_by_key(|f| f.fd);
@@ -295,13 +296,23 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             ));
             continue;
         }
-        // Held locks: not in an image yet, whatever the file (a held
-        // process keeps them).
-        let locks = fd_locks(pid, f.fd);
-        if !locks.is_empty() {
+        // Leases: not in an image (a held process keeps them). Other
+        // locks are, on the files an image holds.
+        let leases = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", f.fd))
+            .map(|info| parse_fd_locks(&info).1)
+            .unwrap_or_default();
+        if !leases.is_empty() {
             bad.push((
                 f.fd,
-                format!("fd {} ({}, holds {})", f.fd, f.path, locks.join(" and ")),
+                format!("fd {} ({}, holds {})", f.fd, f.path, leases.join(" and ")),
+            ));
+            continue;
+        }
+        if !f.locks.is_empty() && !f.restorable() {
+            let names: Vec<&str> = f.locks.iter().map(|l| l.kind.name()).collect();
+            bad.push((
+                f.fd,
+                format!("fd {} ({}, holds {})", f.fd, f.path, names.join(" and ")),
             ));
             continue;
         }
@@ -448,33 +459,44 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
     })
 }
 
-/// The locks `pid` holds through its fd `fd`, as people name them (the
-/// `lock:` lines of its fdinfo: `FLOCK`, `POSIX`, `OFDLCK`, `LEASE`, with
-/// `READ`/`WRITE`).
-fn fd_locks(pid: u32, fd: i32) -> Vec<String> {
-    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .map(|info| parse_fd_locks(&info))
-        .unwrap_or_default()
-}
-
-/// See [`fd_locks`].
-fn parse_fd_locks(info: &str) -> Vec<String> {
-    info.lines()
-        .filter_map(|l| l.strip_prefix("lock:"))
-        .map(|l| {
-            // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`
-            let words: Vec<&str> = l.split_whitespace().collect();
-            let kind = match words.get(1).copied() {
-                Some("FLOCK") => "an flock",
-                Some("POSIX") => "a POSIX record lock",
-                Some("OFDLCK") => "an OFD lock",
-                Some("LEASE") | Some("DELEG") => "a lease",
-                _ => "a lock",
-            };
-            let mode = words.get(3).map_or(String::new(), |m| format!(" ({m})"));
-            format!("{kind}{mode}")
-        })
-        .collect()
+/// The locks of a fdinfo text (`lock:` lines, as in `/proc/locks`):
+/// those an image holds, and those it cannot (leases, named).
+pub fn parse_fd_locks(info: &str) -> (Vec<FileLock>, Vec<String>) {
+    let (mut locks, mut other) = (Vec::new(), Vec::new());
+    for l in info.lines().filter_map(|l| l.strip_prefix("lock:")) {
+        // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let kind = match words.get(1).copied() {
+            Some("FLOCK") => Some(LockKind::Flock),
+            Some("POSIX") => Some(LockKind::Posix),
+            Some("OFDLCK") => Some(LockKind::Ofd),
+            _ => None,
+        };
+        let write = words.get(3) == Some(&"WRITE");
+        let start = words.get(6).and_then(|w| w.parse().ok());
+        let end: Option<Option<u64>> = match words.get(7) {
+            Some(&"EOF") => Some(None),
+            Some(w) => w.parse().ok().map(Some),
+            None => None,
+        };
+        match (kind, start, end) {
+            (Some(kind), Some(start), Some(end)) => locks.push(FileLock {
+                kind,
+                write,
+                start,
+                end,
+            }),
+            _ => {
+                let name = match words.get(1).copied() {
+                    Some("LEASE") | Some("DELEG") => "a lease",
+                    _ => "a lock of an unknown kind",
+                };
+                let mode = words.get(3).map_or(String::new(), |m| format!(" ({m})"));
+                other.push(format!("{name}{mode}"));
+            }
+        }
+    }
+    (locks, other)
 }
 
 /// Every fd of a process other than `pid` (and this agent) whose link is
@@ -752,11 +774,28 @@ mod tests {
         let info = "pos:\t0\nflags:\t02\nmnt_id:\t26\nino:\t5678\n\
                     lock:\t1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF\n\
                     lock:\t2: POSIX  ADVISORY  READ 1234 08:01:5678 0 99\n";
+        let (locks, other) = parse_fd_locks(info);
         assert_eq!(
-            parse_fd_locks(info),
-            ["an flock (WRITE)", "a POSIX record lock (READ)"]
+            locks,
+            [
+                FileLock {
+                    kind: LockKind::Flock,
+                    write: true,
+                    start: 0,
+                    end: None
+                },
+                FileLock {
+                    kind: LockKind::Posix,
+                    write: false,
+                    start: 0,
+                    end: Some(99)
+                }
+            ]
         );
-        assert!(parse_fd_locks("pos:\t0\nflags:\t02\n").is_empty());
+        assert!(other.is_empty());
+        let lease = "lock:\t3: LEASE  ACTIVE    READ 1234 08:01:5678 0 EOF\n";
+        assert_eq!(parse_fd_locks(lease).1, ["a lease (READ)"]);
+        assert!(parse_fd_locks("pos:\t0\nflags:\t02\n").0.is_empty());
     }
 
     #[test]
@@ -779,6 +818,7 @@ mod tests {
             pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
             owner: None,
             dup_of: None,
+            locks: Vec::new(),
         }
     }
 

@@ -528,6 +528,44 @@ pub struct File {
     /// offset and status flags), above stdio and other than a pipe's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dup_of: Option<i32>,
+    /// The locks held through it (`lock:` lines of its fdinfo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<FileLock>,
+}
+
+/// A lock a process holds on a file: taken again at resume, before any
+/// thread runs (refused if another process holds a conflicting one then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLock {
+    pub kind: LockKind,
+    /// A write (exclusive) lock, else a read (shared) one.
+    pub write: bool,
+    /// The byte range of a record lock: its first byte, and its last
+    /// (`None`: to the end of the file, however long it grows).
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// `flock(2)`: the whole file, held by the open file.
+    Flock,
+    /// A POSIX record lock (`F_SETLK`): held by the process.
+    Posix,
+    /// An open file description lock (`F_OFD_SETLK`): held by the open file.
+    Ofd,
+}
+
+impl LockKind {
+    /// As people name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockKind::Flock => "an flock",
+            LockKind::Posix => "a POSIX record lock",
+            LockKind::Ofd => "an OFD lock",
+        }
+    }
 }
 
 /// The signal owner of an open file (`struct f_owner_ex`) and its signal.

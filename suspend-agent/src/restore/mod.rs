@@ -26,6 +26,7 @@ mod cgroup;
 mod child;
 mod finish;
 mod load;
+mod locks;
 mod open;
 mod plan;
 mod validate;

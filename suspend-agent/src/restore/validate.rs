@@ -103,6 +103,8 @@ pub enum Refusal {
          {mask})"
     )]
     Cpus { tid: u32, mask: String },
+    #[error("it held {what}, which {holder} holds now; resume it once that is let go")]
+    LockTaken { what: String, holder: String },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(
@@ -143,6 +145,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     cpus(image)?;
     oom_score(image)?;
     super::cgroup::targets(image)?;
+    super::locks::check(image)?;
     if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
         && crate::procfs::loginuid(std::process::id())
             .ok()

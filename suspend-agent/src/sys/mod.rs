@@ -134,6 +134,56 @@ pub fn file_owner(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u32)> {
     Ok((owner[0] as u32, owner[1] as u32, signal as u32))
 }
 
+/// `struct flock` for a record lock of `len` bytes from `start` (0: to
+/// the end of the file), as `F_SETLK`, `F_OFD_SETLK` and their `GETLK`
+/// take it (x86-64 layout, 32 bytes).
+pub fn flock_struct(write: bool, start: u64, len: u64) -> [u8; 32] {
+    let mut raw = [0u8; 32];
+    let kind = if write { libc::F_WRLCK } else { libc::F_RDLCK } as i16;
+    raw[0..2].copy_from_slice(&kind.to_ne_bytes());
+    raw[2..4].copy_from_slice(&(libc::SEEK_SET as i16).to_ne_bytes());
+    raw[8..16].copy_from_slice(&start.to_ne_bytes());
+    raw[16..24].copy_from_slice(&len.to_ne_bytes());
+    raw
+}
+
+/// Whether another open file holds a record lock (POSIX or OFD) that
+/// conflicts with the one described, on the file `fd` refers to: the
+/// holder's pid (-1 for an OFD lock), from `F_OFD_GETLK`.
+pub fn record_lock_holder(
+    fd: BorrowedFd<'_>,
+    write: bool,
+    start: u64,
+    len: u64,
+) -> io::Result<Option<i32>> {
+    const F_OFD_GETLK: libc::c_int = 36;
+    let mut raw = flock_struct(write, start, len);
+    // SAFETY: F_OFD_GETLK reads and writes one struct flock (32 bytes).
+    if unsafe { libc::fcntl(fd.as_raw_fd(), F_OFD_GETLK, raw.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let kind = i16::from_ne_bytes([raw[0], raw[1]]);
+    let pid = i32::from_ne_bytes([raw[24], raw[25], raw[26], raw[27]]);
+    Ok((kind != libc::F_UNLCK as i16).then_some(pid))
+}
+
+/// Whether an flock of the kind described could be taken on the file `fd`
+/// refers to (taken and let go at once, through `fd`'s own open file).
+pub fn flock_free(fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
+    let how = if write { libc::LOCK_EX } else { libc::LOCK_SH } | libc::LOCK_NB;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(fd.as_raw_fd(), how) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: as above.
+    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+    Ok(true)
+}
+
 /// Reads an eventfd's 8-byte value (`eventfd_read`).
 pub fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut value = 0u64;

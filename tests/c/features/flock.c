@@ -1,5 +1,5 @@
-/* An exclusive flock on /tmp/feature-flock-PID: an image cannot hold it; after
- * a held suspension it is still held (another open file cannot take it). */
+/* An exclusive flock on /tmp/feature-flock-PID: it comes back (another open
+ * file cannot take it after the resume). */
 #include "feature.h"
 
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	feature_begin("refused flock");
+	feature_begin("restored");
 	char path[64];
 	snprintf(path, sizeof path, "/tmp/feature-flock-%d", (int)getpid());
 	int fd = open(path, O_CREAT | O_RDWR, 0600);

@@ -1,12 +1,12 @@
-/* An OFD write lock on bytes 0..99 of /tmp/feature-ofd-PID: an image cannot hold
- * it; after a held suspension another open file's F_OFD_GETLK reports it. */
+/* An OFD write lock on bytes 0..99 of /tmp/feature-ofd-PID: it comes back
+ * (another open file's F_OFD_GETLK reports it after the resume). */
 #include "feature.h"
 
 #include <fcntl.h>
 
 int main(void)
 {
-	feature_begin("refused OFD");
+	feature_begin("restored");
 	char path[64];
 	snprintf(path, sizeof path, "/tmp/feature-ofd-%d", (int)getpid());
 	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };

@@ -1,5 +1,5 @@
-/* A POSIX record (write) lock on bytes 0..99 of /tmp/feature-posix-PID: an image
- * cannot hold it; after a held suspension a child's F_GETLK sees us holding it. */
+/* A POSIX record (write) lock on bytes 0..99 of /tmp/feature-posix-PID: it
+ * comes back (a child's F_GETLK sees us holding it after the resume). */
 #include "feature.h"
 
 #include <fcntl.h>
@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	feature_begin("refused POSIX");
+	feature_begin("restored");
 	char path[64];
 	snprintf(path, sizeof path, "/tmp/feature-posix-%d", (int)getpid());
 	struct flock lock = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 100 };
