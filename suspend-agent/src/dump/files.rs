@@ -22,12 +22,56 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, EventFd, File, FileKind, FileLock, FileOwner, LockKind, PipeEnd},
+    image::format::{
+        EpollTarget, EventFd, File, FileKind, FileLock, FileOwner, LockKind, PipeEnd, TimerFd,
+    },
     sys::PidFd,
 };
 
 const EVENTFD: &str = "anon_inode:[eventfd]";
 const EVENTPOLL: &str = "anon_inode:[eventpoll]";
+const SIGNALFD: &str = "anon_inode:[signalfd]";
+const TIMERFD: &str = "anon_inode:[timerfd]";
+
+/// `sigmask:` (hex) of a signalfd's fdinfo.
+pub fn parse_signalfd(text: &str) -> Option<u64> {
+    let v = text.lines().find_map(|l| l.strip_prefix("sigmask:"))?;
+    u64::from_str_radix(v.trim(), 16).ok()
+}
+
+/// A timerfd's fdinfo (`clockid:`, `ticks:`, `settime flags:` in octal,
+/// `it_value: (S, NS)`, `it_interval: (S, NS)`); `now_ns` is its clock's
+/// time as it was read, for an absolute deadline.
+pub fn parse_timerfd(text: &str, now_ns: impl Fn(i32) -> Option<u64>) -> Option<TimerFd> {
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+    };
+    let pair = |key: &str| -> Option<u64> {
+        let (s, ns) = field(key)?
+            .strip_prefix('(')?
+            .strip_suffix(')')?
+            .split_once(',')?;
+        Some(s.trim().parse::<u64>().ok()? * 1_000_000_000 + ns.trim().parse::<u64>().ok()?)
+    };
+    let clockid: i32 = field("clockid:")?.parse().ok()?;
+    let settime_flags = i32::from_str_radix(field("settime flags:")?, 8).ok()?;
+    let value_ns = pair("it_value:")?;
+    let deadline_ns = if settime_flags & 1 != 0 && value_ns != 0 {
+        Some(now_ns(clockid)? + value_ns)
+    } else {
+        None
+    };
+    Some(TimerFd {
+        clockid,
+        ticks: field("ticks:")?.parse().ok()?,
+        settime_flags,
+        value_ns,
+        interval_ns: pair("it_interval:")?,
+        deadline_ns,
+    })
+}
 
 /// `eventfd-count:` (hex) and `eventfd-semaphore:` of an eventfd's fdinfo.
 pub fn parse_eventfd(text: &str) -> Option<EventFd> {
@@ -112,6 +156,8 @@ impl File {
         stdio
             || self.eventfd.is_some()
             || self.epoll.is_some()
+            || self.signalfd.is_some()
+            || self.timerfd.is_some()
             || self.pipe.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && !deleted)
@@ -190,6 +236,10 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         .flatten();
         let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
         let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
+        let signalfd = (link == SIGNALFD).then(|| parse_signalfd(&info)).flatten();
+        let timerfd = (link == TIMERFD)
+            .then(|| parse_timerfd(&info, crate::sys::clock_ns))
+            .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
         let owner = match pidfd.get_fd(fd) {
             Ok(copy) => {
@@ -221,6 +271,8 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             owner,
             dup_of: None,
             locks: parse_fd_locks(&info).0,
+            signalfd,
+            timerfd,
         });
     }
     files.sort_by_key(|f| f.fd);
@@ -819,7 +871,38 @@ mod tests {
             owner: None,
             dup_of: None,
             locks: Vec::new(),
+            signalfd: None,
+            timerfd: None,
         }
+    }
+
+    #[test]
+    fn signalfd_and_timerfd() {
+        let text =
+            "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\nsigmask:\t0000000000000200\n";
+        assert_eq!(parse_signalfd(text), Some(0x200));
+        let text = "pos:\t0\nflags:\t04002\nclockid: 1\nticks: 1\nsettime flags: 00\n\
+                    it_value: (0, 0)\nit_interval: (1, 0)\n";
+        assert_eq!(
+            parse_timerfd(text, |_| Some(5)),
+            Some(TimerFd {
+                clockid: 1,
+                ticks: 1,
+                settime_flags: 0,
+                value_ns: 0,
+                interval_ns: 1_000_000_000,
+                deadline_ns: None
+            })
+        );
+        let text = "clockid: 0\nticks: 0\nsettime flags: 03\nit_value: (99, 387315080)\n\
+                    it_interval: (0, 0)\n";
+        let t = parse_timerfd(text, |clock| (clock == 0).then_some(1_000)).unwrap();
+        assert_eq!((t.settime_flags, t.value_ns), (3, 99_387_315_080));
+        assert_eq!(
+            t.deadline_ns,
+            Some(99_387_316_080),
+            "absolute: now + what was left"
+        );
     }
 
     #[test]

@@ -531,6 +531,31 @@ pub struct File {
     /// The locks held through it (`lock:` lines of its fdinfo).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locks: Vec<FileLock>,
+    /// A signalfd's mask (`sigmask:` of its fdinfo), signal `n` at bit
+    /// `n - 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signalfd: Option<u64>,
+    /// A timerfd's clock and timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timerfd: Option<TimerFd>,
+}
+
+/// A timerfd (its fdinfo), as a resume sets it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerFd {
+    pub clockid: i32,
+    /// Expirations not read yet.
+    pub ticks: u64,
+    /// `TFD_TIMER_ABSTIME` 1, `TFD_TIMER_CANCEL_ON_SET` 2.
+    pub settime_flags: i32,
+    /// Time to the next expiry (0: disarmed, or expired and waiting for a
+    /// read to be re-armed by its interval).
+    pub value_ns: u64,
+    pub interval_ns: u64,
+    /// With `TFD_TIMER_ABSTIME`: the next expiry on its clock, as it was
+    /// when the image was taken (an absolute deadline stays absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ns: Option<u64>,
 }
 
 /// A lock a process holds on a file: taken again at resume, before any

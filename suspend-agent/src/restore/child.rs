@@ -28,6 +28,8 @@ const STEP_RLIMIT: u32 = 109;
 const STEP_PERSONALITY: u32 = 110;
 const STEP_EPOLL: u32 = 111;
 const STEP_SESSION: u32 = 112;
+/// `_IOW('T', 0, u64)`: a timerfd's count of unread expirations.
+const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400;
 const STEP_LOGINUID: u32 = 113;
 
 fn child_step_name(step: u32) -> &'static str {
@@ -367,6 +369,35 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     (fd, *flags)
                 }
                 OpenKind::Epoll { flags, .. } => (libc::epoll_create1(*flags), *flags),
+                OpenKind::SignalFd { mask, flags } => {
+                    let fd = libc::syscall(libc::SYS_signalfd4, -1, mask as *const u64, 8, *flags);
+                    (fd as RawFd, *flags)
+                }
+                OpenKind::TimerFd {
+                    clock,
+                    flags,
+                    settime,
+                    spec,
+                    ticks,
+                } => {
+                    let fd = libc::timerfd_create(*clock, *flags);
+                    if fd >= 0
+                        && spec[2..] != [0, 0]
+                        && libc::syscall(
+                            libc::SYS_timerfd_settime,
+                            fd,
+                            *settime,
+                            spec.as_ptr(),
+                            std::ptr::null_mut::<u8>(),
+                        ) < 0
+                    {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    if fd >= 0 && *ticks != 0 && libc::ioctl(fd, TFD_IOC_SET_TICKS, ticks) < 0 {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    (fd, *flags)
+                }
             };
             if fd < 0 {
                 fail(plan, STEP_OPEN, open.fd as usize);

@@ -109,6 +109,8 @@ fn wanted(image: &Image) -> Vec<Want> {
             || f.pipe.is_some()
             || f.eventfd.is_some()
             || f.epoll.is_some()
+            || f.signalfd.is_some()
+            || f.timerfd.is_some()
             || f.dup_of.is_some()
         {
             continue; // stdio is the resume command's; the others are made

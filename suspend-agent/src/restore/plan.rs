@@ -86,6 +86,21 @@ pub enum OpenKind {
         count: u64,
         flags: i32,
     },
+    /// `signalfd4(-1, mask, flags)`.
+    SignalFd {
+        mask: u64,
+        flags: i32,
+    },
+    /// `timerfd_create(clock, flags)`, then `timerfd_settime(settime,
+    /// spec)` if `spec` arms it (interval s, ns, value s, ns) and
+    /// `TFD_IOC_SET_TICKS` if `ticks`.
+    TimerFd {
+        clock: i32,
+        flags: i32,
+        settime: i32,
+        spec: [i64; 4],
+        ticks: u64,
+    },
     /// A pipe: its read end at this fd, its write end at `write_fd`, with
     /// `data` in it.
     Pipe {
@@ -348,6 +363,32 @@ impl Plan {
                         })?,
                     }
                 }
+            } else if let Some(mask) = f.signalfd {
+                OpenKind::SignalFd {
+                    mask,
+                    flags: flags & (libc::O_NONBLOCK | libc::O_CLOEXEC),
+                }
+            } else if let Some(t) = &f.timerfd {
+                // An expired timer waiting for a read to re-arm it by its
+                // interval shows no time left: armed one interval on.
+                let value = match (t.deadline_ns, t.value_ns, t.interval_ns) {
+                    (Some(deadline), _, _) => deadline,
+                    (None, 0, interval) => interval,
+                    (None, value, _) => value,
+                };
+                let split = |ns: u64| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
+                let (interval, value) = (split(t.interval_ns), split(value));
+                OpenKind::TimerFd {
+                    clock: t.clockid,
+                    flags: flags & (libc::O_NONBLOCK | libc::O_CLOEXEC),
+                    settime: if t.deadline_ns.is_some() {
+                        t.settime_flags
+                    } else {
+                        0
+                    },
+                    spec: [interval[0], interval[1], value[0], value[1]],
+                    ticks: t.ticks,
+                }
             } else if let Some(e) = &f.eventfd {
                 OpenKind::EventFd {
                     count: e.count,
@@ -388,7 +429,7 @@ impl Plan {
         // copy of an epoll after the epolls).
         let rank = |what: &OpenKind| match what {
             OpenKind::File { .. } => 0,
-            OpenKind::EventFd { .. } => 2,
+            OpenKind::EventFd { .. } | OpenKind::SignalFd { .. } | OpenKind::TimerFd { .. } => 2,
             OpenKind::Pipe { .. } => 4,
             OpenKind::Epoll { .. } => 6,
             OpenKind::Dup { .. } => 4, // a pipe end's (see below)

@@ -12,7 +12,7 @@ pub mod uffd;
 
 pub use creds::random;
 pub use pidfd::{PidFd, SigQueueInfo};
-pub use time::boottime_ns;
+pub use time::{boottime_ns, clock_ns};
 
 use std::{
     io,

@@ -1,5 +1,5 @@
-/* A signalfd for SIGUSR1 (blocked): an image cannot hold it; after a held
- * suspension a raised SIGUSR1 is read from it. */
+/* A signalfd for SIGUSR1 (blocked): it comes back with its mask; a raised
+ * SIGUSR1 is read from it after the resume. */
 #include "feature.h"
 
 #include <signal.h>
@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	feature_begin("refused signalfd");
+	feature_begin("restored");
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGUSR1);

@@ -1,5 +1,5 @@
-/* A timerfd firing every 50 ms: an image cannot hold it; after a held suspension
- * it keeps its interval and a read gives at least one expiration. */
+/* A timerfd firing every 50 ms: it comes back with its interval, and a read
+ * gives at least one expiration after the resume. */
 #include "feature.h"
 
 #include <poll.h>
@@ -8,7 +8,7 @@
 
 int main(void)
 {
-	feature_begin("refused timerfd");
+	feature_begin("restored");
 	struct itimerspec every = { .it_interval = { 0, 50000000 }, .it_value = { 0, 50000000 } };
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
 	if (tfd < 0 || timerfd_settime(tfd, 0, &every, NULL))
