@@ -410,6 +410,59 @@ pub fn autogroup_nice(pid: u32) -> Option<i32> {
     text.split_whitespace().last()?.parse().ok()
 }
 
+/// One timer of `/proc/PID/timers`: (id, clock, notify as in `sigev_notify`,
+/// signal, `sigev_value`, the pid or tid it notifies).
+pub type ProcTimer = (i32, i32, i32, i32, u64, u32);
+
+/// The POSIX timers of a `/proc/PID/timers` text.
+pub fn parse_timers(text: &str) -> Option<Vec<ProcTimer>> {
+    let mut timers = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let id = line.strip_prefix("ID:")?.trim().parse().ok()?;
+        let (signal, value) = lines
+            .next()?
+            .strip_prefix("signal:")?
+            .trim()
+            .split_once('/')?;
+        let (how, target) = lines
+            .next()?
+            .strip_prefix("notify:")?
+            .trim()
+            .split_once('/')?;
+        let clock = lines
+            .next()?
+            .strip_prefix("ClockID:")?
+            .trim()
+            .parse()
+            .ok()?;
+        let (whom, target) = target.split_once('.')?;
+        let notify = match how {
+            "signal" => 0,
+            "none" => 1,
+            "thread" => 2,
+            _ => return None,
+        } | if whom == "tid" { 4 } else { 0 };
+        timers.push((
+            id,
+            clock,
+            notify,
+            signal.parse().ok()?,
+            u64::from_str_radix(value, 16).ok()?,
+            target.parse().ok()?,
+        ));
+    }
+    Some(timers)
+}
+
+/// The POSIX timers of `pid` (see [`parse_timers`]).
+pub fn timers(pid: u32) -> Result<Vec<ProcTimer>, ProcError> {
+    parse_timers(&read(pid, "timers")?).ok_or(ProcError::Parse {
+        path: format!("/proc/{pid}/timers").into(),
+        what: "its POSIX timers",
+    })
+}
+
 /// `/proc/PID/loginuid`, or `None` where the kernel has no audit.
 pub fn loginuid(pid: u32) -> Result<Option<u32>, ProcError> {
     if !std::path::Path::new("/proc/self/loginuid").exists() {
@@ -447,6 +500,18 @@ pub fn pids() -> io::Result<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn posix_timers() {
+        let text = "ID: 4\nsignal: 10/0000000000001234\nnotify: signal/pid.8344\nClockID: 0\n\
+                    ID: 0\nsignal: 34/0000000000000000\nnotify: thread/tid.8345\nClockID: 1\n";
+        assert_eq!(
+            parse_timers(text),
+            Some(vec![(4, 0, 0, 10, 0x1234, 8344), (0, 1, 6, 34, 0, 8345)])
+        );
+        assert_eq!(parse_timers(""), Some(vec![]));
+        assert_eq!(parse_timers("ID: x\n"), None);
+    }
 
     #[test]
     fn smaps_fields() {

@@ -55,9 +55,24 @@ fn refused_then_held(command: &str, prefix: &str, named: &str) -> Proc {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
-fn posix_timers_are_refused_not_lost() {
+fn posix_timers_come_back_with_their_ids() {
     let _daemon = Daemon::start();
-    refused_then_held("timer", "timer", "POSIX timer").exit_ok();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let timer = w.ask("timer", "timer");
+    let id = field(&timer, "id").to_owned();
+    assert_ne!(id, "-1", "{timer}");
+    let dir = ImageDir::new("posix-timers");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    assert_eq!(
+        r.ask(&format!("timer-check {id}"), "timer-check"),
+        "timer-check ok",
+        "the same id, armed with the time it had left"
+    );
+    r.exit_ok();
 }
 
 #[test]

@@ -55,6 +55,8 @@ pub struct Inside {
     pub mdwe: Option<u32>,
     /// Whether it set up a local descriptor table (`modify_ldt`).
     pub ldt: bool,
+    /// Each POSIX timer's time left and interval (`timer_gettime`), ns.
+    pub timers: HashMap<i32, (u64, u64)>,
 }
 
 /// What one thread told.
@@ -91,6 +93,10 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         });
     };
     let site = Site::find(pid, block)?;
+    let timers = crate::procfs::timers(pid).map_err(|_| DumpError::Parse {
+        pid,
+        what: "/proc/PID/timers",
+    })?;
     let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;
@@ -186,6 +192,13 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
             inside.mdwe = u32::try_from(mdwe).ok().filter(|&f| f != 0);
             inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
+            for &(id, ..) in &timers {
+                if b.syscall(libc::SYS_timer_gettime, [id as u64, s, 0, 0, 0, 0])? == 0 {
+                    site.read(0, &mut buf)?;
+                    let ns = |at| u64_at(&buf, at) * 1_000_000_000 + u64_at(&buf, at + 8);
+                    inside.timers.insert(id, (ns(16), ns(0)));
+                }
+            }
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
             let registered = membarrier(&mut b, MEMBARRIER_GET_REGISTRATIONS)?;

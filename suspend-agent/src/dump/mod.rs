@@ -26,7 +26,7 @@ use crate::{
         ImageWriter, WriteError,
         format::{
             Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
-            PAGE_SIZE, Record, Witness,
+            PAGE_SIZE, PosixTimer, Record, Witness,
         },
     },
     procfs::{self, vmas},
@@ -97,6 +97,9 @@ pub struct DumpOptions {
     /// refusal (see [`unrestorable_state`]).
     pub new_session: bool,
 }
+
+/// `SIGEV_THREAD_ID`: a timer that signals one thread.
+const SIGEV_THREAD_ID: i32 = 4;
 
 /// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
 const PR_TSC_ENABLE: u32 = 1;
@@ -257,6 +260,30 @@ pub fn dump(
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;
+    process.posix_timers = procfs::timers(pid)
+        .map_err(|_| DumpError::Parse {
+            pid,
+            what: "/proc/PID/timers",
+        })?
+        .into_iter()
+        .map(|(id, clockid, notify, signal, value, target)| {
+            let (value_ns, interval_ns) = inside.timers.get(&id).copied().unwrap_or_default();
+            PosixTimer {
+                id,
+                clockid,
+                notify,
+                signal,
+                value,
+                tid: if notify & SIGEV_THREAD_ID != 0 {
+                    target
+                } else {
+                    0
+                },
+                value_ns,
+                interval_ns,
+            }
+        })
+        .collect();
     process.attributes = Some(Attributes {
         oom_score_adj: process::oom_score_adj(pid)?,
         child_subreaper: inside.child_subreaper,

@@ -148,6 +148,8 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         held_only: Vec::new(),
         session: Some(Session { sid, pgid }),
         cgroups: crate::procfs::cgroups(pid).map_err(|_| bad("/proc/PID/cgroup"))?,
+        // With the time each has left, asked from inside (dump::inside).
+        posix_timers: Vec::new(),
     })
 }
 
@@ -163,7 +165,7 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
 }
 
 /// What `pid` has that an image cannot hold yet, process-wide, as people
-/// name it: POSIX timers, locked memory, children, a session or process
+/// name it: locked memory, children, a session or process
 /// group it does not lead (unless `new_session`: the caller accepts that
 /// a resume puts it in the resume command's), names of shared anonymous
 /// mappings. A held process keeps all of it; a suspend that kills refuses
@@ -223,20 +225,6 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             bad.push(format!(
                 "name(s) of shared anonymous mapping(s) {} (PR_SET_VMA_ANON_NAME)",
                 named.join(", ")
-            ));
-        }
-    }
-    if let Ok(timers) = std::fs::read_to_string(format!("/proc/{pid}/timers")) {
-        let ids: Vec<&str> = timers
-            .lines()
-            .filter_map(|l| l.strip_prefix("ID:"))
-            .map(str::trim)
-            .collect();
-        if !ids.is_empty() {
-            bad.push(format!(
-                "{} POSIX timer(s) (timer_create; ids {})",
-                ids.len(),
-                ids.join(", ")
             ));
         }
     }

@@ -165,9 +165,30 @@ pub struct Process {
     /// Its session and process group, as `/proc/PID/stat` gave them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+    /// Its POSIX timers (`timer_create`), by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posix_timers: Vec<PosixTimer>,
     /// Its cgroups: the lines of `/proc/PID/cgroup`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<String>,
+}
+
+/// A POSIX timer: `/proc/PID/timers`, and `timer_gettime` asked from
+/// inside. Created again with the same id, clock and notification, armed
+/// with the time it had left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PosixTimer {
+    pub id: i32,
+    pub clockid: i32,
+    /// `SIGEV_SIGNAL` 0, `SIGEV_NONE` 1, `SIGEV_THREAD_ID` 4 (| signal).
+    pub notify: i32,
+    pub signal: i32,
+    /// `sigev_value`.
+    pub value: u64,
+    /// The thread a `SIGEV_THREAD_ID` timer signals.
+    pub tid: u32,
+    pub value_ns: u64,
+    pub interval_ns: u64,
 }
 
 /// The session and process group of a process. A resume makes the process

@@ -249,6 +249,7 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
         )?;
     }
     super::locks::take(image, main, site)?;
+    super::timers::create(image, main, site)?;
     // Stdio is the resume command's own (or what --stdin… gave).
     for f in image.files.iter().filter(|f| f.fd > 2) {
         let fd = f.fd as u64;

@@ -29,6 +29,7 @@ mod load;
 mod locks;
 mod open;
 mod plan;
+mod timers;
 mod validate;
 
 use std::{

@@ -1,0 +1,86 @@
+//! POSIX timers: each created again by the process itself (through its
+//! borrowed main thread) with its id, clock and notification, and armed
+//! with the time it had left and its interval. Ids are handed out in
+//! order by the kernel, from 0 in a new process: the ids in between are
+//! made (never armed) and deleted again. (The save half: `/proc/PID/timers` and
+//! `timer_gettime` asked from inside, in `dump`.)
+
+use crate::{
+    image::Image,
+    tracee::inject::{Borrowed, InjectError, Site},
+};
+
+/// How many ids a resume makes and deletes to reach a timer's id.
+const MAX_FILLERS: u32 = 4096;
+
+/// `struct sigevent` (64 bytes): value, signal, notify, thread id.
+fn sigevent(value: u64, signal: i32, notify: i32, tid: u32) -> [u8; 64] {
+    let mut raw = [0u8; 64];
+    raw[0..8].copy_from_slice(&value.to_ne_bytes());
+    raw[8..12].copy_from_slice(&signal.to_ne_bytes());
+    raw[12..16].copy_from_slice(&notify.to_ne_bytes());
+    raw[16..20].copy_from_slice(&tid.to_ne_bytes());
+    raw
+}
+
+/// Creates every timer of `image` again, in `main`'s process.
+pub fn create(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), InjectError> {
+    let mut timers = image.process.posix_timers.clone();
+    timers.sort_by_key(|t| t.id);
+    let mut fillers = 0;
+    for t in &timers {
+        let what = format!("creating POSIX timer {} again", t.id);
+        loop {
+            let exact = fillers >= MAX_FILLERS;
+            let event = sigevent(t.value, t.signal, t.notify, t.tid);
+            site.write(0, &event)?;
+            site.write(128, &[0u8; 4])?;
+            main.call(
+                &what,
+                libc::SYS_timer_create,
+                [
+                    t.clockid as u64,
+                    site.scratch(),
+                    site.scratch() + 128,
+                    0,
+                    0,
+                    0,
+                ],
+            )?;
+            let mut id = [0u8; 4];
+            site.read(128, &mut id)?;
+            let id = i32::from_ne_bytes(id);
+            if id == t.id {
+                break;
+            }
+            main.call(&what, libc::SYS_timer_delete, [id as u64, 0, 0, 0, 0, 0])?;
+            if id > t.id || exact {
+                return Err(InjectError::Failed {
+                    tid: image.process.pid,
+                    what: format!("{what}: the kernel gives id {id} next"),
+                    errno: nix::errno::Errno::EEXIST,
+                });
+            }
+            fillers += 1;
+        }
+        if t.value_ns != 0 {
+            let split = |ns: u64| [ns / 1_000_000_000, ns % 1_000_000_000];
+            let (interval, value) = (split(t.interval_ns), split(t.value_ns));
+            let mut spec = [0u8; 32];
+            for (i, v) in [interval[0], interval[1], value[0], value[1]]
+                .iter()
+                .enumerate()
+            {
+                spec[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+            }
+            site.write(0, &spec)?;
+            let arm = format!("arming POSIX timer {}", t.id);
+            main.call(
+                &arm,
+                libc::SYS_timer_settime,
+                [t.id as u64, 0, site.scratch(), 0, 0, 0],
+            )?;
+        }
+    }
+    Ok(())
+}
