@@ -357,6 +357,7 @@ mod tests {
             held_only: Vec::new(),
             session: None,
             cgroups: Vec::new(),
+            posix_timers: Vec::new(),
         }))
         .unwrap();
         w.record(&Record::Thread(Thread {

@@ -34,12 +34,12 @@ int main(void)
 	unsigned long long got, one = 1;
 	CHECK((got = waited(ep, 0)) == 0, "nothing written yet, reported %#llx", got);
 	CHECK(write(efd, &one, sizeof one) == sizeof one, "write eventfd: %s", strerror(errno));
-	CHECK((got = waited(ep, 1000)) == 0xfeed, "eventfd reported %#llx", got);
+	CHECK((got = waited(ep, 5000)) == 0xfeed, "eventfd reported %#llx", got);
 	CHECK((got = waited(ep, 0)) == 0xfeed, "eventfd (level) again %#llx", got);
 	CHECK(read(efd, &one, sizeof one) == sizeof one, "read eventfd: %s", strerror(errno));
 	CHECK((got = waited(ep, 0)) == 0, "eventfd read, reported %#llx", got);
 	CHECK(write(p[1], "x", 1) == 1, "write pipe: %s", strerror(errno));
-	CHECK((got = waited(ep, 1000)) == 0xbeef, "pipe reported %#llx", got);
+	CHECK((got = waited(ep, 5000)) == 0xbeef, "pipe reported %#llx", got);
 	CHECK((got = waited(ep, 0)) == 0, "pipe (edge) again %#llx", got);
 	return feature_done();
 }

@@ -23,7 +23,7 @@ int main(void)
 	uint64_t one = 1;
 	CHECK(write(kept, &one, 8) == 8, "write: %s", strerror(errno));
 	struct epoll_event got = { 0 };
-	CHECK(epoll_wait(ep, &got, 1, 1000) == 1 && got.data.u64 == 0xabc,
+	CHECK(epoll_wait(ep, &got, 1, 5000) == 1 && got.data.u64 == 0xabc,
 	      "the watch registered under the closed fd is gone");
 	return feature_done();
 }

@@ -44,7 +44,7 @@ int main(void)
 	CHECK((fcntl(other[0], F_GETFL) & O_ASYNC) == 0, "the other pipe has O_ASYNC");
 	if (write(fds[1], "x", 1) != 1)
 		feature_setup_failed("writing to the pipe");
-	for (int i = 0; i < 1000 && !got; i++)
+	for (int i = 0; i < 5000 && !got; i++)
 		usleep(1000);
 	CHECK(got > 0, "no signal %d after a write", sig);
 	return feature_done();

@@ -26,7 +26,7 @@ int main(void)
 	int seen = 0;
 	struct pollfd pfd = { .fd = ifd, .events = POLLIN };
 	/* Others may create files in /tmp too: look for ours. */
-	while (!seen && poll(&pfd, 1, 1000) == 1) {
+	while (!seen && poll(&pfd, 1, 5000) == 1) {
 		char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 		ssize_t n = read(ifd, buf, sizeof buf);
 		for (char *e = buf; n > 0 && e < buf + n;) {

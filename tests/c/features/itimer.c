@@ -34,10 +34,10 @@ int main(void)
 	CHECK(timerisset(&now.it_value) && !timercmp(&now.it_value, &now.it_interval, >),
 	      "value %ld.%06ld s", (long)now.it_value.tv_sec, (long)now.it_value.tv_usec);
 	int before = alarms;
-	for (int i = 0; i < 100 && alarms == before; i++) {
+	for (int i = 0; i < 500 && alarms == before; i++) {
 		struct timespec tick = { 0, 10000000 };
 		nanosleep(&tick, NULL);
 	}
-	CHECK(alarms > before, "no SIGALRM within 1 s (count stays %d)", before);
+	CHECK(alarms > before, "no SIGALRM within 5 s (count stays %d)", before);
 	return feature_done();
 }
