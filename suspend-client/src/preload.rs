@@ -7,7 +7,7 @@
 //! other process (a child) takes the variables out of its environment and is
 //! not opted in.
 
-use suspend_common::paths::PRELOAD_ENV;
+use suspend_common::paths::{PRELOAD_ENV, PRELOAD_SIGNALS_ENV};
 
 use crate::{api::Options, registration};
 
@@ -22,9 +22,29 @@ extern "C" fn preload_init() {
         scrub_environment();
         return;
     }
+    let mut options = Options::default();
+    if let Some(signals) = std::env::var_os(PRELOAD_SIGNALS_ENV) {
+        let parsed = signals.to_str().and_then(|s| {
+            let (suspend, resume) = s.split_once(',')?;
+            Some((suspend.trim().parse().ok()?, resume.trim().parse().ok()?))
+        });
+        match parsed {
+            Some((suspend, resume)) => {
+                options.suspend_signal = suspend;
+                options.resume_signal = resume;
+            }
+            None => {
+                eprintln!(
+                    "suspend preload shim: {PRELOAD_SIGNALS_ENV}={signals:?} is not S,R; not \
+                     registered"
+                );
+                return;
+            }
+        }
+    }
     if let Err(e) = registration::register_callbacks(
         registration::Callbacks::Rust(crate::Handlers::default()),
-        Options::default(),
+        options,
         true,
     ) {
         eprintln!("suspend preload shim: could not register: {e}");
@@ -43,6 +63,7 @@ fn scrub_environment() {
     // the program starts, so nothing reads the environment concurrently.
     unsafe {
         std::env::remove_var(PRELOAD_ENV);
+        std::env::remove_var(PRELOAD_SIGNALS_ENV);
         if rest.is_empty() {
             std::env::remove_var("LD_PRELOAD");
         } else {

@@ -21,3 +21,7 @@ pub const CLIENT_MEMFD_NAME_C: &[u8] = b"suspend-client\0";
 /// preload shim registers the process with that pid (the program `run`
 /// execs) with default handlers, and no other.
 pub const PRELOAD_ENV: &str = "SUSPEND_PRELOAD";
+
+/// `S,R`: the suspend and resume signals the preload shim registers with
+/// (`suspend-agent run --signals S,R`); the defaults without it.
+pub const PRELOAD_SIGNALS_ENV: &str = "SUSPEND_PRELOAD_SIGNALS";

@@ -219,3 +219,28 @@ fn bpftool_prints_the_registry_with_named_fields() {
     }
     let _ = agent(&["list"]);
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn run_takes_the_signals_it_is_given() {
+    let _daemon = Daemon::start();
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--signals", "40,41", "--", "python3", "-c", PYTHON]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    let entry = wait_for("the preloaded python to register", || registry_entry(pid));
+    assert_eq!(
+        (
+            entry["suspend_signal"].as_u64(),
+            entry["resume_signal"].as_u64()
+        ),
+        (Some(40), Some(41)),
+        "{entry}"
+    );
+    let out = dry_run(pid, &[]);
+    assert_eq!(out.code, 0, "asked with signal 40: {out:?}");
+    py.exit_ok();
+
+    let bad = agent(&["run", "--signals", "40,40", "--", "true"]);
+    assert_eq!(bad.code, 2, "two equal signals are a usage error: {bad:?}");
+}
