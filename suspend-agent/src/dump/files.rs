@@ -164,6 +164,19 @@ impl File {
     }
 }
 
+/// What terminal fd `fd` of `pid` is, if it is one a resume cannot give
+/// back: a pseudo-terminal's master or slave, or `/dev/tty`.
+fn terminal(pid: u32, fd: i32) -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt as _;
+    let rdev = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?.rdev();
+    match (libc::major(rdev), libc::minor(rdev)) {
+        (5, 2) => Some("a pseudo-terminal's master"),
+        (5, 0) => Some("its controlling terminal (/dev/tty)"),
+        (136..=143, _) => Some("a pseudo-terminal's slave"),
+        _ => None,
+    }
+}
+
 /// The inode of a `pipe:[N]` link.
 fn pipe_inode(link: &str) -> Option<u64> {
     link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
@@ -319,6 +332,19 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
     let shared = shared_with_others(pid, files);
     let mut bad = Vec::new();
     for f in files {
+        // A terminal device other than stdio: a pseudo-terminal's master
+        // (/dev/ptmx) opened again is a new pair, its slave is gone with
+        // the master, /dev/tty is whatever terminal the resumed process has.
+        if f.fd > 2
+            && f.kind == FileKind::CharDevice
+            && let Some(what) = terminal(pid, f.fd)
+        {
+            bad.push((
+                f.fd,
+                format!("fd {} ({}, {what}: a resume cannot give it back)", f.fd, f.path),
+            ));
+            continue;
+        }
         // Epoll targets are registered by fd number: one whose number is
         // closed now, or another file's, would be given back wrong.
         if f.fd > 2
