@@ -11,6 +11,9 @@
 //!   state and the program's own check passes after `resume`.
 //! - `expect refused-late WORDS`: the same, but refused once frozen (only
 //!   a stopped process shows it): the process is let go, told `aborted`.
+//! - `expect refused-always WORDS`: refused before freezing, and a hold is
+//!   refused too (a thread that cannot wait parked); the program is then
+//!   stopped by the harness.
 //! - `skip REASON`: this kernel cannot have the state; said loudly (a NOTE
 //!   on stderr and in the summary), never counted as passed.
 //!
@@ -103,9 +106,10 @@ fn run(name: &str, held: bool) -> Verdict {
         );
         return Verdict::Restored;
     }
-    let (words, late) = match expect.split_once(' ') {
-        Some(("refused", words)) => (words, false),
-        Some(("refused-late", words)) => (words, true),
+    let (words, late, always) = match expect.split_once(' ') {
+        Some(("refused", words)) => (words, false, false),
+        Some(("refused-late", words)) => (words, true, false),
+        Some(("refused-always", words)) => (words, false, true),
         _ => panic!("{name}: expects {expect:?}"),
     };
     let said = format!("{}{}", out.stdout, out.stderr);
@@ -119,6 +123,15 @@ fn run(name: &str, held: bool) -> Verdict {
         "{name}: refused before freezing: {said}"
     );
     assert!(!dir.path.exists(), "{name}: no image is left");
+    if always {
+        let out = suspend(pid, &dir, &["--hold"]);
+        assert_eq!(out.code, UNSUPPORTED, "{name}: suspend --hold: {out:?}");
+        assert!(
+            format!("{}{}", out.stdout, out.stderr).contains("nothing was frozen"),
+            "{name}: {out:?}"
+        );
+        return Verdict::Refused; // `w` is killed when dropped
+    }
     // Held, it keeps the state.
     let out = suspend(pid, &dir, &["--hold"]);
     assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");

@@ -233,6 +233,31 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         }; // closed meanwhile
         let link = link.to_string_lossy().into_owned();
         let info_path = format!("/proc/{pid}/fdinfo/{fd}");
+        // A copy of the open file, to ask it what fdinfo does not say (not
+        // of a socket: receiving one re-tags it with our cgroup's classid).
+        let copy = if link.starts_with("socket:") {
+            None
+        } else {
+            match pidfd.get_fd(fd) {
+                Ok(copy) => Some(copy),
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => continue, // closed meanwhile
+                Err(source) => {
+                    return Err(DumpError::Proc {
+                        pid,
+                        path: format!("/proc/{pid}/fd/{fd} (pidfd_getfd)").into(),
+                        source,
+                    });
+                }
+            }
+        };
+        // A timerfd's fdinfo counts the expirations it missed only once
+        // something asks it (as its next read would): `timerfd_gettime`.
+        if link == TIMERFD
+            && let Some(copy) = &copy
+        {
+            use std::os::fd::AsFd as _;
+            let _ = crate::sys::timerfd_gettime(copy.as_fd());
+        }
         let Ok(info) = fs::read_to_string(&info_path) else {
             continue;
         };
@@ -254,8 +279,11 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             .then(|| parse_timerfd(&info, crate::sys::clock_ns))
             .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
-        let owner = match pidfd.get_fd(fd) {
-            Ok(copy) => {
+        // An O_PATH file has no signal owner (nor can it be asked).
+        let owner = match copy {
+            _ if flags & libc::O_PATH as u32 != 0 => None,
+            None => None,
+            Some(copy) => {
                 use std::os::fd::AsFd as _;
                 let (kind, owner, signal) =
                     crate::sys::file_owner(copy.as_fd()).map_err(|source| DumpError::Proc {
@@ -269,7 +297,6 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
                     signal,
                 })
             }
-            Err(_) => continue, // closed meanwhile
         };
         files.push(File {
             fd,
@@ -332,6 +359,29 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
     let shared = shared_with_others(pid, files);
     let mut bad = Vec::new();
     for f in files {
+        // Stdio is the resume command's: what the process set on its own
+        // stdio (a lock, a signal owner, O_ASYNC) cannot come back.
+        if f.fd <= 2 {
+            let mut set = f.locks.iter().map(|l| l.kind.name()).collect::<Vec<_>>();
+            if f.owner.is_some() {
+                set.push("a signal owner (F_SETOWN)");
+            }
+            if f.flags & libc::O_ASYNC as u32 != 0 {
+                set.push("O_ASYNC");
+            }
+            if !set.is_empty() {
+                bad.push((
+                    f.fd,
+                    format!(
+                        "fd {} ({}, holds {}: stdio is the resume command's own)",
+                        f.fd,
+                        f.path,
+                        set.join(" and ")
+                    ),
+                ));
+                continue;
+            }
+        }
         // A terminal device other than stdio: a pseudo-terminal's master
         // (/dev/ptmx) opened again is a new pair, its slave is gone with
         // the master, /dev/tty is whatever terminal the resumed process has.
@@ -341,7 +391,10 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
         {
             bad.push((
                 f.fd,
-                format!("fd {} ({}, {what}: a resume cannot give it back)", f.fd, f.path),
+                format!(
+                    "fd {} ({}, {what}: a resume cannot give it back)",
+                    f.fd, f.path
+                ),
             ));
             continue;
         }
@@ -634,7 +687,11 @@ fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
 fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
     let ours: Vec<&File> = files
         .iter()
-        .filter(|f| f.fd > 2 && f.pipe.is_none() && f.restorable())
+        .filter(|f| {
+            // A device's open file has no state a copy would lose that
+            // matters (its terminals are refused apart).
+            f.fd > 2 && f.pipe.is_none() && f.restorable() && f.kind != FileKind::CharDevice
+        })
         .collect();
     let links = ours.iter().map(|f| f.path.clone()).collect();
     let mut shared = BTreeMap::new();

@@ -72,6 +72,8 @@ pub struct PerThread {
     pub pdeathsig: i32,
     /// `PR_GET_TSC`: 1 `PR_TSC_ENABLE`, 2 `PR_TSC_SIGSEGV`.
     pub tsc: Option<u32>,
+    /// Its NUMA memory policy mode (`get_mempolicy`; 0 `MPOL_DEFAULT`).
+    pub mempolicy: i32,
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -134,10 +136,17 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         } else {
             None
         };
+        let mempolicy = if b.syscall(libc::SYS_get_mempolicy, [s, 0, 0, 0, 0, 0])? == 0 {
+            site.read(0, &mut buf[..4])?;
+            i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])
+        } else {
+            0 // a kernel without NUMA: none
+        };
         inside.threads.insert(
             thread.tid,
             PerThread {
                 tsc,
+                mempolicy,
                 altstack,
                 tid_address,
                 securebits: u32::try_from(securebits).ok(),

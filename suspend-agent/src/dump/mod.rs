@@ -227,6 +227,17 @@ pub fn dump(
             t.tid
         ));
     }
+    // A thread's own NUMA policy shows only in its task's numa_maps;
+    // asked from inside instead.
+    for t in &threads {
+        let mode = inside.threads.get(&t.tid).map_or(0, |t| t.mempolicy);
+        if mode != 0 {
+            late.push(format!(
+                "thread {} has a NUMA memory policy (mode {mode}, set_mempolicy)",
+                t.tid
+            ));
+        }
+    }
     let keyed: Vec<String> = vmas
         .iter()
         .filter_map(|v| {

@@ -7,7 +7,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::DumpError;
 use crate::{
-    image::format::{Creds, FileId, Process, Rlimit, Session},
+    image::format::{Creds, FileId, MAX_TIMER_ID_FILLERS, Process, Rlimit, Session},
     tracee::ptrace,
 };
 
@@ -227,6 +227,22 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
                 named.join(", ")
             ));
         }
+    }
+    match crate::procfs::timers(pid) {
+        Ok(timers) => {
+            let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
+            if highest >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
+                bad.push(format!(
+                    "POSIX timer id {highest} (this kernel cannot be told a timer's id, and \
+                     making every id below it would take too long)"
+                ));
+            }
+        }
+        Err(_) => bad.push(
+            "POSIX timers this kernel does not show (no /proc/PID/timers: \
+             CONFIG_CHECKPOINT_RESTORE)"
+                .into(),
+        ),
     }
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         let locked = status

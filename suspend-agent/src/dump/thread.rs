@@ -38,8 +38,8 @@ fn save_sched(pid: u32, tid: u32) -> Result<Sched, DumpError> {
         period: attr.period,
         affinity,
         util_clamp: (sched::has_util_clamp()
-            && (attr.util_min, attr.util_max) != sched::UTIL_DEFAULT)
-            .then_some((attr.util_min, attr.util_max)),
+            && (attr.util_min, attr.util_max) != sched::util_default(attr.policy))
+        .then_some((attr.util_min, attr.util_max)),
     })
 }
 
@@ -96,6 +96,9 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         // Asked from inside the thread (dump::inside).
         timer_slack_ns: None,
         tsc: None,
+        comm: std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
+            .ok()
+            .map(|c| c.trim_end_matches('\n').to_owned()),
         ioprio: Some(sched::ioprio(tid).map_err(|source| DumpError::Syscall {
             pid,
             tid,

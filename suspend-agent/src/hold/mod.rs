@@ -164,6 +164,15 @@ pub fn refusals(pid: u32) -> Result<Vec<String>, HoldError> {
             }
         }
     }
+    // A thread in strict seccomp mode cannot wait in the park loop's
+    // `pause` (the call would kill it): known before anything is frozen.
+    for tid in procfs::tids(pid).unwrap_or_default() {
+        if procfs::confinement(pid, tid).is_ok_and(|c| c.seccomp == 1) {
+            refused.push(format!(
+                "thread {tid} runs in strict seccomp mode (it could not wait parked)"
+            ));
+        }
+    }
     for child in children(pid) {
         if crate::sys::same_memory(pid, child).unwrap_or(false) {
             refused.push(format!(

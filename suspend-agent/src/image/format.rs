@@ -173,6 +173,11 @@ pub struct Process {
     pub cgroups: Vec<String>,
 }
 
+/// Where the kernel cannot be told a POSIX timer's id (before 6.15), a
+/// resume reaches it by making and deleting every id below: up to this
+/// many (a suspend refuses a timer with a higher id there).
+pub const MAX_TIMER_ID_FILLERS: i32 = 4096;
+
 /// A POSIX timer: `/proc/PID/timers`, and `timer_gettime` asked from
 /// inside. Created again with the same id, clock and notification, armed
 /// with the time it had left.
@@ -360,6 +365,10 @@ pub struct Thread {
     /// `ioprio_get(IOPRIO_WHO_PROCESS, tid)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ioprio: Option<u32>,
+    /// Its name (`/proc/PID/task/TID/comm`; the main thread's is the
+    /// process's `comm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
 }
 
 /// A thread's scheduling (`sched_getattr`, `sched_getaffinity`).

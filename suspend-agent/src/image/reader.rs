@@ -380,6 +380,7 @@ mod tests {
             timer_slack_ns: None,
             tsc: None,
             ioprio: None,
+            comm: None,
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();

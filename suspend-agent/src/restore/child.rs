@@ -408,21 +408,23 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 }
                 libc::close(fd);
             }
-            match &open.what {
-                OpenKind::File { pos, .. } if *pos != 0 => {
-                    if libc::lseek(open.fd, *pos as i64, libc::SEEK_SET) < 0 {
-                        fail(plan, STEP_SEEK, open.fd as usize);
+            if let OpenKind::File { pos, .. } = &open.what
+                && *pos != 0
+                && libc::lseek(open.fd, *pos as i64, libc::SEEK_SET) < 0
+            {
+                fail(plan, STEP_SEEK, open.fd as usize);
+            }
+        }
+        // What each epoll instance watches, once every fd exists (an epoll
+        // may watch another, or a copy of one).
+        for open in &plan.opens {
+            if let OpenKind::Epoll { targets, .. } = &open.what {
+                for &(target, events, data) in targets {
+                    let mut event = libc::epoll_event { events, u64: data };
+                    if libc::epoll_ctl(open.fd, libc::EPOLL_CTL_ADD, target, &mut event) < 0 {
+                        fail(plan, STEP_EPOLL, target as usize);
                     }
                 }
-                OpenKind::Epoll { targets, .. } => {
-                    for &(target, events, data) in targets {
-                        let mut event = libc::epoll_event { events, u64: data };
-                        if libc::epoll_ctl(open.fd, libc::EPOLL_CTL_ADD, target, &mut event) < 0 {
-                            fail(plan, STEP_EPOLL, target as usize);
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         for (i, stdio) in plan.stdio.iter().enumerate() {

@@ -34,6 +34,7 @@ const SECCOMP_SET_MODE_FILTER: u64 = 1;
 const SYS_MSEAL: i64 = 462;
 const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_TSC: u64 = 26;
+const PR_SET_NAME: u64 = 15;
 const PR_SET_MDWE: u64 = 65;
 
 /// Takes the process over and lets it run. Returns whether a parked client
@@ -302,15 +303,33 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
 }
 
 /// What each thread keeps of its own that it must set itself: a
-/// `PR_SET_TSC` other than the default.
+/// `PR_SET_TSC` other than the default, a name other than the process's
+/// (threads are made with the main thread's; only the thread itself may
+/// name it, `/proc/PID/task/TID/comm` refuses others).
 fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
     for t in &image.threads {
+        let name = t
+            .comm
+            .as_ref()
+            .filter(|c| t.tid != image.process.pid && **c != image.process.comm);
+        if t.tsc.is_none() && name.is_none() {
+            continue;
+        }
+        let mut thread = Borrowed::new(t.tid, *site, None)?;
         if let Some(tsc) = t.tsc {
-            let mut thread = Borrowed::new(t.tid, *site, None)?;
             let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
             thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
-            thread.restore()?;
         }
+        if let Some(name) = name {
+            let mut bytes = name.as_bytes().to_vec();
+            bytes.truncate(15);
+            bytes.push(0);
+            site.write(0, &bytes)?;
+            let what = format!("thread {}: naming it {name:?}", t.tid);
+            let set = [PR_SET_NAME, site.scratch(), 0, 0, 0, 0];
+            thread.call(&what, libc::SYS_prctl, set)?;
+        }
+        thread.restore()?;
     }
     Ok(())
 }
@@ -336,7 +355,10 @@ fn from_outside(image: &Image, pid: u32) -> Result<(), String> {
         )
         .map_err(|e| format!("coredump_filter {filter:#x}: {e}"))?;
     }
-    if let Some(nice) = a.autogroup_nice
+    // An autogroup is its session's: only one the process leads is its own
+    // to set (in the resume command's, it would change others' too).
+    let leads = image.process.session.is_some_and(|s| s.sid == pid);
+    if let Some(nice) = a.autogroup_nice.filter(|_| leads)
         && crate::procfs::autogroup_nice(pid) != Some(nice)
     {
         // The kernel takes one change of any autogroup per 100 ms

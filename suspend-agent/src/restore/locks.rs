@@ -18,7 +18,7 @@ use super::validate::Refusal;
 use crate::{
     image::{
         Image,
-        format::{File, FileLock, LockKind, MappingKind},
+        format::{File, FileKind, FileLock, LockKind, MappingKind},
     },
     tracee::inject::{Borrowed, InjectError, Site},
 };
@@ -49,7 +49,7 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
     let ids = image
         .files
         .iter()
-        .filter(|f| f.fd > 2 && f.dup_of.is_none())
+        .filter(|f| f.fd > 2 && f.dup_of.is_none() && f.kind == FileKind::Regular)
         .filter_map(|f| f.id.as_ref())
         .chain(
             image

@@ -26,7 +26,7 @@ use super::{Options, RESTORER, RestoreError, load::Run, open::Opened};
 use crate::{
     image::{
         Image,
-        format::{FileKind, Mapping, MappingKind, PAGE_SIZE, PAGES_FILE},
+        format::{Mapping, MappingKind, PAGE_SIZE, PAGES_FILE},
         sign,
     },
     procfs::vmas,
@@ -302,18 +302,9 @@ impl Plan {
         }
 
         let mut opens = Vec::new();
-        let reopened = |fd: i32| {
-            fd <= 2
-                || image.files.iter().any(|f| {
-                    f.fd == fd
-                        && (f.eventfd.is_some()
-                            || f.pipe.is_some()
-                            || matches!(
-                                f.kind,
-                                FileKind::Regular | FileKind::Directory | FileKind::CharDevice
-                            ))
-                })
-        };
+        // Every fd in the image is made again (what could not be was
+        // refused, or left out on request).
+        let reopened = |fd: i32| fd <= 2 || image.files.iter().any(|f| f.fd == fd);
         // Each pipe is made at its lowest read end, with its lowest write
         // end; its other fds are copies of those.
         let first_end = |id: u64, write: bool| {
@@ -427,6 +418,7 @@ impl Plan {
         // Files first, then eventfds, pipes, then the epolls that watch
         // them; each copy (`dup`) right after the kind it copies (the
         // copy of an epoll after the epolls).
+        // (What each epoll watches is added once every fd exists.)
         let rank = |what: &OpenKind| match what {
             OpenKind::File { .. } => 0,
             OpenKind::EventFd { .. } | OpenKind::SignalFd { .. } | OpenKind::TimerFd { .. } => 2,

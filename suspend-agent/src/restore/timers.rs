@@ -6,12 +6,12 @@
 //! `timer_gettime` asked from inside, in `dump`.)
 
 use crate::{
-    image::Image,
+    image::{Image, format::MAX_TIMER_ID_FILLERS},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
 /// How many ids a resume makes and deletes to reach a timer's id.
-const MAX_FILLERS: u32 = 4096;
+const MAX_FILLERS: u32 = MAX_TIMER_ID_FILLERS as u32;
 
 /// `struct sigevent` (64 bytes): value, signal, notify, thread id.
 fn sigevent(value: u64, signal: i32, notify: i32, tid: u32) -> [u8; 64] {
@@ -23,14 +23,44 @@ fn sigevent(value: u64, signal: i32, notify: i32, tid: u32) -> [u8; 64] {
     raw
 }
 
+/// `PR_TIMER_CREATE_RESTORE_IDS` and its settings.
+const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
+const RESTORE_IDS_OFF: u64 = 0;
+const RESTORE_IDS_ON: u64 = 1;
+
 /// Creates every timer of `image` again, in `main`'s process.
 pub fn create(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), InjectError> {
     let mut timers = image.process.posix_timers.clone();
+    if timers.is_empty() {
+        return Ok(());
+    }
     timers.sort_by_key(|t| t.id);
+    // Where the kernel takes the id to give (6.15), each is asked for.
+    let told = main.syscall(
+        libc::SYS_prctl,
+        [PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_ON, 0, 0, 0, 0],
+    )? >= 0;
     let mut fillers = 0;
     for t in &timers {
         let what = format!("creating POSIX timer {} again", t.id);
         loop {
+            if told {
+                site.write(0, &sigevent(t.value, t.signal, t.notify, t.tid))?;
+                site.write(128, &t.id.to_ne_bytes())?;
+                main.call(
+                    &what,
+                    libc::SYS_timer_create,
+                    [
+                        t.clockid as u64,
+                        site.scratch(),
+                        site.scratch() + 128,
+                        0,
+                        0,
+                        0,
+                    ],
+                )?;
+                break;
+            }
             let exact = fillers >= MAX_FILLERS;
             let event = sigevent(t.value, t.signal, t.notify, t.tid);
             site.write(0, &event)?;
@@ -81,6 +111,14 @@ pub fn create(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Inj
                 [t.id as u64, 0, site.scratch(), 0, 0, 0],
             )?;
         }
+    }
+    if told {
+        let what = "PR_TIMER_CREATE_RESTORE_IDS off";
+        main.call(
+            what,
+            libc::SYS_prctl,
+            [PR_TIMER_CREATE_RESTORE_IDS, RESTORE_IDS_OFF, 0, 0, 0, 0],
+        )?;
     }
     Ok(())
 }

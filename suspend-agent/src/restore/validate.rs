@@ -144,6 +144,19 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     rlimits(image)?;
     cpus(image)?;
     oom_score(image)?;
+    let highest = image
+        .process
+        .posix_timers
+        .iter()
+        .map(|t| t.id)
+        .max()
+        .unwrap_or(0);
+    if highest >= crate::image::format::MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
+        return Err(Refusal::KernelLacks {
+            what: format!("POSIX timer id {highest}"),
+            why: "it cannot be told a timer's id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15)",
+        });
+    }
     super::cgroup::targets(image)?;
     super::locks::check(image)?;
     if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)

@@ -184,6 +184,26 @@ pub fn flock_free(fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether `timer_create` can be told the id to take
+/// (`PR_TIMER_CREATE_RESTORE_IDS`, Linux 6.15).
+pub fn timer_restore_ids() -> bool {
+    const PR_TIMER_CREATE_RESTORE_IDS: libc::c_int = 77;
+    const GET: libc::c_ulong = 2;
+    // SAFETY: a prctl that only reads a flag of this process.
+    unsafe { libc::prctl(PR_TIMER_CREATE_RESTORE_IDS, GET, 0, 0, 0) >= 0 }
+}
+
+/// `timerfd_gettime` on `fd`: the time to its next expiry (what it also
+/// does, as a read would: count the expirations it missed, re-arm it).
+pub fn timerfd_gettime(fd: BorrowedFd<'_>) -> io::Result<[i64; 4]> {
+    let mut spec = [0i64; 4];
+    // SAFETY: timerfd_gettime writes one struct itimerspec (32 bytes).
+    if unsafe { libc::syscall(libc::SYS_timerfd_gettime, fd.as_raw_fd(), spec.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(spec)
+}
+
 /// Reads an eventfd's 8-byte value (`eventfd_read`).
 pub fn eventfd_read(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut value = 0u64;

@@ -26,8 +26,21 @@ const _: () = assert!(size_of::<SchedAttr>() == 56);
 pub const SIZE_VER0: u32 = 48;
 /// `SCHED_FLAG_UTIL_CLAMP_MIN | SCHED_FLAG_UTIL_CLAMP_MAX`.
 pub const FLAG_UTIL_CLAMP: u64 = 0x20 | 0x40;
-/// A task's clamps when none was asked for (`SCHED_CAPACITY_SCALE`).
-pub const UTIL_DEFAULT: (u32, u32) = (0, 1024);
+/// A task's clamps when none was asked for: (0, `SCHED_CAPACITY_SCALE`),
+/// and for a real-time one the minimum the kernel gives those
+/// (`sched_util_clamp_min_rt_default`).
+pub fn util_default(policy: u32) -> (u32, u32) {
+    const SCHED_FIFO: u32 = 1;
+    const SCHED_RR: u32 = 2;
+    if matches!(policy, SCHED_FIFO | SCHED_RR) {
+        let rt_min = std::fs::read_to_string("/proc/sys/kernel/sched_util_clamp_min_rt_default")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1024);
+        return (rt_min, 1024);
+    }
+    (0, 1024)
+}
 
 /// Whether this kernel clamps utilization (`CONFIG_UCLAMP_TASK`).
 pub fn has_util_clamp() -> bool {
