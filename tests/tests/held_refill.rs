@@ -126,6 +126,34 @@ fn a_lazily_refilled_process_gets_every_page_however_it_first_touches_it() {
     w.exit_ok();
 }
 
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_process_forking_as_its_refill_ends_does_not_hang_in_fork() {
+    // A fork of a process with ranges registered waits until its event is
+    // read: one that starts as the refill ends (after its last read) must
+    // still be read, or its thread waits for ever. The main thread forks
+    // without pause, so that it is the thread the refill borrows to close
+    // the userfaultfd, across every round.
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    assert_eq!(w.ask("region 4M", "region"), "region ok");
+    for round in 0..6 {
+        w.send("fork-for 1500");
+        std::thread::sleep(Duration::from_millis(100));
+        let dir = ImageDir::new(&format!("fork-as-refill-ends-{round}"));
+        hold(pid, &dir);
+        let back = resume_held(dir.arg());
+        assert_eq!(back.code, 0, "round {round}: {back:?}");
+        let forked = w.expect("fork-for");
+        assert!(forked.starts_with("fork-for ok"), "round {round}: {forked}");
+        wait_refilled(pid);
+    }
+    assert_eq!(w.ask("region-check", "region-check"), "region-check ok");
+    intact(&mut w);
+    w.exit_ok();
+}
+
 /// A lazy refill whose serving agent is SIGKILLed after the process moved
 /// and discarded memory: its threads wait for their pages (never a zero
 /// page, never killed) until `finish` brings a new agent, which replays

@@ -3,7 +3,8 @@
 //! waits for is served first (the whole saved run it is in, at most 1 MiB),
 //! everything else is copied in behind it, then the ranges are unregistered
 //! and the process's own userfaultfd closed (one of its threads borrowed
-//! for a `close`, as at suspend).
+//! for a `close`, as at suspend), its events still read meanwhile: a fork
+//! waits until its event is read, and the thread borrowed may be forking.
 //!
 //! What the process does to its memory map meanwhile comes as events, and
 //! is never undone by a late copy: a range it discarded (`MADV_DONTNEED`,
@@ -286,14 +287,50 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
         ..Served::default()
     };
     let delay = prefetch_delay();
-    match run(
+    let copied = run(
         &mut mms,
         &mut pages,
         &mut journal,
         &mut served,
         started + delay,
         &pidfd,
-    ) {
+        &|| true,
+    );
+    let closed = copied.and_then(|()| {
+        for mm in &mms {
+            for &(s, e) in &mm.ranges {
+                let _ = uffd::unregister(mm.uffd.as_fd(), s, e - s);
+            }
+        }
+        // No fork copies a registered range to a child any more, but one
+        // that already did waits in the kernel until its event is read:
+        // events are read (and a child so made is served) until the
+        // process's own userfaultfd is closed. The close borrows one of its
+        // threads, from another thread of ours: the thread borrowed may be
+        // in that very fork, and stops only once its event is read.
+        std::thread::scope(|scope| {
+            let closer = scope.spawn(|| close_in_process(pid, refill.uffd));
+            let read = run(
+                &mut mms,
+                &mut pages,
+                &mut journal,
+                &mut served,
+                Instant::now(),
+                &pidfd,
+                &|| closer.is_finished(),
+            );
+            match closer.join() {
+                Ok(Err(e)) => warn!(
+                    "pid {pid}: every page is back, but closing its userfaultfd (fd {}) failed: {e}",
+                    refill.uffd
+                ),
+                Ok(Ok(())) => {}
+                Err(_) => warn!("pid {pid}: closing its userfaultfd panicked"),
+            }
+            read
+        })
+    });
+    match closed {
         Ok(()) => {}
         Err(e @ HoldError::Pages { .. }) => {
             kill(&pidfd, pid, &e.to_string());
@@ -302,25 +339,15 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
         }
         Err(e) => return Err(e),
     }
-    for mm in &mms {
-        for &(s, e) in &mm.ranges {
-            let _ = uffd::unregister(mm.uffd.as_fd(), s, e - s);
-        }
-    }
     drop(mms);
-    if let Err(e) = close_in_process(pid, refill.uffd) {
-        warn!(
-            "pid {pid}: every page is back, but closing its userfaultfd (fd {}) failed: {e}",
-            refill.uffd
-        );
-    }
     record.remove();
     served.took = started.elapsed();
     Ok(Some(served))
 }
 
 /// The serving loop: events and faults first, then one chunk copied, until
-/// nothing is left to copy in any process.
+/// nothing is left to copy in any process and `finished()` (until then it
+/// waits for events).
 fn run(
     mms: &mut Vec<Mm>,
     pages: &mut Pages<'_>,
@@ -328,6 +355,7 @@ fn run(
     served: &mut Served,
     prefetch_from: Instant,
     pidfd: &PidFd,
+    finished: &dyn Fn() -> bool,
 ) -> Result<(), HoldError> {
     let mut faults: VecDeque<(usize, u64)> = VecDeque::new();
     loop {
@@ -375,7 +403,11 @@ fn run(
                 left |= take_messages(mms, i, journal, &mut faults, served)? > 0;
             }
             if !left {
-                return Ok(());
+                if finished() {
+                    return Ok(());
+                }
+                let fds: Vec<_> = mms.iter().map(|m| m.uffd.as_fd()).collect();
+                uffd::wait(&fds, 5).map_err(io_err(0, "poll"))?;
             }
             continue;
         };

@@ -18,6 +18,7 @@
 //! | `region SIZE` | map SIZE bytes of its own, each page written with a pattern |
 //! | `region-read` / `region-fork` / `region-remap` / `region-discard` | after a resume, first touch of the region by `read(2)` into it, by a child checking it, by moving it, by discarding its second half (`region-… ok`) |
 //! | `region-check` | verify the region (`region-check ok`) |
+//! | `fork-for MS` | the main thread forks for MS ms without pause, each child exiting at once and reaped (`fork-for ok n=N`) |
 //! | `pty` / `pty-check` | open a pseudo-terminal pair, its slave raw; check it still is (`pty-check ok`) |
 //! | `shared` / `shared-check` | map a memfd shared and privately (half the private pages written) and an unlinked `/dev/shm` file shared; check every byte (`shared-check ok`) |
 //! | `locks` | take a flock, a POSIX record lock and an OFD lock on a file of its own (`locks path=P`) |
@@ -452,6 +453,35 @@ fn main() {
             ["region-read"] => {
                 let r = region.as_mut().expect("region");
                 println!("region-read {}", r.read_into());
+            }
+            ["fork-for", ms] => {
+                let until = std::time::Instant::now()
+                    + std::time::Duration::from_millis(ms.parse().unwrap_or(0));
+                let mut n = 0u64;
+                let mut failed = None;
+                while std::time::Instant::now() < until {
+                    // SAFETY: the child only exits.
+                    match unsafe { libc::fork() } {
+                        0 => {
+                            // SAFETY: _exit is async-signal-safe.
+                            unsafe { libc::_exit(0) }
+                        }
+                        -1 => {
+                            failed = Some(std::io::Error::last_os_error());
+                            break;
+                        }
+                        child => {
+                            let mut status = 0;
+                            // SAFETY: reaping our own child.
+                            unsafe { libc::waitpid(child, &mut status, 0) };
+                            n += 1;
+                        }
+                    }
+                }
+                match failed {
+                    None => println!("fork-for ok n={n}"),
+                    Some(e) => println!("fork-for FAIL after {n}: {e}"),
+                }
             }
             ["region-fork"] => {
                 let r = region.as_ref().expect("region");
