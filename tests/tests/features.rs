@@ -87,16 +87,7 @@ fn run(name: &str, held: bool) -> Verdict {
             expect, "restored",
             "{name}: only a restored one is run held"
         );
-        let out = suspend(pid, &dir, &["--hold"]);
-        assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
-        let back = agent(&["resume", "--eager", dir.arg()]);
-        assert_eq!(back.code, 0, "{name}: resume of the held process: {back:?}");
-        let code = w.wait_exit();
-        assert!(
-            code == 0 && w.seen.iter().any(|l| l == "ok"),
-            "{name}: after the held resume it exited {code}: {:#?}",
-            w.seen
-        );
+        held_comes_back(name, &mut w, pid, &dir);
         return Verdict::Restored;
     }
     let out = suspend(pid, &dir, &[]);
@@ -139,7 +130,14 @@ fn run(name: &str, held: bool) -> Verdict {
         return Verdict::Refused; // `w` is killed when dropped
     }
     // Held, it keeps the state.
-    let out = suspend(pid, &dir, &["--hold"]);
+    held_comes_back(name, &mut w, pid, &dir);
+    Verdict::Refused
+}
+
+/// Holds `w` (ready as `pid`) in `dir`, resumes it with `--eager`, and
+/// panics unless it then passes its own check (exit 0, `ok`).
+fn held_comes_back(name: &str, w: &mut Proc, pid: u32, dir: &ImageDir) {
+    let out = suspend(pid, dir, &["--hold"]);
     assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
     let back = agent(&["resume", "--eager", dir.arg()]);
     assert_eq!(back.code, 0, "{name}: resume of the held process: {back:?}");
@@ -149,7 +147,6 @@ fn run(name: &str, held: bool) -> Verdict {
         "{name}: after the held resume it exited {code}: {:#?}",
         w.seen
     );
-    Verdict::Refused
 }
 
 #[test]

@@ -6,7 +6,13 @@
 //! what is buffered in it, read without consuming it). Sockets, pipes
 //! shared with another process, signalfd, timerfd and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
-//! asked to drop them.
+//! asked to drop them. File locks, signal owners, terminals and files
+//! shared with other processes each have a module below.
+
+mod locks;
+mod owners;
+mod sharing;
+mod terminals;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -20,11 +26,13 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
+use self::{
+    locks::parse_fd_locks,
+    sharing::{pipe_holders, shared_with_others},
+};
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{
-        EpollTarget, EventFd, File, FileKind, FileLock, FileOwner, LockKind, PipeEnd, TimerFd,
-    },
+    image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
     sys::PidFd,
 };
 
@@ -164,19 +172,6 @@ impl File {
     }
 }
 
-/// What terminal fd `fd` of `pid` is, if it is one a resume cannot give
-/// back: a pseudo-terminal's master or slave, or `/dev/tty`.
-fn terminal(pid: u32, fd: i32) -> Option<&'static str> {
-    use std::os::unix::fs::MetadataExt as _;
-    let rdev = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?.rdev();
-    match (libc::major(rdev), libc::minor(rdev)) {
-        (5, 2) => Some("a pseudo-terminal's master"),
-        (5, 0) => Some("its controlling terminal (/dev/tty)"),
-        (136..=143, _) => Some("a pseudo-terminal's slave"),
-        _ => None,
-    }
-}
-
 /// The inode of a `pipe:[N]` link.
 fn pipe_inode(link: &str) -> Option<u64> {
     link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
@@ -198,9 +193,6 @@ fn pipe_end(link: &str, flags: u32) -> Option<PipeEnd> {
         data: String::new(),
     })
 }
-
-const F_OWNER_TID: u32 = 0;
-const F_OWNER_PID: u32 = 1;
 
 /// Every open fd of `pid` but `skip` (the client's connection to us).
 pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
@@ -279,25 +271,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             .then(|| parse_timerfd(&info, crate::sys::clock_ns))
             .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
-        // An O_PATH file has no signal owner (nor can it be asked).
-        let owner = match copy {
-            _ if flags & libc::O_PATH as u32 != 0 => None,
-            None => None,
-            Some(copy) => {
-                use std::os::fd::AsFd as _;
-                let (kind, owner, signal) =
-                    crate::sys::file_owner(copy.as_fd()).map_err(|source| DumpError::Proc {
-                        pid,
-                        path: info_path.clone().into(),
-                        source,
-                    })?;
-                (owner != 0 || signal != 0).then_some(FileOwner {
-                    kind,
-                    pid: owner,
-                    signal,
-                })
-            }
-        };
+        let owner = owners::read(pid, copy, flags, &info_path)?;
         files.push(File {
             fd,
             kind,
@@ -316,23 +290,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         });
     }
     files.sort_by_key(|f| f.fd);
-    // Copies of one open file (`dup`), by the lowest fd of each.
-    for i in 0..files.len() {
-        let f = &files[i];
-        if f.fd <= 2 || f.pipe.is_some() {
-            continue;
-        }
-        files[i].dup_of = files[..i]
-            .iter()
-            .find(|g| {
-                g.fd > 2
-                    && g.pipe.is_none()
-                    && g.dup_of.is_none()
-                    && g.path == files[i].path
-                    && crate::sys::same_open_file(pid, g.fd, files[i].fd).unwrap_or(false)
-            })
-            .map(|g| g.fd);
-    }
+    sharing::mark_dups(pid, &mut files);
     Ok(files)
 }
 
@@ -382,20 +340,8 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
                 continue;
             }
         }
-        // A terminal device other than stdio: a pseudo-terminal's master
-        // (/dev/ptmx) opened again is a new pair, its slave is gone with
-        // the master, /dev/tty is whatever terminal the resumed process has.
-        if f.fd > 2
-            && f.kind == FileKind::CharDevice
-            && let Some(what) = terminal(pid, f.fd)
-        {
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, {what}: a resume cannot give it back)",
-                    f.fd, f.path
-                ),
-            ));
+        if let Some(why) = terminals::refusal(pid, f) {
+            bad.push((f.fd, why));
             continue;
         }
         // Epoll targets are registered by fd number: one whose number is
@@ -416,59 +362,16 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             ));
             continue;
         }
-        if let Some(other) = shared.get(&f.fd) {
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, its open file is shared with pid {other}: a resume would give it \
-                     one of its own)",
-                    f.fd, f.path
-                ),
-            ));
+        if let Some(why) = sharing::refusal(f, &shared) {
+            bad.push((f.fd, why));
             continue;
         }
-        // Leases: not in an image (a held process keeps them). Other
-        // locks are, on the files an image holds.
-        let leases = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", f.fd))
-            .map(|info| parse_fd_locks(&info).1)
-            .unwrap_or_default();
-        if !leases.is_empty() {
-            bad.push((
-                f.fd,
-                format!("fd {} ({}, holds {})", f.fd, f.path, leases.join(" and ")),
-            ));
+        if let Some(why) = locks::refusal(pid, f) {
+            bad.push((f.fd, why));
             continue;
         }
-        if !f.locks.is_empty() && !f.restorable() {
-            let names: Vec<&str> = f.locks.iter().map(|l| l.kind.name()).collect();
-            bad.push((
-                f.fd,
-                format!("fd {} ({}, holds {})", f.fd, f.path, names.join(" and ")),
-            ));
-            continue;
-        }
-        // A signal owner is given back only if it is the process itself,
-        // one of its threads, or the process group it leads.
-        if let Some(o) = &f.owner
-            && o.pid != 0
-            && !match o.kind {
-                F_OWNER_TID => tids.contains(&o.pid),
-                F_OWNER_PID => o.pid == pid,
-                _ => o.pid == pid && crate::procfs::session(pid).is_ok_and(|(g, _, _)| g == pid),
-            }
-        {
-            let whose = match o.kind {
-                F_OWNER_TID => "thread",
-                F_OWNER_PID => "process",
-                _ => "process group",
-            };
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, its I/O signals go to {whose} {} (F_SETOWN), not to this process)",
-                    f.fd, f.path, o.pid
-                ),
-            ));
+        if let Some(why) = owners::refusal(pid, f, &tids) {
+            bad.push((f.fd, why));
             continue;
         }
         // A pipe end open twice (not a dup: each with its own flags and
@@ -588,126 +491,6 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
             None => "unix, unnamed".into(),
         })
     })
-}
-
-/// The locks of a fdinfo text (`lock:` lines, as in `/proc/locks`):
-/// those an image holds, and those it cannot (leases, named).
-pub fn parse_fd_locks(info: &str) -> (Vec<FileLock>, Vec<String>) {
-    let (mut locks, mut other) = (Vec::new(), Vec::new());
-    for l in info.lines().filter_map(|l| l.strip_prefix("lock:")) {
-        // `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`
-        let words: Vec<&str> = l.split_whitespace().collect();
-        let kind = match words.get(1).copied() {
-            Some("FLOCK") => Some(LockKind::Flock),
-            Some("POSIX") => Some(LockKind::Posix),
-            Some("OFDLCK") => Some(LockKind::Ofd),
-            _ => None,
-        };
-        let write = words.get(3) == Some(&"WRITE");
-        let start = words.get(6).and_then(|w| w.parse().ok());
-        let end: Option<Option<u64>> = match words.get(7) {
-            Some(&"EOF") => Some(None),
-            Some(w) => w.parse().ok().map(Some),
-            None => None,
-        };
-        match (kind, start, end) {
-            (Some(kind), Some(start), Some(end)) => locks.push(FileLock {
-                kind,
-                write,
-                start,
-                end,
-            }),
-            _ => {
-                let name = match words.get(1).copied() {
-                    Some("LEASE") | Some("DELEG") => "a lease",
-                    _ => "a lock of an unknown kind",
-                };
-                let mode = words.get(3).map_or(String::new(), |m| format!(" ({m})"));
-                other.push(format!("{name}{mode}"));
-            }
-        }
-    }
-    (locks, other)
-}
-
-/// Every fd of a process other than `pid` (and this agent) whose link is
-/// one of `links`: (that process, its fd, the link).
-fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
-    let mut found = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return found;
-    };
-    let me = std::process::id();
-    for other in procs.flatten() {
-        let Some(other) = other
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if other == pid || other == me {
-            continue;
-        }
-        let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Some(number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            let Ok(link) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            let link = link.to_string_lossy();
-            if links.contains(link.as_ref()) {
-                found.push((other, number, link.into_owned()));
-            }
-        }
-    }
-    found
-}
-
-/// Which of `pipes` another process than `pid` holds, and one such process.
-fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
-    let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
-    let mut held = BTreeMap::new();
-    for (other, _, link) in others_holding(pid, &links) {
-        if let Some(inode) = pipe_inode(&link) {
-            held.entry(inode).or_insert(other);
-        }
-    }
-    held
-}
-
-/// The fds of `files` (above stdio, other than pipes) whose open file
-/// another process shares (it inherited it across a fork, or was sent
-/// it): a resume would give the process a file of its own, with its own
-/// offset and flags. By fd, one such process.
-fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
-    let ours: Vec<&File> = files
-        .iter()
-        .filter(|f| {
-            // A device's open file has no state a copy would lose that
-            // matters (its terminals are refused apart).
-            f.fd > 2 && f.pipe.is_none() && f.restorable() && f.kind != FileKind::CharDevice
-        })
-        .collect();
-    let links = ours.iter().map(|f| f.path.clone()).collect();
-    let mut shared = BTreeMap::new();
-    if ours.is_empty() {
-        return shared;
-    }
-    for (other, their_fd, link) in others_holding(pid, &links) {
-        for f in ours.iter().filter(|f| f.path == link) {
-            if !shared.contains_key(&f.fd)
-                && crate::sys::same_file_of(pid, f.fd, other, their_fd).unwrap_or(false)
-            {
-                shared.insert(f.fd, other);
-            }
-        }
-    }
-    shared
 }
 
 /// Reads what is buffered in each pipe of `files` without consuming it (a
@@ -902,35 +685,6 @@ mod tests {
             parse_unix_table(unix, 556).as_deref(),
             Some("unix, unnamed")
         );
-    }
-
-    #[test]
-    fn locks_are_named() {
-        let info = "pos:\t0\nflags:\t02\nmnt_id:\t26\nino:\t5678\n\
-                    lock:\t1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF\n\
-                    lock:\t2: POSIX  ADVISORY  READ 1234 08:01:5678 0 99\n";
-        let (locks, other) = parse_fd_locks(info);
-        assert_eq!(
-            locks,
-            [
-                FileLock {
-                    kind: LockKind::Flock,
-                    write: true,
-                    start: 0,
-                    end: None
-                },
-                FileLock {
-                    kind: LockKind::Posix,
-                    write: false,
-                    start: 0,
-                    end: Some(99)
-                }
-            ]
-        );
-        assert!(other.is_empty());
-        let lease = "lock:\t3: LEASE  ACTIVE    READ 1234 08:01:5678 0 EOF\n";
-        assert_eq!(parse_fd_locks(lease).1, ["a lease (READ)"]);
-        assert!(parse_fd_locks("pos:\t0\nflags:\t02\n").0.is_empty());
     }
 
     #[test]

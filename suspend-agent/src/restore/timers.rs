@@ -6,7 +6,10 @@
 //! `timer_gettime` asked from inside, in `dump`.)
 
 use crate::{
-    image::{Image, format::MAX_TIMER_ID_FILLERS},
+    image::{
+        Image,
+        format::{MAX_TIMER_ID_FILLERS, PosixTimer},
+    },
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
@@ -28,6 +31,37 @@ const PR_TIMER_CREATE_RESTORE_IDS: u64 = 77;
 const RESTORE_IDS_OFF: u64 = 0;
 const RESTORE_IDS_ON: u64 = 1;
 
+/// Where in the scratch page the timer id goes (past the `sigevent`).
+const ID_AT: u64 = 128;
+
+/// Has `main` call `timer_create` with `t`'s clock and notification, the
+/// timer id it passes holding `id`: the id wanted where the kernel takes it
+/// (`PR_TIMER_CREATE_RESTORE_IDS`), else 0. The kernel leaves the id it
+/// gave at [`ID_AT`] in the scratch page.
+fn create_one(
+    main: &mut Borrowed,
+    site: &Site,
+    what: &str,
+    t: &PosixTimer,
+    id: i32,
+) -> Result<(), InjectError> {
+    site.write(0, &sigevent(t.value, t.signal, t.notify, t.tid))?;
+    site.write(ID_AT, &id.to_ne_bytes())?;
+    main.call(
+        what,
+        libc::SYS_timer_create,
+        [
+            t.clockid as u64,
+            site.scratch(),
+            site.scratch() + ID_AT,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    Ok(())
+}
+
 /// Creates every timer of `image` again, in `main`'s process.
 pub fn create(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), InjectError> {
     let mut timers = image.process.posix_timers.clone();
@@ -45,40 +79,13 @@ pub fn create(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Inj
         let what = format!("creating POSIX timer {} again", t.id);
         loop {
             if told {
-                site.write(0, &sigevent(t.value, t.signal, t.notify, t.tid))?;
-                site.write(128, &t.id.to_ne_bytes())?;
-                main.call(
-                    &what,
-                    libc::SYS_timer_create,
-                    [
-                        t.clockid as u64,
-                        site.scratch(),
-                        site.scratch() + 128,
-                        0,
-                        0,
-                        0,
-                    ],
-                )?;
+                create_one(main, site, &what, t, t.id)?;
                 break;
             }
             let exact = fillers >= MAX_FILLERS;
-            let event = sigevent(t.value, t.signal, t.notify, t.tid);
-            site.write(0, &event)?;
-            site.write(128, &[0u8; 4])?;
-            main.call(
-                &what,
-                libc::SYS_timer_create,
-                [
-                    t.clockid as u64,
-                    site.scratch(),
-                    site.scratch() + 128,
-                    0,
-                    0,
-                    0,
-                ],
-            )?;
+            create_one(main, site, &what, t, 0)?;
             let mut id = [0u8; 4];
-            site.read(128, &mut id)?;
+            site.read(ID_AT, &mut id)?;
             let id = i32::from_ne_bytes(id);
             if id == t.id {
                 break;

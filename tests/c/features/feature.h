@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <suspend.h>
 
@@ -65,6 +66,23 @@ static inline void feature_setup_failed(const char *what)
 	printf("FAIL setting up: %s: %s\n", what, strerror(errno));
 	fflush(stdout);
 	exit(2);
+}
+
+/* Forks, for a program whose process under test is a child. Returns 1 in
+ * the child, which carries on; the parent only waits for it, and gets 0
+ * once it has ended, with *code its exit status (1 if it did not exit). */
+static inline int feature_in_child(int *code)
+{
+	pid_t child = fork();
+	if (child < 0)
+		feature_setup_failed("fork");
+	if (child == 0)
+		return 1;
+	int status = 0;
+	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	*code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	return 0;
 }
 
 /* Registers with the agent, says "ready PID", and waits (up to 120 s) until

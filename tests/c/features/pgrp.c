@@ -5,20 +5,12 @@
  * test is a child, in its parent's session; the parent only waits.) */
 #include "feature.h"
 
-#include <sys/wait.h>
-
 int main(void)
 {
 	setsid();
-	pid_t child = fork();
-	if (child < 0)
-		feature_setup_failed("fork");
-	if (child > 0) {
-		int status = 0;
-		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-			;
-		return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-	}
+	int code;
+	if (!feature_in_child(&code))
+		return code;
 	pid_t sid = getsid(0);
 	printf("expect refused session %d\n", (int)sid);
 	fflush(stdout);

@@ -5,7 +5,6 @@
 
 #include <stdint.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 
 int main(void)
 {
@@ -13,18 +12,13 @@ int main(void)
 	int fd = eventfd(0, EFD_NONBLOCK);
 	if (fd < 0)
 		feature_setup_failed("eventfd");
-	pid_t child = fork();
-	if (child < 0)
-		feature_setup_failed("fork");
-	if (child > 0) {
-		int status = 0;
-		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-			;
+	int code;
+	if (!feature_in_child(&code)) {
 		uint64_t got = 0;
 		int seen = read(fd, &got, 8) == 8 && got == 5;
 		if (!seen)
 			printf("FAIL the parent did not see the child's 5\n");
-		return WIFEXITED(status) && seen ? WEXITSTATUS(status) : 1;
+		return seen ? code : 1;
 	}
 	setsid(); /* its own session: only the shared file is refused */
 	printf("expect refused its open file is shared with pid\n");

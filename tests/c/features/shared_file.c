@@ -4,7 +4,6 @@
 #include "feature.h"
 
 #include <fcntl.h>
-#include <sys/wait.h>
 
 int main(void)
 {
@@ -14,19 +13,14 @@ int main(void)
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || write(fd, "0123456789", 10) != 10 || lseek(fd, 4, SEEK_SET) != 4)
 		feature_setup_failed("a file of 10 bytes");
-	pid_t child = fork();
-	if (child < 0)
-		feature_setup_failed("fork");
-	if (child > 0) {
+	int code;
+	if (!feature_in_child(&code)) {
 		/* The parent keeps the file open, and checks the shared offset. */
-		int status = 0;
-		while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-			;
 		int moved = lseek(fd, 0, SEEK_CUR) == 8;
 		unlink(path);
 		if (!moved)
 			printf("FAIL the parent's offset did not move with the child's\n");
-		return WIFEXITED(status) && moved ? WEXITSTATUS(status) : 1;
+		return moved ? code : 1;
 	}
 	setsid(); /* its own session: only the shared file is refused */
 	printf("expect refused its open file is shared with pid\n");

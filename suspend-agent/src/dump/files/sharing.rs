@@ -1,0 +1,126 @@
+//! Open files shared. Within the process: fds that are copies of one open
+//! file (`dup`, told apart from two opens by `kcmp`), given back as copies.
+//! With other processes: a pipe another process holds, or an open file
+//! `kcmp` finds in another's fd table (inherited across a fork, or sent);
+//! a resume cannot share either again, so each is refused by name.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+};
+
+use super::pipe_inode;
+use crate::image::format::{File, FileKind};
+
+/// Sets `dup_of` on each fd of `files` (sorted by fd) whose open file an
+/// earlier one has too (`dup`); stdio and pipes are left alone.
+pub fn mark_dups(pid: u32, files: &mut [File]) {
+    // Copies of one open file (`dup`), by the lowest fd of each.
+    for i in 0..files.len() {
+        let f = &files[i];
+        if f.fd <= 2 || f.pipe.is_some() {
+            continue;
+        }
+        files[i].dup_of = files[..i]
+            .iter()
+            .find(|g| {
+                g.fd > 2
+                    && g.pipe.is_none()
+                    && g.dup_of.is_none()
+                    && g.path == files[i].path
+                    && crate::sys::same_open_file(pid, g.fd, files[i].fd).unwrap_or(false)
+            })
+            .map(|g| g.fd);
+    }
+}
+
+/// Every fd of a process other than `pid` (and this agent) whose link is
+/// one of `links`: (that process, its fd, the link).
+fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
+    let mut found = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return found;
+    };
+    let me = std::process::id();
+    for other in procs.flatten() {
+        let Some(other) = other
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if other == pid || other == me {
+            continue;
+        }
+        let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Some(number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(link) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let link = link.to_string_lossy();
+            if links.contains(link.as_ref()) {
+                found.push((other, number, link.into_owned()));
+            }
+        }
+    }
+    found
+}
+
+/// Which of `pipes` another process than `pid` holds, and one such process.
+pub fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
+    let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut held = BTreeMap::new();
+    for (other, _, link) in others_holding(pid, &links) {
+        if let Some(inode) = pipe_inode(&link) {
+            held.entry(inode).or_insert(other);
+        }
+    }
+    held
+}
+
+/// The fds of `files` (above stdio, other than pipes) whose open file
+/// another process shares (it inherited it across a fork, or was sent
+/// it): a resume would give the process a file of its own, with its own
+/// offset and flags. By fd, one such process.
+pub fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
+    let ours: Vec<&File> = files
+        .iter()
+        .filter(|f| {
+            // A device's open file has no state a copy would lose that
+            // matters (its terminals are refused apart).
+            f.fd > 2 && f.pipe.is_none() && f.restorable() && f.kind != FileKind::CharDevice
+        })
+        .collect();
+    let links = ours.iter().map(|f| f.path.clone()).collect();
+    let mut shared = BTreeMap::new();
+    if ours.is_empty() {
+        return shared;
+    }
+    for (other, their_fd, link) in others_holding(pid, &links) {
+        for f in ours.iter().filter(|f| f.path == link) {
+            if !shared.contains_key(&f.fd)
+                && crate::sys::same_file_of(pid, f.fd, other, their_fd).unwrap_or(false)
+            {
+                shared.insert(f.fd, other);
+            }
+        }
+    }
+    shared
+}
+
+/// Why `f` cannot come back, if its open file is shared with another
+/// process (`shared`, from [`shared_with_others`]).
+pub fn refusal(f: &File, shared: &BTreeMap<i32, u32>) -> Option<String> {
+    let other = shared.get(&f.fd)?;
+    Some(format!(
+        "fd {} ({}, its open file is shared with pid {other}: a resume would give it one of \
+         its own)",
+        f.fd, f.path
+    ))
+}
