@@ -19,11 +19,9 @@
 //!
 //! `SUSPEND_FEATURES=a,b` runs only those (names without `feature_`).
 //!
-//! A held process is resumed with `--eager` here (every page back before
-//! it runs): this suite is about the state a hold keeps; the lazy refill
-//! has its own tests (`held_refill.rs`). (A process that forks while its
-//! refill is finishing can hang in `fork`, seen once in a slow guest: a
-//! known bug, in the README's limits.)
+//! A held process is resumed as a user's would be: lazily, its pages
+//! served as it runs (many of these programs fork or change their memory
+//! map right after the resume, as the refill goes on).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -134,12 +132,12 @@ fn run(name: &str, held: bool) -> Verdict {
     Verdict::Refused
 }
 
-/// Holds `w` (ready as `pid`) in `dir`, resumes it with `--eager`, and
+/// Holds `w` (ready as `pid`) in `dir`, resumes it (lazily), and
 /// panics unless it then passes its own check (exit 0, `ok`).
 fn held_comes_back(name: &str, w: &mut Proc, pid: u32, dir: &ImageDir) {
     let out = suspend(pid, dir, &["--hold"]);
     assert_eq!(out.code, 0, "{name}: suspend --hold: {out:?}");
-    let back = agent(&["resume", "--eager", dir.arg()]);
+    let back = agent(&["resume", dir.arg()]);
     assert_eq!(back.code, 0, "{name}: resume of the held process: {back:?}");
     let code = w.wait_exit();
     assert!(

@@ -2,9 +2,9 @@
 //! files, directories and devices can; so can stdio, whatever it is (a
 //! resume attaches the resume command's own), eventfds (their counter),
 //! epoll instances (what they watch: an async runtime such as tokio needs
-//! both) and pipes whose every end the process holds (a self-pipe: with
-//! what is buffered in it, read without consuming it). Sockets, pipes
-//! shared with another process, signalfd, timerfd and the like cannot
+//! both), signalfds, timerfds and pipes whose every end the process holds
+//! (a self-pipe: with what is buffered in it, read without consuming it).
+//! Sockets, pipes shared with another process, inotify and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
 //! asked to drop them. File locks, signal owners, terminals and files
 //! shared with other processes each have a module below.
