@@ -9,6 +9,7 @@
 //! asked to drop them. File locks, signal owners, terminals and files
 //! shared with other processes each have a module below.
 
+mod inotify;
 mod locks;
 mod owners;
 mod sharing;
@@ -166,6 +167,7 @@ impl File {
             || self.epoll.is_some()
             || self.signalfd.is_some()
             || self.timerfd.is_some()
+            || self.inotify.is_some()
             || self.pipe.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && !deleted)
@@ -270,6 +272,9 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let timerfd = (link == TIMERFD)
             .then(|| parse_timerfd(&info, crate::sys::clock_ns))
             .flatten();
+        let inotify = (link == inotify::LINK)
+            .then(|| inotify::watches(&info))
+            .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
         let owner = owners::read(pid, copy, flags, &info_path)?;
         files.push(File {
@@ -287,6 +292,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             locks: parse_fd_locks(&info).0,
             signalfd,
             timerfd,
+            inotify,
         });
     }
     files.sort_by_key(|f| f.fd);
@@ -360,6 +366,10 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
                     f.fd, f.path, t.fd
                 ),
             ));
+            continue;
+        }
+        if let Some(why) = inotify::refusal(pid, f) {
+            bad.push((f.fd, why));
             continue;
         }
         if let Some(why) = sharing::refusal(f, &shared) {
@@ -710,6 +720,7 @@ mod tests {
             locks: Vec::new(),
             signalfd: None,
             timerfd: None,
+            inotify: None,
         }
     }
 

@@ -568,6 +568,29 @@ pub struct File {
     /// A timerfd's clock and timer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timerfd: Option<TimerFd>,
+    /// An inotify instance's watches, by watch descriptor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inotify: Option<Vec<InotifyWatch>>,
+}
+
+/// The highest inotify watch descriptor a resume gives back (it reaches a
+/// number by adding and removing a watch once per number below it).
+pub const INOTIFY_MAX_WD: i32 = 4096;
+
+/// One watch of an inotify instance (a line of its fdinfo), added again
+/// under the same watch descriptor at resume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InotifyWatch {
+    pub wd: i32,
+    /// The events watched and the flags that last (`IN_ONESHOT`,
+    /// `IN_EXCL_UNLINK`), as fdinfo shows them (6.0+).
+    pub mask: u32,
+    /// The inode watched, as fdinfo names it.
+    pub ino: u64,
+    /// The file or directory watched, found by its file handle (so a file
+    /// renamed since is found under its new name); `None`: no path reaches
+    /// it now (a suspend refuses it).
+    pub target: Option<FileId>,
 }
 
 /// A timerfd (its fdinfo), as a resume sets it again.

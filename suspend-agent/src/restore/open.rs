@@ -7,7 +7,8 @@
 //! process's behalf.
 //!
 //! What is opened: the executable, the file of every file mapping, every
-//! regular file, directory and device the process had open, its working
+//! regular file, directory and device the process had open, what each
+//! inotify watch is on (opened for reading, as a watch needs), its working
 //! directory, and the files `--stdin/--stdout/--stderr` name (those without
 //! following a final symbolic link, as the command's user meant them).
 
@@ -36,6 +37,9 @@ pub struct Opened {
     pub mapped: HashMap<(String, bool), OwnedFd>,
     /// By the process's fd number.
     pub files: HashMap<i32, OwnedFd>,
+    /// What each inotify watch watches, by (fd number, watch descriptor):
+    /// opened for reading, as a watch needs.
+    pub watched: HashMap<(i32, i32), OwnedFd>,
     pub cwd: Option<OwnedFd>,
     pub stdio: [Option<OwnedFd>; 3],
 }
@@ -67,6 +71,7 @@ enum Into {
     Exe,
     Mapped(String, bool),
     Fd(i32),
+    Watch(i32, i32),
     Cwd,
 }
 
@@ -105,6 +110,17 @@ fn wanted(image: &Image) -> Vec<Want> {
         });
     }
     for f in &image.files {
+        for w in f.inotify.iter().flatten() {
+            let Some(target) = &w.target else { continue };
+            wants.push(Want {
+                what: "file an inotify watch is on",
+                path: target.path.clone(),
+                flags: libc::O_RDONLY | libc::O_NONBLOCK,
+                id: Some(target.clone()),
+                how: Match::Inode,
+                into: Into::Watch(f.fd, w.wd),
+            });
+        }
         if f.fd <= 2
             || f.pipe.is_some()
             || f.eventfd.is_some()
@@ -286,6 +302,9 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
             }
             Into::Fd(n) => {
                 out.files.insert(n, fd);
+            }
+            Into::Watch(n, wd) => {
+                out.watched.insert((n, wd), fd);
             }
             Into::Cwd => out.cwd = Some(fd),
         }

@@ -101,6 +101,14 @@ pub enum OpenKind {
         spec: [i64; 4],
         ticks: u64,
     },
+    /// `inotify_init1(flags)`, then each watch `(wd, mask, path)` added
+    /// under its number, in order (`path`: `/proc/self/fd/N` of a helper
+    /// the process's user opened; lower numbers are reached by adding and
+    /// removing it).
+    Inotify {
+        flags: i32,
+        watches: Vec<(i32, u32, CString)>,
+    },
     /// A pipe: its read end at this fd, its write end at `write_fd`, with
     /// `data` in it.
     Pipe {
@@ -380,6 +388,26 @@ impl Plan {
                     spec: [interval[0], interval[1], value[0], value[1]],
                     ticks: t.ticks,
                 }
+            } else if let Some(watches) = &f.inotify {
+                let mut made = Vec::new();
+                for w in watches {
+                    let Some(file) = opened.watched.remove(&(f.fd, w.wd)) else {
+                        return Err(prepare_err(format!("fd {} ({})", f.fd, f.path))(
+                            std::io::Error::other(format!(
+                                "watch {} is on no file the image names",
+                                w.wd
+                            )),
+                        ));
+                    };
+                    let from = helper(file, &mut helpers)?;
+                    let path =
+                        CString::new(format!("/proc/self/fd/{from}")).expect("no NUL in a number");
+                    made.push((w.wd, w.mask, path));
+                }
+                OpenKind::Inotify {
+                    flags: flags & (libc::O_NONBLOCK | libc::O_CLOEXEC),
+                    watches: made,
+                }
             } else if let Some(e) = &f.eventfd {
                 OpenKind::EventFd {
                     count: e.count,
@@ -421,7 +449,10 @@ impl Plan {
         // (What each epoll watches is added once every fd exists.)
         let rank = |what: &OpenKind| match what {
             OpenKind::File { .. } => 0,
-            OpenKind::EventFd { .. } | OpenKind::SignalFd { .. } | OpenKind::TimerFd { .. } => 2,
+            OpenKind::EventFd { .. }
+            | OpenKind::SignalFd { .. }
+            | OpenKind::TimerFd { .. }
+            | OpenKind::Inotify { .. } => 2,
             OpenKind::Pipe { .. } => 4,
             OpenKind::Epoll { .. } => 6,
             OpenKind::Dup { .. } => 4, // a pipe end's (see below)

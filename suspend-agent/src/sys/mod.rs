@@ -16,7 +16,7 @@ pub use time::{boottime_ns, clock_ns};
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, BorrowedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
 };
 
 use nix::{sys::uio, unistd::Pid};
@@ -202,6 +202,43 @@ pub fn timerfd_gettime(fd: BorrowedFd<'_>) -> io::Result<[i64; 4]> {
         return Err(io::Error::last_os_error());
     }
     Ok(spec)
+}
+
+/// How many bytes a read of `fd` would find waiting (`FIONREAD`).
+pub fn readable_bytes(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as u32)
+}
+
+/// Opens (`O_PATH`) the file a file handle names (`open_by_handle_at`):
+/// `kind` and `bytes` as `name_to_handle_at` gave them, `mount` any
+/// directory of the same file system.
+pub fn open_by_handle(mount: BorrowedFd<'_>, kind: i32, bytes: &[u8]) -> io::Result<OwnedFd> {
+    // `struct file_handle`: handle_bytes (u32), handle_type (i32), then
+    // the handle.
+    let mut handle = Vec::with_capacity(8 + bytes.len());
+    handle.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    handle.extend_from_slice(&kind.to_ne_bytes());
+    handle.extend_from_slice(bytes);
+    // SAFETY: the buffer holds a whole struct file_handle of that size;
+    // the descriptor returned is ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount.as_raw_fd(),
+            handle.as_mut_ptr(),
+            libc::O_PATH | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor open_by_handle_at just returned.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Reads an eventfd's 8-byte value (`eventfd_read`).

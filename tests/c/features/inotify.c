@@ -1,5 +1,5 @@
-/* An inotify watching /tmp for IN_CREATE: an image cannot hold it; after a held
- * suspension creating a file in /tmp gives its event. */
+/* An inotify watching a directory of its own for IN_CREATE: after the resume,
+ * creating a file there gives its event, under the same watch. */
 #include "feature.h"
 
 #include <fcntl.h>
@@ -8,24 +8,26 @@
 
 int main(void)
 {
-	feature_begin("refused inotify");
+	feature_begin("restored");
+	char dir[] = "/tmp/feature-inotify-XXXXXX";
+	if (!mkdtemp(dir))
+		feature_setup_failed("mkdtemp");
 	int ifd = inotify_init1(IN_NONBLOCK);
-	int wd = ifd < 0 ? -1 : inotify_add_watch(ifd, "/tmp", IN_CREATE);
+	int wd = ifd < 0 ? -1 : inotify_add_watch(ifd, dir, IN_CREATE);
 	if (wd < 0)
 		feature_setup_failed("inotify");
 
 	feature_suspend_here();
 
 	char name[64], path[80];
-	snprintf(name, sizeof name, "feature-inotify-%d", (int)getpid());
-	snprintf(path, sizeof path, "/tmp/%s", name);
+	snprintf(name, sizeof name, "created-%d", (int)getpid());
+	snprintf(path, sizeof path, "%s/%s", dir, name);
 	int fd = open(path, O_CREAT | O_WRONLY, 0600);
 	if (fd < 0)
 		feature_setup_failed(path);
 	close(fd);
 	int seen = 0;
 	struct pollfd pfd = { .fd = ifd, .events = POLLIN };
-	/* Others may create files in /tmp too: look for ours. */
 	while (!seen && poll(&pfd, 1, 5000) == 1) {
 		char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 		ssize_t n = read(ifd, buf, sizeof buf);
@@ -38,5 +40,6 @@ int main(void)
 	}
 	CHECK(seen, "no IN_CREATE event for %s", path);
 	unlink(path);
+	rmdir(dir);
 	return feature_done();
 }

@@ -1,0 +1,226 @@
+//! inotify instances: each watch (its watch descriptor, mask and the inode
+//! it watches) from the instance's fdinfo, the inode found again by its
+//! file handle, so that a file renamed since it was watched is found under
+//! its new name. A resume makes the instance again and adds each watch
+//! under its number (`restore/child.rs`).
+//!
+//! Refused by name, before anything is frozen: events queued and not yet
+//! read (a resume cannot queue them again), a watch no path reaches now
+//! (its file removed), a watch on anything but a regular file or a
+//! directory, and a watch descriptor too high to reach by adding and
+//! removing watches. Events that happen while the process is away are not
+//! reported to it (as for a process started again).
+
+use std::{
+    fs,
+    os::{fd::AsFd as _, unix::fs::MetadataExt as _},
+};
+
+use crate::{
+    image::format::{File, FileId, INOTIFY_MAX_WD as MAX_WD, InotifyWatch},
+    sys::PidFd,
+};
+
+/// What an inotify fd links to.
+pub const LINK: &str = "anon_inode:inotify";
+
+/// One `inotify wd:… ino:… sdev:… mask:… … fhandle-bytes:… fhandle-type:…
+/// f_handle:…` line of an fdinfo.
+#[derive(Debug, PartialEq, Eq)]
+struct Line {
+    wd: i32,
+    ino: u64,
+    /// The kernel's device number (major in the top 12 bits of 32).
+    sdev: u32,
+    mask: u32,
+    handle_type: i32,
+    handle: Vec<u8>,
+}
+
+fn parse(text: &str) -> Option<Vec<Line>> {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("inotify ") else {
+            continue;
+        };
+        let field = |key: &str| {
+            rest.split_whitespace()
+                .find_map(|f| f.strip_prefix(key)?.strip_prefix(':'))
+        };
+        let hex = |key: &str| u64::from_str_radix(field(key)?, 16).ok();
+        let handle_hex = field("f_handle").filter(|h| h.is_ascii())?;
+        let handle = (0..handle_hex.len() / 2)
+            .map(|i| u8::from_str_radix(&handle_hex[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        if handle.len() as u64 != hex("fhandle-bytes")? {
+            return None;
+        }
+        lines.push(Line {
+            wd: hex("wd")? as i32,
+            ino: hex("ino")?,
+            sdev: hex("sdev")? as u32,
+            mask: hex("mask")? as u32,
+            handle_type: hex("fhandle-type")? as i32,
+            handle,
+        });
+    }
+    lines.sort_by_key(|l| l.wd);
+    Some(lines)
+}
+
+/// The user-space `dev_t` of a kernel device number.
+fn dev_of(sdev: u32) -> u64 {
+    libc::makedev(sdev >> 20, sdev & 0xf_ffff)
+}
+
+/// A directory of ours on the file system of device `dev` (a mount of it,
+/// its root preferred), to open file handles against.
+fn mount_of(dev: u64) -> Option<fs::File> {
+    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let mut found: Vec<(bool, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (root, point) = (f.get(3)?, f.get(4)?);
+            (f.get(2)? == &format!("{major}:{minor}")).then(|| (*root != "/", unescape(point)))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().find_map(|(_, point)| {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(point)
+            .ok()
+    })
+}
+
+/// A mountinfo path with its octal escapes (`\040`) undone.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The file a watch's handle names, if a path reaches it: its path and
+/// identity.
+fn target(line: &Line) -> Option<FileId> {
+    let dev = dev_of(line.sdev);
+    let mount = mount_of(dev)?;
+    let fd = crate::sys::open_by_handle(mount.as_fd(), line.handle_type, &line.handle).ok()?;
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let path = fs::read_link(&link).ok()?.to_string_lossy().into_owned();
+    if !path.starts_with('/') || path.ends_with(" (deleted)") {
+        return None;
+    }
+    let meta = fs::metadata(&link).ok()?;
+    (meta.ino() == line.ino && meta.dev() == dev).then(|| FileId {
+        path,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    })
+}
+
+/// The watches of an inotify fd whose fdinfo is `info`, each target found
+/// (or `None`); `None` if the fdinfo cannot be read as one.
+pub fn watches(info: &str) -> Option<Vec<InotifyWatch>> {
+    Some(
+        parse(info)?
+            .into_iter()
+            .map(|line| InotifyWatch {
+                wd: line.wd,
+                mask: line.mask,
+                ino: line.ino,
+                target: target(&line),
+            })
+            .collect(),
+    )
+}
+
+/// Why inotify fd `f` of `pid` cannot come back, if it cannot.
+pub fn refusal(pid: u32, f: &File) -> Option<String> {
+    let watches = f.inotify.as_ref()?;
+    let named = |why: String| Some(format!("fd {} ({}, {why})", f.fd, f.path));
+    if let Some(w) = watches.iter().find(|w| w.target.is_none()) {
+        return named(format!(
+            "watch {} is on inode {}, which no path reaches now",
+            w.wd, w.ino
+        ));
+    }
+    if let Some(w) = watches.iter().find(|w| {
+        w.target
+            .as_ref()
+            .is_some_and(|t| !fs::metadata(&t.path).is_ok_and(|m| m.is_file() || m.is_dir()))
+    }) {
+        return named(format!(
+            "watch {} is on {}, neither a regular file nor a directory",
+            w.wd,
+            w.target.as_ref().map_or("", |t| t.path.as_str())
+        ));
+    }
+    if let Some(w) = watches.iter().find(|w| w.wd > MAX_WD) {
+        return named(format!(
+            "watch descriptor {} is above {MAX_WD}: a resume could not give it that number",
+            w.wd
+        ));
+    }
+    let queued = PidFd::open(pid)
+        .and_then(|p| p.get_fd(f.fd))
+        .and_then(|copy| crate::sys::readable_bytes(copy.as_fd()));
+    match queued {
+        Ok(0) => None,
+        Ok(n) => named(format!(
+            "{n} bytes of events not yet read: a resume cannot queue them again"
+        )),
+        Err(e) => named(format!("its queue could not be read: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_fdinfo_gives_each_watch_in_order() {
+        let text = "pos:\t0\nflags:\t02004000\nmnt_id:\t15\nino:\t1057\n\
+            inotify wd:4 ino:2a0f sdev:800001 mask:80000002 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0f2a00003e2b9c11\n\
+            inotify wd:1 ino:2a01 sdev:800001 mask:100 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:012a00003d2b9c11\n";
+        let lines = parse(text).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].wd, 1);
+        assert_eq!(lines[0].mask, 0x100);
+        assert_eq!(lines[1].wd, 4);
+        assert_eq!(lines[1].ino, 0x2a0f);
+        assert_eq!(lines[1].mask, 0x8000_0002);
+        assert_eq!(lines[1].sdev, 0x80_0001);
+        assert_eq!(lines[1].handle, [0x0f, 0x2a, 0, 0, 0x3e, 0x2b, 0x9c, 0x11]);
+        assert_eq!(dev_of(0x80_0001), libc::makedev(8, 1));
+        // A handle shorter than it says is not read as one.
+        assert!(parse("inotify wd:1 ino:1 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0f\n").is_none());
+    }
+
+    #[test]
+    fn mount_points_are_unescaped() {
+        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}
