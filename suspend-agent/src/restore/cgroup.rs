@@ -1,6 +1,10 @@
 //! Cgroups: a resumed process goes back into the cgroups it was in (one
 //! per hierarchy, `/proc/PID/cgroup`) where they differ from the resume
-//! command's, by writing its pid into each one's `cgroup.procs`. A cgroup
+//! command's: the resume command moves itself into each one (writing its
+//! pid into its `cgroup.procs`) before it loads the process's memory, so
+//! that the pages are charged there (a charge stays with the cgroup of
+//! whoever first touched the page), and the process it makes is born in
+//! them. A cgroup
 //! that is gone, or a hierarchy this machine does not mount, is refused
 //! before anything is created. (The save half is one field of the process
 //! record, read in `dump::process`.)

@@ -182,9 +182,6 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     per_thread(image, &site)
         .map_err(|e| failed("restoring what each thread sets", e.to_string()))?;
     from_outside(image, pid).map_err(|e| failed("restoring process attributes", e))?;
-    let cgroups =
-        super::cgroup::targets(image).map_err(|e| failed("joining its cgroups", e.to_string()))?;
-    super::cgroup::join(pid, &cgroups).map_err(|e| failed("joining its cgroups", e))?;
     if let Some(a) = &image.process.attributes {
         std::fs::write(
             format!("/proc/{pid}/oom_score_adj"),

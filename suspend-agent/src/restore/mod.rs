@@ -121,6 +121,14 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     validate::directory(&image)?;
     validate::image(&image)?;
     let opened = open::files(&image, options)?;
+    // Into its cgroups before its memory is loaded (here, inherited by the
+    // process made): a page is charged to the cgroup of whoever first
+    // touches it, and stays charged there.
+    let cgroups = cgroup::targets(&image)?;
+    cgroup::join(std::process::id(), &cgroups).map_err(|e| RestoreError::Prepare {
+        what: "joining the process's cgroups".into(),
+        source: std::io::Error::other(e),
+    })?;
     let mut plan = plan::Plan::new(&image, options, opened)?;
     let pid = image.process.pid;
     let created = child::spawn(&image, &mut plan)?;
