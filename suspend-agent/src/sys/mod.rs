@@ -109,6 +109,15 @@ pub fn same_memory(a: u32, b: u32) -> io::Result<bool> {
     kcmp_same(a, b, 1, 0, 0)
 }
 
+/// Whether this kernel has `kcmp` (`CONFIG_KCMP`), asked once.
+pub fn kcmp_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let me = std::process::id();
+        kcmp_same(me, me, 1, 0, 0).is_ok() // KCMP_VM
+    })
+}
+
 /// Whether fds `a` and `b` of `pid` are one open file description (a dup)
 /// rather than two opens (`KCMP_FILE`).
 pub fn same_open_file(pid: u32, a: i32, b: i32) -> io::Result<bool> {

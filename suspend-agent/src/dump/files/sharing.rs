@@ -87,8 +87,9 @@ pub fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
 /// The fds of `files` (above stdio, other than pipes) whose open file
 /// another process shares (it inherited it across a fork, or was sent
 /// it): a resume would give the process a file of its own, with its own
-/// offset and flags. By fd, one such process.
-pub fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
+/// offset and flags. By fd, how it is shared (with which process, or why
+/// it cannot be told).
+pub fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, String> {
     let ours: Vec<&File> = files
         .iter()
         .filter(|f| {
@@ -104,23 +105,40 @@ pub fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, u32> {
     }
     for (other, their_fd, link) in others_holding(pid, &links) {
         for f in ours.iter().filter(|f| f.path == link) {
-            if !shared.contains_key(&f.fd)
-                && crate::sys::same_file_of(pid, f.fd, other, their_fd).unwrap_or(false)
-            {
-                shared.insert(f.fd, other);
+            if shared.contains_key(&f.fd) {
+                continue;
             }
+            let how = match crate::sys::same_file_of(pid, f.fd, other, their_fd) {
+                Ok(true) => format!("its open file is shared with pid {other}"),
+                Ok(false) => continue,
+                // Gone, or closed, meanwhile.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ESRCH | libc::EBADF)) => continue,
+                Err(e) => format!(
+                    "pid {other} has the same file open, and whether as this very open file \
+                     cannot be told (kcmp: {e})"
+                ),
+            };
+            shared.insert(f.fd, how);
         }
     }
     shared
 }
 
 /// Why `f` cannot come back, if its open file is shared with another
-/// process (`shared`, from [`shared_with_others`]).
-pub fn refusal(f: &File, shared: &BTreeMap<i32, u32>) -> Option<String> {
-    let other = shared.get(&f.fd)?;
+/// process (`shared`, from [`shared_with_others`]), or if this kernel
+/// cannot say whether it is (no `kcmp`: `CONFIG_KCMP`), nor whether it is
+/// a copy (`dup`) of another of its fds.
+pub fn refusal(f: &File, shared: &BTreeMap<i32, String>) -> Option<String> {
+    if f.fd > 2 && !crate::sys::kcmp_available() {
+        return Some(format!(
+            "fd {} ({}, this kernel has no kcmp (CONFIG_KCMP): whether it is a copy of another \
+             fd, or shared with another process, cannot be told)",
+            f.fd, f.path
+        ));
+    }
+    let how = shared.get(&f.fd)?;
     Some(format!(
-        "fd {} ({}, its open file is shared with pid {other}: a resume would give it one of \
-         its own)",
+        "fd {} ({}, {how}: a resume would give it one of its own)",
         f.fd, f.path
     ))
 }
