@@ -238,19 +238,6 @@ pub fn dump(
             ));
         }
     }
-    let keyed: Vec<String> = vmas
-        .iter()
-        .filter_map(|v| {
-            let key = smaps.get(&v.start)?.protection_key;
-            (key != 0).then(|| format!("{:#x}-{:#x} (key {key})", v.start, v.end))
-        })
-        .collect();
-    if !keyed.is_empty() {
-        late.push(format!(
-            "memory protection keys (pkey_mprotect) on {}",
-            keyed.join(", ")
-        ));
-    }
     if inside.ldt {
         late.push("a local descriptor table (modify_ldt)".into());
     }

@@ -228,6 +228,23 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             ));
         }
     }
+    // Protection keys (where the CPU has them: only then does smaps say).
+    if crate::sys::cpu::has_pkeys()
+        && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+    {
+        let mut keyed: Vec<String> = crate::procfs::parse_smaps(&text)
+            .into_iter()
+            .filter(|(_, s)| s.protection_key != 0)
+            .map(|(start, s)| format!("{start:#x} (key {})", s.protection_key))
+            .collect();
+        keyed.sort();
+        if !keyed.is_empty() {
+            bad.push(format!(
+                "memory protection keys (pkey_mprotect) on the mappings at {}",
+                keyed.join(", ")
+            ));
+        }
+    }
     match crate::procfs::timers(pid) {
         Ok(timers) => {
             let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);

@@ -11,6 +11,19 @@ pub fn vendor() -> String {
     String::from_utf8_lossy(&vendor).into_owned()
 }
 
+/// Whether this CPU and kernel give memory protection keys (`ospke`
+/// among the flags of `/proc/cpuinfo`), asked once.
+pub fn has_pkeys() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|text| {
+            text.lines()
+                .find(|l| l.starts_with("flags"))
+                .is_some_and(|l| l.split_whitespace().any(|f| f == "ospke"))
+        })
+    })
+}
+
 /// The size of the xstate area this CPU saves for the features the OS
 /// enabled (CPUID leaf 0xD, sub-leaf 0, EBX), and those features (XCR0).
 pub fn xstate_layout() -> (usize, u64) {

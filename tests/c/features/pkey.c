@@ -1,5 +1,5 @@
 /* A memory protection key on a mapping (pkey_mprotect): an image cannot
- * hold it, so it is refused once frozen; held, it stays. */
+ * hold it, so it is refused before the freeze; held, it stays. */
 #include "feature.h"
 
 #include <sys/mman.h>
@@ -7,7 +7,7 @@
 
 int main(void)
 {
-	feature_begin("refused-late memory protection keys");
+	feature_begin("refused memory protection keys");
 	int key = (int)syscall(SYS_pkey_alloc, 0, 0);
 	if (key < 0)
 		feature_skip("no memory protection keys on this CPU or kernel");
