@@ -245,6 +245,11 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             ));
         }
     }
+    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        && let Some(vmas) = crate::procfs::vmas::parse(&text)
+    {
+        bad.extend(unrestorable_mappings(pid, &vmas));
+    }
     match crate::procfs::timers(pid) {
         Ok(timers) => {
             let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
@@ -283,6 +288,78 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
         bad.push(format!(
             "child process(es) {} (an image cannot make them its children again)",
             children.join(", ")
+        ));
+    }
+    bad
+}
+
+/// Mappings of `pid` a resume from the image could not give back: a
+/// private mapping of a file deleted since (nothing could map it again),
+/// and memory shared with another process (a resume would make the
+/// process an object of its own: the other would no longer see its
+/// writes). One line each.
+fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<String> {
+    use crate::image::format::MappingKind;
+    let mut bad = Vec::new();
+    for v in vmas.iter().filter(|v| v.deleted()) {
+        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+        let linked = fs::metadata(&files).is_ok_and(|m| m.nlink() > 0);
+        if v.kind() == MappingKind::PrivateFile {
+            bad.push(format!(
+                "mapped file {} at {:#x} (deleted since it was mapped: nothing could map it again)",
+                v.path, v.start
+            ));
+        } else if linked {
+            // Its name merely ends so: it is a file still there.
+            bad.push(format!(
+                "mapped file {} at {:#x} (a file whose name ends in \"(deleted)\")",
+                v.path, v.start
+            ));
+        }
+    }
+    // Objects only memory reaches (memfd, SysV, shared anonymous, deleted
+    // files), by device and inode.
+    let objects: std::collections::BTreeMap<(String, u64), &str> = vmas
+        .iter()
+        .filter(|v| v.kind() == MappingKind::SharedAnonymous && v.inode != 0)
+        .map(|v| ((v.dev.clone(), v.inode), v.path.as_str()))
+        .collect();
+    if objects.is_empty() {
+        return bad;
+    }
+    let me = std::process::id();
+    let mut shared: std::collections::BTreeMap<(String, u64), Vec<u32>> = Default::default();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(other) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if other == pid || other == me {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{other}/maps")) else {
+            continue;
+        };
+        for theirs in crate::procfs::vmas::parse(&text).unwrap_or_default() {
+            let key = (theirs.dev, theirs.inode);
+            if theirs.perms.as_bytes().get(3) == Some(&b's') && objects.contains_key(&key) {
+                let pids = shared.entry(key).or_default();
+                if !pids.contains(&other) {
+                    pids.push(other);
+                }
+            }
+        }
+    }
+    for (key, pids) in shared {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        bad.push(format!(
+            "memory {} shared with pid {} (a resume from the image would give it a copy of its \
+             own)",
+            objects[&key],
+            pids.join(", pid ")
         ));
     }
     bad

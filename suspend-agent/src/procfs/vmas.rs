@@ -23,6 +23,12 @@ impl Vma {
         self.perms.as_bytes().get(3) == Some(&b's')
     }
 
+    /// Whether its file was deleted since it was mapped (as the kernel
+    /// says: a path ending in ` (deleted)`).
+    pub fn deleted(&self) -> bool {
+        self.inode != 0 && self.path.starts_with('/') && self.path.ends_with(" (deleted)")
+    }
+
     pub fn pages(&self) -> u64 {
         (self.end - self.start) / 4096
     }
@@ -33,11 +39,15 @@ impl Vma {
             self.path.as_str(),
             "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]"
         );
+        // A shared mapping of a file deleted since (a POSIX semaphore's
+        // `/dev/shm/sem.*`): only its mappings reach it, so it is saved
+        // and made again as an object of its own, like a memfd.
         let anonymous_object = self.inode == 0
             || self.path.starts_with("/memfd:")
             || self.path.starts_with("/SYSV")
             || self.path.starts_with("/dev/zero")
-            || self.path.starts_with("/anon_hugepage");
+            || self.path.starts_with("/anon_hugepage")
+            || self.deleted();
         if special {
             MappingKind::Kernel
         } else if self.shared() {
@@ -131,6 +141,19 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
                 Kernel
             ]
         );
+    }
+
+    #[test]
+    fn a_deleted_files_shared_mapping_is_an_object_its_private_one_a_file() {
+        let text = "\
+7f0000000000-7f0000003000 rw-s 00000000 00:1a 77                         /dev/shm/sem.x (deleted)
+7f0000003000-7f0000004000 r--p 00000000 fd:00 88                         /usr/lib/libold.so (deleted)
+";
+        let vmas = parse(text).unwrap();
+        assert!(vmas.iter().all(Vma::deleted));
+        assert_eq!(vmas[0].kind(), MappingKind::SharedAnonymous);
+        assert_eq!(vmas[1].kind(), MappingKind::PrivateFile);
+        assert!(!parse(MAPS).unwrap()[4].deleted());
     }
 
     #[test]

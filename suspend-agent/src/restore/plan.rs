@@ -931,13 +931,21 @@ fn args_estimate(image: &Image) -> u64 {
 
 /// A memfd standing in for a shared anonymous mapping's object, named as
 /// the original memfd was (the client block's `suspend-client` among
-/// them), as big as the object was, and at least big enough for every
+/// them) or as the deleted file was, as big as the object was, and at least big enough for every
 /// mapping of it in `all`.
 fn shared_object(m: &Mapping, all: &[Mapping]) -> Result<OwnedFd, RestoreError> {
+    // A memfd's own name; a deleted file's name (not its directory).
     let name = m
         .path
         .strip_prefix("/memfd:")
+        .or_else(|| {
+            m.path
+                .ends_with(" (deleted)")
+                .then(|| m.path.rsplit('/').next())
+                .flatten()
+        })
         .map(|n| n.trim_end_matches(" (deleted)"))
+        .filter(|n| !n.is_empty())
         .unwrap_or("suspend-shared");
     let cname = CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned());
     let fd =
