@@ -87,6 +87,19 @@ int main(void)
 	snprintf(dir, sizeof dir, "%s/feature-cgroup-memory-%d", parent, (int)getpid());
 	if (mkdir(dir, 0755) < 0)
 		feature_setup_failed("mkdir in the memory cgroup hierarchy");
+	/* In cgroup2's root (a test VM's init), the controller may only need
+	 * enabling for the children (the root takes no part in the
+	 * no-internal-process rule). */
+	if (memory_current() < 0 && !strcmp(key, "0::") && !strcmp(here, "/")) {
+		char control[600];
+		snprintf(control, sizeof control, "%s/cgroup.subtree_control", mount);
+		int fd = open(control, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, "+memory", 7) != 7)
+				perror("enabling the memory controller");
+			close(fd);
+		}
+	}
 	if (memory_current() < 0) {
 		rmdir(dir);
 		feature_skip("no memory controller for a new cgroup here");
