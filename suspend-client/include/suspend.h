@@ -43,9 +43,11 @@ extern "C" {
 #define SUSPEND_CONTEXT_THREAD 0u
 #define SUSPEND_CONTEXT_SIGNAL 1u
 
-/* Default signals: SIGRTMAX-2 (suspend) and SIGRTMAX-3 (resume). */
-#define SUSPEND_DEFAULT_SUSPEND_SIGNAL 62
-#define SUSPEND_DEFAULT_RESUME_SIGNAL 61
+/* Default signals: 44 (suspend) and 43 (resume), SIGRTMIN+10 and +9 with
+ * glibc: the middle of the real-time range, which runtimes leave alone (the
+ * JVM's networking takes 62). */
+#define SUSPEND_DEFAULT_SUSPEND_SIGNAL 44
+#define SUSPEND_DEFAULT_RESUME_SIGNAL 43
 
 struct suspend_request {
 	uint64_t id;         /* also in the matching suspend_resume_info */

@@ -146,9 +146,9 @@ pub enum Context {
 /// Registration options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Signal that asks this process to suspend (default 62, `SIGRTMAX-2`).
+    /// Signal that asks this process to suspend (default 44, `SIGRTMIN+10`).
     pub suspend_signal: i32,
-    /// Signal that tells it a restore finished (default 61, `SIGRTMAX-3`).
+    /// Signal that tells it a restore finished (default 43, `SIGRTMIN+9`).
     pub resume_signal: i32,
     /// Where the callbacks run.
     pub context: Context,

@@ -29,8 +29,8 @@ pub(crate) enum Callbacks {
     },
 }
 
-/// Registers this process with the default [`Options`]: signals 62
-/// (suspend) and 61 (resume), callbacks on a helper thread.
+/// Registers this process with the default [`Options`]: signals 44
+/// (suspend) and 43 (resume), callbacks on a helper thread.
 pub fn register(handlers: Handlers) -> Result<Registration, Error> {
     register_with(handlers, Options::default())
 }

@@ -22,13 +22,16 @@ pub mod wire;
 /// in every message; the agent refuses a peer with another version.
 pub const ABI_VERSION: u32 = 2;
 
-/// Default signal a client is asked to suspend with: `SIGRTMAX - 2` (62 on
-/// x86-64 Linux). Rarely used by applications; glibc reserves the low
-/// real-time signals, not the high ones.
-pub const DEFAULT_SUSPEND_SIGNAL: u32 = 62;
-/// Default signal that tells a client how a suspension ended (`SIGRTMAX - 3`,
-/// 61).
-pub const DEFAULT_RESUME_SIGNAL: u32 = 61;
+/// Default signal a client is asked to suspend with: 44 (`SIGRTMIN + 10`
+/// with glibc). In the middle of the real-time range on purpose: runtimes
+/// take its ends — glibc 32 and 33, musl 32 to 34, .NET and Mono the first
+/// free ones from `SIGRTMIN`, programs' own POSIX timers `SIGRTMIN + n` for
+/// small n, the JVM's networking 62 (`SIGRTMAX - 2`, the default before),
+/// Valgrind 64.
+pub const DEFAULT_SUSPEND_SIGNAL: u32 = 44;
+/// Default signal that tells a client how a suspension ended: 43
+/// (`SIGRTMIN + 9`).
+pub const DEFAULT_RESUME_SIGNAL: u32 = 43;
 /// The range a client may choose its signals from: the real-time signals
 /// that glibc leaves to applications (`SIGRTMIN` is 34 with glibc).
 pub const MIN_SIGNAL: u32 = 34;

@@ -81,7 +81,7 @@ fn signals_chosen_at_registration() {
         "the chosen signal was used"
     );
     assert_eq!(
-        suspend_tests::signal_counts(pid, 62),
+        suspend_tests::signal_counts(pid, suspend_common::DEFAULT_SUSPEND_SIGNAL),
         (0, 0),
         "the default signal was not"
     );
@@ -209,7 +209,10 @@ fn bpftool_prints_the_registry_with_named_fields() {
     for needle in [
         format!("\"pid\": {pid}"),
         "\"state\": 1".into(),
-        "\"suspend_signal\": 62".into(),
+        format!(
+            "\"suspend_signal\": {}",
+            suspend_common::DEFAULT_SUSPEND_SIGNAL
+        ),
         "\"registered_ns\":".into(),
     ] {
         assert!(

@@ -57,7 +57,7 @@ fn spoofed_signals_are_ignored() {
     let (mut w, pid) = registered_workload();
     let sig = DEFAULT_SUSPEND_SIGNAL as i32;
 
-    // A shell's `kill -62` (SI_USER) and a sigqueue with a guessed token.
+    // A shell's `kill -44` (SI_USER) and a sigqueue with a guessed token.
     // SAFETY: signalling a process this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
     sigqueue(pid, sig, 0x1234_5678);

@@ -36,8 +36,8 @@ pub struct Args {
     )]
     command: Vec<OsString>,
     /// The suspend and resume signals it registers with, `S,R`: two
-    /// distinct real-time signals in 34..64 (default 62,61). For a program
-    /// that uses the defaults itself (a JVM's networking takes 62).
+    /// distinct real-time signals in 34..64 (default 44,43). For a program
+    /// that uses the defaults itself.
     #[arg(long, value_name = "S,R", value_parser = parse_signals)]
     signals: Option<(i32, i32)>,
 }

@@ -34,7 +34,7 @@
 //! (threads that keep spawning threads),
 //! `--block-suspend-signal` (every thread blocks it), `--no-register`
 //! (never opts in),
-//! `--own-handler` (installs its own handler on signal 62 and reports every
+//! `--own-handler` (installs its own handler on the default suspend signal and reports every
 //! signal it gets: `GOT SIGNAL n`), `--uid N` (becomes user and group N,
 //! with no supplementary groups, before anything else: a user's process),
 //! `--confine` (as root: drops capabilities from every set, raises an
