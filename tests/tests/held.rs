@@ -152,6 +152,78 @@ fn a_sqlite_transaction_keeps_its_locks_while_held() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A JVM's own check: it has done network I/O (its libnet, once loaded,
+/// takes signal 62 for itself), then answers `count` with `count N`.
+const JVM_PROGRAM: &str = r#"
+import java.io.*;
+import java.net.*;
+
+public class Suspendable {
+    public static void main(String[] args) throws Exception {
+        InetAddress lo = InetAddress.getLoopbackAddress();
+        ServerSocket server = new ServerSocket(0, 1, lo);
+        Socket client = new Socket(lo, server.getLocalPort());
+        Socket accepted = server.accept();
+        client.getOutputStream().write(7);
+        System.out.println("ready pid=" + ProcessHandle.current().pid() + " got=" + accepted.getInputStream().read());
+        long n = 0;
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        for (String line; (line = in.readLine()) != null && !line.equals("exit");) {
+            client.getOutputStream().write(line.length());
+            int back = accepted.getInputStream().read();
+            System.out.println("count " + (++n) + " echo=" + back);
+        }
+    }
+}
+"#;
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_jvm_that_did_network_io_is_held_and_resumed() {
+    // Its networking takes signal 62 the first time it does I/O: with 62 as
+    // the default suspend signal, the registration became unusable.
+    if Command::new("java").arg("-version").output().is_err() {
+        suspend_tests::note("a JVM NOT RUN: no `java` on this machine");
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = tempdir("held-jvm");
+    let source = dir.join("Suspendable.java");
+    std::fs::write(&source, JVM_PROGRAM).expect("writing the JVM's program");
+    let mut cmd = Command::new(bin("suspend-agent"));
+    cmd.arg("run").arg("--").arg("java").arg(&source);
+    let mut jvm = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut jvm);
+    let entry = wait_for("the preloaded JVM to register", || registry_entry(pid));
+    assert_eq!(
+        entry["suspend_signal"].as_u64(),
+        Some(u64::from(suspend_common::DEFAULT_SUSPEND_SIGNAL))
+    );
+    assert_eq!(jvm.ask("one", "count"), "count 1 echo=3");
+    for round in 0..2 {
+        let image = ImageDir::new(&format!("held-jvm-{round}"));
+        // (Not `hold`: what javac read of the JDK's `modules`, mapped
+        // shared, stays resident.)
+        let out = suspend(pid, &image, &["--hold"]);
+        assert_eq!(out.code, 0, "round {round}: {out:?}");
+        let back = resume_held(image.arg());
+        assert_eq!(back.code, 0, "round {round}: {back:?}");
+        assert_eq!(
+            jvm.ask("three", "count"),
+            format!("count {} echo=5", round + 2),
+            "its loopback connection and its count survived the hold"
+        );
+    }
+    assert_eq!(
+        registry_entry(pid).expect("still registered")["state"],
+        "registered",
+        "its handlers are still the client's"
+    );
+    jvm.send("exit");
+    assert_eq!(jvm.wait_exit(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("suspend-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
