@@ -43,6 +43,10 @@ pub enum Request {
         /// resume command's session and process group.
         #[serde(default)]
         new_session: bool,
+        /// How many bytes of deleted files' contents the image may carry
+        /// (`None`: the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unlinked_max: Option<u64>,
     },
     /// Is the daemon there?
     Ping,
@@ -146,6 +150,7 @@ mod tests {
             drop_unsupported_fds: false,
             hold: false,
             new_session: true,
+            unlinked_max: None,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(

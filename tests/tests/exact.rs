@@ -251,3 +251,48 @@ fn a_sqlite_database_written_while_its_writer_was_away_is_refused_by_name() {
     assert!(!pid_alive(pid), "nothing was created");
     let _ = std::fs::remove_dir_all(db.parent().expect("its directory"));
 }
+
+/// Python holding a `multiprocessing.Lock` (a POSIX semaphore: a deleted
+/// `/dev/shm/sem.*` it maps shared) and a `tempfile.TemporaryFile` (an
+/// `O_TMPFILE` file only its fd reaches), both in use.
+const PYTHON_UNLINKED: &str = r#"
+import multiprocessing, os, sys, tempfile
+lock = multiprocessing.Lock()
+lock.acquire()
+spill = tempfile.TemporaryFile()
+spill.write(b"spilled " * 50000)
+spill.seek(123)
+print(f"ready pid={os.getpid()}", flush=True)
+sys.stdin.readline()
+held = not lock.acquire(block=False)
+lock.release()
+again = lock.acquire(block=False)
+at = spill.tell()
+spill.seek(0)
+data = spill.read()
+ok = held and again and at == 123 and data == b"spilled " * 50000
+print(f"checked held={held} again={again} at={at} size={len(data)} {'ok' if ok else 'FAIL'}", flush=True)
+sys.exit(0 if ok else 1)
+"#;
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_multiprocessing_lock_and_a_temporary_file_come_back_from_the_image() {
+    let _daemon = Daemon::start();
+    let mut cmd = std::process::Command::new(bin("suspend-agent"));
+    cmd.args(["run", "--", "python3", "-c", PYTHON_UNLINKED]);
+    let mut py = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut py);
+    suspend_tests::wait_for("the preloaded python to register", || {
+        suspend_tests::registry_entry(pid)
+    });
+    let image = ImageDir::new("exit-python-unlinked");
+    let out = suspend(pid, &image, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    py.wait_exit();
+    let mut py = Proc::resume(&image.path, pid, &[]);
+    py.send("");
+    let checked = py.expect("checked");
+    assert!(checked.ends_with(" ok"), "{checked}");
+    assert_eq!(py.wait_exit(), 0);
+}

@@ -75,6 +75,12 @@ pub struct Args {
     /// leads them again after a resume.
     #[arg(long)]
     new_session: bool,
+    /// How many bytes of deleted files' contents (files the process has
+    /// open that were deleted since, or made with O_TMPFILE) the image may
+    /// carry, e.g. 64M, 2G (default 16M). More is refused before anything
+    /// is frozen, naming the files.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    unlinked_max: Option<u64>,
     /// How long the handshake may take (not the dump), e.g. 500ms, 10s, 1m.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -92,8 +98,24 @@ pub struct Args {
     check: bool,
 }
 
+/// A size: bytes, or a number with K, M, G or T (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.as_bytes().last() {
+        Some(b'K' | b'k') => (&text[..text.len() - 1], 10),
+        Some(b'M' | b'm') => (&text[..text.len() - 1], 20),
+        Some(b'G' | b'g') => (&text[..text.len() - 1], 30),
+        Some(b'T' | b't') => (&text[..text.len() - 1], 40),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
+}
+
 /// `--check`: the inventory, read only (see the command's help).
-fn check(pid: u32, new_session: bool) -> anyhow::Result<u8> {
+fn check(pid: u32, new_session: bool, unlinked_max: u64) -> anyhow::Result<u8> {
     use crate::{dump, exit, registry::Registry};
     let opted_in = match Registry::open_pinned().and_then(|r| r.get(pid)) {
         Ok(Some(_)) => "opted in",
@@ -102,7 +124,8 @@ fn check(pid: u32, new_session: bool) -> anyhow::Result<u8> {
     };
     println!("pid {pid}: {opted_in}");
     let files = dump::list_files(pid, None)?;
-    let refused = dump::unrestorable(pid, &files);
+    let mut refused = dump::unrestorable(pid, &files);
+    refused.extend(dump::unlinked_over_cap(&files, unlinked_max));
     let mut any = !refused.is_empty();
     for f in &files {
         let treatment = match refused.iter().find(|(fd, _)| *fd == f.fd) {
@@ -155,7 +178,12 @@ fn check(pid: u32, new_session: bool) -> anyhow::Result<u8> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("asking a process to suspend")?;
     if args.check {
-        return check(args.pid, args.new_session);
+        return check(
+            args.pid,
+            args.new_session,
+            args.unlinked_max
+                .unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT),
+        );
     }
     let dir = args
         .dir
@@ -185,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         drop_unsupported_fds: args.drop_unsupported_fds,
         hold,
         new_session: args.new_session,
+        unlinked_max: args.unlinked_max,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let (outcome, message) = control::call(
@@ -200,4 +229,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         eprintln!("suspend-agent: {message}");
     }
     Ok(outcome.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

@@ -66,6 +66,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             drop_unsupported_fds,
             hold,
             new_session,
+            unlinked_max,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -77,6 +78,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                 drop_unsupported_fds,
                 hold,
                 new_session,
+                unlinked_max: unlinked_max.unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT),
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

@@ -47,6 +47,8 @@ pub struct SuspendArgs {
     pub drop_unsupported_fds: bool,
     pub hold: bool,
     pub new_session: bool,
+    /// How many bytes of deleted files' contents the image may carry.
+    pub unlinked_max: u64,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

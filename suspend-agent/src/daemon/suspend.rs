@@ -123,6 +123,7 @@ pub async fn take(
         let bad = dump::list_files(pid, skip_fd).map(|files| {
             dump::unrestorable(pid, &files)
                 .into_iter()
+                .chain(dump::unlinked_over_cap(&files, args.unlinked_max))
                 .map(|(_, what)| what)
                 .collect::<Vec<_>>()
         });
@@ -170,6 +171,7 @@ pub async fn take(
         held: args.hold,
         held_only,
         new_session: args.new_session,
+        unlinked_max: args.unlinked_max,
     };
     let leave_running = args.leave_running;
     let hold = args.hold;

@@ -14,6 +14,9 @@ mod locks;
 mod owners;
 mod sharing;
 mod terminals;
+mod unlinked;
+
+pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -170,7 +173,7 @@ impl File {
             || self.inotify.is_some()
             || self.pipe.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
-            || (self.kind == FileKind::Regular && !deleted)
+            || (self.kind == FileKind::Regular && (!deleted || self.unlinked.is_some()))
     }
 }
 
@@ -266,6 +269,14 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         )
         .then(|| file_id(&target, &link))
         .flatten();
+        let unlinked = link
+            .ends_with(" (deleted)")
+            .then(|| {
+                use std::os::unix::fs::MetadataExt as _;
+                let mode = fs::metadata(&target).map_or(0, |m| m.mode());
+                unlinked::describe(kind, &link, id.as_ref(), mode)
+            })
+            .flatten();
         let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
         let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
         let signalfd = (link == SIGNALFD).then(|| parse_signalfd(&info)).flatten();
@@ -293,10 +304,12 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             signalfd,
             timerfd,
             inotify,
+            unlinked,
         });
     }
     files.sort_by_key(|f| f.fd);
     sharing::mark_dups(pid, &mut files);
+    unlinked::mark_same(&mut files);
     Ok(files)
 }
 
@@ -366,6 +379,10 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
                     f.fd, f.path, t.fd
                 ),
             ));
+            continue;
+        }
+        if let Some(why) = unlinked::refusal(pid, f) {
+            bad.push((f.fd, why));
             continue;
         }
         if let Some(why) = inotify::refusal(pid, f) {
@@ -721,6 +738,7 @@ mod tests {
             signalfd: None,
             timerfd: None,
             inotify: None,
+            unlinked: None,
         }
     }
 

@@ -17,7 +17,7 @@ use std::{
 };
 
 pub use self::{
-    files::{list as list_files, unrestorable},
+    files::{list as list_files, unlinked_over_cap, unrestorable},
     process::unrestorable_state,
 };
 use crate::{
@@ -96,6 +96,8 @@ pub struct DumpOptions {
     /// A session or process group the process does not lead is not a
     /// refusal (see [`unrestorable_state`]).
     pub new_session: bool,
+    /// How many bytes of deleted files' contents the image may carry.
+    pub unlinked_max: u64,
 }
 
 /// `SIGEV_THREAD_ID`: a timer that signals one thread.
@@ -149,7 +151,8 @@ pub fn dump(
     let started = Instant::now();
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
-    let bad = files::unrestorable(pid, &files);
+    let mut bad = files::unrestorable(pid, &files);
+    bad.extend(files::unlinked_over_cap(&files, options.unlinked_max));
     let mut held_only = options.held_only.clone();
     if !bad.is_empty() {
         if !options.drop_unsupported && !options.held {
@@ -173,6 +176,7 @@ pub fn dump(
         }
         held_only.extend(state);
     }
+    files::read_unlinked(pid, &mut files, options.unlinked_max)?;
     files::read_pipes(pid, &mut files)?;
     files::probe_eventfds(pid, &mut files)?;
 

@@ -571,7 +571,37 @@ pub struct File {
     /// An inotify instance's watches, by watch descriptor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inotify: Option<Vec<InotifyWatch>>,
+    /// A regular file deleted since it was opened: made again (and deleted
+    /// again) at resume, with these bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlinked: Option<Unlinked>,
 }
+
+/// A regular file only the process's fds reach (deleted since it was
+/// opened, or made with `O_TMPFILE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlinked {
+    /// The name it had (its link without ` (deleted)`): made there again,
+    /// then deleted; in its directory with `O_TMPFILE` if that name is
+    /// taken now.
+    pub name: String,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// Its bytes (base64), on the lowest fd that has it open; empty on the
+    /// others (see `same_as`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub data: String,
+    /// A lower fd of the process opened on the same file (another open,
+    /// not a `dup`): this fd is that file opened again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<i32>,
+}
+
+/// How many bytes of deleted files' contents an image carries unless told
+/// otherwise (`suspend --unlinked-max`).
+pub const UNLINKED_MAX_DEFAULT: u64 = 16 << 20;
 
 /// The highest inotify watch descriptor a resume gives back (it reaches a
 /// number by adding and removing a watch once per number below it).

@@ -122,6 +122,7 @@ fn wanted(image: &Image) -> Vec<Want> {
             });
         }
         if f.fd <= 2
+            || f.unlinked.is_some()
             || f.pipe.is_some()
             || f.eventfd.is_some()
             || f.epoll.is_some()
@@ -229,6 +230,110 @@ fn refusal(want: &Want, user: &FsUser, e: io::Error) -> Refusal {
     }
 }
 
+/// Makes each deleted file of `image` again, as `user`: under its old name
+/// (then deleted again; with `O_TMPFILE` in its directory if that name is
+/// taken now), with its bytes, size, mode and mtime; each fd that had it
+/// open gets an open of it of its own (`out.files`).
+fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refusal> {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+    for f in &image.files {
+        let Some(u) = f.unlinked.as_ref().filter(|u| u.same_as.is_none()) else {
+            continue;
+        };
+        let what = "deleted file";
+        let denied = |e: io::Error| {
+            refusal(
+                &Want {
+                    what,
+                    path: u.name.clone(),
+                    flags: 0,
+                    id: None,
+                    how: Match::Inode,
+                    into: Into::Fd(f.fd),
+                },
+                user,
+                e,
+            )
+        };
+        let bytes = B64.decode(&u.data).map_err(|e| Refusal::FileChanged {
+            what,
+            path: u.name.clone(),
+            how: format!("its bytes in the image are not base64: {e}"),
+        })?;
+        // The fds that had it open: this one and its other opens.
+        let opens: Vec<(i32, i32)> = image
+            .files
+            .iter()
+            .filter(|g| {
+                g.fd == f.fd || g.unlinked.as_ref().is_some_and(|v| v.same_as == Some(f.fd))
+            })
+            .map(|g| {
+                let made_only = libc::O_CREAT
+                    | libc::O_EXCL
+                    | libc::O_TRUNC
+                    | libc::O_TMPFILE
+                    | libc::O_NOFOLLOW;
+                (g.fd, g.flags as i32 & !made_only)
+            })
+            .collect();
+        let made = creds::as_user(user, || make(u, &bytes, &opens))
+            .and_then(|r| r)
+            .map_err(denied)?;
+        out.files.extend(made);
+    }
+    Ok(())
+}
+
+/// Makes deleted file `u` with `bytes` and opens it once for each of
+/// `opens` (fd, flags); runs as the process's user.
+fn make(
+    u: &crate::image::format::Unlinked,
+    bytes: &[u8],
+    opens: &[(i32, i32)],
+) -> io::Result<Vec<(i32, OwnedFd)>> {
+    use std::os::unix::fs::FileExt as _;
+    let name = Path::new(&u.name);
+    let dir = name.parent().unwrap_or(Path::new("/"));
+    let (file, named) =
+        match creds::create_no_symlinks(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600) {
+            Ok(fd) => (fd, true),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => (
+                creds::create_no_symlinks(dir, libc::O_RDWR | libc::O_TMPFILE, 0o600)?,
+                false,
+            ),
+            Err(e) => return Err(e),
+        };
+    let file = std::fs::File::from(file);
+    let made = (|| {
+        file.write_all_at(bytes, 0)?;
+        file.set_len(u.size)?;
+        let mut opened = Vec::new();
+        for &(fd, flags) in opens {
+            opened.push((fd, creds::reopen(std::os::fd::AsFd::as_fd(&file), flags)?));
+        }
+        // Its mode and mtime last (a read-only mode would have kept it
+        // from being opened for writing; a write changes the mtime).
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(u.mode))?;
+        let mtime =
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u.mtime_ns.max(0) as u64);
+        file.set_modified(mtime)?;
+        Ok(opened)
+    })();
+    // Deleted again, if its name still is this file (as the user: never
+    // anything the user could not delete).
+    if named {
+        use std::os::unix::fs::MetadataExt as _;
+        let ours = file.metadata().map(|m| (m.dev(), m.ino())).ok();
+        let there = std::fs::symlink_metadata(name)
+            .map(|m| (m.dev(), m.ino()))
+            .ok();
+        if ours.is_some() && ours == there {
+            let _ = std::fs::remove_file(name);
+        }
+    }
+    made
+}
+
 /// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,
 /// the others appended to (created, 0644, if missing); a final symbolic
 /// link is not followed.
@@ -309,6 +414,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
             Into::Cwd => out.cwd = Some(fd),
         }
     }
+    made_again(image, &user, &mut out)?;
     for (i, path, fd) in stdio {
         out.stdio[i] = Some(fd.map_err(|source| RestoreError::Prepare {
             what: format!(

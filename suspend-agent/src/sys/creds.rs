@@ -128,6 +128,12 @@ const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// anywhere in the path fails with `ELOOP`. The paths a process's files
 /// had (`/proc/PID/fd`, `/proc/PID/maps`) never contain one.
 pub fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    create_no_symlinks(path, flags, 0)
+}
+
+/// [`open_no_symlinks`] with the `mode` a file it creates gets (with
+/// `O_CREAT` or `O_TMPFILE` among `flags`).
+pub fn create_no_symlinks(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // With O_PATH, openat2 takes only the flags that mean something to it.
@@ -138,7 +144,7 @@ pub fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<OwnedFd> {
     };
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u32 as u64,
-        mode: 0,
+        mode: u64::from(mode),
         resolve: RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     };
     // SAFETY: openat2 with a valid C string and a `struct open_how` of the
@@ -157,6 +163,21 @@ pub fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: a descriptor openat2 just returned, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Opens the file `fd` refers to again, with `flags` (a new open file,
+/// through `/proc/self/fd`): as whoever calls it.
+pub fn reopen(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    use std::os::fd::AsRawFd as _;
+    let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: open with a valid C string; the descriptor is ours.
+    let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor open just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Fills `buf` with random bytes from the kernel (`getrandom`).

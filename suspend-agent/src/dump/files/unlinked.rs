@@ -1,0 +1,196 @@
+//! Regular files only the process's fds reach (deleted since they were
+//! opened, or made with `O_TMPFILE`): their bytes go into the image (up to
+//! a cap, `suspend --unlinked-max`), read through a copy of the fd while
+//! the process is frozen, and a resume makes the file again under its old
+//! name and deletes it again (`restore/open.rs`). Two opens of one such
+//! file come back as two opens of one file.
+//!
+//! Refused by name, before anything is frozen: one another process has
+//! open or maps (a resume would give the process a copy of its own), one
+//! the process also maps shared (the mapping would become another object),
+//! and more bytes than the cap.
+
+use std::{collections::BTreeMap, fs, os::unix::fs::FileExt as _};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use crate::{
+    dump::DumpError,
+    image::format::{File, FileId, FileKind, Unlinked},
+    sys::PidFd,
+};
+
+const DELETED: &str = " (deleted)";
+
+/// What an fd whose link is `link` and mode `mode` is, if a deleted
+/// regular file (its bytes are read later, once frozen: [`read`]).
+pub fn describe(kind: FileKind, link: &str, file: Option<&FileId>, mode: u32) -> Option<Unlinked> {
+    let name = link.strip_suffix(DELETED)?;
+    if kind != FileKind::Regular || !name.starts_with('/') {
+        return None;
+    }
+    let id = file?;
+    Some(Unlinked {
+        name: name.to_owned(),
+        mode: mode & 0o7777,
+        size: id.size,
+        mtime_ns: id.mtime_ns,
+        data: String::new(),
+        same_as: None,
+    })
+}
+
+/// Marks each deleted file open at more than one fd (other opens, not
+/// `dup`s) with the lowest such fd (`same_as`). `files` is sorted by fd.
+pub fn mark_same(files: &mut [File]) {
+    let mut first: BTreeMap<(u64, u64), i32> = BTreeMap::new();
+    for f in files.iter_mut() {
+        let (Some(u), Some(id)) = (f.unlinked.as_mut(), f.id.as_ref()) else {
+            continue;
+        };
+        if f.dup_of.is_some() {
+            continue;
+        }
+        match first.get(&(id.dev, id.ino)) {
+            Some(&fd) => u.same_as = Some(fd),
+            None => {
+                first.insert((id.dev, id.ino), f.fd);
+            }
+        }
+    }
+}
+
+/// The deleted files' bytes an image of `files` would carry (each file
+/// once).
+pub fn bytes(files: &[File]) -> u64 {
+    files
+        .iter()
+        .filter_map(|f| f.unlinked.as_ref())
+        .filter(|u| u.same_as.is_none())
+        .map(|u| u.size)
+        .sum::<u64>()
+}
+
+/// The fds of deleted files refused because all of them together hold
+/// more than `cap` bytes, each with how it is described to a person.
+pub fn over_cap(files: &[File], cap: u64) -> Vec<(i32, String)> {
+    let total = bytes(files);
+    if total <= cap {
+        return Vec::new();
+    }
+    files
+        .iter()
+        .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
+        .map(|f| {
+            (
+                f.fd,
+                format!(
+                    "fd {} ({}, {} bytes: the deleted files' contents, {total} bytes in all, are \
+                     more than --unlinked-max {cap})",
+                    f.fd,
+                    f.path,
+                    f.unlinked.as_ref().map_or(0, |u| u.size)
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Why deleted file `f` of `pid` cannot come back, if it cannot: another
+/// process has it open or mapped, or `pid` maps it shared.
+pub fn refusal(pid: u32, f: &File) -> Option<String> {
+    f.unlinked.as_ref()?;
+    let id = f.id.as_ref()?;
+    let named = |why: String| Some(format!("fd {} ({}, {why})", f.fd, f.path));
+    let maps_it = |who: u32| {
+        fs::read_to_string(format!("/proc/{who}/maps")).is_ok_and(|text| {
+            crate::procfs::vmas::parse(&text)
+                .unwrap_or_default()
+                .iter()
+                .any(|v| v.inode == id.ino && v.path == f.path && (who != pid || v.shared()))
+        })
+    };
+    if maps_it(pid) {
+        return named(
+            "also mapped shared: the mapping would come back as another object".to_owned(),
+        );
+    }
+    let me = std::process::id();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(other) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if other == pid || other == me {
+            continue;
+        }
+        let open = fs::read_dir(format!("/proc/{other}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == f.path.as_str())
+                    && fs::metadata(fd.path()).is_ok_and(|m| {
+                        use std::os::unix::fs::MetadataExt as _;
+                        m.ino() == id.ino && m.dev() == id.dev
+                    })
+            });
+        if open || maps_it(other) {
+            return named(format!(
+                "also open or mapped in pid {other}: a resume would give it a copy of its own"
+            ));
+        }
+    }
+    None
+}
+
+/// Reads the bytes of every deleted file of `files` (each once) through a
+/// copy of its fd: `pid` is frozen. More than `cap` bytes in all is an
+/// error naming them.
+pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
+    let over = over_cap(files, cap);
+    if !over.is_empty() {
+        return Err(DumpError::Unsupported {
+            pid,
+            fds: over.into_iter().map(|(_, what)| what).collect(),
+        });
+    }
+    let pidfd = PidFd::open(pid).map_err(|source| DumpError::Proc {
+        pid,
+        path: format!("/proc/{pid} (pidfd_open)").into(),
+        source,
+    })?;
+    for f in files.iter_mut() {
+        let Some(u) = f.unlinked.as_mut() else {
+            continue;
+        };
+        if u.same_as.is_some() {
+            continue;
+        }
+        let err = |source| DumpError::Proc {
+            pid,
+            path: format!("/proc/{pid}/fd/{} (its deleted file's bytes)", f.fd).into(),
+            source,
+        };
+        let copy = pidfd.get_fd(f.fd).map_err(err)?;
+        let file = fs::File::from(copy);
+        let size = file.metadata().map_err(err)?.len();
+        if size > cap {
+            return Err(DumpError::Unsupported {
+                pid,
+                fds: vec![format!(
+                    "fd {} ({}, {size} bytes: more than --unlinked-max {cap})",
+                    f.fd, f.path
+                )],
+            });
+        }
+        let mut bytes = vec![0u8; size as usize];
+        file.read_exact_at(&mut bytes, 0).map_err(err)?;
+        u.size = size;
+        u.data = B64.encode(&bytes);
+    }
+    Ok(())
+}
