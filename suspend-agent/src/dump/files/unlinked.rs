@@ -71,14 +71,32 @@ pub fn bytes(files: &[File]) -> u64 {
         .sum::<u64>()
 }
 
-/// The fds of deleted files refused because all of them together hold
-/// more than `cap` bytes, each with how it is described to a person.
+/// The fds of deleted files an image of `files` cannot carry, each with
+/// how it is described to a person: one no fd of the process can read
+/// (only opened for writing: its bytes are not the process's to read, and
+/// the agent will not read them for it), and all of them if together they
+/// hold more than `cap` bytes.
 pub fn over_cap(files: &[File], cap: u64) -> Vec<(i32, String)> {
+    let mut bad: Vec<(i32, String)> = files
+        .iter()
+        .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
+        .filter(|f| readable_open(files, f).is_none())
+        .map(|f| {
+            (
+                f.fd,
+                format!(
+                    "fd {} ({}, a deleted file the process only has open for writing: a resume \
+                     would need its bytes)",
+                    f.fd, f.path
+                ),
+            )
+        })
+        .collect();
     let total = bytes(files);
     if total <= cap {
-        return Vec::new();
+        return bad;
     }
-    files
+    bad.extend(files
         .iter()
         .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
         .map(|f| {
@@ -92,8 +110,18 @@ pub fn over_cap(files: &[File], cap: u64) -> Vec<(i32, String)> {
                     f.unlinked.as_ref().map_or(0, |u| u.size)
                 ),
             )
-        })
-        .collect()
+        }));
+    bad
+}
+
+/// The fd of `files` through which deleted file `f` (its first open) can
+/// be read: `f` or another open of the same file.
+fn readable_open(files: &[File], f: &File) -> Option<i32> {
+    files
+        .iter()
+        .filter(|g| g.fd == f.fd || g.unlinked.as_ref().is_some_and(|u| u.same_as == Some(f.fd)))
+        .find(|g| g.flags as i32 & libc::O_ACCMODE != libc::O_WRONLY)
+        .map(|g| g.fd)
 }
 
 /// Why deleted file `f` of `pid` cannot come back, if it cannot: another
@@ -163,6 +191,11 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
         path: format!("/proc/{pid} (pidfd_open)").into(),
         source,
     })?;
+    let readable: BTreeMap<i32, i32> = files
+        .iter()
+        .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
+        .filter_map(|f| Some((f.fd, readable_open(files, f)?)))
+        .collect();
     for f in files.iter_mut() {
         let Some(u) = f.unlinked.as_mut() else {
             continue;
@@ -170,12 +203,15 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
         if u.same_as.is_some() {
             continue;
         }
+        let Some(&through) = readable.get(&f.fd) else {
+            continue; // refused by `over_cap` already
+        };
         let err = |source| DumpError::Proc {
             pid,
-            path: format!("/proc/{pid}/fd/{} (its deleted file's bytes)", f.fd).into(),
+            path: format!("/proc/{pid}/fd/{through} (its deleted file's bytes)").into(),
             source,
         };
-        let copy = pidfd.get_fd(f.fd).map_err(err)?;
+        let copy = pidfd.get_fd(through).map_err(err)?;
         let file = fs::File::from(copy);
         let size = file.metadata().map_err(err)?.len();
         if size > cap {
