@@ -318,10 +318,13 @@ fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<Str
         }
     }
     // Objects only memory reaches (memfd, SysV, shared anonymous, deleted
-    // files), by device and inode.
+    // files), by device and inode; not the client's own block (made by it,
+    // never inherited: `MADV_DONTFORK`), so that a process without shared
+    // memory costs no scan of every process.
     let objects: std::collections::BTreeMap<(String, u64), &str> = vmas
         .iter()
         .filter(|v| v.kind() == MappingKind::SharedAnonymous && v.inode != 0)
+        .filter(|v| !v.path.starts_with("/memfd:suspend-client"))
         .map(|v| ((v.dev.clone(), v.inode), v.path.as_str()))
         .collect();
     if objects.is_empty() {
