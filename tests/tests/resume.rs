@@ -169,7 +169,7 @@ fn set_version(dir: &Path, version: u32) {
     rewrite_record(
         dir,
         "header",
-        "\"version\":2",
+        "\"version\":3",
         &format!("\"version\":{version}"),
     );
 }

@@ -22,8 +22,13 @@ use serde::{Deserialize, Serialize};
 
 /// `format` of every header.
 pub const FORMAT: &str = "suspend-image";
-/// The version this agent writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The version this agent writes. 3 added inotify watches and deleted
+/// files' bytes: an agent that reads only 2 refuses such an image rather
+/// than drop them.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest version this agent reads (2 lacks only what 3 added: an
+/// image a held process was held with before an upgrade still resumes).
+pub const FORMAT_VERSION_OLDEST: u32 = 2;
 /// The metadata file.
 pub const META_FILE: &str = "meta.jsonl";
 /// The page file.
@@ -602,6 +607,9 @@ pub struct Unlinked {
 /// How many bytes of deleted files' contents an image carries unless told
 /// otherwise (`suspend --unlinked-max`).
 pub const UNLINKED_MAX_DEFAULT: u64 = 16 << 20;
+/// The most `--unlinked-max` may be: the bytes are carried base64 in the
+/// metadata, which a reader takes up to [`MAX_META_BYTES`].
+pub const UNLINKED_MAX_LIMIT: u64 = MAX_META_BYTES / 2;
 
 /// The highest inotify watch descriptor a resume gives back (it reaches a
 /// number by adding and removing a watch once per number below it).

@@ -15,9 +15,9 @@ use ed25519_dalek::VerifyingKey;
 
 use super::{
     format::{
-        FORMAT, FORMAT_VERSION, File as FdRecord, Header, MAX_META_BYTES, MAX_RUN_PAGES, META_FILE,
-        Mapping, PAGE_SIZE, PAGES_FILE, Process, Record, SIG_FILE, Thread, Witness, blake3_hex,
-        xxh3_hex,
+        FORMAT, FORMAT_VERSION, FORMAT_VERSION_OLDEST, File as FdRecord, Header, MAX_META_BYTES,
+        MAX_RUN_PAGES, META_FILE, Mapping, PAGE_SIZE, PAGES_FILE, Process, Record, SIG_FILE,
+        Thread, Witness, blake3_hex, xxh3_hex,
     },
     sign::{self, AuthError},
 };
@@ -36,7 +36,9 @@ pub enum ReadError {
     },
     #[error("{path}: not a suspend image (format {found:?})")]
     NotAnImage { path: PathBuf, found: String },
-    #[error("{path}: image format version {found}; this agent reads version {FORMAT_VERSION}")]
+    #[error(
+        "{path}: image format version {found}; this agent reads versions {FORMAT_VERSION_OLDEST} to {FORMAT_VERSION}"
+    )]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: truncated: {reason}")]
     Truncated { path: PathBuf, reason: String },
@@ -145,7 +147,7 @@ impl Image {
                 found: header.format,
             });
         }
-        if header.version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&header.version) {
             return Err(ReadError::Version {
                 path: path.clone(),
                 found: header.version,
@@ -538,6 +540,11 @@ mod tests {
     #[test]
     fn wrong_version_and_wrong_format_are_refused() {
         let (root, dir) = write_image("version");
+        // The oldest version still read is read.
+        edit_meta(&dir, |l| {
+            l[0] = rewrite(&l[0], "\"version\":3", "\"version\":2")
+        });
+        Image::read(&dir, false, &trusted()).expect("a version 2 image is read");
         edit_meta(&dir, |l| {
             l[0] = rewrite(&l[0], "\"version\":2", "\"version\":99")
         });
