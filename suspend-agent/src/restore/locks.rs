@@ -91,7 +91,26 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
             ),
             holder,
         };
-        let Ok(file) = std::fs::File::open(&f.path) else {
+        // Asked of the file at its path (as root: only whether a lock is
+        // free): no symbolic link followed, a regular file only (nothing
+        // that opening could set off, no FIFO to wait on), and not a
+        // deleted one (made again by the resume, its own).
+        if f.unlinked.is_some() || f.path.ends_with(" (deleted)") {
+            continue;
+        }
+        let file = crate::sys::creds::open_no_symlinks(std::path::Path::new(&f.path), libc::O_PATH)
+            .ok()
+            .filter(|fd| {
+                fd.try_clone()
+                    .ok()
+                    .map(std::fs::File::from)
+                    .and_then(|f| f.metadata().ok())
+                    .is_some_and(|m| m.is_file())
+            })
+            .and_then(|fd| {
+                crate::sys::creds::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK).ok()
+            });
+        let Some(file) = file else {
             continue; // refused as a file by the open step, by name
         };
         match lock.kind {
