@@ -319,6 +319,22 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
                 &pidfd,
                 &|| closer.is_finished(),
             );
+            if read.is_err() {
+                // A thread waiting in `fork` for its event stops only once
+                // it is read, or killed: one that nobody reads any more
+                // would keep the close (and us) waiting for ever.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !closer.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                if !closer.is_finished() {
+                    kill(
+                        &pidfd,
+                        pid,
+                        "its refill failed while a thread of it waited in fork for the refill",
+                    );
+                }
+            }
             match closer.join() {
                 Ok(Err(e)) => warn!(
                     "pid {pid}: every page is back, but closing its userfaultfd (fd {}) failed: {e}",
