@@ -77,7 +77,7 @@ pub struct Args {
     new_session: bool,
     /// How many bytes of deleted files' contents (files the process has
     /// open that were deleted since, or made with O_TMPFILE) the image may
-    /// carry, e.g. 64M, 2G (default 16M). More is refused before anything
+    /// carry, e.g. 64M (default 16M, at most 128M). More is refused before anything
     /// is frozen, naming the files.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     unlinked_max: Option<u64>,
@@ -107,11 +107,19 @@ fn parse_size(text: &str) -> Result<u64, String> {
         Some(b'T' | b't') => (&text[..text.len() - 1], 40),
         _ => (text, 0),
     };
-    digits
+    let size = digits
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))
+        .ok_or_else(|| format!("{text:?} is not a size (bytes, or a number with K, M, G or T)"))?;
+    let limit = crate::image::format::UNLINKED_MAX_LIMIT;
+    if size > limit {
+        return Err(format!(
+            "{text} is more than an image carries ({} MiB at most)",
+            limit >> 20
+        ));
+    }
+    Ok(size)
 }
 
 /// `--check`: the inventory, read only (see the command's help).
@@ -239,7 +247,8 @@ mod tests {
     fn sizes_take_binary_suffixes() {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("100m"), Ok(100 << 20));
+        assert!(parse_size("2g").is_err(), "above what an image carries");
         assert!(parse_size("1.5G").is_err());
         assert!(parse_size("M").is_err());
         assert!(parse_size("99999999999T").is_err());

@@ -78,7 +78,9 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                 drop_unsupported_fds,
                 hold,
                 new_session,
-                unlinked_max: unlinked_max.unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT),
+                unlinked_max: unlinked_max
+                    .unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT)
+                    .min(crate::image::format::UNLINKED_MAX_LIMIT),
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

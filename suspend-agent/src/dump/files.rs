@@ -273,8 +273,8 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             .ends_with(" (deleted)")
             .then(|| {
                 use std::os::unix::fs::MetadataExt as _;
-                let mode = fs::metadata(&target).map_or(0, |m| m.mode());
-                unlinked::describe(kind, &link, id.as_ref(), mode)
+                let stat = fs::metadata(&target).map_or((0, 1), |m| (m.mode(), m.nlink()));
+                unlinked::describe(fd, kind, &link, id.as_ref(), stat)
             })
             .flatten();
         let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();

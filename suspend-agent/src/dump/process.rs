@@ -343,6 +343,34 @@ fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<Str
         if other == pid || other == me {
             continue;
         }
+        // Held through an fd (a memfd, a deleted file written with pwrite).
+        for fd in fs::read_dir(format!("/proc/{other}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(link) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            if !objects.values().any(|p| link.as_os_str() == *p) {
+                continue;
+            }
+            let Ok(meta) = fs::metadata(fd.path()) else {
+                continue;
+            };
+            let dev = format!(
+                "{:02x}:{:02x}",
+                libc::major(meta.dev()),
+                libc::minor(meta.dev())
+            );
+            let key = (dev, meta.ino());
+            if objects.contains_key(&key) {
+                let pids = shared.entry(key).or_default();
+                if !pids.contains(&other) {
+                    pids.push(other);
+                }
+            }
+        }
         let Ok(text) = fs::read_to_string(format!("/proc/{other}/maps")) else {
             continue;
         };

@@ -230,9 +230,9 @@ fn refusal(want: &Want, user: &FsUser, e: io::Error) -> Refusal {
     }
 }
 
-/// Makes each deleted file of `image` again, as `user`: under its old name
-/// (then deleted again; with `O_TMPFILE` in its directory if that name is
-/// taken now), with its bytes, size, mode and mtime; each fd that had it
+/// Makes each deleted file of `image` again, as `user`: with `O_TMPFILE`
+/// in its directory (no name ever reaches it, so nobody else can open it
+/// meanwhile), with its bytes, size, mode and mtime; each fd that had it
 /// open gets an open of it of its own (`out.files`).
 fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refusal> {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
@@ -265,7 +265,9 @@ fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refu
             .files
             .iter()
             .filter(|g| {
-                g.fd == f.fd || g.unlinked.as_ref().is_some_and(|v| v.same_as == Some(f.fd))
+                g.dup_of.is_none()
+                    && (g.fd == f.fd
+                        || g.unlinked.as_ref().is_some_and(|v| v.same_as == Some(f.fd)))
             })
             .map(|g| {
                 let made_only = libc::O_CREAT
@@ -284,54 +286,33 @@ fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refu
     Ok(())
 }
 
-/// Makes deleted file `u` with `bytes` and opens it once for each of
-/// `opens` (fd, flags); runs as the process's user.
+/// Makes deleted file `u` with `bytes` (`O_TMPFILE` in its directory)
+/// and opens it once for each of `opens` (fd, flags); runs as the
+/// process's user.
 fn make(
     u: &crate::image::format::Unlinked,
     bytes: &[u8],
     opens: &[(i32, i32)],
 ) -> io::Result<Vec<(i32, OwnedFd)>> {
     use std::os::unix::fs::FileExt as _;
-    let name = Path::new(&u.name);
-    let dir = name.parent().unwrap_or(Path::new("/"));
-    let (file, named) =
-        match creds::create_no_symlinks(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600) {
-            Ok(fd) => (fd, true),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => (
-                creds::create_no_symlinks(dir, libc::O_RDWR | libc::O_TMPFILE, 0o600)?,
-                false,
-            ),
-            Err(e) => return Err(e),
-        };
-    let file = std::fs::File::from(file);
-    let made = (|| {
-        file.write_all_at(bytes, 0)?;
-        file.set_len(u.size)?;
-        let mut opened = Vec::new();
-        for &(fd, flags) in opens {
-            opened.push((fd, creds::reopen(std::os::fd::AsFd::as_fd(&file), flags)?));
-        }
-        // Its mode and mtime last (a read-only mode would have kept it
-        // from being opened for writing; a write changes the mtime).
-        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(u.mode))?;
-        let mtime =
-            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u.mtime_ns.max(0) as u64);
-        file.set_modified(mtime)?;
-        Ok(opened)
-    })();
-    // Deleted again, if its name still is this file (as the user: never
-    // anything the user could not delete).
-    if named {
-        use std::os::unix::fs::MetadataExt as _;
-        let ours = file.metadata().map(|m| (m.dev(), m.ino())).ok();
-        let there = std::fs::symlink_metadata(name)
-            .map(|m| (m.dev(), m.ino()))
-            .ok();
-        if ours.is_some() && ours == there {
-            let _ = std::fs::remove_file(name);
-        }
+    let dir = Path::new(&u.name).parent().unwrap_or(Path::new("/"));
+    let file = std::fs::File::from(creds::create_no_symlinks(
+        dir,
+        libc::O_RDWR | libc::O_TMPFILE,
+        0o600,
+    )?);
+    file.write_all_at(bytes, 0)?;
+    file.set_len(u.size)?;
+    let mut opened = Vec::new();
+    for &(fd, flags) in opens {
+        opened.push((fd, creds::reopen(std::os::fd::AsFd::as_fd(&file), flags)?));
     }
-    made
+    // Its mode and mtime last (a read-only mode would have kept it from
+    // being opened for writing; a write changes the mtime).
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(u.mode))?;
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u.mtime_ns.max(0) as u64);
+    file.set_modified(mtime)?;
+    Ok(opened)
 }
 
 /// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,
@@ -409,7 +390,14 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
                 out.files.insert(n, fd);
             }
             Into::Watch(n, wd) => {
-                out.watched.insert((n, wd), fd);
+                // Opened for reading to prove the user may watch it; kept
+                // as `O_PATH`, whose close the new watch does not see (an
+                // `IN_CLOSE_NOWRITE` would be queued when the restore
+                // child closes its helpers).
+                let path = creds::reopen(std::os::fd::AsFd::as_fd(&fd), libc::O_PATH)
+                    .map_err(|e| refusal(want, &user, e))?;
+                drop(fd);
+                out.watched.insert((n, wd), path);
             }
             Into::Cwd => out.cwd = Some(fd),
         }

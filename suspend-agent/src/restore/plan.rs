@@ -947,6 +947,8 @@ fn shared_object(m: &Mapping, all: &[Mapping]) -> Result<OwnedFd, RestoreError> 
         .map(|n| n.trim_end_matches(" (deleted)"))
         .filter(|n| !n.is_empty())
         .unwrap_or("suspend-shared");
+    // memfd_create takes names of up to 249 bytes.
+    let name = &name[..name.floor_char_boundary(249)];
     let cname = CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned());
     let fd =
         nix::sys::memfd::memfd_create(cname.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)

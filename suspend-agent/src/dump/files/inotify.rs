@@ -131,6 +131,12 @@ fn target(line: &Line) -> Option<FileId> {
         return None;
     }
     let meta = fs::metadata(&link).ok()?;
+    // The path must reach that very inode (not through a symbolic link,
+    // not hidden under another mount).
+    let there = fs::symlink_metadata(&path).ok()?;
+    if (there.ino(), there.dev()) != (meta.ino(), meta.dev()) {
+        return None;
+    }
     (meta.ino() == line.ino && meta.dev() == dev).then(|| FileId {
         path,
         dev: meta.dev(),
@@ -156,10 +162,29 @@ pub fn watches(info: &str) -> Option<Vec<InotifyWatch>> {
     )
 }
 
+/// Whether this kernel's fdinfo shows a watch's flags (`IN_ONESHOT`,
+/// `IN_EXCL_UNLINK`): 5.19 and later.
+fn flags_shown() -> bool {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (5, 19)
+}
+
 /// Why inotify fd `f` of `pid` cannot come back, if it cannot.
 pub fn refusal(pid: u32, f: &File) -> Option<String> {
     let watches = f.inotify.as_ref()?;
     let named = |why: String| Some(format!("fd {} ({}, {why})", f.fd, f.path));
+    if !flags_shown() {
+        return named(
+            "this kernel's fdinfo does not show a watch's IN_ONESHOT or IN_EXCL_UNLINK (before \
+             5.19)"
+                .into(),
+        );
+    }
     if let Some(w) = watches.iter().find(|w| w.target.is_none()) {
         return named(format!(
             "watch {} is on inode {}, which no path reaches now",

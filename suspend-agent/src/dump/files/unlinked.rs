@@ -22,11 +22,25 @@ use crate::{
 
 const DELETED: &str = " (deleted)";
 
-/// What an fd whose link is `link` and mode `mode` is, if a deleted
-/// regular file (its bytes are read later, once frozen: [`read`]).
-pub fn describe(kind: FileKind, link: &str, file: Option<&FileId>, mode: u32) -> Option<Unlinked> {
+/// What fd `fd`, whose link is `link`, is, if a deleted regular file
+/// (`mode` and `links` from its `stat`; its bytes are read later, once
+/// frozen: [`read`]). Not stdio (the resume command's own), not a memfd
+/// (refused: its seals and its being tmpfs would be lost), not a file
+/// another name still reaches (`links` > 0: a copy would be another file).
+pub fn describe(
+    fd: i32,
+    kind: FileKind,
+    link: &str,
+    file: Option<&FileId>,
+    (mode, links): (u32, u64),
+) -> Option<Unlinked> {
     let name = link.strip_suffix(DELETED)?;
-    if kind != FileKind::Regular || !name.starts_with('/') {
+    if fd <= 2
+        || kind != FileKind::Regular
+        || !name.starts_with('/')
+        || name.starts_with("/memfd:")
+        || links != 0
+    {
         return None;
     }
     let id = file?;
@@ -48,7 +62,9 @@ pub fn mark_same(files: &mut [File]) {
         let (Some(u), Some(id)) = (f.unlinked.as_mut(), f.id.as_ref()) else {
             continue;
         };
-        if f.dup_of.is_some() {
+        // A copy (`dup`) is made as one, from the fd it copies.
+        if let Some(of) = f.dup_of {
+            u.same_as = Some(of);
             continue;
         }
         match first.get(&(id.dev, id.ino)) {
@@ -120,7 +136,11 @@ fn readable_open(files: &[File], f: &File) -> Option<i32> {
     files
         .iter()
         .filter(|g| g.fd == f.fd || g.unlinked.as_ref().is_some_and(|u| u.same_as == Some(f.fd)))
-        .find(|g| g.flags as i32 & libc::O_ACCMODE != libc::O_WRONLY)
+        .filter(|g| g.dup_of.is_none())
+        .find(|g| {
+            let flags = g.flags as i32;
+            flags & libc::O_ACCMODE != libc::O_WRONLY && flags & libc::O_PATH == 0
+        })
         .map(|g| g.fd)
 }
 
@@ -138,6 +158,14 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
                 .any(|v| v.inode == id.ino && v.path == f.path && (who != pid || v.shared()))
         })
     };
+    let name = &f.unlinked.as_ref()?.name;
+    let dir = std::path::Path::new(name).parent()?;
+    if !dir.is_dir() {
+        return named(format!(
+            "its directory {} is gone: a resume makes it again there",
+            dir.display()
+        ));
+    }
     if maps_it(pid) {
         return named(
             "also mapped shared: the mapping would come back as another object".to_owned(),
