@@ -112,9 +112,11 @@ pub fn over_cap(files: &[File], cap: u64) -> Vec<(i32, String)> {
     if total <= cap {
         return bad;
     }
+    let listed: Vec<i32> = bad.iter().map(|(fd, _)| *fd).collect();
     bad.extend(files
         .iter()
         .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
+        .filter(|f| !listed.contains(&f.fd))
         .map(|f| {
             (
                 f.fd,
@@ -257,4 +259,110 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
         u.data = B64.encode(&bytes);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ino: u64, size: u64) -> FileId {
+        FileId {
+            path: String::new(),
+            dev: 1,
+            ino,
+            size,
+            mtime_ns: 0,
+        }
+    }
+
+    fn file(fd: i32, flags: i32, ino: u64, size: u64, dup_of: Option<i32>) -> File {
+        let link = format!("/tmp/f{ino} (deleted)");
+        let unlinked = describe(
+            fd,
+            FileKind::Regular,
+            &link,
+            Some(&id(ino, size)),
+            (0o640, 0),
+        );
+        File {
+            fd,
+            kind: FileKind::Regular,
+            path: link,
+            flags: flags as u32,
+            pos: 0,
+            id: Some(id(ino, size)),
+            eventfd: None,
+            epoll: None,
+            pipe: None,
+            owner: None,
+            dup_of,
+            locks: Vec::new(),
+            signalfd: None,
+            timerfd: None,
+            inotify: None,
+            unlinked,
+        }
+    }
+
+    #[test]
+    fn only_a_deleted_regular_file_no_name_reaches_above_stdio_is_one() {
+        let some = |fd, link: &str, links| {
+            describe(
+                fd,
+                FileKind::Regular,
+                link,
+                Some(&id(1, 1)),
+                (0o100644, links),
+            )
+            .is_some()
+        };
+        assert!(some(3, "/tmp/x (deleted)", 0));
+        assert!(!some(1, "/var/log/app.log (deleted)", 0), "stdio");
+        assert!(!some(3, "/memfd:x (deleted)", 0), "a memfd");
+        assert!(
+            !some(3, "/tmp/x (deleted)", 1),
+            "a hard link still reaches it"
+        );
+        assert!(!some(3, "/tmp/x", 0), "not deleted");
+        let u = describe(
+            3,
+            FileKind::Regular,
+            "/tmp/x (deleted)",
+            Some(&id(1, 1)),
+            (0o100644, 0),
+        );
+        assert_eq!(u.map(|u| (u.name, u.mode)), Some(("/tmp/x".into(), 0o644)));
+    }
+
+    #[test]
+    fn each_file_is_carried_once_through_a_readable_open() {
+        let mut files = vec![
+            file(3, libc::O_WRONLY, 7, 100, None),
+            file(4, libc::O_RDONLY, 7, 100, None),
+            file(5, libc::O_WRONLY, 7, 100, Some(3)),
+            file(6, libc::O_PATH, 8, 50, None),
+        ];
+        mark_same(&mut files);
+        let same: Vec<_> = files
+            .iter()
+            .map(|f| f.unlinked.as_ref().and_then(|u| u.same_as))
+            .collect();
+        assert_eq!(same, [None, Some(3), Some(3), None]);
+        assert_eq!(bytes(&files), 150, "the dup and the second open count once");
+        assert_eq!(readable_open(&files, &files[0]), Some(4));
+        assert_eq!(
+            readable_open(&files, &files[3]),
+            None,
+            "O_PATH reads nothing"
+        );
+        let refused = over_cap(&files, 1000);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].0, 6);
+        let over: Vec<i32> = over_cap(&files, 100).iter().map(|(fd, _)| *fd).collect();
+        assert_eq!(
+            over,
+            [6, 3],
+            "over the cap: the carried file too, each named once"
+        );
+    }
 }
