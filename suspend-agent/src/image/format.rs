@@ -621,7 +621,7 @@ pub const INOTIFY_MAX_WD: i32 = 4096;
 pub struct InotifyWatch {
     pub wd: i32,
     /// The events watched and the flags that last (`IN_ONESHOT`,
-    /// `IN_EXCL_UNLINK`), as fdinfo shows them (6.0+).
+    /// `IN_EXCL_UNLINK`), as fdinfo shows them (5.19+).
     pub mask: u32,
     /// The inode watched, as fdinfo names it.
     pub ino: u64,
