@@ -498,6 +498,15 @@ pub fn pids() -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// Every process but `pid` and this agent (what the scans for state
+/// `pid` shares with others walk).
+pub fn other_pids(pid: u32) -> Vec<u32> {
+    let me = std::process::id();
+    let mut others = pids().unwrap_or_default();
+    others.retain(|&p| p != pid && p != me);
+    others
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -330,19 +330,8 @@ fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<Str
     if objects.is_empty() {
         return bad;
     }
-    let me = std::process::id();
     let mut shared: std::collections::BTreeMap<(String, u64), Vec<u32>> = Default::default();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(other) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if other == pid || other == me {
-            continue;
-        }
+    for other in crate::procfs::other_pids(pid) {
         // Held through an fd (a memfd, a deleted file written with pwrite).
         for fd in fs::read_dir(format!("/proc/{other}/fd"))
             .into_iter()

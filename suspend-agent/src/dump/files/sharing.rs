@@ -36,23 +36,9 @@ pub fn mark_dups(pid: u32, files: &mut [File]) {
 
 /// Every fd of a process other than `pid` (and this agent) whose link is
 /// one of `links`: (that process, its fd, the link).
-fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
+pub(super) fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
     let mut found = Vec::new();
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return found;
-    };
-    let me = std::process::id();
-    for other in procs.flatten() {
-        let Some(other) = other
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if other == pid || other == me {
-            continue;
-        }
+    for other in crate::procfs::other_pids(pid) {
         let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
             continue;
         };

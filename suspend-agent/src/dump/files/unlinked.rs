@@ -173,36 +173,24 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
             "also mapped shared: the mapping would come back as another object".to_owned(),
         );
     }
-    let me = std::process::id();
-    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(other) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if other == pid || other == me {
-            continue;
-        }
-        let open = fs::read_dir(format!("/proc/{other}/fd"))
+    // Open elsewhere: the same link, and the same inode behind it.
+    let links = std::collections::BTreeSet::from([f.path.clone()]);
+    let open = super::sharing::others_holding(pid, &links)
+        .into_iter()
+        .find(|(other, fd, _)| {
+            use std::os::unix::fs::MetadataExt as _;
+            fs::metadata(format!("/proc/{other}/fd/{fd}"))
+                .is_ok_and(|m| m.ino() == id.ino && m.dev() == id.dev)
+        })
+        .map(|(other, _, _)| other);
+    let elsewhere = open.or_else(|| {
+        crate::procfs::other_pids(pid)
             .into_iter()
-            .flatten()
-            .flatten()
-            .any(|fd| {
-                fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == f.path.as_str())
-                    && fs::metadata(fd.path()).is_ok_and(|m| {
-                        use std::os::unix::fs::MetadataExt as _;
-                        m.ino() == id.ino && m.dev() == id.dev
-                    })
-            });
-        if open || maps_it(other) {
-            return named(format!(
-                "also open or mapped in pid {other}: a resume would give it a copy of its own"
-            ));
-        }
-    }
-    None
+            .find(|&o| maps_it(o))
+    })?;
+    named(format!(
+        "also open or mapped in pid {elsewhere}: a resume would give it a copy of its own"
+    ))
 }
 
 /// Reads the bytes of every deleted file of `files` (each once) through a
