@@ -39,6 +39,8 @@ enum TakeError {
 struct Taken {
     summary: Summary,
     frozen_for: Duration,
+    /// From the process's `ready` until its image was durable.
+    durable_after: Duration,
     end: End,
 }
 
@@ -67,6 +69,7 @@ pub async fn take(
     pidfd: PidFd,
     progress: &Progress,
 ) -> (Outcome, String) {
+    let ready_at = Instant::now();
     let pid = args.pid;
     let Some(dir) = args.dir.clone() else {
         let ran = tell(stream, request_id, REASON_ABORTED).await;
@@ -172,6 +175,7 @@ pub async fn take(
         held_only,
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,
+        write_through: !args.leave_running,
     };
     let leave_running = args.leave_running;
     let hold = args.hold;
@@ -187,9 +191,12 @@ pub async fn take(
             .map_err(DumpError::from)?;
         let mut image = ImageWriter::create(&options.dir).map_err(DumpError::from)?;
         let expected = crate::procfs::resident_bytes(pid).unwrap_or(0);
-        image
-            .prewarm(expected + expected / 8)
-            .map_err(DumpError::from)?;
+        if options.write_through {
+            image.preallocate(expected + expected / 8)
+        } else {
+            image.prewarm(expected + expected / 8)
+        }
+        .map_err(DumpError::from)?;
         let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
         let frozen_at = Instant::now();
         let guard = if frozen.guarded() {
@@ -214,6 +221,7 @@ pub async fn take(
             return Ok(Taken {
                 summary,
                 frozen_for,
+                durable_after: ready_at.elapsed(),
                 end: End::LeftRunning,
             });
         }
@@ -222,6 +230,7 @@ pub async fn take(
             // durable.
             let held_only = dumped.held_only.clone();
             let summary = dumped.finish(&key)?;
+            let durable_after = ready_at.elapsed();
             let parked = match crate::hold::park(&mut frozen, &summary.path, held_only) {
                 Ok(parked) => parked,
                 Err(e) => {
@@ -238,15 +247,18 @@ pub async fn take(
             return Ok(Taken {
                 summary,
                 frozen_for,
+                durable_after,
                 end: End::Held(parked),
             });
         }
         // Killed only once the image is durable.
         let summary = dumped.finish(&key)?;
+        let durable_after = ready_at.elapsed();
         frozen.kill(&pidfd).map_err(TakeError::Kill)?;
         Ok(Taken {
             summary,
             frozen_for: frozen_at.elapsed(),
+            durable_after,
             end: End::Killed,
         })
     })
@@ -262,16 +274,19 @@ pub async fn take(
         Ok(Taken {
             summary,
             frozen_for,
+            durable_after,
             end,
         }) => {
             let what = format!(
-                "{} thread(s), {} mappings, {} pages ({}) in {}; frozen for {}",
+                "{} thread(s), {} mappings, {} pages ({}) in {}; frozen for {}; image durable \
+                 {} after ready",
                 summary.threads,
                 summary.mappings,
                 summary.pages,
                 mib(summary.bytes),
                 took(summary.took),
-                took(frozen_for)
+                took(frozen_for),
+                took(durable_after)
             );
             if let End::Held(parked) = &end {
                 let r = &parked.record;

@@ -5,9 +5,12 @@
 //! memory (memfd, SysV shm) from the object itself, skipping its holes.
 //!
 //! First every mapping's runs are planned and given their place in the page
-//! file; then the batches are read straight into that place (the page file
-//! is mapped, see [`crate::image::PageFile`]) and checksummed there, by one
-//! worker per core taking the next batch as it finishes one.
+//! file; then one worker per core takes the next batch as it finishes one
+//! and puts it where the [`Sink`] says: straight into its place in the
+//! mapped page file (checksummed later, once the process runs again), or
+//! into the worker's own buffer, checksummed there, written to the page
+//! file and handed to the disk at once (the process stays frozen until the
+//! image is durable, so the disk must start as early as it can).
 //!
 //! Only the thread that froze the process reads through `/proc/PID/mem`:
 //! kernels built with `CONFIG_PROC_MEM_FORCE_PTRACE` (Debian's 7.x) let
@@ -15,6 +18,7 @@
 //! the tracer. The other workers leave such batches to it.
 
 use std::{
+    collections::HashMap,
     fs::File,
     io::{self, IoSliceMut},
     os::unix::fs::FileExt as _,
@@ -29,7 +33,10 @@ use nix::{sys::uio, unistd::Pid};
 
 use super::DumpError;
 use crate::{
-    image::format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
+    image::{
+        WriteError,
+        format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
+    },
     procfs::vmas::Vma,
 };
 
@@ -109,25 +116,35 @@ impl Memory {
         })
     }
 
-    /// Copies what `plan` says into `area` (the page file's first
-    /// `plan.bytes`); returns every mapping's page runs, not yet hashed.
-    /// Must run on the thread that froze the process. `tick` is called on
-    /// this thread after each of its batches, with the bytes copied so far
-    /// by all the workers; an error from it stops the copy.
+    /// Copies what `plan` says into `sink` (the page file's first
+    /// `plan.bytes`); returns every mapping's page runs, hashed if the sink
+    /// is [`Sink::File`]. Must run on the thread that froze the process.
+    /// `tick` is called on this thread after each of its batches, with the
+    /// bytes copied so far by all the workers; an error from it stops the
+    /// copy.
     pub fn copy(
         &self,
         plan: &Plan,
-        area: &mut [u8],
+        sink: Sink<'_>,
         tick: &mut dyn FnMut(u64) -> Result<(), DumpError>,
     ) -> Result<Vec<Vec<PageRun>>, DumpError> {
-        assert_eq!(area.len() as u64, plan.bytes, "the area is the plan's size");
-        let queue = Mutex::new(plan.batches(area).into_iter());
+        let (batches, file) = match sink {
+            Sink::Area(area) => {
+                assert_eq!(area.len() as u64, plan.bytes, "the area is the plan's size");
+                (plan.batches(Some(area)), None)
+            }
+            Sink::File(file, path) => (plan.batches(None), Some((file, path))),
+        };
+        let queue = Mutex::new(batches.into_iter());
         let deferred = Mutex::new(Vec::new());
+        let hashes = Mutex::new(HashMap::new());
         let shared = Shared {
             plan,
             deferred: &deferred,
             copied: &AtomicU64::new(0),
             failed: &AtomicBool::new(false),
+            file,
+            hashes: &hashes,
         };
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -162,19 +179,22 @@ impl Memory {
         for result in results {
             result?;
         }
+        let mut hashes = hashes.into_inner().unwrap_or_else(|e| e.into_inner());
         let saved: Vec<Vec<PageRun>> = plan
             .mappings
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(index, m)| {
                 let mut at = m.at;
                 m.runs
                     .iter()
-                    .map(|&(first_page, pages)| {
+                    .enumerate()
+                    .map(|(run_index, &(first_page, pages))| {
                         let run = PageRun {
                             first_page,
                             pages,
                             at,
-                            blake3: String::new(),
+                            blake3: hashes.remove(&(index, run_index)).unwrap_or_default(),
                         };
                         at += pages * PAGE_SIZE;
                         run
@@ -195,17 +215,39 @@ impl Memory {
         mut tick: Option<&mut dyn FnMut(u64) -> Result<(), DumpError>>,
     ) -> Result<(), DumpError> {
         let tracer = tick.is_some();
+        // This worker's buffer, for a sink that is a file.
+        let mut own = Vec::new();
         while !shared.failed.load(Ordering::Relaxed) {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            let Some(batch) = next else { break };
+            let Some(mut batch) = next else { break };
             let mapping = &shared.plan.mappings[batch.mapping];
             let runs = &mapping.runs[batch.runs.clone()];
+            let (index, first_run, at) = (batch.mapping, batch.runs.start, batch.at);
+            let buf: &mut [u8] = match batch.area.as_deref_mut() {
+                Some(area) => area,
+                None => {
+                    own.resize(own.len().max(batch.len), 0);
+                    &mut own[..batch.len]
+                }
+            };
             let outcome = match &mapping.source {
-                Source::Process => self.read_batch(mapping, runs, batch.buf, tracer),
+                Source::Process => self.read_batch(mapping, runs, buf, tracer),
                 Source::Object(file, path) => self
-                    .read_object(file, path, mapping, runs, batch.buf)
+                    .read_object(file, path, mapping, runs, buf)
                     .map(|()| true),
                 Source::Nothing => Ok(true),
+            };
+            let outcome = match (outcome, shared.file) {
+                (Ok(true), Some((file, path))) => Self::write_batch(
+                    (index, first_run),
+                    at,
+                    runs,
+                    buf,
+                    (file, path),
+                    shared.hashes,
+                )
+                .map(|()| true),
+                (outcome, _) => outcome,
             };
             let outcome = match outcome {
                 Ok(false) => {
@@ -217,7 +259,7 @@ impl Memory {
                     continue;
                 }
                 Ok(true) => {
-                    let len = batch.buf.len() as u64;
+                    let len = batch.len as u64;
                     let copied = shared.copied.fetch_add(len, Ordering::Relaxed) + len;
                     tick.as_mut().map_or(Ok(()), |t| t(copied))
                 }
@@ -228,6 +270,43 @@ impl Memory {
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Hashes the runs of `batch`, read into `buf`, writes them at their
+    /// place in the page file and starts their write-back.
+    /// `first` is (mapping, run) of the batch's first run, `at` its place.
+    fn write_batch(
+        first: (usize, usize),
+        at: u64,
+        runs: &[Run],
+        buf: &[u8],
+        (file, path): (&File, &std::path::Path),
+        hashes: &Mutex<HashMap<(usize, usize), String>>,
+    ) -> Result<(), DumpError> {
+        let mut done = 0;
+        let mut hashed = Vec::with_capacity(runs.len());
+        for (i, &(_, pages)) in runs.iter().enumerate() {
+            let bytes = (pages * PAGE_SIZE) as usize;
+            hashed.push(((first.0, first.1 + i), blake3_hex(&buf[done..done + bytes])));
+            done += bytes;
+        }
+        let failed = |op: &'static str| {
+            move |source| {
+                DumpError::Write(WriteError::Io {
+                    op,
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        file.write_all_at(buf, at).map_err(failed("writing"))?;
+        crate::sys::start_writeback(file, at, buf.len() as u64)
+            .map_err(failed("starting the write-back of"))?;
+        hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(hashed);
         Ok(())
     }
 
@@ -449,11 +528,25 @@ pub struct Plan {
     pub bytes: u64,
 }
 
+/// Where a dump's pages go.
+pub enum Sink<'a> {
+    /// The mapped page file, made ready before the freeze: one copy, the
+    /// hashing left for later.
+    Area(&'a mut [u8]),
+    /// The page file itself (and its path, for errors): each batch is read
+    /// into a worker's buffer, hashed, written and its write-back started.
+    File(&'a File, &'a std::path::Path),
+}
+
 /// Runs of one mapping read together, and where they go.
 struct Batch<'a> {
     mapping: usize,
     runs: std::ops::Range<usize>,
-    buf: &'a mut [u8],
+    /// Where in the page file, and how many bytes.
+    at: u64,
+    len: usize,
+    /// Their place in the mapped page file, for [`Sink::Area`].
+    area: Option<&'a mut [u8]>,
 }
 
 /// What the workers share.
@@ -463,12 +556,16 @@ struct Shared<'p, 'a> {
     deferred: &'p Mutex<Vec<Batch<'a>>>,
     copied: &'p AtomicU64,
     failed: &'p AtomicBool,
+    /// The page file, for [`Sink::File`].
+    file: Option<(&'p File, &'p std::path::Path)>,
+    /// Each written run's BLAKE3, by (mapping, run) index.
+    hashes: &'p Mutex<HashMap<(usize, usize), String>>,
 }
 
 impl Plan {
     /// Cuts the plan into batches of at most [`BATCH_BYTES`] (or one run)
-    /// and `IOV_MAX` runs, each with its part of `area`.
-    fn batches<'a>(&self, mut area: &'a mut [u8]) -> Vec<Batch<'a>> {
+    /// and `IOV_MAX` runs, each with its part of `area` if there is one.
+    fn batches<'a>(&self, mut area: Option<&'a mut [u8]>) -> Vec<Batch<'a>> {
         let mut batches = Vec::new();
         for (index, mapping) in self.mappings.iter().enumerate() {
             let mut first = 0;
@@ -483,12 +580,22 @@ impl Plan {
                     bytes += run_bytes;
                     end += 1;
                 }
-                let (buf, rest) = std::mem::take(&mut area).split_at_mut(bytes);
-                area = rest;
+                let place = area.take().map(|a| {
+                    let (place, rest) = a.split_at_mut(bytes);
+                    area = Some(rest);
+                    place
+                });
+                let at = mapping.at
+                    + mapping.runs[..first]
+                        .iter()
+                        .map(|r| r.1 * PAGE_SIZE)
+                        .sum::<u64>();
                 batches.push(Batch {
                     mapping: index,
                     runs: first..end,
-                    buf,
+                    at,
+                    len: bytes,
+                    area: place,
                 });
                 first = end;
             }

@@ -98,6 +98,11 @@ pub struct DumpOptions {
     pub new_session: bool,
     /// How many bytes of deleted files' contents the image may carry.
     pub unlinked_max: u64,
+    /// The process stays frozen until the image is durable: pages are
+    /// written and handed to the disk as they are copied, hashed on the
+    /// way ([`memory::Sink::File`]), rather than copied into the page file
+    /// made ready before the freeze and hashed once the process runs.
+    pub write_through: bool,
 }
 
 /// `SIGEV_THREAD_ID`: a timer that signals one thread.
@@ -326,9 +331,14 @@ pub fn dump(
 
     let memory = memory::Memory::open(pid)?;
     let plan = memory.plan(&vmas)?;
-    let area = image.page_area(plan.bytes)?;
+    let sink = if options.write_through {
+        let (file, path) = image.page_sink(plan.bytes)?;
+        memory::Sink::File(file, path)
+    } else {
+        memory::Sink::Area(image.page_area(plan.bytes)?)
+    };
     let mut last_report = Instant::now();
-    let saved = memory.copy(&plan, area, &mut |copied| {
+    let saved = memory.copy(&plan, sink, &mut |copied| {
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             frozen.keep_guard()?;
@@ -420,6 +430,7 @@ pub fn dump(
         mappings,
         pages,
         bytes,
+        hashed: options.write_through,
         copied_in: started.elapsed(),
     })
 }
@@ -436,6 +447,8 @@ pub struct Dumped {
     mappings: Vec<Mapping>,
     pages: u64,
     bytes: u64,
+    /// The page runs were hashed as they were written.
+    hashed: bool,
     copied_in: Duration,
 }
 
@@ -444,11 +457,13 @@ impl Dumped {
     /// `key`, makes it durable (`fsync`) and renames it into place. Needs
     /// nothing from the process: with `--leave-running` it runs meanwhile.
     pub fn finish(mut self, key: &ed25519_dalek::SigningKey) -> Result<Summary, DumpError> {
-        let pages = self.image.pages_written()?;
-        memory::hash_runs(
-            pages,
-            self.mappings.iter_mut().flat_map(|m| m.pages.iter_mut()),
-        );
+        if !self.hashed {
+            let pages = self.image.pages_written()?;
+            memory::hash_runs(
+                pages,
+                self.mappings.iter_mut().flat_map(|m| m.pages.iter_mut()),
+            );
+        }
         let count = self.mappings.len();
         for mapping in self.mappings {
             self.image.record(&Record::Mapping(mapping))?;

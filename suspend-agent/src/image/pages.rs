@@ -8,6 +8,13 @@
 //! made ready before the freeze: allocated on disk with `fallocate` (a full
 //! filesystem fails there, with `ENOSPC`, never later as a `SIGBUS` in the
 //! mapping), mapped, and populated for writing (`MADV_POPULATE_WRITE`).
+//!
+//! That is for a dump that lets the process run on (`--leave-running`),
+//! where only the frozen time counts. A dump that keeps the process frozen
+//! until the image is durable writes instead ([`PageFile::file`]): each
+//! batch is written, hashed and handed to the disk as it is read, so the
+//! disk starts at once and nothing is pre-faulted; only the space is
+//! allocated ahead ([`PageFile::allocate_to`]).
 
 use std::{fs::File, io, os::unix::fs::FileExt as _, path::PathBuf};
 
@@ -22,6 +29,9 @@ pub struct PageFile {
     /// Bytes at the start of the file that are allocated, mapped and
     /// populated.
     ready: u64,
+    /// Bytes at the start of the file that are allocated (at least
+    /// `ready`); what the image does not use is cut off at `close`.
+    allocated: u64,
 }
 
 impl PageFile {
@@ -31,7 +41,24 @@ impl PageFile {
             path,
             map: None,
             ready: 0,
+            allocated: 0,
         }
+    }
+
+    /// The file, to write pages into with `pwrite`, and its path.
+    pub fn file(&self) -> (&File, &std::path::Path) {
+        (&self.file, &self.path)
+    }
+
+    /// Allocates the first `bytes` (whole pages) on disk, without mapping
+    /// them: a full filesystem fails here, before any page is copied.
+    pub fn allocate_to(&mut self, bytes: u64) -> Result<(), WriteError> {
+        let bytes = bytes.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        if bytes > self.allocated {
+            self.allocate(self.allocated, bytes - self.allocated)?;
+            self.allocated = bytes;
+        }
+        Ok(())
     }
 
     /// Makes the first `bytes` (whole pages) ready to be copied into.
@@ -41,7 +68,7 @@ impl PageFile {
             return Ok(());
         }
         let (from, more) = (self.ready, bytes - self.ready);
-        self.allocate(from, more)?;
+        self.allocate_to(bytes)?;
         let len = usize::try_from(bytes)
             .map_err(|_| self.error("mapping", io::ErrorKind::InvalidInput.into()))?;
         match &mut self.map {
@@ -83,7 +110,7 @@ impl PageFile {
     /// Unmaps the file and cuts it to `len` bytes; returns it.
     pub fn close(mut self, len: u64) -> Result<File, WriteError> {
         self.map = None;
-        if self.ready > len {
+        if self.allocated > len {
             self.file
                 .set_len(len)
                 .map_err(|e| self.error("truncating", e))?;

@@ -145,11 +145,36 @@ impl ImageWriter {
     /// cut off at `finish`. Never more than nine tenths of the free space:
     /// an estimate must not fail a dump that would have fitted.
     pub fn prewarm(&mut self, bytes: u64) -> Result<(), WriteError> {
+        let bytes = self.at_most_free(bytes);
+        self.page_file()?.reserve(bytes)
+    }
+
+    /// Allocates the first `bytes` of `pages.img` on disk before the
+    /// process is frozen, for a dump that writes its pages
+    /// ([`Self::page_sink`]) rather than copying them into the mapped file.
+    /// The same cap as [`Self::prewarm`].
+    pub fn preallocate(&mut self, bytes: u64) -> Result<(), WriteError> {
+        let bytes = self.at_most_free(bytes);
+        self.page_file()?.allocate_to(bytes)
+    }
+
+    /// `bytes`, whole pages, but never more than nine tenths of the free
+    /// space.
+    fn at_most_free(&self, bytes: u64) -> u64 {
         let free = nix::sys::statvfs::statvfs(&self.partial)
             .map(|s| s.blocks_available() * s.fragment_size())
             .unwrap_or(0);
-        self.page_file()?
-            .reserve(bytes.min(free / 10 * 9) / PAGE_SIZE * PAGE_SIZE)
+        bytes.min(free / 10 * 9) / PAGE_SIZE * PAGE_SIZE
+    }
+
+    /// The page file, to write the first `len` bytes into (`pwrite`); its
+    /// space is allocated first, so a full disk fails here. The page file
+    /// is that long when the image is finished.
+    pub fn page_sink(&mut self, len: u64) -> Result<(&File, &Path), WriteError> {
+        self.page_bytes = len;
+        let pages = self.page_file()?;
+        pages.allocate_to(len)?;
+        Ok(pages.file())
     }
 
     /// The page file's first `len` bytes, to copy the pages into; the page
