@@ -37,14 +37,21 @@ use crate::{
 ///   until every page is back (its held record gone); the workload is
 ///   checked to answer intact;
 ///
-/// - restore: suspends it again, this time with --exit (it is
-///   killed once the image is durable), reaps it, runs `suspend-agent
-///   resume` on the image and records that command's wall time (spawn to
-///   exit) and the time it reports itself; the cycle is the killing
-///   suspend's wall time plus the resume's. The resumed process is checked
-///   to be alive and answering, then killed by its pid.
+/// - disk: writes as many bytes as the image's pages to a fresh file in
+///   the image's filesystem and `fdatasync`s it: the time this disk needs
+///   to make those bytes durable, the limit a durable suspend is held to;
+///   and again starting each 2 MiB's write-back as it is written (as the
+///   agent does), the best this disk does;
 ///
-/// Prints medians.
+/// - restore: suspends it again, this time with --exit (it is
+///   killed once the image is durable), records how long after its
+///   `ready` the image was durable (the agent reports it), reaps it, runs
+///   `suspend-agent resume` on the image and records that command's wall
+///   time (spawn to exit) and the time it reports itself; the cycle is the
+///   killing suspend's wall time plus the resume's. The resumed process is
+///   checked to be alive and answering, then killed by its pid.
+///
+/// Prints medians, and the ratios to the limits measured in the same runs.
 #[derive(clap::Args)]
 pub struct Args {
     /// Memory sizes (K, M, G suffixes).
@@ -82,6 +89,14 @@ struct Run {
     resident: f64,
     /// Resident memory while held (bytes).
     held_rss: u64,
+    /// The killing suspend: from the process's `ready` to its image
+    /// durable, as the agent reports it.
+    durable: f64,
+    /// Writing and `fdatasync`ing the image's page bytes to a fresh file
+    /// on the same filesystem; and the same, each 2 MiB's write-back
+    /// started as it is written.
+    disk: f64,
+    disk_best: f64,
 }
 
 impl Run {
@@ -190,8 +205,12 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         bail!("the workload (pid {pid}) is damaged after a held resume: {line}");
     }
 
+    let disk = disk_limit(image, bytes, false)?;
+    let disk_best = disk_limit(image, bytes, true)?;
     // The cycle: suspend (killed once the image is durable), then resume.
-    let (_, suspend_wall) = suspend(bin, &pid, image, &["--exit"])?;
+    let (text, suspend_wall) = suspend(bin, &pid, image, &["--exit"])?;
+    let durable = number_after(&text, "image durable ")
+        .with_context(|| format!("no durable time in the summary: {text}"))?;
     let gone = poll(Duration::from_secs(10), Duration::from_millis(5), || {
         (!pid_alive(pid_number)).then_some(())
     });
@@ -216,7 +235,62 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         unhold,
         resident,
         held_rss,
+        durable,
+        disk,
+        disk_best,
     })
+}
+
+/// Seconds to write `bytes` of incompressible data to a new file next to
+/// `image` (2 MiB writes) and `fdatasync` it: what this disk needs to make
+/// an image's pages durable, measured now since its speed drifts. With
+/// `writeback`, each chunk's write-back is started as it is written
+/// (`sync_file_range`).
+fn disk_limit(image: &Path, bytes: u64, writeback: bool) -> Result<f64> {
+    use std::{
+        io::Write as _,
+        os::{fd::AsRawFd as _, unix::fs::FileExt as _},
+    };
+    let path = image.with_extension("disk-probe");
+    let _ = std::fs::remove_file(&path);
+    let mut chunk = vec![0u8; 2 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for word in chunk.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        word.copy_from_slice(&x.to_le_bytes());
+    }
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let started = Instant::now();
+    let mut at = 0u64;
+    while at < bytes {
+        let n = (bytes - at).min(chunk.len() as u64) as usize;
+        // A different first word per chunk: no two chunks alike.
+        chunk[..8].copy_from_slice(&at.to_le_bytes());
+        file.write_all_at(&chunk[..n], at)
+            .with_context(|| format!("writing {}", path.display()))?;
+        if writeback {
+            // SAFETY: sync_file_range takes no pointers; the fd is `file`'s.
+            unsafe {
+                libc::sync_file_range(
+                    file.as_raw_fd(),
+                    at as libc::off64_t,
+                    n as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+        }
+        at += n as u64;
+    }
+    file.sync_data()
+        .with_context(|| format!("fdatasync {}", path.display()))?;
+    let took = started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    let _ = std::io::stdout().flush();
+    Ok(took)
 }
 
 /// The dump is done by the daemon: one of another build (a debug one left
@@ -254,6 +328,13 @@ struct Row {
     resident: f64,
     held_rss: u64,
     held_cycle: f64,
+    durable: f64,
+    disk: f64,
+    disk_best: f64,
+    /// Medians of each run's ratio.
+    durable_ratio: f64,
+    durable_best_ratio: f64,
+    held_ratio: f64,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -280,7 +361,8 @@ pub fn run(args: Args) -> Result<()> {
                 println!(
                     "  dump: frozen {:.3} s, copy {:.3} s, total {:.3} s, {:.1} MiB; \
                      suspend {:.3} s + resume {:.3} s (restore in {:.3} s) = cycle {:.3} s; \
-                     held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s (all back after {:.3} s)",
+                     held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s (all back after {:.3} s); \
+                     durable {:.3} s after ready, disk {:.3} s (with write-back as it goes {:.3} s)",
                     run.frozen,
                     run.copy,
                     run.total,
@@ -293,6 +375,9 @@ pub fn run(args: Args) -> Result<()> {
                     run.held_rss / 1024,
                     run.unhold,
                     run.resident,
+                    run.durable,
+                    run.disk,
+                    run.disk_best,
                 );
                 runs.push(run);
             }
@@ -315,6 +400,12 @@ pub fn run(args: Args) -> Result<()> {
                 resident: med(|r| r.resident),
                 held_rss: median(runs.iter().map(|r| r.held_rss as f64).collect()) as u64,
                 held_cycle: med(Run::held_cycle),
+                durable: med(|r| r.durable),
+                disk: med(|r| r.disk),
+                disk_best: med(|r| r.disk_best),
+                durable_ratio: med(|r| r.durable / r.disk),
+                durable_best_ratio: med(|r| r.durable / r.disk_best),
+                held_ratio: med(|r| r.held_cycle() / r.cycle()),
             });
         }
     }
@@ -344,7 +435,7 @@ pub fn run(args: Args) -> Result<()> {
         "resident s",
         "held cyc s"
     );
-    for r in rows {
+    for r in &rows {
         println!(
             "{:>6} {:>7} {:>10.3} {:>9.3} {:>9.3} {:>10.2} {:>10.1} {:>10.3} {:>10.3} {:>9.3} {:>8.3} {:>9} {:>9.3} {:>10.3} {:>10.3}",
             r.size,
@@ -362,6 +453,37 @@ pub fn run(args: Args) -> Result<()> {
             r.unhold,
             r.resident,
             r.held_cycle
+        );
+    }
+    println!(
+        "\nagainst limits measured in the same runs (medians of each run's ratio):\n\
+         durable: from the process's ready to its image durable, in the suspend that kills it;\n\
+         disk: writing and fdatasyncing as many bytes to a fresh file on the same filesystem;\n\
+         best: the same, each 2 MiB's write-back started as it is written (sync_file_range);\n\
+         held/cycle: the held cycle over the killing suspend + resume cycle:"
+    );
+    println!(
+        "{:>6} {:>7} {:>10} {:>8} {:>8} {:>13} {:>13} {:>11}",
+        "size",
+        "threads",
+        "durable s",
+        "disk s",
+        "best s",
+        "durable/disk",
+        "durable/best",
+        "held/cycle"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>7} {:>10.3} {:>8.3} {:>8.3} {:>13.2} {:>13.2} {:>11.2}",
+            r.size,
+            r.threads,
+            r.durable,
+            r.disk,
+            r.disk_best,
+            r.durable_ratio,
+            r.durable_best_ratio,
+            r.held_ratio
         );
     }
     println!(
