@@ -3,42 +3,13 @@
  * resume its memory is charged to that cgroup again (memory.current or
  * memory.usage_in_bytes), not to the resume command's. */
 #include "feature.h"
+#include "feature_cgroup.h"
 
 #include <fcntl.h>
 #include <mntent.h>
 #include <sys/stat.h>
 
 static char dir[1200], parent[1024];
-
-static int write_pid(const char *cgroup)
-{
-	char path[600], pid[16];
-	snprintf(path, sizeof path, "%s/cgroup.procs", cgroup);
-	int fd = open(path, O_WRONLY);
-	int n = snprintf(pid, sizeof pid, "%d", (int)getpid());
-	int ok = fd >= 0 && write(fd, pid, n) == n;
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* The path of our cgroup in the hierarchy whose /proc/self/cgroup lines
- * contain `key` ("0::" for cgroup2, ":memory:" for v1). */
-static void own_cgroup(const char *key, char *out, size_t len)
-{
-	char line[480];
-	out[0] = 0;
-	FILE *f = fopen("/proc/self/cgroup", "r");
-	while (f && fgets(line, sizeof line, f)) {
-		char *at = strstr(line, key);
-		if (at) {
-			line[strcspn(line, "\n")] = 0;
-			snprintf(out, len, "%s", at + strlen(key));
-		}
-	}
-	if (f)
-		fclose(f);
-}
 
 static const char *usage_file = "memory.current";
 
