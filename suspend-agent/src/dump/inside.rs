@@ -57,6 +57,10 @@ pub struct Inside {
     pub ldt: bool,
     /// Each POSIX timer's time left and interval (`timer_gettime`), ns.
     pub timers: HashMap<i32, (u64, u64)>,
+    /// Each POSIX timer's overrun count (`timer_getoverrun`: the
+    /// expirations missed before its last signal was delivered), where it
+    /// is not 0. No call sets it, so a resume cannot give it back.
+    pub overruns: HashMap<i32, i64>,
 }
 
 /// What one thread told.
@@ -206,6 +210,10 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                     site.read(0, &mut buf)?;
                     let ns = |at| u64_at(&buf, at) * 1_000_000_000 + u64_at(&buf, at + 8);
                     inside.timers.insert(id, (ns(16), ns(0)));
+                }
+                let overrun = b.syscall(libc::SYS_timer_getoverrun, [id as u64, 0, 0, 0, 0, 0])?;
+                if overrun > 0 {
+                    inside.overruns.insert(id, overrun);
                 }
             }
             let membarrier =

@@ -250,6 +250,14 @@ pub fn dump(
     if inside.ldt {
         late.push("a local descriptor table (modify_ldt)".into());
     }
+    let mut overruns: Vec<_> = inside.overruns.iter().collect();
+    overruns.sort();
+    for (id, overrun) in overruns {
+        late.push(format!(
+            "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no \
+             call sets"
+        ));
+    }
     if inside.dumpable == Some(2) {
         late.push("dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)".into());
     }
