@@ -78,7 +78,17 @@ pub struct PerThread {
     pub tsc: Option<u32>,
     /// Its NUMA memory policy mode (`get_mempolicy`; 0 `MPOL_DEFAULT`).
     pub mempolicy: i32,
+    /// Each speculation control a task may set here, with its state
+    /// (`PR_GET_SPECULATION_CTRL`, see [`SPECULATION_CONTROLS`]).
+    pub speculation: Vec<(u32, u32)>,
 }
+
+/// `PR_GET_SPECULATION_CTRL`, and what it asks about: store bypass,
+/// indirect branch, L1D flush.
+const PR_GET_SPECULATION_CTRL: u64 = 52;
+pub const SPECULATION_CONTROLS: [u32; 3] = [0, 1, 2];
+/// In its answer: the task may set this control itself (`PR_SPEC_PRCTL`).
+pub const PR_SPEC_PRCTL: u32 = 1;
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
@@ -146,9 +156,22 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         } else {
             0 // a kernel without NUMA: none
         };
+        // Only controls the task sets itself (the kernel's mode for them is
+        // `prctl` or `seccomp`): the others are the machine's, not the
+        // process's.
+        let mut speculation = Vec::new();
+        for which in SPECULATION_CONTROLS {
+            let state = b.syscall(libc::SYS_prctl, [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0])?;
+            if let Ok(state) = u32::try_from(state)
+                && state & PR_SPEC_PRCTL != 0
+            {
+                speculation.push((which, state));
+            }
+        }
         inside.threads.insert(
             thread.tid,
             PerThread {
+                speculation,
                 tsc,
                 mempolicy,
                 altstack,

@@ -326,6 +326,7 @@ pub fn dump(
             thread.tid_address = told.tid_address;
             thread.timer_slack_ns = told.timer_slack_ns;
             thread.tsc = told.tsc.filter(|&t| t != PR_TSC_ENABLE);
+            thread.speculation = told.speculation.clone();
         }
         let securebits = told.and_then(|t| t.securebits).ok_or(DumpError::Parse {
             pid,

@@ -96,6 +96,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         // Asked from inside the thread (dump::inside).
         timer_slack_ns: None,
         tsc: None,
+        speculation: Vec::new(),
         comm: std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
             .ok()
             .map(|c| c.trim_end_matches('\n').to_owned()),

@@ -25,7 +25,7 @@ pub const FORMAT: &str = "suspend-image";
 /// The version this agent writes. 3 added inotify watches and deleted
 /// files' bytes: an agent that reads only 2 refuses such an image rather
 /// than drop them.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest version this agent reads (2 lacks only what 3 added: an
 /// image a held process was held with before an upgrade still resumes).
 pub const FORMAT_VERSION_OLDEST: u32 = 2;
@@ -367,6 +367,11 @@ pub struct Thread {
     /// `PR_GET_TSC` when it is not the default (`PR_TSC_SIGSEGV`, 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsc: Option<u32>,
+    /// Its speculation controls (`PR_GET_SPECULATION_CTRL`): (control,
+    /// state) for each one the kernel lets a task set (store bypass 0,
+    /// indirect branch 1, L1D flush 2; the state's `PR_SPEC_*` bits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speculation: Vec<(u32, u32)>,
     /// `ioprio_get(IOPRIO_WHO_PROCESS, tid)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ioprio: Option<u32>,

@@ -381,6 +381,7 @@ mod tests {
             sched: None,
             timer_slack_ns: None,
             tsc: None,
+            speculation: Vec::new(),
             ioprio: None,
             comm: None,
         }))

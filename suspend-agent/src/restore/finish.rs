@@ -302,17 +302,21 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
 /// What each thread keeps of its own that it must set itself: a
 /// `PR_SET_TSC` other than the default, a name other than the process's
 /// (threads are made with the main thread's; only the thread itself may
-/// name it, `/proc/PID/task/TID/comm` refuses others).
+/// name it, `/proc/PID/task/TID/comm` refuses others), its speculation
+/// controls.
 fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
     for t in &image.threads {
         let name = t
             .comm
             .as_ref()
             .filter(|c| t.tid != image.process.pid && **c != image.process.comm);
-        if t.tsc.is_none() && name.is_none() {
+        if t.tsc.is_none() && name.is_none() && t.speculation.is_empty() {
             continue;
         }
         let mut thread = Borrowed::new(t.tid, *site, None)?;
+        for &(which, state) in &t.speculation {
+            speculation(&mut thread, t.tid, which, state)?;
+        }
         if let Some(tsc) = t.tsc {
             let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
             thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
@@ -328,6 +332,32 @@ fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
         }
         thread.restore()?;
     }
+    Ok(())
+}
+
+/// Gives thread `tid`'s speculation control `which` its saved `state`
+/// (a `PR_GET_SPECULATION_CTRL` answer) if it has another one now (it
+/// inherits the resume command's, and seccomp filters installed before
+/// may have forced it off). A forced-off control cannot be turned on
+/// again: that fails, named.
+fn speculation(thread: &mut Borrowed, tid: u32, which: u32, state: u32) -> Result<(), InjectError> {
+    const PR_GET_SPECULATION_CTRL: u64 = 52;
+    const PR_SET_SPECULATION_CTRL: u64 = 53;
+    /// `PR_SPEC_ENABLE`, `_DISABLE`, `_FORCE_DISABLE`, `_DISABLE_NOEXEC`.
+    const STATES: u32 = 2 | 4 | 8 | 16;
+    let now = thread.syscall(libc::SYS_prctl, [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0])?;
+    if u32::try_from(now).is_ok_and(|now| now & STATES == state & STATES) {
+        return Ok(());
+    }
+    // The strongest of the state's bits (the kernel reports one).
+    let Some(set) = [8, 16, 4, 2].into_iter().find(|bit| state & bit != 0) else {
+        return Ok(());
+    };
+    let what = format!(
+        "thread {tid}: speculation control {which} to {set:#x} (PR_SET_SPECULATION_CTRL; it is \
+         {now:#x} here)"
+    );
+    thread.call(&what, libc::SYS_prctl, [PR_SET_SPECULATION_CTRL, which.into(), set.into(), 0, 0, 0])?;
     Ok(())
 }
 
