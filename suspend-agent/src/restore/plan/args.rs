@@ -94,6 +94,12 @@ impl Block {
         }
         Ok(self.bytes)
     }
+
+    /// The bytes so far, head not written.
+    #[cfg(test)]
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
 }
 
 /// What the head holds besides what the planners pushed themselves: the
@@ -140,4 +146,80 @@ pub fn estimate(p: &Process, threads: &[Thread], mappings: usize) -> u64 {
             .map(|f| f.program.len() + 64)
             .sum::<usize>()
         + 64 * 16) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use suspend_common::restore::{RESTORE_ABI, RESTORE_MAGIC, Range, RestoreArgs};
+
+    use super::{Block, Head};
+
+    fn head<'a>(keep: &'a [Range]) -> Head<'a> {
+        Head {
+            flags: 4,
+            report_fd: 9,
+            keep,
+            kernel: &[],
+            kernel_final: &[],
+            moves: &[],
+            sigactions: &[],
+            threads: &[],
+            shared_pending: &[],
+            itimers: &[],
+            mm: Default::default(),
+            creds: Default::default(),
+        }
+    }
+
+    #[test]
+    fn each_push_starts_on_16_bytes_at_its_final_address() {
+        let base = 0x1000_0000_3000;
+        let mut block = Block::new(base);
+        let head = std::mem::size_of::<RestoreArgs>() as u64;
+        let a = block.push(&[1u8, 2, 3]);
+        assert_eq!(a, base + head.next_multiple_of(16));
+        let b = block.push(&[7u32]);
+        assert_eq!(b, a + 16);
+        let c = block.push(&[5u64, 6]);
+        assert_eq!(c, b + 16);
+        // Nothing pushed: an address all the same, nothing added.
+        let d = block.push::<u64>(&[]);
+        assert_eq!(d, c + 16);
+        let bytes = block.into_bytes();
+        assert_eq!(bytes.len() as u64, c + 16 - base);
+        let at = |addr: u64, n: usize| &bytes[(addr - base) as usize..][..n];
+        assert_eq!(at(a, 3), [1, 2, 3]);
+        assert_eq!(at(b, 4), 7u32.to_ne_bytes());
+        assert_eq!(at(c + 8, 8), 6u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn the_head_points_at_what_it_pushed() {
+        let base = 0x1000_0000_3000;
+        let keep = [Range {
+            start: 0x1000,
+            end: 0x2000,
+        }];
+        let bytes = Block::new(base).finish(&head(&keep), 4096).expect("fits");
+        // SAFETY: the block starts with a `RestoreArgs`, written from one;
+        // `read_unaligned` asks nothing of the Vec's alignment.
+        let args: RestoreArgs = unsafe { bytes.as_ptr().cast::<RestoreArgs>().read_unaligned() };
+        assert_eq!((args.magic, args.abi), (RESTORE_MAGIC, RESTORE_ABI));
+        assert_eq!((args.flags, args.report_fd, args.keep_count), (4, 9, 1));
+        let from = (args.keep - base) as usize;
+        assert_eq!(bytes[from..from + 8], 0x1000u64.to_ne_bytes());
+        assert_eq!(bytes[from + 8..from + 16], 0x2000u64.to_ne_bytes());
+    }
+
+    #[test]
+    fn a_block_over_its_reservation_is_an_error() {
+        let err = Block::new(0)
+            .finish(&head(&[]), 64)
+            .expect_err("the head alone is bigger");
+        assert!(
+            err.to_string()
+                .starts_with("the restorer's argument block: "),
+            "{err}"
+        );
+    }
 }

@@ -78,3 +78,46 @@ fn lowest_above(files: &[File]) -> RawFd {
 fn first_free(taken: impl Iterator<Item = RawFd>, min: RawFd) -> RawFd {
     taken.map(|fd| fd + 1).max().unwrap_or(min).max(min)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd as _;
+
+    use super::{Helpers, first_free, lowest_above};
+    use crate::restore::plan::fixtures::file;
+
+    #[test]
+    fn helpers_start_above_the_highest_image_fd_and_never_at_stdio() {
+        assert_eq!(lowest_above(&[]), 3);
+        assert_eq!(lowest_above(&[file(0), file(1)]), 3);
+        assert_eq!(lowest_above(&[file(0), file(9), file(4)]), 10);
+    }
+
+    #[test]
+    fn scratch_starts_above_the_last_helper() {
+        assert_eq!(first_free([].into_iter(), 5), 5);
+        assert_eq!(first_free([7, 12, 9].into_iter(), 5), 13);
+        assert_eq!(first_free([3].into_iter(), 5), 5);
+    }
+
+    #[test]
+    fn helpers_are_moved_above_the_image_and_closed_on_exec() {
+        let mut helpers = Helpers::above(&[file(0), file(1), file(2), file(40)]);
+        let mut numbers = Vec::new();
+        for _ in 0..2 {
+            let null = std::fs::File::open("/dev/null").expect("/dev/null");
+            numbers.push(helpers.add(null.into()).expect("a helper"));
+        }
+        assert!(numbers.iter().all(|&fd| fd > 40), "{numbers:?}");
+        assert_ne!(numbers[0], numbers[1]);
+        assert!(helpers.scratch() > numbers[0].max(numbers[1]));
+        let (read, write) = super::report_pipe(&mut helpers).expect("the report pipe");
+        assert!(read.as_raw_fd() > 40 && write > 40);
+        let fds = helpers.into_fds();
+        assert_eq!(fds.len(), 3, "the read end of the report pipe is no helper");
+        for fd in &fds {
+            let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).expect("F_GETFD");
+            assert_ne!(flags & libc::FD_CLOEXEC, 0, "fd {}", fd.as_raw_fd());
+        }
+    }
+}

@@ -23,6 +23,8 @@
 mod args;
 mod fds;
 mod files;
+#[cfg(test)]
+mod fixtures;
 mod memory;
 mod process;
 mod signals;
@@ -185,5 +187,123 @@ impl Plan {
             tids: threads.iter().map(|t| t.tid).collect(),
             seccomp,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+    use suspend_common::restore::{Move, Range};
+
+    use super::{
+        Block, Head, args, fixtures, memory::Kernel, process, signals, threads, zone::round_up,
+    };
+    use crate::{
+        image::format::{self, Process, Sched, SeccompFilter, Thread},
+        restore::Options,
+    };
+
+    /// The argument block built as [`super::Plan::new`] builds it, for
+    /// `p`'s `threads` (main first) and `mappings` mappings, checked
+    /// against its estimate.
+    fn fits_its_estimate(p: &Process, threads: &[Thread], mappings: usize) {
+        let estimate = args::estimate(p, threads, mappings);
+        let base = 0x1000_0000_2000;
+        let ordered: Vec<&Thread> = threads.iter().collect();
+        let kernel = Kernel {
+            moves: vec![Move::default(); 2],
+            finals: vec![0; 2],
+            keep: vec![Range::default(); 3],
+        };
+        let moves = vec![Move::default(); mappings];
+        let mut block = Block::new(base);
+        let mm = process::mm(p, Some(40), &mut block);
+        let sigactions = signals::actions(&p.sigactions);
+        let shared_pending = signals::shared_pending(&p.shared_pending);
+        let itimers = signals::itimers(&p.itimers);
+        threads::seccomp(&ordered, &mut block).expect("base64");
+        let thread_args = threads::args(&ordered, p.pid, base + round_up(estimate), &mut block);
+        let creds = process::creds(&p.creds, &mut block);
+        let head = Head {
+            flags: process::flags(&Options::default(), p),
+            report_fd: 41,
+            keep: &kernel.keep,
+            kernel: &kernel.moves,
+            kernel_final: &kernel.finals,
+            moves: &moves,
+            sigactions: &sigactions,
+            threads: &thread_args,
+            shared_pending: &shared_pending,
+            itimers: &itimers,
+            mm,
+            creds,
+        };
+        let bytes = block
+            .finish(&head, estimate)
+            .unwrap_or_else(|e| panic!("{} threads, {mappings} mappings: {e}", threads.len()));
+        assert!(bytes.len() as u64 <= estimate);
+    }
+
+    #[test]
+    fn the_argument_block_fits_its_estimate() {
+        let p = fixtures::process(42);
+        let one = [fixtures::thread(42)];
+        fits_its_estimate(&p, &one, 0);
+        fits_its_estimate(&p, &one, 1);
+        // Each kind of thing pushed, many of it (so that an estimate
+        // short for any one kind shows), at odd sizes (the most padding).
+        fits_its_estimate(&p, &one, 100_001);
+        let many_threads: Vec<Thread> = (42..42 + 10_001).map(fixtures::thread).collect();
+        fits_its_estimate(&p, &many_threads, 0);
+        let siginfo = B64.encode([7u8; 128]);
+        let mut pending = fixtures::thread(42);
+        pending.pending = vec![siginfo.clone(); 10_001];
+        pending.stopped_with = Some(libc::SIGINT);
+        fits_its_estimate(&p, &[pending], 0);
+        let scheduled: Vec<Thread> = (42..42 + 1_001)
+            .map(|tid| {
+                let mut t = fixtures::thread(tid);
+                t.sched = Some(Sched {
+                    affinity: vec![u64::MAX; 17],
+                    util_clamp: Some((1, 2)),
+                    ..Sched::default()
+                });
+                t
+            })
+            .collect();
+        fits_its_estimate(&p, &scheduled, 0);
+        let mut filtered = fixtures::thread(42);
+        filtered.seccomp = (0..1_001)
+            .map(|n| SeccompFilter {
+                flags: 0,
+                program: B64.encode(vec![0u8; (n % 7 + 1) * 8]),
+            })
+            .collect();
+        fits_its_estimate(&p, &[filtered], 0);
+
+        let mut full = fixtures::process(42);
+        full.auxv = (0..10_001).map(|i| (i, i)).collect();
+        fits_its_estimate(&full, &one, 0);
+        full.creds.groups = (0..65_537).collect();
+        fits_its_estimate(&full, &one, 0);
+        full.shared_pending = vec![siginfo; 10_001];
+        fits_its_estimate(&full, &one, 0);
+        full.sigactions = (1..=64)
+            .map(|signal| format::SigAction {
+                signal,
+                handler: 0,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            })
+            .collect();
+        full.itimers = (0..3)
+            .map(|which| format::ITimer {
+                which,
+                interval_us: 1,
+                value_us: 0,
+            })
+            .collect();
+        fits_its_estimate(&full, &one, 0);
     }
 }

@@ -210,3 +210,70 @@ pub fn release_zone(zone: (u64, u64)) {
     // after the child was created.
     unsafe { libc::munmap(zone.0 as *mut libc::c_void, zone.1 as usize) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{GIB, Sizes, TASK_TOP, ZONE_SEARCH_FROM, Zone, first_free, round_up};
+
+    #[test]
+    fn round_up_gives_whole_pages() {
+        assert_eq!(round_up(0), 0);
+        assert_eq!(round_up(1), 4096);
+        assert_eq!(round_up(4096), 4096);
+        assert_eq!(round_up(4097), 8192);
+    }
+
+    #[test]
+    fn the_zone_is_laid_out_stub_block_stacks_then_the_rest() {
+        let zone = Zone {
+            base: 0x1000_0000_0000,
+            sizes: Sizes {
+                blob: 0x2000,
+                args: 0x3000,
+                stacks: 0x20000,
+                kernel: 0x4000,
+                premaps: 0x10000,
+            },
+        };
+        assert_eq!(zone.entry(), zone.base);
+        assert_eq!(zone.args(), zone.base + 0x2000);
+        assert_eq!(zone.stacks(), zone.base + 0x5000);
+        assert_eq!(zone.after_region(), zone.base + 0x25000);
+        assert_eq!(zone.range(), (zone.base, 0x39000));
+    }
+
+    #[test]
+    fn the_zone_goes_where_nothing_is_past_each_range_on_a_gib_boundary() {
+        let len = 16 << 20;
+        assert_eq!(first_free(vec![], len), Some(ZONE_SEARCH_FROM));
+        // Below where the search starts: in nobody's way.
+        assert_eq!(
+            first_free(vec![(0x40_0000, 0x50_0000)], len),
+            Some(ZONE_SEARCH_FROM)
+        );
+        // Over the start: past it, on the next GiB.
+        let over = (ZONE_SEARCH_FROM + 0x1000, ZONE_SEARCH_FROM + GIB + 0x1000);
+        assert_eq!(
+            first_free(vec![over], len),
+            Some(ZONE_SEARCH_FROM + 2 * GIB)
+        );
+        // Ending on a GiB: right there, unless something else is in the
+        // way there too (in whatever order they were found).
+        let (a, b) = (
+            (ZONE_SEARCH_FROM, ZONE_SEARCH_FROM + GIB),
+            (
+                ZONE_SEARCH_FROM + GIB + len - 1,
+                ZONE_SEARCH_FROM + GIB + len,
+            ),
+        );
+        assert_eq!(first_free(vec![a], len), Some(ZONE_SEARCH_FROM + GIB));
+        assert_eq!(
+            first_free(vec![b, a], len),
+            Some(ZONE_SEARCH_FROM + 2 * GIB)
+        );
+        // Just fits under the top; one byte more does not.
+        let top = TASK_TOP - ZONE_SEARCH_FROM;
+        assert_eq!(first_free(vec![], top), Some(ZONE_SEARCH_FROM));
+        assert_eq!(first_free(vec![], top + 1), None);
+    }
+}
