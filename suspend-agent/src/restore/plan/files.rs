@@ -287,3 +287,308 @@ fn order(opens: &mut [Open]) {
         ref what => rank(what),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, os::fd::AsRawFd as _};
+
+    use super::{Open, OpenKind, epoll, opens, order, pipe, timerfd};
+    use crate::{
+        image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+        restore::plan::{fds::Helpers, fixtures::file},
+    };
+
+    fn pipe_end(fd: i32, id: u64, write: bool, data: &str) -> File {
+        File {
+            pipe: Some(PipeEnd {
+                id,
+                write,
+                size: 65536,
+                data: data.into(),
+            }),
+            flags: if write {
+                libc::O_WRONLY as u32
+            } else {
+                (libc::O_RDONLY | libc::O_NONBLOCK) as u32
+            },
+            ..file(fd)
+        }
+    }
+
+    #[test]
+    fn a_pipe_is_made_at_its_lowest_read_end_with_its_lowest_write_end() {
+        // "aGk=" is "hi".
+        let files = [
+            pipe_end(5, 9, true, ""),
+            pipe_end(4, 9, false, "aGk="),
+            pipe_end(3, 9, true, ""),
+            pipe_end(6, 9, false, ""),
+        ];
+        let plan = |f: &File| pipe(&files, f, f.pipe.as_ref().expect("a pipe end"));
+        assert_eq!(
+            plan(&files[1]).expect("planned"),
+            Some(OpenKind::Pipe {
+                read_flags: libc::O_NONBLOCK,
+                write_fd: 3,
+                write_flags: libc::O_WRONLY,
+                size: 65536,
+                data: b"hi".to_vec(),
+            })
+        );
+        assert_eq!(plan(&files[2]).expect("planned"), None, "made with 4");
+        assert_eq!(
+            plan(&files[0]).expect("planned"),
+            Some(OpenKind::Dup {
+                from: 3,
+                flags: libc::O_WRONLY
+            })
+        );
+        assert_eq!(
+            plan(&files[3]).expect("planned"),
+            Some(OpenKind::Dup {
+                from: 4,
+                flags: libc::O_NONBLOCK
+            })
+        );
+    }
+
+    #[test]
+    fn a_pipe_with_one_end_in_the_image_is_an_error_naming_the_fd() {
+        let files = [pipe_end(3, 9, false, ""), pipe_end(4, 10, true, "")];
+        let err =
+            pipe(&files, &files[0], files[0].pipe.as_ref().expect("an end")).expect_err("one end");
+        assert!(err.to_string().starts_with("fd 3 (/tmp/f3): "), "{err}");
+        let bad = [
+            pipe_end(3, 9, false, "not base64!"),
+            pipe_end(4, 9, true, ""),
+        ];
+        assert!(pipe(&bad, &bad[0], bad[0].pipe.as_ref().expect("an end")).is_err());
+    }
+
+    #[test]
+    fn a_timerfd_is_armed_with_the_time_it_had_left() {
+        let t = TimerFd {
+            clockid: libc::CLOCK_MONOTONIC,
+            ticks: 3,
+            settime_flags: 0,
+            value_ns: 1_250_000_000,
+            interval_ns: 2_500_000_000,
+            deadline_ns: None,
+        };
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        assert_eq!(
+            timerfd(&t, flags),
+            OpenKind::TimerFd {
+                clock: libc::CLOCK_MONOTONIC,
+                flags: libc::O_NONBLOCK | libc::O_CLOEXEC,
+                settime: 0,
+                spec: [2, 500_000_000, 1, 250_000_000],
+                ticks: 3,
+            }
+        );
+        // Expired, waiting for a read to re-arm it: one interval on.
+        let expired = TimerFd { value_ns: 0, ..t };
+        let OpenKind::TimerFd { spec, .. } = timerfd(&expired, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [2, 500_000_000, 2, 500_000_000]);
+        // Disarmed: stays so.
+        let disarmed = TimerFd {
+            value_ns: 0,
+            interval_ns: 0,
+            ..t
+        };
+        let OpenKind::TimerFd { spec, .. } = timerfd(&disarmed, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [0; 4]);
+        // Absolute: its deadline, with its flags.
+        let absolute = TimerFd {
+            settime_flags: libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+            deadline_ns: Some(7_000_000_001),
+            ..t
+        };
+        let OpenKind::TimerFd { spec, settime, .. } = timerfd(&absolute, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [2, 500_000_000, 7, 1]);
+        assert_eq!(
+            settime,
+            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET
+        );
+    }
+
+    #[test]
+    fn an_epoll_forgets_what_is_not_made_again() {
+        let target = |fd| EpollTarget {
+            fd,
+            events: libc::EPOLLIN as u32,
+            data: fd as u64,
+        };
+        let ep = File {
+            epoll: Some(vec![target(0), target(4), target(7)]),
+            flags: (libc::O_RDWR | libc::O_CLOEXEC) as u32,
+            ..file(3)
+        };
+        let files = [ep.clone(), file(4)];
+        assert_eq!(
+            epoll(&files, &ep, ep.epoll.as_deref().expect("targets")),
+            OpenKind::Epoll {
+                flags: libc::O_CLOEXEC,
+                targets: vec![(0, libc::EPOLLIN as u32, 0), (4, libc::EPOLLIN as u32, 4)],
+            }
+        );
+    }
+
+    #[test]
+    fn files_are_made_before_what_watches_them_and_copies_after_what_they_copy() {
+        let open = |fd, what| Open { fd, what };
+        let dup = |from| OpenKind::Dup { from, flags: 0 };
+        let event = || OpenKind::EventFd { count: 0, flags: 0 };
+        let mut opens = vec![
+            open(
+                3,
+                OpenKind::Epoll {
+                    flags: 0,
+                    targets: vec![],
+                },
+            ),
+            open(4, dup(3)),
+            open(
+                5,
+                OpenKind::File {
+                    from: 20,
+                    flags: 0,
+                    pos: 0,
+                },
+            ),
+            open(
+                6,
+                OpenKind::Pipe {
+                    read_flags: 0,
+                    write_fd: 7,
+                    write_flags: 0,
+                    size: 0,
+                    data: vec![],
+                },
+            ),
+            open(8, dup(6)),
+            open(9, event()),
+            open(10, dup(5)),
+            open(11, dup(9)),
+            open(12, event()),
+        ];
+        order(&mut opens);
+        let fds: Vec<i32> = opens.iter().map(|o| o.fd).collect();
+        assert_eq!(fds, [5, 10, 9, 12, 11, 6, 8, 3, 4]);
+    }
+
+    #[test]
+    fn every_fd_above_stdio_is_planned_from_what_the_image_says_of_it() {
+        let files = [
+            file(1),
+            File {
+                dup_of: Some(5),
+                ..file(6)
+            },
+            File {
+                eventfd: Some(EventFd {
+                    count: 7,
+                    semaphore: true,
+                }),
+                flags: (libc::O_RDWR | libc::O_NONBLOCK) as u32,
+                ..file(4)
+            },
+            file(5),
+            File {
+                signalfd: Some(1u64 << (libc::SIGCHLD - 1)),
+                flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+                ..file(8)
+            },
+            File {
+                inotify: Some(vec![InotifyWatch {
+                    wd: 2,
+                    mask: libc::IN_MODIFY,
+                    ino: 1,
+                    target: None,
+                }]),
+                ..file(9)
+            },
+            // Not opened beforehand: left closed.
+            file(7),
+        ];
+        let null = || std::fs::File::open("/dev/null").expect("/dev/null").into();
+        let mut opened = HashMap::from([(5, null())]);
+        let mut watched = HashMap::from([((9, 2), null())]);
+        let mut helpers = Helpers::above(&files);
+        let got = opens(&files, &mut opened, &mut watched, &mut helpers).expect("planned");
+        let fds = helpers.into_fds();
+        assert_eq!(fds.len(), 2, "the file and the watched one");
+        // Made helpers in the image's order: fd 5, then 9's watch.
+        let (file5, watch) = (fds[0].as_raw_fd(), fds[1].as_raw_fd());
+        let got: Vec<(i32, &OpenKind)> = got.iter().map(|o| (o.fd, &o.what)).collect();
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{watch}")).expect("a path");
+        assert_eq!(
+            got,
+            [
+                (
+                    5,
+                    &OpenKind::File {
+                        from: file5,
+                        flags: libc::O_RDWR,
+                        pos: 0
+                    }
+                ),
+                (
+                    6,
+                    &OpenKind::Dup {
+                        from: 5,
+                        flags: libc::O_RDWR
+                    }
+                ),
+                (
+                    4,
+                    &OpenKind::EventFd {
+                        count: 7,
+                        flags: libc::O_NONBLOCK | libc::EFD_SEMAPHORE
+                    }
+                ),
+                (
+                    8,
+                    &OpenKind::SignalFd {
+                        mask: 1u64 << (libc::SIGCHLD - 1),
+                        flags: libc::O_CLOEXEC
+                    }
+                ),
+                (
+                    9,
+                    &OpenKind::Inotify {
+                        flags: 0,
+                        watches: vec![(2, libc::IN_MODIFY, path)]
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inotify_watch_on_nothing_opened_is_an_error() {
+        let files = [File {
+            inotify: Some(vec![InotifyWatch {
+                wd: 1,
+                mask: libc::IN_MODIFY,
+                ino: 1,
+                target: None,
+            }]),
+            ..file(3)
+        }];
+        let err = opens(
+            &files,
+            &mut HashMap::new(),
+            &mut HashMap::new(),
+            &mut Helpers::above(&files),
+        )
+        .expect_err("nothing watched");
+        assert!(err.to_string().contains("watch 1"), "{err}");
+    }
+}

@@ -2,7 +2,9 @@
 //! the test sets afterwards: the one place that names every field of a
 //! record (add a field here when the image format grows one).
 
-use crate::image::format::{Creds, File, FileKind, MmFields, Process, Regs, Thread};
+use crate::image::format::{
+    Creds, File, FileKind, Mapping, MappingKind, MmFields, PageRun, Process, Regs, Thread,
+};
 
 /// A regular file at `fd`, opened read-write.
 pub fn file(fd: i32) -> File {
@@ -46,6 +48,33 @@ pub fn thread(tid: u32) -> Thread {
         tsc: None,
         ioprio: None,
         comm: None,
+    }
+}
+
+/// A mapping of `[start, end)` with `perms`, nothing saved.
+pub fn mapping(start: u64, end: u64, perms: &str, kind: MappingKind) -> Mapping {
+    Mapping {
+        start,
+        end,
+        perms: perms.into(),
+        offset: 0,
+        path: String::new(),
+        kind,
+        file: None,
+        pages: Vec::new(),
+        advice: Vec::new(),
+        sealed: false,
+    }
+}
+
+/// A run of `pages` pages from the mapping's page `first_page`, at `at` in
+/// `pages.img`.
+pub fn run(first_page: u64, pages: u64, at: u64) -> PageRun {
+    PageRun {
+        first_page,
+        pages,
+        at,
+        blake3: "0".repeat(64),
     }
 }
 
