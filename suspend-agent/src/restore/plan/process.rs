@@ -166,3 +166,125 @@ pub fn flags(options: &Options, p: &Process) -> u32 {
         0
     }) | attributes
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use suspend_common::restore::{
+        RESTORE_CHILD_SUBREAPER, RESTORE_SKIP_VDSO, RESTORE_THP_DISABLE,
+    };
+
+    use super::{SessionPlan, StdioPlan, flags, loginuid, mm, session, stdio};
+    use crate::{
+        image::format::{Attributes, Session},
+        restore::{
+            Options,
+            plan::{
+                args::Block,
+                fds::Helpers,
+                fixtures::{file, process},
+            },
+        },
+    };
+
+    #[test]
+    fn stdio_is_closed_where_it_was_closed_else_given_or_inherited() {
+        let files = [file(0), file(2), file(5)];
+        let mut helpers = Helpers::above(&files);
+        let null = || std::fs::File::open("/dev/null").expect("/dev/null").into();
+        // A file given for stdout, which the process had closed: unused.
+        let mut given = [None, Some(null()), Some(null())];
+        let got = stdio(&files, &mut given, &mut helpers).expect("planned");
+        assert_eq!(got[0], StdioPlan::Inherit);
+        assert_eq!(got[1], StdioPlan::Close);
+        assert!(
+            matches!(got[2], StdioPlan::From(fd) if fd > 5),
+            "{:?}",
+            got[2]
+        );
+        assert!(given[1].is_some(), "left where it was");
+        assert_eq!(helpers.into_fds().len(), 1);
+    }
+
+    #[test]
+    fn it_leads_again_what_it_led() {
+        let with = |sid, pgid| {
+            let mut p = process(42);
+            p.session = Some(Session { sid, pgid });
+            session(&p)
+        };
+        assert_eq!(with(42, 42), SessionPlan::Lead);
+        assert_eq!(with(7, 42), SessionPlan::LeadGroup);
+        assert_eq!(with(7, 9), SessionPlan::Join);
+        assert_eq!(session(&process(42)), SessionPlan::Join);
+    }
+
+    #[test]
+    fn the_login_uid_is_written_only_where_it_differs() {
+        let asked = &Cell::new(0);
+        let ours = |uid| {
+            move || {
+                asked.set(asked.get() + 1);
+                uid
+            }
+        };
+        assert_eq!(loginuid(Some(1000), ours(Some(0))), Some(b"1000".to_vec()));
+        assert_eq!(loginuid(Some(1000), ours(None)), Some(b"1000".to_vec()));
+        assert_eq!(loginuid(Some(1000), ours(Some(1000))), None);
+        assert_eq!(asked.get(), 3);
+        assert_eq!(loginuid(None, ours(Some(1000))), None);
+        assert_eq!(asked.get(), 3, "not asked without a saved one");
+    }
+
+    #[test]
+    fn the_mm_map_has_the_auxv_pairs_and_the_break() {
+        let mut p = process(42);
+        p.auxv = vec![(6, 4096), (33, 0x7fff_1000)];
+        p.mm.start_brk = 0x60_0000;
+        let base = 0x1000_0000_2000;
+        let mut block = Block::new(base);
+        let got = mm(&p, None, &mut block);
+        assert_eq!(
+            (got.brk, got.exe_fd, got.auxv_size),
+            (0x60_0000, u32::MAX, 32)
+        );
+        let bytes = block.into_bytes();
+        let from = (got.auxv - base) as usize;
+        let words: Vec<u64> = bytes[from..from + 32]
+            .as_chunks::<8>()
+            .0
+            .iter()
+            .map(|w| u64::from_ne_bytes(*w))
+            .collect();
+        assert_eq!(words, [6, 4096, 33, 0x7fff_1000]);
+        p.brk = Some(0x62_1000);
+        let got = mm(&p, Some(11), &mut Block::new(base));
+        assert_eq!((got.brk, got.exe_fd), (0x62_1000, 11));
+    }
+
+    #[test]
+    fn the_flags_say_subreaper_thp_and_the_vdso_hook() {
+        let mut p = process(42);
+        let skip = Options {
+            skip_vdso: true,
+            ..Options::default()
+        };
+        assert_eq!(flags(&Options::default(), &p), 0);
+        assert_eq!(flags(&skip, &p), RESTORE_SKIP_VDSO);
+        p.attributes = Some(Attributes {
+            child_subreaper: true,
+            thp_disable: true,
+            ..Attributes::default()
+        });
+        assert_eq!(
+            flags(&skip, &p),
+            RESTORE_SKIP_VDSO | RESTORE_CHILD_SUBREAPER | RESTORE_THP_DISABLE
+        );
+        p.attributes = Some(Attributes {
+            thp_disable: true,
+            ..Attributes::default()
+        });
+        assert_eq!(flags(&Options::default(), &p), RESTORE_THP_DISABLE);
+    }
+}

@@ -74,3 +74,82 @@ pub fn itimers(saved: &[format::ITimer]) -> Vec<ITimer> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+    use super::{actions, itimers, shared_pending, siginfo, thread_pending};
+    use crate::{image::format, restore::plan::fixtures::thread};
+
+    #[test]
+    fn a_siginfo_is_zero_filled_or_cut_to_128_bytes() {
+        let short = siginfo(&B64.encode([1, 2, 3])).expect("decoded");
+        assert_eq!(short.bytes[..3], [1, 2, 3]);
+        assert!(short.bytes[3..].iter().all(|&b| b == 0));
+        let long: Vec<u8> = (0..200).map(|i| i as u8).collect();
+        let cut = siginfo(&B64.encode(&long)).expect("decoded");
+        assert_eq!(cut.bytes[..], long[..128]);
+        assert!(siginfo("not base64!").is_none());
+        assert_eq!(
+            shared_pending(&["!".into(), B64.encode([9])]).len(),
+            1,
+            "what does not decode is left out"
+        );
+    }
+
+    #[test]
+    fn a_signal_a_thread_was_stopped_with_is_queued_last_as_from_the_process() {
+        let mut t = thread(43);
+        t.pending = vec![B64.encode(10i32.to_ne_bytes())];
+        t.stopped_with = Some(libc::SIGUSR2);
+        let got = thread_pending(&t, 42);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].bytes[..4], 10i32.to_ne_bytes());
+        let stopped = &got[1].bytes;
+        assert_eq!(stopped[..4], libc::SIGUSR2.to_ne_bytes());
+        // si_errno, si_code (SI_USER: 0) and padding, then si_pid.
+        assert!(stopped[4..16].iter().all(|&b| b == 0));
+        assert_eq!(stopped[16..20], 42u32.to_ne_bytes());
+        assert!(stopped[20..].iter().all(|&b| b == 0));
+        assert!(thread_pending(&thread(44), 42).is_empty());
+    }
+
+    #[test]
+    fn sigkill_and_sigstop_get_no_action() {
+        let action = |signal: i32| format::SigAction {
+            signal: signal as u32,
+            handler: 0x401000,
+            flags: 0x0400_0000,
+            restorer: 0x402000,
+            mask: 1 << 3,
+        };
+        let got = actions(&[
+            action(libc::SIGINT),
+            action(libc::SIGKILL),
+            action(libc::SIGSTOP),
+            action(libc::SIGTERM),
+        ]);
+        let signals: Vec<u32> = got.iter().map(|a| a.signal).collect();
+        assert_eq!(signals, [libc::SIGINT as u32, libc::SIGTERM as u32]);
+        assert_eq!(
+            (got[0].handler, got[0].flags, got[0].restorer, got[0].mask),
+            (0x401000, 0x0400_0000, 0x402000, 1 << 3)
+        );
+    }
+
+    #[test]
+    fn an_interval_timer_caught_as_it_expired_is_armed_not_disarmed() {
+        let timer = |which, interval_us, value_us| format::ITimer {
+            which,
+            interval_us,
+            value_us,
+        };
+        let got: Vec<(u32, u64, u64)> =
+            itimers(&[timer(0, 500, 120), timer(1, 500, 0), timer(2, 0, 0)])
+                .iter()
+                .map(|t| (t.which, t.interval_us, t.value_us))
+                .collect();
+        assert_eq!(got, [(0, 500, 120), (1, 500, 500), (2, 0, 1)]);
+    }
+}

@@ -147,3 +147,143 @@ fn sched_attr(s: &Sched) -> SchedAttr {
         util_max: clamp.map_or(0, |c| c.1),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+    use suspend_common::restore::{
+        STUB_STACK, THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS,
+        THREAD_NO_NEW_PRIVS,
+    };
+
+    use super::{args, ordered, sched_attr, seccomp};
+    use crate::{
+        image::format::{Confinement, Rseq, Sched, SeccompFilter},
+        restore::plan::{args::Block, fixtures::thread},
+        sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0},
+    };
+
+    /// The `n` bytes at `addr` of `block`, whose first byte is at `base`.
+    fn at(block: &[u8], base: u64, addr: u64, n: usize) -> &[u8] {
+        let from = (addr - base) as usize;
+        &block[from..from + n]
+    }
+
+    #[test]
+    fn the_main_thread_comes_first_then_the_others_by_tid() {
+        let threads = [thread(9), thread(7), thread(12), thread(8)];
+        let tids = |pid| -> Vec<u32> { ordered(&threads, pid).iter().map(|t| t.tid).collect() };
+        assert_eq!(tids(8), [8, 7, 9, 12]);
+        assert_eq!(tids(12), [12, 7, 8, 9]);
+    }
+
+    #[test]
+    fn seccomp_programs_are_placed_with_their_sock_fprog() {
+        let insn = |code: u64| code.to_ne_bytes();
+        let program: Vec<u8> = [insn(0x06), insn(0x7fff_0000_0000_0006)].concat();
+        let mut filtered = thread(43);
+        filtered.seccomp = vec![
+            SeccompFilter {
+                flags: 0,
+                program: B64.encode(&program),
+            },
+            SeccompFilter {
+                flags: 2,
+                program: B64.encode(insn(0x06)),
+            },
+        ];
+        let base = 0x1000_0000_2000;
+        let mut block = Block::new(base);
+        let plain = thread(42);
+        let got = seccomp(&[&plain, &filtered], &mut block).expect("base64");
+        assert_eq!(got.len(), 1, "only the filtered thread");
+        let (tid, filters) = &got[0];
+        assert_eq!(*tid, 43);
+        assert_eq!(filters.iter().map(|f| f.0).collect::<Vec<_>>(), [0, 2]);
+        let bytes = block.into_bytes();
+        let fprog = at(&bytes, base, filters[0].1, 16);
+        assert_eq!(fprog[..8], 2u64.to_ne_bytes(), "two instructions");
+        let program_at = u64::from_ne_bytes(fprog[8..].try_into().expect("8 bytes"));
+        assert_eq!(at(&bytes, base, program_at, 16), program);
+    }
+
+    #[test]
+    fn a_seccomp_program_not_in_base64_is_an_error_naming_the_thread() {
+        let mut t = thread(43);
+        t.seccomp = vec![SeccompFilter {
+            flags: 0,
+            program: "!".into(),
+        }];
+        let err = seccomp(&[&t], &mut Block::new(0)).expect_err("not base64");
+        assert!(err.to_string().starts_with("thread 43: "), "{err}");
+    }
+
+    #[test]
+    fn each_thread_gets_its_own_stack_and_what_it_had() {
+        let main = thread(42);
+        let mut other = thread(43);
+        other.rseq = Some(Rseq {
+            addr: 0x7000,
+            len: 32,
+            signature: 0x5305_3053,
+        });
+        other.tid_address = Some(0x7100);
+        other.stopped_with = Some(libc::SIGINT);
+        other.sched = Some(Sched {
+            affinity: vec![0b1010, 0],
+            ..Sched::default()
+        });
+        other.confinement = Some(Confinement {
+            permitted: 1 << 21,
+            no_new_privs: true,
+            ..Confinement::default()
+        });
+        let (base, stacks) = (0x1000_0000_2000, 0x1000_0010_0000);
+        let mut block = Block::new(base);
+        let got = args(&[&main, &other], 42, stacks, &mut block);
+        assert_eq!(
+            got.iter().map(|a| (a.tid, a.stack_top)).collect::<Vec<_>>(),
+            [(42, stacks + STUB_STACK), (43, stacks + 2 * STUB_STACK)]
+        );
+        assert_eq!((got[0].flags, got[0].pending_count), (0, 0));
+        let a = &got[1];
+        assert_eq!(
+            a.flags,
+            THREAD_HAS_RSEQ
+                | THREAD_HAS_TID_ADDRESS
+                | THREAD_HAS_SCHED
+                | THREAD_HAS_CAPS
+                | THREAD_NO_NEW_PRIVS
+        );
+        assert_eq!(
+            (a.rseq_addr, a.rseq_len, a.tid_address),
+            (0x7000, 32, 0x7100)
+        );
+        assert_eq!((a.cap_permitted, a.robust_len), (1 << 21, 24));
+        assert_eq!(a.pending_count, 1);
+        assert_eq!(a.affinity_len, 16);
+        let bytes = block.into_bytes();
+        assert_eq!(at(&bytes, base, a.pending, 4), libc::SIGINT.to_ne_bytes());
+        assert_eq!(at(&bytes, base, a.affinity, 8), 0b1010u64.to_ne_bytes());
+        assert_eq!(at(&bytes, base, a.sched_attr, 4), SIZE_VER0.to_ne_bytes());
+    }
+
+    #[test]
+    fn utilization_clamps_need_the_longer_sched_attr() {
+        let plain = Sched {
+            policy: libc::SCHED_RR as u32,
+            priority: 10,
+            flags: 1,
+            ..Sched::default()
+        };
+        let attr = sched_attr(&plain);
+        assert_eq!((attr.size, attr.flags, attr.priority), (SIZE_VER0, 1, 10));
+        assert_eq!((attr.util_min, attr.util_max), (0, 0));
+        let clamped = sched_attr(&Sched {
+            util_clamp: Some((128, 512)),
+            ..plain
+        });
+        assert_eq!((clamped.size, clamped.flags), (56, 1 | FLAG_UTIL_CLAMP));
+        assert_eq!((clamped.util_min, clamped.util_max), (128, 512));
+    }
+}
