@@ -1,0 +1,594 @@
+//! The open files above stdio: what the restore child makes at each fd
+//! number of the image, and in which order. A file opened beforehand (as
+//! the process) is put at its number from its helper; an eventfd,
+//! signalfd, timerfd, inotify instance, self-pipe or epoll instance is
+//! made again from what the image says of it; a `dup` is made from the fd
+//! it copies. Every fd of the image is made again: what could not be was
+//! refused, or left out on request.
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    os::fd::{OwnedFd, RawFd},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use super::{fds::Helpers, prepare_err};
+use crate::{
+    image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+    restore::RestoreError,
+};
+
+/// A file the process had open, to open again at its number.
+#[derive(Debug)]
+pub struct Open {
+    pub fd: RawFd,
+    pub what: OpenKind,
+}
+
+/// In the order they are made: an epoll instance watches the others.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OpenKind {
+    /// A file opened (as the process) and checked beforehand: helper fd
+    /// `from`, put at its number and position.
+    File {
+        from: RawFd,
+        flags: i32,
+        pos: u64,
+    },
+    EventFd {
+        count: u64,
+        flags: i32,
+    },
+    /// `signalfd4(-1, mask, flags)`.
+    SignalFd {
+        mask: u64,
+        flags: i32,
+    },
+    /// `timerfd_create(clock, flags)`, then `timerfd_settime(settime,
+    /// spec)` if `spec` arms it (interval s, ns, value s, ns) and
+    /// `TFD_IOC_SET_TICKS` if `ticks`.
+    TimerFd {
+        clock: i32,
+        flags: i32,
+        settime: i32,
+        spec: [i64; 4],
+        ticks: u64,
+    },
+    /// `inotify_init1(flags)`, then each watch `(wd, mask, path)` added
+    /// under its number, in order (`path`: `/proc/self/fd/N` of a helper
+    /// the process's user opened; lower numbers are reached by adding and
+    /// removing it).
+    Inotify {
+        flags: i32,
+        watches: Vec<(i32, u32, CString)>,
+    },
+    /// A pipe: its read end at this fd, its write end at `write_fd`, with
+    /// `data` in it.
+    Pipe {
+        read_flags: i32,
+        write_fd: RawFd,
+        write_flags: i32,
+        size: u32,
+        data: Vec<u8>,
+    },
+    /// Another fd of the same open file as `from` (made before it).
+    Dup {
+        from: RawFd,
+        flags: i32,
+    },
+    /// `(fd, events, data)` it watches.
+    Epoll {
+        flags: i32,
+        targets: Vec<(RawFd, u32, u64)>,
+    },
+}
+
+/// The status flags a made-again anonymous file takes at creation.
+const CREATE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_CLOEXEC;
+
+/// What to make at each fd of `files` above stdio, in the order to make
+/// them ([`order`]). The files opened beforehand (`opened`, by fd) and
+/// what each inotify watch is on (`watched`, by fd and watch descriptor)
+/// become helpers.
+pub fn opens(
+    files: &[File],
+    opened: &mut HashMap<RawFd, OwnedFd>,
+    watched: &mut HashMap<(RawFd, i32), OwnedFd>,
+    helpers: &mut Helpers,
+) -> Result<Vec<Open>, RestoreError> {
+    let mut opens = Vec::new();
+    for f in files.iter().filter(|f| f.fd > 2) {
+        let flags = f.flags as i32;
+        let what = if let Some(from) = f.dup_of {
+            OpenKind::Dup { from, flags }
+        } else if let Some(p) = &f.pipe {
+            match pipe(files, f, p)? {
+                Some(what) => what,
+                None => continue, // made with its read end
+            }
+        } else if let Some(mask) = f.signalfd {
+            OpenKind::SignalFd {
+                mask,
+                flags: flags & CREATE_FLAGS,
+            }
+        } else if let Some(t) = &f.timerfd {
+            timerfd(t, flags)
+        } else if let Some(watches) = &f.inotify {
+            inotify(f, watches, watched, helpers)?
+        } else if let Some(e) = &f.eventfd {
+            eventfd(e, flags)
+        } else if let Some(targets) = &f.epoll {
+            epoll(files, f, targets)
+        } else if let Some(file) = opened.remove(&f.fd) {
+            OpenKind::File {
+                from: helpers.add(file)?,
+                flags,
+                pos: f.pos,
+            }
+        } else {
+            log::warn!("fd {} ({}) cannot be reopened; left closed", f.fd, f.path);
+            continue;
+        };
+        opens.push(Open { fd: f.fd, what });
+    }
+    order(&mut opens);
+    Ok(opens)
+}
+
+fn fd_err(f: &File) -> impl FnOnce(std::io::Error) -> RestoreError {
+    prepare_err(format!("fd {} ({})", f.fd, f.path))
+}
+
+/// An end of a self-pipe. Each pipe is made at its lowest read end, with
+/// its lowest write end (`None` for that one: made with the read end);
+/// its other fds are copies of those.
+fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, RestoreError> {
+    let first_end = |write: bool| {
+        files
+            .iter()
+            .filter(|g| {
+                g.pipe
+                    .as_ref()
+                    .is_some_and(|q| q.id == p.id && q.write == write)
+            })
+            .map(|g| g.fd)
+            .min()
+    };
+    let (Some(read_fd), Some(write_fd)) = (first_end(false), first_end(true)) else {
+        return Err(fd_err(f)(std::io::Error::other(
+            "the image holds only one end of this pipe",
+        )));
+    };
+    let flags = f.flags as i32;
+    let first = if p.write { write_fd } else { read_fd };
+    Ok(if f.fd != first {
+        Some(OpenKind::Dup { from: first, flags })
+    } else if p.write {
+        None
+    } else {
+        let write_flags = files
+            .iter()
+            .find(|g| g.fd == write_fd)
+            .map_or(0, |g| g.flags as i32);
+        Some(OpenKind::Pipe {
+            read_flags: flags,
+            write_fd,
+            write_flags,
+            size: p.size,
+            data: B64
+                .decode(&p.data)
+                .map_err(|e| fd_err(f)(std::io::Error::other(e)))?,
+        })
+    })
+}
+
+/// A timerfd, armed as it was. An expired timer waiting for a read to
+/// re-arm it by its interval shows no time left: armed one interval on.
+/// One set with `TFD_TIMER_ABSTIME` is armed at its deadline, with its
+/// `settime` flags.
+fn timerfd(t: &TimerFd, flags: i32) -> OpenKind {
+    let value = match (t.deadline_ns, t.value_ns, t.interval_ns) {
+        (Some(deadline), _, _) => deadline,
+        (None, 0, interval) => interval,
+        (None, value, _) => value,
+    };
+    let split = |ns: u64| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
+    let (interval, value) = (split(t.interval_ns), split(value));
+    OpenKind::TimerFd {
+        clock: t.clockid,
+        flags: flags & CREATE_FLAGS,
+        settime: if t.deadline_ns.is_some() {
+            t.settime_flags
+        } else {
+            0
+        },
+        spec: [interval[0], interval[1], value[0], value[1]],
+        ticks: t.ticks,
+    }
+}
+
+/// An inotify instance: each watch on a helper (what it watched, opened
+/// beforehand), reached through `/proc/self/fd`.
+fn inotify(
+    f: &File,
+    watches: &[InotifyWatch],
+    watched: &mut HashMap<(RawFd, i32), OwnedFd>,
+    helpers: &mut Helpers,
+) -> Result<OpenKind, RestoreError> {
+    let mut made = Vec::new();
+    for w in watches {
+        let Some(file) = watched.remove(&(f.fd, w.wd)) else {
+            return Err(fd_err(f)(std::io::Error::other(format!(
+                "watch {} is on no file the image names",
+                w.wd
+            ))));
+        };
+        let from = helpers.add(file)?;
+        let path = CString::new(format!("/proc/self/fd/{from}")).expect("no NUL in a number");
+        made.push((w.wd, w.mask, path));
+    }
+    Ok(OpenKind::Inotify {
+        flags: f.flags as i32 & CREATE_FLAGS,
+        watches: made,
+    })
+}
+
+/// An eventfd, with its count and its semaphore mode.
+fn eventfd(e: &EventFd, flags: i32) -> OpenKind {
+    OpenKind::EventFd {
+        count: e.count,
+        flags: (flags & CREATE_FLAGS) | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 },
+    }
+}
+
+/// An epoll instance, watching again what it watched of what is made
+/// again (stdio and the image's fds).
+fn epoll(files: &[File], f: &File, targets: &[EpollTarget]) -> OpenKind {
+    let reopened = |fd: RawFd| fd <= 2 || files.iter().any(|g| g.fd == fd);
+    let mut kept = Vec::new();
+    for t in targets {
+        if reopened(t.fd) {
+            kept.push((t.fd, t.events, t.data));
+        } else {
+            log::warn!(
+                "epoll fd {} watched fd {}, which is not restored; it no longer does",
+                f.fd,
+                t.fd
+            );
+        }
+    }
+    OpenKind::Epoll {
+        flags: f.flags as i32 & libc::O_CLOEXEC,
+        targets: kept,
+    }
+}
+
+/// Files first, then eventfds, signalfds, timerfds and inotify instances,
+/// pipes, then the epolls that watch them; each copy (`dup`) right after
+/// the kind it copies (the copy of an epoll after the epolls). The order
+/// of the image is kept within each. (What each epoll watches is added
+/// once every fd exists.)
+fn order(opens: &mut [Open]) {
+    let rank = |what: &OpenKind| match what {
+        OpenKind::File { .. } => 0,
+        OpenKind::EventFd { .. }
+        | OpenKind::SignalFd { .. }
+        | OpenKind::TimerFd { .. }
+        | OpenKind::Inotify { .. } => 2,
+        OpenKind::Pipe { .. } => 4,
+        OpenKind::Epoll { .. } => 6,
+        OpenKind::Dup { .. } => 4, // a pipe end's (see below)
+    };
+    let ranks: HashMap<RawFd, u32> = opens.iter().map(|o| (o.fd, rank(&o.what))).collect();
+    opens.sort_by_key(|o| match o.what {
+        OpenKind::Dup { from, .. } => ranks.get(&from).copied().unwrap_or(4) + 1,
+        ref what => rank(what),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, os::fd::AsRawFd as _};
+
+    use super::{Open, OpenKind, epoll, opens, order, pipe, timerfd};
+    use crate::{
+        image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+        restore::plan::{fds::Helpers, fixtures::file},
+    };
+
+    fn pipe_end(fd: i32, id: u64, write: bool, data: &str) -> File {
+        File {
+            pipe: Some(PipeEnd {
+                id,
+                write,
+                size: 65536,
+                data: data.into(),
+            }),
+            flags: if write {
+                libc::O_WRONLY as u32
+            } else {
+                (libc::O_RDONLY | libc::O_NONBLOCK) as u32
+            },
+            ..file(fd)
+        }
+    }
+
+    #[test]
+    fn a_pipe_is_made_at_its_lowest_read_end_with_its_lowest_write_end() {
+        // "aGk=" is "hi".
+        let files = [
+            pipe_end(5, 9, true, ""),
+            pipe_end(4, 9, false, "aGk="),
+            pipe_end(3, 9, true, ""),
+            pipe_end(6, 9, false, ""),
+        ];
+        let plan = |f: &File| pipe(&files, f, f.pipe.as_ref().expect("a pipe end"));
+        assert_eq!(
+            plan(&files[1]).expect("planned"),
+            Some(OpenKind::Pipe {
+                read_flags: libc::O_NONBLOCK,
+                write_fd: 3,
+                write_flags: libc::O_WRONLY,
+                size: 65536,
+                data: b"hi".to_vec(),
+            })
+        );
+        assert_eq!(plan(&files[2]).expect("planned"), None, "made with 4");
+        assert_eq!(
+            plan(&files[0]).expect("planned"),
+            Some(OpenKind::Dup {
+                from: 3,
+                flags: libc::O_WRONLY
+            })
+        );
+        assert_eq!(
+            plan(&files[3]).expect("planned"),
+            Some(OpenKind::Dup {
+                from: 4,
+                flags: libc::O_NONBLOCK
+            })
+        );
+    }
+
+    #[test]
+    fn a_pipe_with_one_end_in_the_image_is_an_error_naming_the_fd() {
+        let files = [pipe_end(3, 9, false, ""), pipe_end(4, 10, true, "")];
+        let err =
+            pipe(&files, &files[0], files[0].pipe.as_ref().expect("an end")).expect_err("one end");
+        assert!(err.to_string().starts_with("fd 3 (/tmp/f3): "), "{err}");
+        let bad = [
+            pipe_end(3, 9, false, "not base64!"),
+            pipe_end(4, 9, true, ""),
+        ];
+        assert!(pipe(&bad, &bad[0], bad[0].pipe.as_ref().expect("an end")).is_err());
+    }
+
+    #[test]
+    fn a_timerfd_is_armed_with_the_time_it_had_left() {
+        let t = TimerFd {
+            clockid: libc::CLOCK_MONOTONIC,
+            ticks: 3,
+            settime_flags: 0,
+            value_ns: 1_250_000_000,
+            interval_ns: 2_500_000_000,
+            deadline_ns: None,
+        };
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        assert_eq!(
+            timerfd(&t, flags),
+            OpenKind::TimerFd {
+                clock: libc::CLOCK_MONOTONIC,
+                flags: libc::O_NONBLOCK | libc::O_CLOEXEC,
+                settime: 0,
+                spec: [2, 500_000_000, 1, 250_000_000],
+                ticks: 3,
+            }
+        );
+        // Expired, waiting for a read to re-arm it: one interval on.
+        let expired = TimerFd { value_ns: 0, ..t };
+        let OpenKind::TimerFd { spec, .. } = timerfd(&expired, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [2, 500_000_000, 2, 500_000_000]);
+        // Disarmed: stays so.
+        let disarmed = TimerFd {
+            value_ns: 0,
+            interval_ns: 0,
+            ..t
+        };
+        let OpenKind::TimerFd { spec, .. } = timerfd(&disarmed, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [0; 4]);
+        // Absolute: its deadline, with its flags.
+        let absolute = TimerFd {
+            settime_flags: libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+            deadline_ns: Some(7_000_000_001),
+            ..t
+        };
+        let OpenKind::TimerFd { spec, settime, .. } = timerfd(&absolute, 0) else {
+            panic!("a timerfd");
+        };
+        assert_eq!(spec, [2, 500_000_000, 7, 1]);
+        assert_eq!(
+            settime,
+            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET
+        );
+    }
+
+    #[test]
+    fn an_epoll_forgets_what_is_not_made_again() {
+        let target = |fd| EpollTarget {
+            fd,
+            events: libc::EPOLLIN as u32,
+            data: fd as u64,
+        };
+        let ep = File {
+            epoll: Some(vec![target(0), target(4), target(7)]),
+            flags: (libc::O_RDWR | libc::O_CLOEXEC) as u32,
+            ..file(3)
+        };
+        let files = [ep.clone(), file(4)];
+        assert_eq!(
+            epoll(&files, &ep, ep.epoll.as_deref().expect("targets")),
+            OpenKind::Epoll {
+                flags: libc::O_CLOEXEC,
+                targets: vec![(0, libc::EPOLLIN as u32, 0), (4, libc::EPOLLIN as u32, 4)],
+            }
+        );
+    }
+
+    #[test]
+    fn files_are_made_before_what_watches_them_and_copies_after_what_they_copy() {
+        let open = |fd, what| Open { fd, what };
+        let dup = |from| OpenKind::Dup { from, flags: 0 };
+        let event = || OpenKind::EventFd { count: 0, flags: 0 };
+        let mut opens = vec![
+            open(
+                3,
+                OpenKind::Epoll {
+                    flags: 0,
+                    targets: vec![],
+                },
+            ),
+            open(4, dup(3)),
+            open(
+                5,
+                OpenKind::File {
+                    from: 20,
+                    flags: 0,
+                    pos: 0,
+                },
+            ),
+            open(
+                6,
+                OpenKind::Pipe {
+                    read_flags: 0,
+                    write_fd: 7,
+                    write_flags: 0,
+                    size: 0,
+                    data: vec![],
+                },
+            ),
+            open(8, dup(6)),
+            open(9, event()),
+            open(10, dup(5)),
+            open(11, dup(9)),
+            open(12, event()),
+        ];
+        order(&mut opens);
+        let fds: Vec<i32> = opens.iter().map(|o| o.fd).collect();
+        assert_eq!(fds, [5, 10, 9, 12, 11, 6, 8, 3, 4]);
+    }
+
+    #[test]
+    fn every_fd_above_stdio_is_planned_from_what_the_image_says_of_it() {
+        let files = [
+            file(1),
+            File {
+                dup_of: Some(5),
+                ..file(6)
+            },
+            File {
+                eventfd: Some(EventFd {
+                    count: 7,
+                    semaphore: true,
+                }),
+                flags: (libc::O_RDWR | libc::O_NONBLOCK) as u32,
+                ..file(4)
+            },
+            file(5),
+            File {
+                signalfd: Some(1u64 << (libc::SIGCHLD - 1)),
+                flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+                ..file(8)
+            },
+            File {
+                inotify: Some(vec![InotifyWatch {
+                    wd: 2,
+                    mask: libc::IN_MODIFY,
+                    ino: 1,
+                    target: None,
+                }]),
+                ..file(9)
+            },
+            // Not opened beforehand: left closed.
+            file(7),
+        ];
+        let null = || std::fs::File::open("/dev/null").expect("/dev/null").into();
+        let mut opened = HashMap::from([(5, null())]);
+        let mut watched = HashMap::from([((9, 2), null())]);
+        let mut helpers = Helpers::above(&files);
+        let got = opens(&files, &mut opened, &mut watched, &mut helpers).expect("planned");
+        let fds = helpers.into_fds();
+        assert_eq!(fds.len(), 2, "the file and the watched one");
+        // Made helpers in the image's order: fd 5, then 9's watch.
+        let (file5, watch) = (fds[0].as_raw_fd(), fds[1].as_raw_fd());
+        let got: Vec<(i32, &OpenKind)> = got.iter().map(|o| (o.fd, &o.what)).collect();
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{watch}")).expect("a path");
+        assert_eq!(
+            got,
+            [
+                (
+                    5,
+                    &OpenKind::File {
+                        from: file5,
+                        flags: libc::O_RDWR,
+                        pos: 0
+                    }
+                ),
+                (
+                    6,
+                    &OpenKind::Dup {
+                        from: 5,
+                        flags: libc::O_RDWR
+                    }
+                ),
+                (
+                    4,
+                    &OpenKind::EventFd {
+                        count: 7,
+                        flags: libc::O_NONBLOCK | libc::EFD_SEMAPHORE
+                    }
+                ),
+                (
+                    8,
+                    &OpenKind::SignalFd {
+                        mask: 1u64 << (libc::SIGCHLD - 1),
+                        flags: libc::O_CLOEXEC
+                    }
+                ),
+                (
+                    9,
+                    &OpenKind::Inotify {
+                        flags: 0,
+                        watches: vec![(2, libc::IN_MODIFY, path)]
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_inotify_watch_on_nothing_opened_is_an_error() {
+        let files = [File {
+            inotify: Some(vec![InotifyWatch {
+                wd: 1,
+                mask: libc::IN_MODIFY,
+                ino: 1,
+                target: None,
+            }]),
+            ..file(3)
+        }];
+        let err = opens(
+            &files,
+            &mut HashMap::new(),
+            &mut HashMap::new(),
+            &mut Helpers::above(&files),
+        )
+        .expect_err("nothing watched");
+        assert!(err.to_string().contains("watch 1"), "{err}");
+    }
+}

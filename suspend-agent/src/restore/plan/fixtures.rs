@@ -1,0 +1,108 @@
+//! Image records for the planners' tests, each holding nothing but what
+//! the test sets afterwards: the one place that names every field of a
+//! record (add a field here when the image format grows one).
+
+use crate::image::format::{
+    Creds, File, FileKind, Mapping, MappingKind, MmFields, PageRun, Process, Regs, Thread,
+};
+
+/// A regular file at `fd`, opened read-write.
+pub fn file(fd: i32) -> File {
+    File {
+        fd,
+        kind: FileKind::Regular,
+        path: format!("/tmp/f{fd}"),
+        flags: libc::O_RDWR as u32,
+        pos: 0,
+        id: None,
+        eventfd: None,
+        epoll: None,
+        pipe: None,
+        owner: None,
+        dup_of: None,
+        locks: Vec::new(),
+        signalfd: None,
+        timerfd: None,
+        inotify: None,
+        unlinked: None,
+    }
+}
+
+/// A thread with nothing saved but its tid.
+pub fn thread(tid: u32) -> Thread {
+    Thread {
+        tid,
+        regs: Regs::default(),
+        xstate: String::new(),
+        sigmask: 0,
+        pending: Vec::new(),
+        rseq: None,
+        robust_list: (0, 24),
+        stopped_with: None,
+        sigaltstack: None,
+        tid_address: None,
+        confinement: None,
+        seccomp: Vec::new(),
+        sched: None,
+        timer_slack_ns: None,
+        tsc: None,
+        ioprio: None,
+        comm: None,
+    }
+}
+
+/// A mapping of `[start, end)` with `perms`, nothing saved.
+pub fn mapping(start: u64, end: u64, perms: &str, kind: MappingKind) -> Mapping {
+    Mapping {
+        start,
+        end,
+        perms: perms.into(),
+        offset: 0,
+        path: String::new(),
+        kind,
+        file: None,
+        pages: Vec::new(),
+        advice: Vec::new(),
+        sealed: false,
+    }
+}
+
+/// A run of `pages` pages from the mapping's page `first_page`, at `at` in
+/// `pages.img`.
+pub fn run(first_page: u64, pages: u64, at: u64) -> PageRun {
+    PageRun {
+        first_page,
+        pages,
+        at,
+        blake3: "0".repeat(64),
+    }
+}
+
+/// A process `pid` with nothing saved.
+pub fn process(pid: u32) -> Process {
+    Process {
+        pid,
+        ppid: 1,
+        comm: "w".into(),
+        exe: None,
+        cwd: "/".into(),
+        cwd_id: None,
+        root: "/".into(),
+        umask: 0o22,
+        creds: Creds::default(),
+        rlimits: Vec::new(),
+        personality: 0,
+        auxv: Vec::new(),
+        mm: MmFields::default(),
+        shared_pending: Vec::new(),
+        threads: 1,
+        sigactions: Vec::new(),
+        brk: None,
+        itimers: Vec::new(),
+        attributes: None,
+        held_only: Vec::new(),
+        session: None,
+        posix_timers: Vec::new(),
+        cgroups: Vec::new(),
+    }
+}

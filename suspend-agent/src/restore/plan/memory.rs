@@ -1,0 +1,563 @@
+//! The memory: where each mapping's contents come from (nothing: made
+//! fresh; anonymous memory; a file opened as the process; a memfd standing
+//! in for a shared anonymous object), where they are prepared in the zone
+//! (and which page runs [`crate::restore::load`] reads in there), and the
+//! move the stub makes to put each in place. The kernel's own mappings
+//! (vDSO, vvar) are moved too, to where the image had them.
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    os::fd::{OwnedFd, RawFd},
+};
+
+use suspend_common::restore::{MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, Move, Range};
+
+use super::{fds::Helpers, prepare_err};
+use crate::{
+    image::format::{Mapping, MappingKind, PAGE_SIZE},
+    restore::{RestoreError, load::Run},
+};
+
+/// Contents prepared for one mapping before the stub runs.
+#[derive(Debug)]
+pub struct Premap {
+    pub at: u64,
+    pub len: u64,
+    /// Where the stub moves it.
+    pub target: u64,
+    pub source: Source,
+    /// The saved pages to read in.
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug)]
+pub enum Source {
+    Anonymous {
+        grows_down: bool,
+    },
+    /// A file (or memfd) mapping of helper fd `fd`.
+    File {
+        fd: RawFd,
+        offset: u64,
+        shared: bool,
+        prot: i32,
+    },
+}
+
+/// `PROT_*` of a `/proc/PID/maps` permission string (`r-xp`).
+pub fn prot(perms: &str) -> i32 {
+    let b = perms.as_bytes();
+    let mut p = 0;
+    if b.first() == Some(&b'r') {
+        p |= libc::PROT_READ;
+    }
+    if b.get(1) == Some(&b'w') {
+        p |= libc::PROT_WRITE;
+    }
+    if b.get(2) == Some(&b'x') {
+        p |= libc::PROT_EXEC;
+    }
+    p
+}
+
+/// Where each of `mappings`' contents come from (`None`: nowhere — the
+/// kernel's, and anonymous memory with nothing saved, made fresh). Each
+/// mapped file, by (path, opened for writing), is taken from `mapped` and
+/// made a helper once; each shared anonymous object (by device and inode)
+/// gets one memfd.
+pub fn sources(
+    mappings: &[Mapping],
+    mapped: &mut HashMap<(String, bool), OwnedFd>,
+    helpers: &mut Helpers,
+) -> Result<Vec<Option<Source>>, RestoreError> {
+    let mut files: Vec<((String, bool), RawFd)> = Vec::new();
+    let mut objects: Vec<((u64, u64), RawFd)> = Vec::new();
+    let mut sources = Vec::new();
+    for m in mappings {
+        let source = match m.kind {
+            MappingKind::Kernel => None,
+            MappingKind::Anonymous if m.pages.is_empty() => None,
+            MappingKind::Anonymous => Some(Source::Anonymous {
+                grows_down: m.path == "[stack]",
+            }),
+            MappingKind::PrivateFile | MappingKind::SharedFile => {
+                let shared = m.kind == MappingKind::SharedFile;
+                let write = shared && prot(&m.perms) & libc::PROT_WRITE != 0;
+                let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
+                let key = (path, write);
+                let fd = match files.iter().find(|(k, _)| *k == key) {
+                    Some((_, fd)) => *fd,
+                    None => {
+                        let file = mapped.remove(&key).ok_or_else(|| {
+                            prepare_err(key.0.clone())(std::io::Error::other(
+                                "the mapped file was not opened",
+                            ))
+                        })?;
+                        let fd = helpers.add(file)?;
+                        files.push((key, fd));
+                        fd
+                    }
+                };
+                Some(Source::File {
+                    fd,
+                    offset: m.offset,
+                    shared,
+                    prot: if shared {
+                        prot(&m.perms)
+                    } else {
+                        libc::PROT_READ | libc::PROT_WRITE
+                    },
+                })
+            }
+            MappingKind::SharedAnonymous => {
+                let key = m.file.as_ref().map(|id| (id.dev, id.ino));
+                let fd = match objects.iter().find(|(k, _)| Some(*k) == key) {
+                    Some((_, fd)) => *fd,
+                    None => {
+                        let fd = helpers.add(shared_object(m, mappings)?)?;
+                        if let Some(key) = key {
+                            objects.push((key, fd));
+                        }
+                        fd
+                    }
+                };
+                Some(Source::File {
+                    fd,
+                    offset: m.offset,
+                    shared: true,
+                    prot: libc::PROT_READ | libc::PROT_WRITE,
+                })
+            }
+        };
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
+/// The bytes the prepared mappings take in the zone: each mapping with a
+/// source, and an unmapped page after it.
+pub fn premaps_len(mappings: &[Mapping], sources: &[Option<Source>]) -> u64 {
+    mappings
+        .iter()
+        .zip(sources)
+        .filter(|(_, s)| s.is_some())
+        .map(|(m, _)| m.end - m.start + PAGE_SIZE)
+        .sum()
+}
+
+/// The kernel's mappings, each moved by the stub in two passes: into the
+/// zone, then to its final place.
+#[derive(Debug, Default)]
+pub struct Kernel {
+    /// From where each is here to its place in the zone.
+    pub moves: Vec<Move>,
+    /// Where each goes then: where the image had it (where it is here if
+    /// the image had none).
+    pub finals: Vec<u64>,
+    /// What the stub must never unmap, sorted: the zone, and the kernel's
+    /// mappings where they are now.
+    pub keep: Vec<Range>,
+}
+
+/// Plans the kernel's mappings `here` (name, start, end) into the zone
+/// from `cursor` on, which it advances past them.
+pub fn kernel(
+    here: &[(String, u64, u64)],
+    mappings: &[Mapping],
+    zone: (u64, u64),
+    cursor: &mut u64,
+) -> Kernel {
+    let mut kernel = Kernel {
+        keep: vec![Range {
+            start: zone.0,
+            end: zone.0 + zone.1,
+        }],
+        ..Kernel::default()
+    };
+    for (name, start, end) in here {
+        let target = mappings
+            .iter()
+            .find(|m| &m.path == name)
+            .map(|m| m.start)
+            .unwrap_or(*start);
+        kernel.moves.push(Move {
+            from: *start,
+            to: *cursor,
+            len: end - start,
+            ..Move::default()
+        });
+        kernel.finals.push(target);
+        kernel.keep.push(Range {
+            start: *start,
+            end: *end,
+        });
+        *cursor += end - start;
+    }
+    kernel.keep.sort_by_key(|r| r.start);
+    kernel
+}
+
+/// Every mapping but the kernel's, in order: the stub's move for it, and
+/// for one with a source its contents prepared in the zone from `cursor`
+/// on (which it advances, leaving a page unmapped after each).
+pub fn place(
+    mappings: &[Mapping],
+    sources: Vec<Option<Source>>,
+    cursor: &mut u64,
+) -> (Vec<Move>, Vec<Premap>) {
+    let mut moves = Vec::new();
+    let mut premaps = Vec::new();
+    for (m, source) in mappings.iter().zip(sources) {
+        if m.kind == MappingKind::Kernel {
+            continue;
+        }
+        let len = m.end - m.start;
+        let grows_down = m.path == "[stack]";
+        // Fresh (nothing saved: zeros) or moved from where it was
+        // prepared.
+        let (from, kind) = match source {
+            None => (0, MOVE_FRESH),
+            Some(source) => {
+                let at = *cursor;
+                *cursor += len + PAGE_SIZE;
+                let runs = m
+                    .pages
+                    .iter()
+                    .map(|r| Run {
+                        to: at + r.first_page * PAGE_SIZE,
+                        len: r.pages * PAGE_SIZE,
+                        from: r.at,
+                        blake3: r.blake3.clone(),
+                        mapping: m.start,
+                    })
+                    .collect();
+                premaps.push(Premap {
+                    at,
+                    len,
+                    target: m.start,
+                    source,
+                    runs,
+                });
+                (at, MOVE_REMAP)
+            }
+        };
+        moves.push(Move {
+            from,
+            to: m.start,
+            len,
+            prot: prot(&m.perms) as u32,
+            kind,
+            flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
+            _pad: 0,
+        });
+    }
+    (moves, premaps)
+}
+
+/// A memfd standing in for a shared anonymous mapping's object, named as
+/// the original memfd was (the client block's `suspend-client` among
+/// them) or as the deleted file was, as big as the object was, and at
+/// least big enough for every mapping of it in `all`.
+fn shared_object(m: &Mapping, all: &[Mapping]) -> Result<OwnedFd, RestoreError> {
+    let fd = nix::sys::memfd::memfd_create(
+        memfd_name(&m.path).as_c_str(),
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
+    nix::unistd::ftruncate(&fd, object_size(m, all) as i64)
+        .map_err(|e| prepare_err(format!("sizing the memfd for {}", m.path))(e.into()))?;
+    Ok(fd)
+}
+
+/// The name of the memfd for a shared object mapped as `path`: a memfd's
+/// own name; a deleted file's name (not its directory); else
+/// `suspend-shared`.
+fn memfd_name(path: &str) -> CString {
+    let name = path
+        .strip_prefix("/memfd:")
+        .or_else(|| {
+            path.ends_with(" (deleted)")
+                .then(|| path.rsplit('/').next())
+                .flatten()
+        })
+        .map(|n| n.trim_end_matches(" (deleted)"))
+        .filter(|n| !n.is_empty())
+        .unwrap_or("suspend-shared");
+    // memfd_create takes names of up to 249 bytes.
+    let name = &name[..name.floor_char_boundary(249)];
+    CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned())
+}
+
+/// How big the object `m` maps must be: as big as it was, and as far as
+/// any of its mappings in `all` reaches (`m` only, if its object is not
+/// known).
+fn object_size(m: &Mapping, all: &[Mapping]) -> u64 {
+    let same = |o: &&Mapping| {
+        o.kind == MappingKind::SharedAnonymous
+            && o.file.as_ref().map(|id| (id.dev, id.ino))
+                == m.file.as_ref().map(|id| (id.dev, id.ino))
+    };
+    all.iter()
+        .filter(|o| std::ptr::eq(*o, m) || (m.file.is_some() && same(o)))
+        .map(|o| o.offset + o.end - o.start)
+        .chain(m.file.as_ref().map(|id| id.size))
+        .max()
+        .unwrap_or(m.offset + m.end - m.start)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use suspend_common::restore::{MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, Range};
+
+    use super::{Source, kernel, memfd_name, object_size, place, premaps_len, prot, sources};
+    use crate::{
+        image::format::{FileId, Mapping, MappingKind, PAGE_SIZE},
+        restore::plan::{
+            fds::Helpers,
+            fixtures::{mapping, run},
+        },
+    };
+
+    const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
+
+    fn id(path: &str, ino: u64, size: u64) -> FileId {
+        FileId {
+            path: path.into(),
+            dev: 8,
+            ino,
+            size,
+            mtime_ns: 0,
+        }
+    }
+
+    #[test]
+    fn prot_reads_the_permission_string() {
+        assert_eq!(prot("r-xp"), libc::PROT_READ | libc::PROT_EXEC);
+        assert_eq!(prot("rw-s"), RW);
+        assert_eq!(prot("rwxp"), RW | libc::PROT_EXEC);
+        assert_eq!(prot("---p"), libc::PROT_NONE);
+        // Each letter only in its place.
+        assert_eq!(prot("-r-p"), libc::PROT_NONE);
+        assert_eq!(prot("x"), libc::PROT_NONE);
+        assert_eq!(prot(""), libc::PROT_NONE);
+    }
+
+    #[test]
+    fn anonymous_memory_is_prepared_only_where_pages_were_saved() {
+        let mut heap = mapping(0x10000, 0x14000, "rw-p", MappingKind::Anonymous);
+        heap.pages = vec![run(0, 1, 0)];
+        let mut stack = mapping(0x7000_0000, 0x7002_0000, "rw-p", MappingKind::Anonymous);
+        stack.path = "[stack]".into();
+        stack.pages = vec![run(31, 1, 4096)];
+        let bss = mapping(0x20000, 0x21000, "rw-p", MappingKind::Anonymous);
+        let mut vdso = mapping(0x7fff_0000, 0x7fff_2000, "r-xp", MappingKind::Kernel);
+        vdso.path = "[vdso]".into();
+        let all = [heap, stack, bss, vdso];
+        let mut helpers = Helpers::above(&[]);
+        let got = sources(&all, &mut HashMap::new(), &mut helpers).expect("no files to open");
+        assert!(matches!(
+            got[0],
+            Some(Source::Anonymous { grows_down: false })
+        ));
+        assert!(matches!(
+            got[1],
+            Some(Source::Anonymous { grows_down: true })
+        ));
+        assert!(got[2].is_none() && got[3].is_none());
+        assert!(helpers.into_fds().is_empty());
+        assert_eq!(premaps_len(&all, &got), 0x4000 + 0x20000 + 2 * PAGE_SIZE);
+    }
+
+    #[test]
+    fn a_mapped_file_is_one_helper_however_often_it_is_mapped() {
+        let mut text = mapping(0x40_0000, 0x40_2000, "r-xp", MappingKind::PrivateFile);
+        text.file = Some(id("/bin/w", 2, 0x3000));
+        let mut data = mapping(0x40_2000, 0x40_3000, "rw-p", MappingKind::PrivateFile);
+        data.file = text.file.clone();
+        data.offset = 0x2000;
+        let mut shared = mapping(0x50_0000, 0x50_1000, "r--s", MappingKind::SharedFile);
+        shared.file = text.file.clone();
+        let all = [text, data, shared];
+        let mut opened = HashMap::new();
+        let null = || std::fs::File::open("/dev/null").expect("/dev/null").into();
+        opened.insert(("/bin/w".to_owned(), false), null());
+        let mut helpers = Helpers::above(&[]);
+        let got = sources(&all, &mut opened, &mut helpers).expect("opened");
+        let file = |i: usize| match got[i] {
+            Some(Source::File {
+                fd,
+                offset,
+                shared,
+                prot,
+            }) => (fd, offset, shared, prot),
+            ref other => panic!("mapping {i}: {other:?}"),
+        };
+        let (fd, ..) = file(0);
+        // A private mapping is made writable to be filled; a shared one
+        // keeps its protection (the file has its pages).
+        assert_eq!(file(0), (fd, 0, false, RW));
+        assert_eq!(file(1), (fd, 0x2000, false, RW));
+        assert_eq!(file(2), (fd, 0, true, libc::PROT_READ));
+        assert_eq!(helpers.into_fds().len(), 1);
+    }
+
+    #[test]
+    fn a_mapped_file_not_opened_is_an_error_naming_it() {
+        let mut w = mapping(0x40_0000, 0x40_1000, "rw-s", MappingKind::SharedFile);
+        w.file = Some(id("/srv/db", 2, 0x1000));
+        let mut opened = HashMap::new();
+        // Opened for reading only: a writable shared mapping needs it
+        // opened for writing.
+        let null = std::fs::File::open("/dev/null").expect("/dev/null").into();
+        opened.insert(("/srv/db".to_owned(), false), null);
+        let err = sources(&[w], &mut opened, &mut Helpers::above(&[]))
+            .expect_err("not opened for writing");
+        assert!(err.to_string().starts_with("/srv/db: "), "{err}");
+    }
+
+    #[test]
+    fn a_shared_object_is_one_memfd_as_big_as_its_furthest_mapping() {
+        let object = Some(id("/memfd:ring (deleted)", 77, 0x1000));
+        let mut a = mapping(0x10000, 0x12000, "rw-s", MappingKind::SharedAnonymous);
+        a.path = "/memfd:ring (deleted)".into();
+        a.file = object.clone();
+        let mut b = a.clone();
+        (b.start, b.end, b.offset) = (0x30000, 0x31000, 0x4000);
+        let mut other = a.clone();
+        other.file = Some(id("/memfd:other (deleted)", 78, 0x1000));
+        (other.start, other.end) = (0x50000, 0x51000);
+        let all = [a, b, other];
+        assert_eq!(object_size(&all[0], &all), 0x5000);
+        assert_eq!(object_size(&all[2], &all), 0x1000);
+        let mut helpers = Helpers::above(&[]);
+        let got = sources(&all, &mut HashMap::new(), &mut helpers).expect("memfds");
+        let fd = |i: usize| match got[i] {
+            Some(Source::File { fd, shared, .. }) => {
+                assert!(shared);
+                fd
+            }
+            ref other => panic!("mapping {i}: {other:?}"),
+        };
+        assert_eq!(fd(0), fd(1));
+        assert_ne!(fd(0), fd(2));
+        let fds = helpers.into_fds();
+        assert_eq!(fds.len(), 2);
+        let size = nix::sys::stat::fstat(&fds[0]).expect("fstat").st_size;
+        assert_eq!(size, 0x5000);
+        // Bigger than any mapping of it reaches: as big as it was.
+        let mut whole = all[2].clone();
+        whole.file = Some(id("/memfd:other (deleted)", 78, 0x9000));
+        assert_eq!(object_size(&whole, std::slice::from_ref(&whole)), 0x9000);
+        // An object not known by its inode: the mapping alone.
+        let mut unknown = all[0].clone();
+        unknown.file = None;
+        let all = [unknown, all[1].clone()];
+        assert_eq!(object_size(&all[0], &all), 0x2000);
+    }
+
+    #[test]
+    fn memfds_are_named_as_the_memfd_or_deleted_file_was() {
+        let name = |path: &str| memfd_name(path).into_string().expect("UTF-8");
+        assert_eq!(name("/memfd:suspend-client (deleted)"), "suspend-client");
+        assert_eq!(name("/memfd:ring"), "ring");
+        assert_eq!(name("/dev/shm/sem.lock (deleted)"), "sem.lock");
+        assert_eq!(name("/SYSV00000000 (deleted)"), "SYSV00000000");
+        assert_eq!(name("/dev/zero"), "suspend-shared");
+        assert_eq!(name("/memfd: (deleted)"), "suspend-shared");
+        assert_eq!(name(""), "suspend-shared");
+        // At most 249 bytes, never half a character.
+        assert_eq!(name(&format!("/memfd:{}", "a".repeat(300))).len(), 249);
+        assert_eq!(name(&format!("/memfd:{}é", "a".repeat(248))).len(), 248);
+    }
+
+    #[test]
+    fn the_kernels_mappings_go_through_the_zone_to_where_the_image_had_them() {
+        let mut vdso = mapping(0x7ffd_0000, 0x7ffd_2000, "r-xp", MappingKind::Kernel);
+        vdso.path = "[vdso]".into();
+        let here = [
+            ("[vvar]".to_owned(), 0x7ff0_0000, 0x7ff0_4000),
+            ("[vdso]".to_owned(), 0x7ff0_4000, 0x7ff0_6000),
+        ];
+        let zone = (0x1000_0000_0000, 0x10_0000);
+        let mut cursor = zone.0 + 0x8000;
+        let k = kernel(&here, &[vdso], zone, &mut cursor);
+        assert_eq!(cursor, zone.0 + 0x8000 + 0x6000);
+        let moves: Vec<_> = k.moves.iter().map(|m| (m.from, m.to, m.len)).collect();
+        assert_eq!(
+            moves,
+            [
+                (0x7ff0_0000, zone.0 + 0x8000, 0x4000),
+                (0x7ff0_4000, zone.0 + 0xc000, 0x2000)
+            ]
+        );
+        // The image had no vvar: it stays where it is.
+        assert_eq!(k.finals, [0x7ff0_0000, 0x7ffd_0000]);
+        let keep: Vec<Range> = [
+            (0x7ff0_0000, 0x7ff0_4000),
+            (0x7ff0_4000, 0x7ff0_6000),
+            (zone.0, zone.0 + zone.1),
+        ]
+        .iter()
+        .map(|&(start, end)| Range { start, end })
+        .collect();
+        assert_eq!(k.keep, keep);
+    }
+
+    #[test]
+    fn each_mapping_is_moved_from_its_prepared_place_or_made_fresh() {
+        let mut heap = mapping(0x10000, 0x14000, "rw-p", MappingKind::Anonymous);
+        heap.pages = vec![run(1, 2, 8192)];
+        let mut vdso = mapping(0x7fff_0000, 0x7fff_2000, "r-xp", MappingKind::Kernel);
+        vdso.path = "[vdso]".into();
+        let bss = mapping(0x20000, 0x21000, "r--p", MappingKind::Anonymous);
+        let mut stack = mapping(0x7000_0000, 0x7000_2000, "rw-p", MappingKind::Anonymous);
+        stack.path = "[stack]".into();
+        stack.pages = vec![run(1, 1, 0)];
+        let all: [Mapping; 4] = [heap, vdso, bss, stack];
+        let sources = vec![
+            Some(Source::Anonymous { grows_down: false }),
+            None,
+            None,
+            Some(Source::Anonymous { grows_down: true }),
+        ];
+        let start = 0x1000_0010_0000;
+        let mut cursor = start;
+        let (moves, premaps) = place(&all, sources, &mut cursor);
+        let got: Vec<_> = moves
+            .iter()
+            .map(|m| (m.from, m.to, m.len, m.prot as i32, m.kind, m.flags))
+            .collect();
+        let second = start + 0x4000 + PAGE_SIZE;
+        assert_eq!(
+            got,
+            [
+                (start, 0x10000, 0x4000, RW, MOVE_REMAP, 0),
+                (0, 0x20000, 0x1000, libc::PROT_READ, MOVE_FRESH, 0),
+                (second, 0x7000_0000, 0x2000, RW, MOVE_REMAP, MOVE_GROWSDOWN),
+            ]
+        );
+        assert_eq!(cursor, second + 0x2000 + PAGE_SIZE);
+        assert_eq!(
+            premaps
+                .iter()
+                .map(|p| (p.at, p.len, p.target))
+                .collect::<Vec<_>>(),
+            [(start, 0x4000, 0x10000), (second, 0x2000, 0x7000_0000)]
+        );
+        let runs: Vec<_> = premaps
+            .iter()
+            .flat_map(|p| &p.runs)
+            .map(|r| (r.to, r.len, r.from, r.mapping))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (start + PAGE_SIZE, 2 * PAGE_SIZE, 8192, 0x10000),
+                (second + PAGE_SIZE, PAGE_SIZE, 0, 0x7000_0000),
+            ]
+        );
+    }
+}

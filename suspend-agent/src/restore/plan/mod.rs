@@ -1,0 +1,309 @@
+//! Where everything goes, decided (and opened, and mapped) before the
+//! process is created: the restore child then only makes the system calls
+//! written down here, and allocates nothing.
+//!
+//! [`Plan::new`] is one step per kind of state, each planned by its own
+//! module:
+//!
+//! - [`fds`]: the helper descriptors, above every fd of the image, and the
+//!   pipe the stub reports on;
+//! - [`process`]: the executable, working directory, stdio, session,
+//!   limits and the rest the child sets for the whole process, and the
+//!   process's memory map fields, credentials and flags for the stub;
+//! - [`files`]: what is made at each fd above stdio, and in which order;
+//! - [`memory`]: where each mapping's contents come from, where they are
+//!   prepared and how the stub moves them (the kernel's mappings too);
+//! - [`zone`]: the range of addresses that holds the stub, its block, its
+//!   stacks and the prepared mappings;
+//! - [`signals`]: actions, pending signals and interval timers;
+//! - [`threads`]: the main thread first, each thread's arguments and
+//!   seccomp filters;
+//! - [`args`]: the argument block they are pushed on, and its head.
+
+mod args;
+mod fds;
+mod files;
+#[cfg(test)]
+mod fixtures;
+mod memory;
+mod process;
+mod signals;
+mod threads;
+mod zone;
+
+use std::{
+    ffi::CString,
+    os::fd::{OwnedFd, RawFd},
+};
+
+use suspend_common::restore::STUB_STACK;
+
+use self::{
+    args::{Block, Head},
+    fds::Helpers,
+    zone::{Sizes, Zone, round_up},
+};
+pub use self::{
+    files::{Open, OpenKind},
+    memory::{Premap, Source},
+    process::{SessionPlan, StdioPlan},
+    threads::main_first,
+    zone::release_zone,
+};
+use super::{Options, RESTORER, RestoreError, load, open::Opened, validate};
+use crate::image::{Image, format::PAGES_FILE, sign};
+
+#[derive(Debug)]
+pub struct Plan {
+    /// Descriptors the child uses and closes; all above the image's own.
+    pub helpers: Vec<OwnedFd>,
+    /// The executable, for `PR_SET_MM_MAP` (the stub closes it).
+    pub exe_fd: Option<RawFd>,
+    pub report_read: OwnedFd,
+    pub report_write: RawFd,
+    pub zone: (u64, u64),
+    pub entry: u64,
+    pub args_addr: u64,
+    pub stack_top: u64,
+    pub opens: Vec<Open>,
+    /// Free numbers from here up while files are opened: above every fd of
+    /// the image and every helper.
+    pub scratch_fd: RawFd,
+    pub stdio: [StdioPlan; 3],
+    /// The working directory (helper fd, opened as the process).
+    pub cwd: RawFd,
+    pub umask: u32,
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub personality: u32,
+    pub comm: CString,
+    /// Whether the process leads its session, or only its process group,
+    /// again.
+    pub session: SessionPlan,
+    /// `/proc/self/loginuid`'s new text, where it differs from the agent's.
+    pub loginuid: Option<Vec<u8>>,
+    pub tids: Vec<u32>,
+    /// Per thread, its seccomp filters oldest first: (flags, address of
+    /// the `struct sock_fprog` in the argument block). The agent installs
+    /// them inside the thread before it lets it go (`finish`).
+    pub seccomp: Vec<(u32, Vec<(u64, u64)>)>,
+}
+
+fn prepare_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let what = what.into();
+    move |source| RestoreError::Prepare { what, source }
+}
+
+impl Plan {
+    /// Plans the restore of `image` from the files `opened` for it: every
+    /// descriptor made a helper, the zone reserved, the stub and its
+    /// argument block mapped, every mapping's contents read in.
+    pub fn new(image: &Image, options: &Options, mut opened: Opened) -> Result<Self, RestoreError> {
+        let p = &image.process;
+
+        // Descriptors, each above every fd of the image.
+        let mut helpers = Helpers::above(&image.files);
+        let pages_path = image.dir.join(PAGES_FILE);
+        let pages = sign::open_regular(&pages_path)
+            .map_err(prepare_err(pages_path.display().to_string()))?;
+        let (report_read, report_write) = fds::report_pipe(&mut helpers)?;
+        let exe_fd = process::exe(opened.exe.take(), &mut helpers)?;
+        let cwd = process::cwd(opened.cwd.take(), &p.cwd, &mut helpers)?;
+        let stdio = process::stdio(&image.files, &mut opened.stdio, &mut helpers)?;
+        let opens = files::opens(
+            &image.files,
+            &mut opened.files,
+            &mut opened.watched,
+            &mut helpers,
+        )?;
+        let sources = memory::sources(&image.mappings, &mut opened.mapped, &mut helpers)?;
+
+        // The zone, and where each mapping goes through it.
+        let threads = threads::main_first(image);
+        let kernel_here = validate::kernel_layout_here();
+        let zone = Zone::reserve(
+            &image.mappings,
+            Sizes {
+                blob: round_up(RESTORER.len() as u64),
+                args: round_up(args::estimate(p, &image.threads, image.mappings.len())),
+                stacks: STUB_STACK * threads.len() as u64,
+                kernel: kernel_here.iter().map(|(_, s, e)| e - s).sum(),
+                premaps: memory::premaps_len(&image.mappings, &sources),
+            },
+        )?;
+        let mut cursor = zone.after_region();
+        let kernel = memory::kernel(&kernel_here, &image.mappings, zone.range(), &mut cursor);
+        let (moves, premaps) = memory::place(&image.mappings, sources, &mut cursor);
+
+        // The argument block: each kind's part, then the head.
+        let mut block = Block::new(zone.args());
+        let mm = process::mm(p, exe_fd, &mut block);
+        let sigactions = signals::actions(&p.sigactions);
+        let shared_pending = signals::shared_pending(&p.shared_pending);
+        let itimers = signals::itimers(&p.itimers);
+        let seccomp = threads::seccomp(&threads, &mut block)?;
+        let thread_args = threads::args(&threads, p.pid, zone.stacks(), &mut block);
+        let creds = process::creds(&p.creds, &mut block);
+        let head = Head {
+            flags: process::flags(options, p),
+            report_fd: report_write,
+            keep: &kernel.keep,
+            kernel: &kernel.moves,
+            kernel_final: &kernel.finals,
+            moves: &moves,
+            sigactions: &sigactions,
+            threads: &thread_args,
+            shared_pending: &shared_pending,
+            itimers: &itimers,
+            mm,
+            creds,
+        };
+        let block = block.finish(&head, zone.sizes.args)?;
+
+        // In place: the stub and its block, every mapping's contents.
+        zone.map_region(&block)?;
+        load::load(&premaps, &pages, &pages_path)?;
+
+        Ok(Self {
+            scratch_fd: helpers.scratch(),
+            helpers: helpers.into_fds(),
+            exe_fd,
+            report_read,
+            report_write,
+            zone: zone.range(),
+            entry: zone.entry(),
+            args_addr: zone.args(),
+            stack_top: thread_args[0].stack_top,
+            opens,
+            stdio,
+            cwd,
+            umask: p.umask,
+            rlimits: process::rlimits(p),
+            personality: p.personality,
+            comm: process::comm(p),
+            session: process::session(p),
+            loginuid: process::loginuid(p.attributes.as_ref().and_then(|a| a.loginuid), || {
+                crate::procfs::loginuid(std::process::id()).ok().flatten()
+            }),
+            tids: threads.iter().map(|t| t.tid).collect(),
+            seccomp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+    use suspend_common::restore::{Move, Range};
+
+    use super::{
+        Block, Head, args, fixtures, memory::Kernel, process, signals, threads, zone::round_up,
+    };
+    use crate::{
+        image::format::{self, Process, Sched, SeccompFilter, Thread},
+        restore::Options,
+    };
+
+    /// The argument block built as [`super::Plan::new`] builds it, for
+    /// `p`'s `threads` (main first) and `mappings` mappings, checked
+    /// against its estimate.
+    fn fits_its_estimate(p: &Process, threads: &[Thread], mappings: usize) {
+        let estimate = args::estimate(p, threads, mappings);
+        let base = 0x1000_0000_2000;
+        let ordered: Vec<&Thread> = threads.iter().collect();
+        let kernel = Kernel {
+            moves: vec![Move::default(); 2],
+            finals: vec![0; 2],
+            keep: vec![Range::default(); 3],
+        };
+        let moves = vec![Move::default(); mappings];
+        let mut block = Block::new(base);
+        let mm = process::mm(p, Some(40), &mut block);
+        let sigactions = signals::actions(&p.sigactions);
+        let shared_pending = signals::shared_pending(&p.shared_pending);
+        let itimers = signals::itimers(&p.itimers);
+        threads::seccomp(&ordered, &mut block).expect("base64");
+        let thread_args = threads::args(&ordered, p.pid, base + round_up(estimate), &mut block);
+        let creds = process::creds(&p.creds, &mut block);
+        let head = Head {
+            flags: process::flags(&Options::default(), p),
+            report_fd: 41,
+            keep: &kernel.keep,
+            kernel: &kernel.moves,
+            kernel_final: &kernel.finals,
+            moves: &moves,
+            sigactions: &sigactions,
+            threads: &thread_args,
+            shared_pending: &shared_pending,
+            itimers: &itimers,
+            mm,
+            creds,
+        };
+        let bytes = block
+            .finish(&head, estimate)
+            .unwrap_or_else(|e| panic!("{} threads, {mappings} mappings: {e}", threads.len()));
+        assert!(bytes.len() as u64 <= estimate);
+    }
+
+    #[test]
+    fn the_argument_block_fits_its_estimate() {
+        let p = fixtures::process(42);
+        let one = [fixtures::thread(42)];
+        fits_its_estimate(&p, &one, 0);
+        fits_its_estimate(&p, &one, 1);
+        // Each kind of thing pushed, many of it (so that an estimate
+        // short for any one kind shows), at odd sizes (the most padding).
+        fits_its_estimate(&p, &one, 100_001);
+        let many_threads: Vec<Thread> = (42..42 + 10_001).map(fixtures::thread).collect();
+        fits_its_estimate(&p, &many_threads, 0);
+        let siginfo = B64.encode([7u8; 128]);
+        let mut pending = fixtures::thread(42);
+        pending.pending = vec![siginfo.clone(); 10_001];
+        pending.stopped_with = Some(libc::SIGINT);
+        fits_its_estimate(&p, &[pending], 0);
+        let scheduled: Vec<Thread> = (42..42 + 1_001)
+            .map(|tid| {
+                let mut t = fixtures::thread(tid);
+                t.sched = Some(Sched {
+                    affinity: vec![u64::MAX; 17],
+                    util_clamp: Some((1, 2)),
+                    ..Sched::default()
+                });
+                t
+            })
+            .collect();
+        fits_its_estimate(&p, &scheduled, 0);
+        let mut filtered = fixtures::thread(42);
+        filtered.seccomp = (0..1_001)
+            .map(|n| SeccompFilter {
+                flags: 0,
+                program: B64.encode(vec![0u8; (n % 7 + 1) * 8]),
+            })
+            .collect();
+        fits_its_estimate(&p, &[filtered], 0);
+
+        let mut full = fixtures::process(42);
+        full.auxv = (0..10_001).map(|i| (i, i)).collect();
+        fits_its_estimate(&full, &one, 0);
+        full.creds.groups = (0..65_537).collect();
+        fits_its_estimate(&full, &one, 0);
+        full.shared_pending = vec![siginfo; 10_001];
+        fits_its_estimate(&full, &one, 0);
+        full.sigactions = (1..=64)
+            .map(|signal| format::SigAction {
+                signal,
+                handler: 0,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            })
+            .collect();
+        full.itimers = (0..3)
+            .map(|which| format::ITimer {
+                which,
+                interval_us: 1,
+                value_us: 0,
+            })
+            .collect();
+        fits_its_estimate(&full, &one, 0);
+    }
+}

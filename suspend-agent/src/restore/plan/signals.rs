@@ -1,0 +1,155 @@
+//! Signals: the action the stub gives each signal again, the signals
+//! pending for the whole process and for each thread (raw `siginfo_t`s,
+//! queued again by the stub), and the interval timers (`setitimer`) that
+//! send `SIGALRM`, `SIGVTALRM` and `SIGPROF`.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use suspend_common::restore::{ITimer, SigAction, SigInfo};
+
+use crate::image::format::{self, Thread};
+
+/// Every signal's action but `SIGKILL`'s and `SIGSTOP`'s (which cannot
+/// have one).
+pub fn actions(saved: &[format::SigAction]) -> Vec<SigAction> {
+    saved
+        .iter()
+        .filter(|a| a.signal != libc::SIGKILL as u32 && a.signal != libc::SIGSTOP as u32)
+        .map(|a| SigAction {
+            handler: a.handler,
+            flags: a.flags,
+            restorer: a.restorer,
+            mask: a.mask,
+            signal: a.signal,
+            _pad: 0,
+        })
+        .collect()
+}
+
+/// The signals pending for the whole process (what does not decode is
+/// left out).
+pub fn shared_pending(saved: &[String]) -> Vec<SigInfo> {
+    saved.iter().filter_map(|s| siginfo(s)).collect()
+}
+
+/// The signals pending for thread `t` of process `pid`; then, from an
+/// image older than that field's siginfo, the signal it was stopped on
+/// its way to deliver, as `kill` from the process itself sends it (but
+/// with `si_uid` 0).
+pub fn thread_pending(t: &Thread, pid: u32) -> Vec<SigInfo> {
+    let mut pending: Vec<SigInfo> = t.pending.iter().filter_map(|s| siginfo(s)).collect();
+    if let Some(signal) = t.stopped_with {
+        let mut info = SigInfo { bytes: [0; 128] };
+        info.bytes[..4].copy_from_slice(&signal.to_ne_bytes());
+        info.bytes[16..20].copy_from_slice(&pid.to_ne_bytes());
+        pending.push(info);
+    }
+    pending
+}
+
+/// A saved `siginfo_t` (base64): zero-filled or cut to its 128 bytes;
+/// `None` if it is not base64.
+fn siginfo(b64: &str) -> Option<SigInfo> {
+    let raw = B64.decode(b64).ok()?;
+    let mut info = SigInfo { bytes: [0; 128] };
+    let n = raw.len().min(128);
+    info.bytes[..n].copy_from_slice(&raw[..n]);
+    Some(info)
+}
+
+/// The armed interval timers, each with the time it had left.
+pub fn itimers(saved: &[format::ITimer]) -> Vec<ITimer> {
+    saved
+        .iter()
+        .map(|t| ITimer {
+            which: t.which,
+            _pad: 0,
+            interval_us: t.interval_us,
+            // A periodic timer caught the instant it expired reads 0
+            // left; setitimer would take 0 as "disarm".
+            value_us: if t.value_us == 0 {
+                t.interval_us.max(1)
+            } else {
+                t.value_us
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+    use super::{actions, itimers, shared_pending, siginfo, thread_pending};
+    use crate::{image::format, restore::plan::fixtures::thread};
+
+    #[test]
+    fn a_siginfo_is_zero_filled_or_cut_to_128_bytes() {
+        let short = siginfo(&B64.encode([1, 2, 3])).expect("decoded");
+        assert_eq!(short.bytes[..3], [1, 2, 3]);
+        assert!(short.bytes[3..].iter().all(|&b| b == 0));
+        let long: Vec<u8> = (0..200).map(|i| i as u8).collect();
+        let cut = siginfo(&B64.encode(&long)).expect("decoded");
+        assert_eq!(cut.bytes[..], long[..128]);
+        assert!(siginfo("not base64!").is_none());
+        assert_eq!(
+            shared_pending(&["!".into(), B64.encode([9])]).len(),
+            1,
+            "what does not decode is left out"
+        );
+    }
+
+    #[test]
+    fn a_signal_a_thread_was_stopped_with_is_queued_last_as_from_the_process() {
+        let mut t = thread(43);
+        t.pending = vec![B64.encode(10i32.to_ne_bytes())];
+        t.stopped_with = Some(libc::SIGUSR2);
+        let got = thread_pending(&t, 42);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].bytes[..4], 10i32.to_ne_bytes());
+        let stopped = &got[1].bytes;
+        assert_eq!(stopped[..4], libc::SIGUSR2.to_ne_bytes());
+        // si_errno, si_code (SI_USER: 0) and padding, then si_pid.
+        assert!(stopped[4..16].iter().all(|&b| b == 0));
+        assert_eq!(stopped[16..20], 42u32.to_ne_bytes());
+        assert!(stopped[20..].iter().all(|&b| b == 0));
+        assert!(thread_pending(&thread(44), 42).is_empty());
+    }
+
+    #[test]
+    fn sigkill_and_sigstop_get_no_action() {
+        let action = |signal: i32| format::SigAction {
+            signal: signal as u32,
+            handler: 0x401000,
+            flags: 0x0400_0000,
+            restorer: 0x402000,
+            mask: 1 << 3,
+        };
+        let got = actions(&[
+            action(libc::SIGINT),
+            action(libc::SIGKILL),
+            action(libc::SIGSTOP),
+            action(libc::SIGTERM),
+        ]);
+        let signals: Vec<u32> = got.iter().map(|a| a.signal).collect();
+        assert_eq!(signals, [libc::SIGINT as u32, libc::SIGTERM as u32]);
+        assert_eq!(
+            (got[0].handler, got[0].flags, got[0].restorer, got[0].mask),
+            (0x401000, 0x0400_0000, 0x402000, 1 << 3)
+        );
+    }
+
+    #[test]
+    fn an_interval_timer_caught_as_it_expired_is_armed_not_disarmed() {
+        let timer = |which, interval_us, value_us| format::ITimer {
+            which,
+            interval_us,
+            value_us,
+        };
+        let got: Vec<(u32, u64, u64)> =
+            itimers(&[timer(0, 500, 120), timer(1, 500, 0), timer(2, 0, 0)])
+                .iter()
+                .map(|t| (t.which, t.interval_us, t.value_us))
+                .collect();
+        assert_eq!(got, [(0, 500, 120), (1, 500, 500), (2, 0, 1)]);
+    }
+}
