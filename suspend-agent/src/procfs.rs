@@ -487,6 +487,64 @@ pub fn mm_fields(pid: u32) -> Result<MmFields, ProcError> {
     })
 }
 
+/// The ids of the SysV semaphore sets of `sets` (`/proc/sysvipc/sem`)
+/// that a process with `status` (`/proc/PID/status`) may alter: the
+/// write bit of the owner's, group's or others' permissions, as the
+/// kernel's `ipcperms` chooses them, or any set with `CAP_IPC_OWNER`.
+pub fn alterable_semaphore_sets(sets: &str, status: &str) -> Vec<i32> {
+    const CAP_IPC_OWNER: u32 = 15;
+    let field = |name: &str| -> Vec<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Effective ids (the second of `Uid:`/`Gid:`), and the other groups.
+    let euid = field("Uid:").get(1).copied();
+    let egid = field("Gid:").get(1).copied();
+    let groups = field("Groups:");
+    let owner = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << CAP_IPC_OWNER) != 0);
+    let (Some(euid), Some(egid)) = (euid, egid) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    // `key semid perms nsems uid gid cuid cgid otime ctime`
+    for line in sets.lines().skip(1) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+        let (Some(id), Some(perms), Some(uid), Some(gid), Some(cuid), Some(cgid)) = (
+            words.get(1).and_then(|w| w.parse::<i32>().ok()),
+            words.get(2).and_then(|w| u32::from_str_radix(w, 8).ok()),
+            number(4),
+            number(5),
+            number(6),
+            number(7),
+        ) else {
+            continue;
+        };
+        let granted = if euid == uid || euid == cuid {
+            perms >> 6
+        } else if [gid, cgid].iter().any(|g| *g == egid || groups.contains(g)) {
+            perms >> 3
+        } else {
+            perms
+        };
+        if owner || granted & 0o2 != 0 {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
 /// Every process (thread-group) id in `/proc`.
 pub fn pids() -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();
@@ -675,5 +733,24 @@ Max realtime timeout      unlimited            unlimited            us        \n
         assert_eq!(mm.start_brk, 94000001000000);
         assert_eq!(mm.arg_start, 140730000001000);
         assert_eq!(mm.env_end, 140730000003000);
+    }
+
+    #[test]
+    fn semaphore_sets_a_process_may_alter() {
+        let sets = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime\n\
+                    0 0 600 1 1000 1000 1000 1000 0 1\n\
+                    0 1 640 1 70 70 70 70 0 1\n\
+                    0 2 660 1 70 27 70 70 0 1\n\
+                    0 3 666 1 70 70 70 70 0 1\n\
+                    0 4 644 1 70 70 70 70 0 1\n";
+        let user = "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n\
+                    Groups:\t27 1000\nCapEff:\t0000000000000000\n";
+        // Its own set, a group-writable set of a group it is in, and a
+        // world-writable one; not a group-readable or world-readable one.
+        assert_eq!(alterable_semaphore_sets(sets, user), [0, 2, 3]);
+        let root = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(alterable_semaphore_sets(sets, root), [0, 1, 2, 3, 4]);
+        let header_only = "       key      semid perms\n";
+        assert!(alterable_semaphore_sets(header_only, user).is_empty());
     }
 }

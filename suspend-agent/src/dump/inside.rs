@@ -61,6 +61,29 @@ pub struct Inside {
     /// expirations missed before its last signal was delivered), where it
     /// is not 0. No call sets it, so a resume cannot give it back.
     pub overruns: HashMap<i32, i64>,
+    /// It has a process keyring (`KEY_SPEC_PROCESS_KEYRING`).
+    pub process_keyring: bool,
+    /// Keys in a session keyring of its own (not the user's default one
+    /// every process of the user without one falls back to), if any.
+    pub session_keys: usize,
+}
+
+/// `keyctl(2)` operations and the keyrings asked about.
+const KEYCTL_GET_KEYRING_ID: u64 = 0;
+const KEYCTL_READ: u64 = 11;
+const KEY_SPEC_THREAD_KEYRING: i32 = -1;
+const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+const KEY_SPEC_USER_SESSION_KEYRING: i32 = -5;
+
+/// The serial of keyring `spec` of the borrowed thread, without making
+/// one: `None` if it has none (`ENOKEY`) or the kernel has no keys.
+fn keyring(b: &mut Borrowed, spec: i32) -> Result<Option<i64>, InjectError> {
+    let id = b.syscall(
+        libc::SYS_keyctl,
+        [KEYCTL_GET_KEYRING_ID, spec as i64 as u64, 0, 0, 0, 0],
+    )?;
+    Ok((id > 0).then_some(id))
 }
 
 /// What one thread told.
@@ -81,6 +104,8 @@ pub struct PerThread {
     /// Each speculation control a task may set here, with its state
     /// (`PR_GET_SPECULATION_CTRL`, see [`SPECULATION_CONTROLS`]).
     pub speculation: Vec<(u32, u32)>,
+    /// It has a thread keyring (`KEY_SPEC_THREAD_KEYRING`).
+    pub thread_keyring: bool,
 }
 
 /// `PR_GET_SPECULATION_CTRL`, and what it asks about: store bypass,
@@ -161,16 +186,21 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         // process's.
         let mut speculation = Vec::new();
         for which in SPECULATION_CONTROLS {
-            let state = b.syscall(libc::SYS_prctl, [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0])?;
+            let state = b.syscall(
+                libc::SYS_prctl,
+                [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0],
+            )?;
             if let Ok(state) = u32::try_from(state)
                 && state & PR_SPEC_PRCTL != 0
             {
                 speculation.push((which, state));
             }
         }
+        let thread_keyring = keyring(&mut b, KEY_SPEC_THREAD_KEYRING)?.is_some();
         inside.threads.insert(
             thread.tid,
             PerThread {
+                thread_keyring,
                 speculation,
                 tsc,
                 mempolicy,
@@ -238,6 +268,17 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 if overrun > 0 {
                     inside.overruns.insert(id, overrun);
                 }
+            }
+            inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
+            // Without a session keyring of its own, a process's is the
+            // user's session keyring, the same for all its processes (and
+            // so for the resumed one).
+            let session = keyring(&mut b, KEY_SPEC_SESSION_KEYRING)?;
+            if session.is_some() && session != keyring(&mut b, KEY_SPEC_USER_SESSION_KEYRING)? {
+                let id = session.unwrap_or_default() as u64;
+                // Bytes of its list of key serials (4 each).
+                let bytes = b.syscall(libc::SYS_keyctl, [KEYCTL_READ, id, 0, 0, 0, 0])?;
+                inside.session_keys = usize::try_from(bytes).unwrap_or(0) / 4;
             }
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);

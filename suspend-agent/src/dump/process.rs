@@ -250,6 +250,30 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     {
         bad.extend(unrestorable_mappings(pid, &vmas));
     }
+    // SysV semaphore adjustments (`SEM_UNDO`): the kernel applies them
+    // when the process exits, and nothing sets them but the semops
+    // themselves. Nothing shows which process has them (`KCMP_SYSVSEM`
+    // only tells whether a process has an undo list, and every threaded
+    // one has: `pthread_create` makes it), but a process can have them only
+    // on a semaphore set it may alter. So any such set is refused.
+    if let (Ok(sets), Ok(status)) = (
+        std::fs::read_to_string("/proc/sysvipc/sem"),
+        std::fs::read_to_string(format!("/proc/{pid}/status")),
+    ) {
+        let alterable = crate::procfs::alterable_semaphore_sets(&sets, &status);
+        if !alterable.is_empty() {
+            bad.push(format!(
+                "maybe SysV semaphore undo values: it may alter semaphore set(s) {} (a semop with \
+                 SEM_UNDO leaves adjustments the kernel applies when the process is killed and \
+                 a resume cannot set; nothing shows whether it made one)",
+                alterable
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     match crate::procfs::timers(pid) {
         Ok(timers) => {
             let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);

@@ -543,7 +543,11 @@ mod tests {
         let (root, dir) = write_image("version");
         // The oldest version still read is read.
         edit_meta(&dir, |l| {
-            l[0] = rewrite(&l[0], "\"version\":3", "\"version\":2")
+            l[0] = rewrite(
+                &l[0],
+                &format!("\"version\":{FORMAT_VERSION}"),
+                "\"version\":2",
+            )
         });
         Image::read(&dir, false, &trusted()).expect("a version 2 image is read");
         edit_meta(&dir, |l| {

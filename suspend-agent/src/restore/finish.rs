@@ -345,7 +345,10 @@ fn speculation(thread: &mut Borrowed, tid: u32, which: u32, state: u32) -> Resul
     const PR_SET_SPECULATION_CTRL: u64 = 53;
     /// `PR_SPEC_ENABLE`, `_DISABLE`, `_FORCE_DISABLE`, `_DISABLE_NOEXEC`.
     const STATES: u32 = 2 | 4 | 8 | 16;
-    let now = thread.syscall(libc::SYS_prctl, [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0])?;
+    let now = thread.syscall(
+        libc::SYS_prctl,
+        [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0],
+    )?;
     if u32::try_from(now).is_ok_and(|now| now & STATES == state & STATES) {
         return Ok(());
     }
@@ -357,7 +360,11 @@ fn speculation(thread: &mut Borrowed, tid: u32, which: u32, state: u32) -> Resul
         "thread {tid}: speculation control {which} to {set:#x} (PR_SET_SPECULATION_CTRL; it is \
          {now:#x} here)"
     );
-    thread.call(&what, libc::SYS_prctl, [PR_SET_SPECULATION_CTRL, which.into(), set.into(), 0, 0, 0])?;
+    thread.call(
+        &what,
+        libc::SYS_prctl,
+        [PR_SET_SPECULATION_CTRL, which.into(), set.into(), 0, 0, 0],
+    )?;
     Ok(())
 }
 

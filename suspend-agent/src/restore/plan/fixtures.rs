@@ -46,6 +46,7 @@ pub fn thread(tid: u32) -> Thread {
         sched: None,
         timer_slack_ns: None,
         tsc: None,
+        speculation: Vec::new(),
         ioprio: None,
         comm: None,
     }
