@@ -166,10 +166,21 @@ fn unmodified_python_under_the_preload_shim_resumes() {
 /// Rewrites the header record of `meta.jsonl` with `version`, checksum
 /// recomputed, so that only the version is wrong.
 fn set_version(dir: &Path, version: u32) {
+    // Whatever version the agent writes now.
+    let meta = std::fs::read_to_string(dir.join("meta.jsonl")).expect("reading meta.jsonl");
+    let header = meta.lines().next().expect("a header line");
+    let at = header
+        .find("\"version\":")
+        .expect("a version in the header")
+        + 10;
+    let digits: String = header[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     rewrite_record(
         dir,
         "header",
-        "\"version\":3",
+        &format!("\"version\":{digits}"),
         &format!("\"version\":{version}"),
     );
 }
