@@ -97,9 +97,10 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
             holder,
         };
         // Asked of the file at its path (as root: only whether a lock is
-        // free): no symbolic link followed, a regular file only (nothing
-        // that opening could set off, no FIFO to wait on), and not a
-        // deleted one (made again by the resume, its own).
+        // free, or a lease could be had, taken and let go at once): no
+        // symbolic link followed, a regular file only (nothing that
+        // opening could set off, no FIFO to wait on), and not a deleted
+        // one (made again by the resume, its own).
         if f.unlinked.is_some() || f.path.ends_with(" (deleted)") {
             continue;
         }
