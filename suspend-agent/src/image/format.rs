@@ -676,6 +676,12 @@ pub enum LockKind {
     Posix,
     /// An open file description lock (`F_OFD_SETLK`): held by the open file.
     Ofd,
+    /// A lease (`F_SETLEASE`, read or write): the whole file, held by the
+    /// open file. Its break is told to the file's signal owner with its
+    /// signal (`SIGIO` unless `F_SETSIG` named another), saved with the
+    /// file (`File::owner`). Older agents refuse an image holding one (an
+    /// unknown kind), so the format's version is unchanged.
+    Lease,
 }
 
 impl LockKind {
@@ -685,6 +691,7 @@ impl LockKind {
             LockKind::Flock => "an flock",
             LockKind::Posix => "a POSIX record lock",
             LockKind::Ofd => "an OFD lock",
+            LockKind::Lease => "a lease",
         }
     }
 }

@@ -1,9 +1,12 @@
-//! File locks: every flock, POSIX record lock and OFD lock the process
-//! held is taken again before any of its threads runs — each through the
-//! fd it was held by, by the process itself (a POSIX lock belongs to the
-//! process, an flock or OFD lock to its open file). A lock another process
-//! holds now is refused before anything is created, naming the holder.
-//! (The save half is `dump::files`: the `lock:` lines of each fdinfo.)
+//! File locks: every flock, POSIX record lock, OFD lock and lease the
+//! process held is taken again before any of its threads runs — each
+//! through the fd it was held by, by the process itself (a POSIX lock
+//! belongs to the process, an flock, OFD lock or lease to its open file).
+//! A lock another process holds now is refused before anything is created,
+//! naming the holder; so is a lease the kernel would not grant now (another
+//! open of the file that conflicts, another's lease, a file no longer the
+//! process's own). (The save half is `dump::files`: the `lock:` lines of
+//! each fdinfo.)
 //!
 //! With `--exit` the locks are let go while the process is away: another
 //! process may take one, change the file and let it go meanwhile. So a
@@ -12,13 +15,16 @@
 //! protection may have been broken, and that is refused, named. (A held
 //! process keeps its locks throughout.)
 
-use std::os::fd::AsFd as _;
+use std::os::{
+    fd::{AsFd as _, OwnedFd},
+    unix::fs::MetadataExt as _,
+};
 
 use super::validate::Refusal;
 use crate::{
     image::{
         Image,
-        format::{File, FileKind, FileLock, LockKind, MappingKind},
+        format::{File, FileId, FileKind, FileLock, LockKind, Mapping, MappingKind},
     },
     tracee::inject::{Borrowed, InjectError, Site},
 };
@@ -59,7 +65,6 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
                 .filter_map(|m| m.file.as_ref()),
         );
     for id in ids {
-        use std::os::unix::fs::MetadataExt as _;
         let Ok(now) = std::fs::metadata(&id.path) else {
             continue; // refused as a file by the open step, by name
         };
@@ -92,34 +97,38 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
             holder,
         };
         // Asked of the file at its path (as root: only whether a lock is
-        // free): no symbolic link followed, a regular file only (nothing
-        // that opening could set off, no FIFO to wait on), and not a
-        // deleted one (made again by the resume, its own).
+        // free, or a lease could be had, taken and let go at once): no
+        // symbolic link followed, a regular file only (nothing that
+        // opening could set off, no FIFO to wait on), and not a deleted
+        // one (made again by the resume, its own).
         if f.unlinked.is_some() || f.path.ends_with(" (deleted)") {
             continue;
         }
         let file = crate::sys::creds::open_no_symlinks(std::path::Path::new(&f.path), libc::O_PATH)
             .ok()
-            .filter(|fd| {
-                fd.try_clone()
+            .and_then(|fd| {
+                let meta = fd
+                    .try_clone()
                     .ok()
                     .map(std::fs::File::from)
                     .and_then(|f| f.metadata().ok())
-                    .is_some_and(|m| m.is_file())
-            })
-            .and_then(|fd| {
-                crate::sys::creds::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK).ok()
+                    .filter(|m| m.is_file())?;
+                Some((fd, meta))
             });
-        let Some(file) = file else {
+        let Some((file, meta)) = file else {
             continue; // refused as a file by the open step, by name
         };
+        let reopen =
+            || crate::sys::creds::reopen(file.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK).ok();
         match lock.kind {
             LockKind::Flock => {
+                let Some(file) = reopen() else { continue };
                 if !crate::sys::flock_free(file.as_fd(), lock.write).unwrap_or(true) {
                     return Err(taken("another open file".into()));
                 }
             }
             LockKind::Posix | LockKind::Ofd => {
+                let Some(file) = reopen() else { continue };
                 let holder =
                     crate::sys::record_lock_holder(file.as_fd(), lock.write, lock.start, len(lock))
                         .unwrap_or(None);
@@ -129,9 +138,109 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
                     None => {}
                 }
             }
+            LockKind::Lease => lease(image, f, lock.write, &meta, reopen)?,
         }
     }
     Ok(())
+}
+
+/// Refuses a lease the kernel would not give the process now (`F_SETLEASE`
+/// fails with `EAGAIN` or `EACCES`): the file at the path of `f` (`meta`)
+/// is no longer the process's and it lacks `CAP_LEASE`, another process
+/// holds a lease on it that conflicts (read from `/proc/locks` before the
+/// file is opened: an open would start breaking a write lease), or another
+/// open of it conflicts — for a read lease, one for writing anywhere; for
+/// a write lease, any other (tried on an open of ours, `reopen`, and let
+/// go at once).
+fn lease(
+    image: &Image,
+    f: &File,
+    write: bool,
+    meta: &std::fs::Metadata,
+    reopen: impl FnOnce() -> Option<OwnedFd>,
+) -> Result<(), Refusal> {
+    const CAP_LEASE: u32 = 28;
+    let refused = |why: String| Refusal::LeaseRefused {
+        what: format!(
+            "a {} lease on {} (fd {})",
+            if write { "write" } else { "read" },
+            f.path,
+            f.fd
+        ),
+        why,
+    };
+    let fsuid = image.process.creds.uid[3];
+    let lacks_cap_lease = image
+        .threads
+        .iter()
+        .find(|t| t.tid == image.process.pid)
+        .and_then(|t| t.confinement.as_ref())
+        .is_some_and(|c| c.effective & (1 << CAP_LEASE) == 0);
+    if meta.uid() != fsuid && lacks_cap_lease {
+        return Err(refused(format!(
+            "the file is owned by uid {} now, not by the process's user (uid {fsuid}), and it \
+             has no CAP_LEASE",
+            meta.uid()
+        )));
+    }
+    let text = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    for other in crate::procfs::parse_leases_on(&text, meta.dev(), meta.ino()) {
+        if write || other.write || other.breaking {
+            let whose = match other {
+                o if o.breaking && o.delegation => "an NFS delegation being broken",
+                o if o.breaking => "a lease being broken",
+                o if o.delegation => "an NFS delegation",
+                o if o.write => "a write lease",
+                _ => "a read lease",
+            };
+            return Err(refused(format!("pid {} holds {whose} on it", other.pid)));
+        }
+    }
+    // A write lease is granted to the one open of a file only: where the
+    // image has it open more than once (or maps it, or runs it), the
+    // original could not have held it either; `take` says what the kernel
+    // says.
+    let exe = image.process.exe.as_ref();
+    if write && opens(f, &image.files, &image.mappings, exe) != 1 {
+        return Ok(());
+    }
+    let Some(file) = reopen() else {
+        return Ok(()); // refused as a file by the open step, by name
+    };
+    match crate::sys::lease_free(file.as_fd(), write) {
+        Ok(false) if write => Err(refused(
+            "another process has the file open now (a write lease needs it open by no one else)"
+                .into(),
+        )),
+        Ok(false) => Err(refused(
+            "the file is open for writing now (a read lease needs no writer anywhere)".into(),
+        )),
+        // Not one of the conflicts above: `take` says what the kernel says.
+        Ok(true) | Err(_) => Ok(()),
+    }
+}
+
+/// How many open files of `f`'s file a resume makes: the image's fds
+/// of it (`files` that are not copies of another, `dup_of`; stdio is the
+/// resume command's), one for its `mappings` of it, one for its `exe`.
+fn opens(f: &File, files: &[File], mappings: &[Mapping], exe: Option<&FileId>) -> usize {
+    let same = |path: &str, id: Option<&FileId>| {
+        path == f.path
+            || matches!((id, &f.id), (Some(a), Some(b)) if a.dev == b.dev && a.ino == b.ino)
+    };
+    let fds = files
+        .iter()
+        .filter(|o| o.fd > 2 && o.dup_of.is_none() && same(&o.path, o.id.as_ref()))
+        .count();
+    let mapped = mappings.iter().any(|m| {
+        matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
+            && same(
+                m.file.as_ref().map_or(&m.path, |id| &id.path),
+                m.file.as_ref(),
+            )
+    });
+    let exe = exe.is_some_and(|e| same(&e.path, Some(e)));
+    fds + usize::from(mapped) + usize::from(exe)
 }
 
 /// Takes every lock, through `main` (a thread of the process, borrowed).
@@ -165,7 +274,94 @@ pub fn take(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Injec
                 )?;
                 main.call(&what, libc::SYS_fcntl, [fd, cmd, site.scratch(), 0, 0, 0])?;
             }
+            LockKind::Lease => {
+                // The break is signalled to the file's owner with its
+                // signal (`F_SETSIG`). Taking the lease makes the process
+                // the owner only if the file has none (`lease_setup`:
+                // `__f_setown` without force), and the owner saved — the
+                // process, which the lease made it, unless it named
+                // another — is given after this by `F_SETOWN_EX`, which
+                // replaces any (`finish::process_wide`): the same owner
+                // either way, whichever comes first. The lease also sets
+                // the file's `O_ASYNC`, which the image has among its
+                // flags and which does not carry the break.
+                let kind = if lock.write {
+                    libc::F_WRLCK
+                } else {
+                    libc::F_RDLCK
+                };
+                main.call(
+                    &what,
+                    libc::SYS_fcntl,
+                    [fd, libc::F_SETLEASE as u64, kind as u64, 0, 0, 0],
+                )?;
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(fd: i32, path: &str, ino: u64) -> File {
+        File {
+            fd,
+            kind: FileKind::Regular,
+            path: path.into(),
+            flags: 0,
+            pos: 0,
+            id: Some(FileId {
+                path: path.into(),
+                dev: 0xfe00,
+                ino,
+                size: 6,
+                mtime_ns: 0,
+            }),
+            eventfd: None,
+            epoll: None,
+            pipe: None,
+            owner: None,
+            dup_of: None,
+            locks: Vec::new(),
+            signalfd: None,
+            timerfd: None,
+            inotify: None,
+            unlinked: None,
+        }
+    }
+
+    #[test]
+    fn a_write_lease_is_tried_only_on_a_file_a_resume_opens_once() {
+        let leased = file(3, "/tmp/d/w", 7);
+        let mut files = vec![leased.clone(), file(4, "/tmp/d/r", 8)];
+        assert_eq!(opens(&leased, &files, &[], None), 1);
+        // A dup of it is the same open file; stdio is not the process's.
+        files.push(File {
+            dup_of: Some(3),
+            ..file(5, "/tmp/d/w", 7)
+        });
+        files.push(file(1, "/tmp/d/w", 7));
+        assert_eq!(opens(&leased, &files, &[], None), 1);
+        // Another open of it, by another name (a hard link).
+        files.push(file(6, "/tmp/d/link", 7));
+        assert_eq!(opens(&leased, &files, &[], None), 2);
+        // Its mappings (one open for all) and its executable.
+        let mapped = |path: &str| Mapping {
+            start: 0x7f00_0000_0000,
+            end: 0x7f00_0000_1000,
+            perms: "r--s".into(),
+            offset: 0,
+            path: path.into(),
+            kind: MappingKind::SharedFile,
+            file: leased.id.clone(),
+            pages: Vec::new(),
+            advice: Vec::new(),
+            sealed: false,
+        };
+        let maps = [mapped("/tmp/d/w"), mapped("/tmp/d/w")];
+        assert_eq!(opens(&leased, &files[..2], &maps, None), 2);
+        assert_eq!(opens(&leased, &files[..2], &[], leased.id.as_ref()), 2);
+    }
 }

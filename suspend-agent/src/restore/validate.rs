@@ -105,6 +105,8 @@ pub enum Refusal {
     Cpus { tid: u32, mask: String },
     #[error("it held {what}, which {holder} holds now; resume it once that is let go")]
     LockTaken { what: String, holder: String },
+    #[error("it held {what}, which the kernel would not give it now: {why}")]
+    LeaseRefused { what: String, why: String },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(

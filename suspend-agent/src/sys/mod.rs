@@ -193,6 +193,36 @@ pub fn flock_free(fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether a lease of the kind described (`F_SETLEASE`, read or write)
+/// could be taken on the file `fd` refers to now: taken through `fd`'s
+/// own open file and let go at once. `false` when the kernel says another
+/// open of the file conflicts (`EAGAIN`: a writer, for a read lease; any
+/// other open, for a write lease; another's lease being broken). Needs
+/// the file's owner or `CAP_LEASE`; leaves `fd`'s signal (`F_SETSIG`)
+/// `SIGURG`.
+pub fn lease_free(fd: BorrowedFd<'_>, write: bool) -> io::Result<bool> {
+    const F_SETSIG: libc::c_int = 10;
+    // Taking it makes this process the file's signal owner: were it
+    // broken in the moment it is held, the break would be signalled here,
+    // and `SIGIO` (the default) kills. `SIGURG` is ignored unless handled.
+    // SAFETY: F_SETSIG takes an integer, no pointer; `fd` is open.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), F_SETSIG, libc::SIGURG) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let kind = if write { libc::F_WRLCK } else { libc::F_RDLCK };
+    // SAFETY: F_SETLEASE takes an integer, no pointer; `fd` is open.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, kind) } < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    Ok(true)
+}
+
 /// Whether `timer_create` can be told the id to take
 /// (`PR_TIMER_CREATE_RESTORE_IDS`, Linux 6.15).
 pub fn timer_restore_ids() -> bool {
@@ -339,4 +369,66 @@ pub fn start_writeback(file: &std::fs::File, offset: u64, len: u64) -> io::Resul
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::fd::AsFd as _};
+
+    use super::*;
+
+    #[test]
+    fn a_lease_probe_sees_the_opens_that_conflict_and_leaves_no_lease() {
+        let dir = std::env::temp_dir().join(format!("suspend-lease-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("leased");
+        fs::write(&path, b"leased").expect("file");
+        let ours = fs::File::open(&path).expect("open");
+        let lease_now = || {
+            // SAFETY: F_GETLEASE takes no argument; `ours` is open.
+            unsafe { libc::fcntl(ours.as_raw_fd(), libc::F_GETLEASE) }
+        };
+        match lease_free(ours.as_fd(), false) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                eprintln!(
+                    "NOTE: {} has no leases; the lease probe is not tested",
+                    dir.display()
+                );
+                let _ = fs::remove_dir_all(&dir);
+                return;
+            }
+            free => assert!(free.expect("a read lease"), "nothing conflicts"),
+        }
+        assert!(
+            lease_free(ours.as_fd(), true).expect("a write lease"),
+            "its only open"
+        );
+        assert_eq!(lease_now(), libc::F_UNLCK, "let go");
+        let reader = fs::File::open(&path).expect("open");
+        assert!(
+            lease_free(ours.as_fd(), false).expect("a read lease"),
+            "a reader"
+        );
+        assert!(
+            !lease_free(ours.as_fd(), true).expect("a write lease"),
+            "another open"
+        );
+        drop(reader);
+        let writer = fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open");
+        assert!(
+            !lease_free(ours.as_fd(), false).expect("a read lease"),
+            "a writer"
+        );
+        drop(writer);
+        assert!(
+            lease_free(ours.as_fd(), true).expect("a write lease"),
+            "alone again"
+        );
+        assert_eq!(lease_now(), libc::F_UNLCK, "let go");
+        fs::remove_dir_all(&dir).expect("clean up");
+    }
 }
