@@ -356,17 +356,8 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
 
         // Descriptors: only stdio and the helpers survive, then the image's
         // files take their numbers.
-        let mut keep: [libc::c_int; 256] = [0; 256];
-        let mut n = 0;
-        for fd in &plan.helpers {
-            if n < keep.len() {
-                keep[n] = fd.as_raw_fd();
-                n += 1;
-            }
-        }
-        keep[..n].sort_unstable();
         let mut from = 3;
-        for &fd in &keep[..n] {
+        for &fd in &plan.keep {
             if fd > from {
                 libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
             }

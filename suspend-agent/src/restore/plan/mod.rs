@@ -57,6 +57,9 @@ use crate::image::{Image, format::PAGES_FILE, sign};
 pub struct Plan {
     /// Descriptors the child uses and closes; all above the image's own.
     pub helpers: Vec<OwnedFd>,
+    /// Their numbers, sorted: the child closes everything else (after
+    /// `fork` it may not allocate, so this is made here).
+    pub keep: Vec<RawFd>,
     /// The executable, for `PR_SET_MM_MAP` (the stub closes it).
     pub exe_fd: Option<RawFd>,
     pub report_read: OwnedFd,
@@ -163,9 +166,17 @@ impl Plan {
         zone.map_region(&block)?;
         load::load(&premaps, &pages, &pages_path)?;
 
+        let scratch_fd = helpers.scratch();
+        let helpers = helpers.into_fds();
+        let mut keep: Vec<RawFd> = helpers
+            .iter()
+            .map(std::os::fd::AsRawFd::as_raw_fd)
+            .collect();
+        keep.sort_unstable();
         Ok(Self {
-            scratch_fd: helpers.scratch(),
-            helpers: helpers.into_fds(),
+            scratch_fd,
+            keep,
+            helpers,
             exe_fd,
             report_read,
             report_write,
