@@ -9,7 +9,7 @@ use std::{
 use aya::maps::{HashMap, Map, MapData, MapError};
 use suspend_common::{
     paths::BPF_PIN_DIR,
-    registry::{REGISTRY_MAP, Registration},
+    registry::{REGISTRY_MAP, REPLACED_MAP, Registration, Replaced},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,43 @@ pub enum RegistryError {
 
 fn pin_path(name: &str) -> PathBuf {
     Path::new(BPF_PIN_DIR).join(name)
+}
+
+/// The handler change that made `pid`'s registration unusable, as eBPF
+/// recorded it (`replaced_handlers`); `None` if there is no record (an
+/// older agent's programs, or the map is gone).
+pub fn replaced_handler(pid: u32) -> Option<Replaced> {
+    let data = MapData::from_pin(pin_path(REPLACED_MAP)).ok()?;
+    let map: HashMap<MapData, u32, Replaced> = HashMap::try_from(Map::LruHashMap(data)).ok()?;
+    map.get(&pid, 0).ok()
+}
+
+/// What took `pid`'s signal, in words: the default action, ignored, or a
+/// handler at an address, and the file mapped there (a library, named by
+/// `/proc/PID/maps`).
+pub fn describe_handler(pid: u32, handler: u64) -> String {
+    match handler {
+        0 => "reset to the default action (SIG_DFL)".into(),
+        1 => "set to be ignored (SIG_IGN)".into(),
+        addr => {
+            let file = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .ok()
+                .and_then(|maps| {
+                    maps.lines().find_map(|line| {
+                        let (range, rest) = line.split_once(' ')?;
+                        let (start, end) = range.split_once('-')?;
+                        let start = u64::from_str_radix(start, 16).ok()?;
+                        let end = u64::from_str_radix(end, 16).ok()?;
+                        let path = rest.split_whitespace().nth(4)?;
+                        (start <= addr && addr < end).then(|| path.to_owned())
+                    })
+                });
+            match file {
+                Some(file) => format!("replaced by a handler at {addr:#x}, in {file}"),
+                None => format!("replaced by a handler at {addr:#x} (in no mapped file)"),
+            }
+        }
+    }
 }
 
 /// The registry as the daemon's tasks share it: one lock around the map.

@@ -106,3 +106,30 @@ pub const fn context_name(context: u32) -> &'static str {
         _ => "unknown",
     }
 }
+
+/// Name of the pinned map of replaced handlers
+/// (`/sys/fs/bpf/suspend/replaced_handlers`).
+pub const REPLACED_MAP: &str = "replaced_handlers";
+/// Entries it holds at most (least recently changed dropped first).
+pub const REPLACED_MAX_ENTRIES: u32 = 4096;
+
+/// The last handler change that made a registration unusable, by pid: so
+/// that the agent can say which signal and what took it (the handler's
+/// address, found in the process's mappings). A separate map, so the
+/// registry's layout, which held processes depend on, stays as it is.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replaced {
+    /// The signal whose handler changed.
+    pub signal: u32,
+    pub _pad: u32,
+    /// The new handler: 0 `SIG_DFL`, 1 `SIG_IGN`, else its address.
+    pub handler: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<Replaced>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: `Replaced` is `repr(C)`, `Copy`, has no padding (the explicit
+// `_pad`, checked by the size assertion) and every bit pattern is valid.
+unsafe impl aya::Pod for Replaced {}

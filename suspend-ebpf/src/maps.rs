@@ -12,7 +12,7 @@ use suspend_common::{
         FREEZE_GUARD_MAX_ENTRIES, FROZEN_TASKS_MAX_ENTRIES, FreezeGuard, FrozenTask,
         NEW_THREADS_MAX_ENTRIES,
     },
-    registry::{REGISTRY_MAX_ENTRIES, Registration},
+    registry::{REGISTRY_MAX_ENTRIES, REPLACED_MAX_ENTRIES, Registration, Replaced},
     signals::{SIGNALS_MAX_ENTRIES, SignalKey, SignalStats},
 };
 
@@ -22,6 +22,13 @@ use suspend_common::{
 /// `signal.rs` (suspend/resume signal counters). Read by the agent.
 #[btf_map(pin_by_name)]
 pub static registry: HashMap<u32, Registration, { REGISTRY_MAX_ENTRIES as usize }> = HashMap::new();
+
+/// The handler change that last made a registration unusable, by pid.
+/// Written by `registry.rs` (a handler change); read by the agent, to name
+/// what took the signal. Least recently written entries go first.
+#[btf_map(pin_by_name)]
+pub static replaced_handlers: LruHashMap<u32, Replaced, { REPLACED_MAX_ENTRIES as usize }> =
+    LruHashMap::new();
 
 /// Real-time signals generated for and delivered to registered processes,
 /// and those root sends to any process, by (pid, signal). Written by `signal.rs`; read by the agent and the tests.

@@ -6,13 +6,13 @@
 use aya_ebpf::{helpers::bpf_probe_read_user, programs::TracePointContext};
 use aya_log_ebpf::info;
 use suspend_common::{
-    registry::{STATE_REGISTERED, STATE_UNUSABLE},
+    registry::{Replaced, STATE_REGISTERED, STATE_UNUSABLE},
     signals::SignalKey,
 };
 
 use crate::{
     layout::{self, current_tgid, current_tid},
-    maps::{registry, signals},
+    maps::{registry, replaced_handlers, signals},
 };
 
 /// `SIG_DFL` and `SIG_IGN` as handler values.
@@ -48,6 +48,7 @@ fn try_on_exit(ctx: &TracePointContext) -> Result<(), i32> {
     if registry.remove(&tgid).is_ok() {
         info!(ctx, "pid {}: exited, registration removed", tgid);
     }
+    let _ = replaced_handlers.remove(&tgid);
     // Its signal counts go with it: a later process with the same pid
     // starts from zero.
     for signal in 32..=64u32 {
@@ -103,6 +104,12 @@ fn try_on_sigaction(ctx: &TracePointContext) -> Result<(), i32> {
         }
     }
     if !ours {
+        let replaced = Replaced {
+            signal: sig as u32,
+            _pad: 0,
+            handler,
+        };
+        let _ = replaced_handlers.insert(&tgid, &replaced, 0);
         info!(
             ctx,
             "pid {}: handler of signal {} replaced, registration unusable", tgid, sig

@@ -152,12 +152,44 @@ fn handler_reset_makes_it_unusable() {
     assert_eq!(entry["handler_resets"], 1, "{entry}");
     let out = dry_run(pid, &[]);
     assert_eq!(out.code, NOT_OPTED_IN, "{out:?}");
-    assert!(out.stderr.contains("reset or replaced"), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "the handler of its suspend signal {DEFAULT_SUSPEND_SIGNAL} was reset to the default \
+             action (SIG_DFL)"
+        )),
+        "{out:?}"
+    );
     assert_eq!(
         signal_counts(pid, DEFAULT_SUSPEND_SIGNAL),
         (0, 0),
         "SIG_DFL would have killed it"
     );
+    assert!(w.alive());
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_replaced_handler_is_named_with_its_file() {
+    let _daemon = Daemon::start();
+    let (mut w, pid) = registered_workload();
+    w.ask("replace-handler", "ok");
+    wait_for("eBPF to mark the registration unusable", || {
+        registry_entry(pid).filter(|e| e["state"] == "unusable")
+    });
+    let out = dry_run(pid, &[]);
+    assert_eq!(out.code, NOT_OPTED_IN, "{out:?}");
+    // The workload's own handler: an address in the workload binary.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("its executable");
+    let said = format!(
+        "the handler of its suspend signal {DEFAULT_SUSPEND_SIGNAL} was replaced by a handler at 0x"
+    );
+    assert!(out.stderr.contains(&said), "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(", in {}", exe.display())),
+        "the message names {}: {out:?}",
+        exe.display()
+    );
+    assert_eq!(signal_counts(pid, DEFAULT_SUSPEND_SIGNAL), (0, 0));
     assert!(w.alive());
 }
 

@@ -357,7 +357,7 @@ pub fn unload() -> io::Result<Vec<PathBuf>> {
 mod tests {
     use suspend_common::{
         freeze::{FREEZE_ACTIVE_MAP, FREEZE_GUARD_MAP, FROZEN_TASKS_MAP, NEW_THREADS_MAP},
-        registry::REGISTRY_MAP,
+        registry::{REGISTRY_MAP, REPLACED_MAP},
         signals::SIGNALS_MAP,
     };
 
@@ -369,6 +369,7 @@ mod tests {
         let object = aya_obj::Object::parse(OBJECT).expect("the embedded eBPF object parses");
         for map in [
             REGISTRY_MAP,
+            REPLACED_MAP,
             SIGNALS_MAP,
             NEW_THREADS_MAP,
             FROZEN_TASKS_MAP,

@@ -98,10 +98,20 @@ fn check(state: &State, pid: u32) -> Step<(Registration, u64)> {
     match entry.state {
         STATE_REGISTERED => {}
         STATE_UNUSABLE => {
-            return Err(not_opted_in(
-                pid,
-                "its suspend or resume handler was reset or replaced",
-            ));
+            let what = match crate::registry::replaced_handler(pid) {
+                Some(r) => format!(
+                    "the handler of its {} signal {} was {}",
+                    if r.signal == entry.suspend_signal {
+                        "suspend"
+                    } else {
+                        "resume"
+                    },
+                    r.signal,
+                    crate::registry::describe_handler(pid, r.handler)
+                ),
+                None => "its suspend or resume handler was reset or replaced".into(),
+            };
+            return Err(not_opted_in(pid, &what));
         }
         STATE_SUSPENDING => {
             return Err((

@@ -10,6 +10,7 @@
 //! | `enter` / `leave` | enter / leave a critical section (main thread) |
 //! | `check` | verify memory and worker; print callback counts: `state suspend=N resume=M reason=R` |
 //! | `reset-handler` | set the suspend signal back to `SIG_DFL` |
+//! | `replace-handler` | put a handler of its own (in this binary) on the suspend signal |
 //! | `fork` | fork a child that sleeps; print `child pid=N` |
 //! | `exec PROGRAM ARGS…` | replace this process |
 //! | `socket` | open a socket pair and keep it (`socket fds=A,B`) |
@@ -264,6 +265,10 @@ fn main() {
             }
             ["reset-handler"] => {
                 signals::reset_handler();
+                println!("ok");
+            }
+            ["replace-handler"] => {
+                signals::install_own_handler();
                 println!("ok");
             }
             ["fork"] => println!("{}", processes::fork_sleeper()),
