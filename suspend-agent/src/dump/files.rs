@@ -313,6 +313,33 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
     Ok(files)
 }
 
+/// Adds to `bad` every fd that stands on one in it: a `dup` of it, and
+/// another open of a deleted file it carries the bytes of (`same_as`).
+/// Left in the image without it, a resume would lose or refuse them.
+pub fn with_dependents(files: &[File], bad: &mut Vec<(i32, String)>) {
+    loop {
+        let dropped: BTreeSet<i32> = bad.iter().map(|(fd, _)| *fd).collect();
+        let more: Vec<(i32, String)> = files
+            .iter()
+            .filter(|f| !dropped.contains(&f.fd))
+            .filter_map(|f| {
+                let on = f
+                    .dup_of
+                    .or_else(|| f.unlinked.as_ref().and_then(|u| u.same_as))
+                    .filter(|of| dropped.contains(of))?;
+                Some((
+                    f.fd,
+                    format!("fd {} ({}, the same file as fd {on})", f.fd, f.path),
+                ))
+            })
+            .collect();
+        if more.is_empty() {
+            return;
+        }
+        bad.extend(more);
+    }
+}
+
 /// The fds of `pid` a resume could not give back, each with how it is
 /// described to a person. A pipe end is one only if the process holds both
 /// ends and no other process holds either.
@@ -740,6 +767,49 @@ mod tests {
             inotify: None,
             unlinked: None,
         }
+    }
+
+    #[test]
+    fn what_stands_on_a_dropped_fd_is_dropped_with_it() {
+        let deleted = |fd, same_as| {
+            let mut f = file(fd, FileKind::Regular, "/tmp/x (deleted)");
+            f.unlinked = Some(crate::image::format::Unlinked {
+                name: "/tmp/x".into(),
+                mode: 0o600,
+                size: 1,
+                mtime_ns: 0,
+                data: String::new(),
+                same_as,
+            });
+            f
+        };
+        let mut dup_of_dup = file(9, FileKind::Regular, "/tmp/y");
+        dup_of_dup.dup_of = Some(8);
+        let mut dup = file(8, FileKind::Regular, "/tmp/y");
+        dup.dup_of = Some(7);
+        let files = vec![
+            deleted(4, None),
+            deleted(5, Some(4)),
+            file(6, FileKind::Regular, "/tmp/z"),
+            file(7, FileKind::Regular, "/tmp/y"),
+            dup,
+            dup_of_dup,
+        ];
+        let mut bad = vec![
+            (4, "fd 4 (over the cap)".to_owned()),
+            (7, "fd 7".to_owned()),
+        ];
+        with_dependents(&files, &mut bad);
+        let mut fds: Vec<i32> = bad.iter().map(|(fd, _)| *fd).collect();
+        fds.sort();
+        assert_eq!(fds, [4, 5, 7, 8, 9]);
+        assert!(
+            bad.iter()
+                .any(|(fd, why)| *fd == 5 && why.contains("the same file as fd 4"))
+        );
+        let mut none = Vec::new();
+        with_dependents(&files, &mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub fn dump(
     let mut files = files::list(pid, options.skip_fd)?;
     let mut bad = files::unrestorable(pid, &files);
     bad.extend(files::unlinked_over_cap(&files, options.unlinked_max));
+    files::with_dependents(&files, &mut bad);
     let mut held_only = options.held_only.clone();
     if !bad.is_empty() {
         if !options.drop_unsupported && !options.held {
