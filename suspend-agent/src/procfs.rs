@@ -375,14 +375,26 @@ pub fn cgroups(pid: u32) -> Result<Vec<String>, ProcError> {
     Ok(read(pid, "cgroup")?.lines().map(str::to_owned).collect())
 }
 
-/// Where this process sees the hierarchy of a `/proc/PID/cgroup` line
-/// mounted, from its `mountinfo` text: the cgroup2 mount for `0::…`, else
-/// the cgroup mount whose options name every controller of the line.
-pub fn cgroup_mount(mountinfo: &str, line: &str) -> Option<String> {
-    let controllers = line.split(':').nth(1)?;
+/// Where this process sees the cgroup of a `/proc/PID/cgroup` line, from
+/// its `mountinfo` text: in the cgroup2 mount for `0::…`, else in the
+/// cgroup mount whose options name every controller of the line. A mount
+/// of part of a hierarchy (its root, mountinfo's fourth field, not `/`)
+/// holds only the cgroups under that root.
+pub fn cgroup_dir(mountinfo: &str, line: &str) -> Option<std::path::PathBuf> {
+    let mut parts = line.splitn(3, ':');
+    let (controllers, path) = (parts.nth(1)?, parts.next()?);
     mountinfo.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
-        let mount_point = left.split_whitespace().nth(4)?;
+        let mut left = left.split_whitespace();
+        let (root, mount_point) = (left.nth(3)?, left.next()?);
+        let below = if root == "/" {
+            path.trim_start_matches('/')
+        } else {
+            match path.strip_prefix(root)? {
+                "" => "",
+                rest => rest.strip_prefix('/')?,
+            }
+        };
         let mut right = right.split_whitespace();
         let (fstype, options) = (right.next()?, right.nth(1)?);
         let found = if controllers.is_empty() {
@@ -393,7 +405,10 @@ pub fn cgroup_mount(mountinfo: &str, line: &str) -> Option<String> {
                     .split(',')
                     .all(|c| options.split(',').any(|o| o == c))
         };
-        found.then(|| mount_point.to_owned())
+        found.then(|| match below {
+            "" => std::path::PathBuf::from(mount_point),
+            below => std::path::Path::new(mount_point).join(below),
+        })
     })
 }
 
@@ -675,19 +690,26 @@ mod tests {
         let info = "30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n\
                     31 25 0:27 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n\
                     32 25 0:28 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let dir = |line| cgroup_dir(info, line).map(|p| p.display().to_string());
         assert_eq!(
-            cgroup_mount(info, "4:memory:/a").as_deref(),
-            Some("/sys/fs/cgroup/memory")
+            dir("4:memory:/a").as_deref(),
+            Some("/sys/fs/cgroup/memory/a")
         );
         assert_eq!(
-            cgroup_mount(info, "9:name=systemd:/").as_deref(),
+            dir("9:name=systemd:/").as_deref(),
             Some("/sys/fs/cgroup/systemd")
         );
-        assert_eq!(
-            cgroup_mount(info, "0::/b").as_deref(),
-            Some("/sys/fs/cgroup/unified")
-        );
-        assert_eq!(cgroup_mount(info, "3:cpuset:/"), None);
+        assert_eq!(dir("0::/b").as_deref(), Some("/sys/fs/cgroup/unified/b"));
+        assert_eq!(dir("3:cpuset:/"), None);
+        // A mount of part of the hierarchy: only what is under its root,
+        // and relative to it (a first mount that does not hold it is
+        // passed over).
+        let part = "40 25 0:30 /box /mnt/box rw - cgroup2 cgroup2 rw\n\
+                    41 25 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let dir = |line| cgroup_dir(part, line).map(|p| p.display().to_string());
+        assert_eq!(dir("0::/box/app").as_deref(), Some("/mnt/box/app"));
+        assert_eq!(dir("0::/box").as_deref(), Some("/mnt/box"));
+        assert_eq!(dir("0::/boxer").as_deref(), Some("/sys/fs/cgroup/boxer"));
     }
 
     #[test]
