@@ -572,3 +572,82 @@ fn what_madvise_said_and_mapping_names_come_back() {
     );
     r.exit_ok();
 }
+
+/// A pids cgroup of the test's own (the v1 `pids` hierarchy, or a child
+/// of the cgroup2 root with the controller enabled), removed on drop.
+struct PidsCgroup(std::path::PathBuf);
+
+impl PidsCgroup {
+    fn new(name: &str) -> Option<Self> {
+        let v1 = Path::new("/sys/fs/cgroup/pids");
+        let root = if v1.join("cgroup.procs").exists() {
+            v1.to_path_buf()
+        } else {
+            let root = Path::new("/sys/fs/cgroup");
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).ok()?;
+            if !controllers.split_whitespace().any(|c| c == "pids") {
+                return None;
+            }
+            std::fs::write(root.join("cgroup.subtree_control"), "+pids").ok()?;
+            root.to_path_buf()
+        };
+        let dir = root.join(format!("suspend-test-{name}-{}", std::process::id()));
+        std::fs::create_dir(&dir).ok()?;
+        Some(Self(dir))
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.0.join("cgroup.procs"), pid.to_string())
+            .expect("moving the workload into the pids cgroup");
+    }
+
+    fn set_max(&self, max: &str) {
+        std::fs::write(self.0.join("pids.max"), max).expect("writing pids.max");
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Empty by now (the workload exited or was killed and reaped).
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_cgroup_without_room_for_the_process_is_refused_before_anything_is_created() {
+    let _daemon = Daemon::start();
+    let Some(cgroup) = PidsCgroup::new("pids") else {
+        suspend_tests::note("NOT RUN: no pids cgroup controller here");
+        return;
+    };
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    cgroup.add(pid);
+    let dir = ImageDir::new("pids");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    // Its cgroup now holds nothing, and takes one task: the workload has
+    // two threads, and the resume command moves itself in too.
+    cgroup.set_max("1");
+    let out = agent(&["resume", dir.arg()]);
+    assert_eq!(out.code, 9, "{out:?}");
+    assert!(out.stderr.contains("has no room"), "{out:?}");
+    assert!(out.stderr.contains("of its pids.max 1"), "{out:?}");
+    assert!(!pid_alive(pid), "nothing was created");
+    // Room again: it comes back, into that cgroup.
+    cgroup.set_max("max");
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgroups.contains(&format!(
+            "{}",
+            cgroup.0.file_name().unwrap().to_string_lossy()
+        )),
+        "{cgroups}"
+    );
+    let state = state_after(&mut r, "check", 1);
+    assert!(state.contains("memory=intact"), "{state}");
+    r.exit_ok();
+}

@@ -9,7 +9,7 @@
 //! before anything is created. (The save half is one field of the process
 //! record, read in `dump::process`.)
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::validate::Refusal;
 use crate::image::Image;
@@ -28,19 +28,54 @@ pub fn targets(image: &Image) -> Result<Vec<PathBuf>, Refusal> {
             what: format!("cgroup {line}"),
             why,
         };
-        let path = line
-            .splitn(3, ':')
-            .nth(2)
-            .ok_or(refused("not a cgroup line"))?;
-        let mount = crate::procfs::cgroup_mount(&mountinfo, line)
+        if line.splitn(3, ':').nth(2).is_none() {
+            return Err(refused("not a cgroup line"));
+        }
+        let dir = crate::procfs::cgroup_dir(&mountinfo, line)
             .ok_or(refused("its hierarchy is not mounted here"))?;
-        let dir = PathBuf::from(mount).join(path.trim_start_matches('/'));
         if !dir.is_dir() {
             return Err(refused("that cgroup does not exist here"));
+        }
+        let own = crate::procfs::tids(std::process::id()).map_or(1, |t| t.len());
+        let tasks = (image.threads.len() + own) as u64;
+        if let Some((dir, max, current)) = pids_short(&dir, tasks) {
+            return Err(Refusal::CgroupFull {
+                cgroup: line.clone(),
+                dir,
+                current,
+                max,
+                tasks,
+            });
         }
         targets.push(dir.join("cgroup.procs"));
     }
     Ok(targets)
+}
+
+/// The first of `dir` and its parents (as far as they have `pids.max`)
+/// whose `pids.max` leaves no room for `tasks` more, with its limit and
+/// its count now.
+fn pids_short(dir: &Path, tasks: u64) -> Option<(PathBuf, u64, u64)> {
+    let read = |dir: &Path, name| -> Option<String> {
+        std::fs::read_to_string(dir.join(name))
+            .ok()
+            .map(|t| t.trim().to_owned())
+    };
+    let mut at = Some(dir);
+    while let Some(dir) = at {
+        let Some(max) = read(dir, "pids.max") else {
+            break; // no pids controller here, or the hierarchy's root
+        };
+        if let (Ok(max), Some(current)) = (
+            max.parse::<u64>(),
+            read(dir, "pids.current").and_then(|c| c.parse::<u64>().ok()),
+        ) && current + tasks > max
+        {
+            return Some((dir.to_path_buf(), max, current));
+        }
+        at = dir.parent();
+    }
+    None
 }
 
 /// Moves process `pid` (every thread) into `targets`.

@@ -115,21 +115,34 @@ pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), Restore
         groups[i].push(run);
         taken += run.len;
     }
+    let read = |group: &Vec<&Run>| group.iter().try_for_each(|run| read_run(pages, path, run));
     std::thread::scope(|scope| {
+        // A share no thread can be had for (a cgroup at its `pids.max`) is
+        // read on this one.
+        let mut here = Vec::new();
         let handles: Vec<_> = groups
             .iter()
             .filter(|g| !g.is_empty())
-            .map(|group| {
-                scope.spawn(move || group.iter().try_for_each(|run| read_run(pages, path, run)))
+            .filter_map(|group| {
+                let spawned = std::thread::Builder::new()
+                    .name("suspend-load".into())
+                    .spawn_scoped(scope, move || read(group));
+                spawned.map_err(|_| here.push(group)).ok()
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| panic!("a page reader panicked"))
-            })
-            .collect::<Result<Vec<()>, _>>()
-            .map(|_| ())
+        let mut result = here.into_iter().try_for_each(read);
+        for handle in handles {
+            let joined = handle.join().unwrap_or_else(|_| {
+                Err(RestoreError::Failed {
+                    pid: 0,
+                    step: "loading memory".into(),
+                    detail: "a page reader panicked".into(),
+                })
+            });
+            if result.is_ok() {
+                result = joined;
+            }
+        }
+        result
     })
 }

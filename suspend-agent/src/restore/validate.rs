@@ -110,6 +110,18 @@ pub enum Refusal {
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(
+        "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
+         resume needs {tasks} more there (the process's threads and the resume command's own); \
+         raise pids.max or resume it later", dir.display()
+    )]
+    CgroupFull {
+        cgroup: String,
+        dir: std::path::PathBuf,
+        current: u64,
+        max: u64,
+        tasks: u64,
+    },
+    #[error(
         "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
          raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
     )]
