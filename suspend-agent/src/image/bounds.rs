@@ -5,7 +5,7 @@
 //! or a huge allocation later.
 
 use super::{
-    format::{META_FILE, Mapping, MappingKind, PAGE_SIZE},
+    format::{INOTIFY_MAX_WD, META_FILE, Mapping, MappingKind, PAGE_SIZE, UNLINKED_MAX_LIMIT},
     reader::{Image, ReadError},
 };
 
@@ -110,6 +110,47 @@ impl Image {
             }
         }
         for f in &self.files {
+            // Watches numbered as the kernel numbers them (from 1; a
+            // resume makes every number below the highest), each once.
+            if let Some(watches) = &f.inotify {
+                let mut wds: Vec<i32> = watches.iter().map(|w| w.wd).collect();
+                wds.sort_unstable();
+                wds.dedup();
+                if wds.len() != watches.len()
+                    || wds.first().is_some_and(|&wd| wd < 1)
+                    || wds.last().is_some_and(|&wd| wd > INOTIFY_MAX_WD)
+                {
+                    return Err(bad(format!("fd {}: inotify watch numbers {wds:?}", f.fd)));
+                }
+            }
+            // A deleted file's other opens name an fd of the image that
+            // carries its bytes; the carrier's bytes are its size.
+            if let Some(u) = &f.unlinked {
+                match u.same_as {
+                    Some(of) => {
+                        let carrier = self
+                            .files
+                            .iter()
+                            .find(|g| g.fd == of)
+                            .and_then(|g| g.unlinked.as_ref());
+                        if of == f.fd || carrier.is_none_or(|c| c.same_as.is_some()) {
+                            return Err(bad(format!(
+                                "fd {}: the same deleted file as fd {of}, which does not carry it",
+                                f.fd
+                            )));
+                        }
+                    }
+                    None => {
+                        let bytes = u.data.len() as u64 / 4 * 3;
+                        if u.size > UNLINKED_MAX_LIMIT || bytes > u.size + 2 {
+                            return Err(bad(format!(
+                                "fd {}: a deleted file of {} bytes holding about {bytes}",
+                                f.fd, u.size
+                            )));
+                        }
+                    }
+                }
+            }
             if let Some(pipe) = &f.pipe {
                 use base64::Engine as _;
                 base64::engine::general_purpose::STANDARD

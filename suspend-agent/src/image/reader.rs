@@ -727,6 +727,93 @@ mod tests {
         fs::remove_dir_all(root).unwrap();
     }
 
+    #[test]
+    fn files_an_image_cannot_hold_are_refused() {
+        use crate::image::format::{InotifyWatch, Unlinked};
+        let unlinked = |size, data: &str, same_as| Unlinked {
+            name: "/tmp/x".into(),
+            mode: 0o600,
+            size,
+            mtime_ns: 0,
+            data: data.into(),
+            same_as,
+        };
+        let watch = |wd| InotifyWatch {
+            wd,
+            mask: 2,
+            ino: 1,
+            target: None,
+        };
+        let with = |fd, f: &dyn Fn(&mut crate::image::format::File)| {
+            let mut file = crate::image::format::File {
+                fd,
+                kind: crate::image::format::FileKind::Regular,
+                path: format!("/tmp/f{fd}"),
+                flags: libc::O_RDWR as u32,
+                pos: 0,
+                id: None,
+                eventfd: None,
+                epoll: None,
+                pipe: None,
+                owner: None,
+                dup_of: None,
+                locks: Vec::new(),
+                signalfd: None,
+                timerfd: None,
+                inotify: None,
+                unlinked: None,
+            };
+            f(&mut file);
+            file
+        };
+        let cases: Vec<(&str, Vec<crate::image::format::File>, &str)> = vec![
+            (
+                "wd0",
+                vec![with(3, &|f| f.inotify = Some(vec![watch(0)]))],
+                "inotify watch numbers",
+            ),
+            (
+                "wdtwice",
+                vec![with(3, &|f| f.inotify = Some(vec![watch(2), watch(2)]))],
+                "inotify watch numbers",
+            ),
+            (
+                "wdhigh",
+                vec![with(3, &|f| f.inotify = Some(vec![watch(1 << 30)]))],
+                "inotify watch numbers",
+            ),
+            (
+                "nocarrier",
+                vec![with(3, &|f| f.unlinked = Some(unlinked(0, "", Some(9))))],
+                "does not carry it",
+            ),
+            (
+                "toomuch",
+                vec![with(3, &|f| {
+                    f.unlinked = Some(unlinked(1, "AAAAAAAA", None))
+                })],
+                "holding about 6",
+            ),
+        ];
+        for (name, files, what) in cases {
+            let (root, dir) = write_image(name);
+            edit_meta(&dir, |l| {
+                let end = l.len() - 1;
+                for f in &files {
+                    let json = serde_json::to_string(&Record::File(f.clone())).unwrap();
+                    l.insert(end, format!("{} {json}", xxh3_hex(json.as_bytes())));
+                }
+                let records = format!("\"records\":{}", end);
+                let more = format!("\"records\":{}", end + files.len());
+                l[end + files.len()] = rewrite(&l[end + files.len()], &records, &more);
+            });
+            let err = Image::read(&dir, false, &trusted()).unwrap_err();
+            assert!(matches!(err, ReadError::BadRecord { .. }), "{name}: {err}");
+            assert!(err.to_string().contains(what), "{name}: {err}");
+            fs::remove_dir_all(root).unwrap();
+        }
+    }
+
     /// xorshift64*: a fixed sequence, so a failing mutant is found again.
     struct Rng(u64);
 
