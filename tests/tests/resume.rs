@@ -651,3 +651,36 @@ fn a_cgroup_without_room_for_the_process_is_refused_before_anything_is_created()
     assert!(state.contains("memory=intact"), "{state}");
     r.exit_ok();
 }
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_resume_in_other_namespaces_than_the_agents_is_refused() {
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("namespaces");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    w.wait_exit();
+    // The resume command in a UTS namespace of its own: the process would
+    // come back with another host name.
+    let out = Command::new("unshare")
+        .arg("--uts")
+        .arg(bin("suspend-agent"))
+        .arg("resume")
+        .arg(&dir.path)
+        .output()
+        .expect("running unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert!(
+        stderr.contains("other namespaces than the agent's") && stderr.contains("uts:["),
+        "{stderr}"
+    );
+    assert!(!pid_alive(pid), "nothing was created");
+    // In the agent's, it comes back.
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    let state = state_after(&mut r, "check", 1);
+    assert!(state.contains("memory=intact"), "{state}");
+    r.exit_ok();
+}

@@ -110,6 +110,11 @@ pub enum Refusal {
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(
+        "this resume command runs in other namespaces than the agent's, and the process would \
+         come back in them: {which}; run it in the machine's (e.g. nsenter -t 1 -a)"
+    )]
+    Namespaces { which: String },
+    #[error(
         "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
          resume needs {tasks} more there (the process's threads and the resume command's own); \
          raise pids.max or resume it later", dir.display()
@@ -153,6 +158,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
         });
     }
     cpu(image)?;
+    namespaces()?;
     kernel_mappings(image)?;
     capabilities(image)?;
     rlimits(image)?;
@@ -204,6 +210,44 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
         pid_free(t.tid, what)?;
     }
     Ok(())
+}
+
+/// The process comes back in the resume command's namespaces, and an image
+/// holds only a process that was in the agent's (a suspend refuses any
+/// other: `dump::process`): so the resume command must be in the agent's
+/// too (the running daemon's, else init's), or the process would find
+/// another host name, network, mounts or pid numbering.
+fn namespaces() -> Result<(), Refusal> {
+    const KINDS: [&str; 8] = [
+        "mnt",
+        "net",
+        "uts",
+        "ipc",
+        "user",
+        "cgroup",
+        "pid_for_children",
+        "time_for_children",
+    ];
+    let agent = std::fs::read_to_string(suspend_common::paths::LOCK_FILE)
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}/ns")).exists())
+        .unwrap_or(1);
+    let link = |who: &str, kind: &str| std::fs::read_link(format!("/proc/{who}/ns/{kind}")).ok();
+    let differ: Vec<String> = KINDS
+        .iter()
+        .filter_map(|kind| {
+            let (ours, theirs) = (link("self", kind)?, link(&agent.to_string(), kind)?);
+            (ours != theirs)
+                .then(|| format!("{} (the agent's is {})", ours.display(), theirs.display()))
+        })
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(Refusal::Namespaces {
+        which: differ.join(", "),
+    })
 }
 
 fn cpu(image: &Image) -> Result<(), Refusal> {
