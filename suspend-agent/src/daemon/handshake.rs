@@ -6,7 +6,7 @@
 //! is stale or unusable, or that has no handler for the signal: those are
 //! `NotOptedIn`, and the process is left untouched.
 
-use std::{sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use log::{info, warn};
 use suspend_common::{
@@ -14,7 +14,7 @@ use suspend_common::{
     wire::{
         DECISION_BUSY, DECISION_HELD, DECISION_READY, DECISION_REFUSE, DETAIL_CRITICAL_SECTION,
         MSG_ANSWER, MSG_OK, MSG_OUTCOME, MSG_REQUEST, Message, REASON_CONTINUED, REQUEST_DRY_RUN,
-        REQUEST_WAIT,
+        REQUEST_WAIT, reason_name,
     },
 };
 use tokio::{
@@ -355,13 +355,10 @@ async fn run(
     let _ = progress.send(format!("pid {pid} is ready"));
     if args.dry_run {
         // Nothing is frozen or written; let the process go.
-        let ran = tell(&mut stream, request_id, REASON_CONTINUED).await;
+        let told = tell(&mut stream, request_id, REASON_CONTINUED).await;
         return Ok((
             Outcome::Done,
-            format!(
-                "pid {pid} was ready; dry run: let go, {}",
-                resumed(ran, "continued")
-            ),
+            format!("pid {pid} was ready; dry run: let go, {told}"),
         ));
     }
     Ok(super::suspend::take(
@@ -381,28 +378,44 @@ async fn run(
 const ON_RESUME_REPORT: Duration = Duration::from_secs(10);
 
 /// Tells a ready client how its suspension ended (`reason`) and waits until
-/// its `on_resume` has run; returns whether it reported back.
-pub async fn tell(stream: &mut UnixStream, request_id: u64, reason: u32) -> bool {
+/// its `on_resume` has run; returns whether it reported back, in words.
+///
+/// Every message of a request that got as far as `ready` ends with it.
+pub async fn tell(stream: &mut UnixStream, request_id: u64, reason: u32) -> OnResume {
     let outcome = Message {
         request_id,
         code: reason,
         ..Message::new(MSG_OUTCOME)
     };
-    if write_message(stream, &outcome).await.is_err() {
-        return false;
+    let ran = write_message(stream, &outcome).await.is_ok()
+        && matches!(
+            tokio::time::timeout(ON_RESUME_REPORT, read_message(stream)).await,
+            Ok(Ok(Some(m))) if m.kind == MSG_OK
+        );
+    OnResume {
+        reason: reason_name(reason),
+        ran,
     }
-    matches!(
-        tokio::time::timeout(ON_RESUME_REPORT, read_message(stream)).await,
-        Ok(Ok(Some(m))) if m.kind == MSG_OK
-    )
 }
 
-/// "on_resume(REASON) ran", or that it did not report back.
-pub fn resumed(ran: bool, reason: &str) -> String {
-    if ran {
-        format!("on_resume({reason}) ran")
-    } else {
-        format!("on_resume({reason}) did not report back")
+/// What a ready client said once told how its suspension ended: the tail
+/// of the request's message, "on_resume(REASON) ran" or that it did not
+/// report back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OnResume {
+    /// The `REASON_*` it was told, by name.
+    pub reason: &'static str,
+    /// Whether it reported back that its `on_resume` ran.
+    pub ran: bool,
+}
+
+impl fmt::Display for OnResume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ran {
+            write!(f, "on_resume({}) ran", self.reason)
+        } else {
+            write!(f, "on_resume({}) did not report back", self.reason)
+        }
     }
 }
 
@@ -437,4 +450,32 @@ fn no_hello(
 
 fn fmt(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use suspend_common::wire::{REASON_ABORTED, REASON_CONTINUED};
+
+    use super::*;
+
+    #[test]
+    fn on_resume_says_whether_the_client_reported_back() {
+        let told = |reason, ran| {
+            OnResume {
+                reason: reason_name(reason),
+                ran,
+            }
+            .to_string()
+        };
+        assert_eq!(told(REASON_ABORTED, true), "on_resume(aborted) ran");
+        assert_eq!(
+            told(REASON_ABORTED, false),
+            "on_resume(aborted) did not report back"
+        );
+        assert_eq!(told(REASON_CONTINUED, true), "on_resume(continued) ran");
+        assert_eq!(
+            told(REASON_CONTINUED, false),
+            "on_resume(continued) did not report back"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use tokio::net::UnixStream;
 
 use super::{
     State,
-    handshake::{Progress, SuspendArgs, resumed, tell},
+    handshake::{Progress, SuspendArgs, tell},
 };
 use crate::{
     control::Outcome,
@@ -72,13 +72,10 @@ pub async fn take(
     let ready_at = Instant::now();
     let pid = args.pid;
     let Some(dir) = args.dir.clone() else {
-        let ran = tell(stream, request_id, REASON_ABORTED).await;
+        let told = tell(stream, request_id, REASON_ABORTED).await;
         return (
             Outcome::Error,
-            format!(
-                "pid {pid}: no image directory; let go, {}",
-                resumed(ran, "aborted")
-            ),
+            format!("pid {pid}: no image directory; let go, {told}"),
         );
     };
     let skip_fd = Some(client_fd as i32);
@@ -97,8 +94,8 @@ pub async fn take(
             Err(e) => Some((Outcome::Error, e.to_string())),
         };
         if let Some((outcome, message)) = refusal {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+            let told = tell(stream, request_id, REASON_ABORTED).await;
+            return (outcome, format!("{message}; {told}"));
         }
     }
 
@@ -107,14 +104,13 @@ pub async fn take(
     if !args.hold {
         let state = dump::unrestorable_state(pid, args.new_session);
         if !state.is_empty() {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            let told = tell(stream, request_id, REASON_ABORTED).await;
             return (
                 Outcome::Unsupported,
                 format!(
                     "pid {pid}: an image cannot hold its {}; nothing was frozen (--hold keeps \
-                     them); {}",
+                     them); {told}",
                     state.join("; "),
-                    resumed(ran, "aborted")
                 ),
             );
         }
@@ -143,8 +139,8 @@ pub async fn take(
             Err(e) => Some((Outcome::Error, e.to_string())),
         };
         if let Some((outcome, message)) = refusal {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+            let told = tell(stream, request_id, REASON_ABORTED).await;
+            return (outcome, format!("{message}; {told}"));
         }
     }
 
@@ -163,8 +159,8 @@ pub async fn take(
         Err(e) => Some((Outcome::Error, format!("pid {pid}: {e}"))),
     };
     if let Some((outcome, message)) = confined {
-        let ran = tell(stream, request_id, REASON_ABORTED).await;
-        return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
+        let told = tell(stream, request_id, REASON_ABORTED).await;
+        return (outcome, format!("{message}; {told}"));
     }
 
     let options = DumpOptions {
@@ -325,13 +321,12 @@ pub async fn take(
                     ),
                 )
             } else {
-                let ran = tell(stream, request_id, REASON_CONTINUED).await;
+                let told = tell(stream, request_id, REASON_CONTINUED).await;
                 (
                     Outcome::Done,
                     format!(
-                        "pid {pid} saved to {}: {what}; left running, {}",
+                        "pid {pid} saved to {}: {what}; left running, {told}",
                         summary.path.display(),
-                        resumed(ran, "continued")
                     ),
                 )
             }
@@ -342,13 +337,10 @@ pub async fn take(
                 | TakeError::Hold(crate::hold::HoldError::Refused { .. }) => Outcome::Unsupported,
                 _ => Outcome::Error,
             };
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
+            let told = tell(stream, request_id, REASON_ABORTED).await;
             (
                 outcome,
-                format!(
-                    "pid {pid}: suspend failed: {e}; the process was let go, {}",
-                    resumed(ran, "aborted")
-                ),
+                format!("pid {pid}: suspend failed: {e}; the process was let go, {told}"),
             )
         }
     }
