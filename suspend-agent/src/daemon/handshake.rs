@@ -53,6 +53,12 @@ pub struct SuspendArgs {
 
 pub type Progress = mpsc::UnboundedSender<String>;
 
+/// A suspend request that did what was asked: its one-line message.
+#[derive(Debug)]
+pub struct Done {
+    pub message: String,
+}
+
 /// Runs the handshake; returns the outcome and a one-line message.
 pub async fn suspend(
     state: &Arc<State>,
@@ -361,16 +367,22 @@ async fn run(
             format!("pid {pid} was ready; dry run: let go, {told}"),
         ));
     }
-    Ok(super::suspend::take(
-        state,
-        &args,
-        &mut stream,
-        request_id,
-        ready.fd,
-        pidfd,
-        progress,
+    Ok(
+        match super::suspend::take(
+            state,
+            &args,
+            &mut stream,
+            request_id,
+            ready.fd,
+            pidfd,
+            progress,
+        )
+        .await
+        {
+            Ok(done) => (Outcome::Done, done.message),
+            Err(aborted) => (aborted.outcome(), aborted.to_string()),
+        },
     )
-    .await)
 }
 
 /// How long a client that was told the outcome has to report that its
