@@ -97,11 +97,17 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             while let Ok(message) = rx.try_recv() {
                 let _ = send(&mut writer, &Event::Progress { message }).await;
             }
-            let (outcome, message) = match result {
-                Ok(done) => (Outcome::Done, done.message),
-                Err(e) => (e.outcome(), e.to_string()),
+            let end = match result {
+                Ok(done) => Event::Result {
+                    outcome: Outcome::Done,
+                    message: done.message,
+                },
+                Err(e) => Event::Result {
+                    outcome: e.outcome(),
+                    message: e.to_string(),
+                },
             };
-            send(&mut writer, &Event::Result { outcome, message }).await
+            send(&mut writer, &end).await
         }
     }
 }
