@@ -98,6 +98,14 @@ pub enum Event {
     Result { outcome: Outcome, message: String },
 }
 
+/// How a request ended, as the daemon said it (the daemon's typed error
+/// does not cross the socket: its outcome and its message do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error(
@@ -119,7 +127,7 @@ pub fn call(
     request: &Request,
     read_timeout: Duration,
     mut on_progress: impl FnMut(&str),
-) -> Result<(Outcome, String), ControlError> {
+) -> Result<Reply, ControlError> {
     let mut stream = UnixStream::connect(CONTROL_SOCKET).map_err(ControlError::NoDaemon)?;
     stream.set_read_timeout(Some(read_timeout))?;
     let mut line = serde_json::to_string(request)?;
@@ -128,7 +136,7 @@ pub fn call(
     for line in BufReader::new(stream).lines() {
         match serde_json::from_str(&line?)? {
             Event::Progress { message } => on_progress(&message),
-            Event::Result { outcome, message } => return Ok((outcome, message)),
+            Event::Result { outcome, message } => return Ok(Reply { outcome, message }),
         }
     }
     Err(ControlError::NoResult)

@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 
-use crate::control::{self, Outcome, Request};
+use crate::control::{self, Outcome, Reply, Request};
 
 /// Ask a process to suspend
 ///
@@ -224,7 +224,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         unlinked_max: args.unlinked_max,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
-    let (outcome, message) = control::call(
+    let Reply { outcome, message } = control::call(
         &request,
         args.timeout + Duration::from_secs(600),
         |progress| {

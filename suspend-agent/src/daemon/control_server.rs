@@ -85,7 +85,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);
             tokio::pin!(work);
-            let (outcome, message) = loop {
+            let result = loop {
                 tokio::select! {
                     done = &mut work => break done,
                     Some(message) = rx.recv() => {
@@ -97,7 +97,17 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             while let Ok(message) = rx.try_recv() {
                 let _ = send(&mut writer, &Event::Progress { message }).await;
             }
-            send(&mut writer, &Event::Result { outcome, message }).await
+            let end = match result {
+                Ok(done) => Event::Result {
+                    outcome: Outcome::Done,
+                    message: done.message,
+                },
+                Err(e) => Event::Result {
+                    outcome: e.outcome(),
+                    message: e.to_string(),
+                },
+            };
+            send(&mut writer, &end).await
         }
     }
 }

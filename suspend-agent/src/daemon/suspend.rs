@@ -14,18 +14,100 @@ use tokio::net::UnixStream;
 
 use super::{
     State,
-    handshake::{Progress, SuspendArgs, resumed, tell},
+    handshake::{Done, OnResume, Progress, SuspendArgs, tell},
 };
 use crate::{
     control::Outcome,
     dump::{self, DumpError, DumpOptions, Summary},
     freeze::{FreezeError, Frozen},
+    hold::HoldError,
     image::{ImageWriter, sign::Keys},
+    procfs::ProcError,
     sys::PidFd,
 };
 
+/// Why a process that answered ready was let go instead of suspended.
+/// Nothing is lost either way: it goes on, told `aborted` ([`Aborted`]).
 #[derive(Debug, thiserror::Error)]
-enum TakeError {
+pub enum TakeError {
+    /// The request named no image directory (the handshake refuses that
+    /// before sending anything; this is the same check, kept).
+    #[error("pid {pid}: no image directory")]
+    NoImageDir { pid: u32 },
+    /// Held: it has what a held process cannot keep (checked before the
+    /// freeze).
+    #[error("pid {pid} cannot be held: {}; nothing was frozen", .refused.join("; "))]
+    Unholdable { pid: u32, refused: Vec<String> },
+    /// Held: looking for what a held process cannot keep failed.
+    #[error(transparent)]
+    HoldRefusals(HoldError),
+    /// Not held: process-wide state an image cannot hold (timers, locked
+    /// memory, children).
+    #[error(
+        "pid {pid}: an image cannot hold its {}; nothing was frozen (--hold keeps them)",
+        .state.join("; ")
+    )]
+    ProcessState { pid: u32, state: Vec<String> },
+    /// Not held: files a resume could not give back (unless they may be
+    /// dropped).
+    #[error(
+        "pid {pid} holds files a resume could not give back: {}; nothing was frozen (--hold \
+         keeps them; --drop-unsupported-fds leaves them out)",
+        .files.join(", ")
+    )]
+    Files { pid: u32, files: Vec<String> },
+    /// Listing its files failed.
+    #[error(transparent)]
+    ListFiles(DumpError),
+    /// Not held: what confines it that an image cannot hold (seccomp).
+    #[error("pid {pid}: {}; nothing was frozen", .refused.join("; "))]
+    Confined { pid: u32, refused: Vec<String> },
+    /// Reading what confines it failed.
+    #[error("pid {pid}: {source}")]
+    Confinement { pid: u32, source: ProcError },
+    /// Making its image, freezing, dumping or finishing failed.
+    #[error("pid {pid}: suspend failed: {source}")]
+    Failed { pid: u32, source: WorkError },
+}
+
+impl TakeError {
+    /// How the request ends (the CLI's exit code).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Unholdable { .. }
+            | Self::ProcessState { .. }
+            | Self::Files { .. }
+            | Self::Confined { .. } => Outcome::Unsupported,
+            Self::NoImageDir { .. }
+            | Self::HoldRefusals(_)
+            | Self::ListFiles(_)
+            | Self::Confinement { .. } => Outcome::Error,
+            Self::Failed { source, .. } => source.outcome(),
+        }
+    }
+
+    /// What joins the error to what the process said once told `aborted`.
+    fn let_go(&self) -> &'static str {
+        match self {
+            Self::NoImageDir { .. } => "; let go, ",
+            Self::Failed { .. } => "; the process was let go, ",
+            // Refused before the freeze: the message says nothing was
+            // frozen.
+            Self::Unholdable { .. }
+            | Self::HoldRefusals(_)
+            | Self::ProcessState { .. }
+            | Self::Files { .. }
+            | Self::ListFiles(_)
+            | Self::Confined { .. }
+            | Self::Confinement { .. } => "; ",
+        }
+    }
+}
+
+/// What failed on the dump thread: making the image, freezing, dumping,
+/// finishing (killing or holding the process).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
     #[error(transparent)]
     Freeze(#[from] FreezeError),
     #[error(transparent)]
@@ -33,7 +115,47 @@ enum TakeError {
     #[error("the image is written but killing the process failed: {0}")]
     Kill(#[source] io::Error),
     #[error("holding it failed (its image was removed): {0}")]
-    Hold(#[source] crate::hold::HoldError),
+    Hold(#[source] HoldError),
+}
+
+impl WorkError {
+    /// How the request ends: what was found once frozen that an image or a
+    /// held process cannot keep is `Unsupported`, the rest `Error`.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. })
+            | Self::Hold(HoldError::Refused { .. }) => Outcome::Unsupported,
+            Self::Freeze(_) | Self::Dump(_) | Self::Kill(_) | Self::Hold(_) => Outcome::Error,
+        }
+    }
+}
+
+/// A take that failed, and what its process said once told `aborted`: the
+/// request's message ends with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}{}{told}", .error.let_go())]
+pub struct Aborted {
+    /// Boxed: the error of every suspend request that got as far as
+    /// `ready` is carried in it, and a dump error is large.
+    #[source]
+    pub error: Box<TakeError>,
+    pub told: OnResume,
+}
+
+impl Aborted {
+    /// How the request ends (the CLI's exit code): the error's.
+    pub fn outcome(&self) -> Outcome {
+        self.error.outcome()
+    }
+}
+
+/// Lets the process go: tells it `aborted` and waits for its `on_resume`.
+async fn abort(stream: &mut UnixStream, request_id: u64, error: TakeError) -> Aborted {
+    let told = tell(stream, request_id, REASON_ABORTED).await;
+    Aborted {
+        error: Box::new(error),
+        told,
+    }
 }
 
 struct Taken {
@@ -68,104 +190,17 @@ pub async fn take(
     client_fd: u32,
     pidfd: PidFd,
     progress: &Progress,
-) -> (Outcome, String) {
+) -> Result<Done, Aborted> {
     let ready_at = Instant::now();
     let pid = args.pid;
     let Some(dir) = args.dir.clone() else {
-        let ran = tell(stream, request_id, REASON_ABORTED).await;
-        return (
-            Outcome::Error,
-            format!(
-                "pid {pid}: no image directory; let go, {}",
-                resumed(ran, "aborted")
-            ),
-        );
+        return Err(abort(stream, request_id, TakeError::NoImageDir { pid }).await);
     };
     let skip_fd = Some(client_fd as i32);
-
-    // What cannot be held is refused before anything is frozen.
-    if args.hold {
-        let refusal = match crate::hold::refusals(pid) {
-            Ok(refused) if refused.is_empty() => None,
-            Ok(refused) => Some((
-                Outcome::Unsupported,
-                format!(
-                    "pid {pid} cannot be held: {}; nothing was frozen",
-                    refused.join("; ")
-                ),
-            )),
-            Err(e) => Some((Outcome::Error, e.to_string())),
-        };
-        if let Some((outcome, message)) = refusal {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
-        }
-    }
-
-    // Nor process-wide state an image cannot hold (timers, locked memory,
-    // children): a held process keeps it.
-    if !args.hold {
-        let state = dump::unrestorable_state(pid, args.new_session);
-        if !state.is_empty() {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            return (
-                Outcome::Unsupported,
-                format!(
-                    "pid {pid}: an image cannot hold its {}; nothing was frozen (--hold keeps \
-                     them); {}",
-                    state.join("; "),
-                    resumed(ran, "aborted")
-                ),
-            );
-        }
-    }
-
-    // What cannot be saved is refused before anything is frozen (a held
-    // process keeps it: the image records it as held only).
-    if !args.drop_unsupported_fds && !args.hold {
-        let bad = dump::list_files(pid, skip_fd).map(|files| {
-            dump::unrestorable(pid, &files)
-                .into_iter()
-                .chain(dump::unlinked_over_cap(&files, args.unlinked_max))
-                .map(|(_, what)| what)
-                .collect::<Vec<_>>()
-        });
-        let refusal = match bad {
-            Ok(bad) if bad.is_empty() => None,
-            Ok(bad) => Some((
-                Outcome::Unsupported,
-                format!(
-                    "pid {pid} holds files a resume could not give back: {}; nothing was frozen \
-                     (--hold keeps them; --drop-unsupported-fds leaves them out)",
-                    bad.join(", ")
-                ),
-            )),
-            Err(e) => Some((Outcome::Error, e.to_string())),
-        };
-        if let Some((outcome, message)) = refusal {
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
-        }
-    }
-
-    // Nor what confines it that an image cannot hold (seccomp).
-    let mut held_only = Vec::new();
-    let confined = match dump::confinement::refusals(pid) {
-        Ok(refused) if refused.is_empty() => None,
-        Ok(refused) if args.hold => {
-            held_only = refused;
-            None
-        }
-        Ok(refused) => Some((
-            Outcome::Unsupported,
-            format!("pid {pid}: {}; nothing was frozen", refused.join("; ")),
-        )),
-        Err(e) => Some((Outcome::Error, format!("pid {pid}: {e}"))),
+    let held_only = match refusals(args, skip_fd) {
+        Ok(held_only) => held_only,
+        Err(e) => return Err(abort(stream, request_id, e).await),
     };
-    if let Some((outcome, message)) = confined {
-        let ran = tell(stream, request_id, REASON_ABORTED).await;
-        return (outcome, format!("{message}; {}", resumed(ran, "aborted")));
-    }
 
     let options = DumpOptions {
         dir: dir.clone(),
@@ -183,7 +218,7 @@ pub async fn take(
     let report = progress.clone();
     // ptrace binds a tracee to the tracer thread: freeze, dump and finish
     // all happen on this one blocking thread.
-    let work = tokio::task::spawn_blocking(move || -> Result<Taken, TakeError> {
+    let work = tokio::task::spawn_blocking(move || -> Result<Taken, WorkError> {
         // The image directory, and its page file's memory, before anything
         // is frozen: the process waits for none of it.
         let key = Keys::system()
@@ -239,7 +274,7 @@ pub async fn take(
                     if let Err(rm) = std::fs::remove_dir_all(&summary.path) {
                         log::warn!("removing {}: {rm}", summary.path.display());
                     }
-                    return Err(TakeError::Hold(e));
+                    return Err(WorkError::Hold(e));
                 }
             };
             let frozen_for = frozen_at.elapsed();
@@ -254,7 +289,7 @@ pub async fn take(
         // Killed only once the image is durable.
         let summary = dumped.finish(&key)?;
         let durable_after = ready_at.elapsed();
-        frozen.kill(&pidfd).map_err(TakeError::Kill)?;
+        frozen.kill(&pidfd).map_err(WorkError::Kill)?;
         Ok(Taken {
             summary,
             frozen_for: frozen_at.elapsed(),
@@ -266,7 +301,7 @@ pub async fn take(
 
     let result = match work {
         Ok(result) => result,
-        Err(e) => Err(TakeError::Kill(io::Error::other(format!(
+        Err(e) => Err(WorkError::Kill(io::Error::other(format!(
             "the dump thread failed: {e}"
         )))),
     };
@@ -303,9 +338,8 @@ pub async fn take(
                         r.held_only.join(", ")
                     )
                 };
-                (
-                    Outcome::Done,
-                    format!(
+                Ok(Done {
+                    message: format!(
                         "pid {pid} held, image in {}: {what}; its threads are parked, resident \
                          memory {} -> {} (parked in {}){kept}{only}; `suspend-agent resume {}` \
                          brings it back",
@@ -315,41 +349,254 @@ pub async fn take(
                         took(parked.took),
                         summary.path.display()
                     ),
-                )
+                })
             } else if matches!(end, End::Killed) {
-                (
-                    Outcome::Done,
-                    format!(
+                Ok(Done {
+                    message: format!(
                         "pid {pid} suspended to {}: {what}; the process was killed",
                         summary.path.display()
                     ),
-                )
+                })
             } else {
-                let ran = tell(stream, request_id, REASON_CONTINUED).await;
-                (
-                    Outcome::Done,
-                    format!(
-                        "pid {pid} saved to {}: {what}; left running, {}",
+                let told = tell(stream, request_id, REASON_CONTINUED).await;
+                Ok(Done {
+                    message: format!(
+                        "pid {pid} saved to {}: {what}; left running, {told}",
                         summary.path.display(),
-                        resumed(ran, "continued")
                     ),
-                )
+                })
             }
         }
-        Err(e) => {
-            let outcome = match e {
-                TakeError::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. })
-                | TakeError::Hold(crate::hold::HoldError::Refused { .. }) => Outcome::Unsupported,
-                _ => Outcome::Error,
-            };
-            let ran = tell(stream, request_id, REASON_ABORTED).await;
-            (
-                outcome,
-                format!(
-                    "pid {pid}: suspend failed: {e}; the process was let go, {}",
-                    resumed(ran, "aborted")
-                ),
-            )
+        Err(source) => Err(abort(stream, request_id, TakeError::Failed { pid, source }).await),
+    }
+}
+
+/// What is refused before anything is frozen, in this order: what a held
+/// process cannot keep (held), process-wide state an image cannot hold (not
+/// held), files a resume could not give back (neither held nor dropping
+/// them), what confines it (not held). Returns what only a held process
+/// keeps of the last (it goes in the image as held only).
+fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, TakeError> {
+    let pid = args.pid;
+    // What cannot be held.
+    if args.hold {
+        let refused = crate::hold::refusals(pid).map_err(TakeError::HoldRefusals)?;
+        if !refused.is_empty() {
+            return Err(TakeError::Unholdable { pid, refused });
         }
+    }
+
+    // Nor process-wide state an image cannot hold (timers, locked memory,
+    // children): a held process keeps it.
+    if !args.hold {
+        let state = dump::unrestorable_state(pid, args.new_session);
+        if !state.is_empty() {
+            return Err(TakeError::ProcessState { pid, state });
+        }
+    }
+
+    // Nor what cannot be saved (a held process keeps it: the image records
+    // it as held only).
+    if !args.drop_unsupported_fds && !args.hold {
+        let files = dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?;
+        let bad = dump::unrestorable(pid, &files)
+            .into_iter()
+            .chain(dump::unlinked_over_cap(&files, args.unlinked_max))
+            .map(|(_, what)| what)
+            .collect::<Vec<_>>();
+        if !bad.is_empty() {
+            return Err(TakeError::Files { pid, files: bad });
+        }
+    }
+
+    // Nor what confines it that an image cannot hold (seccomp).
+    let refused = dump::confinement::refusals(pid)
+        .map_err(|source| TakeError::Confinement { pid, source })?;
+    if refused.is_empty() {
+        Ok(Vec::new())
+    } else if args.hold {
+        Ok(refused)
+    } else {
+        Err(TakeError::Confined { pid, refused })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aborted(error: TakeError, ran: bool) -> Aborted {
+        Aborted {
+            error: Box::new(error),
+            told: OnResume {
+                reason: "aborted",
+                ran,
+            },
+        }
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn refusals_before_the_freeze_are_unsupported_and_say_nothing_was_frozen() {
+        let cases = [
+            (
+                TakeError::Unholdable {
+                    pid: 7,
+                    refused: strings(&["io_uring", "a vfork child"]),
+                },
+                "pid 7 cannot be held: io_uring; a vfork child; nothing was frozen; \
+                 on_resume(aborted) ran",
+            ),
+            (
+                TakeError::ProcessState {
+                    pid: 7,
+                    state: strings(&["children (pid 8)", "locked memory"]),
+                },
+                "pid 7: an image cannot hold its children (pid 8); locked memory; nothing was \
+                 frozen (--hold keeps them); on_resume(aborted) ran",
+            ),
+            (
+                TakeError::Files {
+                    pid: 7,
+                    files: strings(&["fd 3 (socket)", "fd 4 (fifo)"]),
+                },
+                "pid 7 holds files a resume could not give back: fd 3 (socket), fd 4 (fifo); \
+                 nothing was frozen (--hold keeps them; --drop-unsupported-fds leaves them out); \
+                 on_resume(aborted) ran",
+            ),
+            (
+                TakeError::Confined {
+                    pid: 7,
+                    refused: strings(&["seccomp strict mode"]),
+                },
+                "pid 7: seccomp strict mode; nothing was frozen; on_resume(aborted) ran",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.outcome(), Outcome::Unsupported, "{error}");
+            assert_eq!(aborted(error, true).to_string(), message);
+        }
+    }
+
+    #[test]
+    fn failing_to_look_before_the_freeze_is_an_error() {
+        let gone = || ProcError::Gone { pid: 7 };
+        let cases = [
+            (
+                TakeError::NoImageDir { pid: 7 },
+                "pid 7: no image directory; let go, on_resume(aborted) did not report back",
+            ),
+            (
+                TakeError::HoldRefusals(HoldError::Proc {
+                    pid: 7,
+                    what: "no maps".into(),
+                }),
+                "pid 7: no maps; on_resume(aborted) did not report back",
+            ),
+            (
+                TakeError::ListFiles(DumpError::Parse {
+                    pid: 7,
+                    what: "fdinfo",
+                }),
+                "pid 7: cannot parse fdinfo; on_resume(aborted) did not report back",
+            ),
+            (
+                TakeError::Confinement {
+                    pid: 7,
+                    source: gone(),
+                },
+                "pid 7: pid 7: no such process; on_resume(aborted) did not report back",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.outcome(), Outcome::Error, "{error}");
+            assert_eq!(aborted(error, false).to_string(), message);
+        }
+    }
+
+    #[test]
+    fn what_is_found_once_frozen_and_cannot_be_kept_is_unsupported() {
+        let failed = |source| TakeError::Failed { pid: 7, source };
+        let unsupported = [
+            WorkError::Dump(DumpError::Unsupported {
+                pid: 7,
+                fds: strings(&["fd 5 (socket)"]),
+            }),
+            WorkError::Dump(DumpError::Confined {
+                pid: 7,
+                what: "a seccomp filter".into(),
+            }),
+            WorkError::Hold(HoldError::Refused {
+                pid: 7,
+                what: "a filter denies pause".into(),
+            }),
+        ];
+        for source in unsupported {
+            assert_eq!(source.outcome(), Outcome::Unsupported, "{source}");
+            assert_eq!(failed(source).outcome(), Outcome::Unsupported);
+        }
+        let errors = [
+            WorkError::Freeze(FreezeError::Exited { pid: 7 }),
+            WorkError::Dump(DumpError::Parse {
+                pid: 7,
+                what: "maps",
+            }),
+            WorkError::Kill(io::Error::from_raw_os_error(libc::ESRCH)),
+            WorkError::Hold(HoldError::NotHeld {
+                pid: 7,
+                why: "x".into(),
+            }),
+        ];
+        for source in errors {
+            assert_eq!(source.outcome(), Outcome::Error, "{source}");
+            assert_eq!(failed(source).outcome(), Outcome::Error);
+        }
+    }
+
+    #[test]
+    fn a_failure_once_begun_says_the_process_was_let_go() {
+        let failed = |source| aborted(TakeError::Failed { pid: 7, source }, true).to_string();
+        assert_eq!(
+            failed(WorkError::Freeze(FreezeError::Exited { pid: 7 })),
+            "pid 7: suspend failed: pid 7 exited while it was being frozen; the process was let \
+             go, on_resume(aborted) ran"
+        );
+        assert_eq!(
+            failed(WorkError::Dump(DumpError::Unsupported {
+                pid: 7,
+                fds: strings(&["fd 5 (socket)"]),
+            })),
+            "pid 7: suspend failed: pid 7 holds files a resume could not give back: fd 5 \
+             (socket); the process was let go, on_resume(aborted) ran"
+        );
+        assert_eq!(
+            failed(WorkError::Kill(io::Error::other(
+                "the dump thread failed: boom"
+            ))),
+            "pid 7: suspend failed: the image is written but killing the process failed: the \
+             dump thread failed: boom; the process was let go, on_resume(aborted) ran"
+        );
+        assert_eq!(
+            failed(WorkError::Hold(HoldError::Refused {
+                pid: 7,
+                what: "a filter denies pause".into(),
+            })),
+            "pid 7: suspend failed: holding it failed (its image was removed): pid 7 cannot be \
+             held: a filter denies pause; the process was let go, on_resume(aborted) ran"
+        );
+    }
+
+    #[test]
+    fn the_take_error_is_the_source() {
+        use std::error::Error as _;
+        let a = aborted(TakeError::NoImageDir { pid: 7 }, true);
+        assert_eq!(
+            a.source().map(|e| e.to_string()).as_deref(),
+            Some("pid 7: no image directory")
+        );
+        assert_eq!(a.outcome(), Outcome::Error);
     }
 }
