@@ -128,12 +128,23 @@ impl Image {
             if let Some(u) = &f.unlinked {
                 match u.same_as {
                     Some(of) => {
-                        let carrier = self
-                            .files
-                            .iter()
-                            .find(|g| g.fd == of)
-                            .and_then(|g| g.unlinked.as_ref());
-                        if of == f.fd || carrier.is_none_or(|c| c.same_as.is_some()) {
+                        // Images before the dups named the carrier: a dup
+                        // of a second open names that open. At most two
+                        // steps, then the carrier.
+                        let unlinked = |fd: i32| {
+                            self.files
+                                .iter()
+                                .find(|g| g.fd == fd)
+                                .and_then(|g| g.unlinked.as_ref())
+                        };
+                        let carrier = unlinked(of).and_then(|u| match u.same_as {
+                            None => Some(of),
+                            Some(next) if next != of && next != f.fd => {
+                                unlinked(next).filter(|n| n.same_as.is_none()).map(|_| next)
+                            }
+                            Some(_) => None,
+                        });
+                        if of == f.fd || carrier.is_none() {
                             return Err(bad(format!(
                                 "fd {}: the same deleted file as fd {of}, which does not carry it",
                                 f.fd

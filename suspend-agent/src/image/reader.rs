@@ -795,6 +795,29 @@ mod tests {
                 "holding about 6",
             ),
         ];
+        // A dup of a second open naming that open (as images did before
+        // dups named the carrier) is read.
+        let (root, dir) = write_image("dupofsecond");
+        let files = [
+            with(3, &|f| f.unlinked = Some(unlinked(1, "AA==", None))),
+            with(4, &|f| f.unlinked = Some(unlinked(1, "", Some(3)))),
+            with(5, &|f| {
+                f.dup_of = Some(4);
+                f.unlinked = Some(unlinked(1, "", Some(4)));
+            }),
+        ];
+        edit_meta(&dir, |l| {
+            let end = l.len() - 1;
+            for f in &files {
+                let json = serde_json::to_string(&Record::File(f.clone())).unwrap();
+                l.insert(end, format!("{} {json}", xxh3_hex(json.as_bytes())));
+            }
+            let records = format!("\"records\":{}", end);
+            let more = format!("\"records\":{}", end + files.len());
+            l[end + files.len()] = rewrite(&l[end + files.len()], &records, &more);
+        });
+        Image::read(&dir, false, &trusted()).expect("a dup of a second open is read");
+        fs::remove_dir_all(root).unwrap();
         for (name, files, what) in cases {
             let (root, dir) = write_image(name);
             edit_meta(&dir, |l| {

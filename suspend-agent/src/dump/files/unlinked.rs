@@ -62,9 +62,12 @@ pub fn mark_same(files: &mut [File]) {
         let (Some(u), Some(id)) = (f.unlinked.as_mut(), f.id.as_ref()) else {
             continue;
         };
-        // A copy (`dup`) is made as one, from the fd it copies.
-        if let Some(of) = f.dup_of {
-            u.same_as = Some(of);
+        // A copy (`dup`) is made as one, from the fd it copies; it names
+        // the fd that carries the bytes, as the file's other opens do.
+        if f.dup_of.is_some() {
+            if let Some(&fd) = first.get(&(id.dev, id.ino)) {
+                u.same_as = Some(fd);
+            }
             continue;
         }
         match first.get(&(id.dev, id.ino)) {
@@ -329,13 +332,16 @@ mod tests {
             file(4, libc::O_RDONLY, 7, 100, None),
             file(5, libc::O_WRONLY, 7, 100, Some(3)),
             file(6, libc::O_PATH, 8, 50, None),
+            // A dup of the second open names the carrier too.
+            file(7, libc::O_RDONLY, 7, 100, Some(4)),
         ];
         mark_same(&mut files);
         let same: Vec<_> = files
             .iter()
             .map(|f| f.unlinked.as_ref().and_then(|u| u.same_as))
             .collect();
-        assert_eq!(same, [None, Some(3), Some(3), None]);
+        assert_eq!(same, [None, Some(3), Some(3), None, Some(3)]);
+        files.pop();
         assert_eq!(bytes(&files), 150, "the dup and the second open count once");
         assert_eq!(readable_open(&files, &files[0]), Some(4));
         assert_eq!(
