@@ -313,16 +313,29 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
     Ok(files)
 }
 
-/// Adds to `bad` every fd that stands on one in it: a `dup` of it, and
-/// another open of a deleted file it carries the bytes of (`same_as`).
-/// Left in the image without it, a resume would lose or refuse them.
+/// Adds to `bad` every fd that stands on one in it: a `dup` of it,
+/// another open of a deleted file it carries the bytes of (`same_as`), and
+/// every other end of a pipe it is an end of (a resume makes a pipe whole
+/// or not at all). Left in the image without it, a resume would lose or
+/// refuse them.
 pub fn with_dependents(files: &[File], bad: &mut Vec<(i32, String)>) {
     loop {
         let dropped: BTreeSet<i32> = bad.iter().map(|(fd, _)| *fd).collect();
+        let pipes: BTreeSet<u64> = files
+            .iter()
+            .filter(|f| dropped.contains(&f.fd))
+            .filter_map(|f| f.pipe.as_ref().map(|p| p.id))
+            .collect();
         let more: Vec<(i32, String)> = files
             .iter()
             .filter(|f| !dropped.contains(&f.fd))
             .filter_map(|f| {
+                if f.pipe.as_ref().is_some_and(|p| pipes.contains(&p.id)) {
+                    return Some((
+                        f.fd,
+                        format!("fd {} ({}, an end of a pipe left out)", f.fd, f.path),
+                    ));
+                }
                 let on = f
                     .dup_of
                     .or_else(|| f.unlinked.as_ref().and_then(|u| u.same_as))
@@ -810,6 +823,17 @@ mod tests {
         let mut none = Vec::new();
         with_dependents(&files, &mut none);
         assert!(none.is_empty());
+        // A self-pipe one end of which is left out: the other goes too.
+        let files = vec![
+            file(10, FileKind::Pipe, "pipe:[77]"),
+            file(11, FileKind::Pipe, "pipe:[77]"),
+            file(12, FileKind::Pipe, "pipe:[78]"),
+            file(13, FileKind::Pipe, "pipe:[78]"),
+        ];
+        let mut bad = vec![(11, "fd 11 (O_ASYNC)".to_owned())];
+        with_dependents(&files, &mut bad);
+        let fds: Vec<i32> = bad.iter().map(|(fd, _)| *fd).collect();
+        assert_eq!(fds, [11, 10]);
     }
 
     #[test]
