@@ -63,21 +63,19 @@ pub struct Inside {
     pub overruns: HashMap<i32, i64>,
     /// It has a process keyring (`KEY_SPEC_PROCESS_KEYRING`).
     pub process_keyring: bool,
-    /// Keys in a session keyring of its own (not the user's default one
-    /// every process of the user without one falls back to), if any.
-    pub session_keys: usize,
 }
 
 /// `keyctl(2)` operations and the keyrings asked about.
 const KEYCTL_GET_KEYRING_ID: u64 = 0;
-const KEYCTL_READ: u64 = 11;
 const KEY_SPEC_THREAD_KEYRING: i32 = -1;
 const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
-const KEY_SPEC_SESSION_KEYRING: i32 = -3;
-const KEY_SPEC_USER_SESSION_KEYRING: i32 = -5;
 
 /// The serial of keyring `spec` of the borrowed thread, without making
-/// one: `None` if it has none (`ENOKEY`) or the kernel has no keys.
+/// one: `None` if it has none (`ENOKEY`) or the kernel has no keys. Only
+/// for the thread and process keyrings: asking for the session keyring
+/// of a process without one of its own installs the user's session
+/// keyring in its credentials (`lookup_user_key`), which a suspend must
+/// not do.
 fn keyring(b: &mut Borrowed, spec: i32) -> Result<Option<i64>, InjectError> {
     let id = b.syscall(
         libc::SYS_keyctl,
@@ -270,16 +268,6 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 }
             }
             inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
-            // Without a session keyring of its own, a process's is the
-            // user's session keyring, the same for all its processes (and
-            // so for the resumed one).
-            let session = keyring(&mut b, KEY_SPEC_SESSION_KEYRING)?;
-            if session.is_some() && session != keyring(&mut b, KEY_SPEC_USER_SESSION_KEYRING)? {
-                let id = session.unwrap_or_default() as u64;
-                // Bytes of its list of key serials (4 each).
-                let bytes = b.syscall(libc::SYS_keyctl, [KEYCTL_READ, id, 0, 0, 0, 0])?;
-                inside.session_keys = usize::try_from(bytes).unwrap_or(0) / 4;
-            }
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
             let registered = membarrier(&mut b, MEMBARRIER_GET_REGISTRATIONS)?;

@@ -251,8 +251,9 @@ pub fn dump(
     if inside.ldt {
         late.push("a local descriptor table (modify_ldt)".into());
     }
-    // Keys: an image holds none, and a resumed process has the resume
-    // command's session keyring. Refused where that would lose a key.
+    // Keys: an image holds none. Thread and process keyrings are refused;
+    // a resumed process has the resume command's session keyring (see the
+    // inventory: its own cannot be seen without changing the process).
     let keyrings: Vec<u32> = threads
         .iter()
         .filter(|t| inside.threads.get(&t.tid).is_some_and(|t| t.thread_keyring))
@@ -270,13 +271,6 @@ pub fn dump(
     }
     if inside.process_keyring {
         late.push("a process keyring (keyctl)".into());
-    }
-    if inside.session_keys > 0 {
-        late.push(format!(
-            "a session keyring of its own holding {} key(s) (keyctl: a resume gives it the \
-             resume command's)",
-            inside.session_keys
-        ));
     }
     let mut overruns: Vec<_> = inside.overruns.iter().collect();
     overruns.sort();
