@@ -519,9 +519,10 @@ pub fn alterable_semaphore_sets(sets: &str, status: &str) -> Vec<i32> {
             })
             .unwrap_or_default()
     };
-    // Effective ids (the second of `Uid:`/`Gid:`), and the other groups.
+    // The effective uid (the second of `Uid:`) and, as `in_group_p` has
+    // it, the filesystem gid (the fourth of `Gid:`) and the other groups.
     let euid = field("Uid:").get(1).copied();
-    let egid = field("Gid:").get(1).copied();
+    let egid = field("Gid:").get(3).copied();
     let groups = field("Groups:");
     let owner = status
         .lines()

@@ -113,6 +113,15 @@ pub const SPECULATION_CONTROLS: [u32; 3] = [0, 1, 2];
 /// In its answer: the task may set this control itself (`PR_SPEC_PRCTL`).
 pub const PR_SPEC_PRCTL: u32 = 1;
 
+/// Whether `state` of control `which` is what a task has unless it chose
+/// otherwise: speculation enabled (`PR_SPEC_ENABLE`) for store bypass and
+/// indirect branches, no L1D flush (`PR_SPEC_DISABLE`) for the L1D flush.
+fn speculation_default(which: u32, state: u32) -> bool {
+    const STATES: u32 = 2 | 4 | 8 | 16;
+    let default = if which == 2 { 4 } else { 2 };
+    state & STATES == default
+}
+
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
 }
@@ -180,8 +189,9 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             0 // a kernel without NUMA: none
         };
         // Only controls the task sets itself (the kernel's mode for them is
-        // `prctl` or `seccomp`): the others are the machine's, not the
-        // process's.
+        // `prctl` or `seccomp`), and only where it chose another state than
+        // a task starts with: the rest is the machine's, not the process's
+        // (and a resume must not fail setting what nobody chose).
         let mut speculation = Vec::new();
         for which in SPECULATION_CONTROLS {
             let state = b.syscall(
@@ -190,6 +200,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             )?;
             if let Ok(state) = u32::try_from(state)
                 && state & PR_SPEC_PRCTL != 0
+                && !speculation_default(which, state)
             {
                 speculation.push((which, state));
             }
@@ -298,4 +309,19 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     }
     site.clear()?;
     Ok(inside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_speculation_state_a_task_chose_is_saved() {
+        // PR_SPEC_PRCTL 1, ENABLE 2, DISABLE 4, FORCE_DISABLE 8.
+        assert!(speculation_default(0, 1 | 2));
+        assert!(!speculation_default(0, 1 | 4));
+        assert!(!speculation_default(1, 1 | 8));
+        assert!(speculation_default(2, 1 | 4), "no L1D flush is the default");
+        assert!(!speculation_default(2, 1 | 2));
+    }
 }

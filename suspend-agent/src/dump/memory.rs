@@ -202,6 +202,21 @@ impl Memory {
                     .collect()
             })
             .collect();
+        // Written through, every run was hashed on the way: one that was
+        // not must not reach the image with no hash.
+        if file.is_some()
+            && let Some((m, run)) = plan
+                .mappings
+                .iter()
+                .zip(&saved)
+                .find_map(|(m, runs)| runs.iter().find(|r| r.blake3.is_empty()).map(|r| (m, r)))
+        {
+            return Err(DumpError::Read {
+                pid: self.pid,
+                addr: m.start + run.first_page * PAGE_SIZE,
+                source: io::Error::other("a page run was written without its hash"),
+            });
+        }
         Ok(saved)
     }
 
@@ -569,6 +584,8 @@ impl Plan {
         let mut batches = Vec::new();
         for (index, mapping) in self.mappings.iter().enumerate() {
             let mut first = 0;
+            // Where the next batch goes: the runs follow each other.
+            let mut at = mapping.at;
             while first < mapping.runs.len() {
                 let mut bytes = 0usize;
                 let mut end = first;
@@ -585,11 +602,6 @@ impl Plan {
                     area = Some(rest);
                     place
                 });
-                let at = mapping.at
-                    + mapping.runs[..first]
-                        .iter()
-                        .map(|r| r.1 * PAGE_SIZE)
-                        .sum::<u64>();
                 batches.push(Batch {
                     mapping: index,
                     runs: first..end,
@@ -597,6 +609,7 @@ impl Plan {
                     len: bytes,
                     area: place,
                 });
+                at += bytes as u64;
                 first = end;
             }
         }
