@@ -680,7 +680,7 @@ pub enum LockKind {
     /// open file. Its break is told to the file's signal owner with its
     /// signal (`SIGIO` unless `F_SETSIG` named another), saved with the
     /// file (`File::owner`). Older agents refuse an image holding one (an
-    /// unknown kind), so the format's version is unchanged.
+    /// unknown kind; and the format is version 4 since this session).
     Lease,
 }
 
