@@ -52,12 +52,17 @@ pub fn describe_handler(pid: u32, handler: u64) -> String {
                 .ok()
                 .and_then(|maps| {
                     maps.lines().find_map(|line| {
-                        let (range, rest) = line.split_once(' ')?;
+                        let (range, mut rest) = line.split_once(' ')?;
                         let (start, end) = range.split_once('-')?;
                         let start = u64::from_str_radix(start, 16).ok()?;
                         let end = u64::from_str_radix(end, 16).ok()?;
-                        let path = rest.split_whitespace().nth(4)?;
-                        (start <= addr && addr < end).then(|| path.to_owned())
+                        // perms, offset, device, inode; then the path,
+                        // spaces and all.
+                        for _ in 0..4 {
+                            rest = rest.trim_start().split_once(' ')?.1;
+                        }
+                        let path = rest.trim();
+                        (start <= addr && addr < end && !path.is_empty()).then(|| path.to_owned())
                     })
                 });
             match file {

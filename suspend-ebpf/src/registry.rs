@@ -25,6 +25,7 @@ pub fn on_exec(ctx: &TracePointContext) {
     if registry.remove(&tgid).is_ok() {
         info!(ctx, "pid {}: exec, registration dropped", tgid);
     }
+    let _ = replaced_handlers.remove(&tgid);
 }
 
 pub fn on_exit(ctx: &TracePointContext) {
@@ -102,6 +103,9 @@ fn try_on_sigaction(ctx: &TracePointContext) -> Result<(), i32> {
         } else if state == STATE_UNUSABLE {
             (*entry).state = STATE_REGISTERED;
         }
+    }
+    if ours && state == STATE_UNUSABLE {
+        let _ = replaced_handlers.remove(&tgid);
     }
     if !ours {
         let replaced = Replaced {
