@@ -123,8 +123,21 @@ impl Advised {
     }
 
     /// `/proc/self/smaps` still shows each advice and the name: `ok`, or
-    /// `FAIL lost=…` naming those it does not.
+    /// `FAIL lost=…` naming those it does not. Read up to three times:
+    /// `smaps` is read in pieces, and a mapping another thread makes
+    /// meanwhile can make one read skip a mapping.
     pub fn check(&self) -> String {
+        let mut verdict = String::new();
+        for _ in 0..3 {
+            verdict = self.check_once();
+            if verdict == "ok" {
+                break;
+            }
+        }
+        verdict
+    }
+
+    fn check_once(&self) -> String {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
         let mut wrong = Vec::new();
         for &(at, want) in &self.0 {
