@@ -763,22 +763,8 @@ mod tests {
 
     fn file(fd: i32, kind: FileKind, path: &str) -> File {
         File {
-            fd,
-            kind,
-            path: path.into(),
-            flags: 0,
-            pos: 0,
-            id: None,
-            eventfd: None,
-            epoll: None,
             pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
-            owner: None,
-            dup_of: None,
-            locks: Vec::new(),
-            signalfd: None,
-            timerfd: None,
-            inotify: None,
-            unlinked: None,
+            ..File::bare(fd, kind, path)
         }
     }
 

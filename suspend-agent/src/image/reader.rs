@@ -727,6 +727,21 @@ mod tests {
         fs::remove_dir_all(root).unwrap();
     }
 
+    /// Adds `files` as records before the end record (its count raised),
+    /// signed again.
+    fn add_files(dir: &Path, files: &[crate::image::format::File]) {
+        edit_meta(dir, |l| {
+            let end = l.len() - 1;
+            for f in files {
+                let json = serde_json::to_string(&Record::File(f.clone())).unwrap();
+                l.insert(end, format!("{} {json}", xxh3_hex(json.as_bytes())));
+            }
+            let records = format!("\"records\":{end}");
+            let more = format!("\"records\":{}", end + files.len());
+            l[end + files.len()] = rewrite(&l[end + files.len()], &records, &more);
+        });
+    }
+
     #[test]
     fn files_an_image_cannot_hold_are_refused() {
         use crate::image::format::{InotifyWatch, Unlinked};
@@ -745,24 +760,11 @@ mod tests {
             target: None,
         };
         let with = |fd, f: &dyn Fn(&mut crate::image::format::File)| {
-            let mut file = crate::image::format::File {
+            let mut file = crate::image::format::File::bare(
                 fd,
-                kind: crate::image::format::FileKind::Regular,
-                path: format!("/tmp/f{fd}"),
-                flags: libc::O_RDWR as u32,
-                pos: 0,
-                id: None,
-                eventfd: None,
-                epoll: None,
-                pipe: None,
-                owner: None,
-                dup_of: None,
-                locks: Vec::new(),
-                signalfd: None,
-                timerfd: None,
-                inotify: None,
-                unlinked: None,
-            };
+                crate::image::format::FileKind::Regular,
+                &format!("/tmp/f{fd}"),
+            );
             f(&mut file);
             file
         };
@@ -806,30 +808,12 @@ mod tests {
                 f.unlinked = Some(unlinked(1, "", Some(4)));
             }),
         ];
-        edit_meta(&dir, |l| {
-            let end = l.len() - 1;
-            for f in &files {
-                let json = serde_json::to_string(&Record::File(f.clone())).unwrap();
-                l.insert(end, format!("{} {json}", xxh3_hex(json.as_bytes())));
-            }
-            let records = format!("\"records\":{}", end);
-            let more = format!("\"records\":{}", end + files.len());
-            l[end + files.len()] = rewrite(&l[end + files.len()], &records, &more);
-        });
+        add_files(&dir, &files);
         Image::read(&dir, false, &trusted()).expect("a dup of a second open is read");
         fs::remove_dir_all(root).unwrap();
         for (name, files, what) in cases {
             let (root, dir) = write_image(name);
-            edit_meta(&dir, |l| {
-                let end = l.len() - 1;
-                for f in &files {
-                    let json = serde_json::to_string(&Record::File(f.clone())).unwrap();
-                    l.insert(end, format!("{} {json}", xxh3_hex(json.as_bytes())));
-                }
-                let records = format!("\"records\":{}", end);
-                let more = format!("\"records\":{}", end + files.len());
-                l[end + files.len()] = rewrite(&l[end + files.len()], &records, &more);
-            });
+            add_files(&dir, &files);
             let err = Image::read(&dir, false, &trusted()).unwrap_err();
             assert!(matches!(err, ReadError::BadRecord { .. }), "{name}: {err}");
             assert!(err.to_string().contains(what), "{name}: {err}");

@@ -307,11 +307,6 @@ mod tests {
 
     fn file(fd: i32, path: &str, ino: u64) -> File {
         File {
-            fd,
-            kind: FileKind::Regular,
-            path: path.into(),
-            flags: 0,
-            pos: 0,
             id: Some(FileId {
                 path: path.into(),
                 dev: 0xfe00,
@@ -319,16 +314,7 @@ mod tests {
                 size: 6,
                 mtime_ns: 0,
             }),
-            eventfd: None,
-            epoll: None,
-            pipe: None,
-            owner: None,
-            dup_of: None,
-            locks: Vec::new(),
-            signalfd: None,
-            timerfd: None,
-            inotify: None,
-            unlinked: None,
+            ..File::bare(fd, FileKind::Regular, path)
         }
     }
 

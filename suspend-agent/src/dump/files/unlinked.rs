@@ -276,22 +276,11 @@ mod tests {
             (0o640, 0),
         );
         File {
-            fd,
-            kind: FileKind::Regular,
-            path: link,
             flags: flags as u32,
-            pos: 0,
             id: Some(id(ino, size)),
-            eventfd: None,
-            epoll: None,
-            pipe: None,
-            owner: None,
             dup_of,
-            locks: Vec::new(),
-            signalfd: None,
-            timerfd: None,
-            inotify: None,
             unlinked,
+            ..File::bare(fd, FileKind::Regular, &link)
         }
     }
 

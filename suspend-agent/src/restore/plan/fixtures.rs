@@ -9,22 +9,8 @@ use crate::image::format::{
 /// A regular file at `fd`, opened read-write.
 pub fn file(fd: i32) -> File {
     File {
-        fd,
-        kind: FileKind::Regular,
-        path: format!("/tmp/f{fd}"),
         flags: libc::O_RDWR as u32,
-        pos: 0,
-        id: None,
-        eventfd: None,
-        epoll: None,
-        pipe: None,
-        owner: None,
-        dup_of: None,
-        locks: Vec::new(),
-        signalfd: None,
-        timerfd: None,
-        inotify: None,
-        unlinked: None,
+        ..File::bare(fd, FileKind::Regular, &format!("/tmp/f{fd}"))
     }
 }
 
