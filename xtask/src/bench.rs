@@ -247,10 +247,7 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
 /// `writeback`, each chunk's write-back is started as it is written
 /// (`sync_file_range`).
 fn disk_limit(image: &Path, bytes: u64, writeback: bool) -> Result<f64> {
-    use std::{
-        io::Write as _,
-        os::{fd::AsRawFd as _, unix::fs::FileExt as _},
-    };
+    use std::os::{fd::AsRawFd as _, unix::fs::FileExt as _};
     let path = image.with_extension("disk-probe");
     let _ = std::fs::remove_file(&path);
     let mut chunk = vec![0u8; 2 << 20];
@@ -289,7 +286,6 @@ fn disk_limit(image: &Path, bytes: u64, writeback: bool) -> Result<f64> {
     let took = started.elapsed().as_secs_f64();
     drop(file);
     std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-    let _ = std::io::stdout().flush();
     Ok(took)
 }
 

@@ -109,9 +109,9 @@ pub struct PerThread {
 /// `PR_GET_SPECULATION_CTRL`, and what it asks about: store bypass,
 /// indirect branch, L1D flush.
 const PR_GET_SPECULATION_CTRL: u64 = 52;
-pub const SPECULATION_CONTROLS: [u32; 3] = [0, 1, 2];
+const SPECULATION_CONTROLS: [u32; 3] = [0, 1, 2];
 /// In its answer: the task may set this control itself (`PR_SPEC_PRCTL`).
-pub const PR_SPEC_PRCTL: u32 = 1;
+const PR_SPEC_PRCTL: u32 = 1;
 
 /// Whether `state` of control `which` is what a task has unless it chose
 /// otherwise: speculation enabled (`PR_SPEC_ENABLE`) for store bypass and
