@@ -97,7 +97,15 @@ impl Btf {
     /// Byte offset of `member` in `struct strukt`, looking into anonymous
     /// structs and unions too.
     pub fn member_offset(&self, strukt: &str, member: &str) -> Result<u32, BtfError> {
-        let record = self
+        self.member_path_offset(strukt, &[member])
+    }
+
+    /// Byte offset of a member reached through named members, as in C's
+    /// `offsetof(struct mm_struct, context.ldt)`: `path` is `["context",
+    /// "ldt"]`; each step but the last must be a struct or union (through
+    /// typedefs and qualifiers, as `mm_context_t` is).
+    pub fn member_path_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let mut record = self
             .records
             .iter()
             .copied()
@@ -109,16 +117,39 @@ impl Btf {
                     && u32_at(&self.types, at).is_some_and(|n| self.name(n) == strukt)
             })
             .ok_or_else(|| BtfError::NoStruct(strukt.into()))?;
-        self.find_member(record, member)
-            .map(|bits| bits / 8)
-            .ok_or_else(|| BtfError::NoMember {
-                strukt: strukt.into(),
-                member: member.into(),
-            })
+        let no_member = || BtfError::NoMember {
+            strukt: strukt.into(),
+            member: path.join("."),
+        };
+        let mut bits = 0;
+        for (i, member) in path.iter().enumerate() {
+            let (at, ty) = self.find_member(record, member).ok_or_else(no_member)?;
+            bits += at;
+            if i + 1 < path.len() {
+                record = self.aggregate(ty).ok_or_else(no_member)?;
+            }
+        }
+        Ok(bits / 8)
     }
 
-    /// Bit offset of `member` within the struct or union at `record`.
-    fn find_member(&self, record: usize, member: &str) -> Option<u32> {
+    /// The struct or union record type `id` names, through typedefs and
+    /// qualifiers.
+    fn aggregate(&self, mut id: u32) -> Option<usize> {
+        for _ in 0..16 {
+            let record = *self.records.get(id.checked_sub(1)? as usize)?;
+            match (u32_at(&self.types, record + 4)? >> 24) & 0x1f {
+                KIND_STRUCT | KIND_UNION => return Some(record),
+                // TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG: the type they name.
+                8..=11 | 18 => id = u32_at(&self.types, record + 8)?,
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Bit offset and type id of `member` within the struct or union at
+    /// `record`.
+    fn find_member(&self, record: usize, member: &str) -> Option<(u32, u32)> {
         let info = u32_at(&self.types, record + 4)?;
         let kind_flag = info >> 31 == 1;
         for i in 0..(info & 0xffff) as usize {
@@ -134,16 +165,16 @@ impl Btf {
                 offset
             };
             if self.name(name) == member {
-                return Some(bits);
+                return Some((bits, ty));
             }
             if name == 0 {
                 // An anonymous struct or union: look inside.
                 let inner = *self.records.get(ty.checked_sub(1)? as usize)?;
                 let kind = (u32_at(&self.types, inner + 4)? >> 24) & 0x1f;
                 if matches!(kind, KIND_STRUCT | KIND_UNION)
-                    && let Some(found) = self.find_member(inner, member)
+                    && let Some((found, ty)) = self.find_member(inner, member)
                 {
-                    return Some(bits + found);
+                    return Some((bits + found, ty));
                 }
             }
         }
@@ -165,6 +196,30 @@ mod tests {
         assert!(pid > 0 && pid < 8192, "{pid}");
         assert!(btf.member_offset("task_struct", "no_such_member").is_err());
         assert!(btf.member_offset("no_such_struct", "pid").is_err());
+    }
+
+    #[test]
+    fn a_path_goes_through_typedefs() {
+        let btf = Btf::kernel().expect("the running kernel's BTF");
+        // `mm_context_t` is a typedef of an anonymous struct.
+        let context = btf.member_offset("mm_struct", "context").unwrap();
+        let ldt = btf
+            .member_path_offset("mm_struct", &["context", "ldt"])
+            .unwrap();
+        assert!(ldt >= context, "context at {context}, its ldt at {ldt}");
+        assert!(
+            ldt < context + 512,
+            "context at {context}, its ldt at {ldt}"
+        );
+        assert_eq!(
+            btf.member_path_offset("task_struct", &["pid"]).unwrap(),
+            btf.member_offset("task_struct", "pid").unwrap()
+        );
+        // A step that is not a struct (pid is an int) goes no further.
+        assert!(
+            btf.member_path_offset("task_struct", &["pid", "x"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | 2 | `image` | the image format: records, writer, reader, signature |
 //! | 3 | `procfs`, `tracefs`, `btf`, `mounts` | what `/proc` and `/sys` say |
 //! | 4 | `tracee` | a thread held with ptrace; syscalls run inside it |
-//! | 5 | `registry` | the pinned registry map and who may change it |
+//! | 5 | `registry`, `tasks` | the pinned registry map and who may change it; the task iterator |
 //! | 6 | `freeze` | stopping every thread of a process |
 //! | 7 | `dump`, `restore`, `hold` | the flows: process → image, image → process; a held process parked and refilled |
 //! | 8 | `control` | the CLI ⇄ daemon protocol |
@@ -23,7 +23,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["image"],
     &["procfs", "tracefs", "btf", "mounts"],
     &["tracee"],
-    &["registry"],
+    &["registry", "tasks"],
     &["freeze"],
     &["dump", "restore", "hold"],
     &["control"],

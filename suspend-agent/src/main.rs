@@ -20,6 +20,7 @@ mod procfs;
 mod registry;
 mod restore;
 mod sys;
+mod tasks;
 mod tracee;
 mod tracefs;
 

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod registry;
 pub mod restore;
 pub mod signals;
+pub mod tasks;
 pub mod tracepoints;
 pub mod trampoline;
 pub mod wire;

@@ -30,6 +30,8 @@ mod programs;
 mod registry;
 #[cfg(target_arch = "bpf")]
 mod signal;
+#[cfg(target_arch = "bpf")]
+mod tasks;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {

@@ -6,7 +6,7 @@ use aya_ebpf::{
     programs::{LsmContext, TracePointContext},
 };
 
-use crate::{freeze, guard, registry, signal};
+use crate::{freeze, guard, registry, signal, tasks};
 
 /// `sched/sched_process_exec`: exec resets the handlers, so the registration
 /// is gone.
@@ -71,4 +71,12 @@ pub fn suspend_task_kill(ctx: LsmContext) -> i32 {
 #[lsm(hook = "ptrace_access_check")]
 pub fn suspend_ptrace_access(ctx: LsmContext) -> i32 {
     guard::ptrace_access_check(&ctx)
+}
+
+/// `iter/task`: one record per thread, for the checks a suspend makes
+/// before freezing (`tasks.rs`). Run by reading its pinned link.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task")]
+pub fn suspend_task_facts(ctx: *mut core::ffi::c_void) -> i32 {
+    tasks::on_task(ctx)
 }

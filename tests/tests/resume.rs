@@ -535,8 +535,8 @@ fn process_attributes_come_back() {
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn a_parent_death_signal_is_refused_not_lost() {
-    // Relative to a parent a resume does not give back: refused, the
-    // process let go and told so.
+    // Relative to a parent a resume does not give back: refused before
+    // the freeze, the process told so.
     let _daemon = Daemon::start();
     let mut w = Proc::spawn(bin("workload"), &["--pdeathsig"]);
     let pid = ready_pid(&mut w);
@@ -544,6 +544,8 @@ fn a_parent_death_signal_is_refused_not_lost() {
     let out = suspend(pid, &dir, &[]);
     assert_eq!(out.code, 8, "{out:?}");
     assert!(out.stderr.contains("parent-death signal"), "{out:?}");
+    // The task iterator reads it: refused before anything is frozen.
+    assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
     assert!(!dir.path.exists(), "no image");
     let state = state_after(&mut w, "check", 1);
     assert_eq!(field(&state, "reason"), "aborted", "{state}");

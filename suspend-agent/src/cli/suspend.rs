@@ -143,6 +143,12 @@ fn check(pid: u32, new_session: bool, unlinked_max: u64) -> anyhow::Result<u8> {
         };
         println!("  fd {:>4}  {:<40} {treatment}", f.fd, f.path);
     }
+    if let Err(e) = crate::tasks::of_process(pid) {
+        println!(
+            "  not checked ({e}): parent-death signal, a thread's NUMA policy, keyrings, LDT, \
+             dumpable mode (a suspend checks them once the process is frozen)"
+        );
+    }
     for what in dump::unrestorable_state(pid, new_session) {
         any = true;
         println!("  refused: {what} (an image cannot hold it; --hold keeps it)");

@@ -12,7 +12,7 @@ use std::{
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     programs::{
-        Lsm, ProgramError, TracePoint,
+        Iter, Lsm, ProgramError, TracePoint,
         links::{FdLink, LinkError, PinnedLink},
     },
 };
@@ -22,12 +22,13 @@ use suspend_common::{
     freeze::{TASK_LAYOUT_GLOBAL, TaskLayout},
     paths::BPF_PIN_DIR,
     registry::REGISTRY_MAP,
+    tasks::{TASK_FACTS_LAYOUT_GLOBAL, TASK_FACTS_PROGRAM, TaskFactsLayout},
     tracepoints::TRACEPOINT_LAYOUT_GLOBAL,
 };
 
 use crate::{
     registry::{Registry, RegistryError},
-    tracefs,
+    tasks, tracefs,
 };
 
 /// The eBPF object built by `build.rs`.
@@ -144,21 +145,40 @@ fn pin_dir(path: &Path) -> Result<(), LoadError> {
 pub fn load() -> Result<(Loaded, Registry), LoadError> {
     pin_dir(Path::new(BPF_PIN_DIR))?;
     let layout = tracefs::read_layout(tracefs::TRACEFS.as_ref());
+    let btf = crate::btf::Btf::kernel();
     // The guard reads task_struct.tgid; 0 (not found) keeps it off.
     let task_layout = TaskLayout {
-        tgid: crate::btf::Btf::kernel()
-            .and_then(|btf| btf.member_offset("task_struct", "tgid"))
+        tgid: btf
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|btf| {
+                btf.member_offset("task_struct", "tgid")
+                    .map_err(|e| e.to_string())
+            })
             .unwrap_or_else(|e| {
                 warn!("{e}");
                 0
             }),
         _pad: 0,
     };
+    // The task iterator's offsets; a member not found leaves its fact
+    // unknown (then only a frozen process shows it).
+    let facts_layout = match &btf {
+        Ok(btf) => {
+            let (layout, missing) = tasks::layout(btf);
+            for what in missing {
+                info!("task iterator: {what}: that fact is checked once frozen only");
+            }
+            layout
+        }
+        Err(_) => TaskFactsLayout::default(),
+    };
     debug!("tracepoint layout: {layout:?}");
     let mut ebpf = EbpfLoader::new()
         .default_map_pin_directory(BPF_PIN_DIR)
         .override_global(TRACEPOINT_LAYOUT_GLOBAL, &layout, true)
         .override_global(TASK_LAYOUT_GLOBAL, &task_layout, true)
+        .override_global(TASK_FACTS_LAYOUT_GLOBAL, &facts_layout, true)
         .load(OBJECT)
         .map_err(LoadError::Load)?;
     let logger = match EbpfLogger::init(&mut ebpf) {
@@ -189,6 +209,11 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
         pin_replacing(name, FdLink::try_from(link), "tracepoints (needs 5.15+)")?;
         debug!("attached {name} to {category}/{tracepoint}");
     }
+    if let Err(e) = attach_task_facts(&mut ebpf, facts_layout) {
+        // Suspends still refuse what it reports, once the process is frozen.
+        warn!("task iterator off ({e}): some refusals come only once a process is frozen");
+        let _ = PinnedLink::from_pin(tasks::link_path()).map(PinnedLink::unpin);
+    }
     let lsm_guard = if task_layout.tgid == 0 {
         info!("freeze guard off: task_struct.tgid not found in the kernel's BTF");
         false
@@ -216,6 +241,30 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
         },
         registry,
     ))
+}
+
+/// Loads the task iterator and pins its link (reading the pin runs it).
+fn attach_task_facts(ebpf: &mut Ebpf, layout: TaskFactsLayout) -> Result<(), String> {
+    if layout.pid == 0 || layout.tgid == 0 {
+        return Err("task_struct.pid or .tgid not found in the kernel's BTF".into());
+    }
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+    let program: &mut Iter = ebpf
+        .program_mut(TASK_FACTS_PROGRAM)
+        .ok_or_else(|| format!("no program {TASK_FACTS_PROGRAM} in the object"))?
+        .try_into()
+        .map_err(|e: ProgramError| e.to_string())?;
+    program.load("task", &btf).map_err(|e| e.to_string())?;
+    let id = program.attach().map_err(|e| e.to_string())?;
+    let link = program.take_link(id).map_err(|e| e.to_string())?;
+    pin_replacing(
+        TASK_FACTS_PROGRAM,
+        FdLink::try_from(link),
+        "iterators (needs 5.8+)",
+    )
+    .map_err(|e| e.to_string())?;
+    debug!("task iterator pinned at {}", tasks::link_path().display());
+    Ok(())
 }
 
 /// Pins `link` as `link_<name>`, replacing (and so detaching) the link an
@@ -382,14 +431,19 @@ mod tests {
             );
         }
         let lsm = LSM_PROGRAMS.iter().map(|(p, _)| p);
-        for program in PROGRAMS.iter().map(|(p, _, _)| p).chain(lsm) {
+        let iter = std::iter::once(&TASK_FACTS_PROGRAM);
+        for program in PROGRAMS.iter().map(|(p, _, _)| p).chain(lsm).chain(iter) {
             assert!(
                 object.programs.contains_key(*program),
                 "no program {program} in the eBPF object"
             );
         }
         // Globals are symbols of .rodata; their names are in the string table.
-        for global in [TRACEPOINT_LAYOUT_GLOBAL, TASK_LAYOUT_GLOBAL] {
+        for global in [
+            TRACEPOINT_LAYOUT_GLOBAL,
+            TASK_LAYOUT_GLOBAL,
+            TASK_FACTS_LAYOUT_GLOBAL,
+        ] {
             let name = global.as_bytes();
             assert!(
                 OBJECT

@@ -221,67 +221,41 @@ pub fn dump(
     // What only a frozen process shows, that an image cannot hold: refused
     // now (the process is let go) — unless it is held, and keeps it.
     let mut late = Vec::new();
-    // A parent-death signal is relative to the parent, which a resume
-    // from the image does not give back (the resume command is the new
-    // one, and it exits at once).
+    // The same checks as before the freeze (`process::task_refusals`),
+    // asked from inside: they catch what the task iterator could not read,
+    // and what changed since.
     for t in &threads {
-        let Some(signal) = inside.threads.get(&t.tid).map(|t| t.pdeathsig) else {
+        let Some(asked) = inside.threads.get(&t.tid) else {
             continue;
         };
-        if signal == 0 {
-            continue;
+        if asked.pdeathsig != 0 {
+            late.push(process::pdeath_signal_words(t.tid, asked.pdeathsig));
         }
-        late.push(format!(
-            "thread {} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is \
-             not restored from an image",
-            t.tid
-        ));
-    }
-    // A thread's own NUMA policy shows only in its task's numa_maps;
-    // asked from inside instead.
-    for t in &threads {
-        let mode = inside.threads.get(&t.tid).map_or(0, |t| t.mempolicy);
-        if mode != 0 {
-            late.push(format!(
-                "thread {} has a NUMA memory policy (mode {mode}, set_mempolicy)",
-                t.tid
-            ));
+        if asked.mempolicy != 0 {
+            late.push(process::mempolicy_words(t.tid, Some(asked.mempolicy)));
         }
     }
     if inside.ldt {
-        late.push("a local descriptor table (modify_ldt)".into());
+        late.push(process::LDT_WORDS.into());
     }
-    // Keys: an image holds none. Thread and process keyrings are refused;
-    // a resumed process has the resume command's session keyring (see the
-    // inventory: its own cannot be seen without changing the process).
     let keyrings: Vec<u32> = threads
         .iter()
         .filter(|t| inside.threads.get(&t.tid).is_some_and(|t| t.thread_keyring))
         .map(|t| t.tid)
         .collect();
     if !keyrings.is_empty() {
-        late.push(format!(
-            "a thread keyring (keyctl) in thread(s) {}",
-            keyrings
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        late.push(process::thread_keyring_words(&keyrings));
     }
     if inside.process_keyring {
-        late.push("a process keyring (keyctl)".into());
+        late.push(process::PROCESS_KEYRING_WORDS.into());
     }
     let mut overruns: Vec<_> = inside.overruns.iter().collect();
     overruns.sort();
     for (id, overrun) in overruns {
-        late.push(format!(
-            "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no \
-             call sets"
-        ));
+        late.push(process::overrun_words(*id, *overrun));
     }
     if inside.dumpable == Some(2) {
-        late.push("dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)".into());
+        late.push(process::DUMPABLE_2_WORDS.into());
     }
     if !late.is_empty() {
         if !options.held {

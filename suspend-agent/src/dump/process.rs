@@ -5,6 +5,11 @@ use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
+use suspend_common::tasks::{
+    FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING, FACT_THREAD_KEYRING, KNOWN_KEYRINGS, KNOWN_LDT,
+    KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL, TaskFacts,
+};
+
 use super::DumpError;
 use crate::{
     image::format::{Creds, FileId, MAX_TIMER_ID_FILLERS, Process, Rlimit, Session},
@@ -164,6 +169,96 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
         })
 }
 
+/// A parent-death signal is relative to the parent, which a resume from
+/// the image does not give back (the resume command is the new one, and it
+/// exits at once).
+pub fn pdeath_signal_words(tid: u32, signal: i32) -> String {
+    format!(
+        "thread {tid} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is not \
+         restored from an image"
+    )
+}
+
+/// A thread's own NUMA policy (`mode` when known).
+pub fn mempolicy_words(tid: u32, mode: Option<i32>) -> String {
+    match mode {
+        Some(mode) => format!("thread {tid} has a NUMA memory policy (mode {mode}, set_mempolicy)"),
+        None => format!("thread {tid} has a NUMA memory policy (set_mempolicy)"),
+    }
+}
+
+pub const LDT_WORDS: &str = "a local descriptor table (modify_ldt)";
+
+/// Keys: an image holds none. Thread and process keyrings are refused; a
+/// resumed process has the resume command's session keyring (see the
+/// inventory: its own cannot be seen without changing the process).
+pub fn thread_keyring_words(tids: &[u32]) -> String {
+    format!(
+        "a thread keyring (keyctl) in thread(s) {}",
+        tids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+pub const PROCESS_KEYRING_WORDS: &str = "a process keyring (keyctl)";
+
+/// A POSIX timer whose last expiry was delivered late.
+pub fn overrun_words(id: i32, overrun: i64) -> String {
+    format!(
+        "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no call \
+         sets"
+    )
+}
+
+pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)";
+
+/// What the kernel's task structures show (the task iterator, read
+/// without stopping the process) that an image cannot give back: the
+/// checks the dump makes again from inside once frozen, made before the
+/// freeze. A fact the iterator could not read on this kernel is left to
+/// that later check.
+pub fn task_refusals(threads: &[TaskFacts]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for t in threads {
+        if t.known & KNOWN_PDEATH_SIGNAL != 0 && t.pdeath_signal != 0 {
+            bad.push(pdeath_signal_words(t.tid, t.pdeath_signal));
+        }
+        if t.has(FACT_MEMPOLICY, KNOWN_MEMPOLICY) == Some(true) {
+            bad.push(mempolicy_words(t.tid, None));
+        }
+    }
+    // Process-wide facts: every thread shows the same; the first says.
+    if threads
+        .iter()
+        .any(|t| t.has(FACT_LDT, KNOWN_LDT) == Some(true))
+    {
+        bad.push(LDT_WORDS.into());
+    }
+    let keyrings: Vec<u32> = threads
+        .iter()
+        .filter(|t| t.has(FACT_THREAD_KEYRING, KNOWN_KEYRINGS) == Some(true))
+        .map(|t| t.tid)
+        .collect();
+    if !keyrings.is_empty() {
+        bad.push(thread_keyring_words(&keyrings));
+    }
+    if threads
+        .iter()
+        .any(|t| t.has(FACT_PROCESS_KEYRING, KNOWN_KEYRINGS) == Some(true))
+    {
+        bad.push(PROCESS_KEYRING_WORDS.into());
+    }
+    if threads.iter().any(|t| t.dumpable() == Some(2)) {
+        bad.push(DUMPABLE_2_WORDS.into());
+    }
+    if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
+        bad.push(overrun_words(id, overrun.into()));
+    }
+    bad
+}
+
 /// What `pid` has that an image cannot hold yet, process-wide, as people
 /// name it: locked memory, children, a session or process
 /// group it does not lead (unless `new_session`: the caller accepts that
@@ -190,6 +285,12 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
                 outside.join(", ")
             ));
         }
+    }
+    // What only the thread could be asked (parent-death signal, its NUMA
+    // policy, keyrings, an LDT, dumpable 2), from the task iterator.
+    match crate::tasks::of_process(pid) {
+        Ok(threads) => bad.extend(task_refusals(&threads)),
+        Err(e) => log::warn!("{e}: those checks are made once the process is frozen"),
     }
     let namespaces = foreign_namespaces(pid);
     if !namespaces.is_empty() {

@@ -1,6 +1,6 @@
 /* A process keyring (KEY_SPEC_PROCESS_KEYRING, made on first use) holding
- * a key: no image holds one, so a suspend that kills refuses it once
- * frozen; held, the keyring and its key stay. */
+ * a key: no image holds one, so a suspend that kills refuses it before
+ * freezing (the task iterator reads it); held, the keyring and its key stay. */
 #include "feature.h"
 
 #include <linux/keyctl.h>
@@ -18,7 +18,7 @@ int main(void)
 			   KEY_SPEC_PROCESS_KEYRING);
 	if (key < 0)
 		feature_setup_failed("add_key");
-	feature_begin("refused-late process keyring");
+	feature_begin("refused process keyring");
 
 	feature_suspend_here();
 

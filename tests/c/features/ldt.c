@@ -1,5 +1,6 @@
 /* A local descriptor table (modify_ldt): an image cannot hold it, so a
- * suspend that kills refuses it once frozen (the process is let go); held,
+ * suspend that kills refuses it before freezing (the task iterator sees
+ * it); held,
  * it keeps it. */
 #include "feature.h"
 
@@ -8,7 +9,7 @@
 
 int main(void)
 {
-	feature_begin("refused-late local descriptor table");
+	feature_begin("refused local descriptor table");
 	struct user_desc desc = { .entry_number = 0, .base_addr = 0, .limit = 0xfff,
 				  .seg_32bit = 1, .useable = 1 };
 	if (syscall(SYS_modify_ldt, 1, &desc, sizeof desc) < 0)

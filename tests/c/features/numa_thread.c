@@ -1,6 +1,6 @@
 /* A NUMA memory policy of one thread only (set_mempolicy in a second
- * thread: it shows in no numa_maps but that thread's): refused once frozen,
- * by name; held, the thread keeps it. */
+ * thread: it shows in no numa_maps but that thread's): refused before
+ * freezing, by name (the task iterator reads it); held, the thread keeps it. */
 #include "feature.h"
 
 #include <pthread.h>
@@ -25,7 +25,7 @@ static void *worker(void *arg)
 
 int main(void)
 {
-	feature_begin("refused-late NUMA memory policy");
+	feature_begin("refused NUMA memory policy");
 	pthread_t t;
 	pthread_create(&t, NULL, worker, NULL);
 	while (!atomic_load(&set))

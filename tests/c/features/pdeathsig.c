@@ -1,6 +1,6 @@
 /* A parent-death signal (PR_SET_PDEATHSIG SIGUSR1, its handler counting): an
  * image cannot give it back (its parent is not restored), so a suspend that
- * kills refuses it once frozen; held, it is still SIGUSR1 and never sent. */
+ * kills refuses it before freezing (the task iterator reads it); held, it is still SIGUSR1 and never sent. */
 #include "feature.h"
 
 #include <signal.h>
@@ -16,7 +16,7 @@ static void on_usr1(int sig)
 
 int main(void)
 {
-	feature_begin("refused-late parent-death signal");
+	feature_begin("refused parent-death signal");
 	struct sigaction sa = { .sa_handler = on_usr1, .sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGUSR1, &sa, NULL) || prctl(PR_SET_PDEATHSIG, SIGUSR1))

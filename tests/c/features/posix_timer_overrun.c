@@ -1,15 +1,15 @@
 /* A POSIX timer whose last signal was delivered late: timer_getoverrun
  * says how many expirations it missed. No call sets that count, so a
- * suspend that kills refuses it (naming the timer) once frozen: only a
- * call inside the process reads it; held, the count stays
- * as it was. */
+ * suspend that kills refuses it (naming the timer) before freezing (the
+ * task iterator follows the process's timers); held, the count stays as
+ * it was. */
 #include "feature.h"
 
 #include <signal.h>
 
 int main(void)
 {
-	feature_begin("refused-late overrun count");
+	feature_begin("refused overrun count");
 	sigset_t usr2;
 	sigemptyset(&usr2);
 	sigaddset(&usr2, SIGUSR2);

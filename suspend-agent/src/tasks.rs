@@ -1,0 +1,146 @@
+//! What the kernel's task structures say about a process's threads, read by
+//! the task iterator (`suspend_task_facts`, see `suspend-ebpf/src/tasks.rs`)
+//! without stopping or entering the process: a suspend refuses what an
+//! image cannot hold before it freezes anything.
+//!
+//! The daemon loads the iterator and pins its link at
+//! `/sys/fs/bpf/suspend/link_suspend_task_facts`; reading that file runs
+//! it over every thread of the machine.
+
+use std::{io, path::PathBuf};
+
+use suspend_common::{
+    paths::BPF_PIN_DIR,
+    tasks::{TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
+};
+
+use crate::btf::Btf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskFactsError {
+    #[error("running the task iterator ({path}): {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("the task iterator reported no thread of process {0}")]
+    NotSeen(u32),
+}
+
+/// Where the daemon pins the iterator's link.
+pub fn link_path() -> PathBuf {
+    PathBuf::from(BPF_PIN_DIR).join(format!("link_{TASK_FACTS_PROGRAM}"))
+}
+
+/// The offsets the iterator reads at, from the kernel's BTF; a member the
+/// kernel lacks stays 0 (its fact is reported unknown). Also returns the
+/// members not found, for the log.
+pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
+    let mut missing = Vec::new();
+    let mut at = |strukt: &str, path: &[&str]| {
+        btf.member_path_offset(strukt, path).unwrap_or_else(|e| {
+            missing.push(e.to_string());
+            0
+        })
+    };
+    let layout = TaskFactsLayout {
+        pid: at("task_struct", &["pid"]),
+        tgid: at("task_struct", &["tgid"]),
+        pdeath_signal: at("task_struct", &["pdeath_signal"]),
+        mempolicy: at("task_struct", &["mempolicy"]),
+        mm: at("task_struct", &["mm"]),
+        cred: at("task_struct", &["cred"]),
+        mm_ldt: at("mm_struct", &["context", "ldt"]),
+        mm_flags: at("mm_struct", &["flags"]),
+        thread_keyring: at("cred", &["thread_keyring"]),
+        process_keyring: at("cred", &["process_keyring"]),
+        signal: at("task_struct", &["signal"]),
+        posix_timers: at("signal_struct", &["posix_timers"]),
+        ignored_posix_timers: btf
+            .member_path_offset("signal_struct", &["ignored_posix_timers"])
+            .unwrap_or(0), // 6.13+ only: its absence is no loss
+        timer_list: at("k_itimer", &["list"]),
+        timer_id: at("k_itimer", &["it_id"]),
+        timer_overrun_last: at("k_itimer", &["it_overrun_last"]),
+    };
+    (layout, missing)
+}
+
+/// The records of the iterator's output (whole records only).
+pub fn parse(bytes: &[u8]) -> Vec<TaskFacts> {
+    const SIZE: usize = std::mem::size_of::<TaskFacts>();
+    let (records, _torn) = bytes.as_chunks::<SIZE>();
+    let u32_at = |r: &[u8; SIZE], i: usize| {
+        u32::from_ne_bytes([r[4 * i], r[4 * i + 1], r[4 * i + 2], r[4 * i + 3]])
+    };
+    records
+        .iter()
+        .map(|r| TaskFacts {
+            tid: u32_at(r, 0),
+            tgid: u32_at(r, 1),
+            pdeath_signal: u32_at(r, 2) as i32,
+            facts: u32_at(r, 3),
+            known: u32_at(r, 4),
+            overrun_timer: u32_at(r, 5) as i32,
+            overrun: u32_at(r, 6) as i32,
+        })
+        .collect()
+}
+
+/// Every thread of process `pid`, as the kernel has it now.
+pub fn of_process(pid: u32) -> Result<Vec<TaskFacts>, TaskFactsError> {
+    let path = link_path();
+    let bytes = std::fs::read(&path).map_err(|source| TaskFactsError::Read { path, source })?;
+    let mut threads: Vec<_> = parse(&bytes)
+        .into_iter()
+        .filter(|t| t.tgid == pid)
+        .collect();
+    if threads.is_empty() {
+        return Err(TaskFactsError::NotSeen(pid));
+    }
+    threads.sort_by_key(|t| t.tid);
+    Ok(threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use suspend_common::tasks::{FACT_LDT, KNOWN_DUMPABLE, KNOWN_LDT, KNOWN_TIMERS};
+
+    use super::*;
+
+    #[test]
+    fn records_are_read_whole_and_in_order() {
+        let record = |tid: u32, facts: u32, known: u32| {
+            [tid, 7, 10, facts, known, 3, 12]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect::<Vec<u8>>()
+        };
+        let mut bytes = record(
+            8,
+            FACT_LDT | (2 << 4),
+            KNOWN_LDT | KNOWN_DUMPABLE | KNOWN_TIMERS,
+        );
+        bytes.extend(record(9, 0, 0));
+        bytes.extend([1, 2, 3]); // a torn tail is no record
+        let facts = parse(&bytes);
+        assert_eq!(facts.len(), 2);
+        assert_eq!(
+            (facts[0].tid, facts[0].tgid, facts[0].pdeath_signal),
+            (8, 7, 10)
+        );
+        assert_eq!(facts[0].has(FACT_LDT, KNOWN_LDT), Some(true));
+        assert_eq!(facts[0].dumpable(), Some(2));
+        assert_eq!(facts[0].overrun(), Some(Some((3, 12))));
+        assert_eq!(facts[1].overrun(), None);
+        assert_eq!(facts[1].has(FACT_LDT, KNOWN_LDT), None);
+        assert_eq!(facts[1].dumpable(), None);
+    }
+
+    #[test]
+    fn the_running_kernel_has_every_member() {
+        let btf = Btf::kernel().expect("the running kernel's BTF");
+        let (layout, missing) = layout(&btf);
+        assert!(layout.tgid == layout.pid + 4, "{layout:?}");
+        // This host's kernel has NUMA, keys and modify_ldt; a kernel
+        // without one would leave its offset 0 and name it here.
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+}

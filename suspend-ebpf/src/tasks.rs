@@ -1,0 +1,184 @@
+//! The task iterator: one [`TaskFacts`] record per thread of the machine,
+//! written to the iterator's output (the agent reads it by reading the
+//! pinned link). Only reads; every read through `bpf_probe_read_kernel`,
+//! at offsets the agent found in the kernel's BTF.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    Global,
+    bindings::seq_file,
+    helpers::{bpf_probe_read_kernel, generated::bpf_seq_write},
+};
+use suspend_common::tasks::{
+    DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING,
+    FACT_THREAD_KEYRING, KNOWN_DUMPABLE, KNOWN_KEYRINGS, KNOWN_LDT, KNOWN_MEMPOLICY,
+    KNOWN_PDEATH_SIGNAL, KNOWN_TIMERS, MAX_TIMERS, TaskFacts, TaskFactsLayout,
+};
+
+#[unsafe(no_mangle)]
+static TASK_FACTS_LAYOUT: Global<TaskFactsLayout> = Global::new(TaskFactsLayout {
+    pid: 0,
+    tgid: 0,
+    pdeath_signal: 0,
+    mempolicy: 0,
+    mm: 0,
+    cred: 0,
+    mm_ldt: 0,
+    mm_flags: 0,
+    thread_keyring: 0,
+    process_keyring: 0,
+    signal: 0,
+    posix_timers: 0,
+    ignored_posix_timers: 0,
+    timer_list: 0,
+    timer_id: 0,
+    timer_overrun_last: 0,
+});
+
+/// Reads a `T` at `base + offset`; `None` if the offset is unknown (0),
+/// the base is null, or the read fails.
+#[inline(always)]
+fn read<T>(base: *const u8, offset: u32) -> Option<T> {
+    if offset == 0 || base.is_null() {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the read; the offset is the
+    // member's, from the kernel's BTF.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize).cast::<T>()) }.ok()
+}
+
+/// Reads a `T` at `at` (a kernel address).
+#[inline(always)]
+fn load<T>(at: *const u8) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the read.
+    unsafe { bpf_probe_read_kernel(at.cast::<T>()) }.ok()
+}
+
+/// Follows the timer list whose head is at `head` (a `list_head` ends at
+/// its head, an `hlist_head` at null; both keep the next pointer first),
+/// noting in `facts` the first timer with an overrun count. Returns
+/// whether the walk reached the end within [`MAX_TIMERS`] steps.
+#[inline(always)]
+fn timers(head: *const u8, layout: &TaskFactsLayout, facts: &mut TaskFacts) -> bool {
+    let Some(mut at) = load::<*const u8>(head) else {
+        return false;
+    };
+    for _ in 0..MAX_TIMERS {
+        if at.is_null() || at == head {
+            return true;
+        }
+        let timer = at.wrapping_sub(layout.timer_list as usize);
+        if facts.overrun_timer < 0 {
+            let overrun = read::<i32>(timer, layout.timer_overrun_last).unwrap_or(0);
+            if overrun != 0 {
+                facts.overrun_timer = read::<i32>(timer, layout.timer_id).unwrap_or(0);
+                facts.overrun = overrun;
+            }
+        }
+        match load::<*const u8>(at) {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    at.is_null() || at == head
+}
+
+/// Whether the pointer at `base + offset` is set, if it can be read.
+#[inline(always)]
+fn set(base: *const u8, offset: u32) -> Option<bool> {
+    read::<*const u8>(base, offset).map(|p| !p.is_null())
+}
+
+/// `ctx` is a `struct bpf_iter__task { struct bpf_iter_meta *meta; struct
+/// task_struct *task; }`; `task` is null on the last call.
+pub fn on_task(ctx: *mut c_void) -> i32 {
+    let ctx = ctx.cast::<*const u8>();
+    // SAFETY: the iterator's context, as above: two pointers.
+    let (meta, task) = unsafe { (*ctx, *ctx.add(1)) };
+    if task.is_null() || meta.is_null() {
+        return 0;
+    }
+    // SAFETY: `bpf_iter_meta` starts with `struct seq_file *seq`.
+    let seq = unsafe { *meta.cast::<*mut seq_file>() };
+    let layout = TASK_FACTS_LAYOUT.load();
+    let mut facts = TaskFacts {
+        tid: read::<u32>(task, layout.pid).unwrap_or(0),
+        tgid: read::<u32>(task, layout.tgid).unwrap_or(0),
+        overrun_timer: -1,
+        ..TaskFacts::default()
+    };
+    if facts.tid == 0 {
+        return 0;
+    }
+    if let Some(signal) = read::<i32>(task, layout.pdeath_signal) {
+        facts.pdeath_signal = signal;
+        facts.known |= KNOWN_PDEATH_SIGNAL;
+    }
+    if let Some(policy) = set(task, layout.mempolicy) {
+        facts.known |= KNOWN_MEMPOLICY;
+        if policy {
+            facts.facts |= FACT_MEMPOLICY;
+        }
+    }
+    if let Some(mm) = read::<*const u8>(task, layout.mm) {
+        if let Some(ldt) = set(mm, layout.mm_ldt) {
+            facts.known |= KNOWN_LDT;
+            if ldt {
+                facts.facts |= FACT_LDT;
+            }
+        }
+        if let Some(flags) = read::<u64>(mm, layout.mm_flags) {
+            facts.known |= KNOWN_DUMPABLE;
+            facts.facts |= (flags as u32 & DUMPABLE_MASK) << DUMPABLE_SHIFT;
+        }
+    }
+    if let Some(cred) = read::<*const u8>(task, layout.cred)
+        && let (Some(thread), Some(process)) = (
+            set(cred, layout.thread_keyring),
+            set(cred, layout.process_keyring),
+        )
+    {
+        facts.known |= KNOWN_KEYRINGS;
+        if thread {
+            facts.facts |= FACT_THREAD_KEYRING;
+        }
+        if process {
+            facts.facts |= FACT_PROCESS_KEYRING;
+        }
+    }
+    // POSIX timers are the process's: followed from its leader only.
+    if facts.tid == facts.tgid
+        && layout.posix_timers != 0
+        && layout.timer_list != 0
+        && layout.timer_overrun_last != 0
+        && let Some(signal) = read::<*const u8>(task, layout.signal)
+        && !signal.is_null()
+    {
+        let mut whole = timers(
+            signal.wrapping_add(layout.posix_timers as usize),
+            &layout,
+            &mut facts,
+        );
+        if layout.ignored_posix_timers != 0 {
+            whole &= timers(
+                signal.wrapping_add(layout.ignored_posix_timers as usize),
+                &layout,
+                &mut facts,
+            );
+        }
+        if whole {
+            facts.known |= KNOWN_TIMERS;
+        }
+    }
+    // SAFETY: `seq` is the iterator's seq_file; `facts` is initialized
+    // memory of the given size on this program's stack.
+    unsafe {
+        bpf_seq_write(
+            seq,
+            (&raw const facts).cast::<c_void>(),
+            core::mem::size_of::<TaskFacts>() as u32,
+        )
+    };
+    0
+}
