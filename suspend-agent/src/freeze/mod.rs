@@ -64,6 +64,8 @@ pub struct Frozen<'a> {
     guarded: bool,
     /// The registry says `held`: let go, it stays so.
     held: bool,
+    /// How many of `threads` have been let go (detached).
+    let_go: usize,
     done: bool,
 }
 
@@ -160,6 +162,7 @@ impl<'a> Frozen<'a> {
             watching: false,
             guarded: false,
             held: false,
+            let_go: 0,
             done: false,
         };
         // Guarded from before the first thread stops.
@@ -343,10 +346,12 @@ impl<'a> Frozen<'a> {
         if self.done {
             return;
         }
-        self.done = true;
         if detach {
+            // One thread at a time, counted before it is let go: should
+            // anything here panic, `Drop` comes back and lets the rest go.
             let mut dead = Vec::new();
-            for thread in &self.threads {
+            while let Some(&thread) = self.threads.get(self.let_go) {
+                self.let_go += 1;
                 match ptrace::detach(thread.tid, thread.stopped_with) {
                     Ok(()) => {}
                     // Killed while frozen: a traced zombie waits for us.
@@ -356,6 +361,7 @@ impl<'a> Frozen<'a> {
             }
             reap_all(self.pid, &dead);
         }
+        self.done = true;
         if self.held && detach {
             // Held: its parked threads stay witnessed (and guarded, where
             // the guard is on) with no agent, until a resume forgets them.
@@ -432,6 +438,19 @@ fn reap_all(pid: u32, tids: &[u32]) {
 
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
-        self.finish(true);
+        // Should letting one thread go panic, the next are still let go
+        // (each is counted before it is: every try gets further), and
+        // then the first panic goes on (unless one already unwinds here).
+        let mut panicked = None;
+        while let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.finish(true)))
+        {
+            panicked.get_or_insert(panic);
+        }
+        if let Some(panic) = panicked
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
