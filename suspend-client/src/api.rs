@@ -229,3 +229,95 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_goes_by_its_wire_code_and_an_unknown_one_is_aborted() {
+        for reason in [Reason::Restored, Reason::Continued, Reason::Aborted] {
+            assert_eq!(Reason::from_code(reason.code()), reason);
+            let info = ResumeInfo {
+                request_id: 1,
+                reason_code: reason.code(),
+                _reserved: 0,
+            };
+            assert_eq!(info.reason(), reason);
+        }
+        let codes = [Reason::Restored, Reason::Continued, Reason::Aborted].map(Reason::code);
+        assert!(codes[0] != codes[1] && codes[1] != codes[2] && codes[0] != codes[2]);
+        // An agent newer than this library: carry on as after a failure.
+        assert_eq!(Reason::from_code(99), Reason::Aborted);
+    }
+
+    #[test]
+    fn a_request_reads_each_of_its_flags_alone() {
+        let request = |flags| SuspendRequest {
+            id: 1,
+            flags,
+            timeout_ms: 2_500,
+        };
+        let none = request(0);
+        assert!(!none.wait() && !none.dry_run() && !none.leave_running());
+        assert!(request(REQUEST_WAIT).wait());
+        assert!(!request(REQUEST_WAIT).dry_run() && !request(REQUEST_WAIT).leave_running());
+        assert!(request(REQUEST_DRY_RUN).dry_run());
+        assert!(!request(REQUEST_DRY_RUN).wait() && !request(REQUEST_DRY_RUN).leave_running());
+        assert!(request(REQUEST_LEAVE_RUNNING).leave_running());
+        assert!(!request(REQUEST_LEAVE_RUNNING).wait());
+        let all = request(REQUEST_WAIT | REQUEST_DRY_RUN | REQUEST_LEAVE_RUNNING);
+        assert!(all.wait() && all.dry_run() && all.leave_running());
+        assert_eq!(none.timeout(), Duration::from_millis(2_500));
+    }
+
+    #[test]
+    fn every_error_has_its_own_c_code_and_says_what_failed() {
+        let errors = [
+            (
+                Error::InvalidSignals {
+                    suspend: 44,
+                    resume: 44,
+                },
+                -libc::EINVAL,
+                "signals 44/44 are not two distinct real-time signals in 34..=64",
+            ),
+            (
+                Error::AlreadyRegistered,
+                -libc::EALREADY,
+                "this process is registered already",
+            ),
+            (
+                Error::NotRegistered,
+                -libc::ENOENT,
+                "this process is not registered",
+            ),
+            (
+                Error::Refused { code: 2 },
+                -libc::EPROTO,
+                "the suspend agent refused the registration (code 2)",
+            ),
+            (
+                Error::Os {
+                    call: "sigaction",
+                    errno: libc::EINVAL,
+                },
+                -libc::EINVAL,
+                "sigaction: Invalid argument (os error 22)",
+            ),
+            (
+                Error::Os {
+                    call: "memfd_create",
+                    errno: libc::EMFILE,
+                },
+                -libc::EMFILE,
+                "memfd_create: Too many open files (os error 24)",
+            ),
+        ];
+        for (error, code, message) in errors {
+            assert_eq!(error.code(), code, "{error}");
+            assert!(code < 0);
+            assert_eq!(error.to_string(), message);
+        }
+    }
+}

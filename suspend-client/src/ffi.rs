@@ -78,13 +78,19 @@ pub unsafe extern "C" fn suspend_register_with(
         if o.resume_signal != 0 {
             opts.resume_signal = o.resume_signal;
         }
-        opts.context = if o.context == 1 {
-            Context::Signal
-        } else {
-            Context::Thread
-        };
+        opts.context = context_of(o.context);
     }
     code(registration::register_callbacks(callbacks, opts, false))
+}
+
+/// `struct suspend_options`'s `context`: `SUSPEND_CONTEXT_SIGNAL`, or the
+/// helper thread.
+fn context_of(context: u32) -> Context {
+    if context == 1 {
+        Context::Signal
+    } else {
+        Context::Thread
+    }
 }
 
 /// Withdraws the registration: 0 or a negative errno.
@@ -145,3 +151,108 @@ pub extern "C" fn suspend_strerror(code: libc::c_int) -> *const c_char {
 const _: () = assert!(size_of::<SuspendRequest>() == 16);
 const _: () = assert!(size_of::<ResumeInfo>() == 16);
 const _: () = assert!(size_of::<SuspendOptions>() == 16);
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use suspend_common::wire::{REQUEST_DRY_RUN, REQUEST_LEAVE_RUNNING, REQUEST_WAIT};
+
+    use super::*;
+    use crate::{
+        api::{Decision, Reason},
+        state::c_decision,
+    };
+
+    /// The value `#define NAME` has in `include/suspend.h`.
+    fn header(name: &str) -> i64 {
+        include_str!("../include/suspend.h")
+            .lines()
+            .find_map(|line| {
+                let mut words = line.split_whitespace();
+                (words.next() == Some("#define") && words.next() == Some(name))
+                    .then(|| words.next())
+                    .flatten()
+            })
+            .and_then(|value| value.trim_end_matches('u').parse().ok())
+            .unwrap_or_else(|| panic!("suspend.h has no number for {name}"))
+    }
+
+    #[test]
+    fn the_c_header_says_what_the_library_does() {
+        let decision = |name| c_decision(header(name) as libc::c_int);
+        assert_eq!(decision("SUSPEND_READY"), Decision::Ready);
+        assert_eq!(decision("SUSPEND_BUSY"), Decision::Busy);
+        assert_eq!(decision("SUSPEND_REFUSE"), Decision::Refuse);
+        for (name, reason) in [
+            ("SUSPEND_RESTORED", Reason::Restored),
+            ("SUSPEND_CONTINUED", Reason::Continued),
+            ("SUSPEND_ABORTED", Reason::Aborted),
+        ] {
+            assert_eq!(header(name), i64::from(reason.code()), "{name}");
+        }
+        for (name, flag) in [
+            ("SUSPEND_REQUEST_WAIT", REQUEST_WAIT),
+            ("SUSPEND_REQUEST_DRY_RUN", REQUEST_DRY_RUN),
+            ("SUSPEND_REQUEST_LEAVE_RUNNING", REQUEST_LEAVE_RUNNING),
+        ] {
+            assert_eq!(header(name), i64::from(flag), "{name}");
+        }
+        let context = |name| context_of(header(name) as u32);
+        assert_eq!(context("SUSPEND_CONTEXT_THREAD"), Context::Thread);
+        assert_eq!(context("SUSPEND_CONTEXT_SIGNAL"), Context::Signal);
+        let defaults = Options::default();
+        assert_eq!(
+            header("SUSPEND_DEFAULT_SUSPEND_SIGNAL"),
+            i64::from(defaults.suspend_signal)
+        );
+        assert_eq!(
+            header("SUSPEND_DEFAULT_RESUME_SIGNAL"),
+            i64::from(defaults.resume_signal)
+        );
+    }
+
+    #[test]
+    fn a_c_on_suspend_answering_anything_else_refuses() {
+        assert_eq!(c_decision(3), Decision::Refuse);
+        assert_eq!(c_decision(-1), Decision::Refuse);
+    }
+
+    fn strerror(code: libc::c_int) -> &'static str {
+        // SAFETY: suspend_strerror returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(suspend_strerror(code)) }
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_code_the_library_returns_has_its_own_description() {
+        let generic = strerror(-libc::EIO);
+        let codes = [
+            code(Ok(crate::Registration {
+                agent: crate::AgentStatus::Acknowledged,
+            })),
+            code(Ok(crate::Registration {
+                agent: crate::AgentStatus::Pending,
+            })),
+            code(Err(Error::InvalidSignals {
+                suspend: 1,
+                resume: 2,
+            })),
+            code(Err(Error::AlreadyRegistered)),
+            code(Err(Error::NotRegistered)),
+            code(Err(Error::Refused { code: 1 })),
+        ];
+        assert_eq!(codes[..2], [0, 1]);
+        let texts: Vec<&str> = codes.iter().map(|&c| strerror(c)).collect();
+        for (i, text) in texts.iter().enumerate() {
+            assert_ne!(*text, generic, "code {}", codes[i]);
+            assert!(!texts[..i].contains(text), "{text:?} twice");
+        }
+        let os = code(Err(Error::Os {
+            call: "mmap",
+            errno: libc::ENOMEM,
+        }));
+        assert_eq!((os, strerror(os)), (-libc::ENOMEM, generic));
+    }
+}

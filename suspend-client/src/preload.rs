@@ -24,11 +24,7 @@ extern "C" fn preload_init() {
     }
     let mut options = Options::default();
     if let Some(signals) = std::env::var_os(PRELOAD_SIGNALS_ENV) {
-        let parsed = signals.to_str().and_then(|s| {
-            let (suspend, resume) = s.split_once(',')?;
-            Some((suspend.trim().parse().ok()?, resume.trim().parse().ok()?))
-        });
-        match parsed {
+        match signals.to_str().and_then(parse_signals) {
             Some((suspend, resume)) => {
                 options.suspend_signal = suspend;
                 options.resume_signal = resume;
@@ -51,14 +47,24 @@ extern "C" fn preload_init() {
     }
 }
 
-/// Removes `SUSPEND_PRELOAD` and this library from `LD_PRELOAD`.
-fn scrub_environment() {
-    let rest: Vec<String> = std::env::var("LD_PRELOAD")
-        .unwrap_or_default()
+/// `SUSPEND_PRELOAD_SIGNALS`: `SUSPEND,RESUME`.
+fn parse_signals(s: &str) -> Option<(i32, i32)> {
+    let (suspend, resume) = s.split_once(',')?;
+    Some((suspend.trim().parse().ok()?, resume.trim().parse().ok()?))
+}
+
+/// The entries of an `LD_PRELOAD` value but this library.
+fn without_shim(ld_preload: &str) -> Vec<String> {
+    ld_preload
         .split([' ', ':'])
         .filter(|entry| !entry.is_empty() && !entry.ends_with(SHIM))
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+/// Removes `SUSPEND_PRELOAD` and this library from `LD_PRELOAD`.
+fn scrub_environment() {
+    let rest = without_shim(&std::env::var("LD_PRELOAD").unwrap_or_default());
     // SAFETY: runs in the constructor, before main and before any thread
     // the program starts, so nothing reads the environment concurrently.
     unsafe {
@@ -75,3 +81,36 @@ fn scrub_environment() {
 #[used]
 #[unsafe(link_section = ".init_array")]
 static PRELOAD_INIT: extern "C" fn() = preload_init;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signals_are_two_numbers_split_by_a_comma() {
+        assert_eq!(parse_signals("45,46"), Some((45, 46)));
+        assert_eq!(parse_signals(" 45 , 46 "), Some((45, 46)));
+        for bad in ["45", "45;46", "45,", ",46", "a,46", "45,46,47", ""] {
+            assert_eq!(parse_signals(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_this_library_leaves_ld_preload() {
+        assert_eq!(
+            without_shim("/usr/lib/libsuspend_client.so:/opt/libfast.so"),
+            ["/opt/libfast.so"]
+        );
+        assert_eq!(
+            without_shim("libjemalloc.so  /x/libsuspend_client.so /y/libz.so"),
+            ["libjemalloc.so", "/y/libz.so"]
+        );
+        assert!(without_shim("/usr/lib/libsuspend_client.so").is_empty());
+        assert!(without_shim("").is_empty());
+        // Another library whose name merely contains ours stays.
+        assert_eq!(
+            without_shim("/x/libsuspend_client.so.1"),
+            ["/x/libsuspend_client.so.1"]
+        );
+    }
+}

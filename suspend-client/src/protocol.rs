@@ -157,3 +157,93 @@ impl Conn {
         rc == 0 || (rc > 0 && pfd.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR) == 0)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use suspend_common::wire::{MSG_ANSWER, MSG_HELLO, MSG_OUTCOME, REASON_CONTINUED};
+
+    use super::*;
+
+    /// Both ends of a connected stream socket pair: (agent, client).
+    pub(crate) fn pair() -> (Conn, Conn) {
+        let mut fds = [-1; 2];
+        // SAFETY: socketpair writes two fds into the array we own.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "socketpair: errno {}", sys::errno());
+        (Conn(fds[0]), Conn(fds[1]))
+    }
+
+    #[test]
+    fn a_message_arrives_whole_and_in_order() {
+        let (agent, client) = pair();
+        let hello = Message {
+            token: 0x1234_5678_9abc_def0,
+            ..Message::new(MSG_HELLO)
+        };
+        let outcome = Message {
+            request_id: 7,
+            code: REASON_CONTINUED,
+            ..Message::new(MSG_OUTCOME)
+        };
+        client.send(&hello).unwrap();
+        agent.send(&outcome).unwrap();
+        assert_eq!(agent.recv(false), Ok(Some(hello)));
+        assert_eq!(client.recv(false), Ok(Some(outcome)));
+    }
+
+    #[test]
+    fn a_message_cut_short_by_the_end_of_file_is_none() {
+        let (agent, client) = pair();
+        let bytes = Message::new(MSG_ANSWER);
+        let half = &bytes.as_bytes()[..size_of::<Message>() / 2];
+        // SAFETY: writing a buffer we own to a socket we own.
+        let n = unsafe { libc::send(agent.0, half.as_ptr().cast(), half.len(), 0) };
+        assert_eq!(n, half.len() as isize);
+        drop(agent);
+        assert_eq!(client.recv(false), Ok(None));
+        assert_eq!(client.recv(false), Ok(None));
+    }
+
+    #[test]
+    fn a_connection_is_alive_until_the_agent_hangs_up() {
+        let (agent, client) = pair();
+        assert!(client.is_alive());
+        // A message waiting is no hang-up.
+        agent.send(&Message::new(MSG_OUTCOME)).unwrap();
+        assert!(client.is_alive());
+        drop(agent);
+        assert!(!client.is_alive());
+        // Sending to a vanished agent is an error, not a SIGPIPE.
+        assert_eq!(client.send(&Message::new(MSG_ANSWER)), Err(libc::EPIPE));
+    }
+
+    #[test]
+    fn a_receive_gives_up_after_its_timeout() {
+        let (_agent, client) = pair();
+        client.set_timeout(Some(Duration::from_millis(20)));
+        let started = std::time::Instant::now();
+        assert_eq!(client.recv(false), Err(libc::EAGAIN));
+        assert!(started.elapsed() >= Duration::from_millis(15));
+    }
+
+    #[test]
+    fn a_connection_given_away_is_not_closed() {
+        let (agent, client) = pair();
+        let fd = client.into_raw();
+        // Still open: the agent end sees no hang-up.
+        assert!(agent.is_alive());
+        let client = Conn(fd);
+        agent.send(&Message::new(MSG_OUTCOME)).unwrap();
+        assert_eq!(
+            client.recv(false).map(|m| m.map(|m| m.kind)),
+            Ok(Some(MSG_OUTCOME))
+        );
+    }
+}

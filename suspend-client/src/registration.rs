@@ -47,16 +47,7 @@ pub(crate) fn register_callbacks(
     options: Options,
     via_preload: bool,
 ) -> Result<Registration, Error> {
-    let valid = |s: i32| (MIN_SIGNAL as i32..=MAX_SIGNAL as i32).contains(&s);
-    if !valid(options.suspend_signal)
-        || !valid(options.resume_signal)
-        || options.suspend_signal == options.resume_signal
-    {
-        return Err(Error::InvalidSignals {
-            suspend: options.suspend_signal,
-            resume: options.resume_signal,
-        });
-    }
+    check_signals(&options)?;
     let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(ms) = std::env::var("SUSPEND_FAULT_PARK_DELAY_MS")
         .ok()
@@ -170,6 +161,21 @@ pub(crate) fn register_callbacks(
     }
 }
 
+/// The signals must be two distinct real-time signals the agent may send.
+fn check_signals(options: &Options) -> Result<(), Error> {
+    let valid = |s: i32| (MIN_SIGNAL as i32..=MAX_SIGNAL as i32).contains(&s);
+    if !valid(options.suspend_signal)
+        || !valid(options.resume_signal)
+        || options.suspend_signal == options.resume_signal
+    {
+        return Err(Error::InvalidSignals {
+            suspend: options.suspend_signal,
+            resume: options.resume_signal,
+        });
+    }
+    Ok(())
+}
+
 /// After a restore the agent has seen this process exit: tell it again
 /// that it is registered. Best effort: an agent that is not running finds
 /// the block when it starts.
@@ -222,4 +228,38 @@ fn unregister_locked() -> Result<(), Error> {
 /// parent was).
 pub fn is_registered() -> bool {
     STATE.registered_here()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(suspend: i32, resume: i32) -> Result<(), Error> {
+        check_signals(&Options {
+            suspend_signal: suspend,
+            resume_signal: resume,
+            context: Context::Thread,
+        })
+    }
+
+    #[test]
+    fn only_two_distinct_real_time_signals_are_taken() {
+        assert_eq!(check(44, 43), Ok(()));
+        assert_eq!(check(34, 64), Ok(()));
+        assert_eq!(check(64, 34), Ok(()));
+        for (suspend, resume) in [(33, 43), (44, 65), (0, 43), (-44, 43), (libc::SIGUSR1, 43)] {
+            assert_eq!(
+                check(suspend, resume),
+                Err(Error::InvalidSignals { suspend, resume })
+            );
+        }
+        assert_eq!(
+            check(44, 44),
+            Err(Error::InvalidSignals {
+                suspend: 44,
+                resume: 44
+            })
+        );
+        assert_eq!(check_signals(&Options::default()), Ok(()));
+    }
 }

@@ -236,3 +236,54 @@ fn park(conn: &Conn, request_id: u64) -> u32 {
     STATE.set_parked_tid(0);
     reason
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use suspend_common::wire::{REASON_CONTINUED, REASON_RESTORED};
+
+    use super::*;
+    use crate::protocol::tests::pair;
+
+    /// `STATE.restored` is the process's: one test at a time uses it.
+    static RESTORED: Mutex<()> = Mutex::new(());
+
+    fn outcome(request_id: u64, code: u32) -> Message {
+        Message {
+            request_id,
+            code,
+            ..Message::new(MSG_OUTCOME)
+        }
+    }
+
+    #[test]
+    fn a_parked_request_takes_its_own_outcome_and_skips_the_rest() {
+        let _one = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+        let (agent, client) = pair();
+        agent.send(&outcome(6, REASON_ABORTED)).unwrap();
+        agent.send(&Message::new(MSG_OK)).unwrap();
+        agent.send(&outcome(7, REASON_CONTINUED)).unwrap();
+        assert_eq!(park(&client, 7), REASON_CONTINUED);
+    }
+
+    #[test]
+    fn an_agent_that_hangs_up_means_aborted() {
+        let _one = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+        let (agent, client) = pair();
+        agent.send(&outcome(6, REASON_CONTINUED)).unwrap();
+        drop(agent);
+        assert_eq!(park(&client, 7), REASON_ABORTED);
+    }
+
+    #[test]
+    fn the_resume_signal_wins_over_the_connection() {
+        let _one = RESTORED.lock().unwrap_or_else(|e| e.into_inner());
+        let (agent, client) = pair();
+        // Restored from its image: the agent that took it is long gone.
+        STATE.restored.store(true, Ordering::SeqCst);
+        drop(agent);
+        assert_eq!(park(&client, 7), REASON_RESTORED);
+        assert!(!STATE.restored.load(Ordering::SeqCst), "used up");
+    }
+}

@@ -96,6 +96,16 @@ pub static STATE: State = State {
     held_ready_fd: AtomicI32::new(-1),
 };
 
+/// What a C `on_suspend`'s answer means (`SUSPEND_READY`, `SUSPEND_BUSY`;
+/// anything else refuses).
+pub fn c_decision(answer: libc::c_int) -> Decision {
+    match answer {
+        0 => Decision::Ready,
+        1 => Decision::Busy,
+        _ => Decision::Refuse,
+    }
+}
+
 impl State {
     /// Whether this process (not a forked copy of it) is registered.
     pub fn registered_here(&self) -> bool {
@@ -120,11 +130,7 @@ impl State {
                 let f: COnSuspend = unsafe { std::mem::transmute(f) };
                 // SAFETY: calling the application's C callback with a valid
                 // request pointer and its own user data.
-                match unsafe { f(request, self.c_data.load(Ordering::Acquire)) } {
-                    0 => Decision::Ready,
-                    1 => Decision::Busy,
-                    _ => Decision::Refuse,
-                }
+                c_decision(unsafe { f(request, self.c_data.load(Ordering::Acquire)) })
             }
             _ => Decision::Ready,
         }

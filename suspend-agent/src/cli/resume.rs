@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use crate::{
     exit,
-    hold::{self, HeldRecord, HoldError},
-    restore::{self, Options, RestoreError, Stdio},
+    hold::{self, HeldRecord},
+    restore::{self, Options, Stdio},
 };
 
 /// Bring a suspended process back from its image
@@ -145,7 +145,7 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
         Ok(image) => image,
         Err(e) => {
             eprintln!("suspend-agent: the image of held pid {pid} was refused, it stays held: {e}");
-            return Ok(exit::BAD_IMAGE);
+            return Ok(e.exit_code());
         }
     };
     let mut server = None;
@@ -186,11 +186,10 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
             );
             wait_for(args, pid, server)
         }
-        Err(e @ (HoldError::NotHeld { .. } | HoldError::Pages { .. })) => {
+        Err(e) => {
             eprintln!("suspend-agent: {e}; it stays held");
-            Ok(exit::BAD_IMAGE)
+            Ok(e.exit_code())
         }
-        Err(e) => Err(anyhow::anyhow!("{e}; it stays held")),
     }
 }
 
@@ -223,14 +222,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Err(e @ (RestoreError::Read(_) | RestoreError::Refused(_))) => {
-            let code = match &e {
-                RestoreError::Refused(restore::Refusal::PidInUse { .. }) => exit::PID_IN_USE,
-                _ => exit::BAD_IMAGE,
-            };
-            eprintln!("suspend-agent: image refused, nothing was created: {e}");
-            Ok(code)
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => match e.exit_code() {
+            // Said with its causes, as every other error is.
+            exit::ERROR => Err(e.into()),
+            // Refused before anything was created (9, 10).
+            code => {
+                eprintln!("suspend-agent: image refused, nothing was created: {e}");
+                Ok(code)
+            }
+        },
     }
 }

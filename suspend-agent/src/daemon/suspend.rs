@@ -4,8 +4,9 @@
 //! a failed suspend never loses the process.
 
 use std::{
-    io,
-    sync::Arc,
+    fs, io,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -20,7 +21,7 @@ use crate::{
     control::Outcome,
     dump::{self, DumpError, DumpOptions, Summary},
     freeze::{FreezeError, Frozen},
-    hold::HoldError,
+    hold::{HeldRecord, HoldError},
     image::{ImageWriter, sign::Keys},
     procfs::ProcError,
     sys::PidFd,
@@ -65,7 +66,8 @@ pub enum TakeError {
     /// Reading what confines it failed.
     #[error("pid {pid}: {source}")]
     Confinement { pid: u32, source: ProcError },
-    /// Making its image, freezing, dumping or finishing failed.
+    /// Making its image, freezing, dumping or finishing failed (or the
+    /// thread doing it panicked).
     #[error("pid {pid}: suspend failed: {source}")]
     Failed { pid: u32, source: WorkError },
 }
@@ -90,6 +92,11 @@ impl TakeError {
     fn let_go(&self) -> &'static str {
         match self {
             Self::NoImageDir { .. } => "; let go, ",
+            // Killed or held after all: its message says which.
+            Self::Failed {
+                source: WorkError::Panicked { left, .. },
+                ..
+            } if !left.let_go() => "; ",
             Self::Failed { .. } => "; the process was let go, ",
             // Refused before the freeze: the message says nothing was
             // frozen.
@@ -116,6 +123,11 @@ pub enum WorkError {
     Kill(#[source] io::Error),
     #[error("holding it failed (its image was removed): {0}")]
     Hold(#[source] HoldError),
+    /// The dump thread panicked (a bug). What it left behind is known
+    /// once it has unwound: every `Drop` on its way ran, so a frozen
+    /// process was let go, an unfinished image removed.
+    #[error("the dump thread panicked ({message}){left}")]
+    Panicked { message: String, left: AfterPanic },
 }
 
 impl WorkError {
@@ -125,8 +137,121 @@ impl WorkError {
         match self {
             Self::Dump(DumpError::Unsupported { .. } | DumpError::Confined { .. })
             | Self::Hold(HoldError::Refused { .. }) => Outcome::Unsupported,
-            Self::Freeze(_) | Self::Dump(_) | Self::Kill(_) | Self::Hold(_) => Outcome::Error,
+            Self::Freeze(_)
+            | Self::Dump(_)
+            | Self::Kill(_)
+            | Self::Hold(_)
+            | Self::Panicked { .. } => Outcome::Error,
         }
+    }
+}
+
+/// How far the dump thread got: what a panic on it can have left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Making the image's directory: nothing is frozen yet.
+    Preparing,
+    /// Freezing, dumping, making the image durable (with
+    /// `--leave-running`, the process runs again meanwhile).
+    Dumping,
+    /// The image is durable: killing or holding the process.
+    Finishing,
+}
+
+/// What a panic on the dump thread left behind, found once it unwound.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AfterPanic {
+    #[error(" before the freeze: nothing was frozen, no image was written")]
+    BeforeFreeze,
+    /// The unfinished image's directory went with the image writer; the
+    /// process was let go with the `Frozen`.
+    #[error(": the image was not completed (nothing of it was kept)")]
+    NoImage,
+    #[error(" once its image in {} was complete, before the process was killed", .image.display())]
+    NotKilled { image: PathBuf },
+    #[error(" once its image in {} was complete; the process was killed", .image.display())]
+    Killed { image: PathBuf },
+    /// Its record was written: held, as after an agent killed while
+    /// holding it (some threads may run on, not parked).
+    #[error(
+        " while holding the process, its image in {} complete: it is held (its hold perhaps \
+         cut short); `suspend-agent resume {pid}` lets it go on",
+        .image.display()
+    )]
+    Held { pid: u32, image: PathBuf },
+    /// Let go before it was held: its image, of a process that went on,
+    /// must not be resumed.
+    #[error(
+        " before the process was held; its image in {} {}",
+        .image.display(),
+        if *.removed { "was removed" } else { "could not be removed: do not resume it" }
+    )]
+    NotHeld { image: PathBuf, removed: bool },
+}
+
+impl AfterPanic {
+    /// Whether the process was let go (else killed, or held).
+    fn let_go(&self) -> bool {
+        match self {
+            Self::BeforeFreeze | Self::NoImage | Self::NotKilled { .. } | Self::NotHeld { .. } => {
+                true
+            }
+            Self::Killed { .. } | Self::Held { .. } => false,
+        }
+    }
+
+    /// Finds it from the stage the thread reached and, once the image was
+    /// durable, whether process `pid` is `held` with it, or `alive`. The
+    /// image of a process that was to be held and went on is removed.
+    fn find(
+        stage: Stage,
+        hold: bool,
+        pid: u32,
+        image: &Path,
+        held: impl FnOnce() -> bool,
+        alive: impl FnOnce() -> bool,
+    ) -> Self {
+        let image = image.to_path_buf();
+        match stage {
+            Stage::Preparing => Self::BeforeFreeze,
+            Stage::Dumping => Self::NoImage,
+            Stage::Finishing if hold => {
+                if held() {
+                    return Self::Held { pid, image };
+                }
+                let removed = match fs::remove_dir_all(&image) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::warn!("removing {}: {e}", image.display());
+                        false
+                    }
+                };
+                Self::NotHeld { image, removed }
+            }
+            Stage::Finishing if alive() => Self::NotKilled { image },
+            Stage::Finishing => Self::Killed { image },
+        }
+    }
+}
+
+/// Whether `pid` is held with the image in `image` (its record says so).
+fn held_with(pid: u32, image: &Path) -> bool {
+    HeldRecord::find(pid)
+        .ok()
+        .flatten()
+        .is_some_and(|r| fs::canonicalize(image).is_ok_and(|i| i == r.image))
+}
+
+/// What a panic said (a cancel, which only the runtime's shutdown does to
+/// a blocking task not yet started, says so).
+fn panic_message(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned()),
+        Err(e) => e.to_string(),
     }
 }
 
@@ -216,6 +341,13 @@ pub async fn take(
     let hold = args.hold;
     let state = state.clone();
     let report = progress.clone();
+    // A panic on the dump thread: what it left is found from how far it
+    // got, and whether the process is still there.
+    let stage = Arc::new(Mutex::new(Stage::Preparing));
+    let reached = stage.clone();
+    let reach = move |s| *reached.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    let pidfd = Arc::new(pidfd);
+    let thread_pidfd = pidfd.clone();
     // ptrace binds a tracee to the tracer thread: freeze, dump and finish
     // all happen on this one blocking thread.
     let work = tokio::task::spawn_blocking(move || -> Result<Taken, WorkError> {
@@ -232,6 +364,7 @@ pub async fn take(
             image.prewarm(expected + expected / 8)
         }
         .map_err(DumpError::from)?;
+        reach(Stage::Dumping);
         let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
         let frozen_at = Instant::now();
         let guard = if frozen.guarded() {
@@ -265,6 +398,7 @@ pub async fn take(
             // durable.
             let held_only = dumped.held_only.clone();
             let summary = dumped.finish(&key)?;
+            reach(Stage::Finishing);
             let durable_after = ready_at.elapsed();
             let parked = match crate::hold::park(&mut frozen, &summary.path, held_only) {
                 Ok(parked) => parked,
@@ -288,8 +422,9 @@ pub async fn take(
         }
         // Killed only once the image is durable.
         let summary = dumped.finish(&key)?;
+        reach(Stage::Finishing);
         let durable_after = ready_at.elapsed();
-        frozen.kill(&pidfd).map_err(WorkError::Kill)?;
+        frozen.kill(&thread_pidfd).map_err(WorkError::Kill)?;
         Ok(Taken {
             summary,
             frozen_for: frozen_at.elapsed(),
@@ -301,9 +436,20 @@ pub async fn take(
 
     let result = match work {
         Ok(result) => result,
-        Err(e) => Err(WorkError::Kill(io::Error::other(format!(
-            "the dump thread failed: {e}"
-        )))),
+        Err(e) => {
+            let stage = *stage.lock().unwrap_or_else(|e| e.into_inner());
+            Err(WorkError::Panicked {
+                message: panic_message(e),
+                left: AfterPanic::find(
+                    stage,
+                    hold,
+                    pid,
+                    &dir,
+                    || held_with(pid, &dir),
+                    || pidfd.is_alive(),
+                ),
+            })
+        }
     };
     match result {
         Ok(Taken {
@@ -573,11 +719,9 @@ mod tests {
              (socket); the process was let go, on_resume(aborted) ran"
         );
         assert_eq!(
-            failed(WorkError::Kill(io::Error::other(
-                "the dump thread failed: boom"
-            ))),
-            "pid 7: suspend failed: the image is written but killing the process failed: the \
-             dump thread failed: boom; the process was let go, on_resume(aborted) ran"
+            failed(WorkError::Kill(io::Error::from_raw_os_error(libc::EPERM))),
+            "pid 7: suspend failed: the image is written but killing the process failed: \
+             Operation not permitted (os error 1); the process was let go, on_resume(aborted) ran"
         );
         assert_eq!(
             failed(WorkError::Hold(HoldError::Refused {
@@ -587,6 +731,155 @@ mod tests {
             "pid 7: suspend failed: holding it failed (its image was removed): pid 7 cannot be \
              held: a filter denies pause; the process was let go, on_resume(aborted) ran"
         );
+    }
+
+    /// What a panic on the dump thread left, and the request's message.
+    fn panicked(left: AfterPanic, ran: bool) -> (Outcome, String) {
+        let error = TakeError::Failed {
+            pid: 7,
+            source: WorkError::Panicked {
+                message: "boom".into(),
+                left,
+            },
+        };
+        (error.outcome(), aborted(error, ran).to_string())
+    }
+
+    #[test]
+    fn a_panicked_dump_thread_says_what_it_left_behind() {
+        let image = || PathBuf::from("/img/7");
+        let cases = [
+            (
+                AfterPanic::BeforeFreeze,
+                true,
+                "pid 7: suspend failed: the dump thread panicked (boom) before the freeze: \
+                 nothing was frozen, no image was written; the process was let go, \
+                 on_resume(aborted) ran",
+            ),
+            (
+                AfterPanic::NoImage,
+                true,
+                "pid 7: suspend failed: the dump thread panicked (boom): the image was not \
+                 completed (nothing of it was kept); the process was let go, on_resume(aborted) \
+                 ran",
+            ),
+            (
+                AfterPanic::NotKilled { image: image() },
+                true,
+                "pid 7: suspend failed: the dump thread panicked (boom) once its image in /img/7 \
+                 was complete, before the process was killed; the process was let go, \
+                 on_resume(aborted) ran",
+            ),
+            (
+                AfterPanic::Killed { image: image() },
+                false,
+                "pid 7: suspend failed: the dump thread panicked (boom) once its image in /img/7 \
+                 was complete; the process was killed; on_resume(aborted) did not report back",
+            ),
+            (
+                AfterPanic::Held {
+                    pid: 7,
+                    image: image(),
+                },
+                false,
+                "pid 7: suspend failed: the dump thread panicked (boom) while holding the \
+                 process, its image in /img/7 complete: it is held (its hold perhaps cut short); \
+                 `suspend-agent resume 7` lets it go on; on_resume(aborted) did not report back",
+            ),
+            (
+                AfterPanic::NotHeld {
+                    image: image(),
+                    removed: true,
+                },
+                true,
+                "pid 7: suspend failed: the dump thread panicked (boom) before the process was \
+                 held; its image in /img/7 was removed; the process was let go, \
+                 on_resume(aborted) ran",
+            ),
+            (
+                AfterPanic::NotHeld {
+                    image: image(),
+                    removed: false,
+                },
+                true,
+                "pid 7: suspend failed: the dump thread panicked (boom) before the process was \
+                 held; its image in /img/7 could not be removed: do not resume it; the process \
+                 was let go, on_resume(aborted) ran",
+            ),
+        ];
+        for (left, ran, message) in cases {
+            assert_eq!(panicked(left, ran), (Outcome::Error, message.to_owned()));
+        }
+    }
+
+    #[test]
+    fn what_a_panic_left_is_found_from_how_far_the_thread_got() {
+        let dir = std::env::temp_dir().join(format!("suspend-panic-{}", std::process::id()));
+        let find = |stage, hold, held: bool, alive: bool| {
+            AfterPanic::find(stage, hold, 7, &dir, || held, || alive)
+        };
+        for hold in [false, true] {
+            assert_eq!(
+                find(Stage::Preparing, hold, false, true),
+                AfterPanic::BeforeFreeze
+            );
+            assert_eq!(find(Stage::Dumping, hold, false, true), AfterPanic::NoImage);
+        }
+        let image = dir.clone();
+        assert_eq!(
+            find(Stage::Finishing, false, false, true),
+            AfterPanic::NotKilled {
+                image: image.clone()
+            }
+        );
+        assert_eq!(
+            find(Stage::Finishing, false, false, false),
+            AfterPanic::Killed {
+                image: image.clone()
+            }
+        );
+
+        // Held: its image stays. Not held: it went on, its image goes.
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        assert_eq!(
+            find(Stage::Finishing, true, true, true),
+            AfterPanic::Held {
+                pid: 7,
+                image: image.clone()
+            }
+        );
+        assert!(dir.exists());
+        assert_eq!(
+            find(Stage::Finishing, true, false, true),
+            AfterPanic::NotHeld {
+                image: image.clone(),
+                removed: true
+            }
+        );
+        assert!(!dir.exists());
+        assert_eq!(
+            find(Stage::Finishing, true, false, true),
+            AfterPanic::NotHeld {
+                image,
+                removed: false
+            }
+        );
+    }
+
+    #[test]
+    fn a_panics_message_is_its_payload() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let message = |f: fn()| {
+            let e = rt
+                .block_on(async { tokio::task::spawn_blocking(f).await })
+                .expect_err("it panics");
+            panic_message(e)
+        };
+        assert_eq!(message(|| panic!("boom")), "boom");
+        assert_eq!(message(|| panic!("pid {}", 7)), "pid 7");
+        assert_eq!(message(|| std::panic::panic_any(7u32)), "no message");
     }
 
     #[test]

@@ -173,12 +173,11 @@ impl FreezeMaps {
                 name: FREEZE_ACTIVE_MAP,
                 source,
             })?;
-        let kept = |tid: &u32| held.iter().any(|(_, tids)| tids.contains(tid));
         let tids: Vec<u32> = self
             .frozen_tasks
             .keys()
             .filter_map(Result::ok)
-            .filter(|t| !kept(t))
+            .filter(|&t| !held_thread(held, t))
             .collect();
         self.unwatch(&tids);
         let tids: Vec<u32> = self.new_threads.keys().filter_map(Result::ok).collect();
@@ -189,11 +188,7 @@ impl FreezeMaps {
         // goes; a held process's guard stays.
         let guarded: Vec<u32> = self.guard.keys().filter_map(Result::ok).collect();
         for tgid in guarded {
-            let held_guard = self
-                .guard
-                .get(&tgid, 0)
-                .is_ok_and(|g| g.flags & GUARD_HELD != 0);
-            if !(held_guard && held.iter().any(|(h, _)| *h == tgid)) {
+            if !guard_stays(held, tgid, self.guard.get(&tgid, 0).ok()) {
                 self.unguard(tgid);
             }
         }
@@ -205,5 +200,66 @@ impl FreezeMaps {
         for tid in tids {
             let _ = self.frozen_tasks.remove(tid);
         }
+    }
+}
+
+/// Whether `tid` is a thread of one of the `held` processes (thread-group
+/// id, threads): it stays witnessed at a reset.
+fn held_thread(held: &[(u32, Vec<u32>)], tid: u32) -> bool {
+    held.iter().any(|(_, tids)| tids.contains(&tid))
+}
+
+/// Whether the guard of `tgid` stays at a reset: a held process's own
+/// (no lease), not a lease a dead agent left, even on a held process (a
+/// hold it did not finish).
+fn guard_stays(held: &[(u32, Vec<u32>)], tgid: u32, guard: Option<FreezeGuard>) -> bool {
+    guard.is_some_and(|g| g.flags & GUARD_HELD != 0) && held.iter().any(|(h, _)| *h == tgid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held() -> Vec<(u32, Vec<u32>)> {
+        vec![(7, vec![7, 8]), (20, vec![20])]
+    }
+
+    #[test]
+    fn a_reset_keeps_witnessing_only_held_threads() {
+        for tid in [7, 8, 20] {
+            assert!(held_thread(&held(), tid), "{tid}");
+        }
+        for tid in [9, 21, 0] {
+            assert!(!held_thread(&held(), tid), "{tid}");
+        }
+        assert!(!held_thread(&[], 7));
+    }
+
+    #[test]
+    fn a_reset_keeps_only_a_held_processs_own_guard() {
+        let held_guard = Some(FreezeGuard {
+            agent_tgid: 0,
+            flags: GUARD_HELD,
+            deadline_ns: u64::MAX,
+        });
+        let lease = Some(FreezeGuard {
+            agent_tgid: 1234,
+            flags: 0,
+            deadline_ns: 5_000_000_000,
+        });
+        assert!(guard_stays(&held(), 7, held_guard));
+        assert!(guard_stays(&held(), 20, held_guard));
+        // A dead agent's lease, on a held process (a hold it did not
+        // finish) or not.
+        assert!(!guard_stays(&held(), 7, lease));
+        assert!(!guard_stays(&held(), 9, lease));
+        // A held guard whose process is no longer held (its record gone).
+        assert!(!guard_stays(&held(), 9, held_guard));
+        assert!(
+            !guard_stays(&held(), 8, held_guard),
+            "a thread, not a process"
+        );
+        // Unreadable.
+        assert!(!guard_stays(&held(), 7, None));
     }
 }

@@ -64,6 +64,8 @@ pub struct Frozen<'a> {
     guarded: bool,
     /// The registry says `held`: let go, it stays so.
     held: bool,
+    /// How many of `threads` have been let go (detached).
+    let_go: usize,
     done: bool,
 }
 
@@ -160,6 +162,7 @@ impl<'a> Frozen<'a> {
             watching: false,
             guarded: false,
             held: false,
+            let_go: 0,
             done: false,
         };
         // Guarded from before the first thread stops.
@@ -170,14 +173,9 @@ impl<'a> Frozen<'a> {
         // Threads created before their creator stopped: recorded by eBPF,
         // and (a last look that costs one directory read) listed now.
         loop {
-            let mut new = frozen.maps.take_new_threads(pid)?;
-            new.extend(task_ids(pid)?);
-            new.sort_unstable();
-            new.dedup();
-            let new: Vec<u32> = new
-                .into_iter()
-                .filter(|t| !frozen.threads.iter().any(|k| k.tid == *t) && !exiting(*t))
-                .collect();
+            let mut found = frozen.maps.take_new_threads(pid)?;
+            found.extend(task_ids(pid)?);
+            let new = still_to_stop(found, &frozen.threads, exiting);
             if new.is_empty() {
                 break;
             }
@@ -343,10 +341,12 @@ impl<'a> Frozen<'a> {
         if self.done {
             return;
         }
-        self.done = true;
         if detach {
+            // One thread at a time, counted before it is let go: should
+            // anything here panic, `Drop` comes back and lets the rest go.
             let mut dead = Vec::new();
-            for thread in &self.threads {
+            while let Some(&thread) = self.threads.get(self.let_go) {
+                self.let_go += 1;
                 match ptrace::detach(thread.tid, thread.stopped_with) {
                     Ok(()) => {}
                     // Killed while frozen: a traced zombie waits for us.
@@ -356,6 +356,7 @@ impl<'a> Frozen<'a> {
             }
             reap_all(self.pid, &dead);
         }
+        self.done = true;
         if self.held && detach {
             // Held: its parked threads stay witnessed (and guarded, where
             // the guard is on) with no agent, until a resume forgets them.
@@ -397,7 +398,7 @@ impl Frozen<'_> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
         let asleep = |tid: u32| {
             std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"))
-                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_pause)))
+                .is_ok_and(|s| asleep_in_pause(&s))
         };
         while !tids.iter().all(|&t| asleep(t)) {
             if std::time::Instant::now() > deadline {
@@ -417,21 +418,142 @@ impl Frozen<'_> {
     }
 }
 
+/// Of the threads `found` (recorded by eBPF or listed, maybe twice), those
+/// to stop next: once each, in tid order, neither `stopped` already nor
+/// `exiting`.
+fn still_to_stop(
+    mut found: Vec<u32>,
+    stopped: &[Thread],
+    exiting: impl Fn(u32) -> bool,
+) -> Vec<u32> {
+    found.sort_unstable();
+    found.dedup();
+    found.retain(|&t| !stopped.iter().any(|k| k.tid == t) && !exiting(t));
+    found
+}
+
+/// Whether `/proc/PID/task/TID/syscall` says the thread waits in `pause`.
+fn asleep_in_pause(syscall: &str) -> bool {
+    syscall.starts_with(&format!("{} ", libc::SYS_pause))
+}
+
 /// Reaps threads of `pid` that died while we traced them, so none lingers
-/// as a zombie reported to us: every other thread first, the leader last
-/// (its exit is reported only after all the others').
+/// as a zombie reported to us.
 fn reap_all(pid: u32, tids: &[u32]) {
-    for &tid in tids
-        .iter()
-        .filter(|&&t| t != pid)
-        .chain(tids.iter().filter(|&&t| t == pid))
-    {
+    for tid in reap_order(pid, tids) {
         ptrace::reap(tid);
     }
 }
 
+/// Every other thread first, the leader last (its exit is reported only
+/// after all the others').
+fn reap_order(pid: u32, tids: &[u32]) -> Vec<u32> {
+    tids.iter()
+        .filter(|&&t| t != pid)
+        .chain(tids.iter().filter(|&&t| t == pid))
+        .copied()
+        .collect()
+}
+
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
-        self.finish(true);
+        // Should letting one thread go panic, the next are still let go
+        // (each is counted before it is: every try gets further), and
+        // then the first panic goes on (unless one already unwinds here).
+        let mut panicked = None;
+        while let Err(panic) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.finish(true)))
+        {
+            panicked.get_or_insert(panic);
+        }
+        if let Some(panic) = panicked
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stopped(tids: &[u32]) -> Vec<Thread> {
+        tids.iter()
+            .map(|&tid| Thread {
+                tid,
+                stopped_with: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn threads_still_to_stop_are_new_alive_and_named_once() {
+        let none = |_| false;
+        assert_eq!(still_to_stop(vec![9, 7, 9, 8], &[], none), [7, 8, 9]);
+        assert_eq!(
+            still_to_stop(vec![7, 8, 9, 10], &stopped(&[7, 9]), none),
+            [8, 10]
+        );
+        assert_eq!(
+            still_to_stop(vec![8, 10, 11], &stopped(&[7]), |t| t == 10),
+            [8, 11]
+        );
+        assert!(still_to_stop(vec![7, 7], &stopped(&[7]), none).is_empty());
+        assert!(still_to_stop(Vec::new(), &stopped(&[7]), none).is_empty());
+    }
+
+    #[test]
+    fn the_leader_is_reaped_last() {
+        assert_eq!(reap_order(7, &[7, 8, 9]), [8, 9, 7]);
+        assert_eq!(reap_order(7, &[9, 7, 8]), [9, 8, 7]);
+        assert_eq!(reap_order(7, &[8, 9]), [8, 9]);
+        assert_eq!(reap_order(7, &[7]), [7]);
+        assert!(reap_order(7, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_thread_sleeps_in_pause_only_when_its_syscall_line_says_so() {
+        let pause = libc::SYS_pause;
+        assert!(asleep_in_pause(&format!(
+            "{pause} 0x0 0x0 0x0 0x0 0x0 0x0 0x7ffd1a2b3c40 0x7f3e2a1b0c5d\n"
+        )));
+        // Another call whose number starts with the same digits.
+        assert!(!asleep_in_pause(&format!("{pause}0 0x0 0x0\n")));
+        assert!(!asleep_in_pause("202 0x7f3e2a1b0c5d 0x80 0x0\n")); // futex
+        assert!(!asleep_in_pause("running\n"));
+        assert!(!asleep_in_pause("-1 0x7ffd1a2b3c40 0x7f3e2a1b0c5d\n"));
+        assert!(!asleep_in_pause(""));
+    }
+
+    #[test]
+    fn a_witness_that_saw_nothing_run_is_consistent() {
+        assert!(Witness::default().consistent());
+        let ran = Witness {
+            ran: vec![(8, FrozenTask::default())],
+        };
+        assert!(!ran.consistent());
+    }
+
+    #[test]
+    fn every_thread_of_a_process_is_listed() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id();
+        let tids = task_ids(pid).unwrap();
+        assert!(tids.contains(&pid), "{tids:?} lacks the leader {pid}");
+        assert!(tids.contains(&tid), "{tids:?} lacks thread {tid}");
+        drop(done_tx);
+        other.join().unwrap();
+        assert!(matches!(
+            task_ids(u32::MAX),
+            Err(FreezeError::ListTasks { pid: u32::MAX, .. })
+        ));
     }
 }

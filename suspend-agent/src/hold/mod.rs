@@ -49,6 +49,7 @@ use nix::errno::Errno;
 
 pub use self::record::{HeldRecord, Refill};
 use crate::{
+    exit,
     freeze::Frozen,
     image::{
         Image,
@@ -97,6 +98,24 @@ pub enum HoldError {
     /// Found once frozen: it cannot be held (nothing was lost; it goes on).
     #[error("pid {pid} cannot be held: {what}")]
     Refused { pid: u32, what: String },
+}
+
+impl HoldError {
+    /// The exit code of a command that failed with it (`resume` of a held
+    /// process): 9 when the process or its image is not as held (a page
+    /// the image can no longer give included), 8 for what a held process
+    /// cannot keep (as a suspend's outcome says), 1 for the rest.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NotHeld { .. } | Self::Pages { .. } => exit::BAD_IMAGE,
+            Self::Refused { .. } => exit::UNSUPPORTED,
+            Self::Inject(_)
+            | Self::Ptrace { .. }
+            | Self::Io { .. }
+            | Self::Proc { .. }
+            | Self::Rseq { .. } => exit::ERROR,
+        }
+    }
 }
 
 fn io_err(pid: u32, what: impl Into<String>) -> impl FnOnce(io::Error) -> HoldError {
@@ -910,6 +929,90 @@ mod tests {
             without(0x1000, 0x2000, Some((0x5000, 0x6000))),
             vec![(0x1000, 0x2000)]
         );
+    }
+
+    /// Every variant, the exit code of a command that fails with it, and
+    /// its message.
+    fn every_error() -> Vec<(HoldError, u8, &'static str)> {
+        use HoldError as E;
+        let (pid, tid) = (7, 8);
+        vec![
+            (
+                E::Inject(InjectError::Trampoline { pid }),
+                exit::ERROR,
+                "pid 7: its client block has no trampoline, or not this agent's (client library \
+                 of another version?)",
+            ),
+            (
+                E::Ptrace {
+                    pid,
+                    tid,
+                    call: "PTRACE_SEIZE",
+                    source: Errno::EPERM,
+                },
+                exit::ERROR,
+                "pid 7: thread 8: PTRACE_SEIZE: EPERM: Operation not permitted",
+            ),
+            (
+                E::Io {
+                    pid,
+                    what: "opening /proc/PID/mem".into(),
+                    source: io::Error::from_raw_os_error(libc::EACCES),
+                },
+                exit::ERROR,
+                "pid 7: opening /proc/PID/mem: Permission denied (os error 13)",
+            ),
+            (
+                E::Proc {
+                    pid,
+                    what: "no client block in /proc/PID/maps".into(),
+                },
+                exit::ERROR,
+                "pid 7: no client block in /proc/PID/maps",
+            ),
+            (
+                E::Rseq {
+                    pid,
+                    tid,
+                    op: "unregister",
+                    source: Errno::EINVAL,
+                },
+                exit::ERROR,
+                "pid 7: thread 8: rseq(unregister): EINVAL: Invalid argument",
+            ),
+            (
+                E::NotHeld {
+                    pid,
+                    why: "its threads are [7, 9], the image's [7, 8]".into(),
+                },
+                exit::BAD_IMAGE,
+                "pid 7 is not held as its record says: its threads are [7, 9], the image's [7, 8]",
+            ),
+            (
+                E::Pages {
+                    pid,
+                    what: "mapping 0x1000: run 2 does not match its hash".into(),
+                },
+                exit::BAD_IMAGE,
+                "pid 7: mapping 0x1000: run 2 does not match its hash",
+            ),
+            (
+                E::Refused {
+                    pid,
+                    what: "thread 8's seccomp filters do not allow pause(2)".into(),
+                },
+                exit::UNSUPPORTED,
+                "pid 7 cannot be held: thread 8's seccomp filters do not allow pause(2)",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_hold_error_knows_its_exit_code_and_says_it_as_before() {
+        for (error, code, message) in every_error() {
+            assert_eq!(error.exit_code(), code, "{error}");
+            assert_eq!(error.to_string(), message);
+        }
     }
 
     #[test]

@@ -37,10 +37,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::image::{
-    Image,
-    reader::ReadError,
-    sign::{KeyError, Keys},
+use crate::{
+    exit,
+    image::{
+        Image,
+        reader::ReadError,
+        sign::{KeyError, Keys},
+    },
 };
 
 pub use validate::Refusal;
@@ -74,6 +77,34 @@ pub enum RestoreError {
     },
 }
 
+impl RestoreError {
+    /// The exit code of a `resume` that failed with it: a refused image is
+    /// 9, or 10 when a pid it needs is in use (nothing was created either
+    /// way); the rest is 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused(Refusal::PidInUse { .. }) => exit::PID_IN_USE,
+            Self::Read(_) | Self::Refused(_) => exit::BAD_IMAGE,
+            Self::Keys(_) | Self::Prepare { .. } | Self::Failed { .. } => exit::ERROR,
+        }
+    }
+}
+
+/// The image of a held process cannot serve its refill (read and checked
+/// by [`read_for_refill`]): it stays held.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HeldImageRefused(pub RestoreError);
+
+impl HeldImageRefused {
+    /// The exit code of a `resume` of a held process that failed with it:
+    /// 9 whatever the reason (the process stays held), this machine's keys
+    /// unreadable included, unlike [`RestoreError::exit_code`].
+    pub fn exit_code(&self) -> u8 {
+        exit::BAD_IMAGE
+    }
+}
+
 /// Where stdin, stdout and stderr of the resumed process come from.
 #[derive(Debug, Default)]
 pub struct Stdio {
@@ -104,11 +135,14 @@ pub struct Resumed {
 /// Reads and checks the image in `dir` for a held process's refill: its
 /// signature and records (pages are checked as they are written back),
 /// and who owns its directory.
-pub fn read_for_refill(dir: &Path) -> Result<Image, RestoreError> {
-    let trusted = Keys::system()?.trusted()?;
-    let image = Image::read(dir, false, &trusted)?;
-    validate::directory(&image)?;
-    Ok(image)
+pub fn read_for_refill(dir: &Path) -> Result<Image, HeldImageRefused> {
+    let read = || -> Result<Image, RestoreError> {
+        let trusted = Keys::system()?.trusted()?;
+        let image = Image::read(dir, false, &trusted)?;
+        validate::directory(&image)?;
+        Ok(image)
+    };
+    read().map_err(HeldImageRefused)
 }
 
 /// Resumes the image in `dir`.
@@ -141,4 +175,92 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
         told_client,
         took: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// Every variant, the exit code of a `resume` that fails with it, and
+    /// its message.
+    fn every_error() -> Vec<(RestoreError, u8, &'static str)> {
+        use RestoreError as E;
+        vec![
+            (
+                E::Read(ReadError::Checksum {
+                    path: "/img/meta.jsonl".into(),
+                    line: 3,
+                }),
+                exit::BAD_IMAGE,
+                "/img/meta.jsonl:3: checksum mismatch (the record was changed or damaged)",
+            ),
+            (
+                E::Refused(Refusal::PidInUse {
+                    pid: 7,
+                    by: "sleep".into(),
+                    what: "thread",
+                }),
+                exit::PID_IN_USE,
+                "pid 7 is in use (by sleep); the image's thread needs it",
+            ),
+            (
+                E::Refused(Refusal::NoThreads),
+                exit::BAD_IMAGE,
+                "the image has no threads",
+            ),
+            (
+                E::Refused(Refusal::CpuVendor {
+                    image: "AuthenticAMD".into(),
+                    here: "GenuineIntel".into(),
+                }),
+                exit::BAD_IMAGE,
+                "the image's CPU vendor is AuthenticAMD, this one is GenuineIntel",
+            ),
+            (
+                E::Keys(KeyError::Malformed {
+                    path: "/etc/suspend/keys/signing".into(),
+                    why: "32 bytes expected".into(),
+                }),
+                exit::ERROR,
+                "the image keys: /etc/suspend/keys/signing: not a key (32 bytes expected)",
+            ),
+            (
+                E::Prepare {
+                    what: "reserving the zone".into(),
+                    source: io::Error::from_raw_os_error(libc::ENOMEM),
+                },
+                exit::ERROR,
+                "reserving the zone: Cannot allocate memory (os error 12)",
+            ),
+            (
+                E::Failed {
+                    pid: 7,
+                    step: "loading its memory".into(),
+                    detail: "a page reader panicked".into(),
+                },
+                exit::ERROR,
+                "pid 7: restore failed while loading its memory: a page reader panicked; the \
+                 half-made process was killed",
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_restore_error_knows_its_exit_code_and_says_it_as_before() {
+        for (error, code, message) in every_error() {
+            assert_eq!(error.exit_code(), code, "{error}");
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn a_held_process_whose_image_is_refused_exits_9_whatever_the_reason() {
+        for (error, _, message) in every_error() {
+            let refused = HeldImageRefused(error);
+            assert_eq!(refused.exit_code(), exit::BAD_IMAGE, "{refused}");
+            assert_eq!(refused.to_string(), message);
+        }
+    }
 }

@@ -36,11 +36,12 @@ use std::{
     os::fd::{OwnedFd, RawFd},
 };
 
-use suspend_common::restore::STUB_STACK;
+use suspend_common::restore::{Move, STUB_STACK, ThreadArgs};
 
 use self::{
     args::{Block, Head},
     fds::Helpers,
+    memory::Kernel,
     zone::{Sizes, Zone, round_up},
 };
 pub use self::{
@@ -51,7 +52,11 @@ pub use self::{
     zone::release_zone,
 };
 use super::{Options, RESTORER, RestoreError, load, open::Opened, validate};
-use crate::image::{Image, format::PAGES_FILE, sign};
+use crate::image::{
+    Image,
+    format::{PAGES_FILE, Process, Thread},
+    sign,
+};
 
 #[derive(Debug)]
 pub struct Plan {
@@ -138,32 +143,23 @@ impl Plan {
         let (moves, premaps) = memory::place(&image.mappings, sources, &mut cursor);
 
         // The argument block: each kind's part, then the head.
-        let mut block = Block::new(zone.args());
-        let mm = process::mm(p, exe_fd, &mut block);
-        let sigactions = signals::actions(&p.sigactions);
-        let shared_pending = signals::shared_pending(&p.shared_pending);
-        let itimers = signals::itimers(&p.itimers);
-        let seccomp = threads::seccomp(&threads, &mut block)?;
-        let thread_args = threads::args(&threads, p.pid, zone.stacks(), &mut block);
-        let creds = process::creds(&p.creds, &mut block);
-        let head = Head {
-            flags: process::flags(options, p),
-            report_fd: report_write,
-            keep: &kernel.keep,
-            kernel: &kernel.moves,
-            kernel_final: &kernel.finals,
-            moves: &moves,
-            sigactions: &sigactions,
-            threads: &thread_args,
-            shared_pending: &shared_pending,
-            itimers: &itimers,
-            mm,
-            creds,
-        };
-        let block = block.finish(&head, zone.sizes.args)?;
+        let block = argument_block(
+            p,
+            &threads,
+            options,
+            &BlockPlace {
+                base: zone.args(),
+                reserved: zone.sizes.args,
+                stacks: zone.stacks(),
+                exe_fd,
+                report_fd: report_write,
+                kernel: &kernel,
+                moves: &moves,
+            },
+        )?;
 
         // In place: the stub and its block, every mapping's contents.
-        zone.map_region(&block)?;
+        zone.map_region(&block.bytes)?;
         load::load(&premaps, &pages, &pages_path)?;
 
         let scratch_fd = helpers.scratch();
@@ -183,7 +179,7 @@ impl Plan {
             zone: zone.range(),
             entry: zone.entry(),
             args_addr: zone.args(),
-            stack_top: thread_args[0].stack_top,
+            stack_top: block.threads[0].stack_top,
             opens,
             stdio,
             cwd,
@@ -196,9 +192,69 @@ impl Plan {
                 crate::procfs::loginuid(std::process::id()).ok().flatten()
             }),
             tids: threads.iter().map(|t| t.tid).collect(),
-            seccomp,
+            seccomp: block.seccomp,
         })
     }
+}
+
+/// Where the argument block goes, and what it points to besides the
+/// image's process and threads.
+struct BlockPlace<'a> {
+    /// Its address in the zone, and the bytes reserved for it there.
+    base: u64,
+    reserved: u64,
+    /// Where the threads' stub stacks start.
+    stacks: u64,
+    exe_fd: Option<RawFd>,
+    report_fd: RawFd,
+    kernel: &'a Kernel,
+    moves: &'a [Move],
+}
+
+/// An argument block, built.
+struct ArgBlock {
+    bytes: Vec<u8>,
+    /// Per thread, its seccomp filters ([`Plan::seccomp`]).
+    seccomp: Vec<(u32, Vec<(u64, u64)>)>,
+    /// Per thread, main first, what the stub gets for it.
+    threads: Vec<ThreadArgs>,
+}
+
+/// The argument block of process `p` and its `threads` (main first) at
+/// `place`: each kind's part, then the head.
+fn argument_block(
+    p: &Process,
+    threads: &[&Thread],
+    options: &Options,
+    place: &BlockPlace<'_>,
+) -> Result<ArgBlock, RestoreError> {
+    let mut block = Block::new(place.base);
+    let mm = process::mm(p, place.exe_fd, &mut block);
+    let sigactions = signals::actions(&p.sigactions);
+    let shared_pending = signals::shared_pending(&p.shared_pending);
+    let itimers = signals::itimers(&p.itimers);
+    let seccomp = threads::seccomp(threads, &mut block)?;
+    let thread_args = threads::args(threads, p.pid, place.stacks, &mut block);
+    let creds = process::creds(&p.creds, &mut block);
+    let head = Head {
+        flags: process::flags(options, p),
+        report_fd: place.report_fd,
+        keep: &place.kernel.keep,
+        kernel: &place.kernel.moves,
+        kernel_final: &place.kernel.finals,
+        moves: place.moves,
+        sigactions: &sigactions,
+        threads: &thread_args,
+        shared_pending: &shared_pending,
+        itimers: &itimers,
+        mm,
+        creds,
+    };
+    Ok(ArgBlock {
+        bytes: block.finish(&head, place.reserved)?,
+        seccomp,
+        threads: thread_args,
+    })
 }
 
 #[cfg(test)]
@@ -206,9 +262,7 @@ mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
     use suspend_common::restore::{Move, Range};
 
-    use super::{
-        Block, Head, args, fixtures, memory::Kernel, process, signals, threads, zone::round_up,
-    };
+    use super::{BlockPlace, args, argument_block, fixtures, memory::Kernel, zone::round_up};
     use crate::{
         image::format::{self, Process, Sched, SeccompFilter, Thread},
         restore::Options,
@@ -227,32 +281,18 @@ mod tests {
             keep: vec![Range::default(); 3],
         };
         let moves = vec![Move::default(); mappings];
-        let mut block = Block::new(base);
-        let mm = process::mm(p, Some(40), &mut block);
-        let sigactions = signals::actions(&p.sigactions);
-        let shared_pending = signals::shared_pending(&p.shared_pending);
-        let itimers = signals::itimers(&p.itimers);
-        threads::seccomp(&ordered, &mut block).expect("base64");
-        let thread_args = threads::args(&ordered, p.pid, base + round_up(estimate), &mut block);
-        let creds = process::creds(&p.creds, &mut block);
-        let head = Head {
-            flags: process::flags(&Options::default(), p),
+        let place = BlockPlace {
+            base,
+            reserved: estimate,
+            stacks: base + round_up(estimate),
+            exe_fd: Some(40),
             report_fd: 41,
-            keep: &kernel.keep,
-            kernel: &kernel.moves,
-            kernel_final: &kernel.finals,
+            kernel: &kernel,
             moves: &moves,
-            sigactions: &sigactions,
-            threads: &thread_args,
-            shared_pending: &shared_pending,
-            itimers: &itimers,
-            mm,
-            creds,
         };
-        let bytes = block
-            .finish(&head, estimate)
+        let block = argument_block(p, &ordered, &Options::default(), &place)
             .unwrap_or_else(|e| panic!("{} threads, {mappings} mappings: {e}", threads.len()));
-        assert!(bytes.len() as u64 <= estimate);
+        assert!(block.bytes.len() as u64 <= estimate);
     }
 
     #[test]
