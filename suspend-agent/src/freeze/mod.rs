@@ -354,6 +354,9 @@ impl<'a> Frozen<'a> {
                     Err(e) => warn!("pid {}: detaching thread {}: {e}", self.pid, thread.tid),
                 }
             }
+            // Every thread is let go: what follows is not tried twice (a
+            // panic in it would otherwise bring `Drop` back for ever).
+            self.done = true;
             reap_all(self.pid, &dead);
         }
         self.done = true;
@@ -458,7 +461,8 @@ fn reap_order(pid: u32, tids: &[u32]) -> Vec<u32> {
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
         // Should letting one thread go panic, the next are still let go
-        // (each is counted before it is: every try gets further), and
+        // (each is counted before it is, and `finish` is done once the
+        // last is: every try gets further, and ends), and
         // then the first panic goes on (unless one already unwinds here).
         let mut panicked = None;
         while let Err(panic) =
