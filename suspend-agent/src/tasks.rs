@@ -11,7 +11,7 @@ use std::{io, path::PathBuf};
 
 use suspend_common::{
     paths::BPF_PIN_DIR,
-    tasks::{TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
+    tasks::{ABSENT, TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
 };
 
 use crate::btf::Btf;
@@ -30,14 +30,14 @@ pub fn link_path() -> PathBuf {
 }
 
 /// The offsets the iterator reads at, from the kernel's BTF; a member the
-/// kernel lacks stays 0 (its fact is reported unknown). Also returns the
-/// members not found, for the log.
+/// kernel lacks is [`ABSENT`] (its fact is reported unknown). Also returns
+/// the members not found, for the log.
 pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
     let mut missing = Vec::new();
     let mut at = |strukt: &str, path: &[&str]| {
         btf.member_path_offset(strukt, path).unwrap_or_else(|e| {
             missing.push(e.to_string());
-            0
+            ABSENT
         })
     };
     let layout = TaskFactsLayout {
@@ -55,7 +55,7 @@ pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
         posix_timers: at("signal_struct", &["posix_timers"]),
         ignored_posix_timers: btf
             .member_path_offset("signal_struct", &["ignored_posix_timers"])
-            .unwrap_or(0), // 6.13+ only: its absence is no loss
+            .unwrap_or(ABSENT), // 6.13+ only: its absence is no loss
         timer_list: at("k_itimer", &["list"]),
         timer_id: at("k_itimer", &["it_id"]),
         timer_overrun_last: at("k_itimer", &["it_overrun_last"]),
@@ -139,6 +139,8 @@ mod tests {
         let btf = Btf::kernel().expect("the running kernel's BTF");
         let (layout, missing) = layout(&btf);
         assert!(layout.tgid == layout.pid + 4, "{layout:?}");
+        // 0 is an offset like any other (6.1 puts k_itimer.list first).
+        assert_ne!(layout.timer_list, ABSENT, "{layout:?}");
         // This host's kernel has NUMA, keys and modify_ldt; a kernel
         // without one would leave its offset 0 and name it here.
         assert!(missing.is_empty(), "{missing:?}");

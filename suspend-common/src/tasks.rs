@@ -5,9 +5,9 @@
 //!
 //! The program is Rust, without CO-RE relocations: the agent finds each
 //! member's offset in the running kernel's BTF and passes them in
-//! [`TaskFactsLayout`]. An offset of 0 means "not in this kernel" (every
-//! member read lies past offset 0 of its struct), and the fact is reported
-//! unknown ([`TaskFacts::known`]).
+//! [`TaskFactsLayout`]. An offset of [`ABSENT`] means "not in this kernel"
+//! (0 is a real offset: `k_itimer.list` comes first in 6.1), and the fact
+//! is reported unknown ([`TaskFacts::known`]).
 
 /// Name of the global with [`TaskFactsLayout`].
 pub const TASK_FACTS_LAYOUT_GLOBAL: &str = "TASK_FACTS_LAYOUT";
@@ -15,9 +15,13 @@ pub const TASK_FACTS_LAYOUT_GLOBAL: &str = "TASK_FACTS_LAYOUT";
 /// `/sys/fs/bpf/suspend/link_suspend_task_facts`: reading that file runs it).
 pub const TASK_FACTS_PROGRAM: &str = "suspend_task_facts";
 
-/// Byte offsets in the running kernel's structures; 0 = absent.
+/// An offset the kernel does not have.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Byte offsets in the running kernel's structures; [`ABSENT`] where the
+/// kernel has no such member.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskFactsLayout {
     /// `task_struct.pid` (the thread id).
     pub pid: u32,
@@ -58,6 +62,28 @@ pub struct TaskFactsLayout {
 }
 
 const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 64);
+
+impl TaskFactsLayout {
+    /// Nothing known: every fact reported unknown.
+    pub const NONE: Self = Self {
+        pid: ABSENT,
+        tgid: ABSENT,
+        pdeath_signal: ABSENT,
+        mempolicy: ABSENT,
+        mm: ABSENT,
+        cred: ABSENT,
+        mm_ldt: ABSENT,
+        mm_flags: ABSENT,
+        thread_keyring: ABSENT,
+        process_keyring: ABSENT,
+        signal: ABSENT,
+        posix_timers: ABSENT,
+        ignored_posix_timers: ABSENT,
+        timer_list: ABSENT,
+        timer_id: ABSENT,
+        timer_overrun_last: ABSENT,
+    };
+}
 
 /// POSIX timers the iterator follows per process at most; past that, the
 /// overrun counts are reported unknown.

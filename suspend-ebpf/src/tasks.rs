@@ -11,36 +11,19 @@ use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, generated::bpf_seq_write},
 };
 use suspend_common::tasks::{
-    DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING,
+    ABSENT, DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING,
     FACT_THREAD_KEYRING, KNOWN_DUMPABLE, KNOWN_KEYRINGS, KNOWN_LDT, KNOWN_MEMPOLICY,
     KNOWN_PDEATH_SIGNAL, KNOWN_TIMERS, MAX_TIMERS, TaskFacts, TaskFactsLayout,
 };
 
 #[unsafe(no_mangle)]
-static TASK_FACTS_LAYOUT: Global<TaskFactsLayout> = Global::new(TaskFactsLayout {
-    pid: 0,
-    tgid: 0,
-    pdeath_signal: 0,
-    mempolicy: 0,
-    mm: 0,
-    cred: 0,
-    mm_ldt: 0,
-    mm_flags: 0,
-    thread_keyring: 0,
-    process_keyring: 0,
-    signal: 0,
-    posix_timers: 0,
-    ignored_posix_timers: 0,
-    timer_list: 0,
-    timer_id: 0,
-    timer_overrun_last: 0,
-});
+static TASK_FACTS_LAYOUT: Global<TaskFactsLayout> = Global::new(TaskFactsLayout::NONE);
 
-/// Reads a `T` at `base + offset`; `None` if the offset is unknown (0),
-/// the base is null, or the read fails.
+/// Reads a `T` at `base + offset`; `None` if the offset is unknown
+/// ([`ABSENT`]), the base is null, or the read fails.
 #[inline(always)]
 fn read<T>(base: *const u8, offset: u32) -> Option<T> {
-    if offset == 0 || base.is_null() {
+    if offset == ABSENT || base.is_null() {
         return None;
     }
     // SAFETY: bpf_probe_read_kernel checks the read; the offset is the
@@ -149,9 +132,9 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
     }
     // POSIX timers are the process's: followed from its leader only.
     if facts.tid == facts.tgid
-        && layout.posix_timers != 0
-        && layout.timer_list != 0
-        && layout.timer_overrun_last != 0
+        && layout.posix_timers != ABSENT
+        && layout.timer_list != ABSENT
+        && layout.timer_overrun_last != ABSENT
         && let Some(signal) = read::<*const u8>(task, layout.signal)
         && !signal.is_null()
     {
@@ -160,7 +143,7 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
             &layout,
             &mut facts,
         );
-        if layout.ignored_posix_timers != 0 {
+        if layout.ignored_posix_timers != ABSENT {
             whole &= timers(
                 signal.wrapping_add(layout.ignored_posix_timers as usize),
                 &layout,

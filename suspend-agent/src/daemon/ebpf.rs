@@ -22,7 +22,7 @@ use suspend_common::{
     freeze::{TASK_LAYOUT_GLOBAL, TaskLayout},
     paths::BPF_PIN_DIR,
     registry::REGISTRY_MAP,
-    tasks::{TASK_FACTS_LAYOUT_GLOBAL, TASK_FACTS_PROGRAM, TaskFactsLayout},
+    tasks::{ABSENT, TASK_FACTS_LAYOUT_GLOBAL, TASK_FACTS_PROGRAM, TaskFactsLayout},
     tracepoints::TRACEPOINT_LAYOUT_GLOBAL,
 };
 
@@ -171,7 +171,7 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
             }
             layout
         }
-        Err(_) => TaskFactsLayout::default(),
+        Err(_) => TaskFactsLayout::NONE,
     };
     debug!("tracepoint layout: {layout:?}");
     let mut ebpf = EbpfLoader::new()
@@ -245,7 +245,7 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
 
 /// Loads the task iterator and pins its link (reading the pin runs it).
 fn attach_task_facts(ebpf: &mut Ebpf, layout: TaskFactsLayout) -> Result<(), String> {
-    if layout.pid == 0 || layout.tgid == 0 {
+    if layout.pid == ABSENT || layout.tgid == ABSENT {
         return Err("task_struct.pid or .tgid not found in the kernel's BTF".into());
     }
     let btf = aya::Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
