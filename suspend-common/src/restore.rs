@@ -261,6 +261,7 @@ pub const STEP_CAPS: u32 = 19;
 pub const STEP_NO_NEW_PRIVS: u32 = 20;
 pub const STEP_SCHED: u32 = 21;
 pub const STEP_ATTRIBUTES: u32 = 22;
+pub const STEP_SESSION_KEYRING: u32 = 23;
 
 /// A step's name, for the agent's messages.
 pub fn step_name(step: u32) -> &'static str {
@@ -286,6 +287,7 @@ pub fn step_name(step: u32) -> &'static str {
         STEP_NO_NEW_PRIVS => "PR_SET_NO_NEW_PRIVS",
         STEP_SCHED => "restoring a thread's scheduling (policy, nice, CPU affinity)",
         STEP_ATTRIBUTES => "restoring a prctl attribute (child subreaper, THP, timer slack)",
+        STEP_SESSION_KEYRING => "giving the process a session keyring of its own (keyctl)",
         STEP_CLOSE => "closing the stub's descriptors",
         _ => "an unknown step",
     }

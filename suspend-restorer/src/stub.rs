@@ -116,6 +116,11 @@ fn restore(args: &RestoreArgs) -> Step {
             index: 0,
         });
     };
+    // Before any thread is created (they share it): a session keyring of
+    // the process's own, not the resume command's, which it would
+    // otherwise possess (and all it links to: root's keys, when root
+    // resumes a user's process).
+    let keys = new_session_keyring(args)?;
     for (i, thread) in threads.iter().enumerate().skip(1) {
         let tid = thread.tid as i32;
         let clone = sys::CloneArgs {
@@ -225,6 +230,9 @@ fn restore(args: &RestoreArgs) -> Step {
         }
     }
     restore_creds(args, main, 0)?;
+    if keys {
+        link_user_session_keyring()?;
+    }
     // Changing credentials clears "dumpable"; the process was dumpable.
     // SAFETY: a plain prctl.
     let ret = unsafe { call(sys::PRCTL, [sys::PR_SET_DUMPABLE, 1, 0, 0, 0, 0]) };
@@ -442,6 +450,61 @@ fn restore_creds(args: &RestoreArgs, thread: &ThreadArgs, index: usize) -> Step 
         check(ret, STEP_NO_NEW_PRIVS, index)?;
     }
     Ok(())
+}
+
+/// Joins a new, empty session keyring (the calling thread is still root)
+/// and gives it to the process's user. Returns false on a kernel without
+/// keys.
+fn new_session_keyring(args: &RestoreArgs) -> Result<bool, Fail> {
+    // SAFETY: keyctl with no name: a new anonymous session keyring.
+    let ret = unsafe {
+        call(
+            sys::KEYCTL,
+            [sys::KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0, 0],
+        )
+    };
+    if ret == -sys::ENOSYS || ret == -sys::EOPNOTSUPP {
+        return Ok(false);
+    }
+    check(ret, STEP_SESSION_KEYRING, 0)?;
+    let c = &args.creds;
+    // SAFETY: a plain keyctl on the keyring just joined.
+    let ret = unsafe {
+        call(
+            sys::KEYCTL,
+            [
+                sys::KEYCTL_CHOWN,
+                sys::KEY_SPEC_SESSION_KEYRING as u64,
+                c.uid[0] as u64,
+                c.gid[0] as u64,
+                0,
+                0,
+            ],
+        )
+    };
+    check(ret, STEP_SESSION_KEYRING, 1)?;
+    Ok(true)
+}
+
+/// Links the user's session keyring (`@us`) into the process's new one, as
+/// the user (the main thread's credentials are restored): what a process
+/// without a session keyring of its own searches, it still finds.
+fn link_user_session_keyring() -> Step {
+    // SAFETY: a plain keyctl on two special keyring ids.
+    let ret = unsafe {
+        call(
+            sys::KEYCTL,
+            [
+                sys::KEYCTL_LINK,
+                sys::KEY_SPEC_USER_SESSION_KEYRING as u64,
+                sys::KEY_SPEC_SESSION_KEYRING as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    check(ret, STEP_SESSION_KEYRING, 2)
 }
 
 /// `capset` of the calling thread.

@@ -30,6 +30,17 @@ pub const SET_ROBUST_LIST: i64 = 273;
 pub const RT_TGSIGQUEUEINFO: i64 = 297;
 pub const RSEQ: i64 = 334;
 pub const CLONE3: i64 = 435;
+pub const KEYCTL: i64 = 250;
+
+/// `keyctl(2)` operations and special keyring ids.
+pub const KEYCTL_CHOWN: u64 = 4;
+pub const KEYCTL_LINK: u64 = 8;
+pub const KEYCTL_JOIN_SESSION_KEYRING: u64 = 1;
+pub const KEY_SPEC_SESSION_KEYRING: i64 = -3;
+pub const KEY_SPEC_USER_SESSION_KEYRING: i64 = -4;
+/// What `keyctl` returns on a kernel without keys (`CONFIG_KEYS`).
+pub const ENOSYS: i64 = 38;
+pub const EOPNOTSUPP: i64 = 95;
 
 pub const MAP_PRIVATE: u64 = 0x02;
 pub const MAP_FIXED: u64 = 0x10;

@@ -284,9 +284,50 @@ impl Proc {
 
     /// Like [`Proc::resume`]; `Err(exit code)` when the command fails.
     pub fn try_resume(dir: &Path, env: &[(&str, &str)]) -> Result<Self, i32> {
-        suspend_harness::become_subreaper().expect("prctl(PR_SET_CHILD_SUBREAPER)");
         let mut cmd = Command::new(bin("suspend-agent"));
         cmd.arg("resume").arg(dir).envs(env.iter().copied());
+        Self::try_resume_command(cmd)
+    }
+
+    /// Like [`Proc::resume`], the resume command in a session keyring of
+    /// its own holding one key, `description` (what root's login session
+    /// may hold).
+    pub fn resume_with_session_key(
+        dir: &Path,
+        pid: u32,
+        description: &'static std::ffi::CStr,
+    ) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let mut cmd = Command::new(bin("suspend-agent"));
+        cmd.arg("resume").arg(dir);
+        // SAFETY: two system calls between fork and exec, no allocation.
+        unsafe {
+            cmd.pre_exec(move || {
+                let secret = b"secret";
+                let name = c"suspend-test:resume-session";
+                let ring = libc::syscall(libc::SYS_keyctl, 1 as libc::c_long, name.as_ptr());
+                let key = libc::syscall(
+                    libc::SYS_add_key,
+                    c"user".as_ptr(),
+                    description.as_ptr(),
+                    secret.as_ptr(),
+                    secret.len(),
+                    -3 as libc::c_long,
+                );
+                if ring < 0 || key < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut proc = Self::try_resume_command(cmd)
+            .unwrap_or_else(|code| panic!("suspend-agent resume exited with {code}"));
+        proc.pid = pid;
+        proc
+    }
+
+    fn try_resume_command(cmd: Command) -> Result<Self, i32> {
+        suspend_harness::become_subreaper().expect("prctl(PR_SET_CHILD_SUBREAPER)");
         let mut proc = Self::spawn_command(cmd);
         let status = proc
             .piped

@@ -142,6 +142,30 @@ fn a_users_mapped_file_swapped_for_roots_is_refused() {
 
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_users_process_resumed_by_root_does_not_get_roots_session_keyring() {
+    // Root's login session has a keyring (pam_keyinit) with her keys; a
+    // process created by her `resume` would possess it, and so read them.
+    let _daemon = Daemon::start();
+    let (pid, _file, dir, _limits) = users_process_suspended("keyring");
+    let mut r = Proc::resume_with_session_key(&dir.path, pid, c"suspend-test:roots-key");
+    let said = r.ask("session-keyring", "session-keyring");
+    if said.contains("FAIL") && said.contains("not implemented") {
+        suspend_tests::note(&format!("this kernel has no keys (CONFIG_KEYS): {said}"));
+        r.exit_ok();
+        return;
+    }
+    assert_eq!(
+        said,
+        format!("session-keyring owner={USER} roots-key=absent"),
+        "a session keyring of its own, the user's, without root's key"
+    );
+    let state = r.ask("check", "state");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
 fn images_changed_or_kept_where_others_could_swap_them_are_refused() {
     let _daemon = Daemon::start();
     let (pid, file, dir, _) = users_process_suspended("forged");

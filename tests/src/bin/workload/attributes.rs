@@ -59,3 +59,48 @@ pub fn verify() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `session-keyring`: who owns the session keyring (`@s`), and whether a
+/// search from it finds the key `suspend-test:roots-key` (a resume
+/// command's own session key: it must not).
+pub fn session_keyring() -> String {
+    const KEYCTL_DESCRIBE: libc::c_long = 6;
+    const KEYCTL_SEARCH: libc::c_long = 10;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    let mut text = [0u8; 256];
+    // SAFETY: keyctl(DESCRIBE) into a buffer of the size given.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_DESCRIBE,
+            KEY_SPEC_SESSION_KEYRING,
+            text.as_mut_ptr(),
+            text.len(),
+        )
+    };
+    if n < 0 {
+        return format!(
+            "session-keyring FAIL describe: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let text = String::from_utf8_lossy(&text[..(n as usize).min(text.len())]);
+    // "keyring;UID;GID;PERM;NAME\0"
+    let owner = text.split(';').nth(1).unwrap_or("?").to_owned();
+    let name = c"suspend-test:roots-key";
+    // SAFETY: keyctl(SEARCH) with NUL-terminated type and description.
+    let found = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_SEARCH,
+            KEY_SPEC_SESSION_KEYRING,
+            c"user".as_ptr(),
+            name.as_ptr(),
+            0,
+        )
+    };
+    format!(
+        "session-keyring owner={owner} roots-key={}",
+        if found >= 0 { "found" } else { "absent" }
+    )
+}

@@ -276,6 +276,7 @@ fn main() {
             ["socket"] => println!("{}", fds::socket()),
             ["serve"] => println!("{}", fds::serve()),
             ["timer"] => println!("{}", timer::create()),
+            ["session-keyring"] => println!("{}", attributes::session_keyring()),
             ["flock"] => println!("{}", fds::flock()),
             ["async"] => println!("{}", fds::async_pipe()),
             ["mlock"] => println!("{}", memory::mlock()),
