@@ -1,5 +1,6 @@
 //! Messages between a client and the agent on [`crate::paths::CLIENT_SOCKET`]
-//! (`SOCK_SEQPACKET`: one message per datagram).
+//! (`SOCK_STREAM`: each message is read whole, `size_of::<Message>()`
+//! bytes at a time).
 //!
 //! Every message is a fixed-size [`Message`], so the client can send and
 //! receive them from inside a signal handler without allocating. The agent
