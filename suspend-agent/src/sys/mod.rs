@@ -4,6 +4,7 @@
 
 pub mod cpu;
 pub mod creds;
+pub mod dev;
 mod pidfd;
 pub mod probe;
 pub mod sched;
