@@ -7,6 +7,7 @@ pub mod creds;
 pub mod dev;
 mod pidfd;
 pub mod probe;
+pub mod ptrace;
 pub mod sched;
 mod time;
 pub mod uffd;
