@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod creds;
 pub mod dev;
 mod pidfd;
+pub mod pipe;
 pub mod probe;
 pub mod ptrace;
 pub mod sched;
