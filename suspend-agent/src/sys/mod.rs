@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod creds;
 pub mod dev;
+pub mod fd;
 pub mod mem;
 mod pidfd;
 pub mod pipe;
