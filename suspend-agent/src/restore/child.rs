@@ -14,7 +14,7 @@ use super::{
     RestoreError,
     plan::{OpenKind, Plan, SessionPlan, StdioPlan},
 };
-use crate::image::Image;
+use crate::{image::Image, sys::process};
 
 /// Steps of the child before the stub (the stub's own are below 100).
 const STEP_PDEATHSIG: u32 = 100;
@@ -59,25 +59,18 @@ pub struct Created {
 /// Creates the process and waits for the stub's report.
 pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
     let pid = image.process.pid;
-    // SAFETY: getpid has no preconditions.
-    let agent = unsafe { libc::getpid() };
-    let set_tid: [libc::pid_t; 1] = [pid as libc::pid_t];
-    let mut args = [0u64; 11];
-    args[4] = libc::SIGCHLD as u64; // exit_signal
-    args[8] = set_tid.as_ptr() as u64; // set_tid
-    args[9] = 1; // set_tid_size
-    // SAFETY: clone3 without CLONE_VM: the child gets a copy of this
-    // (single-threaded) process and only runs `run`, which never returns.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88usize) };
-    if ret == 0 {
+    let agent = std::process::id() as libc::pid_t;
+    // SAFETY: the child gets a copy of this (single-threaded) process and
+    // only runs `run`, which never returns and neither allocates nor locks.
+    let created = unsafe { process::clone_with_pid(pid) };
+    if let Ok(0) = created {
         run(plan, agent);
     }
     super::plan::release_zone(plan.zone);
     // Our copies: the child has its own; the report pipe must see the end
     // of file when the child is gone.
     plan.helpers.clear();
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(err) = created {
         return Err(match err.raw_os_error() {
             Some(libc::EEXIST) => super::Refusal::PidInUse {
                 pid,
@@ -155,19 +148,16 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
 /// threads other than the main one, which we trace and so must reap
 /// ourselves before the main thread can be.
 pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
-    // SAFETY: our own child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    // Our own child.
+    let _ = process::kill(pid, libc::SIGKILL);
     for &tid in traced.iter().filter(|&&t| t != pid) {
-        // SAFETY: reaping a killed thread we trace (blocks until it is a
-        // zombie; SIGKILL ends any ptrace stop).
-        unsafe { libc::waitpid(tid as libc::pid_t, std::ptr::null_mut(), libc::__WALL) };
+        // Reaping a killed thread we trace (blocks until it is a zombie;
+        // SIGKILL ends any ptrace stop).
+        let _ = process::wait(tid);
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
-    if got < 0 {
+    let Ok(status) = process::wait(pid) else {
         return "already reaped".into();
-    }
+    };
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
         if sig == libc::SIGKILL {

@@ -10,6 +10,7 @@ pub mod mem;
 mod pidfd;
 pub mod pipe;
 pub mod probe;
+pub mod process;
 pub mod ptrace;
 pub mod sched;
 mod time;
