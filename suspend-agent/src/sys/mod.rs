@@ -12,6 +12,7 @@ pub mod pipe;
 pub mod probe;
 pub mod process;
 pub mod ptrace;
+pub mod raw;
 pub mod sched;
 mod time;
 pub mod uffd;
