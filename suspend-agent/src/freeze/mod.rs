@@ -539,8 +539,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();
