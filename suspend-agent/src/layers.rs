@@ -3,6 +3,11 @@
 //! above). ARCHITECTURE.md draws the same table; [`tests::layers_import_only_downward`]
 //! fails `cargo test` (so `./x test`) when a `crate::` path breaks it.
 //!
+//! `sys` is also the one place that calls `libc`:
+//! [`tests::libc_is_called_only_in_sys`] fails when a `libc::name(` call
+//! (a function: a lowercase name) appears in any other file; `libc`'s
+//! constants and types stay usable everywhere.
+//!
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 1 | `sys`, `exit` | raw system calls and CPU queries; exit codes |
@@ -160,6 +165,76 @@ mod tests {
             broken.is_empty(),
             "imports against the layers:\n{}",
             broken.join("\n")
+        );
+    }
+
+    /// Every call of a `libc` function in a source file: (line, name), for
+    /// each `libc::name(` with a lowercase (or `_`) name, outside `//`
+    /// comments.
+    fn libc_calls(source: &str) -> Vec<(usize, String)> {
+        let mut found = Vec::new();
+        for (i, line) in source.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            let mut rest = code;
+            while let Some(at) = rest.find("libc::") {
+                rest = &rest[at + "libc::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let called = rest[name.len()..].trim_start().starts_with('(');
+                if called && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_') {
+                    found.push((i + 1, name));
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn libc_is_called_only_in_sys() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        let (mut outside, mut inside) = (Vec::new(), 0);
+        for file in &files {
+            let relative = file.strip_prefix(&src).expect("under src");
+            if relative == Path::new("layers.rs") {
+                continue; // this test's own examples
+            }
+            let calls = libc_calls(&fs::read_to_string(file).expect("source file"));
+            if relative.starts_with("sys") {
+                inside += calls.len();
+                continue;
+            }
+            outside.extend(
+                calls
+                    .into_iter()
+                    .map(|(line, name)| format!("{}:{line}: libc::{name}", relative.display())),
+            );
+        }
+        assert!(inside > 50, "the check found only {inside} calls in sys/");
+        assert!(
+            outside.is_empty(),
+            "libc called outside sys/ (wrap the call in a sys/ module):\n{}",
+            outside.join("\n")
+        );
+    }
+
+    #[test]
+    fn libc_calls_are_told_from_constants_and_types() {
+        let source = "let fd = unsafe { libc::open(p, libc::O_RDONLY) };\n\
+                      let e = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };\n\
+                      // libc::close(fd) in a comment\n\
+                      let pid: libc::pid_t = 0; unsafe { libc::__errno_location () };\n\
+                      libc::WIFSIGNALED(status); libc::syscall(libc::SYS_getpid);";
+        assert_eq!(
+            libc_calls(source),
+            [
+                (1, "open".to_owned()),
+                (4, "__errno_location".to_owned()),
+                (5, "syscall".to_owned())
+            ]
         );
     }
 

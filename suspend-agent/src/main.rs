@@ -66,8 +66,8 @@ fn main() -> ExitCode {
         // output goes away (`suspend-agent list | head`). The daemon keeps
         // Rust's default (SIGPIPE ignored): a client that hangs up must not
         // kill it.
-        // SAFETY: setting a signal disposition before any thread exists.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        // Set before any thread exists.
+        crate::sys::process::default_sigpipe();
     }
     // -v: our debug messages (aya's own stay at info); -vv: everything.
     let level = match cli.verbose {

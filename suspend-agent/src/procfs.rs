@@ -600,7 +600,7 @@ pub struct ProcLease {
 /// major and minor in hex); those waiting on another (`3: -> …`) hold
 /// nothing and are left out.
 pub fn parse_leases_on(text: &str, dev: u64, ino: u64) -> Vec<ProcLease> {
-    let file = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    let file = format!("{}:{ino}", crate::sys::dev::hex(dev));
     text.lines()
         .filter_map(|line| {
             let w: Vec<&str> = line.split_whitespace().collect();
@@ -659,7 +659,7 @@ mod tests {
             breaking,
         };
         assert_eq!(
-            parse_leases_on(text, libc::makedev(0xfe, 0), 10142465),
+            parse_leases_on(text, crate::sys::dev::makedev(0xfe, 0), 10142465),
             [
                 lease(8456, false, false, true),
                 lease(8457, false, true, false),
@@ -667,10 +667,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            parse_leases_on(text, libc::makedev(0xfe, 0), 10142481),
+            parse_leases_on(text, crate::sys::dev::makedev(0xfe, 0), 10142481),
             [lease(8456, false, false, true)]
         );
-        assert_eq!(parse_leases_on(text, libc::makedev(8, 1), 1), []);
+        assert_eq!(parse_leases_on(text, crate::sys::dev::makedev(8, 1), 1), []);
     }
 
     #[test]

@@ -275,23 +275,12 @@ where
 /// Raises the soft limit on open descriptors to the hard one: each client
 /// connection is one.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit64 {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on this process with a valid struct.
-    unsafe {
-        if libc::getrlimit64(libc::RLIMIT_NOFILE, &mut limit) == 0
-            && limit.rlim_cur < limit.rlim_max
-        {
-            let wanted = libc::rlimit64 {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit64(libc::RLIMIT_NOFILE, &wanted) == 0 {
-                info!("open descriptor limit raised to {}", limit.rlim_max);
-            }
-        }
+    use crate::sys::process::{rlimit, set_rlimit};
+    if let Ok((soft, hard)) = rlimit(libc::RLIMIT_NOFILE)
+        && soft < hard
+        && set_rlimit(libc::RLIMIT_NOFILE, hard, hard).is_ok()
+    {
+        info!("open descriptor limit raised to {hard}");
     }
 }
 

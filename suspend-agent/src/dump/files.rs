@@ -21,10 +21,7 @@ pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-        unix::fs::FileTypeExt as _,
-    },
+    os::{fd::OwnedFd, unix::fs::FileTypeExt as _},
     path::Path,
 };
 
@@ -37,7 +34,7 @@ use self::{
 use super::{DumpError, process::file_id};
 use crate::{
     image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
-    sys::PidFd,
+    sys::{PidFd, pipe},
 };
 
 const EVENTFD: &str = "anon_inode:[eventfd]";
@@ -650,71 +647,37 @@ pub fn probe_eventfds(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
 
 /// The capacity of the pipe `end` reads from, and a copy of its contents.
 fn pipe_contents(end: &OwnedFd) -> std::io::Result<(u32, Vec<u8>)> {
-    let last = std::io::Error::last_os_error;
-    let fd = end.as_raw_fd();
-    // SAFETY: fcntl and ioctl on an fd we own, into a local int.
-    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    if size < 0 {
-        return Err(last());
-    }
-    let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int.
-    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut queued) } < 0 {
-        return Err(last());
-    }
+    use std::{io::Read as _, os::fd::AsFd as _};
+    let size = pipe::capacity(end.as_fd())?;
+    let queued = crate::sys::readable_bytes(end.as_fd())?;
     if queued == 0 {
-        return Ok((size as u32, Vec::new()));
+        return Ok((size, Vec::new()));
     }
-    let mut ours = [0; 2];
-    // SAFETY: pipe2 fills two ints.
-    if unsafe { libc::pipe2(ours.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-        return Err(last());
-    }
-    // SAFETY: both just made, ours alone.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ours[0]), OwnedFd::from_raw_fd(ours[1])) };
+    let (read, write) = pipe::make(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
     // As many buffers as theirs, so tee never runs out of room.
-    // SAFETY: fcntl on our own fd.
-    if unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size) } < 0 {
-        return Err(last());
-    }
-    // SAFETY: tee between two pipes we hold; the source is not consumed.
-    let copied = unsafe {
-        libc::tee(
-            fd,
-            write.as_raw_fd(),
-            queued as usize,
-            libc::SPLICE_F_NONBLOCK,
-        )
-    };
-    if copied < 0 {
-        return Err(last());
-    }
-    if copied != queued as isize {
+    pipe::set_capacity(write.as_fd(), size)?;
+    // The source is not consumed.
+    let copied = pipe::tee(
+        end.as_fd(),
+        write.as_fd(),
+        queued as usize,
+        libc::SPLICE_F_NONBLOCK,
+    )?;
+    if copied != queued as usize {
         return Err(std::io::Error::other(format!(
             "{copied} of {queued} buffered bytes copied"
         )));
     }
     let mut data = vec![0u8; queued as usize];
+    let mut read = fs::File::from(read);
     let mut got = 0;
     while got < data.len() {
-        // SAFETY: reading into our buffer, within its length.
-        let n = unsafe {
-            libc::read(
-                read.as_raw_fd(),
-                data[got..].as_mut_ptr().cast(),
-                data.len() - got,
-            )
-        };
-        if n <= 0 {
-            return Err(if n < 0 {
-                last()
-            } else {
-                std::io::ErrorKind::UnexpectedEof.into()
-            });
+        match read.read(&mut data[got..])? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got += n,
         }
-        got += n as usize;
     }
-    Ok((size as u32, data))
+    Ok((size, data))
 }
 
 #[cfg(test)]

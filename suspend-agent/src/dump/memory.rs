@@ -509,10 +509,8 @@ impl Memory {
 }
 
 fn seek(file: &File, offset: u64, whence: libc::c_int) -> Option<u64> {
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: lseek on an fd we own; no memory is passed.
-    let rc = unsafe { libc::lseek(file.as_raw_fd(), offset as libc::off_t, whence) };
-    (rc >= 0).then_some(rc as u64)
+    use std::os::fd::AsFd as _;
+    crate::sys::fd::seek(file.as_fd(), offset, whence).ok()
 }
 
 /// Where a mapping's saved pages come from.

@@ -472,11 +472,7 @@ fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<Str
             let Ok(meta) = fs::metadata(fd.path()) else {
                 continue;
             };
-            let dev = format!(
-                "{:02x}:{:02x}",
-                libc::major(meta.dev()),
-                libc::minor(meta.dev())
-            );
+            let dev = crate::sys::dev::hex(meta.dev());
             let key = (dev, meta.ino());
             if objects.contains_key(&key) {
                 let pids = shared.entry(key).or_default();

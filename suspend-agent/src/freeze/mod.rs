@@ -113,8 +113,7 @@ fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
         .ok()?
         .parse()
         .ok()?;
-    // SAFETY: tgkill to a thread we have just seized.
-    unsafe { libc::syscall(libc::SYS_tgkill, pid as i32, tid as i32, signal) };
+    let _ = crate::sys::process::tgkill(pid, tid, signal);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
     while std::time::Instant::now() < deadline {
         use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -544,8 +543,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            tx.send(nix::unistd::gettid().as_raw() as u32).unwrap();
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();

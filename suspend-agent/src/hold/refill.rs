@@ -582,10 +582,11 @@ pub fn spawn(pid: u32) -> io::Result<std::process::Child> {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory.
+    // SAFETY: the closure runs between fork and exec: setsid is
+    // async-signal-safe and touches no memory.
     unsafe {
         command.pre_exec(|| {
-            libc::setsid();
+            crate::sys::raw::setsid();
             Ok(())
         })
     };

@@ -14,7 +14,10 @@ use super::{
     RestoreError,
     plan::{OpenKind, Plan, SessionPlan, StdioPlan},
 };
-use crate::image::Image;
+use crate::{
+    image::Image,
+    sys::{process, raw},
+};
 
 /// Steps of the child before the stub (the stub's own are below 100).
 const STEP_PDEATHSIG: u32 = 100;
@@ -28,8 +31,6 @@ const STEP_RLIMIT: u32 = 109;
 const STEP_PERSONALITY: u32 = 110;
 const STEP_EPOLL: u32 = 111;
 const STEP_SESSION: u32 = 112;
-/// `_IOW('T', 0, u64)`: a timerfd's count of unread expirations.
-const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400;
 const STEP_LOGINUID: u32 = 113;
 
 fn child_step_name(step: u32) -> &'static str {
@@ -59,25 +60,18 @@ pub struct Created {
 /// Creates the process and waits for the stub's report.
 pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
     let pid = image.process.pid;
-    // SAFETY: getpid has no preconditions.
-    let agent = unsafe { libc::getpid() };
-    let set_tid: [libc::pid_t; 1] = [pid as libc::pid_t];
-    let mut args = [0u64; 11];
-    args[4] = libc::SIGCHLD as u64; // exit_signal
-    args[8] = set_tid.as_ptr() as u64; // set_tid
-    args[9] = 1; // set_tid_size
-    // SAFETY: clone3 without CLONE_VM: the child gets a copy of this
-    // (single-threaded) process and only runs `run`, which never returns.
-    let ret = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88usize) };
-    if ret == 0 {
+    let agent = std::process::id() as libc::pid_t;
+    // SAFETY: the child gets a copy of this (single-threaded) process and
+    // only runs `run`, which never returns and neither allocates nor locks.
+    let created = unsafe { process::clone_with_pid(pid) };
+    if let Ok(0) = created {
         run(plan, agent);
     }
     super::plan::release_zone(plan.zone);
     // Our copies: the child has its own; the report pipe must see the end
     // of file when the child is gone.
     plan.helpers.clear();
-    if ret < 0 {
-        let err = std::io::Error::last_os_error();
+    if let Err(err) = created {
         return Err(match err.raw_os_error() {
             Some(libc::EEXIST) => super::Refusal::PidInUse {
                 pid,
@@ -155,19 +149,16 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
 /// threads other than the main one, which we trace and so must reap
 /// ourselves before the main thread can be.
 pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
-    // SAFETY: our own child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    // Our own child.
+    let _ = process::kill(pid, libc::SIGKILL);
     for &tid in traced.iter().filter(|&&t| t != pid) {
-        // SAFETY: reaping a killed thread we trace (blocks until it is a
-        // zombie; SIGKILL ends any ptrace stop).
-        unsafe { libc::waitpid(tid as libc::pid_t, std::ptr::null_mut(), libc::__WALL) };
+        // Reaping a killed thread we trace (blocks until it is a zombie;
+        // SIGKILL ends any ptrace stop).
+        let _ = process::wait(tid);
     }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    let got = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) };
-    if got < 0 {
+    let Ok(status) = process::wait(pid) else {
         return "already reaped".into();
-    }
+    };
     if libc::WIFSIGNALED(status) {
         let sig = libc::WTERMSIG(status);
         if sig == libc::SIGKILL {
@@ -193,39 +184,31 @@ unsafe fn make_inotify(flags: i32, watches: &[(i32, u32, std::ffi::CString)]) ->
     /// What a watch keeps of its mask (the other flags act only as it is
     /// added).
     const KEPT: u32 = libc::IN_ALL_EVENTS | libc::IN_ONESHOT | libc::IN_EXCL_UNLINK;
-    // SAFETY: plain fd syscalls on a descriptor this child owns; each path
-    // is a C string of the plan's.
-    unsafe {
-        let fd = libc::inotify_init1(flags);
-        if fd < 0 {
-            return -1;
-        }
-        let mut removed = false;
-        for (wd, mask, path) in watches {
-            let mut tries = 0;
-            loop {
-                let got = libc::inotify_add_watch(fd, path.as_ptr(), mask & KEPT);
-                if got == *wd {
-                    break;
-                }
-                if got < 0 || got > *wd || tries > crate::image::format::INOTIFY_MAX_WD {
-                    libc::close(fd);
-                    return -1;
-                }
-                libc::inotify_rm_watch(fd, got);
-                removed = true;
-                tries += 1;
-            }
-        }
-        let mut buf = [0u8; 4096];
-        let mut queued: libc::c_int = 0;
-        while removed
-            && libc::ioctl(fd, libc::FIONREAD, &mut queued) == 0
-            && queued > 0
-            && libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) > 0
-        {}
-        fd
+    let fd = raw::inotify_init(flags);
+    if fd < 0 {
+        return -1;
     }
+    let mut removed = false;
+    for (wd, mask, path) in watches {
+        let mut tries = 0;
+        loop {
+            let got = raw::inotify_add_watch(fd, path, mask & KEPT);
+            if got == *wd {
+                break;
+            }
+            if got < 0 || got > *wd || tries > crate::image::format::INOTIFY_MAX_WD {
+                // SAFETY: the instance this function just made.
+                unsafe { raw::close(fd) };
+                return -1;
+            }
+            raw::inotify_rm_watch(fd, got);
+            removed = true;
+            tries += 1;
+        }
+    }
+    let mut buf = [0u8; 4096];
+    while removed && raw::bytes_waiting(fd) > 0 && raw::read(fd, &mut buf) > 0 {}
+    fd
 }
 
 /// Makes a pipe with its read end at `read_fd` and its write end at
@@ -245,95 +228,72 @@ unsafe fn make_pipe(
 ) {
     let failed = || fail(plan, STEP_OPEN, read_fd as usize);
     let mut fds = [0; 2];
-    // SAFETY: plain fd syscalls on descriptors this child owns; `data` is
-    // the plan's, inherited from the agent.
+    if raw::pipe(&mut fds, 0) < 0 {
+        failed();
+    }
+    if size != 0
+        && raw::pipe_capacity(fds[1]) != size as i32
+        && raw::set_pipe_capacity(fds[1], size as i32) < 0
+    {
+        failed();
+    }
+    // It fits: the pipe is as big as the one it was read from.
+    let mut done = 0;
+    while done < data.len() {
+        let n = raw::write(fds[1], &data[done..]);
+        if n <= 0 {
+            failed();
+        }
+        done += n as usize;
+    }
+    // Above every number still to be taken, then to their own.
+    let r = raw::dup_at_least(fds[0], plan.scratch_fd);
+    let w = raw::dup_at_least(fds[1], plan.scratch_fd);
+    if r < 0 || w < 0 {
+        failed();
+    }
+    // SAFETY: descriptors this child owns: the pipe it just made, and
+    // numbers of the image's files, which nothing else here uses.
     unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), 0) < 0 {
-            failed();
-        }
-        if size != 0
-            && libc::fcntl(fds[1], libc::F_GETPIPE_SZ) != size as i32
-            && libc::fcntl(fds[1], libc::F_SETPIPE_SZ, size as i32) < 0
-        {
-            failed();
-        }
-        // It fits: the pipe is as big as the one it was read from.
-        let mut done = 0;
-        while done < data.len() {
-            let n = libc::write(fds[1], data[done..].as_ptr().cast(), data.len() - done);
-            if n <= 0 {
-                failed();
-            }
-            done += n as usize;
-        }
-        // Above every number still to be taken, then to their own.
-        let r = libc::fcntl(fds[0], libc::F_DUPFD, plan.scratch_fd);
-        let w = libc::fcntl(fds[1], libc::F_DUPFD, plan.scratch_fd);
-        if r < 0 || w < 0 {
-            failed();
-        }
-        libc::close(fds[0]);
-        libc::close(fds[1]);
+        raw::close(fds[0]);
+        raw::close(fds[1]);
         for (from, to, flags) in [(r, read_fd, read_flags), (w, write_fd, write_flags)] {
-            if libc::dup3(from, to, flags & libc::O_CLOEXEC) < 0
-                || libc::fcntl(to, libc::F_SETFL, flags & libc::O_NONBLOCK) < 0
+            if raw::dup3(from, to, flags & libc::O_CLOEXEC) < 0
+                || raw::set_status_flags(to, flags & libc::O_NONBLOCK) < 0
             {
                 failed();
             }
-            libc::close(from);
+            raw::close(from);
         }
     }
 }
 
 /// Reports a failure on the pipe and exits.
 fn fail(plan: &Plan, step: u32, index: usize) -> ! {
-    // SAFETY: reading errno right after the failed call.
-    let errno = unsafe { *libc::__errno_location() };
+    // Errno right after the failed call.
+    let errno = raw::errno();
     let report = Report {
         kind: REPORT_FAILED,
         step,
         error: -(errno as i64),
         index: index as u64,
     };
-    // SAFETY: writing a plain value to our pipe, then leaving without
-    // running any of the agent's exit handlers.
-    unsafe {
-        libc::write(
-            plan.report_write,
-            (&raw const report).cast(),
-            size_of::<Report>(),
-        );
-        libc::_exit(126)
-    }
+    // A plain value to our pipe, then leaving without running any of the
+    // agent's exit handlers.
+    raw::write_value(plan.report_write, &report);
+    raw::exit_now(126)
 }
-
-unsafe extern "C" {
-    /// glibc (2.35+): where this thread's rseq area is, from the thread
-    /// pointer, and its size (0: not registered).
-    static __rseq_offset: isize;
-    static __rseq_size: libc::c_uint;
-}
-
-/// glibc's rseq signature on x86-64.
-const RSEQ_SIG: u32 = 0x5305_3053;
-const RSEQ_FLAG_UNREGISTER: i32 = 1;
 
 /// The child's inherited rseq area (the agent's thread's) goes away with
 /// the agent's memory; the kernel would fault writing it.
 fn unregister_rseq(plan: &Plan) {
-    // SAFETY: reading two glibc variables.
-    let (offset, size) = unsafe { (__rseq_offset, __rseq_size) };
-    if size == 0 {
+    let Some((area, size)) = raw::rseq_area() else {
         return;
-    }
-    let tp: u64;
-    // SAFETY: fs:0 holds the thread pointer on x86-64 (TLS ABI).
-    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly)) };
-    let area = (tp as i64 + offset as i64) as u64;
+    };
     for len in [32, size] {
-        // SAFETY: unregistering our own rseq area.
-        if unsafe { libc::syscall(libc::SYS_rseq, area, len, RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } == 0
-        {
+        // SAFETY: unregistering our own rseq area; the child leaves the
+        // agent's code (and glibc) for the stub.
+        if unsafe { raw::rseq_unregister(area, len) } == 0 {
             return;
         }
     }
@@ -343,13 +303,13 @@ fn unregister_rseq(plan: &Plan) {
 /// The child's life: never returns.
 fn run(plan: &Plan, agent: libc::pid_t) -> ! {
     // SAFETY: everything below is plain system calls on data the plan
-    // holds; the child is single-threaded and owns its copy of memory.
+    // holds; the child is single-threaded and owns its copy of memory. The
+    // descriptors it closes and replaces are its own: nothing of the
+    // agent's that owns one runs again here.
     unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        raw::block_all_signals();
         // If the agent dies before it took over, so does the child.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 || libc::getppid() != agent {
+        if raw::set_parent_death_signal(libc::SIGKILL) < 0 || raw::getppid() != agent {
             fail(plan, STEP_PDEATHSIG, 0);
         }
         unregister_rseq(plan);
@@ -359,11 +319,11 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         let mut from = 3;
         for &fd in &plan.keep {
             if fd > from {
-                libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+                raw::close_range(from as u32, (fd - 1) as u32);
             }
             from = fd + 1;
         }
-        libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+        raw::close_range(from as u32, u32::MAX);
 
         for open in &plan.opens {
             let (fd, cloexec) = match &open.what {
@@ -386,33 +346,27 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     continue;
                 }
                 OpenKind::Dup { from, flags } => {
-                    if libc::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
+                    if raw::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
                         fail(plan, STEP_OPEN, open.fd as usize);
                     }
                     continue;
                 }
                 OpenKind::File { from, flags, .. } => {
-                    if libc::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
+                    if raw::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
                         fail(plan, STEP_OPEN, open.fd as usize);
                     }
                     (open.fd, *flags)
                 }
                 OpenKind::EventFd { count, flags } => {
-                    let fd = libc::eventfd(0, *flags);
-                    if fd >= 0
-                        && *count != 0
-                        && libc::write(fd, (count as *const u64).cast(), 8) != 8
-                    {
+                    let fd = raw::eventfd(0, *flags);
+                    if fd >= 0 && *count != 0 && raw::write_value(fd, count) != 8 {
                         fail(plan, STEP_OPEN, open.fd as usize);
                     }
                     (fd, *flags)
                 }
-                OpenKind::Epoll { flags, .. } => (libc::epoll_create1(*flags), *flags),
+                OpenKind::Epoll { flags, .. } => (raw::epoll_create(*flags), *flags),
                 OpenKind::Inotify { flags, watches } => (make_inotify(*flags, watches), *flags),
-                OpenKind::SignalFd { mask, flags } => {
-                    let fd = libc::syscall(libc::SYS_signalfd4, -1, mask as *const u64, 8, *flags);
-                    (fd as RawFd, *flags)
-                }
+                OpenKind::SignalFd { mask, flags } => (raw::signalfd(mask, *flags), *flags),
                 OpenKind::TimerFd {
                     clock,
                     flags,
@@ -420,20 +374,14 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     spec,
                     ticks,
                 } => {
-                    let fd = libc::timerfd_create(*clock, *flags);
+                    let fd = raw::timerfd_create(*clock, *flags);
                     if fd >= 0
                         && spec[2..] != [0, 0]
-                        && libc::syscall(
-                            libc::SYS_timerfd_settime,
-                            fd,
-                            *settime,
-                            spec.as_ptr(),
-                            std::ptr::null_mut::<u8>(),
-                        ) < 0
+                        && raw::timerfd_settime(fd, *settime, spec) < 0
                     {
                         fail(plan, STEP_OPEN, open.fd as usize);
                     }
-                    if fd >= 0 && *ticks != 0 && libc::ioctl(fd, TFD_IOC_SET_TICKS, ticks) < 0 {
+                    if fd >= 0 && *ticks != 0 && raw::timerfd_set_ticks(fd, ticks) < 0 {
                         fail(plan, STEP_OPEN, open.fd as usize);
                     }
                     (fd, *flags)
@@ -443,14 +391,14 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 fail(plan, STEP_OPEN, open.fd as usize);
             }
             if fd != open.fd {
-                if libc::dup3(fd, open.fd, cloexec & libc::O_CLOEXEC) < 0 {
+                if raw::dup3(fd, open.fd, cloexec & libc::O_CLOEXEC) < 0 {
                     fail(plan, STEP_OPEN, open.fd as usize);
                 }
-                libc::close(fd);
+                raw::close(fd);
             }
             if let OpenKind::File { pos, .. } = &open.what
                 && *pos != 0
-                && libc::lseek(open.fd, *pos as i64, libc::SEEK_SET) < 0
+                && raw::seek(open.fd, *pos as i64, libc::SEEK_SET) < 0
             {
                 fail(plan, STEP_SEEK, open.fd as usize);
             }
@@ -460,8 +408,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         for open in &plan.opens {
             if let OpenKind::Epoll { targets, .. } = &open.what {
                 for &(target, events, data) in targets {
-                    let mut event = libc::epoll_event { events, u64: data };
-                    if libc::epoll_ctl(open.fd, libc::EPOLL_CTL_ADD, target, &mut event) < 0 {
+                    if raw::epoll_add(open.fd, target, events, data) < 0 {
                         fail(plan, STEP_EPOLL, target as usize);
                     }
                 }
@@ -470,9 +417,9 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         for (i, stdio) in plan.stdio.iter().enumerate() {
             let ok = match stdio {
                 StdioPlan::Inherit => true,
-                StdioPlan::From(fd) => libc::dup2(*fd, i as i32) >= 0,
+                StdioPlan::From(fd) => raw::dup2(*fd, i as i32) >= 0,
                 StdioPlan::Close => {
-                    libc::close(i as i32);
+                    raw::close(i as i32);
                     true
                 }
             };
@@ -480,33 +427,30 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 fail(plan, STEP_STDIO, i);
             }
         }
-        if libc::fchdir(plan.cwd) < 0 {
+        if raw::fchdir(plan.cwd) < 0 {
             fail(plan, STEP_CWD, 0);
         }
-        libc::umask(plan.umask as libc::mode_t);
-        if libc::personality(0xffff_ffff) as u32 != plan.personality
-            && libc::personality(plan.personality as libc::c_ulong) < 0
+        raw::umask(plan.umask);
+        if raw::personality(0xffff_ffff) as u32 != plan.personality
+            && raw::personality(plan.personality as libc::c_ulong) < 0
         {
             fail(plan, STEP_PERSONALITY, 0);
         }
-        libc::prctl(libc::PR_SET_NAME, plan.comm.as_ptr());
+        raw::set_name(&plan.comm);
         let led = match plan.session {
-            SessionPlan::Lead => libc::setsid() >= 0,
-            SessionPlan::LeadGroup => libc::setpgid(0, 0) >= 0,
+            SessionPlan::Lead => raw::setsid() >= 0,
+            SessionPlan::LeadGroup => raw::setpgid(0, 0) >= 0,
             SessionPlan::Join => true,
         };
         if !led {
             fail(plan, STEP_SESSION, 0);
         }
         if let Some(text) = &plan.loginuid {
-            let fd = libc::open(
-                c"/proc/self/loginuid".as_ptr(),
-                libc::O_WRONLY | libc::O_CLOEXEC,
-            );
-            if fd < 0 || libc::write(fd, text.as_ptr().cast(), text.len()) != text.len() as isize {
+            let fd = raw::open(c"/proc/self/loginuid", libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || raw::write(fd, text) != text.len() as isize {
                 fail(plan, STEP_LOGINUID, 0);
             }
-            libc::close(fd);
+            raw::close(fd);
         }
 
         // The helpers the stub does not use (it closes the exe and the
@@ -514,15 +458,11 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         for fd in &plan.helpers {
             let fd = fd.as_raw_fd();
             if fd != plan.report_write && Some(fd) != plan.exe_fd {
-                libc::close(fd);
+                raw::close(fd);
             }
         }
         for (i, &(resource, soft, hard)) in plan.rlimits.iter().enumerate() {
-            let limit = libc::rlimit64 {
-                rlim_cur: soft,
-                rlim_max: hard,
-            };
-            if libc::prlimit64(0, resource as _, &limit, std::ptr::null_mut()) < 0 {
+            if raw::set_rlimit(resource, soft, hard) < 0 {
                 fail(plan, STEP_RLIMIT, i);
             }
         }

@@ -22,7 +22,6 @@ use crate::{
     },
 };
 
-const NT_X86_XSTATE: libc::c_int = 0x202;
 /// `prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, len, name)`.
 const PR_SET_VMA: u64 = 0x5356_4d41;
 const PR_SET_VMA_ANON_NAME: u64 = 0;
@@ -435,26 +434,13 @@ fn client_block(pid: u32) -> Result<u64, String> {
 fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), String> {
     let p = nix::unistd::Pid::from_raw(tid as i32);
     nix::sys::ptrace::setregs(p, regs.into()).map_err(|e| format!("PTRACE_SETREGS: {e}"))?;
-    let mut iov = libc::iovec {
-        iov_base: xstate.as_ptr() as *mut libc::c_void,
-        iov_len: xstate.len(),
-    };
-    // SAFETY: PTRACE_SETREGSET reads `iov_len` bytes from `iov_base`.
-    if unsafe {
-        libc::ptrace(
-            libc::PTRACE_SETREGSET,
-            tid as libc::pid_t,
-            NT_X86_XSTATE as usize,
-            &raw mut iov,
-        )
-    } < 0
-    {
-        return Err(format!(
+    crate::sys::ptrace::set_xstate(tid, xstate).map_err(|e| {
+        format!(
             "PTRACE_SETREGSET(NT_X86_XSTATE, {} bytes): {}",
             xstate.len(),
-            std::io::Error::last_os_error()
-        ));
-    }
+            std::io::Error::from(e)
+        )
+    })?;
     ptrace::set_sigmask(tid, sigmask).map_err(|e| format!("PTRACE_SETSIGMASK: {e}"))?;
     Ok(())
 }

@@ -56,22 +56,11 @@ fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
             ),
         };
         // SAFETY: replaces part of our own reservation (the zone).
-        let got = unsafe {
-            libc::mmap(
-                premap.at as *mut libc::c_void,
-                premap.len as usize,
-                prot,
-                flags | libc::MAP_FIXED,
-                fd,
-                offset as libc::off_t,
-            )
-        };
-        if got == libc::MAP_FAILED {
-            return Err(RestoreError::Prepare {
+        unsafe { crate::sys::mem::map_fixed(premap.at, premap.len, prot, flags, fd, offset) }
+            .map_err(|source| RestoreError::Prepare {
                 what: format!("preparing the mapping for {:#x}", premap.target),
-                source: std::io::Error::last_os_error(),
-            });
-        }
+                source,
+            })?;
     }
     Ok(())
 }

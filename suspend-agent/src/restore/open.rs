@@ -14,9 +14,8 @@
 
 use std::{
     collections::HashMap,
-    ffi::CString,
     io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, OwnedFd},
     path::{Path, PathBuf},
 };
 
@@ -168,14 +167,7 @@ fn check(fd: &OwnedFd, want: &Want) -> Result<(), Refusal> {
         path: want.path.clone(),
         how,
     };
-    // SAFETY: fstat on a descriptor we own into a zeroed stat.
-    let meta = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
-            return Err(changed(format!("fstat: {}", io::Error::last_os_error())));
-        }
-        st
-    };
+    let meta = crate::sys::fd::stat(fd.as_fd()).map_err(|e| changed(format!("fstat: {e}")))?;
     let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
     if want.how == Match::Inode {
         return if same_inode {
@@ -319,8 +311,6 @@ fn make(
 /// the others appended to (created, 0644, if missing); a final symbolic
 /// link is not followed.
 fn open_stdio(path: &Path, index: usize) -> io::Result<OwnedFd> {
-    let cpath = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let flags = libc::O_NOFOLLOW
         | libc::O_CLOEXEC
         | libc::O_NOCTTY
@@ -329,13 +319,7 @@ fn open_stdio(path: &Path, index: usize) -> io::Result<OwnedFd> {
         } else {
             libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT
         };
-    // SAFETY: open with a valid C string; the descriptor is ours.
-    let fd = unsafe { libc::open(cpath.as_ptr(), flags, 0o644 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor open just returned, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::fd::open(path, flags, 0o644)
 }
 
 /// Opens everything `image` needs from the file system, as its process.

@@ -329,17 +329,13 @@ fn rlimits(image: &Image) -> Result<(), Refusal> {
         return Ok(());
     }
     for r in &image.process.rlimits {
-        let mut here = libc::rlimit64 {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: prlimit64 reads our own limit into a valid struct.
-        let rc = unsafe { libc::prlimit64(0, r.resource as _, std::ptr::null(), &mut here) };
-        if rc == 0 && r.hard > here.rlim_max {
+        if let Ok((_, can)) = crate::sys::process::rlimit(r.resource)
+            && r.hard > can
+        {
             return Err(Refusal::Rlimit {
                 resource: r.resource,
                 want: r.hard,
-                can: here.rlim_max,
+                can,
             });
         }
     }

@@ -1,11 +1,23 @@
-//! The one place the agent makes raw system calls. Where `nix` has a
-//! wrapper it is used; the rest (`pidfd_send_signal` with a `siginfo`,
-//! `clone3` probing) is here with its `SAFETY` reasoning.
+//! The one place the agent makes raw system calls: every call of a `libc`
+//! function is in this module or one below it (`layers.rs` checks it).
+//! Where `nix` has a wrapper it is used; the rest (`pidfd_send_signal`
+//! with a `siginfo`, `clone3` probing, the ptrace requests `nix` lacks)
+//! is here with its `SAFETY` reasoning, each wrapper returning the call's
+//! errno as an `io::Error` (or `Errno`). [`raw`] is the exception: for a
+//! child between `fork` and the end of its copy of the agent, it returns
+//! raw results and allocates nothing.
 
 pub mod cpu;
 pub mod creds;
+pub mod dev;
+pub mod fd;
+pub mod mem;
 mod pidfd;
+pub mod pipe;
 pub mod probe;
+pub mod process;
+pub mod ptrace;
+pub mod raw;
 pub mod sched;
 mod time;
 pub mod uffd;

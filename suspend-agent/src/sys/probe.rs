@@ -62,7 +62,6 @@ pub fn clone3_set_tid() -> io::Result<()> {
 
 /// `PTRACE_GET_RSEQ_CONFIGURATION` on a stopped child.
 pub fn ptrace_rseq_configuration() -> io::Result<()> {
-    const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
     // SAFETY: the child only calls async-signal-safe functions (pause/_exit).
     let child = match unsafe { fork() }.map_err(io::Error::from)? {
         ForkResult::Child => loop {
@@ -75,19 +74,7 @@ pub fn ptrace_rseq_configuration() -> io::Result<()> {
         ptrace::seize(child, ptrace::Options::empty()).map_err(io::Error::from)?;
         ptrace::interrupt(child).map_err(io::Error::from)?;
         waitpid(child, None).map_err(io::Error::from)?;
-        let mut config = [0u8; 32];
-        // SAFETY: ptrace request with the size and address of a buffer we own.
-        let rc = unsafe {
-            libc::ptrace(
-                PTRACE_GET_RSEQ_CONFIGURATION,
-                child.as_raw(),
-                config.len(),
-                config.as_mut_ptr(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::ptrace::rseq_configuration(child.as_raw() as u32).map_err(io::Error::from)?;
         Ok(())
     })();
     let _ = kill(child, Signal::SIGKILL);

@@ -1,4 +1,5 @@
-//! ptrace requests the agent uses, on top of `nix` where it has them.
+//! ptrace requests the agent uses, on top of `nix` where it has them and
+//! of `sys::ptrace` where it does not.
 //!
 //! ptrace ties a tracee to the tracer *thread* that attached: every request
 //! for a frozen process must come from the thread that froze it.
@@ -15,12 +16,7 @@ use nix::{
     unistd::Pid,
 };
 
-const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
-const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
-const PTRACE_PEEKSIGINFO: libc::c_uint = 0x4209;
-const PTRACE_PEEKSIGINFO_SHARED: u32 = 1;
-const PTRACE_GET_RSEQ_CONFIGURATION: libc::c_uint = 0x420f;
-const NT_X86_XSTATE: libc::c_int = 0x202;
+use crate::sys::ptrace as sys;
 
 fn pid(tid: u32) -> Pid {
     Pid::from_raw(tid as i32)
@@ -78,18 +74,8 @@ pub fn wait_tid(tid: u32) -> Result<WaitStatus, Errno> {
 pub fn seize(tid: u32) -> Result<(), Errno> {
     const PTRACE_O_SUSPEND_SECCOMP: libc::c_long = 1 << 21;
     let plain = ptrace::Options::PTRACE_O_TRACESYSGOOD;
-    // SAFETY: PTRACE_SEIZE takes the options in `data`; no memory is
-    // passed.
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_SEIZE,
-            tid as libc::pid_t,
-            0,
-            plain.bits() as libc::c_long | PTRACE_O_SUSPEND_SECCOMP,
-        )
-    };
-    match Errno::result(rc) {
-        Ok(_) => Ok(()),
+    match sys::seize(tid, plain.bits() as libc::c_long | PTRACE_O_SUSPEND_SECCOMP) {
+        Ok(()) => Ok(()),
         Err(Errno::EINVAL | Errno::EPERM) => ptrace::seize(pid(tid), plain),
         Err(e) => Err(e),
     }
@@ -175,91 +161,32 @@ pub fn regs(tid: u32) -> Result<libc::user_regs_struct, Errno> {
 /// The full xstate (`NT_X86_XSTATE`) into `buf`; returns the bytes the kernel
 /// filled.
 pub fn xstate(tid: u32, buf: &mut [u8]) -> Result<usize, Errno> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: PTRACE_GETREGSET writes at most iov_len bytes into our buffer.
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETREGSET,
-            tid as libc::pid_t,
-            NT_X86_XSTATE,
-            &mut iov,
-        )
-    };
-    Errno::result(rc)?;
-    Ok(iov.iov_len)
+    sys::xstate(tid, buf)
 }
 
 /// The thread's blocked-signal mask.
 pub fn sigmask(tid: u32) -> Result<u64, Errno> {
-    let mut mask = 0u64;
-    // SAFETY: PTRACE_GETSIGMASK writes 8 bytes into `mask`.
-    let rc = unsafe { libc::ptrace(PTRACE_GETSIGMASK, tid as libc::pid_t, 8usize, &raw mut mask) };
-    Errno::result(rc)?;
-    Ok(mask)
+    sys::sigmask(tid)
 }
 
 /// Sets the thread's blocked-signal mask.
 pub fn set_sigmask(tid: u32, mask: u64) -> Result<(), Errno> {
-    // SAFETY: PTRACE_SETSIGMASK reads 8 bytes from `mask`.
-    let rc = unsafe {
-        libc::ptrace(
-            PTRACE_SETSIGMASK,
-            tid as libc::pid_t,
-            8usize,
-            &raw const mask,
-        )
-    };
-    Errno::result(rc)?;
-    Ok(())
+    sys::set_sigmask(tid, mask)
 }
 
 /// The siginfo of the signal a thread is stopped on its way to deliver
 /// (`PTRACE_GETSIGINFO`, raw 128 bytes).
 pub fn siginfo(tid: u32) -> Result<[u8; 128], Errno> {
-    let mut info = [0u8; 128];
-    // SAFETY: PTRACE_GETSIGINFO writes one 128-byte siginfo_t.
-    let rc = unsafe {
-        libc::ptrace(
-            libc::PTRACE_GETSIGINFO,
-            tid as libc::pid_t,
-            0usize,
-            info.as_mut_ptr(),
-        )
-    };
-    Errno::result(rc)?;
-    Ok(info)
+    sys::siginfo(tid)
 }
 
 /// Pending signals (the thread's own queue, or the process's shared one),
 /// as raw 128-byte `siginfo_t`s, without dequeuing them.
 pub fn pending_signals(tid: u32, shared: bool) -> Result<Vec<[u8; 128]>, Errno> {
-    #[repr(C)]
-    struct PeekArgs {
-        off: u64,
-        flags: u32,
-        nr: i32,
-    }
     let mut all = Vec::new();
     loop {
         let mut batch = [[0u8; 128]; 32];
-        let args = PeekArgs {
-            off: all.len() as u64,
-            flags: if shared { PTRACE_PEEKSIGINFO_SHARED } else { 0 },
-            nr: batch.len() as i32,
-        };
-        // SAFETY: PTRACE_PEEKSIGINFO copies at most `nr` siginfos into `batch`.
-        let n = unsafe {
-            libc::ptrace(
-                PTRACE_PEEKSIGINFO,
-                tid as libc::pid_t,
-                &raw const args,
-                batch.as_mut_ptr(),
-            )
-        };
-        let n = Errno::result(n)? as usize;
+        let n = sys::peek_siginfo(tid, shared, all.len() as u64, &mut batch)?;
         all.extend_from_slice(&batch[..n]);
         if n < batch.len() {
             return Ok(all);
@@ -270,31 +197,8 @@ pub fn pending_signals(tid: u32, shared: bool) -> Result<Vec<[u8; 128]>, Errno> 
 /// The thread's rseq registration: (address, length, signature), or `None`
 /// when it has none.
 pub fn rseq(tid: u32) -> Result<Option<(u64, u32, u32)>, Errno> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct RseqConfig {
-        rseq_abi_pointer: u64,
-        rseq_abi_size: u32,
-        signature: u32,
-        flags: u32,
-        pad: u32,
-    }
-    let mut config = RseqConfig::default();
-    // SAFETY: the kernel writes at most `size_of::<RseqConfig>()` bytes.
-    let rc = unsafe {
-        libc::ptrace(
-            PTRACE_GET_RSEQ_CONFIGURATION,
-            tid as libc::pid_t,
-            size_of::<RseqConfig>(),
-            &raw mut config,
-        )
-    };
-    Errno::result(rc)?;
-    Ok((config.rseq_abi_pointer != 0).then_some((
-        config.rseq_abi_pointer,
-        config.rseq_abi_size,
-        config.signature,
-    )))
+    let (pointer, size, signature) = sys::rseq_configuration(tid)?;
+    Ok((pointer != 0).then_some((pointer, size, signature)))
 }
 
 /// The thread's seccomp filters, oldest first: (flags, the filter's
@@ -302,57 +206,13 @@ pub fn rseq(tid: u32) -> Result<Option<(u64, u32, u32)>, Errno> {
 /// from the newest; `PTRACE_GET_SECCOMP_METADATA` gives each one's flags
 /// (`SECCOMP_FILTER_FLAG_LOG`).
 pub fn seccomp_filters(tid: u32) -> Result<Vec<(u64, Vec<u8>)>, Errno> {
-    const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
-    const PTRACE_GET_SECCOMP_METADATA: libc::c_uint = 0x420d;
-    #[repr(C)]
-    struct Metadata {
-        filter_off: u64,
-        flags: u64,
-    }
     let mut filters = Vec::new();
     for index in 0u64.. {
-        // SAFETY: with a null buffer the kernel only returns the count.
-        let count = unsafe {
-            libc::ptrace(
-                PTRACE_SECCOMP_GET_FILTER,
-                tid as libc::pid_t,
-                index,
-                std::ptr::null_mut::<libc::c_void>(),
-            )
-        };
-        match Errno::result(count) {
+        let program = match sys::seccomp_filter(tid, index) {
             Err(Errno::ENOENT) => break,
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        let mut program = vec![0u8; count as usize * 8];
-        // SAFETY: the buffer holds `count` 8-byte instructions.
-        let got = unsafe {
-            libc::ptrace(
-                PTRACE_SECCOMP_GET_FILTER,
-                tid as libc::pid_t,
-                index,
-                program.as_mut_ptr(),
-            )
+            other => other?,
         };
-        if Errno::result(got)? != count {
-            return Err(Errno::EAGAIN);
-        }
-        let mut meta = Metadata {
-            filter_off: index,
-            flags: 0,
-        };
-        // SAFETY: the kernel reads `filter_off` and writes `flags`.
-        let rc = unsafe {
-            libc::ptrace(
-                PTRACE_GET_SECCOMP_METADATA,
-                tid as libc::pid_t,
-                size_of::<Metadata>(),
-                &raw mut meta,
-            )
-        };
-        Errno::result(rc)?;
-        filters.push((meta.flags, program));
+        filters.push((sys::seccomp_filter_flags(tid, index)?, program));
     }
     filters.reverse();
     Ok(filters)
@@ -360,20 +220,5 @@ pub fn seccomp_filters(tid: u32) -> Result<Vec<(u64, Vec<u8>)>, Errno> {
 
 /// The thread's robust futex list: (head, length).
 pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
-    let mut head = 0u64;
-    let mut len = 0usize;
-    // SAFETY: get_robust_list writes one pointer and one size into our
-    // variables.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_get_robust_list,
-            tid as libc::c_int,
-            &raw mut head,
-            &raw mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((head, len as u64))
+    sys::robust_list(tid)
 }

@@ -18,7 +18,7 @@ use std::{
 
 use crate::{
     image::format::{File, FileId, INOTIFY_MAX_WD as MAX_WD, InotifyWatch},
-    sys::PidFd,
+    sys::{PidFd, dev},
 };
 
 /// What an inotify fd links to.
@@ -70,14 +70,14 @@ fn parse(text: &str) -> Option<Vec<Line>> {
 
 /// The user-space `dev_t` of a kernel device number.
 fn dev_of(sdev: u32) -> u64 {
-    libc::makedev(sdev >> 20, sdev & 0xf_ffff)
+    dev::makedev(sdev >> 20, sdev & 0xf_ffff)
 }
 
 /// A directory of ours on the file system of device `dev` (a mount of it,
 /// its root preferred), to open file handles against.
 fn mount_of(dev: u64) -> Option<fs::File> {
     let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let (major, minor) = (dev::major(dev), dev::minor(dev));
     let mut found: Vec<(bool, String)> = text
         .lines()
         .filter_map(|l| {
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(lines[1].mask, 0x8000_0002);
         assert_eq!(lines[1].sdev, 0x80_0001);
         assert_eq!(lines[1].handle, [0x0f, 0x2a, 0, 0, 0x3e, 0x2b, 0x9c, 0x11]);
-        assert_eq!(dev_of(0x80_0001), libc::makedev(8, 1));
+        assert_eq!(dev_of(0x80_0001), crate::sys::dev::makedev(8, 1));
         // A handle shorter than it says is not read as one.
         assert!(parse("inotify wd:1 ino:1 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0f\n").is_none());
     }

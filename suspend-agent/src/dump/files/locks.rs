@@ -121,7 +121,7 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
 /// `dev` (the kernel writes its `MAJOR:MINOR` in hex), inode `ino` (by
 /// either: on overlayfs a mapping shows the inode beneath).
 fn maps_file(maps: &str, path: &str, dev: u64, ino: u64) -> bool {
-    let dev = format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev));
+    let dev = crate::sys::dev::hex(dev);
     crate::procfs::vmas::parse(maps)
         .unwrap_or_default()
         .iter()
@@ -216,14 +216,14 @@ mod tests {
 7f0000000000-7f0000001000 r--s 00000000 fe:00 10142481                   /tmp/d/leased
 7f0000001000-7f0000002000 rw-p 00000000 00:00 0
 ";
-        let dev = libc::makedev(0xfe, 0);
+        let dev = crate::sys::dev::makedev(0xfe, 0);
         assert!(maps_file(maps, "/elsewhere", dev, 10142481));
         assert!(maps_file(maps, "/tmp/d/leased", dev, 1));
         assert!(!maps_file(maps, "/tmp/d/other", dev, 10142465));
         assert!(!maps_file(
             maps,
             "/tmp/d/other",
-            libc::makedev(8, 1),
+            crate::sys::dev::makedev(8, 1),
             10142481
         ));
     }

@@ -5,14 +5,17 @@
 
 use std::fs;
 
-use crate::image::format::{File, FileKind};
+use crate::{
+    image::format::{File, FileKind},
+    sys::dev,
+};
 
 /// What terminal fd `fd` of `pid` is, if it is one a resume cannot give
 /// back: a pseudo-terminal's master or slave, or `/dev/tty`.
 fn terminal(pid: u32, fd: i32) -> Option<&'static str> {
     use std::os::unix::fs::MetadataExt as _;
     let rdev = fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok()?.rdev();
-    match (libc::major(rdev), libc::minor(rdev)) {
+    match (dev::major(rdev), dev::minor(rdev)) {
         (5, 2) => Some("a pseudo-terminal's master"),
         (5, 0) => Some("its controlling terminal (/dev/tty)"),
         (136..=143, _) => Some("a pseudo-terminal's slave"),

@@ -5,7 +5,7 @@
 //! numbers above the last helper are the child's scratch while it makes
 //! files.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
 
 use super::prepare_err;
 use crate::{image::format::File, restore::RestoreError};
@@ -37,15 +37,8 @@ impl Helpers {
 
     /// Moves `fd` above the image's fds, for the caller to keep.
     pub fn lift(&self, fd: OwnedFd) -> Result<OwnedFd, RestoreError> {
-        // SAFETY: F_DUPFD on a descriptor we own; the new one is ours too.
-        let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, self.min) };
-        if new < 0 {
-            return Err(prepare_err("moving a descriptor")(
-                std::io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `new` was just returned by F_DUPFD and is owned by nobody else.
-        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+        crate::sys::fd::dup_at_least(fd.as_fd(), self.min)
+            .map_err(prepare_err("moving a descriptor"))
     }
 
     /// The first number above every helper (and the image's fds): free

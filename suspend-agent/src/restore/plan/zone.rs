@@ -11,6 +11,7 @@ use crate::{
     image::format::{Mapping, PAGE_SIZE},
     procfs::vmas,
     restore::{RESTORER, RestoreError},
+    sys::mem,
 };
 
 /// Where the search for a free zone starts: far above where the kernel puts
@@ -140,27 +141,8 @@ fn first_free(mut taken: Vec<(u64, u64)>, len: u64) -> Option<u64> {
 }
 
 fn reserve(base: u64, len: u64) -> Result<(), RestoreError> {
-    // SAFETY: a new PROT_NONE mapping at a range `find` saw free;
-    // MAP_FIXED_NOREPLACE fails rather than replace anything.
-    let got = unsafe {
-        libc::mmap(
-            base as *mut libc::c_void,
-            len as usize,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE
-                | libc::MAP_ANONYMOUS
-                | libc::MAP_NORESERVE
-                | libc::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        )
-    };
-    if got == libc::MAP_FAILED || got as u64 != base {
-        return Err(prepare_err(format!("reserving {len} bytes at {base:#x}"))(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    // A new PROT_NONE mapping at a range `find` saw free.
+    mem::reserve(base, len).map_err(prepare_err(format!("reserving {len} bytes at {base:#x}")))
 }
 
 /// Maps the stub (read+exec) and its block and stacks (read+write) at
@@ -168,47 +150,32 @@ fn reserve(base: u64, len: u64) -> Result<(), RestoreError> {
 fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result<(), RestoreError> {
     let len = blob_len + data_len;
     // SAFETY: replaces part of our own PROT_NONE reservation.
-    let got = unsafe {
-        libc::mmap(
-            region as *mut libc::c_void,
-            len as usize,
+    unsafe {
+        mem::map_fixed(
+            region,
+            len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )
-    };
-    if got == libc::MAP_FAILED {
-        return Err(prepare_err("mapping the restorer")(
-            std::io::Error::last_os_error(),
-        ));
     }
+    .map_err(prepare_err("mapping the restorer"))?;
     // SAFETY: the mapping just made is `len` bytes, writable, and ours.
     unsafe {
         std::ptr::copy_nonoverlapping(RESTORER.as_ptr(), region as *mut u8, RESTORER.len());
         std::ptr::copy_nonoverlapping(block.as_ptr(), (region + blob_len) as *mut u8, block.len());
     }
-    // SAFETY: our own mapping.
-    if unsafe {
-        libc::mprotect(
-            region as *mut libc::c_void,
-            blob_len as usize,
-            libc::PROT_READ | libc::PROT_EXEC,
-        )
-    } < 0
-    {
-        return Err(prepare_err("protecting the restorer")(
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    // SAFETY: our own mapping; nothing writes the stub once it is copied.
+    unsafe { mem::protect(region, blob_len, libc::PROT_READ | libc::PROT_EXEC) }
+        .map_err(prepare_err("protecting the restorer"))
 }
 
 /// Unmaps the zone from this process again (the child has its own copy).
 pub fn release_zone(zone: (u64, u64)) {
     // SAFETY: the zone is ours and nothing in this process refers to it
     // after the child was created.
-    unsafe { libc::munmap(zone.0 as *mut libc::c_void, zone.1 as usize) };
+    let _ = unsafe { mem::unmap(zone.0, zone.1) };
 }
 
 #[cfg(test)]
