@@ -11,7 +11,7 @@ use std::{io, path::PathBuf};
 
 use suspend_common::{
     paths::BPF_PIN_DIR,
-    tasks::{ABSENT, TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
+    tasks::{ABSENT, KEY_NAME_LEN, TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
 };
 
 use crate::btf::Btf;
@@ -59,6 +59,12 @@ pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
         timer_list: at("k_itimer", &["list"]),
         timer_id: at("k_itimer", &["it_id"]),
         timer_overrun_last: at("k_itimer", &["it_overrun_last"]),
+        session_keyring: at("cred", &["session_keyring"]),
+        keyring_root: at("key", &["keys", "root"]),
+        keyring_leaves: at("key", &["keys", "nr_leaves_on_tree"]),
+        node_slots: at("assoc_array_node", &["slots"]),
+        key_description: at("key", &["description"]),
+        _pad: 0,
     };
     (layout, missing)
 }
@@ -72,14 +78,20 @@ pub fn parse(bytes: &[u8]) -> Vec<TaskFacts> {
     };
     records
         .iter()
-        .map(|r| TaskFacts {
-            tid: u32_at(r, 0),
-            tgid: u32_at(r, 1),
-            pdeath_signal: u32_at(r, 2) as i32,
-            facts: u32_at(r, 3),
-            known: u32_at(r, 4),
-            overrun_timer: u32_at(r, 5) as i32,
-            overrun: u32_at(r, 6) as i32,
+        .map(|r| {
+            let mut session_leaf = [0; KEY_NAME_LEN];
+            session_leaf.copy_from_slice(&r[32..32 + KEY_NAME_LEN]);
+            TaskFacts {
+                tid: u32_at(r, 0),
+                tgid: u32_at(r, 1),
+                pdeath_signal: u32_at(r, 2) as i32,
+                facts: u32_at(r, 3),
+                known: u32_at(r, 4),
+                overrun_timer: u32_at(r, 5) as i32,
+                overrun: u32_at(r, 6) as i32,
+                session_leaves: u32_at(r, 7),
+                session_leaf,
+            }
         })
         .collect()
 }
@@ -101,22 +113,27 @@ pub fn of_process(pid: u32) -> Result<Vec<TaskFacts>, TaskFactsError> {
 
 #[cfg(test)]
 mod tests {
-    use suspend_common::tasks::{FACT_LDT, KNOWN_DUMPABLE, KNOWN_LDT, KNOWN_TIMERS};
+    use suspend_common::tasks::{
+        FACT_LDT, FACT_SESSION_KEYRING, KNOWN_DUMPABLE, KNOWN_LDT, KNOWN_SESSION_KEYRING,
+        KNOWN_TIMERS,
+    };
 
     use super::*;
 
     #[test]
     fn records_are_read_whole_and_in_order() {
         let record = |tid: u32, facts: u32, known: u32| {
-            [tid, 7, 10, facts, known, 3, 12]
+            let mut r: Vec<u8> = [tid, 7, 10, facts, known, 3, 12, 1]
                 .iter()
                 .flat_map(|v| v.to_ne_bytes())
-                .collect::<Vec<u8>>()
+                .collect();
+            r.extend(b"_uid.1000\0\0\0\0\0\0\0\0\0\0\0");
+            r
         };
         let mut bytes = record(
             8,
-            FACT_LDT | (2 << 4),
-            KNOWN_LDT | KNOWN_DUMPABLE | KNOWN_TIMERS,
+            FACT_LDT | FACT_SESSION_KEYRING | (2 << 4),
+            KNOWN_LDT | KNOWN_DUMPABLE | KNOWN_TIMERS | KNOWN_SESSION_KEYRING,
         );
         bytes.extend(record(9, 0, 0));
         bytes.extend([1, 2, 3]); // a torn tail is no record
@@ -130,6 +147,11 @@ mod tests {
         assert_eq!(facts[0].dumpable(), Some(2));
         assert_eq!(facts[0].overrun(), Some(Some((3, 12))));
         assert_eq!(facts[1].overrun(), None);
+        assert_eq!(
+            facts[0].session_keyring(),
+            Some(Some((1, &b"_uid.1000"[..])))
+        );
+        assert_eq!(facts[1].session_keyring(), None);
         assert_eq!(facts[1].has(FACT_LDT, KNOWN_LDT), None);
         assert_eq!(facts[1].dumpable(), None);
     }

@@ -59,9 +59,26 @@ pub struct TaskFactsLayout {
     /// `k_itimer.it_overrun_last` (an `int`, or from 4.18 an `s64`: its
     /// low word is read).
     pub timer_overrun_last: u32,
+    /// `cred.session_keyring` (pointer; null: none of its own).
+    pub session_keyring: u32,
+    /// `key.keys.root` (a keyring's `assoc_array`'s root pointer).
+    pub keyring_root: u32,
+    /// `key.keys.nr_leaves_on_tree`.
+    pub keyring_leaves: u32,
+    /// `assoc_array_node.slots`.
+    pub node_slots: u32,
+    /// `key.description` (pointer to the NUL-terminated name).
+    pub key_description: u32,
+    /// Explicit padding.
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 64);
+const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 88);
+
+/// Slots of an `assoc_array_node` (`ASSOC_ARRAY_FAN_OUT`).
+pub const NODE_SLOTS: u32 = 16;
+/// Bytes of a key's name the iterator reports (`_uid.4294967295` fits).
+pub const KEY_NAME_LEN: usize = 20;
 
 impl TaskFactsLayout {
     /// Nothing known: every fact reported unknown.
@@ -82,6 +99,12 @@ impl TaskFactsLayout {
         timer_list: ABSENT,
         timer_id: ABSENT,
         timer_overrun_last: ABSENT,
+        session_keyring: ABSENT,
+        keyring_root: ABSENT,
+        keyring_leaves: ABSENT,
+        node_slots: ABSENT,
+        key_description: ABSENT,
+        _pad: 0,
     };
 }
 
@@ -108,9 +131,15 @@ pub struct TaskFacts {
     pub overrun_timer: i32,
     /// That timer's overrun count.
     pub overrun: i32,
+    /// Keys and keyrings linked in its session keyring of its own, if it
+    /// has one (`known & KNOWN_SESSION_KEYRING`, `FACT_SESSION_KEYRING`).
+    pub session_leaves: u32,
+    /// The name of one of them (the only one, when there is one),
+    /// NUL-padded.
+    pub session_leaf: [u8; KEY_NAME_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<TaskFacts>() == 28);
+const _: () = assert!(core::mem::size_of::<TaskFacts>() == 52);
 
 /// The thread has a NUMA memory policy of its own (`set_mempolicy`).
 pub const FACT_MEMPOLICY: u32 = 1;
@@ -120,6 +149,9 @@ pub const FACT_LDT: u32 = 1 << 1;
 pub const FACT_THREAD_KEYRING: u32 = 1 << 2;
 /// Its process has a process keyring.
 pub const FACT_PROCESS_KEYRING: u32 = 1 << 3;
+/// The thread has a session keyring of its own (not the user's session
+/// keyring, which the kernel uses when it has none).
+pub const FACT_SESSION_KEYRING: u32 = 1 << 6;
 /// The dumpable mode (`PR_GET_DUMPABLE`, 0–2) sits in bits 4–5.
 pub const DUMPABLE_SHIFT: u32 = 4;
 /// `MMF_DUMPABLE_MASK`: the low two bits of `mm_struct.flags`.
@@ -131,6 +163,7 @@ pub const KNOWN_LDT: u32 = 1 << 2;
 pub const KNOWN_KEYRINGS: u32 = 1 << 3;
 pub const KNOWN_DUMPABLE: u32 = 1 << 4;
 pub const KNOWN_TIMERS: u32 = 1 << 5;
+pub const KNOWN_SESSION_KEYRING: u32 = 1 << 6;
 
 impl TaskFacts {
     /// `PR_GET_DUMPABLE`'s answer, if known.
@@ -143,6 +176,23 @@ impl TaskFacts {
     pub fn overrun(&self) -> Option<Option<(i32, i32)>> {
         (self.known & KNOWN_TIMERS != 0)
             .then_some((self.overrun_timer >= 0).then_some((self.overrun_timer, self.overrun)))
+    }
+
+    /// Its own session keyring, if known: `Some(None)` when it has none,
+    /// else how many keys and keyrings it links and one's name.
+    pub fn session_keyring(&self) -> Option<Option<(u32, &[u8])>> {
+        if self.known & KNOWN_SESSION_KEYRING == 0 {
+            return None;
+        }
+        if self.facts & FACT_SESSION_KEYRING == 0 {
+            return Some(None);
+        }
+        let end = self
+            .session_leaf
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(KEY_NAME_LEN);
+        Some(Some((self.session_leaves, &self.session_leaf[..end])))
     }
 
     /// Whether `fact` holds, if its `known` bit is set.

@@ -8,12 +8,13 @@ use core::ffi::c_void;
 use aya_ebpf::{
     Global,
     bindings::seq_file,
-    helpers::{bpf_probe_read_kernel, generated::bpf_seq_write},
+    helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, generated::bpf_seq_write},
 };
 use suspend_common::tasks::{
     ABSENT, DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING,
-    FACT_THREAD_KEYRING, KNOWN_DUMPABLE, KNOWN_KEYRINGS, KNOWN_LDT, KNOWN_MEMPOLICY,
-    KNOWN_PDEATH_SIGNAL, KNOWN_TIMERS, MAX_TIMERS, TaskFacts, TaskFactsLayout,
+    FACT_SESSION_KEYRING, FACT_THREAD_KEYRING, KNOWN_DUMPABLE, KNOWN_KEYRINGS, KNOWN_LDT,
+    KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL, KNOWN_SESSION_KEYRING, KNOWN_TIMERS, MAX_TIMERS,
+    NODE_SLOTS, TaskFacts, TaskFactsLayout,
 };
 
 #[unsafe(no_mangle)]
@@ -67,6 +68,46 @@ fn timers(head: *const u8, layout: &TaskFactsLayout, facts: &mut TaskFacts) -> b
     at.is_null() || at == head
 }
 
+/// Notes in `facts` what the session keyring at `keyring` links: how many
+/// keys and keyrings, and the name of the first found in the root node of
+/// its `assoc_array` (a pointer there with bit 0 clear is a leaf, a key
+/// whose address has its low two bits as tags). Returns false if the
+/// count cannot be read.
+#[inline(always)]
+fn session_keyring(keyring: *const u8, layout: &TaskFactsLayout, facts: &mut TaskFacts) -> bool {
+    let Some(leaves) = read::<u64>(keyring, layout.keyring_leaves) else {
+        return false;
+    };
+    facts.session_leaves = leaves.min(u32::MAX as u64) as u32;
+    if leaves == 0 || layout.node_slots == ABSENT || layout.key_description == ABSENT {
+        return true;
+    }
+    let Some(root) = read::<usize>(keyring, layout.keyring_root) else {
+        return true;
+    };
+    let mut leaf = 0;
+    if root & 1 == 0 {
+        leaf = root;
+    } else {
+        let node = (root & !3) as *const u8;
+        for i in 0..NODE_SLOTS {
+            let slot = read::<usize>(node, layout.node_slots + 8 * i).unwrap_or(0);
+            if slot != 0 && slot & 1 == 0 {
+                leaf = slot;
+                break;
+            }
+        }
+    }
+    if leaf != 0
+        && let Some(name) = read::<*const u8>((leaf & !3) as *const u8, layout.key_description)
+        && !name.is_null()
+    {
+        // SAFETY: reads at most the buffer's length from a kernel string.
+        let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut facts.session_leaf) };
+    }
+    true
+}
+
 /// Whether the pointer at `base + offset` is set, if it can be read.
 #[inline(always)]
 fn set(base: *const u8, offset: u32) -> Option<bool> {
@@ -114,6 +155,16 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
         if let Some(flags) = read::<u64>(mm, layout.mm_flags) {
             facts.known |= KNOWN_DUMPABLE;
             facts.facts |= (flags as u32 & DUMPABLE_MASK) << DUMPABLE_SHIFT;
+        }
+    }
+    if let Some(cred) = read::<*const u8>(task, layout.cred)
+        && let Some(session) = read::<*const u8>(cred, layout.session_keyring)
+    {
+        if session.is_null() {
+            facts.known |= KNOWN_SESSION_KEYRING;
+        } else if session_keyring(session, &layout, &mut facts) {
+            facts.known |= KNOWN_SESSION_KEYRING;
+            facts.facts |= FACT_SESSION_KEYRING;
         }
     }
     if let Some(cred) = read::<*const u8>(task, layout.cred)

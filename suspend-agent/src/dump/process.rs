@@ -204,6 +204,19 @@ pub fn thread_keyring_words(tids: &[u32]) -> String {
 
 pub const PROCESS_KEYRING_WORDS: &str = "a process keyring (keyctl)";
 
+/// A session keyring of its own that links more than the user's keyrings.
+pub fn session_keyring_words(tids: &[u32], leaves: u32, name: &str) -> String {
+    format!(
+        "a session keyring of its own (keyctl join) linking {leaves} key(s) or keyring(s), {name} \
+         among them, in thread(s) {}: an image holds no key, and a resume gives it a new \
+         session keyring",
+        tids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// A POSIX timer whose last expiry was delivered late.
 pub fn overrun_words(id: i32, overrun: i64) -> String {
     format!(
@@ -219,7 +232,7 @@ pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPA
 /// checks the dump makes again from inside once frozen, made before the
 /// freeze. A fact the iterator could not read on this kernel is left to
 /// that later check.
-pub fn task_refusals(threads: &[TaskFacts]) -> Vec<String> {
+pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
     let mut bad = Vec::new();
     for t in threads {
         if t.known & KNOWN_PDEATH_SIGNAL != 0 && t.pdeath_signal != 0 {
@@ -256,6 +269,29 @@ pub fn task_refusals(threads: &[TaskFacts]) -> Vec<String> {
     if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
         bad.push(overrun_words(id, overrun.into()));
     }
+    // A session keyring of its own: a resume gives it a new one, with the
+    // user's session keyring (which links the user keyring) linked in. What
+    // else it links is lost: refused, unless that is only the user's own
+    // keyring (pam_keyinit links it) or session keyring.
+    let mut own: Vec<(u32, u32, String)> = threads
+        .iter()
+        .filter_map(|t| {
+            let (leaves, name) = t.session_keyring().flatten()?;
+            let name = String::from_utf8_lossy(name).into_owned();
+            let users = uid.is_some_and(|uid| {
+                name == format!("_uid.{uid}") || name == format!("_uid_ses.{uid}")
+            });
+            (leaves > 1 || (leaves == 1 && !users)).then_some((t.tid, leaves, name))
+        })
+        .collect();
+    own.sort();
+    if let Some((_, leaves, name)) = own.first() {
+        bad.push(session_keyring_words(
+            &own.iter().map(|t| t.0).collect::<Vec<_>>(),
+            *leaves,
+            name,
+        ));
+    }
     bad
 }
 
@@ -289,7 +325,10 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     // What only the thread could be asked (parent-death signal, its NUMA
     // policy, keyrings, an LDT, dumpable 2), from the task iterator.
     match crate::tasks::of_process(pid) {
-        Ok(threads) => bad.extend(task_refusals(&threads)),
+        Ok(threads) => bad.extend(task_refusals(
+            &threads,
+            crate::procfs::status(pid).ok().map(|s| s.uid),
+        )),
         Err(e) => log::warn!("{e}: those checks are made once the process is frozen"),
     }
     let namespaces = foreign_namespaces(pid);
@@ -542,6 +581,51 @@ fn leader_name(pid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_session_keyring(tid: u32, leaves: u32, name: &str) -> TaskFacts {
+        use suspend_common::tasks::{FACT_SESSION_KEYRING, KNOWN_SESSION_KEYRING};
+        let mut t = TaskFacts {
+            tid,
+            tgid: 10,
+            facts: FACT_SESSION_KEYRING,
+            known: KNOWN_SESSION_KEYRING,
+            overrun_timer: -1,
+            session_leaves: leaves,
+            ..TaskFacts::default()
+        };
+        t.session_leaf[..name.len()].copy_from_slice(name.as_bytes());
+        t
+    }
+
+    #[test]
+    fn a_session_keyring_linking_only_the_users_keyrings_is_no_refusal() {
+        // pam_keyinit's: the user keyring linked, nothing else.
+        let pam = [with_session_keyring(10, 1, "_uid.1000")];
+        assert_eq!(task_refusals(&pam, Some(1000)), Vec::<String>::new());
+        let empty = [with_session_keyring(10, 0, "")];
+        assert_eq!(task_refusals(&empty, Some(1000)), Vec::<String>::new());
+        // Another user's keyring, a key, or more than one link: refused.
+        assert_eq!(task_refusals(&pam, Some(0)).len(), 1);
+        let key = [
+            with_session_keyring(10, 1, "invocation_id"),
+            with_session_keyring(11, 1, "x"),
+        ];
+        let said = task_refusals(&key, Some(1000));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("invocation_id among them, in thread(s) 10, 11"),
+            "{said:?}"
+        );
+        let two = [with_session_keyring(10, 2, "_uid.1000")];
+        assert_eq!(task_refusals(&two, Some(1000)).len(), 1);
+        // Unknown (the iterator could not read it) or none of its own: nothing.
+        let unknown = [TaskFacts {
+            tid: 10,
+            overrun_timer: -1,
+            ..TaskFacts::default()
+        }];
+        assert_eq!(task_refusals(&unknown, Some(1000)), Vec::<String>::new());
+    }
 
     #[test]
     fn status() {
