@@ -655,6 +655,23 @@ pub fn parse_leases_on(text: &str, dev: u64, ino: u64) -> Vec<ProcLease> {
         .collect()
 }
 
+/// The holders of flocks (`flock(2)`) of a `/proc/locks` text on the file
+/// of device `dev` (`st_dev`), inode `ino`, each with whether its lock is
+/// exclusive: lines as `1: FLOCK  ADVISORY  WRITE 812 00:19:1234 0 EOF`;
+/// those waiting on another (`1: -> …`) hold nothing and are left out.
+pub fn parse_flocks_on(text: &str, dev: u64, ino: u64) -> Vec<(u32, bool)> {
+    let file = format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev));
+    text.lines()
+        .filter_map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.get(1).copied() != Some("FLOCK") || w.get(5).copied() != Some(file.as_str()) {
+                return None;
+            }
+            Some((w.get(4)?.parse().ok()?, w.get(3).copied() == Some("WRITE")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -702,6 +719,24 @@ mod tests {
             [lease(8456, false, false, true)]
         );
         assert_eq!(parse_leases_on(text, libc::makedev(8, 1), 1), []);
+    }
+
+    #[test]
+    fn flocks_on_a_file() {
+        // The first as a 6.12 kernel wrote it for the daemon's lock; the
+        // rest made up in the same format: a waiter, a shared flock, a
+        // POSIX lock and an flock on the same inode number of another
+        // device.
+        let text = "1: FLOCK  ADVISORY  WRITE 812 00:19:1234 0 EOF\n\
+                    1: -> FLOCK  ADVISORY  WRITE 900 00:19:1234 0 EOF\n\
+                    2: FLOCK  ADVISORY  READ 813 00:19:1234 0 EOF\n\
+                    3: POSIX  ADVISORY  WRITE 814 00:19:1234 0 EOF\n\
+                    4: FLOCK  ADVISORY  WRITE 815 08:01:1234 0 EOF\n";
+        assert_eq!(
+            parse_flocks_on(text, libc::makedev(0, 0x19), 1234),
+            [(812, true), (813, false)]
+        );
+        assert_eq!(parse_flocks_on(text, libc::makedev(0, 0x19), 1235), []);
     }
 
     #[test]
