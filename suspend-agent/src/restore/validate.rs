@@ -116,8 +116,8 @@ pub enum Refusal {
     Namespaces { which: String },
     #[error(
         "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
-         resume needs {tasks} more there (the process's threads and the resume command's own); \
-         raise pids.max or resume it later", dir.display()
+         resume needs {tasks} more there (the process's threads, and the resume command's own \
+         unless it is there already); raise pids.max or resume it later", dir.display()
     )]
     CgroupFull {
         cgroup: String,
