@@ -107,6 +107,15 @@ pub enum Refusal {
     LockTaken { what: String, holder: String },
     #[error("it held {what}, which the kernel would not give it now: {why}")]
     LeaseRefused { what: String, why: String },
+    #[error(
+        "it held {what}; pid {pid} holds {whose} on that file now, which opening the file (to \
+         check the lock, and to resume) would start breaking; resume it once that is let go"
+    )]
+    FileLeased {
+        what: String,
+        pid: u32,
+        whose: &'static str,
+    },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(

@@ -4,6 +4,8 @@
 
 pub mod cpu;
 pub mod creds;
+#[cfg(test)]
+pub mod lease;
 mod pidfd;
 pub mod probe;
 pub mod sched;
