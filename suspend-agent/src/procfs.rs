@@ -375,18 +375,49 @@ pub fn cgroups(pid: u32) -> Result<Vec<String>, ProcError> {
     Ok(read(pid, "cgroup")?.lines().map(str::to_owned).collect())
 }
 
+/// A path field of `mountinfo` (a mount's root or its mount point) as the
+/// path it names: the kernel writes a space, tab, newline and backslash in
+/// them as `\040`, `\011`, `\012` and `\134` (any byte `\ooo`, three
+/// octal digits, is taken back; a backslash the kernel wrote is always one
+/// of those, so no other stands for itself but a malformed one).
+pub fn mountinfo_path(field: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStringExt as _;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| {
+            matches!(d[0], b'0'..=b'3') && d[1..].iter().all(|c| matches!(c, b'0'..=b'7'))
+        });
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') << 6 | (d[1] - b'0') << 3 | (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    std::ffi::OsString::from_vec(out).into()
+}
+
 /// Where this process sees the cgroup of a `/proc/PID/cgroup` line, from
 /// its `mountinfo` text: in the cgroup2 mount for `0::…`, else in the
 /// cgroup mount whose options name every controller of the line. A mount
 /// of part of a hierarchy (its root, mountinfo's fourth field, not `/`)
-/// holds only the cgroups under that root.
+/// holds only the cgroups under that root. Root and mount point are read
+/// with their escapes undone ([`mountinfo_path`]).
 pub fn cgroup_dir(mountinfo: &str, line: &str) -> Option<std::path::PathBuf> {
     let mut parts = line.splitn(3, ':');
     let (controllers, path) = (parts.nth(1)?, parts.next()?);
     mountinfo.lines().find_map(|l| {
         let (left, right) = l.split_once(" - ")?;
         let mut left = left.split_whitespace();
-        let (root, mount_point) = (left.nth(3)?, left.next()?);
+        let (root, mount_point) = (mountinfo_path(left.nth(3)?), mountinfo_path(left.next()?));
+        // A root that is not UTF-8 cannot begin a cgroup line's path.
+        let root = root.to_str()?;
         let below = if root == "/" {
             path.trim_start_matches('/')
         } else {
@@ -406,8 +437,8 @@ pub fn cgroup_dir(mountinfo: &str, line: &str) -> Option<std::path::PathBuf> {
                     .all(|c| options.split(',').any(|o| o == c))
         };
         found.then(|| match below {
-            "" => std::path::PathBuf::from(mount_point),
-            below => std::path::Path::new(mount_point).join(below),
+            "" => mount_point,
+            below => mount_point.join(below),
         })
     })
 }
@@ -624,6 +655,23 @@ pub fn parse_leases_on(text: &str, dev: u64, ino: u64) -> Vec<ProcLease> {
         .collect()
 }
 
+/// The holders of flocks (`flock(2)`) of a `/proc/locks` text on the file
+/// of device `dev` (`st_dev`), inode `ino`, each with whether its lock is
+/// exclusive: lines as `1: FLOCK  ADVISORY  WRITE 812 00:19:1234 0 EOF`;
+/// those waiting on another (`1: -> …`) hold nothing and are left out.
+pub fn parse_flocks_on(text: &str, dev: u64, ino: u64) -> Vec<(u32, bool)> {
+    let file = format!("{}:{ino}", crate::sys::dev::hex(dev));
+    text.lines()
+        .filter_map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if w.get(1).copied() != Some("FLOCK") || w.get(5).copied() != Some(file.as_str()) {
+                return None;
+            }
+            Some((w.get(4)?.parse().ok()?, w.get(3).copied() == Some("WRITE")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -674,6 +722,27 @@ mod tests {
     }
 
     #[test]
+    fn flocks_on_a_file() {
+        // The first as a 6.12 kernel wrote it for the daemon's lock; the
+        // rest made up in the same format: a waiter, a shared flock, a
+        // POSIX lock and an flock on the same inode number of another
+        // device.
+        let text = "1: FLOCK  ADVISORY  WRITE 812 00:19:1234 0 EOF\n\
+                    1: -> FLOCK  ADVISORY  WRITE 900 00:19:1234 0 EOF\n\
+                    2: FLOCK  ADVISORY  READ 813 00:19:1234 0 EOF\n\
+                    3: POSIX  ADVISORY  WRITE 814 00:19:1234 0 EOF\n\
+                    4: FLOCK  ADVISORY  WRITE 815 08:01:1234 0 EOF\n";
+        assert_eq!(
+            parse_flocks_on(text, crate::sys::dev::makedev(0, 0x19), 1234),
+            [(812, true), (813, false)]
+        );
+        assert_eq!(
+            parse_flocks_on(text, crate::sys::dev::makedev(0, 0x19), 1235),
+            []
+        );
+    }
+
+    #[test]
     fn smaps_fields() {
         let text = "7f00-7f01 rw-p 00000000 00:00 0\nRss:                   4 kB\nSwap:                  0 kB\n\
                     ProtectionKey:         3\nVmFlags: rd wr mr mw me ac sl\n\
@@ -711,6 +780,39 @@ mod tests {
         assert_eq!(dir("0::/box/app").as_deref(), Some("/mnt/box/app"));
         assert_eq!(dir("0::/box").as_deref(), Some("/mnt/box"));
         assert_eq!(dir("0::/boxer").as_deref(), Some("/sys/fs/cgroup/boxer"));
+    }
+
+    #[test]
+    fn mountinfo_paths_have_their_escapes_undone() {
+        assert_eq!(
+            mountinfo_path(r"/mnt/a\040b\011c\012d\134e"),
+            std::path::Path::new("/mnt/a b\tc\nd\\e")
+        );
+        assert_eq!(mountinfo_path("/plain"), std::path::Path::new("/plain"));
+        // A byte that is not UTF-8 stays that byte; what is not an escape
+        // (too short, not octal, above 255) stays as it is.
+        use std::os::unix::ffi::OsStrExt as _;
+        assert_eq!(mountinfo_path(r"/x\377").as_os_str().as_bytes(), b"/x\xff");
+        assert_eq!(
+            mountinfo_path(r"/a\04\8000\400\").as_os_str().as_bytes(),
+            br"/a\04\8000\400\"
+        );
+    }
+
+    #[test]
+    fn cgroup_mounts_with_escaped_roots_and_mount_points() {
+        // `mount -t cgroup2 none '/mnt/cg roups'`, and a mount of the
+        // cgroup `/my box` (a bind mount of a part of the hierarchy) at
+        // `/mnt/back\slash`, as mountinfo shows them.
+        let info = "40 25 0:30 /my\\040box /mnt/back\\134slash rw - cgroup2 cgroup2 rw\n\
+                    41 25 0:30 / /mnt/cg\\040roups rw - cgroup2 cgroup2 rw\n";
+        let dir = |line| cgroup_dir(info, line).map(|p| p.display().to_string());
+        assert_eq!(
+            dir("0::/my box/app").as_deref(),
+            Some("/mnt/back\\slash/app")
+        );
+        assert_eq!(dir("0::/my box").as_deref(), Some("/mnt/back\\slash"));
+        assert_eq!(dir("0::/other").as_deref(), Some("/mnt/cg roups/other"));
     }
 
     #[test]

@@ -145,6 +145,7 @@ impl Memory {
             failed: &AtomicBool::new(false),
             file,
             hashes: &hashes,
+            writeback_failed: &AtomicBool::new(false),
         };
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -260,6 +261,7 @@ impl Memory {
                     buf,
                     (file, path),
                     shared.hashes,
+                    shared.writeback_failed,
                 )
                 .map(|()| true),
                 (outcome, _) => outcome,
@@ -291,6 +293,10 @@ impl Memory {
     /// Hashes the runs of `batch`, read into `buf`, writes them at their
     /// place in the page file and starts their write-back.
     /// `first` is (mapping, run) of the batch's first run, `at` its place.
+    /// Starting the write-back is only advice, to have the disk busy early:
+    /// where it fails the batch is written all the same (the final `fsync`
+    /// makes it durable, or fails the dump), and the first such failure of
+    /// a dump is logged (`writeback_failed` says whether one was).
     fn write_batch(
         first: (usize, usize),
         at: u64,
@@ -298,6 +304,7 @@ impl Memory {
         buf: &[u8],
         (file, path): (&File, &std::path::Path),
         hashes: &Mutex<HashMap<(usize, usize), String>>,
+        writeback_failed: &AtomicBool,
     ) -> Result<(), DumpError> {
         let mut done = 0;
         let mut hashed = Vec::with_capacity(runs.len());
@@ -316,8 +323,14 @@ impl Memory {
             }
         };
         file.write_all_at(buf, at).map_err(failed("writing"))?;
-        crate::sys::start_writeback(file, at, buf.len() as u64)
-            .map_err(failed("starting the write-back of"))?;
+        if let Err(e) = crate::sys::start_writeback(file, at, buf.len() as u64)
+            && !writeback_failed.swap(true, Ordering::Relaxed)
+        {
+            log::warn!(
+                "starting the write-back of {}: {e}; the final fsync writes it",
+                path.display()
+            );
+        }
         hashes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -573,6 +586,8 @@ struct Shared<'p, 'a> {
     file: Option<(&'p File, &'p std::path::Path)>,
     /// Each written run's BLAKE3, by (mapping, run) index.
     hashes: &'p Mutex<HashMap<(usize, usize), String>>,
+    /// Starting a batch's write-back failed (logged once).
+    writeback_failed: &'p AtomicBool,
 }
 
 impl Plan {
@@ -634,4 +649,43 @@ pub fn hash_runs<'a>(pages: &[u8], runs: impl IntoIterator<Item = &'a mut PageRu
             });
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_back_that_cannot_start_does_not_fail_the_batch_but_a_write_does() {
+        // `/dev/null` takes the write, but `sync_file_range` refuses a
+        // character device (`ESPIPE`).
+        let path = std::path::Path::new("/dev/null");
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("/dev/null");
+        let buf = vec![7u8; 3 * PAGE_SIZE as usize];
+        let runs = [(0, 1), (5, 2)];
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let write =
+            |file| Memory::write_batch((4, 1), 0, &runs, &buf, (file, path), &hashes, &failed);
+        write(&null).expect("the batch is written");
+        assert!(
+            failed.load(Ordering::Relaxed),
+            "sync_file_range on /dev/null did not fail: this test shows nothing"
+        );
+        // Both runs hashed, under their (mapping, run) index.
+        let page = PAGE_SIZE as usize;
+        let hashes_now = hashes.lock().expect("hashes").clone();
+        assert_eq!(hashes_now.len(), 2);
+        assert_eq!(hashes_now[&(4, 1)], blake3_hex(&buf[..page]));
+        assert_eq!(hashes_now[&(4, 2)], blake3_hex(&buf[page..]));
+        // A write that fails still fails it.
+        let read_only = File::open(path).expect("/dev/null");
+        assert!(matches!(
+            write(&read_only),
+            Err(DumpError::Write(WriteError::Io { op: "writing", .. }))
+        ));
+    }
 }

@@ -5,7 +5,9 @@
 //! A lock another process holds now is refused before anything is created,
 //! naming the holder; so is a lease the kernel would not grant now (another
 //! open of the file that conflicts, another's lease, a file no longer the
-//! process's own). (The save half is `dump::files`: the `lock:` lines of
+//! process's own), and a lock on a file another process holds a write
+//! lease on (found in `/proc/locks` before the file is opened to ask about
+//! the lock: that open would start breaking the lease). (The save half is `dump::files`: the `lock:` lines of
 //! each fdinfo.)
 //!
 //! With `--exit` the locks are let go while the process is away: another
@@ -26,6 +28,7 @@ use crate::{
         Image,
         format::{File, FileId, FileKind, FileLock, LockKind, Mapping, MappingKind},
     },
+    procfs::ProcLease,
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
@@ -85,17 +88,9 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
             });
         }
     }
+    // Read once for all: who holds leases, before any file is opened.
+    let proc_locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
     for (f, lock) in locks(image) {
-        let taken = |holder: String| Refusal::LockTaken {
-            what: format!(
-                "{} ({}) on {} (fd {})",
-                lock.kind.name(),
-                if lock.write { "write" } else { "read" },
-                f.path,
-                f.fd
-            ),
-            holder,
-        };
         // Asked of the file at its path (as root: only whether a lock is
         // free, or a lease could be had, taken and let go at once): no
         // symbolic link followed, a regular file only (nothing that
@@ -121,27 +116,88 @@ pub fn check(image: &Image) -> Result<(), Refusal> {
         let reopen =
             || crate::sys::creds::reopen(file.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK).ok();
         match lock.kind {
-            LockKind::Flock => {
-                let Some(file) = reopen() else { continue };
-                if !crate::sys::flock_free(file.as_fd(), lock.write).unwrap_or(true) {
-                    return Err(taken("another open file".into()));
-                }
-            }
-            LockKind::Posix | LockKind::Ofd => {
-                let Some(file) = reopen() else { continue };
-                let holder =
-                    crate::sys::record_lock_holder(file.as_fd(), lock.write, lock.start, len(lock))
-                        .unwrap_or(None);
-                match holder {
-                    Some(-1) => return Err(taken("an OFD lock of another open file".into())),
-                    Some(pid) => return Err(taken(format!("pid {pid}"))),
-                    None => {}
-                }
-            }
-            LockKind::Lease => lease(image, f, lock.write, &meta, reopen)?,
+            LockKind::Lease => lease(image, f, lock.write, &meta, &proc_locks, reopen)?,
+            _ => lock_free(f, lock, &meta, &proc_locks, reopen)?,
         }
     }
     Ok(())
+}
+
+/// What `lock` (a flock, POSIX or OFD lock) on `f` is called in a refusal.
+fn describe(f: &File, lock: &FileLock) -> String {
+    format!(
+        "{} ({}) on {} (fd {})",
+        lock.kind.name(),
+        if lock.write { "write" } else { "read" },
+        f.path,
+        f.fd
+    )
+}
+
+/// Refuses a flock, POSIX or OFD `lock` of `f` that another process holds
+/// now, asked on an open of ours of the file at its path (`meta`,
+/// `reopen`: for reading). Before that open, a lease of another's on the
+/// file (`proc_locks`, the text of `/proc/locks`) that the open would start
+/// breaking — a write lease, or one being broken — is refused, naming its
+/// holder, and nothing is opened: the holder would be told to let go of it
+/// for a resume that is then refused (and the resume's own open would
+/// break it too).
+fn lock_free(
+    f: &File,
+    lock: &FileLock,
+    meta: &std::fs::Metadata,
+    proc_locks: &str,
+    reopen: impl FnOnce() -> Option<OwnedFd>,
+) -> Result<(), Refusal> {
+    let leases = crate::procfs::parse_leases_on(proc_locks, meta.dev(), meta.ino());
+    if let Some((pid, whose)) = in_the_way(&leases, false) {
+        return Err(Refusal::FileLeased {
+            what: describe(f, lock),
+            pid,
+            whose,
+        });
+    }
+    let taken = |holder: String| Refusal::LockTaken {
+        what: describe(f, lock),
+        holder,
+    };
+    let Some(file) = reopen() else {
+        return Ok(()); // refused as a file by the open step, by name
+    };
+    if lock.kind == LockKind::Flock {
+        if !crate::sys::flock_free(file.as_fd(), lock.write).unwrap_or(true) {
+            return Err(taken("another open file".into()));
+        }
+        return Ok(());
+    }
+    let holder = crate::sys::record_lock_holder(file.as_fd(), lock.write, lock.start, len(lock))
+        .unwrap_or(None);
+    match holder {
+        Some(-1) => Err(taken("an OFD lock of another open file".into())),
+        Some(pid) => Err(taken(format!("pid {pid}"))),
+        None => Ok(()),
+    }
+}
+
+/// The first of `leases` (other processes' on one file, from
+/// `/proc/locks`) that conflicts with a lease of the resume's own or with
+/// an open of the file for reading, with its holder and what it is. A
+/// write lease (`exclusive`) conflicts with any; a read lease, or an open
+/// for reading (`!exclusive`), with a write lease or one being broken.
+fn in_the_way(leases: &[ProcLease], exclusive: bool) -> Option<(u32, &'static str)> {
+    leases
+        .iter()
+        .find(|o| exclusive || o.write || o.breaking)
+        .map(|o| {
+            let whose = match o {
+                o if o.breaking && o.delegation => "an NFS delegation being broken",
+                o if o.breaking => "a lease being broken",
+                o if o.delegation => "an NFS delegation",
+                o if o.write => "a write lease",
+                _ => "a read lease",
+            };
+            (o.pid, whose)
+        })
 }
 
 /// Refuses a lease the kernel would not give the process now (`F_SETLEASE`
@@ -157,6 +213,7 @@ fn lease(
     f: &File,
     write: bool,
     meta: &std::fs::Metadata,
+    proc_locks: &str,
     reopen: impl FnOnce() -> Option<OwnedFd>,
 ) -> Result<(), Refusal> {
     const CAP_LEASE: u32 = 28;
@@ -183,18 +240,9 @@ fn lease(
             meta.uid()
         )));
     }
-    let text = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    for other in crate::procfs::parse_leases_on(&text, meta.dev(), meta.ino()) {
-        if write || other.write || other.breaking {
-            let whose = match other {
-                o if o.breaking && o.delegation => "an NFS delegation being broken",
-                o if o.breaking => "a lease being broken",
-                o if o.delegation => "an NFS delegation",
-                o if o.write => "a write lease",
-                _ => "a read lease",
-            };
-            return Err(refused(format!("pid {} holds {whose} on it", other.pid)));
-        }
+    let others = crate::procfs::parse_leases_on(proc_locks, meta.dev(), meta.ino());
+    if let Some((pid, whose)) = in_the_way(&others, write) {
+        return Err(refused(format!("pid {pid} holds {whose} on it")));
     }
     // A write lease is granted to the one open of a file only: where the
     // image has it open more than once (or maps it, or runs it), the
@@ -304,6 +352,91 @@ pub fn take(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Injec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_for_reading_is_in_the_way_of_a_write_lease_or_one_being_broken() {
+        let lease = |pid, delegation, write, breaking| ProcLease {
+            pid,
+            delegation,
+            write,
+            breaking,
+        };
+        let read = [lease(5, false, false, false), lease(6, true, false, false)];
+        assert_eq!(in_the_way(&read, false), None);
+        assert_eq!(in_the_way(&read, true), Some((5, "a read lease")));
+        let write = [lease(5, false, false, false), lease(7, false, true, false)];
+        assert_eq!(in_the_way(&write, false), Some((7, "a write lease")));
+        let breaking = [lease(8, false, false, true)];
+        assert_eq!(
+            in_the_way(&breaking, false),
+            Some((8, "a lease being broken"))
+        );
+        let delegation = [lease(9, true, true, false)];
+        assert_eq!(
+            in_the_way(&delegation, false),
+            Some((9, "an NFS delegation"))
+        );
+        assert_eq!(in_the_way(&[], true), None);
+    }
+
+    #[test]
+    fn a_lock_is_not_checked_through_an_open_that_would_break_anothers_write_lease() {
+        let dir = std::env::temp_dir().join(format!("suspend-locks-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("leased");
+        std::fs::write(&path, b"leased").expect("file");
+        // The other process: this one, holding a write lease.
+        let holder = std::fs::File::open(&path).expect("open");
+        if let Err(e) = crate::sys::lease::hold(holder.as_fd(), true) {
+            eprintln!(
+                "NOTE: no write lease on {} ({e}); the lock check's lease test is not run",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+        let proc_locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+        let meta = std::fs::metadata(&path).expect("stat");
+        let f = File::bare(3, FileKind::Regular, &path.display().to_string());
+        let mut opened = false;
+        let refused: Vec<_> = [LockKind::Flock, LockKind::Posix, LockKind::Ofd]
+            .into_iter()
+            .map(|kind| {
+                let lock = FileLock {
+                    kind,
+                    write: true,
+                    start: 0,
+                    end: None,
+                };
+                let reopen = || {
+                    opened = true;
+                    crate::sys::creds::reopen(holder.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK)
+                        .ok()
+                };
+                (kind, lock_free(&f, &lock, &meta, &proc_locks, reopen))
+            })
+            .collect();
+        // Asked first, so that without the check the test says what broke.
+        assert_eq!(
+            crate::sys::lease::held(holder.as_fd()).expect("F_GETLEASE"),
+            libc::F_WRLCK,
+            "the write lease is being broken"
+        );
+        assert!(!opened, "the file was opened");
+        for (kind, refused) in refused {
+            assert!(
+                matches!(
+                    &refused,
+                    Err(Refusal::FileLeased { pid, whose: "a write lease", .. })
+                        if *pid == std::process::id()
+                ),
+                "{kind:?}: {refused:?}"
+            );
+        }
+        drop(holder);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 
     fn file(fd: i32, path: &str, ino: u64) -> File {
         File {

@@ -107,6 +107,15 @@ pub enum Refusal {
     LockTaken { what: String, holder: String },
     #[error("it held {what}, which the kernel would not give it now: {why}")]
     LeaseRefused { what: String, why: String },
+    #[error(
+        "it held {what}; pid {pid} holds {whose} on that file now, which opening the file (to \
+         check the lock, and to resume) would start breaking; resume it once that is let go"
+    )]
+    FileLeased {
+        what: String,
+        pid: u32,
+        whose: &'static str,
+    },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(
@@ -116,8 +125,8 @@ pub enum Refusal {
     Namespaces { which: String },
     #[error(
         "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
-         resume needs {tasks} more there (the process's threads and the resume command's own); \
-         raise pids.max or resume it later", dir.display()
+         resume needs {tasks} more there (the process's threads, and the resume command's own \
+         unless it is there already); raise pids.max or resume it later", dir.display()
     )]
     CgroupFull {
         cgroup: String,
@@ -212,11 +221,29 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The running daemon's pid, if one runs: the pid `/run/suspend/agent.pid`
+/// names (`pid_file`, its text), if a `/proc/locks` text (`locks`) shows
+/// that pid holding the exclusive flock on that file (`lock_file`: its
+/// device and inode). The daemon writes its pid there once it holds that
+/// lock (`daemon::lock`), and the lock goes when it does (the file is
+/// opened close-on-exec, and the daemon forks nothing that outlives it
+/// without an exec), while the pid stays in the file: after a daemon died,
+/// the pid may be another process's.
+fn running_agent(pid_file: &str, locks: &str, lock_file: (u64, u64)) -> Option<u32> {
+    let pid = pid_file.trim().parse::<u32>().ok().filter(|&p| p > 0)?;
+    crate::procfs::parse_flocks_on(locks, lock_file.0, lock_file.1)
+        .contains(&(pid, true))
+        .then_some(pid)
+}
+
 /// The process comes back in the resume command's namespaces, and an image
 /// holds only a process that was in the agent's (a suspend refuses any
 /// other: `dump::process`): so the resume command must be in the agent's
 /// too (the running daemon's, else init's), or the process would find
-/// another host name, network, mounts or pid numbering.
+/// another host name, network, mounts or pid numbering. The daemon is the
+/// pid in `/run/suspend/agent.pid` only while it holds that file's lock
+/// ([`running_agent`]): a pid a dead daemon left there, perhaps reused by
+/// another process since, counts as no daemon.
 fn namespaces() -> Result<(), Refusal> {
     const KINDS: [&str; 8] = [
         "mnt",
@@ -228,16 +255,29 @@ fn namespaces() -> Result<(), Refusal> {
         "pid_for_children",
         "time_for_children",
     ];
-    let agent = std::fs::read_to_string(suspend_common::paths::LOCK_FILE)
-        .ok()
-        .and_then(|pid| pid.trim().parse::<u32>().ok())
-        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}/ns")).exists())
-        .unwrap_or(1);
     let link = |who: &str, kind: &str| std::fs::read_link(format!("/proc/{who}/ns/{kind}")).ok();
-    let differ: Vec<String> = KINDS
-        .iter()
-        .filter_map(|kind| {
-            let (ours, theirs) = (link("self", kind)?, link(&agent.to_string(), kind)?);
+    let links = |who: &str| KINDS.map(|kind| link(who, kind));
+    let lock_file = suspend_common::paths::LOCK_FILE;
+    let claimed = std::fs::read_to_string(lock_file).unwrap_or_default();
+    // The named pid's namespaces are read before its lock is looked at: a
+    // pid that holds the lock after was the daemon when they were read.
+    let named = claimed
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .map(|pid| links(&pid.to_string()));
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let running = std::fs::metadata(lock_file)
+        .is_ok_and(|m| running_agent(&claimed, &locks, (m.dev(), m.ino())).is_some());
+    let theirs = match named {
+        Some(named) if running => named,
+        _ => links("1"),
+    };
+    let differ: Vec<String> = links("self")
+        .into_iter()
+        .zip(theirs)
+        .filter_map(|(ours, theirs)| {
+            let (ours, theirs) = (ours?, theirs?);
             (ours != theirs)
                 .then(|| format!("{} (the agent's is {})", ours.display(), theirs.display()))
         })
@@ -498,5 +538,31 @@ fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
             _ => comm,
         };
         return Err(Refusal::PidInUse { pid, by, what });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_is_the_pid_in_its_file_only_while_it_holds_the_files_lock() {
+        let file = (crate::sys::dev::makedev(0, 0x19), 1234);
+        let locks = "1: FLOCK  ADVISORY  WRITE 812 00:19:1234 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 4242 00:19:1234 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 4242 00:19:999 0 EOF\n\
+                     4: FLOCK  ADVISORY  READ 5151 00:19:1234 0 EOF\n";
+        assert_eq!(running_agent("812\n", locks, file), Some(812));
+        // A daemon that died left its pid; whoever has that pid now holds
+        // no lock, or another kind, or one on another file.
+        assert_eq!(running_agent("812\n", "", file), None);
+        assert_eq!(running_agent("4242\n", locks, file), None);
+        assert_eq!(running_agent("812\n", locks, (file.0, 999)), None);
+        // `unload` taking the lock a moment, no daemon: not exclusive…
+        assert_eq!(running_agent("5151\n", locks, file), None);
+        // …and nothing in the file, or not a pid.
+        assert_eq!(running_agent("", locks, file), None);
+        assert_eq!(running_agent("0\n", locks, file), None);
+        assert_eq!(running_agent("x\n", locks, file), None);
     }
 }

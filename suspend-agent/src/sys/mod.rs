@@ -11,6 +11,8 @@ pub mod cpu;
 pub mod creds;
 pub mod dev;
 pub mod fd;
+#[cfg(test)]
+pub mod lease;
 pub mod mem;
 mod pidfd;
 pub mod pipe;

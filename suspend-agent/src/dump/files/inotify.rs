@@ -78,12 +78,13 @@ fn dev_of(sdev: u32) -> u64 {
 fn mount_of(dev: u64) -> Option<fs::File> {
     let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let (major, minor) = (dev::major(dev), dev::minor(dev));
-    let mut found: Vec<(bool, String)> = text
+    let mut found: Vec<(bool, std::path::PathBuf)> = text
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let (root, point) = (f.get(3)?, f.get(4)?);
-            (f.get(2)? == &format!("{major}:{minor}")).then(|| (*root != "/", unescape(point)))
+            (f.get(2)? == &format!("{major}:{minor}"))
+                .then(|| (*root != "/", crate::procfs::mountinfo_path(point)))
         })
         .collect();
     found.sort();
@@ -95,28 +96,6 @@ fn mount_of(dev: u64) -> Option<fs::File> {
             .open(point)
             .ok()
     })
-}
-
-/// A mountinfo path with its octal escapes (`\040`) undone.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 4])
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The file a watch's handle names, if a path reaches it: its path and
@@ -241,11 +220,5 @@ mod tests {
         assert_eq!(dev_of(0x80_0001), crate::sys::dev::makedev(8, 1));
         // A handle shorter than it says is not read as one.
         assert!(parse("inotify wd:1 ino:1 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0f\n").is_none());
-    }
-
-    #[test]
-    fn mount_points_are_unescaped() {
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }
