@@ -317,7 +317,7 @@ impl Memory {
         };
         file.write_all_at(buf, at).map_err(failed("writing"))?;
         crate::sys::start_writeback(file, at, buf.len() as u64)
-            .map_err(failed("starting the write-back of"))?;
+            .map_err(|e| failed("starting the write-back of")(e.into()))?;
         hashes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
