@@ -12,7 +12,9 @@
 //! as `nix::sys::ptrace` does for the requests it has: its callers name
 //! the request in one `PtraceError` for both, and decide on the errno
 //! (`EINVAL` for an option the kernel lacks, `EIO` for no rseq, `ENOENT`
-//! past the last seccomp filter).
+//! past the last seccomp filter). What makes no call of its own keeps an
+//! `io::Error`: `PidFd::exited` (tokio's wait), `probe::soft_dirty` (file
+//! reads and writes of `/proc/self`).
 
 pub mod cpu;
 pub mod creds;

@@ -131,7 +131,8 @@ impl PidFd {
         Ok(())
     }
 
-    /// Resolves when the process has exited (the pidfd becomes readable).
+    /// Resolves when the process has exited (the pidfd becomes readable):
+    /// tokio's wait, whose `io::Error` it passes on.
     pub async fn exited(&self) -> io::Result<()> {
         // SAFETY: the borrowed fd is our pidfd, which stays open and the same
         // for as long as `self` lives, and the AsyncFd is dropped first.
