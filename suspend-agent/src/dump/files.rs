@@ -240,10 +240,10 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
                 Ok(copy) => Some(copy),
                 Err(e) if e.raw_os_error() == Some(libc::EBADF) => continue, // closed meanwhile
                 Err(source) => {
-                    return Err(DumpError::Syscall {
+                    return Err(DumpError::Proc {
                         pid,
-                        tid: pid,
-                        source,
+                        path: format!("/proc/{pid}/fd/{fd} (pidfd_getfd)").into(),
+                        source: source.into(),
                     });
                 }
             }
