@@ -46,7 +46,7 @@ fn feature(
     }
 }
 
-fn io_result(r: std::io::Result<()>) -> Result<String, String> {
+fn io_result<E: std::fmt::Display>(r: Result<(), E>) -> Result<String, String> {
     r.map(|()| String::new()).map_err(|e| e.to_string())
 }
 

@@ -90,15 +90,18 @@ pub enum HandshakeError {
     Refilling { pid: u32 },
     #[error("pid {pid}: no image directory given (nothing was sent)")]
     NoImageDir { pid: u32 },
-    #[error("pid {pid}: pidfd_open: {source}")]
-    PidFd { pid: u32, source: io::Error },
+    #[error("pid {pid}: {source}")]
+    PidFd {
+        pid: u32,
+        source: crate::sys::SyscallError,
+    },
     #[error("pid {pid}: its registration changed while checking it")]
     RegistrationChanged { pid: u32 },
-    #[error("pid {pid}: pidfd_send_signal({signal}): {source}")]
+    #[error("pid {pid}: signal {signal}: {source}")]
     Signal {
         pid: u32,
         signal: u32,
-        source: io::Error,
+        source: crate::sys::SyscallError,
     },
     #[error("pid {pid}: handshake cancelled")]
     Cancelled { pid: u32 },
@@ -647,7 +650,7 @@ mod tests {
             (
                 E::PidFd {
                     pid,
-                    source: esrch(),
+                    source: crate::sys::SyscallError::of("pidfd_open")(esrch()),
                 },
                 Outcome::Error,
                 "pid 7: pidfd_open: No such process (os error 3)",
@@ -661,10 +664,10 @@ mod tests {
                 E::Signal {
                     pid,
                     signal: 34,
-                    source: esrch(),
+                    source: crate::sys::SyscallError::of("pidfd_send_signal")(esrch()),
                 },
                 Outcome::Error,
-                "pid 7: pidfd_send_signal(34): No such process (os error 3)",
+                "pid 7: signal 34: pidfd_send_signal: No such process (os error 3)",
             ),
             (
                 E::Cancelled { pid },

@@ -20,7 +20,7 @@ pub enum RegisterError {
     ReadBlock {
         pid: u32,
         addr: u64,
-        source: std::io::Error,
+        source: crate::sys::SyscallError,
     },
     #[error("pid {pid}: no client block at {addr:#x} (bad magic)")]
     BadMagic { pid: u32, addr: u64 },

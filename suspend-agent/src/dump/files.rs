@@ -208,7 +208,11 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
     };
     let mut files = Vec::new();
     // Copies of its files, to ask each who its signal owner is.
-    let pidfd = PidFd::open(pid).map_err(proc_err(dir.clone()))?;
+    let pidfd = PidFd::open(pid).map_err(|source| DumpError::Syscall {
+        pid,
+        tid: pid,
+        source,
+    })?;
     for entry in fs::read_dir(&dir).map_err(proc_err(dir.clone()))? {
         let entry = entry.map_err(proc_err(dir.clone()))?;
         let Some(fd) = entry
@@ -239,7 +243,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
                     return Err(DumpError::Proc {
                         pid,
                         path: format!("/proc/{pid}/fd/{fd} (pidfd_getfd)").into(),
-                        source,
+                        source: source.into(),
                     });
                 }
             }
@@ -561,15 +565,12 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
 /// copy of a read end with `pidfd_getfd`, `tee` into a pipe of our own)
 /// and its capacity. The process must be frozen.
 pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
-    let err = |what: &'static str| {
-        move |source: std::io::Error| DumpError::Syscall {
-            pid,
-            tid: pid,
-            call: what,
-            source,
-        }
+    let err = |source| DumpError::Syscall {
+        pid,
+        tid: pid,
+        source,
     };
-    let pidfd = PidFd::open(pid).map_err(err("pidfd_open"))?;
+    let pidfd = PidFd::open(pid).map_err(err)?;
     let mut done: BTreeMap<u64, u32> = BTreeMap::new();
     for f in files.iter_mut() {
         let fd = f.fd;
@@ -577,8 +578,8 @@ pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
         if p.write || done.contains_key(&p.id) {
             continue;
         }
-        let end = pidfd.get_fd(fd).map_err(err("pidfd_getfd"))?;
-        let (size, data) = pipe_contents(&end).map_err(err("reading a pipe (tee)"))?;
+        let end = pidfd.get_fd(fd).map_err(err)?;
+        let (size, data) = pipe_contents(&end).map_err(err)?;
         done.insert(p.id, size);
         p.size = size;
         p.data = B64.encode(&data);
@@ -597,34 +598,35 @@ pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
 /// 2, reads once (a semaphore gives 1, a plain counter all of it) and puts
 /// the count back as it was.
 pub fn probe_eventfds(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
-    let err = |what: &'static str| {
-        move |source: std::io::Error| DumpError::Syscall {
-            pid,
-            tid: pid,
-            call: what,
-            source,
-        }
+    let err = |source| DumpError::Syscall {
+        pid,
+        tid: pid,
+        source,
     };
     let mut pidfd = None;
     for f in files.iter_mut() {
         let Some(e) = &mut f.eventfd else { continue };
-        let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", f.fd))
-            .map_err(err("reading an eventfd's fdinfo"))?;
+        let path = format!("/proc/{pid}/fdinfo/{}", f.fd);
+        let info = fs::read_to_string(&path).map_err(|source| DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        })?;
         if info.contains("eventfd-semaphore:") {
             continue;
         }
         if pidfd.is_none() {
-            pidfd = Some(PidFd::open(pid).map_err(err("pidfd_open"))?);
+            pidfd = Some(PidFd::open(pid).map_err(err)?);
         }
         let copy = pidfd
             .as_ref()
             .expect("opened above")
             .get_fd(f.fd)
-            .map_err(err("pidfd_getfd"))?;
+            .map_err(err)?;
         use std::os::fd::AsFd as _;
         let copy = copy.as_fd();
         let count = e.count;
-        let probe = || -> std::io::Result<bool> {
+        let probe = || -> crate::sys::Result<bool> {
             if count < 2 {
                 crate::sys::eventfd_write(copy, 2 - count)?;
             }
@@ -640,13 +642,14 @@ pub fn probe_eventfds(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
             }
             Ok(semaphore)
         };
-        e.semaphore = probe().map_err(err("probing an eventfd's mode"))?;
+        e.semaphore = probe().map_err(err)?;
     }
     Ok(())
 }
 
 /// The capacity of the pipe `end` reads from, and a copy of its contents.
-fn pipe_contents(end: &OwnedFd) -> std::io::Result<(u32, Vec<u8>)> {
+fn pipe_contents(end: &OwnedFd) -> crate::sys::Result<(u32, Vec<u8>)> {
+    use crate::sys::SyscallError;
     use std::{io::Read as _, os::fd::AsFd as _};
     let size = pipe::capacity(end.as_fd())?;
     let queued = crate::sys::readable_bytes(end.as_fd())?;
@@ -664,16 +667,23 @@ fn pipe_contents(end: &OwnedFd) -> std::io::Result<(u32, Vec<u8>)> {
         libc::SPLICE_F_NONBLOCK,
     )?;
     if copied != queued as usize {
-        return Err(std::io::Error::other(format!(
+        return Err(SyscallError::of("tee")(std::io::Error::other(format!(
             "{copied} of {queued} buffered bytes copied"
-        )));
+        ))));
     }
     let mut data = vec![0u8; queued as usize];
     let mut read = fs::File::from(read);
     let mut got = 0;
     while got < data.len() {
-        match read.read(&mut data[got..])? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+        match read
+            .read(&mut data[got..])
+            .map_err(SyscallError::of("read (pipe)"))?
+        {
+            0 => {
+                return Err(SyscallError::of("read (pipe)")(
+                    std::io::ErrorKind::UnexpectedEof,
+                ));
+            }
             n => got += n,
         }
     }

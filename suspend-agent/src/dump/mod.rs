@@ -51,12 +51,11 @@ pub enum DumpError {
     },
     #[error(transparent)]
     Ptrace(#[from] ptrace::PtraceError),
-    #[error("pid {pid}: thread {tid}: {call}: {source}")]
+    #[error("pid {pid}: thread {tid}: {source}")]
     Syscall {
         pid: u32,
         tid: u32,
-        call: &'static str,
-        source: io::Error,
+        source: crate::sys::SyscallError,
     },
     #[error("pid {pid} holds files a resume could not give back: {}", fds.join(", "))]
     Unsupported { pid: u32, fds: Vec<String> },

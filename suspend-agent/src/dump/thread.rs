@@ -18,16 +18,9 @@ const SCHED_FLAGS_KEPT: u64 = 0x01 | 0x02 | 0x04;
 
 /// Thread `tid`'s scheduling.
 fn save_sched(pid: u32, tid: u32) -> Result<Sched, DumpError> {
-    let syscall = |call| {
-        move |source| DumpError::Syscall {
-            pid,
-            tid,
-            call,
-            source,
-        }
-    };
-    let attr = sched::attr(tid).map_err(syscall("sched_getattr"))?;
-    let affinity = sched::affinity(tid).map_err(syscall("sched_getaffinity"))?;
+    let syscall = |source| DumpError::Syscall { pid, tid, source };
+    let attr = sched::attr(tid).map_err(syscall)?;
+    let affinity = sched::affinity(tid).map_err(syscall)?;
     Ok(Sched {
         policy: attr.policy,
         flags: attr.flags & SCHED_FLAGS_KEPT,
@@ -70,12 +63,8 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         Err(nix::errno::Errno::EIO) => None,
         Err(source) => return Err(err("PTRACE_GET_RSEQ_CONFIGURATION")(source).into()),
     };
-    let robust_list = ptrace::robust_list(tid).map_err(|source| DumpError::Syscall {
-        pid,
-        tid,
-        call: "get_robust_list",
-        source,
-    })?;
+    let robust_list =
+        ptrace::robust_list(tid).map_err(|source| DumpError::Syscall { pid, tid, source })?;
     Ok(Thread {
         tid,
         regs: (&r).into(),
@@ -103,7 +92,6 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         ioprio: Some(sched::ioprio(tid).map_err(|source| DumpError::Syscall {
             pid,
             tid,
-            call: "ioprio_get",
             source,
         })?),
     })

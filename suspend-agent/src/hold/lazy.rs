@@ -32,7 +32,7 @@ use std::{
 
 use log::debug;
 
-use super::{HoldError, io_err, releasable};
+use super::{HoldError, io_err, releasable, sys_err};
 use crate::{
     image::{
         Image,
@@ -172,8 +172,8 @@ impl<'i> Pages<'i> {
 /// Makes a userfaultfd in the process through thread `tid` (parked, seized
 /// and stopped; put back as it was). Returns its number there and a copy.
 pub(super) fn make_uffd(pid: u32, tid: u32, site: Site) -> Result<(i32, OwnedFd), HoldError> {
-    let device = uffd::open_device().map_err(io_err(pid, "opening /dev/userfaultfd"))?;
-    let handoff = sys::uffd::Handoff::new().map_err(io_err(pid, "a handoff socket"))?;
+    let device = uffd::open_device().map_err(sys_err(pid, "/dev/userfaultfd"))?;
+    let handoff = sys::uffd::Handoff::new().map_err(sys_err(pid, "a handoff socket"))?;
     let mut b = Borrowed::on_own_stack(tid, site, None)?;
     let mut opened: Vec<i64> = Vec::new();
     let made = (|| -> Result<(i32, OwnedFd), HoldError> {
@@ -215,7 +215,7 @@ pub(super) fn make_uffd(pid: u32, tid: u32, site: Site) -> Result<(i32, OwnedFd)
         )?;
         handoff
             .send(pid, device.as_fd())
-            .map_err(io_err(pid, "handing /dev/userfaultfd over"))?;
+            .map_err(sys_err(pid, "handing /dev/userfaultfd over"))?;
         let mut msg = [0u8; 64];
         let put =
             |buf: &mut [u8], at: usize, v: u64| buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
@@ -279,7 +279,7 @@ pub(super) fn make_uffd(pid: u32, tid: u32, site: Site) -> Result<(i32, OwnedFd)
         site.write(0, &[0u8; 256])?;
         let ours = PidFd::open(pid)
             .and_then(|p| p.get_fd(high as i32))
-            .map_err(io_err(pid, "pidfd_getfd of its userfaultfd"))?;
+            .map_err(sys_err(pid, "its userfaultfd"))?;
         Ok((high as i32, ours))
     })();
     if made.is_err() {
@@ -395,7 +395,7 @@ pub(super) fn register(
     pid: u32,
     fd: &OwnedFd,
 ) -> Result<(Vec<(u64, u64)>, u64), HoldError> {
-    let features = uffd::api(fd.as_fd()).map_err(io_err(pid, "its userfaultfd"))?;
+    let features = uffd::api(fd.as_fd()).map_err(sys_err(pid, "its userfaultfd"))?;
     if features & uffd::FEATURES != uffd::FEATURES {
         return Err(HoldError::Proc {
             pid,

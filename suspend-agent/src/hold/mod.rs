@@ -82,6 +82,13 @@ pub enum HoldError {
         what: String,
         source: io::Error,
     },
+    /// A call of `sys/` failed (it names itself); `what` says on what.
+    #[error("pid {pid}: {what}: {source}")]
+    Syscall {
+        pid: u32,
+        what: String,
+        source: crate::sys::SyscallError,
+    },
     #[error("pid {pid}: {what}")]
     Proc { pid: u32, what: String },
     #[error("pid {pid}: thread {tid}: rseq({op}): {source}")]
@@ -112,6 +119,7 @@ impl HoldError {
             Self::Inject(_)
             | Self::Ptrace { .. }
             | Self::Io { .. }
+            | Self::Syscall { .. }
             | Self::Proc { .. }
             | Self::Rseq { .. } => exit::ERROR,
         }
@@ -121,6 +129,14 @@ impl HoldError {
 fn io_err(pid: u32, what: impl Into<String>) -> impl FnOnce(io::Error) -> HoldError {
     let what = what.into();
     move |source| HoldError::Io { pid, what, source }
+}
+
+fn sys_err(
+    pid: u32,
+    what: impl Into<String>,
+) -> impl FnOnce(crate::sys::SyscallError) -> HoldError {
+    let what = what.into();
+    move |source| HoldError::Syscall { pid, what, source }
 }
 
 /// Whether `pid` runs again with its memory still being given back (a
@@ -620,8 +636,10 @@ pub fn unpark(
     let resume = image.parked_client();
     let mut told_client = false;
     if let Some((tid, signal, token)) = resume {
-        crate::sys::queue_signal(pid, tid, signal, token)
-            .map_err(io_err(pid, "sending the resume signal"))?;
+        crate::sys::queue_signal(pid, tid, signal, token).map_err(sys_err(
+            pid,
+            format!("sending the resume signal {signal} to thread {tid}"),
+        ))?;
         told_client = true;
     }
     for (b, thread) in borrowed.into_iter().zip(&image.threads) {
@@ -961,6 +979,17 @@ mod tests {
                 },
                 exit::ERROR,
                 "pid 7: opening /proc/PID/mem: Permission denied (os error 13)",
+            ),
+            (
+                E::Syscall {
+                    pid,
+                    what: "its userfaultfd".into(),
+                    source: crate::sys::SyscallError::of("UFFDIO_API")(
+                        io::Error::from_raw_os_error(libc::EINVAL),
+                    ),
+                },
+                exit::ERROR,
+                "pid 7: its userfaultfd: UFFDIO_API: Invalid argument (os error 22)",
             ),
             (
                 E::Proc {

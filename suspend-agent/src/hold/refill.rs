@@ -35,7 +35,7 @@ use log::{info, warn};
 use super::{
     HeldRecord, HoldError, io_err,
     lazy::{self, Chunk, Pages},
-    record, site,
+    record, site, sys_err,
 };
 use crate::{
     image::{Image, format::PAGE_SIZE},
@@ -236,7 +236,7 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
     let Some((mut journal, lines)) = Journal::open(pid)? else {
         return Ok(None);
     };
-    let pidfd = PidFd::open(pid).map_err(io_err(pid, "pidfd_open"))?;
+    let pidfd = PidFd::open(pid).map_err(sys_err(pid, "the held process"))?;
     if super::meta_hash(&image.dir).ok().as_ref() != Some(&record.meta_blake3) {
         let why = format!(
             "{} is not the image it was held with (its {} changed since)",
@@ -247,11 +247,11 @@ pub fn serve(image: &Image, record: &HeldRecord) -> Result<Option<Served>, HoldE
         record.remove();
         return Err(HoldError::Pages { pid, what: why });
     }
-    let fd = pidfd.get_fd(refill.uffd).map_err(io_err(
+    let fd = pidfd.get_fd(refill.uffd).map_err(sys_err(
         pid,
-        format!("pidfd_getfd of its userfaultfd (fd {})", refill.uffd),
+        format!("its userfaultfd (fd {})", refill.uffd),
     ))?;
-    uffd::set_nonblocking(fd.as_fd()).map_err(io_err(pid, "its userfaultfd"))?;
+    uffd::set_nonblocking(fd.as_fd()).map_err(sys_err(pid, "its userfaultfd"))?;
     log::debug!(
         "pid {pid}: serving through its fd {} ({})",
         refill.uffd,
@@ -403,7 +403,7 @@ fn run(
                 return Ok(()); // nothing left to serve
             }
             let fds: Vec<_> = mms.iter().map(|m| m.uffd.as_fd()).collect();
-            uffd::wait(&fds, 10).map_err(io_err(0, "poll"))?;
+            uffd::wait(&fds, 10).map_err(sys_err(0, "its userfaultfds"))?;
             continue;
         }
         // Copy one chunk: a child's first (its memory has no one else).
@@ -423,7 +423,7 @@ fn run(
                     return Ok(());
                 }
                 let fds: Vec<_> = mms.iter().map(|m| m.uffd.as_fd()).collect();
-                uffd::wait(&fds, 5).map_err(io_err(0, "poll"))?;
+                uffd::wait(&fds, 5).map_err(sys_err(0, "its userfaultfds"))?;
             }
             continue;
         };
@@ -451,13 +451,13 @@ fn take_messages(
     faults: &mut VecDeque<(usize, u64)>,
     served: &mut Served,
 ) -> Result<usize, HoldError> {
-    if !uffd::readable(mms[i].uffd.as_fd()).map_err(io_err(0, "poll"))? {
+    if !uffd::readable(mms[i].uffd.as_fd()).map_err(sys_err(0, "its userfaultfds"))? {
         return Ok(0);
     }
     if i == 0 {
         journal.note("r")?;
     }
-    let msgs = uffd::read_msgs(mms[i].uffd.as_fd()).map_err(io_err(0, "its userfaultfd"))?;
+    let msgs = uffd::read_msgs(mms[i].uffd.as_fd()).map_err(sys_err(0, "its userfaultfd"))?;
     if i == 0 {
         let mut lines = String::new();
         for msg in &msgs {
@@ -516,7 +516,7 @@ fn serve_fault(
     if mm.registered(page) {
         // Not saved (it was never touched, or the process discarded it
         // since): a zero page, as the kernel would give.
-        return match uffd::zero(fd, page, PAGE_SIZE).map_err(io_err(0, "its userfaultfd"))? {
+        return match uffd::zero(fd, page, PAGE_SIZE).map_err(sys_err(0, "its userfaultfd"))? {
             Filled::Changing { .. } => Ok(false),
             _ => Ok(true),
         };
@@ -538,7 +538,7 @@ fn fill(
         let bytes = pages.run(chunk.mapping, chunk.run)?;
         let src = &bytes[chunk.skip as usize..(chunk.skip + chunk.len) as usize];
         let outcome =
-            uffd::copy(mm.uffd.as_fd(), chunk.addr, src).map_err(io_err(0, "its userfaultfd"))?;
+            uffd::copy(mm.uffd.as_fd(), chunk.addr, src).map_err(sys_err(0, "its userfaultfd"))?;
         let (done, next) = match outcome {
             Filled::All => {
                 served.pages += chunk.len / PAGE_SIZE;

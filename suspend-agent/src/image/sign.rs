@@ -46,6 +46,8 @@ pub enum KeyError {
     Unsafe { path: PathBuf, why: String },
     #[error("{path}: not a key ({why})")]
     Malformed { path: PathBuf, why: String },
+    #[error("a new key's seed: {0}")]
+    Random(#[from] crate::sys::SyscallError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +167,7 @@ impl Keys {
     /// linked to its name, so two agents starting at once agree on one.
     fn create_signing(&self, path: &Path) -> Result<SigningKey, KeyError> {
         let mut seed = [0u8; 32];
-        crate::sys::random(&mut seed).map_err(io_err(path))?;
+        crate::sys::random(&mut seed)?;
         let temp = self
             .dir
             .join(format!(".{SIGNING_KEY}.{}", std::process::id()));

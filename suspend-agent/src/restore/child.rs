@@ -79,8 +79,8 @@ pub fn spawn(image: &Image, plan: &mut Plan) -> Result<Created, RestoreError> {
                 what: "process",
             }
             .into(),
-            _ => RestoreError::Prepare {
-                what: format!("creating pid {pid} (clone3 with set_tid)"),
+            _ => RestoreError::PrepareCall {
+                what: format!("creating pid {pid} (with set_tid)"),
                 source: err,
             },
         });

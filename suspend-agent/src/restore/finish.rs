@@ -202,8 +202,12 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     let mut told = false;
     for &tid in &plan.tids {
         if let Some((signal, token)) = resume.filter(|r| r.0 == tid).map(|r| (r.1, r.2)) {
-            crate::sys::queue_signal(pid, tid, signal, token)
-                .map_err(|e| failed("sending the resume signal", e.to_string()))?;
+            crate::sys::queue_signal(pid, tid, signal, token).map_err(|e| {
+                failed(
+                    "sending the resume signal",
+                    format!("signal {signal} to thread {tid}: {e}"),
+                )
+            })?;
             told = true;
         }
         // From the first detach on, the process runs: it may even have
@@ -382,7 +386,7 @@ fn from_outside(image: &Image, pid: u32) -> Result<(), String> {
             && crate::sys::sched::ioprio(t.tid).ok() != Some(prio)
         {
             crate::sys::sched::set_ioprio(t.tid, prio)
-                .map_err(|e| format!("thread {}: ioprio_set {prio:#x}: {e}", t.tid))?;
+                .map_err(|e| format!("thread {}: I/O priority {prio:#x}: {e}", t.tid))?;
         }
     }
     let Some(a) = &image.process.attributes else {

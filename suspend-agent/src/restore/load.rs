@@ -57,7 +57,7 @@ fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
         };
         // SAFETY: replaces part of our own reservation (the zone).
         unsafe { crate::sys::mem::map_fixed(premap.at, premap.len, prot, flags, fd, offset) }
-            .map_err(|source| RestoreError::Prepare {
+            .map_err(|source| RestoreError::PrepareCall {
                 what: format!("preparing the mapping for {:#x}", premap.target),
                 source,
             })?;

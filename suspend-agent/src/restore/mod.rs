@@ -68,6 +68,13 @@ pub enum RestoreError {
         what: String,
         source: std::io::Error,
     },
+    /// A call of `sys/` failed (it names itself) while preparing, before
+    /// the process was created (or as it was: `clone3`).
+    #[error("{what}: {source}")]
+    PrepareCall {
+        what: String,
+        source: crate::sys::SyscallError,
+    },
     /// The process was created and failed to come back; it was killed.
     #[error("pid {pid}: restore failed while {step}: {detail}; the half-made process was killed")]
     Failed {
@@ -85,7 +92,10 @@ impl RestoreError {
         match self {
             Self::Refused(Refusal::PidInUse { .. }) => exit::PID_IN_USE,
             Self::Read(_) | Self::Refused(_) => exit::BAD_IMAGE,
-            Self::Keys(_) | Self::Prepare { .. } | Self::Failed { .. } => exit::ERROR,
+            Self::Keys(_)
+            | Self::Prepare { .. }
+            | Self::PrepareCall { .. }
+            | Self::Failed { .. } => exit::ERROR,
         }
     }
 }
@@ -233,6 +243,16 @@ mod tests {
                 },
                 exit::ERROR,
                 "reserving the zone: Cannot allocate memory (os error 12)",
+            ),
+            (
+                E::PrepareCall {
+                    what: "reserving 4096 bytes at 0x1000".into(),
+                    source: crate::sys::SyscallError::of("mmap")(io::Error::from_raw_os_error(
+                        libc::EEXIST,
+                    )),
+                },
+                exit::ERROR,
+                "reserving 4096 bytes at 0x1000: mmap: File exists (os error 17)",
             ),
             (
                 E::Failed {

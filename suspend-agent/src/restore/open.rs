@@ -167,7 +167,7 @@ fn check(fd: &OwnedFd, want: &Want) -> Result<(), Refusal> {
         path: want.path.clone(),
         how,
     };
-    let meta = crate::sys::fd::stat(fd.as_fd()).map_err(|e| changed(format!("fstat: {e}")))?;
+    let meta = crate::sys::fd::stat(fd.as_fd()).map_err(|e| changed(e.to_string()))?;
     let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
     if want.how == Match::Inode {
         return if same_inode {
@@ -310,7 +310,7 @@ fn make(
 /// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,
 /// the others appended to (created, 0644, if missing); a final symbolic
 /// link is not followed.
-fn open_stdio(path: &Path, index: usize) -> io::Result<OwnedFd> {
+fn open_stdio(path: &Path, index: usize) -> crate::sys::Result<OwnedFd> {
     let flags = libc::O_NOFOLLOW
         | libc::O_CLOEXEC
         | libc::O_NOCTTY
@@ -363,7 +363,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     let (fds, stdio) = opened;
     let mut out = Opened::default();
     for (want, fd) in wants.iter().zip(fds) {
-        let fd = fd.map_err(|e| refusal(want, &user, e))?;
+        let fd = fd.map_err(|e| refusal(want, &user, e.into()))?;
         check(&fd, want)?;
         match want.into.clone() {
             Into::Exe => out.exe = Some(fd),
@@ -379,7 +379,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
                 // `IN_CLOSE_NOWRITE` would be queued when the restore
                 // child closes its helpers).
                 let path = creds::reopen(std::os::fd::AsFd::as_fd(&fd), libc::O_PATH)
-                    .map_err(|e| refusal(want, &user, e))?;
+                    .map_err(|e| refusal(want, &user, e.into()))?;
                 drop(fd);
                 out.watched.insert((n, wd), path);
             }
@@ -388,7 +388,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     }
     made_again(image, &user, &mut out)?;
     for (i, path, fd) in stdio {
-        out.stdio[i] = Some(fd.map_err(|source| RestoreError::Prepare {
+        out.stdio[i] = Some(fd.map_err(|source| RestoreError::PrepareCall {
             what: format!(
                 "opening {} as uid {} (a final symbolic link is not followed)",
                 path.display(),

@@ -15,6 +15,8 @@ use std::{
     path::Path,
 };
 
+use super::{Result, SyscallError};
+
 /// Whose files: the file-system ids and supplementary groups of a process.
 #[derive(Clone, Debug)]
 pub struct FsUser {
@@ -44,12 +46,11 @@ struct CapData {
 }
 
 /// Takes `user`'s credentials on this thread (see the module doc).
-fn become_user(user: &FsUser) -> io::Result<()> {
-    let last = || Err(io::Error::last_os_error());
+fn become_user(user: &FsUser) -> Result<()> {
     // SAFETY: raw setgroups changes this thread's groups only; the slice
     // outlives the call.
     if unsafe { libc::syscall(libc::SYS_setgroups, user.groups.len(), user.groups.as_ptr()) } < 0 {
-        return last();
+        return Err(SyscallError::last("setgroups"));
     }
     // SAFETY: setfsgid/setfsuid take an id and change this thread only;
     // each returns the previous value, so a second call tells whether the
@@ -61,10 +62,13 @@ fn become_user(user: &FsUser) -> io::Result<()> {
         (gid, libc::syscall(libc::SYS_setfsuid, user.fsuid))
     };
     if gid != i64::from(user.fsgid) || uid != i64::from(user.fsuid) {
-        return Err(io::Error::other(format!(
-            "could not take fsuid {} / fsgid {}",
-            user.fsuid, user.fsgid
-        )));
+        return Err(SyscallError {
+            call: "setfsuid",
+            source: io::Error::other(format!(
+                "could not take fsuid {} / fsgid {}",
+                user.fsuid, user.fsgid
+            )),
+        });
     }
     if user.fsuid == 0 && user.effective.is_none() {
         return Ok(());
@@ -86,18 +90,20 @@ fn become_user(user: &FsUser) -> io::Result<()> {
     // words, as capabilities(7) documents.
     unsafe {
         if libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) < 0 {
-            return last();
+            return Err(SyscallError::last("capget"));
         }
         data[0].effective &= keep as u32;
         data[1].effective &= (keep >> 32) as u32;
         if libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) < 0 {
-            return last();
+            return Err(SyscallError::last("capset"));
         }
     }
     Ok(())
 }
 
-/// Runs `f` on a new thread with `user`'s file-system credentials.
+/// Runs `f` on a new thread with `user`'s file-system credentials: an
+/// error if the thread could not be made, or take them (the call that
+/// failed named in its message).
 pub fn as_user<R: Send>(user: &FsUser, f: impl FnOnce() -> R + Send) -> io::Result<R> {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
@@ -127,15 +133,15 @@ const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// link on the way (`openat2` with `RESOLVE_NO_SYMLINKS`): a link planted
 /// anywhere in the path fails with `ELOOP`. The paths a process's files
 /// had (`/proc/PID/fd`, `/proc/PID/maps`) never contain one.
-pub fn open_no_symlinks(path: &Path, flags: i32) -> io::Result<OwnedFd> {
+pub fn open_no_symlinks(path: &Path, flags: i32) -> Result<OwnedFd> {
     create_no_symlinks(path, flags, 0)
 }
 
 /// [`open_no_symlinks`] with the `mode` a file it creates gets (with
 /// `O_CREAT` or `O_TMPFILE` among `flags`).
-pub fn create_no_symlinks(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn create_no_symlinks(path: &Path, flags: i32, mode: u32) -> Result<OwnedFd> {
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        .map_err(|_| SyscallError::of("openat2")(io::ErrorKind::InvalidInput))?;
     // With O_PATH, openat2 takes only the flags that mean something to it.
     let flags = if flags & libc::O_PATH != 0 {
         flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
@@ -159,7 +165,7 @@ pub fn create_no_symlinks(path: &Path, flags: i32, mode: u32) -> io::Result<Owne
         )
     };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("openat2"));
     }
     // SAFETY: a descriptor openat2 just returned, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -167,28 +173,28 @@ pub fn create_no_symlinks(path: &Path, flags: i32, mode: u32) -> io::Result<Owne
 
 /// Opens the file `fd` refers to again, with `flags` (a new open file,
 /// through `/proc/self/fd`): as whoever calls it.
-pub fn reopen(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+pub fn reopen(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<OwnedFd> {
     use std::os::fd::AsRawFd as _;
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        .map_err(|_| SyscallError::of("open")(io::ErrorKind::InvalidInput))?;
     // SAFETY: open with a valid C string; the descriptor is ours.
     let fd = unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("open"));
     }
     // SAFETY: a descriptor open just returned, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Fills `buf` with random bytes from the kernel (`getrandom`).
-pub fn random(buf: &mut [u8]) -> io::Result<()> {
+pub fn random(buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: getrandom writes at most the given length into our
         // buffer.
         let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
         if n < 0 {
-            let e = io::Error::last_os_error();
+            let e = SyscallError::last("getrandom");
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }

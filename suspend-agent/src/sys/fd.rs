@@ -7,14 +7,16 @@ use std::{
     path::Path,
 };
 
+use super::{Result, SyscallError};
+
 /// Opens `path` (`open` with `flags`, and `mode` for a file it creates).
-pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+pub fn open(path: &Path, flags: i32, mode: u32) -> Result<OwnedFd> {
     let cpath = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        .map_err(|_| SyscallError::of("open")(io::ErrorKind::InvalidInput))?;
     // SAFETY: open with a valid C string; the descriptor is ours.
     let fd = unsafe { libc::open(cpath.as_ptr(), flags, mode as libc::c_uint) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("open"));
     }
     // SAFETY: a descriptor open just returned, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -22,34 +24,34 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
 
 /// A copy of `fd` at the lowest free number from `min` up, close-on-exec
 /// (`F_DUPFD_CLOEXEC`).
-pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer, no pointer.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
     if new < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("F_DUPFD_CLOEXEC"));
     }
     // SAFETY: `new` was just returned by F_DUPFD and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// What `fstat` says of the file `fd` refers to.
-pub fn stat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+pub fn stat(fd: BorrowedFd<'_>) -> Result<libc::stat> {
     // SAFETY: a zeroed `struct stat` is a valid value (plain integers).
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes one struct stat.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("fstat"));
     }
     Ok(st)
 }
 
 /// `lseek` of `fd` to `offset` with `whence` (`SEEK_SET`, `SEEK_DATA`,
 /// `SEEK_HOLE`, …): the offset it lands on.
-pub fn seek(fd: BorrowedFd<'_>, offset: u64, whence: libc::c_int) -> io::Result<u64> {
+pub fn seek(fd: BorrowedFd<'_>, offset: u64, whence: libc::c_int) -> Result<u64> {
     // SAFETY: lseek takes no memory.
     let rc = unsafe { libc::lseek(fd.as_raw_fd(), offset as libc::off_t, whence) };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("lseek"));
     }
     Ok(rc as u64)
 }

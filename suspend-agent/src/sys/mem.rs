@@ -1,12 +1,14 @@
 //! This process's own address space: the restore reserves its zone,
 //! maps the stub and every prepared mapping over it, and lets it go here.
 
-use std::{io, os::fd::RawFd};
+use std::os::fd::RawFd;
+
+use super::{Result, SyscallError};
 
 /// Reserves `len` bytes at `base`: a new `PROT_NONE`, `MAP_NORESERVE`
 /// anonymous mapping, `MAP_FIXED_NOREPLACE` (it fails rather than replace
 /// anything, so nothing that was there is touched).
-pub fn reserve(base: u64, len: u64) -> io::Result<()> {
+pub fn reserve(base: u64, len: u64) -> Result<()> {
     // SAFETY: MAP_FIXED_NOREPLACE makes a new mapping or fails; it never
     // replaces memory anything refers to.
     let got = unsafe {
@@ -23,7 +25,7 @@ pub fn reserve(base: u64, len: u64) -> io::Result<()> {
         )
     };
     if got == libc::MAP_FAILED || got as u64 != base {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("mmap"));
     }
     Ok(())
 }
@@ -42,7 +44,7 @@ pub unsafe fn map_fixed(
     flags: i32,
     fd: RawFd,
     offset: u64,
-) -> io::Result<()> {
+) -> Result<()> {
     // SAFETY: the caller vouches for the range; the kernel checks `fd`.
     let got = unsafe {
         libc::mmap(
@@ -55,7 +57,7 @@ pub unsafe fn map_fixed(
         )
     };
     if got == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("mmap"));
     }
     Ok(())
 }
@@ -66,10 +68,10 @@ pub unsafe fn map_fixed(
 /// # Safety
 /// Nothing in this process reads, writes or runs the range in a way
 /// `prot` no longer allows.
-pub unsafe fn protect(addr: u64, len: u64, prot: i32) -> io::Result<()> {
+pub unsafe fn protect(addr: u64, len: u64, prot: i32) -> Result<()> {
     // SAFETY: the caller vouches for the range.
     if unsafe { libc::mprotect(addr as *mut libc::c_void, len as usize, prot) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("mprotect"));
     }
     Ok(())
 }
@@ -78,10 +80,10 @@ pub unsafe fn protect(addr: u64, len: u64, prot: i32) -> io::Result<()> {
 ///
 /// # Safety
 /// Nothing in this process refers to the range any more.
-pub unsafe fn unmap(addr: u64, len: u64) -> io::Result<()> {
+pub unsafe fn unmap(addr: u64, len: u64) -> Result<()> {
     // SAFETY: the caller vouches for the range.
     if unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("munmap"));
     }
     Ok(())
 }

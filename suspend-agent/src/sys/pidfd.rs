@@ -5,6 +5,8 @@ use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
+use super::{Result, SyscallError};
+
 /// An open pidfd (`pidfd_open(2)`).
 #[derive(Debug)]
 pub struct PidFd {
@@ -21,11 +23,11 @@ pub struct SigQueueInfo {
 
 impl PidFd {
     /// Opens a pidfd for `pid`; fails with `ESRCH` if it does not exist.
-    pub fn open(pid: u32) -> io::Result<Self> {
+    pub fn open(pid: u32) -> Result<Self> {
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
         if fd < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(SyscallError::last("pidfd_open"));
         }
         // SAFETY: the kernel just returned this fd to us; nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -36,7 +38,7 @@ impl PidFd {
     /// as it was when it connected (`SO_PEERPIDFD`, Linux 6.5): unlike
     /// the pid `SO_PEERCRED` gives, it cannot come to mean another process
     /// once that one exits. `None` where the kernel does not have it.
-    pub fn of_peer(socket: BorrowedFd<'_>) -> io::Result<Option<Self>> {
+    pub fn of_peer(socket: BorrowedFd<'_>) -> Result<Option<Self>> {
         const SO_PEERPIDFD: libc::c_int = 77;
         let mut fd: libc::c_int = -1;
         let mut len = size_of::<libc::c_int>() as libc::socklen_t;
@@ -52,7 +54,7 @@ impl PidFd {
             )
         };
         if rc < 0 {
-            let e = io::Error::last_os_error();
+            let e = SyscallError::last("getsockopt(SO_PEERPIDFD)");
             return match e.raw_os_error() {
                 Some(libc::ENOPROTOOPT | libc::EINVAL) => Ok(None),
                 _ => Err(e),
@@ -65,18 +67,18 @@ impl PidFd {
 
     /// A copy of the process's fd `fd` (`pidfd_getfd(2)`: the same open
     /// file description, close-on-exec here).
-    pub fn get_fd(&self, fd: i32) -> io::Result<OwnedFd> {
+    pub fn get_fd(&self, fd: i32) -> Result<OwnedFd> {
         // SAFETY: pidfd_getfd with a valid pidfd, no flags; returns a new fd.
         let got = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.fd.as_raw_fd(), fd, 0u32) };
         if got < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(SyscallError::last("pidfd_getfd"));
         }
         // SAFETY: the kernel just returned this fd to us.
         Ok(unsafe { OwnedFd::from_raw_fd(got as i32) })
     }
 
     /// Sends `signal` (as `kill(2)` would) through the pidfd.
-    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+    pub fn send_signal(&self, signal: i32) -> Result<()> {
         // SAFETY: pidfd_send_signal with a valid fd, no siginfo, no flags.
         let rc = unsafe {
             libc::syscall(
@@ -88,14 +90,14 @@ impl PidFd {
             )
         };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(SyscallError::last("pidfd_send_signal"));
         }
         Ok(())
     }
 
     /// Queues `info.signal` to the process with `si_code = SI_QUEUE` and
     /// `si_value = info.value`, as `sigqueue(3)` would, but through the pidfd.
-    pub fn send_queued(&self, info: SigQueueInfo) -> io::Result<()> {
+    pub fn send_queued(&self, info: SigQueueInfo) -> Result<()> {
         // SAFETY: siginfo_t is plain data; all-zero is a valid value.
         let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
         si.si_signo = info.signal as i32;
@@ -124,12 +126,13 @@ impl PidFd {
             )
         };
         if rc < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(SyscallError::last("pidfd_send_signal"));
         }
         Ok(())
     }
 
-    /// Resolves when the process has exited (the pidfd becomes readable).
+    /// Resolves when the process has exited (the pidfd becomes readable):
+    /// tokio's wait, whose `io::Error` it passes on.
     pub async fn exited(&self) -> io::Result<()> {
         // SAFETY: the borrowed fd is our pidfd, which stays open and the same
         // for as long as `self` lives, and the AsyncFd is dropped first.

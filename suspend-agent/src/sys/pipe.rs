@@ -1,17 +1,16 @@
 //! Pipes: made, sized, and copied from without being drained (`tee`).
 
-use std::{
-    io,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
-};
+use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd};
+
+use super::{Result, SyscallError};
 
 /// A new pipe (`pipe2` with `flags`: `O_CLOEXEC`, `O_NONBLOCK`): its
 /// read end, then its write end.
-pub fn make(flags: i32) -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn make(flags: i32) -> Result<(OwnedFd, OwnedFd)> {
     let mut ends = [0; 2];
     // SAFETY: pipe2 fills two ints.
     if unsafe { libc::pipe2(ends.as_mut_ptr(), flags) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("pipe2"));
     }
     // SAFETY: both just made, owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) })
@@ -19,21 +18,21 @@ pub fn make(flags: i32) -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// How many bytes the pipe `end` is one end of can hold
 /// (`F_GETPIPE_SZ`).
-pub fn capacity(end: BorrowedFd<'_>) -> io::Result<u32> {
+pub fn capacity(end: BorrowedFd<'_>) -> Result<u32> {
     // SAFETY: F_GETPIPE_SZ takes no argument.
     let size = unsafe { libc::fcntl(end.as_raw_fd(), libc::F_GETPIPE_SZ) };
     if size < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("F_GETPIPE_SZ"));
     }
     Ok(size as u32)
 }
 
 /// Makes the pipe `end` is one end of hold `size` bytes (at least:
 /// `F_SETPIPE_SZ` rounds up to whole pages).
-pub fn set_capacity(end: BorrowedFd<'_>, size: u32) -> io::Result<()> {
+pub fn set_capacity(end: BorrowedFd<'_>, size: u32) -> Result<()> {
     // SAFETY: F_SETPIPE_SZ takes an integer, no pointer.
     if unsafe { libc::fcntl(end.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("F_SETPIPE_SZ"));
     }
     Ok(())
 }
@@ -46,11 +45,11 @@ pub fn tee(
     to: BorrowedFd<'_>,
     len: usize,
     flags: libc::c_uint,
-) -> io::Result<usize> {
+) -> Result<usize> {
     // SAFETY: tee between two pipes; no memory is passed.
     let copied = unsafe { libc::tee(from.as_raw_fd(), to.as_raw_fd(), len, flags) };
     if copied < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("tee"));
     }
     Ok(copied as usize)
 }

@@ -11,9 +11,11 @@ use nix::{
     unistd::{ForkResult, Pid, fork},
 };
 
+use super::{Result, SyscallError};
+
 /// `clone3` with `set_tid`: asks for our own (taken) pid, which the kernel
 /// refuses with `EEXIST` exactly when it supports `set_tid`.
-pub fn clone3_set_tid() -> io::Result<()> {
+pub fn clone3_set_tid() -> Result<()> {
     #[repr(C)]
     #[derive(Default)]
     struct CloneArgs {
@@ -46,35 +48,36 @@ pub fn clone3_set_tid() -> io::Result<()> {
     }
     if rc > 0 {
         let _ = waitpid(Pid::from_raw(rc as i32), None);
-        return Err(io::Error::other("clone3 ignored set_tid"));
+        return Err(SyscallError::of("clone3")(io::Error::other(
+            "set_tid ignored",
+        )));
     }
-    match io::Error::last_os_error() {
-        e if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        e if e.raw_os_error() == Some(libc::ENOSYS) => {
-            Err(io::Error::other("no clone3 (kernel < 5.3)"))
-        }
-        e if e.raw_os_error() == Some(libc::EPERM) => Err(io::Error::other(
-            "EPERM: needs root (CAP_CHECKPOINT_RESTORE)",
-        )),
-        e => Err(io::Error::other(format!("set_tid not supported: {e}"))),
-    }
+    let e = io::Error::last_os_error();
+    let why = match e.raw_os_error() {
+        Some(libc::EEXIST) => return Ok(()),
+        Some(libc::ENOSYS) => "not in this kernel (< 5.3)".to_owned(),
+        Some(libc::EPERM) => "EPERM: needs root (CAP_CHECKPOINT_RESTORE)".to_owned(),
+        _ => format!("set_tid not supported: {e}"),
+    };
+    Err(SyscallError::of("clone3")(io::Error::other(why)))
 }
 
 /// `PTRACE_GET_RSEQ_CONFIGURATION` on a stopped child.
-pub fn ptrace_rseq_configuration() -> io::Result<()> {
+pub fn ptrace_rseq_configuration() -> Result<()> {
     // SAFETY: the child only calls async-signal-safe functions (pause/_exit).
-    let child = match unsafe { fork() }.map_err(io::Error::from)? {
+    let child = match unsafe { fork() }.map_err(SyscallError::of("fork"))? {
         ForkResult::Child => loop {
             // SAFETY: pause is async-signal-safe.
             unsafe { libc::pause() };
         },
         ForkResult::Parent { child } => child,
     };
-    let result = (|| -> io::Result<()> {
-        ptrace::seize(child, ptrace::Options::empty()).map_err(io::Error::from)?;
-        ptrace::interrupt(child).map_err(io::Error::from)?;
-        waitpid(child, None).map_err(io::Error::from)?;
-        super::ptrace::rseq_configuration(child.as_raw() as u32).map_err(io::Error::from)?;
+    let result = (|| -> Result<()> {
+        ptrace::seize(child, ptrace::Options::empty()).map_err(SyscallError::of("PTRACE_SEIZE"))?;
+        ptrace::interrupt(child).map_err(SyscallError::of("PTRACE_INTERRUPT"))?;
+        waitpid(child, None).map_err(SyscallError::of("waitpid"))?;
+        super::ptrace::rseq_configuration(child.as_raw() as u32)
+            .map_err(SyscallError::of("PTRACE_GET_RSEQ_CONFIGURATION"))?;
         Ok(())
     })();
     let _ = kill(child, Signal::SIGKILL);
@@ -83,12 +86,12 @@ pub fn ptrace_rseq_configuration() -> io::Result<()> {
 }
 
 /// `userfaultfd(2)` (user-mode faults only, as an unprivileged process could).
-pub fn userfaultfd() -> io::Result<()> {
+pub fn userfaultfd() -> Result<()> {
     const UFFD_USER_MODE_ONLY: libc::c_int = 1;
     // SAFETY: userfaultfd takes flags and returns an fd we close at once.
     let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | UFFD_USER_MODE_ONLY) };
     if fd < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("userfaultfd"));
     }
     // SAFETY: closing the fd we just got.
     unsafe { libc::close(fd as i32) };
@@ -97,7 +100,8 @@ pub fn userfaultfd() -> io::Result<()> {
 
 /// Soft-dirty page tracking: after `clear_refs` 4, a written page must show
 /// bit 55 in its pagemap entry. Without `CONFIG_MEM_SOFT_DIRTY` the write
-/// to `clear_refs` succeeds but the bit never appears.
+/// to `clear_refs` succeeds but the bit never appears. (File reads and
+/// writes of `/proc/self`, not a call of this module's: an `io::Error`.)
 pub fn soft_dirty() -> io::Result<()> {
     use std::{fs::File, os::unix::fs::FileExt as _};
     let page = Box::new([0u8; 8192]);

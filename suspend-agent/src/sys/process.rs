@@ -1,31 +1,31 @@
 //! Processes: this one's limits and signal dispositions; others created,
 //! signalled and waited for by pid.
 
-use std::io;
+use super::{Result, SyscallError};
 
 /// This process's limit `resource` (`RLIMIT_*`): (soft, hard).
-pub fn rlimit(resource: u32) -> io::Result<(u64, u64)> {
+pub fn rlimit(resource: u32) -> Result<(u64, u64)> {
     let mut limit = libc::rlimit64 {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: prlimit64 reads this process's limit into a valid struct.
     if unsafe { libc::prlimit64(0, resource, std::ptr::null(), &mut limit) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("prlimit64"));
     }
     Ok((limit.rlim_cur, limit.rlim_max))
 }
 
 /// Sets this process's limit `resource` (`RLIMIT_*`) to `soft` and
 /// `hard`.
-pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+pub fn set_rlimit(resource: u32, soft: u64, hard: u64) -> Result<()> {
     let limit = libc::rlimit64 {
         rlim_cur: soft,
         rlim_max: hard,
     };
     // SAFETY: prlimit64 reads the new limit from a valid struct.
     if unsafe { libc::prlimit64(0, resource, &limit, std::ptr::null_mut()) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("prlimit64"));
     }
     Ok(())
 }
@@ -38,31 +38,31 @@ pub fn default_sigpipe() {
 }
 
 /// Sends `signal` to thread `tid` of process `pid` (`tgkill`).
-pub fn tgkill(pid: u32, tid: u32, signal: i32) -> io::Result<()> {
+pub fn tgkill(pid: u32, tid: u32, signal: i32) -> Result<()> {
     // SAFETY: tgkill takes three integers and no memory.
     let rc = unsafe { libc::syscall(libc::SYS_tgkill, pid as i32, tid as i32, signal) };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("tgkill"));
     }
     Ok(())
 }
 
 /// Sends `signal` to process `pid` (`kill`).
-pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+pub fn kill(pid: u32, signal: i32) -> Result<()> {
     // SAFETY: kill takes two integers and no memory.
     if unsafe { libc::kill(pid as libc::pid_t, signal) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("kill"));
     }
     Ok(())
 }
 
 /// Waits for child (or traced thread) `pid` to change state
 /// (`waitpid` with `__WALL`, blocking): its raw status.
-pub fn wait(pid: u32) -> io::Result<i32> {
+pub fn wait(pid: u32) -> Result<i32> {
     let mut status = 0;
     // SAFETY: waitpid writes one int.
     if unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::__WALL) } < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("waitpid"));
     }
     Ok(status)
 }
@@ -76,7 +76,7 @@ pub fn wait(pid: u32) -> io::Result<i32> {
 /// As for `fork`: if this process has other threads, the child (which has
 /// only this one) must call nothing but async-signal-safe functions (no
 /// allocation, no lock) until it execs or exits.
-pub unsafe fn clone_with_pid(pid: u32) -> io::Result<u32> {
+pub unsafe fn clone_with_pid(pid: u32) -> Result<u32> {
     let set_tid: [libc::pid_t; 1] = [pid as libc::pid_t];
     let mut args = [0u64; 11]; // struct clone_args, up to `cgroup`
     args[4] = libc::SIGCHLD as u64; // exit_signal
@@ -87,7 +87,7 @@ pub unsafe fn clone_with_pid(pid: u32) -> io::Result<u32> {
     // memory, and the caller answers for what it does there.
     let ret = unsafe { libc::syscall(libc::SYS_clone3, args.as_ptr(), 88usize) };
     if ret < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("clone3"));
     }
     Ok(ret as u32)
 }

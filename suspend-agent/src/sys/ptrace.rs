@@ -1,12 +1,14 @@
 //! The ptrace requests `nix` has no wrapper for, one function each, on a
 //! thread the caller traces (and has stopped): a thread's state read or
-//! set whole. An error is the request's errno; the caller names the
-//! request (`tracee::ptrace::PtraceError`). Also `get_robust_list`, the
-//! one piece of a thread's state read by a system call of its own.
-
-use std::io;
+//! set whole. An error is the request's errno, a `nix` `Errno` as
+//! `nix::sys::ptrace` gives for the requests it has: the caller names the
+//! request (`tracee::ptrace::PtraceError`, for both alike) and decides on
+//! the errno. Also `get_robust_list`, the one piece of a thread's state
+//! read by a system call of its own, which names itself (`SyscallError`).
 
 use nix::errno::Errno;
+
+use super::SyscallError;
 
 const PTRACE_GETSIGMASK: libc::c_uint = 0x420a;
 const PTRACE_SETSIGMASK: libc::c_uint = 0x420b;
@@ -221,7 +223,7 @@ pub fn seccomp_filter_flags(tid: u32, index: u64) -> Result<u64, Errno> {
 }
 
 /// The thread's robust futex list (`get_robust_list`): (head, length).
-pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
+pub fn robust_list(tid: u32) -> super::Result<(u64, u64)> {
     let mut head = 0u64;
     let mut len = 0usize;
     // SAFETY: get_robust_list writes one pointer and one size into our
@@ -235,7 +237,7 @@ pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("get_robust_list"));
     }
     Ok((head, len as u64))
 }

@@ -1,7 +1,7 @@
 //! A thread's scheduling, read from outside: `sched_getattr` (policy,
 //! flags, nice, priority, deadline parameters) and `sched_getaffinity`.
 
-use std::io;
+use super::{Result, SyscallError};
 
 /// `struct sched_attr` as of `SCHED_ATTR_SIZE_VER1` (56 bytes: with the
 /// utilization clamps).
@@ -48,7 +48,7 @@ pub fn has_util_clamp() -> bool {
 }
 
 /// Thread `tid`'s scheduling attributes.
-pub fn attr(tid: u32) -> io::Result<SchedAttr> {
+pub fn attr(tid: u32) -> Result<SchedAttr> {
     let mut attr = SchedAttr::default();
     // SAFETY: the kernel writes at most `size` (56) bytes into `attr`.
     let rc = unsafe {
@@ -61,7 +61,7 @@ pub fn attr(tid: u32) -> io::Result<SchedAttr> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("sched_getattr"));
     }
     Ok(attr)
 }
@@ -70,17 +70,17 @@ pub fn attr(tid: u32) -> io::Result<SchedAttr> {
 const IOPRIO_WHO_PROCESS: libc::c_int = 1;
 
 /// Thread `tid`'s I/O priority (`ioprio_get`: class << 13 | data).
-pub fn ioprio(tid: u32) -> io::Result<u32> {
+pub fn ioprio(tid: u32) -> Result<u32> {
     // SAFETY: ioprio_get takes two ints and touches no memory.
     let rc = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, tid as libc::c_int) };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("ioprio_get"));
     }
     Ok(rc as u32)
 }
 
 /// Sets thread `tid`'s I/O priority (`ioprio_set`).
-pub fn set_ioprio(tid: u32, prio: u32) -> io::Result<()> {
+pub fn set_ioprio(tid: u32, prio: u32) -> Result<()> {
     // SAFETY: ioprio_set takes three ints and touches no memory.
     let rc = unsafe {
         libc::syscall(
@@ -91,14 +91,14 @@ pub fn set_ioprio(tid: u32, prio: u32) -> io::Result<()> {
         )
     };
     if rc < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(SyscallError::last("ioprio_set"));
     }
     Ok(())
 }
 
 /// Thread `tid`'s CPU mask (`0` for the calling thread), as many 64-bit
 /// words as the kernel's CPU mask needs.
-pub fn affinity(tid: u32) -> io::Result<Vec<u64>> {
+pub fn affinity(tid: u32) -> Result<Vec<u64>> {
     let mut words = vec![0u64; 16]; // 1024 CPUs, then more if needed
     loop {
         // SAFETY: the kernel writes at most the given length into `words`.
@@ -114,7 +114,7 @@ pub fn affinity(tid: u32) -> io::Result<Vec<u64>> {
             words.truncate((rc as usize).div_ceil(8));
             return Ok(words);
         }
-        let e = io::Error::last_os_error();
+        let e = SyscallError::last("sched_getaffinity");
         if e.raw_os_error() != Some(libc::EINVAL) || words.len() >= 1 << 14 {
             return Err(e);
         }

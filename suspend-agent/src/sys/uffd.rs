@@ -10,6 +10,8 @@ use std::{
     os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
 };
 
+use super::{Result, SyscallError};
+
 const UFFDIO: u64 = 0xAA;
 const UFFD_API: u64 = 0xAA;
 
@@ -44,36 +46,36 @@ pub const FEATURES: u64 =
 /// Opens `/dev/userfaultfd` (root's): a userfaultfd made through it
 /// handles faults taken inside the kernel too (a `read(2)` into a page not
 /// yet there waits instead of failing with `EFAULT`).
-pub fn open_device() -> io::Result<OwnedFd> {
+pub fn open_device() -> Result<OwnedFd> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let f = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
-        .open("/dev/userfaultfd")?;
+        .open("/dev/userfaultfd")
+        .map_err(SyscallError::of("open"))?;
     Ok(f.into())
 }
 
-fn ioctl(fd: BorrowedFd<'_>, request: u64, arg: *mut u8, name: &str) -> io::Result<()> {
+fn ioctl(fd: BorrowedFd<'_>, request: u64, arg: *mut u8, name: &'static str) -> Result<()> {
     // SAFETY: every request here is given a pointer to a live struct of the
     // size its number encodes, which the kernel reads and writes.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
     if ret < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("{name}: {e}")));
+        return Err(SyscallError::last(name));
     }
     Ok(())
 }
 
 /// `UFFDIO_API` with [`FEATURES`]; returns the features granted.
-pub fn api(fd: BorrowedFd<'_>) -> io::Result<u64> {
+pub fn api(fd: BorrowedFd<'_>) -> Result<u64> {
     let mut a = [UFFD_API, FEATURES, 0u64];
     ioctl(fd, UFFDIO_API, a.as_mut_ptr().cast(), "UFFDIO_API")?;
     Ok(a[1])
 }
 
 /// `UFFDIO_REGISTER` of `[start, start+len)` for missing pages.
-pub fn register(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
+pub fn register(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
     let mut r = [start, len, REGISTER_MODE_MISSING, 0u64];
     ioctl(
         fd,
@@ -85,7 +87,7 @@ pub fn register(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
 
 /// `UFFDIO_UNREGISTER` of `[start, start+len)` (waiting faults retry,
 /// served by the kernel as usual).
-pub fn unregister(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
+pub fn unregister(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
     let mut r = [start, len];
     ioctl(
         fd,
@@ -96,7 +98,7 @@ pub fn unregister(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
 }
 
 /// `UFFDIO_WAKE` of `[start, start+len)`.
-pub fn wake(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
+pub fn wake(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
     let mut r = [start, len];
     ioctl(fd, UFFDIO_WAKE, r.as_mut_ptr().cast(), "UFFDIO_WAKE")
 }
@@ -116,22 +118,22 @@ pub enum Filled {
     Gone,
 }
 
-fn filled(ret: i32, done: i64, name: &str) -> io::Result<Filled> {
+fn filled(ret: i32, done: i64, name: &'static str) -> Result<Filled> {
     if ret == 0 {
         return Ok(Filled::All);
     }
-    let e = io::Error::last_os_error();
+    let e = SyscallError::last(name);
     let done = done.max(0) as u64;
     match e.raw_os_error() {
         Some(libc::EEXIST) => Ok(Filled::Exists { done }),
         Some(libc::EAGAIN) => Ok(Filled::Changing { done }),
         Some(libc::ENOENT | libc::ESRCH) => Ok(Filled::Gone),
-        _ => Err(io::Error::new(e.kind(), format!("{name}: {e}"))),
+        _ => Err(e),
     }
 }
 
 /// `UFFDIO_COPY` of `src` to `dst` in the process, waking what waits on it.
-pub fn copy(fd: BorrowedFd<'_>, dst: u64, src: &[u8]) -> io::Result<Filled> {
+pub fn copy(fd: BorrowedFd<'_>, dst: u64, src: &[u8]) -> Result<Filled> {
     let mut c = [dst, src.as_ptr() as u64, src.len() as u64, 0u64, 0u64];
     // SAFETY: as in `ioctl`: a 40-byte uffdio_copy; the kernel reads `len`
     // bytes from `src`, which lives for the call.
@@ -140,7 +142,7 @@ pub fn copy(fd: BorrowedFd<'_>, dst: u64, src: &[u8]) -> io::Result<Filled> {
 }
 
 /// `UFFDIO_ZEROPAGE` of `[start, start+len)`.
-pub fn zero(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<Filled> {
+pub fn zero(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<Filled> {
     let mut z = [start, len, 0u64, 0u64];
     // SAFETY: as in `ioctl`: a 32-byte uffdio_zeropage.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), UFFDIO_ZEROPAGE as _, z.as_mut_ptr()) };
@@ -211,18 +213,15 @@ fn parse(raw: &[u8; MSG_LEN]) -> Msg {
 
 /// Reads the messages waiting (none: an empty list; the fd is
 /// non-blocking).
-pub fn read_msgs(fd: BorrowedFd<'_>) -> io::Result<Vec<Msg>> {
+pub fn read_msgs(fd: BorrowedFd<'_>) -> Result<Vec<Msg>> {
     let mut buf = [[0u8; MSG_LEN]; 16];
     // SAFETY: reading into a buffer of exactly that many bytes.
     let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), size_of_val(&buf)) };
     if n < 0 {
-        let e = io::Error::last_os_error();
+        let e = SyscallError::last("read (userfaultfd)");
         return match e.raw_os_error() {
             Some(libc::EAGAIN | libc::EINTR) => Ok(Vec::new()),
-            _ => Err(io::Error::new(
-                e.kind(),
-                format!("reading a userfaultfd: {e}"),
-            )),
+            _ => Err(e),
         };
     }
     Ok(buf[..n as usize / MSG_LEN].iter().map(parse).collect())
@@ -230,19 +229,22 @@ pub fn read_msgs(fd: BorrowedFd<'_>) -> io::Result<Vec<Msg>> {
 
 /// Makes reads of `fd` (the open file, shared with its other copies) return
 /// `EAGAIN` instead of waiting when no message is there.
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     // SAFETY: fcntl get/set of file status flags on a live descriptor.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
+        if flags < 0 {
+            return Err(SyscallError::last("F_GETFL"));
+        }
+        if libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(SyscallError::last("F_SETFL"));
         }
     }
     Ok(())
 }
 
 /// Whether `fd` has messages waiting (or is in error: a read says which).
-pub fn readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+pub fn readable(fd: BorrowedFd<'_>) -> Result<bool> {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
@@ -251,7 +253,7 @@ pub fn readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // SAFETY: poll over one live pollfd.
     let ret = unsafe { libc::poll(&mut p, 1, 0) };
     if ret < 0 {
-        let e = io::Error::last_os_error();
+        let e = SyscallError::last("poll");
         return if e.raw_os_error() == Some(libc::EINTR) {
             Ok(false)
         } else {
@@ -262,7 +264,7 @@ pub fn readable(fd: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// Waits up to `timeout_ms` for any of `fds` to have messages.
-pub fn wait(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<()> {
+pub fn wait(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> Result<()> {
     let mut polls: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd {
@@ -274,7 +276,7 @@ pub fn wait(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<()> {
     // SAFETY: poll over a live array of that length.
     let ret = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as _, timeout_ms) };
     if ret < 0 {
-        let e = io::Error::last_os_error();
+        let e = SyscallError::last("poll");
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
         }
@@ -292,7 +294,7 @@ pub struct Handoff {
 }
 
 impl Handoff {
-    pub fn new() -> io::Result<Self> {
+    pub fn new() -> Result<Self> {
         use std::os::linux::net::SocketAddrExt as _;
         let mut random = [0u8; 8];
         super::random(&mut random)?;
@@ -305,9 +307,13 @@ impl Handoff {
                 .collect::<String>()
         )
         .into_bytes();
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name)?;
-        let listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
-        listener.set_nonblocking(true)?;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name)
+            .map_err(SyscallError::of("bind"))?;
+        let listener =
+            std::os::unix::net::UnixListener::bind_addr(&addr).map_err(SyscallError::of("bind"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(SyscallError::of("FIONBIO"))?;
         Ok(Self { listener, name })
     }
 
@@ -323,15 +329,16 @@ impl Handoff {
 
     /// Accepts the connection process `pid` made (no one else's) and sends
     /// it `fd` (`SCM_RIGHTS`).
-    pub fn send(&self, pid: u32, fd: BorrowedFd<'_>) -> io::Result<()> {
+    pub fn send(&self, pid: u32, fd: BorrowedFd<'_>) -> Result<()> {
         use nix::sys::socket::{ControlMessage, MsgFlags, getsockopt, sendmsg, sockopt};
-        let (stream, _) = self.listener.accept()?;
-        let cred = getsockopt(&stream, sockopt::PeerCredentials).map_err(io::Error::from)?;
+        let (stream, _) = self.listener.accept().map_err(SyscallError::of("accept"))?;
+        let cred = getsockopt(&stream, sockopt::PeerCredentials)
+            .map_err(SyscallError::of("getsockopt(SO_PEERCRED)"))?;
         if cred.pid() as u32 != pid {
-            return Err(io::Error::new(
+            return Err(SyscallError::of("getsockopt(SO_PEERCRED)")(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!("pid {} connected, not pid {pid}", cred.pid()),
-            ));
+            )));
         }
         let fds = [fd.as_raw_fd()];
         let iov = [io::IoSlice::new(&[0u8])];
@@ -342,7 +349,7 @@ impl Handoff {
             MsgFlags::empty(),
             None,
         )
-        .map_err(io::Error::from)?;
+        .map_err(SyscallError::of("sendmsg"))?;
         Ok(())
     }
 }

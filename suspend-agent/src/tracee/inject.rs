@@ -91,7 +91,7 @@ pub enum InjectError {
     Scratch {
         pid: u32,
         addr: u64,
-        source: std::io::Error,
+        source: crate::sys::SyscallError,
     },
 }
 

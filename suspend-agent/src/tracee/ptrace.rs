@@ -4,8 +4,6 @@
 //! ptrace ties a tracee to the tracer *thread* that attached: every request
 //! for a frozen process must come from the thread that froze it.
 
-use std::io;
-
 use nix::{
     errno::Errno,
     sys::{
@@ -219,6 +217,6 @@ pub fn seccomp_filters(tid: u32) -> Result<Vec<(u64, Vec<u8>)>, Errno> {
 }
 
 /// The thread's robust futex list: (head, length).
-pub fn robust_list(tid: u32) -> io::Result<(u64, u64)> {
+pub fn robust_list(tid: u32) -> crate::sys::Result<(u64, u64)> {
     sys::robust_list(tid)
 }

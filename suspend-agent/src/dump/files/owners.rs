@@ -32,7 +32,7 @@ pub fn read(
                 crate::sys::file_owner(copy.as_fd()).map_err(|source| DumpError::Proc {
                     pid,
                     path: info_path.to_owned().into(),
-                    source,
+                    source: source.into(),
                 })?;
             (owner != 0 || signal != 0).then_some(FileOwner {
                 kind,

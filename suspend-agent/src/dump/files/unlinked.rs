@@ -207,9 +207,9 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
             fds: over.into_iter().map(|(_, what)| what).collect(),
         });
     }
-    let pidfd = PidFd::open(pid).map_err(|source| DumpError::Proc {
+    let pidfd = PidFd::open(pid).map_err(|source| DumpError::Syscall {
         pid,
-        path: format!("/proc/{pid} (pidfd_open)").into(),
+        tid: pid,
         source,
     })?;
     let readable: BTreeMap<i32, i32> = files
@@ -232,7 +232,7 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
             path: format!("/proc/{pid}/fd/{through} (its deleted file's bytes)").into(),
             source,
         };
-        let copy = pidfd.get_fd(through).map_err(err)?;
+        let copy = pidfd.get_fd(through).map_err(|e| err(e.into()))?;
         let file = fs::File::from(copy);
         let size = file.metadata().map_err(err)?.len();
         if size > cap {

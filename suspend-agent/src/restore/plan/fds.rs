@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd, RawFd};
 
-use super::prepare_err;
+use super::{prepare_call_err, prepare_err};
 use crate::{image::format::File, restore::RestoreError};
 
 /// The helper descriptors, each above every fd of the image.
@@ -38,7 +38,7 @@ impl Helpers {
     /// Moves `fd` above the image's fds, for the caller to keep.
     pub fn lift(&self, fd: OwnedFd) -> Result<OwnedFd, RestoreError> {
         crate::sys::fd::dup_at_least(fd.as_fd(), self.min)
-            .map_err(prepare_err("moving a descriptor"))
+            .map_err(prepare_call_err("moving a descriptor"))
     }
 
     /// The first number above every helper (and the image's fds): free

@@ -101,6 +101,13 @@ fn prepare_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Restor
     move |source| RestoreError::Prepare { what, source }
 }
 
+fn prepare_call_err(
+    what: impl Into<String>,
+) -> impl FnOnce(crate::sys::SyscallError) -> RestoreError {
+    let what = what.into();
+    move |source| RestoreError::PrepareCall { what, source }
+}
+
 impl Plan {
     /// Plans the restore of `image` from the files `opened` for it: every
     /// descriptor made a helper, the zone reserved, the stub and its

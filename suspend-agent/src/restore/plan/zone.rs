@@ -6,7 +6,7 @@
 //! (`PROT_NONE`) here, its first part mapped once the block is built, and
 //! unmapped from this process again once the child has its copy.
 
-use super::prepare_err;
+use super::{prepare_call_err, prepare_err};
 use crate::{
     image::format::{Mapping, PAGE_SIZE},
     procfs::vmas,
@@ -142,7 +142,9 @@ fn first_free(mut taken: Vec<(u64, u64)>, len: u64) -> Option<u64> {
 
 fn reserve(base: u64, len: u64) -> Result<(), RestoreError> {
     // A new PROT_NONE mapping at a range `find` saw free.
-    mem::reserve(base, len).map_err(prepare_err(format!("reserving {len} bytes at {base:#x}")))
+    mem::reserve(base, len).map_err(prepare_call_err(format!(
+        "reserving {len} bytes at {base:#x}"
+    )))
 }
 
 /// Maps the stub (read+exec) and its block and stacks (read+write) at
@@ -160,7 +162,7 @@ fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result
             0,
         )
     }
-    .map_err(prepare_err("mapping the restorer"))?;
+    .map_err(prepare_call_err("mapping the restorer"))?;
     // SAFETY: the mapping just made is `len` bytes, writable, and ours.
     unsafe {
         std::ptr::copy_nonoverlapping(RESTORER.as_ptr(), region as *mut u8, RESTORER.len());
@@ -168,7 +170,7 @@ fn map_region(region: u64, block: &[u8], blob_len: u64, data_len: u64) -> Result
     }
     // SAFETY: our own mapping; nothing writes the stub once it is copied.
     unsafe { mem::protect(region, blob_len, libc::PROT_READ | libc::PROT_EXEC) }
-        .map_err(prepare_err("protecting the restorer"))
+        .map_err(prepare_call_err("protecting the restorer"))
 }
 
 /// Unmaps the zone from this process again (the child has its own copy).
