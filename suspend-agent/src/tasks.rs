@@ -53,9 +53,6 @@ pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
         process_keyring: at("cred", &["process_keyring"]),
         signal: at("task_struct", &["signal"]),
         posix_timers: at("signal_struct", &["posix_timers"]),
-        ignored_posix_timers: btf
-            .member_path_offset("signal_struct", &["ignored_posix_timers"])
-            .unwrap_or(ABSENT), // 6.13+ only: its absence is no loss
         timer_list: at("k_itimer", &["list"]),
         timer_id: at("k_itimer", &["it_id"]),
         timer_overrun_last: at("k_itimer", &["it_overrun_last"]),
@@ -64,7 +61,6 @@ pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
         keyring_leaves: at("key", &["keys", "nr_leaves_on_tree"]),
         node_slots: at("assoc_array_node", &["slots"]),
         key_description: at("key", &["description"]),
-        _pad: 0,
     };
     (layout, missing)
 }
@@ -164,7 +160,7 @@ mod tests {
         // 0 is an offset like any other (6.1 puts k_itimer.list first).
         assert_ne!(layout.timer_list, ABSENT, "{layout:?}");
         // This host's kernel has NUMA, keys and modify_ldt; a kernel
-        // without one would leave its offset 0 and name it here.
+        // without one would leave its offset ABSENT and name it here.
         assert!(missing.is_empty(), "{missing:?}");
     }
 }

@@ -49,9 +49,6 @@ pub struct TaskFactsLayout {
     /// `hlist_head`: either way its first word points at the first
     /// timer's `list`).
     pub posix_timers: u32,
-    /// `signal_struct.ignored_posix_timers` (6.13+: timers whose signal
-    /// is ignored wait there).
-    pub ignored_posix_timers: u32,
     /// `k_itimer.list`.
     pub timer_list: u32,
     /// `k_itimer.it_id`.
@@ -69,11 +66,9 @@ pub struct TaskFactsLayout {
     pub node_slots: u32,
     /// `key.description` (pointer to the NUL-terminated name).
     pub key_description: u32,
-    /// Explicit padding.
-    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 88);
+const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 80);
 
 /// Slots of an `assoc_array_node` (`ASSOC_ARRAY_FAN_OUT`).
 pub const NODE_SLOTS: u32 = 16;
@@ -95,7 +90,6 @@ impl TaskFactsLayout {
         process_keyring: ABSENT,
         signal: ABSENT,
         posix_timers: ABSENT,
-        ignored_posix_timers: ABSENT,
         timer_list: ABSENT,
         timer_id: ABSENT,
         timer_overrun_last: ABSENT,
@@ -104,7 +98,6 @@ impl TaskFactsLayout {
         keyring_leaves: ABSENT,
         node_slots: ABSENT,
         key_description: ABSENT,
-        _pad: 0,
     };
 }
 

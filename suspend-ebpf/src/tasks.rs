@@ -114,6 +114,20 @@ fn set(base: *const u8, offset: u32) -> Option<bool> {
     read::<*const u8>(base, offset).map(|p| !p.is_null())
 }
 
+/// Writes `facts` to the iterator's output.
+#[inline(always)]
+fn write(seq: *mut seq_file, facts: &TaskFacts) {
+    // SAFETY: `seq` is the iterator's seq_file; `facts` is initialized
+    // memory of the given size on this program's stack.
+    unsafe {
+        bpf_seq_write(
+            seq,
+            (facts as *const TaskFacts).cast::<c_void>(),
+            core::mem::size_of::<TaskFacts>() as u32,
+        )
+    };
+}
+
 /// `ctx` is a `struct bpf_iter__task { struct bpf_iter_meta *meta; struct
 /// task_struct *task; }`; `task` is null on the last call.
 pub fn on_task(ctx: *mut c_void) -> i32 {
@@ -135,6 +149,14 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
     if facts.tid == 0 {
         return 0;
     }
+    // A thread that has exited (its mm dropped, not yet reaped) or a
+    // kernel thread: nothing of it is judged, as the check from inside
+    // skips a thread it cannot ask.
+    let mm = read::<*const u8>(task, layout.mm);
+    if mm.is_some_and(|mm| mm.is_null()) {
+        write(seq, &facts);
+        return 0;
+    }
     if let Some(signal) = read::<i32>(task, layout.pdeath_signal) {
         facts.pdeath_signal = signal;
         facts.known |= KNOWN_PDEATH_SIGNAL;
@@ -145,7 +167,7 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
             facts.facts |= FACT_MEMPOLICY;
         }
     }
-    if let Some(mm) = read::<*const u8>(task, layout.mm) {
+    if let Some(mm) = mm {
         if let Some(ldt) = set(mm, layout.mm_ldt) {
             facts.known |= KNOWN_LDT;
             if ldt {
@@ -189,30 +211,18 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
         && let Some(signal) = read::<*const u8>(task, layout.signal)
         && !signal.is_null()
     {
-        let mut whole = timers(
+        // A timer whose signal is ignored (6.13+ keeps it on
+        // `ignored_posix_timers` too, through another member) stays on
+        // `posix_timers`: one walk sees every timer.
+        let whole = timers(
             signal.wrapping_add(layout.posix_timers as usize),
             &layout,
             &mut facts,
         );
-        if layout.ignored_posix_timers != ABSENT {
-            whole &= timers(
-                signal.wrapping_add(layout.ignored_posix_timers as usize),
-                &layout,
-                &mut facts,
-            );
-        }
         if whole {
             facts.known |= KNOWN_TIMERS;
         }
     }
-    // SAFETY: `seq` is the iterator's seq_file; `facts` is initialized
-    // memory of the given size on this program's stack.
-    unsafe {
-        bpf_seq_write(
-            seq,
-            (&raw const facts).cast::<c_void>(),
-            core::mem::size_of::<TaskFacts>() as u32,
-        )
-    };
+    write(seq, &facts);
     0
 }

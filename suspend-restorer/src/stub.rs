@@ -453,8 +453,8 @@ fn restore_creds(args: &RestoreArgs, thread: &ThreadArgs, index: usize) -> Step 
 }
 
 /// Joins a new, empty session keyring (the calling thread is still root)
-/// and gives it to the process's user. Returns false on a kernel without
-/// keys.
+/// and gives it to the process's user where the user's key quota lets it.
+/// Returns false on a kernel without keys.
 fn new_session_keyring(args: &RestoreArgs) -> Result<bool, Fail> {
     // SAFETY: keyctl with no name: a new anonymous session keyring.
     let ret = unsafe {
@@ -482,7 +482,12 @@ fn new_session_keyring(args: &RestoreArgs) -> Result<bool, Fail> {
             ],
         )
     };
-    check(ret, STEP_SESSION_KEYRING, 1)?;
+    // The user's key quota full, or no CAP_SYS_ADMIN to give keys away:
+    // it stays root's. The process possesses it all the same (every
+    // right a possessor has), as systemd's services do theirs.
+    if ret != -sys::EDQUOT && ret != -sys::EACCES && ret != -sys::EPERM {
+        check(ret, STEP_SESSION_KEYRING, 1)?;
+    }
     Ok(true)
 }
 

@@ -41,6 +41,10 @@ pub const KEY_SPEC_USER_SESSION_KEYRING: i64 = -4;
 /// What `keyctl` returns on a kernel without keys (`CONFIG_KEYS`).
 pub const ENOSYS: i64 = 38;
 pub const EOPNOTSUPP: i64 = 95;
+pub const EPERM: i64 = 1;
+pub const EACCES: i64 = 13;
+/// The user's key quota is full.
+pub const EDQUOT: i64 = 122;
 
 pub const MAP_PRIVATE: u64 = 0x02;
 pub const MAP_FIXED: u64 = 0x10;

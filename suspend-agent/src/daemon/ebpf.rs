@@ -167,7 +167,9 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
         Ok(btf) => {
             let (layout, missing) = tasks::layout(btf);
             for what in missing {
-                info!("task iterator: {what}: that fact is checked once frozen only");
+                info!(
+                    "task iterator: {what}: that fact is checked once frozen only (a session keyring: not at all)"
+                );
             }
             layout
         }

@@ -329,7 +329,10 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             &threads,
             crate::procfs::status(pid).ok().map(|s| s.uid),
         )),
-        Err(e) => log::warn!("{e}: those checks are made once the process is frozen"),
+        Err(e) => log::warn!(
+            "{e}: those checks are made once the process is frozen (a session keyring of its \
+             own: not at all)"
+        ),
     }
     let namespaces = foreign_namespaces(pid);
     if !namespaces.is_empty() {
