@@ -13,7 +13,6 @@ mod inotify;
 mod locks;
 mod owners;
 mod sharing;
-mod sockets;
 mod terminals;
 mod unlinked;
 
@@ -170,7 +169,6 @@ impl File {
             || self.timerfd.is_some()
             || self.inotify.is_some()
             || self.pipe.is_some()
-            || self.orphan_socket.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && (!deleted || self.unlinked.is_some()))
     }
@@ -290,9 +288,6 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             .then(|| inotify::watches(&info))
             .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
-        let orphan_socket = (kind == FileKind::Socket && fd > 2)
-            .then(|| sockets::orphan(&link))
-            .flatten();
         let owner = owners::read(pid, copy, flags, &info_path)?;
         files.push(File {
             fd,
@@ -311,7 +306,6 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             timerfd,
             inotify,
             unlinked,
-            orphan_socket,
         });
     }
     files.sort_by_key(|f| f.fd);

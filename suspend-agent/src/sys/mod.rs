@@ -31,7 +31,6 @@ pub mod process;
 pub mod ptrace;
 pub mod raw;
 pub mod sched;
-pub mod sockdiag;
 mod time;
 pub mod uffd;
 
