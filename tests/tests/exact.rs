@@ -296,3 +296,88 @@ fn a_multiprocessing_lock_and_a_temporary_file_come_back_from_the_image() {
     assert!(checked.ends_with(" ok"), "{checked}");
     assert_eq!(py.wait_exit(), 0);
 }
+
+/// A JVM that never touched the network. It still holds a socket: NIO's
+/// "pre-close" socket, one end of a pair whose other end it closed, which
+/// an image does not hold yet: a suspend with `--exit` is refused before
+/// anything is frozen, naming it; held, the JVM comes back and counts on
+/// (a new thread, a collection, its heap as it was).
+const JVM_QUIET: &str = r#"
+import java.io.*;
+import java.util.*;
+
+public class Quiet {
+    public static void main(String[] args) throws Exception {
+        List<String> kept = new ArrayList<>();
+        for (int i = 0; i < 100000; i++) kept.add("entry " + i);
+        System.out.println("ready pid=" + ProcessHandle.current().pid());
+        long n = 0;
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        for (String line; (line = in.readLine()) != null && !line.equals("exit");) {
+            // A new thread, garbage and a collection: the runtime works.
+            long[] sum = new long[1];
+            Thread t = new Thread(() -> { for (String e : kept) sum[0] += e.length(); });
+            t.start();
+            t.join();
+            System.gc();
+            System.out.println("count " + (++n) + " last=" + kept.get(kept.size() - 1) + " sum=" + sum[0]);
+        }
+    }
+}
+"#;
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_jvm_is_refused_before_freezing_and_comes_back_held() {
+    if std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        suspend_tests::note("a JVM NOT RUN: no `java` on this machine");
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = std::env::temp_dir().join(format!("suspend-test-exit-jvm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let source = dir.join("Quiet.java");
+    std::fs::write(&source, JVM_QUIET).expect("writing the JVM's program");
+    let mut cmd = std::process::Command::new(bin("suspend-agent"));
+    cmd.arg("run").arg("--").arg("java").arg(&source);
+    let mut jvm = Proc::spawn_command(cmd);
+    let pid = ready_pid(&mut jvm);
+    suspend_tests::wait_for("the preloaded JVM to register", || {
+        suspend_tests::registry_entry(pid)
+    });
+    assert_eq!(
+        jvm.ask("one", "count"),
+        "count 1 last=entry 99999 sum=1088890"
+    );
+
+    let image = ImageDir::new("exit-jvm");
+    let out = suspend(pid, &image, &["--new-session"]);
+    assert_eq!(out.code, UNSUPPORTED, "{out:?}");
+    assert!(
+        out.stderr.contains("socket"),
+        "the refusal names its socket: {out:?}"
+    );
+    assert!(out.stderr.contains("nothing was frozen"), "{out:?}");
+    assert!(!image.path.exists(), "no image");
+    assert_eq!(
+        jvm.ask("two", "count"),
+        "count 2 last=entry 99999 sum=1088890"
+    );
+
+    let out = suspend(pid, &image, &["--hold"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let back = agent(&["resume", image.arg()]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_eq!(
+        jvm.ask("three", "count"),
+        "count 3 last=entry 99999 sum=1088890"
+    );
+    jvm.send("exit");
+    assert_eq!(jvm.wait_exit(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
