@@ -13,6 +13,7 @@ mod inotify;
 mod locks;
 mod owners;
 mod sharing;
+mod sockets;
 mod terminals;
 mod unlinked;
 
@@ -169,6 +170,7 @@ impl File {
             || self.timerfd.is_some()
             || self.inotify.is_some()
             || self.pipe.is_some()
+            || self.orphan_socket.is_some()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && (!deleted || self.unlinked.is_some()))
     }
@@ -288,6 +290,9 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             .then(|| inotify::watches(&info))
             .flatten();
         let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
+        let orphan_socket = (kind == FileKind::Socket && fd > 2)
+            .then(|| sockets::orphan(&link))
+            .flatten();
         let owner = owners::read(pid, copy, flags, &info_path)?;
         files.push(File {
             fd,
@@ -306,6 +311,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             timerfd,
             inotify,
             unlinked,
+            orphan_socket,
         });
     }
     files.sort_by_key(|f| f.fd);

@@ -585,6 +585,20 @@ pub struct File {
     /// again) at resume, with these bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlinked: Option<Unlinked>,
+    /// A unix socket whose peer has been closed (one end of a
+    /// `socketpair` the process closed the other of, as every JVM's NIO
+    /// keeps one): made again as such a pair with the other end closed.
+    /// An agent that does not know it refuses the socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphan_socket: Option<OrphanSocket>,
+}
+
+/// A connected unix socket whose peer is gone: reads give end of file,
+/// writes `EPIPE`; nothing queued, its buffer sizes the defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanSocket {
+    /// `SOCK_STREAM` or `SOCK_SEQPACKET`.
+    pub sock_type: i32,
 }
 
 #[cfg(test)]
@@ -609,6 +623,7 @@ impl File {
             timerfd: None,
             inotify: None,
             unlinked: None,
+            orphan_socket: None,
         }
     }
 }

@@ -364,6 +364,25 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     }
                     (fd, *flags)
                 }
+                OpenKind::OrphanSocket {
+                    sock_type,
+                    flags,
+                    uid,
+                    gid,
+                } => {
+                    // Made as the process's effective ids (its peer
+                    // credentials name them), then root again.
+                    let mut ends = [-1; 2];
+                    if raw::effective_ids(*uid, *gid) < 0
+                        || raw::unix_socketpair(*sock_type | *flags, &mut ends) < 0
+                        || raw::effective_ids(0, 0) < 0
+                    {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
+                    // Its peer: gone, as it was.
+                    raw::close(ends[1]);
+                    (ends[0], *flags)
+                }
                 OpenKind::Epoll { flags, .. } => (raw::epoll_create(*flags), *flags),
                 OpenKind::Inotify { flags, watches } => (make_inotify(*flags, watches), *flags),
                 OpenKind::SignalFd { mask, flags } => (raw::signalfd(mask, *flags), *flags),

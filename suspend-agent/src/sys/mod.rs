@@ -31,6 +31,7 @@ pub mod process;
 pub mod ptrace;
 pub mod raw;
 pub mod sched;
+pub mod sockdiag;
 mod time;
 pub mod uffd;
 

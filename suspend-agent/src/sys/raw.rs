@@ -197,6 +197,38 @@ pub fn inotify_rm_watch(fd: RawFd, wd: i32) -> libc::c_int {
 }
 
 /// A new signalfd for the signals of `mask` (`signalfd4(-1, mask, 8,
+/// `socketpair(AF_UNIX, sock_type, 0)`, its ends in `ends`.
+#[inline]
+pub fn unix_socketpair(sock_type: i32, ends: &mut [RawFd; 2]) -> libc::c_int {
+    // SAFETY: the kernel writes two descriptors into `ends`.
+    unsafe { libc::socketpair(libc::AF_UNIX, sock_type, 0, ends.as_mut_ptr()) }
+}
+
+/// Sets this thread's effective uid and gid only (`setresgid`, then
+/// `setresuid`, each with -1 for the real and saved ids, as raw system
+/// calls: this thread alone). A root thread whose saved uid stays 0 gets
+/// root back with [`effective_ids`]`(0, 0)` (uid first, then gid).
+#[inline]
+pub fn effective_ids(uid: u32, gid: u32) -> libc::c_long {
+    let keep = u32::MAX as libc::c_long;
+    // SAFETY: two plain credential calls.
+    unsafe {
+        if uid == 0 {
+            let ret = libc::syscall(libc::SYS_setresuid, keep, 0, keep);
+            if ret < 0 {
+                return ret;
+            }
+            libc::syscall(libc::SYS_setresgid, keep, gid as libc::c_long, keep)
+        } else {
+            let ret = libc::syscall(libc::SYS_setresgid, keep, gid as libc::c_long, keep);
+            if ret < 0 {
+                return ret;
+            }
+            libc::syscall(libc::SYS_setresuid, keep, uid as libc::c_long, keep)
+        }
+    }
+}
+
 /// flags)`).
 #[inline]
 pub fn signalfd(mask: &u64, flags: i32) -> RawFd {

@@ -78,6 +78,16 @@ pub enum OpenKind {
         from: RawFd,
         flags: i32,
     },
+    /// A unix socket whose peer is gone: `socketpair(AF_UNIX, sock_type |
+    /// flags)`, the other end closed at once. Made with the process's
+    /// effective `uid` and `gid`, which its peer credentials
+    /// (`SO_PEERCRED`) name.
+    OrphanSocket {
+        sock_type: i32,
+        flags: i32,
+        uid: u32,
+        gid: u32,
+    },
     /// `(fd, events, data)` it watches.
     Epoll {
         flags: i32,
@@ -94,6 +104,7 @@ const CREATE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_CLOEXEC;
 /// become helpers.
 pub fn opens(
     files: &[File],
+    (euid, egid): (u32, u32),
     opened: &mut HashMap<RawFd, OwnedFd>,
     watched: &mut HashMap<(RawFd, i32), OwnedFd>,
     helpers: &mut Helpers,
@@ -107,6 +118,13 @@ pub fn opens(
             match pipe(files, f, p)? {
                 Some(what) => what,
                 None => continue, // made with its read end
+            }
+        } else if let Some(socket) = &f.orphan_socket {
+            OpenKind::OrphanSocket {
+                sock_type: socket.sock_type,
+                flags: flags & CREATE_FLAGS,
+                uid: euid,
+                gid: egid,
             }
         } else if let Some(mask) = f.signalfd {
             OpenKind::SignalFd {
@@ -265,7 +283,8 @@ fn epoll(files: &[File], f: &File, targets: &[EpollTarget]) -> OpenKind {
     }
 }
 
-/// Files first, then eventfds, signalfds, timerfds and inotify instances,
+/// Files first, then eventfds, signalfds, timerfds, inotify instances and
+/// orphaned sockets,
 /// pipes, then the epolls that watch them; each copy (`dup`) right after
 /// the kind it copies (the copy of an epoll after the epolls). The order
 /// of the image is kept within each. (What each epoll watches is added
@@ -276,7 +295,8 @@ fn order(opens: &mut [Open]) {
         OpenKind::EventFd { .. }
         | OpenKind::SignalFd { .. }
         | OpenKind::TimerFd { .. }
-        | OpenKind::Inotify { .. } => 2,
+        | OpenKind::Inotify { .. }
+        | OpenKind::OrphanSocket { .. } => 2,
         OpenKind::Pipe { .. } => 4,
         OpenKind::Epoll { .. } => 6,
         OpenKind::Dup { .. } => 4, // a pipe end's (see below)
@@ -521,7 +541,7 @@ mod tests {
         let mut opened = HashMap::from([(5, null())]);
         let mut watched = HashMap::from([((9, 2), null())]);
         let mut helpers = Helpers::above(&files);
-        let got = opens(&files, &mut opened, &mut watched, &mut helpers).expect("planned");
+        let got = opens(&files, (0, 0), &mut opened, &mut watched, &mut helpers).expect("planned");
         let fds = helpers.into_fds();
         assert_eq!(fds.len(), 2, "the file and the watched one");
         // Made helpers in the image's order: fd 5, then 9's watch.
@@ -584,6 +604,7 @@ mod tests {
         }];
         let err = opens(
             &files,
+            (0, 0),
             &mut HashMap::new(),
             &mut HashMap::new(),
             &mut Helpers::above(&files),

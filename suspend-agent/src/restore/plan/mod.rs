@@ -126,6 +126,7 @@ impl Plan {
         let stdio = process::stdio(&image.files, &mut opened.stdio, &mut helpers)?;
         let opens = files::opens(
             &image.files,
+            (p.creds.uid[1], p.creds.gid[1]),
             &mut opened.files,
             &mut opened.watched,
             &mut helpers,
