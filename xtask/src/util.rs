@@ -129,6 +129,12 @@ pub fn capture(cmd: &mut Command) -> Result<Output> {
 /// Runs `cmd` quietly and returns its stdout; fails, with its stderr, unless
 /// it exits successfully.
 pub fn output(cmd: &mut Command) -> Result<String> {
+    let stdout = output_bytes(cmd)?;
+    String::from_utf8(stdout).with_context(|| format!("`{}`: non-UTF-8 output", display(cmd)))
+}
+
+/// [`output`], as bytes.
+pub fn output_bytes(cmd: &mut Command) -> Result<Vec<u8>> {
     let out = capture(cmd)?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -138,7 +144,7 @@ pub fn output(cmd: &mut Command) -> Result<String> {
         }
         bail!("`{}` failed: {}:\n{stderr}", display(cmd), out.status);
     }
-    String::from_utf8(out.stdout).with_context(|| format!("`{}`: non-UTF-8 output", display(cmd)))
+    Ok(out.stdout)
 }
 
 /// Runs `cmd` quietly as a yes/no check: its stdout if it succeeds, `None`

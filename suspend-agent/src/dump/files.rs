@@ -469,6 +469,7 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             continue;
         }
         let why = match &f.pipe {
+            _ if !f.restorable() && f.kind == FileKind::Socket => sockets::why_not(&f.path),
             _ if !f.restorable() => String::new(),
             Some(p) if !(readers.contains(&p.id) && writers.contains(&p.id)) => {
                 ", its other end is not the process's".to_owned()

@@ -57,11 +57,50 @@ pub struct UnixSocket {
 
 /// Asks the kernel about the unix socket with inode `inode`. `Ok(None)`:
 /// no such socket (closed meanwhile, or not a unix socket of this network
-/// namespace).
+/// namespace). A kernel without `unix_diag` (a module, `CONFIG_UNIX_DIAG=m`,
+/// not loaded and not loadable) answers every request "no such socket":
+/// that is told apart by asking about a socket of the agent's own, and is
+/// an error.
 pub fn unix_socket(inode: u64) -> Result<Option<UnixSocket>> {
     let Ok(inode) = u32::try_from(inode) else {
         return Ok(None);
     };
+    let found = ask(inode)?;
+    if found.is_none() && !answers()? {
+        return Err(SyscallError {
+            call: "unix_diag (the kernel has no unix_diag: its module is not loaded)",
+            source: std::io::Error::from_raw_os_error(libc::ENOENT),
+        });
+    }
+    Ok(found)
+}
+
+/// Whether the kernel describes unix sockets: asked once about a fresh
+/// pair of the agent's own (a yes is remembered).
+fn answers() -> Result<bool> {
+    static ANSWERS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if ANSWERS.get().is_some() {
+        return Ok(true);
+    }
+    let (probe, _other) = nix::sys::socket::socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(SyscallError::of("socketpair"))?;
+    let inode = super::fd::stat(std::os::fd::AsFd::as_fd(&probe))?.st_ino;
+    let Ok(inode) = u32::try_from(inode) else {
+        return Ok(true);
+    };
+    let answered = ask(inode)?.is_some();
+    if answered {
+        let _ = ANSWERS.set(());
+    }
+    Ok(answered)
+}
+
+fn ask(inode: u32) -> Result<Option<UnixSocket>> {
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Datagram,

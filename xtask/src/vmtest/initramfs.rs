@@ -218,6 +218,10 @@ try mount -t debugfs debugfs /sys/kernel/debug
 try mount -t securityfs securityfs /sys/kernel/security
 try mount -t cgroup2 cgroup2 /sys/fs/cgroup
 try ip link set lo up
+# Modules a Debian machine would load on demand (the guest has no modprobe).
+for module in /lib/modules/$(uname -r)/*.ko; do
+    [ -e "$module" ] && try insmod "$module"
+done
 echo "{UNAME}$(uname -r)"
 echo "{LSM}$(cat /sys/kernel/security/lsm)"
 

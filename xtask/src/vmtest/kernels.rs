@@ -1,16 +1,29 @@
 //! The guest kernels: Debian's own cloud-flavour packages (virtio and the
-//! serial console built in, so no modules are needed), resolved to a
-//! concrete package, downloaded once into the cache, and described by their
-//! `config` file. Also the boot variants each kernel runs in.
+//! serial console built in), resolved to a concrete package, downloaded
+//! once into the cache, and described by their `config` file; with the few
+//! modules the suite needs ([`MODULES`]), which a Debian machine loads on
+//! demand through `modprobe` and a guest `insmod`s at boot. Also the boot
+//! variants each kernel runs in.
 
 use std::{
     fmt, fs,
     path::{Path, PathBuf},
+    process::Command,
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
 
 use super::debian::{self, Apt};
+use crate::util;
+
+/// Modules the guests load at boot. `unix_diag`: the agent asks
+/// `NETLINK_SOCK_DIAG` about a process's unix sockets (Debian builds it as
+/// a module, `CONFIG_UNIX_DIAG=m`; its own machines autoload it).
+pub const MODULES: &[&str] = &["unix_diag"];
+
+/// Bumped when a cached kernel directory's contents change, so an older
+/// cache is filled again rather than read as complete.
+const CACHE_LAYOUT: u32 = 2;
 
 /// A kernel series the suite runs on.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -54,6 +67,8 @@ pub struct Kernel {
     /// The kernel's build configuration (`/boot/config-<release>`).
     pub config_path: PathBuf,
     pub config: Config,
+    /// The [`MODULES`] the package has, uncompressed.
+    pub modules: Vec<PathBuf>,
 }
 
 /// What the suite cares about in a kernel's build configuration.
@@ -184,10 +199,11 @@ pub fn fetch(cache: &Path, series: Series) -> Result<Kernel> {
             let apt = Apt::private(cache, "trixie-backports")?;
             let abi = newest_7(&apt)?;
             // The image is split: vmlinuz in linux-binary-unsigned-*, the
-            // config in linux-base-* (modules are not needed).
+            // config in linux-base-*, the modules in linux-modules-*.
             let packages = vec![
                 format!("linux-binary-unsigned-{abi}-cloud-amd64"),
                 format!("linux-base-{abi}-cloud-amd64"),
+                format!("linux-modules-{abi}-cloud-amd64"),
             ];
             (apt, packages)
         }
@@ -196,7 +212,7 @@ pub fn fetch(cache: &Path, series: Series) -> Result<Kernel> {
     let version = apt.version(&package)?;
     let dir = cache
         .join("kernels")
-        .join(format!("{package}_{version}").replace(['/', ':'], "_"));
+        .join(format!("{package}_{version}_{CACHE_LAYOUT}").replace(['/', ':'], "_"));
     if !dir.is_dir() {
         println!("vmtest: kernel {series}: downloading {package} {version}");
     }
@@ -210,6 +226,11 @@ pub fn fetch(cache: &Path, series: Series) -> Result<Kernel> {
         &fs::read_to_string(&config_path)
             .with_context(|| format!("reading {}", config_path.display()))?,
     );
+    let modules = MODULES
+        .iter()
+        .map(|module| dir.join("modules").join(format!("{module}.ko")))
+        .filter(|path| path.is_file())
+        .collect();
     Ok(Kernel {
         series,
         package,
@@ -218,11 +239,13 @@ pub fn fetch(cache: &Path, series: Series) -> Result<Kernel> {
         vmlinuz: dir.join("vmlinuz"),
         config_path,
         config,
+        modules,
     })
 }
 
-/// Downloads and unpacks `packages`, keeping `vmlinuz`, `config` and
-/// `release` (the `uname -r` string) in `dir`.
+/// Downloads and unpacks `packages`, keeping `vmlinuz`, `config`,
+/// `release` (the `uname -r` string) and `modules/NAME.ko` (each of
+/// [`MODULES`] the packages have, uncompressed) in `dir`.
 fn unpack(apt: &Apt, packages: &[String], dir: &Path) -> Result<()> {
     let tree = dir.join("unpacked");
     apt.fetch(packages, &tree)?;
@@ -254,6 +277,25 @@ fn unpack(apt: &Apt, packages: &[String], dir: &Path) -> Result<()> {
             .with_context(|| format!("copying {} into {}", from.display(), dir.display()))?;
     }
     fs::write(dir.join("release"), format!("{release}\n"))?;
+    let modules = dir.join("modules");
+    fs::create_dir_all(&modules).with_context(|| format!("creating {}", modules.display()))?;
+    for module in MODULES {
+        let Some((path, compression)) = files.iter().find_map(|path| {
+            let file = name(path);
+            let rest = file.strip_prefix(module)?.strip_prefix(".ko")?;
+            Some((path, rest.to_owned()))
+        }) else {
+            println!("vmtest: warning: no {module}.ko in {}", packages.join(" "));
+            continue;
+        };
+        let bytes = match compression.as_str() {
+            "" => fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            ".xz" => util::output_bytes(Command::new("xz").arg("-dc").arg(path))?,
+            ".zst" => util::output_bytes(Command::new("zstd").arg("-dc").arg(path))?,
+            other => bail!("{}: unknown module compression {other}", path.display()),
+        };
+        fs::write(modules.join(format!("{module}.ko")), bytes)?;
+    }
     fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))
 }
 

@@ -229,6 +229,11 @@ fn initramfs_for(base: &Tree, kernel: &Kernel, work: &Path) -> Result<PathBuf> {
         format!("/boot/config-{}", kernel.release),
         Node::file(&kernel.config_path)?,
     );
+    for module in &kernel.modules {
+        let name = module.file_name().expect("a module file has a name");
+        let guest = Path::new("/lib/modules").join(&kernel.release).join(name);
+        tree.insert(guest, Node::file(module)?);
+    }
     let path = work.join(format!("initramfs-{}.cpio", kernel.series));
     let started = Instant::now();
     let size = tree.write_cpio(&path)?;

@@ -25,8 +25,39 @@ pub fn inode(link: &str) -> Option<u64> {
 /// The socket behind `link` if it is one whose peer is gone and that an
 /// image can hold.
 pub fn orphan(link: &str) -> Option<OrphanSocket> {
-    let socket = sockdiag::unix_socket(inode(link)?).ok()??;
-    judge(&socket, default_buffers())
+    examine(link).ok()
+}
+
+/// Why the socket behind `link` is not one an image can hold, as words to
+/// put after its name in a refusal (`", its peer is open"`); empty when
+/// the kernel does not report it as a unix socket (its name says what it
+/// is).
+pub fn why_not(link: &str) -> String {
+    match examine(link) {
+        Ok(_) | Err(Unheld::NotUnix) => String::new(),
+        Err(Unheld::Because(why)) => format!(", {why}"),
+        Err(Unheld::Unasked(error)) => format!(
+            ", which the kernel could not describe ({error}; a Debian kernel loads the \
+             unix_diag module on demand)"
+        ),
+    }
+}
+
+enum Unheld {
+    /// Not a unix socket of the agent's network namespace.
+    NotUnix,
+    /// A unix socket an image cannot hold, and why.
+    Because(&'static str),
+    /// The kernel could not be asked.
+    Unasked(crate::sys::SyscallError),
+}
+
+fn examine(link: &str) -> Result<OrphanSocket, Unheld> {
+    let inode = inode(link).ok_or(Unheld::NotUnix)?;
+    let socket = sockdiag::unix_socket(inode)
+        .map_err(Unheld::Unasked)?
+        .ok_or(Unheld::NotUnix)?;
+    judge(&socket, default_buffers()).map_err(Unheld::Because)
 }
 
 /// The buffer sizes a new unix socket gets (`net.core.rmem_default`,
@@ -42,15 +73,35 @@ fn default_buffers() -> Option<(u32, u32)> {
     Some((read("rmem_default")?, read("wmem_default")?))
 }
 
-fn judge(s: &sockdiag::UnixSocket, defaults: Option<(u32, u32)>) -> Option<OrphanSocket> {
-    let kind_ok = matches!(
+fn judge(
+    s: &sockdiag::UnixSocket,
+    defaults: Option<(u32, u32)>,
+) -> Result<OrphanSocket, &'static str> {
+    if !matches!(
         i32::from(s.sock_type),
         libc::SOCK_STREAM | libc::SOCK_SEQPACKET
-    );
-    let orphaned = s.state == CONNECTED && s.peer == Some(0) && s.shutdown == Some(BOTH_SHUT);
-    let empty = s.queued == Some((0, 0));
-    let buffers = defaults.is_some() && s.buffers == defaults;
-    (kind_ok && orphaned && empty && buffers && !s.named).then_some(OrphanSocket {
+    ) {
+        return Err("a datagram socket");
+    }
+    if s.state != CONNECTED || s.peer.is_none() {
+        return Err("not connected");
+    }
+    if s.peer != Some(0) {
+        return Err("its peer is open");
+    }
+    if s.shutdown != Some(BOTH_SHUT) {
+        return Err("not shut both ways");
+    }
+    if s.queued != Some((0, 0)) {
+        return Err("data queued in it");
+    }
+    if defaults.is_none() || s.buffers != defaults {
+        return Err("buffer sizes of its own");
+    }
+    if s.named {
+        return Err("bound to a name");
+    }
+    Ok(OrphanSocket {
         sock_type: i32::from(s.sock_type),
     })
 }
@@ -76,33 +127,34 @@ mod tests {
         let d = Some((212_992, 212_992));
         assert_eq!(
             judge(&orphan_stream(), d),
-            Some(OrphanSocket {
+            Ok(OrphanSocket {
                 sock_type: libc::SOCK_STREAM
             })
         );
         let with = |f: fn(&mut sockdiag::UnixSocket)| {
             let mut s = orphan_stream();
             f(&mut s);
-            judge(&s, d)
+            judge(&s, d).err()
         };
-        assert!(with(|s| s.peer = Some(4242)).is_none(), "its peer is there");
-        assert!(with(|s| s.peer = None).is_none(), "never connected");
-        assert!(
-            with(|s| s.queued = Some((1, 0))).is_none(),
-            "a message to read"
+        assert_eq!(with(|s| s.peer = Some(4242)), Some("its peer is open"));
+        assert_eq!(with(|s| s.peer = None), Some("not connected"));
+        assert_eq!(with(|s| s.queued = Some((1, 0))), Some("data queued in it"));
+        assert_eq!(with(|s| s.queued = None), Some("data queued in it"));
+        assert_eq!(with(|s| s.named = true), Some("bound to a name"));
+        assert_eq!(with(|s| s.shutdown = Some(1)), Some("not shut both ways"));
+        assert_eq!(
+            with(|s| s.buffers = Some((4096, 212_992))),
+            Some("buffer sizes of its own")
         );
-        assert!(with(|s| s.queued = None).is_none(), "queues unknown");
-        assert!(with(|s| s.named = true).is_none(), "bound to a name");
-        assert!(with(|s| s.shutdown = Some(1)).is_none(), "half shut");
-        assert!(
-            with(|s| s.buffers = Some((4096, 212_992))).is_none(),
-            "SO_RCVBUF set"
+        assert_eq!(
+            with(|s| s.sock_type = libc::SOCK_DGRAM as u8),
+            Some("a datagram socket")
         );
-        assert!(
-            with(|s| s.sock_type = libc::SOCK_DGRAM as u8).is_none(),
-            "datagrams"
+        assert_eq!(
+            judge(&orphan_stream(), None),
+            Err("buffer sizes of its own"),
+            "defaults unknown"
         );
-        assert!(judge(&orphan_stream(), None).is_none(), "defaults unknown");
     }
 
     #[test]
@@ -116,7 +168,8 @@ mod tests {
                 .ino();
             format!("socket:[{ino}]")
         };
-        assert_eq!(orphan(&link(&a)), None, "its peer is open");
+        assert_eq!(orphan(&link(&a)), None);
+        assert_eq!(why_not(&link(&a)), ", its peer is open");
         drop(b);
         assert_eq!(
             orphan(&link(&a)),
