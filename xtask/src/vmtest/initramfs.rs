@@ -185,8 +185,9 @@ impl<W: Write> Cpio<W> {
 
 /// `/init`: mounts, then every test executable with `filters`, then the
 /// verdict and a power-off. It does not start a daemon: each test starts
-/// its own.
-pub fn init_script(filters: &[String]) -> String {
+/// its own. `features`: the host's `SUSPEND_FEATURES`, if set (the
+/// one-feature suite then runs only those).
+pub fn init_script(filters: &[String], features: Option<&str>) -> String {
     // With no filter, a boot runs the suites its kernel matters for: every
     // suite on the newest kernel (7.x); on the older ones, the suites that
     // depend on the kernel (the one-feature workloads, the eBPF registry
@@ -198,6 +199,9 @@ pub fn init_script(filters: &[String]) -> String {
         .iter()
         .map(|f| format!(" {}", sh_quote(f)))
         .collect();
+    let features = features
+        .map(|f| format!("export SUSPEND_FEATURES={}\n", sh_quote(f)))
+        .unwrap_or_default();
     format!(
         r#"#!/bin/sh
 # /init of a `cargo xtask vm-test` guest.
@@ -229,7 +233,7 @@ export SUSPEND_BIN_DIR={GUEST_BIN} HOME=/root TMPDIR=/tmp
 # The host runs the daemon-kill loop in full (200 suspends) and holds a TCP
 # connection for 30 s; each guest a round of the loop and a 3 s hold.
 export SUSPEND_KILL_LOOP_ROUNDS=1 SUSPEND_LONG_HOLD_S=3 SUSPEND_BIG_HOLD_MIB=128
-# Debian's kernels load BPF LSM programs wherever bpf is an active LSM: the
+{features}# Debian's kernels load BPF LSM programs wherever bpf is an active LSM: the
 # freeze guard must be on there (the suite cannot assume it elsewhere).
 case ",$(cat /sys/kernel/security/lsm)," in
 *,bpf,*) export SUSPEND_EXPECT_LSM_GUARD=1 ;;
@@ -326,10 +330,12 @@ mod tests {
 
     #[test]
     fn filters_are_quoted() {
-        let script = init_script(&["a b".into(), "it's".into()]);
+        let script = init_script(&["a b".into(), "it's".into()], Some("x,y"));
         assert!(script.contains(r#"--test-threads=1 'a b' 'it'\''s'"#));
         // A filter runs what it names on every boot; none, the partition.
         assert!(script.contains("if [ -n \"\" ]; then"));
-        assert!(init_script(&[]).contains("if [ -n \"1\" ]; then"));
+        assert!(init_script(&[], None).contains("if [ -n \"1\" ]; then"));
+        assert!(script.contains("export SUSPEND_FEATURES='x,y'\n"));
+        assert!(!init_script(&[], None).contains("SUSPEND_FEATURES"));
     }
 }

@@ -142,7 +142,11 @@ pub fn run(args: &Args) -> Result<()> {
     base.insert(
         "/init",
         Node::Data {
-            bytes: initramfs::init_script(&args.filters).into_bytes(),
+            bytes: initramfs::init_script(
+                &args.filters,
+                std::env::var("SUSPEND_FEATURES").ok().as_deref(),
+            )
+            .into_bytes(),
             mode: 0o755,
         },
     );
