@@ -190,8 +190,18 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
     }
 
     let resume = image.parked_client();
-    for thread in super::plan::main_first(image) {
+    // The main thread last: just before it is let go (first), it arms the
+    // POSIX timers (see `timers`: a signal they send while it is traced
+    // would be counted as overruns).
+    for thread in super::plan::main_first(image).into_iter().rev() {
         let tid = thread.tid;
+        if tid == pid && super::timers::any_armed(image) {
+            let mut main = Borrowed::new(pid, site, None)
+                .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
+            super::timers::arm(image, &mut main, &site)
+                .and_then(|()| main.restore())
+                .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
+        }
         let xstate = B64
             .decode(&thread.xstate)
             .map_err(|e| failed("restoring registers", format!("thread {tid}: xstate: {e}")))?;

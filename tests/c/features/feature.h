@@ -85,6 +85,12 @@ static inline int feature_in_child(int *code)
 	return 0;
 }
 
+/* Where the client runs the callbacks: its helper thread (the default) or
+ * the signal handler (SUSPEND_CONTEXT_SIGNAL: no helper thread). A program
+ * whose state a thread blocking every signal would change sets it before
+ * feature_suspend_here(). */
+static uint32_t feature_context = SUSPEND_CONTEXT_THREAD;
+
 /* Registers with the agent, says "ready PID", and waits (up to 120 s) until
  * on_resume says "restored" (an aborted suspension is waited past). */
 static inline void feature_suspend_here(void)
@@ -97,7 +103,8 @@ static inline void feature_suspend_here(void)
 		.on_resume = feature_on_resume,
 		.data = NULL,
 	};
-	int rc = suspend_register(&handlers);
+	struct suspend_options options = { .context = feature_context };
+	int rc = suspend_register_with(&handlers, &options);
 	if (rc != 0) {
 		printf("FAIL register: %s (%d)\n", suspend_strerror(rc), rc);
 		exit(2);
