@@ -22,6 +22,10 @@ pub enum TaskFactsError {
     Read { path: PathBuf, source: io::Error },
     #[error("the task iterator reported no thread of process {0}")]
     NotSeen(u32),
+    /// A fault a test injects (`SUSPEND_FAULT_NO_TASK_ITERATOR=1` in the
+    /// daemon's environment): a kernel whose iterator cannot run.
+    #[error("the task iterator is turned off (SUSPEND_FAULT_NO_TASK_ITERATOR)")]
+    TurnedOff,
 }
 
 /// Where the daemon pins the iterator's link.
@@ -94,6 +98,9 @@ pub fn parse(bytes: &[u8]) -> Vec<TaskFacts> {
 
 /// Every thread of process `pid`, as the kernel has it now.
 pub fn of_process(pid: u32) -> Result<Vec<TaskFacts>, TaskFactsError> {
+    if std::env::var_os("SUSPEND_FAULT_NO_TASK_ITERATOR").is_some_and(|v| v == "1") {
+        return Err(TaskFactsError::TurnedOff);
+    }
     let path = link_path();
     let bytes = std::fs::read(&path).map_err(|source| TaskFactsError::Read { path, source })?;
     let mut threads: Vec<_> = parse(&bytes)

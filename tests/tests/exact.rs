@@ -4,8 +4,8 @@
 //! a held suspension keeps it, and the process checks itself afterwards.
 
 use suspend_tests::{
-    Daemon, ImageDir, KillOnDrop, Proc, agent, bin, field, lockable, pid_alive, ready_pid,
-    state_after, suspend,
+    Daemon, ImageDir, KillOnDrop, Proc, agent, agent_with, bin, field, lockable, pid_alive,
+    ready_pid, state_after, suspend,
 };
 
 const UNSUPPORTED: i32 = 8;
@@ -377,4 +377,60 @@ fn a_jvm_comes_back_from_its_image() {
     jvm.send("exit");
     assert_eq!(jvm.wait_exit(), 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Where the kernel's task iterator cannot run (injected here: the
+/// daemon's `SUSPEND_FAULT_NO_TASK_ITERATOR`), nothing can tell whether
+/// the process's session keyring is its own: a resume would give it a new
+/// one and lose what its own linked. A suspend that kills it refuses,
+/// saying so, before anything is frozen; `--check` says so too; held, it
+/// keeps its keyring and comes back.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_session_keyring_that_cannot_be_checked_is_refused_not_lost() {
+    let _daemon = Daemon::start_with(&[("SUSPEND_FAULT_NO_TASK_ITERATOR", "1")]);
+    let mut w = Proc::spawn(bin("workload"), &[]);
+    let pid = ready_pid(&mut w);
+    let dir = ImageDir::new("keyring-unchecked");
+    let out = suspend(pid, &dir, &[]);
+    assert_eq!(out.code, UNSUPPORTED, "{out:?}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        said.contains("session keyring, which could not be checked")
+            && said.contains("task iterator is turned off"),
+        "the refusal says what and why: {out:?}"
+    );
+    assert!(said.contains("nothing was frozen"), "{out:?}");
+    assert!(!dir.path.exists(), "no image");
+    let state = state_after(&mut w, "check", 1);
+    assert_eq!(field(&state, "reason"), "aborted", "{state}");
+
+    // `--check` reads the process itself, without the daemon.
+    let check = agent_with(
+        &["suspend", &pid.to_string(), "--check"],
+        &[("SUSPEND_FAULT_NO_TASK_ITERATOR", "1")],
+    );
+    assert_eq!(check.code, UNSUPPORTED, "{check:?}");
+    assert!(
+        check
+            .stdout
+            .contains("session keyring, which could not be checked"),
+        "{check:?}"
+    );
+
+    let out = suspend(pid, &dir, &["--hold"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        said.matches("session keyring, which could not be checked")
+            .count(),
+        1,
+        "held, the image lacks it (said once): {out:?}"
+    );
+    let back = agent(&["resume", dir.arg()]);
+    assert_eq!(back.code, 0, "{back:?}");
+    let state = state_after(&mut w, "check", 2);
+    assert_eq!(field(&state, "reason"), "restored", "{state}");
+    assert_eq!(field(&state, "memory"), "intact", "{state}");
+    w.exit_ok();
 }

@@ -145,9 +145,10 @@ fn check(pid: u32, new_session: bool, unlinked_max: u64) -> anyhow::Result<u8> {
     }
     if let Err(e) = crate::tasks::of_process(pid) {
         println!(
-            "  not checked ({e}): parent-death signal, a thread's NUMA policy, keyrings, LDT, \
-             dumpable mode, timer overruns (a suspend checks them once the process is frozen; \
-             a session keyring of its own, not at all)"
+            "  not checked before the freeze ({e}): parent-death signal, a thread's NUMA \
+             policy, thread and process keyrings, LDT, dumpable mode, timer overruns (a suspend \
+             checks them once the process is frozen); its session keyring cannot be checked at \
+             all (refused below)"
         );
     }
     for what in dump::unrestorable_state(pid, new_session) {

@@ -265,6 +265,9 @@ pub fn dump(
         }
         held_only.extend(late);
     }
+    // The same thing found before and after the freeze is said once.
+    let mut seen = std::collections::HashSet::new();
+    held_only.retain(|what| seen.insert(what.clone()));
     let mut process = process::save(pid, leader, threads.len() as u32)?;
     process.held_only = held_only.clone();
     process.sigactions = inside.sigactions;

@@ -204,6 +204,15 @@ pub fn thread_keyring_words(tids: &[u32]) -> String {
 
 pub const PROCESS_KEYRING_WORDS: &str = "a process keyring (keyctl)";
 
+/// A session keyring that could not be looked at: a resume gives the
+/// process a new one, so what one of its own linked would be lost.
+pub fn session_keyring_unchecked_words(why: &str) -> String {
+    format!(
+        "session keyring, which could not be checked ({why}): a resume gives it a new one, and \
+         what one of its own links would be lost"
+    )
+}
+
 /// A session keyring of its own that links more than the user's keyrings.
 pub fn session_keyring_words(tids: &[u32], leaves: u32, name: &str) -> String {
     format!(
@@ -329,10 +338,9 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             &threads,
             crate::procfs::status(pid).ok().map(|s| s.uid),
         )),
-        Err(e) => log::warn!(
-            "{e}: those checks are made once the process is frozen (a session keyring of its \
-             own: not at all)"
-        ),
+        // The other checks are made again from inside once it is frozen;
+        // nothing inside can tell whether its session keyring is its own.
+        Err(e) => bad.push(session_keyring_unchecked_words(&e.to_string())),
     }
     let namespaces = foreign_namespaces(pid);
     if !namespaces.is_empty() {
