@@ -10,7 +10,6 @@
 //! shared with other processes each have a module below.
 
 mod inotify;
-mod locks;
 mod owners;
 mod sharing;
 mod sockets;
@@ -28,13 +27,11 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-use self::{
-    locks::parse_fd_locks,
-    sharing::{pipe_holders, shared_with_others},
-};
+use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
     image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
+    state::locks::{self, parse_fd_locks},
     sys::{PidFd, pipe},
 };
 

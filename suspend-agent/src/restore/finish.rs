@@ -249,7 +249,7 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
             [PR_SET_MDWE, flags as u64, 0, 0, 0, 0],
         )?;
     }
-    super::locks::take(image, main, site)?;
+    crate::state::locks::take(image, main, site)?;
     super::timers::create(image, main, site)?;
     // Stdio is the resume command's own (or what --stdin… gave).
     for f in image.files.iter().filter(|f| f.fd > 2) {
