@@ -10,10 +10,8 @@
 //! shared with other processes each have a module below.
 
 mod inotify;
-mod owners;
 mod sharing;
 mod sockets;
-mod terminals;
 mod unlinked;
 
 pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
@@ -31,7 +29,10 @@ use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
     image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
-    state::locks::{self, parse_fd_locks},
+    state::{
+        locks::{self, parse_fd_locks},
+        owners, terminals,
+    },
     sys::{PidFd, pipe},
 };
 
@@ -290,7 +291,11 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let orphan_socket = (kind == FileKind::Socket && fd > 2)
             .then(|| sockets::orphan(&link))
             .flatten();
-        let owner = owners::read(pid, copy, flags, &info_path)?;
+        let owner = owners::read(copy, flags).map_err(|source| DumpError::Proc {
+            pid,
+            path: info_path.clone().into(),
+            source: source.into(),
+        })?;
         files.push(File {
             fd,
             kind,

@@ -486,7 +486,7 @@ pub fn take(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Injec
                 // `__f_setown` without force), and the owner saved — the
                 // process, which the lease made it, unless it named
                 // another — is given after this by `F_SETOWN_EX`, which
-                // replaces any (`finish::process_wide`): the same owner
+                // replaces any (`owners::give_back`): the same owner
                 // either way, whichever comes first. The lease also sets
                 // the file's `O_ASYNC`, which the image has among its
                 // flags and which does not carry the break.

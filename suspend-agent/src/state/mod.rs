@@ -5,3 +5,5 @@
 //! by side. The flows (`dump`, `restore`, `hold`) call them.
 
 pub mod locks;
+pub mod owners;
+pub mod terminals;
