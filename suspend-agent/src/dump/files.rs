@@ -9,7 +9,6 @@
 //! asked to drop them. File locks, signal owners, terminals and files
 //! shared with other processes each have a module below.
 
-mod inotify;
 mod sharing;
 mod sockets;
 mod unlinked;
@@ -30,6 +29,7 @@ use super::{DumpError, process::file_id};
 use crate::{
     image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
     state::{
+        inotify,
         locks::{self, parse_fd_locks},
         owners, terminals,
     },
