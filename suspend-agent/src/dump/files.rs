@@ -10,7 +10,6 @@
 //! shared with other processes each have a module below.
 
 mod sharing;
-mod sockets;
 mod unlinked;
 
 pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
@@ -31,7 +30,7 @@ use crate::{
     state::{
         inotify,
         locks::{self, parse_fd_locks},
-        owners, terminals,
+        owners, sockets, terminals,
     },
     sys::{PidFd, pipe},
 };

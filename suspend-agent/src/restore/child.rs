@@ -329,20 +329,10 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     flags,
                     uid,
                     gid,
-                } => {
-                    // Made as the process's effective ids (its peer
-                    // credentials name them), then root again.
-                    let mut ends = [-1; 2];
-                    if raw::effective_ids(*uid, *gid) < 0
-                        || raw::unix_socketpair(*sock_type | *flags, &mut ends) < 0
-                        || raw::effective_ids(0, 0) < 0
-                    {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    // Its peer: gone, as it was.
-                    raw::close(ends[1]);
-                    (ends[0], *flags)
-                }
+                } => (
+                    crate::state::sockets::make(*sock_type | *flags, *uid, *gid),
+                    *flags,
+                ),
                 OpenKind::Epoll { flags, .. } => (raw::epoll_create(*flags), *flags),
                 OpenKind::Inotify { flags, watches } => {
                     (crate::state::inotify::make(*flags, watches), *flags)

@@ -8,4 +8,5 @@ pub mod cgroup;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
+pub mod sockets;
 pub mod terminals;
