@@ -6,8 +6,9 @@
 //! (a self-pipe: with what is buffered in it, read without consuming it).
 //! Sockets, pipes shared with another process, inotify and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
-//! asked to drop them. File locks, signal owners, terminals and files
-//! shared with other processes each have a module below.
+//! asked to drop them. File locks, signal owners, terminals, inotify and
+//! orphan unix sockets are kinds of `state/`, each with its module; files
+//! shared with other processes and unlinked files have a module below.
 
 mod sharing;
 mod unlinked;
