@@ -16,10 +16,11 @@
 //! | 4 | `tracee` | a thread held with ptrace; syscalls run inside it |
 //! | 5 | `registry`, `tasks` | the pinned registry map and who may change it; the task iterator |
 //! | 6 | `freeze` | stopping every thread of a process |
-//! | 7 | `dump`, `restore`, `hold` | the flows: process → image, image → process; a held process parked and refilled |
-//! | 8 | `control` | the CLI ⇄ daemon protocol |
-//! | 9 | `daemon` | the daemon: eBPF programs, sockets, handshakes |
-//! | 10 | `cli` | the subcommands |
+//! | 7 | `state` | kinds of process state: each one's save and restore halves side by side |
+//! | 8 | `dump`, `restore`, `hold` | the flows: process → image, image → process; a held process parked and refilled |
+//! | 9 | `control` | the CLI ⇄ daemon protocol |
+//! | 10 | `daemon` | the daemon: eBPF programs, sockets, handshakes |
+//! | 11 | `cli` | the subcommands |
 
 /// The layers, lowest first.
 #[cfg_attr(not(test), expect(dead_code, reason = "read by the layer check"))]
@@ -30,6 +31,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["tracee"],
     &["registry", "tasks"],
     &["freeze"],
+    &["state"],
     &["dump", "restore", "hold"],
     &["control"],
     &["daemon"],

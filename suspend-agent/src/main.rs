@@ -19,6 +19,7 @@ mod mounts;
 mod procfs;
 mod registry;
 mod restore;
+mod state;
 mod sys;
 mod tasks;
 mod tracee;

@@ -6,15 +6,11 @@
 //! (a self-pipe: with what is buffered in it, read without consuming it).
 //! Sockets, pipes shared with another process, inotify and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
-//! asked to drop them. File locks, signal owners, terminals and files
-//! shared with other processes each have a module below.
+//! asked to drop them. File locks, signal owners, terminals, inotify and
+//! orphan unix sockets are kinds of `state/`, each with its module; files
+//! shared with other processes and unlinked files have a module below.
 
-mod inotify;
-mod locks;
-mod owners;
 mod sharing;
-mod sockets;
-mod terminals;
 mod unlinked;
 
 pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
@@ -28,13 +24,15 @@ use std::{
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-use self::{
-    locks::parse_fd_locks,
-    sharing::{pipe_holders, shared_with_others},
-};
+use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
     image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
+    state::{
+        inotify,
+        locks::{self, parse_fd_locks},
+        owners, sockets, terminals,
+    },
     sys::{PidFd, pipe},
 };
 
@@ -293,7 +291,11 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let orphan_socket = (kind == FileKind::Socket && fd > 2)
             .then(|| sockets::orphan(&link))
             .flatten();
-        let owner = owners::read(pid, copy, flags, &info_path)?;
+        let owner = owners::read(copy, flags).map_err(|source| DumpError::Proc {
+            pid,
+            path: info_path.clone().into(),
+            source: source.into(),
+        })?;
         files.push(File {
             fd,
             kind,

@@ -152,7 +152,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         attributes: None,
         held_only: Vec::new(),
         session: Some(Session { sid, pgid }),
-        cgroups: crate::procfs::cgroups(pid).map_err(|_| bad("/proc/PID/cgroup"))?,
+        cgroups: crate::state::cgroup::save(pid).map_err(|_| bad("/proc/PID/cgroup"))?,
         // With the time each has left, asked from inside (dump::inside).
         posix_timers: Vec::new(),
     })

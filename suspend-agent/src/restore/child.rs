@@ -171,46 +171,6 @@ pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
     }
 }
 
-/// Makes an inotify instance (`flags`: `IN_NONBLOCK`, `IN_CLOEXEC`) with
-/// each of `watches` (`(wd, mask, path)`, by number) under its number: the
-/// kernel hands numbers out upwards, so a lower one is added, removed and
-/// added again until it has it; then the `IN_IGNORED` events the removals
-/// queued are read away. Returns the new fd, or -1. Runs in the restore
-/// child: no allocation.
-///
-/// # Safety
-/// Only in the restore child, while it makes its files.
-unsafe fn make_inotify(flags: i32, watches: &[(i32, u32, std::ffi::CString)]) -> RawFd {
-    /// What a watch keeps of its mask (the other flags act only as it is
-    /// added).
-    const KEPT: u32 = libc::IN_ALL_EVENTS | libc::IN_ONESHOT | libc::IN_EXCL_UNLINK;
-    let fd = raw::inotify_init(flags);
-    if fd < 0 {
-        return -1;
-    }
-    let mut removed = false;
-    for (wd, mask, path) in watches {
-        let mut tries = 0;
-        loop {
-            let got = raw::inotify_add_watch(fd, path, mask & KEPT);
-            if got == *wd {
-                break;
-            }
-            if got < 0 || got > *wd || tries > crate::image::format::INOTIFY_MAX_WD {
-                // SAFETY: the instance this function just made.
-                unsafe { raw::close(fd) };
-                return -1;
-            }
-            raw::inotify_rm_watch(fd, got);
-            removed = true;
-            tries += 1;
-        }
-    }
-    let mut buf = [0u8; 4096];
-    while removed && raw::bytes_waiting(fd) > 0 && raw::read(fd, &mut buf) > 0 {}
-    fd
-}
-
 /// Makes a pipe with its read end at `read_fd` and its write end at
 /// `write_fd`, `size` bytes big, holding `data`, each end with its flags
 /// (`O_NONBLOCK`, `O_CLOEXEC`). Runs in the restore child: no allocation.
@@ -369,22 +329,14 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     flags,
                     uid,
                     gid,
-                } => {
-                    // Made as the process's effective ids (its peer
-                    // credentials name them), then root again.
-                    let mut ends = [-1; 2];
-                    if raw::effective_ids(*uid, *gid) < 0
-                        || raw::unix_socketpair(*sock_type | *flags, &mut ends) < 0
-                        || raw::effective_ids(0, 0) < 0
-                    {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    // Its peer: gone, as it was.
-                    raw::close(ends[1]);
-                    (ends[0], *flags)
-                }
+                } => (
+                    crate::state::sockets::make(*sock_type | *flags, *uid, *gid),
+                    *flags,
+                ),
                 OpenKind::Epoll { flags, .. } => (raw::epoll_create(*flags), *flags),
-                OpenKind::Inotify { flags, watches } => (make_inotify(*flags, watches), *flags),
+                OpenKind::Inotify { flags, watches } => {
+                    (crate::state::inotify::make(*flags, watches), *flags)
+                }
                 OpenKind::SignalFd { mask, flags } => (raw::signalfd(mask, *flags), *flags),
                 OpenKind::TimerFd {
                     clock,

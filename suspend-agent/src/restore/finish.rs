@@ -230,14 +230,10 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
 }
 
 /// What only the process itself can set, now that every thread exists:
-/// its `membarrier` registrations, and each file's signal owner, signal
-/// and `O_ASYNC` (an open file's `O_ASYNC` takes effect only through
-/// `F_SETFL`, which also needs the owner set first).
+/// its `membarrier` registrations, its file locks, its POSIX timers, and
+/// each file's signal owner, signal and `O_ASYNC`
+/// ([`crate::state::owners::give_back`]).
 fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), InjectError> {
-    const F_GETFL: u64 = 3;
-    const F_SETFL: u64 = 4;
-    const F_SETSIG: u64 = 10;
-    const F_SETOWN_EX: u64 = 15;
     if let Some(a) = &image.process.attributes {
         for bit in 0..32 {
             let registration = a.membarrier & (1 << bit);
@@ -259,46 +255,9 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
             [PR_SET_MDWE, flags as u64, 0, 0, 0, 0],
         )?;
     }
-    super::locks::take(image, main, site)?;
+    crate::state::locks::take(image, main, site)?;
     super::timers::create(image, main, site)?;
-    // Stdio is the resume command's own (or what --stdin… gave).
-    for f in image.files.iter().filter(|f| f.fd > 2) {
-        let fd = f.fd as u64;
-        if let Some(o) = f.owner {
-            if o.pid != 0 {
-                let mut owner = [0u8; 8];
-                owner[..4].copy_from_slice(&o.kind.to_ne_bytes());
-                owner[4..].copy_from_slice(&o.pid.to_ne_bytes());
-                site.write(0, &owner)?;
-                let what = format!("fd {}: F_SETOWN_EX {} {}", f.fd, o.kind, o.pid);
-                main.call(
-                    &what,
-                    libc::SYS_fcntl,
-                    [fd, F_SETOWN_EX, site.scratch(), 0, 0, 0],
-                )?;
-                site.write(0, &[0; 8])?;
-            }
-            if o.signal != 0 {
-                let what = format!("fd {}: F_SETSIG {}", f.fd, o.signal);
-                main.call(
-                    &what,
-                    libc::SYS_fcntl,
-                    [fd, F_SETSIG, o.signal as u64, 0, 0, 0],
-                )?;
-            }
-        }
-        if f.flags & libc::O_ASYNC as u32 != 0 {
-            let what = format!("fd {}: O_ASYNC", f.fd);
-            let flags = main.call(&what, libc::SYS_fcntl, [fd, F_GETFL, 0, 0, 0, 0])?;
-            let without = flags & !(libc::O_ASYNC as u64);
-            main.call(&what, libc::SYS_fcntl, [fd, F_SETFL, without, 0, 0, 0])?;
-            main.call(
-                &what,
-                libc::SYS_fcntl,
-                [fd, F_SETFL, without | libc::O_ASYNC as u64, 0, 0, 0],
-            )?;
-        }
-    }
+    crate::state::owners::give_back(image, main, site)?;
     // Last: a process that is not dumpable has its /proc files owned by
     // root, which nothing above needs any more.
     if let Some(dumpable) = image.process.attributes.as_ref().and_then(|a| a.dumpable) {

@@ -1,7 +1,10 @@
 //! Terminal devices above stdio: a pseudo-terminal's master (`/dev/ptmx`
 //! opened again makes a new pair) or slave, or `/dev/tty` (whatever
-//! terminal the resumed process has), told apart by device number. A
-//! resume cannot give one back, so each is refused by name.
+//! terminal the resumed process has), told apart by device number.
+//!
+//! Not saved: a resume cannot give one back, so each is refused by name
+//! before the freeze ([`refusal`]); a held process keeps it. There is no
+//! restore half.
 
 use std::fs;
 

@@ -1,8 +1,9 @@
 //! inotify instances: each watch (its watch descriptor, mask and the inode
 //! it watches) from the instance's fdinfo, the inode found again by its
 //! file handle, so that a file renamed since it was watched is found under
-//! its new name. A resume makes the instance again and adds each watch
-//! under its number (`restore/child.rs`).
+//! its new name ([`watches`]). A resume opens what each watch is on as the
+//! process (`restore/open.rs`), and its restore child makes the instance
+//! again and adds each watch under its number ([`make`]).
 //!
 //! Refused by name, before anything is frozen: events queued and not yet
 //! read (a resume cannot queue them again), a watch no path reaches now
@@ -13,12 +14,15 @@
 
 use std::{
     fs,
-    os::{fd::AsFd as _, unix::fs::MetadataExt as _},
+    os::{
+        fd::{AsFd as _, RawFd},
+        unix::fs::MetadataExt as _,
+    },
 };
 
 use crate::{
     image::format::{File, FileId, INOTIFY_MAX_WD as MAX_WD, InotifyWatch},
-    sys::{PidFd, dev},
+    sys::{PidFd, dev, raw},
 };
 
 /// What an inotify fd links to.
@@ -197,6 +201,48 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
         )),
         Err(e) => named(format!("its queue could not be read: {e}")),
     }
+}
+
+// Restore: made again by the restore child.
+
+/// Makes an inotify instance (`flags`: `IN_NONBLOCK`, `IN_CLOEXEC`) with
+/// each of `watches` (`(wd, mask, path)`, by number) under its number: the
+/// kernel hands numbers out upwards, so a lower one is added, removed and
+/// added again until it has it; then the `IN_IGNORED` events the removals
+/// queued are read away. Returns the new fd, or -1. Runs in the restore
+/// child: no allocation.
+///
+/// # Safety
+/// Only in the restore child, while it makes its files.
+pub unsafe fn make(flags: i32, watches: &[(i32, u32, std::ffi::CString)]) -> RawFd {
+    /// What a watch keeps of its mask (the other flags act only as it is
+    /// added).
+    const KEPT: u32 = libc::IN_ALL_EVENTS | libc::IN_ONESHOT | libc::IN_EXCL_UNLINK;
+    let fd = raw::inotify_init(flags);
+    if fd < 0 {
+        return -1;
+    }
+    let mut removed = false;
+    for (wd, mask, path) in watches {
+        let mut tries = 0;
+        loop {
+            let got = raw::inotify_add_watch(fd, path, mask & KEPT);
+            if got == *wd {
+                break;
+            }
+            if got < 0 || got > *wd || tries > crate::image::format::INOTIFY_MAX_WD {
+                // SAFETY: the instance this function just made.
+                unsafe { raw::close(fd) };
+                return -1;
+            }
+            raw::inotify_rm_watch(fd, got);
+            removed = true;
+            tries += 1;
+        }
+    }
+    let mut buf = [0u8; 4096];
+    while removed && raw::bytes_waiting(fd) > 0 && raw::read(fd, &mut buf) > 0 {}
+    fd
 }
 
 #[cfg(test)]

@@ -6,8 +6,17 @@
 //! kernel through `unix_diag` (`sys::sockdiag`), never through a copy of
 //! the socket. Anything queued in it, a name, buffer sizes of its own or a
 //! peer still there leave it a socket the image cannot hold (refused).
+//!
+//! Restored: the restore child makes a pair again, as the process's
+//! effective ids, and closes its other end at once ([`make`]; planned as
+//! `OpenKind::OrphanSocket` in `restore/plan/files.rs`).
 
-use crate::{image::format::OrphanSocket, sys::sockdiag};
+use std::os::fd::RawFd;
+
+use crate::{
+    image::format::OrphanSocket,
+    sys::{raw, sockdiag},
+};
 
 /// `TCP_ESTABLISHED`: a connected unix socket's state.
 const CONNECTED: u8 = 1;
@@ -104,6 +113,30 @@ fn judge(
     Ok(OrphanSocket {
         sock_type: i32::from(s.sock_type),
     })
+}
+
+// Restore: made again by the restore child.
+
+/// Makes a unix socket pair (`sock_type`, with its flags) as effective
+/// `uid` and `gid` (its peer credentials name them), then root again, and
+/// closes the other end at once: its peer gone, as it was. Returns the
+/// socket, or -1 right after the call that failed (its errno left for the
+/// child's report). Runs in the restore child: no allocation.
+///
+/// # Safety
+/// Only in the restore child, while it makes its files.
+pub unsafe fn make(sock_type: i32, uid: u32, gid: u32) -> RawFd {
+    let mut ends = [-1; 2];
+    if raw::effective_ids(uid, gid) < 0
+        || raw::unix_socketpair(sock_type, &mut ends) < 0
+        || raw::effective_ids(0, 0) < 0
+    {
+        return -1;
+    }
+    // SAFETY: the other end of the pair this function just made, which
+    // nothing else holds.
+    unsafe { raw::close(ends[1]) };
+    ends[0]
 }
 
 #[cfg(test)]
