@@ -9,8 +9,6 @@
 //! - `expect refused WORDS`: `suspend --exit` refuses (exit 8) naming
 //!   WORDS, before anything is frozen; then a held suspension keeps the
 //!   state and the program's own check passes after `resume`.
-//! - `expect refused-late WORDS`: the same, but refused once frozen (only
-//!   a stopped process shows it): the process is let go, told `aborted`.
 //! - `expect refused-always WORDS`: refused before freezing, and a hold is
 //!   refused too (a thread that cannot wait parked); the program is then
 //!   stopped by the harness.
@@ -101,10 +99,9 @@ fn run(name: &str, held: bool) -> Verdict {
         );
         return Verdict::Restored;
     }
-    let (words, late, always) = match expect.split_once(' ') {
-        Some(("refused", words)) => (words, false, false),
-        Some(("refused-late", words)) => (words, true, false),
-        Some(("refused-always", words)) => (words, false, true),
+    let (words, always) = match expect.split_once(' ') {
+        Some(("refused", words)) => (words, false),
+        Some(("refused-always", words)) => (words, true),
         _ => panic!("{name}: expects {expect:?}"),
     };
     let said = format!("{}{}", out.stdout, out.stderr);
@@ -114,7 +111,7 @@ fn run(name: &str, held: bool) -> Verdict {
         "{name}: the refusal must name {words:?}: {said}"
     );
     assert!(
-        late || said.contains("nothing was frozen"),
+        said.contains("nothing was frozen"),
         "{name}: refused before freezing: {said}"
     );
     assert!(!dir.path.exists(), "{name}: no image is left");
