@@ -229,6 +229,18 @@ mod tests {
                 "the image's CPU vendor is AuthenticAMD, this one is GenuineIntel",
             ),
             (
+                E::Refused(Refusal::OpenLeased {
+                    what: "mapped file",
+                    path: "/srv/data".into(),
+                    pid: 42,
+                    whose: "a write lease",
+                    how: "for reading",
+                }),
+                exit::BAD_IMAGE,
+                "its mapped file /srv/data: pid 42 holds a write lease on it, which opening the \
+                 file for reading to resume would start breaking; resume it once that is let go",
+            ),
+            (
                 E::Keys(KeyError::Malformed {
                     path: "/etc/suspend/keys/signing".into(),
                     why: "32 bytes expected".into(),
