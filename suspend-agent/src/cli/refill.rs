@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(image) => image,
         Err(e) => {
             refill::give_up(&record, &format!("its image can no longer be read: {e}"));
-            return Ok(exit::BAD_IMAGE);
+            return Ok(e.exit_code());
         }
     };
     outcome(pid, refill::serve(&image, &record))
