@@ -53,11 +53,26 @@ fn parse_signals(s: &str) -> Option<(i32, i32)> {
     Some((suspend.trim().parse().ok()?, resume.trim().parse().ok()?))
 }
 
+/// Whether an `LD_PRELOAD` entry (a path or a bare name) is this library:
+/// its file name is [`SHIM`] or [`SHIM`] with a version (`.so.1`,
+/// `.so.1.2.3`: what `run` puts there when the shim it found is a link to
+/// a versioned file), not another library's name that merely contains it.
+fn is_shim(entry: &str) -> bool {
+    let name = entry.rsplit('/').next().unwrap_or(entry);
+    name.strip_prefix(SHIM).is_some_and(|version| {
+        version.is_empty()
+            || version.strip_prefix('.').is_some_and(|v| {
+                v.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+    })
+}
+
 /// The entries of an `LD_PRELOAD` value but this library.
 fn without_shim(ld_preload: &str) -> Vec<String> {
     ld_preload
         .split([' ', ':'])
-        .filter(|entry| !entry.is_empty() && !entry.ends_with(SHIM))
+        .filter(|entry| !entry.is_empty() && !is_shim(entry))
         .map(str::to_owned)
         .collect()
 }
@@ -107,10 +122,27 @@ mod tests {
         );
         assert!(without_shim("/usr/lib/libsuspend_client.so").is_empty());
         assert!(without_shim("").is_empty());
-        // Another library whose name merely contains ours stays.
-        assert_eq!(
-            without_shim("/x/libsuspend_client.so.1"),
-            ["/x/libsuspend_client.so.1"]
-        );
+    }
+
+    #[test]
+    fn a_versioned_name_of_this_library_leaves_ld_preload_too() {
+        // `run` puts the shim's canonical path there: a packaged
+        // `libsuspend_client.so` is a link to `libsuspend_client.so.1.2.3`.
+        assert!(without_shim("/usr/lib/libsuspend_client.so.1").is_empty());
+        assert!(without_shim("libsuspend_client.so.1.2.3:/x/libsuspend_client.so.0").is_empty());
+        // Another library whose name merely contains ours, or begins or
+        // ends with it, stays.
+        let others = [
+            "/x/mylibsuspend_client.so",
+            "/x/libsuspend_client.so.1x",
+            "/x/libsuspend_client.so.",
+            "/x/libsuspend_client.so..1",
+            "/x/libsuspend_client.so.bak",
+            "/x/libsuspend_client.sox",
+            "/x/libsuspend_client.so/libz.so",
+        ];
+        for other in others {
+            assert_eq!(without_shim(other), [other], "{other}");
+        }
     }
 }

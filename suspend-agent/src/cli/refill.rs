@@ -5,7 +5,7 @@
 
 use crate::{
     exit,
-    hold::{HeldRecord, refill},
+    hold::{HeldRecord, HoldError, refill},
     restore,
 };
 
@@ -25,10 +25,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(image) => image,
         Err(e) => {
             refill::give_up(&record, &format!("its image can no longer be read: {e}"));
-            return Ok(exit::BAD_IMAGE);
+            return Ok(e.exit_code());
         }
     };
-    match refill::serve(&image, &record) {
+    outcome(pid, refill::serve(&image, &record))
+}
+
+/// The exit code of a refill that served (or failed with) `served`.
+fn outcome(pid: u32, served: Result<Option<refill::Served>, HoldError>) -> anyhow::Result<u8> {
+    match served {
         Ok(Some(s)) => {
             log::info!(
                 "pid {pid}: every page is back: {} pages ({:.1} MiB) served, {} faults, {} child(ren), in {:.3} s{}",
@@ -49,10 +54,41 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             log::info!("pid {pid}: another agent serves its memory");
             Ok(exit::OK)
         }
-        Err(e @ crate::hold::HoldError::Pages { .. }) => {
-            log::error!("{e}");
-            Ok(exit::BAD_IMAGE)
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => match e.exit_code() {
+            // Said with its causes by `main`, as every other error is.
+            exit::ERROR => Err(e.into()),
+            // Not as held (9), or what a held process cannot keep (8).
+            code => {
+                log::error!("{e}");
+                Ok(code)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_refill_exits_with_its_errors_code() {
+        let not_held = HoldError::NotHeld {
+            pid: 7,
+            why: "its threads are [7, 9], the image's [7, 8]".into(),
+        };
+        let pages = HoldError::Pages {
+            pid: 7,
+            what: "run 3 of 0x7f0000000000: hash mismatch".into(),
+        };
+        let io = HoldError::Io {
+            pid: 7,
+            what: "reading pages.img".into(),
+            source: std::io::Error::from_raw_os_error(libc::EIO),
+        };
+        assert_eq!(outcome(7, Err(not_held)).ok(), Some(exit::BAD_IMAGE));
+        assert_eq!(outcome(7, Err(pages)).ok(), Some(exit::BAD_IMAGE));
+        // The rest is said with its causes by `main`, exit 1.
+        assert!(outcome(7, Err(io)).is_err());
+        assert_eq!(outcome(7, Ok(None)).ok(), Some(exit::OK));
     }
 }

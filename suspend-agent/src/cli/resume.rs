@@ -144,7 +144,11 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
     let image = match restore::read_for_refill(&record.image) {
         Ok(image) => image,
         Err(e) => {
-            eprintln!("suspend-agent: the image of held pid {pid} was refused, it stays held: {e}");
+            let what = match e.exit_code() {
+                exit::ERROR => "could not be checked",
+                _ => "was refused",
+            };
+            eprintln!("suspend-agent: the image of held pid {pid} {what}, it stays held: {e}");
             return Ok(e.exit_code());
         }
     };

@@ -470,9 +470,10 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
 
 /// Mappings of `pid` a resume from the image could not give back: a
 /// private mapping of a file deleted since (nothing could map it again),
-/// and memory shared with another process (a resume would make the
-/// process an object of its own: the other would no longer see its
-/// writes). One line each.
+/// a file whose name `/proc/PID/maps` does not tell surely (a resume
+/// could open another file), and memory shared with another process (a
+/// resume would make the process an object of its own: the other would
+/// no longer see its writes). One line each.
 fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<String> {
     use crate::image::format::MappingKind;
     let mut bad = Vec::new();
@@ -489,6 +490,20 @@ fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<Str
             bad.push(format!(
                 "mapped file {} at {:#x} (a file whose name ends in \"(deleted)\")",
                 v.path, v.start
+            ));
+        }
+    }
+    // A name with a newline (written `\012`, as a backslash and `012`
+    // would be): kept only where the mapping's link says it is the name.
+    for v in vmas.iter().filter(|v| !v.path_is_certain(None)) {
+        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+        if !v.path_is_certain(fs::read_link(&files).ok().as_deref()) {
+            bad.push(format!(
+                "mapped file at {:#x} whose name /proc/PID/maps shows as {} (the kernel writes a \
+                 newline in a name and the characters \\012 alike; which it is cannot be told, \
+                 and a resume could open another file)",
+                v.start,
+                v.path.replace('\n', r"\012")
             ));
         }
     }

@@ -107,11 +107,12 @@ impl RestoreError {
 pub struct HeldImageRefused(pub RestoreError);
 
 impl HeldImageRefused {
-    /// The exit code of a `resume` of a held process that failed with it:
-    /// 9 whatever the reason (the process stays held), this machine's keys
-    /// unreadable included, unlike [`RestoreError::exit_code`].
+    /// The exit code of a `resume` of a held process (or of its refill)
+    /// that failed with it: as a resume from the image would, 9 for an
+    /// image refused, 1 when this machine's keys cannot be read — no fault
+    /// of the image, which exit 9 would tell a script to give up on.
     pub fn exit_code(&self) -> u8 {
-        exit::BAD_IMAGE
+        self.0.exit_code()
     }
 }
 
@@ -229,6 +230,18 @@ mod tests {
                 "the image's CPU vendor is AuthenticAMD, this one is GenuineIntel",
             ),
             (
+                E::Refused(Refusal::OpenLeased {
+                    what: "mapped file",
+                    path: "/srv/data".into(),
+                    pid: 42,
+                    whose: "a write lease",
+                    how: "for reading",
+                }),
+                exit::BAD_IMAGE,
+                "its mapped file /srv/data: pid 42 holds a write lease on it, which opening the \
+                 file for reading to resume would start breaking; resume it once that is let go",
+            ),
+            (
                 E::Keys(KeyError::Malformed {
                     path: "/etc/suspend/keys/signing".into(),
                     why: "32 bytes expected".into(),
@@ -276,11 +289,17 @@ mod tests {
     }
 
     #[test]
-    fn a_held_process_whose_image_is_refused_exits_9_whatever_the_reason() {
-        for (error, _, message) in every_error() {
+    fn a_held_process_whose_image_cannot_be_used_exits_as_a_resume_from_it_would() {
+        for (error, code, message) in every_error() {
             let refused = HeldImageRefused(error);
-            assert_eq!(refused.exit_code(), exit::BAD_IMAGE, "{refused}");
+            assert_eq!(refused.exit_code(), code, "{refused}");
             assert_eq!(refused.to_string(), message);
         }
+        // This machine's keys unreadable is no fault of the image.
+        let keys = HeldImageRefused(RestoreError::Keys(KeyError::Io {
+            path: "/etc/suspend/keys".into(),
+            source: io::Error::from_raw_os_error(libc::EACCES),
+        }));
+        assert_eq!(keys.exit_code(), exit::ERROR, "{keys}");
     }
 }

@@ -11,6 +11,11 @@
 //! inotify watch is on (opened for reading, as a watch needs), its working
 //! directory, and the files `--stdin/--stdout/--stderr` name (those without
 //! following a final symbolic link, as the command's user meant them).
+//!
+//! Before any of the process's files is opened, one another process holds
+//! a lease on that the open would start breaking (a write lease, for an
+//! open for reading; any, for one for writing) is refused, naming the
+//! holder (`/proc/locks`), instead of breaking it.
 
 use std::{
     collections::HashMap,
@@ -25,6 +30,7 @@ use crate::{
         Image,
         format::{FileId, FileKind, MappingKind},
     },
+    procfs::ProcLease,
     sys::creds::{self, FsUser},
 };
 
@@ -200,6 +206,56 @@ fn check(fd: &OwnedFd, want: &Want) -> Result<(), Refusal> {
     Err(changed(how.join(", ")))
 }
 
+/// The first of `leases` (other processes' on one file, from
+/// `/proc/locks`) that an open of the file with `flags` would start
+/// breaking, with its holder and what it is: an open for reading breaks a
+/// write lease (or one being broken), an open for writing any lease, an
+/// `O_PATH` open none (as the kernel's `break_lease` on open).
+fn broken_by(leases: &[ProcLease], flags: i32) -> Option<(u32, &'static str)> {
+    if flags & libc::O_PATH != 0 {
+        return None;
+    }
+    crate::state::locks::in_the_way(leases, flags & libc::O_ACCMODE != libc::O_RDONLY)
+}
+
+/// Refuses, before any is opened, a file of `wants` that another process
+/// holds a lease on which its open would start breaking (even a failing
+/// `O_NONBLOCK` open does): the holder would be told to let go of it for
+/// the resume. The file is found as the open will find it, through an
+/// `O_PATH` open (which breaks nothing), as root: one the process's user
+/// may not open is refused by the open itself, by name. A lease taken
+/// after this is broken by the open, as by any.
+fn leased(wants: &[Want]) -> Result<(), Refusal> {
+    let proc_locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    // No lease or delegation on any file: nothing to look up.
+    if !proc_locks.contains("LEASE") && !proc_locks.contains("DELEG") {
+        return Ok(());
+    }
+    for want in wants {
+        let Some(meta) = creds::open_no_symlinks(Path::new(&want.path), libc::O_PATH)
+            .ok()
+            .and_then(|fd| crate::sys::fd::stat(fd.as_fd()).ok())
+        else {
+            continue; // refused as a file by the open, by name
+        };
+        let leases = crate::procfs::parse_leases_on(&proc_locks, meta.st_dev, meta.st_ino);
+        if let Some((pid, whose)) = broken_by(&leases, want.flags) {
+            return Err(Refusal::OpenLeased {
+                what: want.what,
+                path: want.path.clone(),
+                pid,
+                whose,
+                how: if want.flags & libc::O_ACCMODE == libc::O_RDONLY {
+                    "for reading"
+                } else {
+                    "for writing"
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The refusal for a file that could not be opened as `user`.
 fn refusal(want: &Want, user: &FsUser, e: io::Error) -> Refusal {
     match e.raw_os_error() {
@@ -338,6 +394,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         effective,
     };
     let wants = wanted(image);
+    leased(&wants)?;
     let stdio: Vec<(usize, PathBuf)> = options
         .stdio
         .files
@@ -398,4 +455,125 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         })?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_for_reading_breaks_a_write_lease_one_for_writing_any() {
+        let lease = |write, breaking, delegation| ProcLease {
+            pid: 5,
+            delegation,
+            write,
+            breaking,
+        };
+        let (read, write, breaking) = (
+            lease(false, false, false),
+            lease(true, false, false),
+            lease(false, true, false),
+        );
+        let (read_deleg, write_deleg) = (lease(false, false, true), lease(true, false, true));
+        let reading = [libc::O_RDONLY, libc::O_RDONLY | libc::O_NONBLOCK];
+        let writing = [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_WRONLY | libc::O_APPEND,
+        ];
+        for flags in reading {
+            assert_eq!(broken_by(&[read], flags), None, "{flags:#o}");
+            assert_eq!(broken_by(&[read_deleg], flags), None, "{flags:#o}");
+            assert_eq!(broken_by(&[write], flags), Some((5, "a write lease")));
+            assert_eq!(
+                broken_by(&[write_deleg], flags),
+                Some((5, "an NFS delegation"))
+            );
+            assert_eq!(
+                broken_by(&[breaking], flags),
+                Some((5, "a lease being broken"))
+            );
+        }
+        for flags in writing {
+            assert_eq!(broken_by(&[read], flags), Some((5, "a read lease")));
+            assert_eq!(
+                broken_by(&[read_deleg], flags),
+                Some((5, "an NFS delegation"))
+            );
+            assert_eq!(broken_by(&[write], flags), Some((5, "a write lease")));
+            assert_eq!(
+                broken_by(&[breaking], flags),
+                Some((5, "a lease being broken"))
+            );
+        }
+        // An `O_PATH` open (the working directory) breaks none.
+        for kind in [read, write, breaking, write_deleg] {
+            assert_eq!(broken_by(&[kind], libc::O_PATH | libc::O_DIRECTORY), None);
+        }
+        assert_eq!(broken_by(&[], libc::O_RDWR), None);
+    }
+
+    #[test]
+    fn a_file_another_holds_a_lease_on_is_refused_before_it_is_opened() {
+        let dir = std::env::temp_dir().join(format!("suspend-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (written, read) = (dir.join("write-leased"), dir.join("read-leased"));
+        std::fs::write(&written, b"leased").expect("file");
+        std::fs::write(&read, b"leased").expect("file");
+        // The other process: this one, holding a write lease on one file
+        // and a read lease on the other.
+        let holders = [&written, &read].map(|p| std::fs::File::open(p).expect("open"));
+        let held = crate::sys::lease::hold(holders[0].as_fd(), true)
+            .and_then(|()| crate::sys::lease::hold(holders[1].as_fd(), false));
+        if let Err(e) = held {
+            eprintln!(
+                "NOTE: no lease on {} ({e}); the open's lease test is not run",
+                dir.display()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        }
+        let want = |path: &Path, flags| Want {
+            what: "open file",
+            path: path.display().to_string(),
+            flags,
+            id: None,
+            how: Match::Inode,
+            into: Into::Fd(3),
+        };
+        let refused = [
+            leased(&[want(&written, libc::O_RDONLY)]),
+            leased(&[want(&read, libc::O_RDONLY), want(&read, libc::O_WRONLY)]),
+        ];
+        let allowed = [
+            leased(&[want(&read, libc::O_RDONLY)]),
+            leased(&[want(&written, libc::O_PATH)]),
+        ];
+        // Asked first: nothing was opened in a way that breaks them.
+        let still = holders
+            .each_ref()
+            .map(|h| crate::sys::lease::held(h.as_fd()).expect("F_GETLEASE"));
+        drop(holders);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            still,
+            [libc::F_WRLCK, libc::F_RDLCK],
+            "a lease is being broken"
+        );
+        let me = std::process::id();
+        assert!(
+            matches!(&refused[0], Err(Refusal::OpenLeased { pid, whose: "a write lease", how: "for reading", .. }) if *pid == me),
+            "{:?}",
+            refused[0]
+        );
+        assert!(
+            matches!(&refused[1], Err(Refusal::OpenLeased { pid, whose: "a read lease", how: "for writing", .. }) if *pid == me),
+            "{:?}",
+            refused[1]
+        );
+        for a in allowed {
+            assert!(a.is_ok(), "{a:?}");
+        }
+    }
 }

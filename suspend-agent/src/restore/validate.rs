@@ -116,6 +116,17 @@ pub enum Refusal {
         pid: u32,
         whose: &'static str,
     },
+    #[error(
+        "its {what} {path}: pid {pid} holds {whose} on it, which opening the file {how} to \
+         resume would start breaking; resume it once that is let go"
+    )]
+    OpenLeased {
+        what: &'static str,
+        path: String,
+        pid: u32,
+        whose: &'static str,
+        how: &'static str,
+    },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(

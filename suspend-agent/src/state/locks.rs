@@ -341,7 +341,7 @@ fn lock_free(
 /// an open of the file for reading, with its holder and what it is. A
 /// write lease (`exclusive`) conflicts with any; a read lease, or an open
 /// for reading (`!exclusive`), with a write lease or one being broken.
-fn in_the_way(leases: &[ProcLease], exclusive: bool) -> Option<(u32, &'static str)> {
+pub fn in_the_way(leases: &[ProcLease], exclusive: bool) -> Option<(u32, &'static str)> {
     leases
         .iter()
         .find(|o| exclusive || o.write || o.breaking)

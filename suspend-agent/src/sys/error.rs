@@ -7,7 +7,8 @@ use std::io;
 
 /// A call of `sys/` that failed: which (`pidfd_open`, `F_OFD_GETLK`,
 /// `UFFDIO_COPY`, …) and the error it gave, an errno but for the rare
-/// short transfer, which says so in the error's text.
+/// short transfer or mapping the kernel put elsewhere, which says so in
+/// the error's text.
 #[derive(Debug, thiserror::Error)]
 #[error("{call}: {source}")]
 pub struct SyscallError {

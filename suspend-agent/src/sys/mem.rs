@@ -24,8 +24,30 @@ pub fn reserve(base: u64, len: u64) -> Result<()> {
             0,
         )
     };
-    if got == libc::MAP_FAILED || got as u64 != base {
+    placed(got, base, len)
+}
+
+/// Whether the reservation `reserve` asked at `base` is there: `got` is
+/// what `mmap` returned. A kernel that does not know
+/// `MAP_FIXED_NOREPLACE` (before 4.17) takes `base` as a mere hint and
+/// may map elsewhere, failing nothing: that mapping is let go, and the
+/// error says so (the errno is none of that `mmap`'s).
+fn placed(got: *mut libc::c_void, base: u64, len: u64) -> Result<()> {
+    if got == libc::MAP_FAILED {
         return Err(SyscallError::last("mmap"));
+    }
+    if got as u64 != base {
+        // SAFETY: the mapping was made just now, by `reserve`, and
+        // nothing refers to it.
+        unsafe { libc::munmap(got, len as usize) };
+        return Err(SyscallError {
+            call: "mmap",
+            source: std::io::Error::other(format!(
+                "MAP_FIXED_NOREPLACE at {base:#x} mapped {:#x} instead (a kernel before 4.17 \
+                 takes it as a hint)",
+                got as u64
+            )),
+        });
     }
     Ok(())
 }
@@ -86,4 +108,36 @@ pub unsafe fn unmap(addr: u64, len: u64) -> Result<()> {
         return Err(SyscallError::last("munmap"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_put_elsewhere_is_undone_and_said_so() {
+        // What a kernel that ignores MAP_FIXED_NOREPLACE (before 4.17)
+        // makes of the hint: a mapping where it chose. Made here at an
+        // address far below where this process's other mappings go, so
+        // that nothing else takes it once it is let go.
+        let (elsewhere, len) = (0x2a5a_0000_0000_u64, 4 * 4096);
+        reserve(elsewhere, len).expect("a free range");
+        // An errno an earlier call left.
+        // SAFETY: the calling thread's own errno.
+        unsafe { *libc::__errno_location() = libc::ENOENT };
+        let asked = elsewhere + (1 << 30);
+        let e = placed(elsewhere as *mut libc::c_void, asked, len).expect_err("elsewhere");
+        assert_eq!(e.call, "mmap");
+        assert_ne!(e.raw_os_error(), Some(libc::ENOENT), "a stale errno: {e}");
+        assert!(
+            e.to_string().contains(&format!("{elsewhere:#x}"))
+                && e.to_string().contains(&format!("{asked:#x}")),
+            "{e}"
+        );
+        // Let go: the range can be reserved again.
+        let again = reserve(elsewhere, len);
+        // SAFETY: the range is this test's own reservation.
+        let _ = unsafe { unmap(elsewhere, len) };
+        again.expect("the mapping put elsewhere is gone");
+    }
 }
