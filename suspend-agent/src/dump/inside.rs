@@ -10,6 +10,7 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
+    state::timers,
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
@@ -55,12 +56,8 @@ pub struct Inside {
     pub mdwe: Option<u32>,
     /// Whether it set up a local descriptor table (`modify_ldt`).
     pub ldt: bool,
-    /// Each POSIX timer's time left and interval (`timer_gettime`), ns.
-    pub timers: HashMap<i32, (u64, u64)>,
-    /// Each POSIX timer's overrun count (`timer_getoverrun`: the
-    /// expirations missed before its last signal was delivered), where it
-    /// is not 0. No call sets it, so a resume cannot give it back.
-    pub overruns: HashMap<i32, i64>,
+    /// Its POSIX timers' time left, interval and overrun count.
+    pub timers: timers::Asked,
     /// It has a process keyring (`KEY_SPEC_PROCESS_KEYRING`).
     pub process_keyring: bool,
 }
@@ -141,7 +138,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         });
     };
     let site = Site::find(pid, block)?;
-    let timers = crate::procfs::timers(pid).map_err(|_| DumpError::Parse {
+    let posix_timers = crate::procfs::timers(pid).map_err(|_| DumpError::Parse {
         pid,
         what: "/proc/PID/timers",
     })?;
@@ -241,21 +238,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             }
             let brk = b.syscall(libc::SYS_brk, [0; 6])?;
             inside.brk = (brk > 0).then_some(brk as u64);
-            for which in 0..3u64 {
-                if b.syscall(libc::SYS_getitimer, [which, s, 0, 0, 0, 0])? != 0 {
-                    continue;
-                }
-                site.read(0, &mut buf)?;
-                let us = |at| u64_at(&buf, at) * 1_000_000 + u64_at(&buf, at + 8);
-                let (interval_us, value_us) = (us(0), us(16));
-                if interval_us != 0 || value_us != 0 {
-                    inside.itimers.push(ITimer {
-                        which: which as u32,
-                        interval_us,
-                        value_us,
-                    });
-                }
-            }
+            inside.itimers = timers::ask_interval(&mut b, &site)?;
             if b.syscall(libc::SYS_prctl, [PR_GET_CHILD_SUBREAPER, s, 0, 0, 0, 0])? == 0 {
                 site.read(0, &mut buf[..4])?;
                 inside.child_subreaper = buf[..4] != [0; 4];
@@ -267,17 +250,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
             inside.mdwe = u32::try_from(mdwe).ok().filter(|&f| f != 0);
             inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
-            for &(id, ..) in &timers {
-                if b.syscall(libc::SYS_timer_gettime, [id as u64, s, 0, 0, 0, 0])? == 0 {
-                    site.read(0, &mut buf)?;
-                    let ns = |at| u64_at(&buf, at) * 1_000_000_000 + u64_at(&buf, at + 8);
-                    inside.timers.insert(id, (ns(16), ns(0)));
-                }
-                let overrun = b.syscall(libc::SYS_timer_getoverrun, [id as u64, 0, 0, 0, 0, 0])?;
-                if overrun > 0 {
-                    inside.overruns.insert(id, overrun);
-                }
-            }
+            inside.timers = timers::ask_posix(&mut b, &site, &posix_timers)?;
             inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);

@@ -26,10 +26,11 @@ use crate::{
         ImageWriter, WriteError,
         format::{
             Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
-            PAGE_SIZE, PosixTimer, Record, Witness,
+            PAGE_SIZE, Record, Witness,
         },
     },
     procfs::{self, vmas},
+    state::timers,
     tracee::ptrace,
 };
 
@@ -103,9 +104,6 @@ pub struct DumpOptions {
     /// made ready before the freeze and hashed once the process runs.
     pub write_through: bool,
 }
-
-/// `SIGEV_THREAD_ID`: a timer that signals one thread.
-const SIGEV_THREAD_ID: i32 = 4;
 
 /// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
 const PR_TSC_ENABLE: u32 = 1;
@@ -248,10 +246,10 @@ pub fn dump(
     if inside.process_keyring {
         late.push(process::PROCESS_KEYRING_WORDS.into());
     }
-    let mut overruns: Vec<_> = inside.overruns.iter().collect();
+    let mut overruns: Vec<_> = inside.timers.overruns.iter().collect();
     overruns.sort();
     for (id, overrun) in overruns {
-        late.push(process::overrun_words(*id, *overrun));
+        late.push(timers::overrun_words(*id, *overrun));
     }
     if inside.dumpable == Some(2) {
         late.push(process::DUMPABLE_2_WORDS.into());
@@ -273,30 +271,10 @@ pub fn dump(
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;
-    process.posix_timers = procfs::timers(pid)
-        .map_err(|_| DumpError::Parse {
-            pid,
-            what: "/proc/PID/timers",
-        })?
-        .into_iter()
-        .map(|(id, clockid, notify, signal, value, target)| {
-            let (value_ns, interval_ns) = inside.timers.get(&id).copied().unwrap_or_default();
-            PosixTimer {
-                id,
-                clockid,
-                notify,
-                signal,
-                value,
-                tid: if notify & SIGEV_THREAD_ID != 0 {
-                    target
-                } else {
-                    0
-                },
-                value_ns,
-                interval_ns,
-            }
-        })
-        .collect();
+    process.posix_timers = timers::save(pid, &inside.timers).map_err(|_| DumpError::Parse {
+        pid,
+        what: "/proc/PID/timers",
+    })?;
     process.attributes = Some(Attributes {
         oom_score_adj: process::oom_score_adj(pid)?,
         child_subreaper: inside.child_subreaper,

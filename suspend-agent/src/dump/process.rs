@@ -12,7 +12,7 @@ use suspend_common::tasks::{
 
 use super::DumpError;
 use crate::{
-    image::format::{Creds, FileId, MAX_TIMER_ID_FILLERS, Process, Rlimit, Session},
+    image::format::{Creds, FileId, Process, Rlimit, Session},
     tracee::ptrace,
 };
 
@@ -226,14 +226,6 @@ pub fn session_keyring_words(tids: &[u32], leaves: u32, name: &str) -> String {
     )
 }
 
-/// A POSIX timer whose last expiry was delivered late.
-pub fn overrun_words(id: i32, overrun: i64) -> String {
-    format!(
-        "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no call \
-         sets"
-    )
-}
-
 pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)";
 
 /// What the kernel's task structures show (the task iterator, read
@@ -276,7 +268,7 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
         bad.push(DUMPABLE_2_WORDS.into());
     }
     if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
-        bad.push(overrun_words(id, overrun.into()));
+        bad.push(crate::state::timers::overrun_words(id, overrun.into()));
     }
     // A session keyring of its own: a resume gives it a new one, with the
     // user's session keyring (which links the user keyring) linked in. What
@@ -425,22 +417,7 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             ));
         }
     }
-    match crate::procfs::timers(pid) {
-        Ok(timers) => {
-            let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
-            if highest >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
-                bad.push(format!(
-                    "POSIX timer id {highest} (this kernel cannot be told a timer's id, and \
-                     making every id below it would take too long)"
-                ));
-            }
-        }
-        Err(_) => bad.push(
-            "POSIX timers this kernel does not show (no /proc/PID/timers: \
-             CONFIG_CHECKPOINT_RESTORE)"
-                .into(),
-        ),
-    }
+    bad.extend(crate::state::timers::refusal(pid));
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         let locked = status
             .lines()

@@ -191,14 +191,14 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
 
     let resume = image.parked_client();
     // The main thread last: just before it is let go (first), it arms the
-    // POSIX timers (see `timers`: a signal they send while it is traced
-    // would be counted as overruns).
+    // POSIX timers (see `state::timers`: a signal they send while it is
+    // traced would be counted as overruns).
     for thread in super::plan::main_first(image).into_iter().rev() {
         let tid = thread.tid;
-        if tid == pid && super::timers::any_armed(image) {
+        if tid == pid && crate::state::timers::any_armed(image) {
             let mut main = Borrowed::new(pid, site, None)
                 .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
-            super::timers::arm(image, &mut main, &site)
+            crate::state::timers::arm(image, &mut main, &site)
                 .and_then(|()| main.restore())
                 .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
         }
@@ -256,7 +256,7 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
         )?;
     }
     crate::state::locks::take(image, main, site)?;
-    super::timers::create(image, main, site)?;
+    crate::state::timers::create(image, main, site)?;
     crate::state::owners::give_back(image, main, site)?;
     // Last: a process that is not dumpable has its /proc files owned by
     // root, which nothing above needs any more.

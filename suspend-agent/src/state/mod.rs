@@ -10,3 +10,4 @@ pub mod locks;
 pub mod owners;
 pub mod sockets;
 pub mod terminals;
+pub mod timers;

@@ -15,7 +15,8 @@
 //!   prepared and how the stub moves them (the kernel's mappings too);
 //! - [`zone`]: the range of addresses that holds the stub, its block, its
 //!   stacks and the prepared mappings;
-//! - [`signals`]: actions, pending signals and interval timers;
+//! - [`signals`]: actions and pending signals (interval timers:
+//!   [`crate::state::timers::itimers`]);
 //! - [`threads`]: the main thread first, each thread's arguments and
 //!   seccomp filters;
 //! - [`args`]: the argument block they are pushed on, and its head.
@@ -240,7 +241,7 @@ fn argument_block(
     let mm = process::mm(p, place.exe_fd, &mut block);
     let sigactions = signals::actions(&p.sigactions);
     let shared_pending = signals::shared_pending(&p.shared_pending);
-    let itimers = signals::itimers(&p.itimers);
+    let itimers = crate::state::timers::itimers(&p.itimers);
     let seccomp = threads::seccomp(threads, &mut block)?;
     let thread_args = threads::args(threads, p.pid, place.stacks, &mut block);
     let creds = process::creds(&p.creds, &mut block);

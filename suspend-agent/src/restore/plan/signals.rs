@@ -1,10 +1,9 @@
-//! Signals: the action the stub gives each signal again, the signals
+//! Signals: the action the stub gives each signal again, and the signals
 //! pending for the whole process and for each thread (raw `siginfo_t`s,
-//! queued again by the stub), and the interval timers (`setitimer`) that
-//! send `SIGALRM`, `SIGVTALRM` and `SIGPROF`.
+//! queued again by the stub).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use suspend_common::restore::{ITimer, SigAction, SigInfo};
+use suspend_common::restore::{SigAction, SigInfo};
 
 use crate::image::format::{self, Thread};
 
@@ -56,30 +55,11 @@ fn siginfo(b64: &str) -> Option<SigInfo> {
     Some(info)
 }
 
-/// The armed interval timers, each with the time it had left.
-pub fn itimers(saved: &[format::ITimer]) -> Vec<ITimer> {
-    saved
-        .iter()
-        .map(|t| ITimer {
-            which: t.which,
-            _pad: 0,
-            interval_us: t.interval_us,
-            // A periodic timer caught the instant it expired reads 0
-            // left; setitimer would take 0 as "disarm".
-            value_us: if t.value_us == 0 {
-                t.interval_us.max(1)
-            } else {
-                t.value_us
-            },
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-    use super::{actions, itimers, shared_pending, siginfo, thread_pending};
+    use super::{actions, shared_pending, siginfo, thread_pending};
     use crate::{image::format, restore::plan::fixtures::thread};
 
     #[test]
@@ -136,20 +116,5 @@ mod tests {
             (got[0].handler, got[0].flags, got[0].restorer, got[0].mask),
             (0x401000, 0x0400_0000, 0x402000, 1 << 3)
         );
-    }
-
-    #[test]
-    fn an_interval_timer_caught_as_it_expired_is_armed_not_disarmed() {
-        let timer = |which, interval_us, value_us| format::ITimer {
-            which,
-            interval_us,
-            value_us,
-        };
-        let got: Vec<(u32, u64, u64)> =
-            itimers(&[timer(0, 500, 120), timer(1, 500, 0), timer(2, 0, 0)])
-                .iter()
-                .map(|t| (t.which, t.interval_us, t.value_us))
-                .collect();
-        assert_eq!(got, [(0, 500, 120), (1, 500, 500), (2, 0, 1)]);
     }
 }
