@@ -10,12 +10,11 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
-    state::timers,
+    state::{confinement, timers},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
 const PR_GET_TID_ADDRESS: u64 = 40;
-const PR_GET_SECUREBITS: u64 = 27;
 const PR_GET_TIMERSLACK: u64 = 30;
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
@@ -165,7 +164,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 Ok(u64_at(&buf, 0))
             })
             .transpose()?;
-        let securebits = b.syscall(libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
+        let securebits = confinement::securebits(&mut b)?;
         let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
         let pdeathsig = if b.syscall(libc::SYS_prctl, [PR_GET_PDEATHSIG, s, 0, 0, 0, 0])? == 0 {
             site.read(0, &mut buf[..4])?;
@@ -212,7 +211,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 mempolicy,
                 altstack,
                 tid_address,
-                securebits: u32::try_from(securebits).ok(),
+                securebits,
                 timer_slack_ns: u64::try_from(slack).ok(),
                 pdeathsig,
             },

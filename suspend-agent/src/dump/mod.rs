@@ -3,7 +3,6 @@
 //! the image's final name until everything is in and durable (see
 //! [`crate::image::writer`]); any error leaves no image behind.
 
-pub mod confinement;
 mod files;
 mod inside;
 mod memory;
@@ -30,7 +29,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::timers,
+    state::{confinement, timers},
     tracee::ptrace,
 };
 
@@ -308,7 +307,19 @@ pub fn dump(
             pid,
             what: "a thread's securebits (PR_GET_SECUREBITS)",
         })?;
-        let (confined, filters) = confinement::save(pid, t.tid, securebits)?;
+        let (confined, filters) =
+            confinement::save(pid, t.tid, securebits).map_err(|e| match e {
+                confinement::SaveError::Status(e) => DumpError::Proc {
+                    pid,
+                    path: format!("/proc/{pid}/task/{}/status", t.tid).into(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+                confinement::SaveError::Unholdable(why) => DumpError::Confined {
+                    pid,
+                    what: format!("thread {}: {why}", t.tid),
+                },
+                confinement::SaveError::Ptrace(e) => DumpError::Ptrace(e),
+            })?;
         thread.confinement = Some(confined);
         thread.seccomp = filters;
         image.record(&Record::Thread(thread))?;

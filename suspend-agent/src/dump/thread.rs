@@ -78,7 +78,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         // Asked from inside the thread (dump::inside).
         sigaltstack: None,
         tid_address: None,
-        // From /proc and the securebits asked from inside (dump::confinement).
+        // From /proc and the securebits asked from inside (state::confinement).
         confinement: None,
         seccomp: Vec::new(),
         sched: Some(save_sched(pid, tid)?),

@@ -5,6 +5,7 @@
 //! by side. The flows (`dump`, `restore`, `hold`) call them.
 
 pub mod cgroup;
+pub mod confinement;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
