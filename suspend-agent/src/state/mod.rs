@@ -6,6 +6,8 @@
 
 pub mod cgroup;
 pub mod confinement;
+#[cfg(test)]
+pub mod fixtures;
 pub mod inotify;
 pub mod locks;
 pub mod owners;

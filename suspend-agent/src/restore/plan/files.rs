@@ -315,7 +315,8 @@ mod tests {
     use super::{Open, OpenKind, epoll, opens, order, pipe, timerfd};
     use crate::{
         image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
-        restore::plan::{fds::Helpers, fixtures::file},
+        restore::plan::fds::Helpers,
+        state::fixtures::file,
     };
 
     fn pipe_end(fd: i32, id: u64, write: bool, data: &str) -> File {

@@ -24,8 +24,6 @@
 mod args;
 mod fds;
 mod files;
-#[cfg(test)]
-mod fixtures;
 mod memory;
 mod process;
 mod signals;
@@ -271,10 +269,11 @@ mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
     use suspend_common::restore::{Move, Range};
 
-    use super::{BlockPlace, args, argument_block, fixtures, memory::Kernel, zone::round_up};
+    use super::{BlockPlace, args, argument_block, memory::Kernel, zone::round_up};
     use crate::{
         image::format::{self, Process, Sched, SeccompFilter, Thread},
         restore::Options,
+        state::fixtures,
     };
 
     /// The argument block built as [`super::Plan::new`] builds it, for

@@ -60,7 +60,7 @@ mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
     use super::{actions, shared_pending, siginfo, thread_pending};
-    use crate::{image::format, restore::plan::fixtures::thread};
+    use crate::{image::format, state::fixtures::thread};
 
     #[test]
     fn a_siginfo_is_zero_filled_or_cut_to_128_bytes() {

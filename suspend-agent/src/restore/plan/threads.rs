@@ -144,7 +144,8 @@ mod tests {
     use super::{args, ordered, sched_attr, seccomp};
     use crate::{
         image::format::{Confinement, Rseq, Sched, SeccompFilter},
-        restore::plan::{args::Block, fixtures::thread},
+        restore::plan::args::Block,
+        state::fixtures::thread,
         sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0},
     };
 
