@@ -10,7 +10,7 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
-    state::{confinement, timers},
+    state::{confinement, signals, timers},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
@@ -33,8 +33,6 @@ pub const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
 /// Each private expedited barrier, and the registration it needs: without
 /// it the barrier fails with `EPERM`.
 const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), (1 << 7, 1 << 8)];
-/// `sizeof(sigset_t)` for the kernel.
-const KERNEL_SIGSET: u64 = 8;
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -147,17 +145,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     for thread in frozen.threads().to_vec() {
         let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;
         let mut buf = [0u8; 32];
-        let altstack = (b.syscall(libc::SYS_sigaltstack, [0, s, 0, 0, 0, 0])? == 0)
-            .then(|| -> Result<AltStack, InjectError> {
-                site.read(0, &mut buf[..24])?;
-                Ok(AltStack {
-                    sp: u64_at(&buf, 0),
-                    flags: u64_at(&buf, 8) as u32,
-                    size: u64_at(&buf, 16),
-                })
-            })
-            .transpose()?
-            .filter(|a| a.flags & libc::SS_DISABLE as u32 == 0);
+        let altstack = signals::ask_altstack(&mut b, &site)?;
         let tid_address = (b.syscall(libc::SYS_prctl, [PR_GET_TID_ADDRESS, s, 0, 0, 0, 0])? == 0)
             .then(|| -> Result<u64, InjectError> {
                 site.read(0, &mut buf[..8])?;
@@ -222,19 +210,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             super::fault_pause("SUSPEND_FAULT_INSIDE_DELAY_MS");
         }
         if !process_done {
-            for signal in 1..=64u64 {
-                if b.syscall(libc::SYS_rt_sigaction, [signal, 0, s, KERNEL_SIGSET, 0, 0])? != 0 {
-                    continue;
-                }
-                site.read(0, &mut buf)?;
-                inside.sigactions.push(SigAction {
-                    signal: signal as u32,
-                    handler: u64_at(&buf, 0),
-                    flags: u64_at(&buf, 8),
-                    restorer: u64_at(&buf, 16),
-                    mask: u64_at(&buf, 24),
-                });
-            }
+            inside.sigactions = signals::ask_actions(&mut b, &site)?;
             let brk = b.syscall(libc::SYS_brk, [0; 6])?;
             inside.brk = (brk > 0).then_some(brk as u64);
             inside.itimers = timers::ask_interval(&mut b, &site)?;

@@ -3,18 +3,13 @@
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-
 use suspend_common::tasks::{
     FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING, FACT_THREAD_KEYRING, KNOWN_KEYRINGS, KNOWN_LDT,
     KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL, TaskFacts,
 };
 
 use super::DumpError;
-use crate::{
-    image::format::{Creds, FileId, Process, Rlimit, Session},
-    tracee::ptrace,
-};
+use crate::image::format::{Creds, FileId, Process, Rlimit, Session};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -123,11 +118,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;
     let cwd = link(pid, "cwd")?;
-    let shared_pending = ptrace::pending_signals(leader, true).map_err(ptrace::PtraceError::of(
-        pid,
-        leader,
-        "PTRACE_PEEKSIGINFO(shared)",
-    ))?;
+    let shared_pending = crate::state::signals::read_shared_pending(pid, leader)?;
     Ok(Process {
         pid,
         ppid,
@@ -142,7 +133,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         personality,
         auxv,
         mm,
-        shared_pending: shared_pending.iter().map(|s| B64.encode(s)).collect(),
+        shared_pending,
         threads,
         // Asked from inside the threads (dump::inside).
         sigactions: Vec::new(),

@@ -11,6 +11,13 @@ pub mod fixtures;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
+pub mod signals;
 pub mod sockets;
 pub mod terminals;
 pub mod timers;
+
+/// The little-endian `u64` at `at` of `b` (what a borrowed thread wrote
+/// to the scratch page).
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
+}

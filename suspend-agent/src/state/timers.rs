@@ -33,6 +33,7 @@
 
 use std::collections::HashMap;
 
+use super::u64_at;
 use crate::{
     image::{
         Image,
@@ -46,10 +47,6 @@ use crate::{
 
 /// `SIGEV_THREAD_ID`: a timer that signals one thread.
 const SIGEV_THREAD_ID: i32 = 4;
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
-}
 
 /// The armed interval timers of `b`'s process, each with its interval and
 /// the time it has left (`getitimer`, asked through `site`'s scratch page).

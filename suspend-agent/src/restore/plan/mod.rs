@@ -15,8 +15,8 @@
 //!   prepared and how the stub moves them (the kernel's mappings too);
 //! - [`zone`]: the range of addresses that holds the stub, its block, its
 //!   stacks and the prepared mappings;
-//! - [`signals`]: actions and pending signals (interval timers:
-//!   [`crate::state::timers::itimers`]);
+//! - signals: actions and pending signals ([`crate::state::signals`]),
+//!   interval timers ([`crate::state::timers::itimers`]);
 //! - [`threads`]: the main thread first, each thread's arguments and
 //!   seccomp filters;
 //! - [`args`]: the argument block they are pushed on, and its head.
@@ -26,7 +26,6 @@ mod fds;
 mod files;
 mod memory;
 mod process;
-mod signals;
 mod threads;
 mod zone;
 
@@ -51,10 +50,13 @@ pub use self::{
     zone::release_zone,
 };
 use super::{Options, RESTORER, RestoreError, load, open::Opened, validate};
-use crate::image::{
-    Image,
-    format::{PAGES_FILE, Process, Thread},
-    sign,
+use crate::{
+    image::{
+        Image,
+        format::{PAGES_FILE, Process, Thread},
+        sign,
+    },
+    state::signals,
 };
 
 #[derive(Debug)]

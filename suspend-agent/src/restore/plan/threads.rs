@@ -11,14 +11,14 @@ use suspend_common::restore::{
     THREAD_HAS_TIMER_SLACK, ThreadArgs,
 };
 
-use super::{args::Block, prepare_err, signals};
+use super::{args::Block, prepare_err};
 use crate::{
     image::{
         Image,
         format::{Sched, Thread},
     },
     restore::RestoreError,
-    state::confinement,
+    state::{confinement, signals},
     sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
 };
 
