@@ -29,7 +29,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{confinement, timers},
+    state::{confinement, eventfd, timers},
     tracee::ptrace,
 };
 
@@ -180,7 +180,18 @@ pub fn dump(
     }
     files::read_unlinked(pid, &mut files, options.unlinked_max)?;
     files::read_pipes(pid, &mut files)?;
-    files::probe_eventfds(pid, &mut files)?;
+    eventfd::probe_semaphores(pid, &mut files).map_err(|e| match e {
+        eventfd::ProbeError::Fdinfo { path, source } => DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        },
+        eventfd::ProbeError::Call(source) => DumpError::Syscall {
+            pid,
+            tid: pid,
+            source,
+        },
+    })?;
 
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {

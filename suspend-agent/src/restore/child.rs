@@ -318,11 +318,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     (open.fd, *flags)
                 }
                 OpenKind::EventFd { count, flags } => {
-                    let fd = raw::eventfd(0, *flags);
-                    if fd >= 0 && *count != 0 && raw::write_value(fd, count) != 8 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    (fd, *flags)
+                    (crate::state::eventfd::make(*count, *flags), *flags)
                 }
                 OpenKind::OrphanSocket {
                     sock_type,
@@ -337,26 +333,19 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 OpenKind::Inotify { flags, watches } => {
                     (crate::state::inotify::make(*flags, watches), *flags)
                 }
-                OpenKind::SignalFd { mask, flags } => (raw::signalfd(mask, *flags), *flags),
+                OpenKind::SignalFd { mask, flags } => {
+                    (crate::state::signalfd::make(mask, *flags), *flags)
+                }
                 OpenKind::TimerFd {
                     clock,
                     flags,
                     settime,
                     spec,
                     ticks,
-                } => {
-                    let fd = raw::timerfd_create(*clock, *flags);
-                    if fd >= 0
-                        && spec[2..] != [0, 0]
-                        && raw::timerfd_settime(fd, *settime, spec) < 0
-                    {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    if fd >= 0 && *ticks != 0 && raw::timerfd_set_ticks(fd, ticks) < 0 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    (fd, *flags)
-                }
+                } => (
+                    crate::state::timerfd::make(*clock, *flags, *settime, spec, ticks),
+                    *flags,
+                ),
             };
             if fd < 0 {
                 fail(plan, STEP_OPEN, open.fd as usize);

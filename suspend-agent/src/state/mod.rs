@@ -6,15 +6,22 @@
 
 pub mod cgroup;
 pub mod confinement;
+pub mod eventfd;
 #[cfg(test)]
 pub mod fixtures;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
+pub mod signalfd;
 pub mod signals;
 pub mod sockets;
 pub mod terminals;
+pub mod timerfd;
 pub mod timers;
+
+/// The status flags a made-again anonymous file (an eventfd, a signalfd,
+/// a timerfd, an inotify instance, a socket) takes at creation.
+pub const CREATE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_CLOEXEC;
 
 /// The little-endian `u64` at `at` of `b` (what a borrowed thread wrote
 /// to the scratch page).
