@@ -18,22 +18,20 @@ pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    os::{fd::OwnedFd, unix::fs::FileTypeExt as _},
+    os::unix::fs::FileTypeExt as _,
     path::Path,
 };
-
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, File, FileKind, PipeEnd},
+    image::format::{EpollTarget, File, FileKind},
     state::{
         eventfd, inotify,
         locks::{self, parse_fd_locks},
-        owners, signalfd, sockets, terminals, timerfd,
+        owners, pipes, signalfd, sockets, terminals, timerfd,
     },
-    sys::{PidFd, pipe},
+    sys::PidFd,
 };
 
 const EVENTPOLL: &str = "anon_inode:[eventpoll]";
@@ -112,28 +110,6 @@ impl File {
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && (!deleted || self.unlinked.is_some()))
     }
-}
-
-/// The inode of a `pipe:[N]` link.
-fn pipe_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
-}
-
-/// Which end of a pipe an fd is, from its flags: a read or a write end as
-/// `pipe(2)` makes them (not read-write, not packet mode).
-fn pipe_end(link: &str, flags: u32) -> Option<PipeEnd> {
-    let id = pipe_inode(link)?;
-    let write = match flags as i32 & libc::O_ACCMODE {
-        libc::O_RDONLY => false,
-        libc::O_WRONLY => true,
-        _ => return None,
-    };
-    (flags as i32 & libc::O_DIRECT == 0).then(|| PipeEnd {
-        id,
-        write,
-        size: 0,
-        data: String::new(),
-    })
 }
 
 /// Every open fd of `pid` but `skip` (the client's connection to us).
@@ -231,7 +207,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let inotify = (link == inotify::LINK)
             .then(|| inotify::watches(&info))
             .flatten();
-        let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
+        let pipe = (fd > 2).then(|| pipes::end(&link, flags)).flatten();
         let orphan_socket = (kind == FileKind::Socket && fd > 2)
             .then(|| sockets::orphan(&link))
             .flatten();
@@ -394,24 +370,8 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             bad.push((f.fd, why));
             continue;
         }
-        // A pipe end open twice (not a dup: each with its own flags and
-        // offset) would come back as one open file dup'ed.
-        if let Some(p) = &f.pipe
-            && let Some(twin) = files.iter().find(|o| {
-                o.fd < f.fd
-                    && o.pipe
-                        .as_ref()
-                        .is_some_and(|q| q.id == p.id && q.write == p.write)
-                    && !crate::sys::same_open_file(pid, o.fd, f.fd).unwrap_or(true)
-            })
-        {
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, opened again apart from fd {}: it would come back as a dup of it)",
-                    f.fd, f.path, twin.fd
-                ),
-            ));
+        if let Some(why) = pipes::twin_refusal(pid, f, files) {
+            bad.push((f.fd, why));
             continue;
         }
         let why = match &f.pipe {
@@ -514,80 +474,6 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
     })
 }
 
-/// Reads what is buffered in each pipe of `files` without consuming it (a
-/// copy of a read end with `pidfd_getfd`, `tee` into a pipe of our own)
-/// and its capacity. The process must be frozen.
-pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
-    let err = |source| DumpError::Syscall {
-        pid,
-        tid: pid,
-        source,
-    };
-    let pidfd = PidFd::open(pid).map_err(err)?;
-    let mut done: BTreeMap<u64, u32> = BTreeMap::new();
-    for f in files.iter_mut() {
-        let fd = f.fd;
-        let Some(p) = &mut f.pipe else { continue };
-        if p.write || done.contains_key(&p.id) {
-            continue;
-        }
-        let end = pidfd.get_fd(fd).map_err(err)?;
-        let (size, data) = pipe_contents(&end).map_err(err)?;
-        done.insert(p.id, size);
-        p.size = size;
-        p.data = B64.encode(&data);
-    }
-    for f in files.iter_mut() {
-        if let Some(p) = &mut f.pipe {
-            p.size = done.get(&p.id).copied().unwrap_or(p.size);
-        }
-    }
-    Ok(())
-}
-
-/// The capacity of the pipe `end` reads from, and a copy of its contents.
-fn pipe_contents(end: &OwnedFd) -> crate::sys::Result<(u32, Vec<u8>)> {
-    use crate::sys::SyscallError;
-    use std::{io::Read as _, os::fd::AsFd as _};
-    let size = pipe::capacity(end.as_fd())?;
-    let queued = crate::sys::readable_bytes(end.as_fd())?;
-    if queued == 0 {
-        return Ok((size, Vec::new()));
-    }
-    let (read, write) = pipe::make(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
-    // As many buffers as theirs, so tee never runs out of room.
-    pipe::set_capacity(write.as_fd(), size)?;
-    // The source is not consumed.
-    let copied = pipe::tee(
-        end.as_fd(),
-        write.as_fd(),
-        queued as usize,
-        libc::SPLICE_F_NONBLOCK,
-    )?;
-    if copied != queued as usize {
-        return Err(SyscallError::of("tee")(std::io::Error::other(format!(
-            "{copied} of {queued} buffered bytes copied"
-        ))));
-    }
-    let mut data = vec![0u8; queued as usize];
-    let mut read = fs::File::from(read);
-    let mut got = 0;
-    while got < data.len() {
-        match read
-            .read(&mut data[got..])
-            .map_err(SyscallError::of("read (pipe)"))?
-        {
-            0 => {
-                return Err(SyscallError::of("read (pipe)")(
-                    std::io::ErrorKind::UnexpectedEof,
-                ));
-            }
-            n => got += n,
-        }
-    }
-    Ok((size, data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,7 +520,7 @@ mod tests {
 
     fn file(fd: i32, kind: FileKind, path: &str) -> File {
         File {
-            pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
+            pipe: pipes::end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
             ..File::bare(fd, kind, path)
         }
     }

@@ -29,7 +29,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{confinement, eventfd, timers},
+    state::{confinement, eventfd, pipes, timers},
     tracee::ptrace,
 };
 
@@ -179,7 +179,11 @@ pub fn dump(
         held_only.extend(state);
     }
     files::read_unlinked(pid, &mut files, options.unlinked_max)?;
-    files::read_pipes(pid, &mut files)?;
+    pipes::read_contents(pid, &mut files).map_err(|source| DumpError::Syscall {
+        pid,
+        tid: pid,
+        source,
+    })?;
     eventfd::probe_semaphores(pid, &mut files).map_err(|e| match e {
         eventfd::ProbeError::Fdinfo { path, source } => DumpError::Proc {
             pid,

@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
+pub mod pipes;
 pub mod signalfd;
 pub mod signals;
 pub mod sockets;

@@ -12,13 +12,11 @@ use std::{
     os::fd::{OwnedFd, RawFd},
 };
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-
 use super::{fds::Helpers, prepare_err};
 use crate::{
     image::format::{EpollTarget, File, InotifyWatch, PipeEnd, TimerFd},
     restore::RestoreError,
-    state::{CREATE_FLAGS, eventfd, timerfd},
+    state::{CREATE_FLAGS, eventfd, pipes, timerfd},
 };
 
 /// A file the process had open, to open again at its number.
@@ -160,47 +158,27 @@ fn fd_err(f: &File) -> impl FnOnce(std::io::Error) -> RestoreError {
     prepare_err(format!("fd {} ({})", f.fd, f.path))
 }
 
-/// An end of a self-pipe. Each pipe is made at its lowest read end, with
-/// its lowest write end (`None` for that one: made with the read end);
-/// its other fds are copies of those.
+/// An end of a self-pipe ([`pipes::plan`]): the pipe, a copy of an end,
+/// or nothing (its lowest write end: made with the read end).
 fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, RestoreError> {
-    let first_end = |write: bool| {
-        files
-            .iter()
-            .filter(|g| {
-                g.pipe
-                    .as_ref()
-                    .is_some_and(|q| q.id == p.id && q.write == write)
-            })
-            .map(|g| g.fd)
-            .min()
-    };
-    let (Some(read_fd), Some(write_fd)) = (first_end(false), first_end(true)) else {
-        return Err(fd_err(f)(std::io::Error::other(
-            "the image holds only one end of this pipe",
-        )));
-    };
     let flags = f.flags as i32;
-    let first = if p.write { write_fd } else { read_fd };
-    Ok(if f.fd != first {
-        Some(OpenKind::Dup { from: first, flags })
-    } else if p.write {
-        None
-    } else {
-        let write_flags = files
-            .iter()
-            .find(|g| g.fd == write_fd)
-            .map_or(0, |g| g.flags as i32);
-        Some(OpenKind::Pipe {
-            read_flags: flags,
-            write_fd,
-            write_flags,
-            size: p.size,
-            data: B64
-                .decode(&p.data)
-                .map_err(|e| fd_err(f)(std::io::Error::other(e)))?,
-        })
-    })
+    Ok(pipes::plan(files, f, p)
+        .map_err(fd_err(f))?
+        .map(|made| match made {
+            pipes::Made::Copy { from } => OpenKind::Dup { from, flags },
+            pipes::Made::Pipe {
+                write_fd,
+                write_flags,
+                size,
+                data,
+            } => OpenKind::Pipe {
+                read_flags: flags,
+                write_fd,
+                write_flags,
+                size,
+                data,
+            },
+        }))
 }
 
 /// A timerfd, armed as it was ([`timerfd::arming`]).
