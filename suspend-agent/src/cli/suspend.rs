@@ -155,7 +155,7 @@ fn check(pid: u32, new_session: bool, unlinked_max: u64) -> anyhow::Result<u8> {
         any = true;
         println!("  refused: {what} (an image cannot hold it; --hold keeps it)");
     }
-    let confinement = dump::confinement::refusals(pid)?;
+    let confinement = crate::state::confinement::refusals(pid)?;
     if confinement.is_empty() {
         println!(
             "  threads: capabilities, securebits, no_new_privs, seccomp filters, scheduling: saved"

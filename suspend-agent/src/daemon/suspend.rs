@@ -556,7 +556,7 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
     }
 
     // Nor what confines it that an image cannot hold (seccomp).
-    let refused = dump::confinement::refusals(pid)
+    let refused = crate::state::confinement::refusals(pid)
         .map_err(|source| TakeError::Confinement { pid, source })?;
     if refused.is_empty() {
         Ok(Vec::new())

@@ -18,85 +18,23 @@ pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    os::{fd::OwnedFd, unix::fs::FileTypeExt as _},
+    os::unix::fs::FileTypeExt as _,
     path::Path,
 };
-
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, EventFd, File, FileKind, PipeEnd, TimerFd},
+    image::format::{EpollTarget, File, FileKind},
     state::{
-        inotify,
+        eventfd, inotify,
         locks::{self, parse_fd_locks},
-        owners, sockets, terminals,
+        owners, pipes, signalfd, sockets, terminals, timerfd,
     },
-    sys::{PidFd, pipe},
+    sys::PidFd,
 };
 
-const EVENTFD: &str = "anon_inode:[eventfd]";
 const EVENTPOLL: &str = "anon_inode:[eventpoll]";
-const SIGNALFD: &str = "anon_inode:[signalfd]";
-const TIMERFD: &str = "anon_inode:[timerfd]";
-
-/// `sigmask:` (hex) of a signalfd's fdinfo.
-pub fn parse_signalfd(text: &str) -> Option<u64> {
-    let v = text.lines().find_map(|l| l.strip_prefix("sigmask:"))?;
-    u64::from_str_radix(v.trim(), 16).ok()
-}
-
-/// A timerfd's fdinfo (`clockid:`, `ticks:`, `settime flags:` in octal,
-/// `it_value: (S, NS)`, `it_interval: (S, NS)`); `now_ns` is its clock's
-/// time as it was read, for an absolute deadline.
-pub fn parse_timerfd(text: &str, now_ns: impl Fn(i32) -> Option<u64>) -> Option<TimerFd> {
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-    };
-    let pair = |key: &str| -> Option<u64> {
-        let (s, ns) = field(key)?
-            .strip_prefix('(')?
-            .strip_suffix(')')?
-            .split_once(',')?;
-        Some(s.trim().parse::<u64>().ok()? * 1_000_000_000 + ns.trim().parse::<u64>().ok()?)
-    };
-    let clockid: i32 = field("clockid:")?.parse().ok()?;
-    let settime_flags = i32::from_str_radix(field("settime flags:")?, 8).ok()?;
-    let value_ns = pair("it_value:")?;
-    let deadline_ns = if settime_flags & 1 != 0 && value_ns != 0 {
-        Some(now_ns(clockid)? + value_ns)
-    } else {
-        None
-    };
-    Some(TimerFd {
-        clockid,
-        ticks: field("ticks:")?.parse().ok()?,
-        settime_flags,
-        value_ns,
-        interval_ns: pair("it_interval:")?,
-        deadline_ns,
-    })
-}
-
-/// `eventfd-count:` (hex) and `eventfd-semaphore:` of an eventfd's fdinfo.
-pub fn parse_eventfd(text: &str) -> Option<EventFd> {
-    let mut count = None;
-    let mut semaphore = false;
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("eventfd-count:") {
-            count = u64::from_str_radix(v.trim(), 16).ok();
-        } else if let Some(v) = line.strip_prefix("eventfd-semaphore:") {
-            semaphore = v.trim() == "1";
-        }
-    }
-    Some(EventFd {
-        count: count?,
-        semaphore,
-    })
-}
 
 /// The `tfd: N events: HEX data: HEX …` lines of an epoll's fdinfo.
 pub fn parse_epoll(text: &str) -> Option<Vec<EpollTarget>> {
@@ -174,28 +112,6 @@ impl File {
     }
 }
 
-/// The inode of a `pipe:[N]` link.
-fn pipe_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
-}
-
-/// Which end of a pipe an fd is, from its flags: a read or a write end as
-/// `pipe(2)` makes them (not read-write, not packet mode).
-fn pipe_end(link: &str, flags: u32) -> Option<PipeEnd> {
-    let id = pipe_inode(link)?;
-    let write = match flags as i32 & libc::O_ACCMODE {
-        libc::O_RDONLY => false,
-        libc::O_WRONLY => true,
-        _ => return None,
-    };
-    (flags as i32 & libc::O_DIRECT == 0).then(|| PipeEnd {
-        id,
-        write,
-        size: 0,
-        data: String::new(),
-    })
-}
-
 /// Every open fd of `pid` but `skip` (the client's connection to us).
 pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
     let dir = format!("/proc/{pid}/fd");
@@ -249,12 +165,12 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             }
         };
         // A timerfd's fdinfo counts the expirations it missed only once
-        // something asks it (as its next read would): `timerfd_gettime`.
-        if link == TIMERFD
+        // something asks it (as its next read would).
+        if link == timerfd::LINK
             && let Some(copy) = &copy
         {
             use std::os::fd::AsFd as _;
-            let _ = crate::sys::timerfd_gettime(copy.as_fd());
+            timerfd::refresh(copy.as_fd());
         }
         let Ok(info) = fs::read_to_string(&info_path) else {
             continue;
@@ -278,16 +194,20 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
                 unlinked::describe(fd, kind, &link, id.as_ref(), stat)
             })
             .flatten();
-        let eventfd = (link == EVENTFD).then(|| parse_eventfd(&info)).flatten();
+        let eventfd = (link == eventfd::LINK)
+            .then(|| eventfd::parse(&info))
+            .flatten();
         let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
-        let signalfd = (link == SIGNALFD).then(|| parse_signalfd(&info)).flatten();
-        let timerfd = (link == TIMERFD)
-            .then(|| parse_timerfd(&info, crate::sys::clock_ns))
+        let signalfd = (link == signalfd::LINK)
+            .then(|| signalfd::parse(&info))
+            .flatten();
+        let timerfd = (link == timerfd::LINK)
+            .then(|| timerfd::parse(&info, crate::sys::clock_ns))
             .flatten();
         let inotify = (link == inotify::LINK)
             .then(|| inotify::watches(&info))
             .flatten();
-        let pipe = (fd > 2).then(|| pipe_end(&link, flags)).flatten();
+        let pipe = (fd > 2).then(|| pipes::end(&link, flags)).flatten();
         let orphan_socket = (kind == FileKind::Socket && fd > 2)
             .then(|| sockets::orphan(&link))
             .flatten();
@@ -450,24 +370,8 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             bad.push((f.fd, why));
             continue;
         }
-        // A pipe end open twice (not a dup: each with its own flags and
-        // offset) would come back as one open file dup'ed.
-        if let Some(p) = &f.pipe
-            && let Some(twin) = files.iter().find(|o| {
-                o.fd < f.fd
-                    && o.pipe
-                        .as_ref()
-                        .is_some_and(|q| q.id == p.id && q.write == p.write)
-                    && !crate::sys::same_open_file(pid, o.fd, f.fd).unwrap_or(true)
-            })
-        {
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, opened again apart from fd {}: it would come back as a dup of it)",
-                    f.fd, f.path, twin.fd
-                ),
-            ));
+        if let Some(why) = pipes::twin_refusal(pid, f, files) {
+            bad.push((f.fd, why));
             continue;
         }
         let why = match &f.pipe {
@@ -570,135 +474,6 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
     })
 }
 
-/// Reads what is buffered in each pipe of `files` without consuming it (a
-/// copy of a read end with `pidfd_getfd`, `tee` into a pipe of our own)
-/// and its capacity. The process must be frozen.
-pub fn read_pipes(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
-    let err = |source| DumpError::Syscall {
-        pid,
-        tid: pid,
-        source,
-    };
-    let pidfd = PidFd::open(pid).map_err(err)?;
-    let mut done: BTreeMap<u64, u32> = BTreeMap::new();
-    for f in files.iter_mut() {
-        let fd = f.fd;
-        let Some(p) = &mut f.pipe else { continue };
-        if p.write || done.contains_key(&p.id) {
-            continue;
-        }
-        let end = pidfd.get_fd(fd).map_err(err)?;
-        let (size, data) = pipe_contents(&end).map_err(err)?;
-        done.insert(p.id, size);
-        p.size = size;
-        p.data = B64.encode(&data);
-    }
-    for f in files.iter_mut() {
-        if let Some(p) = &mut f.pipe {
-            p.size = done.get(&p.id).copied().unwrap_or(p.size);
-        }
-    }
-    Ok(())
-}
-
-/// Finds whether each eventfd counts as a semaphore where its fdinfo does
-/// not say (before Linux 6.4, the mode is nowhere to be read): through a
-/// copy of it, while the process is frozen, raises its count to at least
-/// 2, reads once (a semaphore gives 1, a plain counter all of it) and puts
-/// the count back as it was.
-pub fn probe_eventfds(pid: u32, files: &mut [File]) -> Result<(), DumpError> {
-    let err = |source| DumpError::Syscall {
-        pid,
-        tid: pid,
-        source,
-    };
-    let mut pidfd = None;
-    for f in files.iter_mut() {
-        let Some(e) = &mut f.eventfd else { continue };
-        let path = format!("/proc/{pid}/fdinfo/{}", f.fd);
-        let info = fs::read_to_string(&path).map_err(|source| DumpError::Proc {
-            pid,
-            path: path.into(),
-            source,
-        })?;
-        if info.contains("eventfd-semaphore:") {
-            continue;
-        }
-        if pidfd.is_none() {
-            pidfd = Some(PidFd::open(pid).map_err(err)?);
-        }
-        let copy = pidfd
-            .as_ref()
-            .expect("opened above")
-            .get_fd(f.fd)
-            .map_err(err)?;
-        use std::os::fd::AsFd as _;
-        let copy = copy.as_fd();
-        let count = e.count;
-        let probe = || -> crate::sys::Result<bool> {
-            if count < 2 {
-                crate::sys::eventfd_write(copy, 2 - count)?;
-            }
-            let got = crate::sys::eventfd_read(copy)?;
-            let semaphore = got == 1;
-            let now = count.max(2) - got;
-            if now > count {
-                for _ in count..now {
-                    crate::sys::eventfd_read(copy)?; // a semaphore: 1 each
-                }
-            } else if now < count {
-                crate::sys::eventfd_write(copy, count - now)?;
-            }
-            Ok(semaphore)
-        };
-        e.semaphore = probe().map_err(err)?;
-    }
-    Ok(())
-}
-
-/// The capacity of the pipe `end` reads from, and a copy of its contents.
-fn pipe_contents(end: &OwnedFd) -> crate::sys::Result<(u32, Vec<u8>)> {
-    use crate::sys::SyscallError;
-    use std::{io::Read as _, os::fd::AsFd as _};
-    let size = pipe::capacity(end.as_fd())?;
-    let queued = crate::sys::readable_bytes(end.as_fd())?;
-    if queued == 0 {
-        return Ok((size, Vec::new()));
-    }
-    let (read, write) = pipe::make(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
-    // As many buffers as theirs, so tee never runs out of room.
-    pipe::set_capacity(write.as_fd(), size)?;
-    // The source is not consumed.
-    let copied = pipe::tee(
-        end.as_fd(),
-        write.as_fd(),
-        queued as usize,
-        libc::SPLICE_F_NONBLOCK,
-    )?;
-    if copied != queued as usize {
-        return Err(SyscallError::of("tee")(std::io::Error::other(format!(
-            "{copied} of {queued} buffered bytes copied"
-        ))));
-    }
-    let mut data = vec![0u8; queued as usize];
-    let mut read = fs::File::from(read);
-    let mut got = 0;
-    while got < data.len() {
-        match read
-            .read(&mut data[got..])
-            .map_err(SyscallError::of("read (pipe)"))?
-        {
-            0 => {
-                return Err(SyscallError::of("read (pipe)")(
-                    std::io::ErrorKind::UnexpectedEof,
-                ));
-            }
-            n => got += n,
-        }
-    }
-    Ok((size, data))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,7 +520,7 @@ mod tests {
 
     fn file(fd: i32, kind: FileKind, path: &str) -> File {
         File {
-            pipe: pipe_end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
+            pipe: pipes::end(path, if fd % 2 == 0 { 0 } else { 1 }).filter(|_| fd > 2),
             ..File::bare(fd, kind, path)
         }
     }
@@ -805,44 +580,7 @@ mod tests {
     }
 
     #[test]
-    fn signalfd_and_timerfd() {
-        let text =
-            "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\nsigmask:\t0000000000000200\n";
-        assert_eq!(parse_signalfd(text), Some(0x200));
-        let text = "pos:\t0\nflags:\t04002\nclockid: 1\nticks: 1\nsettime flags: 00\n\
-                    it_value: (0, 0)\nit_interval: (1, 0)\n";
-        assert_eq!(
-            parse_timerfd(text, |_| Some(5)),
-            Some(TimerFd {
-                clockid: 1,
-                ticks: 1,
-                settime_flags: 0,
-                value_ns: 0,
-                interval_ns: 1_000_000_000,
-                deadline_ns: None
-            })
-        );
-        let text = "clockid: 0\nticks: 0\nsettime flags: 03\nit_value: (99, 387315080)\n\
-                    it_interval: (0, 0)\n";
-        let t = parse_timerfd(text, |clock| (clock == 0).then_some(1_000)).unwrap();
-        assert_eq!((t.settime_flags, t.value_ns), (3, 99_387_315_080));
-        assert_eq!(
-            t.deadline_ns,
-            Some(99_387_316_080),
-            "absolute: now + what was left"
-        );
-    }
-
-    #[test]
-    fn eventfd_and_epoll() {
-        let text = "pos:\t0\nflags:\t02004002\neventfd-count:                3\neventfd-id: 1\neventfd-semaphore: 1\n";
-        assert_eq!(
-            parse_eventfd(text),
-            Some(EventFd {
-                count: 3,
-                semaphore: true
-            })
-        );
+    fn epoll_fdinfo() {
         let text = "pos:\t0\nflags:\t02000002\ntfd:        5 events:       19 data:     7f0700000005  pos:0 ino:52968 sdev:f\ntfd:        3 events: 80000019 data:                3  pos:0 ino:1a sdev:10\n";
         let targets = parse_epoll(text).unwrap();
         assert_eq!(

@@ -10,11 +10,11 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
+    state::{confinement, signals, timers},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
 const PR_GET_TID_ADDRESS: u64 = 40;
-const PR_GET_SECUREBITS: u64 = 27;
 const PR_GET_TIMERSLACK: u64 = 30;
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
@@ -33,8 +33,6 @@ pub const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
 /// Each private expedited barrier, and the registration it needs: without
 /// it the barrier fails with `EPERM`.
 const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), (1 << 7, 1 << 8)];
-/// `sizeof(sigset_t)` for the kernel.
-const KERNEL_SIGSET: u64 = 8;
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -55,12 +53,8 @@ pub struct Inside {
     pub mdwe: Option<u32>,
     /// Whether it set up a local descriptor table (`modify_ldt`).
     pub ldt: bool,
-    /// Each POSIX timer's time left and interval (`timer_gettime`), ns.
-    pub timers: HashMap<i32, (u64, u64)>,
-    /// Each POSIX timer's overrun count (`timer_getoverrun`: the
-    /// expirations missed before its last signal was delivered), where it
-    /// is not 0. No call sets it, so a resume cannot give it back.
-    pub overruns: HashMap<i32, i64>,
+    /// Its POSIX timers' time left, interval and overrun count.
+    pub timers: timers::Asked,
     /// It has a process keyring (`KEY_SPEC_PROCESS_KEYRING`).
     pub process_keyring: bool,
 }
@@ -141,7 +135,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         });
     };
     let site = Site::find(pid, block)?;
-    let timers = crate::procfs::timers(pid).map_err(|_| DumpError::Parse {
+    let posix_timers = crate::procfs::timers(pid).map_err(|_| DumpError::Parse {
         pid,
         what: "/proc/PID/timers",
     })?;
@@ -151,24 +145,14 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     for thread in frozen.threads().to_vec() {
         let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;
         let mut buf = [0u8; 32];
-        let altstack = (b.syscall(libc::SYS_sigaltstack, [0, s, 0, 0, 0, 0])? == 0)
-            .then(|| -> Result<AltStack, InjectError> {
-                site.read(0, &mut buf[..24])?;
-                Ok(AltStack {
-                    sp: u64_at(&buf, 0),
-                    flags: u64_at(&buf, 8) as u32,
-                    size: u64_at(&buf, 16),
-                })
-            })
-            .transpose()?
-            .filter(|a| a.flags & libc::SS_DISABLE as u32 == 0);
+        let altstack = signals::ask_altstack(&mut b, &site)?;
         let tid_address = (b.syscall(libc::SYS_prctl, [PR_GET_TID_ADDRESS, s, 0, 0, 0, 0])? == 0)
             .then(|| -> Result<u64, InjectError> {
                 site.read(0, &mut buf[..8])?;
                 Ok(u64_at(&buf, 0))
             })
             .transpose()?;
-        let securebits = b.syscall(libc::SYS_prctl, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0])?;
+        let securebits = confinement::securebits(&mut b)?;
         let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
         let pdeathsig = if b.syscall(libc::SYS_prctl, [PR_GET_PDEATHSIG, s, 0, 0, 0, 0])? == 0 {
             site.read(0, &mut buf[..4])?;
@@ -215,7 +199,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 mempolicy,
                 altstack,
                 tid_address,
-                securebits: u32::try_from(securebits).ok(),
+                securebits,
                 timer_slack_ns: u64::try_from(slack).ok(),
                 pdeathsig,
             },
@@ -226,36 +210,10 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             super::fault_pause("SUSPEND_FAULT_INSIDE_DELAY_MS");
         }
         if !process_done {
-            for signal in 1..=64u64 {
-                if b.syscall(libc::SYS_rt_sigaction, [signal, 0, s, KERNEL_SIGSET, 0, 0])? != 0 {
-                    continue;
-                }
-                site.read(0, &mut buf)?;
-                inside.sigactions.push(SigAction {
-                    signal: signal as u32,
-                    handler: u64_at(&buf, 0),
-                    flags: u64_at(&buf, 8),
-                    restorer: u64_at(&buf, 16),
-                    mask: u64_at(&buf, 24),
-                });
-            }
+            inside.sigactions = signals::ask_actions(&mut b, &site)?;
             let brk = b.syscall(libc::SYS_brk, [0; 6])?;
             inside.brk = (brk > 0).then_some(brk as u64);
-            for which in 0..3u64 {
-                if b.syscall(libc::SYS_getitimer, [which, s, 0, 0, 0, 0])? != 0 {
-                    continue;
-                }
-                site.read(0, &mut buf)?;
-                let us = |at| u64_at(&buf, at) * 1_000_000 + u64_at(&buf, at + 8);
-                let (interval_us, value_us) = (us(0), us(16));
-                if interval_us != 0 || value_us != 0 {
-                    inside.itimers.push(ITimer {
-                        which: which as u32,
-                        interval_us,
-                        value_us,
-                    });
-                }
-            }
+            inside.itimers = timers::ask_interval(&mut b, &site)?;
             if b.syscall(libc::SYS_prctl, [PR_GET_CHILD_SUBREAPER, s, 0, 0, 0, 0])? == 0 {
                 site.read(0, &mut buf[..4])?;
                 inside.child_subreaper = buf[..4] != [0; 4];
@@ -267,17 +225,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
             inside.mdwe = u32::try_from(mdwe).ok().filter(|&f| f != 0);
             inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
-            for &(id, ..) in &timers {
-                if b.syscall(libc::SYS_timer_gettime, [id as u64, s, 0, 0, 0, 0])? == 0 {
-                    site.read(0, &mut buf)?;
-                    let ns = |at| u64_at(&buf, at) * 1_000_000_000 + u64_at(&buf, at + 8);
-                    inside.timers.insert(id, (ns(16), ns(0)));
-                }
-                let overrun = b.syscall(libc::SYS_timer_getoverrun, [id as u64, 0, 0, 0, 0, 0])?;
-                if overrun > 0 {
-                    inside.overruns.insert(id, overrun);
-                }
-            }
+            inside.timers = timers::ask_posix(&mut b, &site, &posix_timers)?;
             inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
             let membarrier =
                 |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);

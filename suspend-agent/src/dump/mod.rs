@@ -3,7 +3,6 @@
 //! the image's final name until everything is in and durable (see
 //! [`crate::image::writer`]); any error leaves no image behind.
 
-pub mod confinement;
 mod files;
 mod inside;
 mod memory;
@@ -26,10 +25,11 @@ use crate::{
         ImageWriter, WriteError,
         format::{
             Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
-            PAGE_SIZE, PosixTimer, Record, Witness,
+            PAGE_SIZE, Record, Witness,
         },
     },
     procfs::{self, vmas},
+    state::{confinement, eventfd, pipes, timers},
     tracee::ptrace,
 };
 
@@ -103,9 +103,6 @@ pub struct DumpOptions {
     /// made ready before the freeze and hashed once the process runs.
     pub write_through: bool,
 }
-
-/// `SIGEV_THREAD_ID`: a timer that signals one thread.
-const SIGEV_THREAD_ID: i32 = 4;
 
 /// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
 const PR_TSC_ENABLE: u32 = 1;
@@ -182,8 +179,23 @@ pub fn dump(
         held_only.extend(state);
     }
     files::read_unlinked(pid, &mut files, options.unlinked_max)?;
-    files::read_pipes(pid, &mut files)?;
-    files::probe_eventfds(pid, &mut files)?;
+    pipes::read_contents(pid, &mut files).map_err(|source| DumpError::Syscall {
+        pid,
+        tid: pid,
+        source,
+    })?;
+    eventfd::probe_semaphores(pid, &mut files).map_err(|e| match e {
+        eventfd::ProbeError::Fdinfo { path, source } => DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        },
+        eventfd::ProbeError::Call(source) => DumpError::Syscall {
+            pid,
+            tid: pid,
+            source,
+        },
+    })?;
 
     let maps_path = format!("/proc/{pid}/maps");
     let text = std::fs::read_to_string(&maps_path).map_err(|source| DumpError::Proc {
@@ -248,10 +260,10 @@ pub fn dump(
     if inside.process_keyring {
         late.push(process::PROCESS_KEYRING_WORDS.into());
     }
-    let mut overruns: Vec<_> = inside.overruns.iter().collect();
+    let mut overruns: Vec<_> = inside.timers.overruns.iter().collect();
     overruns.sort();
     for (id, overrun) in overruns {
-        late.push(process::overrun_words(*id, *overrun));
+        late.push(timers::overrun_words(*id, *overrun));
     }
     if inside.dumpable == Some(2) {
         late.push(process::DUMPABLE_2_WORDS.into());
@@ -273,30 +285,10 @@ pub fn dump(
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;
-    process.posix_timers = procfs::timers(pid)
-        .map_err(|_| DumpError::Parse {
-            pid,
-            what: "/proc/PID/timers",
-        })?
-        .into_iter()
-        .map(|(id, clockid, notify, signal, value, target)| {
-            let (value_ns, interval_ns) = inside.timers.get(&id).copied().unwrap_or_default();
-            PosixTimer {
-                id,
-                clockid,
-                notify,
-                signal,
-                value,
-                tid: if notify & SIGEV_THREAD_ID != 0 {
-                    target
-                } else {
-                    0
-                },
-                value_ns,
-                interval_ns,
-            }
-        })
-        .collect();
+    process.posix_timers = timers::save(pid, &inside.timers).map_err(|_| DumpError::Parse {
+        pid,
+        what: "/proc/PID/timers",
+    })?;
     process.attributes = Some(Attributes {
         oom_score_adj: process::oom_score_adj(pid)?,
         child_subreaper: inside.child_subreaper,
@@ -330,7 +322,19 @@ pub fn dump(
             pid,
             what: "a thread's securebits (PR_GET_SECUREBITS)",
         })?;
-        let (confined, filters) = confinement::save(pid, t.tid, securebits)?;
+        let (confined, filters) =
+            confinement::save(pid, t.tid, securebits).map_err(|e| match e {
+                confinement::SaveError::Status(e) => DumpError::Proc {
+                    pid,
+                    path: format!("/proc/{pid}/task/{}/status", t.tid).into(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+                confinement::SaveError::Unholdable(why) => DumpError::Confined {
+                    pid,
+                    what: format!("thread {}: {why}", t.tid),
+                },
+                confinement::SaveError::Ptrace(e) => DumpError::Ptrace(e),
+            })?;
         thread.confinement = Some(confined);
         thread.seccomp = filters;
         image.record(&Record::Thread(thread))?;

@@ -3,18 +3,13 @@
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-
 use suspend_common::tasks::{
     FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING, FACT_THREAD_KEYRING, KNOWN_KEYRINGS, KNOWN_LDT,
     KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL, TaskFacts,
 };
 
 use super::DumpError;
-use crate::{
-    image::format::{Creds, FileId, MAX_TIMER_ID_FILLERS, Process, Rlimit, Session},
-    tracee::ptrace,
-};
+use crate::image::format::{Creds, FileId, Process, Rlimit, Session};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -123,11 +118,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;
     let cwd = link(pid, "cwd")?;
-    let shared_pending = ptrace::pending_signals(leader, true).map_err(ptrace::PtraceError::of(
-        pid,
-        leader,
-        "PTRACE_PEEKSIGINFO(shared)",
-    ))?;
+    let shared_pending = crate::state::signals::read_shared_pending(pid, leader)?;
     Ok(Process {
         pid,
         ppid,
@@ -142,7 +133,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         personality,
         auxv,
         mm,
-        shared_pending: shared_pending.iter().map(|s| B64.encode(s)).collect(),
+        shared_pending,
         threads,
         // Asked from inside the threads (dump::inside).
         sigactions: Vec::new(),
@@ -226,14 +217,6 @@ pub fn session_keyring_words(tids: &[u32], leaves: u32, name: &str) -> String {
     )
 }
 
-/// A POSIX timer whose last expiry was delivered late.
-pub fn overrun_words(id: i32, overrun: i64) -> String {
-    format!(
-        "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no call \
-         sets"
-    )
-}
-
 pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)";
 
 /// What the kernel's task structures show (the task iterator, read
@@ -276,7 +259,7 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
         bad.push(DUMPABLE_2_WORDS.into());
     }
     if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
-        bad.push(overrun_words(id, overrun.into()));
+        bad.push(crate::state::timers::overrun_words(id, overrun.into()));
     }
     // A session keyring of its own: a resume gives it a new one, with the
     // user's session keyring (which links the user keyring) linked in. What
@@ -425,22 +408,7 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
             ));
         }
     }
-    match crate::procfs::timers(pid) {
-        Ok(timers) => {
-            let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
-            if highest >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
-                bad.push(format!(
-                    "POSIX timer id {highest} (this kernel cannot be told a timer's id, and \
-                     making every id below it would take too long)"
-                ));
-            }
-        }
-        Err(_) => bad.push(
-            "POSIX timers this kernel does not show (no /proc/PID/timers: \
-             CONFIG_CHECKPOINT_RESTORE)"
-                .into(),
-        ),
-    }
+    bad.extend(crate::state::timers::refusal(pid));
     if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
         let locked = status
             .lines()

@@ -7,6 +7,7 @@ use super::DumpError;
 use crate::{
     freeze::Thread as FrozenThread,
     image::format::{Rseq, Sched, Thread},
+    state::signals,
     sys::sched,
     tracee::ptrace,
 };
@@ -45,14 +46,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
     let len = ptrace::xstate(tid, &mut xstate).map_err(err("PTRACE_GETREGSET(NT_X86_XSTATE)"))?;
     xstate.truncate(len);
     let sigmask = ptrace::sigmask(tid).map_err(err("PTRACE_GETSIGMASK"))?;
-    let mut pending = ptrace::pending_signals(tid, false).map_err(err("PTRACE_PEEKSIGINFO"))?;
-    // A signal it was stopped on its way to deliver is saved, with its
-    // siginfo, as the first of its pending signals: the restored thread
-    // takes it as soon as it runs.
-    if thread.stopped_with.is_some() {
-        let info = ptrace::siginfo(tid).map_err(err("PTRACE_GETSIGINFO"))?;
-        pending.insert(0, info);
-    }
+    let pending = signals::read_thread_pending(pid, tid, thread.stopped_with.is_some())?;
     let rseq = match ptrace::rseq(tid) {
         Ok(r) => r.map(|(addr, len, signature)| Rseq {
             addr,
@@ -70,7 +64,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         regs: (&r).into(),
         xstate: B64.encode(&xstate),
         sigmask,
-        pending: pending.iter().map(|s| B64.encode(s)).collect(),
+        pending,
         rseq,
         robust_list,
         // Saved in `pending` (older images: here, without its siginfo).
@@ -78,7 +72,7 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         // Asked from inside the thread (dump::inside).
         sigaltstack: None,
         tid_address: None,
-        // From /proc and the securebits asked from inside (dump::confinement).
+        // From /proc and the securebits asked from inside (state::confinement).
         confinement: None,
         seccomp: Vec::new(),
         sched: Some(save_sched(pid, tid)?),

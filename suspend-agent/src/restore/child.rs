@@ -3,10 +3,7 @@
 //! contents are ready in the zone, inherited from the agent). It runs as a copy of the agent and must
 //! not allocate: everything it needs is in the [`Plan`], made beforehand.
 
-use std::{
-    io::Read as _,
-    os::fd::{AsRawFd as _, RawFd},
-};
+use std::{io::Read as _, os::fd::AsRawFd as _};
 
 use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
@@ -171,63 +168,6 @@ pub fn kill_and_reap(pid: u32, traced: &[u32]) -> String {
     }
 }
 
-/// Makes a pipe with its read end at `read_fd` and its write end at
-/// `write_fd`, `size` bytes big, holding `data`, each end with its flags
-/// (`O_NONBLOCK`, `O_CLOEXEC`). Runs in the restore child: no allocation.
-///
-/// # Safety
-/// Only in the restore child, while it makes its files.
-unsafe fn make_pipe(
-    plan: &Plan,
-    read_fd: RawFd,
-    read_flags: i32,
-    write_fd: RawFd,
-    write_flags: i32,
-    size: u32,
-    data: &[u8],
-) {
-    let failed = || fail(plan, STEP_OPEN, read_fd as usize);
-    let mut fds = [0; 2];
-    if raw::pipe(&mut fds, 0) < 0 {
-        failed();
-    }
-    if size != 0
-        && raw::pipe_capacity(fds[1]) != size as i32
-        && raw::set_pipe_capacity(fds[1], size as i32) < 0
-    {
-        failed();
-    }
-    // It fits: the pipe is as big as the one it was read from.
-    let mut done = 0;
-    while done < data.len() {
-        let n = raw::write(fds[1], &data[done..]);
-        if n <= 0 {
-            failed();
-        }
-        done += n as usize;
-    }
-    // Above every number still to be taken, then to their own.
-    let r = raw::dup_at_least(fds[0], plan.scratch_fd);
-    let w = raw::dup_at_least(fds[1], plan.scratch_fd);
-    if r < 0 || w < 0 {
-        failed();
-    }
-    // SAFETY: descriptors this child owns: the pipe it just made, and
-    // numbers of the image's files, which nothing else here uses.
-    unsafe {
-        raw::close(fds[0]);
-        raw::close(fds[1]);
-        for (from, to, flags) in [(r, read_fd, read_flags), (w, write_fd, write_flags)] {
-            if raw::dup3(from, to, flags & libc::O_CLOEXEC) < 0
-                || raw::set_status_flags(to, flags & libc::O_NONBLOCK) < 0
-            {
-                failed();
-            }
-            raw::close(from);
-        }
-    }
-}
-
 /// Reports a failure on the pipe and exits.
 fn fail(plan: &Plan, step: u32, index: usize) -> ! {
     // Errno right after the failed call.
@@ -294,15 +234,15 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     size,
                     data,
                 } => {
-                    make_pipe(
-                        plan,
-                        open.fd,
-                        *read_flags,
-                        *write_fd,
-                        *write_flags,
+                    if !crate::state::pipes::make(
+                        plan.scratch_fd,
+                        (open.fd, *read_flags),
+                        (*write_fd, *write_flags),
                         *size,
                         data,
-                    );
+                    ) {
+                        fail(plan, STEP_OPEN, open.fd as usize);
+                    }
                     continue;
                 }
                 OpenKind::Dup { from, flags } => {
@@ -318,11 +258,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     (open.fd, *flags)
                 }
                 OpenKind::EventFd { count, flags } => {
-                    let fd = raw::eventfd(0, *flags);
-                    if fd >= 0 && *count != 0 && raw::write_value(fd, count) != 8 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    (fd, *flags)
+                    (crate::state::eventfd::make(*count, *flags), *flags)
                 }
                 OpenKind::OrphanSocket {
                     sock_type,
@@ -337,26 +273,19 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                 OpenKind::Inotify { flags, watches } => {
                     (crate::state::inotify::make(*flags, watches), *flags)
                 }
-                OpenKind::SignalFd { mask, flags } => (raw::signalfd(mask, *flags), *flags),
+                OpenKind::SignalFd { mask, flags } => {
+                    (crate::state::signalfd::make(mask, *flags), *flags)
+                }
                 OpenKind::TimerFd {
                     clock,
                     flags,
                     settime,
                     spec,
                     ticks,
-                } => {
-                    let fd = raw::timerfd_create(*clock, *flags);
-                    if fd >= 0
-                        && spec[2..] != [0, 0]
-                        && raw::timerfd_settime(fd, *settime, spec) < 0
-                    {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    if fd >= 0 && *ticks != 0 && raw::timerfd_set_ticks(fd, ticks) < 0 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    (fd, *flags)
-                }
+                } => (
+                    crate::state::timerfd::make(*clock, *flags, *settime, spec, ticks),
+                    *flags,
+                ),
             };
             if fd < 0 {
                 fail(plan, STEP_OPEN, open.fd as usize);

@@ -16,6 +16,7 @@ use super::{RestoreError, child::Created, plan::Plan};
 use crate::{
     image::{Image, format::Regs},
     procfs::vmas,
+    state::confinement::InstallError,
     tracee::{
         inject::{Borrowed, InjectError, Site},
         ptrace::{self, Stop},
@@ -27,8 +28,6 @@ const PR_SET_VMA: u64 = 0x5356_4d41;
 const PR_SET_VMA_ANON_NAME: u64 = 0;
 /// Bytes of a mapping's name with its NUL (`ANON_VMA_NAME_MAX_LEN`).
 const ANON_NAME_MAX: usize = 80;
-/// `seccomp(2)`'s operation.
-const SECCOMP_SET_MODE_FILTER: u64 = 1;
 /// `mseal(2)` (Linux 6.10).
 const SYS_MSEAL: i64 = 462;
 const PR_SET_DUMPABLE: u64 = 4;
@@ -69,29 +68,18 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         .and_then(|block| Site::find(pid, block).map_err(|e| e.to_string()))
         .map_err(|e| failed("finding the client's trampoline", e))?;
 
-    // Seccomp filters, oldest first, installed by each thread itself: the
-    // threads are seized with their filters suspended, so neither the
-    // installing nor anything after it meets them until they are let go.
+    // Seccomp filters, oldest first, installed by each thread itself
+    // (see `state::confinement::install`).
     for (tid, filters) in &plan.seccomp {
         let mut thread = Borrowed::new(*tid, site, None)
             .map_err(|e| failed("installing seccomp filters", format!("thread {tid}: {e}")))?;
-        for (i, &(flags, fprog)) in filters.iter().enumerate() {
-            let ret = thread
-                .syscall(
-                    libc::SYS_seccomp,
-                    [SECCOMP_SET_MODE_FILTER, flags, fprog, 0, 0, 0],
-                )
-                .map_err(|e| failed("installing seccomp filters", e.to_string()))?;
-            if ret < 0 {
-                return Err(failed(
-                    "installing seccomp filters",
-                    format!(
-                        "thread {tid}, filter {i}: {}",
-                        Errno::from_raw(-ret as i32).desc()
-                    ),
-                ));
-            }
-        }
+        crate::state::confinement::install(&mut thread, filters).map_err(|e| match e {
+            InstallError::Inject(e) => failed("installing seccomp filters", e.to_string()),
+            InstallError::Refused { filter, errno } => failed(
+                "installing seccomp filters",
+                format!("thread {tid}, filter {filter}: {}", errno.desc()),
+            ),
+        })?;
         thread
             .restore()
             .map_err(|e| failed("installing seccomp filters", e.to_string()))?;
@@ -191,14 +179,14 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
 
     let resume = image.parked_client();
     // The main thread last: just before it is let go (first), it arms the
-    // POSIX timers (see `timers`: a signal they send while it is traced
-    // would be counted as overruns).
+    // POSIX timers (see `state::timers`: a signal they send while it is
+    // traced would be counted as overruns).
     for thread in super::plan::main_first(image).into_iter().rev() {
         let tid = thread.tid;
-        if tid == pid && super::timers::any_armed(image) {
+        if tid == pid && crate::state::timers::any_armed(image) {
             let mut main = Borrowed::new(pid, site, None)
                 .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
-            super::timers::arm(image, &mut main, &site)
+            crate::state::timers::arm(image, &mut main, &site)
                 .and_then(|()| main.restore())
                 .map_err(|e| failed("arming the POSIX timers", e.to_string()))?;
         }
@@ -256,7 +244,7 @@ fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), I
         )?;
     }
     crate::state::locks::take(image, main, site)?;
-    super::timers::create(image, main, site)?;
+    crate::state::timers::create(image, main, site)?;
     crate::state::owners::give_back(image, main, site)?;
     // Last: a process that is not dumpable has its /proc files owned by
     // root, which nothing above needs any more.

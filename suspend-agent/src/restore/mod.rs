@@ -29,7 +29,6 @@ mod load;
 mod locks;
 mod open;
 mod plan;
-mod timers;
 mod validate;
 
 use std::{

@@ -5,8 +5,27 @@
 //! by side. The flows (`dump`, `restore`, `hold`) call them.
 
 pub mod cgroup;
+pub mod confinement;
+pub mod eventfd;
+#[cfg(test)]
+pub mod fixtures;
 pub mod inotify;
 pub mod locks;
 pub mod owners;
+pub mod pipes;
+pub mod signalfd;
+pub mod signals;
 pub mod sockets;
 pub mod terminals;
+pub mod timerfd;
+pub mod timers;
+
+/// The status flags a made-again anonymous file (an eventfd, a signalfd,
+/// a timerfd, an inotify instance, a socket) takes at creation.
+pub const CREATE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_CLOEXEC;
+
+/// The little-endian `u64` at `at` of `b` (what a borrowed thread wrote
+/// to the scratch page).
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
+}

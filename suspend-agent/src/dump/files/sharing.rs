@@ -9,8 +9,10 @@ use std::{
     fs,
 };
 
-use super::pipe_inode;
-use crate::image::format::{File, FileKind};
+use crate::{
+    image::format::{File, FileKind},
+    state::pipes::inode as pipe_inode,
+};
 
 /// Sets `dup_of` on each fd of `files` (sorted by fd) whose open file an
 /// earlier one has too (`dup`); stdio and pipes are left alone.

@@ -77,7 +77,7 @@ mod tests {
     use std::os::fd::AsRawFd as _;
 
     use super::{Helpers, first_free, lowest_above};
-    use crate::restore::plan::fixtures::file;
+    use crate::state::fixtures::file;
 
     #[test]
     fn helpers_start_above_the_highest_image_fd_and_never_at_stdio() {

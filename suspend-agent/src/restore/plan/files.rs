@@ -12,12 +12,11 @@ use std::{
     os::fd::{OwnedFd, RawFd},
 };
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-
 use super::{fds::Helpers, prepare_err};
 use crate::{
-    image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+    image::format::{EpollTarget, File, InotifyWatch, PipeEnd, TimerFd},
     restore::RestoreError,
+    state::{CREATE_FLAGS, eventfd, pipes, timerfd},
 };
 
 /// A file the process had open, to open again at its number.
@@ -95,9 +94,6 @@ pub enum OpenKind {
     },
 }
 
-/// The status flags a made-again anonymous file takes at creation.
-const CREATE_FLAGS: i32 = libc::O_NONBLOCK | libc::O_CLOEXEC;
-
 /// What to make at each fd of `files` above stdio, in the order to make
 /// them ([`order`]). The files opened beforehand (`opened`, by fd) and
 /// what each inotify watch is on (`watched`, by fd and watch descriptor)
@@ -136,7 +132,10 @@ pub fn opens(
         } else if let Some(watches) = &f.inotify {
             inotify(f, watches, watched, helpers)?
         } else if let Some(e) = &f.eventfd {
-            eventfd(e, flags)
+            OpenKind::EventFd {
+                count: e.count,
+                flags: eventfd::create_flags(e, flags),
+            }
         } else if let Some(targets) = &f.epoll {
             epoll(files, f, targets)
         } else if let Some(file) = opened.remove(&f.fd) {
@@ -159,70 +158,37 @@ fn fd_err(f: &File) -> impl FnOnce(std::io::Error) -> RestoreError {
     prepare_err(format!("fd {} ({})", f.fd, f.path))
 }
 
-/// An end of a self-pipe. Each pipe is made at its lowest read end, with
-/// its lowest write end (`None` for that one: made with the read end);
-/// its other fds are copies of those.
+/// An end of a self-pipe ([`pipes::plan`]): the pipe, a copy of an end,
+/// or nothing (its lowest write end: made with the read end).
 fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, RestoreError> {
-    let first_end = |write: bool| {
-        files
-            .iter()
-            .filter(|g| {
-                g.pipe
-                    .as_ref()
-                    .is_some_and(|q| q.id == p.id && q.write == write)
-            })
-            .map(|g| g.fd)
-            .min()
-    };
-    let (Some(read_fd), Some(write_fd)) = (first_end(false), first_end(true)) else {
-        return Err(fd_err(f)(std::io::Error::other(
-            "the image holds only one end of this pipe",
-        )));
-    };
     let flags = f.flags as i32;
-    let first = if p.write { write_fd } else { read_fd };
-    Ok(if f.fd != first {
-        Some(OpenKind::Dup { from: first, flags })
-    } else if p.write {
-        None
-    } else {
-        let write_flags = files
-            .iter()
-            .find(|g| g.fd == write_fd)
-            .map_or(0, |g| g.flags as i32);
-        Some(OpenKind::Pipe {
-            read_flags: flags,
-            write_fd,
-            write_flags,
-            size: p.size,
-            data: B64
-                .decode(&p.data)
-                .map_err(|e| fd_err(f)(std::io::Error::other(e)))?,
-        })
-    })
+    Ok(pipes::plan(files, f, p)
+        .map_err(fd_err(f))?
+        .map(|made| match made {
+            pipes::Made::Copy { from } => OpenKind::Dup { from, flags },
+            pipes::Made::Pipe {
+                write_fd,
+                write_flags,
+                size,
+                data,
+            } => OpenKind::Pipe {
+                read_flags: flags,
+                write_fd,
+                write_flags,
+                size,
+                data,
+            },
+        }))
 }
 
-/// A timerfd, armed as it was. An expired timer waiting for a read to
-/// re-arm it by its interval shows no time left: armed one interval on.
-/// One set with `TFD_TIMER_ABSTIME` is armed at its deadline, with its
-/// `settime` flags.
+/// A timerfd, armed as it was ([`timerfd::arming`]).
 fn timerfd(t: &TimerFd, flags: i32) -> OpenKind {
-    let value = match (t.deadline_ns, t.value_ns, t.interval_ns) {
-        (Some(deadline), _, _) => deadline,
-        (None, 0, interval) => interval,
-        (None, value, _) => value,
-    };
-    let split = |ns: u64| [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
-    let (interval, value) = (split(t.interval_ns), split(value));
+    let (settime, spec) = timerfd::arming(t);
     OpenKind::TimerFd {
         clock: t.clockid,
         flags: flags & CREATE_FLAGS,
-        settime: if t.deadline_ns.is_some() {
-            t.settime_flags
-        } else {
-            0
-        },
-        spec: [interval[0], interval[1], value[0], value[1]],
+        settime,
+        spec,
         ticks: t.ticks,
     }
 }
@@ -251,14 +217,6 @@ fn inotify(
         flags: f.flags as i32 & CREATE_FLAGS,
         watches: made,
     })
-}
-
-/// An eventfd, with its count and its semaphore mode.
-fn eventfd(e: &EventFd, flags: i32) -> OpenKind {
-    OpenKind::EventFd {
-        count: e.count,
-        flags: (flags & CREATE_FLAGS) | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 },
-    }
 }
 
 /// An epoll instance, watching again what it watched of what is made
@@ -315,7 +273,8 @@ mod tests {
     use super::{Open, OpenKind, epoll, opens, order, pipe, timerfd};
     use crate::{
         image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
-        restore::plan::{fds::Helpers, fixtures::file},
+        restore::plan::fds::Helpers,
+        state::fixtures::file,
     };
 
     fn pipe_end(fd: i32, id: u64, write: bool, data: &str) -> File {
@@ -386,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn a_timerfd_is_armed_with_the_time_it_had_left() {
+    fn a_timerfd_is_made_with_its_clock_flags_arming_and_ticks() {
         let t = TimerFd {
             clockid: libc::CLOCK_MONOTONIC,
             ticks: 3,
@@ -406,36 +365,7 @@ mod tests {
                 ticks: 3,
             }
         );
-        // Expired, waiting for a read to re-arm it: one interval on.
-        let expired = TimerFd { value_ns: 0, ..t };
-        let OpenKind::TimerFd { spec, .. } = timerfd(&expired, 0) else {
-            panic!("a timerfd");
-        };
-        assert_eq!(spec, [2, 500_000_000, 2, 500_000_000]);
-        // Disarmed: stays so.
-        let disarmed = TimerFd {
-            value_ns: 0,
-            interval_ns: 0,
-            ..t
-        };
-        let OpenKind::TimerFd { spec, .. } = timerfd(&disarmed, 0) else {
-            panic!("a timerfd");
-        };
-        assert_eq!(spec, [0; 4]);
-        // Absolute: its deadline, with its flags.
-        let absolute = TimerFd {
-            settime_flags: libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
-            deadline_ns: Some(7_000_000_001),
-            ..t
-        };
-        let OpenKind::TimerFd { spec, settime, .. } = timerfd(&absolute, 0) else {
-            panic!("a timerfd");
-        };
-        assert_eq!(spec, [2, 500_000_000, 7, 1]);
-        assert_eq!(
-            settime,
-            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET
-        );
+        // How it is armed: `state::timerfd`'s tests.
     }
 
     #[test]

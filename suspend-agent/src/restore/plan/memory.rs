@@ -315,10 +315,8 @@ mod tests {
     use super::{Source, kernel, memfd_name, object_size, place, premaps_len, prot, sources};
     use crate::{
         image::format::{FileId, Mapping, MappingKind, PAGE_SIZE},
-        restore::plan::{
-            fds::Helpers,
-            fixtures::{mapping, run},
-        },
+        restore::plan::fds::Helpers,
+        state::fixtures::{mapping, run},
     };
 
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;

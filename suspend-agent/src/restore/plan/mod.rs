@@ -15,7 +15,8 @@
 //!   prepared and how the stub moves them (the kernel's mappings too);
 //! - [`zone`]: the range of addresses that holds the stub, its block, its
 //!   stacks and the prepared mappings;
-//! - [`signals`]: actions, pending signals and interval timers;
+//! - signals: actions and pending signals ([`crate::state::signals`]),
+//!   interval timers ([`crate::state::timers::itimers`]);
 //! - [`threads`]: the main thread first, each thread's arguments and
 //!   seccomp filters;
 //! - [`args`]: the argument block they are pushed on, and its head.
@@ -23,11 +24,8 @@
 mod args;
 mod fds;
 mod files;
-#[cfg(test)]
-mod fixtures;
 mod memory;
 mod process;
-mod signals;
 mod threads;
 mod zone;
 
@@ -52,10 +50,13 @@ pub use self::{
     zone::release_zone,
 };
 use super::{Options, RESTORER, RestoreError, load, open::Opened, validate};
-use crate::image::{
-    Image,
-    format::{PAGES_FILE, Process, Thread},
-    sign,
+use crate::{
+    image::{
+        Image,
+        format::{PAGES_FILE, Process, Thread},
+        sign,
+    },
+    state::signals,
 };
 
 #[derive(Debug)]
@@ -240,7 +241,7 @@ fn argument_block(
     let mm = process::mm(p, place.exe_fd, &mut block);
     let sigactions = signals::actions(&p.sigactions);
     let shared_pending = signals::shared_pending(&p.shared_pending);
-    let itimers = signals::itimers(&p.itimers);
+    let itimers = crate::state::timers::itimers(&p.itimers);
     let seccomp = threads::seccomp(threads, &mut block)?;
     let thread_args = threads::args(threads, p.pid, place.stacks, &mut block);
     let creds = process::creds(&p.creds, &mut block);
@@ -270,10 +271,11 @@ mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
     use suspend_common::restore::{Move, Range};
 
-    use super::{BlockPlace, args, argument_block, fixtures, memory::Kernel, zone::round_up};
+    use super::{BlockPlace, args, argument_block, memory::Kernel, zone::round_up};
     use crate::{
         image::format::{self, Process, Sched, SeccompFilter, Thread},
         restore::Options,
+        state::fixtures,
     };
 
     /// The argument block built as [`super::Plan::new`] builds it, for

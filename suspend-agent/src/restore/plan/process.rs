@@ -180,12 +180,9 @@ mod tests {
         image::format::{Attributes, Session},
         restore::{
             Options,
-            plan::{
-                args::Block,
-                fds::Helpers,
-                fixtures::{file, process},
-            },
+            plan::{args::Block, fds::Helpers},
         },
+        state::fixtures::{file, process},
     };
 
     #[test]

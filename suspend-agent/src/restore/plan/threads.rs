@@ -6,19 +6,19 @@
 //! thread (`finish`). Registers, xstate and signal masks are not planned
 //! here: the agent sets them with ptrace once the stub is done.
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use suspend_common::restore::{
-    STUB_STACK, THREAD_HAS_ALTSTACK, THREAD_HAS_CAPS, THREAD_HAS_RSEQ, THREAD_HAS_SCHED,
-    THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK, THREAD_NO_NEW_PRIVS, ThreadArgs,
+    STUB_STACK, THREAD_HAS_ALTSTACK, THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS,
+    THREAD_HAS_TIMER_SLACK, ThreadArgs,
 };
 
-use super::{args::Block, prepare_err, signals};
+use super::{args::Block, prepare_err};
 use crate::{
     image::{
         Image,
         format::{Sched, Thread},
     },
     restore::RestoreError,
+    state::{confinement, signals},
     sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
 };
 
@@ -47,20 +47,14 @@ pub fn seccomp(
     let mut seccomp = Vec::new();
     for t in threads {
         let mut filters = Vec::new();
-        for f in &t.seccomp {
-            let program = B64.decode(&f.program).map_err(|e| {
-                prepare_err(format!("thread {}: a seccomp filter", t.tid))(std::io::Error::other(e))
-            })?;
-            let instructions: Vec<u64> = program
-                .as_chunks::<8>()
-                .0
-                .iter()
-                .map(|i| u64::from_ne_bytes(*i))
-                .collect();
+        let programs = confinement::programs(t).map_err(|e| {
+            prepare_err(format!("thread {}: a seccomp filter", t.tid))(std::io::Error::other(e))
+        })?;
+        for (flags, instructions) in programs {
             let at = block.push(&instructions);
             // `struct sock_fprog`: the count (u16, padded), the pointer.
             let fprog = block.push(&[instructions.len() as u64, at]);
-            filters.push((f.flags, fprog));
+            filters.push((flags, fprog));
         }
         if !filters.is_empty() {
             seccomp.push((t.tid, filters));
@@ -113,16 +107,7 @@ pub fn args(threads: &[&Thread], pid: u32, stacks: u64, block: &mut Block) -> Ve
             a.affinity_len = (s.affinity.len() * 8) as u32;
         }
         if let Some(c) = &t.confinement {
-            flags |= THREAD_HAS_CAPS;
-            a.cap_inheritable = c.inheritable;
-            a.cap_permitted = c.permitted;
-            a.cap_effective = c.effective;
-            a.cap_bounding = c.bounding;
-            a.cap_ambient = c.ambient;
-            a.securebits = c.securebits;
-            if c.no_new_privs {
-                flags |= THREAD_NO_NEW_PRIVS;
-            }
+            flags |= confinement::thread_args(c, &mut a);
         }
         a.flags = flags;
         thread_args.push(a);
@@ -159,7 +144,8 @@ mod tests {
     use super::{args, ordered, sched_attr, seccomp};
     use crate::{
         image::format::{Confinement, Rseq, Sched, SeccompFilter},
-        restore::plan::{args::Block, fixtures::thread},
+        restore::plan::args::Block,
+        state::fixtures::thread,
         sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0},
     };
 

@@ -1,5 +1,5 @@
-//! Image records for the planners' tests, each holding nothing but what
-//! the test sets afterwards: the one place that names every field of a
+//! Image records for the tests of the kinds of state and of the restore's
+//! planners, each holding nothing but what the test sets afterwards: the one place that names every field of a
 //! record (add a field here when the image format grows one).
 
 use crate::image::format::{

@@ -3,7 +3,7 @@
 //! with the time it had left and its interval. Ids are handed out in
 //! order by the kernel, from 0 in a new process: the ids in between are
 //! made (never armed) and deleted again. (The save half: `/proc/PID/timers` and
-//! `timer_gettime` asked from inside, in `dump`.)
+//! `timer_gettime` asked from inside, below.)
 //!
 //! They are armed ([`arm`]) as the very last thing before the main thread
 //! is let go, not when they are made ([`create`]): a signal a timer sends
@@ -18,14 +18,152 @@
 //! from now (its next expiry moved later by at most that): its expiries
 //! then all come once the process runs untraced, and are dropped as they
 //! were before.
+//!
+//! Saved: `/proc/PID/timers` gives each timer's id, clock and notification
+//! ([`save`]), a thread of the process asked from inside ([`ask_posix`])
+//! the time each had left, its interval and its overrun count. Refused by
+//! name: an overrun count (no call sets it, [`overrun_words`]), an id a
+//! resume could not reach and a kernel that does not show them
+//! ([`refusal`]).
+//!
+//! Interval timers (`setitimer`: `ITIMER_REAL`, `ITIMER_VIRTUAL`,
+//! `ITIMER_PROF`, which send `SIGALRM`, `SIGVTALRM` and `SIGPROF`): asked
+//! from inside ([`ask_interval`]), armed again by the stub with the time
+//! each had left ([`itimers`] plans them).
 
+use std::collections::HashMap;
+
+use super::u64_at;
 use crate::{
     image::{
         Image,
-        format::{MAX_TIMER_ID_FILLERS, PosixTimer, SigAction},
+        format::{ITimer, MAX_TIMER_ID_FILLERS, PosixTimer, SigAction},
     },
+    procfs::{ProcError, ProcTimer},
     tracee::inject::{Borrowed, InjectError, Site},
 };
+
+// Save: asked from inside, and what /proc/PID/timers shows.
+
+/// `SIGEV_THREAD_ID`: a timer that signals one thread.
+const SIGEV_THREAD_ID: i32 = 4;
+
+/// The armed interval timers of `b`'s process, each with its interval and
+/// the time it has left (`getitimer`, asked through `site`'s scratch page).
+pub fn ask_interval(b: &mut Borrowed, site: &Site) -> Result<Vec<ITimer>, InjectError> {
+    let s = site.scratch();
+    let mut buf = [0u8; 32];
+    let mut itimers = Vec::new();
+    for which in 0..3u64 {
+        if b.syscall(libc::SYS_getitimer, [which, s, 0, 0, 0, 0])? != 0 {
+            continue;
+        }
+        site.read(0, &mut buf)?;
+        let us = |at| u64_at(&buf, at) * 1_000_000 + u64_at(&buf, at + 8);
+        let (interval_us, value_us) = (us(0), us(16));
+        if interval_us != 0 || value_us != 0 {
+            itimers.push(ITimer {
+                which: which as u32,
+                interval_us,
+                value_us,
+            });
+        }
+    }
+    Ok(itimers)
+}
+
+/// What a process's own calls tell of its POSIX timers.
+#[derive(Debug, Default)]
+pub struct Asked {
+    /// Each POSIX timer's time left and interval (`timer_gettime`), ns.
+    pub left: HashMap<i32, (u64, u64)>,
+    /// Each POSIX timer's overrun count (`timer_getoverrun`: the
+    /// expirations missed before its last signal was delivered), where it
+    /// is not 0. No call sets it, so a resume cannot give it back.
+    pub overruns: HashMap<i32, i64>,
+}
+
+/// Asks `b` (a thread of the process) the time left, interval and overrun
+/// count of each of `timers` (as `/proc/PID/timers` shows them).
+pub fn ask_posix(
+    b: &mut Borrowed,
+    site: &Site,
+    timers: &[ProcTimer],
+) -> Result<Asked, InjectError> {
+    let s = site.scratch();
+    let mut buf = [0u8; 32];
+    let mut asked = Asked::default();
+    for &(id, ..) in timers {
+        if b.syscall(libc::SYS_timer_gettime, [id as u64, s, 0, 0, 0, 0])? == 0 {
+            site.read(0, &mut buf)?;
+            let ns = |at| u64_at(&buf, at) * 1_000_000_000 + u64_at(&buf, at + 8);
+            asked.left.insert(id, (ns(16), ns(0)));
+        }
+        let overrun = b.syscall(libc::SYS_timer_getoverrun, [id as u64, 0, 0, 0, 0, 0])?;
+        if overrun > 0 {
+            asked.overruns.insert(id, overrun);
+        }
+    }
+    Ok(asked)
+}
+
+/// The POSIX timers of `pid`: `/proc/PID/timers`, with what `asked` tells
+/// of each.
+pub fn save(pid: u32, asked: &Asked) -> Result<Vec<PosixTimer>, ProcError> {
+    Ok(crate::procfs::timers(pid)?
+        .into_iter()
+        .map(|(id, clockid, notify, signal, value, target)| {
+            let (value_ns, interval_ns) = asked.left.get(&id).copied().unwrap_or_default();
+            PosixTimer {
+                id,
+                clockid,
+                notify,
+                signal,
+                value,
+                tid: if notify & SIGEV_THREAD_ID != 0 {
+                    target
+                } else {
+                    0
+                },
+                value_ns,
+                interval_ns,
+            }
+        })
+        .collect())
+}
+
+/// A POSIX timer whose last expiry was delivered late.
+pub fn overrun_words(id: i32, overrun: i64) -> String {
+    format!(
+        "POSIX timer {id} has an overrun count of {overrun} (timer_getoverrun), which no call \
+         sets"
+    )
+}
+
+/// Why the POSIX timers of `pid` cannot come back, if they cannot: an id
+/// a resume on this kernel could not reach, or no `/proc/PID/timers`.
+pub fn refusal(pid: u32) -> Option<String> {
+    match crate::procfs::timers(pid) {
+        Ok(timers) => {
+            let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
+            if highest >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
+                return Some(format!(
+                    "POSIX timer id {highest} (this kernel cannot be told a timer's id, and \
+                     making every id below it would take too long)"
+                ));
+            }
+            None
+        }
+        Err(_) => Some(
+            "POSIX timers this kernel does not show (no /proc/PID/timers: \
+             CONFIG_CHECKPOINT_RESTORE)"
+                .into(),
+        ),
+    }
+}
+
+// Restore: POSIX timers made by the borrowed main thread, interval timers
+// by the stub.
 
 /// How many ids a resume makes and deletes to reach a timer's id.
 const MAX_FILLERS: u32 = MAX_TIMER_ID_FILLERS as u32;
@@ -194,9 +332,44 @@ pub fn any_armed(image: &Image) -> bool {
     image.process.posix_timers.iter().any(|t| t.value_ns != 0)
 }
 
+/// The armed interval timers, each with the time it had left, as the stub
+/// arms them.
+pub fn itimers(saved: &[ITimer]) -> Vec<suspend_common::restore::ITimer> {
+    saved
+        .iter()
+        .map(|t| suspend_common::restore::ITimer {
+            which: t.which,
+            _pad: 0,
+            interval_us: t.interval_us,
+            // A periodic timer caught the instant it expired reads 0
+            // left; setitimer would take 0 as "disarm".
+            value_us: if t.value_us == 0 {
+                t.interval_us.max(1)
+            } else {
+                t.value_us
+            },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interval_timer_caught_as_it_expired_is_armed_not_disarmed() {
+        let timer = |which, interval_us, value_us| ITimer {
+            which,
+            interval_us,
+            value_us,
+        };
+        let got: Vec<(u32, u64, u64)> =
+            itimers(&[timer(0, 500, 120), timer(1, 500, 0), timer(2, 0, 0)])
+                .iter()
+                .map(|t| (t.which, t.interval_us, t.value_us))
+                .collect();
+        assert_eq!(got, [(0, 500, 120), (1, 500, 500), (2, 0, 1)]);
+    }
 
     fn timer(clockid: i32, notify: i32, value_ns: u64, interval_ns: u64) -> PosixTimer {
         PosixTimer {

@@ -1,12 +1,99 @@
-//! Signals: the action the stub gives each signal again, the signals
+//! Signals: the action the stub gives each signal again, and the signals
 //! pending for the whole process and for each thread (raw `siginfo_t`s,
-//! queued again by the stub), and the interval timers (`setitimer`) that
-//! send `SIGALRM`, `SIGVTALRM` and `SIGPROF`.
+//! queued again by the stub).
+//!
+//! Saved: every action asked from inside ([`ask_actions`]), each thread's
+//! alternate signal stack too ([`ask_altstack`]: given back by the stub
+//! with the thread's other arguments, `restore/plan/threads.rs`), the
+//! pending signals with ptrace ([`read_shared_pending`],
+//! [`read_thread_pending`]). The signal mask is saved and set with the
+//! thread's registers (`dump/thread.rs`, `restore/finish.rs`).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use suspend_common::restore::{ITimer, SigAction, SigInfo};
+use suspend_common::restore::{SigAction, SigInfo};
 
-use crate::image::format::{self, Thread};
+use super::u64_at;
+use crate::{
+    image::format::{self, AltStack, Thread},
+    tracee::{
+        inject::{Borrowed, InjectError, Site},
+        ptrace::{self, PtraceError},
+    },
+};
+
+// Save: asked from inside, and with ptrace.
+
+/// `sizeof(sigset_t)` for the kernel.
+const KERNEL_SIGSET: u64 = 8;
+
+/// Every signal's action (1 to 64, those the kernel tells), asked of `b`
+/// (a borrowed thread) through `site`'s scratch page.
+pub fn ask_actions(b: &mut Borrowed, site: &Site) -> Result<Vec<format::SigAction>, InjectError> {
+    let s = site.scratch();
+    let mut buf = [0u8; 32];
+    let mut actions = Vec::new();
+    for signal in 1..=64u64 {
+        if b.syscall(libc::SYS_rt_sigaction, [signal, 0, s, KERNEL_SIGSET, 0, 0])? != 0 {
+            continue;
+        }
+        site.read(0, &mut buf)?;
+        actions.push(format::SigAction {
+            signal: signal as u32,
+            handler: u64_at(&buf, 0),
+            flags: u64_at(&buf, 8),
+            restorer: u64_at(&buf, 16),
+            mask: u64_at(&buf, 24),
+        });
+    }
+    Ok(actions)
+}
+
+/// The alternate signal stack of `b` (a borrowed thread), if it has one
+/// enabled.
+pub fn ask_altstack(b: &mut Borrowed, site: &Site) -> Result<Option<AltStack>, InjectError> {
+    let mut buf = [0u8; 24];
+    Ok(
+        (b.syscall(libc::SYS_sigaltstack, [0, site.scratch(), 0, 0, 0, 0])? == 0)
+            .then(|| -> Result<AltStack, InjectError> {
+                site.read(0, &mut buf)?;
+                Ok(AltStack {
+                    sp: u64_at(&buf, 0),
+                    flags: u64_at(&buf, 8) as u32,
+                    size: u64_at(&buf, 16),
+                })
+            })
+            .transpose()?
+            .filter(|a| a.flags & libc::SS_DISABLE as u32 == 0),
+    )
+}
+
+/// The signals pending for the whole process `pid` (asked through
+/// `leader`, a thread it holds with ptrace), each `siginfo_t` base64.
+pub fn read_shared_pending(pid: u32, leader: u32) -> Result<Vec<String>, PtraceError> {
+    let shared_pending = ptrace::pending_signals(leader, true).map_err(PtraceError::of(
+        pid,
+        leader,
+        "PTRACE_PEEKSIGINFO(shared)",
+    ))?;
+    Ok(shared_pending.iter().map(|s| B64.encode(s)).collect())
+}
+
+/// The signals pending for thread `tid` of `pid`, each `siginfo_t`
+/// base64; first, if it was `stopped` on its way to deliver one, that one.
+pub fn read_thread_pending(pid: u32, tid: u32, stopped: bool) -> Result<Vec<String>, PtraceError> {
+    let err = |call| PtraceError::of(pid, tid, call);
+    let mut pending = ptrace::pending_signals(tid, false).map_err(err("PTRACE_PEEKSIGINFO"))?;
+    // A signal it was stopped on its way to deliver is saved, with its
+    // siginfo, as the first of its pending signals: the restored thread
+    // takes it as soon as it runs.
+    if stopped {
+        let info = ptrace::siginfo(tid).map_err(err("PTRACE_GETSIGINFO"))?;
+        pending.insert(0, info);
+    }
+    Ok(pending.iter().map(|s| B64.encode(s)).collect())
+}
+
+// Restore: what the stub is given.
 
 /// Every signal's action but `SIGKILL`'s and `SIGSTOP`'s (which cannot
 /// have one).
@@ -56,31 +143,12 @@ fn siginfo(b64: &str) -> Option<SigInfo> {
     Some(info)
 }
 
-/// The armed interval timers, each with the time it had left.
-pub fn itimers(saved: &[format::ITimer]) -> Vec<ITimer> {
-    saved
-        .iter()
-        .map(|t| ITimer {
-            which: t.which,
-            _pad: 0,
-            interval_us: t.interval_us,
-            // A periodic timer caught the instant it expired reads 0
-            // left; setitimer would take 0 as "disarm".
-            value_us: if t.value_us == 0 {
-                t.interval_us.max(1)
-            } else {
-                t.value_us
-            },
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-    use super::{actions, itimers, shared_pending, siginfo, thread_pending};
-    use crate::{image::format, restore::plan::fixtures::thread};
+    use super::{actions, shared_pending, siginfo, thread_pending};
+    use crate::{image::format, state::fixtures::thread};
 
     #[test]
     fn a_siginfo_is_zero_filled_or_cut_to_128_bytes() {
@@ -136,20 +204,5 @@ mod tests {
             (got[0].handler, got[0].flags, got[0].restorer, got[0].mask),
             (0x401000, 0x0400_0000, 0x402000, 1 << 3)
         );
-    }
-
-    #[test]
-    fn an_interval_timer_caught_as_it_expired_is_armed_not_disarmed() {
-        let timer = |which, interval_us, value_us| format::ITimer {
-            which,
-            interval_us,
-            value_us,
-        };
-        let got: Vec<(u32, u64, u64)> =
-            itimers(&[timer(0, 500, 120), timer(1, 500, 0), timer(2, 0, 0)])
-                .iter()
-                .map(|t| (t.which, t.interval_us, t.value_us))
-                .collect();
-        assert_eq!(got, [(0, 500, 120), (1, 500, 500), (2, 0, 1)]);
     }
 }

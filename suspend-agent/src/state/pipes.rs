@@ -1,0 +1,269 @@
+//! Self-pipes: a pipe whose every end the process holds, with what is
+//! buffered in it.
+//!
+//! Saved: which end each fd is, from its link and flags ([`end`]); the
+//! pipe's capacity and a copy of what is buffered in it, read without
+//! consuming it (a copy of a read end with `pidfd_getfd`, `tee` into a
+//! pipe of our own: [`read_contents`]). Refused by name, before the
+//! freeze: an end opened again apart from another ([`twin_refusal`]); a
+//! pipe another process holds or whose other end the process does not
+//! hold is refused with the other fds (`dump/files.rs`).
+//!
+//! Restored: each pipe made at its lowest read end, with its lowest write
+//! end, its other fds copies of those ([`plan`]); made by the restore
+//! child, its capacity set and its contents written back ([`make`]).
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::Read as _,
+    os::fd::{AsFd as _, OwnedFd, RawFd},
+};
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use crate::{
+    image::format::{File, PipeEnd},
+    sys::{PidFd, SyscallError, pipe, raw},
+};
+
+/// The inode of a `pipe:[N]` link.
+pub fn inode(link: &str) -> Option<u64> {
+    link.strip_prefix("pipe:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Which end of a pipe an fd is, from its flags: a read or a write end as
+/// `pipe(2)` makes them (not read-write, not packet mode).
+pub fn end(link: &str, flags: u32) -> Option<PipeEnd> {
+    let id = inode(link)?;
+    let write = match flags as i32 & libc::O_ACCMODE {
+        libc::O_RDONLY => false,
+        libc::O_WRONLY => true,
+        _ => return None,
+    };
+    (flags as i32 & libc::O_DIRECT == 0).then(|| PipeEnd {
+        id,
+        write,
+        size: 0,
+        data: String::new(),
+    })
+}
+
+/// Why pipe end `f` of `pid` cannot come back, if it is opened again
+/// apart from another fd of `files` (not a dup: each with its own flags
+/// and offset): it would come back as one open file dup'ed.
+pub fn twin_refusal(pid: u32, f: &File, files: &[File]) -> Option<String> {
+    let p = f.pipe.as_ref()?;
+    let twin = files.iter().find(|o| {
+        o.fd < f.fd
+            && o.pipe
+                .as_ref()
+                .is_some_and(|q| q.id == p.id && q.write == p.write)
+            && !crate::sys::same_open_file(pid, o.fd, f.fd).unwrap_or(true)
+    })?;
+    Some(format!(
+        "fd {} ({}, opened again apart from fd {}: it would come back as a dup of it)",
+        f.fd, f.path, twin.fd
+    ))
+}
+
+/// Reads what is buffered in each pipe of `files` without consuming it (a
+/// copy of a read end with `pidfd_getfd`, `tee` into a pipe of our own)
+/// and each pipe's capacity, into every end of it.
+pub fn read_contents(pid: u32, files: &mut [File]) -> Result<(), SyscallError> {
+    let pidfd = PidFd::open(pid)?;
+    let mut done: BTreeMap<u64, u32> = BTreeMap::new();
+    for f in files.iter_mut() {
+        let fd = f.fd;
+        let Some(p) = &mut f.pipe else { continue };
+        if p.write || done.contains_key(&p.id) {
+            continue;
+        }
+        let end = pidfd.get_fd(fd)?;
+        let (size, data) = contents(&end)?;
+        done.insert(p.id, size);
+        p.size = size;
+        p.data = B64.encode(&data);
+    }
+    for f in files.iter_mut() {
+        if let Some(p) = &mut f.pipe {
+            p.size = done.get(&p.id).copied().unwrap_or(p.size);
+        }
+    }
+    Ok(())
+}
+
+/// The capacity of the pipe `end` reads from, and a copy of its contents.
+fn contents(end: &OwnedFd) -> crate::sys::Result<(u32, Vec<u8>)> {
+    let size = pipe::capacity(end.as_fd())?;
+    let queued = crate::sys::readable_bytes(end.as_fd())?;
+    if queued == 0 {
+        return Ok((size, Vec::new()));
+    }
+    let (read, write) = pipe::make(libc::O_CLOEXEC | libc::O_NONBLOCK)?;
+    // As many buffers as theirs, so tee never runs out of room.
+    pipe::set_capacity(write.as_fd(), size)?;
+    // The source is not consumed.
+    let copied = pipe::tee(
+        end.as_fd(),
+        write.as_fd(),
+        queued as usize,
+        libc::SPLICE_F_NONBLOCK,
+    )?;
+    if copied != queued as usize {
+        return Err(SyscallError::of("tee")(std::io::Error::other(format!(
+            "{copied} of {queued} buffered bytes copied"
+        ))));
+    }
+    let mut data = vec![0u8; queued as usize];
+    let mut read = fs::File::from(read);
+    let mut got = 0;
+    while got < data.len() {
+        match read
+            .read(&mut data[got..])
+            .map_err(SyscallError::of("read (pipe)"))?
+        {
+            0 => {
+                return Err(SyscallError::of("read (pipe)")(
+                    std::io::ErrorKind::UnexpectedEof,
+                ));
+            }
+            n => got += n,
+        }
+    }
+    Ok((size, data))
+}
+
+// Restore: planned, then made by the restore child.
+
+/// What is made at a pipe end's fd.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Made {
+    /// A copy of the end at `from` (made before it).
+    Copy { from: RawFd },
+    /// The pipe, its read end here and its write end at `write_fd` (with
+    /// `write_flags`), `size` bytes big, with `data` in it.
+    Pipe {
+        write_fd: RawFd,
+        write_flags: i32,
+        size: u32,
+        data: Vec<u8>,
+    },
+}
+
+/// What is made at end `p` (fd `f`) of a self-pipe of `files`. Each pipe
+/// is made at its lowest read end, with its lowest write end (`None` for
+/// that one: made with the read end); its other fds are copies of those.
+pub fn plan(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<Made>, std::io::Error> {
+    let first_end = |write: bool| {
+        files
+            .iter()
+            .filter(|g| {
+                g.pipe
+                    .as_ref()
+                    .is_some_and(|q| q.id == p.id && q.write == write)
+            })
+            .map(|g| g.fd)
+            .min()
+    };
+    let (Some(read_fd), Some(write_fd)) = (first_end(false), first_end(true)) else {
+        return Err(std::io::Error::other(
+            "the image holds only one end of this pipe",
+        ));
+    };
+    let first = if p.write { write_fd } else { read_fd };
+    Ok(if f.fd != first {
+        Some(Made::Copy { from: first })
+    } else if p.write {
+        None
+    } else {
+        let write_flags = files
+            .iter()
+            .find(|g| g.fd == write_fd)
+            .map_or(0, |g| g.flags as i32);
+        Some(Made::Pipe {
+            write_fd,
+            write_flags,
+            size: p.size,
+            data: B64.decode(&p.data).map_err(std::io::Error::other)?,
+        })
+    })
+}
+
+/// Makes a pipe with its read end at `read_fd` and its write end at
+/// `write_fd`, `size` bytes big, holding `data`, each end with its flags
+/// (`O_NONBLOCK`, `O_CLOEXEC`), through numbers from `scratch_fd` up.
+/// Returns false right after the call that failed (its errno left for the
+/// child's report). Runs in the restore child: no allocation.
+///
+/// # Safety
+/// Only in the restore child, while it makes its files.
+pub unsafe fn make(
+    scratch_fd: RawFd,
+    (read_fd, read_flags): (RawFd, i32),
+    (write_fd, write_flags): (RawFd, i32),
+    size: u32,
+    data: &[u8],
+) -> bool {
+    let mut fds = [0; 2];
+    if raw::pipe(&mut fds, 0) < 0 {
+        return false;
+    }
+    if size != 0
+        && raw::pipe_capacity(fds[1]) != size as i32
+        && raw::set_pipe_capacity(fds[1], size as i32) < 0
+    {
+        return false;
+    }
+    // It fits: the pipe is as big as the one it was read from.
+    let mut done = 0;
+    while done < data.len() {
+        let n = raw::write(fds[1], &data[done..]);
+        if n <= 0 {
+            return false;
+        }
+        done += n as usize;
+    }
+    // Above every number still to be taken, then to their own.
+    let r = raw::dup_at_least(fds[0], scratch_fd);
+    let w = raw::dup_at_least(fds[1], scratch_fd);
+    if r < 0 || w < 0 {
+        return false;
+    }
+    // SAFETY: descriptors this child owns: the pipe it just made, and
+    // numbers of the image's files, which nothing else here uses.
+    unsafe {
+        raw::close(fds[0]);
+        raw::close(fds[1]);
+        for (from, to, flags) in [(r, read_fd, read_flags), (w, write_fd, write_flags)] {
+            if raw::dup3(from, to, flags & libc::O_CLOEXEC) < 0
+                || raw::set_status_flags(to, flags & libc::O_NONBLOCK) < 0
+            {
+                return false;
+            }
+            raw::close(from);
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_read_or_a_write_end_of_a_pipe_is_one() {
+        let read = end("pipe:[77]", libc::O_RDONLY as u32).expect("a read end");
+        assert_eq!((read.id, read.write), (77, false));
+        let write = end("pipe:[77]", (libc::O_WRONLY | libc::O_NONBLOCK) as u32);
+        assert_eq!(write.map(|w| w.write), Some(true));
+        assert_eq!(end("pipe:[77]", libc::O_RDWR as u32), None, "a FIFO");
+        assert_eq!(
+            end("pipe:[77]", (libc::O_WRONLY | libc::O_DIRECT) as u32),
+            None,
+            "packet mode"
+        );
+        assert_eq!(end("pipe:[x]", 0), None);
+        assert_eq!(end("/tmp/fifo", 0), None);
+    }
+}
