@@ -189,3 +189,31 @@ fn every_one_feature_workload_comes_back_exactly_or_is_refused() {
     ));
     assert!(failed.is_empty(), "failed: {failed:?}");
 }
+
+/// A periodic timer whose signal is ignored, through a suspend that lets
+/// it run on (`--leave-running`) and then a hold: its expiries while it
+/// was frozen or parked were queued (a traced thread, or one that blocks
+/// the signal, never ignores it) and, before Linux 6.13, the first one
+/// taken counted every period since as its overrun. Its own check after
+/// the hold finds none.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a_hold() {
+    let name = "posix_timer_ignored";
+    if !features().iter().any(|n| n == name) {
+        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+        return;
+    }
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
+    assert_eq!(w.expect(""), "expect restored");
+    let line = w.expect("");
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
+    let dir = ImageDir::new("ignored-timer-left-running");
+    let out = suspend(pid, &dir, &["--leave-running"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    held_comes_back(name, &mut w, pid, &ImageDir::new("ignored-timer-held"));
+}

@@ -383,6 +383,12 @@ pub async fn take(
         if leave_running {
             // Everything is copied: the process may run while the image is
             // made durable (a failure then still tells it `aborted`).
+            if let Err(e) = dumped.settle_timers(&frozen) {
+                log::warn!(
+                    "pid {pid}: a periodic timer whose signal it ignores may count the freeze as \
+                     overruns: {e}"
+                );
+            }
             frozen.release();
             let frozen_for = frozen_at.elapsed();
             let summary = dumped.finish(&key)?;

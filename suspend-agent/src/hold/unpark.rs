@@ -163,6 +163,16 @@ pub fn unpark(
         "pid {pid}: unpark: rseq registered at {:?}",
         started.elapsed()
     );
+    // Its timers ran on while it was held: undo what being traced and
+    // parked did to those whose signal it ignores.
+    if let Some(main) = borrowed
+        .iter_mut()
+        .zip(&image.threads)
+        .find_map(|(b, t)| (t.tid == pid).then_some(b))
+    {
+        let p = &image.process;
+        crate::state::timers::settle(&p.posix_timers, &p.sigactions, main, &site)?;
+    }
     let resume = image.parked_client();
     let mut told_client = false;
     if let Some((tid, signal, token)) = resume {

@@ -199,6 +199,15 @@ pub struct PosixTimer {
     pub tid: u32,
     pub value_ns: u64,
     pub interval_ns: u64,
+    /// Its overrun count when saved (`timer_getoverrun`): no call sets it,
+    /// so only a held process keeps one that is not 0 (a full image is
+    /// refused); an older agent's image has 0.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub overrun: i64,
+}
+
+fn is_zero_i64(v: &i64) -> bool {
+    *v == 0
 }
 
 /// The session and process group of a process. A resume makes the process

@@ -127,6 +127,7 @@ pub fn save(pid: u32, asked: &Asked) -> Result<Vec<PosixTimer>, ProcError> {
                 },
                 value_ns,
                 interval_ns,
+                overrun: asked.overruns.get(&id).copied().unwrap_or(0),
             }
         })
         .collect())
@@ -284,19 +285,54 @@ fn ignored(actions: &[SigAction], signal: i32) -> bool {
     handler == 1 || (handler == 0 && ignored_by_default.contains(&signal))
 }
 
-/// The time to arm `t` with: what it had left, or [`QUIET`] for a periodic
-/// timer on a clock that runs while the process is stopped whose signal
-/// `ignored` says the process ignores (see the module doc).
-fn first_expiry(t: &PosixTimer, ignored: bool) -> u64 {
+/// Whether `t` is a periodic timer on a clock that runs while the process
+/// is stopped, whose signal `ignored` says the process ignores: one whose
+/// expiries a traced or parked process would queue and count (see the
+/// module doc).
+fn counts_when_stopped(t: &PosixTimer, ignored: bool) -> bool {
     let stopped_clock_runs = t.clockid >= 0
         && t.clockid != libc::CLOCK_PROCESS_CPUTIME_ID
         && t.clockid != libc::CLOCK_THREAD_CPUTIME_ID;
     let sends = t.notify & SIGEV_NONE == 0;
-    if t.interval_ns != 0 && stopped_clock_runs && sends && ignored {
+    t.interval_ns != 0 && stopped_clock_runs && sends && ignored
+}
+
+/// The time to arm `t` with: what it had left, or at least [`QUIET`] for
+/// a timer that [`counts_when_stopped`].
+fn first_expiry(t: &PosixTimer, ignored: bool) -> u64 {
+    if counts_when_stopped(t, ignored) {
         t.value_ns.max(QUIET)
     } else {
         t.value_ns
     }
+}
+
+/// Has `main` arm timer `id` (`timer_settime`, relative) to fire first in
+/// `value_ns`, then every `interval_ns`.
+fn set(
+    main: &mut Borrowed,
+    site: &Site,
+    what: &str,
+    id: i32,
+    interval_ns: u64,
+    value_ns: u64,
+) -> Result<(), InjectError> {
+    let split = |ns: u64| [ns / 1_000_000_000, ns % 1_000_000_000];
+    let (interval, value) = (split(interval_ns), split(value_ns));
+    let mut spec = [0u8; 32];
+    for (i, v) in [interval[0], interval[1], value[0], value[1]]
+        .iter()
+        .enumerate()
+    {
+        spec[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
+    }
+    site.write(0, &spec)?;
+    main.call(
+        what,
+        libc::SYS_timer_settime,
+        [id as u64, 0, site.scratch(), 0, 0, 0],
+    )?;
+    Ok(())
 }
 
 /// Arms every timer of `image` that was armed, with the time it had left
@@ -306,23 +342,60 @@ pub fn arm(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Inject
     for t in &image.process.posix_timers {
         if t.value_ns != 0 {
             let first = first_expiry(t, ignored(&image.process.sigactions, t.signal));
-            let split = |ns: u64| [ns / 1_000_000_000, ns % 1_000_000_000];
-            let (interval, value) = (split(t.interval_ns), split(first));
-            let mut spec = [0u8; 32];
-            for (i, v) in [interval[0], interval[1], value[0], value[1]]
-                .iter()
-                .enumerate()
-            {
-                spec[i * 8..i * 8 + 8].copy_from_slice(&v.to_ne_bytes());
-            }
-            site.write(0, &spec)?;
-            let arm = format!("arming POSIX timer {}", t.id);
-            main.call(
-                &arm,
-                libc::SYS_timer_settime,
-                [t.id as u64, 0, site.scratch(), 0, 0, 0],
-            )?;
+            let what = format!("arming POSIX timer {}", t.id);
+            set(main, site, &what, t.id, t.interval_ns, first)?;
         }
+    }
+    Ok(())
+}
+
+/// Whether [`settle`] has anything to do.
+pub fn any_unsettled(timers: &[PosixTimer], actions: &[SigAction]) -> bool {
+    unsettled(timers, actions).next().is_some()
+}
+
+/// The timers [`settle`] arms again: those that [`counts_when_stopped`]
+/// and had no overrun count when saved (one that had keeps what the kernel
+/// makes of it).
+fn unsettled<'a>(
+    timers: &'a [PosixTimer],
+    actions: &'a [SigAction],
+) -> impl Iterator<Item = &'a PosixTimer> {
+    timers
+        .iter()
+        .filter(|t| t.overrun == 0 && counts_when_stopped(t, ignored(actions, t.signal)))
+}
+
+/// For a process about to be let go after a freeze or a hold (its timers
+/// never stopped: held, or `--leave-running`): each periodic timer whose signal it ignores, with no overrun count when
+/// saved, is armed again with the time it has left now (at least
+/// [`QUIET`]) and its interval. While it was frozen and parked its
+/// expiries were queued, not dropped (it was traced, then blocked every
+/// signal: before Linux 6.13 the first one taken afterwards counts every
+/// period since as its overrun). Arming again sets the count back to 0 and
+/// makes a queued expiry stale: taken, it is dropped uncounted.
+pub fn settle(
+    timers: &[PosixTimer],
+    actions: &[SigAction],
+    main: &mut Borrowed,
+    site: &Site,
+) -> Result<(), InjectError> {
+    for t in unsettled(timers, actions) {
+        let what = format!("reading POSIX timer {}", t.id);
+        main.call(
+            &what,
+            libc::SYS_timer_gettime,
+            [t.id as u64, site.scratch(), 0, 0, 0, 0],
+        )?;
+        let mut now = [0u8; 32];
+        site.read(0, &mut now)?;
+        let ns = |at| u64_at(&now, at) * 1_000_000_000 + u64_at(&now, at + 8);
+        let (interval, left) = (ns(0), ns(16));
+        if left == 0 || interval == 0 {
+            continue; // disarmed, or no longer periodic
+        }
+        let what = format!("arming POSIX timer {} again", t.id);
+        set(main, site, &what, t.id, interval, left.max(QUIET))?;
     }
     Ok(())
 }
@@ -381,6 +454,7 @@ mod tests {
             tid: 0,
             value_ns,
             interval_ns,
+            overrun: 0,
         }
     }
 
@@ -439,5 +513,32 @@ mod tests {
             ignored(&actions, libc::SIGWINCH),
             "no action saved: SIG_DFL"
         );
+    }
+
+    #[test]
+    fn a_held_process_settles_only_ignored_periodic_timers_that_had_no_overrun() {
+        let ms = 1_000_000;
+        let action = |signal: i32, handler: u64| SigAction {
+            signal: signal as u32,
+            handler,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let actions = [action(libc::SIGUSR1, 1), action(libc::SIGUSR2, 0x40_1000)];
+        let mut ignored = timer(libc::CLOCK_MONOTONIC, 0, ms, ms);
+        ignored.id = 1;
+        let mut caught = ignored;
+        caught.id = 2;
+        caught.signal = libc::SIGUSR2;
+        let mut late = ignored;
+        late.id = 3;
+        late.overrun = 5;
+        let mut once = ignored;
+        once.id = 4;
+        once.interval_ns = 0;
+        let timers = [ignored, caught, late, once];
+        let ids: Vec<i32> = unsettled(&timers, &actions).map(|t| t.id).collect();
+        assert_eq!(ids, [1]);
     }
 }
