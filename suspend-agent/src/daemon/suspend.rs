@@ -377,18 +377,20 @@ pub async fn take(
             frozen.threads().len(),
             options.dir.display()
         ));
-        let dumped = dump::dump(&mut frozen, image, &options, &|m| {
+        let dumped = match dump::dump(&mut frozen, image, &options, &|m| {
             let _ = report.send(m);
-        })?;
+        }) {
+            Ok(dumped) => dumped,
+            Err(e) => {
+                // Let go (when `frozen` is dropped) as it was.
+                settle_timers(&frozen);
+                return Err(e.into());
+            }
+        };
         if leave_running {
             // Everything is copied: the process may run while the image is
             // made durable (a failure then still tells it `aborted`).
-            if let Err(e) = dumped.settle_timers(&frozen) {
-                log::warn!(
-                    "pid {pid}: a periodic timer whose signal it ignores may count the freeze as \
-                     overruns: {e}"
-                );
-            }
+            settle_timers(&frozen);
             frozen.release();
             let frozen_for = frozen_at.elapsed();
             let summary = dumped.finish(&key)?;
@@ -411,6 +413,7 @@ pub async fn take(
                 Err(e) => {
                     // Still frozen as it was: it goes on, and the image of
                     // a process that went on must not be resumed.
+                    settle_timers(&frozen);
                     if let Err(rm) = std::fs::remove_dir_all(&summary.path) {
                         log::warn!("removing {}: {rm}", summary.path.display());
                     }
@@ -520,6 +523,22 @@ pub async fn take(
             }
         }
         Err(source) => Err(abort(stream, request_id, TakeError::Failed { pid, source }).await),
+    }
+}
+
+/// Before a frozen process is let go to run on: its periodic timers whose
+/// signal it ignores get back the overrun count the freeze made them
+/// queue (`state::timers::settle_frozen`). A failure is logged: the
+/// process goes on all the same.
+fn settle_timers(frozen: &Frozen<'_>) {
+    if let Err(e) = crate::state::timers::settle_frozen(frozen)
+        && !crate::procfs::exiting(frozen.pid())
+    {
+        log::warn!(
+            "pid {}: a periodic timer whose signal it ignores may count the freeze as overruns: \
+             {e}",
+            frozen.pid()
+        );
     }
 }
 

@@ -37,8 +37,6 @@ const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), 
 /// What the threads told.
 #[derive(Debug, Default)]
 pub struct Inside {
-    /// Where the threads were asked (the client's trampoline).
-    pub site: Option<Site>,
     pub sigactions: Vec<SigAction>,
     pub brk: Option<u64>,
     pub itimers: Vec<ITimer>,
@@ -142,10 +140,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         what: "/proc/PID/timers",
     })?;
     let s = site.scratch();
-    let mut inside = Inside {
-        site: Some(site),
-        ..Inside::default()
-    };
+    let mut inside = Inside::default();
     let mut process_done = false;
     for thread in frozen.threads().to_vec() {
         let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;

@@ -25,15 +25,12 @@ use crate::{
         ImageWriter, WriteError,
         format::{
             Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
-            PAGE_SIZE, PosixTimer, Record, SigAction, Witness,
+            PAGE_SIZE, Record, Witness,
         },
     },
     procfs::{self, vmas},
     state::{confinement, eventfd, pipes, timers},
-    tracee::{
-        inject::{Borrowed, InjectError, Site},
-        ptrace,
-    },
+    tracee::ptrace,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -309,16 +306,6 @@ pub fn dump(
         coredump_filter: procfs::coredump_filter(pid),
         autogroup_nice: procfs::autogroup_nice(pid),
     });
-    let settle = inside
-        .site
-        .filter(|_| timers::any_unsettled(&process.posix_timers, &process.sigactions))
-        .map(|site| {
-            (
-                site,
-                process.posix_timers.clone(),
-                process.sigactions.clone(),
-            )
-        });
     image.record(&Record::Process(process))?;
     let xstate_size = crate::sys::cpu::xstate_layout().0;
     for t in &threads {
@@ -449,7 +436,6 @@ pub fn dump(
     let bytes = image.page_bytes();
     Ok(Dumped {
         image,
-        settle,
         held_only,
         threads: threads.len(),
         mappings,
@@ -465,9 +451,6 @@ pub fn dump(
 /// then killed.
 pub struct Dumped {
     image: ImageWriter,
-    /// The timers to settle before it is let go, and where to ask (see
-    /// [`Dumped::settle_timers`]).
-    settle: Option<(Site, Vec<PosixTimer>, Vec<SigAction>)>,
     /// What the image does not hold and only a held process keeps.
     pub held_only: Vec<String>,
     threads: usize,
@@ -481,24 +464,6 @@ pub struct Dumped {
 }
 
 impl Dumped {
-    /// Before a process that was dumped is let go to run on
-    /// (`--leave-running`): its periodic timers whose signal it ignores
-    /// are set back to how they were (see `state::timers::settle`: their
-    /// expiries while it was frozen were queued and would be counted).
-    pub fn settle_timers(&self, frozen: &Frozen<'_>) -> Result<(), InjectError> {
-        let Some((site, timers, actions)) = &self.settle else {
-            return Ok(());
-        };
-        let pid = frozen.pid();
-        let Some(main) = frozen.threads().iter().find(|t| t.tid == pid) else {
-            return Ok(());
-        };
-        let mut b = Borrowed::new(main.tid, *site, main.stopped_with)?;
-        timers::settle(timers, actions, &mut b, site)?;
-        b.restore()?;
-        Ok(())
-    }
-
     /// Hashes every page run, records the mappings, signs the image with
     /// `key`, makes it durable (`fsync`) and renames it into place. Needs
     /// nothing from the process: with `--leave-running` it runs meanwhile.

@@ -35,6 +35,7 @@ use std::collections::HashMap;
 
 use super::u64_at;
 use crate::{
+    freeze::Frozen,
     image::{
         Image,
         format::{ITimer, MAX_TIMER_ID_FILLERS, PosixTimer, SigAction},
@@ -349,9 +350,40 @@ pub fn arm(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), Inject
     Ok(())
 }
 
-/// Whether [`settle`] has anything to do.
-pub fn any_unsettled(timers: &[PosixTimer], actions: &[SigAction]) -> bool {
-    unsettled(timers, actions).next().is_some()
+/// Why [`settle_frozen`] could not settle a process's timers.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+    #[error("no client block in /proc/PID/maps")]
+    NoClientBlock,
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+}
+
+/// [`settle`], for a process about to be let go after a freeze (a suspend
+/// with `--leave-running`, or one refused or failed once it was frozen):
+/// its timers, their time left and overrun counts and the actions of
+/// their signals are asked of its main thread now — still frozen, it has
+/// taken no queued expiry since it was stopped.
+pub fn settle_frozen(frozen: &Frozen<'_>) -> Result<(), SettleError> {
+    let pid = frozen.pid();
+    let listed = crate::procfs::timers(pid)?;
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let Some(main) = frozen.threads().iter().find(|t| t.tid == pid) else {
+        return Ok(()); // its main thread has exited: nothing to borrow
+    };
+    let block = crate::procfs::client_block_addr(pid)?.ok_or(SettleError::NoClientBlock)?;
+    let site = Site::find(pid, block)?;
+    let mut b = Borrowed::new(main.tid, site, main.stopped_with)?;
+    let asked = ask_posix(&mut b, &site, &listed)?;
+    let timers = save(pid, &asked)?;
+    let actions = super::signals::ask_actions(&mut b, &site)?;
+    settle(&timers, &actions, &mut b, &site)?;
+    b.restore()?;
+    Ok(())
 }
 
 /// The timers [`settle`] arms again: those that [`counts_when_stopped`]
