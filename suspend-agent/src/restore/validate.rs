@@ -233,8 +233,9 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
 }
 
 /// The running daemon's pid, if one runs: the pid `/run/suspend/agent.pid`
-/// names (`pid_file`, its text), if a `/proc/locks` text (`locks`) shows
-/// that pid holding the exclusive flock on that file (`lock_file`: its
+/// names (`pid_file`, its text), if lock lines in `/proc/locks`' form
+/// (`locks`: that pid's own, from its fdinfo) show it holding the
+/// exclusive flock on that file (`lock_file`: its
 /// device and inode). The daemon writes its pid there once it holds that
 /// lock (`daemon::lock`), and the lock goes when it does (the file is
 /// opened close-on-exec, and the daemon forks nothing that outlives it
@@ -277,9 +278,13 @@ fn namespaces() -> Result<(), Refusal> {
         .parse::<u32>()
         .ok()
         .map(|pid| links(&pid.to_string()));
-    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    let running = std::fs::metadata(lock_file)
-        .is_ok_and(|m| running_agent(&claimed, &locks, (m.dev(), m.ino())).is_some());
+    // Its locks from its own fdinfo, not `/proc/locks` (a read of which
+    // costs a resume about 20 ms).
+    let running = std::fs::metadata(lock_file).is_ok_and(|m| {
+        let pid = claimed.trim().parse::<u32>().unwrap_or(0);
+        let locks = crate::procfs::fd_locks_on(pid, m.dev(), m.ino());
+        running_agent(&claimed, &locks, (m.dev(), m.ino())).is_some()
+    });
     let theirs = match named {
         Some(named) if running => named,
         _ => links("1"),
