@@ -22,11 +22,9 @@
 //! Any failure before the last step kills what was created: nothing
 //! half-made is left behind.
 
-mod cgroup;
 mod child;
 mod finish;
 mod load;
-mod locks;
 mod open;
 mod plan;
 mod validate;
@@ -168,10 +166,12 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     // Into its cgroups before its memory is loaded (here, inherited by the
     // process made): a page is charged to the cgroup of whoever first
     // touches it, and stays charged there.
-    let cgroups = cgroup::targets(&image)?;
-    cgroup::join(std::process::id(), &cgroups).map_err(|e| RestoreError::Prepare {
-        what: "joining the process's cgroups".into(),
-        source: std::io::Error::other(e),
+    let cgroups = crate::state::cgroup::targets(&image).map_err(Refusal::from)?;
+    crate::state::cgroup::join(std::process::id(), &cgroups).map_err(|e| {
+        RestoreError::Prepare {
+            what: "joining the process's cgroups".into(),
+            source: std::io::Error::other(e),
+        }
     })?;
     let mut plan = plan::Plan::new(&image, options, opened)?;
     let pid = image.process.pid;
@@ -239,6 +239,31 @@ mod tests {
                 exit::BAD_IMAGE,
                 "its mapped file /srv/data: pid 42 holds a write lease on it, which opening the \
                  file for reading to resume would start breaking; resume it once that is let go",
+            ),
+            (
+                E::Refused(Refusal::Lock(crate::state::locks::Conflict::LockTaken {
+                    what: "a write lock on /srv/db".into(),
+                    holder: "pid 42 (postgres)".into(),
+                })),
+                exit::BAD_IMAGE,
+                "it held a write lock on /srv/db, which pid 42 (postgres) holds now; resume it \
+                 once that is let go",
+            ),
+            (
+                E::Refused(Refusal::Cgroup(
+                    crate::state::cgroup::Conflict::CgroupFull {
+                        cgroup: "0::/work".into(),
+                        dir: "/sys/fs/cgroup/work".into(),
+                        current: 30,
+                        max: 32,
+                        tasks: 3,
+                    },
+                )),
+                exit::BAD_IMAGE,
+                "its cgroup 0::/work has no room: /sys/fs/cgroup/work holds 30 tasks of its \
+                 pids.max 32, and the resume needs 3 more there (the process's threads, and the \
+                 resume command's own unless it is there already); raise pids.max or resume it \
+                 later",
             ),
             (
                 E::Keys(KeyError::Malformed {

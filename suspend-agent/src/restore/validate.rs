@@ -103,19 +103,6 @@ pub enum Refusal {
          {mask})"
     )]
     Cpus { tid: u32, mask: String },
-    #[error("it held {what}, which {holder} holds now; resume it once that is let go")]
-    LockTaken { what: String, holder: String },
-    #[error("it held {what}, which the kernel would not give it now: {why}")]
-    LeaseRefused { what: String, why: String },
-    #[error(
-        "it held {what}; pid {pid} holds {whose} on that file now, which opening the file (to \
-         check the lock, and to resume) would start breaking; resume it once that is let go"
-    )]
-    FileLeased {
-        what: String,
-        pid: u32,
-        whose: &'static str,
-    },
     #[error(
         "its {what} {path}: pid {pid} holds {whose} on it, which opening the file {how} to \
          resume would start breaking; resume it once that is let go"
@@ -134,18 +121,12 @@ pub enum Refusal {
          come back in them: {which}; run it in the machine's (e.g. nsenter -t 1 -a)"
     )]
     Namespaces { which: String },
-    #[error(
-        "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
-         resume needs {tasks} more there (the process's threads, and the resume command's own \
-         unless it is there already); raise pids.max or resume it later", dir.display()
-    )]
-    CgroupFull {
-        cgroup: String,
-        dir: std::path::PathBuf,
-        current: u64,
-        max: u64,
-        tasks: u64,
-    },
+    /// Its file locks cannot be taken again (`state::locks`).
+    #[error(transparent)]
+    Lock(#[from] crate::state::locks::Conflict),
+    /// It cannot go back into its cgroups (`state::cgroup`).
+    #[error(transparent)]
+    Cgroup(#[from] crate::state::cgroup::Conflict),
     #[error(
         "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
          raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
@@ -197,8 +178,8 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
             why: "it cannot be told a timer's id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15)",
         });
     }
-    super::cgroup::targets(image)?;
-    super::locks::check(image)?;
+    crate::state::cgroup::targets(image)?;
+    crate::state::locks::check(image)?;
     if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
         && crate::procfs::loginuid(std::process::id())
             .ok()

@@ -11,7 +11,7 @@
 //! process it makes is born in them. A cgroup that is gone, or a hierarchy
 //! this machine does not mount, is refused before anything is created, and
 //! so is one without room for the process's threads ([`targets`]: the
-//! restore names each [`Conflict`] as its refusal).
+//! restore refuses the image with its [`Conflict`]).
 
 use std::path::{Path, PathBuf};
 
@@ -23,12 +23,18 @@ pub fn save(pid: u32) -> Result<Vec<String>, ProcError> {
 }
 
 /// Why the process cannot go back into its cgroups: the restore refuses the
-/// image with it, as its `Refusal` of the same name.
-#[derive(Debug)]
+/// image with it (its `Refusal::Cgroup`).
+#[derive(Debug, thiserror::Error)]
 pub enum Conflict {
     /// A cgroup that is gone, or a hierarchy this machine does not mount.
+    #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     /// A cgroup (or one above it) whose `pids.max` has no room for it.
+    #[error(
+        "its cgroup {cgroup} has no room: {} holds {current} tasks of its pids.max {max}, and the \
+         resume needs {tasks} more there (the process's threads, and the resume command's own \
+         unless it is there already); raise pids.max or resume it later", dir.display()
+    )]
     CgroupFull {
         cgroup: String,
         dir: PathBuf,

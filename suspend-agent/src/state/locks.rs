@@ -167,10 +167,11 @@ fn maps_file(maps: &str, path: &str, dev: u64, ino: u64) -> bool {
 // borrowed thread.
 
 /// What stands in the way of taking the locks again: the restore refuses
-/// the image with it, as its `Refusal` of the same name.
-#[derive(Debug)]
+/// the image with it (its `Refusal::Lock`).
+#[derive(Debug, thiserror::Error)]
 pub enum Conflict {
     /// A file it had open while it held a lock changed while it was away.
+    #[error("{what} {path} changed since the image was taken ({how})")]
     FileChanged {
         what: &'static str,
         path: String,
@@ -178,14 +179,20 @@ pub enum Conflict {
     },
     /// Another process holds a lease on the file that opening it would
     /// start breaking.
+    #[error(
+        "it held {what}; pid {pid} holds {whose} on that file now, which opening the file (to \
+         check the lock, and to resume) would start breaking; resume it once that is let go"
+    )]
     FileLeased {
         what: String,
         pid: u32,
         whose: &'static str,
     },
     /// Another process holds the lock now.
+    #[error("it held {what}, which {holder} holds now; resume it once that is let go")]
     LockTaken { what: String, holder: String },
     /// The kernel would not give the lease now.
+    #[error("it held {what}, which the kernel would not give it now: {why}")]
     LeaseRefused { what: String, why: String },
 }
 
