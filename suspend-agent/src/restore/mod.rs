@@ -250,6 +250,22 @@ mod tests {
                  once that is let go",
             ),
             (
+                E::Refused(Refusal::Timer(crate::state::timers::Conflict { id: 5000 })),
+                exit::BAD_IMAGE,
+                "the process had POSIX timer id 5000, which this kernel cannot give back (it \
+                 cannot be told a timer's id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15))",
+            ),
+            (
+                E::Refused(Refusal::Capabilities(crate::state::confinement::Conflict {
+                    tid: 7,
+                    which: "permitted",
+                    missing: 0x20_0000,
+                })),
+                exit::BAD_IMAGE,
+                "thread 7 had capabilities this agent cannot give (mask 0x200000 of its permitted \
+                 set is not in the agent's own sets)",
+            ),
+            (
                 E::Refused(Refusal::Cgroup(
                     crate::state::cgroup::Conflict::CgroupFull {
                         cgroup: "0::/work".into(),

@@ -132,15 +132,12 @@ pub enum Refusal {
          raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
     )]
     Rlimit { resource: u32, want: u64, can: u64 },
-    #[error(
-        "thread {tid} had capabilities this agent cannot give (mask {missing:#x} of its \
-         {which} set is not in the agent's own sets)"
-    )]
-    Capabilities {
-        tid: u32,
-        which: &'static str,
-        missing: u64,
-    },
+    /// A thread's capabilities this agent cannot give (`state::confinement`).
+    #[error(transparent)]
+    Capabilities(#[from] crate::state::confinement::Conflict),
+    /// A POSIX timer id this kernel cannot give back (`state::timers`).
+    #[error(transparent)]
+    Timer(#[from] crate::state::timers::Conflict),
 }
 
 /// Checks `image` against this machine.
@@ -161,23 +158,11 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     cpu(image)?;
     namespaces()?;
     kernel_mappings(image)?;
-    capabilities(image)?;
+    crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
     rlimits(image)?;
     cpus(image)?;
     oom_score(image)?;
-    let highest = image
-        .process
-        .posix_timers
-        .iter()
-        .map(|t| t.id)
-        .max()
-        .unwrap_or(0);
-    if highest >= crate::image::format::MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
-        return Err(Refusal::KernelLacks {
-            what: format!("POSIX timer id {highest}"),
-            why: "it cannot be told a timer's id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15)",
-        });
-    }
+    crate::state::timers::check(image)?;
     crate::state::cgroup::targets(image)?;
     crate::state::locks::check(image)?;
     if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
@@ -343,7 +328,7 @@ fn oom_score(image: &Image) -> Result<(), Refusal> {
     let Some(a) = &image.process.attributes else {
         return Ok(());
     };
-    let own = own_confinement();
+    let own = crate::state::confinement::own();
     let here: i32 = fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -361,7 +346,7 @@ fn oom_score(image: &Image) -> Result<(), Refusal> {
 /// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
 fn rlimits(image: &Image) -> Result<(), Refusal> {
     const CAP_SYS_RESOURCE: u64 = 24;
-    let own = own_confinement();
+    let own = crate::state::confinement::own();
     if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
         return Ok(());
     }
@@ -374,38 +359,6 @@ fn rlimits(image: &Image) -> Result<(), Refusal> {
                 want: r.hard,
                 can,
             });
-        }
-    }
-    Ok(())
-}
-
-/// This thread's capabilities: what the restore starts from.
-fn own_confinement() -> crate::procfs::Confinement {
-    crate::procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
-        .unwrap_or_default()
-}
-
-/// Every thread's capabilities must be the agent's to give: the restorer
-/// starts from the agent's own sets and can only drop.
-fn capabilities(image: &Image) -> Result<(), Refusal> {
-    let own = own_confinement();
-    let can = own.permitted & own.bounding;
-    for t in &image.threads {
-        let Some(c) = &t.confinement else { continue };
-        for (which, set, can) in [
-            ("permitted", c.permitted, can),
-            ("inheritable", c.inheritable, can),
-            ("ambient", c.ambient, can),
-            ("bounding", c.bounding, own.bounding),
-        ] {
-            let missing = set & !can;
-            if missing != 0 {
-                return Err(Refusal::Capabilities {
-                    tid: t.tid,
-                    which,
-                    missing,
-                });
-            }
         }
     }
     Ok(())

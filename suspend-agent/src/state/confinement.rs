@@ -136,6 +136,50 @@ pub fn refusals(pid: u32) -> Result<Vec<String>, procfs::ProcError> {
 
 // Restore: the stub gives the sets back, the agent the filters.
 
+/// This thread's capabilities: what the restore starts from.
+pub fn own() -> procfs::Confinement {
+    procfs::confinement(std::process::id(), nix::unistd::gettid().as_raw() as u32)
+        .unwrap_or_default()
+}
+
+/// Capabilities a thread had that this agent cannot give: the restore
+/// refuses the image with it (its `Refusal::Capabilities`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "thread {tid} had capabilities this agent cannot give (mask {missing:#x} of its {which} set \
+     is not in the agent's own sets)"
+)]
+pub struct Conflict {
+    pub tid: u32,
+    pub which: &'static str,
+    pub missing: u64,
+}
+
+/// Every thread's capabilities must be the agent's to give (`own`): the
+/// restorer starts from the agent's own sets and can only drop.
+pub fn check(threads: &[Thread], own: &procfs::Confinement) -> Result<(), Conflict> {
+    let can = own.permitted & own.bounding;
+    for t in threads {
+        let Some(c) = &t.confinement else { continue };
+        for (which, set, can) in [
+            ("permitted", c.permitted, can),
+            ("inheritable", c.inheritable, can),
+            ("ambient", c.ambient, can),
+            ("bounding", c.bounding, own.bounding),
+        ] {
+            let missing = set & !can;
+            if missing != 0 {
+                return Err(Conflict {
+                    tid: t.tid,
+                    which,
+                    missing,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets `a`'s capability sets and securebits to `c`'s; the flags that say
 /// so (`THREAD_HAS_CAPS`, and `THREAD_NO_NEW_PRIVS` where it had it).
 pub fn thread_args(c: &Confinement, a: &mut ThreadArgs) -> u32 {

@@ -24,7 +24,8 @@
 //! the time each had left, its interval and its overrun count. Refused by
 //! name: an overrun count (no call sets it, [`overrun_words`]), an id a
 //! resume could not reach and a kernel that does not show them
-//! ([`refusal`]).
+//! ([`refusal`]); an image with an id the resume could not reach is
+//! refused again there ([`check`]), the kernel it runs on may differ.
 //!
 //! Interval timers (`setitimer`: `ITIMER_REAL`, `ITIMER_VIRTUAL`,
 //! `ITIMER_PROF`, which send `SIGALRM`, `SIGVTALRM` and `SIGPROF`): asked
@@ -148,7 +149,7 @@ pub fn refusal(pid: u32) -> Option<String> {
     match crate::procfs::timers(pid) {
         Ok(timers) => {
             let highest = timers.iter().map(|t| t.0).max().unwrap_or(0);
-            if highest >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids() {
+            if unreachable(highest) {
                 return Some(format!(
                     "POSIX timer id {highest} (this kernel cannot be told a timer's id, and \
                      making every id below it would take too long)"
@@ -166,6 +167,38 @@ pub fn refusal(pid: u32) -> Option<String> {
 
 // Restore: POSIX timers made by the borrowed main thread, interval timers
 // by the stub.
+
+/// Whether a resume on this kernel could not reach timer id `id`: it
+/// cannot be told the id, and making every id below it would take too long.
+fn unreachable(id: i32) -> bool {
+    id >= MAX_TIMER_ID_FILLERS && !crate::sys::timer_restore_ids()
+}
+
+/// A POSIX timer id this kernel cannot give back: the restore refuses the
+/// image with it (its `Refusal::Timer`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the process had POSIX timer id {id}, which this kernel cannot give back (it cannot be told \
+     a timer's id (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.15))"
+)]
+pub struct Conflict {
+    pub id: i32,
+}
+
+/// Refuses an image with a POSIX timer id a resume here could not reach.
+pub fn check(image: &Image) -> Result<(), Conflict> {
+    let highest = image
+        .process
+        .posix_timers
+        .iter()
+        .map(|t| t.id)
+        .max()
+        .unwrap_or(0);
+    if unreachable(highest) {
+        return Err(Conflict { id: highest });
+    }
+    Ok(())
+}
 
 /// How many ids a resume makes and deletes to reach a timer's id.
 const MAX_FILLERS: u32 = MAX_TIMER_ID_FILLERS as u32;
