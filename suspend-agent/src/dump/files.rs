@@ -6,9 +6,10 @@
 //! (a self-pipe: with what is buffered in it, read without consuming it).
 //! Sockets, pipes shared with another process, inotify and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
-//! asked to drop them. File locks, signal owners, terminals, inotify and
-//! orphan unix sockets are kinds of `state/`, each with its module; files
-//! shared with other processes and unlinked files have a module below.
+//! asked to drop them. File locks, signal owners, terminals, inotify,
+//! orphan unix sockets and epoll instances are kinds of `state/`, each
+//! with its module; files shared with other processes and unlinked files
+//! have a module below.
 
 mod sharing;
 mod unlinked;
@@ -25,37 +26,14 @@ use std::{
 use self::sharing::{pipe_holders, shared_with_others};
 use super::{DumpError, process::file_id};
 use crate::{
-    image::format::{EpollTarget, File, FileKind},
+    image::format::{File, FileKind},
     state::{
-        eventfd, inotify,
+        epoll, eventfd, inotify,
         locks::{self, parse_fd_locks},
         owners, pipes, signalfd, sockets, terminals, timerfd,
     },
     sys::PidFd,
 };
-
-const EVENTPOLL: &str = "anon_inode:[eventpoll]";
-
-/// The `tfd: N events: HEX data: HEX …` lines of an epoll's fdinfo.
-pub fn parse_epoll(text: &str) -> Option<Vec<EpollTarget>> {
-    let mut targets = Vec::new();
-    for line in text.lines().filter(|l| l.starts_with("tfd:")) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let value = |key: &str| {
-            words
-                .iter()
-                .position(|w| *w == key)
-                .and_then(|i| words.get(i + 1))
-                .copied()
-        };
-        targets.push(EpollTarget {
-            fd: value("tfd:")?.parse().ok()?,
-            events: u32::from_str_radix(value("events:")?, 16).ok()?,
-            data: u64::from_str_radix(value("data:")?, 16).ok()?,
-        });
-    }
-    Some(targets)
-}
 
 /// `pos:` and `flags:` (octal) of `/proc/PID/fdinfo/N`.
 pub fn parse_fdinfo(text: &str) -> Option<(u64, u32)> {
@@ -197,7 +175,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
         let eventfd = (link == eventfd::LINK)
             .then(|| eventfd::parse(&info))
             .flatten();
-        let epoll = (link == EVENTPOLL).then(|| parse_epoll(&info)).flatten();
+        let epoll = (link == epoll::LINK).then(|| epoll::parse(&info)).flatten();
         let signalfd = (link == signalfd::LINK)
             .then(|| signalfd::parse(&info))
             .flatten();
@@ -332,22 +310,8 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             bad.push((f.fd, why));
             continue;
         }
-        // Epoll targets are registered by fd number: one whose number is
-        // closed now, or another file's, would be given back wrong.
-        if f.fd > 2
-            && let Some(targets) = &f.epoll
-            && let Some(t) = targets.iter().find(|t| {
-                t.fd > 2 && !crate::sys::epoll_target_is(pid, f.fd, t.fd).unwrap_or(false)
-            })
-        {
-            bad.push((
-                f.fd,
-                format!(
-                    "fd {} ({}, watches a file it registered as fd {}, which is closed or another \
-                     file now: a resume would register the wrong one)",
-                    f.fd, f.path, t.fd
-                ),
-            ));
+        if let Some(why) = epoll::refusal(pid, f) {
+            bad.push((f.fd, why));
             continue;
         }
         if let Some(why) = unlinked::refusal(pid, f) {
@@ -577,27 +541,6 @@ mod tests {
         with_dependents(&files, &mut bad);
         let fds: Vec<i32> = bad.iter().map(|(fd, _)| *fd).collect();
         assert_eq!(fds, [11, 10]);
-    }
-
-    #[test]
-    fn epoll_fdinfo() {
-        let text = "pos:\t0\nflags:\t02000002\ntfd:        5 events:       19 data:     7f0700000005  pos:0 ino:52968 sdev:f\ntfd:        3 events: 80000019 data:                3  pos:0 ino:1a sdev:10\n";
-        let targets = parse_epoll(text).unwrap();
-        assert_eq!(
-            targets,
-            [
-                EpollTarget {
-                    fd: 5,
-                    events: 0x19,
-                    data: 0x7f07_0000_0005
-                },
-                EpollTarget {
-                    fd: 3,
-                    events: 0x8000_0019,
-                    data: 3
-                }
-            ]
-        );
     }
 
     #[test]

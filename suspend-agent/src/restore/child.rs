@@ -269,7 +269,7 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
                     crate::state::sockets::make(*sock_type | *flags, *uid, *gid),
                     *flags,
                 ),
-                OpenKind::Epoll { flags, .. } => (raw::epoll_create(*flags), *flags),
+                OpenKind::Epoll { flags, .. } => (crate::state::epoll::make(*flags), *flags),
                 OpenKind::Inotify { flags, watches } => {
                     (crate::state::inotify::make(*flags, watches), *flags)
                 }
@@ -306,12 +306,10 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         // What each epoll instance watches, once every fd exists (an epoll
         // may watch another, or a copy of one).
         for open in &plan.opens {
-            if let OpenKind::Epoll { targets, .. } = &open.what {
-                for &(target, events, data) in targets {
-                    if raw::epoll_add(open.fd, target, events, data) < 0 {
-                        fail(plan, STEP_EPOLL, target as usize);
-                    }
-                }
+            if let OpenKind::Epoll { targets, .. } = &open.what
+                && let Err(target) = crate::state::epoll::add(open.fd, targets)
+            {
+                fail(plan, STEP_EPOLL, target as usize);
             }
         }
         for (i, stdio) in plan.stdio.iter().enumerate() {

@@ -16,7 +16,7 @@ use super::{fds::Helpers, prepare_err};
 use crate::{
     image::format::{EpollTarget, File, InotifyWatch, PipeEnd, TimerFd},
     restore::RestoreError,
-    state::{CREATE_FLAGS, eventfd, pipes, timerfd},
+    state::{CREATE_FLAGS, epoll, eventfd, pipes, timerfd},
 };
 
 /// A file the process had open, to open again at its number.
@@ -220,25 +220,10 @@ fn inotify(
 }
 
 /// An epoll instance, watching again what it watched of what is made
-/// again (stdio and the image's fds).
+/// again ([`epoll::plan`]).
 fn epoll(files: &[File], f: &File, targets: &[EpollTarget]) -> OpenKind {
-    let reopened = |fd: RawFd| fd <= 2 || files.iter().any(|g| g.fd == fd);
-    let mut kept = Vec::new();
-    for t in targets {
-        if reopened(t.fd) {
-            kept.push((t.fd, t.events, t.data));
-        } else {
-            log::warn!(
-                "epoll fd {} watched fd {}, which is not restored; it no longer does",
-                f.fd,
-                t.fd
-            );
-        }
-    }
-    OpenKind::Epoll {
-        flags: f.flags as i32 & libc::O_CLOEXEC,
-        targets: kept,
-    }
+    let epoll::Made { flags, targets } = epoll::plan(files, f, targets);
+    OpenKind::Epoll { flags, targets }
 }
 
 /// Files first, then eventfds, signalfds, timerfds, inotify instances and
@@ -270,9 +255,9 @@ fn order(opens: &mut [Open]) {
 mod tests {
     use std::{collections::HashMap, os::fd::AsRawFd as _};
 
-    use super::{Open, OpenKind, epoll, opens, order, pipe, timerfd};
+    use super::{Open, OpenKind, opens, order, pipe, timerfd};
     use crate::{
-        image::format::{EpollTarget, EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+        image::format::{EventFd, File, InotifyWatch, PipeEnd, TimerFd},
         restore::plan::fds::Helpers,
         state::fixtures::file,
     };
@@ -366,28 +351,6 @@ mod tests {
             }
         );
         // How it is armed: `state::timerfd`'s tests.
-    }
-
-    #[test]
-    fn an_epoll_forgets_what_is_not_made_again() {
-        let target = |fd| EpollTarget {
-            fd,
-            events: libc::EPOLLIN as u32,
-            data: fd as u64,
-        };
-        let ep = File {
-            epoll: Some(vec![target(0), target(4), target(7)]),
-            flags: (libc::O_RDWR | libc::O_CLOEXEC) as u32,
-            ..file(3)
-        };
-        let files = [ep.clone(), file(4)];
-        assert_eq!(
-            epoll(&files, &ep, ep.epoll.as_deref().expect("targets")),
-            OpenKind::Epoll {
-                flags: libc::O_CLOEXEC,
-                targets: vec![(0, libc::EPOLLIN as u32, 0), (4, libc::EPOLLIN as u32, 4)],
-            }
-        );
     }
 
     #[test]
