@@ -612,6 +612,33 @@ pub fn other_pids(pid: u32) -> Vec<u32> {
     others
 }
 
+/// Every fd of a process other than `pid` (and this agent) whose link is
+/// one of `links`: (that process, its fd, the link).
+pub fn others_holding(
+    pid: u32,
+    links: &std::collections::BTreeSet<String>,
+) -> Vec<(u32, i32, String)> {
+    let mut found = Vec::new();
+    for other in other_pids(pid) {
+        let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Some(number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(link) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            let link = link.to_string_lossy();
+            if links.contains(link.as_ref()) {
+                found.push((other, number, link.into_owned()));
+            }
+        }
+    }
+    found
+}
+
 /// A lease (or an NFS delegation) `/proc/locks` shows on a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcLease {

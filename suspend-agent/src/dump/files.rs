@@ -7,14 +7,13 @@
 //! Sockets, pipes shared with another process, inotify and the like cannot
 //! (yet): a suspend refuses them by name, before anything is frozen, unless
 //! asked to drop them. File locks, signal owners, terminals, inotify,
-//! orphan unix sockets and epoll instances are kinds of `state/`, each
-//! with its module; files shared with other processes and unlinked files
-//! have a module below.
+//! orphan unix sockets, epoll instances and unlinked files are kinds of
+//! `state/`, each with its module; files shared with other processes have
+//! a module below.
 
 mod sharing;
-mod unlinked;
 
-pub use self::unlinked::{over_cap as unlinked_over_cap, read as read_unlinked};
+pub use crate::state::unlinked::over_cap as unlinked_over_cap;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -30,10 +29,28 @@ use crate::{
     state::{
         epoll, eventfd, inotify,
         locks::{self, parse_fd_locks},
-        owners, pipes, signalfd, sockets, terminals, timerfd,
+        owners, pipes, signalfd, sockets, terminals, timerfd, unlinked,
     },
     sys::PidFd,
 };
+
+/// Reads the bytes of every deleted file of `files` ([`unlinked::read`]),
+/// its failure named as the dump's.
+pub fn read_unlinked(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
+    unlinked::read(pid, files, cap).map_err(|e| match e {
+        unlinked::ReadError::Refused(fds) => DumpError::Unsupported { pid, fds },
+        unlinked::ReadError::Syscall(source) => DumpError::Syscall {
+            pid,
+            tid: pid,
+            source,
+        },
+        unlinked::ReadError::Proc { path, source } => DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        },
+    })
+}
 
 /// `pos:` and `flags:` (octal) of `/proc/PID/fdinfo/N`.
 pub fn parse_fdinfo(text: &str) -> Option<(u64, u32)> {

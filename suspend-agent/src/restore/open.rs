@@ -31,6 +31,7 @@ use crate::{
         format::{FileId, FileKind, MappingKind},
     },
     procfs::ProcLease,
+    state::unlinked,
     sys::creds::{self, FsUser},
 };
 
@@ -309,58 +310,13 @@ fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refu
             how: format!("its bytes in the image are not base64: {e}"),
         })?;
         // The fds that had it open: this one and its other opens.
-        let opens: Vec<(i32, i32)> = image
-            .files
-            .iter()
-            .filter(|g| {
-                g.dup_of.is_none()
-                    && (g.fd == f.fd
-                        || g.unlinked.as_ref().is_some_and(|v| v.same_as == Some(f.fd)))
-            })
-            .map(|g| {
-                let made_only = libc::O_CREAT
-                    | libc::O_EXCL
-                    | libc::O_TRUNC
-                    | libc::O_TMPFILE
-                    | libc::O_NOFOLLOW;
-                (g.fd, g.flags as i32 & !made_only)
-            })
-            .collect();
-        let made = creds::as_user(user, || make(u, &bytes, &opens))
+        let opens = unlinked::opens(&image.files, f.fd);
+        let made = creds::as_user(user, || unlinked::make(u, &bytes, &opens))
             .and_then(|r| r)
             .map_err(denied)?;
         out.files.extend(made);
     }
     Ok(())
-}
-
-/// Makes deleted file `u` with `bytes` (`O_TMPFILE` in its directory)
-/// and opens it once for each of `opens` (fd, flags); runs as the
-/// process's user.
-fn make(
-    u: &crate::image::format::Unlinked,
-    bytes: &[u8],
-    opens: &[(i32, i32)],
-) -> io::Result<Vec<(i32, OwnedFd)>> {
-    use std::os::unix::fs::FileExt as _;
-    let dir = Path::new(&u.name).parent().unwrap_or(Path::new("/"));
-    let file = std::fs::File::from(creds::create_no_symlinks(
-        dir,
-        libc::O_RDWR | libc::O_TMPFILE,
-        0o600,
-    )?);
-    file.write_all_at(bytes, 0)?;
-    file.set_len(u.size)?;
-    let mut opened = Vec::new();
-    for &(fd, flags) in opens {
-        opened.push((fd, creds::reopen(std::os::fd::AsFd::as_fd(&file), flags)?));
-    }
-    // Its mode and mtime last (a read-only mode would have kept it from
-    // being opened for writing; a write changes the mtime).
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(u.mode))?;
-    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u.mtime_ns.max(0) as u64);
-    file.set_modified(mtime)?;
-    Ok(opened)
 }
 
 /// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,

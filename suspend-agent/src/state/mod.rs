@@ -20,6 +20,7 @@ pub mod sockets;
 pub mod terminals;
 pub mod timerfd;
 pub mod timers;
+pub mod unlinked;
 
 /// The status flags a made-again anonymous file (an eventfd, a signalfd,
 /// a timerfd, an inotify instance, a socket) takes at creation.

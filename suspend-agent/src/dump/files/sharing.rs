@@ -4,10 +4,7 @@
 //! `kcmp` finds in another's fd table (inherited across a fork, or sent);
 //! a resume cannot share either again, so each is refused by name.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fs,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     image::format::{File, FileKind},
@@ -36,35 +33,11 @@ pub fn mark_dups(pid: u32, files: &mut [File]) {
     }
 }
 
-/// Every fd of a process other than `pid` (and this agent) whose link is
-/// one of `links`: (that process, its fd, the link).
-pub(super) fn others_holding(pid: u32, links: &BTreeSet<String>) -> Vec<(u32, i32, String)> {
-    let mut found = Vec::new();
-    for other in crate::procfs::other_pids(pid) {
-        let Ok(fds) = fs::read_dir(format!("/proc/{other}/fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Some(number) = fd.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            let Ok(link) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            let link = link.to_string_lossy();
-            if links.contains(link.as_ref()) {
-                found.push((other, number, link.into_owned()));
-            }
-        }
-    }
-    found
-}
-
 /// Which of `pipes` another process than `pid` holds, and one such process.
 pub fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
     let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
     let mut held = BTreeMap::new();
-    for (other, _, link) in others_holding(pid, &links) {
+    for (other, _, link) in crate::procfs::others_holding(pid, &links) {
         if let Some(inode) = pipe_inode(&link) {
             held.entry(inode).or_insert(other);
         }
@@ -91,7 +64,7 @@ pub fn shared_with_others(pid: u32, files: &[File]) -> BTreeMap<i32, String> {
     if ours.is_empty() {
         return shared;
     }
-    for (other, their_fd, link) in others_holding(pid, &links) {
+    for (other, their_fd, link) in crate::procfs::others_holding(pid, &links) {
         for f in ours.iter().filter(|f| f.path == link) {
             if shared.contains_key(&f.fd) {
                 continue;

@@ -1,23 +1,28 @@
 //! Regular files only the process's fds reach (deleted since they were
 //! opened, or made with `O_TMPFILE`): their bytes go into the image (up to
 //! a cap, `suspend --unlinked-max`), read through a copy of the fd while
-//! the process is frozen, and a resume makes the file again under its old
-//! name and deletes it again (`restore/open.rs`). Two opens of one such
-//! file come back as two opens of one file.
+//! the process is frozen ([`read`]), and a resume makes the file again in
+//! its old directory, with no name ([`make`], as the process's user, from
+//! `restore/open.rs`, which names what is refused). Two opens of one such
+//! file come back as two opens of one file ([`opens`]).
 //!
 //! Refused by name, before anything is frozen: one another process has
 //! open or maps (a resume would give the process a copy of its own), one
 //! the process also maps shared (the mapping would become another object),
 //! and more bytes than the cap.
 
-use std::{collections::BTreeMap, fs, os::unix::fs::FileExt as _};
+use std::{
+    collections::BTreeMap,
+    fs, io,
+    os::{fd::OwnedFd, unix::fs::FileExt as _},
+    path::Path,
+};
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use crate::{
-    dump::DumpError,
     image::format::{File, FileId, FileKind, Unlinked},
-    sys::PidFd,
+    sys::{PidFd, SyscallError, creds},
 };
 
 const DELETED: &str = " (deleted)";
@@ -178,7 +183,7 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
     }
     // Open elsewhere: the same link, and the same inode behind it.
     let links = std::collections::BTreeSet::from([f.path.clone()]);
-    let open = super::sharing::others_holding(pid, &links)
+    let open = crate::procfs::others_holding(pid, &links)
         .into_iter()
         .find(|(other, fd, _)| {
             use std::os::unix::fs::MetadataExt as _;
@@ -196,22 +201,30 @@ pub fn refusal(pid: u32, f: &File) -> Option<String> {
     ))
 }
 
+/// Why the deleted files' bytes could not be read (the dump names it as
+/// its `DumpError`).
+#[derive(Debug)]
+pub enum ReadError {
+    /// Fds whose files an image cannot carry, each as it is described to
+    /// a person (`DumpError::Unsupported`).
+    Refused(Vec<String>),
+    /// The process's pidfd could not be opened (`DumpError::Syscall`).
+    Syscall(SyscallError),
+    /// Reading `path` failed (`DumpError::Proc`).
+    Proc { path: String, source: io::Error },
+}
+
 /// Reads the bytes of every deleted file of `files` (each once) through a
 /// copy of its fd: `pid` is frozen. More than `cap` bytes in all is an
 /// error naming them.
-pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
+pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), ReadError> {
     let over = over_cap(files, cap);
     if !over.is_empty() {
-        return Err(DumpError::Unsupported {
-            pid,
-            fds: over.into_iter().map(|(_, what)| what).collect(),
-        });
+        return Err(ReadError::Refused(
+            over.into_iter().map(|(_, what)| what).collect(),
+        ));
     }
-    let pidfd = PidFd::open(pid).map_err(|source| DumpError::Syscall {
-        pid,
-        tid: pid,
-        source,
-    })?;
+    let pidfd = PidFd::open(pid).map_err(ReadError::Syscall)?;
     let readable: BTreeMap<i32, i32> = files
         .iter()
         .filter(|f| f.unlinked.as_ref().is_some_and(|u| u.same_as.is_none()))
@@ -227,22 +240,18 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
         let Some(&through) = readable.get(&f.fd) else {
             continue; // refused by `over_cap` already
         };
-        let err = |source| DumpError::Proc {
-            pid,
-            path: format!("/proc/{pid}/fd/{through} (its deleted file's bytes)").into(),
+        let err = |source| ReadError::Proc {
+            path: format!("/proc/{pid}/fd/{through} (its deleted file's bytes)"),
             source,
         };
         let copy = pidfd.get_fd(through).map_err(|e| err(e.into()))?;
         let file = fs::File::from(copy);
         let size = file.metadata().map_err(err)?.len();
         if size > cap {
-            return Err(DumpError::Unsupported {
-                pid,
-                fds: vec![format!(
-                    "fd {} ({}, {size} bytes: more than --unlinked-max {cap})",
-                    f.fd, f.path
-                )],
-            });
+            return Err(ReadError::Refused(vec![format!(
+                "fd {} ({}, {size} bytes: more than --unlinked-max {cap})",
+                f.fd, f.path
+            )]));
         }
         let mut bytes = vec![0u8; size as usize];
         file.read_exact_at(&mut bytes, 0).map_err(err)?;
@@ -250,6 +259,54 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), DumpError> {
         u.data = B64.encode(&bytes);
     }
     Ok(())
+}
+
+// Restore: made again by the resume command, as the process's user,
+// before anything is created.
+
+/// The fds of `files` that had deleted file `carrier` (the fd carrying its
+/// bytes) open, each with the flags to open it again with: `carrier` and
+/// its other opens (not the copies, made from the fd they copy).
+pub fn opens(files: &[File], carrier: i32) -> Vec<(i32, i32)> {
+    files
+        .iter()
+        .filter(|g| {
+            g.dup_of.is_none()
+                && (g.fd == carrier
+                    || g.unlinked
+                        .as_ref()
+                        .is_some_and(|v| v.same_as == Some(carrier)))
+        })
+        .map(|g| {
+            let made_only =
+                libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_TMPFILE | libc::O_NOFOLLOW;
+            (g.fd, g.flags as i32 & !made_only)
+        })
+        .collect()
+}
+
+/// Makes deleted file `u` with `bytes` (`O_TMPFILE` in its directory)
+/// and opens it once for each of `opens` (fd, flags); runs as the
+/// process's user.
+pub fn make(u: &Unlinked, bytes: &[u8], opens: &[(i32, i32)]) -> io::Result<Vec<(i32, OwnedFd)>> {
+    let dir = Path::new(&u.name).parent().unwrap_or(Path::new("/"));
+    let file = std::fs::File::from(creds::create_no_symlinks(
+        dir,
+        libc::O_RDWR | libc::O_TMPFILE,
+        0o600,
+    )?);
+    file.write_all_at(bytes, 0)?;
+    file.set_len(u.size)?;
+    let mut opened = Vec::new();
+    for &(fd, flags) in opens {
+        opened.push((fd, creds::reopen(std::os::fd::AsFd::as_fd(&file), flags)?));
+    }
+    // Its mode and mtime last (a read-only mode would have kept it from
+    // being opened for writing; a write changes the mtime).
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(u.mode))?;
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u.mtime_ns.max(0) as u64);
+    file.set_modified(mtime)?;
+    Ok(opened)
 }
 
 #[cfg(test)]
