@@ -383,14 +383,14 @@ pub async fn take(
             Ok(dumped) => dumped,
             Err(e) => {
                 // Let go (when `frozen` is dropped) as it was.
-                settle_timers(&frozen);
+                settle_timers(&mut frozen);
                 return Err(e.into());
             }
         };
         if leave_running {
             // Everything is copied: the process may run while the image is
             // made durable (a failure then still tells it `aborted`).
-            settle_timers(&frozen);
+            settle_timers(&mut frozen);
             frozen.release();
             let frozen_for = frozen_at.elapsed();
             let summary = dumped.finish(&key)?;
@@ -413,7 +413,7 @@ pub async fn take(
                 Err(e) => {
                     // Still frozen as it was: it goes on, and the image of
                     // a process that went on must not be resumed.
-                    settle_timers(&frozen);
+                    settle_timers(&mut frozen);
                     if let Err(rm) = std::fs::remove_dir_all(&summary.path) {
                         log::warn!("removing {}: {rm}", summary.path.display());
                     }
@@ -530,7 +530,7 @@ pub async fn take(
 /// signal it ignores get back the overrun count the freeze made them
 /// queue (`state::timers::settle_frozen`). A failure is logged: the
 /// process goes on all the same.
-fn settle_timers(frozen: &Frozen<'_>) {
+fn settle_timers(frozen: &mut Frozen<'_>) {
     if let Err(e) = crate::state::timers::settle_frozen(frozen)
         && !crate::procfs::exiting(frozen.pid())
     {

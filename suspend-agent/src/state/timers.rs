@@ -399,13 +399,13 @@ pub enum SettleError {
 /// its timers, their time left and overrun counts and the actions of
 /// their signals are asked of its main thread now — still frozen, it has
 /// taken no queued expiry since it was stopped.
-pub fn settle_frozen(frozen: &Frozen<'_>) -> Result<(), SettleError> {
+pub fn settle_frozen(frozen: &mut Frozen<'_>) -> Result<(), SettleError> {
     let pid = frozen.pid();
     let listed = crate::procfs::timers(pid)?;
     if listed.is_empty() {
         return Ok(());
     }
-    let Some(main) = frozen.threads().iter().find(|t| t.tid == pid) else {
+    let Some(&main) = frozen.threads().iter().find(|t| t.tid == pid) else {
         return Ok(()); // its main thread has exited: nothing to borrow
     };
     let block = crate::procfs::client_block_addr(pid)?.ok_or(SettleError::NoClientBlock)?;
@@ -415,7 +415,12 @@ pub fn settle_frozen(frozen: &Frozen<'_>) -> Result<(), SettleError> {
     let timers = save(pid, &asked)?;
     let actions = super::signals::ask_actions(&mut b, &site)?;
     settle(&timers, &actions, &mut b, &site)?;
-    b.restore()?;
+    // The signal it is stopped on its way to deliver may be another now
+    // (one that came meanwhile is dequeued first): its release gives
+    // back that one.
+    let held = b.restore()?;
+    frozen.set_stopped_with(main.tid, held);
+    site.clear()?;
     Ok(())
 }
 
