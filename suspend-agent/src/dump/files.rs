@@ -3,10 +3,12 @@
 //! resume attaches the resume command's own), eventfds (their counter),
 //! epoll instances (what they watch: an async runtime such as tokio needs
 //! both), signalfds, timerfds and pipes whose every end the process holds
-//! (a self-pipe: with what is buffered in it, read without consuming it).
-//! Sockets, pipes shared with another process, inotify and the like cannot
-//! (yet): a suspend refuses them by name, before anything is frozen, unless
-//! asked to drop them. File locks, signal owners, terminals, inotify,
+//! (a self-pipe: with what is buffered in it, read without consuming it),
+//! inotify instances with no event queued, a unix socket whose peer is
+//! gone, and deleted files' contents (up to a cap). Other sockets, pipes
+//! shared with another process and the like cannot (yet): a suspend
+//! refuses them by name, before anything is frozen, unless asked to drop
+//! them (a held process keeps them). File locks, signal owners, terminals, inotify,
 //! orphan unix sockets, epoll instances and unlinked files are kinds of
 //! `state/`, each with its module; files shared with other processes have
 //! a module below.
