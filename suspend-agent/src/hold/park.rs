@@ -125,11 +125,13 @@ pub fn park(
     })
 }
 
-/// Test hook: sleeps as many milliseconds as the daemon's environment
-/// variable `var` says (`SUSPEND_FAULT_HOLD_DELAY_MS`: with one thread
-/// parked and the others waiting in the trampoline, so a test can kill
-/// the daemon right then).
-fn fault_pause(var: &str) {
+/// Test hook: sleeps as many milliseconds as the environment variable
+/// `var` says: the daemon's `SUSPEND_FAULT_HOLD_DELAY_MS`, with one thread
+/// parked and the others waiting in the trampoline, so a test can kill the
+/// daemon right then; `resume`'s `SUSPEND_FAULT_UNPARK_DELAY_MS`, with
+/// every thread back where its image has it, still traced (a slow start of
+/// the agent that serves its memory).
+pub(super) fn fault_pause(var: &str) {
     if let Some(ms) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
     }

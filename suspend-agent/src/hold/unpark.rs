@@ -163,16 +163,6 @@ pub fn unpark(
         "pid {pid}: unpark: rseq registered at {:?}",
         started.elapsed()
     );
-    // Its timers ran on while it was held: undo what being traced and
-    // parked did to those whose signal it ignores.
-    if let Some(main) = borrowed
-        .iter_mut()
-        .zip(&image.threads)
-        .find_map(|(b, t)| (t.tid == pid).then_some(b))
-    {
-        let p = &image.process;
-        crate::state::timers::settle(&p.posix_timers, &p.sigactions, main, &site)?;
-    }
     let resume = image.parked_client();
     let mut told_client = false;
     if let Some((tid, signal, token)) = resume {
@@ -225,6 +215,8 @@ pub fn unpark(
         }
     }
     debug!("pid {pid}: unpark: memory ready at {:?}", started.elapsed());
+    super::park::fault_pause("SUSPEND_FAULT_UNPARK_DELAY_MS");
+    settle_timers(image, site);
     seized.release();
     forget(record);
     registered_again(pid);
@@ -289,6 +281,34 @@ fn serve_lazily(
     let (_, chunks) = lazy::plan(image);
     let left = chunks.iter().map(|c| c.len / PAGE_SIZE).sum::<u64>();
     Ok((written, left))
+}
+
+/// Its timers ran on while it was held: undoes what being traced and parked
+/// did to those whose signal it ignores (`state::timers::settle`). Done
+/// last, just before its threads are let go: an expiry while it is still
+/// traced is queued, not dropped, and the first taken once it runs would
+/// count every period since as its overrun (a lazy unpark starts a server
+/// in between, longer than [`crate::state::timers::QUIET`] on a slow
+/// machine). A failure is logged: every thread is back where its image has
+/// it, and it goes on all the same.
+fn settle_timers(image: &Image, site: Site) {
+    let p = &image.process;
+    let pid = p.pid;
+    if !crate::state::timers::any_unsettled(&p.posix_timers, &p.sigactions)
+        || !image.threads.iter().any(|t| t.tid == pid)
+    {
+        return;
+    }
+    let settled = Borrowed::new(pid, site, None).and_then(|mut main| {
+        crate::state::timers::settle(&p.posix_timers, &p.sigactions, &mut main, &site)?;
+        main.restore()?;
+        site.clear()
+    });
+    if let Err(e) = settled {
+        warn!(
+            "pid {pid}: a periodic timer whose signal it ignores may count the hold as overruns: {e}"
+        );
+    }
 }
 
 /// Its mappings must be those of the image, each private one where the

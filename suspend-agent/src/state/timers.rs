@@ -436,6 +436,11 @@ fn unsettled<'a>(
         .filter(|t| t.overrun == 0 && counts_when_stopped(t, ignored(actions, t.signal)))
 }
 
+/// Whether [`settle`] has any timer of `timers` to arm again.
+pub fn any_unsettled(timers: &[PosixTimer], actions: &[SigAction]) -> bool {
+    unsettled(timers, actions).next().is_some()
+}
+
 /// For a process about to be let go after a freeze or a hold (its timers
 /// never stopped: held, or `--leave-running`): each periodic timer whose signal it ignores, with no overrun count when
 /// saved, is armed again with the time it has left now (at least
