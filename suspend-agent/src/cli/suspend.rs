@@ -20,12 +20,13 @@ use crate::control::{self, Outcome, Reply, Request};
 /// and only then is the process held: its threads parked, its private
 /// memory released, every kernel object it has kept (`resume` refills it
 /// in place). With --exit it is killed instead, and the image alone
-/// carries it: what an image cannot hold (sockets, pipes to other
-/// processes, POSIX timers, file locks, children…) then makes it refuse
-/// before freezing (exit 8) unless --drop-unsupported-fds. With
-/// --leave-running it is let go (its on_resume runs with "continued"). Any
-/// failure after "ready" lets the process go and runs its on_resume with
-/// "aborted".
+/// carries it (with its POSIX timers, file locks, self-pipes, eventfds…):
+/// what an image cannot hold (a socket with a peer, a pipe to another
+/// process, a child, a pseudo-terminal…) then makes it refuse before
+/// freezing (exit 8); --drop-unsupported-fds leaves such files out
+/// instead. With --leave-running it is let go (its on_resume runs with
+/// "continued"). Any failure after "ready" lets the process go and runs its
+/// on_resume with "aborted".
 ///
 /// --dry-run runs the handshake only: ask, and when the process is ready,
 /// let it go again (on_resume with "continued").
