@@ -232,3 +232,63 @@ fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a
         &[("SUSPEND_FAULT_UNPARK_DELAY_MS", "300")],
     );
 }
+
+/// The bytes `dir`'s page file takes on disk, and its length.
+fn page_file_space(dir: &ImageDir) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir.path.join("pages.img")).expect("the image's pages.img");
+    (meta.blocks() * 512, meta.len())
+}
+
+/// Zero pages are not stored: `feature_zero_pages` holds at least 8 MiB of
+/// written zeros (32 MiB more with transparent huge pages, 16 of them
+/// touched at one byte each), which its page file must not take on disk,
+/// whether the dump copies into the mapped file (`--leave-running`) or
+/// writes through (`--exit`); resumed from the latter, its own check finds
+/// every byte as it was (a private file mapping's zeros too, not the
+/// file's bytes).
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn zero_pages_are_not_stored() {
+    let name = "zero_pages";
+    if !features().iter().any(|n| n == name) {
+        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+        return;
+    }
+    let _daemon = Daemon::start();
+    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
+    assert_eq!(w.expect(""), "expect restored");
+    let line = w.expect("");
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
+    const MIB: u64 = 1 << 20;
+    // `suspend` adds --exit where no other mode is given.
+    let modes: [(&str, &[&str]); 2] = [("--leave-running", &["--leave-running"]), ("--exit", &[])];
+    for (extra, args) in modes {
+        let dir = ImageDir::new(&format!("zero-pages{extra}"));
+        let out = suspend(pid, &dir, args);
+        assert_eq!(out.code, 0, "suspend {extra}: {out:?}");
+        let (on_disk, len) = page_file_space(&dir);
+        note(&format!(
+            "{extra}: pages.img is {:.1} MiB long, {:.1} MiB on disk",
+            len as f64 / MIB as f64,
+            on_disk as f64 / MIB as f64
+        ));
+        assert!(
+            len >= 12 * MIB && on_disk + 8 * MIB <= len,
+            "{extra}: pages.img is {len} bytes long and takes {on_disk}: the 8 MiB of zeros are stored"
+        );
+        if extra == "--exit" {
+            w.wait_exit(); // reaped: its pid is free for the resume
+            let mut back = Proc::resume(&dir.path, pid, &[]);
+            let code = back.wait_exit();
+            assert!(
+                code == 0 && back.seen.iter().any(|l| l == "ok"),
+                "after the resume it exited {code}: {:#?}",
+                back.seen
+            );
+        }
+    }
+}

@@ -36,6 +36,7 @@ use crate::{
     image::{
         WriteError,
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
+        pages::{HOLE_MIN_PAGES, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
 };
@@ -322,7 +323,19 @@ impl Memory {
                 })
             }
         };
-        file.write_all_at(buf, at).map_err(failed("writing"))?;
+        // Zero pages are not written (the new file's allocated space reads
+        // as zeros), and a long stretch of them is punched out of it.
+        let mut from = 0;
+        for (zero, len) in zero_stretches(buf).into_iter().chain([(buf.len(), 0)]) {
+            if zero > from {
+                file.write_all_at(&buf[from..zero], at + from as u64)
+                    .map_err(failed("writing"))?;
+            }
+            if len >= HOLE_MIN_PAGES * PAGE_SIZE as usize {
+                leave_out(file, at + zero as u64, len as u64);
+            }
+            from = zero + len;
+        }
         if let Err(e) = crate::sys::start_writeback(file, at, buf.len() as u64)
             && !writeback_failed.swap(true, Ordering::Relaxed)
         {
@@ -631,29 +644,101 @@ impl Plan {
 }
 
 /// Hashes every run (BLAKE3) from `pages`, the page file they were copied
-/// into, on as many threads as there are cores.
-pub fn hash_runs<'a>(pages: &[u8], runs: impl IntoIterator<Item = &'a mut PageRun>) {
+/// into, on as many threads as there are cores. Returns the stretches
+/// (first byte in the page file, length) of at least [`HOLE_MIN_PAGES`]
+/// zero pages inside a run: not to be stored.
+pub fn hash_runs<'a>(
+    pages: &[u8],
+    runs: impl IntoIterator<Item = &'a mut PageRun>,
+) -> Vec<(u64, u64)> {
     let mut runs: Vec<&mut PageRun> = runs.into_iter().collect();
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, MAX_WORKERS);
     let share = runs.len().div_ceil(workers).max(1);
+    let zeros = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for group in runs.chunks_mut(share) {
+            let zeros = &zeros;
             scope.spawn(move || {
+                let mut found = Vec::new();
                 for run in group {
                     let from = run.at as usize;
                     let to = from + (run.pages * PAGE_SIZE) as usize;
                     run.blake3 = blake3_hex(&pages[from..to]);
+                    found.extend(
+                        zero_stretches(&pages[from..to])
+                            .into_iter()
+                            .filter(|&(_, len)| len >= HOLE_MIN_PAGES * PAGE_SIZE as usize)
+                            .map(|(at, len)| (run.at + at as u64, len as u64)),
+                    );
                 }
+                zeros
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(found);
             });
         }
     });
+    let mut zeros = zeros.into_inner().unwrap_or_else(|e| e.into_inner());
+    zeros.sort_unstable();
+    zeros
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_pages_are_not_written_and_a_long_stretch_of_them_takes_no_space() {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = std::env::temp_dir().join(format!("suspend-zero-pages-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let page = PAGE_SIZE as usize;
+        // Runs of 1 + 64 + 1 + 2 pages: data, 64 zero pages, data, a zero
+        // page then data — as a fresh page file, allocated ahead.
+        let mut buf = vec![0u8; 68 * page];
+        buf[..page].fill(3);
+        buf[65 * page..66 * page].fill(4);
+        buf[67 * page + 100] = 5;
+        let at = 4 * page as u64;
+        nix::fcntl::fallocate(
+            std::os::fd::AsFd::as_fd(&file),
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            (at as usize + buf.len()) as libc::off_t,
+        )
+        .expect("fallocate");
+        let before = file.metadata().expect("stat").blocks() * 512;
+        let runs = [(0, 1), (10, 64), (80, 1), (90, 2)];
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        Memory::write_batch((0, 0), at, &runs, &buf, (&file, &path), &hashes, &failed)
+            .expect("the batch is written");
+        let mut back = vec![1u8; buf.len()];
+        file.read_exact_at(&mut back, at).expect("read back");
+        assert!(back == buf, "the page file reads back as the batch");
+        let hashes = hashes.into_inner().expect("hashes");
+        assert_eq!(
+            hashes[&(0, 1)],
+            blake3_hex(&buf[page..65 * page]),
+            "zeros hashed"
+        );
+        let after = file.metadata().expect("stat").blocks() * 512;
+        let _ = std::fs::remove_file(&path);
+        // Where the filesystem punches holes, the 64 zero pages' space is
+        // given back (tmpfs and ext4 do; an extent block may be taken).
+        assert!(
+            after + 60 * PAGE_SIZE <= before,
+            "{before} bytes allocated before, {after} after"
+        );
+    }
 
     #[test]
     fn a_write_back_that_cannot_start_does_not_fail_the_batch_but_a_write_does() {

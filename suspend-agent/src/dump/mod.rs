@@ -470,10 +470,11 @@ impl Dumped {
     pub fn finish(mut self, key: &ed25519_dalek::SigningKey) -> Result<Summary, DumpError> {
         if !self.hashed {
             let pages = self.image.pages_written()?;
-            memory::hash_runs(
+            let zeros = memory::hash_runs(
                 pages,
                 self.mappings.iter_mut().flat_map(|m| m.pages.iter_mut()),
             );
+            self.image.leave_out(&zeros)?;
         }
         let count = self.mappings.len();
         for mapping in self.mappings {

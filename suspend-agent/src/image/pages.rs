@@ -15,12 +15,63 @@
 //! batch is written, hashed and handed to the disk as it is read, so the
 //! disk starts at once and nothing is pre-faulted; only the space is
 //! allocated ahead ([`PageFile::allocate_to`]).
+//!
+//! Zero pages are not stored, either way: a written-through batch skips
+//! them (the file is new and its allocated space reads as zeros), and a
+//! stretch of [`HOLE_MIN_PAGES`] or more is punched out of the file
+//! ([`leave_out`]), as is one copied into the mapped file, once hashed. A
+//! reader sees zeros there, and each run's hash covers them as before.
 
 use std::{fs::File, io, os::unix::fs::FileExt as _, path::PathBuf};
 
 use memmap2::{Advice, MmapMut, MmapOptions, RemapOptions};
 
 use super::{WriteError, format::PAGE_SIZE};
+
+/// The shortest stretch of zero pages worth a hole (`fallocate`): shorter
+/// ones are only not written.
+pub const HOLE_MIN_PAGES: usize = 16;
+
+/// Whether `page` holds only zeros.
+pub fn is_zero(page: &[u8]) -> bool {
+    // OR-folded 64 bytes at a time (vectorised), stopping at the first
+    // block that is not zero.
+    let (blocks, rest) = page.as_chunks::<64>();
+    blocks
+        .iter()
+        .all(|b| b.iter().fold(0u8, |acc, &x| acc | x) == 0)
+        && rest.iter().all(|&x| x == 0)
+}
+
+/// The stretches of whole pages of `bytes` (page-aligned, whole pages)
+/// that hold only zeros: (first byte, length), in order.
+pub fn zero_stretches(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let page = PAGE_SIZE as usize;
+    let mut stretches: Vec<(usize, usize)> = Vec::new();
+    for (i, p) in bytes.chunks(page).enumerate() {
+        if !is_zero(p) {
+            continue;
+        }
+        let at = i * page;
+        match stretches.last_mut() {
+            Some((from, len)) if *from + *len == at => *len += p.len(),
+            _ => stretches.push((at, p.len())),
+        }
+    }
+    stretches
+}
+
+/// Punches `len` bytes at `at` out of `file`: the space goes back to the
+/// filesystem and the range reads as zeros. Where the filesystem cannot,
+/// nothing changes (the range holds zeros already).
+pub fn leave_out(file: &File, at: u64, len: u64) {
+    use nix::fcntl::FallocateFlags as F;
+    let fd = std::os::fd::AsFd::as_fd(file);
+    let flags = F::FALLOC_FL_PUNCH_HOLE | F::FALLOC_FL_KEEP_SIZE;
+    if let Err(e) = nix::fcntl::fallocate(fd, flags, at as libc::off_t, len as libc::off_t) {
+        log::debug!("punching {len} bytes of zeros at {at} out of the page file: {e}");
+    }
+}
 
 pub struct PageFile {
     file: File,
@@ -107,6 +158,15 @@ impl PageFile {
         Ok(&mut map[..len as usize])
     }
 
+    /// Punches each of `stretches` (first byte, length) of zero pages out
+    /// of the file, once what was copied into the mapped file there is
+    /// hashed.
+    pub fn leave_out(&self, stretches: &[(u64, u64)]) {
+        for &(at, len) in stretches {
+            leave_out(&self.file, at, len);
+        }
+    }
+
     /// Unmaps the file and cuts it to `len` bytes; returns it.
     pub fn close(mut self, len: u64) -> Result<File, WriteError> {
         self.map = None;
@@ -155,5 +215,38 @@ impl PageFile {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: usize = PAGE_SIZE as usize;
+
+    #[test]
+    fn a_page_is_zero_only_if_every_byte_is() {
+        let mut page = vec![0u8; PAGE];
+        assert!(is_zero(&page));
+        for at in [0, 63, 64, 2048, PAGE - 1] {
+            page[at] = 1;
+            assert!(!is_zero(&page), "a 1 at byte {at}");
+            page[at] = 0;
+        }
+    }
+
+    #[test]
+    fn zero_stretches_are_whole_pages_merged_in_order() {
+        // Pages: data, zero, zero, data, zero.
+        let mut bytes = vec![0u8; 5 * PAGE];
+        bytes[17] = 9;
+        bytes[3 * PAGE + PAGE - 1] = 9;
+        assert_eq!(
+            zero_stretches(&bytes),
+            vec![(PAGE, 2 * PAGE), (4 * PAGE, PAGE)]
+        );
+        assert_eq!(zero_stretches(&vec![0u8; 3 * PAGE]), vec![(0, 3 * PAGE)]);
+        assert!(zero_stretches(&vec![1u8; 2 * PAGE]).is_empty());
+        assert!(zero_stretches(&[]).is_empty());
     }
 }

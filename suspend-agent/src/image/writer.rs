@@ -192,6 +192,13 @@ impl ImageWriter {
         Ok(area)
     }
 
+    /// Punches `stretches` (first byte, length) of zero pages out of the
+    /// page file (see [`super::pages`]).
+    pub fn leave_out(&mut self, stretches: &[(u64, u64)]) -> Result<(), WriteError> {
+        self.page_file()?.leave_out(stretches);
+        Ok(())
+    }
+
     fn page_file(&mut self) -> Result<&mut PageFile, WriteError> {
         let path = self.partial.join(PAGES_FILE);
         self.pages.as_mut().ok_or_else(|| WriteError::Io {
