@@ -14,6 +14,7 @@ pub mod inotify;
 pub mod locks;
 pub mod owners;
 pub mod pipes;
+pub mod sched;
 pub mod signalfd;
 pub mod signals;
 pub mod sockets;
