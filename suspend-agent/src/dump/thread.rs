@@ -1,5 +1,7 @@
-//! Saving one stopped thread: registers, the full xstate, the signal mask,
-//! pending signals, rseq, the robust futex list and its scheduling
+//! Saving one stopped thread: registers, the full xstate and the signal
+//! mask (the tracee's), then what each kind of state reads of it with
+//! ptrace or from `/proc`: pending signals (`state::signals`), rseq and
+//! the robust futex list (`state::threads`) and its scheduling
 //! (`state::sched`).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
@@ -7,8 +9,8 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use super::DumpError;
 use crate::{
     freeze::Thread as FrozenThread,
-    image::format::{Rseq, Thread},
-    state::{sched, signals},
+    image::format::Thread,
+    state::{sched, signals, threads},
     tracee::ptrace,
 };
 
@@ -22,18 +24,9 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
     xstate.truncate(len);
     let sigmask = ptrace::sigmask(tid).map_err(err("PTRACE_GETSIGMASK"))?;
     let pending = signals::read_thread_pending(pid, tid, thread.stopped_with.is_some())?;
-    let rseq = match ptrace::rseq(tid) {
-        Ok(r) => r.map(|(addr, len, signature)| Rseq {
-            addr,
-            len,
-            signature,
-        }),
-        // Kernels before 5.13 cannot say; glibc before 2.35 has none.
-        Err(nix::errno::Errno::EIO) => None,
-        Err(source) => return Err(err("PTRACE_GET_RSEQ_CONFIGURATION")(source).into()),
-    };
+    let rseq = threads::read_rseq(pid, tid)?;
     let syscall = |source| DumpError::Syscall { pid, tid, source };
-    let robust_list = ptrace::robust_list(tid).map_err(syscall)?;
+    let robust_list = threads::read_robust_list(tid).map_err(syscall)?;
     Ok(Thread {
         tid,
         regs: (&r).into(),

@@ -19,6 +19,7 @@ pub mod signalfd;
 pub mod signals;
 pub mod sockets;
 pub mod terminals;
+pub mod threads;
 pub mod timerfd;
 pub mod timers;
 pub mod unlinked;

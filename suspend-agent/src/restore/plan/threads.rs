@@ -1,21 +1,20 @@
 //! Threads: the main thread first (the stub starts in it and creates the
 //! others), and each thread's part of the argument block — its stub
-//! stack, pending signals, rseq area, robust list, tid address, alternate
-//! stack, timer slack, scheduling (`state::sched`) and confinement — and its seccomp
-//! filters, placed in the block for the agent to install from inside the
-//! thread (`finish`). Registers, xstate and signal masks are not planned
-//! here: the agent sets them with ptrace once the stub is done.
+//! stack, alternate stack, and what each kind of state gives it: pending
+//! signals (`state::signals`), rseq area, robust list, tid address and
+//! timer slack (`state::threads`), scheduling (`state::sched`) and
+//! confinement (`state::confinement`) — and its seccomp filters, placed in
+//! the block for the agent to install from inside the thread (`finish`).
+//! Registers, xstate and signal masks are not planned here: the agent sets
+//! them with ptrace once the stub is done.
 
-use suspend_common::restore::{
-    STUB_STACK, THREAD_HAS_ALTSTACK, THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS,
-    THREAD_HAS_TIMER_SLACK, ThreadArgs,
-};
+use suspend_common::restore::{STUB_STACK, THREAD_HAS_ALTSTACK, ThreadArgs};
 
 use super::{args::Block, prepare_err};
 use crate::{
     image::{Image, format::Thread},
     restore::RestoreError,
-    state::{confinement, sched, signals},
+    state::{confinement, sched, signals, threads},
 };
 
 /// The image's threads with the main thread (tid = pid) first.
@@ -66,35 +65,19 @@ pub fn args(threads: &[&Thread], pid: u32, stacks: u64, block: &mut Block) -> Ve
     let mut thread_args = Vec::new();
     for (i, t) in threads.iter().enumerate() {
         let pending = signals::thread_pending(t, pid);
-        let mut flags = 0;
         let mut a = ThreadArgs {
             tid: t.tid,
             stack_top: stacks + STUB_STACK * (i as u64 + 1),
-            robust_head: t.robust_list.0,
-            robust_len: t.robust_list.1,
             pending_count: pending.len() as u32,
             pending: block.push(&pending),
             ..ThreadArgs::default()
         };
-        if let Some(r) = &t.rseq {
-            flags |= THREAD_HAS_RSEQ;
-            a.rseq_addr = r.addr;
-            a.rseq_len = r.len;
-            a.rseq_signature = r.signature;
-        }
-        if let Some(addr) = t.tid_address {
-            flags |= THREAD_HAS_TID_ADDRESS;
-            a.tid_address = addr;
-        }
+        let mut flags = threads::thread_args(t, &mut a);
         if let Some(s) = &t.sigaltstack {
             flags |= THREAD_HAS_ALTSTACK;
             a.altstack_sp = s.sp;
             a.altstack_size = s.size;
             a.altstack_flags = s.flags;
-        }
-        if let Some(slack) = t.timer_slack_ns {
-            flags |= THREAD_HAS_TIMER_SLACK;
-            a.timer_slack_ns = slack;
         }
         if let Some(s) = &t.sched {
             let attr = block.push(&[sched::setattr(s)]);
