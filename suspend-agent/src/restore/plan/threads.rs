@@ -1,14 +1,14 @@
 //! Threads: the main thread first (the stub starts in it and creates the
 //! others), and each thread's part of the argument block — its stub
-//! stack, alternate stack, and what each kind of state gives it: pending
-//! signals (`state::signals`), rseq area, robust list, tid address and
-//! timer slack (`state::threads`), scheduling (`state::sched`) and
+//! stack, and what each kind of state gives it: pending signals and
+//! alternate stack (`state::signals`), rseq area, robust list, tid address
+//! and timer slack (`state::threads`), scheduling (`state::sched`) and
 //! confinement (`state::confinement`) — and its seccomp filters, placed in
 //! the block for the agent to install from inside the thread (`finish`).
 //! Registers, xstate and signal masks are not planned here: the agent sets
 //! them with ptrace once the stub is done.
 
-use suspend_common::restore::{STUB_STACK, THREAD_HAS_ALTSTACK, ThreadArgs};
+use suspend_common::restore::{STUB_STACK, ThreadArgs};
 
 use super::{args::Block, prepare_err};
 use crate::{
@@ -74,10 +74,7 @@ pub fn args(threads: &[&Thread], pid: u32, stacks: u64, block: &mut Block) -> Ve
         };
         let mut flags = threads::thread_args(t, &mut a);
         if let Some(s) = &t.sigaltstack {
-            flags |= THREAD_HAS_ALTSTACK;
-            a.altstack_sp = s.sp;
-            a.altstack_size = s.size;
-            a.altstack_flags = s.flags;
+            flags |= signals::altstack_args(s, &mut a);
         }
         if let Some(s) = &t.sched {
             let attr = block.push(&[sched::setattr(s)]);
