@@ -10,12 +10,10 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
-    state::{confinement, signals, timers},
+    state::{confinement, signals, threads, timers},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
-const PR_GET_TID_ADDRESS: u64 = 40;
-const PR_GET_TIMERSLACK: u64 = 30;
 const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
@@ -116,10 +114,6 @@ fn speculation_default(which: u32, state: u32) -> bool {
     state & STATES == default
 }
 
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default())
-}
-
 /// Asks every thread, also one stopped on its way to deliver a signal (it
 /// is put back into that stop; see [`crate::tracee::inject`]).
 pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
@@ -146,14 +140,9 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;
         let mut buf = [0u8; 32];
         let altstack = signals::ask_altstack(&mut b, &site)?;
-        let tid_address = (b.syscall(libc::SYS_prctl, [PR_GET_TID_ADDRESS, s, 0, 0, 0, 0])? == 0)
-            .then(|| -> Result<u64, InjectError> {
-                site.read(0, &mut buf[..8])?;
-                Ok(u64_at(&buf, 0))
-            })
-            .transpose()?;
+        let tid_address = threads::ask_tid_address(&mut b, &site)?;
         let securebits = confinement::securebits(&mut b)?;
-        let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
+        let timer_slack_ns = threads::ask_timer_slack(&mut b)?;
         let pdeathsig = if b.syscall(libc::SYS_prctl, [PR_GET_PDEATHSIG, s, 0, 0, 0, 0])? == 0 {
             site.read(0, &mut buf[..4])?;
             i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])
@@ -200,7 +189,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 altstack,
                 tid_address,
                 securebits,
-                timer_slack_ns: u64::try_from(slack).ok(),
+                timer_slack_ns,
                 pdeathsig,
             },
         );

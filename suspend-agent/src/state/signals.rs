@@ -4,13 +4,13 @@
 //!
 //! Saved: every action asked from inside ([`ask_actions`]), each thread's
 //! alternate signal stack too ([`ask_altstack`]: given back by the stub
-//! with the thread's other arguments, `restore/plan/threads.rs`), the
+//! with the thread's other arguments, [`altstack_args`]), the
 //! pending signals with ptrace ([`read_shared_pending`],
 //! [`read_thread_pending`]). The signal mask is saved and set with the
 //! thread's registers (`dump/thread.rs`, `restore/finish.rs`).
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use suspend_common::restore::{SigAction, SigInfo};
+use suspend_common::restore::{SigAction, SigInfo, THREAD_HAS_ALTSTACK, ThreadArgs};
 
 use super::u64_at;
 use crate::{
@@ -133,6 +133,15 @@ pub fn thread_pending(t: &Thread, pid: u32) -> Vec<SigInfo> {
     pending
 }
 
+/// Sets the stub's arguments for a thread's alternate signal stack `s`;
+/// returns the flag that says it has one.
+pub fn altstack_args(s: &AltStack, a: &mut ThreadArgs) -> u32 {
+    a.altstack_sp = s.sp;
+    a.altstack_size = s.size;
+    a.altstack_flags = s.flags;
+    THREAD_HAS_ALTSTACK
+}
+
 /// A saved `siginfo_t` (base64): zero-filled or cut to its 128 bytes;
 /// `None` if it is not base64.
 fn siginfo(b64: &str) -> Option<SigInfo> {
@@ -146,8 +155,9 @@ fn siginfo(b64: &str) -> Option<SigInfo> {
 #[cfg(test)]
 mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+    use suspend_common::restore::{THREAD_HAS_ALTSTACK, ThreadArgs};
 
-    use super::{actions, shared_pending, siginfo, thread_pending};
+    use super::{actions, altstack_args, shared_pending, siginfo, thread_pending};
     use crate::{image::format, state::fixtures::thread};
 
     #[test]
@@ -203,6 +213,21 @@ mod tests {
         assert_eq!(
             (got[0].handler, got[0].flags, got[0].restorer, got[0].mask),
             (0x401000, 0x0400_0000, 0x402000, 1 << 3)
+        );
+    }
+
+    #[test]
+    fn an_alternate_stack_is_given_to_the_stub() {
+        let mut a = ThreadArgs::default();
+        let s = format::AltStack {
+            sp: 0x7000,
+            flags: 1 << 31, // SS_AUTODISARM
+            size: 8192,
+        };
+        assert_eq!(altstack_args(&s, &mut a), THREAD_HAS_ALTSTACK);
+        assert_eq!(
+            (a.altstack_sp, a.altstack_size, a.altstack_flags),
+            (0x7000, 8192, 1 << 31)
         );
     }
 }

@@ -1,25 +1,20 @@
 //! Threads: the main thread first (the stub starts in it and creates the
 //! others), and each thread's part of the argument block — its stub
-//! stack, pending signals, rseq area, robust list, tid address, alternate
-//! stack, timer slack, scheduling and confinement — and its seccomp
-//! filters, placed in the block for the agent to install from inside the
-//! thread (`finish`). Registers, xstate and signal masks are not planned
-//! here: the agent sets them with ptrace once the stub is done.
+//! stack, and what each kind of state gives it: pending signals and
+//! alternate stack (`state::signals`), rseq area, robust list, tid address
+//! and timer slack (`state::threads`), scheduling (`state::sched`) and
+//! confinement (`state::confinement`) — and its seccomp filters, placed in
+//! the block for the agent to install from inside the thread (`finish`).
+//! Registers, xstate and signal masks are not planned here: the agent sets
+//! them with ptrace once the stub is done.
 
-use suspend_common::restore::{
-    STUB_STACK, THREAD_HAS_ALTSTACK, THREAD_HAS_RSEQ, THREAD_HAS_SCHED, THREAD_HAS_TID_ADDRESS,
-    THREAD_HAS_TIMER_SLACK, ThreadArgs,
-};
+use suspend_common::restore::{STUB_STACK, ThreadArgs};
 
 use super::{args::Block, prepare_err};
 use crate::{
-    image::{
-        Image,
-        format::{Sched, Thread},
-    },
+    image::{Image, format::Thread},
     restore::RestoreError,
-    state::{confinement, signals},
-    sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
+    state::{confinement, sched, signals, threads},
 };
 
 /// The image's threads with the main thread (tid = pid) first.
@@ -70,41 +65,21 @@ pub fn args(threads: &[&Thread], pid: u32, stacks: u64, block: &mut Block) -> Ve
     let mut thread_args = Vec::new();
     for (i, t) in threads.iter().enumerate() {
         let pending = signals::thread_pending(t, pid);
-        let mut flags = 0;
         let mut a = ThreadArgs {
             tid: t.tid,
             stack_top: stacks + STUB_STACK * (i as u64 + 1),
-            robust_head: t.robust_list.0,
-            robust_len: t.robust_list.1,
             pending_count: pending.len() as u32,
             pending: block.push(&pending),
             ..ThreadArgs::default()
         };
-        if let Some(r) = &t.rseq {
-            flags |= THREAD_HAS_RSEQ;
-            a.rseq_addr = r.addr;
-            a.rseq_len = r.len;
-            a.rseq_signature = r.signature;
-        }
-        if let Some(addr) = t.tid_address {
-            flags |= THREAD_HAS_TID_ADDRESS;
-            a.tid_address = addr;
-        }
+        let mut flags = threads::thread_args(t, &mut a);
         if let Some(s) = &t.sigaltstack {
-            flags |= THREAD_HAS_ALTSTACK;
-            a.altstack_sp = s.sp;
-            a.altstack_size = s.size;
-            a.altstack_flags = s.flags;
-        }
-        if let Some(slack) = t.timer_slack_ns {
-            flags |= THREAD_HAS_TIMER_SLACK;
-            a.timer_slack_ns = slack;
+            flags |= signals::altstack_args(s, &mut a);
         }
         if let Some(s) = &t.sched {
-            flags |= THREAD_HAS_SCHED;
-            a.sched_attr = block.push(&[sched_attr(s)]);
-            a.affinity = block.push(&s.affinity);
-            a.affinity_len = (s.affinity.len() * 8) as u32;
+            let attr = block.push(&[sched::setattr(s)]);
+            let affinity = block.push(&s.affinity);
+            flags |= sched::thread_args(s, attr, affinity, &mut a);
         }
         if let Some(c) = &t.confinement {
             flags |= confinement::thread_args(c, &mut a);
@@ -115,24 +90,6 @@ pub fn args(threads: &[&Thread], pid: u32, stacks: u64, block: &mut Block) -> Ve
     thread_args
 }
 
-/// The `sched_setattr` argument for `s`: the first version's size, or the
-/// second's with the utilization clamps where it has them.
-fn sched_attr(s: &Sched) -> SchedAttr {
-    let clamp = s.util_clamp;
-    SchedAttr {
-        size: if clamp.is_some() { 56 } else { SIZE_VER0 },
-        policy: s.policy,
-        flags: s.flags | if clamp.is_some() { FLAG_UTIL_CLAMP } else { 0 },
-        nice: s.nice,
-        priority: s.priority,
-        runtime: s.runtime,
-        deadline: s.deadline,
-        period: s.period,
-        util_min: clamp.map_or(0, |c| c.0),
-        util_max: clamp.map_or(0, |c| c.1),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
@@ -141,12 +98,12 @@ mod tests {
         THREAD_NO_NEW_PRIVS,
     };
 
-    use super::{args, ordered, sched_attr, seccomp};
+    use super::{args, ordered, seccomp};
     use crate::{
         image::format::{Confinement, Rseq, Sched, SeccompFilter},
         restore::plan::args::Block,
         state::fixtures::thread,
-        sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0},
+        sys::sched::SIZE_VER0,
     };
 
     /// The `n` bytes at `addr` of `block`, whose first byte is at `base`.
@@ -252,24 +209,5 @@ mod tests {
         assert_eq!(at(&bytes, base, a.pending, 4), libc::SIGINT.to_ne_bytes());
         assert_eq!(at(&bytes, base, a.affinity, 8), 0b1010u64.to_ne_bytes());
         assert_eq!(at(&bytes, base, a.sched_attr, 4), SIZE_VER0.to_ne_bytes());
-    }
-
-    #[test]
-    fn utilization_clamps_need_the_longer_sched_attr() {
-        let plain = Sched {
-            policy: libc::SCHED_RR as u32,
-            priority: 10,
-            flags: 1,
-            ..Sched::default()
-        };
-        let attr = sched_attr(&plain);
-        assert_eq!((attr.size, attr.flags, attr.priority), (SIZE_VER0, 1, 10));
-        assert_eq!((attr.util_min, attr.util_max), (0, 0));
-        let clamped = sched_attr(&Sched {
-            util_clamp: Some((128, 512)),
-            ..plain
-        });
-        assert_eq!((clamped.size, clamped.flags), (56, 1 | FLAG_UTIL_CLAMP));
-        assert_eq!((clamped.util_min, clamped.util_max), (128, 512));
     }
 }
