@@ -1,5 +1,6 @@
 //! Saving what belongs to the whole process and `/proc` shows: identity,
-//! credentials, limits, auxv, mm fields.
+//! credentials (read by [`crate::state::credentials`]), limits, auxv, mm
+//! fields.
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
@@ -44,30 +45,16 @@ pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
     })
 }
 
-/// The `Uid:`/`Gid:`/`Groups:`/`Umask:`/`PPid:` fields of `/proc/PID/status`.
+/// The credentials (`Uid:`/`Gid:`/`Groups:`, [`crate::state::credentials`])
+/// and the `Umask:`/`PPid:` fields of `/proc/PID/status`.
 pub fn parse_status(text: &str) -> Option<(Creds, u32, u32)> {
-    let mut creds = Creds::default();
+    let creds = crate::state::credentials::parse(text)?;
     let (mut umask, mut ppid) = (0o022, 0);
-    let four = |v: &str| -> Option<[u32; 4]> {
-        let ids: Vec<u32> = v
-            .split_whitespace()
-            .map(|n| n.parse().ok())
-            .collect::<Option<_>>()?;
-        ids.try_into().ok()
-    };
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
             continue;
         };
         match key {
-            "Uid" => creds.uid = four(value)?,
-            "Gid" => creds.gid = four(value)?,
-            "Groups" => {
-                creds.groups = value
-                    .split_whitespace()
-                    .map(|n| n.parse().ok())
-                    .collect::<Option<_>>()?
-            }
             "Umask" => umask = u32::from_str_radix(value.trim(), 8).ok()?,
             "PPid" => ppid = value.trim().parse().ok()?,
             _ => {}
@@ -626,8 +613,6 @@ mod tests {
         let text = "Name:\tw\nUmask:\t0027\nPPid:\t41\nUid:\t1000\t1001\t1002\t1003\nGid:\t10\t11\t12\t13\nGroups:\t4 24 27 \n";
         let (creds, umask, ppid) = parse_status(text).unwrap();
         assert_eq!(creds.uid, [1000, 1001, 1002, 1003]);
-        assert_eq!(creds.gid, [10, 11, 12, 13]);
-        assert_eq!(creds.groups, [4, 24, 27]);
         assert_eq!(umask, 0o027);
         assert_eq!(ppid, 41);
     }

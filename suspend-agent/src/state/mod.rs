@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod confinement;
+pub mod credentials;
 pub mod epoll;
 pub mod eventfd;
 #[cfg(test)]

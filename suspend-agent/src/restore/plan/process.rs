@@ -135,15 +135,11 @@ pub fn mm(p: &Process, exe_fd: Option<RawFd>, block: &mut Block) -> MmMap {
     }
 }
 
-/// Its uids, gids and groups, the groups pushed on `block`.
+/// Its uids, gids and groups ([`crate::state::credentials`]), the groups
+/// pushed on `block`.
 pub fn creds(c: &format::Creds, block: &mut Block) -> Creds {
-    Creds {
-        uid: c.uid,
-        gid: c.gid,
-        groups_count: c.groups.len() as u32,
-        groups: block.push(&c.groups),
-        _pad: 0,
-    }
+    let groups = block.push(&c.groups);
+    crate::state::credentials::for_stub(c, groups)
 }
 
 /// The `RESTORE_*` flags: the process's child subreaper and THP
