@@ -1,6 +1,6 @@
 //! Saving what belongs to the whole process and `/proc` shows: identity,
-//! credentials (read by [`crate::state::credentials`]), limits, auxv, mm
-//! fields.
+//! credentials and limits (read by [`crate::state::credentials`] and
+//! [`crate::state::limits`]), auxv, mm fields.
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
@@ -10,7 +10,7 @@ use suspend_common::tasks::{
 };
 
 use super::DumpError;
-use crate::image::format::{Creds, FileId, Process, Rlimit, Session};
+use crate::image::format::{Creds, FileId, Process, Session};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -86,21 +86,11 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         .map(|[kind, value]| (u64::from_le_bytes(*kind), u64::from_le_bytes(*value)))
         .take_while(|&(kind, _)| kind != 0)
         .collect();
-    // Every limit, also of another user's process (prlimit would need
-    // CAP_SYS_RESOURCE for that, and a limit must never be left out).
-    let rlimits = crate::procfs::limits(pid)
-        .map_err(|e| DumpError::Proc {
-            pid,
-            path: format!("/proc/{pid}/limits").into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .into_iter()
-        .map(|(resource, soft, hard)| Rlimit {
-            resource,
-            soft,
-            hard,
-        })
-        .collect();
+    let rlimits = crate::state::limits::save(pid).map_err(|e| DumpError::Proc {
+        pid,
+        path: format!("/proc/{pid}/limits").into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;

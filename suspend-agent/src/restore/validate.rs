@@ -127,11 +127,9 @@ pub enum Refusal {
     /// It cannot go back into its cgroups (`state::cgroup`).
     #[error(transparent)]
     Cgroup(#[from] crate::state::cgroup::Conflict),
-    #[error(
-        "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
-         raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
-    )]
-    Rlimit { resource: u32, want: u64, can: u64 },
+    /// A hard limit this command cannot raise (`state::limits`).
+    #[error(transparent)]
+    Rlimit(#[from] crate::state::limits::Conflict),
     /// A thread's capabilities this agent cannot give (`state::confinement`).
     #[error(transparent)]
     Capabilities(#[from] crate::state::confinement::Conflict),
@@ -159,7 +157,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     namespaces()?;
     kernel_mappings(image)?;
     crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
-    rlimits(image)?;
+    crate::state::limits::check(image)?;
     cpus(image)?;
     oom_score(image)?;
     crate::state::timers::check(image)?;
@@ -338,28 +336,6 @@ fn oom_score(image: &Image) -> Result<(), Refusal> {
             want: a.oom_score_adj,
             here,
         });
-    }
-    Ok(())
-}
-
-/// Every limit must be the restore's to set: it starts from this
-/// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
-fn rlimits(image: &Image) -> Result<(), Refusal> {
-    const CAP_SYS_RESOURCE: u64 = 24;
-    let own = crate::state::confinement::own();
-    if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
-        return Ok(());
-    }
-    for r in &image.process.rlimits {
-        if let Ok((_, can)) = crate::sys::process::rlimit(r.resource)
-            && r.hard > can
-        {
-            return Err(Refusal::Rlimit {
-                resource: r.resource,
-                want: r.hard,
-                can,
-            });
-        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod eventfd;
 #[cfg(test)]
 pub mod fixtures;
 pub mod inotify;
+pub mod limits;
 pub mod locks;
 pub mod owners;
 pub mod pipes;

@@ -1,6 +1,6 @@
 //! The process as a whole. What the restore child sets before it jumps
 //! into the stub — stdio, the working directory, the session or process
-//! group it leads, umask, resource limits, personality, name, audit login
+//! group it leads, umask, personality, name, audit login
 //! uid — and the process's parts of the argument block: the memory map
 //! fields (`PR_SET_MM_MAP`, with the executable), the credentials, and
 //! the process-wide flags.
@@ -97,14 +97,6 @@ pub fn loginuid(saved: Option<u32>, ours: impl FnOnce() -> Option<u32>) -> Optio
     saved
         .filter(|&uid| ours() != Some(uid))
         .map(|uid| uid.to_string().into_bytes())
-}
-
-/// Each limit as (resource, soft, hard).
-pub fn rlimits(p: &Process) -> Vec<(u32, u64, u64)> {
-    p.rlimits
-        .iter()
-        .map(|r| (r.resource, r.soft, r.hard))
-        .collect()
 }
 
 /// Its name (empty if it holds a NUL).
