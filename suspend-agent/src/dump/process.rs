@@ -1,6 +1,7 @@
 //! Saving what belongs to the whole process and `/proc` shows: identity,
-//! credentials and limits (read by [`crate::state::credentials`] and
-//! [`crate::state::limits`]), auxv, mm fields.
+//! credentials, limits and attributes (read by [`crate::state::credentials`],
+//! [`crate::state::limits`] and [`crate::state::attributes`]), auxv, mm
+//! fields.
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
@@ -99,7 +100,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     Ok(Process {
         pid,
         ppid,
-        comm: read(pid, "comm")?.trim_end().to_owned(),
+        comm: crate::state::attributes::name(&read(pid, "comm")?),
         exe: file_id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
         cwd_id: file_id(Path::new(&format!("/proc/{pid}/cwd")), &cwd),
         cwd,
@@ -126,15 +127,12 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     })
 }
 
-/// `/proc/PID/oom_score_adj`.
+/// `/proc/PID/oom_score_adj` ([`crate::state::attributes`]).
 pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
-    read(pid, "oom_score_adj")?
-        .trim()
-        .parse()
-        .map_err(|_| DumpError::Parse {
-            pid,
-            what: "/proc/PID/oom_score_adj",
-        })
+    crate::state::attributes::oom_score_adj(&read(pid, "oom_score_adj")?).ok_or(DumpError::Parse {
+        pid,
+        what: "/proc/PID/oom_score_adj",
+    })
 }
 
 /// A parent-death signal is relative to the parent, which a resume from

@@ -94,11 +94,6 @@ pub enum Refusal {
     #[error("the image has no threads")]
     NoThreads,
     #[error(
-        "its oom_score_adj was {want}, below this command's {here}; lowering it needs \
-         CAP_SYS_RESOURCE"
-    )]
-    OomScore { want: i32, here: i32 },
-    #[error(
         "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
          {mask})"
     )]
@@ -127,6 +122,9 @@ pub enum Refusal {
     /// It cannot go back into its cgroups (`state::cgroup`).
     #[error(transparent)]
     Cgroup(#[from] crate::state::cgroup::Conflict),
+    /// An attribute this command cannot give back (`state::attributes`).
+    #[error(transparent)]
+    Attributes(#[from] crate::state::attributes::Conflict),
     /// A hard limit this command cannot raise (`state::limits`).
     #[error(transparent)]
     Rlimit(#[from] crate::state::limits::Conflict),
@@ -159,21 +157,11 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
     crate::state::limits::check(image)?;
     cpus(image)?;
-    oom_score(image)?;
+    crate::state::attributes::check_oom_score(image)?;
     crate::state::timers::check(image)?;
     crate::state::cgroup::targets(image)?;
     crate::state::locks::check(image)?;
-    if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
-        && crate::procfs::loginuid(std::process::id())
-            .ok()
-            .flatten()
-            .is_none()
-    {
-        return Err(Refusal::KernelLacks {
-            what: format!("login uid {uid}"),
-            why: "no audit support: /proc/self/loginuid is missing",
-        });
-    }
+    crate::state::attributes::check_loginuid(image)?;
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -315,27 +303,6 @@ fn cpus(image: &Image) -> Result<(), Refusal> {
                 mask: mask.trim_start_matches('0').to_owned(),
             });
         }
-    }
-    Ok(())
-}
-
-/// The oom_score_adj must be the agent's to set: the process starts with
-/// this command's, and going below it needs `CAP_SYS_RESOURCE`.
-fn oom_score(image: &Image) -> Result<(), Refusal> {
-    const CAP_SYS_RESOURCE: u64 = 24;
-    let Some(a) = &image.process.attributes else {
-        return Ok(());
-    };
-    let own = crate::state::confinement::own();
-    let here: i32 = fs::read_to_string("/proc/self/oom_score_adj")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    if a.oom_score_adj < here && own.effective & (1 << CAP_SYS_RESOURCE) == 0 {
-        return Err(Refusal::OomScore {
-            want: a.oom_score_adj,
-            here,
-        });
     }
     Ok(())
 }

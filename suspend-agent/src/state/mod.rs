@@ -4,6 +4,7 @@
 //! resume checks, plans and does for it) and the unit tests of both, side
 //! by side. The flows (`dump`, `restore`, `hold`) call them.
 
+pub mod attributes;
 pub mod cgroup;
 pub mod confinement;
 pub mod credentials;

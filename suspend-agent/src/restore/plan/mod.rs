@@ -15,7 +15,8 @@
 //!   prepared and how the stub moves them (the kernel's mappings too);
 //! - [`zone`]: the range of addresses that holds the stub, its block, its
 //!   stacks and the prepared mappings;
-//! - resource limits ([`crate::state::limits`]);
+//! - resource limits ([`crate::state::limits`]), the name and the audit
+//!   login uid ([`crate::state::attributes`]);
 //! - signals: actions and pending signals ([`crate::state::signals`]),
 //!   interval timers ([`crate::state::timers::itimers`]);
 //! - [`threads`]: the main thread first, each thread's arguments and
@@ -196,11 +197,12 @@ impl Plan {
             umask: p.umask,
             rlimits: crate::state::limits::for_child(p),
             personality: p.personality,
-            comm: process::comm(p),
+            comm: crate::state::attributes::comm(p),
             session: process::session(p),
-            loginuid: process::loginuid(p.attributes.as_ref().and_then(|a| a.loginuid), || {
-                crate::procfs::loginuid(std::process::id()).ok().flatten()
-            }),
+            loginuid: crate::state::attributes::loginuid(
+                p.attributes.as_ref().and_then(|a| a.loginuid),
+                || crate::procfs::loginuid(std::process::id()).ok().flatten(),
+            ),
             tids: threads.iter().map(|t| t.tid).collect(),
             seccomp: block.seccomp,
         })
