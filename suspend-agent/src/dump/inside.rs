@@ -10,13 +10,11 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
-    state::{confinement, signals, threads, timers},
+    state::{attributes, confinement, signals, threads, timers},
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
 const PR_GET_PDEATHSIG: u64 = 2;
-const PR_GET_CHILD_SUBREAPER: u64 = 37;
-const PR_GET_THP_DISABLE: u64 = 42;
 const PR_GET_DUMPABLE: u64 = 3;
 const PR_GET_TSC: u64 = 25;
 const PR_GET_MDWE: u64 = 66;
@@ -203,12 +201,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             let brk = b.syscall(libc::SYS_brk, [0; 6])?;
             inside.brk = (brk > 0).then_some(brk as u64);
             inside.itimers = timers::ask_interval(&mut b, &site)?;
-            if b.syscall(libc::SYS_prctl, [PR_GET_CHILD_SUBREAPER, s, 0, 0, 0, 0])? == 0 {
-                site.read(0, &mut buf[..4])?;
-                inside.child_subreaper = buf[..4] != [0; 4];
-            }
-            inside.thp_disable =
-                b.syscall(libc::SYS_prctl, [PR_GET_THP_DISABLE, 0, 0, 0, 0, 0])? > 0;
+            (inside.child_subreaper, inside.thp_disable) = attributes::ask_flags(&mut b, &site)?;
             let dumpable = b.syscall(libc::SYS_prctl, [PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
             inside.dumpable = u32::try_from(dumpable).ok();
             let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;

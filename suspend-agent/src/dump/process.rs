@@ -1,5 +1,7 @@
 //! Saving what belongs to the whole process and `/proc` shows: identity,
-//! credentials, limits, auxv, mm fields.
+//! credentials, limits and attributes (read by [`crate::state::credentials`],
+//! [`crate::state::limits`] and [`crate::state::attributes`]), auxv, mm
+//! fields.
 
 use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
 
@@ -9,7 +11,7 @@ use suspend_common::tasks::{
 };
 
 use super::DumpError;
-use crate::image::format::{Creds, FileId, Process, Rlimit, Session};
+use crate::image::format::{Creds, FileId, Process, Session};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -44,30 +46,16 @@ pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
     })
 }
 
-/// The `Uid:`/`Gid:`/`Groups:`/`Umask:`/`PPid:` fields of `/proc/PID/status`.
+/// The credentials (`Uid:`/`Gid:`/`Groups:`, [`crate::state::credentials`])
+/// and the `Umask:`/`PPid:` fields of `/proc/PID/status`.
 pub fn parse_status(text: &str) -> Option<(Creds, u32, u32)> {
-    let mut creds = Creds::default();
+    let creds = crate::state::credentials::parse(text)?;
     let (mut umask, mut ppid) = (0o022, 0);
-    let four = |v: &str| -> Option<[u32; 4]> {
-        let ids: Vec<u32> = v
-            .split_whitespace()
-            .map(|n| n.parse().ok())
-            .collect::<Option<_>>()?;
-        ids.try_into().ok()
-    };
     for line in text.lines() {
         let Some((key, value)) = line.split_once(':') else {
             continue;
         };
         match key {
-            "Uid" => creds.uid = four(value)?,
-            "Gid" => creds.gid = four(value)?,
-            "Groups" => {
-                creds.groups = value
-                    .split_whitespace()
-                    .map(|n| n.parse().ok())
-                    .collect::<Option<_>>()?
-            }
             "Umask" => umask = u32::from_str_radix(value.trim(), 8).ok()?,
             "PPid" => ppid = value.trim().parse().ok()?,
             _ => {}
@@ -99,21 +87,11 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         .map(|[kind, value]| (u64::from_le_bytes(*kind), u64::from_le_bytes(*value)))
         .take_while(|&(kind, _)| kind != 0)
         .collect();
-    // Every limit, also of another user's process (prlimit would need
-    // CAP_SYS_RESOURCE for that, and a limit must never be left out).
-    let rlimits = crate::procfs::limits(pid)
-        .map_err(|e| DumpError::Proc {
-            pid,
-            path: format!("/proc/{pid}/limits").into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .into_iter()
-        .map(|(resource, soft, hard)| Rlimit {
-            resource,
-            soft,
-            hard,
-        })
-        .collect();
+    let rlimits = crate::state::limits::save(pid).map_err(|e| DumpError::Proc {
+        pid,
+        path: format!("/proc/{pid}/limits").into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let personality = u32::from_str_radix(read(pid, "personality")?.trim(), 16)
         .map_err(|_| bad("/proc/PID/personality"))?;
     let exe_link = link(pid, "exe")?;
@@ -122,7 +100,7 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     Ok(Process {
         pid,
         ppid,
-        comm: read(pid, "comm")?.trim_end().to_owned(),
+        comm: crate::state::attributes::name(&read(pid, "comm")?),
         exe: file_id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
         cwd_id: file_id(Path::new(&format!("/proc/{pid}/cwd")), &cwd),
         cwd,
@@ -149,15 +127,12 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
     })
 }
 
-/// `/proc/PID/oom_score_adj`.
+/// `/proc/PID/oom_score_adj` ([`crate::state::attributes`]).
 pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
-    read(pid, "oom_score_adj")?
-        .trim()
-        .parse()
-        .map_err(|_| DumpError::Parse {
-            pid,
-            what: "/proc/PID/oom_score_adj",
-        })
+    crate::state::attributes::oom_score_adj(&read(pid, "oom_score_adj")?).ok_or(DumpError::Parse {
+        pid,
+        what: "/proc/PID/oom_score_adj",
+    })
 }
 
 /// A parent-death signal is relative to the parent, which a resume from
@@ -626,8 +601,6 @@ mod tests {
         let text = "Name:\tw\nUmask:\t0027\nPPid:\t41\nUid:\t1000\t1001\t1002\t1003\nGid:\t10\t11\t12\t13\nGroups:\t4 24 27 \n";
         let (creds, umask, ppid) = parse_status(text).unwrap();
         assert_eq!(creds.uid, [1000, 1001, 1002, 1003]);
-        assert_eq!(creds.gid, [10, 11, 12, 13]);
-        assert_eq!(creds.groups, [4, 24, 27]);
         assert_eq!(umask, 0o027);
         assert_eq!(ppid, 41);
     }

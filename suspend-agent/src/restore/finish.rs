@@ -170,11 +170,8 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
         .map_err(|e| failed("restoring what each thread sets", e.to_string()))?;
     from_outside(image, pid).map_err(|e| failed("restoring process attributes", e))?;
     if let Some(a) = &image.process.attributes {
-        std::fs::write(
-            format!("/proc/{pid}/oom_score_adj"),
-            a.oom_score_adj.to_string(),
-        )
-        .map_err(|e| failed("setting oom_score_adj", e.to_string()))?;
+        crate::state::attributes::give_back_oom_score_adj(pid, a)
+            .map_err(|e| failed("setting oom_score_adj", e.to_string()))?;
     }
 
     let resume = image.parked_client();

@@ -94,11 +94,6 @@ pub enum Refusal {
     #[error("the image has no threads")]
     NoThreads,
     #[error(
-        "its oom_score_adj was {want}, below this command's {here}; lowering it needs \
-         CAP_SYS_RESOURCE"
-    )]
-    OomScore { want: i32, here: i32 },
-    #[error(
         "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
          {mask})"
     )]
@@ -127,11 +122,12 @@ pub enum Refusal {
     /// It cannot go back into its cgroups (`state::cgroup`).
     #[error(transparent)]
     Cgroup(#[from] crate::state::cgroup::Conflict),
-    #[error(
-        "resource limit {resource} had a hard limit of {want}, above this command's {can}, and \
-         raising one needs CAP_SYS_RESOURCE (resume from a shell whose limits are as high)"
-    )]
-    Rlimit { resource: u32, want: u64, can: u64 },
+    /// An attribute this command cannot give back (`state::attributes`).
+    #[error(transparent)]
+    Attributes(#[from] crate::state::attributes::Conflict),
+    /// A hard limit this command cannot raise (`state::limits`).
+    #[error(transparent)]
+    Rlimit(#[from] crate::state::limits::Conflict),
     /// A thread's capabilities this agent cannot give (`state::confinement`).
     #[error(transparent)]
     Capabilities(#[from] crate::state::confinement::Conflict),
@@ -159,23 +155,13 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     namespaces()?;
     kernel_mappings(image)?;
     crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
-    rlimits(image)?;
+    crate::state::limits::check(image)?;
     cpus(image)?;
-    oom_score(image)?;
+    crate::state::attributes::check_oom_score(image)?;
     crate::state::timers::check(image)?;
     crate::state::cgroup::targets(image)?;
     crate::state::locks::check(image)?;
-    if let Some(uid) = image.process.attributes.as_ref().and_then(|a| a.loginuid)
-        && crate::procfs::loginuid(std::process::id())
-            .ok()
-            .flatten()
-            .is_none()
-    {
-        return Err(Refusal::KernelLacks {
-            what: format!("login uid {uid}"),
-            why: "no audit support: /proc/self/loginuid is missing",
-        });
-    }
+    crate::state::attributes::check_loginuid(image)?;
     if image.process.root != "/" {
         return Err(Refusal::Chroot {
             root: image.process.root.clone(),
@@ -315,49 +301,6 @@ fn cpus(image: &Image) -> Result<(), Refusal> {
             return Err(Refusal::Cpus {
                 tid: t.tid,
                 mask: mask.trim_start_matches('0').to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The oom_score_adj must be the agent's to set: the process starts with
-/// this command's, and going below it needs `CAP_SYS_RESOURCE`.
-fn oom_score(image: &Image) -> Result<(), Refusal> {
-    const CAP_SYS_RESOURCE: u64 = 24;
-    let Some(a) = &image.process.attributes else {
-        return Ok(());
-    };
-    let own = crate::state::confinement::own();
-    let here: i32 = fs::read_to_string("/proc/self/oom_score_adj")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
-    if a.oom_score_adj < here && own.effective & (1 << CAP_SYS_RESOURCE) == 0 {
-        return Err(Refusal::OomScore {
-            want: a.oom_score_adj,
-            here,
-        });
-    }
-    Ok(())
-}
-
-/// Every limit must be the restore's to set: it starts from this
-/// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
-fn rlimits(image: &Image) -> Result<(), Refusal> {
-    const CAP_SYS_RESOURCE: u64 = 24;
-    let own = crate::state::confinement::own();
-    if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
-        return Ok(());
-    }
-    for r in &image.process.rlimits {
-        if let Ok((_, can)) = crate::sys::process::rlimit(r.resource)
-            && r.hard > can
-        {
-            return Err(Refusal::Rlimit {
-                resource: r.resource,
-                want: r.hard,
-                can,
             });
         }
     }

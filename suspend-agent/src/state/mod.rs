@@ -4,13 +4,16 @@
 //! resume checks, plans and does for it) and the unit tests of both, side
 //! by side. The flows (`dump`, `restore`, `hold`) call them.
 
+pub mod attributes;
 pub mod cgroup;
 pub mod confinement;
+pub mod credentials;
 pub mod epoll;
 pub mod eventfd;
 #[cfg(test)]
 pub mod fixtures;
 pub mod inotify;
+pub mod limits;
 pub mod locks;
 pub mod owners;
 pub mod pipes;

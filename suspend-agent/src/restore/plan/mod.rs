@@ -7,14 +7,16 @@
 //!
 //! - [`fds`]: the helper descriptors, above every fd of the image, and the
 //!   pipe the stub reports on;
-//! - [`process`]: the executable, working directory, stdio, session,
-//!   limits and the rest the child sets for the whole process, and the
+//! - [`process`]: the executable, working directory, stdio, session
+//!   and the rest the child sets for the whole process, and the
 //!   process's memory map fields, credentials and flags for the stub;
 //! - [`files`]: what is made at each fd above stdio, and in which order;
 //! - [`memory`]: where each mapping's contents come from, where they are
 //!   prepared and how the stub moves them (the kernel's mappings too);
 //! - [`zone`]: the range of addresses that holds the stub, its block, its
 //!   stacks and the prepared mappings;
+//! - resource limits ([`crate::state::limits`]), the name and the audit
+//!   login uid ([`crate::state::attributes`]);
 //! - signals: actions and pending signals ([`crate::state::signals`]),
 //!   interval timers ([`crate::state::timers::itimers`]);
 //! - [`threads`]: the main thread first, each thread's arguments and
@@ -193,13 +195,14 @@ impl Plan {
             stdio,
             cwd,
             umask: p.umask,
-            rlimits: process::rlimits(p),
+            rlimits: crate::state::limits::for_child(p),
             personality: p.personality,
-            comm: process::comm(p),
+            comm: crate::state::attributes::comm(p),
             session: process::session(p),
-            loginuid: process::loginuid(p.attributes.as_ref().and_then(|a| a.loginuid), || {
-                crate::procfs::loginuid(std::process::id()).ok().flatten()
-            }),
+            loginuid: crate::state::attributes::loginuid(
+                p.attributes.as_ref().and_then(|a| a.loginuid),
+                || crate::procfs::loginuid(std::process::id()).ok().flatten(),
+            ),
             tids: threads.iter().map(|t| t.tid).collect(),
             seccomp: block.seccomp,
         })

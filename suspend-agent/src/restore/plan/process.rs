@@ -1,18 +1,14 @@
 //! The process as a whole. What the restore child sets before it jumps
 //! into the stub — stdio, the working directory, the session or process
-//! group it leads, umask, resource limits, personality, name, audit login
-//! uid — and the process's parts of the argument block: the memory map
-//! fields (`PR_SET_MM_MAP`, with the executable), the credentials, and
-//! the process-wide flags.
+//! group it leads (umask and personality are the image's as they are;
+//! limits, name and audit login uid are planned by their kinds in
+//! `state/`) — and the process's parts of the argument block: the memory
+//! map fields (`PR_SET_MM_MAP`, with the executable), the credentials
+//! (their groups placed on the block), and the flags.
 
-use std::{
-    ffi::CString,
-    os::fd::{OwnedFd, RawFd},
-};
+use std::os::fd::{OwnedFd, RawFd};
 
-use suspend_common::restore::{
-    Creds, MmMap, RESTORE_CHILD_SUBREAPER, RESTORE_SKIP_VDSO, RESTORE_THP_DISABLE,
-};
+use suspend_common::restore::{Creds, MmMap, RESTORE_SKIP_VDSO};
 
 use super::{args::Block, fds::Helpers, prepare_err};
 use crate::{
@@ -91,27 +87,6 @@ pub fn session(p: &Process) -> SessionPlan {
     }
 }
 
-/// `/proc/self/loginuid`'s new text: the `saved` login uid, unless
-/// `ours` (asked only then) is the same already.
-pub fn loginuid(saved: Option<u32>, ours: impl FnOnce() -> Option<u32>) -> Option<Vec<u8>> {
-    saved
-        .filter(|&uid| ours() != Some(uid))
-        .map(|uid| uid.to_string().into_bytes())
-}
-
-/// Each limit as (resource, soft, hard).
-pub fn rlimits(p: &Process) -> Vec<(u32, u64, u64)> {
-    p.rlimits
-        .iter()
-        .map(|r| (r.resource, r.soft, r.hard))
-        .collect()
-}
-
-/// Its name (empty if it holds a NUL).
-pub fn comm(p: &Process) -> CString {
-    CString::new(p.comm.clone()).unwrap_or_default()
-}
-
 /// `PR_SET_MM_MAP`'s fields, with the executable (`u32::MAX`: none) and
 /// the auxiliary vector pushed on `block`; the program break where it
 /// was, or its start.
@@ -135,47 +110,31 @@ pub fn mm(p: &Process, exe_fd: Option<RawFd>, block: &mut Block) -> MmMap {
     }
 }
 
-/// Its uids, gids and groups, the groups pushed on `block`.
+/// Its uids, gids and groups ([`crate::state::credentials`]), the groups
+/// pushed on `block`.
 pub fn creds(c: &format::Creds, block: &mut Block) -> Creds {
-    Creds {
-        uid: c.uid,
-        gid: c.gid,
-        groups_count: c.groups.len() as u32,
-        groups: block.push(&c.groups),
-        _pad: 0,
-    }
+    let groups = block.push(&c.groups);
+    crate::state::credentials::for_stub(c, groups)
 }
 
 /// The `RESTORE_*` flags: the process's child subreaper and THP
-/// attributes, and the test hook that leaves the vDSO alone.
+/// attributes ([`crate::state::attributes::flags`]), and the test hook
+/// that leaves the vDSO alone.
 pub fn flags(options: &Options, p: &Process) -> u32 {
-    let attributes = p.attributes.as_ref().map_or(0, |a| {
-        (if a.child_subreaper {
-            RESTORE_CHILD_SUBREAPER
-        } else {
-            0
-        }) | if a.thp_disable {
-            RESTORE_THP_DISABLE
-        } else {
-            0
-        }
-    });
     (if options.skip_vdso {
         RESTORE_SKIP_VDSO
     } else {
         0
-    }) | attributes
+    }) | crate::state::attributes::flags(p.attributes.as_ref())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::Cell;
-
     use suspend_common::restore::{
         RESTORE_CHILD_SUBREAPER, RESTORE_SKIP_VDSO, RESTORE_THP_DISABLE,
     };
 
-    use super::{SessionPlan, StdioPlan, flags, loginuid, mm, session, stdio};
+    use super::{SessionPlan, StdioPlan, flags, mm, session, stdio};
     use crate::{
         image::format::{Attributes, Session},
         restore::{
@@ -218,23 +177,6 @@ mod tests {
     }
 
     #[test]
-    fn the_login_uid_is_written_only_where_it_differs() {
-        let asked = &Cell::new(0);
-        let ours = |uid| {
-            move || {
-                asked.set(asked.get() + 1);
-                uid
-            }
-        };
-        assert_eq!(loginuid(Some(1000), ours(Some(0))), Some(b"1000".to_vec()));
-        assert_eq!(loginuid(Some(1000), ours(None)), Some(b"1000".to_vec()));
-        assert_eq!(loginuid(Some(1000), ours(Some(1000))), None);
-        assert_eq!(asked.get(), 3);
-        assert_eq!(loginuid(None, ours(Some(1000))), None);
-        assert_eq!(asked.get(), 3, "not asked without a saved one");
-    }
-
-    #[test]
     fn the_mm_map_has_the_auxv_pairs_and_the_break() {
         let mut p = process(42);
         p.auxv = vec![(6, 4096), (33, 0x7fff_1000)];
@@ -261,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn the_flags_say_subreaper_thp_and_the_vdso_hook() {
+    fn the_flags_say_the_vdso_hook_and_the_attributes() {
         let mut p = process(42);
         let skip = Options {
             skip_vdso: true,
@@ -278,10 +220,9 @@ mod tests {
             flags(&skip, &p),
             RESTORE_SKIP_VDSO | RESTORE_CHILD_SUBREAPER | RESTORE_THP_DISABLE
         );
-        p.attributes = Some(Attributes {
-            thp_disable: true,
-            ..Attributes::default()
-        });
-        assert_eq!(flags(&Options::default(), &p), RESTORE_THP_DISABLE);
+        assert_eq!(
+            flags(&Options::default(), &p),
+            RESTORE_CHILD_SUBREAPER | RESTORE_THP_DISABLE
+        );
     }
 }
