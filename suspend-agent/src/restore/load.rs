@@ -65,8 +65,11 @@ fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Reads and checks one run in place.
-fn read_run(pages: &File, path: &Path, run: &Run) -> Result<(), RestoreError> {
+/// Reads and checks one run in place. Into `fresh` memory (a private
+/// anonymous premap, untouched: it reads as zeros) only the data of
+/// `pages.img` is read: its holes are zero pages the dump did not store,
+/// left untouched here (the hash reads them as the kernel's zero page).
+fn read_run(pages: &File, path: &Path, run: &Run, fresh: bool) -> Result<(), RestoreError> {
     // SAFETY: `to..to+len` lies in a premap just mapped read-write, owned
     // by this restore; no other thread touches the same run.
     let dst = unsafe { std::slice::from_raw_parts_mut(run.to as *mut u8, run.len as usize) };
@@ -78,9 +81,29 @@ fn read_run(pages: &File, path: &Path, run: &Run) -> Result<(), RestoreError> {
             reason,
         })
     };
-    pages
-        .read_exact_at(dst, run.from)
-        .map_err(|e| bad(e.to_string()))?;
+    let end = run.from + run.len;
+    let mut at = run.from;
+    while at < end {
+        let (data, hole) = if fresh {
+            let fd = std::os::fd::AsFd::as_fd(pages);
+            // ENXIO: no data from `at` to the end of the file.
+            let Ok(data) = crate::sys::fd::seek(fd, at, libc::SEEK_DATA) else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            let hole = crate::sys::fd::seek(fd, data, libc::SEEK_HOLE).map_or(end, |h| h.min(end));
+            (data, hole)
+        } else {
+            (at, end)
+        };
+        let (from, to) = ((data - run.from) as usize, (hole - run.from) as usize);
+        pages
+            .read_exact_at(&mut dst[from..to], data)
+            .map_err(|e| bad(e.to_string()))?;
+        at = hole.max(data + 1);
+    }
     if blake3_hex(dst) != run.blake3 {
         return Err(bad("hash mismatch".into()));
     }
@@ -90,21 +113,32 @@ fn read_run(pages: &File, path: &Path, run: &Run) -> Result<(), RestoreError> {
 /// Maps the premaps and reads every run into them, checking each.
 pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), RestoreError> {
     map(premaps)?;
-    let runs: Vec<&Run> = premaps.iter().flat_map(|p| &p.runs).collect();
-    let total: u64 = runs.iter().map(|r| r.len).sum();
+    // Each run, and whether it goes into fresh memory.
+    let runs: Vec<(&Run, bool)> = premaps
+        .iter()
+        .flat_map(|p| {
+            let fresh = matches!(p.source, Source::Anonymous { .. });
+            p.runs.iter().map(move |r| (r, fresh))
+        })
+        .collect();
+    let total: u64 = runs.iter().map(|r| r.0.len).sum();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
     // Contiguous shares of about equal size.
     let share = total.div_ceil(workers as u64).max(1);
-    let mut groups: Vec<Vec<&Run>> = vec![Vec::new(); workers];
+    let mut groups: Vec<Vec<(&Run, bool)>> = vec![Vec::new(); workers];
     let mut taken = 0u64;
     for run in runs {
         let i = ((taken / share) as usize).min(workers - 1);
         groups[i].push(run);
-        taken += run.len;
+        taken += run.0.len;
     }
-    let read = |group: &Vec<&Run>| group.iter().try_for_each(|run| read_run(pages, path, run));
+    let read = |group: &Vec<(&Run, bool)>| {
+        group
+            .iter()
+            .try_for_each(|&(run, fresh)| read_run(pages, path, run, fresh))
+    };
     std::thread::scope(|scope| {
         // A share no thread can be had for (a cgroup at its `pids.max`) is
         // read on this one.
