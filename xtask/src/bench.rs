@@ -51,6 +51,15 @@ use crate::{
 ///   killing suspend's wall time plus the resume's. The resumed process is
 ///   checked to be alive and answering, then killed by its pid.
 ///
+/// Then, for every --python size, a realistic workload: python3 under the
+/// preload shim (`suspend-agent run`) holding that much in dicts, strings
+/// and lists. Every run suspends it with --exit and resumes it from the
+/// image, and records its resident memory, the image's length and the
+/// space it takes on disk (zero pages are holes), how long after `ready`
+/// the image was durable, what this disk needs to write and `fdatasync`
+/// the whole resident memory (what an image that stored every page would
+/// cost), and the resume's wall time; it is checked to answer intact.
+///
 /// Prints medians, and the ratios to the limits measured in the same runs.
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,6 +69,9 @@ pub struct Args {
     /// Thread counts holding the memory.
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     threads: Vec<usize>,
+    /// Sizes of the Python workload (`none` for none).
+    #[arg(long, value_delimiter = ',', default_value = "256M")]
+    python: Vec<String>,
     /// Runs per combination.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -241,6 +253,101 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
     })
 }
 
+/// The Python workload: `argv[1]` MiB (about) of dicts, strings and lists,
+/// a digest of all of it taken once built and again at each `check`.
+const PYTHON: &str = r#"
+import os, sys, zlib
+mib = int(sys.argv[1])
+n = mib * 1024 * 1024 // 190
+names, lists = {}, []
+for i in range(n):
+    s = f"value {i} " + "abcdefghij" * (i % 9)
+    names[f"key{i}"] = s
+    if i % 4 == 0:
+        lists.append([i, i * 2.5, s, (i, str(i))])
+def digest():
+    c = 0
+    for k, v in names.items():
+        c = zlib.crc32(v.encode(), zlib.crc32(k.encode(), c))
+    return (len(names), len(lists), c, sum(l[0] + l[1] for l in lists))
+want = digest()
+print(f"ready pid={os.getpid()}", flush=True)
+for line in sys.stdin:
+    if line.split() == ["check"]:
+        print(f"state memory={'intact' if digest() == want else 'changed'}", flush=True)
+    elif line.split() == ["exit"]:
+        sys.exit(0)
+"#;
+
+/// `256M`, `1G`, `64K` or a plain number, in bytes.
+fn parse_size(size: &str) -> Option<u64> {
+    let (digits, unit) = match size.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => size.split_at(at),
+        None => (size, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok().map(|n| n << shift)
+}
+
+/// One run of the Python workload, in seconds and bytes.
+struct PythonRun {
+    rss: u64,
+    /// `pages.img`: its length, and the space it takes.
+    image: u64,
+    on_disk: u64,
+    suspend: f64,
+    durable: f64,
+    /// Writing and `fdatasync`ing `rss` bytes, write-back started as it
+    /// goes.
+    disk_rss: f64,
+    restore: f64,
+}
+
+fn python_run(bin: &Path, size: &str, image: &Path) -> Result<PythonRun> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mib = parse_size(size).with_context(|| format!("--python {size}: not a size"))? >> 20;
+    let mut command = Command::new(bin.join("suspend-agent"));
+    command.args(["run", "--", "python3", "-c", PYTHON, &mib.to_string()]);
+    let workload = crate::live::start_program(&mut command)?;
+    let pid = workload.ready_pid()?;
+    let pid_number: u32 = pid.parse().context("the Python workload's pid")?;
+    // The shim registered it before python started: it is `ready` only
+    // once its data is built.
+    let rss = rss_kib(pid_number).unwrap_or(0) * 1024;
+    let (text, suspend_wall) = suspend(bin, &pid, image, &["--exit"])?;
+    let durable = number_after(&text, "image durable ")
+        .with_context(|| format!("no durable time in the summary: {text}"))?;
+    let pages = std::fs::metadata(image.join("pages.img")).context("the image's pages.img")?;
+    let (image_bytes, on_disk) = (pages.len(), pages.blocks() * 512);
+    let gone = poll(Duration::from_secs(10), Duration::from_millis(5), || {
+        (!pid_alive(pid_number)).then_some(())
+    });
+    if gone.is_none() {
+        bail!("suspend --exit left the Python workload (pid {pid}) running");
+    }
+    drop(workload);
+    let disk_rss = disk_limit(image, rss, true)?;
+    let result = resume(bin, &pid, image);
+    let _ = std::fs::remove_dir_all(image);
+    let (resumed, restore, _) = result?;
+    drop(resumed);
+    Ok(PythonRun {
+        rss,
+        image: image_bytes,
+        on_disk,
+        suspend: suspend_wall,
+        durable,
+        disk_rss,
+        restore,
+    })
+}
+
 /// Seconds to write `bytes` of incompressible data to a new file next to
 /// `image` (2 MiB writes) and `fdatasync` it: what this disk needs to make
 /// an image's pages durable, measured now since its speed drifts. With
@@ -405,6 +512,30 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
+    let mut python = Vec::new();
+    for size in args.python.iter().filter(|s| *s != "none") {
+        util::stage(format!(
+            "python3 holding about {size} in dicts, strings and lists: {} runs",
+            args.runs
+        ));
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let run = python_run(&bin, size, &image)?;
+            println!(
+                "  resident {:.1} MiB; image {:.1} MiB, {:.1} MiB on disk; suspend --exit {:.3} s, \
+                 durable {:.3} s after ready (writing the resident memory: {:.3} s); resume {:.3} s",
+                run.rss as f64 / 1048576.0,
+                run.image as f64 / 1048576.0,
+                run.on_disk as f64 / 1048576.0,
+                run.suspend,
+                run.durable,
+                run.disk_rss,
+                run.restore
+            );
+            runs.push(run);
+        }
+        python.push((size.clone(), runs));
+    }
     println!(
         "\nmedians of {} runs (dump: suspend --leave-running, total includes the handshake and fsync;\n\
          restore: wall time of `suspend-agent resume`, and the time it reports itself;\n\
@@ -481,6 +612,41 @@ pub fn run(args: Args) -> Result<()> {
             r.durable_best_ratio,
             r.held_ratio
         );
+    }
+    if !python.is_empty() {
+        println!(
+            "\nthe Python workload (medians; on disk: the space pages.img takes, zero pages being holes;\n\
+             durable: from ready to the image durable with --exit; disk: writing and fdatasyncing its\n\
+             resident memory, write-back started as it goes, on the same filesystem in the same run):"
+        );
+        println!(
+            "{:>6} {:>12} {:>10} {:>12} {:>10} {:>10} {:>8} {:>10} {:>10}",
+            "size",
+            "resident MiB",
+            "image MiB",
+            "on disk MiB",
+            "disk/res",
+            "durable s",
+            "disk s",
+            "dur/disk",
+            "resume s"
+        );
+        for (size, runs) in &python {
+            let med = |f: &dyn Fn(&PythonRun) -> f64| median(runs.iter().map(f).collect());
+            let mib = |b: u64| b as f64 / 1048576.0;
+            println!(
+                "{:>6} {:>12.1} {:>10.1} {:>12.1} {:>10.2} {:>10.3} {:>8.3} {:>10.2} {:>10.3}",
+                size,
+                med(&|r| mib(r.rss)),
+                med(&|r| mib(r.image)),
+                med(&|r| mib(r.on_disk)),
+                med(&|r| r.on_disk as f64 / r.rss as f64),
+                med(&|r| r.durable),
+                med(&|r| r.disk_rss),
+                med(&|r| r.durable / r.disk_rss),
+                med(&|r| r.restore),
+            );
+        }
     }
     println!(
         "\nreference: the issue quotes about 0.55 s frozen for 1 GiB with a well-known C/R tool on this kind of machine,"

@@ -67,6 +67,16 @@ pub fn start_daemon(bin: &Path) -> Result<Option<Daemon>> {
     Ok(Some(daemon))
 }
 
+/// Starts `command` (a program that answers `check` as the workload does)
+/// with only stdio, as its own session's leader.
+pub fn start_program(command: &mut Command) -> Result<Workload> {
+    let piped = Piped::spawn(workload_command(command)).context("starting the program")?;
+    Ok(Workload {
+        _resumed: None,
+        piped,
+    })
+}
+
 pub fn start_workload(bin: &Path, args: &[&str]) -> Result<Workload> {
     let mut command = Command::new(bin.join("workload"));
     // Only stdio: fds this command inherited are not the workload's (a
