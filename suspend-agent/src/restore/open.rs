@@ -28,10 +28,10 @@ use super::{Options, Refusal, RestoreError};
 use crate::{
     image::{
         Image,
-        format::{FileId, FileKind, MappingKind},
+        format::{FileId, FileKind},
     },
     procfs::ProcLease,
-    state::unlinked,
+    state::{mappings, unlinked},
     sys::creds::{self, FsUser},
 };
 
@@ -95,11 +95,9 @@ fn wanted(image: &Image) -> Vec<Want> {
         });
     }
     for m in &image.mappings {
-        if !matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile) {
+        let Some((path, write)) = mappings::opened_as(m) else {
             continue;
-        }
-        let write = m.kind == MappingKind::SharedFile && m.perms.as_bytes().get(1) == Some(&b'w');
-        let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
+        };
         if wants
             .iter()
             .any(|w: &Want| matches!(&w.into, Into::Mapped(p, w2) if *p == path && *w2 == write))

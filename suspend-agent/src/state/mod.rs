@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod inotify;
 pub mod limits;
 pub mod locks;
+pub mod mappings;
 pub mod owners;
 pub mod pipes;
 pub mod sched;

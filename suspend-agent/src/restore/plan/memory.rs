@@ -1,13 +1,14 @@
-//! The memory: where each mapping's contents come from (nothing: made
-//! fresh; anonymous memory; a file opened as the process; a memfd standing
-//! in for a shared anonymous object), where they are prepared in the zone
-//! (and which page runs [`crate::restore::load`] reads in there), and the
-//! move the stub makes to put each in place. The kernel's own mappings
-//! (vDSO, vvar) are moved too, to where the image had them.
+//! The memory: where each mapping's contents are prepared in the zone
+//! (and which page runs [`crate::restore::load`] reads in there), from
+//! the source its kind says ([`crate::state::mappings::origin`]: made
+//! fresh; anonymous memory; a file opened as the process; a memfd
+//! standing in for a shared anonymous object), each file and object made
+//! one helper, and the move the stub makes to put each in place. The
+//! kernel's own mappings (vDSO, vvar) are moved too, to where the image
+//! had them.
 
 use std::{
     collections::HashMap,
-    ffi::CString,
     os::fd::{OwnedFd, RawFd},
 };
 
@@ -17,6 +18,7 @@ use super::{fds::Helpers, prepare_err};
 use crate::{
     image::format::{Mapping, MappingKind, PAGE_SIZE},
     restore::{RestoreError, load::Run},
+    state::mappings::{Origin, grows_down, origin, prot, shared_object},
 };
 
 /// Contents prepared for one mapping before the stub runs.
@@ -45,22 +47,6 @@ pub enum Source {
     },
 }
 
-/// `PROT_*` of a `/proc/PID/maps` permission string (`r-xp`).
-pub fn prot(perms: &str) -> i32 {
-    let b = perms.as_bytes();
-    let mut p = 0;
-    if b.first() == Some(&b'r') {
-        p |= libc::PROT_READ;
-    }
-    if b.get(1) == Some(&b'w') {
-        p |= libc::PROT_WRITE;
-    }
-    if b.get(2) == Some(&b'x') {
-        p |= libc::PROT_EXEC;
-    }
-    p
-}
-
 /// Where each of `mappings`' contents come from (`None`: nowhere — the
 /// kernel's, and anonymous memory with nothing saved, made fresh). Each
 /// mapped file, by (path, opened for writing), is taken from `mapped` and
@@ -75,17 +61,15 @@ pub fn sources(
     let mut objects: Vec<((u64, u64), RawFd)> = Vec::new();
     let mut sources = Vec::new();
     for m in mappings {
-        let source = match m.kind {
-            MappingKind::Kernel => None,
-            MappingKind::Anonymous if m.pages.is_empty() => None,
-            MappingKind::Anonymous => Some(Source::Anonymous {
-                grows_down: m.path == "[stack]",
-            }),
-            MappingKind::PrivateFile | MappingKind::SharedFile => {
-                let shared = m.kind == MappingKind::SharedFile;
-                let write = shared && prot(&m.perms) & libc::PROT_WRITE != 0;
-                let path = m.file.as_ref().map_or(m.path.clone(), |id| id.path.clone());
-                let key = (path, write);
+        let source = match origin(m) {
+            Origin::Nothing => None,
+            Origin::Anonymous { grows_down } => Some(Source::Anonymous { grows_down }),
+            Origin::File {
+                opened_as: key,
+                offset,
+                shared,
+                prot,
+            } => {
                 let fd = match files.iter().find(|(k, _)| *k == key) {
                     Some((_, fd)) => *fd,
                     None => {
@@ -101,21 +85,21 @@ pub fn sources(
                 };
                 Some(Source::File {
                     fd,
-                    offset: m.offset,
+                    offset,
                     shared,
-                    prot: if shared {
-                        prot(&m.perms)
-                    } else {
-                        libc::PROT_READ | libc::PROT_WRITE
-                    },
+                    prot,
                 })
             }
-            MappingKind::SharedAnonymous => {
-                let key = m.file.as_ref().map(|id| (id.dev, id.ino));
+            Origin::Object { id: key, offset } => {
                 let fd = match objects.iter().find(|(k, _)| Some(*k) == key) {
                     Some((_, fd)) => *fd,
                     None => {
-                        let fd = helpers.add(shared_object(m, mappings)?)?;
+                        let object =
+                            shared_object(m, mappings).map_err(|e| RestoreError::Prepare {
+                                what: e.what,
+                                source: e.source,
+                            })?;
+                        let fd = helpers.add(object)?;
                         if let Some(key) = key {
                             objects.push((key, fd));
                         }
@@ -124,7 +108,7 @@ pub fn sources(
                 };
                 Some(Source::File {
                     fd,
-                    offset: m.offset,
+                    offset,
                     shared: true,
                     prot: libc::PROT_READ | libc::PROT_WRITE,
                 })
@@ -213,7 +197,6 @@ pub fn place(
             continue;
         }
         let len = m.end - m.start;
-        let grows_down = m.path == "[stack]";
         // Fresh (nothing saved: zeros) or moved from where it was
         // prepared.
         let (from, kind) = match source {
@@ -248,62 +231,11 @@ pub fn place(
             len,
             prot: prot(&m.perms) as u32,
             kind,
-            flags: if grows_down { MOVE_GROWSDOWN } else { 0 },
+            flags: if grows_down(m) { MOVE_GROWSDOWN } else { 0 },
             _pad: 0,
         });
     }
     (moves, premaps)
-}
-
-/// A memfd standing in for a shared anonymous mapping's object, named as
-/// the original memfd was (the client block's `suspend-client` among
-/// them) or as the deleted file was, as big as the object was, and at
-/// least big enough for every mapping of it in `all`.
-fn shared_object(m: &Mapping, all: &[Mapping]) -> Result<OwnedFd, RestoreError> {
-    let fd = nix::sys::memfd::memfd_create(
-        memfd_name(&m.path).as_c_str(),
-        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-    )
-    .map_err(|e| prepare_err(format!("memfd_create for {}", m.path))(e.into()))?;
-    nix::unistd::ftruncate(&fd, object_size(m, all) as i64)
-        .map_err(|e| prepare_err(format!("sizing the memfd for {}", m.path))(e.into()))?;
-    Ok(fd)
-}
-
-/// The name of the memfd for a shared object mapped as `path`: a memfd's
-/// own name; a deleted file's name (not its directory); else
-/// `suspend-shared`.
-fn memfd_name(path: &str) -> CString {
-    let name = path
-        .strip_prefix("/memfd:")
-        .or_else(|| {
-            path.ends_with(" (deleted)")
-                .then(|| path.rsplit('/').next())
-                .flatten()
-        })
-        .map(|n| n.trim_end_matches(" (deleted)"))
-        .filter(|n| !n.is_empty())
-        .unwrap_or("suspend-shared");
-    // memfd_create takes names of up to 249 bytes.
-    let name = &name[..name.floor_char_boundary(249)];
-    CString::new(name).unwrap_or_else(|_| c"suspend-shared".to_owned())
-}
-
-/// How big the object `m` maps must be: as big as it was, and as far as
-/// any of its mappings in `all` reaches (`m` only, if its object is not
-/// known).
-fn object_size(m: &Mapping, all: &[Mapping]) -> u64 {
-    let same = |o: &&Mapping| {
-        o.kind == MappingKind::SharedAnonymous
-            && o.file.as_ref().map(|id| (id.dev, id.ino))
-                == m.file.as_ref().map(|id| (id.dev, id.ino))
-    };
-    all.iter()
-        .filter(|o| std::ptr::eq(*o, m) || (m.file.is_some() && same(o)))
-        .map(|o| o.offset + o.end - o.start)
-        .chain(m.file.as_ref().map(|id| id.size))
-        .max()
-        .unwrap_or(m.offset + m.end - m.start)
 }
 
 #[cfg(test)]
@@ -312,7 +244,7 @@ mod tests {
 
     use suspend_common::restore::{MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, Range};
 
-    use super::{Source, kernel, memfd_name, object_size, place, premaps_len, prot, sources};
+    use super::{Source, kernel, place, premaps_len, sources};
     use crate::{
         image::format::{FileId, Mapping, MappingKind, PAGE_SIZE},
         restore::plan::fds::Helpers,
@@ -329,18 +261,6 @@ mod tests {
             size,
             mtime_ns: 0,
         }
-    }
-
-    #[test]
-    fn prot_reads_the_permission_string() {
-        assert_eq!(prot("r-xp"), libc::PROT_READ | libc::PROT_EXEC);
-        assert_eq!(prot("rw-s"), RW);
-        assert_eq!(prot("rwxp"), RW | libc::PROT_EXEC);
-        assert_eq!(prot("---p"), libc::PROT_NONE);
-        // Each letter only in its place.
-        assert_eq!(prot("-r-p"), libc::PROT_NONE);
-        assert_eq!(prot("x"), libc::PROT_NONE);
-        assert_eq!(prot(""), libc::PROT_NONE);
     }
 
     #[test]
@@ -428,8 +348,6 @@ mod tests {
         other.file = Some(id("/memfd:other (deleted)", 78, 0x1000));
         (other.start, other.end) = (0x50000, 0x51000);
         let all = [a, b, other];
-        assert_eq!(object_size(&all[0], &all), 0x5000);
-        assert_eq!(object_size(&all[2], &all), 0x1000);
         let mut helpers = Helpers::above(&[]);
         let got = sources(&all, &mut HashMap::new(), &mut helpers).expect("memfds");
         let fd = |i: usize| match got[i] {
@@ -445,30 +363,6 @@ mod tests {
         assert_eq!(fds.len(), 2);
         let size = nix::sys::stat::fstat(&fds[0]).expect("fstat").st_size;
         assert_eq!(size, 0x5000);
-        // Bigger than any mapping of it reaches: as big as it was.
-        let mut whole = all[2].clone();
-        whole.file = Some(id("/memfd:other (deleted)", 78, 0x9000));
-        assert_eq!(object_size(&whole, std::slice::from_ref(&whole)), 0x9000);
-        // An object not known by its inode: the mapping alone.
-        let mut unknown = all[0].clone();
-        unknown.file = None;
-        let all = [unknown, all[1].clone()];
-        assert_eq!(object_size(&all[0], &all), 0x2000);
-    }
-
-    #[test]
-    fn memfds_are_named_as_the_memfd_or_deleted_file_was() {
-        let name = |path: &str| memfd_name(path).into_string().expect("UTF-8");
-        assert_eq!(name("/memfd:suspend-client (deleted)"), "suspend-client");
-        assert_eq!(name("/memfd:ring"), "ring");
-        assert_eq!(name("/dev/shm/sem.lock (deleted)"), "sem.lock");
-        assert_eq!(name("/SYSV00000000 (deleted)"), "SYSV00000000");
-        assert_eq!(name("/dev/zero"), "suspend-shared");
-        assert_eq!(name("/memfd: (deleted)"), "suspend-shared");
-        assert_eq!(name(""), "suspend-shared");
-        // At most 249 bytes, never half a character.
-        assert_eq!(name(&format!("/memfd:{}", "a".repeat(300))).len(), 249);
-        assert_eq!(name(&format!("/memfd:{}é", "a".repeat(248))).len(), 248);
     }
 
     #[test]
