@@ -6,11 +6,15 @@ pub mod vmas;
 
 pub use locks::{ProcLease, fd_locks_on, parse_flocks_on, parse_leases_on};
 
-use std::{fs, io, path::PathBuf};
+use std::{
+    fs, io,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
 
 use suspend_common::paths::CLIENT_MEMFD_NAME;
 
-use crate::image::format::MmFields;
+use crate::image::format::{FileId, MmFields};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
@@ -248,6 +252,19 @@ pub fn resident_bytes(pid: u32) -> Result<u64, ProcError> {
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum::<u64>()
         * 1024)
+}
+
+/// Identity of the file at `path` (following links, so `/proc/PID/exe` and
+/// `/proc/PID/fd/N` give the open file's).
+pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
+    let meta = fs::metadata(path).ok()?;
+    Some(FileId {
+        path: shown_as.to_owned(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    })
 }
 
 /// What `/proc/PID/smaps` says of one mapping that the agent uses.

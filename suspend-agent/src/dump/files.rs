@@ -25,9 +25,10 @@ use std::{
 };
 
 use self::sharing::{pipe_holders, shared_with_others};
-use super::{DumpError, process::file_id};
+use super::DumpError;
 use crate::{
     image::format::{File, FileKind},
+    procfs::file_id,
     state::{
         epoll, eventfd, inotify,
         locks::{self, parse_fd_locks},

@@ -39,6 +39,7 @@ use crate::{
         pages::{HOLE_MIN_PAGES, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
+    state::mappings::{anonymous_page_saved, private_file_page_saved},
 };
 
 /// Bytes per batch: enough to amortise the syscall, small enough that the
@@ -50,10 +51,6 @@ const MAX_WORKERS: usize = 4;
 const PAGEMAP_BATCH: u64 = 65536;
 /// `process_vm_readv` takes at most this many remote iovecs (`IOV_MAX`).
 const MAX_IOVS: usize = 1024;
-
-const PM_PRESENT: u64 = 1 << 63;
-const PM_SWAPPED: u64 = 1 << 62;
-const PM_FILE: u64 = 1 << 61;
 
 /// A run of pages to save: (first page index in the mapping, count).
 type Run = (u64, u64);
@@ -87,18 +84,10 @@ impl Memory {
             let (source, runs) = match vma.kind() {
                 MappingKind::Kernel | MappingKind::SharedFile => (Source::Nothing, Vec::new()),
                 MappingKind::SharedAnonymous => self.shared_runs(vma)?,
-                MappingKind::Anonymous => (
-                    Source::Process,
-                    self.runs(vma, |e| e & (PM_PRESENT | PM_SWAPPED) != 0)?,
-                ),
-                // Written pages of a private file mapping are anonymous
-                // copies; the others are still the file's.
-                MappingKind::PrivateFile => (
-                    Source::Process,
-                    self.runs(vma, |e| {
-                        e & PM_SWAPPED != 0 || (e & PM_PRESENT != 0 && e & PM_FILE == 0)
-                    })?,
-                ),
+                MappingKind::Anonymous => (Source::Process, self.runs(vma, anonymous_page_saved)?),
+                MappingKind::PrivateFile => {
+                    (Source::Process, self.runs(vma, private_file_page_saved)?)
+                }
             };
             let bytes: u64 = runs.iter().map(|r| r.1 * PAGE_SIZE).sum();
             mappings.push(Planned {

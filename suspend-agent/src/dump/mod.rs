@@ -11,7 +11,7 @@ mod thread;
 
 use std::{
     io,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -24,8 +24,7 @@ use crate::{
     image::{
         ImageWriter, WriteError,
         format::{
-            Advice, Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, MappingKind,
-            PAGE_SIZE, Record, Witness,
+            Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, PAGE_SIZE, Record, Witness,
         },
     },
     procfs::{self, vmas},
@@ -359,44 +358,11 @@ pub fn dump(
     })?;
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
     // Recorded once their runs are hashed, in `Dumped::finish`.
-    let mut mappings = Vec::with_capacity(vmas.len());
-    for (vma, runs) in vmas.iter().zip(saved) {
-        let kind = vma.kind();
-        // Shared anonymous mappings too: two of one object (a memfd mapped
-        // twice, a region split by mprotect) must come back as one memory.
-        let file = matches!(
-            kind,
-            MappingKind::PrivateFile | MappingKind::SharedFile | MappingKind::SharedAnonymous
-        )
-        .then(|| {
-            let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
-            process::file_id(Path::new(&files), &vma.path)
-        })
-        .flatten();
-        mappings.push(Mapping {
-            start: vma.start,
-            end: vma.end,
-            perms: vma.perms.clone(),
-            offset: vma.offset,
-            path: vma.path.clone(),
-            kind,
-            file,
-            pages: runs,
-            advice: match kind {
-                MappingKind::Kernel => Vec::new(),
-                _ => smaps
-                    .get(&vma.start)
-                    .into_iter()
-                    .flat_map(|s| &s.flags)
-                    .filter_map(|f| Advice::from_vm_flag(f))
-                    .collect(),
-            },
-            sealed: kind != MappingKind::Kernel
-                && smaps
-                    .get(&vma.start)
-                    .is_some_and(|s| s.flags.iter().any(|f| f == "sl")),
-        });
-    }
+    let mappings: Vec<Mapping> = vmas
+        .iter()
+        .zip(saved)
+        .map(|(vma, runs)| crate::state::mappings::save(pid, vma, runs, &smaps))
+        .collect();
     for file in files {
         image.record(&Record::File(file))?;
     }

@@ -3,7 +3,7 @@
 //! [`crate::state::limits`] and [`crate::state::attributes`]), auxv, mm
 //! fields.
 
-use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
+use std::{fs, path::Path};
 
 use suspend_common::tasks::{
     FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING, FACT_THREAD_KEYRING, KNOWN_KEYRINGS, KNOWN_LDT,
@@ -11,7 +11,10 @@ use suspend_common::tasks::{
 };
 
 use super::DumpError;
-use crate::image::format::{Creds, FileId, Process, Session};
+use crate::{
+    image::format::{Creds, Process, Session},
+    procfs::file_id,
+};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -31,19 +34,6 @@ fn link(pid: u32, name: &str) -> Result<String, DumpError> {
             path: path.into(),
             source,
         })
-}
-
-/// Identity of the file at `path` (following links, so `/proc/PID/exe` and
-/// `/proc/PID/fd/N` give the open file's).
-pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
-    let meta = fs::metadata(path).ok()?;
-    Some(FileId {
-        path: shown_as.to_owned(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-    })
 }
 
 /// The credentials (`Uid:`/`Gid:`/`Groups:`, [`crate::state::credentials`])
@@ -357,7 +347,7 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         && let Some(vmas) = crate::procfs::vmas::parse(&text)
     {
-        bad.extend(unrestorable_mappings(pid, &vmas));
+        bad.extend(crate::state::mappings::refusals(pid, &vmas));
     }
     // SysV semaphore adjustments (`SEM_UNDO`): the kernel applies them
     // when the process exits, and nothing sets them but the semops
@@ -406,109 +396,6 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
         bad.push(format!(
             "child process(es) {} (an image cannot make them its children again)",
             children.join(", ")
-        ));
-    }
-    bad
-}
-
-/// Mappings of `pid` a resume from the image could not give back: a
-/// private mapping of a file deleted since (nothing could map it again),
-/// a file whose name `/proc/PID/maps` does not tell surely (a resume
-/// could open another file), and memory shared with another process (a
-/// resume would make the process an object of its own: the other would
-/// no longer see its writes). One line each.
-fn unrestorable_mappings(pid: u32, vmas: &[crate::procfs::vmas::Vma]) -> Vec<String> {
-    use crate::image::format::MappingKind;
-    let mut bad = Vec::new();
-    for v in vmas.iter().filter(|v| v.deleted()) {
-        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
-        let linked = fs::metadata(&files).is_ok_and(|m| m.nlink() > 0);
-        if v.kind() == MappingKind::PrivateFile {
-            bad.push(format!(
-                "mapped file {} at {:#x} (deleted since it was mapped: nothing could map it again)",
-                v.path, v.start
-            ));
-        } else if linked {
-            // Its name merely ends so: it is a file still there.
-            bad.push(format!(
-                "mapped file {} at {:#x} (a file whose name ends in \"(deleted)\")",
-                v.path, v.start
-            ));
-        }
-    }
-    // A name with a newline (written `\012`, as a backslash and `012`
-    // would be): kept only where the mapping's link says it is the name.
-    for v in vmas.iter().filter(|v| !v.path_is_certain(None)) {
-        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
-        if !v.path_is_certain(fs::read_link(&files).ok().as_deref()) {
-            bad.push(format!(
-                "mapped file at {:#x} whose name /proc/PID/maps shows as {} (the kernel writes a \
-                 newline in a name and the characters \\012 alike; which it is cannot be told, \
-                 and a resume could open another file)",
-                v.start,
-                v.path.replace('\n', r"\012")
-            ));
-        }
-    }
-    // Objects only memory reaches (memfd, SysV, shared anonymous, deleted
-    // files), by device and inode; not the client's own block (made by it,
-    // never inherited: `MADV_DONTFORK`), so that a process without shared
-    // memory costs no scan of every process.
-    let objects: std::collections::BTreeMap<(String, u64), &str> = vmas
-        .iter()
-        .filter(|v| v.kind() == MappingKind::SharedAnonymous && v.inode != 0)
-        .filter(|v| !v.path.starts_with("/memfd:suspend-client"))
-        .map(|v| ((v.dev.clone(), v.inode), v.path.as_str()))
-        .collect();
-    if objects.is_empty() {
-        return bad;
-    }
-    let mut shared: std::collections::BTreeMap<(String, u64), Vec<u32>> = Default::default();
-    for other in crate::procfs::other_pids(pid) {
-        // Held through an fd (a memfd, a deleted file written with pwrite).
-        for fd in fs::read_dir(format!("/proc/{other}/fd"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let Ok(link) = fs::read_link(fd.path()) else {
-                continue;
-            };
-            if !objects.values().any(|p| link.as_os_str() == *p) {
-                continue;
-            }
-            let Ok(meta) = fs::metadata(fd.path()) else {
-                continue;
-            };
-            let dev = crate::sys::dev::hex(meta.dev());
-            let key = (dev, meta.ino());
-            if objects.contains_key(&key) {
-                let pids = shared.entry(key).or_default();
-                if !pids.contains(&other) {
-                    pids.push(other);
-                }
-            }
-        }
-        let Ok(text) = fs::read_to_string(format!("/proc/{other}/maps")) else {
-            continue;
-        };
-        for theirs in crate::procfs::vmas::parse(&text).unwrap_or_default() {
-            let key = (theirs.dev, theirs.inode);
-            if theirs.perms.as_bytes().get(3) == Some(&b's') && objects.contains_key(&key) {
-                let pids = shared.entry(key).or_default();
-                if !pids.contains(&other) {
-                    pids.push(other);
-                }
-            }
-        }
-    }
-    for (key, pids) in shared {
-        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        bad.push(format!(
-            "memory {} shared with pid {} (a resume from the image would give it a copy of its \
-             own)",
-            objects[&key],
-            pids.join(", pid ")
         ));
     }
     bad

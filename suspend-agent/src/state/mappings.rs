@@ -1,6 +1,16 @@
 //! Mappings: each mapping of the process, with the pages of it a resume
 //! could not have from anywhere else.
 //!
+//! Saved: which pages of a mapping of each kind are saved, from its
+//! pagemap entries ([`anonymous_page_saved`], [`private_file_page_saved`];
+//! none of a shared file's or of the kernel's, a shared anonymous
+//! object's data read from the object), called by the copy engine
+//! (`dump/memory.rs`); the record of each, with its file's or object's
+//! identity and what `madvise` said of it ([`save`]). Refused by name,
+//! before the freeze: a private mapping of a file deleted since, a file
+//! whose name is not surely its own, memory shared with another process
+//! ([`refusals`]).
+//!
 //! Restored: where each mapping's contents come from at resume
 //! ([`origin`]: nothing, fresh anonymous memory, the mapped file opened as
 //! [`opened_as`] says, or a memfd standing in for a shared anonymous
@@ -9,9 +19,185 @@
 //! page runs are the restore's (`restore/plan/memory.rs`,
 //! `restore/load.rs`).
 
-use std::{ffi::CString, os::fd::OwnedFd};
+use std::{
+    collections::{BTreeMap, HashMap},
+    ffi::CString,
+    fs,
+    os::{fd::OwnedFd, unix::fs::MetadataExt as _},
+    path::Path,
+};
 
-use crate::image::format::{Mapping, MappingKind};
+use crate::{
+    image::format::{Advice, Mapping, MappingKind, PageRun},
+    procfs::{Smaps, vmas::Vma},
+};
+
+/// A `/proc/PID/pagemap` entry's bit: the page is in memory.
+const PM_PRESENT: u64 = 1 << 63;
+/// The page is swapped out.
+const PM_SWAPPED: u64 = 1 << 62;
+/// The page is a file's page (or shared anonymous memory's).
+const PM_FILE: u64 = 1 << 61;
+
+/// Whether a page of private anonymous memory whose pagemap entry is
+/// `entry` is saved: where it exists (present or swapped out); a page
+/// never touched reads as zeros at resume.
+#[inline]
+pub fn anonymous_page_saved(entry: u64) -> bool {
+    entry & (PM_PRESENT | PM_SWAPPED) != 0
+}
+
+/// Whether a page of a private file mapping whose pagemap entry is
+/// `entry` is saved: written pages are anonymous copies (present and no
+/// longer the file's, or swapped out); the others are still the file's.
+#[inline]
+pub fn private_file_page_saved(entry: u64) -> bool {
+    entry & PM_SWAPPED != 0 || (entry & PM_PRESENT != 0 && entry & PM_FILE == 0)
+}
+
+/// The record of `vma` of `pid`, with its saved page runs `pages`: what
+/// `smaps` (by start address) says of it — the advice `madvise` gave
+/// that the kernel keeps with it, whether it is sealed — and the identity
+/// of the file or object it maps.
+pub fn save(pid: u32, vma: &Vma, pages: Vec<PageRun>, smaps: &HashMap<u64, Smaps>) -> Mapping {
+    let kind = vma.kind();
+    // Shared anonymous mappings too: two of one object (a memfd mapped
+    // twice, a region split by mprotect) must come back as one memory.
+    let file = matches!(
+        kind,
+        MappingKind::PrivateFile | MappingKind::SharedFile | MappingKind::SharedAnonymous
+    )
+    .then(|| {
+        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
+        crate::procfs::file_id(Path::new(&files), &vma.path)
+    })
+    .flatten();
+    Mapping {
+        start: vma.start,
+        end: vma.end,
+        perms: vma.perms.clone(),
+        offset: vma.offset,
+        path: vma.path.clone(),
+        kind,
+        file,
+        pages,
+        advice: match kind {
+            MappingKind::Kernel => Vec::new(),
+            _ => smaps
+                .get(&vma.start)
+                .into_iter()
+                .flat_map(|s| &s.flags)
+                .filter_map(|f| Advice::from_vm_flag(f))
+                .collect(),
+        },
+        sealed: kind != MappingKind::Kernel
+            && smaps
+                .get(&vma.start)
+                .is_some_and(|s| s.flags.iter().any(|f| f == "sl")),
+    }
+}
+
+/// Mappings of `pid` a resume from the image could not give back: a
+/// private mapping of a file deleted since (nothing could map it again),
+/// a file whose name `/proc/PID/maps` does not tell surely (a resume
+/// could open another file), and memory shared with another process (a
+/// resume would make the process an object of its own: the other would
+/// no longer see its writes). One line each.
+pub fn refusals(pid: u32, vmas: &[Vma]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for v in vmas.iter().filter(|v| v.deleted()) {
+        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+        let linked = fs::metadata(&files).is_ok_and(|m| m.nlink() > 0);
+        if v.kind() == MappingKind::PrivateFile {
+            bad.push(format!(
+                "mapped file {} at {:#x} (deleted since it was mapped: nothing could map it again)",
+                v.path, v.start
+            ));
+        } else if linked {
+            // Its name merely ends so: it is a file still there.
+            bad.push(format!(
+                "mapped file {} at {:#x} (a file whose name ends in \"(deleted)\")",
+                v.path, v.start
+            ));
+        }
+    }
+    // A name with a newline (written `\012`, as a backslash and `012`
+    // would be): kept only where the mapping's link says it is the name.
+    for v in vmas.iter().filter(|v| !v.path_is_certain(None)) {
+        let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
+        if !v.path_is_certain(fs::read_link(&files).ok().as_deref()) {
+            bad.push(format!(
+                "mapped file at {:#x} whose name /proc/PID/maps shows as {} (the kernel writes a \
+                 newline in a name and the characters \\012 alike; which it is cannot be told, \
+                 and a resume could open another file)",
+                v.start,
+                v.path.replace('\n', r"\012")
+            ));
+        }
+    }
+    // Objects only memory reaches (memfd, SysV, shared anonymous, deleted
+    // files), by device and inode; not the client's own block (made by it,
+    // never inherited: `MADV_DONTFORK`), so that a process without shared
+    // memory costs no scan of every process.
+    let objects: BTreeMap<(String, u64), &str> = vmas
+        .iter()
+        .filter(|v| v.kind() == MappingKind::SharedAnonymous && v.inode != 0)
+        .filter(|v| !v.path.starts_with("/memfd:suspend-client"))
+        .map(|v| ((v.dev.clone(), v.inode), v.path.as_str()))
+        .collect();
+    if objects.is_empty() {
+        return bad;
+    }
+    let mut shared: BTreeMap<(String, u64), Vec<u32>> = Default::default();
+    for other in crate::procfs::other_pids(pid) {
+        // Held through an fd (a memfd, a deleted file written with pwrite).
+        for fd in fs::read_dir(format!("/proc/{other}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(link) = fs::read_link(fd.path()) else {
+                continue;
+            };
+            if !objects.values().any(|p| link.as_os_str() == *p) {
+                continue;
+            }
+            let Ok(meta) = fs::metadata(fd.path()) else {
+                continue;
+            };
+            let dev = crate::sys::dev::hex(meta.dev());
+            let key = (dev, meta.ino());
+            if objects.contains_key(&key) {
+                let pids = shared.entry(key).or_default();
+                if !pids.contains(&other) {
+                    pids.push(other);
+                }
+            }
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{other}/maps")) else {
+            continue;
+        };
+        for theirs in crate::procfs::vmas::parse(&text).unwrap_or_default() {
+            let key = (theirs.dev, theirs.inode);
+            if theirs.perms.as_bytes().get(3) == Some(&b's') && objects.contains_key(&key) {
+                let pids = shared.entry(key).or_default();
+                if !pids.contains(&other) {
+                    pids.push(other);
+                }
+            }
+        }
+    }
+    for (key, pids) in shared {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+        bad.push(format!(
+            "memory {} shared with pid {} (a resume from the image would give it a copy of its \
+             own)",
+            objects[&key],
+            pids.join(", pid ")
+        ));
+    }
+    bad
+}
 
 /// `PROT_*` of a `/proc/PID/maps` permission string (`r-xp`).
 pub fn prot(perms: &str) -> i32 {
@@ -184,6 +370,68 @@ mod tests {
             size,
             mtime_ns: 0,
         }
+    }
+
+    #[test]
+    fn only_pages_a_resume_could_not_have_otherwise_are_saved() {
+        let (present, swapped, file) = (PM_PRESENT, PM_SWAPPED, PM_FILE);
+        // Never touched: zeros at resume; the file's own page: the file.
+        assert!(!anonymous_page_saved(0));
+        assert!(!private_file_page_saved(0));
+        assert!(!private_file_page_saved(present | file));
+        // In memory or swapped out, anonymous: saved.
+        assert!(anonymous_page_saved(present));
+        assert!(anonymous_page_saved(swapped));
+        assert!(private_file_page_saved(present));
+        assert!(private_file_page_saved(swapped));
+        // The page frame number and soft-dirty bits say nothing of it.
+        assert!(!anonymous_page_saved(0x1234 | 1 << 55));
+        assert!(private_file_page_saved(present | 0x1234 | 1 << 55));
+    }
+
+    #[test]
+    fn a_mapping_is_recorded_with_the_advice_and_seal_smaps_shows() {
+        let vma = |start: u64, path: &str| Vma {
+            start,
+            end: start + 0x2000,
+            perms: "rw-p".into(),
+            offset: 0,
+            dev: "00:00".into(),
+            inode: 0,
+            path: path.into(),
+        };
+        let flags = |f: &[&str]| Smaps {
+            flags: f.iter().map(|f| (*f).to_owned()).collect(),
+            ..Smaps::default()
+        };
+        let smaps = HashMap::from([
+            (0x10000, flags(&["rd", "wr", "dc", "hg", "sl"])),
+            (0x7fff_0000, flags(&["rd", "dc", "sl"])),
+        ]);
+        let heap = save(
+            std::process::id(),
+            &vma(0x10000, "[heap]"),
+            vec![run(0, 1, 0)],
+            &smaps,
+        );
+        assert_eq!(
+            (heap.start, heap.end, heap.kind, heap.file, heap.pages.len()),
+            (0x10000, 0x12000, MappingKind::Anonymous, None, 1)
+        );
+        assert_eq!(heap.advice, [Advice::DontFork, Advice::HugePage]);
+        assert!(heap.sealed);
+        // Nothing smaps says is kept of the kernel's own.
+        let vdso = save(
+            std::process::id(),
+            &vma(0x7fff_0000, "[vdso]"),
+            Vec::new(),
+            &smaps,
+        );
+        assert_eq!(vdso.kind, MappingKind::Kernel);
+        assert!(vdso.advice.is_empty() && !vdso.sealed);
+        // Not in smaps: no advice.
+        let bss = save(std::process::id(), &vma(0x20000, ""), Vec::new(), &smaps);
+        assert!(bss.advice.is_empty() && !bss.sealed);
     }
 
     #[test]
