@@ -3,7 +3,7 @@
 //! record (add a field here when the image format grows one).
 
 use crate::image::format::{
-    Creds, File, FileKind, Mapping, MappingKind, MmFields, PageRun, Process, Regs, Thread,
+    Creds, File, FileId, FileKind, Mapping, MappingKind, MmFields, PageRun, Process, Regs, Thread,
 };
 
 /// A regular file at `fd`, opened read-write.
@@ -52,6 +52,33 @@ pub fn mapping(start: u64, end: u64, perms: &str, kind: MappingKind) -> Mapping 
         advice: Vec::new(),
         sealed: false,
     }
+}
+
+/// The identity of a file once at `path`: inode `ino` of device 8,
+/// `size` bytes.
+pub fn file_id(path: &str, ino: u64, size: u64) -> FileId {
+    FileId {
+        path: path.into(),
+        dev: 8,
+        ino,
+        size,
+        mtime_ns: 0,
+    }
+}
+
+/// Three shared anonymous mappings: two of one memfd of 0x1000 bytes
+/// (`ring`, from offsets 0 and 0x4000, reaching 0x5000), one of another
+/// (`other`).
+pub fn shared_objects() -> [Mapping; 3] {
+    let mut a = mapping(0x10000, 0x12000, "rw-s", MappingKind::SharedAnonymous);
+    a.path = "/memfd:ring (deleted)".into();
+    a.file = Some(file_id("/memfd:ring (deleted)", 77, 0x1000));
+    let mut b = a.clone();
+    (b.start, b.end, b.offset) = (0x30000, 0x31000, 0x4000);
+    let mut other = a.clone();
+    other.file = Some(file_id("/memfd:other (deleted)", 78, 0x1000));
+    (other.start, other.end) = (0x50000, 0x51000);
+    [a, b, other]
 }
 
 /// A run of `pages` pages from the mapping's page `first_page`, at `at` in

@@ -355,22 +355,9 @@ fn object_size(m: &Mapping, all: &[Mapping]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        image::format::FileId,
-        state::fixtures::{mapping, run},
-    };
+    use crate::state::fixtures::{file_id, mapping, run, shared_objects};
 
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
-
-    fn id(path: &str, ino: u64, size: u64) -> FileId {
-        FileId {
-            path: path.into(),
-            dev: 8,
-            ino,
-            size,
-            mtime_ns: 0,
-        }
-    }
 
     #[test]
     fn only_pages_a_resume_could_not_have_otherwise_are_saved() {
@@ -463,7 +450,7 @@ mod tests {
         // for a writable shared mapping.
         let mut data = mapping(0x40_2000, 0x40_3000, "rw-p", MappingKind::PrivateFile);
         data.path = "/bin/w (deleted)".into();
-        data.file = Some(id("/bin/w", 2, 0x3000));
+        data.file = Some(file_id("/bin/w", 2, 0x3000));
         data.offset = 0x2000;
         assert_eq!(
             origin(&data),
@@ -488,7 +475,7 @@ mod tests {
             }
         );
         let mut ring = mapping(0x60_0000, 0x60_1000, "r--s", MappingKind::SharedAnonymous);
-        ring.file = Some(id("/memfd:ring (deleted)", 77, 0x1000));
+        ring.file = Some(file_id("/memfd:ring (deleted)", 77, 0x1000));
         ring.offset = 0x1000;
         assert_eq!(opened_as(&ring), None);
         assert_eq!(
@@ -502,16 +489,7 @@ mod tests {
 
     #[test]
     fn a_shared_object_is_as_big_as_its_furthest_mapping() {
-        let object = Some(id("/memfd:ring (deleted)", 77, 0x1000));
-        let mut a = mapping(0x10000, 0x12000, "rw-s", MappingKind::SharedAnonymous);
-        a.path = "/memfd:ring (deleted)".into();
-        a.file = object.clone();
-        let mut b = a.clone();
-        (b.start, b.end, b.offset) = (0x30000, 0x31000, 0x4000);
-        let mut other = a.clone();
-        other.file = Some(id("/memfd:other (deleted)", 78, 0x1000));
-        (other.start, other.end) = (0x50000, 0x51000);
-        let all = [a, b, other];
+        let all = shared_objects();
         assert_eq!(object_size(&all[0], &all), 0x5000);
         assert_eq!(object_size(&all[2], &all), 0x1000);
         let fd = shared_object(&all[0], &all).expect("a memfd");
@@ -519,7 +497,7 @@ mod tests {
         assert_eq!(size, 0x5000);
         // Bigger than any mapping of it reaches: as big as it was.
         let mut whole = all[2].clone();
-        whole.file = Some(id("/memfd:other (deleted)", 78, 0x9000));
+        whole.file = Some(file_id("/memfd:other (deleted)", 78, 0x9000));
         assert_eq!(object_size(&whole, std::slice::from_ref(&whole)), 0x9000);
         // An object not known by its inode: the mapping alone.
         let mut unknown = all[0].clone();

@@ -246,22 +246,12 @@ mod tests {
 
     use super::{Source, kernel, place, premaps_len, sources};
     use crate::{
-        image::format::{FileId, Mapping, MappingKind, PAGE_SIZE},
+        image::format::{Mapping, MappingKind, PAGE_SIZE},
         restore::plan::fds::Helpers,
-        state::fixtures::{mapping, run},
+        state::fixtures::{file_id, mapping, run, shared_objects},
     };
 
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
-
-    fn id(path: &str, ino: u64, size: u64) -> FileId {
-        FileId {
-            path: path.into(),
-            dev: 8,
-            ino,
-            size,
-            mtime_ns: 0,
-        }
-    }
 
     #[test]
     fn anonymous_memory_is_prepared_only_where_pages_were_saved() {
@@ -292,7 +282,7 @@ mod tests {
     #[test]
     fn a_mapped_file_is_one_helper_however_often_it_is_mapped() {
         let mut text = mapping(0x40_0000, 0x40_2000, "r-xp", MappingKind::PrivateFile);
-        text.file = Some(id("/bin/w", 2, 0x3000));
+        text.file = Some(file_id("/bin/w", 2, 0x3000));
         let mut data = mapping(0x40_2000, 0x40_3000, "rw-p", MappingKind::PrivateFile);
         data.file = text.file.clone();
         data.offset = 0x2000;
@@ -325,7 +315,7 @@ mod tests {
     #[test]
     fn a_mapped_file_not_opened_is_an_error_naming_it() {
         let mut w = mapping(0x40_0000, 0x40_1000, "rw-s", MappingKind::SharedFile);
-        w.file = Some(id("/srv/db", 2, 0x1000));
+        w.file = Some(file_id("/srv/db", 2, 0x1000));
         let mut opened = HashMap::new();
         // Opened for reading only: a writable shared mapping needs it
         // opened for writing.
@@ -338,16 +328,7 @@ mod tests {
 
     #[test]
     fn a_shared_object_is_one_memfd_as_big_as_its_furthest_mapping() {
-        let object = Some(id("/memfd:ring (deleted)", 77, 0x1000));
-        let mut a = mapping(0x10000, 0x12000, "rw-s", MappingKind::SharedAnonymous);
-        a.path = "/memfd:ring (deleted)".into();
-        a.file = object.clone();
-        let mut b = a.clone();
-        (b.start, b.end, b.offset) = (0x30000, 0x31000, 0x4000);
-        let mut other = a.clone();
-        other.file = Some(id("/memfd:other (deleted)", 78, 0x1000));
-        (other.start, other.end) = (0x50000, 0x51000);
-        let all = [a, b, other];
+        let all = shared_objects();
         let mut helpers = Helpers::above(&[]);
         let got = sources(&all, &mut HashMap::new(), &mut helpers).expect("memfds");
         let fd = |i: usize| match got[i] {
