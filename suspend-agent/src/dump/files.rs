@@ -8,10 +8,10 @@
 //! gone, and deleted files' contents (up to a cap). Other sockets, pipes
 //! shared with another process and the like cannot (yet): a suspend
 //! refuses them by name, before anything is frozen, unless asked to drop
-//! them (a held process keeps them). File locks, signal owners, terminals, inotify,
-//! orphan unix sockets, epoll instances and unlinked files are kinds of
-//! `state/`, each with its module; files shared with other processes have
-//! a module below.
+//! them (a held process keeps them). Regular files (what an fd is, a
+//! file's identity), file locks, signal owners, terminals, inotify,
+//! sockets, epoll instances and unlinked files are kinds of `state/`, each
+//! with its module; files shared with other processes have a module below.
 
 mod sharing;
 
@@ -20,16 +20,14 @@ pub use crate::state::unlinked::over_cap as unlinked_over_cap;
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    os::unix::fs::FileTypeExt as _,
-    path::Path,
 };
 
 use self::sharing::{pipe_holders, shared_with_others};
-use super::{DumpError, process::file_id};
+use super::DumpError;
 use crate::{
     image::format::{File, FileKind},
     state::{
-        epoll, eventfd, inotify,
+        epoll, eventfd, files, inotify,
         locks::{self, parse_fd_locks},
         owners, pipes, signalfd, sockets, terminals, timerfd, unlinked,
     },
@@ -66,28 +64,6 @@ pub fn parse_fdinfo(text: &str) -> Option<(u64, u32)> {
         }
     }
     Some((pos?, flags?))
-}
-
-/// What a `/proc/PID/fd/N` link (and the file behind it) is.
-fn kind(link: &str, target: &Path) -> FileKind {
-    if link.starts_with("socket:[") {
-        return FileKind::Socket;
-    }
-    if link.starts_with("pipe:[") {
-        return FileKind::Pipe;
-    }
-    if link.starts_with("anon_inode:") {
-        return FileKind::AnonInode;
-    }
-    match fs::metadata(target).map(|m| m.file_type()) {
-        Ok(t) if t.is_file() => FileKind::Regular,
-        Ok(t) if t.is_dir() => FileKind::Directory,
-        Ok(t) if t.is_char_device() => FileKind::CharDevice,
-        Ok(t) if t.is_block_device() => FileKind::BlockDevice,
-        Ok(t) if t.is_fifo() => FileKind::Pipe,
-        Ok(t) if t.is_socket() => FileKind::Socket,
-        _ => FileKind::Other,
-    }
 }
 
 impl File {
@@ -176,12 +152,12 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             pid,
             what: "/proc/PID/fdinfo",
         })?;
-        let kind = kind(&link, &target);
+        let kind = files::kind(&link, &target);
         let id = matches!(
             kind,
             FileKind::Regular | FileKind::Directory | FileKind::CharDevice
         )
-        .then(|| file_id(&target, &link))
+        .then(|| files::id(&target, &link))
         .flatten();
         let unlinked = link
             .ends_with(" (deleted)")

@@ -370,7 +370,7 @@ pub fn dump(
         )
         .then(|| {
             let files = format!("/proc/{pid}/map_files/{:x}-{:x}", vma.start, vma.end);
-            process::file_id(Path::new(&files), &vma.path)
+            crate::state::files::id(Path::new(&files), &vma.path)
         })
         .flatten();
         mappings.push(Mapping {

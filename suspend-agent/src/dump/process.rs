@@ -11,7 +11,7 @@ use suspend_common::tasks::{
 };
 
 use super::DumpError;
-use crate::image::format::{Creds, FileId, Process, Session};
+use crate::image::format::{Creds, Process, Session};
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
     let path = format!("/proc/{pid}/{name}");
@@ -31,19 +31,6 @@ fn link(pid: u32, name: &str) -> Result<String, DumpError> {
             path: path.into(),
             source,
         })
-}
-
-/// Identity of the file at `path` (following links, so `/proc/PID/exe` and
-/// `/proc/PID/fd/N` give the open file's).
-pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
-    let meta = fs::metadata(path).ok()?;
-    Some(FileId {
-        path: shown_as.to_owned(),
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-    })
 }
 
 /// The credentials (`Uid:`/`Gid:`/`Groups:`, [`crate::state::credentials`])
@@ -101,8 +88,8 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         pid,
         ppid,
         comm: crate::state::attributes::name(&read(pid, "comm")?),
-        exe: file_id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
-        cwd_id: file_id(Path::new(&format!("/proc/{pid}/cwd")), &cwd),
+        exe: crate::state::files::id(Path::new(&format!("/proc/{pid}/exe")), &exe_link),
+        cwd_id: crate::state::files::id(Path::new(&format!("/proc/{pid}/cwd")), &cwd),
         cwd,
         root: link(pid, "root")?,
         umask,
