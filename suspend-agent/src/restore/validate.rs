@@ -35,8 +35,6 @@ pub enum Refusal {
          fired); it was never meant to be resumed"
     )]
     Inconsistent { ran: Vec<u32> },
-    #[error("{what} {path} was deleted before the image was taken; it cannot be reopened")]
-    FileDeleted { what: &'static str, path: String },
     #[error(
         "the image directory is not safe to resume from: {path} {why} (every directory on \
          its path must be owned by root or by the process's user, uid {uid}, and writable by \
@@ -141,16 +139,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
             root: image.process.root.clone(),
         });
     }
-    for m in &image.mappings {
-        if matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
-            && m.path.ends_with(" (deleted)")
-        {
-            return Err(Refusal::FileDeleted {
-                what: "mapped file",
-                path: m.path.clone(),
-            });
-        }
-    }
+    crate::state::files::check_mapped(&image.mappings)?;
     for (i, t) in image.threads.iter().enumerate() {
         let what = if i == 0 { "process" } else { "thread" };
         pid_free(t.tid, what)?;

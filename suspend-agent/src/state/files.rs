@@ -6,10 +6,11 @@
 //! (`restore/open.rs`, in its order, with deleted files made again by
 //! `unlinked`) and checks what it got on the descriptor ([`Want`],
 //! [`check`]): the very same inode for an open file, the same contents for
-//! the executable and a mapped file. Before any is opened, one another
-//! process holds a lease on that the open would start breaking is refused,
-//! naming the holder ([`leased`]), instead of breaking it; an open that
-//! failed is named ([`not_opened`]).
+//! the executable and a mapped file. A mapped file deleted before the
+//! image was taken is refused before anything is opened ([`check_mapped`]),
+//! and so, before any is opened, is one another process holds a lease on
+//! that the open would start breaking, naming the holder ([`leased`]),
+//! instead of breaking it; an open that failed is named ([`not_opened`]).
 
 use std::{
     fs, io,
@@ -21,7 +22,7 @@ use std::{
 };
 
 use crate::{
-    image::format::{File, FileId, FileKind},
+    image::format::{File, FileId, FileKind, Mapping, MappingKind},
     procfs::ProcLease,
     sys::creds,
 };
@@ -82,6 +83,9 @@ pub enum Conflict {
         path: String,
         how: String,
     },
+    /// It was deleted before the image was taken: no name reaches it.
+    #[error("{what} {path} was deleted before the image was taken; it cannot be reopened")]
+    FileDeleted { what: &'static str, path: String },
     /// The process's user may not open it.
     #[error("{what} {path} cannot be opened as the process's user (uid {uid}): {source}")]
     FileDenied {
@@ -160,6 +164,22 @@ pub fn reopened(f: &File) -> Option<Want> {
         id: f.id.clone(),
         how: Match::Inode,
     })
+}
+
+/// Refuses `mappings` if the file of one was deleted before the image was
+/// taken: a resume opens a mapped file by its name, and none reaches it.
+pub fn check_mapped(mappings: &[Mapping]) -> Result<(), Conflict> {
+    for m in mappings {
+        if matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
+            && m.path.ends_with(" (deleted)")
+        {
+            return Err(Conflict::FileDeleted {
+                what: "mapped file",
+                path: m.path.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether what `fd` is matches `want`'s record (see [`Match`]).
@@ -326,6 +346,34 @@ mod tests {
         let mut dup = file(8, FileKind::Regular, "/tmp/log");
         dup.dup_of = Some(3);
         assert!(reopened(&dup).is_none(), "a copy is made from its fd");
+    }
+
+    #[test]
+    fn a_mapped_file_deleted_before_the_image_is_refused() {
+        use crate::state::fixtures::mapping;
+        let mapped = |kind, path: &str| Mapping {
+            path: path.into(),
+            ..mapping(0x1000, 0x2000, "r--p", kind)
+        };
+        assert!(
+            check_mapped(&[
+                mapped(MappingKind::PrivateFile, "/usr/lib/libc.so.6"),
+                mapped(MappingKind::Anonymous, "/memfd:x (deleted)"),
+            ])
+            .is_ok()
+        );
+        for kind in [MappingKind::PrivateFile, MappingKind::SharedFile] {
+            assert_eq!(
+                check_mapped(&[mapped(kind, "/tmp/lib.so (deleted)")])
+                    .err()
+                    .map(|e| e.to_string())
+                    .as_deref(),
+                Some(
+                    "mapped file /tmp/lib.so (deleted) was deleted before the image was taken; \
+                     it cannot be reopened"
+                )
+            );
+        }
     }
 
     #[test]
