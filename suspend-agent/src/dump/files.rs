@@ -8,10 +8,10 @@
 //! gone, and deleted files' contents (up to a cap). Other sockets, pipes
 //! shared with another process and the like cannot (yet): a suspend
 //! refuses them by name, before anything is frozen, unless asked to drop
-//! them (a held process keeps them). File locks, signal owners, terminals, inotify,
-//! orphan unix sockets, epoll instances and unlinked files are kinds of
-//! `state/`, each with its module; files shared with other processes have
-//! a module below.
+//! them (a held process keeps them). Regular files (what an fd is, a
+//! file's identity), file locks, signal owners, terminals, inotify,
+//! sockets, epoll instances and unlinked files are kinds of `state/`, each
+//! with its module; files shared with other processes have a module below.
 
 mod sharing;
 
@@ -20,8 +20,6 @@ pub use crate::state::unlinked::over_cap as unlinked_over_cap;
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    os::unix::fs::FileTypeExt as _,
-    path::Path,
 };
 
 use self::sharing::{pipe_holders, shared_with_others};
@@ -30,7 +28,7 @@ use crate::{
     image::format::{File, FileKind},
     procfs::file_id,
     state::{
-        epoll, eventfd, inotify,
+        epoll, eventfd, files, inotify,
         locks::{self, parse_fd_locks},
         owners, pipes, signalfd, sockets, terminals, timerfd, unlinked,
     },
@@ -67,28 +65,6 @@ pub fn parse_fdinfo(text: &str) -> Option<(u64, u32)> {
         }
     }
     Some((pos?, flags?))
-}
-
-/// What a `/proc/PID/fd/N` link (and the file behind it) is.
-fn kind(link: &str, target: &Path) -> FileKind {
-    if link.starts_with("socket:[") {
-        return FileKind::Socket;
-    }
-    if link.starts_with("pipe:[") {
-        return FileKind::Pipe;
-    }
-    if link.starts_with("anon_inode:") {
-        return FileKind::AnonInode;
-    }
-    match fs::metadata(target).map(|m| m.file_type()) {
-        Ok(t) if t.is_file() => FileKind::Regular,
-        Ok(t) if t.is_dir() => FileKind::Directory,
-        Ok(t) if t.is_char_device() => FileKind::CharDevice,
-        Ok(t) if t.is_block_device() => FileKind::BlockDevice,
-        Ok(t) if t.is_fifo() => FileKind::Pipe,
-        Ok(t) if t.is_socket() => FileKind::Socket,
-        _ => FileKind::Other,
-    }
 }
 
 impl File {
@@ -177,7 +153,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             pid,
             what: "/proc/PID/fdinfo",
         })?;
-        let kind = kind(&link, &target);
+        let kind = files::kind(&link, &target);
         let id = matches!(
             kind,
             FileKind::Regular | FileKind::Directory | FileKind::CharDevice
@@ -370,7 +346,7 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             },
             None => continue,
         };
-        let named = match socket_name(pid, &f.path) {
+        let named = match sockets::name(pid, &f.path) {
             Some(name) => format!("{}: {name}", f.path),
             None => f.path.clone(),
         };
@@ -379,121 +355,9 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
     bad
 }
 
-/// What a `socket:[N]` of `pid` is, as people name it: its protocol and
-/// addresses (`TCP 127.0.0.1:4242 -> 127.0.0.1:51000`, `TCP listening on
-/// 0.0.0.0:80`, `UDP 0.0.0.0:53`, `unix /run/x.sock`, `unix, unnamed`),
-/// from the tables of the process's network namespace.
-fn socket_name(pid: u32, link: &str) -> Option<String> {
-    let inode: u64 = link
-        .strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()?;
-    for (table, proto) in [
-        ("tcp", "TCP"),
-        ("tcp6", "TCP"),
-        ("udp", "UDP"),
-        ("udp6", "UDP"),
-    ] {
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
-            continue;
-        };
-        if let Some(name) = parse_inet_table(&text, inode, proto) {
-            return Some(name);
-        }
-    }
-    let unix = fs::read_to_string(format!("/proc/{pid}/net/unix")).ok()?;
-    parse_unix_table(&unix, inode)
-}
-
-/// `ADDR:PORT` from a `/proc/net/tcp{,6}` address (hex, each 32-bit word
-/// in host order).
-fn inet_address(hex: &str) -> Option<String> {
-    let (addr, port) = hex.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let words: Vec<u32> = (0..addr.len() / 8)
-        .map(|i| u32::from_str_radix(&addr[8 * i..8 * i + 8], 16).ok())
-        .collect::<Option<_>>()?;
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let ip = match bytes.len() {
-        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
-        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
-        _ => return None,
-    };
-    Some(match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
-        v4 => format!("{v4}:{port}"),
-    })
-}
-
-fn parse_inet_table(text: &str, inode: u64, proto: &str) -> Option<String> {
-    text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.get(9)?.parse::<u64>().ok()? != inode {
-            return None;
-        }
-        let local = inet_address(f.get(1)?)?;
-        let remote = inet_address(f.get(2)?)?;
-        let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
-        Some(match (proto, state) {
-            ("TCP", 0x0a) => format!("TCP listening on {local}"),
-            ("TCP", 0x01) => format!("TCP {local} -> {remote}"),
-            ("TCP", _) => format!("TCP {local} -> {remote} (state {state:#x})"),
-            (_, _) if remote.ends_with(":0") => format!("{proto} {local}"),
-            _ => format!("{proto} {local} -> {remote}"),
-        })
-    })
-}
-
-fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
-    text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.get(6)?.parse::<u64>().ok()? != inode {
-            return None;
-        }
-        Some(match f.get(7) {
-            Some(path) => format!("unix {path}"),
-            None => "unix, unnamed".into(),
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sockets_are_named() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:1092 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
-   1: 0100007F:1092 0100007F:C738 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0000000000000000 20 4 30 10 -1\n";
-        assert_eq!(
-            parse_inet_table(tcp, 4242, "TCP").as_deref(),
-            Some("TCP listening on 127.0.0.1:4242")
-        );
-        assert_eq!(
-            parse_inet_table(tcp, 4243, "TCP").as_deref(),
-            Some("TCP 127.0.0.1:4242 -> 127.0.0.1:51000")
-        );
-        assert_eq!(parse_inet_table(tcp, 1, "TCP"), None);
-        let v6 = "  sl  local_address                         remote_address                        st\n\
-   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1\n";
-        assert_eq!(
-            parse_inet_table(v6, 77, "TCP").as_deref(),
-            Some("TCP listening on [::1]:80")
-        );
-        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n\
-0000000000000000: 00000002 00000000 00010000 0001 01 555 /run/suspend/client.sock\n\
-0000000000000000: 00000003 00000000 00000000 0001 03 556\n";
-        assert_eq!(
-            parse_unix_table(unix, 555).as_deref(),
-            Some("unix /run/suspend/client.sock")
-        );
-        assert_eq!(
-            parse_unix_table(unix, 556).as_deref(),
-            Some("unix, unnamed")
-        );
-    }
 
     #[test]
     fn fdinfo() {

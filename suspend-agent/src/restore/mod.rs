@@ -229,13 +229,13 @@ mod tests {
                 "the image's CPU vendor is AuthenticAMD, this one is GenuineIntel",
             ),
             (
-                E::Refused(Refusal::OpenLeased {
+                E::Refused(Refusal::File(crate::state::files::Conflict::OpenLeased {
                     what: "mapped file",
                     path: "/srv/data".into(),
                     pid: 42,
                     whose: "a write lease",
                     how: "for reading",
-                }),
+                })),
                 exit::BAD_IMAGE,
                 "its mapped file /srv/data: pid 42 holds a write lease on it, which opening the \
                  file for reading to resume would start breaking; resume it once that is let go",

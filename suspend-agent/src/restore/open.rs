@@ -16,6 +16,12 @@
 //! a lease on that the open would start breaking (a write lease, for an
 //! open for reading; any, for one for writing) is refused, naming the
 //! holder (`/proc/locks`), instead of breaking it.
+//!
+//! How each file must match the image, its check on the descriptor, the
+//! lease refusal and the naming of an open that failed are the files
+//! kind's ([`crate::state::files`]); a deleted file is made again by its
+//! kind ([`crate::state::unlinked`]). This is the flow: what is opened, in
+//! which order, as whom, and where each goes.
 
 use std::{
     collections::HashMap,
@@ -26,12 +32,11 @@ use std::{
 
 use super::{Options, Refusal, RestoreError};
 use crate::{
-    image::{
-        Image,
-        format::{FileId, FileKind},
+    image::Image,
+    state::{
+        files::{self, Match, Want},
+        mappings, unlinked,
     },
-    procfs::ProcLease,
-    state::{mappings, unlinked},
     sys::creds::{self, FsUser},
 };
 
@@ -50,28 +55,7 @@ pub struct Opened {
     pub stdio: [Option<OwnedFd>; 3],
 }
 
-/// How a file must match its record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Match {
-    /// The very same file: device and inode.
-    Inode,
-    /// The same contents: the same inode with the same size and mtime, or
-    /// (a copy: another machine, a package installed again) another inode
-    /// with the same size and the same mtime to the second.
-    Contents,
-}
-
-/// One file to open.
-#[derive(Debug)]
-struct Want {
-    what: &'static str,
-    path: String,
-    flags: i32,
-    id: Option<FileId>,
-    how: Match,
-    into: Into,
-}
-
+/// Where an opened file goes in [`Opened`].
 #[derive(Debug, Clone)]
 enum Into {
     Exe,
@@ -81,18 +65,21 @@ enum Into {
     Cwd,
 }
 
-/// Which files mapped or open files of `image` a resume opens, in order.
-fn wanted(image: &Image) -> Vec<Want> {
+/// Which files mapped or open files of `image` a resume opens, in order,
+/// each with where it goes.
+fn wanted(image: &Image) -> Vec<(Want, Into)> {
     let mut wants = Vec::new();
     if let Some(exe) = &image.process.exe {
-        wants.push(Want {
-            what: "executable",
-            path: exe.path.clone(),
-            flags: libc::O_RDONLY,
-            id: Some(exe.clone()),
-            how: Match::Contents,
-            into: Into::Exe,
-        });
+        wants.push((
+            Want {
+                what: "executable",
+                path: exe.path.clone(),
+                flags: libc::O_RDONLY,
+                id: Some(exe.clone()),
+                how: Match::Contents,
+            },
+            Into::Exe,
+        ));
     }
     for m in &image.mappings {
         let Some((path, write)) = mappings::opened_as(m) else {
@@ -100,181 +87,51 @@ fn wanted(image: &Image) -> Vec<Want> {
         };
         if wants
             .iter()
-            .any(|w: &Want| matches!(&w.into, Into::Mapped(p, w2) if *p == path && *w2 == write))
+            .any(|(_, into)| matches!(into, Into::Mapped(p, w2) if *p == path && *w2 == write))
         {
             continue;
         }
-        wants.push(Want {
-            what: "mapped file",
-            flags: if write { libc::O_RDWR } else { libc::O_RDONLY },
-            id: m.file.clone(),
-            how: Match::Contents,
-            into: Into::Mapped(path.clone(), write),
-            path,
-        });
+        wants.push((
+            Want {
+                what: "mapped file",
+                flags: if write { libc::O_RDWR } else { libc::O_RDONLY },
+                id: m.file.clone(),
+                how: Match::Contents,
+                path: path.clone(),
+            },
+            Into::Mapped(path, write),
+        ));
     }
     for f in &image.files {
         for w in f.inotify.iter().flatten() {
             let Some(target) = &w.target else { continue };
-            wants.push(Want {
-                what: "file an inotify watch is on",
-                path: target.path.clone(),
-                flags: libc::O_RDONLY | libc::O_NONBLOCK,
-                id: Some(target.clone()),
-                how: Match::Inode,
-                into: Into::Watch(f.fd, w.wd),
-            });
-        }
-        if f.fd <= 2
-            || f.unlinked.is_some()
-            || f.pipe.is_some()
-            || f.eventfd.is_some()
-            || f.epoll.is_some()
-            || f.signalfd.is_some()
-            || f.timerfd.is_some()
-            || f.dup_of.is_some()
-        {
-            continue; // stdio is the resume command's; the others are made
-        }
-        if !matches!(
-            f.kind,
-            FileKind::Regular | FileKind::Directory | FileKind::CharDevice
-        ) {
-            continue;
-        }
-        wants.push(Want {
-            what: "open file",
-            path: f.path.clone(),
-            flags: f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC),
-            id: f.id.clone(),
-            how: Match::Inode,
-            into: Into::Fd(f.fd),
-        });
-    }
-    wants.push(Want {
-        what: "working directory",
-        path: image.process.cwd.clone(),
-        flags: libc::O_PATH | libc::O_DIRECTORY,
-        id: image.process.cwd_id.clone(),
-        how: Match::Inode,
-        into: Into::Cwd,
-    });
-    wants
-}
-
-/// Whether what `fd` is matches `id` (see [`Match`]).
-fn check(fd: &OwnedFd, want: &Want) -> Result<(), Refusal> {
-    let Some(id) = &want.id else {
-        return Ok(());
-    };
-    let changed = |how: String| Refusal::FileChanged {
-        what: want.what,
-        path: want.path.clone(),
-        how,
-    };
-    let meta = crate::sys::fd::stat(fd.as_fd()).map_err(|e| changed(e.to_string()))?;
-    let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
-    if want.how == Match::Inode {
-        return if same_inode {
-            Ok(())
-        } else {
-            Err(changed("it is another file now".into()))
-        };
-    }
-    let mut how = Vec::new();
-    if meta.st_size as u64 != id.size {
-        how.push(format!("size {} then, {} now", id.size, meta.st_size));
-    }
-    let mtime_ns = meta.st_mtime * 1_000_000_000 + meta.st_mtime_nsec;
-    // A copy may keep only whole seconds (`tar` in ustar format, `scp -p`,
-    // busybox `cp -p`).
-    let same_mtime = if same_inode {
-        mtime_ns == id.mtime_ns
-    } else {
-        meta.st_mtime == id.mtime_ns.div_euclid(1_000_000_000)
-    };
-    if !same_mtime {
-        how.push("modified".to_owned());
-    }
-    if how.is_empty() {
-        return Ok(());
-    }
-    if !same_inode {
-        how.insert(0, "it is another file now".to_owned());
-    }
-    Err(changed(how.join(", ")))
-}
-
-/// The first of `leases` (other processes' on one file, from
-/// `/proc/locks`) that an open of the file with `flags` would start
-/// breaking, with its holder and what it is: an open for reading breaks a
-/// write lease (or one being broken), an open for writing any lease, an
-/// `O_PATH` open none (as the kernel's `break_lease` on open).
-fn broken_by(leases: &[ProcLease], flags: i32) -> Option<(u32, &'static str)> {
-    if flags & libc::O_PATH != 0 {
-        return None;
-    }
-    crate::state::locks::in_the_way(leases, flags & libc::O_ACCMODE != libc::O_RDONLY)
-}
-
-/// Refuses, before any is opened, a file of `wants` that another process
-/// holds a lease on which its open would start breaking (even a failing
-/// `O_NONBLOCK` open does): the holder would be told to let go of it for
-/// the resume. The file is found as the open will find it, through an
-/// `O_PATH` open (which breaks nothing), as root: one the process's user
-/// may not open is refused by the open itself, by name. A lease taken
-/// after this is broken by the open, as by any.
-fn leased(wants: &[Want]) -> Result<(), Refusal> {
-    let proc_locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    // No lease or delegation on any file: nothing to look up.
-    if !proc_locks.contains("LEASE") && !proc_locks.contains("DELEG") {
-        return Ok(());
-    }
-    for want in wants {
-        let Some(meta) = creds::open_no_symlinks(Path::new(&want.path), libc::O_PATH)
-            .ok()
-            .and_then(|fd| crate::sys::fd::stat(fd.as_fd()).ok())
-        else {
-            continue; // refused as a file by the open, by name
-        };
-        let leases = crate::procfs::parse_leases_on(&proc_locks, meta.st_dev, meta.st_ino);
-        if let Some((pid, whose)) = broken_by(&leases, want.flags) {
-            return Err(Refusal::OpenLeased {
-                what: want.what,
-                path: want.path.clone(),
-                pid,
-                whose,
-                how: if want.flags & libc::O_ACCMODE == libc::O_RDONLY {
-                    "for reading"
-                } else {
-                    "for writing"
+            wants.push((
+                Want {
+                    what: "file an inotify watch is on",
+                    path: target.path.clone(),
+                    flags: libc::O_RDONLY | libc::O_NONBLOCK,
+                    id: Some(target.clone()),
+                    how: Match::Inode,
                 },
-            });
+                Into::Watch(f.fd, w.wd),
+            ));
+        }
+        // Stdio is the resume command's; the other kinds are made.
+        if let Some(want) = files::reopened(f) {
+            wants.push((want, Into::Fd(f.fd)));
         }
     }
-    Ok(())
-}
-
-/// The refusal for a file that could not be opened as `user`.
-fn refusal(want: &Want, user: &FsUser, e: io::Error) -> Refusal {
-    match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ENOTDIR) => Refusal::FileGone {
-            what: want.what,
-            path: want.path.clone(),
-            source: e,
+    wants.push((
+        Want {
+            what: "working directory",
+            path: image.process.cwd.clone(),
+            flags: libc::O_PATH | libc::O_DIRECTORY,
+            id: image.process.cwd_id.clone(),
+            how: Match::Inode,
         },
-        Some(libc::ELOOP) => Refusal::FileChanged {
-            what: want.what,
-            path: want.path.clone(),
-            how: "a symbolic link is on its path now".into(),
-        },
-        _ => Refusal::FileDenied {
-            what: want.what,
-            path: want.path.clone(),
-            uid: user.fsuid,
-            source: e,
-        },
-    }
+        Into::Cwd,
+    ));
+    wants
 }
 
 /// Makes each deleted file of `image` again, as `user`: with `O_TMPFILE`
@@ -288,25 +145,14 @@ fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refu
             continue;
         };
         let what = "deleted file";
-        let denied = |e: io::Error| {
-            refusal(
-                &Want {
-                    what,
-                    path: u.name.clone(),
-                    flags: 0,
-                    id: None,
-                    how: Match::Inode,
-                    into: Into::Fd(f.fd),
-                },
-                user,
-                e,
-            )
-        };
-        let bytes = B64.decode(&u.data).map_err(|e| Refusal::FileChanged {
-            what,
-            path: u.name.clone(),
-            how: format!("its bytes in the image are not base64: {e}"),
-        })?;
+        let denied = |e: io::Error| files::not_opened(what, &u.name, user.fsuid, e);
+        let bytes = B64
+            .decode(&u.data)
+            .map_err(|e| files::Conflict::FileChanged {
+                what,
+                path: u.name.clone(),
+                how: format!("its bytes in the image are not base64: {e}"),
+            })?;
         // The fds that had it open: this one and its other opens.
         let opens = unlinked::opens(&image.files, f.fd);
         let made = creds::as_user(user, || unlinked::make(u, &bytes, &opens))
@@ -348,7 +194,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         effective,
     };
     let wants = wanted(image);
-    leased(&wants)?;
+    files::leased(wants.iter().map(|(want, _)| want)).map_err(Refusal::from)?;
     let stdio: Vec<(usize, PathBuf)> = options
         .stdio
         .files
@@ -359,7 +205,7 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     let opened = creds::as_user(&user, || {
         let fds = wants
             .iter()
-            .map(|w| creds::open_no_symlinks(Path::new(&w.path), w.flags))
+            .map(|(w, _)| creds::open_no_symlinks(Path::new(&w.path), w.flags))
             .collect::<Vec<_>>();
         let stdio = stdio
             .iter()
@@ -373,10 +219,13 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     })?;
     let (fds, stdio) = opened;
     let mut out = Opened::default();
-    for (want, fd) in wants.iter().zip(fds) {
-        let fd = fd.map_err(|e| refusal(want, &user, e.into()))?;
-        check(&fd, want)?;
-        match want.into.clone() {
+    let not_opened = |want: &Want, e: io::Error| {
+        Refusal::from(files::not_opened(want.what, &want.path, user.fsuid, e))
+    };
+    for ((want, into), fd) in wants.iter().zip(fds) {
+        let fd = fd.map_err(|e| not_opened(want, e.into()))?;
+        files::check(fd.as_fd(), want).map_err(Refusal::from)?;
+        match into.clone() {
             Into::Exe => out.exe = Some(fd),
             Into::Mapped(path, write) => {
                 out.mapped.insert((path, write), fd);
@@ -389,8 +238,8 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
                 // as `O_PATH`, whose close the new watch does not see (an
                 // `IN_CLOSE_NOWRITE` would be queued when the restore
                 // child closes its helpers).
-                let path = creds::reopen(std::os::fd::AsFd::as_fd(&fd), libc::O_PATH)
-                    .map_err(|e| refusal(want, &user, e.into()))?;
+                let path = creds::reopen(fd.as_fd(), libc::O_PATH)
+                    .map_err(|e| not_opened(want, e.into()))?;
                 drop(fd);
                 out.watched.insert((n, wd), path);
             }
@@ -409,125 +258,4 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         })?);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_open_for_reading_breaks_a_write_lease_one_for_writing_any() {
-        let lease = |write, breaking, delegation| ProcLease {
-            pid: 5,
-            delegation,
-            write,
-            breaking,
-        };
-        let (read, write, breaking) = (
-            lease(false, false, false),
-            lease(true, false, false),
-            lease(false, true, false),
-        );
-        let (read_deleg, write_deleg) = (lease(false, false, true), lease(true, false, true));
-        let reading = [libc::O_RDONLY, libc::O_RDONLY | libc::O_NONBLOCK];
-        let writing = [
-            libc::O_WRONLY,
-            libc::O_RDWR,
-            libc::O_WRONLY | libc::O_APPEND,
-        ];
-        for flags in reading {
-            assert_eq!(broken_by(&[read], flags), None, "{flags:#o}");
-            assert_eq!(broken_by(&[read_deleg], flags), None, "{flags:#o}");
-            assert_eq!(broken_by(&[write], flags), Some((5, "a write lease")));
-            assert_eq!(
-                broken_by(&[write_deleg], flags),
-                Some((5, "an NFS delegation"))
-            );
-            assert_eq!(
-                broken_by(&[breaking], flags),
-                Some((5, "a lease being broken"))
-            );
-        }
-        for flags in writing {
-            assert_eq!(broken_by(&[read], flags), Some((5, "a read lease")));
-            assert_eq!(
-                broken_by(&[read_deleg], flags),
-                Some((5, "an NFS delegation"))
-            );
-            assert_eq!(broken_by(&[write], flags), Some((5, "a write lease")));
-            assert_eq!(
-                broken_by(&[breaking], flags),
-                Some((5, "a lease being broken"))
-            );
-        }
-        // An `O_PATH` open (the working directory) breaks none.
-        for kind in [read, write, breaking, write_deleg] {
-            assert_eq!(broken_by(&[kind], libc::O_PATH | libc::O_DIRECTORY), None);
-        }
-        assert_eq!(broken_by(&[], libc::O_RDWR), None);
-    }
-
-    #[test]
-    fn a_file_another_holds_a_lease_on_is_refused_before_it_is_opened() {
-        let dir = std::env::temp_dir().join(format!("suspend-open-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let (written, read) = (dir.join("write-leased"), dir.join("read-leased"));
-        std::fs::write(&written, b"leased").expect("file");
-        std::fs::write(&read, b"leased").expect("file");
-        // The other process: this one, holding a write lease on one file
-        // and a read lease on the other.
-        let holders = [&written, &read].map(|p| std::fs::File::open(p).expect("open"));
-        let held = crate::sys::lease::hold(holders[0].as_fd(), true)
-            .and_then(|()| crate::sys::lease::hold(holders[1].as_fd(), false));
-        if let Err(e) = held {
-            eprintln!(
-                "NOTE: no lease on {} ({e}); the open's lease test is not run",
-                dir.display()
-            );
-            let _ = std::fs::remove_dir_all(&dir);
-            return;
-        }
-        let want = |path: &Path, flags| Want {
-            what: "open file",
-            path: path.display().to_string(),
-            flags,
-            id: None,
-            how: Match::Inode,
-            into: Into::Fd(3),
-        };
-        let refused = [
-            leased(&[want(&written, libc::O_RDONLY)]),
-            leased(&[want(&read, libc::O_RDONLY), want(&read, libc::O_WRONLY)]),
-        ];
-        let allowed = [
-            leased(&[want(&read, libc::O_RDONLY)]),
-            leased(&[want(&written, libc::O_PATH)]),
-        ];
-        // Asked first: nothing was opened in a way that breaks them.
-        let still = holders
-            .each_ref()
-            .map(|h| crate::sys::lease::held(h.as_fd()).expect("F_GETLEASE"));
-        drop(holders);
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(
-            still,
-            [libc::F_WRLCK, libc::F_RDLCK],
-            "a lease is being broken"
-        );
-        let me = std::process::id();
-        assert!(
-            matches!(&refused[0], Err(Refusal::OpenLeased { pid, whose: "a write lease", how: "for reading", .. }) if *pid == me),
-            "{:?}",
-            refused[0]
-        );
-        assert!(
-            matches!(&refused[1], Err(Refusal::OpenLeased { pid, whose: "a read lease", how: "for writing", .. }) if *pid == me),
-            "{:?}",
-            refused[1]
-        );
-        for a in allowed {
-            assert!(a.is_ok(), "{a:?}");
-        }
-    }
 }

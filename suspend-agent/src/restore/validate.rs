@@ -35,27 +35,6 @@ pub enum Refusal {
          fired); it was never meant to be resumed"
     )]
     Inconsistent { ran: Vec<u32> },
-    #[error("{what} {path} is gone: {source}")]
-    FileGone {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{what} {path} changed since the image was taken ({how})")]
-    FileChanged {
-        what: &'static str,
-        path: String,
-        how: String,
-    },
-    #[error("{what} {path} was deleted before the image was taken; it cannot be reopened")]
-    FileDeleted { what: &'static str, path: String },
-    #[error("{what} {path} cannot be opened as the process's user (uid {uid}): {source}")]
-    FileDenied {
-        what: &'static str,
-        path: String,
-        uid: u32,
-        source: std::io::Error,
-    },
     #[error(
         "the image directory is not safe to resume from: {path} {why} (every directory on \
          its path must be owned by root or by the process's user, uid {uid}, and writable by \
@@ -98,17 +77,6 @@ pub enum Refusal {
          {mask})"
     )]
     Cpus { tid: u32, mask: String },
-    #[error(
-        "its {what} {path}: pid {pid} holds {whose} on it, which opening the file {how} to \
-         resume would start breaking; resume it once that is let go"
-    )]
-    OpenLeased {
-        what: &'static str,
-        path: String,
-        pid: u32,
-        whose: &'static str,
-        how: &'static str,
-    },
     #[error("the process had {what}, which this kernel cannot give back ({why})")]
     KernelLacks { what: String, why: &'static str },
     #[error(
@@ -116,6 +84,10 @@ pub enum Refusal {
          come back in them: {which}; run it in the machine's (e.g. nsenter -t 1 -a)"
     )]
     Namespaces { which: String },
+    /// A file it needs is not as it was, or cannot be opened as its user
+    /// (`state::files`).
+    #[error(transparent)]
+    File(#[from] crate::state::files::Conflict),
     /// Its file locks cannot be taken again (`state::locks`).
     #[error(transparent)]
     Lock(#[from] crate::state::locks::Conflict),
@@ -167,16 +139,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
             root: image.process.root.clone(),
         });
     }
-    for m in &image.mappings {
-        if matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
-            && m.path.ends_with(" (deleted)")
-        {
-            return Err(Refusal::FileDeleted {
-                what: "mapped file",
-                path: m.path.clone(),
-            });
-        }
-    }
+    crate::state::files::check_mapped(&image.mappings)?;
     for (i, t) in image.threads.iter().enumerate() {
         let what = if i == 0 { "process" } else { "thread" };
         pid_free(t.tid, what)?;

@@ -10,6 +10,7 @@ pub mod confinement;
 pub mod credentials;
 pub mod epoll;
 pub mod eventfd;
+pub mod files;
 #[cfg(test)]
 pub mod fixtures;
 pub mod inotify;

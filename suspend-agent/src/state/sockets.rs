@@ -5,13 +5,15 @@
 //! a pair made again with its other end closed is the same. Asked of the
 //! kernel through `unix_diag` (`sys::sockdiag`), never through a copy of
 //! the socket. Anything queued in it, a name, buffer sizes of its own or a
-//! peer still there leave it a socket the image cannot hold (refused).
+//! peer still there leave it a socket the image cannot hold (refused),
+//! and any other socket is refused named by its protocol and addresses
+//! ([`name`], from the tables of the process's network namespace).
 //!
 //! Restored: the restore child makes a pair again, as the process's
 //! effective ids, and closes its other end at once ([`make`]; planned as
 //! `OpenKind::OrphanSocket` in `restore/plan/files.rs`).
 
-use std::os::fd::RawFd;
+use std::{fs, os::fd::RawFd};
 
 use crate::{
     image::format::OrphanSocket,
@@ -139,6 +141,87 @@ pub unsafe fn make(sock_type: i32, uid: u32, gid: u32) -> RawFd {
     ends[0]
 }
 
+// Any other socket: named in a refusal, as people name it.
+
+/// What a `socket:[N]` of `pid` is, as people name it: its protocol and
+/// addresses (`TCP 127.0.0.1:4242 -> 127.0.0.1:51000`, `TCP listening on
+/// 0.0.0.0:80`, `UDP 0.0.0.0:53`, `unix /run/x.sock`, `unix, unnamed`),
+/// from the tables of the process's network namespace.
+pub fn name(pid: u32, link: &str) -> Option<String> {
+    let inode = inode(link)?;
+    for (table, proto) in [
+        ("tcp", "TCP"),
+        ("tcp6", "TCP"),
+        ("udp", "UDP"),
+        ("udp6", "UDP"),
+    ] {
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        if let Some(name) = parse_inet_table(&text, inode, proto) {
+            return Some(name);
+        }
+    }
+    let unix = fs::read_to_string(format!("/proc/{pid}/net/unix")).ok()?;
+    parse_unix_table(&unix, inode)
+}
+
+/// `ADDR:PORT` from a `/proc/net/tcp{,6}` address (hex, each 32-bit word
+/// in host order).
+fn inet_address(hex: &str) -> Option<String> {
+    let (addr, port) = hex.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(&addr[8 * i..8 * i + 8], 16).ok())
+        .collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let ip = match bytes.len() {
+        4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+        16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+        _ => return None,
+    };
+    Some(match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    })
+}
+
+/// How the socket with inode `inode` is named from a `/proc/net/tcp{,6}`
+/// or `udp{,6}` table (`text`, of protocol `proto`), if it is in it.
+fn parse_inet_table(text: &str, inode: u64, proto: &str) -> Option<String> {
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(9)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        let local = inet_address(f.get(1)?)?;
+        let remote = inet_address(f.get(2)?)?;
+        let state = u8::from_str_radix(f.get(3)?, 16).ok()?;
+        Some(match (proto, state) {
+            ("TCP", 0x0a) => format!("TCP listening on {local}"),
+            ("TCP", 0x01) => format!("TCP {local} -> {remote}"),
+            ("TCP", _) => format!("TCP {local} -> {remote} (state {state:#x})"),
+            (_, _) if remote.ends_with(":0") => format!("{proto} {local}"),
+            _ => format!("{proto} {local} -> {remote}"),
+        })
+    })
+}
+
+/// How the socket with inode `inode` is named from a `/proc/net/unix`
+/// table (`text`), if it is in it: its path, or unnamed.
+fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(6)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        Some(match f.get(7) {
+            Some(path) => format!("unix {path}"),
+            None => "unix, unnamed".into(),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +236,39 @@ mod tests {
             buffers: Some((212_992, 212_992)),
             shutdown: Some(BOTH_SHUT),
         }
+    }
+
+    #[test]
+    fn sockets_are_named() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1092 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:1092 0100007F:C738 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0000000000000000 20 4 30 10 -1\n";
+        assert_eq!(
+            parse_inet_table(tcp, 4242, "TCP").as_deref(),
+            Some("TCP listening on 127.0.0.1:4242")
+        );
+        assert_eq!(
+            parse_inet_table(tcp, 4243, "TCP").as_deref(),
+            Some("TCP 127.0.0.1:4242 -> 127.0.0.1:51000")
+        );
+        assert_eq!(parse_inet_table(tcp, 1, "TCP"), None);
+        let v6 = "  sl  local_address                         remote_address                        st\n\
+   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1\n";
+        assert_eq!(
+            parse_inet_table(v6, 77, "TCP").as_deref(),
+            Some("TCP listening on [::1]:80")
+        );
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+0000000000000000: 00000002 00000000 00010000 0001 01 555 /run/suspend/client.sock\n\
+0000000000000000: 00000003 00000000 00000000 0001 03 556\n";
+        assert_eq!(
+            parse_unix_table(unix, 555).as_deref(),
+            Some("unix /run/suspend/client.sock")
+        );
+        assert_eq!(
+            parse_unix_table(unix, 556).as_deref(),
+            Some("unix, unnamed")
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! a cap, `suspend --unlinked-max`), read through a copy of the fd while
 //! the process is frozen ([`read`]), and a resume makes the file again in
 //! its old directory, with no name ([`make`], as the process's user, from
-//! `restore/open.rs`, which names what is refused). Two opens of one such
-//! file come back as two opens of one file ([`opens`]).
+//! `restore/open.rs`, which names what is refused as [`super::files`] names
+//! a file it opens). Two opens of one such file come back as two opens of
+//! one file ([`opens`]).
 //!
 //! Refused by name, before anything is frozen: one another process has
 //! open or maps (a resume would give the process a copy of its own), one
