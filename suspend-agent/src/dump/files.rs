@@ -74,13 +74,7 @@ impl File {
         let stdio = (0..=2).contains(&self.fd);
         let deleted = self.path.ends_with(" (deleted)");
         stdio
-            || self.eventfd.is_some()
-            || self.epoll.is_some()
-            || self.signalfd.is_some()
-            || self.timerfd.is_some()
-            || self.inotify.is_some()
-            || self.pipe.is_some()
-            || self.orphan_socket.is_some()
+            || self.made_again()
             || matches!(self.kind, FileKind::Directory | FileKind::CharDevice)
             || (self.kind == FileKind::Regular && (!deleted || self.unlinked.is_some()))
     }

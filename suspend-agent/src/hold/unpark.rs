@@ -300,10 +300,12 @@ fn settle_timers(image: &Image, site: Site) {
         return;
     }
     let settled = Borrowed::new(pid, site, None).and_then(|mut main| {
-        crate::state::timers::settle(&p.posix_timers, &p.sigactions, &mut main, &site)?;
+        let settled =
+            crate::state::timers::settle(&p.posix_timers, &p.sigactions, &mut main, &site);
         main.restore()?;
-        site.clear()
+        settled
     });
+    let settled = settled.and(site.clear());
     if let Err(e) = settled {
         warn!(
             "pid {pid}: a periodic timer whose signal it ignores may count the hold as overruns: {e}"

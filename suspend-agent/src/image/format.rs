@@ -610,6 +610,23 @@ pub struct OrphanSocket {
     pub sock_type: i32,
 }
 
+impl File {
+    /// Whether a kind of `state/` makes this fd again at resume (from
+    /// what it saved: a pipe end, an eventfd, an epoll instance, a
+    /// signalfd, a timerfd, an inotify instance, an orphan socket) rather
+    /// than the resume opening a file. A deleted file's bytes are another
+    /// matter: see `unlinked`.
+    pub fn made_again(&self) -> bool {
+        self.pipe.is_some()
+            || self.eventfd.is_some()
+            || self.epoll.is_some()
+            || self.signalfd.is_some()
+            || self.timerfd.is_some()
+            || self.inotify.is_some()
+            || self.orphan_socket.is_some()
+    }
+}
+
 #[cfg(test)]
 impl File {
     /// A file record with nothing saved but its number, kind and link,

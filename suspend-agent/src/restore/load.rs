@@ -86,9 +86,11 @@ fn read_run(pages: &File, path: &Path, run: &Run, fresh: bool) -> Result<(), Res
     while at < end {
         let (data, hole) = if fresh {
             let fd = std::os::fd::AsFd::as_fd(pages);
-            // ENXIO: no data from `at` to the end of the file.
-            let Ok(data) = crate::sys::fd::seek(fd, at, libc::SEEK_DATA) else {
-                break;
+            let data = match crate::sys::fd::seek(fd, at, libc::SEEK_DATA) {
+                Ok(data) => data,
+                // No data from `at` to the end of the file.
+                Err(e) if e.raw_os_error() == Some(libc::ENXIO) => break,
+                Err(e) => return Err(bad(e.to_string())),
             };
             if data >= end {
                 break;

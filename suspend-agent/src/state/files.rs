@@ -122,20 +122,11 @@ pub struct Want {
 
 /// The file a resume opens again for fd `f`, if it is of this kind: a
 /// regular file, directory or character device above stdio (stdio is the
-/// resume command's) that no other kind makes (a deleted file, a pipe end,
-/// an eventfd, an epoll instance, a signalfd, a timerfd) and that is not a
-/// copy of another fd (made from it). Opened with its flags but those that
-/// only make a file.
+/// resume command's) that no other kind makes (a deleted file,
+/// [`File::made_again`]) and that is not a copy of another fd (made from
+/// it). Opened with its flags but those that only make a file.
 pub fn reopened(f: &File) -> Option<Want> {
-    if f.fd <= 2
-        || f.unlinked.is_some()
-        || f.pipe.is_some()
-        || f.eventfd.is_some()
-        || f.epoll.is_some()
-        || f.signalfd.is_some()
-        || f.timerfd.is_some()
-        || f.dup_of.is_some()
-    {
+    if f.fd <= 2 || f.unlinked.is_some() || f.made_again() || f.dup_of.is_some() {
         return None;
     }
     if !matches!(
