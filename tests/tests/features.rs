@@ -89,14 +89,7 @@ fn run(name: &str, held: bool) -> Verdict {
     let out = suspend(pid, &dir, &[]);
     if expect == "restored" {
         assert_eq!(out.code, 0, "{name}: suspend --exit: {out:?}");
-        w.wait_exit(); // reaped: its pid is free for the resume
-        let mut back = Proc::resume(&dir.path, pid, &[]);
-        let code = back.wait_exit();
-        assert!(
-            code == 0 && back.seen.iter().any(|l| l == "ok"),
-            "{name}: after the resume it exited {code}: {:#?}",
-            back.seen
-        );
+        comes_back(name, &mut w, pid, &dir);
         return Verdict::Restored;
     }
     let (words, always) = match expect.split_once(' ') {
@@ -127,6 +120,39 @@ fn run(name: &str, held: bool) -> Verdict {
     // Held, it keeps the state.
     held_comes_back(name, &mut w, pid, &dir);
     Verdict::Refused
+}
+
+/// Starts feature program `name` (one that expects to be restored) with a
+/// daemon, waits for its `ready PID`; `None` (noted) when it is not among
+/// `SUSPEND_FEATURES`.
+fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
+    if !features().iter().any(|n| n == name) {
+        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+        return None;
+    }
+    let daemon = Daemon::start();
+    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
+    assert_eq!(w.expect(""), "expect restored");
+    let line = w.expect("");
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
+    Some((daemon, w, pid))
+}
+
+/// `w` (ready as `pid`), killed once its image in `dir` was durable, is
+/// reaped and resumed from that image; panics unless it then passes its
+/// own check (exit 0, `ok`).
+fn comes_back(name: &str, w: &mut Proc, pid: u32, dir: &ImageDir) {
+    w.wait_exit(); // reaped: its pid is free for the resume
+    let mut back = Proc::resume(&dir.path, pid, &[]);
+    let code = back.wait_exit();
+    assert!(
+        code == 0 && back.seen.iter().any(|l| l == "ok"),
+        "{name}: after the resume it exited {code}: {:#?}",
+        back.seen
+    );
 }
 
 /// Holds `w` (ready as `pid`) in `dir`, resumes it (lazily), and
@@ -205,18 +231,9 @@ fn every_one_feature_workload_comes_back_exactly_or_is_refused() {
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a_hold() {
     let name = "posix_timer_ignored";
-    if !features().iter().any(|n| n == name) {
-        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    let Some((_daemon, mut w, pid)) = started(name) else {
         return;
-    }
-    let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
-    assert_eq!(w.expect(""), "expect restored");
-    let line = w.expect("");
-    let pid: u32 = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
+    };
     let dir = ImageDir::new("ignored-timer-left-running");
     let out = suspend(pid, &dir, &["--leave-running"]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -251,18 +268,9 @@ fn page_file_space(dir: &ImageDir) -> (u64, u64) {
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn zero_pages_are_not_stored() {
     let name = "zero_pages";
-    if !features().iter().any(|n| n == name) {
-        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    let Some((_daemon, mut w, pid)) = started(name) else {
         return;
-    }
-    let _daemon = Daemon::start();
-    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
-    assert_eq!(w.expect(""), "expect restored");
-    let line = w.expect("");
-    let pid: u32 = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
+    };
     const MIB: u64 = 1 << 20;
     // `suspend` adds --exit where no other mode is given.
     let modes: [(&str, &[&str]); 2] = [("--leave-running", &["--leave-running"]), ("--exit", &[])];
@@ -281,14 +289,7 @@ fn zero_pages_are_not_stored() {
             "{extra}: pages.img is {len} bytes long and takes {on_disk}: the 8 MiB of zeros are stored"
         );
         if extra == "--exit" {
-            w.wait_exit(); // reaped: its pid is free for the resume
-            let mut back = Proc::resume(&dir.path, pid, &[]);
-            let code = back.wait_exit();
-            assert!(
-                code == 0 && back.seen.iter().any(|l| l == "ok"),
-                "after the resume it exited {code}: {:#?}",
-                back.seen
-            );
+            comes_back(name, &mut w, pid, &dir);
         }
     }
 }
