@@ -47,6 +47,9 @@ pub enum Request {
         /// (`None`: the default).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unlinked_max: Option<u64>,
+        /// Store the pages raw rather than compressed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        no_compress: bool,
     },
     /// Is the daemon there?
     Ping,
@@ -159,6 +162,7 @@ mod tests {
             hold: false,
             new_session: true,
             unlinked_max: None,
+            no_compress: false,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(

@@ -751,7 +751,8 @@ pub fn inspect(dir: &Path) -> Value {
 }
 
 /// The bytes of page `page` of the mapping starting at `start`, as the
-/// image holds them; `None` if that page was not saved.
+/// image holds them (its run decompressed, if it was compressed); `None`
+/// if that page was not saved.
 pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
     use std::os::unix::fs::FileExt as _;
     let meta = std::fs::read_to_string(dir.join("meta.jsonl")).expect("meta.jsonl");
@@ -765,13 +766,15 @@ pub fn image_page(dir: &Path, start: u64, page: u64) -> Option<Vec<u8>> {
             let first = run["first_page"].as_u64()?;
             let count = run["pages"].as_u64()?;
             if (first..first + count).contains(&page) {
-                let at = run["at"].as_u64()? + (page - first) * 4096;
-                let mut buf = vec![0u8; 4096];
-                std::fs::File::open(dir.join("pages.img"))
-                    .ok()?
-                    .read_exact_at(&mut buf, at)
-                    .ok()?;
-                return Some(buf);
+                let pages = std::fs::File::open(dir.join("pages.img")).ok()?;
+                let at = run["at"].as_u64()?;
+                let mut buf = vec![0u8; run["stored"].as_u64().unwrap_or(count * 4096) as usize];
+                pages.read_exact_at(&mut buf, at).ok()?;
+                if run["stored"].is_u64() {
+                    buf = zstd::bulk::decompress(&buf, (count * 4096) as usize).ok()?;
+                }
+                let from = ((page - first) * 4096) as usize;
+                return Some(buf[from..from + 4096].to_vec());
             }
         }
         return None;

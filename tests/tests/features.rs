@@ -131,6 +131,13 @@ fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
         return None;
     }
     let daemon = Daemon::start();
+    let (w, pid) = spawned(name);
+    Some((daemon, w, pid))
+}
+
+/// Starts feature program `name` (one that expects to be restored), the
+/// daemon running; waits for its `ready PID`.
+fn spawned(name: &str) -> (Proc, u32) {
     let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
     assert_eq!(w.expect(""), "expect restored");
     let line = w.expect("");
@@ -138,7 +145,7 @@ fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
         .strip_prefix("ready ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
-    Some((daemon, w, pid))
+    (w, pid)
 }
 
 /// `w` (ready as `pid`), killed once its image in `dir` was durable, is
@@ -260,20 +267,27 @@ fn page_file_space(dir: &ImageDir) -> (u64, u64) {
 /// Zero pages are not stored: `feature_zero_pages` holds at least 8 MiB of
 /// written zeros (32 MiB more with transparent huge pages, 16 of them
 /// touched at one byte each), which its page file must not take on disk,
-/// whether the dump copies into the mapped file (`--leave-running`) or
-/// writes through (`--exit`); resumed from the latter, its own check finds
+/// whether the dump copies into the mapped file (`--leave-running`), writes
+/// through raw (`--exit --no-compress`) or compressed (`--exit`, where the
+/// file itself is short); resumed from the last two, its own check finds
 /// every byte as it was (a private file mapping's zeros too, not the
 /// file's bytes).
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn zero_pages_are_not_stored() {
     let name = "zero_pages";
-    let Some((_daemon, mut w, pid)) = started(name) else {
+    let Some((_daemon, mut w, mut pid)) = started(name) else {
         return;
     };
     const MIB: u64 = 1 << 20;
     // `suspend` adds --exit where no other mode is given.
-    let modes: [(&str, &[&str]); 2] = [("--leave-running", &["--leave-running"]), ("--exit", &[])];
+    let modes: [(&str, &[&str]); 3] = [
+        ("--leave-running", &["--leave-running"]),
+        ("--no-compress", &["--no-compress"]),
+        ("--exit", &[]),
+    ];
+    // The raw page file's length: every saved page.
+    let mut raw_len = 0;
     for (extra, args) in modes {
         let dir = ImageDir::new(&format!("zero-pages{extra}"));
         let out = suspend(pid, &dir, args);
@@ -284,12 +298,24 @@ fn zero_pages_are_not_stored() {
             len as f64 / MIB as f64,
             on_disk as f64 / MIB as f64
         ));
-        assert!(
-            len >= 12 * MIB && on_disk + 8 * MIB <= len,
-            "{extra}: pages.img is {len} bytes long and takes {on_disk}: the 8 MiB of zeros are stored"
-        );
         if extra == "--exit" {
+            // Compressed: short, and dense.
+            assert!(
+                len + 8 * MIB <= raw_len && on_disk <= len + MIB,
+                "{extra}: pages.img is {len} bytes long and takes {on_disk}, raw {raw_len}: the zeros are stored"
+            );
+        } else {
+            assert!(
+                len >= 12 * MIB && on_disk + 8 * MIB <= len,
+                "{extra}: pages.img is {len} bytes long and takes {on_disk}: the 8 MiB of zeros are stored"
+            );
+            raw_len = len;
+        }
+        if extra != "--leave-running" {
             comes_back(name, &mut w, pid, &dir);
+        }
+        if extra == "--no-compress" {
+            (w, pid) = spawned(name); // for the last mode
         }
     }
 }

@@ -242,18 +242,23 @@ fn a_refill_whose_agent_is_killed_waits_and_the_next_daemon_finishes_it() {
 fn a_page_the_damaged_image_cannot_give_kills_the_process_with_a_log_line() {
     let _daemon = Daemon::start();
     let (mut w, pid, dir) = users_region_held("lazy-damaged");
-    // A byte of the region's saved pages, flipped after the hold.
+    // A byte of the region's saved pages, flipped after the hold: the
+    // middle of a run's compressed frame (or, raw, of its second page).
     let meta = std::fs::read_to_string(dir.path.join("meta.jsonl")).expect("meta");
-    let at = meta
+    let (at, stored) = meta
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.split_once(' ')?.1).ok())
         .find(|r| {
             r["record"] == "mapping"
                 && r["end"].as_u64().unwrap_or(0) - r["start"].as_u64().unwrap_or(0) == 32 << 20
         })
-        .and_then(|r| r["pages"][3]["at"].as_u64())
+        .and_then(|r| {
+            let run = &r["pages"][3];
+            Some((run["at"].as_u64()?, run["stored"].as_u64()))
+        })
         .expect("the region's runs in meta.jsonl");
-    suspend_tests::flip_byte(&dir.path.join("pages.img"), at + 5000);
+    let into = stored.map_or(5000, |n| n / 2);
+    suspend_tests::flip_byte(&dir.path.join("pages.img"), at + into);
     let back = resume_lazily(dir.arg(), 0);
     assert_eq!(
         back.code, 0,

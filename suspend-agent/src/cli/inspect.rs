@@ -6,7 +6,11 @@ use serde_json::json;
 
 use crate::{
     exit,
-    image::{Image, format::MappingKind, sign::Keys},
+    image::{
+        Image,
+        format::{MappingKind, PAGE_SIZE},
+        sign::Keys,
+    },
 };
 
 /// Show what an image holds, after checking it
@@ -165,11 +169,20 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             t.value_us, t.interval_us
         );
     }
+    let saved_mib = (image.saved_pages() * PAGE_SIZE) as f64 / 1048576.0;
+    let stored = match image.header.codec {
+        Some(codec) => format!(
+            ", {:.1} MiB stored, {} compressed to {:.2}",
+            image.page_bytes as f64 / 1048576.0,
+            codec.name(),
+            image.page_bytes as f64 / (saved_mib * 1048576.0).max(1.0)
+        ),
+        None => String::new(),
+    };
     println!(
-        "mappings  {} ({} pages saved, {:.1} MiB)",
+        "mappings  {} ({} pages saved, {saved_mib:.1} MiB{stored})",
         image.mappings.len(),
         image.saved_pages(),
-        image.page_bytes as f64 / 1048576.0
     );
     println!(
         "  {:<33} {:<5} {:<11} {:>9} {:>9}  PATH",

@@ -82,6 +82,13 @@ pub struct Args {
     /// is frozen, naming the files.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     unlinked_max: Option<u64>,
+    /// Store the image's pages raw. By default each run of pages is
+    /// compressed (Zstandard, on every core, as it is written; a run that
+    /// would not shrink by a tenth is stored raw). With --leave-running
+    /// the pages are always raw: the process runs again before they are
+    /// written.
+    #[arg(long, requires = "dir")]
+    no_compress: bool,
     /// How long the handshake may take (not the dump), e.g. 500ms, 10s, 1m.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -231,6 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         hold,
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,
+        no_compress: args.no_compress,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let Reply { outcome, message } = control::call(

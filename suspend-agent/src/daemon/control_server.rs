@@ -67,6 +67,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             hold,
             new_session,
             unlinked_max,
+            no_compress,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -81,6 +82,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                 unlinked_max: unlinked_max
                     .unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT)
                     .min(crate::image::format::UNLINKED_MAX_LIMIT),
+                no_compress,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

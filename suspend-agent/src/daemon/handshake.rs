@@ -51,6 +51,8 @@ pub struct SuspendArgs {
     pub new_session: bool,
     /// How many bytes of deleted files' contents the image may carry.
     pub unlinked_max: u64,
+    /// Store the pages raw rather than compressed.
+    pub no_compress: bool,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

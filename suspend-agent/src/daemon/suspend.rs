@@ -336,6 +336,7 @@ pub async fn take(
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,
         write_through: !args.leave_running,
+        compress: !args.leave_running && !args.no_compress,
     };
     let leave_running = args.leave_running;
     let hold = args.hold;
@@ -467,13 +468,19 @@ pub async fn take(
             durable_after,
             end,
         }) => {
+            // Compressed, the pages take fewer bytes than they hold.
+            let saved = summary.pages * crate::image::format::PAGE_SIZE;
+            let size = if summary.bytes == saved {
+                mib(saved)
+            } else {
+                format!("{}, {} stored", mib(saved), mib(summary.bytes))
+            };
             let what = format!(
-                "{} thread(s), {} mappings, {} pages ({}) in {}; frozen for {}; image durable \
+                "{} thread(s), {} mappings, {} pages ({size}) in {}; frozen for {}; image durable \
                  {} after ready",
                 summary.threads,
                 summary.mappings,
                 summary.pages,
-                mib(summary.bytes),
                 took(summary.took),
                 took(frozen_for),
                 took(durable_after)

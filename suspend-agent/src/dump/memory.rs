@@ -8,9 +8,11 @@
 //! file; then one worker per core takes the next batch as it finishes one
 //! and puts it where the [`Sink`] says: straight into its place in the
 //! mapped page file (checksummed later, once the process runs again), or
-//! into the worker's own buffer, checksummed there, written to the page
-//! file and handed to the disk at once (the process stays frozen until the
-//! image is durable, so the disk must start as early as it can).
+//! into the worker's own buffer, checksummed there, compressed if asked
+//! (each run one frame, the batch's frames written together at the next
+//! free place in the file), written to the page file and handed to the disk
+//! at once (the process stays frozen until the image is durable, so the
+//! disk must start as early as it can).
 //!
 //! Only the thread that froze the process reads through `/proc/PID/mem`:
 //! kernels built with `CONFIG_PROC_MEM_FORCE_PTRACE` (Debian's 7.x) let
@@ -36,7 +38,7 @@ use crate::{
     image::{
         WriteError,
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
-        pages::{HOLE_MIN_PAGES, leave_out, zero_stretches},
+        pages::{HOLE_MIN_PAGES, Packer, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
     state::mappings::{anonymous_page_saved, private_file_page_saved},
@@ -107,8 +109,10 @@ impl Memory {
     }
 
     /// Copies what `plan` says into `sink` (the page file's first
-    /// `plan.bytes`); returns every mapping's page runs, hashed if the sink
-    /// is [`Sink::File`]. Must run on the thread that froze the process.
+    /// `plan.bytes`, or fewer where runs are compressed); returns every
+    /// mapping's page runs, hashed if the sink is [`Sink::File`], and the
+    /// bytes of the page file they take. Must run on the thread that froze
+    /// the process.
     /// `tick` is called on this thread after each of its batches, with the
     /// bytes copied so far by all the workers; an error from it stops the
     /// copy.
@@ -117,14 +121,15 @@ impl Memory {
         plan: &Plan,
         sink: Sink<'_>,
         tick: &mut dyn FnMut(u64) -> Result<(), DumpError>,
-    ) -> Result<Vec<Vec<PageRun>>, DumpError> {
-        let (batches, file) = match sink {
+    ) -> Result<(Vec<Vec<PageRun>>, u64), DumpError> {
+        let (batches, file, pack) = match sink {
             Sink::Area(area) => {
                 assert_eq!(area.len() as u64, plan.bytes, "the area is the plan's size");
-                (plan.batches(Some(area)), None)
+                (plan.batches(Some(area)), None, false)
             }
-            Sink::File(file, path) => (plan.batches(None), Some((file, path))),
+            Sink::File { file, path, pack } => (plan.batches(None), Some((file, path)), pack),
         };
+        let packed_to = AtomicU64::new(0);
         let queue = Mutex::new(batches.into_iter());
         let deferred = Mutex::new(Vec::new());
         let hashes = Mutex::new(HashMap::new());
@@ -136,6 +141,7 @@ impl Memory {
             file,
             hashes: &hashes,
             writeback_failed: &AtomicBool::new(false),
+            packed_to: pack.then_some(&packed_to),
         };
         let workers = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
@@ -181,11 +187,13 @@ impl Memory {
                     .iter()
                     .enumerate()
                     .map(|(run_index, &(first_page, pages))| {
+                        let written = hashes.remove(&(index, run_index)).unwrap_or_default();
                         let run = PageRun {
                             first_page,
                             pages,
-                            at,
-                            blake3: hashes.remove(&(index, run_index)).unwrap_or_default(),
+                            at: written.at.unwrap_or(at),
+                            blake3: written.blake3,
+                            stored: written.stored,
                         };
                         at += pages * PAGE_SIZE;
                         run
@@ -208,7 +216,12 @@ impl Memory {
                 source: io::Error::other("a page run was written without its hash"),
             });
         }
-        Ok(saved)
+        let bytes = if pack {
+            packed_to.into_inner()
+        } else {
+            plan.bytes
+        };
+        Ok((saved, bytes))
     }
 
     /// Takes batches from `queue` until it is empty or a worker failed.
@@ -221,8 +234,11 @@ impl Memory {
         mut tick: Option<&mut dyn FnMut(u64) -> Result<(), DumpError>>,
     ) -> Result<(), DumpError> {
         let tracer = tick.is_some();
-        // This worker's buffer, for a sink that is a file.
+        // This worker's buffer, for a sink that is a file, and its
+        // compressor, for one that packs.
         let mut own = Vec::new();
+        let mut packer = None;
+        let mut frames = Vec::new();
         while !shared.failed.load(Ordering::Relaxed) {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
             let Some(mut batch) = next else { break };
@@ -243,18 +259,47 @@ impl Memory {
                     .map(|()| true),
                 Source::Nothing => Ok(true),
             };
-            let outcome = match (outcome, shared.file) {
-                (Ok(true), Some((file, path))) => Self::write_batch(
+            let outcome = match (outcome, shared.file, shared.packed_to) {
+                (Ok(true), Some((file, path)), Some(packed_to)) => {
+                    let packer = match &mut packer {
+                        Some(p) => p,
+                        None => packer.insert(Packer::new().map_err(|source| {
+                            DumpError::Write(WriteError::Io {
+                                op: "making a compressor for",
+                                path: path.to_path_buf(),
+                                source,
+                            })
+                        })?),
+                    };
+                    Self::pack_batch(
+                        (index, first_run),
+                        runs,
+                        buf,
+                        Out {
+                            file,
+                            path,
+                            hashes: shared.hashes,
+                            writeback_failed: shared.writeback_failed,
+                        },
+                        (packer, &mut frames),
+                        packed_to,
+                    )
+                    .map(|()| true)
+                }
+                (Ok(true), Some((file, path)), None) => Self::write_batch(
                     (index, first_run),
                     at,
                     runs,
                     buf,
-                    (file, path),
-                    shared.hashes,
-                    shared.writeback_failed,
+                    Out {
+                        file,
+                        path,
+                        hashes: shared.hashes,
+                        writeback_failed: shared.writeback_failed,
+                    },
                 )
                 .map(|()| true),
-                (outcome, _) => outcome,
+                (outcome, _, _) => outcome,
             };
             let outcome = match outcome {
                 Ok(false) => {
@@ -292,51 +337,85 @@ impl Memory {
         at: u64,
         runs: &[Run],
         buf: &[u8],
-        (file, path): (&File, &std::path::Path),
-        hashes: &Mutex<HashMap<(usize, usize), String>>,
-        writeback_failed: &AtomicBool,
+        out: Out<'_>,
     ) -> Result<(), DumpError> {
+        let Out { file, .. } = out;
         let mut done = 0;
         let mut hashed = Vec::with_capacity(runs.len());
         for (i, &(_, pages)) in runs.iter().enumerate() {
             let bytes = (pages * PAGE_SIZE) as usize;
-            hashed.push(((first.0, first.1 + i), blake3_hex(&buf[done..done + bytes])));
+            let written = Written {
+                blake3: blake3_hex(&buf[done..done + bytes]),
+                at: None,
+                stored: None,
+            };
+            hashed.push(((first.0, first.1 + i), written));
             done += bytes;
         }
-        let failed = |op: &'static str| {
-            move |source| {
-                DumpError::Write(WriteError::Io {
-                    op,
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        };
         // Zero pages are not written (the new file's allocated space reads
         // as zeros), and a long stretch of them is punched out of it.
         let mut from = 0;
         for (zero, len) in zero_stretches(buf).into_iter().chain([(buf.len(), 0)]) {
             if zero > from {
                 file.write_all_at(&buf[from..zero], at + from as u64)
-                    .map_err(failed("writing"))?;
+                    .map_err(out.failed("writing"))?;
             }
             if len >= HOLE_MIN_PAGES * PAGE_SIZE as usize {
                 leave_out(file, at + zero as u64, len as u64);
             }
             from = zero + len;
         }
-        if let Err(e) = crate::sys::start_writeback(file, at, buf.len() as u64)
-            && !writeback_failed.swap(true, Ordering::Relaxed)
-        {
-            log::warn!(
-                "starting the write-back of {}: {e}; the final fsync writes it",
-                path.display()
-            );
+        out.written(at, buf.len() as u64, hashed);
+        Ok(())
+    }
+
+    /// Hashes the runs of a batch, read into `buf`, compresses each into
+    /// one frame (or keeps it raw where that would not save a tenth),
+    /// writes the frames together (gathered in the worker's `frames`) at
+    /// the next free place in the page file (`packed_to`, shared by the
+    /// workers) and starts their write-back, as [`Self::write_batch`].
+    fn pack_batch(
+        first: (usize, usize),
+        runs: &[Run],
+        buf: &[u8],
+        out: Out<'_>,
+        (packer, frames): (&mut Packer, &mut Vec<u8>),
+        packed_to: &AtomicU64,
+    ) -> Result<(), DumpError> {
+        frames.clear();
+        let mut placed = Vec::with_capacity(runs.len());
+        let mut done = 0;
+        for (i, &(_, pages)) in runs.iter().enumerate() {
+            let bytes = (pages * PAGE_SIZE) as usize;
+            let run = &buf[done..done + bytes];
+            done += bytes;
+            let offset = frames.len() as u64;
+            let stored = match packer.pack(run) {
+                Some(frame) => {
+                    frames.extend_from_slice(frame);
+                    Some(frame.len() as u64)
+                }
+                None => {
+                    frames.extend_from_slice(run);
+                    None
+                }
+            };
+            placed.push((i, blake3_hex(run), offset, stored));
         }
-        hashes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(hashed);
+        let len = frames.len() as u64;
+        let at = packed_to.fetch_add(len, Ordering::Relaxed);
+        out.file
+            .write_all_at(frames, at)
+            .map_err(out.failed("writing"))?;
+        let hashed = placed.into_iter().map(|(i, blake3, offset, stored)| {
+            let written = Written {
+                blake3,
+                at: Some(at + offset),
+                stored,
+            };
+            ((first.0, first.1 + i), written)
+        });
+        out.written(at, len, hashed);
         Ok(())
     }
 
@@ -528,6 +607,55 @@ fn seek(file: &File, offset: u64, whence: libc::c_int) -> Option<u64> {
     crate::sys::fd::seek(file.as_fd(), offset, whence).ok()
 }
 
+/// Where a batch is written, and what is kept of it.
+#[derive(Clone, Copy)]
+struct Out<'p> {
+    file: &'p File,
+    path: &'p std::path::Path,
+    hashes: &'p Mutex<HashMap<(usize, usize), Written>>,
+    writeback_failed: &'p AtomicBool,
+}
+
+impl Out<'_> {
+    /// The error of a failed `op` on the page file.
+    fn failed(&self, op: &'static str) -> impl FnOnce(io::Error) -> DumpError + use<> {
+        let path = self.path.to_path_buf();
+        move |source| DumpError::Write(WriteError::Io { op, path, source })
+    }
+
+    /// Starts the write-back of the `len` bytes written at `at` and keeps
+    /// their runs' hashes and places. Starting the write-back is only
+    /// advice (see [`Memory::write_batch`]).
+    fn written(
+        &self,
+        at: u64,
+        len: u64,
+        runs: impl IntoIterator<Item = ((usize, usize), Written)>,
+    ) {
+        if let Err(e) = crate::sys::start_writeback(self.file, at, len)
+            && !self.writeback_failed.swap(true, Ordering::Relaxed)
+        {
+            log::warn!(
+                "starting the write-back of {}: {e}; the final fsync writes it",
+                self.path.display()
+            );
+        }
+        self.hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(runs);
+    }
+}
+
+/// A run as it was written: its hash, and, where it was compressed (and so
+/// placed where the batch found room), its place and stored size.
+#[derive(Default)]
+struct Written {
+    blake3: String,
+    at: Option<u64>,
+    stored: Option<u64>,
+}
+
 /// Where a mapping's saved pages come from.
 enum Source {
     /// Nothing is saved (kernel mappings, shared file mappings).
@@ -562,8 +690,13 @@ pub enum Sink<'a> {
     /// hashing left for later.
     Area(&'a mut [u8]),
     /// The page file itself (and its path, for errors): each batch is read
-    /// into a worker's buffer, hashed, written and its write-back started.
-    File(&'a File, &'a std::path::Path),
+    /// into a worker's buffer, hashed, compressed if `pack`, written and
+    /// its write-back started.
+    File {
+        file: &'a File,
+        path: &'a std::path::Path,
+        pack: bool,
+    },
 }
 
 /// Runs of one mapping read together, and where they go.
@@ -586,10 +719,13 @@ struct Shared<'p, 'a> {
     failed: &'p AtomicBool,
     /// The page file, for [`Sink::File`].
     file: Option<(&'p File, &'p std::path::Path)>,
-    /// Each written run's BLAKE3, by (mapping, run) index.
-    hashes: &'p Mutex<HashMap<(usize, usize), String>>,
+    /// Each written run's BLAKE3 (and place, if compressed), by (mapping,
+    /// run) index.
+    hashes: &'p Mutex<HashMap<(usize, usize), Written>>,
     /// Starting a batch's write-back failed (logged once).
     writeback_failed: &'p AtomicBool,
+    /// For a sink that packs: the end of what the workers wrote so far.
+    packed_to: Option<&'p AtomicU64>,
 }
 
 impl Plan {
@@ -708,14 +844,19 @@ mod tests {
         let runs = [(0, 1), (10, 64), (80, 1), (90, 2)];
         let hashes = Mutex::new(HashMap::new());
         let failed = AtomicBool::new(false);
-        Memory::write_batch((0, 0), at, &runs, &buf, (&file, &path), &hashes, &failed)
-            .expect("the batch is written");
+        let out = Out {
+            file: &file,
+            path: &path,
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        Memory::write_batch((0, 0), at, &runs, &buf, out).expect("the batch is written");
         let mut back = vec![1u8; buf.len()];
         file.read_exact_at(&mut back, at).expect("read back");
         assert!(back == buf, "the page file reads back as the batch");
         let hashes = hashes.into_inner().expect("hashes");
         assert_eq!(
-            hashes[&(0, 1)],
+            hashes[&(0, 1)].blake3,
             blake3_hex(&buf[page..65 * page]),
             "zeros hashed"
         );
@@ -742,8 +883,15 @@ mod tests {
         let runs = [(0, 1), (5, 2)];
         let hashes = Mutex::new(HashMap::new());
         let failed = AtomicBool::new(false);
-        let write =
-            |file| Memory::write_batch((4, 1), 0, &runs, &buf, (file, path), &hashes, &failed);
+        let write = |file| {
+            let out = Out {
+                file,
+                path,
+                hashes: &hashes,
+                writeback_failed: &failed,
+            };
+            Memory::write_batch((4, 1), 0, &runs, &buf, out)
+        };
         write(&null).expect("the batch is written");
         assert!(
             failed.load(Ordering::Relaxed),
@@ -751,7 +899,9 @@ mod tests {
         );
         // Both runs hashed, under their (mapping, run) index.
         let page = PAGE_SIZE as usize;
-        let hashes_now = hashes.lock().expect("hashes").clone();
+        let hashes_now: HashMap<_, _> = (hashes.lock().expect("hashes").iter())
+            .map(|(k, w)| (*k, w.blake3.clone()))
+            .collect();
         assert_eq!(hashes_now.len(), 2);
         assert_eq!(hashes_now[&(4, 1)], blake3_hex(&buf[..page]));
         assert_eq!(hashes_now[&(4, 2)], blake3_hex(&buf[page..]));
@@ -761,5 +911,87 @@ mod tests {
             write(&read_only),
             Err(DumpError::Write(WriteError::Io { op: "writing", .. }))
         ));
+    }
+
+    #[test]
+    fn packed_batches_take_their_own_places_and_read_back_as_their_runs() {
+        use crate::image::pages::RunReader;
+        let path = std::env::temp_dir().join(format!("suspend-packed-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        let page = PAGE_SIZE as usize;
+        // Two batches: zeros and text (packed), then noise (kept raw) and
+        // zeros again.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..2 * page)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let text: Vec<u8> = (0..3 * page).map(|i| b"frames"[i % 6]).collect();
+        let first = [vec![0u8; 2 * page], text].concat();
+        let second = [noise.clone(), vec![0u8; page]].concat();
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let packed_to = AtomicU64::new(0);
+        let out = Out {
+            file: &file,
+            path: &path,
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        let mut packer = (Packer::new().expect("a compressor"), Vec::new());
+        let batches: [(&[Run], &[u8]); 2] =
+            [(&[(0, 2), (7, 3)], &first), (&[(20, 2), (30, 1)], &second)];
+        for (i, (runs, buf)) in batches.iter().enumerate() {
+            Memory::pack_batch(
+                (i, 0),
+                runs,
+                buf,
+                out,
+                (&mut packer.0, &mut packer.1),
+                &packed_to,
+            )
+            .expect("the batch is packed");
+        }
+        let end = packed_to.load(Ordering::Relaxed);
+        assert_eq!(file.metadata().expect("stat").len(), end);
+        assert!(end < (noise.len() + page) as u64, "{end} bytes for 9 pages");
+        let hashes = hashes.into_inner().expect("hashes");
+        let mut reader = RunReader::default();
+        let mut places = Vec::new();
+        for (i, (runs, buf)) in batches.iter().enumerate() {
+            let mut done = 0;
+            for (r, &(_, pages)) in runs.iter().enumerate() {
+                let written = &hashes[&(i, r)];
+                let bytes = &buf[done..done + pages as usize * page];
+                done += bytes.len();
+                assert_eq!(written.blake3, blake3_hex(bytes));
+                let at = written.at.expect("placed");
+                let mut back = vec![1u8; bytes.len()];
+                reader
+                    .read(&file, at, written.stored, &mut back)
+                    .expect("reads back");
+                assert!(back == bytes, "batch {i} run {r}");
+                places.push((at, written.stored.unwrap_or(bytes.len() as u64)));
+            }
+        }
+        // The noise stays raw; the others are frames. No two overlap.
+        assert_eq!(hashes[&(1, 0)].stored, None);
+        assert!(hashes[&(0, 0)].stored.is_some() && hashes[&(1, 1)].stored.is_some());
+        places.sort_unstable();
+        assert!(
+            places.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
+            "{places:?}"
+        );
     }
 }

@@ -24,7 +24,8 @@ use crate::{
     image::{
         ImageWriter, WriteError,
         format::{
-            Attributes, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, PAGE_SIZE, Record, Witness,
+            Attributes, Codec, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, PAGE_SIZE, Record,
+            Witness,
         },
     },
     procfs::{self, vmas},
@@ -101,6 +102,9 @@ pub struct DumpOptions {
     /// way ([`memory::Sink::File`]), rather than copied into the page file
     /// made ready before the freeze and hashed once the process runs.
     pub write_through: bool,
+    /// Written through, the page runs are compressed as they are written
+    /// ([`memory::Sink::File`]'s `pack`).
+    pub compress: bool,
 }
 
 /// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
@@ -118,7 +122,7 @@ pub struct Summary {
     pub took: Duration,
 }
 
-fn header() -> Header {
+fn header(codec: Option<Codec>) -> Header {
     let uname = nix::sys::utsname::uname().ok();
     let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
         uname
@@ -137,6 +141,7 @@ fn header() -> Header {
         hostname: text(|u| u.nodename()),
         cpu: Cpu::here(),
         page_size: PAGE_SIZE,
+        codec,
     }
 }
 
@@ -221,7 +226,8 @@ pub fn dump(
     let inside = inside::ask(frozen, &vmas)?;
     frozen.start_witness()?;
 
-    image.record(&Record::Header(header()))?;
+    let pack = options.write_through && options.compress;
+    image.record(&Record::Header(header(pack.then_some(Codec::Zstd))))?;
     let threads = frozen.threads().to_vec();
     let leader = threads
         .iter()
@@ -343,12 +349,12 @@ pub fn dump(
     let plan = memory.plan(&vmas)?;
     let sink = if options.write_through {
         let (file, path) = image.page_sink(plan.bytes)?;
-        memory::Sink::File(file, path)
+        memory::Sink::File { file, path, pack }
     } else {
         memory::Sink::Area(image.page_area(plan.bytes)?)
     };
     let mut last_report = Instant::now();
-    let saved = memory.copy(&plan, sink, &mut |copied| {
+    let (saved, page_bytes) = memory.copy(&plan, sink, &mut |copied| {
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             frozen.keep_guard()?;
@@ -356,6 +362,7 @@ pub fn dump(
         }
         Ok(())
     })?;
+    image.pages_took(page_bytes);
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
     // Recorded once their runs are hashed, in `Dumped::finish`.
     let mappings: Vec<Mapping> = vmas

@@ -23,7 +23,6 @@
 use std::{
     collections::HashMap,
     fs,
-    io::{self, Read as _, Seek as _},
     os::{
         fd::{AsFd as _, OwnedFd},
         unix::fs::FileExt as _,
@@ -37,6 +36,7 @@ use crate::{
     image::{
         Image,
         format::{MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
+        pages::RunReader,
     },
     sys::{self, PidFd, uffd},
     tracee::inject::{Borrowed, Site},
@@ -105,6 +105,7 @@ pub(super) struct Pages<'i> {
     image: &'i Image,
     file: fs::File,
     verified: std::collections::HashSet<(usize, usize)>,
+    reader: RunReader,
     buf: Vec<u8>,
     cached: Option<(usize, usize)>,
 }
@@ -117,6 +118,7 @@ impl<'i> Pages<'i> {
             file: fs::File::open(image.dir.join(PAGES_FILE))
                 .map_err(io_err(pid, format!("opening {PAGES_FILE}")))?,
             verified: Default::default(),
+            reader: RunReader::default(),
             buf: Vec::new(),
             cached: None,
         })
@@ -130,10 +132,15 @@ impl<'i> Pages<'i> {
             let r = &m.pages[run];
             self.cached = None;
             self.buf.resize((r.pages * PAGE_SIZE) as usize, 0);
-            self.file
-                .seek(io::SeekFrom::Start(r.at))
-                .and_then(|_| self.file.read_exact(&mut self.buf))
-                .map_err(io_err(pid, format!("reading {PAGES_FILE} at {}", r.at)))?;
+            self.reader
+                .read(&self.file, r.at, r.stored, &mut self.buf)
+                .map_err(|e| HoldError::Pages {
+                    pid,
+                    what: format!(
+                        "{PAGES_FILE}: the run at byte {} (mapping {:#x}): {e}: the image was damaged since it was written",
+                        r.at, m.start
+                    ),
+                })?;
             if !self.verified.contains(&(mapping, run)) {
                 if blake3_hex(&self.buf) != r.blake3 {
                     return Err(HoldError::Pages {

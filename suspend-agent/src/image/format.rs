@@ -1,4 +1,4 @@
-//! The image format, version 2.
+//! The image format, version 5.
 //!
 //! An image is a directory (mode 0700) holding three files (mode 0600):
 //!
@@ -7,9 +7,12 @@
 //!   (it finds damage and says which line). The first record is the
 //!   [`Header`], the last the [`End`], which counts the records before it
 //!   (so a truncated file is detected).
-//! - `pages.img`: raw page contents, each run page-aligned; [`PageRun`]s in
-//!   the [`Mapping`] records say where, and carry the BLAKE3 hash of their
-//!   bytes.
+//! - `pages.img`: page contents; [`PageRun`]s in the [`Mapping`] records
+//!   say where, and carry the BLAKE3 hash of their bytes. A run is stored
+//!   raw (page-aligned where the image is not compressed) or, where the
+//!   header names a [`Codec`] and the run says how many bytes it takes
+//!   (`stored`), compressed as one frame; its hash is always of the pages
+//!   themselves.
 //! - `meta.sig`: the agent's Ed25519 signature over `meta.jsonl` (and so,
 //!   through the run hashes, over `pages.img`); see [`super::sign`]. An
 //!   image nobody trusted signed is never acted on.
@@ -24,8 +27,9 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: &str = "suspend-image";
 /// The version this agent writes. 3 added inotify watches and deleted
 /// files' bytes: an agent that reads only 2 refuses such an image rather
-/// than drop them.
-pub const FORMAT_VERSION: u32 = 4;
+/// than drop them. 5 added compressed page runs ([`Header::codec`],
+/// [`PageRun::stored`]), which an older agent would take for damage.
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest version this agent reads (2 lacks only what 3 added: an
 /// image a held process was held with before an upgrade still resumes).
 pub const FORMAT_VERSION_OLDEST: u32 = 2;
@@ -68,6 +72,27 @@ pub struct Header {
     pub hostname: String,
     pub cpu: Cpu,
     pub page_size: u64,
+    /// How the page runs that say so ([`PageRun::stored`]) are compressed;
+    /// none in an image before version 5, or one written uncompressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Codec>,
+}
+
+/// A compression of page runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// One Zstandard frame per run.
+    Zstd,
+}
+
+impl Codec {
+    /// As a person reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Zstd => "zstd",
+        }
+    }
 }
 
 /// What the saved register state depends on.
@@ -457,10 +482,22 @@ pub struct PageRun {
     /// Index of its first page within the mapping.
     pub first_page: u64,
     pub pages: u64,
-    /// Byte offset in `pages.img` (page-aligned).
+    /// Byte offset in `pages.img` (page-aligned in an image without a
+    /// codec).
     pub at: u64,
-    /// BLAKE3 hash of its bytes, 64 hex digits.
+    /// BLAKE3 hash of its pages (uncompressed), 64 hex digits.
     pub blake3: String,
+    /// Bytes it takes in `pages.img`, compressed with the header's codec;
+    /// none: stored raw (`pages` × [`PAGE_SIZE`] bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<u64>,
+}
+
+impl PageRun {
+    /// Bytes it takes in `pages.img`.
+    pub fn stored_len(&self) -> u64 {
+        self.stored.unwrap_or(self.pages * PAGE_SIZE)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

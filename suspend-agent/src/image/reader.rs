@@ -7,7 +7,6 @@
 
 use std::{
     io,
-    os::unix::fs::FileExt as _,
     path::{Path, PathBuf},
 };
 
@@ -19,6 +18,7 @@ use super::{
         MAX_RUN_PAGES, META_FILE, Mapping, PAGE_SIZE, PAGES_FILE, Process, Record, SIG_FILE,
         Thread, Witness, blake3_hex, xxh3_hex,
     },
+    pages::RunReader,
     sign::{self, AuthError},
 };
 
@@ -224,6 +224,7 @@ impl Image {
             });
         }
         let mut buf = Vec::new();
+        let mut reader = RunReader::default();
         for mapping in &self.mappings {
             for run in &mapping.pages {
                 let bad = |reason: String| ReadError::Pages {
@@ -236,7 +237,21 @@ impl Image {
                     return Err(bad(format!("{} pages in one run", run.pages)));
                 }
                 let bytes = run.pages * PAGE_SIZE;
-                if run.at % PAGE_SIZE != 0 || run.at.checked_add(bytes).is_none_or(|e| e > len) {
+                match (run.stored, self.header.codec) {
+                    (Some(_), None) => {
+                        return Err(bad("compressed, in an image that names no codec".into()));
+                    }
+                    // A frame is kept only where it is smaller than the run.
+                    (Some(stored), Some(_)) if stored == 0 || stored >= bytes => {
+                        return Err(bad(format!("a frame of {stored} bytes for {bytes}")));
+                    }
+                    // Runs are page-aligned unless frames are packed in.
+                    (None, None) if run.at % PAGE_SIZE != 0 => {
+                        return Err(bad("not page-aligned".into()));
+                    }
+                    _ => {}
+                }
+                if run.at.checked_add(run.stored_len()).is_none_or(|e| e > len) {
                     return Err(bad("outside pages.img".into()));
                 }
                 if run
@@ -248,8 +263,9 @@ impl Image {
                 }
                 if verify {
                     buf.resize(bytes as usize, 0);
-                    file.read_exact_at(&mut buf, run.at)
-                        .map_err(|e| bad(e.to_string()))?;
+                    reader
+                        .read(&file, run.at, run.stored, &mut buf)
+                        .map_err(bad)?;
                     if blake3_hex(&buf) != run.blake3 {
                         return Err(bad("hash mismatch".into()));
                     }
@@ -270,8 +286,11 @@ impl Image {
         let mapping = self.mappings.iter().find(|m| m.path.starts_with(&needle))?;
         let run = mapping.pages.iter().find(|r| r.first_page == 0)?;
         let pages = std::fs::File::open(self.dir.join(PAGES_FILE)).ok()?;
-        let mut raw = [0u8; size_of::<ClientBlock>()];
-        pages.read_exact_at(&mut raw, run.at).ok()?;
+        let mut bytes = vec![0u8; (run.pages * PAGE_SIZE) as usize];
+        RunReader::default()
+            .read(&pages, run.at, run.stored, &mut bytes)
+            .ok()?;
+        let raw = bytes.get(..size_of::<ClientBlock>())?;
         // SAFETY: `ClientBlock` is plain data; any bytes are a valid value.
         let block: ClientBlock = unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) };
         let valid = block.magic == CLIENT_BLOCK_MAGIC
@@ -295,8 +314,11 @@ mod tests {
     use super::*;
     use crate::image::{
         ImageWriter,
-        format::{Cpu, End, FileId, MappingKind, MmFields, PageRun, Regs, Witness, xxh3_hex},
+        format::{
+            Codec, Cpu, End, FileId, MappingKind, MmFields, PageRun, Regs, Witness, xxh3_hex,
+        },
     };
+    use std::os::unix::fs::FileExt as _;
 
     /// The key these tests sign with.
     fn key() -> SigningKey {
@@ -309,6 +331,11 @@ mod tests {
 
     /// A small but complete image in a fresh temporary directory.
     fn write_image(name: &str) -> (PathBuf, PathBuf) {
+        write_image_with(name, None)
+    }
+
+    /// The same, its one run compressed with `codec`.
+    fn write_image_with(name: &str, codec: Option<Codec>) -> (PathBuf, PathBuf) {
         let root =
             std::env::temp_dir().join(format!("suspend-image-test-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
@@ -328,6 +355,7 @@ mod tests {
                 xstate_size: 2696,
             },
             page_size: PAGE_SIZE,
+            codec,
         }))
         .unwrap();
         w.record(&Record::Process(Process {
@@ -387,9 +415,25 @@ mod tests {
         }))
         .unwrap();
         let pages: Vec<u8> = (0..2 * PAGE_SIZE).map(|i| (i % 251) as u8).collect();
-        w.page_area(pages.len() as u64)
-            .unwrap()
-            .copy_from_slice(&pages);
+        let stored = match codec {
+            None => {
+                w.page_area(pages.len() as u64)
+                    .unwrap()
+                    .copy_from_slice(&pages);
+                None
+            }
+            Some(Codec::Zstd) => {
+                let mut packer = crate::image::pages::Packer::new().unwrap();
+                let frame = packer.pack(&pages).expect("the pattern packs");
+                w.page_sink(pages.len() as u64)
+                    .unwrap()
+                    .0
+                    .write_all_at(frame, 0)
+                    .unwrap();
+                w.pages_took(frame.len() as u64);
+                Some(frame.len() as u64)
+            }
+        };
         let at = 0;
         w.record(&Record::Mapping(Mapping {
             start: 0x10000,
@@ -404,6 +448,7 @@ mod tests {
                 pages: 2,
                 at,
                 blake3: blake3_hex(&pages),
+                stored,
             }],
             advice: Vec::new(),
             sealed: false,
@@ -516,6 +561,63 @@ mod tests {
             matches!(err, ReadError::Pages { start: 0x10000, .. }),
             "{err}"
         );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_compressed_run_reads_back_and_any_flipped_byte_of_it_is_refused() {
+        let (root, dir) = write_image_with("packed", Some(Codec::Zstd));
+        let image = Image::read(&dir, true, &trusted()).unwrap();
+        let stored = image.mappings[0].pages[0]
+            .stored
+            .expect("stored compressed");
+        assert!(stored < PAGE_SIZE, "{stored} bytes for two pages");
+        assert_eq!(image.page_bytes, stored);
+        let path = dir.join(PAGES_FILE);
+        let bytes = fs::read(&path).unwrap();
+        // A flip the decoder ignores (a bit of the frame's header it does
+        // not use) gives the run's very pages back: that one reads. Every
+        // other is refused, by the decoder or by the run's hash.
+        let mut refused = 0;
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            fs::write(&path, &bad).unwrap();
+            match Image::read(&dir, true, &trusted()) {
+                Err(ReadError::Pages { start: 0x10000, .. }) => refused += 1,
+                Err(e) => panic!("byte {at}: {e}"),
+                Ok(image) => assert_eq!(image.page_bytes, stored),
+            }
+        }
+        assert!(
+            refused >= bytes.len() - 4,
+            "{refused} of {} refused",
+            bytes.len()
+        );
+        fs::write(&path, &bytes).unwrap();
+        // Signed, but not what a writer makes: a frame in an image that
+        // names no codec, and a frame as long as its run.
+        let cases = [
+            (r#","codec":"zstd""#, "", "names no codec"),
+            (
+                &format!(r#""stored":{stored}"#)[..],
+                r#""stored":8192"#,
+                "a frame of 8192",
+            ),
+        ];
+        let meta = fs::read(dir.join(META_FILE)).unwrap();
+        let sig = fs::read(dir.join(SIG_FILE)).unwrap();
+        for (from, to, says) in cases {
+            edit_meta(&dir, |l| {
+                for line in l.iter_mut() {
+                    *line = rewrite(line, from, to);
+                }
+            });
+            let err = Image::read(&dir, false, &trusted()).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+            fs::write(dir.join(META_FILE), &meta).unwrap();
+            fs::write(dir.join(SIG_FILE), &sig).unwrap();
+        }
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -177,6 +177,12 @@ impl ImageWriter {
         Ok(pages.file())
     }
 
+    /// The page file takes only its first `len` bytes (fewer than
+    /// [`Self::page_sink`] was given: its runs were compressed).
+    pub fn pages_took(&mut self, len: u64) {
+        self.page_bytes = len;
+    }
+
     /// The page file's first `len` bytes, to copy the pages into; the page
     /// file is that long when the image is finished.
     pub fn page_area(&mut self, len: u64) -> Result<&mut [u8], WriteError> {

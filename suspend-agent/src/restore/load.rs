@@ -2,7 +2,7 @@
 //! created, and checked on the way: each page run is read from
 //! `pages.img` straight into its place and its hash verified there,
 //! by as many threads as there are CPUs (first-touch memory is the slow
-//! part). The restore child, a copy of this process, inherits the prepared
+//! part), each decompressing the runs it reads that were compressed. The restore child, a copy of this process, inherits the prepared
 //! memory copy-on-write; once this process unmaps the zone, the child's
 //! pages are its own and nothing was copied twice.
 
@@ -12,7 +12,7 @@ use super::{
     RestoreError,
     plan::{Premap, Source},
 };
-use crate::image::{format::blake3_hex, reader::ReadError};
+use crate::image::{format::blake3_hex, pages::RunReader, reader::ReadError};
 
 /// One page run to read in.
 #[derive(Clone, Debug)]
@@ -22,6 +22,8 @@ pub struct Run {
     pub len: u64,
     /// Offset in `pages.img`.
     pub from: u64,
+    /// Bytes of its compressed frame there; none: raw.
+    pub stored: Option<u64>,
     pub blake3: String,
     /// The mapping it belongs to, for messages.
     pub mapping: u64,
@@ -65,11 +67,18 @@ fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Reads and checks one run in place. Into `fresh` memory (a private
-/// anonymous premap, untouched: it reads as zeros) only the data of
-/// `pages.img` is read: its holes are zero pages the dump did not store,
-/// left untouched here (the hash reads them as the kernel's zero page).
-fn read_run(pages: &File, path: &Path, run: &Run, fresh: bool) -> Result<(), RestoreError> {
+/// Reads and checks one run in place, decompressing a compressed one with
+/// `reader`. Into `fresh` memory (a private anonymous premap, untouched:
+/// it reads as zeros) only the data of a raw run in `pages.img` is read:
+/// its holes are zero pages the dump did not store, left untouched here
+/// (the hash reads them as the kernel's zero page).
+fn read_run(
+    pages: &File,
+    path: &Path,
+    run: &Run,
+    fresh: bool,
+    reader: &mut RunReader,
+) -> Result<(), RestoreError> {
     // SAFETY: `to..to+len` lies in a premap just mapped read-write, owned
     // by this restore; no other thread touches the same run.
     let dst = unsafe { std::slice::from_raw_parts_mut(run.to as *mut u8, run.len as usize) };
@@ -83,6 +92,10 @@ fn read_run(pages: &File, path: &Path, run: &Run, fresh: bool) -> Result<(), Res
     };
     let end = run.from + run.len;
     let mut at = run.from;
+    if run.stored.is_some() {
+        reader.read(pages, run.from, run.stored, dst).map_err(bad)?;
+        at = end;
+    }
     while at < end {
         let (data, hole) = if fresh {
             let fd = std::os::fd::AsFd::as_fd(pages);
@@ -137,9 +150,10 @@ pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), Restore
         taken += run.0.len;
     }
     let read = |group: &Vec<(&Run, bool)>| {
+        let mut reader = RunReader::default();
         group
             .iter()
-            .try_for_each(|&(run, fresh)| read_run(pages, path, run, fresh))
+            .try_for_each(|&(run, fresh)| read_run(pages, path, run, fresh, &mut reader))
     };
     std::thread::scope(|scope| {
         // A share no thread can be had for (a cgroup at its `pids.max`) is

@@ -89,6 +89,7 @@ pub fn run(first_page: u64, pages: u64, at: u64) -> PageRun {
         pages,
         at,
         blake3: "0".repeat(64),
+        stored: None,
     }
 }
 

@@ -211,6 +211,7 @@ pub fn place(
                         to: at + r.first_page * PAGE_SIZE,
                         len: r.pages * PAGE_SIZE,
                         from: r.at,
+                        stored: r.stored,
                         blake3: r.blake3.clone(),
                         mapping: m.start,
                     })
