@@ -28,6 +28,7 @@ use crate::{
         Image,
         format::{Attributes, Process},
     },
+    sys::creds::CAP_SYS_RESOURCE,
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
@@ -78,7 +79,6 @@ pub enum Conflict {
 /// The oom_score_adj must be the agent's to set: the process starts with
 /// this command's, and going below it needs `CAP_SYS_RESOURCE`.
 pub fn check_oom_score(image: &Image) -> Result<(), Conflict> {
-    const CAP_SYS_RESOURCE: u64 = 24;
     let Some(a) = &image.process.attributes else {
         return Ok(());
     };
