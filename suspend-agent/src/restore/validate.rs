@@ -17,6 +17,7 @@ use crate::{
         format::{Cpu, MappingKind},
     },
     procfs::vmas,
+    state::mappings,
     sys::cpu,
 };
 
@@ -276,7 +277,7 @@ pub fn kernel_layout_here() -> Vec<(String, u64, u64)> {
     vmas::parse(&maps)
         .unwrap_or_default()
         .into_iter()
-        .filter(|v| v.kind() == MappingKind::Kernel && v.path != "[vsyscall]")
+        .filter(|v| mappings::kind(v) == MappingKind::Kernel && v.path != "[vsyscall]")
         .map(|v| (v.path, v.start, v.end))
         .collect()
 }
