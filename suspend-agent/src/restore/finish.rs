@@ -336,12 +336,7 @@ fn speculation_to_set(now: i64, state: u32) -> Option<u32> {
 /// process's core dump filter and its autogroup's nice value.
 fn from_outside(image: &Image, pid: u32) -> Result<(), String> {
     for t in &image.threads {
-        if let Some(prio) = t.ioprio
-            && crate::sys::sched::ioprio(t.tid).ok() != Some(prio)
-        {
-            crate::sys::sched::set_ioprio(t.tid, prio)
-                .map_err(|e| format!("thread {}: I/O priority {prio:#x}: {e}", t.tid))?;
-        }
+        crate::state::sched::restore_ioprio(t)?;
     }
     let Some(a) = &image.process.attributes else {
         return Ok(());
