@@ -79,11 +79,9 @@ fn parse_line(line: &str) -> Option<Vma> {
     })
 }
 
+/// A `/proc/PID/maps` of every kind of mapping, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MAPS: &str = "\
+pub const SAMPLE: &str = "\
 55d0c0a00000-55d0c0a02000 r--p 00000000 fd:00 1234                       /usr/bin/work load
 55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
 7f1c2e400000-7f1c2e401000 rw-s 00000000 00:01 5678                       /memfd:suspend-client (deleted)
@@ -96,9 +94,13 @@ mod tests {
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
 ";
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     #[test]
     fn parses_every_line() {
-        let vmas = parse(MAPS).unwrap();
+        let vmas = parse(SAMPLE).unwrap();
         assert_eq!(vmas.len(), 10);
         assert_eq!(vmas[0].path, "/usr/bin/work load");
         assert_eq!(vmas[0].inode, 1234);
@@ -117,7 +119,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
 ";
         let vmas = parse(text).unwrap();
         assert!(vmas.iter().all(Vma::deleted));
-        assert!(!parse(MAPS).unwrap()[4].deleted());
+        assert!(!parse(SAMPLE).unwrap()[4].deleted());
     }
 
     #[test]

@@ -392,19 +392,7 @@ mod tests {
     #[test]
     fn each_mapping_is_saved_as_its_kind() {
         use MappingKind::*;
-        let maps = "\
-55d0c0a00000-55d0c0a02000 r--p 00000000 fd:00 1234                       /usr/bin/work load
-55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
-7f1c2e400000-7f1c2e401000 rw-s 00000000 00:01 5678                       /memfd:suspend-client (deleted)
-7f1c2e500000-7f1c2e600000 ---p 00000000 00:00 0 
-7f1c2e600000-7f1c2e700000 rw-s 00001000 fd:00 99                         /data/shared.bin
-7f1c2e700000-7f1c2e701000 rw-s 00000000 00:01 4                          /dev/zero (deleted)
-7ffd6a9e0000-7ffd6aa01000 rw-p 00000000 00:00 0                          [stack]
-7ffd6ab8c000-7ffd6ab90000 r--p 00000000 00:00 0                          [vvar]
-7ffd6ab90000-7ffd6ab92000 r-xp 00000000 00:00 0                          [vdso]
-ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
-";
-        let kinds: Vec<_> = crate::procfs::vmas::parse(maps)
+        let kinds: Vec<_> = crate::procfs::vmas::parse(crate::procfs::vmas::SAMPLE)
             .unwrap()
             .iter()
             .map(kind)
