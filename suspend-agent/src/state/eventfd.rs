@@ -117,6 +117,20 @@ pub fn make(count: u64, flags: i32) -> RawFd {
     fd
 }
 
+/// An eventfd as the restore child makes it again ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub count: u64,
+    pub flags: i32,
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(make(self.count, self.flags), fd, self.flags) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 use std::{
     fs, io,
     os::{
-        fd::{AsFd as _, BorrowedFd},
+        fd::{AsFd as _, BorrowedFd, RawFd},
         unix::fs::FileTypeExt as _,
     },
     path::Path,
@@ -274,6 +274,28 @@ pub fn not_opened(what: &'static str, path: &str, uid: u32, e: io::Error) -> Con
             uid,
             source: e,
         },
+    }
+}
+
+/// A file opened (as the process) and checked beforehand, at helper fd
+/// `from`: the restore child puts it at its number and position.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reopened {
+    pub from: RawFd,
+    pub flags: i32,
+    pub pos: u64,
+}
+
+impl super::MakeFd for Reopened {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: the restore child's own numbers (the caller's promise).
+        if unsafe { crate::sys::raw::dup3(self.from, fd, self.flags & libc::O_CLOEXEC) } < 0 {
+            return Err(super::Unmade::Open);
+        }
+        if self.pos != 0 && crate::sys::raw::seek(fd, self.pos as i64, libc::SEEK_SET) < 0 {
+            return Err(super::Unmade::Seek);
+        }
+        Ok(())
     }
 }
 

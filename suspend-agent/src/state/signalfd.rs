@@ -25,6 +25,21 @@ pub fn make(mask: &u64, flags: i32) -> RawFd {
     raw::signalfd(mask, flags)
 }
 
+/// `signalfd4(-1, mask, flags)`, as the restore child makes it again
+/// ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub mask: u64,
+    pub flags: i32,
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(make(&self.mask, self.flags), fd, self.flags) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
