@@ -33,6 +33,14 @@ pub struct Made {
     pub flags: i32,
 }
 
+/// A signalfd on `mask`, with status flags `flags`.
+pub fn plan(mask: u64, flags: i32) -> Made {
+    Made {
+        mask,
+        flags: flags & super::CREATE_FLAGS,
+    }
+}
+
 impl super::MakeFd for Made {
     unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
         // SAFETY: in the restore child (the caller's promise).

@@ -234,6 +234,17 @@ pub struct Made {
     pub gid: u32,
 }
 
+/// Orphan socket `socket`, with status flags `flags`, made again as the
+/// process's effective `(uid, gid)`.
+pub fn plan(socket: &OrphanSocket, flags: i32, (uid, gid): (u32, u32)) -> Made {
+    Made {
+        sock_type: socket.sock_type,
+        flags: flags & super::CREATE_FLAGS,
+        uid,
+        gid,
+    }
+}
+
 impl super::MakeFd for Made {
     unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
         // SAFETY: in the restore child, while it makes its files (the

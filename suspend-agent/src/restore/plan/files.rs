@@ -68,7 +68,7 @@ impl OpenKind {
 /// become helpers.
 pub fn opens(
     files: &[File],
-    (euid, egid): (u32, u32),
+    euid_egid: (u32, u32),
     opened: &mut HashMap<RawFd, OwnedFd>,
     watched: &mut HashMap<(RawFd, i32), OwnedFd>,
     helpers: &mut Helpers,
@@ -84,26 +84,15 @@ pub fn opens(
                 None => continue, // made with its read end
             }
         } else if let Some(socket) = &f.orphan_socket {
-            OpenKind::OrphanSocket(sockets::Made {
-                sock_type: socket.sock_type,
-                flags: flags & CREATE_FLAGS,
-                uid: euid,
-                gid: egid,
-            })
+            OpenKind::OrphanSocket(sockets::plan(socket, flags, euid_egid))
         } else if let Some(mask) = f.signalfd {
-            OpenKind::SignalFd(signalfd::Made {
-                mask,
-                flags: flags & CREATE_FLAGS,
-            })
+            OpenKind::SignalFd(signalfd::plan(mask, flags))
         } else if let Some(t) = &f.timerfd {
             OpenKind::TimerFd(timerfd::plan(t, flags))
         } else if let Some(watches) = &f.inotify {
             inotify(f, watches, watched, helpers)?
         } else if let Some(e) = &f.eventfd {
-            OpenKind::EventFd(eventfd::Made {
-                count: e.count,
-                flags: eventfd::create_flags(e, flags),
-            })
+            OpenKind::EventFd(eventfd::plan(e, flags))
         } else if let Some(targets) = &f.epoll {
             OpenKind::Epoll(epoll::plan(files, f, targets))
         } else if let Some(file) = opened.remove(&f.fd) {
