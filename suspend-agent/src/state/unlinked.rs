@@ -321,6 +321,7 @@ mod tests {
             ino,
             size,
             mtime_ns: 0,
+            identity: None,
         }
     }
 
