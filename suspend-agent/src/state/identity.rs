@@ -25,8 +25,7 @@
 
 use std::{
     collections::HashMap,
-    fs,
-    io::{self, ErrorKind},
+    fs, io,
     os::{
         fd::{AsFd as _, BorrowedFd, OwnedFd},
         unix::fs::FileExt as _,
@@ -378,17 +377,23 @@ pub fn warm(pid: u32) {
     fill(&user_of(&creds), ids.iter_mut());
 }
 
-/// Makes `fd` (what a resume opened) readable: itself where it was opened
-/// for reading, else `None` (opened for writing only, or `O_PATH`: its
-/// contents are not read for it).
+/// `fd` (what a resume opened) to read: itself where it was opened for
+/// reading, an open of its own for reading where it was opened for
+/// writing only (as whoever calls it: the resume calls it as the
+/// process's user), `None` for an `O_PATH` one (which breaks no lease: an
+/// open for reading might) or where the reopen fails.
 fn readable(fd: BorrowedFd<'_>) -> Option<fs::File> {
-    let file = fs::File::from(OwnedFd::from(fd.try_clone_to_owned().ok()?));
-    match file.read_at(&mut [0; 1], 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EBADF) || e.kind() == ErrorKind::IsADirectory => {
-            None
-        }
-        _ => Some(file),
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).ok()?);
+    if flags.contains(OFlag::O_PATH) {
+        return None;
     }
+    let fd: OwnedFd = if flags & OFlag::O_ACCMODE == OFlag::O_WRONLY {
+        creds::reopen(fd, libc::O_RDONLY | libc::O_NONBLOCK).ok()?
+    } else {
+        fd.try_clone_to_owned().ok()?
+    };
+    Some(fs::File::from(fd))
 }
 
 /// How the file a resume opened, `fd` (its `fstat` `now`), differs from
@@ -426,7 +431,7 @@ pub fn differs(
         return Some(how.join(", "));
     };
     let Some(file) = readable(fd) else {
-        how.push("it is not opened for reading, so its contents cannot be compared".to_owned());
+        how.push("its contents could not be read to compare".to_owned());
         return Some(how.join(", "));
     };
     let found = build_id(&file).map(|id| hex(&id));
@@ -708,15 +713,16 @@ mod tests {
                  the very same file is accepted"
             )
         );
-        // Opened for writing only: not read for the comparison.
+        // Opened for writing only: read through an open of its own.
         let writing = fs::File::options().append(true).open(&copy).expect("open");
         writing.set_modified(times).expect("utimensat");
+        assert_eq!(said(&writing, &then), None);
+        // `O_PATH`: not read (an open for reading might break a lease).
+        let path_only =
+            fs::File::from(creds::open_no_symlinks(&copy, libc::O_PATH).expect("O_PATH"));
         assert_eq!(
-            said(&writing, &then).as_deref(),
-            Some(
-                "it is another file now, it is not opened for reading, so its contents cannot be \
-                 compared"
-            )
+            said(&path_only, &then).as_deref(),
+            Some("it is another file now, its contents could not be read to compare")
         );
         let _ = fs::remove_file(&path);
         let _ = fs::remove_file(&copy);
