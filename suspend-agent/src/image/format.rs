@@ -119,6 +119,11 @@ pub struct Identity {
     /// read it at suspend (only the very same inode is then accepted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<Digest>,
+    /// Its inode's change time (ns), which nobody sets back: the very
+    /// same inode with another is compared as a copy is (its mtime may
+    /// have been set back over other bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i64>,
 }
 
 /// A BLAKE3 digest of a file's contents, and what it covers.

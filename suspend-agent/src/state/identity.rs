@@ -17,8 +17,9 @@
 //! frozen process waits only for an open and a `fstat` per file.
 //!
 //! Restored: [`differs`] says how a file a resume opened differs from its
-//! record: the same inode with the same size and mtime is accepted as it
-//! is; anything else must have the same size, the same build-id (an ELF
+//! record: the same inode with the same size, mtime and ctime (which
+//! nobody can set back) is accepted as it is; anything else (another
+//! inode, or the same one written) must have the same size, the same build-id (an ELF
 //! file with one), the same digest computed the same way, and — a file
 //! without a build-id — the same mtime (to the second for another inode:
 //! a copy may keep only whole seconds).
@@ -215,6 +216,7 @@ pub fn of(file: &fs::File, size: u64) -> Identity {
     Identity {
         build_id: build_id(file).map(|id| hex(&id)),
         digest: digest(file, size).ok(),
+        ctime_ns: None,
     }
 }
 
@@ -244,6 +246,7 @@ fn identify(id: &FileId, uid: u32, proc_locks: &str) -> Option<Identity> {
     let unread = Identity {
         build_id: None,
         digest: None,
+        ctime_ns: None,
     };
     if !proc_locks.is_empty() {
         let leases = crate::procfs::parse_leases_on(proc_locks, id.dev, id.ino);
@@ -281,7 +284,10 @@ fn identify(id: &FileId, uid: u32, proc_locks: &str) -> Option<Identity> {
     let Ok(fd) = creds::reopen(path.as_fd(), libc::O_RDONLY | libc::O_NONBLOCK) else {
         return Some(unread);
     };
-    let found = of(&fs::File::from(fd), key.size);
+    let found = Identity {
+        ctime_ns: Some(key.ctime_ns),
+        ..of(&fs::File::from(fd), key.size)
+    };
     let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
     if kept.len() >= KEPT_MAX {
         kept.clear();
@@ -409,7 +415,12 @@ pub fn differs(
     let same_inode = now.st_dev == then.dev && now.st_ino == then.ino;
     let size = now.st_size as u64;
     let mtime_ns = now.st_mtime * 1_000_000_000 + now.st_mtime_nsec;
-    if same_inode && size == then.size && mtime_ns == then.mtime_ns {
+    let ctime_ns = now.st_ctime * 1_000_000_000 + now.st_ctime_nsec;
+    if same_inode
+        && size == then.size
+        && mtime_ns == then.mtime_ns
+        && identity.ctime_ns.is_none_or(|c| c == ctime_ns)
+    {
         return None;
     }
     let mut how = Vec::new();
@@ -484,7 +495,7 @@ fn seconds(ns: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
+    use std::{io::Write as _, os::unix::fs::MetadataExt as _};
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("suspend-identity-{}", std::process::id()));
@@ -702,6 +713,7 @@ mod tests {
             identity: Some(Identity {
                 build_id: None,
                 digest: None,
+                ctime_ns: None,
             }),
             ..then.clone()
         };
@@ -726,6 +738,44 @@ mod tests {
         );
         let _ = fs::remove_file(&path);
         let _ = fs::remove_file(&copy);
+    }
+
+    #[test]
+    fn the_same_file_written_with_its_mtime_set_back_is_compared() {
+        let path = scratch("in-place");
+        fs::write(&path, b"twelve bytes").expect("write");
+        let meta = fs::metadata(&path).expect("stat");
+        let mut then = id_of(&path);
+        then.identity = Some(Identity {
+            ctime_ns: Some(meta.ctime() * 1_000_000_000 + meta.ctime_nsec()),
+            ..of(&open(&path), then.size)
+        });
+        assert_eq!(said(&open(&path), &then), None, "unchanged");
+        // Written in place, its mtime set back: its ctime moved.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                f.write_all_at(b"TWELVE", 0)?;
+                f.set_modified(meta.modified()?)
+            })
+            .expect("write");
+        assert_eq!(
+            said(&open(&path), &then).as_deref(),
+            Some("contents differ")
+        );
+        // Its bytes back: only its ctime differs, and its contents agree.
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| {
+                f.write_all_at(b"twelve", 0)?;
+                f.set_modified(meta.modified()?)
+            })
+            .expect("write");
+        assert_eq!(said(&open(&path), &then), None);
+        let _ = fs::remove_file(&path);
     }
 
     #[test]
@@ -780,12 +830,20 @@ mod tests {
         ids[1].ino += 1;
         fill(&me, ids.iter_mut());
         let found = ids[0].identity.clone().expect("an identity");
-        assert_eq!(found, of(&open(&path), 5000));
+        let meta = fs::metadata(&path).expect("stat");
+        assert_eq!(
+            found,
+            Identity {
+                ctime_ns: Some(meta.ctime() * 1_000_000_000 + meta.ctime_nsec()),
+                ..of(&open(&path), 5000)
+            }
+        );
         assert_eq!(
             ids[1].identity,
             Some(Identity {
                 build_id: None,
-                digest: None
+                digest: None,
+                ctime_ns: None,
             }),
             "not read: no digest"
         );
