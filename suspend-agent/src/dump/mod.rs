@@ -284,8 +284,10 @@ pub fn dump(
     // What its executable and open regular files hold (computed before
     // the freeze, `identity::warm`: looked up now).
     let user = identity::user_of(&process.creds);
+    let watched = identity::watched(&files);
     identity::fill(
         &user,
+        &watched,
         process.exe.iter_mut().chain(
             files
                 .iter_mut()
@@ -378,6 +380,7 @@ pub fn dump(
         .collect();
     identity::fill(
         &user,
+        &watched,
         mappings
             .iter_mut()
             .filter(|m| {

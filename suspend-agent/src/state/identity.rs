@@ -25,11 +25,11 @@
 //! a copy may keep only whole seconds).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs, io,
     os::{
         fd::{AsFd as _, BorrowedFd, OwnedFd},
-        unix::fs::FileExt as _,
+        unix::fs::{FileExt as _, MetadataExt as _},
     },
     path::Path,
     sync::{LazyLock, Mutex},
@@ -240,14 +240,28 @@ const KEPT_MAX: usize = 4096;
 /// The identity of the file `id` records, read by its path as the thread's
 /// user (no symbolic link followed) — `None` where the path does not
 /// reach that very file, unchanged, now (and so nothing is recorded) —
-/// with no digest where it could not be read or `proc_locks` shows a
-/// lease an open for reading would start breaking.
-fn identify(id: &FileId, uid: u32, proc_locks: &str) -> Option<Identity> {
+/// with no digest where it could not be read, where `proc_locks` shows a
+/// lease an open for reading would start breaking, or where the process
+/// watches it or its directory (by device and inode, in `watched`): its
+/// inotify instance would be told of the open, the read and the close.
+fn identify(
+    id: &FileId,
+    uid: u32,
+    proc_locks: &str,
+    watched: &HashSet<(u64, u64)>,
+) -> Option<Identity> {
     let unread = Identity {
         build_id: None,
         digest: None,
         ctime_ns: None,
     };
+    let dir = Path::new(&id.path)
+        .parent()
+        .and_then(|d| fs::metadata(d).ok())
+        .map(|m| (m.dev(), m.ino()));
+    if watched.contains(&(id.dev, id.ino)) || dir.is_some_and(|d| watched.contains(&d)) {
+        return Some(unread);
+    }
     if !proc_locks.is_empty() {
         let leases = crate::procfs::parse_leases_on(proc_locks, id.dev, id.ino);
         if super::locks::in_the_way(&leases, false).is_some() {
@@ -297,9 +311,15 @@ fn identify(id: &FileId, uid: u32, proc_locks: &str) -> Option<Identity> {
 }
 
 /// Records the identity of each regular file `ids` names, read as `user`
-/// (see [`identify`]). A file that cannot be read is recorded without a
-/// digest; nothing at all is recorded where its thread could not be made.
-pub fn fill<'a>(user: &FsUser, ids: impl IntoIterator<Item = &'a mut FileId>) {
+/// (see [`identify`]), but those the process's inotify watches on
+/// `watched` (device and inode) would see read. A file that cannot be
+/// read is recorded without a digest; nothing at all is recorded where
+/// its thread could not be made.
+pub fn fill<'a>(
+    user: &FsUser,
+    watched: &HashSet<(u64, u64)>,
+    ids: impl IntoIterator<Item = &'a mut FileId>,
+) {
     let mut ids: Vec<&mut FileId> = ids.into_iter().collect();
     if ids.is_empty() {
         return;
@@ -319,7 +339,7 @@ pub fn fill<'a>(user: &FsUser, ids: impl IntoIterator<Item = &'a mut FileId>) {
             .iter()
             .map(|id| {
                 seen.entry((id.dev, id.ino, id.size, id.mtime_ns))
-                    .or_insert_with(|| identify(id, user.fsuid, &proc_locks))
+                    .or_insert_with(|| identify(id, user.fsuid, &proc_locks, watched))
                     .clone()
             })
             .collect::<Vec<_>>()
@@ -344,10 +364,22 @@ pub fn user_of(creds: &crate::image::format::Creds) -> FsUser {
     }
 }
 
+/// What `files` watch with inotify, by device and inode: what [`fill`]
+/// must not read.
+pub fn watched(files: &[crate::image::format::File]) -> HashSet<(u64, u64)> {
+    files
+        .iter()
+        .flat_map(|f| f.inotify.iter().flatten())
+        .filter_map(|w| w.target.as_ref().map(|t| (t.dev, t.ino)))
+        .collect()
+}
+
 /// Computes, before the freeze, the identities the dump of `pid` will
 /// record (its executable, its mapped files, its open regular files), so
 /// that the frozen process waits only for them to be looked up. Nothing
-/// fails: what is not computed now is computed while frozen.
+/// fails: what is not computed now is computed while frozen. A process
+/// with an inotify instance is left alone (which of its files it watches
+/// is known once it is frozen).
 pub fn warm(pid: u32) {
     let Some(creds) = fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -355,6 +387,13 @@ pub fn warm(pid: u32) {
     else {
         return;
     };
+    let inotify = fs::read_dir(format!("/proc/{pid}/fd")).map(|fds| {
+        fds.flatten()
+            .any(|e| fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == super::inotify::LINK))
+    });
+    if inotify.unwrap_or(true) {
+        return;
+    }
     let mut ids = Vec::new();
     let id_of = |path: String, shown: Option<std::path::PathBuf>| {
         let shown = shown?.to_str()?.to_owned();
@@ -380,7 +419,7 @@ pub fn warm(pid: u32) {
     }
     ids.sort_by_key(|id| (id.dev, id.ino));
     ids.dedup_by_key(|id| (id.dev, id.ino));
-    fill(&user_of(&creds), ids.iter_mut());
+    fill(&user_of(&creds), &HashSet::new(), ids.iter_mut());
 }
 
 /// `fd` (what a resume opened) to read: itself where it was opened for
@@ -495,7 +534,7 @@ fn seconds(ns: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{io::Write as _, os::unix::fs::MetadataExt as _};
+    use std::io::Write as _;
 
     fn scratch(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("suspend-identity-{}", std::process::id()));
@@ -828,7 +867,7 @@ mod tests {
         ids[0].path = path.display().to_string();
         ids[1].path = "/nonexistent/kept".into();
         ids[1].ino += 1;
-        fill(&me, ids.iter_mut());
+        fill(&me, &HashSet::new(), ids.iter_mut());
         let found = ids[0].identity.clone().expect("an identity");
         let meta = fs::metadata(&path).expect("stat");
         assert_eq!(
@@ -851,8 +890,20 @@ mod tests {
         fs::write(&path, b"other").expect("write");
         let mut stale = [ids[0].clone()];
         stale[0].identity = None;
-        fill(&me, stale.iter_mut());
+        fill(&me, &HashSet::new(), stale.iter_mut());
         assert_eq!(stale[0].identity, None);
+        // Watched, or its directory: not read.
+        let meta = fs::metadata(&path).expect("stat");
+        let dir = fs::metadata(path.parent().expect("dir")).expect("stat");
+        for watch in [(meta.dev(), meta.ino()), (dir.dev(), dir.ino())] {
+            let mut watched = [id_of(&path)];
+            watched[0].path = path.display().to_string();
+            fill(&me, &HashSet::from([watch]), watched.iter_mut());
+            assert_eq!(
+                watched[0].identity.as_ref().map(|i| i.digest.is_some()),
+                Some(false)
+            );
+        }
         let _ = fs::remove_file(&path);
     }
 }
