@@ -780,6 +780,70 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_refuses_a_file_that_differs_naming_it_and_takes_an_equal_copy() {
+        use super::super::files::{Conflict, Match, Want, check, reopened};
+        let path = scratch("refused");
+        fs::write(&path, b"twelve bytes").expect("write");
+        let mut then = id_of(&path);
+        then.path = "/srv/data".into();
+        then.identity = Some(of(&open(&path), then.size));
+        let copy = scratch("refused.copy");
+        fs::write(&copy, b"twelve BYTES").expect("write");
+        let times = fs::metadata(&path)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
+        fs::File::options()
+            .write(true)
+            .open(&copy)
+            .and_then(|f| f.set_modified(times))
+            .expect("utimensat");
+        // An open regular file recorded with its identity is checked by it.
+        let file = crate::image::format::File {
+            id: Some(then.clone()),
+            ..crate::image::format::File::bare(
+                3,
+                crate::image::format::FileKind::Regular,
+                "/srv/data",
+            )
+        };
+        let want = reopened(&file).expect("reopened");
+        assert_eq!(want.how, Match::Contents);
+        let refused = check(open(&copy).as_fd(), &want);
+        assert!(
+            matches!(refused, Err(Conflict::FileChanged { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            refused.err().map(|e| e.to_string()).as_deref(),
+            Some(
+                "open file /srv/data changed since the image was taken (it is another file now, \
+                 contents differ)"
+            )
+        );
+        fs::write(&copy, b"twelve bytes").expect("write");
+        fs::File::options()
+            .write(true)
+            .open(&copy)
+            .and_then(|f| f.set_modified(times))
+            .expect("utimensat");
+        assert!(check(open(&copy).as_fd(), &want).is_ok(), "an equal copy");
+        // Without an identity (an older image): the very same inode only.
+        let older = crate::image::format::File {
+            id: Some(FileId {
+                identity: None,
+                ..then.clone()
+            }),
+            ..file
+        };
+        let want: Want = reopened(&older).expect("reopened");
+        assert_eq!(want.how, Match::Inode);
+        assert!(check(open(&copy).as_fd(), &want).is_err());
+        let _ = fs::remove_file(&path);
+        let _ = fs::remove_file(&copy);
+    }
+
+    #[test]
     fn the_same_file_written_with_its_mtime_set_back_is_compared() {
         let path = scratch("in-place");
         fs::write(&path, b"twelve bytes").expect("write");
