@@ -305,11 +305,12 @@ fn ino(path: &str) -> u64 {
     std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
 }
 
-/// Puts `bytes` at `path` as another file (another inode), with the
-/// modification time `mtime`, to the nanosecond.
+/// Puts `bytes` at `path` as another file (another inode) with its mode
+/// and the modification time `mtime`, to the nanosecond.
 fn replace(path: &str, bytes: &[u8], mtime: std::time::SystemTime) {
     let new = format!("{path}.new");
     std::fs::write(&new, bytes).unwrap();
+    std::fs::set_permissions(&new, std::fs::metadata(path).unwrap().permissions()).unwrap();
     std::fs::File::options()
         .write(true)
         .open(&new)
@@ -396,7 +397,7 @@ fn another_executable_of_the_same_size_is_refused_by_name() {
         }
     };
     replace(&exe, &other, mtime);
-    refused(&image.path, pid, "exe-other", 9, &needle, |_| {});
+    refused(&image.path, pid, "exe-other-refused", 9, &needle, |_| {});
     // The same bytes again (another inode still): it resumes.
     replace(&exe, &bytes, mtime);
     let mut r = Proc::resume(&image.path, pid, &[]);
@@ -458,7 +459,7 @@ fn an_open_file_with_other_bytes_under_its_size_and_mtime_is_refused_by_name() {
     refused(
         &dir.path,
         pid,
-        "open-written",
+        "open-written-refused",
         9,
         &format!("open file {file} changed since the image was taken (contents differ)"),
         |_| {},
@@ -468,7 +469,7 @@ fn an_open_file_with_other_bytes_under_its_size_and_mtime_is_refused_by_name() {
     refused(
         &dir.path,
         pid,
-        "open-other",
+        "open-other-refused",
         9,
         &format!(
             "open file {file} changed since the image was taken (it is another file now, \
