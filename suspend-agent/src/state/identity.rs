@@ -255,12 +255,14 @@ fn identify(
         digest: None,
         ctime_ns: None,
     };
-    let dir = Path::new(&id.path)
-        .parent()
-        .and_then(|d| fs::metadata(d).ok())
-        .map(|m| (m.dev(), m.ino()));
-    if watched.contains(&(id.dev, id.ino)) || dir.is_some_and(|d| watched.contains(&d)) {
-        return Some(unread);
+    if !watched.is_empty() {
+        let dir = Path::new(&id.path)
+            .parent()
+            .and_then(|d| fs::metadata(d).ok())
+            .map(|m| (m.dev(), m.ino()));
+        if watched.contains(&(id.dev, id.ino)) || dir.is_some_and(|d| watched.contains(&d)) {
+            return Some(unread);
+        }
     }
     if !proc_locks.is_empty() {
         let leases = crate::procfs::parse_leases_on(proc_locks, id.dev, id.ino);
