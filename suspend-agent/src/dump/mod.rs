@@ -282,7 +282,8 @@ pub fn dump(
     held_only.retain(|what| seen.insert(what.clone()));
     let mut process = process::save(pid, leader, threads.len() as u32)?;
     // What its executable and open regular files hold (computed before
-    // the freeze, `identity::warm`: looked up now).
+    // the freeze, `identity::warm`: looked up now); not stdio, which is
+    // the resume command's.
     let user = identity::user_of(&process.creds);
     let watched = identity::watched(&files);
     identity::fill(
@@ -291,7 +292,7 @@ pub fn dump(
         process.exe.iter_mut().chain(
             files
                 .iter_mut()
-                .filter(|f| f.kind == FileKind::Regular && f.unlinked.is_none())
+                .filter(|f| f.fd > 2 && f.kind == FileKind::Regular && f.unlinked.is_none())
                 .filter_map(|f| f.id.as_mut()),
         ),
     );
