@@ -410,6 +410,10 @@ pub fn warm(pid: u32) {
             continue;
         };
         for e in entries.flatten() {
+            // Stdio is the resume command's.
+            if dir == "fd" && matches!(e.file_name().to_str(), Some("0" | "1" | "2")) {
+                continue;
+            }
             let path = e.path();
             let Ok(link) = fs::read_link(&path) else {
                 continue;
