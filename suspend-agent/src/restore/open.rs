@@ -175,9 +175,16 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         .filter_map(|(i, p)| Some((i, p.clone()?)))
         .collect();
     let opened = creds::as_user(&user, || {
+        // Checked as the user too: a copy's contents are read to compare
+        // them (through an open of its own, for one opened to write only).
         let fds = wants
             .iter()
-            .map(|(w, _)| creds::open_no_symlinks(Path::new(&w.path), w.flags))
+            .map(|(w, _)| {
+                creds::open_no_symlinks(Path::new(&w.path), w.flags).map(|fd| {
+                    let checked = files::check(fd.as_fd(), w);
+                    (fd, checked)
+                })
+            })
             .collect::<Vec<_>>();
         let stdio = stdio
             .iter()
@@ -195,8 +202,8 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         Refusal::from(files::not_opened(want.what, &want.path, user.fsuid, e))
     };
     for ((want, into), fd) in wants.iter().zip(fds) {
-        let fd = fd.map_err(|e| not_opened(want, e.into()))?;
-        files::check(fd.as_fd(), want).map_err(Refusal::from)?;
+        let (fd, checked) = fd.map_err(|e| not_opened(want, e.into()))?;
+        checked.map_err(Refusal::from)?;
         match into.clone() {
             Into::Exe => out.exe = Some(fd),
             Into::Mapped(path, write) => {

@@ -126,6 +126,7 @@ fn target(line: &Line) -> Option<FileId> {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        identity: None,
     })
 }
 

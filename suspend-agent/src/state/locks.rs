@@ -703,6 +703,7 @@ mod tests {
                 ino,
                 size: 6,
                 mtime_ns: 0,
+                identity: None,
             }),
             ..File::bare(fd, FileKind::Regular, path)
         }

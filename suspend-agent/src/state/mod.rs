@@ -18,6 +18,7 @@ pub mod eventfd;
 pub mod files;
 #[cfg(test)]
 pub mod fixtures;
+pub mod identity;
 pub mod inotify;
 pub mod limits;
 pub mod locks;

@@ -356,6 +356,7 @@ mod tests {
             ino,
             size,
             mtime_ns: 0,
+            identity: None,
         }
     }
 
