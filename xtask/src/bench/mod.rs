@@ -6,6 +6,7 @@
 //! speeds vary from run to run.
 
 mod figures;
+mod memory;
 mod program;
 
 use std::{
@@ -22,6 +23,7 @@ use suspend_harness::{
 
 use self::{
     figures::{Figure, table},
+    memory::{DaemonPeak, Refill},
     program::{Program, ProgramRun},
 };
 use crate::{
@@ -57,7 +59,11 @@ use crate::{
 ///   `suspend-agent resume` on the image and records that command's wall
 ///   time (spawn to exit) and the time it reports itself; the cycle is the
 ///   killing suspend's wall time plus the resume's. The resumed process is
-///   checked to be alive and answering, then killed by its pid.
+///   checked to be alive and answering, then killed by its pid;
+///
+/// - the agent's peak memory: the daemon's (which dumps) over the run, the
+///   `resume` command's (which brings an image back) and the refill
+///   agent's (which gives a held process its pages back).
 ///
 /// Then, for every --python size, a realistic workload: python3 holding
 /// that much in dicts, strings and lists, under the preload shim
@@ -66,8 +72,8 @@ use crate::{
 /// the space it takes on disk (zero pages are holes), how long after
 /// `ready` the image was durable, what this disk needs to write and
 /// `fdatasync` the whole resident memory (what an image that stored every
-/// page would cost) and the resume's wall time; it is checked to answer
-/// intact.
+/// page would cost), the resume's wall time and the agent's peak memory;
+/// it is checked to answer intact.
 ///
 /// Prints medians with the least and greatest value of each figure, and
 /// the ratios to the limits measured in the same runs.
@@ -112,6 +118,10 @@ pub struct Run {
     /// started as it is written.
     disk: f64,
     disk_best: f64,
+    /// The daemon's peak resident memory over the run, and the refill
+    /// agent's (KiB; 0 where it was not found).
+    daemon_peak_kib: u64,
+    refill_peak_kib: u64,
 }
 
 impl Run {
@@ -250,6 +260,24 @@ pub const FIGURES: &[Figure<Run>] = &[
         decimals: 2,
         value: |r| r.held_cycle() / r.cycle(),
     },
+    Figure {
+        key: "agent_peak_mib",
+        header: "agent MiB",
+        decimals: 1,
+        value: |r| r.daemon_peak_kib as f64 / 1024.0,
+    },
+    Figure {
+        key: "resume_peak_mib",
+        header: "resume MiB",
+        decimals: 1,
+        value: |r| r.cycle.resume_peak_kib as f64 / 1024.0,
+    },
+    Figure {
+        key: "refill_peak_mib",
+        header: "refill MiB",
+        decimals: 1,
+        value: |r| r.refill_peak_kib as f64 / 1024.0,
+    },
 ];
 
 /// The columns of the first table (the dump, the restore, the hold).
@@ -277,6 +305,9 @@ const LIMITS: &[&str] = &[
     "durable_per_disk",
     "durable_per_best",
     "held_per_cycle",
+    "agent_peak_mib",
+    "resume_peak_mib",
+    "refill_peak_mib",
 ];
 
 /// The runs of one size and thread count of the synthetic workload.
@@ -339,6 +370,8 @@ pub struct ExitCycle {
     /// reports itself ("… in X s").
     pub restore: f64,
     pub restore_in: f64,
+    /// The `resume` command's peak resident memory (KiB).
+    pub resume_peak_kib: u64,
 }
 
 /// Suspends `workload` (pid `pid`) with --exit into `image`, checks it is
@@ -378,13 +411,21 @@ fn exit_and_resume(bin: &Path, workload: Workload, pid: &str, image: &Path) -> R
         on_disk,
         restore: r.wall,
         restore_in,
+        resume_peak_kib: r.peak_kib,
     })
 }
 
-fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> {
+fn one_run(
+    bin: &Path,
+    size: &str,
+    threads: usize,
+    image: &Path,
+    daemon: &mut DaemonPeak,
+) -> Result<Run> {
     let workload = start_workload(bin, &["--fill", size, "--threads", &threads.to_string()])?;
     let pid = workload.ready_pid()?;
     let pid_number: u32 = pid.parse().context("the workload's pid")?;
+    daemon.start();
 
     // The dump, the process left running.
     let (text, total) = suspend(bin, &pid, image, &["--leave-running"])?;
@@ -410,6 +451,8 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // `resume` returned: the refill agent it started is ours now.
+    let refill = Refill::find(daemon.pid());
     let record = held_record(pid_number);
     let refilled = poll(Duration::from_secs(120), Duration::from_micros(500), || {
         (!record.exists()).then_some(())
@@ -418,6 +461,9 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         bail!("the held workload (pid {pid}) is still being refilled after 120 s");
     }
     let resident = started.elapsed().as_secs_f64();
+    let refill_peak_kib = refill
+        .and_then(|r| r.reap(Duration::from_secs(10)))
+        .unwrap_or(0);
     let mut workload = workload;
     let line = workload.ask("check", "state ")?;
     if !line.contains(" memory=intact") {
@@ -428,6 +474,7 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
     let disk_best = disk_limit(image, bytes, true)?;
     // The cycle: suspend (killed once the image is durable), then resume.
     let cycle = exit_and_resume(bin, workload, &pid, image)?;
+    let daemon_peak_kib = daemon.read();
     Ok(Run {
         frozen,
         copy,
@@ -440,6 +487,8 @@ fn one_run(bin: &Path, size: &str, threads: usize, image: &Path) -> Result<Run> 
         cycle,
         disk,
         disk_best,
+        daemon_peak_kib,
+        refill_peak_kib,
     })
 }
 
@@ -519,6 +568,7 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir))?;
     let _daemon = start_daemon(&bin)?;
     warn_if_foreign_daemon(&bin);
+    let mut daemon = DaemonPeak::find();
     let image = Path::new(&args.dir).join("image");
     let mut groups = Vec::new();
     for size in &args.sizes {
@@ -529,12 +579,13 @@ pub fn run(args: Args) -> Result<()> {
             ));
             let mut runs = Vec::new();
             for _ in 0..args.runs.max(1) {
-                let run = one_run(&bin, size, threads, &image)?;
+                let run = one_run(&bin, size, threads, &image, &mut daemon)?;
                 println!(
                     "  dump: frozen {:.3} s, copy {:.3} s, total {:.3} s, {:.1} MiB; \
                      suspend {:.3} s + resume {:.3} s (restore in {:.3} s) = cycle {:.3} s; \
                      held: suspend --hold {:.3} s ({} KiB resident) + resume {:.3} s (all back after {:.3} s); \
-                     durable {:.3} s after ready, disk {:.3} s (with write-back as it goes {:.3} s)",
+                     durable {:.3} s after ready, disk {:.3} s (with write-back as it goes {:.3} s); \
+                     peak memory: daemon {:.1} MiB, resume {:.1} MiB, refill {:.1} MiB",
                     run.frozen,
                     run.copy,
                     run.total,
@@ -550,6 +601,9 @@ pub fn run(args: Args) -> Result<()> {
                     run.cycle.durable,
                     run.disk,
                     run.disk_best,
+                    run.daemon_peak_kib as f64 / 1024.0,
+                    run.cycle.resume_peak_kib as f64 / 1024.0,
+                    run.refill_peak_kib as f64 / 1024.0,
                 );
                 runs.push(run);
             }
@@ -567,10 +621,11 @@ pub fn run(args: Args) -> Result<()> {
             util::stage(format!("{}: {} runs", program.holding(size), args.runs));
             let mut runs = Vec::new();
             for _ in 0..args.runs.max(1) {
-                let run = program::run(&bin, program, size, &image)?;
+                let run = program::run(&bin, program, size, &image, &mut daemon)?;
                 println!(
                     "  resident {:.1} MiB; image {:.1} MiB, {:.1} MiB on disk; suspend --exit {:.3} s, \
-                     durable {:.3} s after ready (writing the resident memory: {:.3} s); resume {:.3} s",
+                     durable {:.3} s after ready (writing the resident memory: {:.3} s); resume {:.3} s; \
+                     peak memory: daemon {:.1} MiB, resume {:.1} MiB",
                     run.rss as f64 / MIB,
                     run.cycle.image as f64 / MIB,
                     run.cycle.on_disk as f64 / MIB,
@@ -578,6 +633,8 @@ pub fn run(args: Args) -> Result<()> {
                     run.cycle.durable,
                     run.disk_rss,
                     run.cycle.restore,
+                    run.daemon_peak_kib as f64 / 1024.0,
+                    run.cycle.resume_peak_kib as f64 / 1024.0,
                 );
                 runs.push(run);
             }
@@ -588,7 +645,7 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
-    print!("{}", tables(&groups, &programs, args.runs));
+    print!("{}", tables(&groups, &programs, args.runs, daemon.reset));
     println!(
         "\nreference: the issue quotes about 0.55 s frozen for 1 GiB with a well-known C/R tool on this kind of machine,"
     );
@@ -604,7 +661,7 @@ pub fn run(args: Args) -> Result<()> {
 
 /// The final tables: the synthetic workload's times, then against the
 /// limits and the agent's memory, then the realistic workloads.
-fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize) -> String {
+fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize, reset: bool) -> String {
     let pick = |keys: &[&str]| -> Vec<&Figure<Run>> {
         keys.iter().map(|k| figures::by_key(FIGURES, k)).collect()
     };
@@ -620,11 +677,20 @@ fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize) -> String {
          resident: from that resume's start until every page is back):\n"
     );
     out += &table(&["size", "threads"], &pick(TIMES), &rows);
-    out += "\nagainst limits measured in the same runs (each run's ratio):\n\
+    out += &format!(
+        "\nagainst limits measured in the same runs (each run's ratio):\n\
          durable: from the process's ready to its image durable, in the suspend that kills it;\n\
          disk: writing and fdatasyncing as many bytes to a fresh file on the same filesystem;\n\
          best: the same, each 2 MiB's write-back started as it is written (sync_file_range);\n\
-         held/cycle: the held cycle over the killing suspend + resume cycle:\n";
+         held/cycle: the held cycle over the killing suspend + resume cycle;\n\
+         the agent's peak resident memory: agent: the daemon, which dumps ({});\n\
+         resume: the `resume` command, which brings an image back; refill: the agent that gives a held process its pages back:\n",
+        if reset {
+            "its high-water mark reset before each run"
+        } else {
+            "a high-water mark since the daemon started: it could not be reset"
+        }
+    );
     out += &table(&["size", "threads"], &pick(LIMITS), &rows);
     for program in [Program::Python] {
         let rows: Vec<(Vec<String>, &[ProgramRun])> = programs
@@ -638,7 +704,8 @@ fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize) -> String {
         out += &format!(
             "\nthe {} workload (on disk: the space pages.img takes, zero pages being holes;\n\
              durable: from ready to the image durable with --exit; disk: writing and fdatasyncing its\n\
-             resident memory, write-back started as it goes, on the same filesystem in the same run):\n",
+             resident memory, write-back started as it goes, on the same filesystem in the same run;\n\
+             agent and resume: peak resident memory of the daemon and of the resume command):\n",
             program.name()
         );
         out += &table(
@@ -673,9 +740,12 @@ pub mod tests {
                 on_disk: 16 << 20,
                 restore: durable / 2.0,
                 restore_in: durable / 3.0,
+                resume_peak_kib: 20 * 1024,
             },
             disk,
             disk_best: disk / 2.0,
+            daemon_peak_kib: 30 * 1024,
+            refill_peak_kib: 10 * 1024,
         }
     }
 
@@ -685,6 +755,7 @@ pub mod tests {
             rss: 0,
             cycle: run(durable, 1.0).cycle,
             disk_rss: 2.0,
+            daemon_peak_kib: 40 * 1024,
         }
     }
 
@@ -699,7 +770,7 @@ pub mod tests {
     }
 
     #[test]
-    fn the_tables_give_medians_with_min_and_max() {
+    fn the_tables_give_medians_with_min_and_max_and_the_agents_memory() {
         let groups = [Group {
             size: "16M".into(),
             threads: 8,
@@ -710,8 +781,12 @@ pub mod tests {
             size: "256M".into(),
             runs: vec![program_run(1.0), program_run(2.0)],
         }];
-        let text = tables(&groups, &programs, 3);
+        let text = tables(&groups, &programs, 3, true);
         assert!(text.contains("the least and greatest under each"), "{text}");
+        assert!(
+            text.contains("high-water mark reset before each run"),
+            "{text}"
+        );
         let line = |start: &str| {
             text.lines()
                 .filter(|l| l.trim_start().starts_with(start))
@@ -724,9 +799,9 @@ pub mod tests {
         assert_eq!(medians[0][..3], ["16M", "8", "0.050"]);
         assert_eq!(line("min")[0][1], "0.025");
         assert_eq!(line("max")[0][1], "0.075");
-        // The second: durable 0.2 (0.1–0.3), the held cycle over the cycle.
+        // The second: durable 0.2 (0.1–0.3); the agent's memory.
         assert_eq!(medians[1][..3], ["16M", "8", "0.200"]);
-        assert_eq!(line("max")[1][1], "0.300");
+        assert_eq!(medians[1][medians[1].len() - 3..], ["30.0", "20.0", "10.0"]);
         // The Python workload.
         assert!(text.contains("the python workload"), "{text}");
         assert_eq!(line("256M")[0][..2], ["256M", "0.0"]);

@@ -9,7 +9,7 @@ use std::{path::Path, process::Command};
 use anyhow::{Context as _, Result};
 use suspend_harness::procfs::rss_kib;
 
-use super::{ExitCycle, disk_limit, exit_and_resume, figures::Figure};
+use super::{ExitCycle, disk_limit, exit_and_resume, figures::Figure, memory::DaemonPeak};
 
 /// The Python workload: `argv[1]` MiB (about) of dicts, strings and lists,
 /// a digest of all of it taken once built and again at each `check`.
@@ -98,6 +98,8 @@ pub struct ProgramRun {
     /// Writing and `fdatasync`ing `rss` bytes, write-back started as it
     /// goes.
     pub disk_rss: f64,
+    /// The daemon's peak resident memory over the run (KiB).
+    pub daemon_peak_kib: u64,
 }
 
 const MIB: f64 = 1048576.0;
@@ -158,12 +160,30 @@ pub const FIGURES: &[Figure<ProgramRun>] = &[
         decimals: 3,
         value: |r| r.cycle.restore,
     },
+    Figure {
+        key: "agent_peak_mib",
+        header: "agent MiB",
+        decimals: 1,
+        value: |r| r.daemon_peak_kib as f64 / 1024.0,
+    },
+    Figure {
+        key: "resume_peak_mib",
+        header: "resume MiB",
+        decimals: 1,
+        value: |r| r.cycle.resume_peak_kib as f64 / 1024.0,
+    },
 ];
 
 /// One run of `program` holding about `size`: started, suspended with
 /// --exit once ready, resumed from its image and checked; then what this
 /// disk needs to make its resident memory durable.
-pub fn run(bin: &Path, program: Program, size: &str, image: &Path) -> Result<ProgramRun> {
+pub fn run(
+    bin: &Path,
+    program: Program,
+    size: &str,
+    image: &Path,
+    daemon: &mut DaemonPeak,
+) -> Result<ProgramRun> {
     let mib =
         parse_size(size).with_context(|| format!("--{} {size}: not a size", program.name()))? >> 20;
     let mut command = program.command(bin, mib);
@@ -175,12 +195,15 @@ pub fn run(bin: &Path, program: Program, size: &str, image: &Path) -> Result<Pro
     // The shim registered it before the program started: it is `ready`
     // only once its data is built.
     let rss = rss_kib(pid_number).unwrap_or(0) * 1024;
+    daemon.start();
     let cycle = exit_and_resume(bin, workload, &pid, image)?;
+    let daemon_peak_kib = daemon.read();
     let disk_rss = disk_limit(image, rss, true)?;
     Ok(ProgramRun {
         rss,
         cycle,
         disk_rss,
+        daemon_peak_kib,
     })
 }
 
