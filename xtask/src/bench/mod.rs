@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: how long a process stays frozen while it is dumped,
 //! how fast the dump is, and how fast the image is brought back, for
 //! synthetic workloads of several sizes held by one or eight threads, and
-//! for a realistic one (`program.rs`: Python). Medians, least and
+//! for realistic ones (`program.rs`: Python, a JVM). Medians, least and
 //! greatest values over several runs: this machine's memory and disk
 //! speeds vary from run to run.
 
@@ -65,8 +65,9 @@ use crate::{
 ///   `resume` command's (which brings an image back) and the refill
 ///   agent's (which gives a held process its pages back).
 ///
-/// Then, for every --python size, a realistic workload: python3 holding
-/// that much in dicts, strings and lists, under the preload shim
+/// Then, for every --python and --jvm size, a realistic workload: python3
+/// holding that much in dicts, strings and lists, or a JVM whose heap
+/// holds that much in strings and byte arrays, under the preload shim
 /// (`suspend-agent run`). Every run suspends it with --exit and resumes it
 /// from the image, and records its resident memory, the image's length and
 /// the space it takes on disk (zero pages are holes), how long after
@@ -88,6 +89,10 @@ pub struct Args {
     /// Sizes of the Python workload (`none` for none).
     #[arg(long, value_delimiter = ',', default_value = "256M")]
     python: Vec<String>,
+    /// Sizes of the JVM workload's heap data (`none` for none; skipped,
+    /// saying so, where there is no `java`).
+    #[arg(long, value_delimiter = ',', default_value = "256M")]
+    jvm: Vec<String>,
     /// Runs per combination.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -558,6 +563,14 @@ fn warn_if_foreign_daemon(bin: &Path) {
     }
 }
 
+/// Whether `java` runs here.
+fn java_runs() -> bool {
+    Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
 pub fn run(args: Args) -> Result<()> {
     setup::ensure()?;
     let bin = build::build(true)?;
@@ -614,10 +627,17 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
+    let has_java = java_runs();
     let mut programs = Vec::new();
-    let wanted = [(Program::Python, &args.python)];
+    let wanted = [(Program::Python, &args.python), (Program::Jvm, &args.jvm)];
     for (program, sizes) in wanted {
         for size in sizes.iter().filter(|s| *s != "none") {
+            if program == Program::Jvm && !has_java {
+                println!(
+                    "warning: no `java` on this machine: the JVM workload ({size}) is skipped"
+                );
+                continue;
+            }
             util::stage(format!("{}: {} runs", program.holding(size), args.runs));
             let mut runs = Vec::new();
             for _ in 0..args.runs.max(1) {
@@ -692,7 +712,7 @@ fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize, reset: bool)
         }
     );
     out += &table(&["size", "threads"], &pick(LIMITS), &rows);
-    for program in [Program::Python] {
+    for program in [Program::Python, Program::Jvm] {
         let rows: Vec<(Vec<String>, &[ProgramRun])> = programs
             .iter()
             .filter(|g| g.program == program)
@@ -802,8 +822,9 @@ pub mod tests {
         // The second: durable 0.2 (0.1–0.3); the agent's memory.
         assert_eq!(medians[1][..3], ["16M", "8", "0.200"]);
         assert_eq!(medians[1][medians[1].len() - 3..], ["30.0", "20.0", "10.0"]);
-        // The Python workload.
+        // The Python workload, no JVM table.
         assert!(text.contains("the python workload"), "{text}");
+        assert!(!text.contains("the jvm workload"), "{text}");
         assert_eq!(line("256M")[0][..2], ["256M", "0.0"]);
     }
 }

@@ -2,7 +2,7 @@
 //! (`suspend-agent run`) that builds a few hundred MiB of its own kind of
 //! data, takes a digest of it, says `ready pid=N`, and at each `check`
 //! answers `state memory=intact` (or `changed`) as the synthetic workload
-//! does: python3 holding dicts, strings and lists.
+//! does: python3 holding dicts, strings and lists; a JVM with a filled heap.
 
 use std::{path::Path, process::Command};
 
@@ -40,10 +40,70 @@ for line in sys.stdin:
         sys.exit(0)
 "#;
 
+/// The JVM workload (`java Fill.java MIB`, launched from source): about
+/// `MIB` MiB of a `HashMap` from strings to strings and to 4 KiB arrays of
+/// random bytes, in a heap capped at 1.5 times that, collected once built;
+/// a digest of every entry taken then and at each `check`.
+const JVM: &str = r#"
+import java.io.*;
+import java.util.*;
+import java.util.zip.CRC32;
+
+public class Fill {
+    static final Map<String, Object> heap = new HashMap<>();
+
+    static long digest() {
+        CRC32 crc = new CRC32();
+        long sum = heap.size();
+        for (Map.Entry<String, Object> e : heap.entrySet()) {
+            crc.reset();
+            crc.update(e.getKey().getBytes());
+            Object v = e.getValue();
+            crc.update(v instanceof byte[] ? (byte[]) v : ((String) v).getBytes());
+            sum += crc.getValue();
+        }
+        return sum;
+    }
+
+    public static void main(String[] args) throws Exception {
+        long bytes = Long.parseLong(args[0]) << 20;
+        Random random = new Random(42);
+        long held = 0;
+        for (int i = 0; held < bytes; i++) {
+            String key = "key" + i;
+            if (i % 3 == 0) {
+                byte[] block = new byte[4096];
+                random.nextBytes(block);
+                heap.put(key, block);
+                held += block.length + 64;
+            } else {
+                String s = "value " + i + " " + "abcdefghij".repeat(i % 40);
+                heap.put(key, s);
+                held += s.length() + 96;
+            }
+        }
+        System.gc();
+        long want = digest();
+        System.out.println("ready pid=" + ProcessHandle.current().pid());
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        for (String line; (line = in.readLine()) != null;) {
+            if (line.trim().equals("check")) {
+                boolean intact = digest() == want;
+                System.out.println("state memory=" + (intact ? "intact" : "changed"));
+                if (!intact) System.exit(1);
+            } else if (line.trim().equals("exit")) {
+                System.exit(0);
+            }
+        }
+    }
+}
+"#;
+
 /// A realistic workload.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Program {
     Python,
+    Jvm,
 }
 
 impl Program {
@@ -51,6 +111,7 @@ impl Program {
     pub fn name(self) -> &'static str {
         match self {
             Self::Python => "python",
+            Self::Jvm => "jvm",
         }
     }
 
@@ -58,19 +119,35 @@ impl Program {
     pub fn holding(self, size: &str) -> String {
         match self {
             Self::Python => format!("python3 holding about {size} in dicts, strings and lists"),
+            Self::Jvm => format!("a JVM holding about {size} of strings and byte arrays"),
         }
     }
 
-    /// `suspend-agent run -- PROGRAM…` holding about `mib` MiB.
-    fn command(self, bin: &Path, mib: u64) -> Command {
+    /// `suspend-agent run -- PROGRAM…` holding about `mib` MiB; its source
+    /// is written next to `image` where it needs a file.
+    fn command(self, bin: &Path, mib: u64, image: &Path) -> Result<Command> {
         let mut command = Command::new(bin.join("suspend-agent"));
         command.args(["run", "--"]);
         match self {
             Self::Python => {
                 command.args(["python3", "-c", PYTHON, &mib.to_string()]);
             }
+            Self::Jvm => {
+                // A source file launch needs the file named after its class.
+                let dir = image.with_extension("jvm");
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let source = dir.join("Fill.java");
+                std::fs::write(&source, JVM)
+                    .with_context(|| format!("writing {}", source.display()))?;
+                command
+                    .arg("java")
+                    .arg(format!("-Xmx{}m", mib * 3 / 2 + 64))
+                    .arg(&source)
+                    .arg(mib.to_string());
+            }
         }
-        command
+        Ok(command)
     }
 }
 
@@ -186,7 +263,7 @@ pub fn run(
 ) -> Result<ProgramRun> {
     let mib =
         parse_size(size).with_context(|| format!("--{} {size}: not a size", program.name()))? >> 20;
-    let mut command = program.command(bin, mib);
+    let mut command = program.command(bin, mib, image)?;
     let workload = crate::live::start_program(&mut command)?;
     let pid = workload.ready_pid()?;
     let pid_number: u32 = pid
@@ -221,8 +298,11 @@ mod tests {
     }
 
     #[test]
-    fn the_program_says_ready_and_checks_its_data() {
-        assert!(PYTHON.contains("ready pid="));
-        assert!(PYTHON.contains("state memory="));
+    fn the_jvm_source_is_the_class_it_names_and_checks_its_data() {
+        assert!(JVM.contains("public class Fill "));
+        for program in [PYTHON, JVM] {
+            assert!(program.contains("ready pid="));
+            assert!(program.contains("state memory="));
+        }
     }
 }
