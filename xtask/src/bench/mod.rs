@@ -3,11 +3,13 @@
 //! synthetic workloads of several sizes held by one or eight threads, and
 //! for realistic ones (`program.rs`: Python, a JVM). Medians, least and
 //! greatest values over several runs: this machine's memory and disk
-//! speeds vary from run to run.
+//! speeds vary from run to run. Also written as JSON (`report.rs`) on
+//! request.
 
 mod figures;
 mod memory;
 mod program;
+mod report;
 
 use std::{
     path::Path,
@@ -77,7 +79,8 @@ use crate::{
 /// it is checked to answer intact.
 ///
 /// Prints medians with the least and greatest value of each figure, and
-/// the ratios to the limits measured in the same runs.
+/// the ratios to the limits measured in the same runs; --json writes every
+/// run's figures.
 #[derive(clap::Args)]
 pub struct Args {
     /// Memory sizes (K, M, G suffixes).
@@ -99,6 +102,10 @@ pub struct Args {
     /// Where the images are written (removed after each run).
     #[arg(long, default_value = "/var/tmp/suspend-bench")]
     dir: String,
+    /// Also write every run's figures, their least, median and greatest
+    /// values and the machine's description to this file, as JSON.
+    #[arg(long, value_name = "PATH")]
+    json: Option<String>,
 }
 
 /// One run's figures, in seconds and bytes.
@@ -583,6 +590,7 @@ pub fn run(args: Args) -> Result<()> {
     warn_if_foreign_daemon(&bin);
     let mut daemon = DaemonPeak::find();
     let image = Path::new(&args.dir).join("image");
+    let started = std::time::SystemTime::now();
     let mut groups = Vec::new();
     for size in &args.sizes {
         for &threads in &args.threads {
@@ -676,7 +684,32 @@ pub fn run(args: Args) -> Result<()> {
     println!(
         "(Debian's CRIU 3.17 does not run on this kernel, so it is not measured side by side here)."
     );
+    if let Some(path) = &args.json {
+        let machine = report::Machine::this(started);
+        let json = report::json(
+            &machine,
+            &args_json(&args),
+            &groups,
+            &programs,
+            daemon.reset,
+        );
+        let text = serde_json::to_string_pretty(&json).context("serializing the figures")?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {path}"))?;
+        println!("the figures, as JSON: {path}");
+    }
     Ok(())
+}
+
+/// The options a run was made with, for the JSON.
+fn args_json(args: &Args) -> serde_json::Value {
+    serde_json::json!({
+        "sizes": args.sizes,
+        "threads": args.threads,
+        "python": args.python,
+        "jvm": args.jvm,
+        "runs": args.runs,
+        "dir": args.dir,
+    })
 }
 
 /// The final tables: the synthetic workload's times, then against the
