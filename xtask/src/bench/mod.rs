@@ -3,11 +3,12 @@
 //! synthetic workloads of several sizes held by one or eight threads, and
 //! for realistic ones (`program.rs`: Python, a JVM). Medians, least and
 //! greatest values over several runs: this machine's memory and disk
-//! speeds vary from run to run. Also written as JSON (`report.rs`) on
-//! request.
+//! speeds vary from run to run. Also written as JSON (`report.rs`) and
+//! plotted (`plot.rs`) on request.
 
 mod figures;
 mod memory;
+mod plot;
 mod program;
 mod report;
 
@@ -80,7 +81,7 @@ use crate::{
 ///
 /// Prints medians with the least and greatest value of each figure, and
 /// the ratios to the limits measured in the same runs; --json writes every
-/// run's figures.
+/// run's figures, --svg plots time against size.
 #[derive(clap::Args)]
 pub struct Args {
     /// Memory sizes (K, M, G suffixes).
@@ -106,6 +107,10 @@ pub struct Args {
     /// values and the machine's description to this file, as JSON.
     #[arg(long, value_name = "PATH")]
     json: Option<String>,
+    /// Also plot time against size (durable suspend, resume, held cycle,
+    /// the disk's limit) to this file, as SVG.
+    #[arg(long, value_name = "PATH")]
+    svg: Option<String>,
 }
 
 /// One run's figures, in seconds and bytes.
@@ -696,6 +701,11 @@ pub fn run(args: Args) -> Result<()> {
         let text = serde_json::to_string_pretty(&json).context("serializing the figures")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {path}"))?;
         println!("the figures, as JSON: {path}");
+    }
+    if let Some(path) = &args.svg {
+        let svg = plot::svg(&plot::series(&groups));
+        std::fs::write(path, svg).with_context(|| format!("writing {path}"))?;
+        println!("time against size, plotted: {path}");
     }
     Ok(())
 }
