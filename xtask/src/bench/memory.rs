@@ -75,17 +75,26 @@ fn stat_fields(stat: &str) -> Option<(u32, char, &str)> {
     Some((ppid, state, comm))
 }
 
+/// Whether a child of ours with this command line (NUL-separated),
+/// state and name is the refill agent serving `held`.
+fn is_refill(cmdline: &[u8], state: char, comm: &str, held: u32) -> bool {
+    let serving = format!("\0refill\0{held}\0");
+    let ended = state == 'Z' && matches!(comm, "exe" | "suspend-agent");
+    String::from_utf8_lossy(cmdline).contains(&serving) || ended
+}
+
 /// The refill agent a held resume left behind.
 pub struct Refill(u32);
 
 impl Refill {
-    /// The refill agent among this process's children: a `suspend-agent`
-    /// that is not the daemon (`daemon`) and is serving (`refill` on its
-    /// command line) or has ended (a zombie has no command line). Call it
-    /// once `resume PID` returned, where no other `suspend-agent` is a
-    /// child of ours (the synthetic workload's runs: no `suspend-agent
-    /// run`, every command reaped).
-    pub fn find(daemon: Option<u32>) -> Option<Self> {
+    /// The refill agent serving `held` among this process's children: one
+    /// whose command line is `… refill HELD`, or one that has ended (a
+    /// zombie has no command line) named as `resume` starts it — it runs
+    /// `/proc/self/exe`, so the kernel names it `exe` — or `suspend-agent`,
+    /// and that is not the daemon (`daemon`). Call it once `resume PID`
+    /// returned, where no other agent is a child of ours (the synthetic
+    /// workload's runs: no `suspend-agent run`, every command reaped).
+    pub fn find(daemon: Option<u32>, held: u32) -> Option<Self> {
         let me = std::process::id();
         std::fs::read_dir("/proc")
             .ok()?
@@ -97,12 +106,11 @@ impl Refill {
                 }
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
                 let (ppid, state, comm) = stat_fields(&stat)?;
-                if ppid != me || comm != "suspend-agent" {
+                if ppid != me {
                     return None;
                 }
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let refill = cmdline.split(|&b| b == 0).any(|w| w == b"refill");
-                (refill || state == 'Z').then_some(Self(pid))
+                is_refill(&cmdline, state, comm, held).then_some(Self(pid))
             })
     }
 
@@ -153,6 +161,18 @@ mod tests {
         assert_eq!(stat_fields(stat), Some((17, 'S', "suspend-agent")));
         let odd = "7 (a) b (c)) Z 1 7 7 0";
         assert_eq!(stat_fields(odd), Some((1, 'Z', "a) b (c)")));
+    }
+
+    #[test]
+    fn the_refill_agent_is_known_by_its_command_line_or_as_a_zombie() {
+        let serving = b"/proc/self/exe\x00refill\x00123\x00";
+        assert!(is_refill(serving, 'S', "exe", 123));
+        assert!(!is_refill(serving, 'S', "exe", 12), "another pid's");
+        assert!(!is_refill(serving, 'S', "exe", 1234), "another pid's");
+        assert!(is_refill(b"", 'Z', "exe", 123), "ended");
+        assert!(is_refill(b"", 'Z', "suspend-agent", 123), "ended");
+        assert!(!is_refill(b"", 'Z', "workload", 123), "a workload");
+        assert!(!is_refill(b"workload\0--fill\0", 'S', "workload", 123));
     }
 
     #[test]

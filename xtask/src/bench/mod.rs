@@ -469,7 +469,7 @@ fn one_run(
         );
     }
     // `resume` returned: the refill agent it started is ours now.
-    let refill = Refill::find(daemon.pid());
+    let refill = Refill::find(daemon.pid(), pid_number);
     let record = held_record(pid_number);
     let refilled = poll(Duration::from_secs(120), Duration::from_micros(500), || {
         (!record.exists()).then_some(())
@@ -747,7 +747,7 @@ fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize, reset: bool)
          best: the same, each 2 MiB's write-back started as it is written (sync_file_range);\n\
          held/cycle: the held cycle over the killing suspend + resume cycle;\n\
          the agent's peak resident memory: agent: the daemon, which dumps ({});\n\
-         resume: the `resume` command, which brings an image back; refill: the agent that gives a held process its pages back:\n",
+         resume: the `resume` command, which brings an image back; refill: the agent that gives a held process its pages back (0: not found):\n",
         if reset {
             "its high-water mark reset before each run"
         } else {
