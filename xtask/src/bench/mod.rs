@@ -642,6 +642,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let has_java = java_runs();
     let mut programs = Vec::new();
+    let mut failures = Vec::new();
     let wanted = [(Program::Python, &args.python), (Program::Jvm, &args.jvm)];
     for (program, sizes) in wanted {
         for size in sizes.iter().filter(|s| *s != "none") {
@@ -654,7 +655,18 @@ pub fn run(args: Args) -> Result<()> {
             util::stage(format!("{}: {} runs", program.holding(size), args.runs));
             let mut runs = Vec::new();
             for _ in 0..args.runs.max(1) {
-                let run = program::run(&bin, program, size, &image, &mut daemon)?;
+                // A realistic workload that fails is named and its size
+                // skipped, the figures so far kept (the bench fails at the
+                // end).
+                let run = match program::run(&bin, program, size, &image, &mut daemon) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let failure = format!("the {} workload ({size}): {e:#}", program.name());
+                        println!("  failed, its other runs skipped: {failure}");
+                        failures.push(failure);
+                        break;
+                    }
+                };
                 println!(
                     "  resident {:.1} MiB; image {:.1} MiB, {:.1} MiB on disk; suspend --exit {:.3} s, \
                      durable {:.3} s after ready (writing the resident memory: {:.3} s); resume {:.3} s; \
@@ -671,11 +683,13 @@ pub fn run(args: Args) -> Result<()> {
                 );
                 runs.push(run);
             }
-            programs.push(ProgramGroup {
-                program,
-                size: size.clone(),
-                runs,
-            });
+            if !runs.is_empty() {
+                programs.push(ProgramGroup {
+                    program,
+                    size: size.clone(),
+                    runs,
+                });
+            }
         }
     }
     print!("{}", tables(&groups, &programs, args.runs, daemon.reset));
@@ -691,13 +705,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     if let Some(path) = &args.json {
         let machine = report::Machine::this(started);
-        let json = report::json(
+        let mut json = report::json(
             &machine,
             &args_json(&args),
             &groups,
             &programs,
             daemon.reset,
         );
+        json["failures"] = failures.clone().into();
         let text = serde_json::to_string_pretty(&json).context("serializing the figures")?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {path}"))?;
         println!("the figures, as JSON: {path}");
@@ -706,6 +721,9 @@ pub fn run(args: Args) -> Result<()> {
         let svg = plot::svg(&plot::series(&groups));
         std::fs::write(path, svg).with_context(|| format!("writing {path}"))?;
         println!("time against size, plotted: {path}");
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
     }
     Ok(())
 }
