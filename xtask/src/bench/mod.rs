@@ -589,6 +589,16 @@ pub fn run(args: Args) -> Result<()> {
     if !util::is_root()? {
         bail!("the benchmark freezes processes and needs root: run `sudo -E cargo xtask bench`");
     }
+    // A --json or --svg that cannot be written is said now, not after
+    // the runs.
+    for path in args.json.iter().chain(&args.svg) {
+        let dir = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            bail!("{path}: its directory does not exist");
+        }
+    }
     become_subreaper()?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir))?;
     let _daemon = start_daemon(&bin)?;
