@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 
 use super::{
-    FIGURES, Group,
     figures::{Spread, by_key},
     program::parse_size,
+    synthetic::{FIGURES, Group},
 };
 
 /// One line of the plot: a figure's spread at each size (bytes).

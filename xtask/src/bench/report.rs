@@ -7,10 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::{
-    FIGURES, Group, ProgramGroup,
+    ProgramGroup,
     figures::Figure,
     memory::status_kib,
     program::{self, parse_size},
+    synthetic::{FIGURES, Group},
 };
 
 /// The machine a bench ran on.
