@@ -42,7 +42,7 @@ for line in sys.stdin:
 
 /// The JVM workload (`java Fill.java MIB`, launched from source): about
 /// `MIB` MiB of a `HashMap` from strings to strings and to 4 KiB arrays of
-/// random bytes, in a heap capped at 1.5 times that, collected once built;
+/// text records with random numbers in them, in a heap capped at 1.5 times that, collected once built;
 /// a digest of every entry taken then and at each `check`.
 const JVM: &str = r#"
 import java.io.*;
@@ -72,8 +72,17 @@ public class Fill {
         for (int i = 0; held < bytes; i++) {
             String key = "key" + i;
             if (i % 3 == 0) {
+                // A buffer of records (a cached page of a table), its
+                // numbers random.
                 byte[] block = new byte[4096];
-                random.nextBytes(block);
+                int at = 0;
+                while (at < block.length) {
+                    byte[] row = ("row," + i + "," + random.nextInt(1000000) + ","
+                        + Long.toHexString(random.nextLong()) + ",name" + (i % 977) + "\n").getBytes();
+                    int n = Math.min(row.length, block.length - at);
+                    System.arraycopy(row, 0, block, at, n);
+                    at += n;
+                }
                 heap.put(key, block);
                 held += block.length + 64;
             } else {
