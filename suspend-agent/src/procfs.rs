@@ -264,6 +264,7 @@ pub fn file_id(path: &Path, shown_as: &str) -> Option<FileId> {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        identity: None,
     })
 }
 

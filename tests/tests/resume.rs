@@ -4,8 +4,8 @@
 use std::{os::unix::fs::OpenOptionsExt as _, path::Path, process::Command};
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, field, flip_byte, inspect, pid_alive, ready_pid, refused,
-    registry_entry, rewrite_record, state_after, suspend, wait_for,
+    Daemon, ImageDir, Proc, agent, bin, field, flip_byte, inspect, note, pid_alive, ready_pid,
+    refused, registry_entry, rewrite_record, state_after, suspend, wait_for,
 };
 
 /// The process's fds and what they are (sockets left out: the client's
@@ -283,6 +283,207 @@ fn a_mapped_file_copied_with_its_times_is_accepted() {
     assert_ne!(ino(&file), before, "the file is another inode now");
     let mut r = Proc::resume(&dir.path, pid, &[]);
     // Its check reads the private mapping (now of the copy) and the file.
+    restored_intact(&mut r, 1);
+    r.exit_ok();
+}
+
+/// A directory of this test's own, removed with what it holds.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("suspend-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ino(path: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+}
+
+/// Puts `bytes` at `path` as another file (another inode) with its mode
+/// and the modification time `mtime`, to the nanosecond.
+fn replace(path: &str, bytes: &[u8], mtime: std::time::SystemTime) {
+    let new = format!("{path}.new");
+    std::fs::write(&new, bytes).unwrap();
+    std::fs::set_permissions(&new, std::fs::metadata(path).unwrap().permissions()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&new)
+        .and_then(|f| f.set_modified(mtime))
+        .unwrap();
+    let before = ino(path);
+    std::fs::rename(&new, path).unwrap();
+    assert_ne!(ino(path), before, "{path} is another inode now");
+}
+
+/// The resumable workload run from a private copy of its executable (in
+/// `dir`), suspended (killed) to a new image `name` and reaped; with the
+/// copy's path.
+fn resumable_copy_suspended(dir: &Scratch, name: &str) -> (u32, ImageDir, String) {
+    let exe = dir.0.join("resumable");
+    std::fs::copy(bin("resumable"), &exe).unwrap();
+    let mut w = Proc::spawn(&exe, &[]);
+    let pid = ready_pid(&mut w);
+    let image = ImageDir::new(name);
+    let out = suspend(pid, &image, &[]);
+    assert_eq!(out.code, 0, "suspend: {out:?}");
+    w.wait_exit();
+    (pid, image, exe.display().to_string())
+}
+
+/// The offset of the descriptor of the GNU build-id note in `elf` (a
+/// 20-byte one: namesz 4, descsz 20, type 3, "GNU").
+fn build_id_at(elf: &[u8]) -> Option<usize> {
+    let note: &[u8] = b"\x04\0\0\0\x14\0\0\0\x03\0\0\0GNU\0";
+    elf.windows(note.len())
+        .position(|w| w == note)
+        .map(|at| at + note.len())
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn an_executable_installed_again_as_an_equal_copy_is_accepted() {
+    // A package installed again, or another machine: the executable is
+    // another inode with the same bytes (`cp -p`).
+    let _daemon = Daemon::start();
+    let dir = Scratch::new("exe-copy");
+    let (pid, image, exe) = resumable_copy_suspended(&dir, "exe-copy");
+    let before = ino(&exe);
+    let copy = format!("{exe}.copy");
+    let status = Command::new("cp")
+        .args(["-p", &exe, &copy])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -p");
+    std::fs::rename(&copy, &exe).unwrap();
+    assert_ne!(ino(&exe), before, "the executable is another inode now");
+    let mut r = Proc::resume(&image.path, pid, &[]);
+    restored_intact(&mut r, 1);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn another_executable_of_the_same_size_is_refused_by_name() {
+    let _daemon = Daemon::start();
+    let dir = Scratch::new("exe-other");
+    let (pid, image, exe) = resumable_copy_suspended(&dir, "exe-other");
+    let bytes = std::fs::read(&exe).unwrap();
+    let mtime = std::fs::metadata(&exe).unwrap().modified().unwrap();
+    // Another build of it: the same size and mtime, another build-id (or,
+    // built without one, other bytes early in the file, which a sample
+    // always reads).
+    let mut other = bytes.clone();
+    let needle = match build_id_at(&bytes) {
+        Some(at) => {
+            other[at] ^= 0xff;
+            format!(
+                "executable {exe} changed since the image was taken (it is another file now, \
+                 build-id "
+            )
+        }
+        None => {
+            note("the workload has no build-id: its contents are compared");
+            other[0x2000] ^= 0xff;
+            format!(
+                "executable {exe} changed since the image was taken (it is another file now, \
+                 contents differ)"
+            )
+        }
+    };
+    replace(&exe, &other, mtime);
+    refused(&image.path, pid, "exe-other-refused", 9, &needle, |_| {});
+    // The same bytes again (another inode still): it resumes.
+    replace(&exe, &bytes, mtime);
+    let mut r = Proc::resume(&image.path, pid, &[]);
+    restored_intact(&mut r, 1);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn an_open_file_copied_with_its_mtime_is_accepted() {
+    // The offset file is open for writing only: the resume reads the
+    // copy, to compare it, through an open of its own as the process.
+    let _daemon = Daemon::start();
+    let (mut w, pid, dir) = resumable_suspended("open-copy");
+    w.wait_exit();
+    let file = format!("/tmp/suspend-resumable-offset-{pid}");
+    let copy = format!("{file}.copy");
+    let before = ino(&file);
+    let status = Command::new("cp")
+        .args(["-p", &file, &copy])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cp -p");
+    std::fs::rename(&copy, &file).unwrap();
+    assert_ne!(ino(&file), before, "the file is another inode now");
+    let mut r = Proc::resume(&dir.path, pid, &[]);
+    // Its check writes through the fd it had and reads the file by name:
+    // they must be one file.
+    restored_intact(&mut r, 1);
+    r.exit_ok();
+}
+
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn an_open_file_with_other_bytes_under_its_size_and_mtime_is_refused_by_name() {
+    let _daemon = Daemon::start();
+    let (mut w, pid, dir) = resumable_suspended("open-other");
+    w.wait_exit();
+    let file = format!("/tmp/suspend-resumable-offset-{pid}");
+    let bytes = std::fs::read(&file).unwrap();
+    let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let mut other = bytes.clone();
+    other[30] = b'X';
+    // Written in place, its mtime set back (`touch -d`).
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| {
+            use std::os::unix::fs::FileExt as _;
+            f.write_all_at(&other, 0)?;
+            f.set_modified(mtime)
+        })
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        mtime,
+        "its mtime is set back"
+    );
+    refused(
+        &dir.path,
+        pid,
+        "open-written-refused",
+        9,
+        &format!("open file {file} changed since the image was taken (contents differ)"),
+        |_| {},
+    );
+    // Another file with those bytes, size and mtime.
+    replace(&file, &other, mtime);
+    refused(
+        &dir.path,
+        pid,
+        "open-other-refused",
+        9,
+        &format!(
+            "open file {file} changed since the image was taken (it is another file now, \
+             contents differ)"
+        ),
+        |_| {},
+    );
+    // Its own bytes back, in another file: it resumes.
+    replace(&file, &bytes, mtime);
+    let mut r = Proc::resume(&dir.path, pid, &[]);
     restored_intact(&mut r, 1);
     r.exit_ok();
 }

@@ -93,10 +93,22 @@ pub fn start_workload(bin: &Path, args: &[&str]) -> Result<Workload> {
 /// the benchmark).
 pub const RESUME_LIMIT: Duration = Duration::from_secs(120);
 
-/// Waits for `child` to end, killing it after `limit`; returns its status
-/// and the moment it ended. It is waited without being reaped first
-/// (`WNOWAIT`), so the watchdog can never signal a reused pid.
-pub fn wait_limited(child: &mut Child, limit: Duration) -> Result<(ExitStatus, Instant)> {
+/// How a child ended: its status, the moment, and its peak resident memory.
+pub struct Ended {
+    pub status: ExitStatus,
+    pub at: Instant,
+    /// Its `ru_maxrss` (KiB): its own high-water mark, and its reaped
+    /// children's (none for `resume`: the process it brings back is not
+    /// reaped by it).
+    pub peak_kib: u64,
+}
+
+/// Waits for `child` to end, killing it after `limit`. It is waited without
+/// being reaped first (`WNOWAIT`), so the watchdog can never signal a
+/// reused pid; that wait also reads its resource usage (the raw `waitid`
+/// takes a fifth argument for it, which the kernel fills even with
+/// `WNOWAIT`).
+pub fn wait_limited(child: &mut Child, limit: Duration) -> Result<Ended> {
     let pid = child.id() as libc::pid_t;
     let (stop, stopped) = mpsc::channel::<()>();
     let watchdog = thread::spawn(move || {
@@ -108,19 +120,23 @@ pub fn wait_limited(child: &mut Child, limit: Duration) -> Result<(ExitStatus, I
         false
     });
     let ended = loop {
-        // SAFETY: waiting (without reaping) for our own child; `info` is
-        // ours.
-        let got = unsafe {
+        // SAFETY: waiting (without reaping) for our own child; `info` and
+        // `usage` are ours, and the kernel writes only them.
+        let (got, usage) = unsafe {
             let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
+            let mut usage: libc::rusage = std::mem::zeroed();
+            let got = libc::syscall(
+                libc::SYS_waitid,
                 libc::P_PID,
                 pid as libc::id_t,
-                &mut info,
+                &mut info as *mut libc::siginfo_t,
                 libc::WEXITED | libc::WNOWAIT,
-            )
+                &mut usage as *mut libc::rusage,
+            );
+            (got, usage)
         };
         if got == 0 {
-            break Ok(Instant::now());
+            break Ok((Instant::now(), usage.ru_maxrss.max(0) as u64));
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
@@ -130,11 +146,15 @@ pub fn wait_limited(child: &mut Child, limit: Duration) -> Result<(ExitStatus, I
     drop(stop);
     let timed_out = watchdog.join().unwrap_or(false);
     let status = child.wait()?;
-    let ended = ended?;
+    let (at, peak_kib) = ended?;
     if timed_out {
         bail!("it did not end within {limit:?} and was killed ({status})");
     }
-    Ok((status, ended))
+    Ok(Ended {
+        status,
+        at,
+        peak_kib,
+    })
 }
 
 /// A workload brought back by `suspend-agent resume`, and the command's
@@ -143,6 +163,9 @@ pub struct Resumption {
     pub workload: Workload,
     pub summary: String,
     pub wall: f64,
+    /// The `resume` command's peak resident memory (KiB): the resume from
+    /// an image runs in it, not in the daemon.
+    pub peak_kib: u64,
 }
 
 /// Makes this process the child subreaper: a resumed process is a child of
@@ -173,7 +196,11 @@ pub fn resume_workload(bin: &Path, pid: &str, image: &Path) -> Result<Resumption
     let waited = wait_limited(&mut child, RESUME_LIMIT);
     // From here on, whatever happens, the resumed process is killed.
     let mut resumed = Adopted::new(pid.parse().context("the workload's pid")?);
-    let (status, ended) = waited.context("suspend-agent resume")?;
+    let Ended {
+        status,
+        at: ended,
+        peak_kib,
+    } = waited.context("suspend-agent resume")?;
     let wall = ended.duration_since(started).as_secs_f64();
     let mut stderr = child.stderr.take().context("resume stderr")?;
     let (tx, rx) = mpsc::channel();
@@ -210,5 +237,6 @@ pub fn resume_workload(bin: &Path, pid: &str, image: &Path) -> Result<Resumption
         },
         summary,
         wall,
+        peak_kib,
     })
 }

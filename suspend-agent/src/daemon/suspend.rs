@@ -365,6 +365,14 @@ pub async fn take(
             image.prewarm(expected + expected / 8)
         }
         .map_err(DumpError::from)?;
+        // What its files hold, read before it is frozen (the dump looks
+        // each up, and reads only what changed since).
+        let read_at = Instant::now();
+        crate::state::identity::warm(pid);
+        log::debug!(
+            "pid {pid}: its files' identities read in {:?}",
+            read_at.elapsed()
+        );
         reach(Stage::Dumping);
         let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
         let frozen_at = Instant::now();

@@ -15,20 +15,9 @@ use crate::{
 };
 
 const PR_GET_PDEATHSIG: u64 = 2;
-const PR_GET_DUMPABLE: u64 = 3;
 const PR_GET_TSC: u64 = 25;
-const PR_GET_MDWE: u64 = 66;
 /// `modify_ldt(0, …)` reads the process's LDT: 0 bytes when it has none.
 const SYS_MODIFY_LDT: i64 = 154;
-
-/// `MEMBARRIER_CMD_QUERY`, `_GET_REGISTRATIONS` (Linux 6.3) and
-/// `_REGISTER_GLOBAL_EXPEDITED`.
-const MEMBARRIER_QUERY: u64 = 0;
-const MEMBARRIER_GET_REGISTRATIONS: u64 = 1 << 9;
-pub const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
-/// Each private expedited barrier, and the registration it needs: without
-/// it the barrier fails with `EPERM`.
-const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), (1 << 7, 1 << 8)];
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -202,36 +191,12 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             inside.brk = (brk > 0).then_some(brk as u64);
             inside.itimers = timers::ask_interval(&mut b, &site)?;
             (inside.child_subreaper, inside.thp_disable) = attributes::ask_flags(&mut b, &site)?;
-            let dumpable = b.syscall(libc::SYS_prctl, [PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
-            inside.dumpable = u32::try_from(dumpable).ok();
-            let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
-            inside.mdwe = u32::try_from(mdwe).ok().filter(|&f| f != 0);
+            inside.dumpable = attributes::ask_dumpable(&mut b)?;
+            inside.mdwe = attributes::ask_mdwe(&mut b)?;
             inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
             inside.timers = timers::ask_posix(&mut b, &site, &posix_timers)?;
             inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
-            let membarrier =
-                |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
-            let registered = membarrier(&mut b, MEMBARRIER_GET_REGISTRATIONS)?;
-            inside.membarrier = if registered >= 0 {
-                registered as u32
-            } else {
-                // Before 6.3: each private barrier succeeds only if the
-                // process registered for it (it is frozen: the barrier
-                // reaches no running thread). The global registration
-                // cannot be read there; it only adds barriers sent by
-                // others, so it is given whenever the kernel has it.
-                let mut mask = 0;
-                for (barrier, registration) in MEMBARRIER_PROBES {
-                    if membarrier(&mut b, barrier)? == 0 {
-                        mask |= registration;
-                    }
-                }
-                let supported = membarrier(&mut b, MEMBARRIER_QUERY)?;
-                if supported > 0 && supported as u32 & MEMBARRIER_REGISTER_GLOBAL_EXPEDITED != 0 {
-                    mask |= MEMBARRIER_REGISTER_GLOBAL_EXPEDITED;
-                }
-                mask
-            };
+            inside.membarrier = attributes::ask_membarrier(&mut b)?;
             process_done = true;
         }
         let held = b.restore()?;

@@ -41,7 +41,7 @@ use crate::{
         pages::{HOLE_MIN_PAGES, Packer, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
-    state::mappings::{anonymous_page_saved, private_file_page_saved},
+    state::mappings::{self, anonymous_page_saved, private_file_page_saved},
 };
 
 /// Bytes per batch: enough to amortise the syscall, small enough that the
@@ -83,7 +83,7 @@ impl Memory {
         let mut mappings = Vec::with_capacity(vmas.len());
         let mut at = 0;
         for vma in vmas {
-            let (source, runs) = match vma.kind() {
+            let (source, runs) = match mappings::kind(vma) {
                 MappingKind::Kernel | MappingKind::SharedFile => (Source::Nothing, Vec::new()),
                 MappingKind::SharedAnonymous => self.shared_runs(vma)?,
                 MappingKind::Anonymous => (Source::Process, self.runs(vma, anonymous_page_saved)?),

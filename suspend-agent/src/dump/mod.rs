@@ -24,12 +24,12 @@ use crate::{
     image::{
         ImageWriter, WriteError,
         format::{
-            Attributes, Codec, Cpu, FORMAT, FORMAT_VERSION, Header, Mapping, PAGE_SIZE, Record,
-            Witness,
+            Attributes, Codec, Cpu, FORMAT, FORMAT_VERSION, FileKind, Header, Mapping, MappingKind,
+            PAGE_SIZE, Record, Witness,
         },
     },
     procfs::{self, vmas},
-    state::{confinement, eventfd, pipes, timers},
+    state::{confinement, eventfd, identity, pipes, timers},
     tracee::ptrace,
 };
 
@@ -286,6 +286,21 @@ pub fn dump(
     let mut seen = std::collections::HashSet::new();
     held_only.retain(|what| seen.insert(what.clone()));
     let mut process = process::save(pid, leader, threads.len() as u32)?;
+    // What its executable and open regular files hold (computed before
+    // the freeze, `identity::warm`: looked up now); not stdio, which is
+    // the resume command's.
+    let user = identity::user_of(&process.creds);
+    let watched = identity::watched(&files);
+    identity::fill(
+        &user,
+        &watched,
+        process.exe.iter_mut().chain(
+            files
+                .iter_mut()
+                .filter(|f| f.fd > 2 && f.kind == FileKind::Regular && f.unlinked.is_none())
+                .filter_map(|f| f.id.as_mut()),
+        ),
+    );
     process.held_only = held_only.clone();
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
@@ -365,11 +380,22 @@ pub fn dump(
     image.pages_took(page_bytes);
     let pages = saved.iter().flatten().map(|r| r.pages).sum::<u64>();
     // Recorded once their runs are hashed, in `Dumped::finish`.
-    let mappings: Vec<Mapping> = vmas
+    let mut mappings: Vec<Mapping> = vmas
         .iter()
         .zip(saved)
         .map(|(vma, runs)| crate::state::mappings::save(pid, vma, runs, &smaps))
         .collect();
+    identity::fill(
+        &user,
+        &watched,
+        mappings
+            .iter_mut()
+            .filter(|m| {
+                matches!(m.kind, MappingKind::PrivateFile | MappingKind::SharedFile)
+                    && !m.path.ends_with(" (deleted)")
+            })
+            .filter_map(|m| m.file.as_mut()),
+    );
     for file in files {
         image.record(&Record::File(file))?;
     }

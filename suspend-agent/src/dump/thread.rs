@@ -51,6 +51,6 @@ pub fn save(pid: u32, thread: &FrozenThread, xstate_size: usize) -> Result<Threa
         comm: std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
             .ok()
             .map(|c| c.trim_end_matches('\n').to_owned()),
-        ioprio: Some(crate::sys::sched::ioprio(tid).map_err(syscall)?),
+        ioprio: Some(sched::save_ioprio(tid).map_err(syscall)?),
     })
 }

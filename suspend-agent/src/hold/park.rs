@@ -18,6 +18,7 @@ use crate::{
     freeze::Frozen,
     image::format::{META_FILE, PAGE_SIZE},
     procfs,
+    state::mappings,
     tracee::{
         inject::{Borrowed, Site},
         ptrace,
@@ -186,7 +187,7 @@ fn release(
         }
         if i + 1 == threads.len() {
             let keep = argv_pages(pid);
-            for vma in vmas.iter().filter(|v| releasable(v.kind())) {
+            for vma in vmas.iter().filter(|v| releasable(mappings::kind(v))) {
                 let mut ret = 0;
                 for (start, end) in without(vma.start, vma.end, keep) {
                     ret = b.syscall(

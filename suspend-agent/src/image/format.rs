@@ -125,6 +125,49 @@ pub struct FileId {
     pub ino: u64,
     pub size: u64,
     pub mtime_ns: i64,
+    /// What a regular file holds, to know a copy of it (another inode:
+    /// another machine, a package installed again) from another file
+    /// (`state/identity.rs`). `None` in an image older than it, and for
+    /// what is not a regular file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+/// A regular file's identity by its contents, taken at suspend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// An ELF file's GNU build-id (`NT_GNU_BUILD_ID`), hex; `None` for a
+    /// file without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// Its contents' digest; `None` where the process's user could not
+    /// read it at suspend (only the very same inode is then accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Its inode's change time (ns), which nobody sets back: the very
+    /// same inode with another is compared as a copy is (its mtime may
+    /// have been set back over other bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctime_ns: Option<i64>,
+}
+
+/// A BLAKE3 digest of a file's contents, and what it covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub of: DigestOf,
+    /// Hex.
+    pub blake3: String,
+}
+
+/// What a [`Digest`] covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestOf {
+    /// Every byte (a file of up to 1 MiB): `b3sum` says the same.
+    Full,
+    /// Its size, its first and last 64 KiB and 64 blocks of 4 KiB spread
+    /// evenly between (a larger file): a change elsewhere is not seen.
+    Sampled,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

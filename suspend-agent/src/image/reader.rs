@@ -368,6 +368,7 @@ mod tests {
                 ino: 2,
                 size: 3,
                 mtime_ns: 4,
+                identity: None,
             }),
             cwd: "/".into(),
             cwd_id: None,

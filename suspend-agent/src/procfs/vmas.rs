@@ -1,6 +1,5 @@
-//! `/proc/PID/maps`: a pure parser, and how each mapping is saved.
-
-use crate::image::format::MappingKind;
+//! `/proc/PID/maps`: a pure parser (how each mapping is saved is the
+//! mappings kind's, `state::mappings::kind`).
 
 /// One line of `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,36 +43,6 @@ impl Vma {
     pub fn pages(&self) -> u64 {
         (self.end - self.start) / 4096
     }
-
-    /// How this mapping is saved.
-    pub fn kind(&self) -> MappingKind {
-        let special = matches!(
-            self.path.as_str(),
-            "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]"
-        );
-        // A shared mapping of a file deleted since (a POSIX semaphore's
-        // `/dev/shm/sem.*`): only its mappings reach it, so it is saved
-        // and made again as an object of its own, like a memfd.
-        let anonymous_object = self.inode == 0
-            || self.path.starts_with("/memfd:")
-            || self.path.starts_with("/SYSV")
-            || self.path.starts_with("/dev/zero")
-            || self.path.starts_with("/anon_hugepage")
-            || self.deleted();
-        if special {
-            MappingKind::Kernel
-        } else if self.shared() {
-            if anonymous_object {
-                MappingKind::SharedAnonymous
-            } else {
-                MappingKind::SharedFile
-            }
-        } else if self.inode == 0 {
-            MappingKind::Anonymous
-        } else {
-            MappingKind::PrivateFile
-        }
-    }
 }
 
 /// Parses the text of `/proc/PID/maps`.
@@ -110,11 +79,9 @@ fn parse_line(line: &str) -> Option<Vma> {
     })
 }
 
+/// A `/proc/PID/maps` of every kind of mapping, for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MAPS: &str = "\
+pub const SAMPLE: &str = "\
 55d0c0a00000-55d0c0a02000 r--p 00000000 fd:00 1234                       /usr/bin/work load
 55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
 7f1c2e400000-7f1c2e401000 rw-s 00000000 00:01 5678                       /memfd:suspend-client (deleted)
@@ -127,9 +94,13 @@ mod tests {
 ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
 ";
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     #[test]
     fn parses_every_line() {
-        let vmas = parse(MAPS).unwrap();
+        let vmas = parse(SAMPLE).unwrap();
         assert_eq!(vmas.len(), 10);
         assert_eq!(vmas[0].path, "/usr/bin/work load");
         assert_eq!(vmas[0].inode, 1234);
@@ -141,37 +112,14 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
     }
 
     #[test]
-    fn kinds() {
-        use MappingKind::*;
-        let kinds: Vec<_> = parse(MAPS).unwrap().iter().map(Vma::kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                PrivateFile,
-                Anonymous,
-                SharedAnonymous,
-                Anonymous,
-                SharedFile,
-                SharedAnonymous,
-                Anonymous,
-                Kernel,
-                Kernel,
-                Kernel
-            ]
-        );
-    }
-
-    #[test]
-    fn a_deleted_files_shared_mapping_is_an_object_its_private_one_a_file() {
+    fn a_deleted_files_mappings_say_so() {
         let text = "\
 7f0000000000-7f0000003000 rw-s 00000000 00:1a 77                         /dev/shm/sem.x (deleted)
 7f0000003000-7f0000004000 r--p 00000000 fd:00 88                         /usr/lib/libold.so (deleted)
 ";
         let vmas = parse(text).unwrap();
         assert!(vmas.iter().all(Vma::deleted));
-        assert_eq!(vmas[0].kind(), MappingKind::SharedAnonymous);
-        assert_eq!(vmas[1].kind(), MappingKind::PrivateFile);
-        assert!(!parse(MAPS).unwrap()[4].deleted());
+        assert!(!parse(SAMPLE).unwrap()[4].deleted());
     }
 
     #[test]

@@ -9,10 +9,11 @@ use suspend_common::restore::{REPORT_FAILED, REPORT_READY, Report, step_name};
 
 use super::{
     RestoreError,
-    plan::{OpenKind, Plan, SessionPlan, StdioPlan},
+    plan::{Open, Plan, SessionPlan, StdioPlan},
 };
 use crate::{
     image::Image,
+    state::Unmade,
     sys::{process, raw},
 };
 
@@ -225,91 +226,22 @@ fn run(plan: &Plan, agent: libc::pid_t) -> ! {
         }
         raw::close_range(from as u32, u32::MAX);
 
+        // Each kind makes its own (`state::MakeFd`), in the planned order.
+        let failed = |open: &Open, unmade| match unmade {
+            Unmade::Open => fail(plan, STEP_OPEN, open.fd as usize),
+            Unmade::Seek => fail(plan, STEP_SEEK, open.fd as usize),
+            Unmade::Watch(target) => fail(plan, STEP_EPOLL, target as usize),
+        };
         for open in &plan.opens {
-            let (fd, cloexec) = match &open.what {
-                OpenKind::Pipe {
-                    read_flags,
-                    write_fd,
-                    write_flags,
-                    size,
-                    data,
-                } => {
-                    if !crate::state::pipes::make(
-                        plan.scratch_fd,
-                        (open.fd, *read_flags),
-                        (*write_fd, *write_flags),
-                        *size,
-                        data,
-                    ) {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    continue;
-                }
-                OpenKind::Dup { from, flags } => {
-                    if raw::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    continue;
-                }
-                OpenKind::File { from, flags, .. } => {
-                    if raw::dup3(*from, open.fd, flags & libc::O_CLOEXEC) < 0 {
-                        fail(plan, STEP_OPEN, open.fd as usize);
-                    }
-                    (open.fd, *flags)
-                }
-                OpenKind::EventFd { count, flags } => {
-                    (crate::state::eventfd::make(*count, *flags), *flags)
-                }
-                OpenKind::OrphanSocket {
-                    sock_type,
-                    flags,
-                    uid,
-                    gid,
-                } => (
-                    crate::state::sockets::make(*sock_type | *flags, *uid, *gid),
-                    *flags,
-                ),
-                OpenKind::Epoll { flags, .. } => (crate::state::epoll::make(*flags), *flags),
-                OpenKind::Inotify { flags, watches } => {
-                    (crate::state::inotify::make(*flags, watches), *flags)
-                }
-                OpenKind::SignalFd { mask, flags } => {
-                    (crate::state::signalfd::make(mask, *flags), *flags)
-                }
-                OpenKind::TimerFd {
-                    clock,
-                    flags,
-                    settime,
-                    spec,
-                    ticks,
-                } => (
-                    crate::state::timerfd::make(*clock, *flags, *settime, spec, ticks),
-                    *flags,
-                ),
-            };
-            if fd < 0 {
-                fail(plan, STEP_OPEN, open.fd as usize);
-            }
-            if fd != open.fd {
-                if raw::dup3(fd, open.fd, cloexec & libc::O_CLOEXEC) < 0 {
-                    fail(plan, STEP_OPEN, open.fd as usize);
-                }
-                raw::close(fd);
-            }
-            if let OpenKind::File { pos, .. } = &open.what
-                && *pos != 0
-                && raw::seek(open.fd, *pos as i64, libc::SEEK_SET) < 0
-            {
-                fail(plan, STEP_SEEK, open.fd as usize);
+            if let Err(unmade) = open.what.maker().make(open.fd, plan.scratch_fd) {
+                failed(open, unmade);
             }
         }
         // What each epoll instance watches, once every fd exists (an epoll
         // may watch another, or a copy of one).
         for open in &plan.opens {
-            if let OpenKind::Epoll { targets, .. } = &open.what
-                && let Err(target) = crate::state::epoll::add(open.fd, targets)
-            {
-                fail(plan, STEP_EPOLL, target as usize);
+            if let Err(unmade) = open.what.maker().once_all_made(open.fd) {
+                failed(open, unmade);
             }
         }
         for (i, stdio) in plan.stdio.iter().enumerate() {

@@ -30,10 +30,8 @@ const PR_SET_VMA_ANON_NAME: u64 = 0;
 const ANON_NAME_MAX: usize = 80;
 /// `mseal(2)` (Linux 6.10).
 const SYS_MSEAL: i64 = 462;
-const PR_SET_DUMPABLE: u64 = 4;
 const PR_SET_TSC: u64 = 26;
 const PR_SET_NAME: u64 = 15;
-const PR_SET_MDWE: u64 = 65;
 
 /// Takes the process over and lets it run. Returns whether a parked client
 /// thread was sent the resume signal.
@@ -219,40 +217,14 @@ pub fn take_over(image: &Image, plan: &Plan, created: Created) -> Result<bool, R
 /// each file's signal owner, signal and `O_ASYNC`
 /// ([`crate::state::owners::give_back`]).
 fn process_wide(image: &Image, main: &mut Borrowed, site: &Site) -> Result<(), InjectError> {
-    if let Some(a) = &image.process.attributes {
-        for bit in 0..32 {
-            let registration = a.membarrier & (1 << bit);
-            if registration != 0 {
-                let what = format!("membarrier registration {registration:#x}");
-                main.call(
-                    &what,
-                    libc::SYS_membarrier,
-                    [registration as u64, 0, 0, 0, 0, 0],
-                )?;
-            }
-        }
-    }
-    if let Some(flags) = image.process.attributes.as_ref().and_then(|a| a.mdwe) {
-        let what = format!("PR_SET_MDWE {flags:#x}");
-        main.call(
-            &what,
-            libc::SYS_prctl,
-            [PR_SET_MDWE, flags as u64, 0, 0, 0, 0],
-        )?;
-    }
+    crate::state::attributes::register_membarrier(image, main)?;
+    crate::state::attributes::set_mdwe(image, main)?;
     crate::state::locks::take(image, main, site)?;
     crate::state::timers::create(image, main, site)?;
     crate::state::owners::give_back(image, main, site)?;
     // Last: a process that is not dumpable has its /proc files owned by
     // root, which nothing above needs any more.
-    if let Some(dumpable) = image.process.attributes.as_ref().and_then(|a| a.dumpable) {
-        let what = format!("PR_SET_DUMPABLE {dumpable}");
-        main.call(
-            &what,
-            libc::SYS_prctl,
-            [PR_SET_DUMPABLE, dumpable as u64, 0, 0, 0, 0],
-        )?;
-    }
+    crate::state::attributes::set_dumpable(image, main)?;
     Ok(())
 }
 
@@ -336,44 +308,13 @@ fn speculation_to_set(now: i64, state: u32) -> Option<u32> {
 /// process's core dump filter and its autogroup's nice value.
 fn from_outside(image: &Image, pid: u32) -> Result<(), String> {
     for t in &image.threads {
-        if let Some(prio) = t.ioprio
-            && crate::sys::sched::ioprio(t.tid).ok() != Some(prio)
-        {
-            crate::sys::sched::set_ioprio(t.tid, prio)
-                .map_err(|e| format!("thread {}: I/O priority {prio:#x}: {e}", t.tid))?;
-        }
+        crate::state::sched::restore_ioprio(t)?;
     }
     let Some(a) = &image.process.attributes else {
         return Ok(());
     };
-    if let Some(filter) = a.coredump_filter {
-        std::fs::write(
-            format!("/proc/{pid}/coredump_filter"),
-            format!("{filter:#x}"),
-        )
-        .map_err(|e| format!("coredump_filter {filter:#x}: {e}"))?;
-    }
-    // An autogroup is its session's: only one the process leads is its own
-    // to set (in the resume command's, it would change others' too).
-    let leads = image.process.session.is_some_and(|s| s.sid == pid);
-    if let Some(nice) = a.autogroup_nice.filter(|_| leads)
-        && crate::procfs::autogroup_nice(pid) != Some(nice)
-    {
-        // The kernel takes one change of any autogroup per 100 ms
-        // (EAGAIN meanwhile).
-        let path = format!("/proc/{pid}/autogroup");
-        let mut tries = 0;
-        loop {
-            match std::fs::write(&path, nice.to_string()) {
-                Ok(()) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < 30 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => return Err(format!("autogroup nice {nice}: {e}")),
-            }
-        }
-    }
+    crate::state::attributes::give_back_coredump_filter(pid, a)?;
+    crate::state::attributes::give_back_autogroup_nice(image, pid, a)?;
     Ok(())
 }
 

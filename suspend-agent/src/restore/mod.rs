@@ -162,7 +162,7 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let image = Image::read(dir, false, &trusted)?;
     validate::directory(&image)?;
     validate::image(&image)?;
-    let opened = open::files(&image, options)?;
+    let opened = open::all(&image, options)?;
     // Into its cgroups before its memory is loaded (here, inherited by the
     // process made): a page is charged to the cgroup of whoever first
     // touches it, and stays charged there.

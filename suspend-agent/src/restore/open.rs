@@ -19,9 +19,10 @@
 //!
 //! How each file must match the image, its check on the descriptor, the
 //! lease refusal and the naming of an open that failed are the files
-//! kind's ([`crate::state::files`]); a deleted file is made again by its
-//! kind ([`crate::state::unlinked`]). This is the flow: what is opened, in
-//! which order, as whom, and where each goes.
+//! kind's ([`crate::state::files`]); a deleted file is made again, and
+//! refused where it cannot be, by its kind ([`crate::state::unlinked`]).
+//! This is the flow: what is opened, in which order, as whom, and where
+//! each goes.
 
 use std::{
     collections::HashMap,
@@ -134,35 +135,6 @@ fn wanted(image: &Image) -> Vec<(Want, Into)> {
     wants
 }
 
-/// Makes each deleted file of `image` again, as `user`: with `O_TMPFILE`
-/// in its directory (no name ever reaches it, so nobody else can open it
-/// meanwhile), with its bytes, size, mode and mtime; each fd that had it
-/// open gets an open of it of its own (`out.files`).
-fn made_again(image: &Image, user: &FsUser, out: &mut Opened) -> Result<(), Refusal> {
-    use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-    for f in &image.files {
-        let Some(u) = f.unlinked.as_ref().filter(|u| u.same_as.is_none()) else {
-            continue;
-        };
-        let what = "deleted file";
-        let denied = |e: io::Error| files::not_opened(what, &u.name, user.fsuid, e);
-        let bytes = B64
-            .decode(&u.data)
-            .map_err(|e| files::Conflict::FileChanged {
-                what,
-                path: u.name.clone(),
-                how: format!("its bytes in the image are not base64: {e}"),
-            })?;
-        // The fds that had it open: this one and its other opens.
-        let opens = unlinked::opens(&image.files, f.fd);
-        let made = creds::as_user(user, || unlinked::make(u, &bytes, &opens))
-            .and_then(|r| r)
-            .map_err(denied)?;
-        out.files.extend(made);
-    }
-    Ok(())
-}
-
 /// Opens a `--stdin/--stdout/--stderr` file as `user`: stdin read-only,
 /// the others appended to (created, 0644, if missing); a final symbolic
 /// link is not followed.
@@ -179,7 +151,7 @@ fn open_stdio(path: &Path, index: usize) -> crate::sys::Result<OwnedFd> {
 }
 
 /// Opens everything `image` needs from the file system, as its process.
-pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
+pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
     let creds = &image.process.creds;
     // The main thread's capabilities: a root process that dropped some
     // opens no more than it could.
@@ -203,9 +175,16 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         .filter_map(|(i, p)| Some((i, p.clone()?)))
         .collect();
     let opened = creds::as_user(&user, || {
+        // Checked as the user too: a copy's contents are read to compare
+        // them (through an open of its own, for one opened to write only).
         let fds = wants
             .iter()
-            .map(|(w, _)| creds::open_no_symlinks(Path::new(&w.path), w.flags))
+            .map(|(w, _)| {
+                creds::open_no_symlinks(Path::new(&w.path), w.flags).map(|fd| {
+                    let checked = files::check(fd.as_fd(), w);
+                    (fd, checked)
+                })
+            })
             .collect::<Vec<_>>();
         let stdio = stdio
             .iter()
@@ -223,8 +202,8 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         Refusal::from(files::not_opened(want.what, &want.path, user.fsuid, e))
     };
     for ((want, into), fd) in wants.iter().zip(fds) {
-        let fd = fd.map_err(|e| not_opened(want, e.into()))?;
-        files::check(fd.as_fd(), want).map_err(Refusal::from)?;
+        let (fd, checked) = fd.map_err(|e| not_opened(want, e.into()))?;
+        checked.map_err(Refusal::from)?;
         match into.clone() {
             Into::Exe => out.exe = Some(fd),
             Into::Mapped(path, write) => {
@@ -246,7 +225,8 @@ pub fn files(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
             Into::Cwd => out.cwd = Some(fd),
         }
     }
-    made_again(image, &user, &mut out)?;
+    out.files
+        .extend(unlinked::make_each(&image.files, &user).map_err(Refusal::from)?);
     for (i, path, fd) in stdio {
         out.stdio[i] = Some(fd.map_err(|source| RestoreError::PrepareCall {
             what: format!(

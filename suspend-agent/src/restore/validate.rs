@@ -17,6 +17,7 @@ use crate::{
         format::{Cpu, MappingKind},
     },
     procfs::vmas,
+    state::mappings,
     sys::cpu,
 };
 
@@ -73,13 +74,6 @@ pub enum Refusal {
     #[error("the image has no threads")]
     NoThreads,
     #[error(
-        "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
-         {mask})"
-    )]
-    Cpus { tid: u32, mask: String },
-    #[error("the process had {what}, which this kernel cannot give back ({why})")]
-    KernelLacks { what: String, why: &'static str },
-    #[error(
         "this resume command runs in other namespaces than the agent's, and the process would \
          come back in them: {which}; run it in the machine's (e.g. nsenter -t 1 -a)"
     )]
@@ -106,6 +100,9 @@ pub enum Refusal {
     /// A POSIX timer id this kernel cannot give back (`state::timers`).
     #[error(transparent)]
     Timer(#[from] crate::state::timers::Conflict),
+    /// A thread's scheduling this machine cannot give back (`state::sched`).
+    #[error(transparent)]
+    Sched(#[from] crate::state::sched::Conflict),
 }
 
 /// Checks `image` against this machine.
@@ -128,7 +125,7 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     kernel_mappings(image)?;
     crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
     crate::state::limits::check(image)?;
-    cpus(image)?;
+    crate::state::sched::check(image)?;
     crate::state::attributes::check_oom_score(image)?;
     crate::state::timers::check(image)?;
     crate::state::cgroup::targets(image)?;
@@ -240,43 +237,13 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Every thread must be able to run on one of the CPUs this command may:
-/// its affinity is set as it was, and an empty one cannot be.
-fn cpus(image: &Image) -> Result<(), Refusal> {
-    let here = crate::sys::sched::affinity(0).unwrap_or_default();
-    for t in &image.threads {
-        let Some(s) = &t.sched else { continue };
-        if let Some((min, max)) = s.util_clamp
-            && !crate::sys::sched::has_util_clamp()
-        {
-            return Err(Refusal::KernelLacks {
-                what: format!("utilization clamps {min}-{max} on thread {}", t.tid),
-                why: "no CONFIG_UCLAMP_TASK",
-            });
-        }
-        if !s.affinity.iter().zip(&here).any(|(a, b)| a & b != 0) {
-            let mask = s
-                .affinity
-                .iter()
-                .rev()
-                .map(|w| format!("{w:016x}"))
-                .collect::<String>();
-            return Err(Refusal::Cpus {
-                tid: t.tid,
-                mask: mask.trim_start_matches('0').to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// The vDSO/vvar mappings this kernel gives a process, as `name size`.
 pub fn kernel_layout_here() -> Vec<(String, u64, u64)> {
     let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
     vmas::parse(&maps)
         .unwrap_or_default()
         .into_iter()
-        .filter(|v| v.kind() == MappingKind::Kernel && v.path != "[vsyscall]")
+        .filter(|v| mappings::kind(v) == MappingKind::Kernel && v.path != "[vsyscall]")
         .map(|v| (v.path, v.start, v.end))
         .collect()
 }

@@ -1,19 +1,29 @@
 //! The process's own attributes, one of each per process: its name
-//! (`comm`), its `oom_score_adj`, its audit login uid, and whether it is
-//! a child subreaper and has transparent huge pages disabled.
+//! (`comm`), its `oom_score_adj`, its audit login uid, whether it is a
+//! child subreaper and has transparent huge pages disabled, whether it is
+//! dumpable, its memory-deny-write-execute flags (MDWE), its `membarrier`
+//! registrations, its core dump filter and its autogroup's nice value.
 //!
 //! Saved: the name from `/proc/PID/comm` ([`name`]) and the
 //! `oom_score_adj` from its file ([`oom_score_adj`]), both read by
-//! `dump::process`; the login uid from `/proc/PID/loginuid`
-//! (`procfs::loginuid`, read by `dump`); the two flags asked from inside
-//! ([`ask_flags`], called by `dump::inside`). They are the process
-//! record's `comm` and part of its `attributes`.
+//! `dump::process`; the login uid, the core dump filter and the autogroup
+//! nice from `/proc/PID/loginuid`, `coredump_filter` and `autogroup`
+//! (`procfs`, read by `dump`); asked from inside, called by
+//! `dump::inside`: the two flags ([`ask_flags`]), dumpable and MDWE
+//! ([`ask_dumpable`], [`ask_mdwe`]), the `membarrier` registrations
+//! ([`ask_membarrier`]). They are the process record's `comm` and part of
+//! its `attributes`.
 //!
 //! Restored: the restore child sets the name ([`comm`]) and writes the
 //! login uid while still root, where it differs from its own
 //! ([`loginuid`]); the stub sets the flags ([`flags`]: its `RESTORE_*`
-//! bits); the `oom_score_adj` is written from outside once every thread
-//! is ready ([`give_back_oom_score_adj`], called by `restore::finish`).
+//! bits); the borrowed main thread registers for `membarrier` again
+//! ([`register_membarrier`]), sets MDWE ([`set_mdwe`]) and, last of what
+//! it does, dumpable ([`set_dumpable`]), called by `restore::finish`; the
+//! `oom_score_adj`, the core dump filter and the autogroup nice are
+//! written from outside once every thread is ready
+//! ([`give_back_oom_score_adj`], [`give_back_coredump_filter`],
+//! [`give_back_autogroup_nice`], called by `restore::finish`).
 //! An `oom_score_adj` below the resume command's without
 //! `CAP_SYS_RESOURCE` ([`check_oom_score`]) and a login uid where the
 //! kernel has no audit ([`check_loginuid`]) are refused before anything
@@ -28,11 +38,25 @@ use crate::{
         Image,
         format::{Attributes, Process},
     },
+    sys::creds::CAP_SYS_RESOURCE,
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_MDWE: u64 = 65;
+const PR_GET_MDWE: u64 = 66;
+
+/// `MEMBARRIER_CMD_QUERY`, `_GET_REGISTRATIONS` (Linux 6.3) and
+/// `_REGISTER_GLOBAL_EXPEDITED`.
+const MEMBARRIER_QUERY: u64 = 0;
+const MEMBARRIER_GET_REGISTRATIONS: u64 = 1 << 9;
+const MEMBARRIER_REGISTER_GLOBAL_EXPEDITED: u32 = 1 << 2;
+/// Each private expedited barrier, and the registration it needs: without
+/// it the barrier fails with `EPERM`.
+const MEMBARRIER_PROBES: [(u64, u32); 3] = [(1 << 3, 1 << 4), (1 << 5, 1 << 6), (1 << 7, 1 << 8)];
 
 /// Its name: the text of `/proc/PID/comm`, without the newline.
 pub fn name(comm: &str) -> String {
@@ -59,6 +83,47 @@ pub fn ask_flags(b: &mut Borrowed, site: &Site) -> Result<(bool, bool), InjectEr
     Ok((child_subreaper, thp_disable))
 }
 
+/// Whether `b`'s process is dumpable (`PR_GET_DUMPABLE`; `None` where
+/// the call fails).
+pub fn ask_dumpable(b: &mut Borrowed) -> Result<Option<u32>, InjectError> {
+    let dumpable = b.syscall(libc::SYS_prctl, [PR_GET_DUMPABLE, 0, 0, 0, 0, 0])?;
+    Ok(u32::try_from(dumpable).ok())
+}
+
+/// `b`'s process's MDWE flags (`PR_GET_MDWE`; `None` before Linux 6.3 or
+/// where none is set).
+pub fn ask_mdwe(b: &mut Borrowed) -> Result<Option<u32>, InjectError> {
+    let mdwe = b.syscall(libc::SYS_prctl, [PR_GET_MDWE, 0, 0, 0, 0, 0])?;
+    Ok(u32::try_from(mdwe).ok().filter(|&f| f != 0))
+}
+
+/// `b`'s process's `membarrier` registrations (`MEMBARRIER_CMD_REGISTER_*`
+/// bits).
+pub fn ask_membarrier(b: &mut Borrowed) -> Result<u32, InjectError> {
+    let membarrier = |b: &mut Borrowed, cmd| b.syscall(libc::SYS_membarrier, [cmd, 0, 0, 0, 0, 0]);
+    let registered = membarrier(b, MEMBARRIER_GET_REGISTRATIONS)?;
+    Ok(if registered >= 0 {
+        registered as u32
+    } else {
+        // Before 6.3: each private barrier succeeds only if the
+        // process registered for it (it is frozen: the barrier
+        // reaches no running thread). The global registration
+        // cannot be read there; it only adds barriers sent by
+        // others, so it is given whenever the kernel has it.
+        let mut mask = 0;
+        for (barrier, registration) in MEMBARRIER_PROBES {
+            if membarrier(b, barrier)? == 0 {
+                mask |= registration;
+            }
+        }
+        let supported = membarrier(b, MEMBARRIER_QUERY)?;
+        if supported > 0 && supported as u32 & MEMBARRIER_REGISTER_GLOBAL_EXPEDITED != 0 {
+            mask |= MEMBARRIER_REGISTER_GLOBAL_EXPEDITED;
+        }
+        mask
+    })
+}
+
 /// Why the resume cannot give an attribute back: the restore refuses the
 /// image with it (its `Refusal::Attributes`).
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +143,6 @@ pub enum Conflict {
 /// The oom_score_adj must be the agent's to set: the process starts with
 /// this command's, and going below it needs `CAP_SYS_RESOURCE`.
 pub fn check_oom_score(image: &Image) -> Result<(), Conflict> {
-    const CAP_SYS_RESOURCE: u64 = 24;
     let Some(a) = &image.process.attributes else {
         return Ok(());
     };
@@ -149,6 +213,97 @@ pub fn give_back_oom_score_adj(pid: u32, a: &Attributes) -> std::io::Result<()> 
     )
 }
 
+/// Each registration of `mask`, one bit each, lowest first.
+fn registrations(mask: u32) -> impl Iterator<Item = u32> {
+    (0..32)
+        .map(move |bit| mask & (1 << bit))
+        .filter(|&r| r != 0)
+}
+
+/// Registers the process for each of its saved `membarrier`
+/// registrations again, through its borrowed `main` thread.
+pub fn register_membarrier(image: &Image, main: &mut Borrowed) -> Result<(), InjectError> {
+    if let Some(a) = &image.process.attributes {
+        for registration in registrations(a.membarrier) {
+            let what = format!("membarrier registration {registration:#x}");
+            main.call(
+                &what,
+                libc::SYS_membarrier,
+                [registration as u64, 0, 0, 0, 0, 0],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the process's saved MDWE flags again, through its borrowed `main`
+/// thread.
+pub fn set_mdwe(image: &Image, main: &mut Borrowed) -> Result<(), InjectError> {
+    if let Some(flags) = image.process.attributes.as_ref().and_then(|a| a.mdwe) {
+        let what = format!("PR_SET_MDWE {flags:#x}");
+        main.call(
+            &what,
+            libc::SYS_prctl,
+            [PR_SET_MDWE, flags as u64, 0, 0, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
+/// Sets whether the process is dumpable again, through its borrowed
+/// `main` thread: last of what it does, since a process that is not
+/// dumpable has its /proc files owned by root.
+pub fn set_dumpable(image: &Image, main: &mut Borrowed) -> Result<(), InjectError> {
+    if let Some(dumpable) = image.process.attributes.as_ref().and_then(|a| a.dumpable) {
+        let what = format!("PR_SET_DUMPABLE {dumpable}");
+        main.call(
+            &what,
+            libc::SYS_prctl,
+            [PR_SET_DUMPABLE, dumpable as u64, 0, 0, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the saved core dump filter into `/proc/PID/coredump_filter`.
+pub fn give_back_coredump_filter(pid: u32, a: &Attributes) -> Result<(), String> {
+    if let Some(filter) = a.coredump_filter {
+        std::fs::write(
+            format!("/proc/{pid}/coredump_filter"),
+            format!("{filter:#x}"),
+        )
+        .map_err(|e| format!("coredump_filter {filter:#x}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Writes the saved autogroup nice value into `/proc/PID/autogroup`,
+/// where the process leads its session and has another one now.
+pub fn give_back_autogroup_nice(image: &Image, pid: u32, a: &Attributes) -> Result<(), String> {
+    // An autogroup is its session's: only one the process leads is its own
+    // to set (in the resume command's, it would change others' too).
+    let leads = image.process.session.is_some_and(|s| s.sid == pid);
+    if let Some(nice) = a.autogroup_nice.filter(|_| leads)
+        && crate::procfs::autogroup_nice(pid) != Some(nice)
+    {
+        // The kernel takes one change of any autogroup per 100 ms
+        // (EAGAIN meanwhile).
+        let path = format!("/proc/{pid}/autogroup");
+        let mut tries = 0;
+        loop {
+            match std::fs::write(&path, nice.to_string()) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && tries < 30 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(format!("autogroup nice {nice}: {e}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
@@ -196,5 +351,15 @@ mod tests {
             ..Attributes::default()
         };
         assert_eq!(flags(Some(&thp)), RESTORE_THP_DISABLE);
+    }
+
+    #[test]
+    fn each_membarrier_registration_is_made_on_its_own_lowest_first() {
+        assert_eq!(registrations(0).count(), 0);
+        let mask = MEMBARRIER_REGISTER_GLOBAL_EXPEDITED | 1 << 4 | 1 << 31;
+        assert_eq!(
+            registrations(mask).collect::<Vec<_>>(),
+            [1 << 2, 1 << 4, 1 << 31]
+        );
     }
 }

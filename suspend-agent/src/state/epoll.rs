@@ -111,6 +111,17 @@ pub fn add(epfd: RawFd, targets: &[(RawFd, u32, u64)]) -> Result<(), RawFd> {
     Ok(())
 }
 
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(make(self.flags), fd, self.flags) }
+    }
+
+    fn once_all_made(&self, fd: RawFd) -> Result<(), super::Unmade> {
+        add(fd, &self.targets).map_err(super::Unmade::Watch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

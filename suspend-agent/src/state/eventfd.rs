@@ -102,7 +102,7 @@ pub fn probe_semaphores(pid: u32, files: &mut [File]) -> Result<(), ProbeError> 
 
 /// The flags to make `e` with, from its status flags `flags`: those a new
 /// one takes ([`CREATE_FLAGS`]), and its semaphore mode.
-pub fn create_flags(e: &EventFd, flags: i32) -> i32 {
+fn create_flags(e: &EventFd, flags: i32) -> i32 {
     (flags & CREATE_FLAGS) | if e.semaphore { libc::EFD_SEMAPHORE } else { 0 }
 }
 
@@ -115,6 +115,29 @@ pub fn make(count: u64, flags: i32) -> RawFd {
         return -1;
     }
     fd
+}
+
+/// An eventfd as the restore child makes it again ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub count: u64,
+    pub flags: i32,
+}
+
+/// Eventfd `e`, with status flags `flags`, made again with its count and
+/// mode.
+pub fn plan(e: &EventFd, flags: i32) -> Made {
+    Made {
+        count: e.count,
+        flags: create_flags(e, flags),
+    }
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(make(self.count, self.flags), fd, self.flags) }
+    }
 }
 
 #[cfg(test)]

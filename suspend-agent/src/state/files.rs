@@ -5,8 +5,10 @@
 //! mtime). A resume opens each again as the process's user
 //! (`restore/open.rs`, in its order, with deleted files made again by
 //! `unlinked`) and checks what it got on the descriptor ([`Want`],
-//! [`check`]): the very same inode for an open file, the same contents for
-//! the executable and a mapped file. A mapped file deleted before the
+//! [`check`]): the very same inode for a directory or device, the same
+//! contents for the executable, a mapped file and an open regular file
+//! (its identity, `state/identity.rs`; in an older image without one, an
+//! open file must be the very same inode). A mapped file deleted before the
 //! image was taken is refused before anything is opened ([`check_mapped`]),
 //! and so, before any is opened, is one another process holds a lease on
 //! that the open would start breaking, naming the holder ([`leased`]),
@@ -15,7 +17,7 @@
 use std::{
     fs, io,
     os::{
-        fd::{AsFd as _, BorrowedFd},
+        fd::{AsFd as _, BorrowedFd, RawFd},
         unix::fs::FileTypeExt as _,
     },
     path::Path,
@@ -102,8 +104,13 @@ pub enum Match {
     /// The very same file: device and inode.
     Inode,
     /// The same contents: the same inode with the same size and mtime, or
-    /// (a copy: another machine, a package installed again) another inode
-    /// with the same size and the same mtime to the second.
+    /// (a copy: another machine, a package installed again) another
+    /// inode, or the same one changed, with the same size, build-id (an
+    /// ELF file with one) and digest, and without a build-id the same
+    /// mtime (to the second for another inode), as its record's identity
+    /// says ([`super::identity::differs`]). A record without one (an
+    /// older image): another inode with the same size and the same mtime
+    /// to the second.
     Contents,
 }
 
@@ -135,12 +142,15 @@ pub fn reopened(f: &File) -> Option<Want> {
     ) {
         return None;
     }
+    // A regular file recorded with its identity may be an equal copy; in
+    // an older image, only the very same inode.
+    let copy = f.kind == FileKind::Regular && f.id.as_ref().is_some_and(|id| id.identity.is_some());
     Some(Want {
         what: "open file",
         path: f.path.clone(),
         flags: f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC),
         id: f.id.clone(),
-        how: Match::Inode,
+        how: if copy { Match::Contents } else { Match::Inode },
     })
 }
 
@@ -171,6 +181,14 @@ pub fn check(fd: BorrowedFd<'_>, want: &Want) -> Result<(), Conflict> {
         how,
     };
     let meta = crate::sys::fd::stat(fd).map_err(|e| changed(e.to_string()))?;
+    if want.how == Match::Contents
+        && let Some(identity) = &id.identity
+    {
+        return match super::identity::differs(fd, &meta, id, identity) {
+            None => Ok(()),
+            Some(how) => Err(changed(how)),
+        };
+    }
     let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
     if want.how == Match::Inode {
         return if same_inode {
@@ -274,6 +292,28 @@ pub fn not_opened(what: &'static str, path: &str, uid: u32, e: io::Error) -> Con
             uid,
             source: e,
         },
+    }
+}
+
+/// A file opened (as the process) and checked beforehand, at helper fd
+/// `from`: the restore child puts it at its number and position.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Reopened {
+    pub from: RawFd,
+    pub flags: i32,
+    pub pos: u64,
+}
+
+impl super::MakeFd for Reopened {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: the restore child's own numbers (the caller's promise).
+        if unsafe { crate::sys::raw::dup3(self.from, fd, self.flags & libc::O_CLOEXEC) } < 0 {
+            return Err(super::Unmade::Open);
+        }
+        if self.pos != 0 && crate::sys::raw::seek(fd, self.pos as i64, libc::SEEK_SET) < 0 {
+            return Err(super::Unmade::Seek);
+        }
+        Ok(())
     }
 }
 

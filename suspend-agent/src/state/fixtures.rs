@@ -63,6 +63,7 @@ pub fn file_id(path: &str, ino: u64, size: u64) -> FileId {
         ino,
         size,
         mtime_ns: 0,
+        identity: None,
     }
 }
 

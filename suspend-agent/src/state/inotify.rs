@@ -126,6 +126,7 @@ fn target(line: &Line) -> Option<FileId> {
         ino: meta.ino(),
         size: meta.size(),
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        identity: None,
     })
 }
 
@@ -243,6 +244,24 @@ pub unsafe fn make(flags: i32, watches: &[(i32, u32, std::ffi::CString)]) -> Raw
     let mut buf = [0u8; 4096];
     while removed && raw::bytes_waiting(fd) > 0 && raw::read(fd, &mut buf) > 0 {}
     fd
+}
+
+/// `inotify_init1(flags)`, then each watch `(wd, mask, path)` added under
+/// its number, in order (`path`: `/proc/self/fd/N` of a helper the
+/// process's user opened), as the restore child makes it again
+/// ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub flags: i32,
+    pub watches: Vec<(i32, u32, std::ffi::CString)>,
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child, while it makes its files (the
+        // caller's promise).
+        unsafe { super::place(make(self.flags, &self.watches), fd, self.flags) }
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::{
         format::{Process, Rlimit},
     },
     procfs::ProcError,
+    sys::creds::CAP_SYS_RESOURCE,
 };
 
 /// Every limit of `pid`, also of another user's process (prlimit would
@@ -47,7 +48,6 @@ pub struct Conflict {
 /// Every limit must be the restore's to set: it starts from this
 /// command's limits and may raise a hard one only with `CAP_SYS_RESOURCE`.
 pub fn check(image: &Image) -> Result<(), Conflict> {
-    const CAP_SYS_RESOURCE: u64 = 24;
     let own = super::confinement::own();
     if own.effective & (1 << CAP_SYS_RESOURCE) != 0 {
         return Ok(());

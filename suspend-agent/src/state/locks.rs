@@ -170,13 +170,10 @@ fn maps_file(maps: &str, path: &str, dev: u64, ino: u64) -> bool {
 /// the image with it (its `Refusal::Lock`).
 #[derive(Debug, thiserror::Error)]
 pub enum Conflict {
-    /// A file it had open while it held a lock changed while it was away.
-    #[error("{what} {path} changed since the image was taken ({how})")]
-    FileChanged {
-        what: &'static str,
-        path: String,
-        how: String,
-    },
+    /// A file it had open while it held a lock changed while it was away:
+    /// named as the files kind names one (its `FileChanged`).
+    #[error(transparent)]
+    FileChanged(super::files::Conflict),
     /// Another process holds a lease on the file that opening it would
     /// start breaking.
     #[error(
@@ -237,7 +234,7 @@ pub fn check(image: &Image) -> Result<(), Conflict> {
         };
         let mtime_ns = now.mtime() * 1_000_000_000 + now.mtime_nsec();
         if now.ino() == id.ino && (now.size() != id.size || mtime_ns != id.mtime_ns) {
-            return Err(Conflict::FileChanged {
+            return Err(Conflict::FileChanged(super::files::Conflict::FileChanged {
                 what: "a file it had open while it held a lock",
                 path: id.path.clone(),
                 how: format!(
@@ -249,7 +246,7 @@ pub fn check(image: &Image) -> Result<(), Conflict> {
                         format!("{} bytes, was {}", now.size(), id.size)
                     }
                 ),
-            });
+            }));
         }
     }
     // Read once for all: who holds leases, before any file is opened.
@@ -706,6 +703,7 @@ mod tests {
                 ino,
                 size: 6,
                 mtime_ns: 0,
+                identity: None,
             }),
             ..File::bare(fd, FileKind::Regular, path)
         }
@@ -742,5 +740,19 @@ mod tests {
         let maps = [mapped("/tmp/d/w"), mapped("/tmp/d/w")];
         assert_eq!(opens(&leased, &files[..2], &maps, None), 2);
         assert_eq!(opens(&leased, &files[..2], &[], leased.id.as_ref()), 2);
+    }
+
+    #[test]
+    fn a_file_changed_while_its_lock_was_let_go_is_named_as_the_files_kind_names_one() {
+        let err = Conflict::FileChanged(crate::state::files::Conflict::FileChanged {
+            what: "a file it had open while it held a lock",
+            path: "/tmp/db".into(),
+            how: "modified".into(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "a file it had open while it held a lock /tmp/db changed since the image was taken \
+             (modified)"
+        );
     }
 }

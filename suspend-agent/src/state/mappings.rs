@@ -32,6 +32,36 @@ use crate::{
     procfs::{Smaps, vmas::Vma},
 };
 
+/// How mapping `vma` is saved: the kind of it the image records.
+pub fn kind(vma: &Vma) -> MappingKind {
+    let special = matches!(
+        vma.path.as_str(),
+        "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]"
+    );
+    // A shared mapping of a file deleted since (a POSIX semaphore's
+    // `/dev/shm/sem.*`): only its mappings reach it, so it is saved
+    // and made again as an object of its own, like a memfd.
+    let anonymous_object = vma.inode == 0
+        || vma.path.starts_with("/memfd:")
+        || vma.path.starts_with("/SYSV")
+        || vma.path.starts_with("/dev/zero")
+        || vma.path.starts_with("/anon_hugepage")
+        || vma.deleted();
+    if special {
+        MappingKind::Kernel
+    } else if vma.shared() {
+        if anonymous_object {
+            MappingKind::SharedAnonymous
+        } else {
+            MappingKind::SharedFile
+        }
+    } else if vma.inode == 0 {
+        MappingKind::Anonymous
+    } else {
+        MappingKind::PrivateFile
+    }
+}
+
 /// A `/proc/PID/pagemap` entry's bit: the page is in memory.
 const PM_PRESENT: u64 = 1 << 63;
 /// The page is swapped out.
@@ -60,7 +90,7 @@ pub fn private_file_page_saved(entry: u64) -> bool {
 /// that the kernel keeps with it, whether it is sealed — and the identity
 /// of the file or object it maps.
 pub fn save(pid: u32, vma: &Vma, pages: Vec<PageRun>, smaps: &HashMap<u64, Smaps>) -> Mapping {
-    let kind = vma.kind();
+    let kind = kind(vma);
     // Shared anonymous mappings too: two of one object (a memfd mapped
     // twice, a region split by mprotect) must come back as one memory.
     let file = matches!(
@@ -108,7 +138,7 @@ pub fn refusals(pid: u32, vmas: &[Vma]) -> Vec<String> {
     for v in vmas.iter().filter(|v| v.deleted()) {
         let files = format!("/proc/{pid}/map_files/{:x}-{:x}", v.start, v.end);
         let linked = fs::metadata(&files).is_ok_and(|m| m.nlink() > 0);
-        if v.kind() == MappingKind::PrivateFile {
+        if kind(v) == MappingKind::PrivateFile {
             bad.push(format!(
                 "mapped file {} at {:#x} (deleted since it was mapped: nothing could map it again)",
                 v.path, v.start
@@ -141,7 +171,7 @@ pub fn refusals(pid: u32, vmas: &[Vma]) -> Vec<String> {
     // memory costs no scan of every process.
     let objects: BTreeMap<(String, u64), &str> = vmas
         .iter()
-        .filter(|v| v.kind() == MappingKind::SharedAnonymous && v.inode != 0)
+        .filter(|v| kind(v) == MappingKind::SharedAnonymous && v.inode != 0)
         .filter(|v| !v.path.starts_with("/memfd:suspend-client"))
         .map(|v| ((v.dev.clone(), v.inode), v.path.as_str()))
         .collect();
@@ -358,6 +388,42 @@ mod tests {
     use crate::state::fixtures::{file_id, mapping, run, shared_objects};
 
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
+
+    #[test]
+    fn each_mapping_is_saved_as_its_kind() {
+        use MappingKind::*;
+        let kinds: Vec<_> = crate::procfs::vmas::parse(crate::procfs::vmas::SAMPLE)
+            .unwrap()
+            .iter()
+            .map(kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                PrivateFile,
+                Anonymous,
+                SharedAnonymous,
+                Anonymous,
+                SharedFile,
+                SharedAnonymous,
+                Anonymous,
+                Kernel,
+                Kernel,
+                Kernel
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deleted_files_shared_mapping_is_an_object_its_private_one_a_file() {
+        let text = "\
+7f0000000000-7f0000003000 rw-s 00000000 00:1a 77                         /dev/shm/sem.x (deleted)
+7f0000003000-7f0000004000 r--p 00000000 fd:00 88                         /usr/lib/libold.so (deleted)
+";
+        let vmas = crate::procfs::vmas::parse(text).unwrap();
+        assert_eq!(kind(&vmas[0]), MappingKind::SharedAnonymous);
+        assert_eq!(kind(&vmas[1]), MappingKind::PrivateFile);
+    }
 
     #[test]
     fn only_pages_a_resume_could_not_have_otherwise_are_saved() {

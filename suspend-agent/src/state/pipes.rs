@@ -141,14 +141,33 @@ fn contents(end: &OwnedFd) -> crate::sys::Result<(u32, Vec<u8>)> {
 pub enum Made {
     /// A copy of the end at `from` (made before it).
     Copy { from: RawFd },
-    /// The pipe, its read end here and its write end at `write_fd` (with
-    /// `write_flags`), `size` bytes big, with `data` in it.
-    Pipe {
-        write_fd: RawFd,
-        write_flags: i32,
-        size: u32,
-        data: Vec<u8>,
-    },
+    /// The pipe, its read end here.
+    Pipe(Pipe),
+}
+
+/// A pipe, its read end here (with `read_flags`) and its write end at
+/// `write_fd` (with `write_flags`), `size` bytes big, with `data` in it,
+/// as the restore child makes it again ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pipe {
+    pub read_flags: i32,
+    pub write_fd: RawFd,
+    pub write_flags: i32,
+    pub size: u32,
+    pub data: Vec<u8>,
+}
+
+impl super::MakeFd for Pipe {
+    unsafe fn make(&self, fd: RawFd, scratch: RawFd) -> Result<(), super::Unmade> {
+        let (read, write) = ((fd, self.read_flags), (self.write_fd, self.write_flags));
+        // SAFETY: in the restore child, while it makes its files (the
+        // caller's promise).
+        if unsafe { make(scratch, read, write, self.size, &self.data) } {
+            Ok(())
+        } else {
+            Err(super::Unmade::Open)
+        }
+    }
 }
 
 /// What is made at end `p` (fd `f`) of a self-pipe of `files`. Each pipe
@@ -181,12 +200,13 @@ pub fn plan(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<Made>, std::
             .iter()
             .find(|g| g.fd == write_fd)
             .map_or(0, |g| g.flags as i32);
-        Some(Made::Pipe {
+        Some(Made::Pipe(Pipe {
+            read_flags: f.flags as i32,
             write_fd,
             write_flags,
             size: p.size,
             data: B64.decode(&p.data).map_err(std::io::Error::other)?,
-        })
+        }))
     })
 }
 

@@ -7,12 +7,21 @@
 //! its record made by [`from_attr`]). Restored: the `sched_setattr`
 //! argument ([`setattr`]) and the mask, pushed on the argument block by
 //! the planner (`restore/plan/threads.rs`), and the stub's arguments that
-//! point to them ([`thread_args`]).
+//! point to them ([`thread_args`]). Refused before anything is created: a
+//! thread that may run on no CPU this command may, or has clamps this
+//! kernel lacks ([`check`]).
+//!
+//! A thread's I/O priority too: saved from outside ([`save_ioprio`]), set
+//! again from outside by the agent once the process is made
+//! ([`restore_ioprio`]).
 
 use suspend_common::restore::{THREAD_HAS_SCHED, ThreadArgs};
 
 use crate::{
-    image::format::Sched,
+    image::{
+        Image,
+        format::{Sched, Thread},
+    },
     sys::{
         SyscallError,
         sched::{self, FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
@@ -55,6 +64,70 @@ fn from_attr(attr: &SchedAttr, affinity: Vec<u64>, clamp_default: Option<(u32, u
     }
 }
 
+/// Thread `tid`'s I/O priority (`ioprio_get(IOPRIO_WHO_PROCESS, tid)`).
+pub fn save_ioprio(tid: u32) -> Result<u32, SyscallError> {
+    sched::ioprio(tid)
+}
+
+// Restore: checked first; what the stub is given; the I/O priority set
+// from outside.
+
+/// A thread's scheduling this machine cannot give back: the restore
+/// refuses the image with it (its `Refusal::Sched`).
+#[derive(Debug, thiserror::Error)]
+pub enum Conflict {
+    /// Its affinity is set as it was, and an empty one cannot be.
+    #[error(
+        "thread {tid} may run only on CPUs this machine does not give the resume (its mask \
+         {mask})"
+    )]
+    Cpus { tid: u32, mask: String },
+    /// Utilization clamps on a kernel without them.
+    #[error("the process had {what}, which this kernel cannot give back ({why})")]
+    KernelLacks { what: String, why: &'static str },
+}
+
+/// Every thread must be able to run on one of the CPUs this command may:
+/// its affinity is set as it was, and an empty one cannot be.
+pub fn check(image: &Image) -> Result<(), Conflict> {
+    let here = sched::affinity(0).unwrap_or_default();
+    check_against(&image.threads, &here, sched::has_util_clamp)
+}
+
+/// [`check`] of `threads` against this command's CPU mask `here`, on a
+/// kernel that has utilization clamps if `has_util_clamp` says so (asked
+/// only of a thread with clamps).
+fn check_against(
+    threads: &[Thread],
+    here: &[u64],
+    has_util_clamp: impl Fn() -> bool,
+) -> Result<(), Conflict> {
+    for t in threads {
+        let Some(s) = &t.sched else { continue };
+        if let Some((min, max)) = s.util_clamp
+            && !has_util_clamp()
+        {
+            return Err(Conflict::KernelLacks {
+                what: format!("utilization clamps {min}-{max} on thread {}", t.tid),
+                why: "no CONFIG_UCLAMP_TASK",
+            });
+        }
+        if !s.affinity.iter().zip(here).any(|(a, b)| a & b != 0) {
+            let mask = s
+                .affinity
+                .iter()
+                .rev()
+                .map(|w| format!("{w:016x}"))
+                .collect::<String>();
+            return Err(Conflict::Cpus {
+                tid: t.tid,
+                mask: mask.trim_start_matches('0').to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 // Restore: what the stub is given.
 
 /// The `sched_setattr` argument for `s`: the first version's size, or the
@@ -85,13 +158,25 @@ pub fn thread_args(s: &Sched, attr: u64, affinity: u64, a: &mut ThreadArgs) -> u
     THREAD_HAS_SCHED
 }
 
+/// Gives thread `t` its I/O priority again, from outside, where it has
+/// another.
+pub fn restore_ioprio(t: &Thread) -> Result<(), String> {
+    if let Some(prio) = t.ioprio
+        && sched::ioprio(t.tid).ok() != Some(prio)
+    {
+        sched::set_ioprio(t.tid, prio)
+            .map_err(|e| format!("thread {}: I/O priority {prio:#x}: {e}", t.tid))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use suspend_common::restore::{THREAD_HAS_SCHED, ThreadArgs};
 
-    use super::{from_attr, setattr, thread_args};
+    use super::{Conflict, check_against, from_attr, setattr, thread_args};
     use crate::{
-        image::format::Sched,
+        image::format::{Sched, Thread},
         sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
     };
 
@@ -168,6 +253,38 @@ mod tests {
         assert_eq!(
             (a.sched_attr, a.affinity, a.affinity_len),
             (0x5000, 0x5040, 16)
+        );
+    }
+
+    #[test]
+    fn a_thread_that_may_run_on_no_cpu_here_or_with_clamps_this_kernel_lacks_is_refused() {
+        let thread = |tid, affinity: Vec<u64>, util_clamp| Thread {
+            tid,
+            sched: Some(Sched {
+                affinity,
+                util_clamp,
+                ..Sched::default()
+            }),
+            ..crate::state::fixtures::thread(tid)
+        };
+        let here = [0b0011, 0];
+        let fits = [thread(7, vec![0b0110], None), thread(8, vec![0, 1], None)];
+        assert!(check_against(&fits[..1], &here, || true).is_ok());
+        let err = check_against(&fits, &here, || true).expect_err("no CPU of 8's here");
+        assert!(matches!(err, Conflict::Cpus { tid: 8, .. }));
+        assert_eq!(
+            err.to_string(),
+            "thread 8 may run only on CPUs this machine does not give the resume (its mask \
+             10000000000000000)"
+        );
+        let clamped = [thread(9, vec![1], Some((128, 512)))];
+        assert!(check_against(&clamped, &here, || true).is_ok());
+        assert_eq!(
+            check_against(&clamped, &here, || false)
+                .expect_err("no clamps here")
+                .to_string(),
+            "the process had utilization clamps 128-512 on thread 9, which this kernel cannot \
+             give back (no CONFIG_UCLAMP_TASK)"
         );
     }
 }

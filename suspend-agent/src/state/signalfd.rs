@@ -25,6 +25,29 @@ pub fn make(mask: &u64, flags: i32) -> RawFd {
     raw::signalfd(mask, flags)
 }
 
+/// `signalfd4(-1, mask, flags)`, as the restore child makes it again
+/// ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub mask: u64,
+    pub flags: i32,
+}
+
+/// A signalfd on `mask`, with status flags `flags`.
+pub fn plan(mask: u64, flags: i32) -> Made {
+    Made {
+        mask,
+        flags: flags & super::CREATE_FLAGS,
+    }
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(make(&self.mask, self.flags), fd, self.flags) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

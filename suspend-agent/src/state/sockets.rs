@@ -222,6 +222,40 @@ fn parse_unix_table(text: &str, inode: u64) -> Option<String> {
     })
 }
 
+/// A unix socket whose peer is gone: `socketpair(AF_UNIX, sock_type |
+/// flags)`, the other end closed at once, made with the process's
+/// effective `uid` and `gid`, which its peer credentials (`SO_PEERCRED`)
+/// name, as the restore child makes it again ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub sock_type: i32,
+    pub flags: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Orphan socket `socket`, with status flags `flags`, made again as the
+/// process's effective `(uid, gid)`.
+pub fn plan(socket: &OrphanSocket, flags: i32, (uid, gid): (u32, u32)) -> Made {
+    Made {
+        sock_type: socket.sock_type,
+        flags: flags & super::CREATE_FLAGS,
+        uid,
+        gid,
+    }
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        // SAFETY: in the restore child, while it makes its files (the
+        // caller's promise).
+        unsafe {
+            let made = make(self.sock_type | self.flags, self.uid, self.gid);
+            super::place(made, fd, self.flags)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,45 @@ pub fn make(clock: i32, flags: i32, settime: i32, spec: &[i64; 4], ticks: &u64) 
     fd
 }
 
+/// `timerfd_create(clock, flags)`, then `timerfd_settime(settime, spec)`
+/// if `spec` arms it (interval s, ns, value s, ns) and `TFD_IOC_SET_TICKS`
+/// if `ticks`, as the restore child makes it again ([`make`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Made {
+    pub clock: i32,
+    pub flags: i32,
+    pub settime: i32,
+    pub spec: [i64; 4],
+    pub ticks: u64,
+}
+
+/// Timerfd `t`, with status flags `flags`, made again armed as it was
+/// ([`arming`]).
+pub fn plan(t: &TimerFd, flags: i32) -> Made {
+    let (settime, spec) = arming(t);
+    Made {
+        clock: t.clockid,
+        flags: flags & super::CREATE_FLAGS,
+        settime,
+        spec,
+        ticks: t.ticks,
+    }
+}
+
+impl super::MakeFd for Made {
+    unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
+        let made = make(
+            self.clock,
+            self.flags,
+            self.settime,
+            &self.spec,
+            &self.ticks,
+        );
+        // SAFETY: in the restore child (the caller's promise).
+        unsafe { super::place(made, fd, self.flags) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,16 +163,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_timerfd_is_armed_with_the_time_it_had_left() {
-        let t = TimerFd {
+    /// A periodic timer (2.5 s) with 1.25 s left and 3 expirations unread.
+    fn periodic() -> TimerFd {
+        TimerFd {
             clockid: libc::CLOCK_MONOTONIC,
             ticks: 3,
             settime_flags: 0,
             value_ns: 1_250_000_000,
             interval_ns: 2_500_000_000,
             deadline_ns: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_timerfd_is_armed_with_the_time_it_had_left() {
+        let t = periodic();
         assert_eq!(arming(&t), (0, [2, 500_000_000, 1, 250_000_000]));
         // Expired, waiting for a read to re-arm it: one interval on.
         let expired = TimerFd { value_ns: 0, ..t };
@@ -158,5 +202,22 @@ mod tests {
                 [2, 500_000_000, 7, 1]
             )
         );
+    }
+
+    #[test]
+    fn a_timerfd_is_made_with_its_clock_flags_arming_and_ticks() {
+        let t = periodic();
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        assert_eq!(
+            plan(&t, flags),
+            Made {
+                clock: libc::CLOCK_MONOTONIC,
+                flags: libc::O_NONBLOCK | libc::O_CLOEXEC,
+                settime: 0,
+                spec: [2, 500_000_000, 1, 250_000_000],
+                ticks: 3,
+            }
+        );
+        // How it is armed: `arming`'s tests.
     }
 }

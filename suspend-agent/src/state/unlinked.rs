@@ -2,9 +2,9 @@
 //! opened, or made with `O_TMPFILE`): their bytes go into the image (up to
 //! a cap, `suspend --unlinked-max`), read through a copy of the fd while
 //! the process is frozen ([`read`]), and a resume makes the file again in
-//! its old directory, with no name ([`make`], as the process's user, from
-//! `restore/open.rs`, which names what is refused as [`super::files`] names
-//! a file it opens). Two opens of one such file come back as two opens of
+//! its old directory, with no name ([`make_each`], as the process's user,
+//! from `restore/open.rs`), refusing one it cannot make as
+//! [`super::files`] names a file it opens. Two opens of one such file come back as two opens of
 //! one file ([`opens`]).
 //!
 //! Refused by name, before anything is frozen: one another process has
@@ -265,6 +265,41 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), ReadError> {
 // Restore: made again by the resume command, as the process's user,
 // before anything is created.
 
+/// Makes each deleted file of `files` again, as `user`: with `O_TMPFILE`
+/// in its directory (no name ever reaches it, so nobody else can open it
+/// meanwhile), with its bytes, size, mode and mtime; each fd that had it
+/// open gets an open of it of its own, returned with its number. One that
+/// cannot be made is refused, named as the files kind names a file it
+/// opens ([`super::files::not_opened`]).
+pub fn make_each(
+    files: &[File],
+    user: &creds::FsUser,
+) -> Result<Vec<(i32, OwnedFd)>, super::files::Conflict> {
+    let mut made = Vec::new();
+    for f in files {
+        let Some(u) = f.unlinked.as_ref().filter(|u| u.same_as.is_none()) else {
+            continue;
+        };
+        let what = "deleted file";
+        let denied = |e: io::Error| super::files::not_opened(what, &u.name, user.fsuid, e);
+        let bytes = B64
+            .decode(&u.data)
+            .map_err(|e| super::files::Conflict::FileChanged {
+                what,
+                path: u.name.clone(),
+                how: format!("its bytes in the image are not base64: {e}"),
+            })?;
+        // The fds that had it open: this one and its other opens.
+        let opens = opens(files, f.fd);
+        made.extend(
+            creds::as_user(user, || make(u, &bytes, &opens))
+                .and_then(|r| r)
+                .map_err(denied)?,
+        );
+    }
+    Ok(made)
+}
+
 /// The fds of `files` that had deleted file `carrier` (the fd carrying its
 /// bytes) open, each with the flags to open it again with: `carrier` and
 /// its other opens (not the copies, made from the fd they copy).
@@ -321,6 +356,7 @@ mod tests {
             ino,
             size,
             mtime_ns: 0,
+            identity: None,
         }
     }
 
@@ -404,6 +440,40 @@ mod tests {
             over,
             [6, 3],
             "over the cap: the carried file too, each named once"
+        );
+    }
+
+    #[test]
+    fn a_deleted_file_whose_bytes_are_not_base64_is_refused_by_name_before_anything_is_made() {
+        let files = [File {
+            unlinked: Some(Unlinked {
+                name: "/tmp/gone".into(),
+                mode: 0o600,
+                size: 2,
+                mtime_ns: 0,
+                data: "not base64!".into(),
+                same_as: None,
+            }),
+            ..crate::state::fixtures::file(3)
+        }];
+        let user = creds::FsUser {
+            fsuid: 1000,
+            fsgid: 1000,
+            groups: Vec::new(),
+            effective: None,
+        };
+        let err = make_each(&files, &user).expect_err("not base64");
+        assert!(
+            err.to_string().starts_with(
+                "deleted file /tmp/gone changed since the image was taken (its bytes in the \
+                 image are not base64: "
+            ),
+            "{err}"
+        );
+        assert!(
+            make_each(&files[..0], &user)
+                .expect("nothing to make")
+                .is_empty()
         );
     }
 }

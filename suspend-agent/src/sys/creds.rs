@@ -28,6 +28,10 @@ pub struct FsUser {
     pub effective: Option<u64>,
 }
 
+/// `CAP_SYS_RESOURCE`: raising a hard resource limit, lowering an
+/// `oom_score_adj` below one's own.
+pub const CAP_SYS_RESOURCE: u64 = 24;
+
 /// `_LINUX_CAPABILITY_VERSION_3`.
 const CAP_V3: u32 = 0x2008_0522;
 

@@ -14,9 +14,12 @@ use std::{
 
 use super::{fds::Helpers, prepare_err};
 use crate::{
-    image::format::{EpollTarget, File, InotifyWatch, PipeEnd, TimerFd},
+    image::format::{File, InotifyWatch, PipeEnd},
     restore::RestoreError,
-    state::{CREATE_FLAGS, epoll, eventfd, pipes, timerfd},
+    state::{
+        CREATE_FLAGS, Dup, MakeFd, epoll, eventfd, files::Reopened, inotify, pipes, signalfd,
+        sockets, timerfd,
+    },
 };
 
 /// A file the process had open, to open again at its number.
@@ -26,72 +29,37 @@ pub struct Open {
     pub what: OpenKind,
 }
 
-/// In the order they are made: an epoll instance watches the others.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// Each kind of fd the restore child makes, with what it is made from
+/// (its kind's, in `state/`, which makes it: [`MakeFd`]). In the order
+/// they are made ([`order`]): an epoll instance watches the others.
+#[derive(Debug, PartialEq, Eq)]
 pub enum OpenKind {
-    /// A file opened (as the process) and checked beforehand: helper fd
-    /// `from`, put at its number and position.
-    File {
-        from: RawFd,
-        flags: i32,
-        pos: u64,
-    },
-    EventFd {
-        count: u64,
-        flags: i32,
-    },
-    /// `signalfd4(-1, mask, flags)`.
-    SignalFd {
-        mask: u64,
-        flags: i32,
-    },
-    /// `timerfd_create(clock, flags)`, then `timerfd_settime(settime,
-    /// spec)` if `spec` arms it (interval s, ns, value s, ns) and
-    /// `TFD_IOC_SET_TICKS` if `ticks`.
-    TimerFd {
-        clock: i32,
-        flags: i32,
-        settime: i32,
-        spec: [i64; 4],
-        ticks: u64,
-    },
-    /// `inotify_init1(flags)`, then each watch `(wd, mask, path)` added
-    /// under its number, in order (`path`: `/proc/self/fd/N` of a helper
-    /// the process's user opened; lower numbers are reached by adding and
-    /// removing it).
-    Inotify {
-        flags: i32,
-        watches: Vec<(i32, u32, CString)>,
-    },
-    /// A pipe: its read end at this fd, its write end at `write_fd`, with
-    /// `data` in it.
-    Pipe {
-        read_flags: i32,
-        write_fd: RawFd,
-        write_flags: i32,
-        size: u32,
-        data: Vec<u8>,
-    },
-    /// Another fd of the same open file as `from` (made before it).
-    Dup {
-        from: RawFd,
-        flags: i32,
-    },
-    /// A unix socket whose peer is gone: `socketpair(AF_UNIX, sock_type |
-    /// flags)`, the other end closed at once. Made with the process's
-    /// effective `uid` and `gid`, which its peer credentials
-    /// (`SO_PEERCRED`) name.
-    OrphanSocket {
-        sock_type: i32,
-        flags: i32,
-        uid: u32,
-        gid: u32,
-    },
-    /// `(fd, events, data)` it watches.
-    Epoll {
-        flags: i32,
-        targets: Vec<(RawFd, u32, u64)>,
-    },
+    File(Reopened),
+    EventFd(eventfd::Made),
+    SignalFd(signalfd::Made),
+    TimerFd(timerfd::Made),
+    Inotify(inotify::Made),
+    Pipe(pipes::Pipe),
+    Dup(Dup),
+    OrphanSocket(sockets::Made),
+    Epoll(epoll::Made),
+}
+
+impl OpenKind {
+    /// Its kind's maker, which the restore child calls.
+    pub fn maker(&self) -> &dyn MakeFd {
+        match self {
+            Self::File(k) => k,
+            Self::EventFd(k) => k,
+            Self::SignalFd(k) => k,
+            Self::TimerFd(k) => k,
+            Self::Inotify(k) => k,
+            Self::Pipe(k) => k,
+            Self::Dup(k) => k,
+            Self::OrphanSocket(k) => k,
+            Self::Epoll(k) => k,
+        }
+    }
 }
 
 /// What to make at each fd of `files` above stdio, in the order to make
@@ -100,7 +68,7 @@ pub enum OpenKind {
 /// become helpers.
 pub fn opens(
     files: &[File],
-    (euid, egid): (u32, u32),
+    euid_egid: (u32, u32),
     opened: &mut HashMap<RawFd, OwnedFd>,
     watched: &mut HashMap<(RawFd, i32), OwnedFd>,
     helpers: &mut Helpers,
@@ -109,41 +77,30 @@ pub fn opens(
     for f in files.iter().filter(|f| f.fd > 2) {
         let flags = f.flags as i32;
         let what = if let Some(from) = f.dup_of {
-            OpenKind::Dup { from, flags }
+            OpenKind::Dup(Dup { from, flags })
         } else if let Some(p) = &f.pipe {
             match pipe(files, f, p)? {
                 Some(what) => what,
                 None => continue, // made with its read end
             }
         } else if let Some(socket) = &f.orphan_socket {
-            OpenKind::OrphanSocket {
-                sock_type: socket.sock_type,
-                flags: flags & CREATE_FLAGS,
-                uid: euid,
-                gid: egid,
-            }
+            OpenKind::OrphanSocket(sockets::plan(socket, flags, euid_egid))
         } else if let Some(mask) = f.signalfd {
-            OpenKind::SignalFd {
-                mask,
-                flags: flags & CREATE_FLAGS,
-            }
+            OpenKind::SignalFd(signalfd::plan(mask, flags))
         } else if let Some(t) = &f.timerfd {
-            timerfd(t, flags)
+            OpenKind::TimerFd(timerfd::plan(t, flags))
         } else if let Some(watches) = &f.inotify {
             inotify(f, watches, watched, helpers)?
         } else if let Some(e) = &f.eventfd {
-            OpenKind::EventFd {
-                count: e.count,
-                flags: eventfd::create_flags(e, flags),
-            }
+            OpenKind::EventFd(eventfd::plan(e, flags))
         } else if let Some(targets) = &f.epoll {
-            epoll(files, f, targets)
+            OpenKind::Epoll(epoll::plan(files, f, targets))
         } else if let Some(file) = opened.remove(&f.fd) {
-            OpenKind::File {
+            OpenKind::File(Reopened {
                 from: helpers.add(file)?,
                 flags,
                 pos: f.pos,
-            }
+            })
         } else {
             log::warn!("fd {} ({}) cannot be reopened; left closed", f.fd, f.path);
             continue;
@@ -165,32 +122,9 @@ fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, Resto
     Ok(pipes::plan(files, f, p)
         .map_err(fd_err(f))?
         .map(|made| match made {
-            pipes::Made::Copy { from } => OpenKind::Dup { from, flags },
-            pipes::Made::Pipe {
-                write_fd,
-                write_flags,
-                size,
-                data,
-            } => OpenKind::Pipe {
-                read_flags: flags,
-                write_fd,
-                write_flags,
-                size,
-                data,
-            },
+            pipes::Made::Copy { from } => OpenKind::Dup(Dup { from, flags }),
+            pipes::Made::Pipe(pipe) => OpenKind::Pipe(pipe),
         }))
-}
-
-/// A timerfd, armed as it was ([`timerfd::arming`]).
-fn timerfd(t: &TimerFd, flags: i32) -> OpenKind {
-    let (settime, spec) = timerfd::arming(t);
-    OpenKind::TimerFd {
-        clock: t.clockid,
-        flags: flags & CREATE_FLAGS,
-        settime,
-        spec,
-        ticks: t.ticks,
-    }
 }
 
 /// An inotify instance: each watch on a helper (what it watched, opened
@@ -213,17 +147,10 @@ fn inotify(
         let path = CString::new(format!("/proc/self/fd/{from}")).expect("no NUL in a number");
         made.push((w.wd, w.mask, path));
     }
-    Ok(OpenKind::Inotify {
+    Ok(OpenKind::Inotify(inotify::Made {
         flags: f.flags as i32 & CREATE_FLAGS,
         watches: made,
-    })
-}
-
-/// An epoll instance, watching again what it watched of what is made
-/// again ([`epoll::plan`]).
-fn epoll(files: &[File], f: &File, targets: &[EpollTarget]) -> OpenKind {
-    let epoll::Made { flags, targets } = epoll::plan(files, f, targets);
-    OpenKind::Epoll { flags, targets }
+    }))
 }
 
 /// Files first, then eventfds, signalfds, timerfds, inotify instances and
@@ -234,19 +161,19 @@ fn epoll(files: &[File], f: &File, targets: &[EpollTarget]) -> OpenKind {
 /// once every fd exists.)
 fn order(opens: &mut [Open]) {
     let rank = |what: &OpenKind| match what {
-        OpenKind::File { .. } => 0,
-        OpenKind::EventFd { .. }
-        | OpenKind::SignalFd { .. }
-        | OpenKind::TimerFd { .. }
-        | OpenKind::Inotify { .. }
-        | OpenKind::OrphanSocket { .. } => 2,
-        OpenKind::Pipe { .. } => 4,
-        OpenKind::Epoll { .. } => 6,
-        OpenKind::Dup { .. } => 4, // a pipe end's (see below)
+        OpenKind::File(_) => 0,
+        OpenKind::EventFd(_)
+        | OpenKind::SignalFd(_)
+        | OpenKind::TimerFd(_)
+        | OpenKind::Inotify(_)
+        | OpenKind::OrphanSocket(_) => 2,
+        OpenKind::Pipe(_) => 4,
+        OpenKind::Epoll(_) => 6,
+        OpenKind::Dup(_) => 4, // a pipe end's (see below)
     };
     let ranks: HashMap<RawFd, u32> = opens.iter().map(|o| (o.fd, rank(&o.what))).collect();
     opens.sort_by_key(|o| match o.what {
-        OpenKind::Dup { from, .. } => ranks.get(&from).copied().unwrap_or(4) + 1,
+        OpenKind::Dup(Dup { from, .. }) => ranks.get(&from).copied().unwrap_or(4) + 1,
         ref what => rank(what),
     });
 }
@@ -255,11 +182,11 @@ fn order(opens: &mut [Open]) {
 mod tests {
     use std::{collections::HashMap, os::fd::AsRawFd as _};
 
-    use super::{Open, OpenKind, opens, order, pipe, timerfd};
+    use super::{Open, OpenKind, opens, order, pipe};
     use crate::{
-        image::format::{EventFd, File, InotifyWatch, PipeEnd, TimerFd},
+        image::format::{EventFd, File, InotifyWatch, PipeEnd},
         restore::plan::fds::Helpers,
-        state::fixtures::file,
+        state::{Dup, epoll, eventfd, files::Reopened, fixtures::file, inotify, pipes, signalfd},
     };
 
     fn pipe_end(fd: i32, id: u64, write: bool, data: &str) -> File {
@@ -291,28 +218,28 @@ mod tests {
         let plan = |f: &File| pipe(&files, f, f.pipe.as_ref().expect("a pipe end"));
         assert_eq!(
             plan(&files[1]).expect("planned"),
-            Some(OpenKind::Pipe {
+            Some(OpenKind::Pipe(pipes::Pipe {
                 read_flags: libc::O_NONBLOCK,
                 write_fd: 3,
                 write_flags: libc::O_WRONLY,
                 size: 65536,
                 data: b"hi".to_vec(),
-            })
+            }))
         );
         assert_eq!(plan(&files[2]).expect("planned"), None, "made with 4");
         assert_eq!(
             plan(&files[0]).expect("planned"),
-            Some(OpenKind::Dup {
+            Some(OpenKind::Dup(Dup {
                 from: 3,
                 flags: libc::O_WRONLY
-            })
+            }))
         );
         assert_eq!(
             plan(&files[3]).expect("planned"),
-            Some(OpenKind::Dup {
+            Some(OpenKind::Dup(Dup {
                 from: 4,
                 flags: libc::O_NONBLOCK
-            })
+            }))
         );
     }
 
@@ -330,60 +257,36 @@ mod tests {
     }
 
     #[test]
-    fn a_timerfd_is_made_with_its_clock_flags_arming_and_ticks() {
-        let t = TimerFd {
-            clockid: libc::CLOCK_MONOTONIC,
-            ticks: 3,
-            settime_flags: 0,
-            value_ns: 1_250_000_000,
-            interval_ns: 2_500_000_000,
-            deadline_ns: None,
-        };
-        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC;
-        assert_eq!(
-            timerfd(&t, flags),
-            OpenKind::TimerFd {
-                clock: libc::CLOCK_MONOTONIC,
-                flags: libc::O_NONBLOCK | libc::O_CLOEXEC,
-                settime: 0,
-                spec: [2, 500_000_000, 1, 250_000_000],
-                ticks: 3,
-            }
-        );
-        // How it is armed: `state::timerfd`'s tests.
-    }
-
-    #[test]
     fn files_are_made_before_what_watches_them_and_copies_after_what_they_copy() {
         let open = |fd, what| Open { fd, what };
-        let dup = |from| OpenKind::Dup { from, flags: 0 };
-        let event = || OpenKind::EventFd { count: 0, flags: 0 };
+        let dup = |from| OpenKind::Dup(Dup { from, flags: 0 });
+        let event = || OpenKind::EventFd(eventfd::Made { count: 0, flags: 0 });
         let mut opens = vec![
             open(
                 3,
-                OpenKind::Epoll {
+                OpenKind::Epoll(epoll::Made {
                     flags: 0,
                     targets: vec![],
-                },
+                }),
             ),
             open(4, dup(3)),
             open(
                 5,
-                OpenKind::File {
+                OpenKind::File(Reopened {
                     from: 20,
                     flags: 0,
                     pos: 0,
-                },
+                }),
             ),
             open(
                 6,
-                OpenKind::Pipe {
+                OpenKind::Pipe(pipes::Pipe {
                     read_flags: 0,
                     write_fd: 7,
                     write_flags: 0,
                     size: 0,
                     data: vec![],
-                },
+                }),
             ),
             open(8, dup(6)),
             open(9, event()),
@@ -446,39 +349,39 @@ mod tests {
             [
                 (
                     5,
-                    &OpenKind::File {
+                    &OpenKind::File(Reopened {
                         from: file5,
                         flags: libc::O_RDWR,
                         pos: 0
-                    }
+                    })
                 ),
                 (
                     6,
-                    &OpenKind::Dup {
+                    &OpenKind::Dup(Dup {
                         from: 5,
                         flags: libc::O_RDWR
-                    }
+                    })
                 ),
                 (
                     4,
-                    &OpenKind::EventFd {
+                    &OpenKind::EventFd(eventfd::Made {
                         count: 7,
                         flags: libc::O_NONBLOCK | libc::EFD_SEMAPHORE
-                    }
+                    })
                 ),
                 (
                     8,
-                    &OpenKind::SignalFd {
+                    &OpenKind::SignalFd(signalfd::Made {
                         mask: 1u64 << (libc::SIGCHLD - 1),
                         flags: libc::O_CLOEXEC
-                    }
+                    })
                 ),
                 (
                     9,
-                    &OpenKind::Inotify {
+                    &OpenKind::Inotify(inotify::Made {
                         flags: 0,
                         watches: vec![(2, libc::IN_MODIFY, path)]
-                    }
+                    })
                 ),
             ]
         );

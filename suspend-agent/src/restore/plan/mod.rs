@@ -45,7 +45,7 @@ use self::{
     zone::{Sizes, Zone, round_up},
 };
 pub use self::{
-    files::{Open, OpenKind},
+    files::Open,
     memory::{Premap, Source},
     process::{SessionPlan, StdioPlan},
     threads::main_first,
