@@ -36,7 +36,7 @@ use crate::{
     image::{
         Image,
         format::{MappingKind, PAGE_SIZE, PAGES_FILE, blake3_hex},
-        pages::RunReader,
+        pages::{RunError, RunReader},
     },
     sys::{self, PidFd, uffd},
     tracee::inject::{Borrowed, Site},
@@ -132,14 +132,23 @@ impl<'i> Pages<'i> {
             let r = &m.pages[run];
             self.cached = None;
             self.buf.resize((r.pages * PAGE_SIZE) as usize, 0);
+            // A failed read may be the disk's: the process stays held for
+            // another try. A run that is no frame of its pages is damage.
             self.reader
                 .read(&self.file, r.at, r.stored, &mut self.buf)
-                .map_err(|e| HoldError::Pages {
-                    pid,
-                    what: format!(
-                        "{PAGES_FILE}: the run at byte {} (mapping {:#x}): {e}: the image was damaged since it was written",
-                        r.at, m.start
-                    ),
+                .map_err(|e| match e {
+                    RunError::Io(source) => HoldError::Io {
+                        pid,
+                        what: format!("reading {PAGES_FILE} at {}", r.at),
+                        source,
+                    },
+                    RunError::Damaged(why) => HoldError::Pages {
+                        pid,
+                        what: format!(
+                            "{PAGES_FILE}: the run at byte {} (mapping {:#x}): {why}: the image was damaged since it was written",
+                            r.at, m.start
+                        ),
+                    },
                 })?;
             if !self.verified.contains(&(mapping, run)) {
                 if blake3_hex(&self.buf) != r.blake3 {

@@ -69,10 +69,24 @@ impl Packer {
     }
 }
 
+/// Why a run could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading the page file failed (the disk, not the image, may be at
+    /// fault).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// What the page file holds there is no frame of this run.
+    #[error("{0}")]
+    Damaged(String),
+}
+
 /// Reads page runs back from a page file, raw or compressed.
 #[derive(Default)]
 pub struct RunReader {
     frame: Vec<u8>,
+    /// A compressed run decompressed, for [`Self::read_sparse`].
+    aside: Vec<u8>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
 }
 
@@ -87,29 +101,62 @@ impl RunReader {
         at: u64,
         stored: Option<u64>,
         pages: &mut [u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let Some(stored) = stored else {
-            return file.read_exact_at(pages, at).map_err(|e| e.to_string());
+            return Ok(file.read_exact_at(pages, at)?);
         };
         // The reader's bounds check keeps a frame below its run's size.
         let len = usize::try_from(stored)
             .ok()
             .filter(|&n| n < pages.len())
-            .ok_or_else(|| format!("a frame of {stored} bytes for {} bytes", pages.len()))?;
+            .ok_or_else(|| {
+                RunError::Damaged(format!(
+                    "a frame of {stored} bytes for {} bytes",
+                    pages.len()
+                ))
+            })?;
         self.frame.resize(len, 0);
-        file.read_exact_at(&mut self.frame, at)
-            .map_err(|e| e.to_string())?;
+        file.read_exact_at(&mut self.frame, at)?;
         let zstd = match &mut self.zstd {
             Some(z) => z,
-            None => self
-                .zstd
-                .insert(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?),
+            None => self.zstd.insert(zstd::bulk::Decompressor::new()?),
         };
         match zstd.decompress_to_buffer(&self.frame, pages) {
             Ok(n) if n == pages.len() => Ok(()),
-            Ok(n) => Err(format!("the frame holds {n} bytes, not {}", pages.len())),
-            Err(e) => Err(format!("the frame does not decompress: {e}")),
+            Ok(n) => Err(RunError::Damaged(format!(
+                "the frame holds {n} bytes, not {}",
+                pages.len()
+            ))),
+            Err(e) => Err(RunError::Damaged(format!(
+                "the frame does not decompress: {e}"
+            ))),
         }
+    }
+
+    /// [`Self::read`] of a compressed run into `pages`, memory that reads
+    /// as zeros and was never touched: decompressed aside, only its pages
+    /// that are not all zeros are copied in, so its zero pages stay
+    /// untouched (not made resident), as a raw run's holes do.
+    pub fn read_sparse(
+        &mut self,
+        file: &File,
+        at: u64,
+        stored: u64,
+        pages: &mut [u8],
+    ) -> Result<(), RunError> {
+        let mut aside = std::mem::take(&mut self.aside);
+        aside.resize(pages.len(), 0);
+        let read = self.read(file, at, Some(stored), &mut aside);
+        if read.is_ok() {
+            let page = PAGE_SIZE as usize;
+            for (from, to) in aside.chunks(page).zip(pages.chunks_mut(page)) {
+                if !is_zero(from) {
+                    to.copy_from_slice(from);
+                }
+            }
+        }
+        self.aside = aside;
+        read
     }
 }
 
@@ -378,6 +425,42 @@ mod tests {
             }
             assert!(result.is_err(), "{what}: {result:?}");
         }
+    }
+
+    #[test]
+    fn a_sparse_read_leaves_the_zero_pages_of_fresh_memory_untouched() {
+        let path = std::env::temp_dir().join(format!("suspend-sparse-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        // Pages: data, six zero pages, data.
+        let mut run = vec![0u8; 8 * PAGE];
+        run[..PAGE].fill(7);
+        run[7 * PAGE + 9] = 1;
+        let frame = Packer::new()
+            .expect("a compressor")
+            .pack(&run)
+            .expect("packs")
+            .to_vec();
+        file.write_all_at(&frame, 0).expect("write");
+        let mut fresh = MmapMut::map_anon(run.len()).expect("anonymous memory");
+        RunReader::default()
+            .read_sparse(&file, 0, frame.len() as u64, &mut fresh)
+            .expect("reads back");
+        // Asked before anything reads it (a read maps the zero page).
+        let resident =
+            crate::sys::mem::resident(fresh.as_ptr() as u64, run.len() as u64).expect("mincore");
+        assert_eq!(
+            resident,
+            [true, false, false, false, false, false, false, true],
+            "which pages were touched"
+        );
+        assert!(fresh[..] == run[..]);
     }
 
     #[test]

@@ -265,7 +265,7 @@ impl Image {
                     buf.resize(bytes as usize, 0);
                     reader
                         .read(&file, run.at, run.stored, &mut buf)
-                        .map_err(bad)?;
+                        .map_err(|e| bad(e.to_string()))?;
                     if blake3_hex(&buf) != run.blake3 {
                         return Err(bad("hash mismatch".into()));
                     }

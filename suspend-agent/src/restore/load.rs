@@ -69,9 +69,10 @@ fn map(premaps: &[Premap]) -> Result<(), RestoreError> {
 
 /// Reads and checks one run in place, decompressing a compressed one with
 /// `reader`. Into `fresh` memory (a private anonymous premap, untouched:
-/// it reads as zeros) only the data of a raw run in `pages.img` is read:
-/// its holes are zero pages the dump did not store, left untouched here
-/// (the hash reads them as the kernel's zero page).
+/// it reads as zeros) only the pages that hold data are written: a raw
+/// run's data in `pages.img` (its holes are zero pages the dump did not
+/// store), a compressed run's pages that are not all zeros. Its zero pages
+/// stay untouched (the hash reads them as the kernel's zero page).
 fn read_run(
     pages: &File,
     path: &Path,
@@ -92,8 +93,13 @@ fn read_run(
     };
     let end = run.from + run.len;
     let mut at = run.from;
-    if run.stored.is_some() {
-        reader.read(pages, run.from, run.stored, dst).map_err(bad)?;
+    if let Some(stored) = run.stored {
+        let read = if fresh {
+            reader.read_sparse(pages, run.from, stored, dst)
+        } else {
+            reader.read(pages, run.from, run.stored, dst)
+        };
+        read.map_err(|e| bad(e.to_string()))?;
         at = end;
     }
     while at < end {

@@ -106,9 +106,11 @@ pub enum Match {
     /// The same contents: the same inode with the same size and mtime, or
     /// (a copy: another machine, a package installed again) another
     /// inode, or the same one changed, with the same size, build-id (an
-    /// ELF file with one) and digest, and without a build-id the same
-    /// mtime (to the second for another inode), as its record's identity
-    /// says ([`super::identity::differs`]). A record without one (an
+    /// ELF file with one), mtime (to the second for another inode) and
+    /// digest, as its record's identity says
+    /// ([`super::identity::differs`]). An open file too: one written since
+    /// the image was taken is refused, not handed to a process whose
+    /// memory (offsets, caches) knows it as it was. A record without one (an
     /// older image): another inode with the same size and the same mtime
     /// to the second.
     Contents,

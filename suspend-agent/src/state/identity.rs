@@ -19,10 +19,13 @@
 //! Restored: [`differs`] says how a file a resume opened differs from its
 //! record: the same inode with the same size, mtime and ctime (which
 //! nobody can set back) is accepted as it is; anything else (another
-//! inode, or the same one written) must have the same size, the same build-id (an ELF
-//! file with one), the same digest computed the same way, and — a file
-//! without a build-id — the same mtime (to the second for another inode:
-//! a copy may keep only whole seconds).
+//! inode, or the same one changed) must be a regular file with the same
+//! size, the same build-id (an ELF file with one), the same mtime (to the
+//! second for another inode: a copy may keep only whole seconds; a file
+//! patched in place keeps its build-id, and a sample may miss the patch)
+//! and the same digest computed the same way. A file on a filesystem that
+//! does not only hold files (network, FUSE, procfs, sysfs: see
+//! [`on_local_disk`]) is not read: only the very same inode is accepted.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -109,7 +112,7 @@ pub fn build_id(file: &fs::File) -> Option<Vec<u8>> {
             32,
         )
     };
-    if phentsize < least || phnum == 0 || phnum > MAX_PHNUM {
+    if phentsize < least || phentsize > 2 * least || phnum == 0 || phnum > MAX_PHNUM {
         return None;
     }
     let table = read_at(file, phoff, phentsize * phnum)?;
@@ -276,6 +279,9 @@ fn identify(
         return Some(unread);
     };
     let meta = crate::sys::fd::stat(path.as_fd()).ok()?;
+    if !on_local_disk(path.as_fd()) {
+        return Some(unread);
+    }
     let key = Key {
         dev: meta.st_dev,
         ino: meta.st_ino,
@@ -310,6 +316,34 @@ fn identify(
     }
     kept.insert(key, found.clone());
     Some(found)
+}
+
+/// Whether the file of `fd` is on a filesystem that only holds files: one
+/// whose read can neither hang the agent (a network or FUSE filesystem,
+/// whose server may be the frozen process) nor do anything (procfs,
+/// sysfs, tracefs files, which a read may consume). A file elsewhere is
+/// not read: only the very same file is then accepted.
+fn on_local_disk(fd: BorrowedFd<'_>) -> bool {
+    // ext2/3/4, XFS, Btrfs, tmpfs, ramfs, overlayfs, SquashFS, EROFS,
+    // F2FS, FAT, exFAT, ISO 9660, ZFS, bcachefs.
+    const LOCAL: [i64; 15] = [
+        0xef53,
+        0x5846_5342,
+        0x9123_683e,
+        0x0102_1994,
+        0x8584_58f6,
+        0x794c_7630,
+        0x7371_7368,
+        0xe0f5_e1e2,
+        0xf2f5_2010,
+        0x4d44,
+        0x2011_bab0,
+        0x9660,
+        0x2fc1_2fc1,
+        0xca45_1a4e,
+        0x6462_6720,
+    ];
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|fs| LOCAL.contains(&{ fs.filesystem_type().0 }))
 }
 
 /// Records the identity of each regular file `ids` names, read as `user`
@@ -457,6 +491,9 @@ pub fn differs(
     then: &FileId,
     identity: &Identity,
 ) -> Option<String> {
+    if now.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Some("it is no regular file now".to_owned());
+    }
     let same_inode = now.st_dev == then.dev && now.st_ino == then.ino;
     let size = now.st_size as u64;
     let mtime_ns = now.st_mtime * 1_000_000_000 + now.st_mtime_nsec;
@@ -499,21 +536,21 @@ pub fn differs(
             ));
             return Some(how.join(", "));
         }
-        Some(_) => {}
-        None => {
-            // A copy may keep only whole seconds (`tar` in ustar format,
-            // `scp -p`, busybox `cp -p`).
-            let same_mtime = mtime_ns == then.mtime_ns
-                || (!same_inode && now.st_mtime == then.mtime_ns.div_euclid(1_000_000_000));
-            if !same_mtime {
-                how.push(format!(
-                    "mtime {} then, {} now",
-                    seconds(then.mtime_ns),
-                    seconds(mtime_ns)
-                ));
-                return Some(how.join(", "));
-            }
-        }
+        _ => {}
+    }
+    // The same mtime even with the same build-id: a file patched in place
+    // keeps its build-id, and a sampled digest may not see the patch. A
+    // copy may keep only whole seconds (`tar` in ustar format, `scp -p`,
+    // busybox `cp -p`).
+    let same_mtime = mtime_ns == then.mtime_ns
+        || (!same_inode && now.st_mtime == then.mtime_ns.div_euclid(1_000_000_000));
+    if !same_mtime {
+        how.push(format!(
+            "mtime {} then, {} now",
+            seconds(then.mtime_ns),
+            seconds(mtime_ns)
+        ));
+        return Some(how.join(", "));
     }
     match self::digest(&file, size) {
         Ok(d) if d == *digest => None,
@@ -664,8 +701,8 @@ mod tests {
         assert_eq!(pieces.last(), Some(&(size as u64 - EDGE, EDGE)));
         let within = |at: u64| pieces.iter().any(|&(o, l)| (o..o + l).contains(&at));
         // A byte in a sampled block changes it; one between blocks does
-        // not: a sample can miss a change there (same size, and for a file
-        // without a build-id the same mtime, are asked as well).
+        // not: a sample can miss a change there (the same size and mtime
+        // are asked as well).
         let (inside, outside) = (pieces[30].0 + 100, pieces[30].0 + BLOCK + 100);
         assert!(within(inside) && !within(outside));
         for (at, seen) in [
@@ -732,8 +769,8 @@ mod tests {
             said(&open(&copy), &then).as_deref(),
             Some("it is another file now, size 12 then, 13 now")
         );
-        // The same bytes, another mtime: a file without a build-id is
-        // refused.
+        // The same bytes, another mtime: refused (as is one with a
+        // build-id).
         fs::write(&copy, b"twelve bytes").expect("write");
         let moved = then.mtime_ns + 5_000_000_000;
         fs::File::options()
@@ -888,7 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn an_elf_file_is_known_by_its_build_id_whatever_its_mtime() {
+    fn an_elf_file_copy_is_known_by_its_build_id_and_its_mtime() {
         let exe = std::env::current_exe().expect("exe");
         if build_id(&open(&exe)).is_none() {
             eprintln!("NOTE: the test binary has no build-id; the test is not run");
@@ -898,8 +935,25 @@ mod tests {
         fs::copy(&exe, &copy).expect("copy");
         let mut then = id_of(&exe);
         then.identity = Some(of(&open(&exe), then.size));
-        // Installed again: another inode, another mtime, the same bytes.
+        let set_mtime = |to: std::time::SystemTime| {
+            fs::File::options()
+                .write(true)
+                .open(&copy)
+                .and_then(|f| f.set_modified(to))
+                .expect("utimensat");
+        };
+        // Installed again: another inode, the same bytes and mtime.
+        let mtime = fs::metadata(&exe)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        set_mtime(mtime);
         assert_eq!(said(&open(&copy), &then), None);
+        // The same bytes and build-id, another mtime: refused (a file
+        // patched in place keeps its build-id).
+        set_mtime(mtime + std::time::Duration::from_secs(7));
+        let said_now = said(&open(&copy), &then).expect("refused");
+        assert!(said_now.contains("mtime"), "{said_now}");
+        set_mtime(mtime);
         // Another build: the same size, another build-id.
         let mut other = then.clone();
         let was = "00".repeat(20);

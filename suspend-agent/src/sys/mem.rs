@@ -110,6 +110,20 @@ pub unsafe fn unmap(addr: u64, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Which of the pages at `addr` (`len` bytes, page-aligned, mapped) are
+/// resident (`mincore`), one `bool` a page.
+#[cfg(test)]
+pub fn resident(addr: u64, len: u64) -> Result<Vec<bool>> {
+    let mut vec = vec![0u8; len.div_ceil(4096) as usize];
+    // SAFETY: `mincore` only reads the page tables of the range and writes
+    // one byte a page into `vec`, which has room for each.
+    let r = unsafe { libc::mincore(addr as *mut libc::c_void, len as usize, vec.as_mut_ptr()) };
+    if r != 0 {
+        return Err(SyscallError::last("mincore"));
+    }
+    Ok(vec.iter().map(|b| b & 1 == 1).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
