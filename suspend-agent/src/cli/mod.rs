@@ -5,9 +5,11 @@ pub mod daemon;
 pub mod inspect;
 pub mod key;
 pub mod list;
+pub mod receive;
 pub mod refill;
 pub mod resume;
 pub mod run;
+pub mod send;
 pub mod suspend;
 pub mod unload;
 
