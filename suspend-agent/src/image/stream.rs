@@ -940,6 +940,16 @@ mod tests {
         fs::write(&pages, &bytes).unwrap();
         assert!(send(&dir, &mut out, &[other], &mut |_| {}).is_err());
         assert!(out.is_empty(), "nothing was sent");
+        // A file of it behind a symbolic link is not followed.
+        let moved = root.join("pages.elsewhere");
+        fs::rename(&pages, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &pages).unwrap();
+        let err = send(&dir, &mut out, &trusted(), &mut |_| {}).expect_err("a link");
+        assert!(
+            matches!(err, StreamError::Image(ReadError::Io { .. })),
+            "{err}"
+        );
+        assert!(out.is_empty(), "nothing was sent");
         fs::remove_dir_all(root).unwrap();
     }
 
