@@ -4,15 +4,12 @@ use std::{
     fs::File,
     io::{self, IsTerminal as _},
     path::PathBuf,
-    time::{Duration, Instant},
 };
 
+use super::Meter;
 use crate::{
     exit,
-    image::{
-        sign::Keys,
-        stream::{self, Progress},
-    },
+    image::{sign::Keys, stream},
 };
 
 /// Make an image directory of a stream `send` wrote
@@ -42,41 +39,6 @@ pub struct Args {
     /// Read the stream from this file instead of stdin.
     #[arg(short, long, value_name = "FILE")]
     input: Option<PathBuf>,
-}
-
-/// Says on stderr how far a transfer is, at most once a second.
-pub struct Meter {
-    verb: &'static str,
-    started: Instant,
-    last: Instant,
-}
-
-impl Meter {
-    pub fn new(verb: &'static str) -> Self {
-        let now = Instant::now();
-        Self {
-            verb,
-            started: now,
-            last: now,
-        }
-    }
-
-    pub fn tell(&mut self, p: Progress) {
-        if self.last.elapsed() < Duration::from_secs(1) {
-            return;
-        }
-        self.last = Instant::now();
-        let mib = |b: u64| b as f64 / 1048576.0;
-        let of = p
-            .total
-            .map_or(String::new(), |t| format!(" of {:.1}", mib(t)));
-        eprintln!(
-            "suspend-agent: {} {:.1}{of} MiB ({:.0} s)",
-            self.verb,
-            mib(p.done),
-            self.started.elapsed().as_secs_f64()
-        );
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {

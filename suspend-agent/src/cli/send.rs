@@ -2,7 +2,7 @@
 
 use std::{
     fs::{self, OpenOptions},
-    io::{self, IsTerminal as _, Write as _},
+    io::{self, IsTerminal as _},
     os::unix::fs::OpenOptionsExt as _,
     path::PathBuf,
 };
@@ -42,7 +42,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("reading the image keys")?;
     let trusted = Keys::system()?.trusted()?;
-    let mut progress = super::receive::Meter::new("sent");
+    let mut progress = super::Meter::new("sent");
     let result = match &args.output {
         None => {
             let stdout = io::stdout();
@@ -80,7 +80,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     match result {
         Ok(moved) => {
-            let _ = io::stderr().flush();
             eprintln!(
                 "suspend-agent: sent {} ({:.1} MiB, signed by key {})",
                 moved.dir.display(),
