@@ -714,7 +714,24 @@ mod tests {
             let mut again = Vec::new();
             send(&target, &mut again, &trusted(), &mut |_| {}).expect("sent again");
             assert_eq!(again, stream);
+            // A pipe gives what it has: a few bytes at a time is the same.
+            let trickled = root.join("trickled");
+            let mut input = Trickle(&stream[..]);
+            receive(&mut input, &trickled, &trusted(), &mut |_| {}).expect("trickled");
+            assert_eq!(files_of(&trickled), files_of(&dir), "{name}: trickled");
             fs::remove_dir_all(root).unwrap();
+        }
+    }
+
+    /// Gives at most 7 bytes a read.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(7);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
         }
     }
 
