@@ -5,8 +5,8 @@
 pub const OK: u8 = 0;
 /// An error (the message says which pid, file or syscall).
 pub const ERROR: u8 = 1;
-/// Bad command line (clap's own code).
-#[cfg_attr(not(test), expect(dead_code, reason = "clap exits with it itself"))]
+/// Bad command line (clap's own code; also `send` to, or `receive` from,
+/// a terminal).
 pub const USAGE: u8 = 2;
 /// The process has not opted in (or cannot be asked now): cancelled,
 /// nothing was sent.
@@ -24,7 +24,9 @@ pub const NO_DAEMON: u8 = 7;
 pub const UNSUPPORTED: u8 = 8;
 /// `resume`: the image was refused (damaged, another version, a file it
 /// maps changed or gone, this CPU or kernel cannot run it); nothing was
-/// created.
+/// created. `send`, `receive`: the image, or the stream, was refused
+/// (damaged, cut short, not signed by a trusted key); nothing was sent or
+/// kept.
 pub const BAD_IMAGE: u8 = 9;
 /// `resume`: a pid or thread id the image needs is in use; nothing was
 /// created.
@@ -43,4 +45,5 @@ Exit status:
   7  no agent daemon is running
   8  unsupported: the process holds something an image cannot hold (named); nothing was frozen
   9  resume: image refused (damaged, other version, a mapped file changed or gone, CPU/kernel cannot run it); nothing created
- 10  resume: a pid or thread id the image needs is in use; nothing created";
+ 10  resume: a pid or thread id the image needs is in use; nothing created
+    (send, receive: 9 is an image or stream refused, nothing sent or kept; 1 an existing target)";

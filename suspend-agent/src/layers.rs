@@ -11,7 +11,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 1 | `sys`, `exit` | raw system calls and CPU queries; exit codes |
-//! | 2 | `image` | the image format: records, writer, reader, signature |
+//! | 2 | `image` | the image format: records, writer, reader, signature, stream |
 //! | 3 | `procfs`, `tracefs`, `btf`, `mounts` | what `/proc` and `/sys` say |
 //! | 4 | `tracee` | a thread held with ptrace; syscalls run inside it |
 //! | 5 | `registry`, `tasks` | the pinned registry map and who may change it; the task iterator |

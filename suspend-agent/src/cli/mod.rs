@@ -1,13 +1,19 @@
 //! One file per subcommand. Each `run` returns the exit code.
 
+use std::time::{Duration, Instant};
+
+use crate::image::stream::Progress;
+
 pub mod check;
 pub mod daemon;
 pub mod inspect;
 pub mod key;
 pub mod list;
+pub mod receive;
 pub mod refill;
 pub mod resume;
 pub mod run;
+pub mod send;
 pub mod suspend;
 pub mod unload;
 
@@ -18,4 +24,39 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
         anyhow::bail!("{what} needs root (run it with sudo)");
     }
     Ok(())
+}
+
+/// Says on stderr how far a transfer is, at most once a second.
+pub struct Meter {
+    verb: &'static str,
+    started: Instant,
+    last: Instant,
+}
+
+impl Meter {
+    pub fn new(verb: &'static str) -> Self {
+        let now = Instant::now();
+        Self {
+            verb,
+            started: now,
+            last: now,
+        }
+    }
+
+    pub fn tell(&mut self, p: Progress) {
+        if self.last.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let of = p
+            .total
+            .map_or(String::new(), |t| format!(" of {:.1}", mib(t)));
+        eprintln!(
+            "suspend-agent: {} {:.1}{of} MiB ({:.0} s)",
+            self.verb,
+            mib(p.done),
+            self.started.elapsed().as_secs_f64()
+        );
+    }
 }

@@ -306,7 +306,7 @@ impl Image {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::fs;
 
     use ed25519_dalek::SigningKey;
@@ -321,7 +321,7 @@ mod tests {
     use std::os::unix::fs::FileExt as _;
 
     /// The key these tests sign with.
-    fn key() -> SigningKey {
+    pub(crate) fn key() -> SigningKey {
         SigningKey::from_bytes(&[5u8; 32])
     }
 
@@ -335,7 +335,7 @@ mod tests {
     }
 
     /// The same, its one run compressed with `codec`.
-    fn write_image_with(name: &str, codec: Option<Codec>) -> (PathBuf, PathBuf) {
+    pub(crate) fn write_image_with(name: &str, codec: Option<Codec>) -> (PathBuf, PathBuf) {
         let root =
             std::env::temp_dir().join(format!("suspend-image-test-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);

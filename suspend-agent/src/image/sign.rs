@@ -33,7 +33,7 @@ const TRUSTED: &str = "trusted";
 /// What a signature line starts with.
 const SCHEME: &str = "ed25519";
 /// The most a signature file may hold (it is one short line).
-const MAX_SIG_BYTES: u64 = 4096;
+pub const MAX_SIG_BYTES: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
