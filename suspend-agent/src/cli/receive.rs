@@ -44,6 +44,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("reading the image keys")?;
     let trusted = Keys::system()?.trusted()?;
+    // What a receive (or a suspend) killed before it finished left, as the
+    // next daemon would remove it: a receive is often the only command
+    // run on the machine that takes the image.
+    for dir in crate::image::leftovers::remove() {
+        eprintln!(
+            "suspend-agent: removed {}, left by a receive or suspend that was killed",
+            dir.display()
+        );
+    }
     let mut progress = Meter::new("received");
     let result = match &args.input {
         None => {

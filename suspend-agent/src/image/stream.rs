@@ -611,6 +611,16 @@ pub fn receive(
                 path: target.to_path_buf(),
             });
         }
+        // A filesystem without `RENAME_NOREPLACE` (NFS, CIFS, some FUSE):
+        // a plain rename once nothing is there, as the image writer does.
+        Err(nix::errno::Errno::EINVAL) => {
+            if fs::symlink_metadata(target).is_ok() {
+                return Err(StreamError::Exists {
+                    path: target.to_path_buf(),
+                });
+            }
+            fs::rename(&partial.path, target).map_err(io_err("renaming into place", target))?;
+        }
         Err(e) => return Err(io_err("renaming into place", target)(e.into())),
     }
     partial.kept = true;
