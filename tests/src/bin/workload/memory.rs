@@ -28,8 +28,10 @@ pub fn parse_size(text: &str) -> Option<usize> {
     )
 }
 
-/// `bytes` of memory written with a pattern, split among `threads` threads
-/// that each keep their share (and stay idle).
+/// `bytes` of memory written with pseudo-random bytes (no page of it
+/// compresses: the benchmark's figures are those of incompressible
+/// memory), split among `threads` threads that each keep their share (and
+/// stay idle).
 pub fn fill_memory(bytes: usize, threads: usize) -> Vec<std::thread::JoinHandle<()>> {
     let share = bytes / threads.max(1);
     let ready = std::sync::Arc::new(std::sync::Barrier::new(threads.max(1) + 1));
@@ -38,8 +40,13 @@ pub fn fill_memory(bytes: usize, threads: usize) -> Vec<std::thread::JoinHandle<
             let ready = ready.clone();
             std::thread::spawn(move || {
                 let mut memory = vec![0u8; share];
-                for (i, page) in memory.chunks_mut(4096).enumerate() {
-                    page.fill((i + t) as u8 | 1);
+                // xorshift64, seeded per thread.
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
+                for word in memory.chunks_exact_mut(8) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    word.copy_from_slice(&x.to_ne_bytes());
                 }
                 ready.wait();
                 loop {
