@@ -42,11 +42,11 @@ pub fn fill_memory(bytes: usize, threads: usize) -> Vec<std::thread::JoinHandle<
                 let mut memory = vec![0u8; share];
                 // xorshift64, seeded per thread.
                 let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
-                for word in memory.chunks_exact_mut(8) {
+                for word in memory.as_chunks_mut::<8>().0 {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    word.copy_from_slice(&x.to_ne_bytes());
+                    *word = x.to_ne_bytes();
                 }
                 ready.wait();
                 loop {
