@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    ffi::CString,
     os::fd::{OwnedFd, RawFd},
 };
 
@@ -17,8 +16,7 @@ use crate::{
     image::format::{File, InotifyWatch, PipeEnd},
     restore::RestoreError,
     state::{
-        CREATE_FLAGS, Dup, MakeFd, epoll, eventfd, files::Reopened, inotify, pipes, signalfd,
-        sockets, timerfd,
+        Dup, MakeFd, epoll, eventfd, files::Reopened, inotify, pipes, signalfd, sockets, timerfd,
     },
 };
 
@@ -127,15 +125,15 @@ fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, Resto
         }))
 }
 
-/// An inotify instance: each watch on a helper (what it watched, opened
-/// beforehand), reached through `/proc/self/fd`.
+/// An inotify instance ([`inotify::plan`]): what each watch is on, opened
+/// beforehand, made a helper.
 fn inotify(
     f: &File,
     watches: &[InotifyWatch],
     watched: &mut HashMap<(RawFd, i32), OwnedFd>,
     helpers: &mut Helpers,
 ) -> Result<OpenKind, RestoreError> {
-    let mut made = Vec::new();
+    let mut on = Vec::new();
     for w in watches {
         let Some(file) = watched.remove(&(f.fd, w.wd)) else {
             return Err(fd_err(f)(std::io::Error::other(format!(
@@ -143,14 +141,13 @@ fn inotify(
                 w.wd
             ))));
         };
-        let from = helpers.add(file)?;
-        let path = CString::new(format!("/proc/self/fd/{from}")).expect("no NUL in a number");
-        made.push((w.wd, w.mask, path));
+        on.push(helpers.add(file)?);
     }
-    Ok(OpenKind::Inotify(inotify::Made {
-        flags: f.flags as i32 & CREATE_FLAGS,
-        watches: made,
-    }))
+    Ok(OpenKind::Inotify(inotify::plan(
+        watches,
+        f.flags as i32,
+        &on,
+    )))
 }
 
 /// Files first, then eventfds, signalfds, timerfds, inotify instances and
