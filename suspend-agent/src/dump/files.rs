@@ -17,12 +17,9 @@ mod sharing;
 
 pub use crate::state::unlinked::over_cap as unlinked_over_cap;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    fs,
-};
+use std::{collections::BTreeSet, fs};
 
-use self::sharing::{pipe_holders, shared_with_others};
+use self::sharing::shared_with_others;
 use super::DumpError;
 use crate::{
     image::format::{File, FileKind},
@@ -254,21 +251,7 @@ pub fn with_dependents(files: &[File], bad: &mut Vec<(i32, String)>) {
 /// described to a person. A pipe end is one only if the process holds both
 /// ends and no other process holds either.
 pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
-    let ends = |write: bool| -> BTreeSet<u64> {
-        files
-            .iter()
-            .filter_map(|f| f.pipe.as_ref())
-            .filter(|p| p.write == write)
-            .map(|p| p.id)
-            .collect()
-    };
-    let (readers, writers) = (ends(false), ends(true));
-    let pipes: BTreeSet<u64> = readers.union(&writers).copied().collect();
-    let elsewhere = if pipes.is_empty() {
-        BTreeMap::new()
-    } else {
-        pipe_holders(pid, &pipes)
-    };
+    let pipes = pipes::Holders::of(pid, files);
     let tids = crate::procfs::tids(pid).unwrap_or_default();
     let shared = shared_with_others(pid, files);
     let mut bad = Vec::new();
@@ -328,17 +311,14 @@ pub fn unrestorable(pid: u32, files: &[File]) -> Vec<(i32, String)> {
             bad.push((f.fd, why));
             continue;
         }
-        let why = match &f.pipe {
-            _ if !f.restorable() && f.kind == FileKind::Socket => sockets::why_not(&f.path),
-            _ if !f.restorable() => String::new(),
-            Some(p) if !(readers.contains(&p.id) && writers.contains(&p.id)) => {
-                ", its other end is not the process's".to_owned()
-            }
-            Some(p) => match elsewhere.get(&p.id) {
-                Some(other) => format!(", also held by pid {other}"),
-                None => continue,
-            },
-            None => continue,
+        if f.restorable() {
+            bad.extend(pipes::holder_refusal(f, &pipes).map(|why| (f.fd, why)));
+            continue;
+        }
+        let why = if f.kind == FileKind::Socket {
+            sockets::why_not(&f.path)
+        } else {
+            String::new()
         };
         let named = match sockets::name(pid, &f.path) {
             Some(name) => format!("{}: {name}", f.path),

@@ -29,7 +29,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{confinement, eventfd, identity, pipes, timers},
+    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers},
     tracee::ptrace,
 };
 
@@ -244,35 +244,23 @@ pub fn dump(
         let Some(asked) = inside.threads.get(&t.tid) else {
             continue;
         };
-        if asked.pdeathsig != 0 {
-            late.push(process::pdeath_signal_words(t.tid, asked.pdeathsig));
-        }
-        if asked.mempolicy != 0 {
-            late.push(process::mempolicy_words(t.tid, Some(asked.mempolicy)));
-        }
+        late.extend(attributes::pdeath_signal_refusal(t.tid, asked.pdeathsig));
+        late.extend(sched::mempolicy_refusal(t.tid, Some(asked.mempolicy)));
     }
-    if inside.ldt {
-        late.push(process::LDT_WORDS.into());
-    }
+    late.extend(crate::state::threads::ldt_refusal(inside.ldt));
     let keyrings: Vec<u32> = threads
         .iter()
         .filter(|t| inside.threads.get(&t.tid).is_some_and(|t| t.thread_keyring))
         .map(|t| t.tid)
         .collect();
-    if !keyrings.is_empty() {
-        late.push(process::thread_keyring_words(&keyrings));
-    }
-    if inside.process_keyring {
-        late.push(process::PROCESS_KEYRING_WORDS.into());
-    }
+    late.extend(credentials::thread_keyring_refusal(&keyrings));
+    late.extend(credentials::process_keyring_refusal(inside.process_keyring));
     let mut overruns: Vec<_> = inside.timers.overruns.iter().collect();
     overruns.sort();
     for (id, overrun) in overruns {
         late.push(timers::overrun_words(*id, *overrun));
     }
-    if inside.dumpable == Some(2) {
-        late.push(process::DUMPABLE_2_WORDS.into());
-    }
+    late.extend(attributes::dumpable_refusal(inside.dumpable));
     if !late.is_empty() {
         if !options.held {
             return Err(DumpError::Confined {

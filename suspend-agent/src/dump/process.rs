@@ -1,7 +1,9 @@
 //! Saving what belongs to the whole process and `/proc` shows: identity,
 //! credentials, limits and attributes (read by [`crate::state::credentials`],
 //! [`crate::state::limits`] and [`crate::state::attributes`]), auxv, mm
-//! fields.
+//! fields. And what a suspend that kills refuses before the freeze
+//! ([`unrestorable_state`]), among it what the task iterator shows
+//! ([`task_refusals`]: each refusal its kind's, in `state/`).
 
 use std::{fs, path::Path};
 
@@ -14,6 +16,7 @@ use super::DumpError;
 use crate::{
     image::format::{Creds, Process, Session},
     procfs::file_id,
+    state::{attributes, credentials, sched},
 };
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
@@ -125,65 +128,6 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
     })
 }
 
-/// A parent-death signal is relative to the parent, which a resume from
-/// the image does not give back (the resume command is the new one, and it
-/// exits at once).
-pub fn pdeath_signal_words(tid: u32, signal: i32) -> String {
-    format!(
-        "thread {tid} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is not \
-         restored from an image"
-    )
-}
-
-/// A thread's own NUMA policy (`mode` when known).
-pub fn mempolicy_words(tid: u32, mode: Option<i32>) -> String {
-    match mode {
-        Some(mode) => format!("thread {tid} has a NUMA memory policy (mode {mode}, set_mempolicy)"),
-        None => format!("thread {tid} has a NUMA memory policy (set_mempolicy)"),
-    }
-}
-
-pub const LDT_WORDS: &str = "a local descriptor table (modify_ldt)";
-
-/// Keys: an image holds none. Thread and process keyrings are refused; a
-/// resumed process has the resume command's session keyring (see the
-/// inventory: its own cannot be seen without changing the process).
-pub fn thread_keyring_words(tids: &[u32]) -> String {
-    format!(
-        "a thread keyring (keyctl) in thread(s) {}",
-        tids.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
-pub const PROCESS_KEYRING_WORDS: &str = "a process keyring (keyctl)";
-
-/// A session keyring that could not be looked at: a resume gives the
-/// process a new one, so what one of its own linked would be lost.
-pub fn session_keyring_unchecked_words(why: &str) -> String {
-    format!(
-        "session keyring, which could not be checked ({why}): a resume gives it a new one, and \
-         what one of its own links would be lost"
-    )
-}
-
-/// A session keyring of its own that links more than the user's keyrings.
-pub fn session_keyring_words(tids: &[u32], leaves: u32, name: &str) -> String {
-    format!(
-        "a session keyring of its own (keyctl join) linking {leaves} key(s) or keyring(s), {name} \
-         among them, in thread(s) {}: an image holds no key, and a resume gives it a new \
-         session keyring",
-        tids.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
-}
-
-pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)";
-
 /// What the kernel's task structures show (the task iterator, read
 /// without stopping the process) that an image cannot give back: the
 /// checks the dump makes again from inside once frozen, made before the
@@ -192,63 +136,37 @@ pub const DUMPABLE_2_WORDS: &str = "dumpable mode 2 (suid_dumpable: PR_SET_DUMPA
 pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
     let mut bad = Vec::new();
     for t in threads {
-        if t.known & KNOWN_PDEATH_SIGNAL != 0 && t.pdeath_signal != 0 {
-            bad.push(pdeath_signal_words(t.tid, t.pdeath_signal));
+        if t.known & KNOWN_PDEATH_SIGNAL != 0 {
+            bad.extend(attributes::pdeath_signal_refusal(t.tid, t.pdeath_signal));
         }
         if t.has(FACT_MEMPOLICY, KNOWN_MEMPOLICY) == Some(true) {
-            bad.push(mempolicy_words(t.tid, None));
+            bad.extend(sched::mempolicy_refusal(t.tid, None));
         }
     }
     // Process-wide facts: every thread shows the same; the first says.
-    if threads
-        .iter()
-        .any(|t| t.has(FACT_LDT, KNOWN_LDT) == Some(true))
-    {
-        bad.push(LDT_WORDS.into());
-    }
+    bad.extend(crate::state::threads::ldt_refusal(
+        threads
+            .iter()
+            .any(|t| t.has(FACT_LDT, KNOWN_LDT) == Some(true)),
+    ));
     let keyrings: Vec<u32> = threads
         .iter()
         .filter(|t| t.has(FACT_THREAD_KEYRING, KNOWN_KEYRINGS) == Some(true))
         .map(|t| t.tid)
         .collect();
-    if !keyrings.is_empty() {
-        bad.push(thread_keyring_words(&keyrings));
-    }
-    if threads
-        .iter()
-        .any(|t| t.has(FACT_PROCESS_KEYRING, KNOWN_KEYRINGS) == Some(true))
-    {
-        bad.push(PROCESS_KEYRING_WORDS.into());
-    }
-    if threads.iter().any(|t| t.dumpable() == Some(2)) {
-        bad.push(DUMPABLE_2_WORDS.into());
-    }
+    bad.extend(credentials::thread_keyring_refusal(&keyrings));
+    bad.extend(credentials::process_keyring_refusal(threads.iter().any(
+        |t| t.has(FACT_PROCESS_KEYRING, KNOWN_KEYRINGS) == Some(true),
+    )));
+    bad.extend(
+        threads
+            .iter()
+            .find_map(|t| attributes::dumpable_refusal(t.dumpable())),
+    );
     if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
         bad.push(crate::state::timers::overrun_words(id, overrun.into()));
     }
-    // A session keyring of its own: a resume gives it a new one, with the
-    // user's session keyring (which links the user keyring) linked in. What
-    // else it links is lost: refused, unless that is only the user's own
-    // keyring (pam_keyinit links it) or session keyring.
-    let mut own: Vec<(u32, u32, String)> = threads
-        .iter()
-        .filter_map(|t| {
-            let (leaves, name) = t.session_keyring().flatten()?;
-            let name = String::from_utf8_lossy(name).into_owned();
-            let users = uid.is_some_and(|uid| {
-                name == format!("_uid.{uid}") || name == format!("_uid_ses.{uid}")
-            });
-            (leaves > 1 || (leaves == 1 && !users)).then_some((t.tid, leaves, name))
-        })
-        .collect();
-    own.sort();
-    if let Some((_, leaves, name)) = own.first() {
-        bad.push(session_keyring_words(
-            &own.iter().map(|t| t.0).collect::<Vec<_>>(),
-            *leaves,
-            name,
-        ));
-    }
+    bad.extend(credentials::session_keyring_refusal(threads, uid));
     bad
 }
 
@@ -288,7 +206,7 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
         )),
         // The other checks are made again from inside once it is frozen;
         // nothing inside can tell whether its session keyring is its own.
-        Err(e) => bad.push(session_keyring_unchecked_words(&e.to_string())),
+        Err(e) => bad.push(credentials::session_keyring_unchecked(&e.to_string())),
     }
     let namespaces = foreign_namespaces(pid);
     if !namespaces.is_empty() {
@@ -437,51 +355,6 @@ fn leader_name(pid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn with_session_keyring(tid: u32, leaves: u32, name: &str) -> TaskFacts {
-        use suspend_common::tasks::{FACT_SESSION_KEYRING, KNOWN_SESSION_KEYRING};
-        let mut t = TaskFacts {
-            tid,
-            tgid: 10,
-            facts: FACT_SESSION_KEYRING,
-            known: KNOWN_SESSION_KEYRING,
-            overrun_timer: -1,
-            session_leaves: leaves,
-            ..TaskFacts::default()
-        };
-        t.session_leaf[..name.len()].copy_from_slice(name.as_bytes());
-        t
-    }
-
-    #[test]
-    fn a_session_keyring_linking_only_the_users_keyrings_is_no_refusal() {
-        // pam_keyinit's: the user keyring linked, nothing else.
-        let pam = [with_session_keyring(10, 1, "_uid.1000")];
-        assert_eq!(task_refusals(&pam, Some(1000)), Vec::<String>::new());
-        let empty = [with_session_keyring(10, 0, "")];
-        assert_eq!(task_refusals(&empty, Some(1000)), Vec::<String>::new());
-        // Another user's keyring, a key, or more than one link: refused.
-        assert_eq!(task_refusals(&pam, Some(0)).len(), 1);
-        let key = [
-            with_session_keyring(10, 1, "invocation_id"),
-            with_session_keyring(11, 1, "x"),
-        ];
-        let said = task_refusals(&key, Some(1000));
-        assert_eq!(said.len(), 1, "{said:?}");
-        assert!(
-            said[0].contains("invocation_id among them, in thread(s) 10, 11"),
-            "{said:?}"
-        );
-        let two = [with_session_keyring(10, 2, "_uid.1000")];
-        assert_eq!(task_refusals(&two, Some(1000)).len(), 1);
-        // Unknown (the iterator could not read it) or none of its own: nothing.
-        let unknown = [TaskFacts {
-            tid: 10,
-            overrun_timer: -1,
-            ..TaskFacts::default()
-        }];
-        assert_eq!(task_refusals(&unknown, Some(1000)), Vec::<String>::new());
-    }
 
     #[test]
     fn status() {

@@ -28,6 +28,11 @@
 //! `CAP_SYS_RESOURCE` ([`check_oom_score`]) and a login uid where the
 //! kernel has no audit ([`check_loginuid`]) are refused before anything
 //! is created: the restore refuses the image with their [`Conflict`].
+//!
+//! Refused by the dump, before the freeze from what the task iterator
+//! shows and again once frozen from what the process is asked: a thread's
+//! parent-death signal ([`pdeath_signal_refusal`]) and dumpable mode 2
+//! ([`dumpable_refusal`]), which a resume cannot give back.
 
 use std::ffi::CString;
 
@@ -122,6 +127,28 @@ pub fn ask_membarrier(b: &mut Borrowed) -> Result<u32, InjectError> {
         }
         mask
     })
+}
+
+/// A thread's parent-death signal (`signal`, `PR_SET_PDEATHSIG`; 0: none),
+/// as the task iterator or `PR_GET_PDEATHSIG` asked from inside shows it:
+/// refused. It is relative to the parent, which a resume from the image
+/// does not give back (the resume command is the new one, and it exits at
+/// once).
+pub fn pdeath_signal_refusal(tid: u32, signal: i32) -> Option<String> {
+    (signal != 0).then(|| {
+        format!(
+            "thread {tid} has a parent-death signal ({signal}, PR_SET_PDEATHSIG): its parent is \
+             not restored from an image"
+        )
+    })
+}
+
+/// Dumpable mode 2 (`suid_dumpable`), as the task iterator or
+/// `PR_GET_DUMPABLE` asked from inside shows it: refused, `PR_SET_DUMPABLE`
+/// cannot set it.
+pub fn dumpable_refusal(dumpable: Option<u32>) -> Option<String> {
+    (dumpable == Some(2))
+        .then(|| "dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)".into())
 }
 
 /// Why the resume cannot give an attribute back: the restore refuses the
@@ -309,6 +336,24 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+
+    #[test]
+    fn a_parent_death_signal_and_dumpable_2_are_refused_by_name() {
+        assert_eq!(pdeath_signal_refusal(7, 0), None);
+        assert_eq!(
+            pdeath_signal_refusal(7, 9).as_deref(),
+            Some(
+                "thread 7 has a parent-death signal (9, PR_SET_PDEATHSIG): its parent is not \
+                 restored from an image"
+            )
+        );
+        assert_eq!(dumpable_refusal(Some(1)), None);
+        assert_eq!(dumpable_refusal(None), None);
+        assert_eq!(
+            dumpable_refusal(Some(2)).as_deref(),
+            Some("dumpable mode 2 (suid_dumpable: PR_SET_DUMPABLE cannot set it)")
+        );
+    }
 
     #[test]
     fn the_name_and_oom_score_adj_are_read_from_their_files() {

@@ -1,4 +1,5 @@
-//! Credentials: the process's uids, gids and supplementary groups.
+//! Credentials: the process's uids, gids and supplementary groups; and
+//! its keys, which an image does not hold.
 //!
 //! Saved: the `Uid:`, `Gid:` and `Groups:` fields of `/proc/PID/status`
 //! ([`parse`], called by `dump::process`), one field of the process record.
@@ -6,8 +7,15 @@
 //! Restored: given back by the stub, every thread for itself, last: the
 //! groups, then the gids, then the uids ([`for_stub`]: what its argument
 //! block holds; `restore::plan::process` places the groups in it).
+//!
+//! Refused, by name: a thread or process keyring and a session keyring of
+//! its own that links more than the user's keyrings
+//! ([`thread_keyring_refusal`], [`process_keyring_refusal`],
+//! [`session_keyring_refusal`], called by the dump before the freeze from
+//! what the task iterator shows and again once frozen from what the
+//! process is asked).
 
-use suspend_common::restore;
+use suspend_common::{restore, tasks::TaskFacts};
 
 use crate::image::format::Creds;
 
@@ -53,9 +61,134 @@ pub fn for_stub(c: &Creds, groups: u64) -> restore::Creds {
     }
 }
 
+// Refused: keys. An image holds none. Thread and process keyrings are
+// refused; a resumed process has the resume command's session keyring
+// (see the inventory: its own cannot be seen without changing the
+// process).
+
+/// Thread keyrings (`keyctl`) in threads `tids`, as the task iterator or
+/// `keyctl` asked from inside shows them: refused where there is one.
+pub fn thread_keyring_refusal(tids: &[u32]) -> Option<String> {
+    (!tids.is_empty()).then(|| {
+        format!(
+            "a thread keyring (keyctl) in thread(s) {}",
+            tids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// A process keyring (`keyctl`), as the task iterator or `keyctl` asked
+/// from inside shows it: refused.
+pub fn process_keyring_refusal(has: bool) -> Option<String> {
+    has.then(|| "a process keyring (keyctl)".into())
+}
+
+/// A session keyring that could not be looked at (`why`): a resume gives
+/// the process a new one, so what one of its own linked would be lost.
+pub fn session_keyring_unchecked(why: &str) -> String {
+    format!(
+        "session keyring, which could not be checked ({why}): a resume gives it a new one, and \
+         what one of its own links would be lost"
+    )
+}
+
+/// A session keyring of its own, as the task iterator shows it (nothing
+/// inside can tell whether it is its own): a resume gives it a new one,
+/// with the user's session keyring (which links the user keyring) linked
+/// in. What else it links is lost: refused, unless that is only the
+/// user's own keyring (pam_keyinit links it) or session keyring, the
+/// user being `uid`.
+pub fn session_keyring_refusal(threads: &[TaskFacts], uid: Option<u32>) -> Option<String> {
+    let mut own: Vec<(u32, u32, String)> = threads
+        .iter()
+        .filter_map(|t| {
+            let (leaves, name) = t.session_keyring().flatten()?;
+            let name = String::from_utf8_lossy(name).into_owned();
+            let users = uid.is_some_and(|uid| {
+                name == format!("_uid.{uid}") || name == format!("_uid_ses.{uid}")
+            });
+            (leaves > 1 || (leaves == 1 && !users)).then_some((t.tid, leaves, name))
+        })
+        .collect();
+    own.sort();
+    let (_, leaves, name) = own.first()?;
+    Some(format!(
+        "a session keyring of its own (keyctl join) linking {leaves} key(s) or keyring(s), {name} \
+         among them, in thread(s) {}: an image holds no key, and a resume gives it a new \
+         session keyring",
+        own.iter()
+            .map(|t| t.0.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_session_keyring(tid: u32, leaves: u32, name: &str) -> TaskFacts {
+        use suspend_common::tasks::{FACT_SESSION_KEYRING, KNOWN_SESSION_KEYRING};
+        let mut t = TaskFacts {
+            tid,
+            tgid: 10,
+            facts: FACT_SESSION_KEYRING,
+            known: KNOWN_SESSION_KEYRING,
+            overrun_timer: -1,
+            session_leaves: leaves,
+            ..TaskFacts::default()
+        };
+        t.session_leaf[..name.len()].copy_from_slice(name.as_bytes());
+        t
+    }
+
+    #[test]
+    fn a_session_keyring_linking_only_the_users_keyrings_is_no_refusal() {
+        // pam_keyinit's: the user keyring linked, nothing else.
+        let pam = [with_session_keyring(10, 1, "_uid.1000")];
+        assert_eq!(session_keyring_refusal(&pam, Some(1000)), None);
+        let empty = [with_session_keyring(10, 0, "")];
+        assert_eq!(session_keyring_refusal(&empty, Some(1000)), None);
+        // Another user's keyring, a key, or more than one link: refused.
+        assert!(session_keyring_refusal(&pam, Some(0)).is_some());
+        let key = [
+            with_session_keyring(10, 1, "invocation_id"),
+            with_session_keyring(11, 1, "x"),
+        ];
+        let said = session_keyring_refusal(&key, Some(1000)).unwrap();
+        assert_eq!(
+            said,
+            "a session keyring of its own (keyctl join) linking 1 key(s) or keyring(s), \
+             invocation_id among them, in thread(s) 10, 11: an image holds no key, and a resume \
+             gives it a new session keyring"
+        );
+        let two = [with_session_keyring(10, 2, "_uid.1000")];
+        assert!(session_keyring_refusal(&two, Some(1000)).is_some());
+        // Unknown (the iterator could not read it) or none of its own: nothing.
+        let unknown = [TaskFacts {
+            tid: 10,
+            overrun_timer: -1,
+            ..TaskFacts::default()
+        }];
+        assert_eq!(session_keyring_refusal(&unknown, Some(1000)), None);
+    }
+
+    #[test]
+    fn keyrings_are_refused_by_name() {
+        assert_eq!(thread_keyring_refusal(&[]), None);
+        assert_eq!(
+            thread_keyring_refusal(&[3, 4]).as_deref(),
+            Some("a thread keyring (keyctl) in thread(s) 3, 4")
+        );
+        assert_eq!(process_keyring_refusal(false), None);
+        assert_eq!(
+            process_keyring_refusal(true).as_deref(),
+            Some("a process keyring (keyctl)")
+        );
+    }
 
     #[test]
     fn status() {

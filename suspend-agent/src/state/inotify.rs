@@ -2,8 +2,10 @@
 //! it watches) from the instance's fdinfo, the inode found again by its
 //! file handle, so that a file renamed since it was watched is found under
 //! its new name ([`watches`]). A resume opens what each watch is on as the
-//! process (`restore/open.rs`), and its restore child makes the instance
-//! again and adds each watch under its number ([`make`]).
+//! process (`restore/open.rs`), its planner puts each on a helper
+//! descriptor ([`plan`], given the helpers by `restore/plan/files.rs`), and
+//! its restore child makes the instance again and adds each watch under
+//! its number ([`make`]).
 //!
 //! Refused by name, before anything is frozen: events queued and not yet
 //! read (a resume cannot queue them again), a watch no path reaches now
@@ -256,6 +258,25 @@ pub struct Made {
     pub watches: Vec<(i32, u32, std::ffi::CString)>,
 }
 
+/// Inotify instance `watches`, with status flags `flags`, planned to be
+/// made again with each watch on its helper of `helpers` (the same order:
+/// what it watched, opened beforehand as the process and kept above the
+/// image's fds by the restore), reached through `/proc/self/fd`.
+pub fn plan(watches: &[InotifyWatch], flags: i32, helpers: &[RawFd]) -> Made {
+    Made {
+        flags: flags & super::CREATE_FLAGS,
+        watches: watches
+            .iter()
+            .zip(helpers)
+            .map(|(w, from)| {
+                let path = std::ffi::CString::new(format!("/proc/self/fd/{from}"))
+                    .expect("no NUL in a number");
+                (w.wd, w.mask, path)
+            })
+            .collect(),
+    }
+}
+
 impl super::MakeFd for Made {
     unsafe fn make(&self, fd: RawFd, _scratch: RawFd) -> Result<(), super::Unmade> {
         // SAFETY: in the restore child, while it makes its files (the
@@ -285,5 +306,30 @@ mod tests {
         assert_eq!(dev_of(0x80_0001), crate::sys::dev::makedev(8, 1));
         // A handle shorter than it says is not read as one.
         assert!(parse("inotify wd:1 ino:1 sdev:1 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:0f\n").is_none());
+    }
+    #[test]
+    fn each_watch_is_planned_on_its_helper_in_order() {
+        let watch = |wd, mask| InotifyWatch {
+            wd,
+            mask,
+            ino: 1,
+            target: None,
+        };
+        let made = plan(
+            &[watch(1, libc::IN_MODIFY), watch(4, libc::IN_CREATE)],
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_APPEND,
+            &[40, 41],
+        );
+        let path = |n: i32| std::ffi::CString::new(format!("/proc/self/fd/{n}")).unwrap();
+        assert_eq!(
+            made,
+            Made {
+                flags: libc::O_NONBLOCK | libc::O_CLOEXEC,
+                watches: vec![
+                    (1, libc::IN_MODIFY, path(40)),
+                    (4, libc::IN_CREATE, path(41))
+                ],
+            }
+        );
     }
 }

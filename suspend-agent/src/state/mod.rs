@@ -6,8 +6,8 @@
 //!
 //! A kind of fd the restore child makes again implements [`MakeFd`] on
 //! what its planning gives (`restore/plan/files.rs` lists the kinds, one
-//! line each, in `OpenKind`); the child calls it through
-//! `OpenKind::maker`, knowing none of them.
+//! line each, in `open_kinds!`, which declares `OpenKind`); the child
+//! calls it through `OpenKind::maker`, knowing none of them.
 
 pub mod attributes;
 pub mod cgroup;

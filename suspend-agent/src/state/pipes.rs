@@ -7,14 +7,14 @@
 //! pipe of our own: [`read_contents`]). Refused by name, before the
 //! freeze: an end opened again apart from another ([`twin_refusal`]); a
 //! pipe another process holds or whose other end the process does not
-//! hold is refused with the other fds (`dump/files.rs`).
+//! hold ([`holder_refusal`], who holds each found by [`Holders::of`]).
 //!
 //! Restored: each pipe made at its lowest read end, with its lowest write
 //! end, its other fds copies of those ([`plan`]); made by the restore
 //! child, its capacity set and its contents written back ([`make`]).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Read as _,
     os::fd::{AsFd as _, OwnedFd, RawFd},
@@ -65,6 +65,72 @@ pub fn twin_refusal(pid: u32, f: &File, files: &[File]) -> Option<String> {
         "fd {} ({}, opened again apart from fd {}: it would come back as a dup of it)",
         f.fd, f.path, twin.fd
     ))
+}
+
+/// Who holds the pipes an fd of the process is an end of: which it holds a
+/// read end of, which a write end of, and which another process holds an
+/// end of too (with one such process).
+#[derive(Debug, Default)]
+pub struct Holders {
+    readers: BTreeSet<u64>,
+    writers: BTreeSet<u64>,
+    others: BTreeMap<u64, u32>,
+}
+
+impl Holders {
+    /// The holders of the pipes of `files`, `pid`'s fds: every other
+    /// process's fds are looked through for them (none where it has no
+    /// pipe).
+    pub fn of(pid: u32, files: &[File]) -> Self {
+        let mut holders = Self::ends(files);
+        let pipes: BTreeSet<u64> = holders.readers.union(&holders.writers).copied().collect();
+        if !pipes.is_empty() {
+            holders.others = others_holding(pid, &pipes);
+        }
+        holders
+    }
+
+    /// Which pipe each end of `files` is, held by no one else.
+    fn ends(files: &[File]) -> Self {
+        let ends = |write: bool| -> BTreeSet<u64> {
+            files
+                .iter()
+                .filter_map(|f| f.pipe.as_ref())
+                .filter(|p| p.write == write)
+                .map(|p| p.id)
+                .collect()
+        };
+        Self {
+            readers: ends(false),
+            writers: ends(true),
+            others: BTreeMap::new(),
+        }
+    }
+}
+
+/// Which of `pipes` another process than `pid` holds, and one such process.
+fn others_holding(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
+    let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut held = BTreeMap::new();
+    for (other, _, link) in crate::procfs::others_holding(pid, &links) {
+        if let Some(inode) = inode(&link) {
+            held.entry(inode).or_insert(other);
+        }
+    }
+    held
+}
+
+/// Why pipe end `f` cannot come back, if its other end is not the
+/// process's or another process holds it (`holders`, [`Holders::of`]): a
+/// resume makes a pipe of the process's own.
+pub fn holder_refusal(f: &File, holders: &Holders) -> Option<String> {
+    let p = f.pipe.as_ref()?;
+    let why = if !(holders.readers.contains(&p.id) && holders.writers.contains(&p.id)) {
+        ", its other end is not the process's".to_owned()
+    } else {
+        format!(", also held by pid {}", holders.others.get(&p.id)?)
+    };
+    Some(format!("fd {} ({}{why})", f.fd, f.path))
 }
 
 /// Reads what is buffered in each pipe of `files` without consuming it (a
@@ -285,5 +351,27 @@ mod tests {
         );
         assert_eq!(end("pipe:[x]", 0), None);
         assert_eq!(end("/tmp/fifo", 0), None);
+    }
+    #[test]
+    fn a_pipe_is_refused_where_its_other_end_is_not_the_processs_or_another_holds_it() {
+        let end_of = |fd: i32, write: bool| File {
+            pipe: end("pipe:[77]", if write { 1 } else { 0 }),
+            ..File::bare(fd, crate::image::format::FileKind::Pipe, "pipe:[77]")
+        };
+        let (read, write) = (end_of(5, false), end_of(6, true));
+        let one = Holders::ends(std::slice::from_ref(&read));
+        assert_eq!(
+            holder_refusal(&read, &one).as_deref(),
+            Some("fd 5 (pipe:[77], its other end is not the process's)")
+        );
+        let mut both = Holders::ends(&[read.clone(), write.clone()]);
+        assert_eq!(holder_refusal(&read, &both), None);
+        both.others.insert(77, 4242);
+        assert_eq!(
+            holder_refusal(&write, &both).as_deref(),
+            Some("fd 6 (pipe:[77], also held by pid 4242)")
+        );
+        let file = File::bare(7, crate::image::format::FileKind::Regular, "/tmp/x");
+        assert_eq!(holder_refusal(&file, &both), None, "not a pipe");
     }
 }

@@ -9,7 +9,8 @@
 //! the planner (`restore/plan/threads.rs`), and the stub's arguments that
 //! point to them ([`thread_args`]). Refused before anything is created: a
 //! thread that may run on no CPU this command may, or has clamps this
-//! kernel lacks ([`check`]).
+//! kernel lacks ([`check`]). A thread's own NUMA memory policy, which an
+//! image does not hold yet, is refused by the dump ([`mempolicy_refusal`]).
 //!
 //! A thread's I/O priority too: saved from outside ([`save_ioprio`]), set
 //! again from outside by the agent once the process is made
@@ -67,6 +68,22 @@ fn from_attr(attr: &SchedAttr, affinity: Vec<u64>, clamp_default: Option<(u32, u
 /// Thread `tid`'s I/O priority (`ioprio_get(IOPRIO_WHO_PROCESS, tid)`).
 pub fn save_ioprio(tid: u32) -> Result<u32, SyscallError> {
     sched::ioprio(tid)
+}
+
+/// A thread's own NUMA memory policy (`set_mempolicy`), which an image
+/// does not hold yet: refused. `mode` is what `get_mempolicy` asked from
+/// inside gave (0, `MPOL_DEFAULT`: none); `None` where the task iterator
+/// saw that it has one (it does not show the mode).
+pub fn mempolicy_refusal(tid: u32, mode: Option<i32>) -> Option<String> {
+    match mode {
+        Some(0) => None,
+        Some(mode) => Some(format!(
+            "thread {tid} has a NUMA memory policy (mode {mode}, set_mempolicy)"
+        )),
+        None => Some(format!(
+            "thread {tid} has a NUMA memory policy (set_mempolicy)"
+        )),
+    }
 }
 
 // Restore: checked first; what the stub is given; the I/O priority set
@@ -174,11 +191,24 @@ pub fn restore_ioprio(t: &Thread) -> Result<(), String> {
 mod tests {
     use suspend_common::restore::{THREAD_HAS_SCHED, ThreadArgs};
 
-    use super::{Conflict, check_against, from_attr, setattr, thread_args};
+    use super::{Conflict, check_against, from_attr, mempolicy_refusal, setattr, thread_args};
     use crate::{
         image::format::{Sched, Thread},
         sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
     };
+
+    #[test]
+    fn a_numa_policy_is_refused_with_its_mode_where_known() {
+        assert_eq!(mempolicy_refusal(5, Some(0)), None);
+        assert_eq!(
+            mempolicy_refusal(5, Some(2)).as_deref(),
+            Some("thread 5 has a NUMA memory policy (mode 2, set_mempolicy)")
+        );
+        assert_eq!(
+            mempolicy_refusal(5, None).as_deref(),
+            Some("thread 5 has a NUMA memory policy (set_mempolicy)")
+        );
+    }
 
     #[test]
     fn utilization_clamps_need_the_longer_sched_attr() {

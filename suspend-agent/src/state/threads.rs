@@ -8,7 +8,8 @@
 //! Saved: the rseq area and the robust list with ptrace ([`read_rseq`],
 //! [`read_robust_list`]), the tid address and the timer slack asked from
 //! inside ([`ask_tid_address`], [`ask_timer_slack`]). Restored: the stub's
-//! arguments for each thread ([`thread_args`]).
+//! arguments for each thread ([`thread_args`]). Refused by the dump: a
+//! local descriptor table, which an image does not hold ([`ldt_refusal`]).
 
 use suspend_common::restore::{
     THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK, ThreadArgs,
@@ -71,6 +72,13 @@ pub fn ask_tid_address(b: &mut Borrowed, site: &Site) -> Result<Option<u64>, Inj
 pub fn ask_timer_slack(b: &mut Borrowed) -> Result<Option<u64>, InjectError> {
     let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
     Ok(u64::try_from(slack).ok())
+}
+
+/// A local descriptor table (`modify_ldt`), the process's, which its
+/// threads' segment selectors index, as the task iterator or `modify_ldt`
+/// asked from inside shows it: an image holds none, refused.
+pub fn ldt_refusal(has: bool) -> Option<String> {
+    has.then(|| "a local descriptor table (modify_ldt)".into())
 }
 
 // Restore: what the stub is given.

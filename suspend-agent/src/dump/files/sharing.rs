@@ -1,15 +1,13 @@
 //! Open files shared. Within the process: fds that are copies of one open
 //! file (`dup`, told apart from two opens by `kcmp`), given back as copies.
-//! With other processes: a pipe another process holds, or an open file
-//! `kcmp` finds in another's fd table (inherited across a fork, or sent);
-//! a resume cannot share either again, so each is refused by name.
+//! With other processes: an open file `kcmp` finds in another's fd table
+//! (inherited across a fork, or sent); a resume cannot share it again, so
+//! it is refused by name (a pipe another process holds is refused by its
+//! kind, `state/pipes.rs`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use crate::{
-    image::format::{File, FileKind},
-    state::pipes::inode as pipe_inode,
-};
+use crate::image::format::{File, FileKind};
 
 /// Sets `dup_of` on each fd of `files` (sorted by fd) whose open file an
 /// earlier one has too (`dup`); stdio and pipes are left alone.
@@ -31,18 +29,6 @@ pub fn mark_dups(pid: u32, files: &mut [File]) {
             })
             .map(|g| g.fd);
     }
-}
-
-/// Which of `pipes` another process than `pid` holds, and one such process.
-pub fn pipe_holders(pid: u32, pipes: &BTreeSet<u64>) -> BTreeMap<u64, u32> {
-    let links = pipes.iter().map(|i| format!("pipe:[{i}]")).collect();
-    let mut held = BTreeMap::new();
-    for (other, _, link) in crate::procfs::others_holding(pid, &links) {
-        if let Some(inode) = pipe_inode(&link) {
-            held.entry(inode).or_insert(other);
-        }
-    }
-    held
 }
 
 /// The fds of `files` (above stdio, other than pipes) whose open file

@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    ffi::CString,
     os::fd::{OwnedFd, RawFd},
 };
 
@@ -17,8 +16,7 @@ use crate::{
     image::format::{File, InotifyWatch, PipeEnd},
     restore::RestoreError,
     state::{
-        CREATE_FLAGS, Dup, MakeFd, epoll, eventfd, files::Reopened, inotify, pipes, signalfd,
-        sockets, timerfd,
+        Dup, MakeFd, epoll, eventfd, files::Reopened, inotify, pipes, signalfd, sockets, timerfd,
     },
 };
 
@@ -29,37 +27,49 @@ pub struct Open {
     pub what: OpenKind,
 }
 
-/// Each kind of fd the restore child makes, with what it is made from
-/// (its kind's, in `state/`, which makes it: [`MakeFd`]). In the order
-/// they are made ([`order`]): an epoll instance watches the others.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OpenKind {
-    File(Reopened),
-    EventFd(eventfd::Made),
-    SignalFd(signalfd::Made),
-    TimerFd(timerfd::Made),
-    Inotify(inotify::Made),
-    Pipe(pipes::Pipe),
-    Dup(Dup),
-    OrphanSocket(sockets::Made),
-    Epoll(epoll::Made),
+/// Declares [`OpenKind`] from the list of kinds: each with what it is made
+/// from and its rank in the order they are made ([`order`]), and its
+/// [`OpenKind::maker`].
+macro_rules! open_kinds {
+    ($($kind:ident($made:ty) = $rank:literal,)*) => {
+        /// Each kind of fd the restore child makes, with what it is made
+        /// from (its kind's, in `state/`, which makes it: [`MakeFd`]).
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum OpenKind {
+            $($kind($made),)*
+        }
+
+        impl OpenKind {
+            /// Its kind's maker, which the restore child calls.
+            pub fn maker(&self) -> &dyn MakeFd {
+                match self {
+                    $(Self::$kind(k) => k,)*
+                }
+            }
+
+            /// Its rank in the order they are made ([`order`]).
+            fn rank(&self) -> u32 {
+                match self {
+                    $(Self::$kind(_) => $rank,)*
+                }
+            }
+        }
+    };
 }
 
-impl OpenKind {
-    /// Its kind's maker, which the restore child calls.
-    pub fn maker(&self) -> &dyn MakeFd {
-        match self {
-            Self::File(k) => k,
-            Self::EventFd(k) => k,
-            Self::SignalFd(k) => k,
-            Self::TimerFd(k) => k,
-            Self::Inotify(k) => k,
-            Self::Pipe(k) => k,
-            Self::Dup(k) => k,
-            Self::OrphanSocket(k) => k,
-            Self::Epoll(k) => k,
-        }
-    }
+// The kinds of fd, one line each: what it is made from and its rank in
+// the order they are made ([`order`]). Each is planned from what the image
+// says of an fd in [`opens`], which tells them apart in its own order.
+open_kinds! {
+    File(Reopened) = 0,
+    EventFd(eventfd::Made) = 2,
+    SignalFd(signalfd::Made) = 2,
+    TimerFd(timerfd::Made) = 2,
+    Inotify(inotify::Made) = 2,
+    OrphanSocket(sockets::Made) = 2,
+    Pipe(pipes::Pipe) = 4,
+    Epoll(epoll::Made) = 6,
+    Dup(Dup) = 4, // a pipe end's (a copy goes right after what it copies: see `order`)
 }
 
 /// What to make at each fd of `files` above stdio, in the order to make
@@ -127,15 +137,15 @@ fn pipe(files: &[File], f: &File, p: &PipeEnd) -> Result<Option<OpenKind>, Resto
         }))
 }
 
-/// An inotify instance: each watch on a helper (what it watched, opened
-/// beforehand), reached through `/proc/self/fd`.
+/// An inotify instance ([`inotify::plan`]): what each watch is on, opened
+/// beforehand, made a helper.
 fn inotify(
     f: &File,
     watches: &[InotifyWatch],
     watched: &mut HashMap<(RawFd, i32), OwnedFd>,
     helpers: &mut Helpers,
 ) -> Result<OpenKind, RestoreError> {
-    let mut made = Vec::new();
+    let mut on = Vec::new();
     for w in watches {
         let Some(file) = watched.remove(&(f.fd, w.wd)) else {
             return Err(fd_err(f)(std::io::Error::other(format!(
@@ -143,38 +153,26 @@ fn inotify(
                 w.wd
             ))));
         };
-        let from = helpers.add(file)?;
-        let path = CString::new(format!("/proc/self/fd/{from}")).expect("no NUL in a number");
-        made.push((w.wd, w.mask, path));
+        on.push(helpers.add(file)?);
     }
-    Ok(OpenKind::Inotify(inotify::Made {
-        flags: f.flags as i32 & CREATE_FLAGS,
-        watches: made,
-    }))
+    Ok(OpenKind::Inotify(inotify::plan(
+        watches,
+        f.flags as i32,
+        &on,
+    )))
 }
 
-/// Files first, then eventfds, signalfds, timerfds, inotify instances and
-/// orphaned sockets,
+/// By the rank of each kind ([`OpenKind`]'s list): files first, then
+/// eventfds, signalfds, timerfds, inotify instances and orphaned sockets,
 /// pipes, then the epolls that watch them; each copy (`dup`) right after
 /// the kind it copies (the copy of an epoll after the epolls). The order
 /// of the image is kept within each. (What each epoll watches is added
 /// once every fd exists.)
 fn order(opens: &mut [Open]) {
-    let rank = |what: &OpenKind| match what {
-        OpenKind::File(_) => 0,
-        OpenKind::EventFd(_)
-        | OpenKind::SignalFd(_)
-        | OpenKind::TimerFd(_)
-        | OpenKind::Inotify(_)
-        | OpenKind::OrphanSocket(_) => 2,
-        OpenKind::Pipe(_) => 4,
-        OpenKind::Epoll(_) => 6,
-        OpenKind::Dup(_) => 4, // a pipe end's (see below)
-    };
-    let ranks: HashMap<RawFd, u32> = opens.iter().map(|o| (o.fd, rank(&o.what))).collect();
+    let ranks: HashMap<RawFd, u32> = opens.iter().map(|o| (o.fd, o.what.rank())).collect();
     opens.sort_by_key(|o| match o.what {
         OpenKind::Dup(Dup { from, .. }) => ranks.get(&from).copied().unwrap_or(4) + 1,
-        ref what => rank(what),
+        ref what => what.rank(),
     });
 }
 
