@@ -120,6 +120,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         pid,
         what: "/proc/PID/timers",
     })?;
+    let overruns_before = frozen.overruns_before();
     let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;
@@ -195,6 +196,12 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             inside.mdwe = attributes::ask_mdwe(&mut b)?;
             inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
             inside.timers = timers::ask_posix(&mut b, &site, &posix_timers)?;
+            timers::freeze_made(
+                &mut inside.timers,
+                &inside.sigactions,
+                &posix_timers,
+                overruns_before,
+            );
             inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
             inside.membarrier = attributes::ask_membarrier(&mut b)?;
             process_done = true;

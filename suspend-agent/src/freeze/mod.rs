@@ -67,6 +67,26 @@ pub struct Frozen<'a> {
     /// How many of `threads` have been let go (detached).
     let_go: usize,
     done: bool,
+    /// Its POSIX timers' overrun counts just before the freeze
+    /// ([`Frozen::overruns_before`]).
+    overruns_before: OverrunsBefore,
+}
+
+/// What the task iterator said of a process's POSIX timers' overrun counts
+/// just before it was frozen. A freeze can change them: a traced thread
+/// never ignores a signal, and before Linux 6.13 a periodic timer whose
+/// signal the process ignores counts every period since it was armed as
+/// its overrun once that signal is taken (`state::timers::freeze_made`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OverrunsBefore {
+    /// Not read: no POSIX timers, or the task iterator could not say.
+    #[default]
+    Unknown,
+    /// Every timer's count was 0.
+    None,
+    /// The first timer with a count (its id), and that count; the others
+    /// were not read.
+    First(i32, i32),
 }
 
 /// How long a freeze guard holds unless renewed: long enough for the work
@@ -135,6 +155,30 @@ fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
     None
 }
 
+/// The overrun counts of `pid`'s POSIX timers, read now (where it has
+/// any: reading the task iterator walks every task of the machine).
+fn overruns_before(pid: u32) -> OverrunsBefore {
+    if !crate::procfs::timers(pid).is_ok_and(|t| !t.is_empty()) {
+        return OverrunsBefore::Unknown;
+    }
+    let Ok(threads) = crate::tasks::of_process(pid) else {
+        return OverrunsBefore::Unknown;
+    };
+    let mut known = false;
+    for t in &threads {
+        match t.overrun() {
+            Some(Some((id, count))) => return OverrunsBefore::First(id, count),
+            Some(None) => known = true,
+            None => {}
+        }
+    }
+    if known {
+        OverrunsBefore::None
+    } else {
+        OverrunsBefore::Unknown
+    }
+}
+
 impl<'a> Frozen<'a> {
     /// Stops every thread of `pid`, which must be in the `SUSPENDING` state.
     /// `lsm_guard`: the freeze guard's programs are loaded.
@@ -163,6 +207,7 @@ impl<'a> Frozen<'a> {
             held: false,
             let_go: 0,
             done: false,
+            overruns_before: overruns_before(pid),
         };
         // Guarded from before the first thread stops.
         frozen.keep_guard()?;
@@ -239,6 +284,11 @@ impl<'a> Frozen<'a> {
 
     pub fn threads(&self) -> &[Thread] {
         &self.threads
+    }
+
+    /// Its POSIX timers' overrun counts just before the freeze.
+    pub fn overruns_before(&self) -> OverrunsBefore {
+        self.overruns_before
     }
 
     /// Records the signal `tid` is now stopped on its way to deliver.

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 
 use super::u64_at;
 use crate::{
-    freeze::Frozen,
+    freeze::{Frozen, OverrunsBefore},
     image::{
         Image,
         format::{ITimer, MAX_TIMER_ID_FILLERS, PosixTimer, SigAction},
@@ -107,6 +107,46 @@ pub fn ask_posix(
         }
     }
     Ok(asked)
+}
+
+/// Puts back, in `asked` (a frozen process's answers), the overrun count
+/// each of its `timers` whose signal it ignores (by `actions`) had before
+/// the freeze, where the task iterator said it (`before`): the freeze
+/// itself may have made one. A traced thread never ignores a signal, so a
+/// periodic timer's expiry is queued while it is seized; taken before it
+/// is stopped (or once a borrowed thread is put back into a stop on its
+/// way to deliver a signal), it sets the count — before Linux 6.13 to
+/// every period since it was armed, since all went ignored (6.12 counted
+/// 167 for a 1 ms timer). Untraced, a signal the process ignores and does
+/// not block is never taken, so its count cannot have changed otherwise; one
+/// it blocks is not taken by the freeze either, and its count before is
+/// the same.
+pub fn freeze_made(
+    asked: &mut Asked,
+    actions: &[SigAction],
+    timers: &[ProcTimer],
+    before: OverrunsBefore,
+) {
+    for &(id, _, notify, signal, ..) in timers {
+        if notify & SIGEV_NONE != 0 || !ignored(actions, signal) {
+            continue;
+        }
+        match before {
+            OverrunsBefore::None => {
+                asked.overruns.remove(&id);
+            }
+            OverrunsBefore::First(first, count) if first == id => {
+                asked.overruns.insert(id, count.into());
+            }
+            // Another timer's count is known, or none: this one's stays
+            // as asked (a count the freeze made is then refused, or kept
+            // held as the kernel has it).
+            OverrunsBefore::First(..) | OverrunsBefore::Unknown => {}
+        }
+        if asked.overruns.get(&id) == Some(&0) {
+            asked.overruns.remove(&id);
+        }
+    }
 }
 
 /// The POSIX timers of `pid`: `/proc/PID/timers`, with what `asked` tells
@@ -411,9 +451,10 @@ pub fn settle_frozen(frozen: &mut Frozen<'_>) -> Result<(), SettleError> {
     let block = crate::procfs::client_block_addr(pid)?.ok_or(SettleError::NoClientBlock)?;
     let site = Site::find(pid, block)?;
     let mut b = Borrowed::new(main.tid, site, main.stopped_with)?;
-    let asked = ask_posix(&mut b, &site, &listed)?;
-    let timers = save(pid, &asked)?;
+    let mut asked = ask_posix(&mut b, &site, &listed)?;
     let actions = super::signals::ask_actions(&mut b, &site)?;
+    freeze_made(&mut asked, &actions, &listed, frozen.overruns_before());
+    let timers = save(pid, &asked)?;
     settle(&timers, &actions, &mut b, &site)?;
     // The signal it is stopped on its way to deliver may be another now
     // (one that came meanwhile is dequeued first): its release gives
@@ -615,5 +656,47 @@ mod tests {
         let timers = [ignored, caught, late, once];
         let ids: Vec<i32> = unsettled(&timers, &actions).map(|t| t.id).collect();
         assert_eq!(ids, [1]);
+    }
+
+    #[test]
+    fn an_ignored_timers_count_is_the_one_it_had_before_the_freeze() {
+        let action = |signal: i32, handler: u64| SigAction {
+            signal: signal as u32,
+            handler,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        let actions = [action(libc::SIGUSR1, 1), action(libc::SIGUSR2, 0x40_1000)];
+        // (id, clock, notify, signal, value, target): 1 and 3 ignored, 2
+        // caught, 4 sends nothing.
+        let listed: Vec<ProcTimer> = vec![
+            (1, libc::CLOCK_MONOTONIC, 0, libc::SIGUSR1, 0, 0),
+            (2, libc::CLOCK_MONOTONIC, 0, libc::SIGUSR2, 0, 0),
+            (3, libc::CLOCK_MONOTONIC, 0, libc::SIGUSR1, 0, 0),
+            (4, libc::CLOCK_MONOTONIC, SIGEV_NONE, libc::SIGUSR1, 0, 0),
+        ];
+        let frozen = || Asked {
+            left: HashMap::new(),
+            overruns: [(1, 167), (2, 3), (3, 9), (4, 1)].into(),
+        };
+        let sorted = |a: Asked| {
+            let mut v: Vec<(i32, i64)> = a.overruns.into_iter().collect();
+            v.sort();
+            v
+        };
+        let after = |before| {
+            let mut asked = frozen();
+            freeze_made(&mut asked, &actions, &listed, before);
+            sorted(asked)
+        };
+        // None before: the ignored ones' counts were the freeze's.
+        assert_eq!(after(OverrunsBefore::None), [(2, 3), (4, 1)]);
+        // Timer 3 had 4 before; timer 1 was not read.
+        assert_eq!(
+            after(OverrunsBefore::First(3, 4)),
+            [(1, 167), (2, 3), (3, 4), (4, 1)]
+        );
+        assert_eq!(after(OverrunsBefore::Unknown), sorted(frozen()));
     }
 }
