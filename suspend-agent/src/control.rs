@@ -50,6 +50,10 @@ pub enum Request {
         /// Store the pages raw rather than compressed.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         no_compress: bool,
+        /// With `leave_running`: copy everything in one freeze, not while
+        /// it runs first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        no_precopy: bool,
     },
     /// Is the daemon there?
     Ping,
@@ -163,6 +167,7 @@ mod tests {
             new_session: true,
             unlinked_max: None,
             no_compress: false,
+            no_precopy: false,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(

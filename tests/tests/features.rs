@@ -257,6 +257,62 @@ fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a
     );
 }
 
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a, b) >= (major, minor)
+}
+
+/// A process that keeps writing (and discarding) pages while it is saved
+/// with `--leave-running`: where the kernel tells which pages a running
+/// process writes (Linux 6.7), its memory is pre-copied while it runs and
+/// the freeze copies only what it wrote since; killed and resumed from
+/// the image, its own check finds every page as the last step before the
+/// freeze left it. On an older kernel the suspend must say it copied in
+/// one freeze (and the workload still checks itself).
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_process_writing_while_it_is_pre_copied_comes_back_as_it_was_at_the_freeze() {
+    let name = "precopy_churn";
+    let Some((_daemon, mut w, pid)) = started(name) else {
+        return;
+    };
+    // Let it write a while first.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dir = ImageDir::new("precopy-churn");
+    let out = suspend(pid, &dir, &["--leave-running"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    if kernel_at_least(6, 7) {
+        assert!(
+            out.stdout.contains("pre-copied while it ran"),
+            "Linux 6.7 or later pre-copies: {out:?}"
+        );
+    } else {
+        assert!(
+            out.stdout.contains("copied in one freeze"),
+            "before Linux 6.7 the freeze copies everything: {out:?}"
+        );
+        note("precopy_churn: NOT pre-copied on this kernel (before 6.7): one freeze copied all");
+    }
+    note(&format!("precopy_churn: {}", out.stdout.trim()));
+    // SAFETY: kill(2) of the workload's own pid.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    w.wait_exit(); // reaped: its pid is free for the resume
+    let mut back = Proc::resume(&dir.path, pid, &[]);
+    let code = back.wait_exit();
+    assert!(
+        code == 0 && back.seen.iter().any(|l| l == "ok"),
+        "{name}: after the resume it exited {code}: {:#?}",
+        back.seen
+    );
+    note(&format!("precopy_churn: {}", back.seen.join("; ")));
+}
+
 /// The bytes `dir`'s page file takes on disk, and its length.
 fn page_file_space(dir: &ImageDir) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt as _;

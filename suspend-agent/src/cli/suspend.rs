@@ -89,6 +89,13 @@ pub struct Args {
     /// written.
     #[arg(long, requires = "dir")]
     no_compress: bool,
+    /// With --leave-running: copy all its memory in one freeze. By default,
+    /// where the kernel can tell which pages a running process writes
+    /// (userfaultfd asynchronous write-protection, Linux 6.7), its memory
+    /// is first copied while it runs, in rounds, and the freeze copies only
+    /// what it wrote since the last round. The summary says which was done.
+    #[arg(long, requires = "leave_running")]
+    no_precopy: bool,
     /// How long the handshake may take (not the dump), e.g. 500ms, 10s, 1m.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -239,6 +246,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,
         no_compress: args.no_compress,
+        no_precopy: args.no_precopy,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let Reply { outcome, message } = control::call(

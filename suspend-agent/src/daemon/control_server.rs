@@ -68,6 +68,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             new_session,
             unlinked_max,
             no_compress,
+            no_precopy,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -83,6 +84,7 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                     .unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT)
                     .min(crate::image::format::UNLINKED_MAX_LIMIT),
                 no_compress,
+                no_precopy,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

@@ -53,6 +53,7 @@ pub struct SuspendArgs {
     pub unlinked_max: u64,
     /// Store the pages raw rather than compressed.
     pub no_compress: bool,
+    pub no_precopy: bool,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

@@ -294,7 +294,10 @@ struct Taken {
 /// What became of the process once its image was durable.
 enum End {
     Killed,
-    LeftRunning,
+    /// Let go; how its memory was copied.
+    LeftRunning {
+        precopied: String,
+    },
     Held(crate::hold::Parked),
 }
 
@@ -339,6 +342,7 @@ pub async fn take(
         compress: !args.leave_running && !args.no_compress,
     };
     let leave_running = args.leave_running;
+    let precopy_wanted = args.leave_running && !args.no_precopy;
     let hold = args.hold;
     let state = state.clone();
     let report = progress.clone();
@@ -374,6 +378,13 @@ pub async fn take(
             read_at.elapsed()
         );
         reach(Stage::Dumping);
+        let (mut precopy, precopied) = if precopy_wanted {
+            precopy_first(&state, pid, &mut image, &|m| {
+                let _ = report.send(m);
+            })?
+        } else {
+            (None, "copied in one freeze (--no-precopy)".to_owned())
+        };
         let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
         let frozen_at = Instant::now();
         let guard = if frozen.guarded() {
@@ -386,7 +397,7 @@ pub async fn take(
             frozen.threads().len(),
             options.dir.display()
         ));
-        let dumped = match dump::dump(&mut frozen, image, &options, &|m| {
+        let dumped = match dump::dump(&mut frozen, image, &options, precopy.as_mut(), &|m| {
             let _ = report.send(m);
         }) {
             Ok(dumped) => dumped,
@@ -397,6 +408,7 @@ pub async fn take(
             }
         };
         if leave_running {
+            let precopied = precopy.as_ref().map_or(precopied, |p| p.summary());
             // Everything is copied: the process may run while the image is
             // made durable (a failure then still tells it `aborted`).
             settle_timers(&mut frozen);
@@ -407,7 +419,7 @@ pub async fn take(
                 summary,
                 frozen_for,
                 durable_after: ready_at.elapsed(),
-                end: End::LeftRunning,
+                end: End::LeftRunning { precopied },
             });
         }
         if hold {
@@ -528,10 +540,14 @@ pub async fn take(
                     ),
                 })
             } else {
+                let precopied = match &end {
+                    End::LeftRunning { precopied } => precopied.as_str(),
+                    _ => "",
+                };
                 let told = tell(stream, request_id, REASON_CONTINUED).await;
                 Ok(Done {
                     message: format!(
-                        "pid {pid} saved to {}: {what}; left running, {told}",
+                        "pid {pid} saved to {}: {what}; memory {precopied}; left running, {told}",
                         summary.path.display(),
                     ),
                 })
@@ -539,6 +555,52 @@ pub async fn take(
         }
         Err(source) => Err(abort(stream, request_id, TakeError::Failed { pid, source }).await),
     }
+}
+
+/// The pre-copy of a suspend that lets `pid` run on: a first short
+/// freeze to start tracking its writes, then rounds of copying into
+/// `image` while it runs. Returns the pre-copy to finish at the real
+/// freeze (none where it could not be done: the freeze then copies
+/// everything, and the second part says why, for the summary). Only a
+/// failure to freeze fails the suspend.
+fn precopy_first(
+    state: &State,
+    pid: u32,
+    image: &mut crate::image::ImageWriter,
+    progress: &dyn Fn(String),
+) -> Result<(Option<dump::precopy::Precopy>, String), WorkError> {
+    use dump::precopy::{Precopy, available};
+    if !available() {
+        return Ok((
+            None,
+            "copied in one freeze (this kernel cannot tell which pages a running process \
+             writes: userfaultfd asynchronous write-protection, Linux 6.7)"
+                .to_owned(),
+        ));
+    }
+    let mut frozen = Frozen::freeze(&state.registry, state.lsm_guard, pid)?;
+    let started = Precopy::start(&mut frozen);
+    settle_timers(&mut frozen);
+    frozen.release();
+    let mut precopy = match started {
+        Ok(p) => p,
+        Err(e) => {
+            log::info!("pid {pid}: not pre-copied: {e}");
+            return Ok((None, format!("copied in one freeze (not pre-copied: {e})")));
+        }
+    };
+    progress(format!(
+        "pid {pid}: pre-copying {:.1} MiB of private memory while it runs",
+        precopy.tracked_bytes() as f64 / (1 << 20) as f64
+    ));
+    if let Err(e) = precopy.run(image, progress) {
+        log::warn!("pid {pid}: pre-copy given up: {e}");
+        return Ok((
+            None,
+            format!("copied in one freeze (the pre-copy was given up: {e})"),
+        ));
+    }
+    Ok((Some(precopy), String::new()))
 }
 
 /// Before a frozen process is let go to run on: its periodic timers whose

@@ -96,6 +96,7 @@ impl Memory {
                 source,
                 runs,
                 at,
+                placed: None,
                 start: vma.start,
                 offset: vma.offset,
                 readable: vma.readable(),
@@ -191,7 +192,7 @@ impl Memory {
                         let run = PageRun {
                             first_page,
                             pages,
-                            at: written.at.unwrap_or(at),
+                            at: written.at.unwrap_or(m.place_of(run_index, at).at),
                             blake3: written.blake3,
                             stored: written.stored,
                         };
@@ -421,7 +422,11 @@ impl Memory {
 
     /// Runs of pages whose pagemap entry satisfies `keep`, at most
     /// [`MAX_RUN_PAGES`] long.
-    fn runs(&self, vma: &Vma, keep: impl Fn(u64) -> bool) -> Result<Vec<Run>, DumpError> {
+    pub(super) fn runs(
+        &self,
+        vma: &Vma,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<Run>, DumpError> {
         let mut runs: Vec<Run> = Vec::new();
         let mut entries = vec![0u8; (PAGEMAP_BATCH * 8) as usize];
         let total = vma.pages();
@@ -669,17 +674,58 @@ enum Source {
 /// The pages of one mapping to save, and where they go.
 pub struct Planned {
     source: Source,
-    runs: Vec<Run>,
-    /// Offset in the page file of the first run; the others follow.
+    pub(super) runs: Vec<Run>,
+    /// Offset in the page file of the first run; the others follow —
+    /// unless `placed` says where each goes.
     at: u64,
-    start: u64,
+    /// Each run's own place in the page file, and whether it is to be
+    /// copied now (`false`: its bytes are there already, copied by a
+    /// pre-copy round and not written since).
+    pub(super) placed: Option<Vec<Place>>,
+    pub(super) start: u64,
     offset: u64,
     readable: bool,
 }
 
+/// Where a run goes in the page file, and whether it is copied now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub at: u64,
+    pub copy: bool,
+}
+
+impl Planned {
+    /// Private anonymous memory of the process at `start`, whose `runs`
+    /// go to their own `places` (a pre-copy's).
+    pub(super) fn placed(start: u64, readable: bool, runs: Vec<Run>, places: Vec<Place>) -> Self {
+        debug_assert_eq!(runs.len(), places.len());
+        Self {
+            source: Source::Process,
+            runs,
+            at: 0,
+            placed: Some(places),
+            start,
+            offset: 0,
+            readable,
+        }
+    }
+
+    /// The place of run `i`, given the place of the runs before it when
+    /// they follow each other.
+    fn place_of(&self, i: usize, following: u64) -> Place {
+        self.placed.as_ref().map_or(
+            Place {
+                at: following,
+                copy: true,
+            },
+            |p| p[i],
+        )
+    }
+}
+
 /// What a dump saves of every mapping, in `/proc/PID/maps` order.
 pub struct Plan {
-    mappings: Vec<Planned>,
+    pub(super) mappings: Vec<Planned>,
     /// Bytes in all: the page file's length.
     pub bytes: u64,
 }
@@ -729,39 +775,72 @@ struct Shared<'p, 'a> {
 }
 
 impl Plan {
+    /// A plan of `mappings` whose runs have their own places
+    /// ([`Planned::placed`]) in a page file `bytes` long.
+    pub(super) fn placed(mappings: Vec<Planned>, bytes: u64) -> Self {
+        Self { mappings, bytes }
+    }
+
     /// Cuts the plan into batches of at most [`BATCH_BYTES`] (or one run)
-    /// and `IOV_MAX` runs, each with its part of `area` if there is one.
-    fn batches<'a>(&self, mut area: Option<&'a mut [u8]>) -> Vec<Batch<'a>> {
+    /// and `IOV_MAX` runs, each of runs that follow each other in the page
+    /// file and are to be copied, each with its part of `area` if there is
+    /// one.
+    fn batches<'a>(&self, area: Option<&'a mut [u8]>) -> Vec<Batch<'a>> {
         let mut batches = Vec::new();
         for (index, mapping) in self.mappings.iter().enumerate() {
             let mut first = 0;
-            // Where the next batch goes: the runs follow each other.
-            let mut at = mapping.at;
+            // Where the next run goes when the runs follow each other.
+            let mut following = mapping.at;
             while first < mapping.runs.len() {
+                let place = mapping.place_of(first, following);
+                let run_bytes = |i: usize| (mapping.runs[i].1 * PAGE_SIZE) as usize;
+                if !place.copy {
+                    following += run_bytes(first) as u64;
+                    first += 1;
+                    continue;
+                }
                 let mut bytes = 0usize;
                 let mut end = first;
                 while end < mapping.runs.len() && end - first < MAX_IOVS {
-                    let run_bytes = (mapping.runs[end].1 * PAGE_SIZE) as usize;
-                    if end > first && bytes + run_bytes > BATCH_BYTES {
+                    let next = mapping.place_of(end, following + bytes as u64);
+                    let joins = next.copy && next.at == place.at + bytes as u64;
+                    if end > first && (!joins || bytes + run_bytes(end) > BATCH_BYTES) {
                         break;
                     }
-                    bytes += run_bytes;
+                    bytes += run_bytes(end);
                     end += 1;
                 }
-                let place = area.take().map(|a| {
-                    let (place, rest) = a.split_at_mut(bytes);
-                    area = Some(rest);
-                    place
-                });
                 batches.push(Batch {
                     mapping: index,
                     runs: first..end,
-                    at,
+                    at: place.at,
                     len: bytes,
-                    area: place,
+                    area: None,
                 });
-                at += bytes as u64;
+                following += bytes as u64;
                 first = end;
+            }
+        }
+        if let Some(area) = area {
+            // Each batch its own part of the area: cut in the order of
+            // their places, which never overlap.
+            let mut order: Vec<usize> = (0..batches.len()).collect();
+            order.sort_unstable_by_key(|&i| batches[i].at);
+            let mut rest = area;
+            let mut cut = 0u64;
+            let mut parts: Vec<Option<&'a mut [u8]>> = Vec::new();
+            parts.resize_with(batches.len(), || None);
+            for i in order {
+                let (at, len) = (batches[i].at, batches[i].len);
+                assert!(at >= cut, "page file places overlap at {at}");
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut((at - cut) as usize);
+                let (place, tail) = tail.split_at_mut(len);
+                rest = tail;
+                cut = at + len as u64;
+                parts[i] = Some(place);
+            }
+            for (batch, part) in batches.iter_mut().zip(parts) {
+                batch.area = part;
             }
         }
         batches

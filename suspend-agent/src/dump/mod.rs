@@ -6,6 +6,7 @@
 mod files;
 mod inside;
 mod memory;
+pub mod precopy;
 mod process;
 mod thread;
 
@@ -61,6 +62,11 @@ pub enum DumpError {
     Unsupported { pid: u32, fds: Vec<String> },
     #[error("pid {pid}: {what}")]
     Confined { pid: u32, what: String },
+    #[error("pid {pid}: placing its pre-copied pages: {source}")]
+    Precopy {
+        pid: u32,
+        source: Box<precopy::PrecopyError>,
+    },
     #[error(
         "pid {pid}: threads ran while frozen (tid×times: {}); the image would not be consistent",
         ran.iter().map(|(t, n)| format!("{t}×{n}")).collect::<Vec<_>>().join(", ")
@@ -151,6 +157,7 @@ pub fn dump(
     frozen: &mut Frozen<'_>,
     mut image: ImageWriter,
     options: &DumpOptions,
+    precopy: Option<&mut precopy::Precopy>,
     progress: &dyn Fn(String),
 ) -> Result<Dumped, DumpError> {
     let started = Instant::now();
@@ -349,7 +356,20 @@ pub fn dump(
     }
 
     let memory = memory::Memory::open(pid)?;
-    let plan = memory.plan(&vmas)?;
+    let mut plan = memory.plan(&vmas)?;
+    if let Some(precopy) = precopy {
+        // Only what it wrote since the last round is copied now.
+        let copied = precopy
+            .place(&mut plan, &vmas)
+            .map_err(|source| DumpError::Precopy {
+                pid,
+                source: Box::new(source),
+            })?;
+        log::debug!(
+            "pid {pid}: frozen, {:.1} MiB to copy after the pre-copy",
+            copied as f64 / (1 << 20) as f64
+        );
+    }
     let sink = if options.write_through {
         let (file, path) = image.page_sink(plan.bytes)?;
         memory::Sink::File { file, path, pack }

@@ -2,7 +2,7 @@
 //! mappings kind's, `state::mappings::kind`).
 
 /// One line of `/proc/PID/maps`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Vma {
     pub start: u64,
     pub end: u64,

@@ -24,6 +24,7 @@ pub mod fd;
 #[cfg(test)]
 pub mod lease;
 pub mod mem;
+pub mod pagemap;
 mod pidfd;
 pub mod pipe;
 pub mod probe;

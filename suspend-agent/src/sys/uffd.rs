@@ -29,8 +29,20 @@ const UFFDIO_UNREGISTER: u64 = ioc(IOC_READ, 0x01, 16);
 const UFFDIO_WAKE: u64 = ioc(IOC_READ, 0x02, 16);
 const UFFDIO_COPY: u64 = ioc(IOC_READ | IOC_WRITE, 0x03, 40);
 const UFFDIO_ZEROPAGE: u64 = ioc(IOC_READ | IOC_WRITE, 0x04, 32);
+const UFFDIO_WRITEPROTECT: u64 = ioc(IOC_READ | IOC_WRITE, 0x06, 24);
 
 const REGISTER_MODE_MISSING: u64 = 1;
+const REGISTER_MODE_WP: u64 = 1 << 1;
+const WRITEPROTECT_MODE_WP: u64 = 1;
+
+/// Write-protection that the kernel resolves itself (Linux 6.7): a write
+/// to a protected page only clears its protection, which `PAGEMAP_SCAN`
+/// then shows as written — how a dump tells the pages a running process
+/// wrote since it last looked.
+pub const FEATURE_WP_ASYNC: u64 = 1 << 15;
+/// Pages not there yet are protected too (Linux 6.4): first written, they
+/// show as written like the others.
+pub const FEATURE_WP_UNPOPULATED: u64 = 1 << 13;
 
 /// The events asked for: the process's own changes to its memory map
 /// while its pages are served (a page it discarded must not be filled from
@@ -72,6 +84,59 @@ pub fn api(fd: BorrowedFd<'_>) -> Result<u64> {
     let mut a = [UFFD_API, FEATURES, 0u64];
     ioctl(fd, UFFDIO_API, a.as_mut_ptr().cast(), "UFFDIO_API")?;
     Ok(a[1])
+}
+
+/// Whether this kernel tracks the pages a process writes with
+/// asynchronous write-protection ([`FEATURE_WP_ASYNC`], with
+/// `PAGEMAP_SCAN`: both Linux 6.7): asked of a userfaultfd made for the
+/// agent's own memory, only to ask.
+pub fn wp_async() -> bool {
+    let Ok(device) = open_device() else {
+        return false;
+    };
+    // SAFETY: USERFAULTFD_IOC_NEW takes its flags as the argument and
+    // returns a new descriptor, owned here at once.
+    let fd = unsafe { libc::ioctl(device.as_raw_fd(), IOC_NEW as _, libc::O_CLOEXEC) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor was just made for us.
+    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    use std::os::fd::AsFd as _;
+    api_with(fd.as_fd(), 0).is_ok_and(|f| f & FEATURE_WP_ASYNC != 0)
+}
+
+/// `UFFDIO_API` asking for `features` exactly; returns the features
+/// granted. With `features` 0, on a userfaultfd made only to ask, returns
+/// every feature this kernel has.
+pub fn api_with(fd: BorrowedFd<'_>, features: u64) -> Result<u64> {
+    let mut a = [UFFD_API, features, 0u64];
+    ioctl(fd, UFFDIO_API, a.as_mut_ptr().cast(), "UFFDIO_API")?;
+    Ok(a[1])
+}
+
+/// `UFFDIO_REGISTER` of `[start, start+len)` for write-protection.
+pub fn register_wp(fd: BorrowedFd<'_>, start: u64, len: u64) -> Result<()> {
+    let mut r = [start, len, REGISTER_MODE_WP, 0u64];
+    ioctl(
+        fd,
+        UFFDIO_REGISTER,
+        r.as_mut_ptr().cast(),
+        "UFFDIO_REGISTER (write-protect)",
+    )
+}
+
+/// `UFFDIO_WRITEPROTECT` of `[start, start+len)`: protects its pages
+/// (`on`), or lifts their protection.
+pub fn write_protect(fd: BorrowedFd<'_>, start: u64, len: u64, on: bool) -> Result<()> {
+    let mode = if on { WRITEPROTECT_MODE_WP } else { 0 };
+    let mut w = [start, len, mode];
+    ioctl(
+        fd,
+        UFFDIO_WRITEPROTECT,
+        w.as_mut_ptr().cast(),
+        "UFFDIO_WRITEPROTECT",
+    )
 }
 
 /// `UFFDIO_REGISTER` of `[start, start+len)` for missing pages.
@@ -368,6 +433,7 @@ mod tests {
         assert_eq!(UFFDIO_WAKE, 0x8010_aa02);
         assert_eq!(UFFDIO_COPY, 0xc028_aa03);
         assert_eq!(UFFDIO_ZEROPAGE, 0xc020_aa04);
+        assert_eq!(UFFDIO_WRITEPROTECT, 0xc018_aa06);
     }
 
     #[test]

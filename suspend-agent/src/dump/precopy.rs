@@ -1,0 +1,590 @@
+//! Pre-copy for a suspend that lets the process run on (`--leave-running`):
+//! its private anonymous memory is copied while it runs, round after
+//! round, each round only what it wrote since the last; the freeze then
+//! copies only what it wrote since the last round.
+//!
+//! What was written is told by the kernel's asynchronous write-protection
+//! (`UFFD_FEATURE_WP_ASYNC` and `PAGEMAP_SCAN`, Linux 6.7): the process
+//! makes a userfaultfd (through its main thread, during a first short
+//! freeze, [`crate::tracee::uffd`]), the agent keeps the only copy of it,
+//! registers every private anonymous mapping for write-protection and
+//! protects every page. A write to a protected page only lifts its
+//! protection, in the kernel, with no message and no wait; a scan with
+//! `PM_SCAN_WP_MATCHING` then lists the pages written and protects them
+//! again in the same walk, page by page, so a write after a page's check
+//! is seen by the next scan. A page the process discarded since
+//! (`MADV_DONTNEED`) shows as written too, and is present no more.
+//!
+//! Every copy goes to its page's own place in the page file (a *slot*,
+//! given the first time the page is copied, kept afterwards). A slot is
+//! *valid* while the page was not written since it was copied. At the
+//! freeze ([`Precopy::place`]), the dump plans as always (the pages present
+//! now); a planned page whose mapping is still registered, not written
+//! since its last protection and with a valid slot keeps that slot and is
+//! not copied again; every other page is copied, into its slot or a new
+//! one at the end of the file. A mapping made, moved (`mremap` drops the
+//! registration) or replaced since the first freeze is not registered, and
+//! is copied whole.
+//!
+//! Not pre-copied (one freeze copies everything, as without it): a kernel
+//! without asynchronous write-protection (before 6.7; soft-dirty is not
+//! used yet), and a process whose memory the kernel may write without a
+//! fault the write-protection would see — one with a file open with
+//! `O_DIRECT` or an AIO ring (a transfer in flight writes through a pinned
+//! page) — or that uses userfaultfd itself (its own registration would
+//! fail with `EBUSY` while the agent's holds). The agent's userfaultfd is
+//! closed when the suspend ends, which lifts every registration and
+//! protection: the process keeps nothing of it.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    os::fd::{AsFd as _, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use super::{
+    DumpError,
+    memory::{Memory, Place, Plan, Planned, Sink},
+};
+use crate::{
+    freeze::Frozen,
+    image::{
+        ImageWriter,
+        format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE},
+    },
+    procfs::vmas::{self, Vma},
+    state::mappings::{self, anonymous_page_saved},
+    sys::{
+        SyscallError,
+        pagemap::{self, Ask, Region},
+        uffd,
+    },
+    tracee::{
+        inject::{Borrowed, InjectError, Site},
+        uffd::MakeError,
+    },
+};
+
+/// Rounds at most, the first (everything) included.
+const MAX_ROUNDS: usize = 6;
+/// A round that found at most this many bytes written ends the rounds.
+const SMALL_ENOUGH: u64 = 4 << 20;
+
+/// Why a pre-copy could not start or go on (the suspend goes on without
+/// it: one freeze copies everything).
+#[derive(Debug, thiserror::Error)]
+pub enum PrecopyError {
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+    #[error(transparent)]
+    Make(#[from] MakeError),
+    #[error(transparent)]
+    Sys(#[from] SyscallError),
+    #[error(transparent)]
+    Dump(#[from] DumpError),
+    #[error("{0}")]
+    Skipped(String),
+}
+
+/// Whether this kernel can tell the pages a running process writes.
+pub fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(uffd::wp_async)
+}
+
+/// One pre-copy round.
+#[derive(Clone, Copy, Debug)]
+pub struct Round {
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+/// A registered mapping (as it was at the first freeze) and its slots.
+struct Tracked {
+    start: u64,
+    end: u64,
+    readable: bool,
+    /// Pages with a slot: first page (from `start`) → (pages, place).
+    slots: BTreeMap<u64, (u64, u64)>,
+    /// One bit per page: its slot holds what it held when last protected.
+    valid: Vec<u64>,
+}
+
+impl Tracked {
+    fn new(vma: &Vma) -> Self {
+        let pages = vma.pages();
+        Self {
+            start: vma.start,
+            end: vma.end,
+            readable: vma.readable(),
+            slots: BTreeMap::new(),
+            valid: vec![0; pages.div_ceil(64) as usize],
+        }
+    }
+
+    fn is_valid(&self, page: u64) -> bool {
+        self.valid[(page / 64) as usize] & (1 << (page % 64)) != 0
+    }
+
+    fn set_valid(&mut self, page: u64, valid: bool) {
+        let (word, bit) = ((page / 64) as usize, 1u64 << (page % 64));
+        if valid {
+            self.valid[word] |= bit;
+        } else {
+            self.valid[word] &= !bit;
+        }
+    }
+
+    /// The place of page `page`'s slot, if it has one.
+    fn slot(&self, page: u64) -> Option<u64> {
+        let (&first, &(pages, at)) = self.slots.range(..=page).next_back()?;
+        (page < first + pages).then(|| at + (page - first) * PAGE_SIZE)
+    }
+}
+
+/// A process being pre-copied: the agent's copy of its userfaultfd, and
+/// where each page it copied went.
+pub struct Precopy {
+    pid: u32,
+    /// Kept open, never read: the registrations and protections last as
+    /// long as it does.
+    _uffd: OwnedFd,
+    pagemap: File,
+    tracked: Vec<Tracked>,
+    /// The page file's length so far: every slot lies below it.
+    end: u64,
+    pub rounds: Vec<Round>,
+    /// Bytes the freeze copied ([`Precopy::place`]).
+    at_freeze: Option<u64>,
+}
+
+/// Why `pid` is not pre-copied, if it is not: what lets the kernel write
+/// its memory without a fault, or its own use of userfaultfd.
+fn reason_not(pid: u32) -> Option<String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    if maps
+        .lines()
+        .any(|l| l.ends_with("/[aio] (deleted)") || l.contains(" /[aio]"))
+    {
+        return Some("it has an AIO ring".into());
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    for fd in fds.flatten() {
+        let name = fd.file_name();
+        let target = std::fs::read_link(fd.path()).unwrap_or_default();
+        if target.to_string_lossy() == "anon_inode:[userfaultfd]" {
+            return Some("it uses userfaultfd itself".into());
+        }
+        let info =
+            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", name.to_string_lossy()))
+                .unwrap_or_default();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u64::from_str_radix(f.trim(), 8).ok())
+            .unwrap_or(0);
+        if flags & libc::O_DIRECT as u64 != 0 {
+            return Some(format!(
+                "fd {} is open with O_DIRECT",
+                name.to_string_lossy()
+            ));
+        }
+    }
+    None
+}
+
+impl Precopy {
+    /// Starts tracking the writes of `frozen` (frozen: its main thread
+    /// makes the userfaultfd, closed there again before it is let go).
+    pub fn start(frozen: &mut Frozen<'_>) -> Result<Self, PrecopyError> {
+        let pid = frozen.pid();
+        if let Some(why) = reason_not(pid) {
+            return Err(PrecopyError::Skipped(why));
+        }
+        let Some(&main) = frozen.threads().iter().find(|t| t.tid == pid) else {
+            return Err(PrecopyError::Skipped("its main thread has exited".into()));
+        };
+        let block = crate::procfs::client_block_addr(pid)
+            .ok()
+            .flatten()
+            .ok_or_else(|| PrecopyError::Skipped("no client block in /proc/PID/maps".into()))?;
+        let site = Site::find(pid, block)?;
+        let mut b = Borrowed::new(main.tid, site, main.stopped_with)?;
+        let made = crate::tracee::uffd::make(pid, &mut b, &site, crate::tracee::uffd::high_fd(pid));
+        // Its own copy is closed again: only the agent's stays.
+        let closed = match &made {
+            Ok((there, _)) => b
+                .syscall(libc::SYS_close, [*there as u64, 0, 0, 0, 0, 0])
+                .map(|_| ()),
+            Err(_) => Ok(()),
+        };
+        let held = b.restore()?;
+        frozen.set_stopped_with(main.tid, held);
+        site.clear()?;
+        closed?;
+        let (_, uffd) = made?;
+        uffd::api_with(
+            uffd.as_fd(),
+            uffd::FEATURE_WP_ASYNC | uffd::FEATURE_WP_UNPOPULATED,
+        )?;
+        let pagemap =
+            File::open(format!("/proc/{pid}/pagemap")).map_err(|source| DumpError::Proc {
+                pid,
+                path: format!("/proc/{pid}/pagemap").into(),
+                source,
+            })?;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|source| {
+            DumpError::Proc {
+                pid,
+                path: format!("/proc/{pid}/maps").into(),
+                source,
+            }
+        })?;
+        let mut tracked = Vec::new();
+        for vma in vmas::parse(&maps).unwrap_or_default() {
+            if mappings::kind(&vma) != MappingKind::Anonymous || !vma.readable() {
+                continue;
+            }
+            let len = vma.end - vma.start;
+            // A mapping that cannot be registered (the kernel's rules
+            // for it) is copied at the freeze, as without a pre-copy.
+            if uffd::register_wp(uffd.as_fd(), vma.start, len).is_err() {
+                continue;
+            }
+            uffd::write_protect(uffd.as_fd(), vma.start, len, true)?;
+            tracked.push(Tracked::new(&vma));
+        }
+        Ok(Self {
+            pid,
+            _uffd: uffd,
+            pagemap,
+            tracked,
+            end: 0,
+            rounds: Vec::new(),
+            at_freeze: None,
+        })
+    }
+
+    /// Bytes of memory tracked (the registered mappings' length).
+    pub fn tracked_bytes(&self) -> u64 {
+        self.tracked.iter().map(|t| t.end - t.start).sum()
+    }
+
+    /// Copies, while the process runs, rounds of what it wrote (the
+    /// first: every page it has) into `image`'s page file, until a round
+    /// finds little or [`MAX_ROUNDS`] are done. `progress` is told each.
+    pub fn run(
+        &mut self,
+        image: &mut ImageWriter,
+        progress: &dyn Fn(String),
+    ) -> Result<(), PrecopyError> {
+        let memory = Memory::open(self.pid)?;
+        while self.rounds.len() < MAX_ROUNDS {
+            let started = Instant::now();
+            let plan = if self.rounds.is_empty() {
+                self.first_round(&memory)?
+            } else {
+                self.next_round()?
+            };
+            let bytes: u64 = plan
+                .mappings
+                .iter()
+                .flat_map(|m| &m.runs)
+                .map(|r| r.1 * PAGE_SIZE)
+                .sum();
+            if bytes > 0 {
+                let area = image.page_area(self.end).map_err(DumpError::from)?;
+                memory.copy(&plan, Sink::Area(area), &mut |_| Ok(()))?;
+            }
+            let round = Round {
+                bytes,
+                took: started.elapsed(),
+            };
+            progress(format!(
+                "pid {}: pre-copy round {}: {:.1} MiB in {:.0} ms while it runs",
+                self.pid,
+                self.rounds.len() + 1,
+                bytes as f64 / (1 << 20) as f64,
+                round.took.as_secs_f64() * 1000.0
+            ));
+            self.rounds.push(round);
+            if self.rounds.len() > 1 && bytes <= SMALL_ENOUGH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every present page of the tracked mappings, each given a slot.
+    fn first_round(&mut self, memory: &Memory) -> Result<Plan, PrecopyError> {
+        let mut mappings = Vec::new();
+        for t in &mut self.tracked {
+            let vma = Vma {
+                start: t.start,
+                end: t.end,
+                ..Vma::default()
+            };
+            let runs = memory.runs(&vma, anonymous_page_saved)?;
+            let mut places = Vec::with_capacity(runs.len());
+            for &(first, pages) in &runs {
+                t.slots.insert(first, (pages, self.end));
+                places.push(Place {
+                    at: self.end,
+                    copy: true,
+                });
+                self.end += pages * PAGE_SIZE;
+                for page in first..first + pages {
+                    t.set_valid(page, true);
+                }
+            }
+            mappings.push(Planned::placed(t.start, t.readable, runs, places));
+        }
+        Ok(Plan::placed(mappings, self.end))
+    }
+
+    /// The pages written since the last round (protected again as they
+    /// are listed): those still present are copied into their slots (new
+    /// ones where they have none); the others' slots are no longer valid.
+    fn next_round(&mut self) -> Result<Plan, PrecopyError> {
+        let mut mappings = Vec::new();
+        for i in 0..self.tracked.len() {
+            let (start, end) = (self.tracked[i].start, self.tracked[i].end);
+            let mut written = Vec::new();
+            let ask = Ask {
+                flags: pagemap::WP_MATCHING,
+                all_of: pagemap::IS_WRITTEN,
+                any_of: 0,
+                report: pagemap::IS_WRITTEN | pagemap::IS_PRESENT,
+            };
+            pagemap::scan(self.pagemap.as_fd(), start, end, ask, &mut written)?;
+            let pages: Vec<(u64, bool)> = written
+                .iter()
+                .flat_map(|r: &Region| {
+                    let present = r.categories & pagemap::IS_PRESENT != 0;
+                    ((r.start - start) / PAGE_SIZE..(r.end - start) / PAGE_SIZE)
+                        .map(move |p| (p, present))
+                })
+                .collect();
+            let t = &mut self.tracked[i];
+            let mut copy = Vec::new();
+            for (page, present) in pages {
+                if present {
+                    copy.push(page);
+                } else {
+                    t.set_valid(page, false);
+                }
+            }
+            let (runs, places) = place_pages(t, &copy, &mut self.end, |_| true);
+            for &page in &copy {
+                t.set_valid(page, true);
+            }
+            mappings.push(Planned::placed(t.start, t.readable, runs, places));
+        }
+        Ok(Plan::placed(mappings, self.end))
+    }
+
+    /// Places `plan` (the freeze's, of `vmas`: every mapping in order)
+    /// in the page file: a page of a mapping still registered, not written
+    /// since it was last protected and with a valid slot keeps its slot and
+    /// is not copied again; every other page is copied, into its slot or
+    /// a new one past the end; mappings not tracked follow. Returns the
+    /// bytes the freeze copies.
+    pub fn place(&mut self, plan: &mut Plan, vmas: &[Vma]) -> Result<u64, PrecopyError> {
+        let mut copied = 0;
+        for (planned, vma) in plan.mappings.iter_mut().zip(vmas) {
+            let tracked = self
+                .tracked
+                .iter_mut()
+                .find(|t| t.start <= vma.start && vma.end <= t.end);
+            let runs = std::mem::take(&mut planned.runs);
+            let (runs, places) = match tracked {
+                Some(t) if mappings::kind(vma) == MappingKind::Anonymous => {
+                    // Registered and not written since: the only pages that
+                    // may keep what a round copied.
+                    let mut clean = Vec::new();
+                    let ask = Ask {
+                        flags: 0,
+                        all_of: pagemap::IS_WPALLOWED,
+                        any_of: 0,
+                        report: pagemap::IS_WRITTEN,
+                    };
+                    pagemap::scan(self.pagemap.as_fd(), vma.start, vma.end, ask, &mut clean)?;
+                    clean.retain(|r| r.categories & pagemap::IS_WRITTEN == 0);
+                    let offset = (vma.start - t.start) / PAGE_SIZE;
+                    let pages: Vec<u64> = runs
+                        .iter()
+                        .flat_map(|&(first, n)| first + offset..first + offset + n)
+                        .collect();
+                    let keeps = |page: u64| -> bool {
+                        let addr = t.start + page * PAGE_SIZE;
+                        t.is_valid(page) && clean.iter().any(|r| r.start <= addr && addr < r.end)
+                    };
+                    let keep: Vec<bool> = pages.iter().map(|&p| keeps(p)).collect();
+                    let mut k = keep.iter();
+                    let (runs, places) =
+                        place_pages(t, &pages, &mut self.end, |_| !*k.next().unwrap_or(&false));
+                    // Runs are the mapping's own, from its first page.
+                    let runs = runs.into_iter().map(|(p, n)| (p - offset, n)).collect();
+                    (runs, places)
+                }
+                _ => {
+                    let mut places = Vec::with_capacity(runs.len());
+                    for &(_, pages) in &runs {
+                        places.push(Place {
+                            at: self.end,
+                            copy: true,
+                        });
+                        self.end += pages * PAGE_SIZE;
+                    }
+                    (runs, places)
+                }
+            };
+            copied += runs
+                .iter()
+                .zip(&places)
+                .filter(|(_, p)| p.copy)
+                .map(|(r, _)| r.1 * PAGE_SIZE)
+                .sum::<u64>();
+            planned.runs = runs;
+            planned.placed = Some(places);
+        }
+        plan.bytes = self.end;
+        self.at_freeze = Some(copied);
+        Ok(copied)
+    }
+
+    /// How the memory was copied, for a summary.
+    pub fn summary(&self) -> String {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let bytes: u64 = self.rounds.iter().map(|r| r.bytes).sum();
+        format!(
+            "pre-copied while it ran ({} round(s), {:.1} MiB; userfaultfd write-protect), then \
+             {:.1} MiB it wrote since copied frozen",
+            self.rounds.len(),
+            mib(bytes),
+            mib(self.at_freeze.unwrap_or(0))
+        )
+    }
+}
+
+/// Runs of `pages` (ascending page numbers of `t`) split where their
+/// slots do not follow each other, where `copy` changes, and at
+/// [`MAX_RUN_PAGES`]; a page with no slot gets one at `end`. `copy` says,
+/// in order, whether each page is copied now.
+fn place_pages(
+    t: &mut Tracked,
+    pages: &[u64],
+    end: &mut u64,
+    mut copy: impl FnMut(u64) -> bool,
+) -> (Vec<(u64, u64)>, Vec<Place>) {
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut places: Vec<Place> = Vec::new();
+    for &page in pages {
+        let at = match t.slot(page) {
+            Some(at) => at,
+            None => {
+                // A new slot: grows the last one when it ends right here.
+                let at = *end;
+                *end += PAGE_SIZE;
+                match t.slots.range_mut(..page).next_back() {
+                    Some((&first, (n, slot_at)))
+                        if first + *n == page && *slot_at + *n * PAGE_SIZE == at =>
+                    {
+                        *n += 1
+                    }
+                    _ => {
+                        t.slots.insert(page, (1, at));
+                    }
+                }
+                at
+            }
+        };
+        let now = copy(page);
+        match (runs.last_mut(), places.last()) {
+            (Some((first, n)), Some(place))
+                if *first + *n == page
+                    && place.at + *n * PAGE_SIZE == at
+                    && place.copy == now
+                    && *n < MAX_RUN_PAGES =>
+            {
+                *n += 1
+            }
+            _ => {
+                runs.push((page, 1));
+                places.push(Place { at, copy: now });
+            }
+        }
+    }
+    (runs, places)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(pages: u64) -> Tracked {
+        Tracked::new(&Vma {
+            start: 0x10_0000,
+            end: 0x10_0000 + pages * PAGE_SIZE,
+            ..Vma::default()
+        })
+    }
+
+    #[test]
+    fn pages_keep_their_slots_and_new_ones_go_past_the_end() {
+        let mut t = tracked(16);
+        let mut end = 0;
+        // First round: pages 0..4 and 8..10.
+        let (runs, places) = place_pages(&mut t, &[0, 1, 2, 3, 8, 9], &mut end, |_| true);
+        assert_eq!(runs, [(0, 4), (8, 2)]);
+        assert_eq!(
+            places.iter().map(|p| p.at).collect::<Vec<_>>(),
+            [0, 4 * PAGE_SIZE]
+        );
+        assert_eq!(end, 6 * PAGE_SIZE);
+        // Later: 2, 3 written again, 4 and 5 new: 4 and 5 go past the end,
+        // 2 and 3 where they were.
+        let (runs, places) = place_pages(&mut t, &[2, 3, 4, 5], &mut end, |_| true);
+        assert_eq!(runs, [(2, 2), (4, 2)]);
+        assert_eq!(
+            places.iter().map(|p| p.at).collect::<Vec<_>>(),
+            [2 * PAGE_SIZE, 6 * PAGE_SIZE]
+        );
+        assert_eq!(t.slot(5), Some(7 * PAGE_SIZE));
+        assert_eq!(t.slot(6), None);
+        // The freeze: 0..6 planned, 1 and 4 clean: runs split where
+        // copying changes, never across slots that do not follow.
+        let clean = [1, 4];
+        let (runs, places) = place_pages(&mut t, &[0, 1, 2, 3, 4, 5], &mut end, |p| {
+            !clean.contains(&p)
+        });
+        assert_eq!(runs, [(0, 1), (1, 1), (2, 2), (4, 1), (5, 1)]);
+        assert_eq!(
+            places
+                .iter()
+                .map(|p| (p.at / PAGE_SIZE, p.copy))
+                .collect::<Vec<_>>(),
+            [(0, true), (1, false), (2, true), (6, false), (7, true)]
+        );
+        assert_eq!(end, 8 * PAGE_SIZE, "no page got a second slot");
+    }
+
+    #[test]
+    fn a_run_is_never_longer_than_the_image_allows() {
+        let mut t = tracked(MAX_RUN_PAGES + 10);
+        let mut end = 0;
+        let pages: Vec<u64> = (0..MAX_RUN_PAGES + 10).collect();
+        let (runs, _) = place_pages(&mut t, &pages, &mut end, |_| true);
+        assert_eq!(runs, [(0, MAX_RUN_PAGES), (MAX_RUN_PAGES, 10)]);
+    }
+
+    #[test]
+    fn validity_is_one_bit_a_page() {
+        let mut t = tracked(130);
+        t.set_valid(129, true);
+        t.set_valid(0, true);
+        t.set_valid(0, false);
+        assert!(t.is_valid(129) && !t.is_valid(0) && !t.is_valid(128));
+    }
+}
