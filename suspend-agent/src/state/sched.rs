@@ -10,7 +10,8 @@
 //! point to them ([`thread_args`]). Refused before anything is created: a
 //! thread that may run on no CPU this command may, or has clamps this
 //! kernel lacks ([`check`]). A thread's own NUMA memory policy, which an
-//! image does not hold yet, is refused by the dump ([`mempolicy_refusal`]).
+//! image does not hold yet, is asked from inside ([`ask_mempolicy`]) and
+//! refused by the dump ([`mempolicy_refusal`]).
 //!
 //! A thread's I/O priority too: saved from outside ([`save_ioprio`]), set
 //! again from outside by the agent once the process is made
@@ -27,6 +28,7 @@ use crate::{
         SyscallError,
         sched::{self, FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
     },
+    tracee::inject::{Borrowed, InjectError, Site},
 };
 
 // Save: asked from outside.
@@ -68,6 +70,18 @@ fn from_attr(attr: &SchedAttr, affinity: Vec<u64>, clamp_default: Option<(u32, u
 /// Thread `tid`'s I/O priority (`ioprio_get(IOPRIO_WHO_PROCESS, tid)`).
 pub fn save_ioprio(tid: u32) -> Result<u32, SyscallError> {
     sched::ioprio(tid)
+}
+
+/// The NUMA memory policy mode of `b` (a borrowed thread; `get_mempolicy`,
+/// asked through `site`'s scratch page; 0, `MPOL_DEFAULT`: none, or a
+/// kernel without NUMA).
+pub fn ask_mempolicy(b: &mut Borrowed, site: &Site) -> Result<i32, InjectError> {
+    if b.syscall(libc::SYS_get_mempolicy, [site.scratch(), 0, 0, 0, 0, 0])? != 0 {
+        return Ok(0);
+    }
+    let mut buf = [0u8; 4];
+    site.read(0, &mut buf)?;
+    Ok(i32::from_ne_bytes(buf))
 }
 
 /// A thread's own NUMA memory policy (`set_mempolicy`), which an image
