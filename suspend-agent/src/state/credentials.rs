@@ -75,27 +75,24 @@ pub fn for_stub(c: &Creds, groups: u64) -> restore::Creds {
 /// user's session keyring in its credentials (`lookup_user_key`), which a
 /// suspend must not do.
 #[derive(Clone, Copy, Debug)]
+#[repr(i32)]
 pub enum Keyring {
     /// `KEY_SPEC_THREAD_KEYRING`.
-    Thread,
+    Thread = -1,
     /// `KEY_SPEC_PROCESS_KEYRING`.
-    Process,
+    Process = -2,
 }
 
 /// `keyctl(2)`'s `KEYCTL_GET_KEYRING_ID`.
 const KEYCTL_GET_KEYRING_ID: u64 = 0;
 
 /// Whether `b` (a borrowed thread) has keyring `which`, asked without
-/// making one (`KEYCTL_GET_KEYRING_ID` with no create): no where it has
-/// none (`ENOKEY`) or the kernel has no keys.
+/// making one (`KEYCTL_GET_KEYRING_ID`, `create` 0): no where it has none
+/// (`ENOKEY`) or the kernel has no keys.
 pub fn ask_keyring(b: &mut Borrowed, which: Keyring) -> Result<bool, InjectError> {
-    let spec: i32 = match which {
-        Keyring::Thread => -1,
-        Keyring::Process => -2,
-    };
     let id = b.syscall(
         libc::SYS_keyctl,
-        [KEYCTL_GET_KEYRING_ID, spec as i64 as u64, 0, 0, 0, 0],
+        [KEYCTL_GET_KEYRING_ID, which as i64 as u64, 0, 0, 0, 0],
     )?;
     Ok(id > 0)
 }
@@ -163,6 +160,14 @@ pub fn session_keyring_refusal(threads: &[TaskFacts], uid: Option<u32>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyring_is_asked_by_its_key_spec() {
+        // KEY_SPEC_THREAD_KEYRING -1, KEY_SPEC_PROCESS_KEYRING -2, as the
+        // system call's unsigned argument.
+        assert_eq!(Keyring::Thread as i64 as u64, u64::MAX);
+        assert_eq!(Keyring::Process as i64 as u64, u64::MAX - 1);
+    }
 
     fn with_session_keyring(tid: u32, leaves: u32, name: &str) -> TaskFacts {
         use suspend_common::tasks::{FACT_SESSION_KEYRING, KNOWN_SESSION_KEYRING};
