@@ -16,10 +16,7 @@ use super::DumpError;
 use crate::{
     image::format::{Creds, Process, Session},
     procfs::file_id,
-    state::{
-        attributes, children, credentials, ipc, mappings, namespaces, sched, session, threads,
-        timers,
-    },
+    state::{attributes, children, credentials, ipc, mappings, namespaces, sched, session, timers},
 };
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
@@ -147,7 +144,7 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
         }
     }
     // Process-wide facts: every thread shows the same; the first says.
-    bad.extend(threads::ldt_refusal(
+    bad.extend(crate::state::threads::ldt_refusal(
         threads
             .iter()
             .any(|t| t.has(FACT_LDT, KNOWN_LDT) == Some(true)),
