@@ -1,7 +1,14 @@
 //! Kernel state asked from inside the stopped threads (see
-//! [`crate::tracee::inject`]): every sigaction, `brk`, the interval timers,
-//! whether it is a child subreaper and has THP disabled, and per thread its
-//! sigaltstack, tid address, securebits and timer slack.
+//! [`crate::tracee::inject`]): which thread is asked what, in which order.
+//! Each question is its kind's, in `state/`: per thread its sigaltstack
+//! (`signals`), tid address, timer slack (`threads`), securebits
+//! (`confinement`), parent-death signal (`attributes`), NUMA memory policy
+//! (`sched`) and thread keyring (`credentials`); once, through the first
+//! thread, every sigaction (`signals`), the interval and POSIX timers
+//! (`timers`), the child subreaper and THP flags, dumpable, MDWE and the
+//! `membarrier` registrations (`attributes`), the LDT (`threads`) and the
+//! process keyring (`credentials`). Asked here still: each thread's TSC
+//! mode and speculation controls, and `brk`.
 
 use std::collections::HashMap;
 
@@ -10,14 +17,15 @@ use crate::{
     freeze::Frozen,
     image::format::{AltStack, ITimer, SigAction},
     procfs::vmas::Vma,
-    state::{attributes, confinement, signals, threads, timers},
-    tracee::inject::{Borrowed, InjectError, Site},
+    state::{
+        attributes, confinement,
+        credentials::{self, Keyring},
+        sched, signals, threads, timers,
+    },
+    tracee::inject::{Borrowed, Site},
 };
 
-const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_TSC: u64 = 25;
-/// `modify_ldt(0, …)` reads the process's LDT: 0 bytes when it has none.
-const SYS_MODIFY_LDT: i64 = 154;
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -42,25 +50,6 @@ pub struct Inside {
     pub timers: timers::Asked,
     /// It has a process keyring (`KEY_SPEC_PROCESS_KEYRING`).
     pub process_keyring: bool,
-}
-
-/// `keyctl(2)` operations and the keyrings asked about.
-const KEYCTL_GET_KEYRING_ID: u64 = 0;
-const KEY_SPEC_THREAD_KEYRING: i32 = -1;
-const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
-
-/// The serial of keyring `spec` of the borrowed thread, without making
-/// one: `None` if it has none (`ENOKEY`) or the kernel has no keys. Only
-/// for the thread and process keyrings: asking for the session keyring
-/// of a process without one of its own installs the user's session
-/// keyring in its credentials (`lookup_user_key`), which a suspend must
-/// not do.
-fn keyring(b: &mut Borrowed, spec: i32) -> Result<Option<i64>, InjectError> {
-    let id = b.syscall(
-        libc::SYS_keyctl,
-        [KEYCTL_GET_KEYRING_ID, spec as i64 as u64, 0, 0, 0, 0],
-    )?;
-    Ok((id > 0).then_some(id))
 }
 
 /// What one thread told.
@@ -126,29 +115,19 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     let mut process_done = false;
     for thread in frozen.threads().to_vec() {
         let mut b = Borrowed::new(thread.tid, site, thread.stopped_with)?;
-        let mut buf = [0u8; 32];
         let altstack = signals::ask_altstack(&mut b, &site)?;
         let tid_address = threads::ask_tid_address(&mut b, &site)?;
         let securebits = confinement::securebits(&mut b)?;
         let timer_slack_ns = threads::ask_timer_slack(&mut b)?;
-        let pdeathsig = if b.syscall(libc::SYS_prctl, [PR_GET_PDEATHSIG, s, 0, 0, 0, 0])? == 0 {
-            site.read(0, &mut buf[..4])?;
-            i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])
-        } else {
-            0
-        };
+        let pdeathsig = attributes::ask_pdeath_signal(&mut b, &site)?;
         let tsc = if b.syscall(libc::SYS_prctl, [PR_GET_TSC, s, 0, 0, 0, 0])? == 0 {
-            site.read(0, &mut buf[..4])?;
-            Some(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]))
+            let mut buf = [0u8; 4];
+            site.read(0, &mut buf)?;
+            Some(u32::from_ne_bytes(buf))
         } else {
             None
         };
-        let mempolicy = if b.syscall(libc::SYS_get_mempolicy, [s, 0, 0, 0, 0, 0])? == 0 {
-            site.read(0, &mut buf[..4])?;
-            i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]])
-        } else {
-            0 // a kernel without NUMA: none
-        };
+        let mempolicy = sched::ask_mempolicy(&mut b, &site)?;
         // Only controls the task sets itself (the kernel's mode for them is
         // `prctl` or `seccomp`), and only where it chose another state than
         // a task starts with: the rest is the machine's, not the process's
@@ -166,7 +145,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 speculation.push((which, state));
             }
         }
-        let thread_keyring = keyring(&mut b, KEY_SPEC_THREAD_KEYRING)?.is_some();
+        let thread_keyring = credentials::ask_keyring(&mut b, Keyring::Thread)?;
         inside.threads.insert(
             thread.tid,
             PerThread {
@@ -194,7 +173,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
             (inside.child_subreaper, inside.thp_disable) = attributes::ask_flags(&mut b, &site)?;
             inside.dumpable = attributes::ask_dumpable(&mut b)?;
             inside.mdwe = attributes::ask_mdwe(&mut b)?;
-            inside.ldt = b.syscall(SYS_MODIFY_LDT, [0, s, 16, 0, 0, 0])? > 0;
+            inside.ldt = threads::ask_ldt(&mut b, &site)?;
             inside.timers = timers::ask_posix(&mut b, &site, &posix_timers)?;
             timers::freeze_made(
                 &mut inside.timers,
@@ -202,7 +181,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
                 &posix_timers,
                 overruns_before,
             );
-            inside.process_keyring = keyring(&mut b, KEY_SPEC_PROCESS_KEYRING)?.is_some();
+            inside.process_keyring = credentials::ask_keyring(&mut b, Keyring::Process)?;
             inside.membarrier = attributes::ask_membarrier(&mut b)?;
             process_done = true;
         }

@@ -2,8 +2,8 @@
 //! credentials, limits and attributes (read by [`crate::state::credentials`],
 //! [`crate::state::limits`] and [`crate::state::attributes`]), auxv, mm
 //! fields. And what a suspend that kills refuses before the freeze
-//! ([`unrestorable_state`]), among it what the task iterator shows
-//! ([`task_refusals`]: each refusal its kind's, in `state/`).
+//! ([`unrestorable_state`], among it what the task iterator shows,
+//! [`task_refusals`]): each refusal its kind's, in `state/`.
 
 use std::{fs, path::Path};
 
@@ -16,7 +16,7 @@ use super::DumpError;
 use crate::{
     image::format::{Creds, Process, Session},
     procfs::file_id,
-    state::{attributes, credentials, sched},
+    state::{attributes, children, credentials, ipc, mappings, namespaces, sched, session, timers},
 };
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
@@ -164,39 +164,23 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
             .find_map(|t| attributes::dumpable_refusal(t.dumpable())),
     );
     if let Some((id, overrun)) = threads.iter().find_map(|t| t.overrun().flatten()) {
-        bad.push(crate::state::timers::overrun_words(id, overrun.into()));
+        bad.push(timers::overrun_words(id, overrun.into()));
     }
     bad.extend(credentials::session_keyring_refusal(threads, uid));
     bad
 }
 
 /// What `pid` has that an image cannot hold yet, process-wide, as people
-/// name it: locked memory, children, a session or process
+/// name it, each refusal its kind's (in `state/`): a session or process
 /// group it does not lead (unless `new_session`: the caller accepts that
-/// a resume puts it in the resume command's), names of shared anonymous
-/// mappings. A held process keeps all of it; a suspend that kills refuses
-/// it before freezing.
+/// a resume puts it in the resume command's), what the task iterator
+/// shows, namespaces, NUMA policies, names of shared anonymous mappings,
+/// protection keys, mappings, SysV semaphore undo values, POSIX timers,
+/// locked memory, children. A held process keeps all of it; a suspend
+/// that kills refuses it before freezing.
 pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     let mut bad = Vec::new();
-    if !new_session && let Ok((pgid, sid, tty)) = crate::procfs::session(pid) {
-        let mut outside = Vec::new();
-        if sid != pid {
-            outside.push(format!("session {sid}{}", leader_name(sid)));
-        }
-        if pgid != pid {
-            outside.push(format!("process group {pgid}{}", leader_name(pgid)));
-        }
-        if sid == pid && tty != 0 {
-            outside.push(format!("controlling terminal (device {tty:#x})"));
-        }
-        if !outside.is_empty() {
-            bad.push(format!(
-                "{} (a resume from the image starts it in the resume command's session and \
-                 process group: --new-session accepts that)",
-                outside.join(", ")
-            ));
-        }
-    }
+    bad.extend(session::refusal(pid, new_session));
     // What only the thread could be asked (parent-death signal, its NUMA
     // policy, keyrings, an LDT, dumpable 2), from the task iterator.
     match crate::tasks::of_process(pid) {
@@ -208,148 +192,20 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
         // nothing inside can tell whether its session keyring is its own.
         Err(e) => bad.push(credentials::session_keyring_unchecked(&e.to_string())),
     }
-    let namespaces = foreign_namespaces(pid);
-    if !namespaces.is_empty() {
-        bad.push(format!(
-            "{} (a resume puts it in the resume command's; the agent's are the machine's)",
-            namespaces.join(", ")
-        ));
-    }
-    // NUMA memory policies (the process's, or a mapping's): not in an
-    // image yet. `numa_maps` shows the one in force for every mapping.
-    if let Ok(numa) = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")) {
-        let policies: std::collections::BTreeSet<&str> = numa
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|p| *p != "default")
-            .collect();
-        if !policies.is_empty() {
-            bad.push(format!(
-                "NUMA memory policy {} (set_mempolicy, mbind)",
-                policies.into_iter().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-    if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
-        let named: Vec<&str> = maps
-            .lines()
-            .filter_map(|l| {
-                l.split_once("[anon_shmem:")
-                    .map(|(_, n)| n.trim_end_matches(']'))
-            })
-            .collect();
-        if !named.is_empty() {
-            bad.push(format!(
-                "name(s) of shared anonymous mapping(s) {} (PR_SET_VMA_ANON_NAME)",
-                named.join(", ")
-            ));
-        }
-    }
-    // Protection keys (where the CPU has them: only then does smaps say).
-    if crate::sys::cpu::has_pkeys()
-        && let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps"))
-    {
-        let mut keyed: Vec<String> = crate::procfs::parse_smaps(&text)
-            .into_iter()
-            .filter(|(_, s)| s.protection_key != 0)
-            .map(|(start, s)| format!("{start:#x} (key {})", s.protection_key))
-            .collect();
-        keyed.sort();
-        if !keyed.is_empty() {
-            bad.push(format!(
-                "memory protection keys (pkey_mprotect) on the mappings at {}",
-                keyed.join(", ")
-            ));
-        }
-    }
+    bad.extend(namespaces::refusal(pid));
+    bad.extend(sched::numa_maps_refusal(pid));
+    bad.extend(mappings::anon_shmem_name_refusal(pid));
+    bad.extend(mappings::protection_key_refusal(pid));
     if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         && let Some(vmas) = crate::procfs::vmas::parse(&text)
     {
-        bad.extend(crate::state::mappings::refusals(pid, &vmas));
+        bad.extend(mappings::refusals(pid, &vmas));
     }
-    // SysV semaphore adjustments (`SEM_UNDO`): the kernel applies them
-    // when the process exits, and nothing sets them but the semops
-    // themselves. Nothing shows which process has them (`KCMP_SYSVSEM`
-    // only tells whether a process has an undo list, and every threaded
-    // one has: `pthread_create` makes it), but a process can have them only
-    // on a semaphore set it may alter. So any such set is refused.
-    if let (Ok(sets), Ok(status)) = (
-        std::fs::read_to_string("/proc/sysvipc/sem"),
-        std::fs::read_to_string(format!("/proc/{pid}/status")),
-    ) {
-        let alterable = crate::procfs::alterable_semaphore_sets(&sets, &status);
-        if !alterable.is_empty() {
-            bad.push(format!(
-                "maybe SysV semaphore undo values: it may alter semaphore set(s) {} (a semop with \
-                 SEM_UNDO leaves adjustments the kernel applies when the process is killed and \
-                 a resume cannot set; nothing shows whether it made one)",
-                alterable
-                    .iter()
-                    .map(i32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-    }
-    bad.extend(crate::state::timers::refusal(pid));
-    if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-        let locked = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmLck:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0);
-        if locked > 0 {
-            bad.push(format!("{locked} KiB of locked memory (mlock)"));
-        }
-    }
-    let mut children = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-                children.extend(text.split_whitespace().map(str::to_owned));
-            }
-        }
-    }
-    if !children.is_empty() {
-        bad.push(format!(
-            "child process(es) {} (an image cannot make them its children again)",
-            children.join(", ")
-        ));
-    }
+    bad.extend(ipc::semaphore_undo_refusal(pid));
+    bad.extend(timers::refusal(pid));
+    bad.extend(mappings::locked_refusal(pid));
+    bad.extend(children::refusal(pid));
     bad
-}
-
-/// The namespaces of `pid` (and those its children would get) that are
-/// not the agent's own, as people name them: `mount namespace mnt:[N]`.
-fn foreign_namespaces(pid: u32) -> Vec<String> {
-    const KINDS: [(&str, &str); 10] = [
-        ("mnt", "mount namespace"),
-        ("net", "network namespace"),
-        ("uts", "UTS (host name) namespace"),
-        ("ipc", "IPC namespace"),
-        ("user", "user namespace"),
-        ("cgroup", "cgroup namespace"),
-        ("pid", "pid namespace"),
-        ("pid_for_children", "pid namespace for its children"),
-        ("time", "time namespace"),
-        ("time_for_children", "time namespace for its children"),
-    ];
-    let link = |who: &str, kind: &str| std::fs::read_link(format!("/proc/{who}/ns/{kind}")).ok();
-    KINDS
-        .iter()
-        .filter_map(|(kind, name)| {
-            let (theirs, ours) = (link(&pid.to_string(), kind)?, link("self", kind)?);
-            (theirs != ours).then(|| format!("its {name} {}", theirs.display()))
-        })
-        .collect()
-}
-
-/// ` (COMM)` of the leader of a session or group, if it runs.
-fn leader_name(pid: u32) -> String {
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => format!(" ({})", comm.trim_end()),
-        Err(_) => String::new(),
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! (`procfs`, read by `dump`); asked from inside, called by
 //! `dump::inside`: the two flags ([`ask_flags`]), dumpable and MDWE
 //! ([`ask_dumpable`], [`ask_mdwe`]), the `membarrier` registrations
-//! ([`ask_membarrier`]). They are the process record's `comm` and part of
+//! ([`ask_membarrier`]), each thread's parent-death signal
+//! ([`ask_pdeath_signal`], for its refusal). They are the process record's `comm` and part of
 //! its `attributes`.
 //!
 //! Restored: the restore child sets the name ([`comm`]) and writes the
@@ -47,6 +48,7 @@ use crate::{
     tracee::inject::{Borrowed, InjectError, Site},
 };
 
+const PR_GET_PDEATHSIG: u64 = 2;
 const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_GET_THP_DISABLE: u64 = 42;
 const PR_GET_DUMPABLE: u64 = 3;
@@ -127,6 +129,21 @@ pub fn ask_membarrier(b: &mut Borrowed) -> Result<u32, InjectError> {
         }
         mask
     })
+}
+
+/// The parent-death signal of `b` (a borrowed thread; `PR_GET_PDEATHSIG`,
+/// asked through `site`'s scratch page; 0: none, or the call failed).
+pub fn ask_pdeath_signal(b: &mut Borrowed, site: &Site) -> Result<i32, InjectError> {
+    if b.syscall(
+        libc::SYS_prctl,
+        [PR_GET_PDEATHSIG, site.scratch(), 0, 0, 0, 0],
+    )? != 0
+    {
+        return Ok(0);
+    }
+    let mut buf = [0u8; 4];
+    site.read(0, &mut buf)?;
+    Ok(i32::from_ne_bytes(buf))
 }
 
 /// A thread's parent-death signal (`signal`, `PR_SET_PDEATHSIG`; 0: none),

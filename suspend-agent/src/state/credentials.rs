@@ -8,8 +8,9 @@
 //! groups, then the gids, then the uids ([`for_stub`]: what its argument
 //! block holds; `restore::plan::process` places the groups in it).
 //!
-//! Refused, by name: a thread or process keyring and a session keyring of
-//! its own that links more than the user's keyrings
+//! Refused, by name: a thread or process keyring (asked from inside by
+//! `dump::inside`, [`ask_keyring`]) and a session keyring of its own that
+//! links more than the user's keyrings
 //! ([`thread_keyring_refusal`], [`process_keyring_refusal`],
 //! [`session_keyring_refusal`], called by the dump before the freeze from
 //! what the task iterator shows and again once frozen from what the
@@ -17,7 +18,10 @@
 
 use suspend_common::{restore, tasks::TaskFacts};
 
-use crate::image::format::Creds;
+use crate::{
+    image::format::Creds,
+    tracee::inject::{Borrowed, InjectError},
+};
 
 /// The `Uid:`/`Gid:`/`Groups:` fields of `/proc/PID/status` (`None` where
 /// one does not parse).
@@ -65,6 +69,33 @@ pub fn for_stub(c: &Creds, groups: u64) -> restore::Creds {
 // refused; a resumed process has the resume command's session keyring
 // (see the inventory: its own cannot be seen without changing the
 // process).
+
+/// A keyring a thread is asked about: only these two, for asking for the
+/// session keyring of a process without one of its own installs the
+/// user's session keyring in its credentials (`lookup_user_key`), which a
+/// suspend must not do.
+#[derive(Clone, Copy, Debug)]
+#[repr(i32)]
+pub enum Keyring {
+    /// `KEY_SPEC_THREAD_KEYRING`.
+    Thread = -1,
+    /// `KEY_SPEC_PROCESS_KEYRING`.
+    Process = -2,
+}
+
+/// `keyctl(2)`'s `KEYCTL_GET_KEYRING_ID`.
+const KEYCTL_GET_KEYRING_ID: u64 = 0;
+
+/// Whether `b` (a borrowed thread) has keyring `which`, asked without
+/// making one (`KEYCTL_GET_KEYRING_ID`, `create` 0): no where it has none
+/// (`ENOKEY`) or the kernel has no keys.
+pub fn ask_keyring(b: &mut Borrowed, which: Keyring) -> Result<bool, InjectError> {
+    let id = b.syscall(
+        libc::SYS_keyctl,
+        [KEYCTL_GET_KEYRING_ID, which as i64 as u64, 0, 0, 0, 0],
+    )?;
+    Ok(id > 0)
+}
 
 /// Thread keyrings (`keyctl`) in threads `tids`, as the task iterator or
 /// `keyctl` asked from inside shows them: refused where there is one.
@@ -129,6 +160,14 @@ pub fn session_keyring_refusal(threads: &[TaskFacts], uid: Option<u32>) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_keyring_is_asked_by_its_key_spec() {
+        // KEY_SPEC_THREAD_KEYRING -1, KEY_SPEC_PROCESS_KEYRING -2, as the
+        // system call's unsigned argument.
+        assert_eq!(Keyring::Thread as i64 as u64, u64::MAX);
+        assert_eq!(Keyring::Process as i64 as u64, u64::MAX - 1);
+    }
 
     fn with_session_keyring(tid: u32, leaves: u32, name: &str) -> TaskFacts {
         use suspend_common::tasks::{FACT_SESSION_KEYRING, KNOWN_SESSION_KEYRING};

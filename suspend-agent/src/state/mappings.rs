@@ -9,7 +9,10 @@
 //! identity and what `madvise` said of it ([`save`]). Refused by name,
 //! before the freeze: a private mapping of a file deleted since, a file
 //! whose name is not surely its own, memory shared with another process
-//! ([`refusals`]).
+//! ([`refusals`]); the names of shared anonymous mappings
+//! ([`anon_shmem_name_refusal`]), protection keys
+//! ([`protection_key_refusal`]) and locked memory ([`locked_refusal`]),
+//! which an image does not hold.
 //!
 //! Restored: where each mapping's contents come from at resume
 //! ([`origin`]: nothing, fresh anonymous memory, the mapped file opened as
@@ -227,6 +230,74 @@ pub fn refusals(pid: u32, vmas: &[Vma]) -> Vec<String> {
         ));
     }
     bad
+}
+
+/// The names of `pid`'s shared anonymous mappings (`PR_SET_VMA_ANON_NAME`,
+/// which `/proc/PID/maps` shows as `[anon_shmem:NAME]`): a resume makes
+/// the memory again unnamed. Refused, all in one line.
+pub fn anon_shmem_name_refusal(pid: u32) -> Option<String> {
+    anon_shmem_name_refusal_of(&fs::read_to_string(format!("/proc/{pid}/maps")).ok()?)
+}
+
+/// [`anon_shmem_name_refusal`] of the text of `/proc/PID/maps`.
+fn anon_shmem_name_refusal_of(maps: &str) -> Option<String> {
+    let named: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| {
+            l.split_once("[anon_shmem:")
+                .map(|(_, n)| n.trim_end_matches(']'))
+        })
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "name(s) of shared anonymous mapping(s) {} (PR_SET_VMA_ANON_NAME)",
+            named.join(", ")
+        )
+    })
+}
+
+/// The memory protection keys (`pkey_mprotect`) on `pid`'s mappings,
+/// where the CPU has them (only then does `/proc/PID/smaps` say): an
+/// image holds none. Refused, all in one line.
+pub fn protection_key_refusal(pid: u32) -> Option<String> {
+    if !crate::sys::cpu::has_pkeys() {
+        return None;
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    protection_key_refusal_of(&crate::procfs::parse_smaps(&text))
+}
+
+/// [`protection_key_refusal`] of what `/proc/PID/smaps` says, by start
+/// address: each mapping with a key other than 0, by address.
+fn protection_key_refusal_of(smaps: &HashMap<u64, Smaps>) -> Option<String> {
+    let mut keyed: Vec<String> = smaps
+        .iter()
+        .filter(|(_, s)| s.protection_key != 0)
+        .map(|(start, s)| format!("{start:#x} (key {})", s.protection_key))
+        .collect();
+    keyed.sort();
+    (!keyed.is_empty()).then(|| {
+        format!(
+            "memory protection keys (pkey_mprotect) on the mappings at {}",
+            keyed.join(", ")
+        )
+    })
+}
+
+/// The memory `pid` locked (`mlock`, `VmLck:` of `/proc/PID/status`): a
+/// resume does not lock it again. Refused.
+pub fn locked_refusal(pid: u32) -> Option<String> {
+    locked_refusal_of(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// [`locked_refusal`] of the text of `/proc/PID/status`.
+fn locked_refusal_of(status: &str) -> Option<String> {
+    let locked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    (locked > 0).then(|| format!("{locked} KiB of locked memory (mlock)"))
 }
 
 /// `PROT_*` of a `/proc/PID/maps` permission string (`r-xp`).
@@ -485,6 +556,48 @@ mod tests {
         // Not in smaps: no advice.
         let bss = save(std::process::id(), &vma(0x20000, ""), Vec::new(), &smaps);
         assert!(bss.advice.is_empty() && !bss.sealed);
+    }
+
+    #[test]
+    fn the_names_of_shared_anonymous_mappings_are_refused() {
+        let maps = "7f0000000000-7f0000001000 rw-s 00000000 00:01 1035 /dev/zero (deleted)\n\
+                    7f0000001000-7f0000002000 rw-s 00000000 00:01 1036 [anon_shmem:ring]\n\
+                    7f0000002000-7f0000003000 rw-p 00000000 00:00 0 [anon:heap]\n\
+                    7f0000003000-7f0000004000 rw-s 00000000 00:01 1037 [anon_shmem:log tail]\n";
+        assert_eq!(
+            anon_shmem_name_refusal_of(maps).as_deref(),
+            Some("name(s) of shared anonymous mapping(s) ring, log tail (PR_SET_VMA_ANON_NAME)")
+        );
+        assert_eq!(
+            anon_shmem_name_refusal_of(crate::procfs::vmas::SAMPLE),
+            None
+        );
+    }
+
+    #[test]
+    fn protection_keys_are_refused_by_mapping_in_order() {
+        let text = "7f10-7f11 rw-p 00000000 00:00 0\nProtectionKey:         2\n\
+                    7f00-7f01 rw-p 00000000 00:00 0\nProtectionKey:         1\n\
+                    7f02-7f03 rw-p 00000000 00:00 0\nProtectionKey:         0\n";
+        assert_eq!(
+            protection_key_refusal_of(&crate::procfs::parse_smaps(text)).as_deref(),
+            Some(
+                "memory protection keys (pkey_mprotect) on the mappings at 0x7f00 (key 1), 0x7f10 \
+                 (key 2)"
+            )
+        );
+        assert_eq!(protection_key_refusal_of(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn locked_memory_is_refused_in_kib() {
+        let status = "Name:\tw\nVmLck:\t      12 kB\nVmPin:\t       0 kB\n";
+        assert_eq!(
+            locked_refusal_of(status).as_deref(),
+            Some("12 KiB of locked memory (mlock)")
+        );
+        assert_eq!(locked_refusal_of("VmLck:\t       0 kB\n"), None);
+        assert_eq!(locked_refusal_of("Name:\tw\n"), None, "no VmLck: none");
     }
 
     #[test]

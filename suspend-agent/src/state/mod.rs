@@ -11,6 +11,7 @@
 
 pub mod attributes;
 pub mod cgroup;
+pub mod children;
 pub mod confinement;
 pub mod credentials;
 pub mod epoll;
@@ -20,12 +21,15 @@ pub mod files;
 pub mod fixtures;
 pub mod identity;
 pub mod inotify;
+pub mod ipc;
 pub mod limits;
 pub mod locks;
 pub mod mappings;
+pub mod namespaces;
 pub mod owners;
 pub mod pipes;
 pub mod sched;
+pub mod session;
 pub mod signalfd;
 pub mod signals;
 pub mod sockets;

@@ -10,7 +10,9 @@
 //! point to them ([`thread_args`]). Refused before anything is created: a
 //! thread that may run on no CPU this command may, or has clamps this
 //! kernel lacks ([`check`]). A thread's own NUMA memory policy, which an
-//! image does not hold yet, is refused by the dump ([`mempolicy_refusal`]).
+//! image does not hold yet, is asked from inside ([`ask_mempolicy`]) and
+//! refused by the dump ([`mempolicy_refusal`]), as are the policies its
+//! mappings are under, the process's or their own ([`numa_maps_refusal`]).
 //!
 //! A thread's I/O priority too: saved from outside ([`save_ioprio`]), set
 //! again from outside by the agent once the process is made
@@ -27,6 +29,7 @@ use crate::{
         SyscallError,
         sched::{self, FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
     },
+    tracee::inject::{Borrowed, InjectError, Site},
 };
 
 // Save: asked from outside.
@@ -70,6 +73,18 @@ pub fn save_ioprio(tid: u32) -> Result<u32, SyscallError> {
     sched::ioprio(tid)
 }
 
+/// The NUMA memory policy mode of `b` (a borrowed thread; `get_mempolicy`,
+/// asked through `site`'s scratch page; 0, `MPOL_DEFAULT`: none, or a
+/// kernel without NUMA).
+pub fn ask_mempolicy(b: &mut Borrowed, site: &Site) -> Result<i32, InjectError> {
+    if b.syscall(libc::SYS_get_mempolicy, [site.scratch(), 0, 0, 0, 0, 0])? != 0 {
+        return Ok(0);
+    }
+    let mut buf = [0u8; 4];
+    site.read(0, &mut buf)?;
+    Ok(i32::from_ne_bytes(buf))
+}
+
 /// A thread's own NUMA memory policy (`set_mempolicy`), which an image
 /// does not hold yet: refused. `mode` is what `get_mempolicy` asked from
 /// inside gave (0, `MPOL_DEFAULT`: none); `None` where the task iterator
@@ -84,6 +99,30 @@ pub fn mempolicy_refusal(tid: u32, mode: Option<i32>) -> Option<String> {
             "thread {tid} has a NUMA memory policy (set_mempolicy)"
         )),
     }
+}
+
+/// The NUMA memory policies `pid`'s mappings are under, the process's or
+/// a mapping's own (`set_mempolicy`, `mbind`), which an image does not
+/// hold yet: refused, all in one line. `/proc/PID/numa_maps` shows the one
+/// in force for every mapping.
+pub fn numa_maps_refusal(pid: u32) -> Option<String> {
+    numa_maps_refusal_of(&std::fs::read_to_string(format!("/proc/{pid}/numa_maps")).ok()?)
+}
+
+/// [`numa_maps_refusal`] of the text of `/proc/PID/numa_maps`: each policy
+/// other than `default`, once, in order.
+fn numa_maps_refusal_of(numa_maps: &str) -> Option<String> {
+    let policies: std::collections::BTreeSet<&str> = numa_maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| *p != "default")
+        .collect();
+    (!policies.is_empty()).then(|| {
+        format!(
+            "NUMA memory policy {} (set_mempolicy, mbind)",
+            policies.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 // Restore: checked first; what the stub is given; the I/O priority set
@@ -191,11 +230,28 @@ pub fn restore_ioprio(t: &Thread) -> Result<(), String> {
 mod tests {
     use suspend_common::restore::{THREAD_HAS_SCHED, ThreadArgs};
 
-    use super::{Conflict, check_against, from_attr, mempolicy_refusal, setattr, thread_args};
+    use super::{
+        Conflict, check_against, from_attr, mempolicy_refusal, numa_maps_refusal_of, setattr,
+        thread_args,
+    };
     use crate::{
         image::format::{Sched, Thread},
         sys::sched::{FLAG_UTIL_CLAMP, SIZE_VER0, SchedAttr},
     };
+
+    #[test]
+    fn the_numa_policies_of_its_mappings_are_refused_each_once() {
+        let text = "55d0c0000000 default file=/usr/bin/w mapped=2 N0=2 kernelpagesize_kB=4\n\
+                    7f0000000000 bind:1 anon=4 dirty=4 N1=4 kernelpagesize_kB=4\n\
+                    7f0000100000 interleave:0-1 anon=2 dirty=2 N0=1 N1=1 kernelpagesize_kB=4\n\
+                    7f0000200000 bind:1 anon=1 dirty=1 N1=1 kernelpagesize_kB=4\n\
+                    7ffd00000000 default stack anon=3 dirty=3 N0=3 kernelpagesize_kB=4\n";
+        assert_eq!(
+            numa_maps_refusal_of(text).as_deref(),
+            Some("NUMA memory policy bind:1, interleave:0-1 (set_mempolicy, mbind)")
+        );
+        assert_eq!(numa_maps_refusal_of("7f0000000000 default anon=1\n"), None);
+    }
 
     #[test]
     fn a_numa_policy_is_refused_with_its_mode_where_known() {

@@ -9,7 +9,8 @@
 //! [`read_robust_list`]), the tid address and the timer slack asked from
 //! inside ([`ask_tid_address`], [`ask_timer_slack`]). Restored: the stub's
 //! arguments for each thread ([`thread_args`]). Refused by the dump: a
-//! local descriptor table, which an image does not hold ([`ldt_refusal`]).
+//! local descriptor table, which an image does not hold, asked from
+//! inside ([`ask_ldt`]) and refused ([`ldt_refusal`]).
 
 use suspend_common::restore::{
     THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK, ThreadArgs,
@@ -29,6 +30,8 @@ use crate::{
 
 const PR_GET_TID_ADDRESS: u64 = 40;
 const PR_GET_TIMERSLACK: u64 = 30;
+/// `modify_ldt(0, …)` reads the process's LDT: 0 bytes when it has none.
+const SYS_MODIFY_LDT: i64 = 154;
 
 /// Thread `tid` of `pid`'s rseq registration, `None` where it has none or
 /// the kernel cannot say.
@@ -72,6 +75,12 @@ pub fn ask_tid_address(b: &mut Borrowed, site: &Site) -> Result<Option<u64>, Inj
 pub fn ask_timer_slack(b: &mut Borrowed) -> Result<Option<u64>, InjectError> {
     let slack = b.syscall(libc::SYS_prctl, [PR_GET_TIMERSLACK, 0, 0, 0, 0, 0])?;
     Ok(u64::try_from(slack).ok())
+}
+
+/// Whether `b`'s process set up a local descriptor table: `modify_ldt`
+/// reads up to 16 bytes of it into `site`'s scratch page.
+pub fn ask_ldt(b: &mut Borrowed, site: &Site) -> Result<bool, InjectError> {
+    Ok(b.syscall(SYS_MODIFY_LDT, [0, site.scratch(), 16, 0, 0, 0])? > 0)
 }
 
 /// A local descriptor table (`modify_ldt`), the process's, which its
