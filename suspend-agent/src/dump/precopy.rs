@@ -54,7 +54,7 @@ use crate::{
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE},
     },
     procfs::vmas::{self, Vma},
-    state::mappings::{self, anonymous_page_saved},
+    state::mappings,
     sys::{
         SyscallError,
         pagemap::{self, Ask, Region},
@@ -325,7 +325,7 @@ impl Precopy {
                 end: t.end,
                 ..Vma::default()
             };
-            let runs = memory.runs(&vma, anonymous_page_saved)?;
+            let runs = memory.runs(&vma, mappings::anonymous_page_saved)?;
             let mut places = Vec::with_capacity(runs.len());
             for &(first, pages) in &runs {
                 t.slots.insert(first, (pages, self.end));
@@ -401,7 +401,8 @@ impl Precopy {
             let (runs, places) = match tracked {
                 Some(t) if mappings::kind(vma) == MappingKind::Anonymous => {
                     // Registered and not written since: the only pages that
-                    // may keep what a round copied.
+                    // may keep what a round copied (regions in address
+                    // order, the planned pages too).
                     let mut clean = Vec::new();
                     let ask = Ask {
                         flags: 0,
@@ -416,11 +417,15 @@ impl Precopy {
                         .iter()
                         .flat_map(|&(first, n)| first + offset..first + offset + n)
                         .collect();
-                    let keeps = |page: u64| -> bool {
-                        let addr = t.start + page * PAGE_SIZE;
-                        t.is_valid(page) && clean.iter().any(|r| r.start <= addr && addr < r.end)
-                    };
-                    let keep: Vec<bool> = pages.iter().map(|&p| keeps(p)).collect();
+                    let mut regions = clean.iter().peekable();
+                    let keep: Vec<bool> = pages
+                        .iter()
+                        .map(|&page| {
+                            let addr = t.start + page * PAGE_SIZE;
+                            while regions.next_if(|r| r.end <= addr).is_some() {}
+                            t.is_valid(page) && regions.peek().is_some_and(|r| r.start <= addr)
+                        })
+                        .collect();
                     let mut k = keep.iter();
                     let (runs, places) =
                         place_pages(t, &pages, &mut self.end, |_| !*k.next().unwrap_or(&false));

@@ -72,12 +72,26 @@ const PM_SWAPPED: u64 = 1 << 62;
 /// The page is a file's page (or shared anonymous memory's).
 const PM_FILE: u64 = 1 << 61;
 
+/// A swapped entry's type (its low five bits, as root reads them): the
+/// last of the 32 is the kernel's *page table marker* (`SWP_PTE_MARKER`),
+/// which holds no page: a page not there yet that a userfaultfd
+/// write-protects (the pre-copy's, `dump/precopy.rs`), or a guard page.
+const SWAP_TYPE_MASK: u64 = 0x1f;
+const SWP_PTE_MARKER: u64 = 31;
+
+/// Whether `entry` is swapped out for real: a swap entry that is not a
+/// page table marker.
+#[inline]
+fn swapped(entry: u64) -> bool {
+    entry & PM_SWAPPED != 0 && entry & PM_PRESENT == 0 && entry & SWAP_TYPE_MASK != SWP_PTE_MARKER
+}
+
 /// Whether a page of private anonymous memory whose pagemap entry is
 /// `entry` is saved: where it exists (present or swapped out); a page
-/// never touched reads as zeros at resume.
+/// never touched (or only marked) reads as zeros at resume.
 #[inline]
 pub fn anonymous_page_saved(entry: u64) -> bool {
-    entry & (PM_PRESENT | PM_SWAPPED) != 0
+    entry & PM_PRESENT != 0 || swapped(entry)
 }
 
 /// Whether a page of a private file mapping whose pagemap entry is
@@ -85,7 +99,7 @@ pub fn anonymous_page_saved(entry: u64) -> bool {
 /// longer the file's, or swapped out); the others are still the file's.
 #[inline]
 pub fn private_file_page_saved(entry: u64) -> bool {
-    entry & PM_SWAPPED != 0 || (entry & PM_PRESENT != 0 && entry & PM_FILE == 0)
+    swapped(entry) || (entry & PM_PRESENT != 0 && entry & PM_FILE == 0)
 }
 
 /// The record of `vma` of `pid`, with its saved page runs `pages`: what
@@ -511,6 +525,13 @@ mod tests {
         // The page frame number and soft-dirty bits say nothing of it.
         assert!(!anonymous_page_saved(0x1234 | 1 << 55));
         assert!(private_file_page_saved(present | 0x1234 | 1 << 55));
+        // A page table marker (a write-protected page not there yet, as
+        // 6.18 shows one: swapped, uffd-wp, type 31) holds no page; a
+        // swapped page of swap file 1 does.
+        let marker = swapped | 1 << 57 | 0x3f;
+        assert!(!anonymous_page_saved(marker));
+        assert!(!private_file_page_saved(marker));
+        assert!(anonymous_page_saved(swapped | 1 << 57 | (7 << 5) | 1));
     }
 
     #[test]

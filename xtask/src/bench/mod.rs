@@ -465,7 +465,8 @@ fn tables(groups: &[Group], programs: &[ProgramGroup], runs: usize, reset: bool)
         .map(|g| (vec![g.size.clone(), g.threads.to_string()], &g.runs[..]))
         .collect();
     let mut out = format!(
-        "\nmedians of {runs} runs, the least and greatest under each (dump: suspend --leave-running, total includes the handshake and fsync;\n\
+        "\nmedians of {runs} runs, the least and greatest under each (dump: suspend --leave-running, pre-copied where the kernel can, total includes the handshake and fsync;\n\
+         1-freeze: the same dump with --no-precopy, everything copied frozen;\n\
          restore: wall time of `suspend-agent resume`, and the time it reports itself;\n\
          cycle: wall time of a suspend that kills the process plus the resume;\n\
          hold: wall time of suspend --hold, its resident KiB while held; unhold: of the held resume, until it runs again;\n\
@@ -521,6 +522,7 @@ pub mod tests {
     pub fn run(durable: f64, disk: f64) -> Run {
         Run {
             frozen: durable / 4.0,
+            frozen_one: durable / 3.0,
             copy: durable / 5.0,
             total: durable / 2.0,
             bytes: 16 << 20,

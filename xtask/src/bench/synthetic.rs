@@ -26,7 +26,11 @@ use crate::live::start_workload;
 /// One run's figures, in seconds and bytes.
 pub struct Run {
     /// Dump (suspend --leave-running): frozen time, copy time, wall time.
+    /// Pre-copied where the kernel can (the default).
     pub frozen: f64,
+    /// The same dump with --no-precopy: frozen time, all copied in one
+    /// freeze.
+    pub frozen_one: f64,
     pub copy: f64,
     pub total: f64,
     pub bytes: u64,
@@ -70,6 +74,12 @@ pub const FIGURES: &[Figure<Run>] = &[
         header: "frozen s",
         decimals: 3,
         value: |r| r.frozen,
+    },
+    Figure {
+        key: "frozen_one_freeze_s",
+        header: "1-freeze s",
+        decimals: 3,
+        value: |r| r.frozen_one,
     },
     Figure {
         key: "copy_s",
@@ -208,6 +218,7 @@ pub const FIGURES: &[Figure<Run>] = &[
 /// The columns of the first table (the dump, the restore, the hold).
 pub const TIMES: &[&str] = &[
     "frozen_s",
+    "frozen_one_freeze_s",
     "copy_s",
     "dump_s",
     "copy_gb_per_s",
@@ -261,6 +272,9 @@ pub fn one_run(
         .unwrap_or(0);
     let frozen = number_after(&text, "frozen for ").context("no frozen time in the summary")?;
     let copy = number_after(&text, " in ").context("no copy time in the summary")?;
+    // The same, copied in one freeze.
+    let (text, _) = suspend(bin, &pid, image, &["--leave-running", "--no-precopy"])?;
+    let frozen_one = number_after(&text, "frozen for ").context("no frozen time in the summary")?;
 
     // Held, then resumed in place.
     let (_, hold) = suspend(bin, &pid, image, &["--hold"])?;
@@ -304,6 +318,7 @@ pub fn one_run(
     let daemon_peak_kib = daemon.read();
     Ok(Run {
         frozen,
+        frozen_one,
         copy,
         total,
         bytes,
