@@ -207,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             files: [args.stdin, args.stdout, args.stderr],
         },
         skip_vdso: std::env::var_os("SUSPEND_FAULT_SKIP_VDSO").is_some_and(|v| v == "1"),
+        vdso_proxy: std::env::var_os("SUSPEND_FAULT_VDSO_PROXY").is_some_and(|v| v == "1"),
     };
     match restore::resume(&args.dir, &options) {
         Ok(r) => {

@@ -29,7 +29,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers},
+    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers, vdso},
     tracee::ptrace,
 };
 
@@ -290,6 +290,16 @@ pub fn dump(
         ),
     );
     process.held_only = held_only.clone();
+    // What its code may point into: the functions of the vDSO this
+    // kernel gave it, and its bytes (a resume elsewhere stands in for it).
+    let kernel_maps = vdso::kernel_maps(&vmas);
+    process.vdso = vdso::save(pid, &kernel_maps)
+        .map_err(|(addr, why)| DumpError::Read {
+            pid,
+            addr,
+            source: io::Error::other(why),
+        })?
+        .map(Box::new);
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;

@@ -34,6 +34,7 @@ pub mod threads;
 pub mod timerfd;
 pub mod timers;
 pub mod unlinked;
+pub mod vdso;
 
 use std::os::fd::RawFd;
 
