@@ -825,6 +825,76 @@ mod tests {
         assert_eq!(older.vdso, None);
     }
 
+    /// The proxy of this process's own vDSO, built as a resume builds it
+    /// (its jumps to this vDSO where it is, `new` its functions), mapped
+    /// read+exec at a free address: its `clock_gettime` entry, called,
+    /// gives CLOCK_MONOTONIC between two readings taken around it.
+    fn proxied_clock_runs(new: &[VdsoSymbol]) {
+        let (maps, vdso) = own();
+        let (_, base, end) = maps
+            .iter()
+            .find(|(n, ..)| n == VDSO)
+            .cloned()
+            .expect("[vdso]");
+        let old = bytes(&vdso).expect("intact");
+        let p = patches(&vdso.symbols, new).expect("a proxy");
+        let proxy = proxy_bytes(&old, &vdso.symbols, &p, base);
+        let len = end - base;
+        let at = (0..64u64)
+            .map(|i| 0x5f00_0000_0000 + i * 0x10_0000)
+            .find(|&at| sys::mem::reserve(at, len).is_ok())
+            .expect("a free address");
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        // SAFETY: our own reservation, made just now; nothing refers to it.
+        unsafe { sys::mem::map_fixed(at, len, rw, anon, -1, 0) }.expect("mapped");
+        // SAFETY: `len` bytes of writable memory at `at`, ours; the proxy
+        // is the vDSO's length.
+        unsafe { std::ptr::copy_nonoverlapping(proxy.as_ptr(), at as *mut u8, proxy.len()) };
+        let rx = libc::PROT_READ | libc::PROT_EXEC;
+        // SAFETY: nothing writes it any more.
+        unsafe { sys::mem::protect(at, len, rx) }.expect("read+exec");
+        let entry = vdso
+            .symbols
+            .iter()
+            .find(|s| s.name == "__vdso_clock_gettime")
+            .expect("clock_gettime")
+            .offset;
+        type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> i32;
+        // SAFETY: the proxy's entry of `__vdso_clock_gettime`, which
+        // jumps to this vDSO's (or makes the system call), with its
+        // signature.
+        let call: ClockGettime = unsafe { std::mem::transmute(at + entry) };
+        let now = || nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("now");
+        let before = now();
+        let mut got = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: as above; `got` is a timespec to write.
+        let ret = unsafe { call(libc::CLOCK_MONOTONIC, &raw mut got) };
+        let after = now();
+        // SAFETY: our own mapping, nothing refers to it after the call.
+        unsafe { sys::mem::unmap(at, len) }.expect("unmapped");
+        assert_eq!(ret, 0);
+        let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+        let got = ns(got.tv_sec, got.tv_nsec);
+        assert!(ns(before.tv_sec(), before.tv_nsec()) <= got, "{got} before");
+        assert!(got <= ns(after.tv_sec(), after.tv_nsec()), "{got} after");
+    }
+
+    #[test]
+    fn a_proxy_of_this_vdso_elsewhere_runs_its_clock_through_the_jump() {
+        proxied_clock_runs(&own().1.symbols);
+    }
+
+    #[test]
+    fn a_proxy_whose_new_vdso_lacks_clock_gettime_makes_the_system_call() {
+        let mut new = own().1.symbols;
+        new.retain(|s| !s.name.ends_with("clock_gettime"));
+        proxied_clock_runs(&new);
+    }
+
     #[test]
     fn a_thread_stopped_in_the_old_vdso_refuses_the_proxy() {
         let range = (0x7000_4000, 0x7000_6000);
