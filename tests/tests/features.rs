@@ -23,7 +23,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use suspend_tests::{Daemon, ImageDir, Proc, agent_with, bin_dir, note, suspend};
+use suspend_tests::{Daemon, ImageDir, Proc, agent_with, bin_dir, note, suspend, vdso};
 
 const UNSUPPORTED: i32 = 8;
 const SKIP: i32 = 77;
@@ -255,6 +255,47 @@ fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a
         &ImageDir::new("ignored-timer-held"),
         &[("SUSPEND_FAULT_UNPARK_DELAY_MS", "300")],
     );
+}
+
+/// The vDSO's clocks through glibc, its vDSO moved in place: this
+/// kernel's is the image's (the same bytes), so nothing stands in for it.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_vdso_clocks_come_back_with_this_kernels_vdso_moved_in_place() {
+    if started_alone("vdso_clock").is_none() {
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-in-place");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    vdso::clock_resumed(&dir, pid, &[], vdso::IN_PLACE);
+}
+
+/// The vDSO's clocks through glibc, the resume made to stand in for its
+/// vDSO with a proxy (`SUSPEND_FAULT_VDSO_PROXY=1`): a copy of the
+/// image's vDSO at its address, each function's entry a jump into this
+/// kernel's, which went elsewhere with its data pages. What a resume on
+/// another kernel does, on this one.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_vdso_clocks_come_back_through_a_proxy_standing_in_for_the_vdso() {
+    if started_alone("vdso_clock").is_none() {
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-proxy");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    vdso::clock_resumed(&dir, pid, &[vdso::FORCE_PROXY], vdso::PROXIED);
+}
+
+/// `Some(())` when feature program `name` is among `SUSPEND_FEATURES`;
+/// `None`, noted, when it is not.
+fn started_alone(name: &str) -> Option<()> {
+    if features().iter().any(|n| n == name) {
+        return Some(());
+    }
+    note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    None
 }
 
 /// The bytes `dir`'s page file takes on disk, and its length.
