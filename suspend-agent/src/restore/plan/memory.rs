@@ -170,8 +170,13 @@ pub fn kernel_home(
     mappings: &[Mapping],
     zone: (u64, u64),
 ) -> Option<Vec<u64>> {
-    let low = here.iter().map(|(_, s, _)| *s).min()?;
-    let high = here.iter().map(|(_, _, e)| *e).max()?;
+    let (Some(low), Some(high)) = (
+        here.iter().map(|(_, s, _)| *s).min(),
+        here.iter().map(|(_, _, e)| *e).max(),
+    ) else {
+        // A kernel that gives no vDSO: nothing to place.
+        return Some(Vec::new());
+    };
     let len = high - low;
     let clear = !mappings.iter().any(|m| m.start < high && m.end > low);
     let base = if clear {
@@ -467,7 +472,15 @@ mod tests {
             kernel_home(&here, &[vdso, stack], zone),
             Some(vec![zone.0 + gib, zone.0 + gib + 0x4000])
         );
-        assert_eq!(kernel_home(&[], &[], zone), None);
+        assert_eq!(kernel_home(&[], &[], zone), Some(vec![]));
+        // The image everywhere past where the search starts: no room.
+        let all = mapping(
+            0x7ff0_0000,
+            0x7fff_ffff_f000,
+            "rw-p",
+            MappingKind::Anonymous,
+        );
+        assert_eq!(kernel_home(&here, &[all], zone), None);
     }
 
     #[test]
