@@ -416,6 +416,99 @@ fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        image::format::{Header, PAGE_SIZE, Witness},
+        state::{fixtures, vdso as kind},
+    };
+
+    /// An image of a process that had this process's vDSO and data pages
+    /// at `delta` bytes above where this one has them, taken on `kernel`,
+    /// the vDSO recorded or not.
+    fn image_with_own_vdso(delta: u64, kernel: &str, recorded: bool) -> Image {
+        let (maps, vdso) = kind::here().expect("this process's vDSO");
+        let mappings = maps
+            .iter()
+            .map(|(name, start, end)| {
+                let mut m =
+                    fixtures::mapping(start + delta, end + delta, "r-xp", MappingKind::Kernel);
+                m.path = name.clone();
+                m
+            })
+            .collect();
+        let mut process = fixtures::process(42);
+        process.vdso = vdso.filter(|_| recorded).map(Box::new);
+        Image {
+            dir: "/img".into(),
+            header: Header {
+                format: "suspend-image".into(),
+                version: 5,
+                created_unix: 0,
+                agent_version: "test".into(),
+                kernel: kernel.into(),
+                hostname: "h".into(),
+                cpu: Cpu::here(),
+                page_size: PAGE_SIZE,
+                codec: None,
+            },
+            process,
+            threads: vec![fixtures::thread(42)],
+            mappings,
+            files: Vec::new(),
+            witness: Witness {
+                consistent: true,
+                ran: Vec::new(),
+                frozen_threads: 1,
+            },
+            page_bytes: 0,
+            signer: String::new(),
+        }
+    }
+
+    fn release() -> String {
+        nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .expect("uname")
+    }
+
+    #[test]
+    fn the_vdso_of_this_kernel_is_moved_in_place_unless_the_hook_asks_for_a_proxy() {
+        let delta = 0x10_0000_0000;
+        let image = image_with_own_vdso(delta, "another", true);
+        let moved = vdso(&image, false).expect("the same vDSO");
+        assert!(moved.proxy.is_none());
+        assert!(moved.here.iter().any(|(name, ..)| name == kind::VDSO));
+
+        let proxied = vdso(&image, true).expect("a proxy");
+        let proxy = proxied.proxy.expect("a proxy");
+        let old = image
+            .mappings
+            .iter()
+            .find(|m| m.path == kind::VDSO)
+            .cloned()
+            .expect("[vdso]");
+        assert_eq!(proxy.at, old.start);
+        assert_eq!(proxy.bytes.len() as u64, old.end - old.start);
+        assert!(proxy.patches.len() >= 5, "{:?}", proxy.patches);
+
+        // A thread stopped inside the old vDSO: refused, named.
+        let mut inside = image;
+        inside.threads[0].regs.rip = old.start + 0x800;
+        let err = vdso(&inside, true).expect_err("a thread inside");
+        assert!(err.to_string().contains("[42]"), "{err}");
+        // Moved in place (the very same bytes), it goes on in the same code.
+        assert!(vdso(&inside, false).is_ok());
+    }
+
+    #[test]
+    fn an_image_without_the_vdso_record_resumes_only_on_its_kernel_release() {
+        let image = image_with_own_vdso(0x10_0000_0000, &release(), false);
+        assert!(vdso(&image, false).expect("same release").proxy.is_none());
+        // The hook has no bytes to make a proxy of.
+        assert!(vdso(&image, true).expect("same release").proxy.is_none());
+        let other = image_with_own_vdso(0x10_0000_0000, "0.0-other", false);
+        let err = vdso(&other, false).expect_err("another release");
+        assert!(err.to_string().contains("0.0-other"), "{err}");
+    }
 
     #[test]
     fn the_agent_is_the_pid_in_its_file_only_while_it_holds_the_files_lock() {
