@@ -53,12 +53,12 @@ pub struct ElfError(&'static str);
 /// Why the image's vDSO cannot be stood in for on this kernel.
 #[derive(Debug, thiserror::Error)]
 pub enum Conflict {
-    /// An image an older agent wrote: it records no vDSO, only the
-    /// mappings' names and sizes.
+    /// An image an older agent wrote (or whose suspend could not read the
+    /// vDSO): it records no vDSO, only the mappings' names and sizes.
     #[error(
-        "the image records no vDSO (an older agent wrote it): it resumes only on the kernel it \
-         was taken on with the same vDSO and data pages; it was taken on {image_kernel} with \
-         {image}, this is {here_kernel} with {here}"
+        "the image records no vDSO (an older agent wrote it, or the suspend could not read it): \
+         it resumes only on the kernel it was taken on with the same vDSO and data pages; it \
+         was taken on {image_kernel} with {image}, this is {here_kernel} with {here}"
     )]
     Unrecorded {
         image_kernel: String,
