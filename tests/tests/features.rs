@@ -126,8 +126,7 @@ fn run(name: &str, held: bool) -> Verdict {
 /// daemon, waits for its `ready PID`; `None` (noted) when it is not among
 /// `SUSPEND_FEATURES`.
 fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
-    if !features().iter().any(|n| n == name) {
-        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    if !selected(name) {
         return None;
     }
     let daemon = Daemon::start();
@@ -262,7 +261,7 @@ fn an_ignored_timer_counts_no_overrun_after_a_suspend_that_left_it_running_and_a
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn the_vdso_clocks_come_back_with_this_kernels_vdso_moved_in_place() {
-    if started_alone("vdso_clock").is_none() {
+    if !selected("vdso_clock") {
         return;
     }
     let _daemon = Daemon::start();
@@ -279,7 +278,7 @@ fn the_vdso_clocks_come_back_with_this_kernels_vdso_moved_in_place() {
 #[test]
 #[ignore = "root-only integration test: run `cargo xtask test`"]
 fn the_vdso_clocks_come_back_through_a_proxy_standing_in_for_the_vdso() {
-    if started_alone("vdso_clock").is_none() {
+    if !selected("vdso_clock") {
         return;
     }
     let _daemon = Daemon::start();
@@ -288,14 +287,14 @@ fn the_vdso_clocks_come_back_through_a_proxy_standing_in_for_the_vdso() {
     vdso::clock_resumed(&dir, pid, &[vdso::FORCE_PROXY], vdso::PROXIED);
 }
 
-/// `Some(())` when feature program `name` is among `SUSPEND_FEATURES`;
-/// `None`, noted, when it is not.
-fn started_alone(name: &str) -> Option<()> {
-    if features().iter().any(|n| n == name) {
-        return Some(());
+/// Whether feature program `name` is among `SUSPEND_FEATURES` (noted when
+/// it is not).
+fn selected(name: &str) -> bool {
+    let selected = features().iter().any(|n| n == name);
+    if !selected {
+        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
     }
-    note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
-    None
+    selected
 }
 
 /// The bytes `dir`'s page file takes on disk, and its length.
