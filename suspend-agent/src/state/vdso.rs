@@ -66,25 +66,33 @@ pub enum Conflict {
         image: String,
         here: String,
     },
+    /// This kernel's vDSO differs, and a proxy of the image's cannot be
+    /// made: each reason names the function.
     #[error(
         "this kernel's vDSO is not the image's (taken on {kernel}), and cannot stand in for it: \
          {}",
         .why.join("; ")
     )]
     Unproxyable { kernel: String, why: Vec<String> },
+    /// Threads stopped inside the image's vDSO, whose code there would not
+    /// be the very same after the resume.
     #[error(
-        "this kernel's vDSO is not the image's (taken on {kernel}), and thread(s) {tids:?} \
-         stopped inside the image's vDSO at {start:#x}: it would go on in other code (this \
-         kernel's, or the copy standing in for the old one, which reads the old kernel's data \
-         pages, not mapped again)"
+        "thread(s) {tids:?} stopped inside the image's vDSO at {start:#x} (taken on {kernel}), \
+         and the code there would not be the same after the resume: this kernel's vDSO differs, \
+         or a copy stands in for the old one, whose code past its entries reads the old \
+         kernel's data pages, which are not mapped again"
     )]
     ThreadInside {
         kernel: String,
         tids: Vec<u32>,
         start: u64,
     },
+    /// The record does not hold together (its bytes against its hash,
+    /// its functions against its bytes, its size against the mapping).
     #[error("the image's vDSO record is damaged: {0}")]
     Damaged(String),
+    /// This process's own vDSO (the one the resumed process gets) could
+    /// not be read.
     #[error("reading this process's own vDSO: {0}")]
     Here(String),
 }
