@@ -23,6 +23,7 @@ pub use suspend_harness::{WAIT, exit, procfs::pid_alive};
 pub mod crash;
 pub mod held;
 pub mod scale;
+pub mod vdso;
 
 /// Says something about a test that must be seen even when it passes (the
 /// test harness captures `eprintln!` of passing tests; a direct write to

@@ -123,6 +123,36 @@ fn image_holds_what_the_process_is() {
     );
     assert_eq!(image["process"]["pid"], pid);
 
+    // Its vDSO: the functions glibc calls, inside the [vdso] mapping, and
+    // its bytes (base64), all of them (a resume on another kernel makes
+    // a proxy of them).
+    let vdso = maps
+        .iter()
+        .find(|(.., path)| path == "[vdso]")
+        .expect("a [vdso] mapping");
+    let vdso_len = vdso.1 - vdso.0;
+    let record = &image["process"]["vdso"];
+    let functions = record["symbols"].as_array().expect("the vDSO's functions");
+    for name in [
+        "__vdso_clock_gettime",
+        "__vdso_gettimeofday",
+        "__vdso_time",
+        "__vdso_getcpu",
+    ] {
+        let f = functions
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} among {functions:?}"));
+        let (offset, size) = (f["offset"].as_u64().unwrap(), f["size"].as_u64().unwrap());
+        assert!(size > 0 && offset + size <= vdso_len, "{f}");
+    }
+    assert_eq!(
+        record["bytes"].as_str().expect("its bytes").len() as u64,
+        vdso_len.div_ceil(3) * 4,
+        "every byte of the vDSO, base64"
+    );
+    assert_eq!(record["blake3"].as_str().map(str::len), Some(64));
+
     // Only pages that exist are saved, and they hold what was written.
     assert_eq!(
         mapping(&image, a)["saved_pages"],

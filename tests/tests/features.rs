@@ -23,7 +23,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use suspend_tests::{Daemon, ImageDir, Proc, agent_with, bin_dir, note, suspend};
+use suspend_tests::{Daemon, ImageDir, Proc, agent_with, bin_dir, note, suspend, vdso};
 
 const UNSUPPORTED: i32 = 8;
 const SKIP: i32 = 77;
@@ -126,8 +126,7 @@ fn run(name: &str, held: bool) -> Verdict {
 /// daemon, waits for its `ready PID`; `None` (noted) when it is not among
 /// `SUSPEND_FEATURES`.
 fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
-    if !features().iter().any(|n| n == name) {
-        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    if !selected(name) {
         return None;
     }
     let daemon = Daemon::start();
@@ -275,8 +274,7 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 /// copied in one freeze.
 fn churns_back(args: &[&str], label: &str) -> Option<String> {
     let name = "precopy_churn";
-    if !features().iter().any(|n| n == name) {
-        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    if !selected(name) {
         return None;
     }
     let _daemon = Daemon::start();
@@ -358,6 +356,47 @@ fn a_process_writing_faster_than_it_is_pre_copied_comes_back_as_it_was_at_the_fr
             "the rounds stop at their bound: {summary}"
         );
     }
+}
+
+/// The vDSO's clocks through glibc, its vDSO moved in place: this
+/// kernel's is the image's (the same bytes), so nothing stands in for it.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_vdso_clocks_come_back_with_this_kernels_vdso_moved_in_place() {
+    if !selected("vdso_clock") {
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-in-place");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    vdso::clock_resumed(&dir, pid, &[], vdso::IN_PLACE);
+}
+
+/// The vDSO's clocks through glibc, the resume made to stand in for its
+/// vDSO with a proxy (`SUSPEND_FAULT_VDSO_PROXY=1`): a copy of the
+/// image's vDSO at its address, each function's entry a jump into this
+/// kernel's, which went elsewhere with its data pages. What a resume on
+/// another kernel does, on this one.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn the_vdso_clocks_come_back_through_a_proxy_standing_in_for_the_vdso() {
+    if !selected("vdso_clock") {
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-proxy");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    vdso::clock_resumed(&dir, pid, &[vdso::FORCE_PROXY], vdso::PROXIED);
+}
+
+/// Whether feature program `name` is among `SUSPEND_FEATURES` (noted when
+/// it is not).
+fn selected(name: &str) -> bool {
+    let selected = features().iter().any(|n| n == name);
+    if !selected {
+        note(&format!("{name} NOT RUN: not among SUSPEND_FEATURES"));
+    }
+    selected
 }
 
 /// The bytes `dir`'s page file takes on disk, and its length.

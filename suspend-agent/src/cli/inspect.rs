@@ -143,6 +143,21 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(brk) = p.brk {
         println!("brk       {brk:#x} (heap starts at {:#x})", p.mm.start_brk);
     }
+    if let Some(v) = &p.vdso {
+        let mut names: Vec<&str> = v
+            .symbols
+            .iter()
+            .map(|s| s.name.as_str())
+            .filter(|n| n.starts_with("__vdso_"))
+            .collect();
+        names.dedup();
+        println!(
+            "vdso      blake3 {}…, {} function(s): {}",
+            v.blake3.get(..16).unwrap_or(&v.blake3),
+            v.symbols.len(),
+            names.join(" ")
+        );
+    }
     let handled: Vec<String> = p
         .sigactions
         .iter()

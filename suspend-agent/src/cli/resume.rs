@@ -14,8 +14,9 @@ use crate::{
 /// signature (this machine's key or one `key trust` added: an image changed
 /// by anyone else is refused), who owns its directory (root or the
 /// process's user, on every directory of the path), its pid and thread ids
-/// (free), this CPU (has the image's xstate features) and kernel (same
-/// vDSO layout). Every file it needs is opened as the process's user,
+/// (free), this CPU (has the image's xstate features) and kernel (its
+/// vDSO moved in place, or a proxy of the image's standing in for it).
+/// Every file it needs is opened as the process's user,
 /// without following symbolic links, and checked on the open descriptor
 /// (the same file, or the same size and modification time). A bad image is
 /// refused with what is wrong, before anything is created: exit 9, or 10
@@ -207,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             files: [args.stdin, args.stdout, args.stderr],
         },
         skip_vdso: std::env::var_os("SUSPEND_FAULT_SKIP_VDSO").is_some_and(|v| v == "1"),
+        vdso_proxy: std::env::var_os("SUSPEND_FAULT_VDSO_PROXY").is_some_and(|v| v == "1"),
     };
     match restore::resume(&args.dir, &options) {
         Ok(r) => {

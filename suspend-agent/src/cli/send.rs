@@ -25,8 +25,9 @@ use crate::{
 ///
 /// The other machine must trust this machine's key first: `suspend-agent
 /// key show` here, `suspend-agent key trust PUBLIC_KEY` there. A resume
-/// there needs the same kernel (vDSO layout), a CPU with the image's
-/// features and every file the process had open or mapped equal on both.
+/// there needs a kernel whose vDSO can stand in for the image's, a CPU
+/// with the image's features and every file the process had open or
+/// mapped equal on both.
 /// For a large image a progress line (MiB so far) goes to stderr each
 /// second.
 #[derive(clap::Args)]

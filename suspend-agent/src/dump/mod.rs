@@ -30,7 +30,7 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers},
+    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers, vdso},
     tracee::ptrace,
 };
 
@@ -297,6 +297,23 @@ pub fn dump(
         ),
     );
     process.held_only = held_only.clone();
+    // What its code may point into: the functions of the vDSO this
+    // kernel gave it, and its bytes (a resume elsewhere stands in for it).
+    // One that cannot be read or parsed is not recorded, said, rather than
+    // fail the suspend: the image then resumes only on this kernel
+    // release, as an older agent's does.
+    let kernel_maps = vdso::kernel_maps(&vmas);
+    process.vdso = match vdso::save(pid, &kernel_maps) {
+        Ok(recorded) => recorded.map(Box::new),
+        Err((addr, why)) => {
+            progress(format!(
+                "pid {pid}: its vDSO at {addr:#x} is not recorded ({why}): the image resumes \
+                 only on kernel {}",
+                header(None).kernel
+            ));
+            None
+        }
+    };
     process.sigactions = inside.sigactions;
     process.brk = inside.brk;
     process.itimers = inside.itimers;

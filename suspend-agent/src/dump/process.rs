@@ -115,6 +115,8 @@ pub fn save(pid: u32, leader: u32, threads: u32) -> Result<Process, DumpError> {
         held_only: Vec::new(),
         session: Some(Session { sid, pgid }),
         cgroups: crate::state::cgroup::save(pid).map_err(|_| bad("/proc/PID/cgroup"))?,
+        // Read with its mappings (dump::mod).
+        vdso: None,
         // With the time each has left, asked from inside (dump::inside).
         posix_timers: Vec::new(),
     })

@@ -244,6 +244,42 @@ pub struct Process {
     /// Its cgroups: the lines of `/proc/PID/cgroup`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroups: Vec<String>,
+    /// Its vDSO, as the kernel it ran on made it (`state/vdso.rs`). `None`
+    /// in an image older than it (a resume then needs the same kernel
+    /// release) and for a process without one.
+    /// (Boxed: a record of it is a few hundred bytes, and most of a
+    /// `Record` in memory is a `Thread`'s size.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vdso: Option<Box<Vdso>>,
+}
+
+/// A process's vDSO: what its code may hold pointers into. A resume on a
+/// kernel whose vDSO has every one of these functions at the same offset
+/// moves that vDSO in its place; on another, it maps a copy of these
+/// bytes there, each function's entry a jump to the same function in this
+/// kernel's vDSO (`state/vdso.rs`). Where the kernel's other mappings
+/// (`[vvar]`, `[vvar_vclock]`) lay beside it is their [`Mapping`]s'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vdso {
+    /// BLAKE3 of its bytes, hex.
+    pub blake3: String,
+    /// The functions its dynamic symbol table exports, by name.
+    pub symbols: Vec<VdsoSymbol>,
+    /// Its bytes, base64 (two pages on x86_64; signed with the rest of
+    /// the metadata).
+    pub bytes: String,
+}
+
+/// A function the vDSO exports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VdsoSymbol {
+    /// As its dynamic symbol table names it (`__vdso_clock_gettime`,
+    /// `clock_gettime`: aliases at one offset).
+    pub name: String,
+    /// From the vDSO's first byte.
+    pub offset: u64,
+    /// Bytes of its code (`st_size`).
+    pub size: u64,
 }
 
 /// Where the kernel cannot be told a POSIX timer's id (before 6.15), a

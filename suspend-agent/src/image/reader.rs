@@ -388,6 +388,7 @@ pub(super) mod tests {
             held_only: Vec::new(),
             session: None,
             cgroups: Vec::new(),
+            vdso: None,
             posix_timers: Vec::new(),
         }))
         .unwrap();

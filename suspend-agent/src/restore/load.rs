@@ -131,6 +131,24 @@ fn read_run(
     Ok(())
 }
 
+/// Writes `bytes` at the start of `premap`, an anonymous premap
+/// [`load`] mapped (the vDSO's proxy, whose contents the agent makes
+/// rather than reads).
+pub fn fill(premap: &Premap, bytes: &[u8]) {
+    assert!(
+        matches!(premap.source, Source::Anonymous { .. }) && bytes.len() as u64 <= premap.len,
+        "a fill of {} bytes into a premap of {}",
+        bytes.len(),
+        premap.len
+    );
+    // SAFETY: `load` mapped the premap at `premap.at`, `premap.len` bytes
+    // of private anonymous memory read+write in this process's zone, which
+    // nothing else refers to; `bytes` fits in it (checked above).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), premap.at as *mut u8, bytes.len());
+    }
+}
+
 /// Maps the premaps and reads every run into them, checking each.
 pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), RestoreError> {
     map(premaps)?;

@@ -126,6 +126,10 @@ pub struct Options {
     /// Test hook (`SUSPEND_FAULT_SKIP_VDSO=1`): leave the vDSO where the
     /// restore child has it. The restore must then fail its workloads.
     pub skip_vdso: bool,
+    /// Test hook (`SUSPEND_FAULT_VDSO_PROXY=1`): stand in for the image's
+    /// vDSO with a proxy even where this kernel's is the same
+    /// (`state::vdso`), so that the process runs through its jumps.
+    pub vdso_proxy: bool,
 }
 
 /// What a resume did.
@@ -162,6 +166,7 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let image = Image::read(dir, false, &trusted)?;
     validate::directory(&image)?;
     validate::image(&image)?;
+    let vdso = validate::vdso(&image, options.vdso_proxy)?;
     let opened = open::all(&image, options)?;
     // Into its cgroups before its memory is loaded (here, inherited by the
     // process made): a page is charged to the cgroup of whoever first
@@ -173,7 +178,7 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
             source: std::io::Error::other(e),
         }
     })?;
-    let mut plan = plan::Plan::new(&image, options, opened)?;
+    let mut plan = plan::Plan::new(&image, options, opened, &vdso)?;
     let pid = image.process.pid;
     let created = child::spawn(&image, &mut plan)?;
     let told_client = finish::take_over(&image, &plan, created)?;

@@ -16,8 +16,6 @@ use crate::{
         Image,
         format::{Cpu, MappingKind},
     },
-    procfs::vmas,
-    state::mappings,
     sys::cpu,
 };
 
@@ -59,16 +57,9 @@ pub enum Refusal {
     CpuFeatures { image: u64, here: u64 },
     #[error("the image's CPU vendor is {image}, this one is {here}")]
     CpuVendor { image: String, here: String },
-    #[error(
-        "the kernel's special mappings differ from the image's ({image} there, {here} here): \
-         the image was taken on kernel {kernel}, and restoring across vDSO layouts is not \
-         supported"
-    )]
-    KernelLayout {
-        image: String,
-        here: String,
-        kernel: String,
-    },
+    /// Its vDSO cannot be given back on this kernel (`state::vdso`).
+    #[error(transparent)]
+    Vdso(#[from] crate::state::vdso::Conflict),
     #[error("the process ran chrooted (root {root}); that is not supported yet")]
     Chroot { root: String },
     #[error("the image has no threads")]
@@ -122,7 +113,6 @@ pub fn image(image: &Image) -> Result<(), Refusal> {
     }
     cpu(image)?;
     namespaces()?;
-    kernel_mappings(image)?;
     crate::state::confinement::check(&image.threads, &crate::state::confinement::own())?;
     crate::state::limits::check(image)?;
     crate::state::sched::check(image)?;
@@ -237,43 +227,102 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The vDSO/vvar mappings this kernel gives a process, as `name size`.
-pub fn kernel_layout_here() -> Vec<(String, u64, u64)> {
-    let maps = fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    vmas::parse(&maps)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|v| mappings::kind(v) == MappingKind::Kernel && v.path != "[vsyscall]")
-        .map(|v| (v.path, v.start, v.end))
-        .collect()
+/// What the resume does with the image's vDSO here (`state::vdso`):
+/// this kernel's moved in its place, or a proxy there; `force_proxy` is
+/// the test hook that takes the proxy for a vDSO that is the same. Either
+/// is refused while a thread stopped inside the image's vDSO, unless this
+/// kernel's has the very same bytes and is moved there.
+pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
+    use crate::state::vdso::{self, Decision};
+    let (here_maps, here_vdso) = vdso::here()?;
+    let image_maps: Vec<(String, u64, u64)> = image
+        .mappings
+        .iter()
+        .filter(|m| m.kind == MappingKind::Kernel && m.path != "[vsyscall]")
+        .map(|m| (m.path.clone(), m.start, m.end))
+        .collect();
+    let kernel_here = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let decision = vdso::decide(
+        &vdso::Image {
+            vdso: image.process.vdso.as_deref(),
+            maps: &image_maps,
+            kernel: &image.header.kernel,
+        },
+        &vdso::Here {
+            vdso: here_vdso.as_ref(),
+            maps: &here_maps,
+            kernel: &kernel_here,
+        },
+        force_proxy,
+    )?;
+    let Some(old) = image.process.vdso.as_deref() else {
+        return Ok(Vdso {
+            here: here_maps,
+            proxy: None,
+        });
+    };
+    let (_, start, end) = image_maps
+        .iter()
+        .find(|(name, ..)| name == vdso::VDSO)
+        .cloned()
+        .unwrap_or_default();
+    // A thread stopped inside the image's vDSO would go on in other code
+    // wherever the code there is not the very same: other bytes moved in
+    // its place, or the proxy (whose code past each entry reads the old
+    // data pages, which are not mapped again).
+    let same_bytes = here_vdso.as_ref().is_some_and(|h| h.blake3 == old.blake3);
+    let proxied = matches!(decision, Decision::Proxy { .. });
+    if proxied || !same_bytes {
+        let threads: Vec<(u32, u64)> = image.threads.iter().map(|t| (t.tid, t.regs.rip)).collect();
+        vdso::no_thread_inside(&threads, (start, end), &image.header.kernel)?;
+    }
+    let proxy = match decision {
+        Decision::Move => None,
+        Decision::Proxy { patches } => {
+            let bytes = vdso::bytes(old)?;
+            if bytes.len() as u64 != end - start {
+                return Err(vdso::Conflict::Damaged(format!(
+                    "{} bytes recorded for a mapping of {}",
+                    bytes.len(),
+                    end - start
+                ))
+                .into());
+            }
+            Some(Proxy {
+                at: start,
+                bytes,
+                symbols: old.symbols.clone(),
+                patches,
+            })
+        }
+    };
+    Ok(Vdso {
+        here: here_maps,
+        proxy,
+    })
 }
 
-fn kernel_mappings(image: &Image) -> Result<(), Refusal> {
-    let describe = |list: &mut dyn Iterator<Item = (String, u64)>| {
-        let mut parts: Vec<String> = list.map(|(name, len)| format!("{name} {len}")).collect();
-        parts.sort();
-        parts.join(", ")
-    };
-    let here = describe(
-        &mut kernel_layout_here()
-            .into_iter()
-            .map(|(name, start, end)| (name, end - start)),
-    );
-    let there = describe(
-        &mut image
-            .mappings
-            .iter()
-            .filter(|m| m.kind == MappingKind::Kernel && m.path != "[vsyscall]")
-            .map(|m| (m.path.clone(), m.end - m.start)),
-    );
-    if here != there {
-        return Err(Refusal::KernelLayout {
-            image: there,
-            here,
-            kernel: image.header.kernel.clone(),
-        });
-    }
-    Ok(())
+/// What the resume does with the vDSO, decided ([`vdso`]).
+#[derive(Debug)]
+pub struct Vdso {
+    /// This kernel's mappings beside the vDSO, where the agent (and so the
+    /// restore child) has them: (name, start, end).
+    pub here: Vec<(String, u64, u64)>,
+    /// `None`: they are moved where the image had them.
+    pub proxy: Option<Proxy>,
+}
+
+/// A copy of the image's vDSO standing in for it, at its address.
+#[derive(Debug)]
+pub struct Proxy {
+    /// The image's vDSO's address.
+    pub at: u64,
+    /// Its bytes, unpatched.
+    pub bytes: Vec<u8>,
+    pub symbols: Vec<crate::image::format::VdsoSymbol>,
+    pub patches: Vec<crate::state::vdso::Patch>,
 }
 
 /// Who may have written the image directory: every directory from `/`
@@ -367,6 +416,99 @@ fn pid_free(pid: u32, what: &'static str) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        image::format::{Header, PAGE_SIZE, Witness},
+        state::{fixtures, vdso as kind},
+    };
+
+    /// An image of a process that had this process's vDSO and data pages
+    /// at `delta` bytes above where this one has them, taken on `kernel`,
+    /// the vDSO recorded or not.
+    fn image_with_own_vdso(delta: u64, kernel: &str, recorded: bool) -> Image {
+        let (maps, vdso) = kind::here().expect("this process's vDSO");
+        let mappings = maps
+            .iter()
+            .map(|(name, start, end)| {
+                let mut m =
+                    fixtures::mapping(start + delta, end + delta, "r-xp", MappingKind::Kernel);
+                m.path = name.clone();
+                m
+            })
+            .collect();
+        let mut process = fixtures::process(42);
+        process.vdso = vdso.filter(|_| recorded).map(Box::new);
+        Image {
+            dir: "/img".into(),
+            header: Header {
+                format: "suspend-image".into(),
+                version: 5,
+                created_unix: 0,
+                agent_version: "test".into(),
+                kernel: kernel.into(),
+                hostname: "h".into(),
+                cpu: Cpu::here(),
+                page_size: PAGE_SIZE,
+                codec: None,
+            },
+            process,
+            threads: vec![fixtures::thread(42)],
+            mappings,
+            files: Vec::new(),
+            witness: Witness {
+                consistent: true,
+                ran: Vec::new(),
+                frozen_threads: 1,
+            },
+            page_bytes: 0,
+            signer: String::new(),
+        }
+    }
+
+    fn release() -> String {
+        nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .expect("uname")
+    }
+
+    #[test]
+    fn the_vdso_of_this_kernel_is_moved_in_place_unless_the_hook_asks_for_a_proxy() {
+        let delta = 0x10_0000_0000;
+        let image = image_with_own_vdso(delta, "another", true);
+        let moved = vdso(&image, false).expect("the same vDSO");
+        assert!(moved.proxy.is_none());
+        assert!(moved.here.iter().any(|(name, ..)| name == kind::VDSO));
+
+        let proxied = vdso(&image, true).expect("a proxy");
+        let proxy = proxied.proxy.expect("a proxy");
+        let old = image
+            .mappings
+            .iter()
+            .find(|m| m.path == kind::VDSO)
+            .cloned()
+            .expect("[vdso]");
+        assert_eq!(proxy.at, old.start);
+        assert_eq!(proxy.bytes.len() as u64, old.end - old.start);
+        assert!(proxy.patches.len() >= 5, "{:?}", proxy.patches);
+
+        // A thread stopped inside the old vDSO: refused, named.
+        let mut inside = image;
+        inside.threads[0].regs.rip = old.start + 0x800;
+        let err = vdso(&inside, true).expect_err("a thread inside");
+        assert!(err.to_string().contains("[42]"), "{err}");
+        // Moved in place (the very same bytes), it goes on in the same code.
+        assert!(vdso(&inside, false).is_ok());
+    }
+
+    #[test]
+    fn an_image_without_the_vdso_record_resumes_only_on_its_kernel_release() {
+        let image = image_with_own_vdso(0x10_0000_0000, &release(), false);
+        assert!(vdso(&image, false).expect("same release").proxy.is_none());
+        // The hook has no bytes to make a proxy of.
+        assert!(vdso(&image, true).expect("same release").proxy.is_none());
+        let other = image_with_own_vdso(0x10_0000_0000, "0.0-other", false);
+        let err = vdso(&other, false).expect_err("another release");
+        assert!(err.to_string().contains("0.0-other"), "{err}");
+    }
 
     #[test]
     fn the_agent_is_the_pid_in_its_file_only_while_it_holds_the_files_lock() {

@@ -120,5 +120,6 @@ pub fn process(pid: u32) -> Process {
         session: None,
         posix_timers: Vec::new(),
         cgroups: Vec::new(),
+        vdso: None,
     }
 }

@@ -38,6 +38,7 @@ pub mod threads;
 pub mod timerfd;
 pub mod timers;
 pub mod unlinked;
+pub mod vdso;
 
 use std::os::fd::RawFd;
 

@@ -4,8 +4,10 @@
 //! fresh; anonymous memory; a file opened as the process; a memfd
 //! standing in for a shared anonymous object), each file and object made
 //! one helper, and the move the stub makes to put each in place. The
-//! kernel's own mappings (vDSO, vvar) are moved too, to where the image
-//! had them.
+//! kernel's own mappings (vDSO, vvar) are moved too: to where the image
+//! had them, or, where a proxy stands in for the image's vDSO
+//! (`state::vdso`), together to a free place, the proxy prepared in the
+//! zone like any mapping and moved to where the image's vDSO was.
 
 use std::{
     collections::HashMap,
@@ -137,18 +139,65 @@ pub struct Kernel {
     /// From where each is here to its place in the zone.
     pub moves: Vec<Move>,
     /// Where each goes then: where the image had it (where it is here if
-    /// the image had none).
+    /// the image had none), or for a proxy [`kernel_home`].
     pub finals: Vec<u64>,
     /// What the stub must never unmap, sorted: the zone, and the kernel's
     /// mappings where they are now.
     pub keep: Vec<Range>,
 }
 
-/// Plans the kernel's mappings `here` (name, start, end) into the zone
-/// from `cursor` on, which it advances past them.
-pub fn kernel(
+/// Where each of the kernel's mappings `here` (name, start, end) goes
+/// when it replaces the image's: where the image had one of its name
+/// (where it is here if the image had none).
+pub fn kernel_in_place(here: &[(String, u64, u64)], mappings: &[Mapping]) -> Vec<u64> {
+    here.iter()
+        .map(|(name, start, _)| {
+            mappings
+                .iter()
+                .find(|m| &m.path == name)
+                .map_or(*start, |m| m.start)
+        })
+        .collect()
+}
+
+/// Where each of the kernel's mappings `here` goes when a proxy stands in
+/// for the image's vDSO: all together, as they lie here (the vDSO reads
+/// its data pages at fixed offsets from itself), where they are now if
+/// none of the image's `mappings` is there, else on the first range free
+/// of them and of the `zone`. `None`: no room.
+pub fn kernel_home(
     here: &[(String, u64, u64)],
     mappings: &[Mapping],
+    zone: (u64, u64),
+) -> Option<Vec<u64>> {
+    let (Some(low), Some(high)) = (
+        here.iter().map(|(_, s, _)| *s).min(),
+        here.iter().map(|(_, _, e)| *e).max(),
+    ) else {
+        // A kernel that gives no vDSO: nothing to place.
+        return Some(Vec::new());
+    };
+    let len = high - low;
+    let clear = !mappings.iter().any(|m| m.start < high && m.end > low);
+    let base = if clear {
+        low
+    } else {
+        let taken = mappings
+            .iter()
+            .map(|m| (m.start, m.end))
+            .chain([(zone.0, zone.0 + zone.1)])
+            .collect();
+        super::zone::first_free(taken, len)?
+    };
+    Some(here.iter().map(|(_, s, _)| base + (s - low)).collect())
+}
+
+/// Plans the kernel's mappings `here` (name, start, end) into the zone
+/// from `cursor` on, which it advances past them, and from there to
+/// `finals` (one per mapping of `here`).
+pub fn kernel(
+    here: &[(String, u64, u64)],
+    finals: Vec<u64>,
     zone: (u64, u64),
     cursor: &mut u64,
 ) -> Kernel {
@@ -159,19 +208,14 @@ pub fn kernel(
         }],
         ..Kernel::default()
     };
-    for (name, start, end) in here {
-        let target = mappings
-            .iter()
-            .find(|m| &m.path == name)
-            .map(|m| m.start)
-            .unwrap_or(*start);
+    kernel.finals = finals;
+    for (_, start, end) in here {
         kernel.moves.push(Move {
             from: *start,
             to: *cursor,
             len: end - start,
             ..Move::default()
         });
-        kernel.finals.push(target);
         kernel.keep.push(Range {
             start: *start,
             end: *end,
@@ -180,6 +224,32 @@ pub fn kernel(
     }
     kernel.keep.sort_by_key(|r| r.start);
     kernel
+}
+
+/// The proxy of the image's vDSO (`len` bytes at `at`): prepared in the
+/// zone at `cursor` (which it advances, leaving a page unmapped after it),
+/// filled by the agent ([`crate::restore::load::fill`]), moved to `at`
+/// and made read+exec by the stub.
+pub fn proxy(at: u64, len: u64, cursor: &mut u64) -> (Move, Premap) {
+    let from = *cursor;
+    *cursor += len + PAGE_SIZE;
+    let premap = Premap {
+        at: from,
+        len,
+        target: at,
+        source: Source::Anonymous { grows_down: false },
+        runs: Vec::new(),
+    };
+    let m = Move {
+        from,
+        to: at,
+        len,
+        prot: (libc::PROT_READ | libc::PROT_EXEC) as u32,
+        kind: MOVE_REMAP,
+        flags: 0,
+        _pad: 0,
+    };
+    (m, premap)
 }
 
 /// Every mapping but the kernel's, in order: the stub's move for it, and
@@ -245,7 +315,7 @@ mod tests {
 
     use suspend_common::restore::{MOVE_FRESH, MOVE_GROWSDOWN, MOVE_REMAP, Range};
 
-    use super::{Source, kernel, place, premaps_len, sources};
+    use super::{Source, kernel, kernel_home, kernel_in_place, place, premaps_len, proxy, sources};
     use crate::{
         image::format::{Mapping, MappingKind, PAGE_SIZE},
         restore::plan::fds::Helpers,
@@ -357,7 +427,7 @@ mod tests {
         ];
         let zone = (0x1000_0000_0000, 0x10_0000);
         let mut cursor = zone.0 + 0x8000;
-        let k = kernel(&here, &[vdso], zone, &mut cursor);
+        let k = kernel(&here, kernel_in_place(&here, &[vdso]), zone, &mut cursor);
         assert_eq!(cursor, zone.0 + 0x8000 + 0x6000);
         let moves: Vec<_> = k.moves.iter().map(|m| (m.from, m.to, m.len)).collect();
         assert_eq!(
@@ -378,6 +448,60 @@ mod tests {
         .map(|&(start, end)| Range { start, end })
         .collect();
         assert_eq!(k.keep, keep);
+    }
+
+    #[test]
+    fn with_a_proxy_the_kernels_mappings_stay_together_where_the_image_has_nothing() {
+        let here = [
+            ("[vvar]".to_owned(), 0x7ff0_0000, 0x7ff0_4000),
+            ("[vdso]".to_owned(), 0x7ff0_4000, 0x7ff0_6000),
+        ];
+        let zone = (0x1000_0000_0000, 0x10_0000);
+        let mut vdso = mapping(0x7ffd_0000, 0x7ffd_2000, "r-xp", MappingKind::Kernel);
+        vdso.path = "[vdso]".into();
+        // Nothing of the image there: they stay where they are.
+        assert_eq!(
+            kernel_home(&here, std::slice::from_ref(&vdso), zone),
+            Some(vec![0x7ff0_0000, 0x7ff0_4000])
+        );
+        // The image's stack over the vDSO: both go past the zone, on a
+        // GiB, as they lay.
+        let stack = mapping(0x7ff0_5000, 0x7ff1_0000, "rw-p", MappingKind::Anonymous);
+        let gib = 1 << 30;
+        assert_eq!(
+            kernel_home(&here, &[vdso, stack], zone),
+            Some(vec![zone.0 + gib, zone.0 + gib + 0x4000])
+        );
+        assert_eq!(kernel_home(&[], &[], zone), Some(vec![]));
+        // The image everywhere past where the search starts: no room.
+        let all = mapping(
+            0x7ff0_0000,
+            0x7fff_ffff_f000,
+            "rw-p",
+            MappingKind::Anonymous,
+        );
+        assert_eq!(kernel_home(&here, &[all], zone), None);
+    }
+
+    #[test]
+    fn the_proxy_is_prepared_in_the_zone_and_moved_read_exec_to_the_old_vdso() {
+        let mut cursor = 0x1000_0020_0000;
+        let (m, premap) = proxy(0x7ffd_0000, 0x2000, &mut cursor);
+        assert_eq!(cursor, 0x1000_0020_0000 + 0x2000 + PAGE_SIZE);
+        assert_eq!(
+            (m.from, m.to, m.len, m.kind, m.flags),
+            (0x1000_0020_0000, 0x7ffd_0000, 0x2000, MOVE_REMAP, 0)
+        );
+        assert_eq!(m.prot as i32, libc::PROT_READ | libc::PROT_EXEC);
+        assert_eq!(
+            (premap.at, premap.len, premap.target),
+            (m.from, m.len, m.to)
+        );
+        assert!(premap.runs.is_empty());
+        assert!(matches!(
+            premap.source,
+            Source::Anonymous { grows_down: false }
+        ));
     }
 
     #[test]

@@ -55,7 +55,7 @@ use super::{Options, RESTORER, RestoreError, load, open::Opened, validate};
 use crate::{
     image::{
         Image,
-        format::{PAGES_FILE, Process, Thread},
+        format::{PAGE_SIZE, PAGES_FILE, Process, Thread},
         sign,
     },
     state::signals,
@@ -115,7 +115,12 @@ impl Plan {
     /// Plans the restore of `image` from the files `opened` for it: every
     /// descriptor made a helper, the zone reserved, the stub and its
     /// argument block mapped, every mapping's contents read in.
-    pub fn new(image: &Image, options: &Options, mut opened: Opened) -> Result<Self, RestoreError> {
+    pub fn new(
+        image: &Image,
+        options: &Options,
+        mut opened: Opened,
+        vdso: &validate::Vdso,
+    ) -> Result<Self, RestoreError> {
         let p = &image.process;
 
         // Descriptors, each above every fd of the image.
@@ -138,7 +143,11 @@ impl Plan {
 
         // The zone, and where each mapping goes through it.
         let threads = threads::main_first(image);
-        let kernel_here = validate::kernel_layout_here();
+        let kernel_here = &vdso.here;
+        let proxy_len = vdso
+            .proxy
+            .as_ref()
+            .map_or(0, |p| round_up(p.bytes.len() as u64) + PAGE_SIZE);
         let zone = Zone::reserve(
             &image.mappings,
             Sizes {
@@ -146,12 +155,35 @@ impl Plan {
                 args: round_up(args::estimate(p, &image.threads, image.mappings.len())),
                 stacks: STUB_STACK * threads.len() as u64,
                 kernel: kernel_here.iter().map(|(_, s, e)| e - s).sum(),
-                premaps: memory::premaps_len(&image.mappings, &sources),
+                premaps: memory::premaps_len(&image.mappings, &sources) + proxy_len,
             },
         )?;
         let mut cursor = zone.after_region();
-        let kernel = memory::kernel(&kernel_here, &image.mappings, zone.range(), &mut cursor);
-        let (moves, premaps) = memory::place(&image.mappings, sources, &mut cursor);
+        let finals = match &vdso.proxy {
+            None => memory::kernel_in_place(kernel_here, &image.mappings),
+            Some(_) => memory::kernel_home(kernel_here, &image.mappings, zone.range()).ok_or_else(
+                || {
+                    prepare_err("finding room for this kernel's vDSO")(std::io::Error::other(
+                        "no free range for it beside the image's mappings",
+                    ))
+                },
+            )?,
+        };
+        // This kernel's vDSO where it will be: the proxy's jumps' targets.
+        let new_vdso = kernel_here
+            .iter()
+            .zip(&finals)
+            .find(|((name, ..), _)| name == crate::state::vdso::VDSO)
+            .map_or(0, |(_, to)| *to);
+        let kernel = memory::kernel(kernel_here, finals, zone.range(), &mut cursor);
+        let (mut moves, mut premaps) = memory::place(&image.mappings, sources, &mut cursor);
+        let proxy = vdso.proxy.as_ref().map(|p| {
+            let bytes = crate::state::vdso::proxy_bytes(&p.bytes, &p.symbols, &p.patches, new_vdso);
+            let (m, premap) = memory::proxy(p.at, round_up(p.bytes.len() as u64), &mut cursor);
+            moves.push(m);
+            premaps.push(premap);
+            (premaps.len() - 1, bytes)
+        });
 
         // The argument block: each kind's part, then the head.
         let block = argument_block(
@@ -172,6 +204,9 @@ impl Plan {
         // In place: the stub and its block, every mapping's contents.
         zone.map_region(&block.bytes)?;
         load::load(&premaps, &pages, &pages_path)?;
+        if let Some((i, bytes)) = &proxy {
+            load::fill(&premaps[*i], bytes);
+        }
 
         let scratch_fd = helpers.scratch();
         let helpers = helpers.into_fds();

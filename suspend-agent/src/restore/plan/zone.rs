@@ -126,7 +126,7 @@ fn find(mappings: &[Mapping], len: u64) -> Result<u64, RestoreError> {
 /// The first `len` bytes overlapping none of `taken`, from
 /// [`ZONE_SEARCH_FROM`] on, each try past a range it met starting on a GiB
 /// boundary; `None` past the top of the address space.
-fn first_free(mut taken: Vec<(u64, u64)>, len: u64) -> Option<u64> {
+pub(super) fn first_free(mut taken: Vec<(u64, u64)>, len: u64) -> Option<u64> {
     taken.sort();
     let mut base = ZONE_SEARCH_FROM;
     loop {
