@@ -9,10 +9,10 @@
 //! and puts it where the [`Sink`] says: straight into its place in the
 //! mapped page file (checksummed later, once the process runs again), or
 //! into the worker's own buffer, checksummed there, compressed if asked
-//! (each run one frame, the batch's frames written together at the next
-//! free place in the file), written to the page file and handed to the disk
-//! at once (the process stays frozen until the image is durable, so the
-//! disk must start as early as it can).
+//! (each run one frame, the batch's frames and raw runs written together
+//! with one `pwritev` at the next free place in the file), written to the
+//! page file and handed to the disk at once (the process stays frozen
+//! until the image is durable, so the disk must start as early as it can).
 //!
 //! Only the thread that froze the process reads through `/proc/PID/mem`:
 //! kernels built with `CONFIG_PROC_MEM_FORCE_PTRACE` (Debian's 7.x) let
@@ -371,9 +371,11 @@ impl Memory {
 
     /// Hashes the runs of a batch, read into `buf`, compresses each into
     /// one frame (or keeps it raw where that would not save a tenth),
-    /// writes the frames together (gathered in the worker's `frames`) at
-    /// the next free place in the page file (`packed_to`, shared by the
-    /// workers) and starts their write-back, as [`Self::write_batch`].
+    /// writes them together at the next free place in the page file
+    /// (`packed_to`, shared by the workers) and starts their write-back,
+    /// as [`Self::write_batch`]. The frames are gathered in the worker's
+    /// `frames`; a raw run is written from `buf`, where it was read (one
+    /// `pwritev` of both, nothing copied).
     fn pack_batch(
         first: (usize, usize),
         runs: &[Run],
@@ -384,29 +386,43 @@ impl Memory {
     ) -> Result<(), DumpError> {
         frames.clear();
         let mut placed = Vec::with_capacity(runs.len());
-        let mut done = 0;
+        // What is written, in order: a frame's bytes in `frames`, or a
+        // raw run's in `buf` (raw runs one after the other merged).
+        let mut pieces: Vec<Piece> = Vec::with_capacity(runs.len());
+        let (mut done, mut offset) = (0, 0u64);
         for (i, &(_, pages)) in runs.iter().enumerate() {
             let bytes = (pages * PAGE_SIZE) as usize;
             let run = &buf[done..done + bytes];
-            done += bytes;
-            let offset = frames.len() as u64;
             let stored = match packer.pack(run) {
                 Some(frame) => {
+                    let from = frames.len();
                     frames.extend_from_slice(frame);
+                    pieces.push(Piece::Frame(from..frames.len()));
                     Some(frame.len() as u64)
                 }
                 None => {
-                    frames.extend_from_slice(run);
+                    match pieces.last_mut() {
+                        Some(Piece::Raw(raw)) if raw.end == done => raw.end += bytes,
+                        _ => pieces.push(Piece::Raw(done..done + bytes)),
+                    }
                     None
                 }
             };
             placed.push((i, blake3_hex(run), offset, stored));
+            offset += stored.unwrap_or(bytes as u64);
+            done += bytes;
         }
-        let len = frames.len() as u64;
+        let slices: Vec<&[u8]> = pieces
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Frame(r) => &frames[r],
+                Piece::Raw(r) => &buf[r],
+            })
+            .collect();
+        let len = offset;
         let at = packed_to.fetch_add(len, Ordering::Relaxed);
-        out.file
-            .write_all_at(frames, at)
-            .map_err(out.failed("writing"))?;
+        crate::sys::fd::write_all_vectored_at(std::os::fd::AsFd::as_fd(out.file), &slices, at)
+            .map_err(|e| out.failed("writing")(io::Error::new(e.kind(), e)))?;
         let hashed = placed.into_iter().map(|(i, blake3, offset, stored)| {
             let written = Written {
                 blake3,
@@ -645,6 +661,13 @@ impl Out<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .extend(runs);
     }
+}
+
+/// A part of a packed batch's write: bytes of the worker's frames, or of
+/// the batch's buffer (raw runs).
+enum Piece {
+    Frame(std::ops::Range<usize>),
+    Raw(std::ops::Range<usize>),
 }
 
 /// A run as it was written: its hash, and, where it was compressed (and so
@@ -911,6 +934,81 @@ mod tests {
             write(&read_only),
             Err(DumpError::Write(WriteError::Io { op: "writing", .. }))
         ));
+    }
+
+    #[test]
+    fn a_packed_batch_is_its_frames_and_raw_runs_one_after_the_other() {
+        let path = std::env::temp_dir().join(format!("suspend-pieces-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        let page = PAGE_SIZE as usize;
+        // Runs: noise, noise (raw, written from the buffer as one piece),
+        // text (a frame), noise (raw), zeros (a frame).
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        let mut noise = |pages: usize| -> Vec<u8> {
+            (0..pages * page)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let text: Vec<u8> = (0..2 * page).map(|i| b"pieces"[i % 6]).collect();
+        let parts = [noise(1), noise(2), text, noise(1), vec![0u8; 3 * page]];
+        let buf = parts.concat();
+        let runs: Vec<Run> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (10 * i as u64, (p.len() / page) as u64))
+            .collect();
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let packed_to = AtomicU64::new(0);
+        let out = Out {
+            file: &file,
+            path: &path,
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        let mut packer = Packer::new().expect("a compressor");
+        Memory::pack_batch(
+            (0, 0),
+            &runs,
+            &buf,
+            out,
+            (&mut packer, &mut Vec::new()),
+            &packed_to,
+        )
+        .expect("the batch is packed");
+        // The page file holds exactly what gathering it in one buffer
+        // wrote: each run's frame, or the run itself, in order, dense.
+        let mut check = Packer::new().expect("a compressor");
+        let expected: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| check.pack(p).map_or(p.clone(), <[u8]>::to_vec))
+            .collect();
+        let mut back = vec![0u8; expected.len()];
+        file.read_exact_at(&mut back, 0).expect("read back");
+        assert!(back == expected, "the page file differs");
+        assert_eq!(packed_to.load(Ordering::Relaxed), expected.len() as u64);
+        assert_eq!(file.metadata().expect("stat").len(), expected.len() as u64);
+        let hashes = hashes.into_inner().expect("hashes");
+        let stored: Vec<_> = (0..parts.len()).map(|r| hashes[&(0, r)].stored).collect();
+        assert!(stored[0].is_none() && stored[1].is_none() && stored[3].is_none());
+        assert!(stored[2].is_some() && stored[4].is_some());
+        let mut at = 0;
+        for (r, p) in parts.iter().enumerate() {
+            assert_eq!(hashes[&(0, r)].at, Some(at), "run {r}");
+            at += stored[r].unwrap_or(p.len() as u64);
+        }
     }
 
     #[test]
