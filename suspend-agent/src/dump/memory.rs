@@ -38,7 +38,7 @@ use crate::{
     image::{
         WriteError,
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
-        pages::{HOLE_MIN_PAGES, Packer, leave_out, zero_stretches},
+        pages::{HOLE_MIN_PAGES, Packer, Probe, is_zero, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
     state::mappings::{self, anonymous_page_saved, private_file_page_saved},
@@ -235,10 +235,9 @@ impl Memory {
     ) -> Result<(), DumpError> {
         let tracer = tick.is_some();
         // This worker's buffer, for a sink that is a file, and its
-        // compressor, for one that packs.
+        // compression, for one that packs.
         let mut own = Vec::new();
-        let mut packer = None;
-        let mut frames = Vec::new();
+        let mut packing = None;
         while !shared.failed.load(Ordering::Relaxed) {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
             let Some(mut batch) = next else { break };
@@ -261,9 +260,9 @@ impl Memory {
             };
             let outcome = match (outcome, shared.file, shared.packed_to) {
                 (Ok(true), Some((file, path)), Some(packed_to)) => {
-                    let packer = match &mut packer {
+                    let packing = match &mut packing {
                         Some(p) => p,
-                        None => packer.insert(Packer::new().map_err(|source| {
+                        None => packing.insert(Packing::new().map_err(|source| {
                             DumpError::Write(WriteError::Io {
                                 op: "making a compressor for",
                                 path: path.to_path_buf(),
@@ -281,7 +280,7 @@ impl Memory {
                             hashes: shared.hashes,
                             writeback_failed: shared.writeback_failed,
                         },
-                        (packer, &mut frames),
+                        packing,
                         packed_to,
                     )
                     .map(|()| true)
@@ -370,20 +369,31 @@ impl Memory {
     }
 
     /// Hashes the runs of a batch, read into `buf`, compresses each into
-    /// one frame (or keeps it raw where that would not save a tenth),
-    /// writes them together at the next free place in the page file
-    /// (`packed_to`, shared by the workers) and starts their write-back,
-    /// as [`Self::write_batch`]. The frames are gathered in the worker's
-    /// `frames`; a raw run is written from `buf`, where it was read (one
-    /// `pwritev` of both, nothing copied).
+    /// one frame (or keeps it raw where that would not save a tenth, or
+    /// where the worker's [`Probe`] says its mapping is not worth trying
+    /// and the run holds no zero page), writes them together at the next
+    /// free place in the page file (`packed_to`, shared by the workers)
+    /// and starts their write-back, as [`Self::write_batch`]. The frames
+    /// are gathered in the worker's `packing`; a raw run is written from
+    /// `buf`, where it was read (one `pwritev` of both, nothing copied).
     fn pack_batch(
         first: (usize, usize),
         runs: &[Run],
         buf: &[u8],
         out: Out<'_>,
-        (packer, frames): (&mut Packer, &mut Vec<u8>),
+        packing: &mut Packing,
         packed_to: &AtomicU64,
     ) -> Result<(), DumpError> {
+        if packing.mapping != Some(first.0) {
+            packing.mapping = Some(first.0);
+            packing.probe = packing.fresh;
+        }
+        let Packing {
+            packer,
+            frames,
+            probe,
+            ..
+        } = packing;
         frames.clear();
         let mut placed = Vec::with_capacity(runs.len());
         // What is written, in order: a frame's bytes in `frames`, or a
@@ -393,7 +403,18 @@ impl Memory {
         for (i, &(_, pages)) in runs.iter().enumerate() {
             let bytes = (pages * PAGE_SIZE) as usize;
             let run = &buf[done..done + bytes];
-            let stored = match packer.pack(run) {
+            // Zero pages shrink to almost nothing: a run with one is worth
+            // trying even in a mapping given up on.
+            let policy = probe.wants();
+            let frame = if policy || run.chunks(PAGE_SIZE as usize).any(is_zero) {
+                packer.pack(run)
+            } else {
+                None
+            };
+            if policy || frame.is_some() {
+                probe.tried(frame.is_some());
+            }
+            let stored = match frame {
                 Some(frame) => {
                     let from = frames.len();
                     frames.extend_from_slice(frame);
@@ -660,6 +681,30 @@ impl Out<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(runs);
+    }
+}
+
+/// A worker's compression: its compressor, the buffer a batch's frames
+/// are gathered in, and which runs are worth trying in the mapping it
+/// packed last (a batch of another mapping starts afresh).
+struct Packing {
+    packer: Packer,
+    frames: Vec<u8>,
+    probe: Probe,
+    mapping: Option<usize>,
+    /// The probe a mapping starts with.
+    fresh: Probe,
+}
+
+impl Packing {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            packer: Packer::new()?,
+            frames: Vec::new(),
+            probe: Probe::default(),
+            mapping: None,
+            fresh: Probe::default(),
+        })
     }
 }
 
@@ -978,13 +1023,12 @@ mod tests {
             hashes: &hashes,
             writeback_failed: &failed,
         };
-        let mut packer = Packer::new().expect("a compressor");
         Memory::pack_batch(
             (0, 0),
             &runs,
             &buf,
             out,
-            (&mut packer, &mut Vec::new()),
+            &mut Packing::new().expect("a compressor"),
             &packed_to,
         )
         .expect("the batch is packed");
@@ -1008,6 +1052,118 @@ mod tests {
         for (r, p) in parts.iter().enumerate() {
             assert_eq!(hashes[&(0, r)].at, Some(at), "run {r}");
             at += stored[r].unwrap_or(p.len() as u64);
+        }
+    }
+
+    /// `pages` pages of xorshift noise from `seed`.
+    fn noise(seed: u64, pages: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..pages * PAGE_SIZE as usize)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mapping_given_up_on_stores_its_runs_raw_but_those_with_zero_pages() {
+        let page = PAGE_SIZE as usize;
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null");
+        let text: Vec<u8> = (0..page).map(|i| b"probes"[i % 6]).collect();
+        let mut zeros = vec![0u8; 4 * page];
+        zeros[..page].copy_from_slice(&noise(7, 1));
+        // Mapping 0: ten runs of noise, text, a run with zero pages, text.
+        // Mapping 1: text.
+        let first: Vec<Vec<u8>> = (0..10)
+            .map(|i| noise(i + 1, 1))
+            .chain([text.clone(), zeros, text.clone()])
+            .collect();
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let out = Out {
+            file: &null,
+            path: std::path::Path::new("/dev/null"),
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        let mut packing = Packing::new().expect("a compressor");
+        let packed_to = AtomicU64::new(0);
+        let mut pack = |first: (usize, usize), parts: &[Vec<u8>]| {
+            let runs: Vec<Run> = parts.iter().map(|p| (0, (p.len() / page) as u64)).collect();
+            Memory::pack_batch(first, &runs, &parts.concat(), out, &mut packing, &packed_to)
+                .expect("packed");
+        };
+        // Two batches of one mapping share the probe.
+        pack((0, 0), &first[..9]);
+        pack((0, 9), &first[9..]);
+        let hashes_of = |mapping| {
+            let hashes = hashes.lock().expect("hashes");
+            let mut stored: Vec<_> = (hashes.iter())
+                .filter(|(k, _)| k.0 == mapping)
+                .map(|(k, w)| (k.1, w.stored.is_some()))
+                .collect();
+            stored.sort_unstable();
+            stored.into_iter().map(|(_, s)| s).collect::<Vec<_>>()
+        };
+        // After eight misses the text is not tried; the run with zero
+        // pages is, and packs, so the text after it is tried again.
+        let expected: Vec<bool> = [false; 11].into_iter().chain([true, true]).collect();
+        assert_eq!(hashes_of(0), expected);
+        pack((1, 0), std::slice::from_ref(&text));
+        assert_eq!(hashes_of(1), [true], "a new mapping starts afresh");
+    }
+
+    /// Packs 256 MiB of noise in batches of one mapping, written to
+    /// `/dev/null`, as a worker would: with the probe, and trying every run.
+    /// `cargo test --release -p suspend-agent --bin suspend-agent -- --ignored --nocapture bench_pack_noise`
+    #[test]
+    #[ignore = "a micro-benchmark"]
+    fn bench_pack_noise() {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null");
+        let buf = noise(0x9e37_79b9, BATCH_BYTES / PAGE_SIZE as usize);
+        let runs: Vec<Run> = (0..BATCH_BYTES as u64 / (MAX_RUN_PAGES * PAGE_SIZE))
+            .map(|i| (i * MAX_RUN_PAGES, MAX_RUN_PAGES))
+            .collect();
+        let batches = (256 << 20) / BATCH_BYTES;
+        for (what, fresh) in [
+            ("probed", Probe::default()),
+            ("every run tried", Probe::new(u32::MAX, 1)),
+        ] {
+            let mut times: Vec<f64> = (0..5)
+                .map(|_| {
+                    let hashes = Mutex::new(HashMap::new());
+                    let failed = AtomicBool::new(false);
+                    let out = Out {
+                        file: &null,
+                        path: std::path::Path::new("/dev/null"),
+                        hashes: &hashes,
+                        writeback_failed: &failed,
+                    };
+                    let mut packing = Packing::new().expect("a compressor");
+                    packing.fresh = fresh;
+                    let packed_to = AtomicU64::new(0);
+                    let start = std::time::Instant::now();
+                    for b in 0..batches {
+                        Memory::pack_batch((0, b), &runs, &buf, out, &mut packing, &packed_to)
+                            .expect("packed");
+                    }
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "256 MiB of noise, {what}: median {:.3} s (min {:.3}, max {:.3})",
+                times[2], times[0], times[4]
+            );
         }
     }
 
@@ -1047,19 +1203,12 @@ mod tests {
             hashes: &hashes,
             writeback_failed: &failed,
         };
-        let mut packer = (Packer::new().expect("a compressor"), Vec::new());
+        let mut packing = Packing::new().expect("a compressor");
         let batches: [(&[Run], &[u8]); 2] =
             [(&[(0, 2), (7, 3)], &first), (&[(20, 2), (30, 1)], &second)];
         for (i, (runs, buf)) in batches.iter().enumerate() {
-            Memory::pack_batch(
-                (i, 0),
-                runs,
-                buf,
-                out,
-                (&mut packer.0, &mut packer.1),
-                &packed_to,
-            )
-            .expect("the batch is packed");
+            Memory::pack_batch((i, 0), runs, buf, out, &mut packing, &packed_to)
+                .expect("the batch is packed");
         }
         let end = packed_to.load(Ordering::Relaxed);
         assert_eq!(file.metadata().expect("stat").len(), end);

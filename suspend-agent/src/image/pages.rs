@@ -69,6 +69,70 @@ impl Packer {
     }
 }
 
+/// Runs in a row that did not shrink after which [`Probe`] stops trying
+/// each one.
+pub const GIVE_UP_AFTER: u32 = 8;
+/// Once [`Probe`] has given up, one run in this many is still tried.
+pub const RETRY_EVERY: u32 = 64;
+
+/// Which runs of a stream are worth trying to compress: every one, until
+/// [`GIVE_UP_AFTER`] in a row did not shrink (random or already
+/// compressed memory: trying costs a pass over each run for nothing);
+/// then one in [`RETRY_EVERY`], so that a stream whose later part
+/// compresses is compressed again from the first run that shrinks.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    give_up_after: u32,
+    retry_every: u32,
+    /// Runs tried in a row that did not shrink.
+    misses: u32,
+    /// Runs not tried since the last one that was, once given up.
+    skipped: u32,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self::new(GIVE_UP_AFTER, RETRY_EVERY)
+    }
+}
+
+impl Probe {
+    /// Gives up after `give_up_after` misses in a row, then tries one run
+    /// in `retry_every` (at least 1: every run).
+    pub fn new(give_up_after: u32, retry_every: u32) -> Self {
+        Self {
+            give_up_after,
+            retry_every: retry_every.max(1),
+            misses: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Whether to try compressing the next run; a run not tried is stored
+    /// raw.
+    pub fn wants(&mut self) -> bool {
+        if self.misses < self.give_up_after {
+            return true;
+        }
+        self.skipped += 1;
+        if self.skipped >= self.retry_every {
+            self.skipped = 0;
+            return true;
+        }
+        false
+    }
+
+    /// What trying a run gave: `packed` if it shrank.
+    pub fn tried(&mut self, packed: bool) {
+        if packed {
+            self.misses = 0;
+            self.skipped = 0;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+        }
+    }
+}
+
 /// Why a run could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -461,6 +525,47 @@ mod tests {
             "which pages were touched"
         );
         assert!(fresh[..] == run[..]);
+    }
+
+    #[test]
+    fn a_probe_gives_up_after_misses_in_a_row_and_tries_again_now_and_then() {
+        // Which of `n` runs are tried, each answering as `shrinks` says.
+        let tried = |probe: &mut Probe, n: usize, shrinks: &dyn Fn(usize) -> bool| {
+            (0..n)
+                .filter(|&i| {
+                    let wants = probe.wants();
+                    if wants {
+                        probe.tried(shrinks(i));
+                    }
+                    wants
+                })
+                .collect::<Vec<_>>()
+        };
+        // Nothing shrinks: the first 8, then one in 64.
+        let mut probe = Probe::default();
+        let never = tried(&mut probe, 8 + 3 * 64, &|_| false);
+        let expected: Vec<usize> = (0..8).chain([71, 135, 199]).collect();
+        assert_eq!(never, expected);
+        // Everything shrinks: every run is tried.
+        let mut probe = Probe::default();
+        assert_eq!(tried(&mut probe, 500, &|_| true).len(), 500);
+        // A miss now and then never makes it give up.
+        let mut probe = Probe::default();
+        assert_eq!(tried(&mut probe, 500, &|i| i % 8 != 7).len(), 500);
+        // Incompressible, then compressible from run 100 on: the retry at
+        // 135 finds it, and from there every run is tried again.
+        let mut probe = Probe::default();
+        let later = tried(&mut probe, 300, &|i| i >= 100);
+        let expected: Vec<usize> = (0..8).chain([71]).chain(135..300).collect();
+        assert_eq!(later, expected);
+        // Given up again after new misses in a row (here 2, retrying one
+        // run in 3).
+        let mut probe = Probe::new(2, 3);
+        let mixed = tried(&mut probe, 12, &|i| i == 7);
+        assert_eq!(mixed, [0, 1, 4, 7, 8, 9]);
+        // A retry of every run is no probing at all.
+        let mut probe = Probe::new(0, 1);
+        assert_eq!(tried(&mut probe, 10, &|_| false).len(), 10);
     }
 
     #[test]
