@@ -9,10 +9,10 @@
 //! and puts it where the [`Sink`] says: straight into its place in the
 //! mapped page file (checksummed later, once the process runs again), or
 //! into the worker's own buffer, checksummed there, compressed if asked
-//! (each run one frame, the batch's frames written together at the next
-//! free place in the file), written to the page file and handed to the disk
-//! at once (the process stays frozen until the image is durable, so the
-//! disk must start as early as it can).
+//! (each run one frame, the batch's frames and raw runs written together
+//! with one `pwritev` at the next free place in the file), written to the
+//! page file and handed to the disk at once (the process stays frozen
+//! until the image is durable, so the disk must start as early as it can).
 //!
 //! Only the thread that froze the process reads through `/proc/PID/mem`:
 //! kernels built with `CONFIG_PROC_MEM_FORCE_PTRACE` (Debian's 7.x) let
@@ -38,7 +38,7 @@ use crate::{
     image::{
         WriteError,
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE, PageRun, blake3_hex},
-        pages::{HOLE_MIN_PAGES, Packer, leave_out, zero_stretches},
+        pages::{HOLE_MIN_PAGES, Packer, Probe, is_zero, leave_out, zero_stretches},
     },
     procfs::vmas::Vma,
     state::mappings::{self, anonymous_page_saved, private_file_page_saved},
@@ -236,10 +236,9 @@ impl Memory {
     ) -> Result<(), DumpError> {
         let tracer = tick.is_some();
         // This worker's buffer, for a sink that is a file, and its
-        // compressor, for one that packs.
+        // compression, for one that packs.
         let mut own = Vec::new();
-        let mut packer = None;
-        let mut frames = Vec::new();
+        let mut packing = None;
         while !shared.failed.load(Ordering::Relaxed) {
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
             let Some(mut batch) = next else { break };
@@ -262,9 +261,9 @@ impl Memory {
             };
             let outcome = match (outcome, shared.file, shared.packed_to) {
                 (Ok(true), Some((file, path)), Some(packed_to)) => {
-                    let packer = match &mut packer {
+                    let packing = match &mut packing {
                         Some(p) => p,
-                        None => packer.insert(Packer::new().map_err(|source| {
+                        None => packing.insert(Packing::new().map_err(|source| {
                             DumpError::Write(WriteError::Io {
                                 op: "making a compressor for",
                                 path: path.to_path_buf(),
@@ -282,7 +281,7 @@ impl Memory {
                             hashes: shared.hashes,
                             writeback_failed: shared.writeback_failed,
                         },
-                        (packer, &mut frames),
+                        packing,
                         packed_to,
                     )
                     .map(|()| true)
@@ -371,43 +370,81 @@ impl Memory {
     }
 
     /// Hashes the runs of a batch, read into `buf`, compresses each into
-    /// one frame (or keeps it raw where that would not save a tenth),
-    /// writes the frames together (gathered in the worker's `frames`) at
-    /// the next free place in the page file (`packed_to`, shared by the
-    /// workers) and starts their write-back, as [`Self::write_batch`].
+    /// one frame (or keeps it raw where that would not save a tenth, or
+    /// where the worker's [`Probe`] says its mapping is not worth trying
+    /// and the run holds no zero page), writes them together at the next
+    /// free place in the page file (`packed_to`, shared by the workers)
+    /// and starts their write-back, as [`Self::write_batch`]. The frames
+    /// are gathered in the worker's `packing`; a raw run is written from
+    /// `buf`, where it was read (one `pwritev` of both, nothing copied).
     fn pack_batch(
         first: (usize, usize),
         runs: &[Run],
         buf: &[u8],
         out: Out<'_>,
-        (packer, frames): (&mut Packer, &mut Vec<u8>),
+        packing: &mut Packing,
         packed_to: &AtomicU64,
     ) -> Result<(), DumpError> {
+        if packing.mapping != Some(first.0) {
+            packing.mapping = Some(first.0);
+            packing.probe = packing.fresh;
+        }
+        let Packing {
+            packer,
+            frames,
+            probe,
+            ..
+        } = packing;
         frames.clear();
         let mut placed = Vec::with_capacity(runs.len());
-        let mut done = 0;
+        // What is written, in order: a frame's bytes in `frames`, or a
+        // raw run's in `buf` (raw runs one after the other merged).
+        let mut pieces: Vec<Piece> = Vec::with_capacity(runs.len());
+        let (mut done, mut offset) = (0, 0u64);
         for (i, &(_, pages)) in runs.iter().enumerate() {
             let bytes = (pages * PAGE_SIZE) as usize;
             let run = &buf[done..done + bytes];
-            done += bytes;
-            let offset = frames.len() as u64;
-            let stored = match packer.pack(run) {
+            // Zero pages shrink to almost nothing: a run with one is worth
+            // trying even in a mapping given up on.
+            let policy = probe.wants();
+            let frame = if policy || run.chunks(PAGE_SIZE as usize).any(is_zero) {
+                packer.pack(run)
+            } else {
+                None
+            };
+            if policy || frame.is_some() {
+                probe.tried(frame.is_some());
+            }
+            let stored = match frame {
                 Some(frame) => {
+                    let from = frames.len();
                     frames.extend_from_slice(frame);
+                    pieces.push(Piece::Frame(from..frames.len()));
                     Some(frame.len() as u64)
                 }
                 None => {
-                    frames.extend_from_slice(run);
+                    match pieces.last_mut() {
+                        Some(Piece::Raw(raw)) if raw.end == done => raw.end += bytes,
+                        _ => pieces.push(Piece::Raw(done..done + bytes)),
+                    }
                     None
                 }
             };
             placed.push((i, blake3_hex(run), offset, stored));
+            offset += stored.unwrap_or(bytes as u64);
+            done += bytes;
         }
-        let len = frames.len() as u64;
+        let slices: Vec<&[u8]> = pieces
+            .into_iter()
+            .map(|piece| match piece {
+                Piece::Frame(r) => &frames[r],
+                Piece::Raw(r) => &buf[r],
+            })
+            .collect();
+        let len = offset;
         let at = packed_to.fetch_add(len, Ordering::Relaxed);
-        out.file
-            .write_all_at(frames, at)
-            .map_err(out.failed("writing"))?;
+        crate::sys::fd::write_all_vectored_at(std::os::fd::AsFd::as_fd(out.file), &slices, at)
+            .map_err(|e| out.failed("writing")(io::Error::new(e.kind(), e)))?;
         let hashed = placed.into_iter().map(|(i, blake3, offset, stored)| {
             let written = Written {
                 blake3,
@@ -650,6 +687,37 @@ impl Out<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .extend(runs);
     }
+}
+
+/// A worker's compression: its compressor, the buffer a batch's frames
+/// are gathered in, and which runs are worth trying in the mapping it
+/// packed last (a batch of another mapping starts afresh).
+struct Packing {
+    packer: Packer,
+    frames: Vec<u8>,
+    probe: Probe,
+    mapping: Option<usize>,
+    /// The probe a mapping starts with.
+    fresh: Probe,
+}
+
+impl Packing {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            packer: Packer::new()?,
+            frames: Vec::new(),
+            probe: Probe::default(),
+            mapping: None,
+            fresh: Probe::default(),
+        })
+    }
+}
+
+/// A part of a packed batch's write: bytes of the worker's frames, or of
+/// the batch's buffer (raw runs).
+enum Piece {
+    Frame(std::ops::Range<usize>),
+    Raw(std::ops::Range<usize>),
 }
 
 /// A run as it was written: its hash, and, where it was compressed (and so
@@ -1001,6 +1069,192 @@ mod tests {
     }
 
     #[test]
+    fn a_packed_batch_is_its_frames_and_raw_runs_one_after_the_other() {
+        let path = std::env::temp_dir().join(format!("suspend-pieces-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        let page = PAGE_SIZE as usize;
+        // Runs: noise, noise (raw, written from the buffer as one piece),
+        // text (a frame), noise (raw), zeros (a frame).
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        let mut noise = |pages: usize| -> Vec<u8> {
+            (0..pages * page)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let text: Vec<u8> = (0..2 * page).map(|i| b"pieces"[i % 6]).collect();
+        let parts = [noise(1), noise(2), text, noise(1), vec![0u8; 3 * page]];
+        let buf = parts.concat();
+        let runs: Vec<Run> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (10 * i as u64, (p.len() / page) as u64))
+            .collect();
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let packed_to = AtomicU64::new(0);
+        let out = Out {
+            file: &file,
+            path: &path,
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        Memory::pack_batch(
+            (0, 0),
+            &runs,
+            &buf,
+            out,
+            &mut Packing::new().expect("a compressor"),
+            &packed_to,
+        )
+        .expect("the batch is packed");
+        // The page file holds exactly what gathering it in one buffer
+        // wrote: each run's frame, or the run itself, in order, dense.
+        let mut check = Packer::new().expect("a compressor");
+        let expected: Vec<u8> = parts
+            .iter()
+            .flat_map(|p| check.pack(p).map_or(p.clone(), <[u8]>::to_vec))
+            .collect();
+        let mut back = vec![0u8; expected.len()];
+        file.read_exact_at(&mut back, 0).expect("read back");
+        assert!(back == expected, "the page file differs");
+        assert_eq!(packed_to.load(Ordering::Relaxed), expected.len() as u64);
+        assert_eq!(file.metadata().expect("stat").len(), expected.len() as u64);
+        let hashes = hashes.into_inner().expect("hashes");
+        let stored: Vec<_> = (0..parts.len()).map(|r| hashes[&(0, r)].stored).collect();
+        assert!(stored[0].is_none() && stored[1].is_none() && stored[3].is_none());
+        assert!(stored[2].is_some() && stored[4].is_some());
+        let mut at = 0;
+        for (r, p) in parts.iter().enumerate() {
+            assert_eq!(hashes[&(0, r)].at, Some(at), "run {r}");
+            at += stored[r].unwrap_or(p.len() as u64);
+        }
+    }
+
+    /// `pages` pages of xorshift noise from `seed`.
+    fn noise(seed: u64, pages: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..pages * PAGE_SIZE as usize)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mapping_given_up_on_stores_its_runs_raw_but_those_with_zero_pages() {
+        let page = PAGE_SIZE as usize;
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null");
+        let text: Vec<u8> = (0..page).map(|i| b"probes"[i % 6]).collect();
+        let mut zeros = vec![0u8; 4 * page];
+        zeros[..page].copy_from_slice(&noise(7, 1));
+        // Mapping 0: ten runs of noise, text, a run with zero pages, text.
+        // Mapping 1: text.
+        let first: Vec<Vec<u8>> = (0..10)
+            .map(|i| noise(i + 1, 1))
+            .chain([text.clone(), zeros, text.clone()])
+            .collect();
+        let hashes = Mutex::new(HashMap::new());
+        let failed = AtomicBool::new(false);
+        let out = Out {
+            file: &null,
+            path: std::path::Path::new("/dev/null"),
+            hashes: &hashes,
+            writeback_failed: &failed,
+        };
+        let mut packing = Packing::new().expect("a compressor");
+        let packed_to = AtomicU64::new(0);
+        let mut pack = |first: (usize, usize), parts: &[Vec<u8>]| {
+            let runs: Vec<Run> = parts.iter().map(|p| (0, (p.len() / page) as u64)).collect();
+            Memory::pack_batch(first, &runs, &parts.concat(), out, &mut packing, &packed_to)
+                .expect("packed");
+        };
+        // Two batches of one mapping share the probe.
+        pack((0, 0), &first[..9]);
+        pack((0, 9), &first[9..]);
+        let hashes_of = |mapping| {
+            let hashes = hashes.lock().expect("hashes");
+            let mut stored: Vec<_> = (hashes.iter())
+                .filter(|(k, _)| k.0 == mapping)
+                .map(|(k, w)| (k.1, w.stored.is_some()))
+                .collect();
+            stored.sort_unstable();
+            stored.into_iter().map(|(_, s)| s).collect::<Vec<_>>()
+        };
+        // After eight misses the text is not tried; the run with zero
+        // pages is, and packs, so the text after it is tried again.
+        let expected: Vec<bool> = [false; 11].into_iter().chain([true, true]).collect();
+        assert_eq!(hashes_of(0), expected);
+        pack((1, 0), std::slice::from_ref(&text));
+        assert_eq!(hashes_of(1), [true], "a new mapping starts afresh");
+    }
+
+    /// Packs 256 MiB of noise in batches of one mapping, written to
+    /// `/dev/null`, as a worker would: with the probe, and trying every run.
+    /// `cargo test --release -p suspend-agent --bin suspend-agent -- --ignored --nocapture bench_pack_noise`
+    #[test]
+    #[ignore = "a micro-benchmark"]
+    fn bench_pack_noise() {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null");
+        let buf = noise(0x9e37_79b9, BATCH_BYTES / PAGE_SIZE as usize);
+        let runs: Vec<Run> = (0..BATCH_BYTES as u64 / (MAX_RUN_PAGES * PAGE_SIZE))
+            .map(|i| (i * MAX_RUN_PAGES, MAX_RUN_PAGES))
+            .collect();
+        let batches = (256 << 20) / BATCH_BYTES;
+        for (what, fresh) in [
+            ("probed", Probe::default()),
+            ("every run tried", Probe::new(u32::MAX, 1)),
+        ] {
+            let mut times: Vec<f64> = (0..5)
+                .map(|_| {
+                    let hashes = Mutex::new(HashMap::new());
+                    let failed = AtomicBool::new(false);
+                    let out = Out {
+                        file: &null,
+                        path: std::path::Path::new("/dev/null"),
+                        hashes: &hashes,
+                        writeback_failed: &failed,
+                    };
+                    let mut packing = Packing::new().expect("a compressor");
+                    packing.fresh = fresh;
+                    let packed_to = AtomicU64::new(0);
+                    let start = std::time::Instant::now();
+                    for b in 0..batches {
+                        Memory::pack_batch((0, b), &runs, &buf, out, &mut packing, &packed_to)
+                            .expect("packed");
+                    }
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "256 MiB of noise, {what}: median {:.3} s (min {:.3}, max {:.3})",
+                times[2], times[0], times[4]
+            );
+        }
+    }
+
+    #[test]
     fn packed_batches_take_their_own_places_and_read_back_as_their_runs() {
         use crate::image::pages::RunReader;
         let (path, file) = scratch_file("packed");
@@ -1028,19 +1282,12 @@ mod tests {
             hashes: &hashes,
             writeback_failed: &failed,
         };
-        let mut packer = (Packer::new().expect("a compressor"), Vec::new());
+        let mut packing = Packing::new().expect("a compressor");
         let batches: [(&[Run], &[u8]); 2] =
             [(&[(0, 2), (7, 3)], &first), (&[(20, 2), (30, 1)], &second)];
         for (i, (runs, buf)) in batches.iter().enumerate() {
-            Memory::pack_batch(
-                (i, 0),
-                runs,
-                buf,
-                out,
-                (&mut packer.0, &mut packer.1),
-                &packed_to,
-            )
-            .expect("the batch is packed");
+            Memory::pack_batch((i, 0), runs, buf, out, &mut packing, &packed_to)
+                .expect("the batch is packed");
         }
         let end = packed_to.load(Ordering::Relaxed);
         assert_eq!(file.metadata().expect("stat").len(), end);

@@ -21,7 +21,7 @@
 //! their stack pointers), so that nothing present differs from the image.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fs,
     os::{
         fd::{AsFd as _, OwnedFd},
@@ -99,6 +99,51 @@ pub(super) fn plan(image: &Image) -> (Vec<(u64, u64)>, Vec<Chunk>) {
     (ranges, chunks)
 }
 
+/// Runs kept read (and decompressed) by [`Pages`].
+const CACHED_RUNS: usize = 8;
+
+/// The runs read last, most recent first, by (mapping, run): faults that
+/// go back and forth among a few runs (a loop over two buffers, threads'
+/// stacks) read and decompress each once.
+pub(super) struct RunCache {
+    runs: VecDeque<((usize, usize), Vec<u8>)>,
+    capacity: usize,
+}
+
+impl RunCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            runs: VecDeque::with_capacity(capacity),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The bytes of run `key`: kept, or read by `load` into a buffer (the
+    /// least recently used one's, when the cache is full). A run that
+    /// failed to load is not kept.
+    pub fn get_or_load<E>(
+        &mut self,
+        key: (usize, usize),
+        load: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<&[u8], E> {
+        if let Some(i) = self.runs.iter().position(|(k, _)| *k == key) {
+            if i > 0 {
+                let hit = self.runs.remove(i).expect("found above");
+                self.runs.push_front(hit);
+            }
+        } else {
+            let mut buf = if self.runs.len() >= self.capacity {
+                self.runs.pop_back().map(|(_, b)| b).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            load(&mut buf)?;
+            self.runs.push_front((key, buf));
+        }
+        Ok(&self.runs[0].1)
+    }
+}
+
 /// The image's saved pages, each run checked against its hash the first
 /// time any of it is used.
 pub(super) struct Pages<'i> {
@@ -106,8 +151,7 @@ pub(super) struct Pages<'i> {
     file: fs::File,
     verified: std::collections::HashSet<(usize, usize)>,
     reader: RunReader,
-    buf: Vec<u8>,
-    cached: Option<(usize, usize)>,
+    cache: RunCache,
 }
 
 impl<'i> Pages<'i> {
@@ -119,23 +163,28 @@ impl<'i> Pages<'i> {
                 .map_err(io_err(pid, format!("opening {PAGES_FILE}")))?,
             verified: Default::default(),
             reader: RunReader::default(),
-            buf: Vec::new(),
-            cached: None,
+            cache: RunCache::new(CACHED_RUNS),
         })
     }
 
     /// The bytes of run `run` of mapping `mapping`.
     pub fn run(&mut self, mapping: usize, run: usize) -> Result<&[u8], HoldError> {
-        if self.cached != Some((mapping, run)) {
-            let pid = self.image.process.pid;
-            let m = &self.image.mappings[mapping];
+        let Self {
+            image,
+            file,
+            verified,
+            reader,
+            cache,
+        } = self;
+        cache.get_or_load((mapping, run), |buf| {
+            let pid = image.process.pid;
+            let m = &image.mappings[mapping];
             let r = &m.pages[run];
-            self.cached = None;
-            self.buf.resize((r.pages * PAGE_SIZE) as usize, 0);
+            buf.resize((r.pages * PAGE_SIZE) as usize, 0);
             // A failed read may be the disk's: the process stays held for
             // another try. A run that is no frame of its pages is damage.
-            self.reader
-                .read(&self.file, r.at, r.stored, &mut self.buf)
+            reader
+                .read(file, r.at, r.stored, buf)
                 .map_err(|e| match e {
                     RunError::Io(source) => HoldError::Io {
                         pid,
@@ -150,8 +199,8 @@ impl<'i> Pages<'i> {
                         ),
                     },
                 })?;
-            if !self.verified.contains(&(mapping, run)) {
-                if blake3_hex(&self.buf) != r.blake3 {
+            if !verified.contains(&(mapping, run)) {
+                if blake3_hex(buf) != r.blake3 {
                     return Err(HoldError::Pages {
                         pid,
                         what: format!(
@@ -160,11 +209,10 @@ impl<'i> Pages<'i> {
                         ),
                     });
                 }
-                self.verified.insert((mapping, run));
+                verified.insert((mapping, run));
             }
-            self.cached = Some((mapping, run));
-        }
-        Ok(&self.buf)
+            Ok(())
+        })
     }
 
     /// The saved bytes of the page at `addr` in mapping `mapping`, or
@@ -360,5 +408,49 @@ mod tests {
         );
         assert_eq!(c.within(0x14000, 0x20000), None);
         assert_eq!(c.within(0, u64::MAX), Some(c));
+    }
+
+    #[test]
+    fn faults_back_and_forth_between_runs_read_each_once() {
+        let mut cache = RunCache::new(CACHED_RUNS);
+        let mut loads = Vec::new();
+        // Run `key` through the cache; a read of it is noted in `loads`.
+        fn get(cache: &mut RunCache, loads: &mut Vec<(usize, usize)>, key: (usize, usize)) {
+            let bytes = cache
+                .get_or_load(key, |buf| {
+                    loads.push(key);
+                    buf.clear();
+                    buf.extend_from_slice(&[key.0 as u8, key.1 as u8]);
+                    Ok::<(), ()>(())
+                })
+                .expect("loads")
+                .to_vec();
+            assert_eq!(bytes, [key.0 as u8, key.1 as u8], "the bytes of {key:?}");
+        }
+        // Alternating between two runs: each read once.
+        for _ in 0..10 {
+            get(&mut cache, &mut loads, (0, 1));
+            get(&mut cache, &mut loads, (3, 0));
+        }
+        assert_eq!(loads, [(0, 1), (3, 0)]);
+        // Eight runs fit; a ninth puts out the one used least recently,
+        // not the one put in first.
+        loads.clear();
+        for run in 2..8 {
+            get(&mut cache, &mut loads, (0, run));
+        }
+        get(&mut cache, &mut loads, (0, 1));
+        get(&mut cache, &mut loads, (9, 9));
+        assert_eq!(loads.len(), 7, "{loads:?}");
+        loads.clear();
+        get(&mut cache, &mut loads, (0, 1));
+        assert!(loads.is_empty(), "(0, 1) was used last but one");
+        get(&mut cache, &mut loads, (3, 0));
+        assert_eq!(loads, [(3, 0)], "(3, 0) was used least recently");
+        // A run that fails to load is not kept, and its error is the
+        // caller's.
+        let failed = cache.get_or_load((5, 5), |_| Err("disk"));
+        assert_eq!(failed.map(<[u8]>::to_vec), Err("disk"));
+        assert!(cache.get_or_load((5, 5), |_| Err("again")).is_err());
     }
 }

@@ -69,6 +69,70 @@ impl Packer {
     }
 }
 
+/// Runs in a row that did not shrink after which [`Probe`] stops trying
+/// each one.
+pub const GIVE_UP_AFTER: u32 = 8;
+/// Once [`Probe`] has given up, one run in this many is still tried.
+pub const RETRY_EVERY: u32 = 64;
+
+/// Which runs of a stream are worth trying to compress: every one, until
+/// [`GIVE_UP_AFTER`] in a row did not shrink (random or already
+/// compressed memory: trying costs a pass over each run for nothing);
+/// then one in [`RETRY_EVERY`], so that a stream whose later part
+/// compresses is compressed again from the first run that shrinks.
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    give_up_after: u32,
+    retry_every: u32,
+    /// Runs tried in a row that did not shrink.
+    misses: u32,
+    /// Runs not tried since the last one that was, once given up.
+    skipped: u32,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Self::new(GIVE_UP_AFTER, RETRY_EVERY)
+    }
+}
+
+impl Probe {
+    /// Gives up after `give_up_after` misses in a row, then tries one run
+    /// in `retry_every` (at least 1: every run).
+    pub fn new(give_up_after: u32, retry_every: u32) -> Self {
+        Self {
+            give_up_after,
+            retry_every: retry_every.max(1),
+            misses: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Whether to try compressing the next run; a run not tried is stored
+    /// raw.
+    pub fn wants(&mut self) -> bool {
+        if self.misses < self.give_up_after {
+            return true;
+        }
+        self.skipped += 1;
+        if self.skipped >= self.retry_every {
+            self.skipped = 0;
+            return true;
+        }
+        false
+    }
+
+    /// What trying a run gave: `packed` if it shrank.
+    pub fn tried(&mut self, packed: bool) {
+        if packed {
+            self.misses = 0;
+            self.skipped = 0;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+        }
+    }
+}
+
 /// Why a run could not be read back.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -115,13 +179,18 @@ impl RunReader {
                     pages.len()
                 ))
             })?;
-        self.frame.resize(len, 0);
-        file.read_exact_at(&mut self.frame, at)?;
+        // Kept as long as the longest frame so far: resized to each, it
+        // would be filled with zeros each time it grows.
+        if self.frame.len() < len {
+            self.frame.resize(len, 0);
+        }
+        let frame = &mut self.frame[..len];
+        file.read_exact_at(frame, at)?;
         let zstd = match &mut self.zstd {
             Some(z) => z,
             None => self.zstd.insert(zstd::bulk::Decompressor::new()?),
         };
-        match zstd.decompress_to_buffer(&self.frame, pages) {
+        match zstd.decompress_to_buffer(&*frame, pages) {
             Ok(n) if n == pages.len() => Ok(()),
             Ok(n) => Err(RunError::Damaged(format!(
                 "the frame holds {n} bytes, not {}",
@@ -144,9 +213,12 @@ impl RunReader {
         stored: u64,
         pages: &mut [u8],
     ) -> Result<(), RunError> {
+        // As long as the longest run so far (see `frame`).
         let mut aside = std::mem::take(&mut self.aside);
-        aside.resize(pages.len(), 0);
-        let read = self.read(file, at, Some(stored), &mut aside);
+        if aside.len() < pages.len() {
+            aside.resize(pages.len(), 0);
+        }
+        let read = self.read(file, at, Some(stored), &mut aside[..pages.len()]);
         if read.is_ok() {
             let page = PAGE_SIZE as usize;
             for (from, to) in aside.chunks(page).zip(pages.chunks_mut(page)) {
@@ -464,6 +536,100 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_gives_up_after_misses_in_a_row_and_tries_again_now_and_then() {
+        // Which of `n` runs are tried, each answering as `shrinks` says.
+        let tried = |probe: &mut Probe, n: usize, shrinks: &dyn Fn(usize) -> bool| {
+            (0..n)
+                .filter(|&i| {
+                    let wants = probe.wants();
+                    if wants {
+                        probe.tried(shrinks(i));
+                    }
+                    wants
+                })
+                .collect::<Vec<_>>()
+        };
+        // Nothing shrinks: the first 8, then one in 64.
+        let mut probe = Probe::default();
+        let never = tried(&mut probe, 8 + 3 * 64, &|_| false);
+        let expected: Vec<usize> = (0..8).chain([71, 135, 199]).collect();
+        assert_eq!(never, expected);
+        // Everything shrinks: every run is tried.
+        let mut probe = Probe::default();
+        assert_eq!(tried(&mut probe, 500, &|_| true).len(), 500);
+        // A miss now and then never makes it give up.
+        let mut probe = Probe::default();
+        assert_eq!(tried(&mut probe, 500, &|i| i % 8 != 7).len(), 500);
+        // Incompressible, then compressible from run 100 on: the retry at
+        // 135 finds it, and from there every run is tried again.
+        let mut probe = Probe::default();
+        let later = tried(&mut probe, 300, &|i| i >= 100);
+        let expected: Vec<usize> = (0..8).chain([71]).chain(135..300).collect();
+        assert_eq!(later, expected);
+        // Given up again after new misses in a row (here 2, retrying one
+        // run in 3).
+        let mut probe = Probe::new(2, 3);
+        let mixed = tried(&mut probe, 12, &|i| i == 7);
+        assert_eq!(mixed, [0, 1, 4, 7, 8, 9]);
+        // A retry of every run is no probing at all.
+        let mut probe = Probe::new(0, 1);
+        assert_eq!(tried(&mut probe, 10, &|_| false).len(), 10);
+    }
+
+    #[test]
+    fn a_reader_reused_for_runs_of_every_size_reads_each_back() {
+        let path = std::env::temp_dir().join(format!("suspend-reuse-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        let mut packer = Packer::new().expect("a compressor");
+        // Runs of 1, 256, 3 and 2 pages, each with a zero page or more but
+        // the first: (at, stored, bytes).
+        let mut runs = Vec::new();
+        let mut at = 0u64;
+        for (pages, seed) in [(1usize, 3u8), (256, 5), (3, 7), (2, 11)] {
+            let mut run: Vec<u8> = (0..pages * PAGE)
+                .map(|i| seed.wrapping_mul((i % 251) as u8))
+                .collect();
+            if pages > 1 {
+                run[PAGE..2 * PAGE].fill(0);
+            }
+            let frame = packer.pack(&run).expect("packs").to_vec();
+            file.write_all_at(&frame, at).expect("write");
+            runs.push((at, frame.len() as u64, run));
+            at += frame.len() as u64;
+        }
+        let mut reader = RunReader::default();
+        // Small after large and large after small, both ways of reading.
+        for &i in &[0, 1, 2, 3, 1, 0, 3, 2] {
+            let (at, stored, run) = &runs[i];
+            let mut back = vec![0u8; run.len()];
+            reader
+                .read(&file, *at, Some(*stored), &mut back)
+                .expect("read");
+            assert!(back == *run, "read of run {i}");
+            let mut fresh = MmapMut::map_anon(run.len()).expect("anonymous memory");
+            reader
+                .read_sparse(&file, *at, *stored, &mut fresh)
+                .expect("read_sparse");
+            assert!(fresh[..] == run[..], "sparse read of run {i}");
+        }
+        // A frame given for a run of another size is damage, even with the
+        // reader's buffers longer than either.
+        let (at, stored, _) = &runs[2];
+        let mut wrong = vec![0u8; 2 * PAGE];
+        assert!(matches!(
+            reader.read(&file, *at, Some(*stored), &mut wrong),
+            Err(RunError::Damaged(_))
+        ));
+    }
+
+    #[test]
     fn a_page_is_zero_only_if_every_byte_is() {
         let mut page = vec![0u8; PAGE];
         assert!(is_zero(&page));
@@ -487,5 +653,245 @@ mod tests {
         assert_eq!(zero_stretches(&vec![0u8; 3 * PAGE]), vec![(0, 3 * PAGE)]);
         assert!(zero_stretches(&vec![1u8; 2 * PAGE]).is_empty());
         assert!(zero_stretches(&[]).is_empty());
+    }
+
+    /// A heap-like run: 64-byte objects of a small type id, a pointer
+    /// into one region, a counter and ASCII words from a small
+    /// vocabulary (zstd level 1 keeps about a fifth of it).
+    fn heap_like(x: &mut u64, bytes: usize) -> Vec<u8> {
+        const WORDS: [&str; 16] = [
+            "self", "None", "value", "items", "__init__", "return", "key", "len", "append", "dict",
+            "list", "str", "object", "index", "True", "name",
+        ];
+        let mut next = move || {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            *x
+        };
+        let mut out = Vec::with_capacity(bytes);
+        while out.len() < bytes {
+            let r = next();
+            out.extend_from_slice(&(r % 12).to_le_bytes());
+            out.extend_from_slice(&(0x7f3a_2c00_0000 | (r >> 40) << 4).to_le_bytes());
+            out.extend_from_slice(&((r >> 20) % 1000).to_le_bytes());
+            let mut text = Vec::with_capacity(40);
+            while text.len() < 40 {
+                text.extend_from_slice(WORDS[(next() % 16) as usize].as_bytes());
+                text.push(b' ');
+            }
+            out.extend_from_slice(&text[..40]);
+        }
+        out.truncate(bytes);
+        out
+    }
+
+    /// A run of the benchmark: where it goes, where it is, how it is kept.
+    struct Placed {
+        to: usize,
+        len: usize,
+        at: u64,
+        stored: Option<u64>,
+    }
+
+    /// How a pass of the benchmark reads the runs.
+    #[derive(Clone, Copy, Debug)]
+    enum Mode {
+        /// `RunReader::read` of every run.
+        Read,
+        /// `RunReader::read_sparse` of the compressed runs (`read` of raw).
+        Sparse,
+        /// Only touches each page (a write of one byte): the faults.
+        Touch,
+        /// Only populates each run (`MADV_POPULATE_WRITE`).
+        Populate,
+        /// `RunReader::read` of every run into one buffer of the thread's,
+        /// not into `dst`: the reading and decompressing alone.
+        Aside,
+    }
+
+    /// Reads `runs` from `file` into `dst` with `threads` threads (two
+    /// contiguous halves, as the loader shares them): seconds of wall time
+    /// and of CPU time, the threads' added (this machine is shared: the
+    /// CPU time is what other load changes least).
+    fn pass(
+        file: &File,
+        runs: &[Placed],
+        dst: &mut [u8],
+        threads: usize,
+        mode: Mode,
+    ) -> (f64, f64) {
+        let start = std::time::Instant::now();
+        let cpu = std::sync::atomic::AtomicU64::new(0);
+        let cpu = &cpu;
+        let share = runs.len().div_ceil(threads);
+        let base = dst.as_mut_ptr() as usize;
+        std::thread::scope(|scope| {
+            for group in runs.chunks(share) {
+                scope.spawn(move || {
+                    let thread_ns =
+                        || crate::sys::clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).expect("clock");
+                    let began = thread_ns();
+                    let mut reader = RunReader::default();
+                    let mut aside = vec![0u8; 256 * PAGE];
+                    for run in group {
+                        // SAFETY: each run is its own part of `dst`, which
+                        // outlives the scope; no two threads share a run.
+                        let to = unsafe {
+                            std::slice::from_raw_parts_mut((base + run.to) as *mut u8, run.len)
+                        };
+                        match (mode, run.stored) {
+                            (Mode::Touch, _) => to.iter_mut().step_by(PAGE).for_each(|b| *b = 1),
+                            (Mode::Populate, _) => {
+                                crate::sys::mem::populate_write(
+                                    to.as_ptr() as u64,
+                                    to.len() as u64,
+                                )
+                                .expect("populate");
+                            }
+                            (Mode::Aside, _) => reader
+                                .read(file, run.at, run.stored, &mut aside[..run.len])
+                                .expect("read"),
+                            (Mode::Sparse, Some(stored)) => {
+                                reader.read_sparse(file, run.at, stored, to).expect("read")
+                            }
+                            _ => reader.read(file, run.at, run.stored, to).expect("read"),
+                        }
+                    }
+                    cpu.fetch_add(thread_ns() - began, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+        });
+        let cpu = cpu.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9;
+        (start.elapsed().as_secs_f64(), cpu)
+    }
+
+    /// Packs 256 MiB of a mix (heap-like runs, some with zero pages, random
+    /// runs, zero runs, runs half heap-like half random) with [`Packer`],
+    /// then reads it back into fresh anonymous memory and into memory
+    /// already touched, on one thread and on two: medians of 5.
+    /// `cargo test --release -p suspend-agent --bin suspend-agent -- --ignored --nocapture bench_read_runs`
+    #[test]
+    #[ignore = "a micro-benchmark"]
+    fn bench_read_runs() {
+        let path = std::env::temp_dir().join(format!("suspend-bench-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut packer = Packer::new().expect("a compressor");
+        let (mut runs, mut at, mut to, mut zero_pages) = (Vec::new(), 0u64, 0, 0);
+        let start = std::time::Instant::now();
+        // Runs of 256 pages, and of 1 to 64 pages (a third each way).
+        let mut i = 0u64;
+        while to < 256 << 20 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pages = if i.is_multiple_of(3) {
+                256
+            } else {
+                1 + (x % 64) as usize
+            };
+            let run_len = (pages * PAGE).min((256 << 20) - to);
+            i += 1;
+            let run = match i % 10 {
+                // Heap-like with every fourth page zero.
+                4 | 5 => {
+                    let mut run = heap_like(&mut x, run_len);
+                    run.chunks_mut(PAGE).step_by(4).for_each(|p| p.fill(0));
+                    run
+                }
+                // Random.
+                6 | 7 => {
+                    let mut y = x ^ i;
+                    (0..run_len)
+                        .map(|_| {
+                            y ^= y << 13;
+                            y ^= y >> 7;
+                            y ^= y << 17;
+                            y as u8
+                        })
+                        .collect()
+                }
+                8 => vec![0u8; run_len],
+                // Heap-like pages and random ones.
+                9 => {
+                    let mut run = heap_like(&mut x, run_len);
+                    let mut y = x;
+                    for p in run.chunks_mut(PAGE).skip(1).step_by(2) {
+                        for b in p {
+                            y ^= y << 13;
+                            y ^= y >> 7;
+                            y ^= y << 17;
+                            *b = y as u8;
+                        }
+                    }
+                    run
+                }
+                _ => heap_like(&mut x, run_len),
+            };
+            zero_pages += run.chunks(PAGE).filter(|p| is_zero(p)).count();
+            let (bytes, stored) = match packer.pack(&run) {
+                Some(frame) => (frame.to_vec(), Some(frame.len() as u64)),
+                None => (run, None),
+            };
+            file.write_all_at(&bytes, at).expect("write");
+            runs.push(Placed {
+                to,
+                len: run_len,
+                at,
+                stored,
+            });
+            at += bytes.len() as u64;
+            to += run_len;
+        }
+        let total = to;
+        eprintln!(
+            "packed {} MiB ({} runs) into {} MiB in {:.3} s; {} runs raw, {zero_pages} zero pages",
+            total >> 20,
+            runs.len(),
+            at >> 20,
+            start.elapsed().as_secs_f64(),
+            runs.iter().filter(|r| r.stored.is_none()).count(),
+        );
+        let median = |f: &mut dyn FnMut() -> (f64, f64)| {
+            let (mut wall, mut cpu): (Vec<f64>, Vec<f64>) = (0..5).map(|_| f()).unzip();
+            wall.sort_by(f64::total_cmp);
+            cpu.sort_by(f64::total_cmp);
+            (wall[2], cpu[2])
+        };
+        let mut warm = MmapMut::map_anon(total).expect("anonymous memory");
+        warm.fill(1);
+        for threads in [1, 2] {
+            for (mode, fresh) in [
+                (Mode::Touch, true),
+                (Mode::Populate, true),
+                (Mode::Aside, false),
+                (Mode::Read, true),
+                (Mode::Sparse, true),
+                (Mode::Read, false),
+                (Mode::Sparse, false),
+            ] {
+                let (wall, cpu) = median(&mut || {
+                    if fresh {
+                        let mut dst = MmapMut::map_anon(total).expect("anonymous memory");
+                        pass(&file, &runs, &mut dst, threads, mode)
+                    } else {
+                        pass(&file, &runs, &mut warm, threads, mode)
+                    }
+                });
+                eprintln!(
+                    "{threads} thread(s), {mode:?} into {} memory: {wall:.3} s ({:.2} GB/s), CPU {cpu:.3} s",
+                    if fresh { "fresh" } else { "touched" },
+                    total as f64 / wall / 1e9
+                );
+            }
+        }
     }
 }

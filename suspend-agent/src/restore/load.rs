@@ -2,11 +2,17 @@
 //! created, and checked on the way: each page run is read from
 //! `pages.img` straight into its place and its hash verified there,
 //! by as many threads as there are CPUs (first-touch memory is the slow
-//! part), each decompressing the runs it reads that were compressed. The restore child, a copy of this process, inherits the prepared
-//! memory copy-on-write; once this process unmaps the zone, the child's
-//! pages are its own and nothing was copied twice.
+//! part), each taking the next run as it finishes one and decompressing
+//! it if it was compressed. The restore child, a copy of this process,
+//! inherits the prepared memory copy-on-write; once this process unmaps
+//! the zone, the child's pages are its own and nothing was copied twice.
 
-use std::{fs::File, os::unix::fs::FileExt as _, path::Path};
+use std::{
+    fs::File,
+    os::unix::fs::FileExt as _,
+    path::Path,
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+};
 
 use super::{
     RestoreError,
@@ -160,40 +166,39 @@ pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), Restore
             p.runs.iter().map(move |r| (r, fresh))
         })
         .collect();
-    let total: u64 = runs.iter().map(|r| r.0.len).sum();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
-    // Contiguous shares of about equal size.
-    let share = total.div_ceil(workers as u64).max(1);
-    let mut groups: Vec<Vec<(&Run, bool)>> = vec![Vec::new(); workers];
-    let mut taken = 0u64;
-    for run in runs {
-        let i = ((taken / share) as usize).min(workers - 1);
-        groups[i].push(run);
-        taken += run.0.len;
-    }
-    let read = |group: &Vec<(&Run, bool)>| {
+    // Each thread takes the next run as it finishes one: equal shares by
+    // size finish apart (a compressed run costs more than a raw one, a
+    // raw run's holes nothing).
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let read = || {
         let mut reader = RunReader::default();
-        group
-            .iter()
-            .try_for_each(|&(run, fresh)| read_run(pages, path, run, fresh, &mut reader))
+        while !failed.load(Ordering::Relaxed) {
+            let Some(&(run, fresh)) = runs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = read_run(pages, path, run, fresh, &mut reader) {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
     };
     std::thread::scope(|scope| {
-        // A share no thread can be had for (a cgroup at its `pids.max`) is
-        // read on this one.
-        let mut here = Vec::new();
-        let handles: Vec<_> = groups
-            .iter()
-            .filter(|g| !g.is_empty())
-            .filter_map(|group| {
-                let spawned = std::thread::Builder::new()
+        // This thread reads too, and alone where no other thread can be
+        // had (a cgroup at its `pids.max`).
+        let handles: Vec<_> = (1..workers)
+            .filter_map(|_| {
+                std::thread::Builder::new()
                     .name("suspend-load".into())
-                    .spawn_scoped(scope, move || read(group));
-                spawned.map_err(|_| here.push(group)).ok()
+                    .spawn_scoped(scope, read)
+                    .ok()
             })
             .collect();
-        let mut result = here.into_iter().try_for_each(read);
+        let mut result = read();
         for handle in handles {
             let joined = handle.join().unwrap_or_else(|_| {
                 Err(RestoreError::Failed {
@@ -208,4 +213,164 @@ pub fn load(premaps: &[Premap], pages: &File, path: &Path) -> Result<(), Restore
         }
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{format::PAGE_SIZE, pages::Packer};
+
+    const PAGE: usize = PAGE_SIZE as usize;
+
+    /// `len` bytes of xorshift noise from `seed`.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// `len` bytes like a heap's: words, small numbers, a zero page in
+    /// eight.
+    fn heap_like(seed: u64, len: usize) -> Vec<u8> {
+        const WORDS: [&str; 8] = [
+            "self", "None", "value", "items", "key", "len", "dict", "name",
+        ];
+        let picks = noise(seed, len / 4);
+        let mut out = Vec::with_capacity(len + 8);
+        for (i, &p) in picks.iter().cycle().enumerate() {
+            if out.len() >= len {
+                break;
+            }
+            out.extend_from_slice(WORDS[(p % 8) as usize].as_bytes());
+            out.push(if i % 5 == 0 { p } else { b' ' });
+        }
+        out.truncate(len);
+        out.chunks_mut(PAGE).step_by(8).for_each(|p| p.fill(0));
+        out
+    }
+
+    /// A page file of `contents`, a run each (packed where it shrinks),
+    /// and the premap of fresh anonymous memory they go into, at a place
+    /// of its own: anonymous memory left mapped (never let go, so no other
+    /// test's mapping can take it), which `load` maps over; the caller
+    /// unmaps it.
+    fn image(file: &File, contents: &[Vec<u8>]) -> Premap {
+        let total: usize = contents.iter().map(Vec::len).sum();
+        let place = memmap2::MmapMut::map_anon(total).expect("anonymous memory");
+        let at = place.as_ptr() as u64;
+        std::mem::forget(place);
+        let mut packer = Packer::new().expect("a compressor");
+        let (mut runs, mut from, mut to) = (Vec::new(), 0u64, at);
+        for (i, bytes) in contents.iter().enumerate() {
+            let (kept, stored) = match packer.pack(bytes) {
+                Some(frame) => (frame.to_vec(), Some(frame.len() as u64)),
+                None => (bytes.clone(), None),
+            };
+            file.write_all_at(&kept, from).expect("write");
+            runs.push(Run {
+                to,
+                len: bytes.len() as u64,
+                from,
+                stored,
+                blake3: blake3_hex(bytes),
+                mapping: i as u64,
+            });
+            from += kept.len() as u64;
+            to += bytes.len() as u64;
+        }
+        Premap {
+            at,
+            len: total as u64,
+            target: at,
+            source: Source::Anonymous { grows_down: false },
+            runs,
+        }
+    }
+
+    fn scratch(name: &str) -> (File, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("suspend-{name}-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let _ = std::fs::remove_file(&path);
+        (file, path)
+    }
+
+    #[test]
+    fn every_run_is_loaded_and_checked_whatever_thread_reads_it() {
+        let (file, path) = scratch("load");
+        // Compressed and raw runs of several sizes, in no order.
+        let contents: Vec<Vec<u8>> = (0..40u64)
+            .map(|i| {
+                let len = PAGE * (1 + (i as usize * 7) % 19);
+                if i % 3 == 0 {
+                    noise(i + 1, len)
+                } else {
+                    heap_like(i + 1, len)
+                }
+            })
+            .collect();
+        let premap = image(&file, &contents);
+        load(std::slice::from_ref(&premap), &file, &path).expect("loads");
+        // SAFETY: the premap was just mapped by `load` and is read only here.
+        let loaded =
+            unsafe { std::slice::from_raw_parts(premap.at as *const u8, premap.len as usize) };
+        assert!(loaded == contents.concat(), "the memory differs");
+        // A run whose hash does not match fails the load.
+        let mut bad = image(&file, &contents);
+        bad.runs[17].blake3 = blake3_hex(b"another run");
+        let err = load(std::slice::from_ref(&bad), &file, &path).expect_err("a bad hash");
+        assert!(err.to_string().contains("hash mismatch"), "{err}");
+        for p in [&premap, &bad] {
+            // SAFETY: nothing refers to the premaps any more.
+            unsafe { crate::sys::mem::unmap(p.at, p.len) }.expect("munmap");
+        }
+    }
+
+    /// Loads 256 MiB into fresh memory, as a resume does (its hashes
+    /// checked): heap-like runs (compressed) then random ones (raw), and
+    /// the two mixed: medians of 5.
+    /// `cargo test --release -p suspend-agent --bin suspend-agent -- --ignored --nocapture bench_load`
+    #[test]
+    #[ignore = "a micro-benchmark"]
+    fn bench_load() {
+        let (file, path) = scratch("bench-load");
+        let run = 256 * PAGE;
+        let heap: Vec<Vec<u8>> = (0..128).map(|i| heap_like(i + 1, run)).collect();
+        let random: Vec<Vec<u8>> = (0..128).map(|i| noise(i + 1000, run)).collect();
+        let halves: Vec<Vec<u8>> = heap.iter().chain(&random).cloned().collect();
+        let mixed: Vec<Vec<u8>> = heap
+            .iter()
+            .zip(&random)
+            .flat_map(|(h, r)| [h.clone(), r.clone()])
+            .collect();
+        for (what, contents) in [("heap then random", &halves), ("mixed", &mixed)] {
+            let mut times: Vec<f64> = (0..5)
+                .map(|_| {
+                    let premap = image(&file, contents);
+                    let start = std::time::Instant::now();
+                    load(std::slice::from_ref(&premap), &file, &path).expect("loads");
+                    let took = start.elapsed().as_secs_f64();
+                    // SAFETY: nothing refers to the premap any more.
+                    unsafe { crate::sys::mem::unmap(premap.at, premap.len) }.expect("munmap");
+                    took
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            eprintln!(
+                "load of 256 MiB, {what}: median {:.3} s (min {:.3}, max {:.3})",
+                times[2], times[0], times[4]
+            );
+        }
+    }
 }

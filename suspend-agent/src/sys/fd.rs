@@ -2,7 +2,7 @@
 
 use std::{
     ffi::CString,
-    io,
+    io::{self, IoSlice},
     os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd},
     path::Path,
 };
@@ -56,6 +56,54 @@ pub fn seek(fd: BorrowedFd<'_>, offset: u64, whence: libc::c_int) -> Result<u64>
     Ok(rc as u64)
 }
 
+/// `pwritev` takes at most this many iovecs (`IOV_MAX`).
+pub const IOV_MAX: usize = 1024;
+
+/// Writes `bufs`, one after the other, at `offset` of `fd`: `pwritev` of
+/// at most [`IOV_MAX`] of them at a time, a short write resumed where it
+/// stopped (inside a buffer too), `EINTR` retried. Nothing is copied.
+pub fn write_all_vectored_at(fd: BorrowedFd<'_>, bufs: &[&[u8]], offset: u64) -> Result<()> {
+    let (mut bufs, mut offset) = (bufs, offset);
+    // Bytes of `bufs[0]` already written.
+    let mut skip = 0;
+    let mut iovs: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len().min(IOV_MAX));
+    loop {
+        while bufs.first().is_some_and(|b| b.len() == skip) {
+            bufs = &bufs[1..];
+            skip = 0;
+        }
+        if bufs.is_empty() {
+            return Ok(());
+        }
+        iovs.clear();
+        iovs.push(IoSlice::new(&bufs[0][skip..]));
+        iovs.extend(bufs[1..].iter().take(IOV_MAX - 1).map(|b| IoSlice::new(b)));
+        let n = match nix::sys::uio::pwritev(fd, &iovs, offset as libc::off_t) {
+            Ok(0) => {
+                return Err(SyscallError::of("pwritev")(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    format!("wrote nothing at {offset}"),
+                )));
+            }
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(SyscallError::of("pwritev")(e)),
+        };
+        offset += n as u64;
+        let mut left = n;
+        while left > 0 {
+            let rest = bufs[0].len() - skip;
+            if left < rest {
+                skip += left;
+                break;
+            }
+            left -= rest;
+            bufs = &bufs[1..];
+            skip = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
@@ -82,5 +130,38 @@ mod tests {
         assert_eq!((st.st_dev, st.st_ino), (meta.dev(), meta.ino()));
         assert_eq!(seek(up.as_fd(), 5, libc::SEEK_SET).expect("lseek"), 5);
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn buffers_written_together_read_back_in_order_past_iov_max() {
+        use std::os::unix::fs::FileExt as _;
+        let path = std::env::temp_dir().join(format!("suspend-sys-pwritev-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a scratch file");
+        let read_only = std::fs::File::open(&path).expect("open");
+        let _ = std::fs::remove_file(&path);
+        // More buffers than one pwritev takes, of all sizes, some empty.
+        let owned: Vec<Vec<u8>> = (0..2 * IOV_MAX + 7)
+            .map(|i| vec![(i % 251) as u8; (i * 37) % 300])
+            .collect();
+        let bufs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        write_all_vectored_at(file.as_fd(), &bufs, 100).expect("pwritev");
+        let whole = owned.concat();
+        let mut back = vec![0u8; whole.len()];
+        file.read_exact_at(&mut back, 100).expect("read back");
+        assert!(back == whole);
+        assert_eq!(
+            file.metadata().expect("stat").len(),
+            100 + whole.len() as u64
+        );
+        write_all_vectored_at(file.as_fd(), &[], 0).expect("nothing to write");
+        // A descriptor not open for writing: the call is named.
+        let e = write_all_vectored_at(read_only.as_fd(), &[b"x"], 0).expect_err("read-only");
+        assert_eq!((e.call, e.raw_os_error()), ("pwritev", Some(libc::EBADF)));
     }
 }

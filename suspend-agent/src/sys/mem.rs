@@ -110,6 +110,28 @@ pub unsafe fn unmap(addr: u64, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Makes the `len` bytes of this process's memory at `addr` (page-aligned,
+/// mapped writable) resident and writable in one call
+/// (`MADV_POPULATE_WRITE`, Linux 5.14): what a write to each page would do,
+/// without a fault per page. Before 5.14: `EINVAL`. Only the page-reading
+/// benchmark uses it: populating is barely cheaper than the faults here.
+#[cfg(test)]
+pub fn populate_write(addr: u64, len: u64) -> Result<()> {
+    // SAFETY: populating changes no contents: a page that is not there is
+    // made as the first write would make it (zeros for anonymous memory).
+    let r = unsafe {
+        libc::madvise(
+            addr as *mut libc::c_void,
+            len as usize,
+            libc::MADV_POPULATE_WRITE,
+        )
+    };
+    if r != 0 {
+        return Err(SyscallError::last("MADV_POPULATE_WRITE"));
+    }
+    Ok(())
+}
+
 /// Which of the pages at `addr` (`len` bytes, page-aligned, mapped) are
 /// resident (`mincore`), one `bool` a page.
 #[cfg(test)]
