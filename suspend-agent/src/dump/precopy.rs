@@ -137,6 +137,7 @@ impl Tracked {
     }
 
     /// The place of page `page`'s slot, if it has one.
+    #[cfg(test)]
     fn slot(&self, page: u64) -> Option<u64> {
         let (&first, &(pages, at)) = self.slots.range(..=page).next_back()?;
         (page < first + pages).then(|| at + (page - first) * PAGE_SIZE)
@@ -485,10 +486,22 @@ fn place_pages(
 ) -> (Vec<(u64, u64)>, Vec<Place>) {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     let mut places: Vec<Place> = Vec::new();
+    // The slot the last page was in (first page, pages, place): the pages
+    // come in order, so most are in the same one as the page before.
+    let mut current: Option<(u64, u64, u64)> = None;
     for &page in pages {
-        let at = match t.slot(page) {
+        let in_current = current
+            .filter(|&(first, n, _)| first <= page && page < first + n)
+            .map(|(first, _, at)| at + (page - first) * PAGE_SIZE);
+        let found = in_current.or_else(|| {
+            let (&first, &(n, at)) = t.slots.range(..=page).next_back()?;
+            current = Some((first, n, at));
+            (page < first + n).then(|| at + (page - first) * PAGE_SIZE)
+        });
+        let at = match found {
             Some(at) => at,
             None => {
+                current = None;
                 // A new slot: grows the last one when it ends right here.
                 let at = *end;
                 *end += PAGE_SIZE;
