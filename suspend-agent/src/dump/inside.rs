@@ -1,15 +1,14 @@
 //! Kernel state asked from inside the stopped threads (see
 //! [`crate::tracee::inject`]): which thread is asked what, in which order.
 //! Each question is its kind's, in `state/`: per thread its sigaltstack
-//! (`signals`), tid address, timer slack (`threads`), securebits
+//! (`signals`), tid address, timer slack, TSC mode (`threads`), securebits
 //! (`confinement`), parent-death signal (`attributes`), NUMA memory policy
 //! (`sched`), speculation controls (`speculation`) and thread keyring
 //! (`credentials`); once, through the first thread, every sigaction
 //! (`signals`), the interval and POSIX timers (`timers`), the child
 //! subreaper and THP flags, dumpable, MDWE and the `membarrier`
 //! registrations (`attributes`), the LDT (`threads`) and the process
-//! keyring (`credentials`). Asked here still: each thread's TSC mode, and
-//! `brk`.
+//! keyring (`credentials`). Asked here still: `brk`.
 
 use std::collections::HashMap;
 
@@ -25,8 +24,6 @@ use crate::{
     },
     tracee::inject::{Borrowed, Site},
 };
-
-const PR_GET_TSC: u64 = 25;
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -95,7 +92,6 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         what: "/proc/PID/timers",
     })?;
     let overruns_before = frozen.overruns_before();
-    let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;
     for thread in frozen.threads().to_vec() {
@@ -105,13 +101,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         let securebits = confinement::securebits(&mut b)?;
         let timer_slack_ns = threads::ask_timer_slack(&mut b)?;
         let pdeathsig = attributes::ask_pdeath_signal(&mut b, &site)?;
-        let tsc = if b.syscall(libc::SYS_prctl, [PR_GET_TSC, s, 0, 0, 0, 0])? == 0 {
-            let mut buf = [0u8; 4];
-            site.read(0, &mut buf)?;
-            Some(u32::from_ne_bytes(buf))
-        } else {
-            None
-        };
+        let tsc = threads::ask_tsc(&mut b, &site)?;
         let mempolicy = sched::ask_mempolicy(&mut b, &site)?;
         let speculation = speculation::ask(&mut b)?;
         let thread_keyring = credentials::ask_keyring(&mut b, Keyring::Thread)?;

@@ -30,7 +30,6 @@ const PR_SET_VMA_ANON_NAME: u64 = 0;
 const ANON_NAME_MAX: usize = 80;
 /// `mseal(2)` (Linux 6.10).
 const SYS_MSEAL: i64 = 462;
-const PR_SET_TSC: u64 = 26;
 const PR_SET_NAME: u64 = 15;
 
 /// Takes the process over and lets it run. Returns whether a parked client
@@ -246,10 +245,7 @@ fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
         for &(which, state) in &t.speculation {
             crate::state::speculation::give_back(&mut thread, t.tid, which, state)?;
         }
-        if let Some(tsc) = t.tsc {
-            let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
-            thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
-        }
+        crate::state::threads::give_back_tsc(&mut thread, t)?;
         if let Some(name) = name {
             let mut bytes = name.as_bytes().to_vec();
             bytes.truncate(15);
