@@ -5,10 +5,10 @@
 //! (`confinement`), parent-death signal (`attributes`), NUMA memory policy
 //! (`sched`), speculation controls (`speculation`) and thread keyring
 //! (`credentials`); once, through the first thread, every sigaction
-//! (`signals`), the interval and POSIX timers (`timers`), the child
-//! subreaper and THP flags, dumpable, MDWE and the `membarrier`
-//! registrations (`attributes`), the LDT (`threads`) and the process
-//! keyring (`credentials`). Asked here still: `brk`.
+//! (`signals`), the program break (`mappings`), the interval and POSIX
+//! timers (`timers`), the child subreaper and THP flags, dumpable, MDWE
+//! and the `membarrier` registrations (`attributes`), the LDT (`threads`)
+//! and the process keyring (`credentials`).
 
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ use crate::{
     state::{
         attributes, confinement,
         credentials::{self, Keyring},
-        sched, signals, speculation, threads, timers,
+        mappings, sched, signals, speculation, threads, timers,
     },
     tracee::inject::{Borrowed, Site},
 };
@@ -126,8 +126,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         }
         if !process_done {
             inside.sigactions = signals::ask_actions(&mut b, &site)?;
-            let brk = b.syscall(libc::SYS_brk, [0; 6])?;
-            inside.brk = (brk > 0).then_some(brk as u64);
+            inside.brk = mappings::ask_brk(&mut b)?;
             inside.itimers = timers::ask_interval(&mut b, &site)?;
             (inside.child_subreaper, inside.thp_disable) = attributes::ask_flags(&mut b, &site)?;
             inside.dumpable = attributes::ask_dumpable(&mut b)?;
