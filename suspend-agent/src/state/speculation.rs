@@ -4,10 +4,10 @@
 //!
 //! Saved: each control asked from inside every thread ([`ask`]), only
 //! where the task may set it itself and chose another state than a task
-//! starts with ([`speculation_default`]); the rest is the machine's, not
+//! starts with (`speculation_default`); the rest is the machine's, not
 //! the process's. Restored: each thread gives each saved control back
 //! itself, from inside, where it has another state now ([`give_back`],
-//! [`to_set`]); which thread is borrowed when, with its TSC mode and its
+//! `to_set`); which thread is borrowed when, with its TSC mode and its
 //! name, is the take-over's (`restore/finish.rs`).
 
 use crate::tracee::inject::{Borrowed, InjectError};
@@ -31,7 +31,7 @@ fn speculation_default(which: u32, state: u32) -> bool {
 }
 
 /// Each speculation control `b` (a borrowed thread) chose, with its state,
-/// in the order of [`SPECULATION_CONTROLS`].
+/// in the order of `SPECULATION_CONTROLS`.
 pub fn ask(b: &mut Borrowed) -> Result<Vec<(u32, u32)>, InjectError> {
     // Only controls the task sets itself (the kernel's mode for them is
     // `prctl` or `seccomp`), and only where it chose another state than
