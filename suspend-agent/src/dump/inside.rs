@@ -1,14 +1,14 @@
 //! Kernel state asked from inside the stopped threads (see
 //! [`crate::tracee::inject`]): which thread is asked what, in which order.
 //! Each question is its kind's, in `state/`: per thread its sigaltstack
-//! (`signals`), tid address, timer slack (`threads`), securebits
+//! (`signals`), tid address, timer slack, TSC mode (`threads`), securebits
 //! (`confinement`), parent-death signal (`attributes`), NUMA memory policy
-//! (`sched`) and thread keyring (`credentials`); once, through the first
-//! thread, every sigaction (`signals`), the interval and POSIX timers
-//! (`timers`), the child subreaper and THP flags, dumpable, MDWE and the
-//! `membarrier` registrations (`attributes`), the LDT (`threads`) and the
-//! process keyring (`credentials`). Asked here still: each thread's TSC
-//! mode and speculation controls, and `brk`.
+//! (`sched`), speculation controls (`speculation`) and thread keyring
+//! (`credentials`); once, through the first thread, every sigaction
+//! (`signals`), the program break (`mappings`), the interval and POSIX
+//! timers (`timers`), the child subreaper and THP flags, dumpable, MDWE
+//! and the `membarrier` registrations (`attributes`), the LDT (`threads`)
+//! and the process keyring (`credentials`).
 
 use std::collections::HashMap;
 
@@ -20,12 +20,10 @@ use crate::{
     state::{
         attributes, confinement,
         credentials::{self, Keyring},
-        sched, signals, threads, timers,
+        mappings, sched, signals, speculation, threads, timers,
     },
     tracee::inject::{Borrowed, Site},
 };
-
-const PR_GET_TSC: u64 = 25;
 
 /// What the threads told.
 #[derive(Debug, Default)]
@@ -68,26 +66,10 @@ pub struct PerThread {
     /// Its NUMA memory policy mode (`get_mempolicy`; 0 `MPOL_DEFAULT`).
     pub mempolicy: i32,
     /// Each speculation control a task may set here, with its state
-    /// (`PR_GET_SPECULATION_CTRL`, see [`SPECULATION_CONTROLS`]).
+    /// (`PR_GET_SPECULATION_CTRL`, see [`speculation::ask`]).
     pub speculation: Vec<(u32, u32)>,
     /// It has a thread keyring (`KEY_SPEC_THREAD_KEYRING`).
     pub thread_keyring: bool,
-}
-
-/// `PR_GET_SPECULATION_CTRL`, and what it asks about: store bypass,
-/// indirect branch, L1D flush.
-const PR_GET_SPECULATION_CTRL: u64 = 52;
-const SPECULATION_CONTROLS: [u32; 3] = [0, 1, 2];
-/// In its answer: the task may set this control itself (`PR_SPEC_PRCTL`).
-const PR_SPEC_PRCTL: u32 = 1;
-
-/// Whether `state` of control `which` is what a task has unless it chose
-/// otherwise: speculation enabled (`PR_SPEC_ENABLE`) for store bypass and
-/// indirect branches, no L1D flush (`PR_SPEC_DISABLE`) for the L1D flush.
-fn speculation_default(which: u32, state: u32) -> bool {
-    const STATES: u32 = 2 | 4 | 8 | 16;
-    let default = if which == 2 { 4 } else { 2 };
-    state & STATES == default
 }
 
 /// Asks every thread, also one stopped on its way to deliver a signal (it
@@ -110,7 +92,6 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         what: "/proc/PID/timers",
     })?;
     let overruns_before = frozen.overruns_before();
-    let s = site.scratch();
     let mut inside = Inside::default();
     let mut process_done = false;
     for thread in frozen.threads().to_vec() {
@@ -120,31 +101,9 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         let securebits = confinement::securebits(&mut b)?;
         let timer_slack_ns = threads::ask_timer_slack(&mut b)?;
         let pdeathsig = attributes::ask_pdeath_signal(&mut b, &site)?;
-        let tsc = if b.syscall(libc::SYS_prctl, [PR_GET_TSC, s, 0, 0, 0, 0])? == 0 {
-            let mut buf = [0u8; 4];
-            site.read(0, &mut buf)?;
-            Some(u32::from_ne_bytes(buf))
-        } else {
-            None
-        };
+        let tsc = threads::ask_tsc(&mut b, &site)?;
         let mempolicy = sched::ask_mempolicy(&mut b, &site)?;
-        // Only controls the task sets itself (the kernel's mode for them is
-        // `prctl` or `seccomp`), and only where it chose another state than
-        // a task starts with: the rest is the machine's, not the process's
-        // (and a resume must not fail setting what nobody chose).
-        let mut speculation = Vec::new();
-        for which in SPECULATION_CONTROLS {
-            let state = b.syscall(
-                libc::SYS_prctl,
-                [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0],
-            )?;
-            if let Ok(state) = u32::try_from(state)
-                && state & PR_SPEC_PRCTL != 0
-                && !speculation_default(which, state)
-            {
-                speculation.push((which, state));
-            }
-        }
+        let speculation = speculation::ask(&mut b)?;
         let thread_keyring = credentials::ask_keyring(&mut b, Keyring::Thread)?;
         inside.threads.insert(
             thread.tid,
@@ -167,8 +126,7 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
         }
         if !process_done {
             inside.sigactions = signals::ask_actions(&mut b, &site)?;
-            let brk = b.syscall(libc::SYS_brk, [0; 6])?;
-            inside.brk = (brk > 0).then_some(brk as u64);
+            inside.brk = mappings::ask_brk(&mut b)?;
             inside.itimers = timers::ask_interval(&mut b, &site)?;
             (inside.child_subreaper, inside.thp_disable) = attributes::ask_flags(&mut b, &site)?;
             inside.dumpable = attributes::ask_dumpable(&mut b)?;
@@ -190,19 +148,4 @@ pub fn ask(frozen: &mut Frozen<'_>, vmas: &[Vma]) -> Result<Inside, DumpError> {
     }
     site.clear()?;
     Ok(inside)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_speculation_state_a_task_chose_is_saved() {
-        // PR_SPEC_PRCTL 1, ENABLE 2, DISABLE 4, FORCE_DISABLE 8.
-        assert!(speculation_default(0, 1 | 2));
-        assert!(!speculation_default(0, 1 | 4));
-        assert!(!speculation_default(1, 1 | 8));
-        assert!(speculation_default(2, 1 | 4), "no L1D flush is the default");
-        assert!(!speculation_default(2, 1 | 2));
-    }
 }

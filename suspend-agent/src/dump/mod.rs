@@ -30,7 +30,10 @@ use crate::{
         },
     },
     procfs::{self, vmas},
-    state::{attributes, confinement, credentials, eventfd, identity, pipes, sched, timers, vdso},
+    state::{
+        attributes, confinement, credentials, eventfd, identity, pipes, sched, threads, timers,
+        vdso,
+    },
     tracee::ptrace,
 };
 
@@ -112,9 +115,6 @@ pub struct DumpOptions {
     /// ([`memory::Sink::File`]'s `pack`).
     pub compress: bool,
 }
-
-/// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
-const PR_TSC_ENABLE: u32 = 1;
 
 /// What was written.
 #[derive(Clone, Debug)]
@@ -347,7 +347,7 @@ pub fn dump(
             thread.sigaltstack = told.altstack.clone();
             thread.tid_address = told.tid_address;
             thread.timer_slack_ns = told.timer_slack_ns;
-            thread.tsc = told.tsc.filter(|&t| t != PR_TSC_ENABLE);
+            thread.tsc = threads::tsc_saved(told.tsc);
             thread.speculation = told.speculation.clone();
         }
         let securebits = told.and_then(|t| t.securebits).ok_or(DumpError::Parse {

@@ -30,7 +30,6 @@ const PR_SET_VMA_ANON_NAME: u64 = 0;
 const ANON_NAME_MAX: usize = 80;
 /// `mseal(2)` (Linux 6.10).
 const SYS_MSEAL: i64 = 462;
-const PR_SET_TSC: u64 = 26;
 const PR_SET_NAME: u64 = 15;
 
 /// Takes the process over and lets it run. Returns whether a parked client
@@ -244,12 +243,9 @@ fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
         }
         let mut thread = Borrowed::new(t.tid, *site, None)?;
         for &(which, state) in &t.speculation {
-            speculation(&mut thread, t.tid, which, state)?;
+            crate::state::speculation::give_back(&mut thread, t.tid, which, state)?;
         }
-        if let Some(tsc) = t.tsc {
-            let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
-            thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
-        }
+        crate::state::threads::give_back_tsc(&mut thread, t)?;
         if let Some(name) = name {
             let mut bytes = name.as_bytes().to_vec();
             bytes.truncate(15);
@@ -262,46 +258,6 @@ fn per_thread(image: &Image, site: &Site) -> Result<(), InjectError> {
         thread.restore()?;
     }
     Ok(())
-}
-
-/// Gives thread `tid`'s speculation control `which` its saved `state`
-/// (a `PR_GET_SPECULATION_CTRL` answer) if it has another one now (it
-/// inherits the resume command's, and seccomp filters installed before
-/// may have forced it off). A forced-off control cannot be turned on
-/// again: that fails, named.
-fn speculation(thread: &mut Borrowed, tid: u32, which: u32, state: u32) -> Result<(), InjectError> {
-    const PR_GET_SPECULATION_CTRL: u64 = 52;
-    const PR_SET_SPECULATION_CTRL: u64 = 53;
-    let now = thread.syscall(
-        libc::SYS_prctl,
-        [PR_GET_SPECULATION_CTRL, which.into(), 0, 0, 0, 0],
-    )?;
-    let Some(set) = speculation_to_set(now, state) else {
-        return Ok(());
-    };
-    let what = format!(
-        "thread {tid}: speculation control {which} to {set:#x} (PR_SET_SPECULATION_CTRL; it is \
-         {now:#x} here)"
-    );
-    thread.call(
-        &what,
-        libc::SYS_prctl,
-        [PR_SET_SPECULATION_CTRL, which.into(), set.into(), 0, 0, 0],
-    )?;
-    Ok(())
-}
-
-/// The `PR_SET_SPECULATION_CTRL` argument that gives a control in state
-/// `now` (a `PR_GET_SPECULATION_CTRL` answer, negative on error) the saved
-/// `state`: `None` if it has it already.
-fn speculation_to_set(now: i64, state: u32) -> Option<u32> {
-    /// `PR_SPEC_ENABLE`, `_DISABLE`, `_FORCE_DISABLE`, `_DISABLE_NOEXEC`.
-    const STATES: u32 = 2 | 4 | 8 | 16;
-    if u32::try_from(now).is_ok_and(|now| now & STATES == state & STATES) {
-        return None;
-    }
-    // The strongest of the state's bits (the kernel reports one).
-    [8, 16, 4, 2].into_iter().find(|bit| state & bit != 0)
 }
 
 /// What the agent sets from outside: each thread's I/O priority, the
@@ -342,23 +298,4 @@ fn set_thread(tid: u32, regs: &Regs, xstate: &[u8], sigmask: u64) -> Result<(), 
     })?;
     ptrace::set_sigmask(tid, sigmask).map_err(|e| format!("PTRACE_SETSIGMASK: {e}"))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_speculation_control_is_set_only_where_it_differs() {
-        // PR_SPEC_PRCTL 1 with ENABLE 2, DISABLE 4, FORCE_DISABLE 8,
-        // DISABLE_NOEXEC 16.
-        assert_eq!(speculation_to_set(1 | 4, 1 | 4), None);
-        assert_eq!(speculation_to_set(1 | 2, 1 | 4), Some(4));
-        assert_eq!(speculation_to_set(1 | 2, 1 | 8), Some(8));
-        assert_eq!(speculation_to_set(1 | 2, 1 | 16), Some(16));
-        // Inherited off, saved on: turned on (a forced-off one fails then).
-        assert_eq!(speculation_to_set(1 | 8, 1 | 2), Some(2));
-        // The kernel refused to say: set it.
-        assert_eq!(speculation_to_set(-22, 1 | 4), Some(4));
-    }
 }

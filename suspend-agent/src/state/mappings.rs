@@ -6,7 +6,8 @@
 //! none of a shared file's or of the kernel's, a shared anonymous
 //! object's data read from the object), called by the copy engine
 //! (`dump/memory.rs`); the record of each, with its file's or object's
-//! identity and what `madvise` said of it ([`save`]). Refused by name,
+//! identity and what `madvise` said of it ([`save`]); the program break,
+//! asked from inside ([`ask_brk`]). Refused by name,
 //! before the freeze: a private mapping of a file deleted since, a file
 //! whose name is not surely its own, memory shared with another process
 //! ([`refusals`]); the names of shared anonymous mappings
@@ -17,7 +18,8 @@
 //! Restored: where each mapping's contents come from at resume
 //! ([`origin`]: nothing, fresh anonymous memory, the mapped file opened as
 //! [`opened_as`] says, or a memfd standing in for a shared anonymous
-//! object, [`shared_object`]) and its protection ([`prot`]). The zone the
+//! object, [`shared_object`]) and its protection ([`prot`]); the program
+//! break, where it was ([`brk`]). The zone the
 //! contents are prepared in, the moves of the stub and the reading of the
 //! page runs are the restore's (`restore/plan/memory.rs`,
 //! `restore/load.rs`).
@@ -31,8 +33,9 @@ use std::{
 };
 
 use crate::{
-    image::format::{Advice, Mapping, MappingKind, PageRun},
+    image::format::{Advice, Mapping, MappingKind, PageRun, Process},
     procfs::{Smaps, vmas::Vma},
+    tracee::inject::{Borrowed, InjectError},
 };
 
 /// How mapping `vma` is saved: the kind of it the image records.
@@ -142,6 +145,13 @@ pub fn save(pid: u32, vma: &Vma, pages: Vec<PageRun>, smaps: &HashMap<u64, Smaps
                 .get(&vma.start)
                 .is_some_and(|s| s.flags.iter().any(|f| f == "sl")),
     }
+}
+
+/// The program break of `b`'s process (`brk(0)`, asked from inside a
+/// borrowed thread); `None` where the kernel gives none.
+pub fn ask_brk(b: &mut Borrowed) -> Result<Option<u64>, InjectError> {
+    let brk = b.syscall(libc::SYS_brk, [0; 6])?;
+    Ok((brk > 0).then_some(brk as u64))
 }
 
 /// Mappings of `pid` a resume from the image could not give back: a
@@ -314,6 +324,13 @@ fn locked_refusal_of(status: &str) -> Option<String> {
     (locked > 0).then(|| format!("{locked} KiB of locked memory (mlock)"))
 }
 
+/// Where the program break of `p` is given back (`PR_SET_MM_MAP`'s
+/// `brk`, planned by `restore/plan/process.rs`): where it was, or its
+/// start where the image has none.
+pub fn brk(p: &Process) -> u64 {
+    p.brk.unwrap_or(p.mm.start_brk)
+}
+
 /// `PROT_*` of a `/proc/PID/maps` permission string (`r-xp`).
 pub fn prot(perms: &str) -> i32 {
     let b = perms.as_bytes();
@@ -470,7 +487,7 @@ fn object_size(m: &Mapping, all: &[Mapping]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::fixtures::{file_id, mapping, run, shared_objects};
+    use crate::state::fixtures::{file_id, mapping, process, run, shared_objects};
 
     const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
 
@@ -619,6 +636,15 @@ mod tests {
         );
         assert_eq!(locked_refusal_of("VmLck:\t       0 kB\n"), None);
         assert_eq!(locked_refusal_of("Name:\tw\n"), None, "no VmLck: none");
+    }
+
+    #[test]
+    fn the_break_comes_back_where_it_was_or_at_its_start() {
+        let mut p = process(42);
+        p.mm.start_brk = 0x60_0000;
+        assert_eq!(brk(&p), 0x60_0000, "an image without a break");
+        p.brk = Some(0x62_1000);
+        assert_eq!(brk(&p), 0x62_1000);
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod session;
 pub mod signalfd;
 pub mod signals;
 pub mod sockets;
+pub mod speculation;
 pub mod terminals;
 pub mod threads;
 pub mod timerfd;

@@ -1,16 +1,21 @@
 //! What a thread registered with the kernel for itself: its rseq area, its
 //! robust futex list, its tid address (`set_tid_address`) and its timer
 //! slack, saved per thread and given back by the restorer stub with the
-//! thread's other arguments. Its registers, xstate and signal mask are the
-//! tracee's (`tracee/ptrace.rs`), saved by `dump/thread.rs` and set by
+//! thread's other arguments; and its TSC mode (`PR_SET_TSC`), which only
+//! the thread itself may set. Its registers, xstate and signal mask are
+//! the tracee's (`tracee/ptrace.rs`), saved by `dump/thread.rs` and set by
 //! `restore/finish.rs`.
 //!
 //! Saved: the rseq area and the robust list with ptrace ([`read_rseq`],
-//! [`read_robust_list`]), the tid address and the timer slack asked from
-//! inside ([`ask_tid_address`], [`ask_timer_slack`]). Restored: the stub's
-//! arguments for each thread ([`thread_args`]). Refused by the dump: a
-//! local descriptor table, which an image does not hold, asked from
-//! inside ([`ask_ldt`]) and refused ([`ldt_refusal`]).
+//! [`read_robust_list`]), the tid address, the timer slack and the TSC
+//! mode asked from inside ([`ask_tid_address`], [`ask_timer_slack`],
+//! [`ask_tsc`]; a TSC mode only where it is not the default,
+//! [`tsc_saved`]). Restored: the stub's arguments for each thread
+//! ([`thread_args`]); the TSC mode set from inside the thread
+//! ([`give_back_tsc`]), which `restore/finish.rs` borrows once every
+//! thread waits in the stub. Refused by the dump: a local descriptor
+//! table, which an image does not hold, asked from inside ([`ask_ldt`])
+//! and refused ([`ldt_refusal`]).
 
 use suspend_common::restore::{
     THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK, ThreadArgs,
@@ -30,6 +35,9 @@ use crate::{
 
 const PR_GET_TID_ADDRESS: u64 = 40;
 const PR_GET_TIMERSLACK: u64 = 30;
+const PR_GET_TSC: u64 = 25;
+/// `PR_TSC_ENABLE`: the default of `PR_GET_TSC`.
+const PR_TSC_ENABLE: u32 = 1;
 /// `modify_ldt(0, …)` reads the process's LDT: 0 bytes when it has none.
 const SYS_MODIFY_LDT: i64 = 154;
 
@@ -77,6 +85,25 @@ pub fn ask_timer_slack(b: &mut Borrowed) -> Result<Option<u64>, InjectError> {
     Ok(u64::try_from(slack).ok())
 }
 
+/// The TSC mode of `b` (a borrowed thread), asked through `site`'s
+/// scratch page: 1 `PR_TSC_ENABLE`, 2 `PR_TSC_SIGSEGV`; `None` where the
+/// kernel does not tell it.
+pub fn ask_tsc(b: &mut Borrowed, site: &Site) -> Result<Option<u32>, InjectError> {
+    if b.syscall(libc::SYS_prctl, [PR_GET_TSC, site.scratch(), 0, 0, 0, 0])? == 0 {
+        let mut buf = [0u8; 4];
+        site.read(0, &mut buf)?;
+        Ok(Some(u32::from_ne_bytes(buf)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// The TSC mode a thread that told `told` ([`ask_tsc`]) is saved with:
+/// none where it is the default, `PR_TSC_ENABLE`.
+pub fn tsc_saved(told: Option<u32>) -> Option<u32> {
+    told.filter(|&t| t != PR_TSC_ENABLE)
+}
+
 /// Whether `b`'s process set up a local descriptor table: `modify_ldt`
 /// reads up to 16 bytes of it into `site`'s scratch page.
 pub fn ask_ldt(b: &mut Borrowed, site: &Site) -> Result<bool, InjectError> {
@@ -90,7 +117,9 @@ pub fn ldt_refusal(has: bool) -> Option<String> {
     has.then(|| "a local descriptor table (modify_ldt)".into())
 }
 
-// Restore: what the stub is given.
+// Restore: what the stub is given, and what the thread sets itself.
+
+const PR_SET_TSC: u64 = 26;
 
 /// Sets the stub's arguments for what thread `t` registered; returns the
 /// flags that say which it has.
@@ -115,13 +144,23 @@ pub fn thread_args(t: &Thread, a: &mut ThreadArgs) -> u32 {
     flags
 }
 
+/// Gives thread `t`, borrowed as `thread`, its saved TSC mode, if it has
+/// one ([`tsc_saved`]).
+pub fn give_back_tsc(thread: &mut Borrowed, t: &Thread) -> Result<(), InjectError> {
+    if let Some(tsc) = t.tsc {
+        let what = format!("thread {}: PR_SET_TSC {tsc}", t.tid);
+        thread.call(&what, libc::SYS_prctl, [PR_SET_TSC, tsc as u64, 0, 0, 0, 0])?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use suspend_common::restore::{
         THREAD_HAS_RSEQ, THREAD_HAS_TID_ADDRESS, THREAD_HAS_TIMER_SLACK, ThreadArgs,
     };
 
-    use super::thread_args;
+    use super::{thread_args, tsc_saved};
     use crate::{image::format::Rseq, state::fixtures::thread};
 
     #[test]
@@ -154,5 +193,13 @@ mod tests {
         assert_eq!(thread_args(&thread(43), &mut a), 0);
         assert_eq!((a.robust_head, a.robust_len), (0, 24));
         assert_eq!((a.rseq_addr, a.tid_address, a.timer_slack_ns), (0, 0, 0));
+    }
+
+    #[test]
+    fn only_a_tsc_mode_other_than_the_default_is_saved() {
+        // PR_TSC_ENABLE 1 (the default), PR_TSC_SIGSEGV 2.
+        assert_eq!(tsc_saved(Some(1)), None);
+        assert_eq!(tsc_saved(Some(2)), Some(2));
+        assert_eq!(tsc_saved(None), None, "the kernel did not tell it");
     }
 }

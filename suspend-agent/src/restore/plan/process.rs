@@ -88,8 +88,8 @@ pub fn session(p: &Process) -> SessionPlan {
 }
 
 /// `PR_SET_MM_MAP`'s fields, with the executable (`u32::MAX`: none) and
-/// the auxiliary vector pushed on `block`; the program break where it
-/// was, or its start.
+/// the auxiliary vector pushed on `block`; the program break as its
+/// kind gives it back ([`crate::state::mappings::brk`]).
 pub fn mm(p: &Process, exe_fd: Option<RawFd>, block: &mut Block) -> MmMap {
     let auxv: Vec<u64> = p.auxv.iter().flat_map(|(k, v)| [*k, *v]).collect();
     MmMap {
@@ -98,7 +98,7 @@ pub fn mm(p: &Process, exe_fd: Option<RawFd>, block: &mut Block) -> MmMap {
         start_data: p.mm.start_data,
         end_data: p.mm.end_data,
         start_brk: p.mm.start_brk,
-        brk: p.brk.unwrap_or(p.mm.start_brk),
+        brk: crate::state::mappings::brk(p),
         start_stack: p.mm.start_stack,
         arg_start: p.mm.arg_start,
         arg_end: p.mm.arg_end,
