@@ -558,7 +558,7 @@ pub async fn take(
 }
 
 /// The pre-copy of a suspend that lets `pid` run on: a first short
-/// freeze to start tracking its writes, then rounds of copying into
+/// freeze to start tracking its writes, then a copy of its memory into
 /// `image` while it runs. Returns the pre-copy to finish at the real
 /// freeze (none where it could not be done: the freeze then copies
 /// everything, and the second part says why, for the summary). Only a

@@ -382,10 +382,12 @@ pub fn dump(
                 pid,
                 source: Box::new(source),
             })?;
-        log::debug!(
-            "pid {pid}: frozen, {:.1} MiB to copy after the pre-copy",
-            copied as f64 / (1 << 20) as f64
-        );
+        if let Some(copied) = copied {
+            log::debug!(
+                "pid {pid}: frozen, {:.1} MiB to copy after the pre-copy",
+                copied as f64 / (1 << 20) as f64
+            );
+        }
     }
     let sink = if options.write_through {
         let (file, path) = image.page_sink(plan.bytes)?;

@@ -1,40 +1,51 @@
 //! Pre-copy for a suspend that lets the process run on (`--leave-running`):
-//! its private anonymous memory is copied while it runs, round after
-//! round, each round only what it wrote since the last; the freeze then
-//! copies only what it wrote since the last round.
+//! its private anonymous memory is copied while it runs; the freeze then
+//! copies only what it wrote since.
 //!
 //! What was written is told by the kernel's asynchronous write-protection
 //! (`UFFD_FEATURE_WP_ASYNC` and `PAGEMAP_SCAN`, Linux 6.7): the process
 //! makes a userfaultfd (through its main thread, during a first short
 //! freeze, [`crate::tracee::uffd`]), the agent keeps the only copy of it,
-//! registers every private anonymous mapping for write-protection and
-//! protects every page. A write to a protected page only lifts its
-//! protection, in the kernel, with no message and no wait; a scan with
-//! `PM_SCAN_WP_MATCHING` then lists the pages written and protects them
-//! again in the same walk, page by page, so a write after a page's check
-//! is seen by the next scan. A page the process discarded since
-//! (`MADV_DONTNEED`) shows as written too, and is present no more.
+//! registers the process's private anonymous mappings for write-protection
+//! and protects every page, and lets it go. A write to a protected page
+//! only lifts its protection, in the kernel, with no message and no wait,
+//! and `PAGEMAP_SCAN` shows it as written from then on. A page the process
+//! discarded since (`MADV_DONTNEED`) shows as written too, and is present
+//! no more.
 //!
-//! Every copy goes to its page's own place in the page file (a *slot*,
-//! given the first time the page is copied, kept afterwards). A slot is
-//! *valid* while the page was not written since it was copied. At the
-//! freeze ([`Precopy::place`]), the dump plans as always (the pages present
-//! now); a planned page whose mapping is still registered, not written
-//! since its last protection and with a valid slot keeps that slot and is
-//! not copied again; every other page is copied, into its slot or a new
-//! one at the end of the file. A mapping made, moved (`mremap` drops the
-//! registration) or replaced since the first freeze is not registered, and
-//! is copied whole.
+//! Then every page is copied to its own place in the page file (its
+//! *slot*) while the process runs. At the freeze ([`Precopy::place`]), the
+//! dump plans as always (the pages present now); a planned page whose
+//! mapping is still registered, that was never written since the
+//! protection and that has a slot keeps it and is not copied again; every
+//! other page is copied, into its slot or a new one at the end of the file.
+//! A mapping made, moved (`mremap` drops the registration) or replaced
+//! since the first freeze is not registered, and is copied whole.
 //!
-//! Not pre-copied (one freeze copies everything, as without it): a kernel
-//! without asynchronous write-protection (before 6.7; soft-dirty is not
-//! used yet), and a process whose memory the kernel may write without a
-//! fault the write-protection would see — one with a file open with
-//! `O_DIRECT` or an AIO ring (a transfer in flight writes through a pinned
-//! page) — or that uses userfaultfd itself (its own registration would
-//! fail with `EBUSY` while the agent's holds). The agent's userfaultfd is
-//! closed when the suspend ends, which lifts every registration and
-//! protection: the process keeps nothing of it.
+//! One round, never protected again: a page written once is copied at the
+//! freeze, whatever the rounds could have copied. Rounds that protect the
+//! written pages again and copy them while the process runs would leave
+//! the freeze less to copy, but a page the kernel writes through a pin
+//! taken before such a protection (a direct I/O read in flight: the pin's
+//! own fault is what shows it written) would then keep the stale copy with
+//! nothing to tell. Once written, a page stays written here, so a write
+//! through a short pin (taken after the first freeze, when no system call
+//! is in flight) is always copied at the freeze. A long pin taken before
+//! it (an io_uring fixed buffer, an AIO ring's transfer, a device's DMA)
+//! writes with no fault at all: a process with an io_uring, an AIO ring,
+//! a file open with `O_DIRECT` or a descriptor of a device or an anonymous
+//! inode not made again is not pre-copied (looked at when it starts and
+//! again at the freeze, [`reason_not`]).
+//!
+//! Not pre-copied either (one freeze copies everything, as without it): a
+//! kernel without asynchronous write-protection (before 6.7; soft-dirty is
+//! not used yet), and a process that uses userfaultfd itself (its own
+//! registration would fail with `EBUSY` while the agent's holds). A
+//! mapping much larger than what it holds (a reservation, a sanitizer's
+//! shadow) is not registered: protecting the pages it does not have
+//! would make the kernel fill in page tables for all of it. The agent's
+//! userfaultfd is closed when the suspend ends, which lifts every
+//! registration and protection: the process keeps nothing of it.
 
 use std::{
     collections::BTreeMap,
@@ -57,7 +68,7 @@ use crate::{
     state::mappings,
     sys::{
         SyscallError,
-        pagemap::{self, Ask, Region},
+        pagemap::{self, Ask},
         uffd,
     },
     tracee::{
@@ -66,10 +77,9 @@ use crate::{
     },
 };
 
-/// Rounds at most, the first (everything) included.
-const MAX_ROUNDS: usize = 6;
-/// A round that found at most this many bytes written ends the rounds.
-const SMALL_ENOUGH: u64 = 4 << 20;
+/// A mapping up to this long is registered whatever it holds; a longer
+/// one only if it holds at least a quarter of its length.
+const SMALL_MAPPING: u64 = 64 << 20;
 
 /// Why a pre-copy could not start or go on (the suspend goes on without
 /// it: one freeze copies everything).
@@ -93,7 +103,7 @@ pub fn available() -> bool {
     *AVAILABLE.get_or_init(uffd::wp_async)
 }
 
-/// One pre-copy round.
+/// The copy made while the process ran.
 #[derive(Clone, Copy, Debug)]
 pub struct Round {
     pub bytes: u64,
@@ -155,41 +165,87 @@ pub struct Precopy {
     tracked: Vec<Tracked>,
     /// The page file's length so far: every slot lies below it.
     end: u64,
-    pub rounds: Vec<Round>,
+    pub round: Option<Round>,
     /// Bytes the freeze copied ([`Precopy::place`]).
     at_freeze: Option<u64>,
+    /// Why the freeze did not use the pre-copy, if it did not.
+    given_up: Option<String>,
+}
+
+/// Anonymous inodes a process may have open that the kernel never
+/// writes its memory through.
+const HARMLESS_ANON: &[&str] = &[
+    "anon_inode:[eventfd]",
+    "anon_inode:[signalfd]",
+    "anon_inode:[timerfd]",
+    "anon_inode:inotify",
+    "anon_inode:[eventpoll]",
+    "anon_inode:[pidfd]",
+];
+
+/// Devices a process may have open that never write its memory but
+/// through its own calls.
+fn harmless_device(path: &str) -> bool {
+    matches!(
+        path,
+        "/dev/null" | "/dev/zero" | "/dev/full" | "/dev/random" | "/dev/urandom" | "/dev/tty"
+    ) || path.starts_with("/dev/pts/")
+        || path.starts_with("/dev/tty")
+}
+
+/// Whether `path` (an fd's `/proc` link) is a device.
+fn is_device(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    std::fs::metadata(path).is_ok_and(|m| {
+        let t = m.file_type();
+        t.is_char_device() || t.is_block_device()
+    })
 }
 
 /// Why `pid` is not pre-copied, if it is not: what lets the kernel write
-/// its memory without a fault, or its own use of userfaultfd.
-fn reason_not(pid: u32) -> Option<String> {
+/// its memory without a fault the write-protection would see (an
+/// io_uring, an AIO ring, a file open with `O_DIRECT`, a device or an
+/// anonymous inode of another kind), or its own use of userfaultfd.
+pub fn reason_not(pid: u32) -> Option<String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    if maps
-        .lines()
-        .any(|l| l.ends_with("/[aio] (deleted)") || l.contains(" /[aio]"))
-    {
+    if maps.lines().any(|l| l.contains("/[aio]")) {
         return Some("it has an AIO ring".into());
+    }
+    if maps.lines().any(|l| l.contains("[io_uring]")) {
+        return Some("it has an io_uring".into());
+    }
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("iou-") {
+                return Some(format!("it has an io_uring (thread {})", comm.trim()));
+            }
+        }
     }
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
     for fd in fds.flatten() {
-        let name = fd.file_name();
-        let target = std::fs::read_link(fd.path()).unwrap_or_default();
-        if target.to_string_lossy() == "anon_inode:[userfaultfd]" {
+        let name = fd.file_name().to_string_lossy().into_owned();
+        let target = std::fs::read_link(fd.path())
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if target == "anon_inode:[userfaultfd]" {
             return Some("it uses userfaultfd itself".into());
         }
+        if target.starts_with("anon_inode:") && !HARMLESS_ANON.contains(&target.as_str()) {
+            return Some(format!("fd {name} is {target}"));
+        }
+        if is_device(&fd.path()) && !harmless_device(&target) {
+            return Some(format!("fd {name} is the device {target}"));
+        }
         let info =
-            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", name.to_string_lossy()))
-                .unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{name}")).unwrap_or_default();
         let flags = info
             .lines()
             .find_map(|l| l.strip_prefix("flags:"))
             .and_then(|f| u64::from_str_radix(f.trim(), 8).ok())
             .unwrap_or(0);
         if flags & libc::O_DIRECT as u64 != 0 {
-            return Some(format!(
-                "fd {} is open with O_DIRECT",
-                name.to_string_lossy()
-            ));
+            return Some(format!("fd {name} is open with O_DIRECT"));
         }
     }
     None
@@ -248,6 +304,12 @@ impl Precopy {
                 continue;
             }
             let len = vma.end - vma.start;
+            // A long mapping that holds little is left alone: protecting
+            // the pages it does not have would fill in page tables for
+            // all of it (2 MiB a GiB). Copied at the freeze.
+            if len > SMALL_MAPPING && bytes_held(&pagemap, &vma)? < len / 4 {
+                continue;
+            }
             // A mapping that cannot be registered (the kernel's rules
             // for it) is copied at the freeze, as without a pre-copy.
             if uffd::register_wp(uffd.as_fd(), vma.start, len).is_err() {
@@ -262,8 +324,9 @@ impl Precopy {
             pagemap,
             tracked,
             end: 0,
-            rounds: Vec::new(),
+            round: None,
             at_freeze: None,
+            given_up: None,
         })
     }
 
@@ -272,48 +335,37 @@ impl Precopy {
         self.tracked.iter().map(|t| t.end - t.start).sum()
     }
 
-    /// Copies, while the process runs, rounds of what it wrote (the
-    /// first: every page it has) into `image`'s page file, until a round
-    /// finds little or [`MAX_ROUNDS`] are done. `progress` is told each.
+    /// Copies, while the process runs, every page it has into `image`'s
+    /// page file (each page its slot). `progress` is told how long it took.
     pub fn run(
         &mut self,
         image: &mut ImageWriter,
         progress: &dyn Fn(String),
     ) -> Result<(), PrecopyError> {
         let memory = Memory::open(self.pid)?;
-        while self.rounds.len() < MAX_ROUNDS {
-            let started = Instant::now();
-            let plan = if self.rounds.is_empty() {
-                self.first_round(&memory)?
-            } else {
-                self.next_round()?
-            };
-            let bytes: u64 = plan
-                .mappings
-                .iter()
-                .flat_map(|m| &m.runs)
-                .map(|r| r.1 * PAGE_SIZE)
-                .sum();
-            if bytes > 0 {
-                let area = image.page_area(self.end).map_err(DumpError::from)?;
-                memory.copy(&plan, Sink::Area(area), &mut |_| Ok(()))?;
-            }
-            let round = Round {
-                bytes,
-                took: started.elapsed(),
-            };
-            progress(format!(
-                "pid {}: pre-copy round {}: {:.1} MiB in {:.0} ms while it runs",
-                self.pid,
-                self.rounds.len() + 1,
-                bytes as f64 / (1 << 20) as f64,
-                round.took.as_secs_f64() * 1000.0
-            ));
-            self.rounds.push(round);
-            if self.rounds.len() > 1 && bytes <= SMALL_ENOUGH {
-                break;
-            }
+        let started = Instant::now();
+        let plan = self.first_round(&memory)?;
+        let bytes: u64 = plan
+            .mappings
+            .iter()
+            .flat_map(|m| &m.runs)
+            .map(|r| r.1 * PAGE_SIZE)
+            .sum();
+        if bytes > 0 {
+            let area = image.page_area(self.end).map_err(DumpError::from)?;
+            memory.copy(&plan, Sink::Area(area), &mut |_| Ok(()))?;
         }
+        let round = Round {
+            bytes,
+            took: started.elapsed(),
+        };
+        progress(format!(
+            "pid {}: pre-copied {:.1} MiB in {:.0} ms while it ran",
+            self.pid,
+            bytes as f64 / (1 << 20) as f64,
+            round.took.as_secs_f64() * 1000.0
+        ));
+        self.round = Some(round);
         Ok(())
     }
 
@@ -344,54 +396,20 @@ impl Precopy {
         Ok(Plan::placed(mappings, self.end))
     }
 
-    /// The pages written since the last round (protected again as they
-    /// are listed): those still present are copied into their slots (new
-    /// ones where they have none); the others' slots are no longer valid.
-    fn next_round(&mut self) -> Result<Plan, PrecopyError> {
-        let mut mappings = Vec::new();
-        for i in 0..self.tracked.len() {
-            let (start, end) = (self.tracked[i].start, self.tracked[i].end);
-            let mut written = Vec::new();
-            let ask = Ask {
-                flags: pagemap::WP_MATCHING,
-                all_of: pagemap::IS_WRITTEN,
-                any_of: 0,
-                report: pagemap::IS_WRITTEN | pagemap::IS_PRESENT,
-            };
-            pagemap::scan(self.pagemap.as_fd(), start, end, ask, &mut written)?;
-            let pages: Vec<(u64, bool)> = written
-                .iter()
-                .flat_map(|r: &Region| {
-                    let present = r.categories & pagemap::IS_PRESENT != 0;
-                    ((r.start - start) / PAGE_SIZE..(r.end - start) / PAGE_SIZE)
-                        .map(move |p| (p, present))
-                })
-                .collect();
-            let t = &mut self.tracked[i];
-            let mut copy = Vec::new();
-            for (page, present) in pages {
-                if present {
-                    copy.push(page);
-                } else {
-                    t.set_valid(page, false);
-                }
-            }
-            let (runs, places) = place_pages(t, &copy, &mut self.end, |_| true);
-            for &page in &copy {
-                t.set_valid(page, true);
-            }
-            mappings.push(Planned::placed(t.start, t.readable, runs, places));
-        }
-        Ok(Plan::placed(mappings, self.end))
-    }
-
     /// Places `plan` (the freeze's, of `vmas`: every mapping in order)
     /// in the page file: a page of a mapping still registered, not written
     /// since it was last protected and with a valid slot keeps its slot and
     /// is not copied again; every other page is copied, into its slot or
     /// a new one past the end; mappings not tracked follow. Returns the
     /// bytes the freeze copies.
-    pub fn place(&mut self, plan: &mut Plan, vmas: &[Vma]) -> Result<u64, PrecopyError> {
+    /// `None`, the plan left as it is (everything copied), where the
+    /// process now has what lets the kernel write its memory unseen
+    /// ([`reason_not`]).
+    pub fn place(&mut self, plan: &mut Plan, vmas: &[Vma]) -> Result<Option<u64>, PrecopyError> {
+        if let Some(why) = reason_not(self.pid) {
+            self.given_up = Some(why);
+            return Ok(None);
+        }
         let mut copied = 0;
         for (planned, vma) in plan.mappings.iter_mut().zip(vmas) {
             let tracked = self
@@ -457,21 +475,36 @@ impl Precopy {
         }
         plan.bytes = self.end;
         self.at_freeze = Some(copied);
-        Ok(copied)
+        Ok(Some(copied))
     }
 
     /// How the memory was copied, for a summary.
     pub fn summary(&self) -> String {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        let bytes: u64 = self.rounds.iter().map(|r| r.bytes).sum();
+        if let Some(why) = &self.given_up {
+            return format!("copied in one freeze (the pre-copy was not used: now {why})");
+        }
         format!(
-            "pre-copied while it ran ({} round(s), {:.1} MiB; userfaultfd write-protect), then \
-             {:.1} MiB it wrote since copied frozen",
-            self.rounds.len(),
-            mib(bytes),
+            "pre-copied while it ran ({:.1} MiB; userfaultfd write-protect), then {:.1} MiB \
+             it wrote since copied frozen",
+            mib(self.round.map_or(0, |r| r.bytes)),
             mib(self.at_freeze.unwrap_or(0))
         )
     }
+}
+
+/// The bytes `vma` of the process whose pagemap is `pagemap` holds
+/// (present or swapped out), before anything is protected.
+fn bytes_held(pagemap: &File, vma: &Vma) -> Result<u64, PrecopyError> {
+    let mut regions = Vec::new();
+    let ask = Ask {
+        flags: 0,
+        all_of: 0,
+        any_of: pagemap::IS_PRESENT | pagemap::IS_SWAPPED,
+        report: 0,
+    };
+    pagemap::scan(pagemap.as_fd(), vma.start, vma.end, ask, &mut regions)?;
+    Ok(regions.iter().map(|r| r.end - r.start).sum())
 }
 
 /// Runs of `pages` (ascending page numbers of `t`) split where their

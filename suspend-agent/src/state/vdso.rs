@@ -128,6 +128,12 @@ pub fn sizes(maps: &KernelMaps) -> String {
     parts.join(", ")
 }
 
+/// The offset of element `i` of a table at `base` of entries `size` long,
+/// unless it overflows.
+fn element(base: u64, i: u64, size: u64) -> Option<u64> {
+    base.checked_add(i.checked_mul(size)?)
+}
+
 fn u16_at(b: &[u8], at: u64) -> Option<u16> {
     let at = usize::try_from(at).ok()?;
     Some(u16::from_le_bytes(
@@ -172,17 +178,23 @@ pub fn symbols(bytes: &[u8]) -> Result<Vec<VdsoSymbol>, ElfError> {
     // A symbol's value is an address as linked; the mapping starts at
     // file offset 0, so its offset is that address less the first load
     // segment's (address − file offset).
+    // Every offset the bytes give is added and multiplied checked: bytes
+    // that are not a vDSO are an error, never an overflow.
     let bias = (0..phnum)
-        .map(|i| phoff + i * phentsize)
+        .filter_map(|i| element(phoff, i, phentsize))
         .find(|&ph| u32_at(bytes, ph) == Some(PT_LOAD))
-        .and_then(|ph| Some(u64_at(bytes, ph + 0x10)?.wrapping_sub(u64_at(bytes, ph + 8)?)))
+        .and_then(|ph| {
+            let vaddr = u64_at(bytes, ph.checked_add(0x10)?)?;
+            Some(vaddr.wrapping_sub(u64_at(bytes, ph.checked_add(8)?)?))
+        })
         .ok_or(bad("no load segment"))?;
     let section = |i: u64| {
-        let sh = shoff + i * shentsize;
-        let kind = u32_at(bytes, sh + 4)?;
-        let (offset, size) = (u64_at(bytes, sh + 0x18)?, u64_at(bytes, sh + 0x20)?);
-        let link = u32_at(bytes, sh + 0x28)?;
-        let entsize = u64_at(bytes, sh + 0x38)?;
+        let sh = element(shoff, i, shentsize)?;
+        let kind = u32_at(bytes, sh.checked_add(4)?)?;
+        let offset = u64_at(bytes, sh.checked_add(0x18)?)?;
+        let size = u64_at(bytes, sh.checked_add(0x20)?)?;
+        let link = u32_at(bytes, sh.checked_add(0x28)?)?;
+        let entsize = u64_at(bytes, sh.checked_add(0x38)?)?;
         Some((kind, offset, size, u64::from(link), entsize))
     };
     let (_, symtab, symtab_size, link, entsize) = (0..shnum)
@@ -200,15 +212,16 @@ pub fn symbols(bytes: &[u8]) -> Result<Vec<VdsoSymbol>, ElfError> {
         .ok_or(bad("a string table past the end"))?;
     let mut out = Vec::new();
     for i in 0..symtab_size / entsize {
-        let sym = symtab + i * entsize;
         let truncated = bad("a symbol past the end");
+        let sym = element(symtab, i, entsize).ok_or(truncated)?;
+        let field = |plus: u64| sym.checked_add(plus).ok_or(truncated);
         let name = u32_at(bytes, sym).ok_or(truncated)?;
         let info = *bytes
-            .get(usize::try_from(sym + 4).map_err(|_| truncated)?)
+            .get(usize::try_from(field(4)?).map_err(|_| truncated)?)
             .ok_or(truncated)?;
-        let shndx = u16_at(bytes, sym + 6).ok_or(truncated)?;
-        let value = u64_at(bytes, sym + 8).ok_or(truncated)?;
-        let size = u64_at(bytes, sym + 16).ok_or(truncated)?;
+        let shndx = u16_at(bytes, field(6)?).ok_or(truncated)?;
+        let value = u64_at(bytes, field(8)?).ok_or(truncated)?;
+        let size = u64_at(bytes, field(16)?).ok_or(truncated)?;
         if info & 0xf != STT_FUNC || !matches!(info >> 4, STB_GLOBAL | STB_WEAK) || shndx == 0 {
             continue;
         }
@@ -611,6 +624,16 @@ mod tests {
         let mut wild = good.clone();
         // Section headers pointing far away.
         wild[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(symbols(&wild).is_err());
+        // Program headers there too, and entries as long as they can be
+        // (an overflow in a debug build would panic).
+        let mut wild = good.clone();
+        wild[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
+        wild[0x36..0x38].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(symbols(&wild).is_err());
+        let mut wild = good;
+        wild[0x3a..0x3c].copy_from_slice(&u16::MAX.to_le_bytes());
+        wild[0x28..0x30].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
         assert!(symbols(&wild).is_err());
     }
 

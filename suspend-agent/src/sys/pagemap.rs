@@ -12,15 +12,12 @@ use super::{Result, SyscallError};
 /// `_IOWR('f', 16, struct pm_scan_arg)`.
 const PAGEMAP_SCAN: u64 = (3 << 30) | ((size_of::<ScanArg>() as u64) << 16) | (0x66 << 8) | 16;
 
-/// Write-protect the pages that match (a mapping not registered for
-/// asynchronous write-protection with a userfaultfd is skipped).
-pub const WP_MATCHING: u64 = 1 << 0;
-
 /// The page is registered for asynchronous write-protection.
 pub const IS_WPALLOWED: u64 = 1 << 0;
 /// Written since it was last write-protected (or never protected).
 pub const IS_WRITTEN: u64 = 1 << 1;
 pub const IS_PRESENT: u64 = 1 << 3;
+pub const IS_SWAPPED: u64 = 1 << 4;
 
 /// `struct pm_scan_arg`.
 #[repr(C)]

@@ -1,8 +1,8 @@
 /* A process that keeps writing while it is saved: 64 MiB written once,
  * then a thread that rewrites eight pages a millisecond, in order (every
  * sixteenth step discards its page instead, MADV_DONTNEED), noting each
- * step — or, given `fast`, as fast as it can (a pre-copy never catches
- * up: its rounds are bounded, and the freeze copies what is left). Saved with --leave-running, its memory is pre-copied while it
+ * step — or, given `fast`, as fast as it can (every page is written again
+ * after the pre-copy copied it, and must be copied again at the freeze). Saved with --leave-running, its memory is pre-copied while it
  * runs; after a resume every page must hold what the last step that
  * touched it left: none older (a page saved before it was written again),
  * none zero unless it was discarded, none with data if it was. */
