@@ -92,8 +92,8 @@ pub struct Args {
     /// With --leave-running: copy all its memory in one freeze. By default,
     /// where the kernel can tell which pages a running process writes
     /// (userfaultfd asynchronous write-protection, Linux 6.7), its memory
-    /// is first copied while it runs, in rounds, and the freeze copies only
-    /// what it wrote since the last round. The summary says which was done.
+    /// is first copied while it runs, and the freeze copies only what it
+    /// wrote since. The summary says which was done.
     #[arg(long, requires = "leave_running")]
     no_precopy: bool,
     /// How long the handshake may take (not the dump), e.g. 500ms, 10s, 1m.

@@ -748,7 +748,7 @@ pub struct Planned {
     at: u64,
     /// Each run's own place in the page file, and whether it is to be
     /// copied now (`false`: its bytes are there already, copied by a
-    /// pre-copy round and not written since).
+    /// pre-copy and not written since).
     pub(super) placed: Option<Vec<Place>>,
     pub(super) start: u64,
     offset: u64,

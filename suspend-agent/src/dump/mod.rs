@@ -375,7 +375,7 @@ pub fn dump(
     let memory = memory::Memory::open(pid)?;
     let mut plan = memory.plan(&vmas)?;
     if let Some(precopy) = precopy {
-        // Only what it wrote since the last round is copied now.
+        // Only what it wrote since the pre-copy is copied now.
         let copied = precopy
             .place(&mut plan, &vmas)
             .map_err(|source| DumpError::Precopy {

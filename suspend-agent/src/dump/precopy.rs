@@ -420,7 +420,7 @@ impl Precopy {
             let (runs, places) = match tracked {
                 Some(t) if mappings::kind(vma) == MappingKind::Anonymous => {
                     // Registered and not written since: the only pages that
-                    // may keep what a round copied (regions in address
+                    // may keep what the pre-copy copied (regions in address
                     // order, the planned pages too).
                     let mut clean = Vec::new();
                     let ask = Ask {
@@ -522,7 +522,15 @@ fn place_pages(
     // The slot the last page was in (first page, pages, place): the pages
     // come in order, so most are in the same one as the page before.
     let mut current: Option<(u64, u64, u64)> = None;
+    let mut last: Option<u64> = None;
     for &page in pages {
+        // A page listed twice (or out of order) would be given two runs
+        // in one place: only the first is kept.
+        if last.is_some_and(|l| page <= l) {
+            log::warn!("pre-copy: page {page} listed after page {last:?}: left out");
+            continue;
+        }
+        last = Some(page);
         let in_current = current
             .filter(|&(first, n, _)| first <= page && page < first + n)
             .map(|(first, _, at)| at + (page - first) * PAGE_SIZE);
@@ -628,6 +636,59 @@ mod tests {
         let pages: Vec<u64> = (0..MAX_RUN_PAGES + 10).collect();
         let (runs, _) = place_pages(&mut t, &pages, &mut end, |_| true);
         assert_eq!(runs, [(0, MAX_RUN_PAGES), (MAX_RUN_PAGES, 10)]);
+    }
+
+    /// Places of the runs `runs`/`places` as page ranges in the file.
+    fn file_pages(runs: &[(u64, u64)], places: &[Place]) -> Vec<(u64, u64)> {
+        runs.iter()
+            .zip(places)
+            .map(|(&(_, n), p)| (p.at / PAGE_SIZE, p.at / PAGE_SIZE + n))
+            .collect()
+    }
+
+    #[test]
+    fn random_calls_never_give_two_pages_one_place() {
+        // xorshift64: the same sequence every run.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50 {
+            let len = 1 + next() % 600;
+            let mut t = tracked(len);
+            let mut end = 0;
+            // page → its place, once it has one: never changes.
+            let mut placed = std::collections::HashMap::new();
+            for call in 0..8 {
+                let density = 1 + next() % 8;
+                let mut pages: Vec<u64> = (0..len).filter(|_| next() % density == 0).collect();
+                if call % 3 == 2 && !pages.is_empty() {
+                    // A page listed twice: kept once.
+                    let i = (next() % pages.len() as u64) as usize;
+                    pages.insert(i, pages[i]);
+                }
+                let copy = next();
+                let (runs, places) =
+                    place_pages(&mut t, &pages, &mut end, |p| (copy >> (p % 64)) & 1 == 1);
+                let mut ranges = file_pages(&runs, &places);
+                ranges.sort_unstable();
+                for pair in ranges.windows(2) {
+                    assert!(pair[0].1 <= pair[1].0, "places overlap: {pair:?}");
+                }
+                assert!(ranges.last().is_none_or(|r| r.1 * PAGE_SIZE <= end));
+                for (&(first, n), place) in runs.iter().zip(&places) {
+                    for page in first..first + n {
+                        let at = place.at + (page - first) * PAGE_SIZE;
+                        assert_eq!(*placed.entry(page).or_insert(at), at, "page {page} moved");
+                        assert_eq!(t.slot(page), Some(at));
+                    }
+                }
+            }
+            assert_eq!(end, placed.len() as u64 * PAGE_SIZE, "one slot a page");
+        }
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub fn scan(
 ) -> Result<()> {
     let mut buf = vec![Region::default(); 1024];
     let mut from = start;
+    // The end of what this call has listed so far.
+    let mut listed = start;
     while from < end {
         let mut arg = ScanArg {
             size: size_of::<ScanArg>() as u64,
@@ -98,9 +100,23 @@ pub fn scan(
         if n < 0 {
             return Err(SyscallError::last("PAGEMAP_SCAN"));
         }
-        out.extend_from_slice(&buf[..n as usize]);
-        if arg.walk_end <= from {
-            break; // no progress: never loop for ever
+        // Regions come in address order. One that begins before the end
+        // of what was already listed (a walk taken up again from a
+        // `walk_end` the kernel left behind) is cut to what is new, so
+        // no page is listed twice.
+        for r in &buf[..n as usize] {
+            if r.end > listed {
+                out.push(Region {
+                    start: r.start.max(listed),
+                    ..*r
+                });
+                listed = r.end;
+            }
+        }
+        // A buffer not filled: the walk reached `end` (its `walk_end`
+        // is then not always updated).
+        if (n as usize) < buf.len() || arg.walk_end <= from {
+            break; // (no progress: never loop for ever)
         }
         from = arg.walk_end;
     }
