@@ -961,26 +961,10 @@ pub fn hash_runs<'a>(
 mod tests {
     use super::*;
 
-    /// A new file (made as `suspend-memory-NAME-PID` in the temporary
-    /// directory, and unlinked at once) and the name it had, for messages.
-    fn scratch_file(name: &str) -> (std::path::PathBuf, File) {
-        let path =
-            std::env::temp_dir().join(format!("suspend-memory-{name}-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("a scratch file");
-        let _ = std::fs::remove_file(&path);
-        (path, file)
-    }
-
     #[test]
     fn zero_pages_are_not_written_and_a_long_stretch_of_them_takes_no_space() {
         use std::os::unix::fs::MetadataExt as _;
-        let (path, file) = scratch_file("zero-pages");
+        let (file, path) = crate::sys::fd::scratch_file("memory-zero-pages");
         let page = PAGE_SIZE as usize;
         // Runs of 1 + 64 + 1 + 2 pages: data, 64 zero pages, data, a zero
         // page then data — as a fresh page file, allocated ahead.
@@ -1257,7 +1241,7 @@ mod tests {
     #[test]
     fn packed_batches_take_their_own_places_and_read_back_as_their_runs() {
         use crate::image::pages::RunReader;
-        let (path, file) = scratch_file("packed");
+        let (file, path) = crate::sys::fd::scratch_file("memory-packed");
         let page = PAGE_SIZE as usize;
         // Two batches: zeros and text (packed), then noise (kept raw) and
         // zeros again.

@@ -428,25 +428,9 @@ mod tests {
 
     const PAGE: usize = PAGE_SIZE as usize;
 
-    /// A new file no name reaches (made as `suspend-pages-NAME-PID` in the
-    /// temporary directory, and unlinked).
-    fn scratch_file(name: &str) -> File {
-        let path =
-            std::env::temp_dir().join(format!("suspend-pages-{name}-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("a scratch file");
-        let _ = std::fs::remove_file(&path);
-        file
-    }
-
     #[test]
     fn a_run_packed_reads_back_and_one_that_does_not_shrink_stays_raw() {
-        let file = scratch_file("pack");
+        let (file, _) = crate::sys::fd::scratch_file("pages-pack");
         let mut packer = Packer::new().expect("a compressor");
         // Text-like pages shrink; pseudo-random ones do not.
         let text: Vec<u8> = (0..8 * PAGE)
@@ -509,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_sparse_read_leaves_the_zero_pages_of_fresh_memory_untouched() {
-        let file = scratch_file("sparse-read");
+        let (file, _) = crate::sys::fd::scratch_file("pages-sparse-read");
         // Pages: data, six zero pages, data.
         let mut run = vec![0u8; 8 * PAGE];
         run[..PAGE].fill(7);

@@ -293,22 +293,9 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> (File, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!("suspend-{name}-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("a scratch file");
-        let _ = std::fs::remove_file(&path);
-        (file, path)
-    }
-
     #[test]
     fn every_run_is_loaded_and_checked_whatever_thread_reads_it() {
-        let (file, path) = scratch("load");
+        let (file, path) = crate::sys::fd::scratch_file("load");
         // Compressed and raw runs of several sizes, in no order.
         let contents: Vec<Vec<u8>> = (0..40u64)
             .map(|i| {
@@ -344,7 +331,7 @@ mod tests {
     #[test]
     #[ignore = "a micro-benchmark"]
     fn bench_load() {
-        let (file, path) = scratch("bench-load");
+        let (file, path) = crate::sys::fd::scratch_file("bench-load");
         let run = 256 * PAGE;
         let heap: Vec<Vec<u8>> = (0..128).map(|i| heap_like(i + 1, run)).collect();
         let random: Vec<Vec<u8>> = (0..128).map(|i| noise(i + 1000, run)).collect();

@@ -104,6 +104,23 @@ pub fn write_all_vectored_at(fd: BorrowedFd<'_>, bufs: &[&[u8]], offset: u64) ->
     }
 }
 
+/// For unit tests: a new file, read and write, made as
+/// `suspend-NAME-PID` in the temporary directory and unlinked at once, and
+/// the name it had (for messages).
+#[cfg(test)]
+pub fn scratch_file(name: &str) -> (std::fs::File, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("suspend-{name}-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("a scratch file");
+    let _ = std::fs::remove_file(&path);
+    (file, path)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
