@@ -79,11 +79,14 @@ pub struct Outcome {
 }
 
 impl Guest<'_> {
-    /// The kernel command line.
+    /// The kernel command line. A soft lockup panics the guest
+    /// (`softlockup_panic=1`): a run with one fails anyway, this ends it
+    /// at once instead of at the boot's timeout, and the panic prints the
+    /// locked-up CPU's stack, which `loglevel=4` hides otherwise.
     pub fn cmdline(&self) -> String {
         let mut cmdline = String::from(
-            "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 mitigations=off \
-             no_timer_check tsc=reliable rdinit=/init",
+            "console=ttyS0 panic=-1 oops=panic softlockup_panic=1 quiet loglevel=4 \
+             mitigations=off no_timer_check tsc=reliable rdinit=/init",
         );
         if !self.append.is_empty() {
             cmdline.push(' ');
