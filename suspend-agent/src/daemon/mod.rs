@@ -72,6 +72,10 @@ pub fn run() -> anyhow::Result<()> {
         .mode(0o755)
         .create(RUN_DIR)
         .with_context(|| format!("creating {RUN_DIR}"))?;
+    // Made 0700 by an older agent's resume or receive before any daemon
+    // ran: every user's process must reach the client socket.
+    fs::set_permissions(RUN_DIR, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {RUN_DIR} mode 0755"))?;
     let _lock = lock()?;
     raise_fd_limit();
     for dir in crate::image::leftovers::remove() {

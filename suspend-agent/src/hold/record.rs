@@ -7,7 +7,7 @@
 use std::{
     fs,
     io::{self, Write as _},
-    os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _},
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -71,10 +71,7 @@ impl HeldRecord {
     /// Writes the record (replacing one of the same pid), durably enough
     /// for `/run` (a tmpfs: renamed into place whole).
     pub fn write(&self) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(DIR)?;
+        crate::sys::fd::make_run_subdir(Path::new(DIR))?;
         check_dir()?;
         let tmp = Path::new(DIR).join(format!(".{}.tmp", self.pid));
         let mut f = fs::OpenOptions::new()

@@ -9,7 +9,7 @@
 use std::{
     fs,
     io::Write as _,
-    os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _},
+    os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -28,24 +28,20 @@ impl Marker {
     pub fn new(partial: &Path) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = Path::new(MARKERS);
-        let made = fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .and_then(|()| {
-                let path = dir.join(format!(
-                    "{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                ));
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                f.write_all(partial.as_os_str().as_encoded_bytes())?;
-                Ok(path)
-            });
+        let made = crate::sys::fd::make_run_subdir(dir).and_then(|()| {
+            let path = dir.join(format!(
+                "{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(partial.as_os_str().as_encoded_bytes())?;
+            Ok(path)
+        });
         match made {
             Ok(path) => Self(Some(path)),
             Err(e) => {

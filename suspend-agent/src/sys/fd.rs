@@ -22,6 +22,29 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Makes `dir`, a directory of the agent's own under
+/// [`RUN_DIR`](suspend_common::paths::RUN_DIR), mode 0700 (nothing if it
+/// exists). The run directory itself, if missing, is made 0755: every
+/// user's process connects to the client socket in it. (A recursive
+/// `DirBuilder` gives the parents the child's mode: a `receive` or a
+/// resume before the daemon's first start made it 0700, and no process
+/// but root's could register until a reboot.)
+pub fn make_run_subdir(dir: &Path) -> io::Result<()> {
+    make_subdir(Path::new(suspend_common::paths::RUN_DIR), dir)
+}
+
+/// [`make_run_subdir`] with the run directory `run`.
+fn make_subdir(run: &Path, dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    for (path, mode) in [(run, 0o755), (dir, 0o700)] {
+        match std::fs::DirBuilder::new().mode(mode).create(path) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A copy of `fd` at the lowest free number from `min` up, close-on-exec
 /// (`F_DUPFD_CLOEXEC`).
 pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
@@ -123,6 +146,19 @@ pub fn scratch_file(name: &str) -> (std::fs::File, std::path::PathBuf) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_run_subdir_leaves_its_parent_open_to_every_user() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (_, scratch) = super::scratch_file("run-subdir"); // a free name
+        let run = scratch.with_extension("run");
+        let held = run.join("held");
+        let mode = |p: &super::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        super::make_subdir(&run, &held).unwrap();
+        assert_eq!(mode(&run), 0o755, "the run directory");
+        assert_eq!(mode(&held), 0o700, "the agent's own directory in it");
+        super::make_subdir(&run, &held).unwrap(); // both there: nothing to do
+        std::fs::remove_dir_all(&run).unwrap();
+    }
     use std::os::{fd::AsFd as _, unix::fs::MetadataExt as _};
 
     use super::*;
