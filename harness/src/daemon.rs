@@ -32,9 +32,10 @@ pub enum StartError {
     /// It exited before it answered on the control socket.
     #[error("the agent daemon exited ({0}) at start")]
     Exited(ExitStatus),
-    /// It did not answer on the control socket in time (it was stopped).
-    #[error("the agent daemon did not answer on {CONTROL_SOCKET} within {0:?}")]
-    Silent(Duration),
+    /// It did not answer on the control socket in time (it was stopped);
+    /// where each of its threads was waiting then.
+    #[error("the agent daemon did not answer on {CONTROL_SOCKET} within {0:?}; its threads: {1}")]
+    Silent(Duration, String),
 }
 
 /// An agent daemon this process started: stopped (SIGTERM, then SIGKILL
@@ -98,7 +99,10 @@ impl Daemon {
             }
             Self::answering().then_some(Ok(()))
         });
-        answered.unwrap_or(Err(StartError::Silent(WAIT)))?;
+        answered.unwrap_or_else(|| {
+            let pid = daemon.child.as_ref().map_or(0, Child::id);
+            Err(StartError::Silent(WAIT, threads_waiting(pid)))
+        })?;
         Ok(daemon)
     }
 
@@ -133,4 +137,32 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Each thread of `pid`: its tid, name, state and the kernel function it
+/// waits in (`wchan`), and its kernel stack where readable; for a daemon
+/// that does not answer.
+fn threads_waiting(pid: u32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("pid {pid} has no /proc entry");
+    };
+    let mut said = Vec::new();
+    for task in tasks.flatten() {
+        let dir = task.path().display().to_string();
+        let state = read(format!("{dir}/stat"));
+        let state = state
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .unwrap_or("?")
+            .to_owned();
+        said.push(format!(
+            "\n  {} {} {state} in {}\n{}",
+            task.file_name().to_string_lossy(),
+            read(format!("{dir}/comm")).trim(),
+            read(format!("{dir}/wchan")),
+            read(format!("{dir}/stack"))
+        ));
+    }
+    said.concat()
 }

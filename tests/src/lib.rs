@@ -174,8 +174,7 @@ impl Daemon {
         match suspend_harness::Daemon::start(&bin("suspend-agent"), env, max_fds, file) {
             Ok(daemon) => Self { daemon, log },
             Err(StartError::Spawn { source, .. }) => panic!("starting the agent daemon: {source}"),
-            Err(e @ StartError::Exited(_)) => panic!("{e}:\n{}", log_tail(&log)),
-            Err(e) => panic!("{e}"),
+            Err(e) => panic!("{e}\n--- its log:\n{}", log_tail(&log)),
         }
     }
 
