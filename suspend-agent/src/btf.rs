@@ -18,10 +18,13 @@ pub enum BtfError {
     NoStruct(String),
     #[error("BTF struct {strukt} has no member {member}")]
     NoMember { strukt: String, member: String },
+    #[error("BTF struct {strukt}'s member {member} is not an array")]
+    NotArray { strukt: String, member: String },
 }
 
 const MAGIC: u16 = 0xeb9f;
 
+const KIND_ARRAY: u32 = 3;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
 
@@ -105,31 +108,69 @@ impl Btf {
     /// "ldt"]`; each step but the last must be a struct or union (through
     /// typedefs and qualifiers, as `mm_context_t` is).
     pub fn member_path_offset(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        self.member_path(strukt, path).map(|(bits, _)| bits / 8)
+    }
+
+    /// How many elements the array member at `path` of `struct strukt`
+    /// has, as C's `ARRAY_SIZE` (through typedefs and qualifiers).
+    pub fn member_array_len(&self, strukt: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let (_, mut id) = self.member_path(strukt, path)?;
+        let not_array = || BtfError::NotArray {
+            strukt: strukt.into(),
+            member: path.join("."),
+        };
+        for _ in 0..16 {
+            let record = *id
+                .checked_sub(1)
+                .and_then(|i| self.records.get(i as usize))
+                .ok_or_else(not_array)?;
+            let kind = u32_at(&self.types, record + 4).map_or(0, |i| (i >> 24) & 0x1f);
+            match kind {
+                // `struct btf_array { type, index_type, nelems }`.
+                KIND_ARRAY => return u32_at(&self.types, record + 20).ok_or_else(not_array),
+                8..=11 | 18 => id = u32_at(&self.types, record + 8).ok_or_else(not_array)?,
+                _ => break,
+            }
+        }
+        Err(not_array())
+    }
+
+    /// Whether the BTF has a `struct name` with members (not only a
+    /// forward declaration).
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.find_struct(name).is_some()
+    }
+
+    /// The record of `struct name` (one with members).
+    fn find_struct(&self, name: &str) -> Option<usize> {
+        self.records.iter().copied().find(|&at| {
+            let kind = u32_at(&self.types, at + 4).map_or(0, |i| (i >> 24) & 0x1f);
+            let vlen = u32_at(&self.types, at + 4).map_or(0, |i| i & 0xffff);
+            kind == KIND_STRUCT
+                && vlen > 0
+                && u32_at(&self.types, at).is_some_and(|n| self.name(n) == name)
+        })
+    }
+
+    /// Bit offset and type id of the member at `path` of `struct strukt`.
+    fn member_path(&self, strukt: &str, path: &[&str]) -> Result<(u32, u32), BtfError> {
         let mut record = self
-            .records
-            .iter()
-            .copied()
-            .find(|&at| {
-                let kind = u32_at(&self.types, at + 4).map_or(0, |i| (i >> 24) & 0x1f);
-                let vlen = u32_at(&self.types, at + 4).map_or(0, |i| i & 0xffff);
-                kind == KIND_STRUCT
-                    && vlen > 0
-                    && u32_at(&self.types, at).is_some_and(|n| self.name(n) == strukt)
-            })
+            .find_struct(strukt)
             .ok_or_else(|| BtfError::NoStruct(strukt.into()))?;
         let no_member = || BtfError::NoMember {
             strukt: strukt.into(),
             member: path.join("."),
         };
-        let mut bits = 0;
+        let (mut bits, mut last) = (0, 0);
         for (i, member) in path.iter().enumerate() {
             let (at, ty) = self.find_member(record, member).ok_or_else(no_member)?;
             bits += at;
+            last = ty;
             if i + 1 < path.len() {
                 record = self.aggregate(ty).ok_or_else(no_member)?;
             }
         }
-        Ok(bits / 8)
+        Ok((bits, last))
     }
 
     /// The struct or union record type `id` names, through typedefs and
@@ -220,6 +261,22 @@ mod tests {
             btf.member_path_offset("task_struct", &["pid", "x"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_array_members_length_is_read() {
+        let btf = Btf::kernel().expect("the running kernel's BTF");
+        // `char comm[TASK_COMM_LEN]`, 16 since Linux 2.6.
+        assert_eq!(
+            btf.member_array_len("task_struct", &["comm"]).ok(),
+            Some(16)
+        );
+        assert!(matches!(
+            btf.member_array_len("task_struct", &["pid"]),
+            Err(BtfError::NotArray { .. })
+        ));
+        assert!(btf.has_struct("task_struct"));
+        assert!(!btf.has_struct("no_such_struct"));
     }
 
     #[test]

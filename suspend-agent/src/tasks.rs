@@ -11,7 +11,10 @@ use std::{io, path::PathBuf};
 
 use suspend_common::{
     paths::BPF_PIN_DIR,
-    tasks::{ABSENT, KEY_NAME_LEN, TASK_FACTS_PROGRAM, TaskFacts, TaskFactsLayout},
+    tasks::{
+        ABSENT, KEY_NAME_LEN, NOT_BUILT, RINGFD_REG_MAX, TASK_FACTS_PROGRAM, TaskFacts,
+        TaskFactsLayout,
+    },
 };
 
 use crate::btf::Btf;
@@ -65,8 +68,58 @@ pub fn layout(btf: &Btf) -> (TaskFactsLayout, Vec<String>) {
         keyring_leaves: at("key", &["keys", "nr_leaves_on_tree"]),
         node_slots: at("assoc_array_node", &["slots"]),
         key_description: at("key", &["description"]),
+        io_uring: ABSENT,
+        io_uring_rings: ABSENT,
+        io_uring_contexts: ABSENT,
+    };
+    let layout = TaskFactsLayout {
+        io_uring: io_uring_offset(btf, &mut missing),
+        io_uring_rings: io_uring_rings_offset(btf, &mut missing),
+        io_uring_contexts: btf
+            .member_path_offset("io_uring_task", &["xa", "xa_head"])
+            .unwrap_or_else(|e| {
+                missing.push(e.to_string());
+                ABSENT
+            }),
+        ..layout
     };
     (layout, missing)
+}
+
+/// `task_struct.io_uring`; [`NOT_BUILT`] where the kernel has no io_uring
+/// at all (neither that member nor `struct io_uring_task`: no thread can
+/// hold a ring); [`ABSENT`] where only the member is missing.
+fn io_uring_offset(btf: &Btf, missing: &mut Vec<String>) -> u32 {
+    match btf.member_offset("task_struct", "io_uring") {
+        Ok(offset) => offset,
+        Err(_) if !btf.has_struct("io_uring_task") => NOT_BUILT,
+        Err(e) => {
+            missing.push(e.to_string());
+            ABSENT
+        }
+    }
+}
+
+/// `io_uring_task.registered_rings`, where it holds [`RINGFD_REG_MAX`]
+/// entries (the iterator reads that many): another count is unknown.
+fn io_uring_rings_offset(btf: &Btf, missing: &mut Vec<String>) -> u32 {
+    let path = ["registered_rings"];
+    let offset = btf
+        .member_path_offset("io_uring_task", &path)
+        .and_then(|offset| Ok((offset, btf.member_array_len("io_uring_task", &path)?)));
+    match offset {
+        Ok((offset, RINGFD_REG_MAX)) => offset,
+        Ok((_, len)) => {
+            missing.push(format!(
+                "io_uring_task.registered_rings has {len} entries, not {RINGFD_REG_MAX}"
+            ));
+            ABSENT
+        }
+        Err(e) => {
+            missing.push(e.to_string());
+            ABSENT
+        }
+    }
 }
 
 /// The records of the iterator's output (whole records only).
@@ -166,6 +219,23 @@ mod tests {
         assert!(layout.tgid == layout.pid + 4, "{layout:?}");
         // 0 is an offset like any other (6.1 puts k_itimer.list first).
         assert_ne!(layout.timer_list, ABSENT, "{layout:?}");
+        // This host's kernel has io_uring: every member read, the array
+        // of registered rings IO_RINGFD_REG_MAX long.
+        assert!(
+            ![
+                layout.io_uring,
+                layout.io_uring_rings,
+                layout.io_uring_contexts
+            ]
+            .iter()
+            .any(|&o| o == ABSENT || o == NOT_BUILT),
+            "{layout:?}"
+        );
+        assert!(
+            layout.io_uring_contexts >= layout.io_uring_rings + 8 * RINGFD_REG_MAX
+                || layout.io_uring_contexts < layout.io_uring_rings,
+            "the xarray is not inside the array: {layout:?}"
+        );
         // This host's kernel has NUMA, keys and modify_ldt; a kernel
         // without one would leave its offset ABSENT and name it here.
         assert!(missing.is_empty(), "{missing:?}");

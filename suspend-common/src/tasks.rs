@@ -17,6 +17,14 @@ pub const TASK_FACTS_PROGRAM: &str = "suspend_task_facts";
 
 /// An offset the kernel does not have.
 pub const ABSENT: u32 = u32::MAX;
+/// In [`TaskFactsLayout::io_uring`]: the kernel was built without
+/// io_uring (its BTF has neither `task_struct.io_uring` nor `struct
+/// io_uring_task`), so no thread can hold a ring: the fact is known, and
+/// false.
+pub const NOT_BUILT: u32 = u32::MAX - 1;
+/// Entries of `io_uring_task.registered_rings` (`IO_RINGFD_REG_MAX`, 16
+/// since 5.18); a kernel with another count leaves the fact unknown.
+pub const RINGFD_REG_MAX: u32 = 16;
 
 /// Byte offsets in the running kernel's structures; [`ABSENT`] where the
 /// kernel has no such member.
@@ -66,9 +74,19 @@ pub struct TaskFactsLayout {
     pub node_slots: u32,
     /// `key.description` (pointer to the NUL-terminated name).
     pub key_description: u32,
+    /// `task_struct.io_uring` (pointer to its `io_uring_task`, null until
+    /// the thread first uses a ring; `CONFIG_IO_URING`), or [`NOT_BUILT`].
+    pub io_uring: u32,
+    /// `io_uring_task.registered_rings` (an array of [`RINGFD_REG_MAX`]
+    /// `struct file *`: the rings it registered with
+    /// `IORING_REGISTER_RING_FDS`).
+    pub io_uring_rings: u32,
+    /// `io_uring_task.xa.xa_head` (the root of the xarray of the rings it
+    /// used: null when empty).
+    pub io_uring_contexts: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 80);
+const _: () = assert!(core::mem::size_of::<TaskFactsLayout>() == 92);
 
 /// Slots of an `assoc_array_node` (`ASSOC_ARRAY_FAN_OUT`).
 pub const NODE_SLOTS: u32 = 16;
@@ -98,6 +116,9 @@ impl TaskFactsLayout {
         keyring_leaves: ABSENT,
         node_slots: ABSENT,
         key_description: ABSENT,
+        io_uring: ABSENT,
+        io_uring_rings: ABSENT,
+        io_uring_contexts: ABSENT,
     };
 }
 
@@ -145,6 +166,10 @@ pub const FACT_PROCESS_KEYRING: u32 = 1 << 3;
 /// The thread has a session keyring of its own (not the user's session
 /// keyring, which the kernel uses when it has none).
 pub const FACT_SESSION_KEYRING: u32 = 1 << 6;
+/// The thread holds an io_uring ring: one it registered
+/// (`IORING_REGISTER_RING_FDS`, usable with no fd left) or one it used
+/// that still exists (its `io_uring_task` lists it).
+pub const FACT_IO_URING: u32 = 1 << 7;
 /// The dumpable mode (`PR_GET_DUMPABLE`, 0–2) sits in bits 4–5.
 pub const DUMPABLE_SHIFT: u32 = 4;
 /// `MMF_DUMPABLE_MASK`: the low two bits of `mm_struct.flags`.
@@ -157,6 +182,7 @@ pub const KNOWN_KEYRINGS: u32 = 1 << 3;
 pub const KNOWN_DUMPABLE: u32 = 1 << 4;
 pub const KNOWN_TIMERS: u32 = 1 << 5;
 pub const KNOWN_SESSION_KEYRING: u32 = 1 << 6;
+pub const KNOWN_IO_URING: u32 = 1 << 7;
 
 impl TaskFacts {
     /// `PR_GET_DUMPABLE`'s answer, if known.

@@ -11,10 +11,11 @@ use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, generated::bpf_seq_write},
 };
 use suspend_common::tasks::{
-    ABSENT, DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_LDT, FACT_MEMPOLICY, FACT_PROCESS_KEYRING,
-    FACT_SESSION_KEYRING, FACT_THREAD_KEYRING, KNOWN_DUMPABLE, KNOWN_KEYRINGS, KNOWN_LDT,
-    KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL, KNOWN_SESSION_KEYRING, KNOWN_TIMERS, MAX_TIMERS,
-    NODE_SLOTS, TaskFacts, TaskFactsLayout,
+    ABSENT, DUMPABLE_MASK, DUMPABLE_SHIFT, FACT_IO_URING, FACT_LDT, FACT_MEMPOLICY,
+    FACT_PROCESS_KEYRING, FACT_SESSION_KEYRING, FACT_THREAD_KEYRING, KNOWN_DUMPABLE,
+    KNOWN_IO_URING, KNOWN_KEYRINGS, KNOWN_LDT, KNOWN_MEMPOLICY, KNOWN_PDEATH_SIGNAL,
+    KNOWN_SESSION_KEYRING, KNOWN_TIMERS, MAX_TIMERS, NODE_SLOTS, NOT_BUILT, RINGFD_REG_MAX,
+    TaskFacts, TaskFactsLayout,
 };
 
 #[unsafe(no_mangle)]
@@ -114,6 +115,34 @@ fn set(base: *const u8, offset: u32) -> Option<bool> {
     read::<*const u8>(base, offset).map(|p| !p.is_null())
 }
 
+/// Whether the thread at `task` holds an io_uring ring: its
+/// `io_uring_task` (none until it first uses a ring) has a ring it
+/// registered (`IORING_REGISTER_RING_FDS`: usable with no fd, and with
+/// `IORING_SETUP_NO_MMAP` no mapping, left) or lists a ring it used that
+/// still exists (its `xa` not empty). `None` if that cannot be read.
+#[inline(always)]
+fn io_uring(task: *const u8, layout: &TaskFactsLayout) -> Option<bool> {
+    if layout.io_uring == NOT_BUILT {
+        return Some(false);
+    }
+    if layout.io_uring_rings == ABSENT || layout.io_uring_contexts == ABSENT {
+        return None;
+    }
+    let tctx = read::<*const u8>(task, layout.io_uring)?;
+    if tctx.is_null() {
+        return Some(false);
+    }
+    if set(tctx, layout.io_uring_contexts)? {
+        return Some(true);
+    }
+    for i in 0..RINGFD_REG_MAX {
+        if set(tctx, layout.io_uring_rings + 8 * i)? {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
 /// Writes `facts` to the iterator's output.
 #[inline(always)]
 fn write(seq: *mut seq_file, facts: &TaskFacts) {
@@ -148,6 +177,15 @@ pub fn on_task(ctx: *mut c_void) -> i32 {
     };
     if facts.tid == 0 {
         return 0;
+    }
+    // Read for an exited thread too: its exit let go of every ring it
+    // registered and emptied its list, so it holds none (and is not
+    // left unknown, which would refuse the process).
+    if let Some(holds) = io_uring(task, &layout) {
+        facts.known |= KNOWN_IO_URING;
+        if holds {
+            facts.facts |= FACT_IO_URING;
+        }
     }
     // A thread that has exited (its mm dropped, not yet reaped) or a
     // kernel thread: nothing of it is judged, as the check from inside

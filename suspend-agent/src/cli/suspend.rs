@@ -163,7 +163,7 @@ fn check(pid: u32, new_session: bool, unlinked_max: u64) -> anyhow::Result<u8> {
             "  not checked before the freeze ({e}): parent-death signal, a thread's NUMA \
              policy, thread and process keyrings, LDT, dumpable mode, timer overruns (a suspend \
              checks them once the process is frozen); its session keyring cannot be checked at \
-             all (refused below)"
+             all, nor an io_uring ring it only registered (both refused below)"
         );
     }
     for what in dump::unrestorable_state(pid, new_session) {

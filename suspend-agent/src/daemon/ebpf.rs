@@ -168,7 +168,7 @@ pub fn load() -> Result<(Loaded, Registry), LoadError> {
             let (layout, missing) = tasks::layout(btf);
             for what in missing {
                 info!(
-                    "task iterator: {what}: that fact is checked once frozen only (a session keyring: not at all)"
+                    "task iterator: {what}: that fact is checked once frozen only (a session keyring, an io_uring ring: not at all, and refused)"
                 );
             }
             layout

@@ -65,7 +65,7 @@ use crate::{
         format::{MAX_RUN_PAGES, MappingKind, PAGE_SIZE},
     },
     procfs::vmas::{self, Vma},
-    state::mappings,
+    state::{io_uring, mappings},
     sys::{
         SyscallError,
         pagemap::{self, Ask},
@@ -204,7 +204,8 @@ fn is_device(path: &std::path::Path) -> bool {
 
 /// Why `pid` is not pre-copied, if it is not: what lets the kernel write
 /// its memory without a fault the write-protection would see (an
-/// io_uring, an AIO ring, a file open with `O_DIRECT`, a device or an
+/// io_uring, one only registered too as the task iterator shows it, or
+/// one it cannot tell of; an AIO ring, a file open with `O_DIRECT`, a device or an
 /// anonymous inode of another kind), or its own use of userfaultfd.
 pub fn reason_not(pid: u32) -> Option<String> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
@@ -220,6 +221,23 @@ pub fn reason_not(pid: u32) -> Option<String> {
             if comm.starts_with("iou-") {
                 return Some(format!("it has an io_uring (thread {})", comm.trim()));
             }
+        }
+    }
+    // A ring only registered shows nowhere in /proc.
+    match crate::tasks::of_process(pid) {
+        Ok(threads) => match io_uring::holder(&threads) {
+            Some((tid, Some(_))) => {
+                return Some(format!("it has an io_uring (thread {tid}'s, registered)"));
+            }
+            Some((tid, None)) => {
+                return Some(format!(
+                    "whether it has an io_uring could not be told (thread {tid})"
+                ));
+            }
+            None => {}
+        },
+        Err(e) => {
+            return Some(format!("whether it has an io_uring could not be told: {e}"));
         }
     }
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;

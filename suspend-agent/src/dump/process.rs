@@ -16,7 +16,11 @@ use super::DumpError;
 use crate::{
     image::format::{Creds, Process, Session},
     procfs::file_id,
-    state::{attributes, children, credentials, ipc, mappings, namespaces, sched, session, timers},
+    state::{
+        attributes, children, credentials,
+        io_uring::{self, Consequence},
+        ipc, mappings, namespaces, sched, session, timers,
+    },
 };
 
 fn read(pid: u32, name: &str) -> Result<String, DumpError> {
@@ -134,7 +138,8 @@ pub fn oom_score_adj(pid: u32) -> Result<i32, DumpError> {
 /// without stopping the process) that an image cannot give back: the
 /// checks the dump makes again from inside once frozen, made before the
 /// freeze. A fact the iterator could not read on this kernel is left to
-/// that later check.
+/// that later check; but whether a thread holds an io_uring ring, which
+/// nothing inside shows, is refused where it could not be told.
 pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
     let mut bad = Vec::new();
     for t in threads {
@@ -169,6 +174,9 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
         bad.push(timers::overrun_words(id, overrun.into()));
     }
     bad.extend(credentials::session_keyring_refusal(threads, uid));
+    // Nothing but the iterator shows a ring only registered: a thread it
+    // could not tell of is refused too.
+    bad.extend(io_uring::refusals(threads, Consequence::Image));
     bad
 }
 
@@ -176,7 +184,7 @@ pub fn task_refusals(threads: &[TaskFacts], uid: Option<u32>) -> Vec<String> {
 /// name it, each refusal its kind's (in `state/`): a session or process
 /// group it does not lead (unless `new_session`: the caller accepts that
 /// a resume puts it in the resume command's), what the task iterator
-/// shows, namespaces, NUMA policies, names of shared anonymous mappings,
+/// shows (an io_uring ring among it), namespaces, NUMA policies, names of shared anonymous mappings,
 /// protection keys, mappings, SysV semaphore undo values, POSIX timers,
 /// locked memory, children. A held process keeps all of it; a suspend
 /// that kills refuses it before freezing.
@@ -184,15 +192,21 @@ pub fn unrestorable_state(pid: u32, new_session: bool) -> Vec<String> {
     let mut bad = Vec::new();
     bad.extend(session::refusal(pid, new_session));
     // What only the thread could be asked (parent-death signal, its NUMA
-    // policy, keyrings, an LDT, dumpable 2), from the task iterator.
+    // policy, keyrings, an LDT, dumpable 2) or nothing but the kernel's
+    // structures show (an io_uring ring only registered), from the task
+    // iterator.
     match crate::tasks::of_process(pid) {
         Ok(threads) => bad.extend(task_refusals(
             &threads,
             crate::procfs::status(pid).ok().map(|s| s.uid),
         )),
         // The other checks are made again from inside once it is frozen;
-        // nothing inside can tell whether its session keyring is its own.
-        Err(e) => bad.push(credentials::session_keyring_unchecked(&e.to_string())),
+        // nothing inside can tell whether its session keyring is its own,
+        // or whether it holds an io_uring ring it registered.
+        Err(e) => {
+            bad.push(credentials::session_keyring_unchecked(&e.to_string()));
+            bad.push(io_uring::unchecked(&e.to_string()));
+        }
     }
     bad.extend(namespaces::refusal(pid));
     bad.extend(sched::numa_maps_refusal(pid));

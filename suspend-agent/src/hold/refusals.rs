@@ -1,5 +1,6 @@
 //! What cannot be held: kernel objects that write into the process's
-//! memory behind its back (io_uring, AIO, a userfaultfd), device mappings,
+//! memory behind its back (io_uring, among it a ring only registered that
+//! the task iterator shows, AIO, a userfaultfd), device mappings,
 //! a thread in strict seccomp mode and a `vfork` child running on its
 //! memory, refused before anything is frozen ([`refusals`]: a suspend's
 //! outcome exits 8 naming them); and, once frozen, seccomp filters that
@@ -12,6 +13,7 @@ use super::{HoldError, io_err, seccomp};
 use crate::{
     freeze::Frozen,
     procfs::{self, vmas},
+    state::io_uring::{self, Consequence},
     tracee::{inject::Site, ptrace},
 };
 
@@ -36,6 +38,17 @@ pub fn refusals(pid: u32) -> Result<Vec<String>, HoldError> {
             )),
             _ => {}
         }
+    }
+    // A ring only registered (its fd closed, used through
+    // IORING_ENTER_REGISTERED_RING; with IORING_SETUP_NO_MMAP no mapping
+    // either) shows only in the kernel's task structures. Where the task
+    // iterator cannot run at all, only what /proc shows is refused.
+    match crate::tasks::of_process(pid) {
+        Ok(threads) => refused.extend(io_uring::refusals(&threads, Consequence::Held)),
+        Err(e) => log::warn!(
+            "pid {pid}: whether a thread holds an io_uring ring it only registered is not \
+             checked before a hold: {e}"
+        ),
     }
     let maps_path = format!("/proc/{pid}/maps");
     let maps = fs::read_to_string(&maps_path).map_err(io_err(pid, maps_path.clone()))?;

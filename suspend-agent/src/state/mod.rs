@@ -21,6 +21,7 @@ pub mod files;
 pub mod fixtures;
 pub mod identity;
 pub mod inotify;
+pub mod io_uring;
 pub mod ipc;
 pub mod limits;
 pub mod locks;
