@@ -12,12 +12,18 @@ use std::{
 
 use suspend_common::paths::CONTROL_SOCKET;
 
-use crate::wait::{WAIT, poll};
+use crate::wait::poll;
 
 /// How long a daemon asked to stop (SIGTERM) has before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How often a starting or stopping daemon is looked at.
 const EVERY: Duration = Duration::from_millis(20);
+
+/// How long a daemon may take to answer at start: it loads and verifies
+/// its eBPF programs, which in a TCG guest beside busy workloads took more
+/// than the 20 s every other wait allows (twice in one CI run, with the
+/// host loaded).
+const START_WAIT: Duration = Duration::from_secs(60);
 
 /// Why [`Daemon::start`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +60,7 @@ impl Daemon {
     /// Runs `AGENT daemon` with `env` added and its stderr into `log`, and
     /// with `max_fds`, at most that many open descriptors (soft and hard
     /// limit); returns once it answers on the control socket, within
-    /// [`WAIT`].
+    /// [`START_WAIT`].
     pub fn start(
         agent: &Path,
         env: &[(&str, &str)],
@@ -93,7 +99,7 @@ impl Daemon {
             })?;
         // Stopped on every early return from here on.
         let mut daemon = Self { child: Some(child) };
-        let answered = poll(WAIT, EVERY, || {
+        let answered = poll(START_WAIT, EVERY, || {
             if let Some(Ok(Some(status))) = daemon.child.as_mut().map(Child::try_wait) {
                 return Some(Err(StartError::Exited(status)));
             }
@@ -101,7 +107,7 @@ impl Daemon {
         });
         answered.unwrap_or_else(|| {
             let pid = daemon.child.as_ref().map_or(0, Child::id);
-            Err(StartError::Silent(WAIT, threads_waiting(pid)))
+            Err(StartError::Silent(START_WAIT, threads_waiting(pid)))
         })?;
         Ok(daemon)
     }
