@@ -184,11 +184,20 @@ const HARMLESS_ANON: &[&str] = &[
 ];
 
 /// Devices a process may have open that never write its memory but
-/// through its own calls.
+/// through its own calls: the memory-like ones and terminals (the console
+/// too: a process started at boot, or in a vm-test guest, has it as its
+/// stdio).
 fn harmless_device(path: &str) -> bool {
     matches!(
         path,
-        "/dev/null" | "/dev/zero" | "/dev/full" | "/dev/random" | "/dev/urandom" | "/dev/tty"
+        "/dev/null"
+            | "/dev/zero"
+            | "/dev/full"
+            | "/dev/random"
+            | "/dev/urandom"
+            | "/dev/tty"
+            | "/dev/console"
+            | "/dev/ptmx"
     ) || path.starts_with("/dev/pts/")
         || path.starts_with("/dev/tty")
 }
@@ -598,6 +607,22 @@ fn place_pages(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn terminals_and_the_console_do_not_stop_a_pre_copy() {
+        for path in [
+            "/dev/console",
+            "/dev/pts/3",
+            "/dev/ttyS0",
+            "/dev/null",
+            "/dev/ptmx",
+        ] {
+            assert!(super::harmless_device(path), "{path}");
+        }
+        for path in ["/dev/sda", "/dev/dri/card0", "/dev/vfio/1", "/dev/fuse"] {
+            assert!(!super::harmless_device(path), "{path}");
+        }
+    }
     use super::*;
 
     fn tracked(pages: u64) -> Tracked {
