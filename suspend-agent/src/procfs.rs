@@ -613,6 +613,19 @@ pub fn alterable_semaphore_sets(sets: &str, status: &str) -> Vec<i32> {
     ids
 }
 
+/// `btime` of `/proc/stat`: when this machine booted, in seconds since
+/// the epoch.
+pub fn parse_boot_time(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// When this machine booted ([`parse_boot_time`]).
+pub fn boot_time() -> Option<u64> {
+    parse_boot_time(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
 /// Every process (thread-group) id in `/proc`.
 pub fn pids() -> io::Result<Vec<u32>> {
     let mut pids = Vec::new();
@@ -662,6 +675,13 @@ pub fn others_holding(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_boot_time_is_btime() {
+        let stat = "cpu  1 2 3\nintr 5\nbtime 1796170000\nprocesses 9\n";
+        assert_eq!(super::parse_boot_time(stat), Some(1_796_170_000));
+        assert_eq!(super::parse_boot_time("cpu 1\n"), None);
+    }
     #[test]
     fn posix_timers() {
         let text = "ID: 4\nsignal: 10/0000000000001234\nnotify: signal/pid.8344\nClockID: 0\n\

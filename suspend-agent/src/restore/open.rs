@@ -33,7 +33,7 @@ use std::{
 
 use super::{Options, Refusal, RestoreError};
 use crate::{
-    image::Image,
+    image::{Image, format::FileKind},
     state::{
         files::{self, Match, Want},
         mappings, unlinked,
@@ -70,6 +70,15 @@ enum Into {
 /// each with where it goes.
 fn wanted(image: &Image) -> Vec<(Want, Into)> {
     let mut wants = Vec::new();
+    let here = nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let elsewhere = files::elsewhere(
+        &image.header.hostname,
+        image.header.created_unix,
+        &here,
+        crate::procfs::boot_time(),
+    );
     if let Some(exe) = &image.process.exe {
         wants.push((
             Want {
@@ -118,7 +127,10 @@ fn wanted(image: &Image) -> Vec<(Want, Into)> {
             ));
         }
         // Stdio is the resume command's; the other kinds are made.
-        if let Some(want) = files::reopened(f) {
+        if let Some(mut want) = files::reopened(f) {
+            if elsewhere && f.kind == FileKind::Directory {
+                want.how = Match::Place;
+            }
             wants.push((want, Into::Fd(f.fd)));
         }
     }
@@ -128,7 +140,11 @@ fn wanted(image: &Image) -> Vec<(Want, Into)> {
             path: image.process.cwd.clone(),
             flags: libc::O_PATH | libc::O_DIRECTORY,
             id: image.process.cwd_id.clone(),
-            how: Match::Inode,
+            how: if elsewhere {
+                Match::Place
+            } else {
+                Match::Inode
+            },
         },
         Into::Cwd,
     ));

@@ -114,6 +114,22 @@ pub enum Match {
     /// older image): another inode with the same size and the same mtime
     /// to the second.
     Contents,
+    /// A directory at that path. For an image taken on another machine or
+    /// before this one booted ([`elsewhere`]): a directory's inode there
+    /// names nothing here (a `/tmp` on tmpfs is new at every boot), and a
+    /// directory has no contents of its own to compare.
+    Place,
+}
+
+/// Whether an image taken on host `host` at `created` (seconds since the
+/// epoch) was taken on another machine than `here`, or on this one before
+/// it booted at `booted`: where its directories are matched by
+/// [`Match::Place`], not by inode. (The same host name on another machine,
+/// as guests of one image have, is told by the boot time: an image taken
+/// there after this machine booted keeps the inode rule, and a directory
+/// is refused rather than taken for another.)
+pub fn elsewhere(host: &str, created: u64, here: &str, booted: Option<u64>) -> bool {
+    host != here || booted.is_some_and(|booted| created < booted)
 }
 
 /// One file to open.
@@ -192,6 +208,13 @@ pub fn check(fd: BorrowedFd<'_>, want: &Want) -> Result<(), Conflict> {
         };
     }
     let same_inode = meta.st_dev == id.dev && meta.st_ino == id.ino;
+    if want.how == Match::Place {
+        return if meta.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            Ok(())
+        } else {
+            Err(changed("it is no directory now".into()))
+        };
+    }
     if want.how == Match::Inode {
         return if same_inode {
             Ok(())
@@ -321,6 +344,24 @@ impl super::MakeFd for Reopened {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn directories_are_matched_by_place_only_for_an_image_from_elsewhere() {
+        use super::elsewhere;
+        assert!(
+            !elsewhere("a", 2_000, "a", Some(1_000)),
+            "this boot, this machine"
+        );
+        assert!(elsewhere("b", 2_000, "a", Some(1_000)), "another machine");
+        assert!(
+            elsewhere("a", 500, "a", Some(1_000)),
+            "before this machine booted"
+        );
+        assert!(
+            !elsewhere("a", 500, "a", None),
+            "no boot time: the inode rule"
+        );
+    }
     use super::*;
 
     #[test]
