@@ -407,10 +407,14 @@ pub fn patches(old: &[VdsoSymbol], new: &[VdsoSymbol]) -> Result<Vec<Patch>, Vec
     let mut why = Vec::new();
     let mut by_offset: Vec<&VdsoSymbol> = old.iter().collect();
     by_offset.sort_by_key(|s| (s.offset, s.name.clone()));
+    let mut entries_seen = Vec::new();
     for s in by_offset {
-        if out.iter().any(|p| p.offset == s.offset) {
+        // Each entry once, with all its aliases (a refused one too: it was
+        // named twice).
+        if entries_seen.contains(&s.offset) {
             continue;
         }
+        entries_seen.push(s.offset);
         // The aliases at this entry: any of them found here will do.
         let aliases: Vec<&VdsoSymbol> = old.iter().filter(|a| a.offset == s.offset).collect();
         let names = || {
@@ -771,13 +775,18 @@ mod tests {
             sym("getcpu", 0x100, 0x40),
             sym("__vdso_time", 0x200, 0x8),
             sym("__vdso_getrandom", 0x300, 0x100),
+            sym("getrandom", 0x300, 0x100),
             sym("__vdso_clock_gettime", 0x400, 0x10),
         ];
         let new = [sym("__vdso_clock_gettime", 0x500, 0x10)];
         let why = patches(&old, &new).unwrap_err();
-        assert_eq!(why.len(), 1, "{why:?}");
-        assert!(why[0].contains("`__vdso_getrandom`"), "{why:?}");
-        let without = [&old[..3], &old[4..]].concat();
+        assert_eq!(
+            why.len(),
+            1,
+            "one entry, named once with its aliases: {why:?}"
+        );
+        assert!(why[0].contains("`__vdso_getrandom`/`getrandom`"), "{why:?}");
+        let without = [&old[..3], &old[5..]].concat();
         assert_eq!(
             patches(&without, &new).unwrap(),
             [
