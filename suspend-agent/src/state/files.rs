@@ -5,7 +5,9 @@
 //! mtime). A resume opens each again as the process's user
 //! (`restore/open.rs`, in its order, with deleted files made again by
 //! `unlinked`) and checks what it got on the descriptor ([`Want`],
-//! [`check`]): the very same inode for a directory or device, the same
+//! [`check`]): the very same inode for a device, and for a directory
+//! unless the image comes from elsewhere ([`elsewhere`]: then a directory
+//! at that path, [`Match::Place`]), the same
 //! contents for the executable, a mapped file and an open regular file
 //! (its identity, `state/identity.rs`; in an older image without one, an
 //! open file must be the very same inode). A mapped file deleted before the

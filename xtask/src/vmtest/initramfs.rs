@@ -190,9 +190,10 @@ impl<W: Write> Cpio<W> {
 pub fn init_script(filters: &[String], features: Option<&str>) -> String {
     // With no filter, a boot runs the suites its kernel matters for: every
     // suite on the newest kernel (7.x); on the older ones, the suites that
-    // depend on the kernel (the one-feature workloads, the eBPF registry
-    // and guard, resume, security) with the BPF LSM on, and the feature
-    // workloads and the registry without it. CI stays well under its
+    // depend on the kernel (the one-feature workloads, processes moved
+    // between kernels, the eBPF registry and guard, resume, security) with
+    // the BPF LSM on, and the feature workloads, the moved processes and
+    // the registry without it. CI stays well under its
     // limit; a filter runs what it names everywhere.
     let partial = if filters.is_empty() { "1" } else { "" };
     let filters: String = filters
@@ -249,8 +250,8 @@ if [ -n "{partial}" ]; then
     7.*) only="" ;;
     *)
         case ",$(cat /sys/kernel/security/lsm)," in
-        *,bpf,*) only="features registry resume security" ;;
-        *) only="features registry" ;;
+        *,bpf,*) only="features moved registry resume security" ;;
+        *) only="features moved registry" ;;
         esac
         ;;
     esac

@@ -15,6 +15,7 @@
 //!
 //! All boots run, then one table; the command fails if any boot did.
 
+mod carry;
 mod debian;
 mod initramfs;
 mod kernels;
@@ -161,37 +162,93 @@ pub fn run(args: &Args) -> Result<()> {
     println!("vmtest: accelerator: {why}");
     let timeout = Duration::from_secs(args.timeout);
     let extra = args.extra_params();
+    let initrds = kernels
+        .iter()
+        .map(|kernel| initramfs_for(&base, kernel, &work))
+        .collect::<Result<Vec<_>>>()?;
+    // The first boot of each kernel, then the others: each first boot
+    // carries images out, and every later boot of another kernel resumes
+    // them (with 6.1, 6.12 and 7: 6.1 -> 6.12, 6.1 and 6.12 -> 7, then
+    // 6.12 and 7 -> 6.1, 6.1 and 7 -> 6.12).
+    let (mut order, rest): (Vec<_>, Vec<_>) = kernels
+        .iter()
+        .zip(&initrds)
+        .flat_map(|(kernel, initrd)| {
+            let variants = kernel.variants();
+            variants
+                .into_iter()
+                .enumerate()
+                .map(move |(n, variant)| (kernel, initrd, variant, n == 0))
+        })
+        .partition(|(_, _, _, first)| *first);
+    order.extend(rest);
+    let moving = kernels.len() > 1;
+    let mut carried: Vec<(String, Series, carry::Files)> = Vec::new();
     let mut runs = Vec::new();
-    for kernel in &kernels {
-        let initrd = initramfs_for(&base, kernel, &work)?;
-        for variant in kernel.variants() {
-            let boot = Boot {
-                kernel,
-                variant: &variant,
-                initrd: &initrd,
-                accel,
-                timeout,
-                extra: &extra,
-                out_dir: &out_dir,
-                work: &work,
-                keep: args.keep,
-            };
-            // An error of the harness (qemu cannot start, a file cannot
-            // be written) fails this boot; the others still run.
-            let run = boot.run().unwrap_or_else(|error| {
-                println!("vmtest: {}: ERROR: {error:#}", boot.label());
-                Run {
-                    kernel: kernel.release.clone(),
-                    variant: variant.name.to_owned(),
-                    ok: false,
-                    result: "ERROR (see above)".into(),
-                    passed: 0,
-                    failed: 0,
-                    duration: Duration::ZERO,
-                    console_log: boot.console_log(),
+    for (kernel, base_initrd, variant, first) in order {
+        let label = format!("{}-{}", kernel.series, variant.name);
+        let carry_out = moving && first;
+        let from: Vec<_> = carried
+            .iter()
+            .filter(|(_, series, _)| *series != kernel.series)
+            .collect();
+        let mut params = extra.clone();
+        if carry_out {
+            params = format!("{params} {}", carry::OUT_PARAM);
+        }
+        let initrd = if from.is_empty() {
+            base_initrd.clone()
+        } else {
+            let labels: Vec<_> = from.iter().map(|(label, _, _)| label.as_str()).collect();
+            params = format!("{params} {}={}", carry::IN_PARAM, labels.join(","));
+            let tree = carry::tree(from.iter().map(|(label, _, files)| (label.as_str(), files)));
+            with_carried(base_initrd, &tree, &work, &label)?
+        };
+        let boot = Boot {
+            kernel,
+            variant: &variant,
+            initrd: &initrd,
+            accel,
+            timeout,
+            extra: params.trim(),
+            out_dir: &out_dir,
+            work: &work,
+            keep: args.keep,
+        };
+        // An error of the harness (qemu cannot start, a file cannot
+        // be written) fails this boot; the others still run.
+        let run = boot.run().unwrap_or_else(|error| {
+            println!("vmtest: {}: ERROR: {error:#}", boot.label());
+            Run {
+                kernel: kernel.release.clone(),
+                variant: variant.name.to_owned(),
+                ok: false,
+                result: "ERROR (see above)".into(),
+                passed: 0,
+                failed: 0,
+                duration: Duration::ZERO,
+                console_log: boot.console_log(),
+            }
+        });
+        runs.push(run);
+        if carry_out {
+            let port = qemu::carry_path(&work, &label);
+            let text = fs::read(&port).unwrap_or_default();
+            match carry::parse(&String::from_utf8_lossy(&text)) {
+                Ok(Some(files)) => {
+                    let bytes: usize = files.values().map(Vec::len).sum();
+                    println!(
+                        "vmtest: {label}: carried out {} files ({} KiB) for the boots of other kernels",
+                        files.len(),
+                        bytes / 1024
+                    );
+                    carried.push((label, kernel.series, files));
                 }
-            });
-            runs.push(run);
+                Ok(None) => println!(
+                    "vmtest: {label}: carried nothing out (its moved_between_kernels_out test did not run or did not finish)"
+                ),
+                Err(error) => println!("vmtest: {label}: its carry port is damaged: {error:#}"),
+            }
         }
     }
 
@@ -247,6 +304,26 @@ fn initramfs_for(base: &Tree, kernel: &Kernel, work: &Path) -> Result<PathBuf> {
         size / 1_000_000,
         fmt_duration(started.elapsed())
     );
+    Ok(path)
+}
+
+/// `base` followed by a second cpio archive of `tree` (the kernel unpacks
+/// one after the other), written to `<work>/initramfs-<label>.cpio`.
+fn with_carried(base: &Path, tree: &Tree, work: &Path, label: &str) -> Result<PathBuf> {
+    let extra = work.join(format!("carried-{label}.cpio"));
+    tree.write_cpio(&extra)?;
+    let path = work.join(format!("initramfs-{label}.cpio"));
+    fs::copy(base, &path)
+        .with_context(|| format!("copying {} to {}", base.display(), path.display()))?;
+    let mut out = fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut carried =
+        fs::File::open(&extra).with_context(|| format!("opening {}", extra.display()))?;
+    std::io::copy(&mut carried, &mut out)
+        .with_context(|| format!("appending to {}", path.display()))?;
+    fs::remove_file(&extra).with_context(|| format!("removing {}", extra.display()))?;
     Ok(path)
 }
 

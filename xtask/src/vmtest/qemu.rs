@@ -51,6 +51,12 @@ pub fn detect_accel() -> (Accel, String) {
     }
 }
 
+/// What boot `label` wrote on its third serial port, the carry port
+/// ([`super::carry`]).
+pub fn carry_path(work: &Path, label: &str) -> PathBuf {
+    work.join(format!("{label}.carry"))
+}
+
 /// One boot.
 pub struct Guest<'a> {
     /// `6.12-lsm`: the prefix of its console lines and file names.
@@ -126,14 +132,23 @@ impl Guest<'_> {
             .arg("-serial")
             .arg(format!("file:{}", self.console_log.display()))
             .arg("-serial")
-            .arg(format!("file:{}", self.status_path().display()));
+            .arg(format!("file:{}", self.status_path().display()))
+            .arg("-serial")
+            .arg(format!(
+                "file:{}",
+                carry_path(self.work, self.label).display()
+            ));
         qemu
     }
 
     /// Boots, echoes the console as it comes (each line prefixed with the
     /// label), and waits for qemu to end, for at most the timeout.
     pub fn run(&self) -> Result<Outcome> {
-        for file in [self.console_log.to_path_buf(), self.status_path()] {
+        for file in [
+            self.console_log.to_path_buf(),
+            self.status_path(),
+            carry_path(self.work, self.label),
+        ] {
             if file.exists() {
                 fs::remove_file(&file).with_context(|| format!("removing {}", file.display()))?;
             }
