@@ -54,6 +54,14 @@ pub enum Request {
         /// it runs first.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         no_precopy: bool,
+        /// With `hold`: refuse, before anything is frozen, what an image
+        /// cannot hold, as without it (the image is to resume elsewhere:
+        /// `suspend --to`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        portable: bool,
+        /// Regular files it has open whose bytes the image carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        carry: Vec<std::path::PathBuf>,
     },
     /// Is the daemon there?
     Ping,
@@ -168,6 +176,8 @@ mod tests {
             unlinked_max: None,
             no_compress: false,
             no_precopy: false,
+            portable: false,
+            carry: Vec::new(),
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(

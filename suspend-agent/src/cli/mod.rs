@@ -15,6 +15,7 @@ pub mod resume;
 pub mod run;
 pub mod send;
 pub mod suspend;
+pub mod to;
 pub mod unload;
 
 /// Fails with a clear message unless running as root (`what` says why root

@@ -35,10 +35,10 @@ use crate::{
 #[derive(clap::Args)]
 pub struct Args {
     /// The image directory to create.
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// Read the stream from this file instead of stdin.
     #[arg(short, long, value_name = "FILE")]
-    input: Option<PathBuf>,
+    pub input: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {

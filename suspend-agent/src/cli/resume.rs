@@ -53,10 +53,18 @@ use crate::{
 /// A held process that is gone (killed, or the machine rebooted) is
 /// resumed from its image like any other, unless parts of it lived only in
 /// the held process (named; exit 9).
+///
+/// `resume -` reads the image as a stream `send` wrote, from stdin, as
+/// `receive` does (the same checks; a key this machine trusts), into
+/// /var/lib/suspend/received/, and resumes it; the image is removed once
+/// the process runs, and kept (its directory named) if the resume is
+/// refused. Its stdin is then /dev/null unless --stdin names a file:
+///
+///     suspend-agent send /var/lib/img/w1 | ssh other suspend-agent resume -
 #[derive(clap::Args)]
 pub struct Args {
-    /// The image directory (as written by `suspend -D`), or the pid of a
-    /// held process.
+    /// The image directory (as written by `suspend -D`), the pid of a
+    /// held process, or `-`: an image stream (`send`) on stdin.
     #[arg(value_name = "DIR|PID")]
     dir: PathBuf,
     /// Give the process this file as stdin instead of ours (opened as the
@@ -198,17 +206,113 @@ fn unpark(args: &Args, record: &HeldRecord) -> anyhow::Result<u8> {
     }
 }
 
+/// Where `resume -` receives an image.
+pub const RECEIVED: &str = "/var/lib/suspend/received";
+
+/// `resume -`: the stream on stdin received into [`RECEIVED`], then
+/// resumed; the image removed once the process runs, kept if not.
+fn from_stream(mut args: Args) -> anyhow::Result<u8> {
+    use std::io::IsTerminal as _;
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "suspend-agent: `resume -` reads an image stream from stdin, not a terminal: pipe one \
+             in (`suspend-agent send DIR | …`)"
+        );
+        return Ok(exit::USAGE);
+    }
+    let parent = std::path::Path::new(RECEIVED);
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // Root's, 0700, as the keys' directory beside it.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| anyhow::anyhow!("making {}: {e}", parent.display()))?;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let dir = parent.join(format!(
+        "image-{}.{:09}-{}",
+        stamp.as_secs(),
+        stamp.subsec_nanos(),
+        std::process::id()
+    ));
+    let received = super::receive::run(super::receive::Args {
+        dir: dir.clone(),
+        input: None,
+    })?;
+    if received != exit::OK {
+        return Ok(received);
+    }
+    args.dir = dir.clone();
+    if args.stdin.is_none() {
+        // Ours is the stream, read to its end.
+        args.stdin = Some("/dev/null".into());
+    }
+    let code = from_image(args)?;
+    if code == exit::OK {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!(
+                "suspend-agent: removing the received image {}: {e}",
+                dir.display()
+            );
+        }
+    } else {
+        eprintln!(
+            "suspend-agent: the received image is kept in {}: `suspend-agent resume {}` once \
+             what refused it is mended, or remove it",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(code)
+}
+
 pub fn run(args: Args) -> anyhow::Result<u8> {
     super::require_root("resuming a process")?;
+    if args.dir.as_os_str() == "-" {
+        return from_stream(args);
+    }
     if let Some(record) = held(&args.dir)? {
         return unpark(&args, &record);
     }
+    from_image(args)
+}
+
+/// Resumes held process `pid` in place, as `resume PID` does (`eager`:
+/// all its memory written back before it runs, so its image is no longer
+/// needed once this returns 0): its exit code (it stays held unless 0).
+pub fn resume_held(pid: u32, eager: bool) -> anyhow::Result<u8> {
+    let args = Args {
+        dir: pid.to_string().into(),
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        eager,
+        wait: false,
+    };
+    match held(&args.dir)? {
+        Some(record) => unpark(&args, &record),
+        None => anyhow::bail!("pid {pid} is no longer held"),
+    }
+}
+
+/// A resume from an image directory (not a held process).
+fn from_image(args: Args) -> anyhow::Result<u8> {
     let options = Options {
         stdio: Stdio {
             files: [args.stdin, args.stdout, args.stderr],
         },
         skip_vdso: std::env::var_os("SUSPEND_FAULT_SKIP_VDSO").is_some_and(|v| v == "1"),
         vdso_proxy: std::env::var_os("SUSPEND_FAULT_VDSO_PROXY").is_some_and(|v| v == "1"),
+        vdso_hide: std::env::var("SUSPEND_FAULT_VDSO_HIDE")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     match restore::resume(&args.dir, &options) {
         Ok(r) => {

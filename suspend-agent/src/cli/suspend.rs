@@ -28,6 +28,16 @@ use crate::control::{self, Outcome, Reply, Request};
 /// "continued"). Any failure after "ready" lets the process go and runs its
 /// on_resume with "aborted".
 ///
+/// --to HOST[:DIR] moves it to another machine running the agent: held
+/// here, what an image cannot hold refused first (as with --exit), its
+/// image streamed through ssh into `suspend-agent resume -` there (or
+/// `receive DIR` and `resume DIR`); ended here only once it runs there.
+/// If the other machine refuses it (another kernel's vDSO it cannot
+/// stand in for, a file that differs, its pid taken, an untrusted key…)
+/// or the stream breaks, it is resumed here (exit 11). The other machine
+/// must trust this one's key (`key show` here, `key trust` there); there
+/// its stdin, stdout and stderr are /dev/null, or --output FILE.
+///
 /// --dry-run runs the handshake only: ask, and when the process is ready,
 /// let it go again (on_resume with "continued").
 ///
@@ -48,12 +58,35 @@ pub struct Args {
         short = 'D',
         long = "images-dir",
         value_name = "DIR",
-        required_unless_present_any = ["dry_run", "check"]
+        required_unless_present_any = ["dry_run", "check", "to"]
     )]
     dir: Option<PathBuf>,
     /// Keep the process running after its image is written.
-    #[arg(long, requires = "dir", conflicts_with_all = ["hold", "exit"])]
+    #[arg(long, requires = "dir", conflicts_with_all = ["hold", "exit", "to"])]
     leave_running: bool,
+    /// Move it to HOST (another machine running the agent, reached with
+    /// ssh): resumed there, ended here only once it runs there; if not,
+    /// resumed here (exit 11). DIR: where the image goes there (default:
+    /// a directory under /var/lib/suspend/received, removed once it
+    /// runs). -D keeps the image here too.
+    #[arg(long, value_name = "HOST[:DIR]", value_parser = parse_to, conflicts_with_all = ["hold", "exit", "dry_run", "check"])]
+    to: Option<(String, Option<String>)>,
+    /// With --to: the command that runs a command on HOST, as `SSH HOST
+    /// COMMAND` (split on blanks: `ssh -p 2222`); $SUSPEND_SSH, else ssh.
+    #[arg(long, value_name = "COMMAND", requires = "to")]
+    ssh: Option<String>,
+    /// With --to: the agent's path on HOST.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "to",
+        default_value = "suspend-agent"
+    )]
+    remote_agent: String,
+    /// With --to: append the process's stdout and stderr to this file on
+    /// HOST (created as its user), instead of /dev/null.
+    #[arg(long, value_name = "FILE", requires = "to")]
+    output: Option<String>,
     /// Hold the process (the default with -D): it keeps its pid and every
     /// kernel object (sockets, locks, pipes, timers, children, terminal),
     /// its threads wait parked, its private memory is released. `resume`
@@ -82,6 +115,16 @@ pub struct Args {
     /// is frozen, naming the files.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     unlinked_max: Option<u64>,
+    /// Carry this regular file the process has open in the image (again
+    /// for more): a resume where its path does not exist makes it there
+    /// first, as the process's user, with its bytes, mode and mtime; where
+    /// it exists, it must be equal, as any file (refused, named, if not).
+    /// For files only this machine has (a log, a scratch file) when the
+    /// image is to move. Its bytes count with the deleted files' under
+    /// --unlinked-max. A PATH it has not open (or only as stdin, stdout
+    /// or stderr) is refused before anything is frozen (exit 8).
+    #[arg(long, value_name = "PATH")]
+    carry: Vec<PathBuf>,
     /// Store the image's pages raw. By default each run of pages is
     /// compressed (Zstandard, on every core, as it is written; a run that
     /// would not shrink by a tenth is stored raw). With --leave-running
@@ -112,6 +155,14 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["dir", "dry_run"])]
     check: bool,
 }
+
+/// `--to`'s `HOST[:DIR]`.
+fn parse_to(text: &str) -> Result<(String, Option<String>), String> {
+    super::to::parse_target(text)
+}
+
+/// Where `--to` writes the image here when -D names none.
+const SENT: &str = "/var/lib/suspend/sent";
 
 /// A size: bytes, or a number with K, M, G or T (powers of 1024).
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -216,10 +267,30 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 .unwrap_or(crate::image::format::UNLINKED_MAX_DEFAULT),
         );
     }
-    let dir = args
+    let mut dir = args
         .dir
         .map(|d| std::path::absolute(&d).with_context(|| format!("resolving {}", d.display())))
         .transpose()?;
+    // Moved: its image here goes where -D says, else in a directory made
+    // for the move (removed once it runs there).
+    let made = args.to.is_some() && dir.is_none();
+    if made {
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(SENT)
+            .with_context(|| format!("making {SENT}"))?;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        dir = Some(std::path::Path::new(SENT).join(format!(
+            "pid-{}-{}.{:09}",
+            args.pid,
+            stamp.as_secs(),
+            stamp.subsec_nanos()
+        )));
+    }
     // A process just resumed lazily is asked once all its memory is back
     // (the daemon refuses it until then): within the request's timeout.
     if crate::hold::refilling(args.pid) {
@@ -234,6 +305,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     // Held unless told otherwise.
     let hold = dir.is_some() && !args.exit && !args.leave_running;
+    let image = dir.clone();
     let request = Request::Suspend {
         pid: args.pid,
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
@@ -247,6 +319,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         unlinked_max: args.unlinked_max,
         no_compress: args.no_compress,
         no_precopy: args.no_precopy,
+        portable: args.to.is_some(),
+        carry: args.carry,
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let Reply { outcome, message } = control::call(
@@ -256,12 +330,26 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             eprintln!("suspend-agent: {progress}");
         },
     )?;
-    if outcome == Outcome::Done {
-        println!("{message}");
-    } else {
+    if outcome != Outcome::Done {
         eprintln!("suspend-agent: {message}");
+        return Ok(outcome.exit_code());
     }
-    Ok(outcome.exit_code())
+    let (Some((host, remote_dir)), Some(image)) = (args.to, image) else {
+        println!("{message}");
+        return Ok(outcome.exit_code());
+    };
+    eprintln!("suspend-agent: {message}");
+    let target = super::to::Target {
+        host,
+        dir: remote_dir,
+        ssh: args
+            .ssh
+            .or_else(|| std::env::var("SUSPEND_SSH").ok())
+            .unwrap_or_else(|| "ssh".into()),
+        remote_agent: args.remote_agent,
+        output: args.output,
+    };
+    super::to::finish(&target, args.pid, &image, made)
 }
 
 #[cfg(test)]

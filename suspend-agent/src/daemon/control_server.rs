@@ -69,6 +69,8 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
             unlinked_max,
             no_compress,
             no_precopy,
+            portable,
+            carry,
         } => {
             let args = SuspendArgs {
                 pid,
@@ -85,6 +87,8 @@ pub async fn handle(stream: UnixStream, state: Arc<State>) -> io::Result<()> {
                     .min(crate::image::format::UNLINKED_MAX_LIMIT),
                 no_compress,
                 no_precopy,
+                portable,
+                carry,
             };
             let (tx, mut rx) = mpsc::unbounded_channel();
             let work = handshake::suspend(&state, args, &tx);

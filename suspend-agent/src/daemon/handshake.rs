@@ -54,6 +54,10 @@ pub struct SuspendArgs {
     /// Store the pages raw rather than compressed.
     pub no_compress: bool,
     pub no_precopy: bool,
+    /// With `hold`: what an image cannot hold is refused as without it.
+    pub portable: bool,
+    /// Regular files it has open to carry in the image.
+    pub carry: Vec<std::path::PathBuf>,
 }
 
 pub type Progress = mpsc::UnboundedSender<String>;

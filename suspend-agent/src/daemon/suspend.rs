@@ -57,6 +57,9 @@ pub enum TakeError {
         .files.join(", ")
     )]
     Files { pid: u32, files: Vec<String> },
+    /// What `--carry` names cannot be carried.
+    #[error("pid {pid}: {}; nothing was frozen", .why.join("; "))]
+    Carry { pid: u32, why: Vec<String> },
     /// Listing its files failed.
     #[error(transparent)]
     ListFiles(DumpError),
@@ -79,6 +82,7 @@ impl TakeError {
             Self::Unholdable { .. }
             | Self::ProcessState { .. }
             | Self::Files { .. }
+            | Self::Carry { .. }
             | Self::Confined { .. } => Outcome::Unsupported,
             Self::NoImageDir { .. }
             | Self::HoldRefusals(_)
@@ -104,6 +108,7 @@ impl TakeError {
             | Self::HoldRefusals(_)
             | Self::ProcessState { .. }
             | Self::Files { .. }
+            | Self::Carry { .. }
             | Self::ListFiles(_)
             | Self::Confined { .. }
             | Self::Confinement { .. } => "; ",
@@ -338,6 +343,7 @@ pub async fn take(
         held_only,
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,
+        carry: args.carry.clone(),
         write_through: !args.leave_running,
         compress: !args.leave_running && !args.no_compress,
     };
@@ -622,10 +628,14 @@ fn settle_timers(frozen: &mut Frozen<'_>) {
 /// What is refused before anything is frozen, in this order: what a held
 /// process cannot keep (held), process-wide state an image cannot hold (not
 /// held), files a resume could not give back (neither held nor dropping
-/// them), what confines it (not held). Returns what only a held process
-/// keeps of the last (it goes in the image as held only).
+/// them), what confines it (not held). Held for a move (`portable`: the
+/// image is to resume elsewhere), what an image cannot hold is refused
+/// too. Returns what only a held process keeps of the last (it goes in the
+/// image as held only).
 fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, TakeError> {
     let pid = args.pid;
+    // Whether the image alone must carry the process.
+    let image_alone = !args.hold || args.portable;
     // What cannot be held.
     if args.hold {
         let refused = crate::hold::refusals(pid).map_err(TakeError::HoldRefusals)?;
@@ -636,7 +646,7 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
 
     // Nor process-wide state an image cannot hold (timers, locked memory,
     // children): a held process keeps it.
-    if !args.hold {
+    if image_alone {
         let state = dump::unrestorable_state(pid, args.new_session);
         if !state.is_empty() {
             return Err(TakeError::ProcessState { pid, state });
@@ -645,7 +655,7 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
 
     // Nor what cannot be saved (a held process keeps it: the image records
     // it as held only).
-    if !args.drop_unsupported_fds && !args.hold {
+    if !args.drop_unsupported_fds && image_alone {
         let files = dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?;
         let bad = dump::unrestorable(pid, &files)
             .into_iter()
@@ -657,12 +667,33 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
         }
     }
 
+    // Nor a file to carry that it does not have open, or more bytes than
+    // the image may carry.
+    if !args.carry.is_empty() {
+        let mut files = dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?;
+        let mut why = crate::state::carried::choose(&mut files, &args.carry)
+            .err()
+            .unwrap_or_default();
+        let carried = crate::state::carried::bytes(&files);
+        let deleted = crate::state::unlinked::bytes(&files);
+        if why.is_empty() && carried + deleted > args.unlinked_max {
+            why.push(format!(
+                "the files to carry take {carried} bytes (and its deleted files {deleted}), more \
+                 than --unlinked-max {}",
+                args.unlinked_max
+            ));
+        }
+        if !why.is_empty() {
+            return Err(TakeError::Carry { pid, why });
+        }
+    }
+
     // Nor what confines it that an image cannot hold (seccomp).
     let refused = crate::state::confinement::refusals(pid)
         .map_err(|source| TakeError::Confinement { pid, source })?;
     if refused.is_empty() {
         Ok(Vec::new())
-    } else if args.hold {
+    } else if !image_alone {
         Ok(refused)
     } else {
         Err(TakeError::Confined { pid, refused })

@@ -199,6 +199,7 @@ pub fn list(pid: u32, skip: Option<i32>) -> Result<Vec<File>, DumpError> {
             inotify,
             unlinked,
             orphan_socket,
+            carried: None,
         });
     }
     files.sort_by_key(|f| f.fd);

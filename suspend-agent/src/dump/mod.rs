@@ -106,6 +106,9 @@ pub struct DumpOptions {
     pub new_session: bool,
     /// How many bytes of deleted files' contents the image may carry.
     pub unlinked_max: u64,
+    /// Regular files it has open whose bytes the image carries (with the
+    /// deleted files', under `unlinked_max`).
+    pub carry: Vec<PathBuf>,
     /// The process stays frozen until the image is durable: pages are
     /// written and handed to the disk as they are copied, hashed on the
     /// way ([`memory::Sink::File`]), rather than copied into the page file
@@ -163,6 +166,9 @@ pub fn dump(
     let started = Instant::now();
     let pid = frozen.pid();
     let mut files = files::list(pid, options.skip_fd)?;
+    if let Err(why) = crate::state::carried::choose(&mut files, &options.carry) {
+        return Err(DumpError::Unsupported { pid, fds: why });
+    }
     let mut bad = files::unrestorable(pid, &files);
     bad.extend(files::unlinked_over_cap(&files, options.unlinked_max));
     files::with_dependents(&files, &mut bad);
@@ -190,6 +196,16 @@ pub fn dump(
         held_only.extend(state);
     }
     files::read_unlinked(pid, &mut files, options.unlinked_max)?;
+    let left = options
+        .unlinked_max
+        .saturating_sub(crate::state::unlinked::bytes(&files));
+    crate::state::carried::read(pid, &mut files, left).map_err(|(path, source)| {
+        DumpError::Proc {
+            pid,
+            path: path.into(),
+            source,
+        }
+    })?;
     pipes::read_contents(pid, &mut files).map_err(|source| DumpError::Syscall {
         pid,
         tid: pid,

@@ -58,6 +58,44 @@ use crate::{
     tracee::inject::Site,
 };
 
+/// Ends the hold of `record.pid` by killing it (`SIGKILL`): it was moved,
+/// and runs elsewhere now. Only the very process held (its start time
+/// checked on a pidfd opened first, so a reused pid is never hit); waits
+/// up to `within` for it to be gone, then drops its record. `Ok(false)`:
+/// it was gone already.
+pub fn end(record: &HeldRecord, within: std::time::Duration) -> io::Result<bool> {
+    let pidfd = match crate::sys::PidFd::open(record.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            record.remove();
+            return Ok(false);
+        }
+        Err(e) => return Err(io::Error::other(e)),
+    };
+    if procfs::start_time(record.pid).ok() != Some(record.start_time) {
+        record.remove();
+        return Ok(false);
+    }
+    pidfd.send_signal(libc::SIGKILL).map_err(io::Error::other)?;
+    let deadline = std::time::Instant::now() + within;
+    while pidfd.is_alive() {
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other(format!(
+                "pid {} was sent SIGKILL but is still there after {:?}",
+                record.pid, within
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Gone (a zombie until its parent reaps it): no longer witnessed nor
+    // guarded, and no longer held.
+    if let Ok(mut maps) = crate::freeze::FreezeMaps::open() {
+        maps.forget_held(record.pid, &record.tids);
+    }
+    record.remove();
+    Ok(true)
+}
+
 /// Whether `pid` runs again with its memory still being given back (a
 /// lazy refill under way, or waiting for an agent).
 pub fn refilling(pid: u32) -> bool {

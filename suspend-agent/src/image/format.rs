@@ -716,6 +716,21 @@ pub struct File {
     /// An agent that does not know it refuses the socket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphan_socket: Option<OrphanSocket>,
+    /// A regular file carried in the image (`suspend --carry`): made at
+    /// resume where its path does not exist. An agent that does not know
+    /// it checks the file as any other (refused where it is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Carried>,
+}
+
+/// A regular file's bytes and mode, carried (`state/carried.rs`); its
+/// size and mtime are its `FileId`'s.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Its bytes, base64.
+    pub data: String,
 }
 
 /// A connected unix socket whose peer is gone: reads give end of file,
@@ -766,6 +781,7 @@ impl File {
             inotify: None,
             unlinked: None,
             orphan_socket: None,
+            carried: None,
         }
     }
 }

@@ -275,6 +275,40 @@ impl Image {
         Ok(())
     }
 
+    /// Reads every page run in turn and gives `look` its address in the
+    /// process and its pages, until `look` finds something: that, or
+    /// `None`. An unreadable run is an error naming it.
+    pub fn find_in_pages<T>(
+        &self,
+        mut look: impl FnMut(u64, &[u8]) -> Option<T>,
+    ) -> Result<Option<T>, ReadError> {
+        let path = self.dir.join(PAGES_FILE);
+        let file = sign::open_regular(&path).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut buf = Vec::new();
+        let mut reader = RunReader::default();
+        for mapping in &self.mappings {
+            for run in &mapping.pages {
+                buf.resize((run.pages * PAGE_SIZE) as usize, 0);
+                reader
+                    .read(&file, run.at, run.stored, &mut buf)
+                    .map_err(|e| ReadError::Pages {
+                        path: path.clone(),
+                        start: mapping.start,
+                        at: run.at,
+                        reason: e.to_string(),
+                    })?;
+                let at = mapping.start + run.first_page * PAGE_SIZE;
+                if let Some(found) = look(at, &buf) {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// `(parked tid, resume signal, token)` from the client block saved in
     /// the image, if a client thread was parked for this suspension.
     pub fn parked_client(&self) -> Option<(u32, i32, u64)> {

@@ -130,6 +130,12 @@ pub struct Options {
     /// vDSO with a proxy even where this kernel's is the same
     /// (`state::vdso`), so that the process runs through its jumps.
     pub vdso_proxy: bool,
+    /// Test hook (`SUSPEND_FAULT_VDSO_HIDE=NAME,…`): stand in for the
+    /// image's vDSO with a proxy in which these functions (and their
+    /// aliases) are hidden, as if this kernel lacked them and nothing
+    /// stood in for them (`state::vdso::Entry::Hidden`): what a resume on
+    /// an older kernel does, on this one.
+    pub vdso_hide: Vec<String>,
 }
 
 /// What a resume did.
@@ -166,22 +172,14 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     let image = Image::read(dir, false, &trusted)?;
     validate::directory(&image)?;
     validate::image(&image)?;
-    let vdso = validate::vdso(&image, options.vdso_proxy)?;
+    let vdso = validate::vdso(&image, options.vdso_proxy, &options.vdso_hide)?;
     let opened = open::all(&image, options)?;
-    // Into its cgroups before its memory is loaded (here, inherited by the
-    // process made): a page is charged to the cgroup of whoever first
-    // touches it, and stays charged there.
-    let cgroups = crate::state::cgroup::targets(&image).map_err(Refusal::from)?;
-    crate::state::cgroup::join(std::process::id(), &cgroups).map_err(|e| {
-        RestoreError::Prepare {
-            what: "joining the process's cgroups".into(),
-            source: std::io::Error::other(e),
-        }
-    })?;
-    let mut plan = plan::Plan::new(&image, options, opened, &vdso)?;
-    let pid = image.process.pid;
-    let created = child::spawn(&image, &mut plan)?;
-    let told_client = finish::take_over(&image, &plan, created)?;
+    let placed = opened.placed.clone();
+    let created = create(&image, options, opened, &vdso);
+    if created.is_err() {
+        crate::state::carried::remove(&placed);
+    }
+    let (pid, told_client) = created?;
     Ok(Resumed {
         pid,
         threads: image.threads.len(),
@@ -190,6 +188,31 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
         told_client,
         took: started.elapsed(),
     })
+}
+
+/// [`resume`], once every file is open: the process made, its pid and
+/// whether its client was told.
+fn create(
+    image: &Image,
+    options: &Options,
+    opened: open::Opened,
+    vdso: &validate::Vdso,
+) -> Result<(u32, bool), RestoreError> {
+    // Into its cgroups before its memory is loaded (here, inherited by the
+    // process made): a page is charged to the cgroup of whoever first
+    // touches it, and stays charged there.
+    let cgroups = crate::state::cgroup::targets(image).map_err(Refusal::from)?;
+    crate::state::cgroup::join(std::process::id(), &cgroups).map_err(|e| {
+        RestoreError::Prepare {
+            what: "joining the process's cgroups".into(),
+            source: std::io::Error::other(e),
+        }
+    })?;
+    let mut plan = plan::Plan::new(image, options, opened, vdso)?;
+    let pid = image.process.pid;
+    let created = child::spawn(image, &mut plan)?;
+    let told_client = finish::take_over(image, &plan, created)?;
+    Ok((pid, told_client))
 }
 
 #[cfg(test)]

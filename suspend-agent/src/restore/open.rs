@@ -35,6 +35,7 @@ use super::{Options, Refusal, RestoreError};
 use crate::{
     image::{Image, format::FileKind},
     state::{
+        carried,
         files::{self, Match, Want},
         mappings, unlinked,
     },
@@ -54,6 +55,9 @@ pub struct Opened {
     pub watched: HashMap<(i32, i32), OwnedFd>,
     pub cwd: Option<OwnedFd>,
     pub stdio: [Option<OwnedFd>; 3],
+    /// Carried files made here (`state::carried`): removed if the resume
+    /// fails.
+    pub placed: Vec<PathBuf>,
 }
 
 /// Where an opened file goes in [`Opened`].
@@ -181,6 +185,24 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         groups: creds.groups.clone(),
         effective,
     };
+    // Carried files missing here are made first: then opened and checked
+    // as any other.
+    let placed = carried::place(&image.files, &user).map_err(Refusal::from)?;
+    let opened = opened(image, options, &user);
+    match opened {
+        Ok(mut out) => {
+            out.placed = placed;
+            Ok(out)
+        }
+        Err(e) => {
+            carried::remove(&placed);
+            Err(e)
+        }
+    }
+}
+
+/// [`all`], once the carried files are there.
+fn opened(image: &Image, options: &Options, user: &FsUser) -> Result<Opened, RestoreError> {
     let wants = wanted(image);
     files::leased(wants.iter().map(|(want, _)| want)).map_err(Refusal::from)?;
     let stdio: Vec<(usize, PathBuf)> = options
@@ -190,7 +212,7 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         .enumerate()
         .filter_map(|(i, p)| Some((i, p.clone()?)))
         .collect();
-    let opened = creds::as_user(&user, || {
+    let opened = creds::as_user(user, || {
         // Checked as the user too: a copy's contents are read to compare
         // them (through an open of its own, for one opened to write only).
         let fds = wants
@@ -242,7 +264,7 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
         }
     }
     out.files
-        .extend(unlinked::make_each(&image.files, &user).map_err(Refusal::from)?);
+        .extend(unlinked::make_each(&image.files, user).map_err(Refusal::from)?);
     for (i, path, fd) in stdio {
         out.stdio[i] = Some(fd.map_err(|source| RestoreError::PrepareCall {
             what: format!(

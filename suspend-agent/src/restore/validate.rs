@@ -60,6 +60,9 @@ pub enum Refusal {
     /// Its vDSO cannot be given back on this kernel (`state::vdso`).
     #[error(transparent)]
     Vdso(#[from] crate::state::vdso::Conflict),
+    /// Its pages could not be read where a check needs them.
+    #[error("reading the image's pages: {0}")]
+    Pages(String),
     #[error("the process ran chrooted (root {root}); that is not supported yet")]
     Chroot { root: String },
     #[error("the image has no threads")]
@@ -229,10 +232,12 @@ fn cpu(image: &Image) -> Result<(), Refusal> {
 
 /// What the resume does with the image's vDSO here (`state::vdso`):
 /// this kernel's moved in its place, or a proxy there; `force_proxy` is
-/// the test hook that takes the proxy for a vDSO that is the same. Either
+/// the test hook that takes the proxy for a vDSO that is the same, `hide`
+/// the one that hides these functions in it as if this kernel lacked
+/// them and nothing stood in for them. Either
 /// is refused while a thread stopped inside the image's vDSO, unless this
 /// kernel's has the very same bytes and is moved there.
-pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
+pub fn vdso(image: &Image, force_proxy: bool, hide: &[String]) -> Result<Vdso, Refusal> {
     use crate::state::vdso::{self, Decision};
     let (here_maps, here_vdso) = vdso::here()?;
     let image_maps: Vec<(String, u64, u64)> = image
@@ -255,7 +260,7 @@ pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
             maps: &here_maps,
             kernel: &kernel_here,
         },
-        force_proxy,
+        force_proxy || !hide.is_empty(),
     )?;
     let Some(old) = image.process.vdso.as_deref() else {
         return Ok(Vdso {
@@ -280,7 +285,15 @@ pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
     }
     let proxy = match decision {
         Decision::Move => None,
-        Decision::Proxy { patches } => {
+        Decision::Proxy { mut patches } => {
+            for p in &mut patches {
+                let named = |s: &crate::image::format::VdsoSymbol| {
+                    s.offset == p.offset && hide.contains(&s.name)
+                };
+                if old.symbols.iter().any(named) {
+                    p.entry = vdso::Entry::Hidden;
+                }
+            }
             let bytes = vdso::bytes(old)?;
             if bytes.len() as u64 != end - start {
                 return Err(vdso::Conflict::Damaged(format!(
@@ -290,6 +303,7 @@ pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
                 ))
                 .into());
             }
+            no_pointer_to_hidden(image, &vdso::hidden(&patches, &old.symbols, start))?;
             Some(Proxy {
                 at: start,
                 bytes,
@@ -302,6 +316,47 @@ pub fn vdso(image: &Image, force_proxy: bool) -> Result<Vdso, Refusal> {
         here: here_maps,
         proxy,
     })
+}
+
+/// Refuses the proxy if the process holds a pointer to a function of
+/// its old vDSO that nothing stands in for here (`hidden`): in a thread's
+/// register or in its memory (every page of the image read, so only when
+/// there is such a function: an image moved to an older kernel).
+fn no_pointer_to_hidden(
+    image: &Image,
+    hidden: &[crate::state::vdso::Hidden],
+) -> Result<(), Refusal> {
+    use crate::state::vdso::{self, Conflict};
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    let refuse = |which: usize, holder: String| {
+        Refusal::from(Conflict::Cached {
+            kernel: image.header.kernel.clone(),
+            names: hidden[which].names.clone(),
+            holder,
+        })
+    };
+    for t in &image.threads {
+        let r = &t.regs;
+        let values = [
+            r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9, r.r8, r.rax, r.rcx,
+            r.rdx, r.rsi, r.rdi,
+        ];
+        if let Some(which) = values
+            .iter()
+            .find_map(|&v| hidden.iter().position(|h| (h.start..h.end).contains(&v)))
+        {
+            return Err(refuse(which, format!("in a register of thread {}", t.tid)));
+        }
+    }
+    let found = image
+        .find_in_pages(|at, pages| vdso::pointer_into(hidden, at, pages))
+        .map_err(|e| Refusal::Pages(e.to_string()))?;
+    match found {
+        Some((which, at)) => Err(refuse(which, format!("in its memory at {at:#x}"))),
+        None => Ok(()),
+    }
 }
 
 /// What the resume does with the vDSO, decided ([`vdso`]).
@@ -474,11 +529,11 @@ mod tests {
     fn the_vdso_of_this_kernel_is_moved_in_place_unless_the_hook_asks_for_a_proxy() {
         let delta = 0x10_0000_0000;
         let image = image_with_own_vdso(delta, "another", true);
-        let moved = vdso(&image, false).expect("the same vDSO");
+        let moved = vdso(&image, false, &[]).expect("the same vDSO");
         assert!(moved.proxy.is_none());
         assert!(moved.here.iter().any(|(name, ..)| name == kind::VDSO));
 
-        let proxied = vdso(&image, true).expect("a proxy");
+        let proxied = vdso(&image, true, &[]).expect("a proxy");
         let proxy = proxied.proxy.expect("a proxy");
         let old = image
             .mappings
@@ -493,20 +548,52 @@ mod tests {
         // A thread stopped inside the old vDSO: refused, named.
         let mut inside = image;
         inside.threads[0].regs.rip = old.start + 0x800;
-        let err = vdso(&inside, true).expect_err("a thread inside");
+        let err = vdso(&inside, true, &[]).expect_err("a thread inside");
         assert!(err.to_string().contains("[42]"), "{err}");
         // Moved in place (the very same bytes), it goes on in the same code.
-        assert!(vdso(&inside, false).is_ok());
+        assert!(vdso(&inside, false, &[]).is_ok());
+
+        // A function hidden (nothing stands in for it) whose address a
+        // thread holds in a register: refused, naming both.
+        let getcpu = image_with_own_vdso(delta, "another", true)
+            .process
+            .vdso
+            .as_ref()
+            .and_then(|v| {
+                v.symbols
+                    .iter()
+                    .find(|s| s.name == "__vdso_getcpu")
+                    .cloned()
+            })
+            .expect("getcpu");
+        inside.threads[0].regs.rip = 0x1000;
+        inside.threads[0].regs.rbx = old.start + getcpu.offset;
+        let err = vdso(&inside, false, &["__vdso_getcpu".into()]).expect_err("held");
+        let said = err.to_string();
+        assert!(
+            said.contains("`__vdso_getcpu`") && said.contains("in a register of thread 42"),
+            "{said}"
+        );
     }
 
     #[test]
     fn an_image_without_the_vdso_record_resumes_only_on_its_kernel_release() {
         let image = image_with_own_vdso(0x10_0000_0000, &release(), false);
-        assert!(vdso(&image, false).expect("same release").proxy.is_none());
+        assert!(
+            vdso(&image, false, &[])
+                .expect("same release")
+                .proxy
+                .is_none()
+        );
         // The hook has no bytes to make a proxy of.
-        assert!(vdso(&image, true).expect("same release").proxy.is_none());
+        assert!(
+            vdso(&image, true, &[])
+                .expect("same release")
+                .proxy
+                .is_none()
+        );
         let other = image_with_own_vdso(0x10_0000_0000, "0.0-other", false);
-        let err = vdso(&other, false).expect_err("another release");
+        let err = vdso(&other, false, &[]).expect_err("another release");
         assert!(err.to_string().contains("0.0-other"), "{err}");
     }
 

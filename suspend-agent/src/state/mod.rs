@@ -10,6 +10,7 @@
 //! calls it through `OpenKind::maker`, knowing none of them.
 
 pub mod attributes;
+pub mod carried;
 pub mod cgroup;
 pub mod children;
 pub mod confinement;

@@ -87,6 +87,19 @@ pub enum Conflict {
         tids: Vec<u32>,
         start: u64,
     },
+    /// A function nothing stands for here, whose address the process
+    /// holds (its C library cached it): it would call the old code.
+    #[error(
+        "this kernel's vDSO is not the image's (taken on {kernel}): {names} is not in this \
+         kernel's vDSO and nothing stands in for it, and the process holds its address \
+         ({holder}): it would call code that reads the old kernel's data pages"
+    )]
+    Cached {
+        kernel: String,
+        names: String,
+        /// Where: `memory at 0x…` or `thread N's register`.
+        holder: String,
+    },
     /// The record does not hold together (its bytes against its hash,
     /// its functions against its bytes, its size against the mapping).
     #[error("the image's vDSO record is damaged: {0}")]
@@ -161,11 +174,20 @@ const STT_FUNC: u8 = 2;
 const STB_GLOBAL: u8 = 1;
 const STB_WEAK: u8 = 2;
 
-/// The functions `bytes` (a vDSO, as mapped) exports: each defined global
-/// or weak function of its dynamic symbol table (found through its
-/// section headers, which the vDSO's image carries), with its offset from
-/// the first byte and its size, sorted by name.
-pub fn symbols(bytes: &[u8]) -> Result<Vec<VdsoSymbol>, ElfError> {
+/// One defined global or weak function of a vDSO's dynamic symbol table.
+struct RawSymbol<'a> {
+    /// Where its symbol table entry is in the bytes.
+    entry: u64,
+    name: &'a str,
+    /// Its offset from the vDSO's first byte.
+    offset: u64,
+    size: u64,
+}
+
+/// Every defined global or weak function of the dynamic symbol table of
+/// `bytes` (a vDSO, as mapped), found through its section headers, which
+/// the vDSO's image carries.
+fn raw_symbols(bytes: &[u8]) -> Result<Vec<RawSymbol<'_>>, ElfError> {
     let bad = ElfError;
     if bytes.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1]) {
         return Err(bad("not a 64-bit little-endian ELF header"));
@@ -237,15 +259,53 @@ pub fn symbols(bytes: &[u8]) -> Result<Vec<VdsoSymbol>, ElfError> {
         {
             return Err(bad("a function past the end of the vDSO"));
         }
-        out.push(VdsoSymbol {
-            name: name.to_owned(),
+        out.push(RawSymbol {
+            entry: sym,
+            name,
             offset,
             size,
         });
     }
+    Ok(out)
+}
+
+/// The functions `bytes` (a vDSO, as mapped) exports: each defined global
+/// or weak function of its dynamic symbol table, with its offset from the
+/// first byte and its size, sorted by name.
+pub fn symbols(bytes: &[u8]) -> Result<Vec<VdsoSymbol>, ElfError> {
+    let mut out: Vec<VdsoSymbol> = raw_symbols(bytes)?
+        .into_iter()
+        .map(|s| VdsoSymbol {
+            name: s.name.to_owned(),
+            offset: s.offset,
+            size: s.size,
+        })
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|a, b| a.name == b.name);
     Ok(out)
+}
+
+/// Takes every function at `offset` out of the dynamic symbol table of
+/// `bytes` (a vDSO): each symbol's section index and value made 0, so it
+/// reads as undefined, which glibc's, musl's and Go's vDSO lookups skip.
+/// Whatever looks the function up later finds none, as on a kernel
+/// without it, and takes its own way (the system call).
+fn hide(bytes: &mut [u8], offset: u64) {
+    let entries: Vec<u64> = raw_symbols(bytes)
+        .map(|all| {
+            all.iter()
+                .filter(|s| s.offset == offset)
+                .map(|s| s.entry)
+                .collect()
+        })
+        .unwrap_or_default();
+    for entry in entries {
+        // Bounds: `raw_symbols` read these 24 bytes.
+        let at = entry as usize;
+        bytes[at + 6..at + 8].fill(0);
+        bytes[at + 8..at + 16].fill(0);
+    }
 }
 
 /// The kernel's mappings among `vmas` that lie beside the vDSO, as
@@ -289,8 +349,8 @@ pub fn here() -> Result<(Vec<KernelMap>, Option<Vdso>), Conflict> {
 
 /// What a function stands for when this kernel's vDSO lacks it: the
 /// system call of the same name, where its arguments and result are the
-/// vDSO function's (`getrandom`'s are not: the vDSO's takes a state
-/// buffer).
+/// vDSO function's (`getrandom`'s are too, but its vDSO function takes
+/// a state buffer as well and answers a query: [`Entry::Getrandom`]).
 pub fn fallback_syscall(name: &str) -> Option<u32> {
     let bare = name.strip_prefix("__vdso_").unwrap_or(name);
     Some(match bare {
@@ -303,6 +363,47 @@ pub fn fallback_syscall(name: &str) -> Option<u32> {
     })
 }
 
+/// What stands in for a function this kernel's vDSO lacks, and the bytes
+/// it takes: its system call, or `getrandom`'s stand-in.
+fn stand_in(name: &str) -> Option<Entry> {
+    if let Some(nr) = fallback_syscall(name) {
+        return Some(Entry::Syscall { nr });
+    }
+    match name.strip_prefix("__vdso_").unwrap_or(name) {
+        "getrandom" => Some(Entry::Getrandom),
+        _ => None,
+    }
+}
+
+/// `getrandom`'s stand-in. The vDSO's `getrandom(buffer, len, flags,
+/// state, state_len)` takes the system call's three arguments in the
+/// same registers, and a state its C library keeps for it; its result is
+/// the system call's. The system call gives bytes as random, without the
+/// state. One call is not a request for bytes: `state_len` ~0 with the
+/// rest 0 asks for the state's parameters, which only a C library
+/// starting up asks (and then keeps); answered `-ENOSYS`, as by a kernel
+/// without the function, so a library that asks goes to the system call.
+///
+/// ```text
+///   cmp $-1, %r8;   jne 1f
+///   test %rdi,%rdi; jnz 1f
+///   test %rsi,%rsi; jnz 1f
+///   test %edx,%edx; jnz 1f
+///   mov $-38, %rax; ret
+/// 1: mov $318, %eax; syscall; ret
+/// ```
+const GETRANDOM_STAND_IN: [u8; 36] = [
+    0x49, 0x83, 0xf8, 0xff, 0x75, 0x16, // cmp $-1,%r8; jne +22
+    0x48, 0x85, 0xff, 0x75, 0x11, // test %rdi,%rdi; jne +17
+    0x48, 0x85, 0xf6, 0x75, 0x0c, // test %rsi,%rsi; jne +12
+    0x85, 0xd2, 0x75, 0x08, // test %edx,%edx; jne +8
+    0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3, // mov $-ENOSYS,%rax; ret
+    0xb8, 0x3e, 0x01, 0x00, 0x00, 0x0f, 0x05, 0xc3, // mov $318,%eax; syscall; ret
+];
+
+/// `ud2`: what a function taken out of the proxy's table starts with.
+const UD2: [u8; 2] = [0x0f, 0x0b];
+
 /// What goes at one function's entry in the proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -310,6 +411,25 @@ pub enum Entry {
     Jump { to: u64 },
     /// The system call of this number, and a return.
     Syscall { nr: u32 },
+    /// `getrandom`'s stand-in ([`GETRANDOM_STAND_IN`]).
+    Getrandom,
+    /// Nothing stands in for it: taken out of the proxy's symbol table
+    /// (a later lookup finds none, as on a kernel without it) and its
+    /// entry made `ud2`. Only where the process holds no pointer to it:
+    /// what the resume checks first ([`Hidden`]).
+    Hidden,
+}
+
+impl Entry {
+    /// Bytes its code takes at the entry.
+    fn len(self) -> u64 {
+        match self {
+            Entry::Jump { .. } => JUMP_LEN,
+            Entry::Syscall { .. } => SYSCALL_LEN,
+            Entry::Getrandom => GETRANDOM_STAND_IN.len() as u64,
+            Entry::Hidden => UD2.len() as u64,
+        }
+    }
 }
 
 /// One patch of the image's vDSO bytes.
@@ -400,8 +520,9 @@ pub fn decide(image: &Image<'_>, here: &Here<'_>, force_proxy: bool) -> Result<D
 
 /// The patches that make the image's vDSO (`old` its functions) call
 /// this kernel's (`new`): one per entry point (aliases share one), a jump
-/// to the function of the same name, else its system call; or every
-/// reason it cannot.
+/// to the function of the same name, else its stand-in, else hidden
+/// ([`Entry::Hidden`]: the resume must then find no pointer to it); or
+/// every reason it cannot.
 pub fn patches(old: &[VdsoSymbol], new: &[VdsoSymbol]) -> Result<Vec<Patch>, Vec<String>> {
     let mut out: Vec<Patch> = Vec::new();
     let mut why = Vec::new();
@@ -427,20 +548,14 @@ pub fn patches(old: &[VdsoSymbol], new: &[VdsoSymbol]) -> Result<Vec<Patch>, Vec
         let target = aliases
             .iter()
             .find_map(|a| new.iter().find(|n| n.name == a.name));
-        let (entry, len) = match target {
-            Some(n) => (Entry::Jump { to: n.offset }, JUMP_LEN),
-            None => match aliases.iter().find_map(|a| fallback_syscall(&a.name)) {
-                Some(nr) => (Entry::Syscall { nr }, SYSCALL_LEN),
-                None => {
-                    why.push(format!(
-                        "{} is not in this kernel's vDSO, and has no system call that takes \
-                         its arguments",
-                        names()
-                    ));
-                    continue;
-                }
-            },
+        let entry = match target {
+            Some(n) => Entry::Jump { to: n.offset },
+            None => aliases
+                .iter()
+                .find_map(|a| stand_in(&a.name))
+                .unwrap_or(Entry::Hidden),
         };
+        let len = entry.len();
         let size = aliases.iter().map(|a| a.size).max().unwrap_or(0);
         if size < len {
             why.push(format!(
@@ -477,6 +592,8 @@ pub fn entry_bytes(entry: Entry, vdso_base: u64) -> Vec<u8> {
             b.extend_from_slice(&[0x0f, 0x05, 0xc3]);
             b
         }
+        Entry::Getrandom => GETRANDOM_STAND_IN.to_vec(),
+        Entry::Hidden => UD2.to_vec(),
     }
 }
 
@@ -509,8 +626,69 @@ pub fn proxy_bytes(
             0
         };
         out[at + skip..at + skip + code.len()].copy_from_slice(&code);
+        if p.entry == Entry::Hidden {
+            hide(&mut out, p.offset);
+        }
     }
     out
+}
+
+/// A function of the image's vDSO that nothing stands in for here
+/// ([`Entry::Hidden`]), where it was in the process: the resume refuses
+/// the image if the process holds a pointer into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hidden {
+    /// Its names (`` `a`/`b` ``).
+    pub names: String,
+    /// Its code's addresses in the process.
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The functions of `patches` that are hidden, at their addresses in a
+/// process whose vDSO (`symbols` its functions) was at `base`.
+pub fn hidden(patches: &[Patch], symbols: &[VdsoSymbol], base: u64) -> Vec<Hidden> {
+    patches
+        .iter()
+        .filter(|p| p.entry == Entry::Hidden)
+        .map(|p| {
+            let aliases: Vec<&VdsoSymbol> =
+                symbols.iter().filter(|s| s.offset == p.offset).collect();
+            let size = aliases.iter().map(|a| a.size).max().unwrap_or(0);
+            Hidden {
+                names: aliases
+                    .iter()
+                    .map(|a| format!("`{}`", a.name))
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                start: base + p.offset,
+                end: base + p.offset + size.max(1),
+            }
+        })
+        .collect()
+}
+
+/// The first 8-byte word of `bytes` (at address `at`, 8-aligned) that
+/// points into one of `hidden`: (which, the word's address). A pointer
+/// kept as C libraries and Go keep the vDSO's functions (a plain,
+/// aligned pointer) is found; a mangled one would not be, but the
+/// libraries that mangled theirs (glibc before 2.31) knew none of the
+/// functions that can be hidden (they came in 6.11 and later).
+pub fn pointer_into(hidden: &[Hidden], at: u64, bytes: &[u8]) -> Option<(usize, u64)> {
+    let (low, high) = hidden
+        .iter()
+        .fold((u64::MAX, 0), |(l, h), x| (l.min(x.start), h.max(x.end)));
+    for (i, word) in bytes.as_chunks::<8>().0.iter().enumerate() {
+        let w = u64::from_le_bytes(*word);
+        // One compare for the common case: outside every one of them.
+        if w.wrapping_sub(low) >= high.wrapping_sub(low) {
+            continue;
+        }
+        if let Some(which) = hidden.iter().position(|x| (x.start..x.end).contains(&w)) {
+            return Some((which, at + 8 * i as u64));
+        }
+    }
+    None
 }
 
 /// The image's vDSO bytes, checked against its hash.
@@ -769,7 +947,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_function_falls_back_to_its_syscall_or_is_refused_by_name() {
+    fn a_missing_function_has_its_stand_in_or_is_hidden_or_refused_by_name() {
         let old = [
             sym("__vdso_getcpu", 0x100, 0x40),
             sym("getcpu", 0x100, 0x40),
@@ -779,7 +957,42 @@ mod tests {
             sym("__vdso_clock_gettime", 0x400, 0x10),
         ];
         let new = [sym("__vdso_clock_gettime", 0x500, 0x10)];
-        let why = patches(&old, &new).unwrap_err();
+        let with_unknown = [
+            &old[..],
+            &[
+                sym("__vdso_futex_robust_list64_try_unlock", 0x600, 0x40),
+                sym("__vdso_futex_robust_list32_try_unlock", 0x640, 0x40),
+            ],
+        ]
+        .concat();
+        let got = patches(&with_unknown, &new).unwrap();
+        assert_eq!(
+            got.iter().filter(|p| p.offset >= 0x300).collect::<Vec<_>>(),
+            [
+                &Patch {
+                    offset: 0x300,
+                    entry: Entry::Getrandom
+                },
+                &Patch {
+                    offset: 0x400,
+                    entry: Entry::Jump { to: 0x500 }
+                },
+                &Patch {
+                    offset: 0x600,
+                    entry: Entry::Hidden
+                },
+                &Patch {
+                    offset: 0x640,
+                    entry: Entry::Hidden
+                },
+            ]
+        );
+        // getrandom's stand-in does not fit in a short one: refused by name.
+        let short = [
+            sym("__vdso_getrandom", 0x300, 20),
+            sym("getrandom", 0x300, 20),
+        ];
+        let why = patches(&short, &new).unwrap_err();
         assert_eq!(
             why.len(),
             1,
@@ -869,7 +1082,11 @@ mod tests {
     /// (its jumps to this vDSO where it is, `new` its functions), mapped
     /// read+exec at a free address: its `clock_gettime` entry, called,
     /// gives CLOCK_MONOTONIC between two readings taken around it.
-    fn proxied_clock_runs(new: &[VdsoSymbol]) {
+    /// The proxy of this process's own vDSO, built as a resume builds it
+    /// (its jumps to this vDSO where it is, `new` its functions), mapped
+    /// read+exec at a free address: (that address, its length, this
+    /// vDSO's record). The caller unmaps it.
+    fn mapped_proxy(new: &[VdsoSymbol]) -> (u64, u64, Vdso) {
         let (maps, vdso) = own();
         let (_, base, end) = maps
             .iter()
@@ -894,6 +1111,11 @@ mod tests {
         let rx = libc::PROT_READ | libc::PROT_EXEC;
         // SAFETY: nothing writes it any more.
         unsafe { sys::mem::protect(at, len, rx) }.expect("read+exec");
+        (at, len, vdso)
+    }
+
+    fn proxied_clock_runs(new: &[VdsoSymbol]) {
+        let (at, len, vdso) = mapped_proxy(new);
         let entry = vdso
             .symbols
             .iter()
@@ -921,6 +1143,121 @@ mod tests {
         let got = ns(got.tv_sec, got.tv_nsec);
         assert!(ns(before.tv_sec(), before.tv_nsec()) <= got, "{got} before");
         assert!(got <= ns(after.tv_sec(), after.tv_nsec()), "{got} after");
+    }
+
+    #[test]
+    fn a_proxy_whose_new_vdso_lacks_getrandom_makes_the_system_call_and_answers_no_query() {
+        let (_, vdso) = own();
+        let Some(entry) = vdso
+            .symbols
+            .iter()
+            .find(|s| s.name == "__vdso_getrandom")
+            .map(|s| s.offset)
+        else {
+            eprintln!("NOTE: this kernel's vDSO has no getrandom (before 6.11): not tested here");
+            return;
+        };
+        let new: Vec<VdsoSymbol> = vdso
+            .symbols
+            .iter()
+            .filter(|s| !s.name.ends_with("getrandom"))
+            .cloned()
+            .collect();
+        let (at, len, _) = mapped_proxy(&new);
+        type Getrandom =
+            unsafe extern "C" fn(*mut u8, usize, u32, *mut libc::c_void, usize) -> isize;
+        // SAFETY: the proxy's entry of `__vdso_getrandom`, its stand-in,
+        // with the vDSO function's signature.
+        let call: Getrandom = unsafe { std::mem::transmute(at + entry) };
+        let mut buf = [0u8; 64];
+        let state = std::ptr::null_mut();
+        // SAFETY: as above; `buf` is 64 bytes to write; the state is not
+        // read by the stand-in (nor is a null one by the vDSO's).
+        let got = unsafe { call(buf.as_mut_ptr(), buf.len(), 0, state, 0) };
+        // SAFETY: as above; the parameters query writes nothing here.
+        let query = unsafe { call(std::ptr::null_mut(), 0, 0, state, usize::MAX) };
+        // SAFETY: as above; flags the kernel refuses.
+        let bad = unsafe { call(buf.as_mut_ptr(), 8, 0x100, state, 0) };
+        // SAFETY: our own mapping, nothing refers to it after the calls.
+        unsafe { sys::mem::unmap(at, len) }.expect("unmapped");
+        assert_eq!(got, 64);
+        assert!(buf.iter().any(|&b| b != 0), "random bytes: {buf:?}");
+        assert_eq!(query, -(libc::ENOSYS as isize));
+        assert_eq!(bad, -(libc::EINVAL as isize));
+    }
+
+    #[test]
+    fn a_hidden_function_is_out_of_the_proxys_table_and_its_entry_traps() {
+        let (maps, vdso) = own();
+        let base = maps.iter().find(|(n, ..)| n == VDSO).expect("[vdso]").1;
+        let old = bytes(&vdso).expect("intact");
+        let gone = vdso
+            .symbols
+            .iter()
+            .find(|s| s.name == "__vdso_getcpu")
+            .expect("getcpu")
+            .clone();
+        let p = [Patch {
+            offset: gone.offset,
+            entry: Entry::Hidden,
+        }];
+        let proxy = proxy_bytes(&old, &vdso.symbols, &p, base);
+        let left = symbols(&proxy).expect("still a vDSO");
+        assert!(left.iter().all(|s| s.offset != gone.offset), "{left:?}");
+        assert_eq!(
+            left.len(),
+            vdso.symbols.len() - 2,
+            "getcpu and its alias only"
+        );
+        let at = gone.offset as usize;
+        let code = if proxy[at..at + 4] == ENDBR64 {
+            at + 4
+        } else {
+            at
+        };
+        assert_eq!(proxy[code..code + 2], UD2);
+        let h = hidden(&p, &vdso.symbols, base);
+        assert_eq!(h.len(), 1);
+        assert!(h[0].names.contains("`__vdso_getcpu`"), "{h:?}");
+        assert_eq!(
+            (h[0].start, h[0].end),
+            (base + gone.offset, base + gone.offset + gone.size)
+        );
+    }
+
+    #[test]
+    fn a_pointer_into_a_hidden_function_is_found_where_it_is() {
+        let hidden = [
+            Hidden {
+                names: "`a`".into(),
+                start: 0x7fff_0000_1000,
+                end: 0x7fff_0000_1040,
+            },
+            Hidden {
+                names: "`b`".into(),
+                start: 0x7fff_0000_2000,
+                end: 0x7fff_0000_2010,
+            },
+        ];
+        let page = |words: &[(usize, u64)]| {
+            let mut b = vec![0u8; 4096];
+            for &(i, w) in words {
+                b[8 * i..8 * i + 8].copy_from_slice(&w.to_le_bytes());
+            }
+            b
+        };
+        // Beside them, between them, at their ends: nothing.
+        let none = page(&[
+            (0, 0x7fff_0000_0fff),
+            (1, 0x7fff_0000_1040),
+            (2, 0x7fff_0000_1800),
+            (3, 0x7fff_0000_2010),
+            (4, u64::MAX),
+        ]);
+        assert_eq!(pointer_into(&hidden, 0x1000, &none), None);
+        let one = page(&[(7, 0x7fff_0000_2008), (9, 0x7fff_0000_1000)]);
+        assert_eq!(pointer_into(&hidden, 0x5000, &one), Some((1, 0x5000 + 56)));
+        assert_eq!(pointer_into(&[], 0, &one), None);
     }
 
     #[test]
