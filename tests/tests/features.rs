@@ -23,7 +23,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use suspend_tests::{Daemon, ImageDir, Proc, agent_with, bin_dir, note, suspend, vdso};
+use suspend_tests::{Daemon, ImageDir, Proc, agent, agent_with, bin_dir, note, suspend, vdso};
 
 const UNSUPPORTED: i32 = 8;
 const SKIP: i32 = 77;
@@ -387,6 +387,140 @@ fn the_vdso_clocks_come_back_through_a_proxy_standing_in_for_the_vdso() {
     let dir = ImageDir::new("vdso-proxy");
     let (_w, pid) = vdso::clock_suspended(&dir);
     vdso::clock_resumed(&dir, pid, &[vdso::FORCE_PROXY], vdso::PROXIED);
+}
+
+/// `suspend --carry`: the file `feature_carried_file` writes is carried
+/// in its image. Resumed where the file is gone (as on another machine),
+/// it is made from the image and the process finds it as it was (offsets,
+/// flags, size, mode, mtime, contents); resumed where another file of the
+/// same length is at its path, the resume is refused naming it and that
+/// file is left as it is; a --carry of a file the process has not open is
+/// refused before anything is frozen.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_carried_file_is_made_where_it_is_missing_and_never_replaces_one() {
+    let name = "carried_file";
+    let Some((_daemon, mut w, pid)) = started(name) else {
+        return;
+    };
+    let path = format!("/tmp/feature-carried-{pid}");
+    let not_open = agent(&[
+        "suspend",
+        &pid.to_string(),
+        "-D",
+        "/nonexistent-carry-test",
+        "--exit",
+        "--carry",
+        "/etc/hostname",
+    ]);
+    assert_eq!(not_open.code, 8, "--carry of a file not open: {not_open:?}");
+    assert!(
+        not_open.stderr.contains("--carry /etc/hostname")
+            && not_open.stderr.contains("nothing was frozen"),
+        "{not_open:?}"
+    );
+    let dir = ImageDir::new("carried");
+    let out = suspend(pid, &dir, &["--carry", &path]);
+    assert_eq!(out.code, 0, "suspend --carry: {out:?}");
+    w.wait_exit();
+    // Another file at its path: refused, named, left alone.
+    let other = vec![b'x'; 5000];
+    std::fs::write(&path, &other).expect("another file");
+    let refused = agent(&["resume", dir.arg()]);
+    assert_eq!(refused.code, 9, "resume over another file: {refused:?}");
+    assert!(refused.stderr.contains(&path), "names it: {refused:?}");
+    assert_eq!(
+        std::fs::read(&path).expect("still there"),
+        other,
+        "never replaced"
+    );
+    // Gone, as on another machine: made from the image.
+    std::fs::remove_file(&path).expect("removed");
+    comes_back(name, &mut w, pid, &dir);
+}
+
+/// Resumed on a kernel whose vDSO lacks a function nothing stands in for
+/// (`SUSPEND_FAULT_VDSO_HIDE`: what a resume on an older kernel meets),
+/// an image whose process cached that function's address: glibc caches
+/// `getcpu`'s at start, so the workload's memory holds it, and the resume
+/// is refused naming the function and where its address is, with nothing
+/// created; the same image then resumes as it was.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_vdso_function_with_no_stand_in_whose_address_the_process_holds_is_refused_by_name() {
+    if !selected("vdso_clock") {
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-hidden-held");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    let out = agent_with(
+        &["resume", dir.arg()],
+        &[("SUSPEND_FAULT_VDSO_HIDE", "__vdso_getcpu,getcpu")],
+    );
+    assert_eq!(out.code, 9, "resume with getcpu hidden: {out:?}");
+    note(&format!("refused as it must be: {}", out.stderr.trim()));
+    assert!(
+        out.stderr.contains("`__vdso_getcpu`")
+            && out
+                .stderr
+                .contains("the process holds its address (in its memory at 0x"),
+        "the refusal names the function and where its address is: {out:?}"
+    );
+    assert!(
+        !suspend_harness::procfs::pid_alive(pid),
+        "the refused resume created pid {pid}"
+    );
+    vdso::clock_resumed(&dir, pid, &[], vdso::IN_PLACE);
+}
+
+/// Resumed with its vDSO's `getrandom` hidden (as on a kernel before
+/// 6.11, and nothing standing in for it): glibc 2.36 never asked for that
+/// function, so nothing in the process points to it; the proxy takes it
+/// out of its symbol table and the process runs through the proxy.
+#[test]
+#[ignore = "root-only integration test: run `cargo xtask test`"]
+fn a_vdso_function_the_process_never_cached_is_hidden_and_it_runs() {
+    if !selected("vdso_clock") {
+        return;
+    }
+    if !own_vdso_exports("__vdso_getrandom") {
+        note(
+            "a_vdso_function_the_process_never_cached_is_hidden_and_it_runs NOT RUN on this \
+             kernel: its vDSO has no getrandom (came in 6.11) to hide",
+        );
+        return;
+    }
+    let _daemon = Daemon::start();
+    let dir = ImageDir::new("vdso-hidden-unused");
+    let (_w, pid) = vdso::clock_suspended(&dir);
+    vdso::clock_resumed(
+        &dir,
+        pid,
+        &[("SUSPEND_FAULT_VDSO_HIDE", "__vdso_getrandom,getrandom")],
+        vdso::PROXIED,
+    );
+}
+
+/// Whether this process's vDSO exports `name` (its dynamic string table
+/// holds it: the vDSO is small, a search of its bytes will do).
+fn own_vdso_exports(name: &str) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    let Some((start, end)) = maps.lines().find(|l| l.ends_with("[vdso]")).and_then(|l| {
+        let (range, _) = l.split_once(' ')?;
+        let (a, b) = range.split_once('-')?;
+        Some((
+            u64::from_str_radix(a, 16).ok()?,
+            u64::from_str_radix(b, 16).ok()?,
+        ))
+    }) else {
+        return false;
+    };
+    // SAFETY: the vDSO is mapped readable for its whole length while this
+    // process lives.
+    let bytes = unsafe { std::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
+    let needle = format!("\0{name}\0");
+    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 /// Whether feature program `name` is among `SUSPEND_FEATURES` (noted when

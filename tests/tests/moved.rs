@@ -10,7 +10,8 @@
 //! kinds made again; its executable and libraries are files present on
 //! both machines, equal but other inodes). One workload's open file is
 //! written on the target with other bytes: its resume is refused naming
-//! the file.
+//! the file. Another's open file, which only the machine it left has, is
+//! carried in its image (`suspend --carry`) and made on the target.
 //!
 //! The kernel command line says what a boot does: `vmtest.carry_out=1`
 //! (suspend and carry out) and `vmtest.carried=LABEL,…` (the boots whose
@@ -54,6 +55,10 @@ const PROGRAMS: &[&str] = &[
     "selfpipe",
     "brk",
 ];
+
+/// Suspended with `--carry` of the file it writes, which only the machine
+/// it left has: the resume makes it on the target from the image.
+const CARRIED_FILE: &str = "carried_file";
 
 /// Restored on the machine it left; on the target its open file,
 /// `/tmp/feature-file-PID`, holds other bytes (the same length), so the
@@ -144,10 +149,16 @@ fn moved_between_kernels_out() {
 
     let mut programs = String::new();
     next_pids_above(OUT_PIDS);
-    for name in PROGRAMS.iter().chain([&DIFFERS]) {
+    for name in PROGRAMS.iter().chain([&DIFFERS, &CARRIED_FILE]) {
         let (mut w, pid) = ready(name);
         let dir = ImageDir::new(&format!("moved-{name}"));
-        let out = suspend(pid, &dir, &[]);
+        let carried = format!("/tmp/feature-carried-{pid}");
+        let extra: &[&str] = if *name == CARRIED_FILE {
+            &["--carry", &carried]
+        } else {
+            &[]
+        };
+        let out = suspend(pid, &dir, extra);
         assert_eq!(out.code, 0, "{name}: suspend --exit: {out:?}");
         w.wait_exit();
         let stream = ImageDir::new(&format!("moved-{name}-stream"));
@@ -162,7 +173,7 @@ fn moved_between_kernels_out() {
     port.sync_all().ok();
     note(&format!(
         "{} images carried out of {} for boots of other kernels",
-        PROGRAMS.len() + 1,
+        PROGRAMS.len() + 2,
         release()
     ));
 }
@@ -172,18 +183,7 @@ enum Moved {
     /// Resumed and passed its own check (or, for [`DIFFERS`], refused as
     /// it had to be); what it said of its vDSO.
     Back(Option<String>),
-    /// Refused, nothing created, because its vDSO has functions this
-    /// kernel's lacks and no proxy can stand in for: what the refusal said.
-    Refused(String),
     Failed(String),
-}
-
-/// Whether a refusal says the image's vDSO has functions this kernel's
-/// lacks, with nothing a proxy could call instead (an image of a newer
-/// kernel: `getrandom` came in 6.11).
-fn lacks_vdso_functions(said: &str) -> bool {
-    said.contains("this kernel's vDSO is not the image's")
-        && said.contains("is not in this kernel's vDSO, and has no system call")
 }
 
 /// Resumes the image in `dir` (as pid `pid`, our child through the
@@ -256,8 +256,6 @@ fn resume_moved(from: &Path, name: &str, pid: u32) -> Moved {
         let said = format!("{}{}", out.stdout, out.stderr);
         return if out.code == 9 && said.contains(file.to_str().unwrap()) {
             Moved::Back(None)
-        } else if out.code == 9 && lacks_vdso_functions(&said) {
-            Moved::Refused(said.trim().to_owned())
         } else {
             Moved::Failed(format!(
                 "its open file {} differs on this machine: the resume must be refused \
@@ -269,9 +267,6 @@ fn resume_moved(from: &Path, name: &str, pid: u32) -> Moved {
     }
     let (code, lines) = match resumed(&image.path, pid) {
         Ok(done) => done,
-        Err((code, said)) if code == 9 && lacks_vdso_functions(&said) => {
-            return Moved::Refused(said.trim().to_owned());
-        }
         Err((code, said)) => return Moved::Failed(format!("resume exited {code}: {said}")),
     };
     if code != 0 || !lines.iter().any(|l| l == "ok") {
@@ -304,7 +299,6 @@ fn moved_between_kernels_in() {
         let trusted = agent(&["key", "trust", read("key").trim()]);
         assert_eq!(trusted.code, 0, "key trust: {trusted:?}");
         let mut back = 0;
-        let mut refused = Vec::new();
         let mut vdso = None;
         for line in read("programs").lines() {
             let (name, pid) = line.split_once(' ').expect("NAME PID");
@@ -314,7 +308,6 @@ fn moved_between_kernels_in() {
                     back += 1;
                     vdso = vdso.or(said);
                 }
-                Moved::Refused(said) => refused.push((name.to_owned(), said)),
                 Moved::Failed(why) => {
                     failures.push(format!("{name}, moved from {source} to {here}: {why}"))
                 }
@@ -323,24 +316,9 @@ fn moved_between_kernels_in() {
         note(&format!(
             "moved from {source} ({label}) to {here}: {back} of {} came back as they were \
              or were refused as they had to be; vdso_clock said {:?}",
-            PROGRAMS.len() + 1,
+            PROGRAMS.len() + 2,
             vdso.as_deref().unwrap_or("nothing of its vDSO")
         ));
-        if !refused.is_empty() {
-            // Every one or none: the vDSO is the kernel's, not the program's.
-            let names: Vec<_> = refused.iter().map(|(n, _)| n.as_str()).collect();
-            assert_eq!(
-                refused.len(),
-                PROGRAMS.len() + 1,
-                "only some were refused for their vDSO: {names:?}"
-            );
-            note(&format!(
-                "NOT MOVED from {source} to {here}: every image refused, nothing created, \
-                 because its vDSO has functions this kernel's lacks and no proxy stands in \
-                 for: {}",
-                refused[0].1
-            ));
-        }
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
