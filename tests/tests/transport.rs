@@ -375,7 +375,10 @@ fn to_refuses_what_an_image_cannot_hold_before_freezing() {
         ssh.to_str().unwrap(),
     ]);
     assert_eq!(out.code, 8, "suspend --to with a child: {out:?}");
-    assert!(out.stderr.contains("child"), "names the child: {out:?}");
+    assert!(
+        out.stderr.contains("cannot be moved") && out.stderr.contains("child"),
+        "names the child: {out:?}"
+    );
     assert!(!tools.path.join("ssh.ran").exists(), "nothing was sent");
     assert!(
         !Path::new(&format!("/run/suspend/held/{pid}.json")).exists(),

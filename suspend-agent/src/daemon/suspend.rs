@@ -57,6 +57,13 @@ pub enum TakeError {
         .files.join(", ")
     )]
     Files { pid: u32, files: Vec<String> },
+    /// To be moved (`--to`): what an image cannot hold, process-wide or
+    /// among its files.
+    #[error(
+        "pid {pid} cannot be moved: an image cannot hold its {}; nothing was frozen",
+        .what.join("; ")
+    )]
+    Unmovable { pid: u32, what: Vec<String> },
     /// What `--carry` names cannot be carried.
     #[error("pid {pid}: {}; nothing was frozen", .why.join("; "))]
     Carry { pid: u32, why: Vec<String> },
@@ -82,6 +89,7 @@ impl TakeError {
             Self::Unholdable { .. }
             | Self::ProcessState { .. }
             | Self::Files { .. }
+            | Self::Unmovable { .. }
             | Self::Carry { .. }
             | Self::Confined { .. } => Outcome::Unsupported,
             Self::NoImageDir { .. }
@@ -108,6 +116,7 @@ impl TakeError {
             | Self::HoldRefusals(_)
             | Self::ProcessState { .. }
             | Self::Files { .. }
+            | Self::Unmovable { .. }
             | Self::Carry { .. }
             | Self::ListFiles(_)
             | Self::Confined { .. }
@@ -649,7 +658,11 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
     if image_alone {
         let state = dump::unrestorable_state(pid, args.new_session);
         if !state.is_empty() {
-            return Err(TakeError::ProcessState { pid, state });
+            return Err(if args.portable {
+                TakeError::Unmovable { pid, what: state }
+            } else {
+                TakeError::ProcessState { pid, state }
+            });
         }
     }
 
@@ -663,7 +676,15 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
             .map(|(_, what)| what)
             .collect::<Vec<_>>();
         if !bad.is_empty() {
-            return Err(TakeError::Files { pid, files: bad });
+            return Err(if args.portable {
+                let what = vec![format!(
+                    "files a resume could not give back: {}",
+                    bad.join(", ")
+                )];
+                TakeError::Unmovable { pid, what }
+            } else {
+                TakeError::Files { pid, files: bad }
+            });
         }
     }
 
