@@ -136,17 +136,15 @@ fn fault_signal_stop(pid: u32, tid: u32) -> Option<ptrace::Stop> {
     let _ = crate::sys::process::tgkill(pid, tid, signal);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
     while std::time::Instant::now() < deadline {
-        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-        let flags = WaitPidFlag::__WALL | WaitPidFlag::WNOHANG;
-        match waitpid(nix::unistd::Pid::from_raw(tid as i32), Some(flags)) {
-            Ok(WaitStatus::Stopped(_, s)) => {
+        match crate::sys::ptrace::wait_nohang(tid) {
+            Ok(ptrace::Waited::Signal(s)) => {
                 // An interrupt that comes while it stops so stays pending
                 // (the freeze's own may): it stops the thread again as
                 // soon as it is let run.
                 let _ = ptrace::interrupt(tid);
-                return Some(ptrace::Stop::Signal(s as i32));
+                return Some(ptrace::Stop::Signal(s));
             }
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => {
+            Ok(ptrace::Waited::Exited) | Err(_) => {
                 return Some(ptrace::Stop::Exited);
             }
             _ => std::thread::sleep(std::time::Duration::from_millis(1)),

@@ -30,6 +30,78 @@ pub fn seize(tid: u32, options: libc::c_long) -> Result<(), Errno> {
     Errno::result(rc).map(drop)
 }
 
+/// `PTRACE_DETACH` of `tid`, delivering signal `signal` (0: none) as it
+/// goes: any signal number, a realtime one too (`nix`'s `Signal` has only
+/// the standard ones, and would lose one).
+pub fn detach(tid: u32, signal: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_DETACH takes the signal in `data`; no memory is
+    // passed.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            tid as libc::pid_t,
+            0,
+            signal as libc::c_long,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// What one wait on a traced thread said, decoded from its raw status
+/// (so a stop for a realtime signal is one too: `nix`'s `WaitStatus`
+/// cannot hold one, and its `waitpid` fails with `EINVAL` after it has
+/// taken the status — the stop then seen by nobody, its signal lost).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waited {
+    /// Nothing to report yet (`WNOHANG`).
+    StillAlive,
+    /// A ptrace event stop (`PTRACE_EVENT_STOP`: an interrupt or a group
+    /// stop, or another event), with the event's number.
+    Event(i32),
+    /// A system call stop (`PTRACE_O_TRACESYSGOOD`).
+    Syscall,
+    /// Stopped on its way to deliver this signal.
+    Signal(i32),
+    /// Exited or killed.
+    Exited,
+}
+
+/// Decodes a raw wait status.
+pub fn decode_wait(status: i32) -> Waited {
+    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+        return Waited::Exited;
+    }
+    if !libc::WIFSTOPPED(status) {
+        return Waited::StillAlive; // continued: nothing to act on
+    }
+    let signal = libc::WSTOPSIG(status);
+    let event = status >> 16;
+    if event != 0 {
+        Waited::Event(event)
+    } else if signal == libc::SIGTRAP | 0x80 {
+        Waited::Syscall
+    } else {
+        Waited::Signal(signal)
+    }
+}
+
+/// `waitpid(tid, __WALL | WNOHANG)`, decoded.
+pub fn wait_nohang(tid: u32) -> Result<Waited, Errno> {
+    let mut status = 0;
+    // SAFETY: waitpid writes one int.
+    let rc = unsafe {
+        libc::waitpid(
+            tid as libc::pid_t,
+            &mut status,
+            libc::__WALL | libc::WNOHANG,
+        )
+    };
+    match Errno::result(rc)? {
+        0 => Ok(Waited::StillAlive),
+        _ => Ok(decode_wait(status)),
+    }
+}
+
 /// The full xstate (`PTRACE_GETREGSET` of `NT_X86_XSTATE`) into `buf`;
 /// returns the bytes the kernel filled.
 pub fn xstate(tid: u32, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -240,4 +312,26 @@ pub fn robust_list(tid: u32) -> super::Result<(u64, u64)> {
         return Err(SyscallError::last("get_robust_list"));
     }
     Ok((head, len as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_status_is_decoded_whatever_the_signal() {
+        let stopped = |signal: i32| (signal << 8) | 0x7f;
+        // A realtime signal on its way: nix's WaitStatus cannot hold it.
+        assert_eq!(decode_wait(stopped(44)), Waited::Signal(44));
+        assert_eq!(
+            decode_wait(stopped(libc::SIGUSR1)),
+            Waited::Signal(libc::SIGUSR1)
+        );
+        // PTRACE_EVENT_STOP (128), as an interrupt or a group stop reports it.
+        let event = ((128 << 8 | libc::SIGTRAP) << 8) | 0x7f;
+        assert_eq!(decode_wait(event), Waited::Event(128));
+        assert_eq!(decode_wait(stopped(libc::SIGTRAP | 0x80)), Waited::Syscall);
+        assert_eq!(decode_wait(3 << 8), Waited::Exited);
+        assert_eq!(decode_wait(libc::SIGKILL), Waited::Exited);
+    }
 }

@@ -32,11 +32,8 @@
 
 use std::time::{Duration, Instant};
 
-use nix::{
-    errno::Errno,
-    sys::{ptrace, wait::WaitStatus},
-    unistd::Pid,
-};
+use super::ptrace::Waited;
+use nix::{errno::Errno, sys::ptrace, unistd::Pid};
 use suspend_common::{
     client_block::{CLIENT_BLOCK_MAGIC, ClientBlock},
     trampoline::{self, WAIT_S, save},
@@ -359,10 +356,9 @@ impl Borrowed {
             // An interrupt still pending (one that came while the thread
             // was stopping for a signal) stops it again before it runs:
             // let it go on.
-            use nix::sys::wait::{WaitPidFlag, waitpid};
-            match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
-                Ok(WaitStatus::PtraceEvent(..)) => {
+            match crate::sys::ptrace::wait_nohang(tid) {
+                Ok(Waited::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(Waited::Event(_)) => {
                     ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
                     continue;
                 }
@@ -403,7 +399,7 @@ impl Borrowed {
         super::ptrace::interrupt(tid).map_err(err("PTRACE_INTERRUPT"))?;
         loop {
             match super::ptrace::wait_tid(tid) {
-                Ok(WaitStatus::PtraceEvent(..)) => break,
+                Ok(Waited::Event(_)) => break,
                 Ok(other) => {
                     return Err(InjectError::Unexpected {
                         tid,
@@ -519,10 +515,10 @@ fn put_back(
     loop {
         match super::ptrace::wait_tid(tid) {
             // An interrupt still pending stops it first: on to the signal.
-            Ok(WaitStatus::PtraceEvent(..)) => {
+            Ok(Waited::Event(_)) => {
                 ptrace::cont(pid, None).map_err(err("PTRACE_CONT"))?;
             }
-            Ok(WaitStatus::Stopped(_, signal)) => return Ok(Some(signal as i32)),
+            Ok(Waited::Signal(signal)) => return Ok(Some(signal)),
             Ok(other) => {
                 return Err(InjectError::Unexpected {
                     tid,

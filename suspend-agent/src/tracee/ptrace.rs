@@ -4,17 +4,10 @@
 //! ptrace ties a tracee to the tracer *thread* that attached: every request
 //! for a frozen process must come from the thread that froze it.
 
-use nix::{
-    errno::Errno,
-    sys::{
-        ptrace,
-        signal::Signal,
-        wait::{WaitPidFlag, WaitStatus, waitpid},
-    },
-    unistd::Pid,
-};
+use nix::{errno::Errno, sys::ptrace, unistd::Pid};
 
 use crate::sys::ptrace as sys;
+pub use crate::sys::ptrace::Waited;
 
 fn pid(tid: u32) -> Pid {
     Pid::from_raw(tid as i32)
@@ -48,17 +41,18 @@ impl PtraceError {
 /// reported only after every other thread of its group was reaped, so a
 /// blocking wait on it could wait forever when the process is killed while
 /// frozen. This polls, and says `Exited` for a thread that is a zombie or
-/// gone.
-pub fn wait_tid(tid: u32) -> Result<WaitStatus, Errno> {
+/// gone. Decoded from the raw status (`sys::ptrace::Waited`): a stop for a
+/// realtime signal is reported as any other.
+pub fn wait_tid(tid: u32) -> Result<Waited, Errno> {
     let mut pause = std::time::Duration::from_micros(20);
     loop {
-        match waitpid(pid(tid), Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
+        match sys::wait_nohang(tid) {
+            Ok(Waited::StillAlive) => {}
             Err(Errno::EINTR) => continue,
             other => return other,
         }
         if crate::procfs::exiting(tid) {
-            return Ok(WaitStatus::Exited(pid(tid), 0));
+            return Ok(Waited::Exited);
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(std::time::Duration::from_millis(5));
@@ -100,13 +94,13 @@ pub enum Stop {
 pub fn wait_stop(tid: u32) -> Result<Stop, Errno> {
     loop {
         match wait_tid(tid) {
-            Ok(WaitStatus::PtraceEvent(_, _, _)) => return Ok(Stop::Interrupted),
-            Ok(WaitStatus::Stopped(_, signal)) => {
+            Ok(Waited::Event(_)) => return Ok(Stop::Interrupted),
+            Ok(Waited::Signal(signal)) => {
                 // With PTRACE_SEIZE, group stops come as PTRACE_EVENT_STOP;
                 // a plain stop is a signal on its way.
-                return Ok(Stop::Signal(signal as i32));
+                return Ok(Stop::Signal(signal));
             }
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return Ok(Stop::Exited),
+            Ok(Waited::Exited) => return Ok(Stop::Exited),
             Ok(_) => continue,
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return Ok(Stop::Exited),
@@ -115,10 +109,10 @@ pub fn wait_stop(tid: u32) -> Result<Stop, Errno> {
     }
 }
 
-/// Lets `tid` go, delivering `signal` if it was stopped on its way.
+/// Lets `tid` go, delivering `signal` if it was stopped on its way (any
+/// signal, a realtime one too).
 pub fn detach(tid: u32, signal: Option<i32>) -> Result<(), Errno> {
-    let signal = signal.and_then(|s| Signal::try_from(s).ok());
-    ptrace::detach(pid(tid), signal)
+    sys::detach(tid, signal.unwrap_or(0))
 }
 
 /// Waits for a killed tracee to be gone, so it does not linger as a zombie
@@ -131,11 +125,11 @@ pub fn reap(tid: u32) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut pause = std::time::Duration::from_micros(20);
     loop {
-        match waitpid(pid(tid), Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) => return,
+        match sys::wait_nohang(tid) {
+            Ok(Waited::Exited) => return,
             Err(Errno::EINTR) => continue,
             Err(_) => return, // not (or no longer) ours
-            Ok(WaitStatus::StillAlive) => {
+            Ok(Waited::StillAlive) => {
                 if std::time::Instant::now() >= deadline {
                     log::warn!("thread {tid} was killed but is still not gone; left to the kernel");
                     return;
@@ -219,4 +213,58 @@ pub fn seccomp_filters(tid: u32) -> Result<Vec<(u64, Vec<u8>)>, Errno> {
 /// The thread's robust futex list: (head, length).
 pub fn robust_list(tid: u32) -> crate::sys::Result<(u64, u64)> {
     sys::robust_list(tid)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Read as _,
+        process::{Command, Stdio},
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    /// A realtime signal sent to a traced thread stops it on its way; the
+    /// wait reports it and the detach delivers it (both once lost it:
+    /// `nix`'s wait failed with `EINVAL` on it, its detach dropped it).
+    #[test]
+    fn a_realtime_signal_stopped_on_its_way_is_reported_and_delivered() {
+        let rt = libc::SIGRTMIN() + 10;
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "trap 'echo got; exit 0' {rt}; echo ready; while :; do sleep 0.01; done"
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("bash");
+        let tid = child.id();
+        let mut out = child.stdout.take().expect("piped");
+        let mut ready = [0u8; 6];
+        out.read_exact(&mut ready).expect("ready");
+        seize(tid).expect("PTRACE_SEIZE");
+        crate::sys::process::kill(tid, rt).expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stop = loop {
+            match wait_stop(tid) {
+                // A stop for the sleep child's SIGCHLD may come first.
+                Ok(Stop::Signal(s)) if s != rt => detach_and_seize(tid, s),
+                other => break other,
+            }
+            assert!(Instant::now() < deadline, "no stop for signal {rt}");
+        };
+        assert_eq!(stop, Ok(Stop::Signal(rt)));
+        detach(tid, Some(rt)).expect("PTRACE_DETACH");
+        let mut said = String::new();
+        out.read_to_string(&mut said).expect("its output");
+        assert_eq!(said.trim(), "got", "the signal was delivered on detach");
+        assert!(child.wait().expect("wait").success());
+    }
+
+    /// Lets `tid` go with `signal` and traces it again.
+    fn detach_and_seize(tid: u32, signal: i32) {
+        detach(tid, Some(signal)).expect("PTRACE_DETACH");
+        seize(tid).expect("PTRACE_SEIZE");
+    }
 }
