@@ -173,11 +173,11 @@ pub fn resume(dir: &Path, options: &Options) -> Result<Resumed, RestoreError> {
     validate::directory(&image)?;
     validate::image(&image)?;
     let vdso = validate::vdso(&image, options.vdso_proxy, &options.vdso_hide)?;
-    let opened = open::all(&image, options)?;
-    let placed = opened.placed.clone();
+    let mut opened = open::all(&image, options)?;
+    let placed = std::mem::take(&mut opened.placed);
     let created = create(&image, options, opened, &vdso);
     if created.is_err() {
-        crate::state::carried::remove(&placed);
+        placed.undo();
     }
     let (pid, told_client) = created?;
     Ok(Resumed {

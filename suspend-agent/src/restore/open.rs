@@ -57,7 +57,7 @@ pub struct Opened {
     pub stdio: [Option<OwnedFd>; 3],
     /// Carried files made here (`state::carried`): removed if the resume
     /// fails.
-    pub placed: Vec<PathBuf>,
+    pub placed: carried::Made,
 }
 
 /// Where an opened file goes in [`Opened`].
@@ -195,7 +195,7 @@ pub fn all(image: &Image, options: &Options) -> Result<Opened, RestoreError> {
             Ok(out)
         }
         Err(e) => {
-            carried::remove(&placed);
+            placed.undo();
             Err(e)
         }
     }

@@ -4,8 +4,9 @@
 //! (with the deleted files', under `--unlinked-max`), read while the
 //! process is frozen ([`read`]); a resume where the path does not exist
 //! makes the file there first, as the process's user, with those bytes,
-//! its mode and its mtime ([`place`]), so the file's ordinary check then
-//! finds the very contents it had. Where the path exists, nothing is
+//! its mode and its mtime ([`place`]; removed again, as that user and only
+//! if still the file made, if the resume fails: [`Made::undo`]), so the
+//! file's ordinary check then finds the very contents it had. Where the path exists, nothing is
 //! made: the file there is checked as any other (equal, or refused naming
 //! it) — a carried file never replaces one.
 //!
@@ -15,7 +16,7 @@
 
 use std::{
     fs, io,
-    os::unix::fs::{FileExt as _, OpenOptionsExt as _, PermissionsExt as _},
+    os::unix::fs::{FileExt as _, MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
 };
 
@@ -65,24 +66,44 @@ pub fn bytes(files: &[File]) -> u64 {
 }
 
 /// Reads each carried file of `files` (process `pid`, frozen) through
-/// `/proc/PID/fd/N` opened to read (a log opened to write only reads so
-/// too): its bytes and mode. `cap`: what they may take (with the deleted
-/// files', counted by the caller).
+/// `/proc/PID/fd/N` opened to read as the process's user (a log opened to
+/// write only reads so too, if its user may read it: the copy a resume
+/// makes is the user's, so it must hold nothing the user could not
+/// read): its bytes and mode. `cap`: what they may take together (what
+/// the deleted files' left, counted by the caller).
 pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), (String, io::Error)> {
+    if files.iter().all(|f| f.carried.is_none()) {
+        return Ok(());
+    }
+    let status = format!("/proc/{pid}/status");
+    let creds = fs::read_to_string(&status)
+        .ok()
+        .and_then(|text| super::credentials::parse(&text))
+        .ok_or_else(|| (status.clone(), io::Error::other("no credentials in it")))?;
+    let user = super::identity::user_of(&creds);
+    let mut left = cap;
     for f in files.iter_mut() {
         let Some(c) = f.carried.as_mut() else {
             continue;
         };
         let path = format!("/proc/{pid}/fd/{}", f.fd);
         let err = |e| (format!("{path} ({}, carried)", f.path), e);
-        let file = fs::File::open(&path).map_err(err)?;
+        let file = creds::as_user(&user, || fs::File::open(&path))
+            .and_then(|r| r)
+            .map_err(|e| {
+                err(io::Error::new(
+                    e.kind(),
+                    format!("opening it to read as uid {}: {e}", user.fsuid),
+                ))
+            })?;
         let meta = file.metadata().map_err(err)?;
-        if meta.len() > cap {
+        if meta.len() > left {
             return Err(err(io::Error::other(format!(
-                "{} bytes, more than --unlinked-max {cap} leaves",
+                "{} bytes, more than the {left} --unlinked-max leaves",
                 meta.len()
             ))));
         }
+        left -= meta.len();
         let mut data = vec![0u8; meta.len() as usize];
         file.read_exact_at(&mut data, 0).map_err(err)?;
         c.mode = meta.permissions().mode() & 0o7777;
@@ -91,8 +112,7 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), (String, io::E
         // read now, with the bytes.
         if let Some(id) = f.id.as_mut() {
             id.size = meta.len();
-            id.mtime_ns = std::os::unix::fs::MetadataExt::mtime(&meta) * 1_000_000_000
-                + std::os::unix::fs::MetadataExt::mtime_nsec(&meta);
+            id.mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
         }
     }
     Ok(())
@@ -101,12 +121,49 @@ pub fn read(pid: u32, files: &mut [File], cap: u64) -> Result<(), (String, io::E
 // Restore: made by the resume command, as the process's user, before the
 // process's files are opened.
 
+/// The carried files a resume made, as whom: removed by [`Made::undo`]
+/// if the resume fails.
+#[derive(Debug, Default)]
+pub struct Made {
+    user: Option<creds::FsUser>,
+    /// Each file made: its path, and its device, inode and change time.
+    files: Vec<(PathBuf, (u64, u64, i64))>,
+}
+
+impl Made {
+    /// The paths made.
+    #[cfg(test)]
+    pub fn paths(&self) -> Vec<&Path> {
+        self.files.iter().map(|(p, _)| p.as_path()).collect()
+    }
+
+    /// Removes what was made, as the user that made it, each only if it
+    /// is still the file made (by device and inode, its directory reached
+    /// without a symbolic link: `creds::unlink_if_same`).
+    pub fn undo(&self) {
+        let Some(user) = &self.user else {
+            return;
+        };
+        let files = &self.files;
+        let _ = creds::as_user(user, || {
+            for (path, made) in files {
+                if let Err(e) = creds::unlink_if_same(path, *made) {
+                    log::warn!("removing the carried file {} made: {e}", path.display());
+                }
+            }
+        });
+    }
+}
+
 /// Makes each carried file of `files` that does not exist here, as
-/// `user`: created (never over anything), its bytes written, its mode and
-/// mtime set last. Returns the paths made (for [`remove`] if the resume
-/// fails); what cannot be made is refused naming it.
-pub fn place(files: &[File], user: &creds::FsUser) -> Result<Vec<PathBuf>, super::files::Conflict> {
-    let mut made = Vec::new();
+/// `user`: created (never over anything, no symbolic link followed on the
+/// way), its bytes written, its mode and mtime set last. What cannot be
+/// made is refused naming it (what was made before it removed).
+pub fn place(files: &[File], user: &creds::FsUser) -> Result<Made, super::files::Conflict> {
+    let mut made = Made {
+        user: Some(user.clone()),
+        files: Vec::new(),
+    };
     for f in files {
         let Some(c) = &f.carried else {
             continue;
@@ -116,7 +173,6 @@ pub fn place(files: &[File], user: &creds::FsUser) -> Result<Vec<PathBuf>, super
             continue; // there: checked as any file is
         }
         let what = "carried file";
-        let denied = |e: io::Error| super::files::not_opened(what, &f.path, user.fsuid, e);
         let bytes = B64
             .decode(&c.data)
             .map_err(|e| super::files::Conflict::FileChanged {
@@ -127,25 +183,40 @@ pub fn place(files: &[File], user: &creds::FsUser) -> Result<Vec<PathBuf>, super
         let mtime_ns = f.id.as_ref().map_or(0, |id| id.mtime_ns);
         let result = creds::as_user(user, || make(&path, &bytes, c.mode, mtime_ns))
             .and_then(|r| r)
-            .map_err(denied);
-        if let Err(e) = result {
-            remove(&made);
-            return Err(e);
+            .map_err(|e| super::files::Conflict::FileChanged {
+                what,
+                path: f.path.clone(),
+                how: format!(
+                    "it is not here, and making it from the image as uid {} failed: {e}",
+                    user.fsuid
+                ),
+            });
+        match result {
+            Ok(id) => made.files.push((path, id)),
+            Err(e) => {
+                made.undo();
+                return Err(e);
+            }
         }
-        made.push(path);
     }
     Ok(made)
 }
 
-/// Makes `path` (which must not exist) with `bytes`, `mode` and
-/// `mtime_ns`; runs as the process's user.
-fn make(path: &Path, bytes: &[u8], mode: u32, mtime_ns: i64) -> io::Result<()> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+/// Makes `path` (which must not exist; no symbolic link followed on the
+/// way) with `bytes`, `mode` and `mtime_ns`; its device, inode and change
+/// time once made. Runs as the process's user; what it made is removed
+/// if a step fails.
+fn make(path: &Path, bytes: &[u8], mode: u32, mtime_ns: i64) -> io::Result<(u64, u64, i64)> {
+    let fd = creds::create_no_symlinks(path, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+    let file = fs::File::from(fd);
+    let made = |meta: fs::Metadata| {
+        (
+            meta.dev(),
+            meta.ino(),
+            meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        )
+    };
+    let first = made(file.metadata()?);
     let written = file
         .write_all_at(bytes, 0)
         .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
@@ -154,17 +225,19 @@ fn make(path: &Path, bytes: &[u8], mode: u32, mtime_ns: i64) -> io::Result<()> {
                 std::time::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.max(0) as u64),
             )
         });
-    if let Err(e) = written {
-        let _ = fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(())
-}
-
-/// Removes what [`place`] made (a resume that failed after it).
-pub fn remove(made: &[PathBuf]) {
-    for path in made {
-        let _ = fs::remove_file(path);
+    let last = written.and_then(|()| file.metadata());
+    match last {
+        Ok(meta) => Ok(made(meta)),
+        Err(e) => {
+            // Its change time may have moved since `first`: by inode.
+            let now = fs::symlink_metadata(path).map(made);
+            if let Ok(now) = now
+                && (now.0, now.1) == (first.0, first.1)
+            {
+                let _ = creds::unlink_if_same(path, now);
+            }
+            Err(e)
+        }
     }
 }
 
@@ -234,7 +307,7 @@ mod tests {
             effective: None,
         };
         let made = place(&files, &me).expect("placed");
-        assert_eq!(made, std::slice::from_ref(&missing));
+        assert_eq!(made.paths(), [missing.as_path()]);
         assert_eq!(fs::read(&missing).unwrap(), b"hello");
         let meta = fs::metadata(&missing).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
@@ -244,8 +317,15 @@ mod tests {
             1_700_000_000_123_456_789
         );
         assert_eq!(fs::read(&there).unwrap(), b"other", "never replaced");
-        remove(&made);
-        assert!(!missing.exists());
+        // Replaced since by another file: left alone.
+        fs::remove_file(&missing).unwrap();
+        fs::write(&missing, b"new").unwrap();
+        made.undo();
+        assert_eq!(fs::read(&missing).unwrap(), b"new");
+        fs::remove_file(&missing).unwrap();
+        let made = place(&files, &me).expect("placed again");
+        made.undo();
+        assert!(!missing.exists(), "removed");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

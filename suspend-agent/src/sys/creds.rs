@@ -190,6 +190,54 @@ pub fn reopen(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Removes the file at the absolute `path` if it is still the one the
+/// caller made: device, inode and change time (ns) `(dev, ino, ctime_ns)`
+/// — an inode number is reused at once on some file systems, a change
+/// time nobody sets back. Its directory is opened without following a
+/// symbolic link ([`open_no_symlinks`]), the name looked at and removed
+/// in that very directory (`fstatat`, `unlinkat`), so a link planted
+/// since reaches nothing. `Ok(false)`: something else is there now (left
+/// alone), or nothing.
+pub fn unlink_if_same(path: &Path, (dev, ino, ctime_ns): (u64, u64, i64)) -> Result<bool> {
+    use std::os::fd::AsRawFd as _;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    let dir = open_no_symlinks(dir, libc::O_PATH | libc::O_DIRECTORY)?;
+    let name = CString::new(name.as_encoded_bytes())
+        .map_err(|_| SyscallError::of("fstatat")(io::ErrorKind::InvalidInput))?;
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatat with a valid directory fd and C string, writing one
+    // stat.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &raw mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        let e = SyscallError::last("fstatat");
+        return match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(false),
+            _ => Err(e),
+        };
+    }
+    if st.st_dev != dev
+        || st.st_ino != ino
+        || st.st_ctime * 1_000_000_000 + st.st_ctime_nsec != ctime_ns
+    {
+        return Ok(false);
+    }
+    // SAFETY: unlinkat with a valid directory fd and C string.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } < 0 {
+        return Err(SyscallError::last("unlinkat"));
+    }
+    Ok(true)
+}
+
 /// Fills `buf` with random bytes from the kernel (`getrandom`).
 pub fn random(buf: &mut [u8]) -> Result<()> {
     let mut done = 0;
