@@ -251,7 +251,16 @@ fn from_stream(mut args: Args) -> anyhow::Result<u8> {
         // Ours is the stream, read to its end.
         args.stdin = Some("/dev/null".into());
     }
-    let code = from_image(args)?;
+    let code = match from_image(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!(
+                "suspend-agent: the received image is kept in {}",
+                dir.display()
+            );
+            return Err(e);
+        }
+    };
     if code == exit::OK {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             eprintln!(

@@ -72,7 +72,8 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:DIR]", value_parser = parse_to, conflicts_with_all = ["hold", "exit", "dry_run", "check"])]
     to: Option<(String, Option<String>)>,
     /// With --to: the command that runs a command on HOST, as `SSH HOST
-    /// COMMAND` (split on blanks: `ssh -p 2222`); $SUSPEND_SSH, else ssh.
+    /// COMMAND` (split on blanks: `ssh -p 2222`); $SUSPEND_SSH, else `ssh
+    /// -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4`.
     #[arg(long, value_name = "COMMAND", requires = "to")]
     ssh: Option<String>,
     /// With --to: the agent's path on HOST.
@@ -303,6 +304,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    // A move needs this machine's keys to send the image: checked before
+    // the process is asked anything.
+    if args.to.is_some() {
+        super::to::preflight()?;
+    }
     // Held unless told otherwise.
     let hold = dir.is_some() && !args.exit && !args.leave_running;
     let image = dir.clone();
@@ -320,7 +326,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         no_compress: args.no_compress,
         no_precopy: args.no_precopy,
         portable: args.to.is_some(),
-        carry: args.carry,
+        // As the process's fds name them: absolute, symbolic links
+        // resolved.
+        carry: args
+            .carry
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect(),
     };
     // The dump itself may take long: progress lines keep coming meanwhile.
     let Reply { outcome, message } = control::call(
@@ -345,7 +357,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         ssh: args
             .ssh
             .or_else(|| std::env::var("SUSPEND_SSH").ok())
-            .unwrap_or_else(|| "ssh".into()),
+            .unwrap_or_else(|| super::to::DEFAULT_SSH.into()),
         remote_agent: args.remote_agent,
         output: args.output,
     };

@@ -4,11 +4,13 @@
 //! frozen); the image goes as one `send` stream into a command run on
 //! HOST through ssh (`suspend-agent resume -`, or `receive DIR` and
 //! `resume DIR`), which says when the process runs there. Only then is it
-//! ended here. If the other machine refuses or fails it, or the stream
-//! breaks before it was all sent, it is resumed here (exit 11). If the
-//! transport itself failed once the whole stream was sent, whether it
-//! runs there cannot be told from here: it stays held, and the message
-//! says so (exit 1) — two copies of a process are worse than a wait.
+//! ended here. If the other machine says it refused it with nothing
+//! created (the exit codes of its receive or resume that mean so), or the
+//! stream broke before it was all sent, it is resumed here (exit 11).
+//! Anything else — the transport failed once the whole stream was sent,
+//! the command there died without a word — and whether it runs there
+//! cannot be told from here: it stays held, and the message says so (exit
+//! 1). Two copies of a process are worse than a wait.
 
 use std::{
     io::{BufRead as _, BufReader, BufWriter, Write as _},
@@ -23,8 +25,12 @@ use crate::{
     image::{sign::Keys, stream},
 };
 
-/// What the remote command prints once the process runs there.
+/// What the remote command prints once the process runs there (its
+/// resume exited 0, which it does only then).
 const RUNNING: &str = "suspend-agent-moved: running";
+/// What it prints when its receive or resume exited with a code that
+/// means nothing was created (followed by the code).
+const REFUSED: &str = "suspend-agent-moved: refused";
 
 /// Where to, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +47,11 @@ pub struct Target {
     /// The file its stdout and stderr go to there (`/dev/null` if none).
     pub output: Option<String>,
 }
+
+/// The ssh command when none is given: no prompt (its stdin is the
+/// stream), and a dead peer noticed within a minute.
+pub const DEFAULT_SSH: &str =
+    "ssh -o BatchMode=yes -o ServerAliveInterval=15 -o ServerAliveCountMax=4";
 
 /// `HOST[:DIR]` as `--to` takes it: DIR absolute.
 pub fn parse_target(text: &str) -> Result<(String, Option<String>), String> {
@@ -67,19 +78,41 @@ fn quote(word: &str) -> String {
 }
 
 /// The command run on the other machine: the stream on its stdin, made
-/// an image and resumed, then [`RUNNING`] on its stdout.
+/// an image and resumed; then [`RUNNING`] on its stdout if the resume
+/// exited 0, or [`REFUSED`] and the code if the receive or the resume
+/// exited with one that means nothing was created: 1 and 9 from
+/// `receive` (a target that exists, a stream refused), 2, 9 and 10 from
+/// `resume` (a bad command line, an image refused, a pid in use; `resume
+/// -` answers as `receive` for the stream). Any other ending says nothing.
 pub fn remote_command(t: &Target) -> String {
     let agent = quote(&t.remote_agent);
     let output = quote(t.output.as_deref().unwrap_or("/dev/null"));
     let stdio = format!("--stdin /dev/null --stdout {output} --stderr {output}");
-    let resume = match &t.dir {
-        None => format!("{agent} resume {stdio} -"),
-        Some(dir) => {
-            let dir = quote(dir);
-            format!("{agent} receive {dir} && {agent} resume {stdio} {dir}")
-        }
-    };
-    format!("{resume} && echo {}", quote(RUNNING))
+    let refused = quote(REFUSED);
+    let resume = format!(
+        "{agent} resume {stdio} {}; rc=$?; case $rc in 0) echo {};; 2|9|10) echo {refused} \
+         $rc;; esac; exit $rc",
+        t.dir.as_deref().map_or("-".to_owned(), quote),
+        quote(RUNNING)
+    );
+    match &t.dir {
+        None => resume,
+        Some(dir) => format!(
+            "{agent} receive {}; rc=$?; case $rc in 0) ;; 1|9) echo {refused} $rc; exit $rc;; \
+             *) exit $rc;; esac; {resume}",
+            quote(dir)
+        ),
+    }
+}
+
+/// What the other side said, from its stdout: [`RUNNING`], [`REFUSED`],
+/// or neither.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Said {
+    #[default]
+    Nothing,
+    Running,
+    Refused,
 }
 
 /// How the other machine's side ended.
@@ -87,36 +120,61 @@ pub fn remote_command(t: &Target) -> String {
 pub enum Ending {
     /// It said the process runs there.
     Running,
-    /// It did not take it (its exit code, or the stream broke before its
-    /// end): nothing of it runs there.
+    /// Nothing of it runs there: it said it refused it, or the stream
+    /// broke before its end.
     NotThere(String),
-    /// The whole stream went and the transport failed (ssh's 255, a
-    /// signal) before it said: it may run there or not.
+    /// Neither is known: it may run there or not.
     Unknown(String),
 }
 
-/// What the other side's ending means, from what was seen: whether
-/// [`RUNNING`] came, whether the whole stream was written, and the
-/// transport's exit code (`None`: killed by a signal).
-pub fn ending(said_running: bool, sent_whole: bool, code: Option<i32>) -> Ending {
-    match (said_running, sent_whole, code) {
-        (true, ..) => Ending::Running,
-        (false, false, _) => Ending::NotThere("the stream broke before its end".into()),
-        (false, true, Some(code)) if code != 0 && code != 255 => {
-            Ending::NotThere(format!("it exited {code}"))
+/// What the other side's ending means, from what was seen: what it said,
+/// whether the whole stream was written (a stream cut short is never
+/// resumed: `receive` checks its end first), and the transport's exit
+/// code (`None`: killed by a signal).
+pub fn ending(said: Said, sent_whole: bool, code: Option<i32>) -> Ending {
+    match (said, sent_whole, code) {
+        (Said::Running, ..) => Ending::Running,
+        (Said::Refused, ..) => Ending::NotThere(format!(
+            "it refused it, nothing created there (exit {})",
+            code.map_or("by a signal".to_owned(), |c| c.to_string())
+        )),
+        (Said::Nothing, false, _) => Ending::NotThere("the stream broke before its end".into()),
+        (Said::Nothing, true, Some(code)) => Ending::Unknown(format!(
+            "the command there ended with {code} without saying whether it runs"
+        )),
+        (Said::Nothing, true, None) => {
+            Ending::Unknown("the transport was killed by a signal".into())
         }
-        (false, true, Some(0)) => {
-            Ending::Unknown("the command there ended well but never said the process runs".into())
-        }
-        (false, true, Some(code)) => Ending::Unknown(format!("the transport exited {code}")),
-        (false, true, None) => Ending::Unknown("the transport was killed by a signal".into()),
     }
+}
+
+/// Checks, before anything is asked of the process, what the move needs
+/// here: the keys an image is sent with.
+pub fn preflight() -> anyhow::Result<()> {
+    Keys::system()?.trusted()?;
+    Ok(())
 }
 
 /// Moves held process `pid` (its image in `image`) to `t.host`; `made`:
 /// the image directory was made for the move (removed once it runs
-/// there).
+/// there). An error on the way leaves it held here, and says so.
 pub fn finish(t: &Target, pid: u32, image: &Path, made: bool) -> anyhow::Result<u8> {
+    // Interrupted from the terminal now, the move still ends with a word:
+    // the transport (in the same process group) ends, and what is then
+    // known decides.
+    if let Err(e) = crate::sys::process::ignore_terminal_signals() {
+        eprintln!("suspend-agent: {e}: an interrupt now would leave pid {pid} held, unsaid");
+    }
+    move_held(t, pid, image, made).map_err(|e| {
+        e.context(format!(
+            "pid {pid} stays held here, its image in {}: `suspend-agent resume {pid}` brings it \
+             back here",
+            image.display()
+        ))
+    })
+}
+
+fn move_held(t: &Target, pid: u32, image: &Path, made: bool) -> anyhow::Result<u8> {
     let Some(record) = HeldRecord::find(pid)? else {
         anyhow::bail!("pid {pid} is not held after its suspend: nothing was moved");
     };
@@ -143,24 +201,27 @@ pub fn finish(t: &Target, pid: u32, image: &Path, made: bool) -> anyhow::Result<
         Ok(child) => child,
         Err(e) => {
             eprintln!("suspend-agent: running {program}: {e}");
-            return back_here(
-                pid,
-                &t.host,
-                &format!("{program} could not be run"),
-                image,
-                made,
-            );
+            let why = format!("{program} could not be run");
+            return back_here(pid, &t.host, &why, image, made);
         }
     };
     let stdout = child.stdout.take().expect("piped");
     let reader = std::thread::spawn(move || {
-        let mut said = false;
-        for line in BufReader::new(stdout).lines() {
-            match line {
-                Ok(l) if l.trim() == RUNNING => said = true,
-                Ok(l) => eprintln!("{l}"),
-                Err(_) => break,
+        let mut said = Said::Nothing;
+        let mut input = BufReader::new(stdout);
+        let mut line = Vec::new();
+        // To the end, whatever the bytes: the last word counts.
+        while input.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            if text == RUNNING {
+                said = Said::Running;
+            } else if text.starts_with(REFUSED) {
+                said = Said::Refused;
+            } else {
+                eprintln!("{text}");
             }
+            line.clear();
         }
         said
     });
@@ -176,33 +237,37 @@ pub fn finish(t: &Target, pid: u32, image: &Path, made: bool) -> anyhow::Result<
         // Dropped: the other side sees its end.
     };
     let status = child.wait()?;
-    let said_running = reader.join().unwrap_or(false);
+    let said = reader.join().unwrap_or_default();
     if let Err(e) = &sent {
         eprintln!("suspend-agent: sending {}: {e}", image.display());
     }
-    match ending(said_running, sent.is_ok(), status.code()) {
+    match ending(said, sent.is_ok(), status.code()) {
         Ending::Running => {
             let bytes = sent.as_ref().map_or(0, |m| m.bytes);
             hold::end(&record, std::time::Duration::from_secs(10)).map_err(|e| {
                 anyhow::anyhow!(
                     "pid {pid} runs on {} now, but ending it here failed: {e}; it is still held \
-                     here: kill it (never resume it here)",
+                     here: `kill -9 {pid}` (never resume it here)",
                     t.host
                 )
             })?;
             if made && let Err(e) = std::fs::remove_dir_all(image) {
                 eprintln!("suspend-agent: removing {}: {e}", image.display());
             }
+            let kept = if made {
+                String::new()
+            } else {
+                format!(
+                    " (its image stays in {}: never resume it here while it runs there)",
+                    image.display()
+                )
+            };
             println!(
-                "pid {pid} moved to {}: it runs there; {:.1} MiB sent in {:.3} s; here it is ended{}",
+                "pid {pid} moved to {}: it runs there; {:.1} MiB sent in {:.3} s; here it is \
+                 ended{kept}",
                 t.host,
                 bytes as f64 / 1048576.0,
                 started.elapsed().as_secs_f64(),
-                if made {
-                    String::new()
-                } else {
-                    format!(" (its image stays in {})", image.display())
-                }
             );
             Ok(exit::OK)
         }
@@ -211,7 +276,7 @@ pub fn finish(t: &Target, pid: u32, image: &Path, made: bool) -> anyhow::Result<
             eprintln!(
                 "suspend-agent: pid {pid}: whether it runs on {} cannot be told from here ({why}); \
                  it stays held here, its image in {}: look there (`suspend-agent list`), then \
-                 either `suspend-agent resume {pid}` here or end it here (kill {pid})",
+                 either `suspend-agent resume {pid}` here or end it here (`kill -9 {pid}`)",
                 t.host,
                 image.display()
             );
@@ -252,40 +317,95 @@ mod tests {
         assert!(parse_target("-oProxyCommand=x").is_err());
     }
 
-    #[test]
-    fn the_remote_command_resumes_the_stream_and_says_so_only_then() {
-        let mut t = Target {
+    /// The remote command, run by sh with a stand-in for the agent whose
+    /// receive and resume exit with the codes given: what it prints.
+    fn said(receive: i32, resume: i32, dir: bool) -> (String, Option<i32>) {
+        let t = Target {
             host: "b".into(),
-            dir: None,
+            dir: dir.then(|| "/img/it's".into()),
             ssh: "ssh".into(),
-            remote_agent: "suspend-agent".into(),
+            remote_agent: "agent".into(),
             output: None,
         };
-        assert_eq!(
-            remote_command(&t),
-            "'suspend-agent' resume --stdin /dev/null --stdout '/dev/null' --stderr '/dev/null' - \
-             && echo 'suspend-agent-moved: running'"
+        let script = format!(
+            "agent() {{ case $1 in receive) return {receive};; resume) return {resume};; esac; }}; {}",
+            remote_command(&t).replace("'agent'", "agent")
         );
-        t.dir = Some("/img/it's".into());
-        t.output = Some("/tmp/out".into());
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            out.status.code(),
+        )
+    }
+
+    #[test]
+    fn the_remote_command_says_running_or_refused_only_when_it_knows() {
+        let refused = |code: i32| format!("{REFUSED} {code}");
+        assert_eq!(said(0, 0, false), (RUNNING.into(), Some(0)));
+        assert_eq!(said(0, 10, false), (refused(10), Some(10)));
+        assert_eq!(said(0, 9, false), (refused(9), Some(9)));
+        // Killed, or an error that may come after the process ran: no word.
+        assert_eq!(said(0, 137, false), (String::new(), Some(137)));
+        assert_eq!(said(0, 1, false), (String::new(), Some(1)));
+        assert_eq!(said(9, 0, true), (refused(9), Some(9)));
+        assert_eq!(said(1, 0, true), (refused(1), Some(1)));
+        assert_eq!(said(0, 0, true), (RUNNING.into(), Some(0)));
+        assert_eq!(said(0, 10, true), (refused(10), Some(10)));
+        assert_eq!(said(0, 139, true), (String::new(), Some(139)));
+    }
+
+    #[test]
+    fn the_remote_command_quotes_what_it_is_given() {
+        let t = Target {
+            host: "b".into(),
+            dir: Some("/img/it's".into()),
+            ssh: "ssh".into(),
+            remote_agent: "suspend-agent".into(),
+            output: Some("/tmp/out".into()),
+        };
         let c = remote_command(&t);
         assert!(
-            c.starts_with("'suspend-agent' receive '/img/it'\\''s' && 'suspend-agent' resume"),
+            c.starts_with(r"'suspend-agent' receive '/img/it'\''s'; rc=$?;"),
             "{c}"
         );
-        assert!(c.contains("--stdout '/tmp/out' --stderr '/tmp/out' '/img/it'\\''s' && echo"));
+        assert!(
+            c.contains(r"--stdout '/tmp/out' --stderr '/tmp/out' '/img/it'\''s'; rc=$?"),
+            "{c}"
+        );
     }
 
     #[test]
     fn only_a_failure_known_to_be_there_resumes_it_here() {
-        assert_eq!(ending(true, true, Some(255)), Ending::Running);
+        assert_eq!(ending(Said::Running, true, Some(255)), Ending::Running);
         assert!(matches!(
-            ending(false, false, Some(255)),
+            ending(Said::Refused, true, Some(9)),
             Ending::NotThere(_)
         ));
-        assert!(matches!(ending(false, true, Some(9)), Ending::NotThere(_)));
-        assert!(matches!(ending(false, true, Some(255)), Ending::Unknown(_)));
-        assert!(matches!(ending(false, true, None), Ending::Unknown(_)));
-        assert!(matches!(ending(false, true, Some(0)), Ending::Unknown(_)));
+        assert!(matches!(
+            ending(Said::Nothing, false, Some(255)),
+            Ending::NotThere(_)
+        ));
+        // An exit code alone does not say: its agent may have died after
+        // the process ran.
+        assert!(matches!(
+            ending(Said::Nothing, true, Some(9)),
+            Ending::Unknown(_)
+        ));
+        assert!(matches!(
+            ending(Said::Nothing, true, Some(255)),
+            Ending::Unknown(_)
+        ));
+        assert!(matches!(
+            ending(Said::Nothing, true, None),
+            Ending::Unknown(_)
+        ));
+        assert!(matches!(
+            ending(Said::Nothing, true, Some(0)),
+            Ending::Unknown(_)
+        ));
     }
 }

@@ -348,7 +348,9 @@ pub async fn take(
         dir: dir.clone(),
         drop_unsupported: args.drop_unsupported_fds,
         skip_fd,
-        held: args.hold,
+        // Held for a move: what the image cannot hold is refused, not
+        // kept as held only (the image alone must carry it there).
+        held: args.hold && !args.portable,
         held_only,
         new_session: args.new_session,
         unlinked_max: args.unlinked_max,

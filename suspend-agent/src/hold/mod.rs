@@ -64,16 +64,24 @@ use crate::{
 /// up to `within` for it to be gone, then drops its record. `Ok(false)`:
 /// it was gone already.
 pub fn end(record: &HeldRecord, within: std::time::Duration) -> io::Result<bool> {
+    // Gone (or never the process held): no longer witnessed nor guarded,
+    // and no longer held.
+    let forget = || {
+        if let Ok(mut maps) = crate::freeze::FreezeMaps::open() {
+            maps.forget_held(record.pid, &record.tids);
+        }
+        record.remove();
+    };
     let pidfd = match crate::sys::PidFd::open(record.pid) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-            record.remove();
+            forget();
             return Ok(false);
         }
         Err(e) => return Err(io::Error::other(e)),
     };
     if procfs::start_time(record.pid).ok() != Some(record.start_time) {
-        record.remove();
+        forget();
         return Ok(false);
     }
     pidfd.send_signal(libc::SIGKILL).map_err(io::Error::other)?;
@@ -87,12 +95,8 @@ pub fn end(record: &HeldRecord, within: std::time::Duration) -> io::Result<bool>
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    // Gone (a zombie until its parent reaps it): no longer witnessed nor
-    // guarded, and no longer held.
-    if let Ok(mut maps) = crate::freeze::FreezeMaps::open() {
-        maps.forget_held(record.pid, &record.tids);
-    }
-    record.remove();
+    // Gone (a zombie until its parent reaps it).
+    forget();
     Ok(true)
 }
 

@@ -47,6 +47,19 @@ pub fn tgkill(pid: u32, tid: u32, signal: i32) -> Result<()> {
     Ok(())
 }
 
+/// Ignores the signals that end a command from its terminal or session
+/// (`SIGINT`, `SIGQUIT`, `SIGHUP`, `SIGTERM`) in this process from now
+/// on: a command whose work must end with a message either way.
+pub fn ignore_terminal_signals() -> Result<()> {
+    for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
+        // SAFETY: SIG_IGN is a valid disposition; no handler runs.
+        if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(SyscallError::last("signal"));
+        }
+    }
+    Ok(())
+}
+
 /// Sends `signal` to process `pid` (`kill`).
 pub fn kill(pid: u32, signal: i32) -> Result<()> {
     // SAFETY: kill takes two integers and no memory.
