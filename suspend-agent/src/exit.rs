@@ -31,8 +31,9 @@ pub const BAD_IMAGE: u8 = 9;
 /// `resume`: a pid or thread id the image needs is in use; nothing was
 /// created.
 pub const PID_IN_USE: u8 = 10;
-/// `suspend --to`: the other machine did not take the process (or it
-/// could not be sent); it was resumed here.
+/// `suspend --to`: the other machine said it refused the process, nothing
+/// created there (or the stream broke before its end); it was resumed
+/// here.
 pub const NOT_MOVED: u8 = 11;
 
 /// The table printed at the end of `--help`.
@@ -49,5 +50,5 @@ Exit status:
   8  unsupported: the process holds something an image cannot hold (named); nothing was frozen
   9  resume: image refused (damaged, other version, a mapped file changed or gone, CPU/kernel cannot run it); nothing created
  10  resume: a pid or thread id the image needs is in use; nothing created
- 11  suspend --to: not moved (the other machine refused or failed it, or the stream broke); it runs here again
+ 11  suspend --to: not moved (the other machine refused it, nothing created there, or the stream broke); it runs here again
     (send, receive: 9 is an image or stream refused, nothing sent or kept; 1 an existing target)";
