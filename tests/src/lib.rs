@@ -559,6 +559,20 @@ pub fn ready_pid(proc: &mut Proc) -> u32 {
     field(&proc.expect("ready"), "pid").parse().expect("pid")
 }
 
+/// Starts one-feature program `name` (`tests/c/features`), checks the first
+/// line it says (`expect` as given: `expect restored`, `expect refused
+/// …`) and waits for its `ready PID`: it and its pid. A daemon must run.
+pub fn feature(name: &str, expect: &str) -> (Proc, u32) {
+    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
+    assert_eq!(w.expect(""), expect, "{name}: {:#?}", w.seen);
+    let line = w.expect("");
+    let pid = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{name}: {line:?}, not `ready PID`"));
+    (w, pid)
+}
+
 /// Python under the preload shim running `script`; returns it and its pid
 /// once registered.
 pub fn python(script: &str) -> (Proc, u32) {

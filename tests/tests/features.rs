@@ -137,14 +137,7 @@ fn started(name: &str) -> Option<(Daemon, Proc, u32)> {
 /// Starts feature program `name` (one that expects to be restored), the
 /// daemon running; waits for its `ready PID`.
 fn spawned(name: &str) -> (Proc, u32) {
-    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
-    assert_eq!(w.expect(""), "expect restored");
-    let line = w.expect("");
-    let pid: u32 = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
-    (w, pid)
+    suspend_tests::feature(name, "expect restored")
 }
 
 /// `w` (ready as `pid`), killed once its image in `dir` was durable, is

@@ -26,7 +26,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use suspend_tests::{Daemon, ImageDir, Proc, agent, bin_dir, note, suspend};
+use suspend_tests::{Daemon, ImageDir, Proc, agent, note, suspend};
 
 /// The serial port the host reads carried files from (the third: the
 /// console and the verdict have the first two).
@@ -109,14 +109,7 @@ fn carry(port: &mut fs::File, name: &str, bytes: &[u8]) {
 
 /// Starts feature program `name`, waits for its `ready PID`.
 fn ready(name: &str) -> (Proc, u32) {
-    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
-    assert_eq!(w.expect(""), "expect restored", "{name}: {:#?}", w.seen);
-    let line = w.expect("");
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{name}: {line:?}, not `ready PID`"));
-    (w, pid)
+    suspend_tests::feature(name, "expect restored")
 }
 
 #[test]

@@ -14,8 +14,8 @@ use std::{
 };
 
 use suspend_tests::{
-    Daemon, ImageDir, Proc, agent, bin, bin_dir, field, flip_byte, note, pid_alive, ready_pid,
-    state_after, suspend,
+    Daemon, ImageDir, Proc, agent, bin, field, flip_byte, note, pid_alive, ready_pid, state_after,
+    suspend,
 };
 
 const FILES: [&str; 3] = ["meta.jsonl", "meta.sig", "pages.img"];
@@ -102,23 +102,9 @@ fn image_sent_and_received_resumes_from_the_copy() {
     r.exit_ok();
 }
 
-/// Starts feature program `name` (which, resumed, checks itself and
-/// prints `ok`); checks what it says to expect (`expect restored`, …) and
-/// waits for its `ready PID`.
-fn feature_expecting(name: &str, expect: &str) -> (Proc, u32) {
-    let mut w = Proc::spawn(bin_dir().join(format!("feature_{name}")), &[]);
-    assert_eq!(w.expect(""), expect);
-    let line = w.expect("");
-    let pid = line
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{line:?}, not `ready PID`"));
-    (w, pid)
-}
-
-/// [`feature_expecting`] a program that expects to be restored.
+/// Starts feature program `name`, which expects to be restored.
 fn feature(name: &str) -> (Proc, u32) {
-    feature_expecting(name, "expect restored")
+    suspend_tests::feature(name, "expect restored")
 }
 
 /// An executable shell script `name` in `dir` with `body`.
@@ -214,7 +200,12 @@ fn resume_dash_resumes_a_stream_and_keeps_nothing_once_it_runs() {
 
 /// What /var/lib/suspend/received holds.
 fn received_entries() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir("/var/lib/suspend/received")
+    entries("/var/lib/suspend/received")
+}
+
+/// What directory `dir` holds, sorted (nothing if it is not there).
+fn entries(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -291,15 +282,7 @@ fn moved_with_to_is_ended_here_once_it_runs_there() {
 
 /// What /var/lib/suspend/sent holds.
 fn sent_entries() -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir("/var/lib/suspend/sent")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    entries("/var/lib/suspend/sent")
 }
 
 /// `suspend --to HOST` whose other side refuses the process (here: its
@@ -365,7 +348,7 @@ fn to_refuses_what_an_image_cannot_hold_before_freezing() {
     let _daemon = Daemon::start();
     let tools = ImageDir::new("to-child-tools");
     let ssh = script(&tools, "ssh", "echo ran >> \"$0.ran\"; exit 1");
-    let (mut w, pid) = feature_expecting("child", "expect refused child process");
+    let (mut w, pid) = suspend_tests::feature("child", "expect refused child process");
     let out = agent(&[
         "suspend",
         &pid.to_string(),

@@ -27,6 +27,26 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A new image directory's path in `parent` (made if missing: root's,
+/// 0700, as the keys' directory beside it), named `NAME-SECONDS.NANOS`,
+/// which the caller (or the command it calls) creates.
+pub fn fresh_dir(parent: &std::path::Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| anyhow::anyhow!("making {}: {e}", parent.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(parent.join(format!(
+        "{name}-{}.{:09}",
+        stamp.as_secs(),
+        stamp.subsec_nanos()
+    )))
+}
+
 /// Says on stderr how far a transfer is, at most once a second.
 pub struct Meter {
     verb: &'static str,

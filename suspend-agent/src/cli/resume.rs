@@ -220,25 +220,10 @@ fn from_stream(mut args: Args) -> anyhow::Result<u8> {
         );
         return Ok(exit::USAGE);
     }
-    let parent = std::path::Path::new(RECEIVED);
-    {
-        use std::os::unix::fs::DirBuilderExt as _;
-        // Root's, 0700, as the keys' directory beside it.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| anyhow::anyhow!("making {}: {e}", parent.display()))?;
-    }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let dir = parent.join(format!(
-        "image-{}.{:09}-{}",
-        stamp.as_secs(),
-        stamp.subsec_nanos(),
-        std::process::id()
-    ));
+    let dir = super::fresh_dir(
+        std::path::Path::new(RECEIVED),
+        &format!("image-{}", std::process::id()),
+    )?;
     let received = super::receive::run(super::receive::Args {
         dir: dir.clone(),
         input: None,

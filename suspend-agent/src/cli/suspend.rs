@@ -276,21 +276,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // for the move (removed once it runs there).
     let made = args.to.is_some() && dir.is_none();
     if made {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(SENT)
-            .with_context(|| format!("making {SENT}"))?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        dir = Some(std::path::Path::new(SENT).join(format!(
-            "pid-{}-{}.{:09}",
-            args.pid,
-            stamp.as_secs(),
-            stamp.subsec_nanos()
-        )));
+        dir = Some(super::fresh_dir(
+            std::path::Path::new(SENT),
+            &format!("pid-{}", args.pid),
+        )?);
     }
     // A process just resumed lazily is asked once all its memory is back
     // (the daemon refuses it until then): within the request's timeout.

@@ -668,10 +668,16 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
         }
     }
 
+    // Its files, listed once for the two checks below that read them.
+    let files = if (!args.drop_unsupported_fds && image_alone) || !args.carry.is_empty() {
+        dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?
+    } else {
+        Vec::new()
+    };
+
     // Nor what cannot be saved (a held process keeps it: the image records
     // it as held only).
     if !args.drop_unsupported_fds && image_alone {
-        let files = dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?;
         let bad = dump::unrestorable(pid, &files)
             .into_iter()
             .chain(dump::unlinked_over_cap(&files, args.unlinked_max))
@@ -693,7 +699,7 @@ fn refusals(args: &SuspendArgs, skip_fd: Option<i32>) -> Result<Vec<String>, Tak
     // Nor a file to carry that it does not have open, or more bytes than
     // the image may carry.
     if !args.carry.is_empty() {
-        let mut files = dump::list_files(pid, skip_fd).map_err(TakeError::ListFiles)?;
+        let mut files = files;
         let mut why = crate::state::carried::choose(&mut files, &args.carry)
             .err()
             .unwrap_or_default();

@@ -518,6 +518,18 @@ pub fn decide(image: &Image<'_>, here: &Here<'_>, force_proxy: bool) -> Result<D
     Ok(Decision::Proxy { patches })
 }
 
+/// The entry at `offset` among `symbols`: its names, as a refusal says
+/// them (`` `a`/`b` ``), and its size (its longest alias's).
+fn entry_at(symbols: &[VdsoSymbol], offset: u64) -> (String, u64) {
+    let aliases = symbols.iter().filter(|a| a.offset == offset);
+    let names = aliases
+        .clone()
+        .map(|a| format!("`{}`", a.name))
+        .collect::<Vec<_>>()
+        .join("/");
+    (names, aliases.map(|a| a.size).max().unwrap_or(0))
+}
+
 /// The patches that make the image's vDSO (`old` its functions) call
 /// this kernel's (`new`): one per entry point (aliases share one), a jump
 /// to the function of the same name, else its stand-in, else hidden
@@ -538,13 +550,6 @@ pub fn patches(old: &[VdsoSymbol], new: &[VdsoSymbol]) -> Result<Vec<Patch>, Vec
         entries_seen.push(s.offset);
         // The aliases at this entry: any of them found here will do.
         let aliases: Vec<&VdsoSymbol> = old.iter().filter(|a| a.offset == s.offset).collect();
-        let names = || {
-            aliases
-                .iter()
-                .map(|a| format!("`{}`", a.name))
-                .collect::<Vec<_>>()
-                .join("/")
-        };
         let target = aliases
             .iter()
             .find_map(|a| new.iter().find(|n| n.name == a.name));
@@ -556,11 +561,10 @@ pub fn patches(old: &[VdsoSymbol], new: &[VdsoSymbol]) -> Result<Vec<Patch>, Vec
                 .unwrap_or(Entry::Hidden),
         };
         let len = entry.len();
-        let size = aliases.iter().map(|a| a.size).max().unwrap_or(0);
+        let (names, size) = entry_at(old, s.offset);
         if size < len {
             why.push(format!(
-                "{} is {size} bytes, too short for the {len} its replacement takes",
-                names()
+                "{names} is {size} bytes, too short for the {len} its replacement takes"
             ));
             continue;
         }
@@ -613,12 +617,7 @@ pub fn proxy_bytes(
     let mut out = old.to_vec();
     for p in patches {
         let code = entry_bytes(p.entry, vdso_base);
-        let size = old_symbols
-            .iter()
-            .filter(|s| s.offset == p.offset)
-            .map(|s| s.size)
-            .max()
-            .unwrap_or(0);
+        let (_, size) = entry_at(old_symbols, p.offset);
         let at = p.offset as usize;
         let skip = if out.get(at..at + 4) == Some(&ENDBR64) && size >= 4 + code.len() as u64 {
             4
@@ -652,15 +651,9 @@ pub fn hidden(patches: &[Patch], symbols: &[VdsoSymbol], base: u64) -> Vec<Hidde
         .iter()
         .filter(|p| p.entry == Entry::Hidden)
         .map(|p| {
-            let aliases: Vec<&VdsoSymbol> =
-                symbols.iter().filter(|s| s.offset == p.offset).collect();
-            let size = aliases.iter().map(|a| a.size).max().unwrap_or(0);
+            let (names, size) = entry_at(symbols, p.offset);
             Hidden {
-                names: aliases
-                    .iter()
-                    .map(|a| format!("`{}`", a.name))
-                    .collect::<Vec<_>>()
-                    .join("/"),
+                names,
                 start: base + p.offset,
                 end: base + p.offset + size.max(1),
             }
